@@ -1,0 +1,3 @@
+"""The e2echat terminal client."""
+
+__version__ = "0.1.0"
