@@ -1,0 +1,70 @@
+"""Protocol v1 constants: the subprotocol name, default limits, error and close codes."""
+
+from enum import IntEnum, StrEnum
+
+PROTOCOL_VERSION = 1
+SUBPROTOCOL = "e2echat.v1"
+
+# Default limits (a relay may configure lower ones and announces its own in `challenge`).
+MAX_FRAME = 64 * 1024
+MAX_BODY = 47 * 1024  # base64 of 47 KiB plus a frame's other fields fits in MAX_FRAME
+MAX_MEMBERS = 1000
+MAX_ROOMS_PER_USER = 200
+HISTORY_COUNT = 10_000
+HISTORY_AGE_S = 30 * 86_400
+MAILBOX_MAX = 10_000
+RATE = 30
+BURST = 60
+HANDSHAKE_TIMEOUT_S = 10
+MAX_CONN_PER_IP = 256
+
+# Hard caps of the wire format itself: no relay may configure past these.
+MAX_MEMBERS_CAP = 100_000
+MAX_NAME_CHARS = 32
+MAX_ROOM_NAME_CHARS = 32
+MAX_DESCRIPTION_CHARS = 200
+MAX_STATUS_TEXT_CHARS = 64
+MAX_REQUEST_ID_CHARS = 64
+MAX_ERROR_MESSAGE_CHARS = 500
+MAX_RELAY_NAME_CHARS = 64
+MAX_SYNC_LIMIT = 1000
+MAX_LIST_ITEMS = 10_000
+MAX_SEQ = 2**53 - 1  # the largest integer every JSON implementation keeps exactly
+MAX_PREKEY_ID = 2**32 - 1
+
+KEY_BYTES = 32
+SIG_BYTES = 64
+NONCE_BYTES = 32
+ROOM_ID_BYTES = 16
+SALT_BYTES = 16
+TOKEN_BYTES = 32
+
+
+class ErrorCode(StrEnum):
+    """The `code` of an `error` frame."""
+
+    BAD_FRAME = "bad_frame"
+    UNSUPPORTED = "unsupported"
+    UNAUTHENTICATED = "unauthenticated"
+    AUTH_FAILED = "auth_failed"
+    NAME_TAKEN = "name_taken"
+    NO_SUCH_ROOM = "no_such_room"
+    ROOM_FULL = "room_full"
+    FORBIDDEN = "forbidden"
+    NOT_MEMBER = "not_member"
+    TOO_LARGE = "too_large"
+    RATE_LIMITED = "rate_limited"
+    UNAVAILABLE = "unavailable"
+    INTERNAL = "internal"
+
+
+class CloseCode(IntEnum):
+    """WebSocket close codes the relay uses."""
+
+    NORMAL = 1000
+    GOING_AWAY = 1001
+    POLICY = 1008
+    TOO_LARGE = 1009
+    AUTH_FAILED = 4401
+    HANDSHAKE_TIMEOUT = 4408
+    RATE_LIMIT = 4429

@@ -1,0 +1,368 @@
+"""Every frame of protocol v1 as a msgspec Struct.
+
+Each direction is one tagged union on ``"type"``; structs forbid unknown fields and every
+value is bounded, so decoding a frame is also validating it. Bytes travel as standard
+base64 with padding. The JSON key ``from`` is the attribute ``sender`` (a Python keyword).
+"""
+
+from typing import Annotated, Literal
+
+import msgspec
+
+from e2echat.protocol import constants as c
+from e2echat.protocol.constants import ErrorCode
+from e2echat.protocol.names import validate_display_text, validate_room_name, validate_user_name
+
+
+def _exact_bytes(size: int) -> msgspec.Meta:
+    return msgspec.Meta(min_length=size, max_length=size)
+
+
+PublicKey = Annotated[bytes, _exact_bytes(c.KEY_BYTES)]
+Signature = Annotated[bytes, _exact_bytes(c.SIG_BYTES)]
+RoomId = Annotated[bytes, _exact_bytes(c.ROOM_ID_BYTES)]
+Salt = Annotated[bytes, _exact_bytes(c.SALT_BYTES)]
+Body = Annotated[bytes, msgspec.Meta(min_length=1, max_length=c.MAX_BODY)]
+Seq = Annotated[int, msgspec.Meta(ge=0, le=c.MAX_SEQ)]
+Timestamp = Annotated[int, msgspec.Meta(ge=0, le=c.MAX_SEQ)]
+RequestId = Annotated[str, msgspec.Meta(min_length=1, max_length=c.MAX_REQUEST_ID_CHARS)]
+UserName = Annotated[str, msgspec.Meta(max_length=c.MAX_NAME_CHARS)]
+RoomName = Annotated[str, msgspec.Meta(max_length=c.MAX_ROOM_NAME_CHARS)]
+Description = Annotated[str, msgspec.Meta(max_length=c.MAX_DESCRIPTION_CHARS)]
+StatusText = Annotated[str, msgspec.Meta(max_length=c.MAX_STATUS_TEXT_CHARS)]
+MaxMembers = Annotated[int, msgspec.Meta(ge=2, le=c.MAX_MEMBERS_CAP)]
+Count = Annotated[int, msgspec.Meta(ge=0, le=c.MAX_SEQ)]
+AccessKind = Literal["open", "secret"]
+Status = Literal["online", "away", "busy"]
+Presence_ = Literal["online", "away", "busy", "offline"]
+
+
+class _Frame(msgspec.Struct, tag_field="type", forbid_unknown_fields=True):
+    """Base of every frame: tagged on ``type``, strict about fields."""
+
+
+class _Value(msgspec.Struct, forbid_unknown_fields=True):
+    """Base of the structured values that frames carry."""
+
+
+# Shared values -------------------------------------------------------------------
+
+
+class SignedPrekey(_Value):
+    """An X25519 prekey, signed by the identity over ``prekey_transcript(id, key)``."""
+
+    id: Annotated[int, msgspec.Meta(ge=0, le=c.MAX_PREKEY_ID)]
+    key: PublicKey
+    sig: Signature
+
+
+class User(_Value):
+    key: PublicKey
+    name: UserName
+
+    def __post_init__(self) -> None:
+        validate_user_name(self.name)
+
+
+class Member(_Value):
+    key: PublicKey
+    name: UserName
+    status: Presence_
+    prekey: SignedPrekey
+    joined: Timestamp
+
+    def __post_init__(self) -> None:
+        validate_user_name(self.name)
+
+
+class RoomInfo(_Value):
+    """A room as a member sees it: sent in `welcome` and in reply to create/join."""
+
+    id: RoomId
+    name: RoomName
+    description: Description
+    max_members: MaxMembers
+    listed: bool
+    access_kind: AccessKind
+    salt: Salt | None
+    members: Annotated[list[Member], msgspec.Meta(max_length=c.MAX_MEMBERS_CAP)]
+    seq: Seq
+
+    def __post_init__(self) -> None:
+        validate_room_name(self.name)
+        validate_display_text(self.description, "room description")
+
+
+class RoomSummary(_Value):
+    """A room as anyone may see it before joining (a joiner needs the salt)."""
+
+    id: RoomId
+    name: RoomName
+    description: Description
+    max_members: MaxMembers
+    listed: bool
+    access_kind: AccessKind
+    salt: Salt | None
+    member_count: Count
+
+    def __post_init__(self) -> None:
+        validate_room_name(self.name)
+        validate_display_text(self.description, "room description")
+
+
+class RelayLimits(_Value):
+    """The limits a relay enforces, announced in `challenge`."""
+
+    max_frame: Annotated[int, msgspec.Meta(ge=1024, le=c.MAX_FRAME)]
+    max_body: Annotated[int, msgspec.Meta(ge=256, le=c.MAX_BODY)]
+    max_members: MaxMembers
+    history: Count
+    mailbox: Count
+
+
+class OpenAccess(msgspec.Struct, tag_field="kind", tag="open", forbid_unknown_fields=True):
+    """Anyone the relay admits may join (and read new messages)."""
+
+
+class SecretAccess(msgspec.Struct, tag_field="kind", tag="secret", forbid_unknown_fields=True):
+    """Joining needs a token whose BLAKE2b hash is ``verifier``; ``salt`` for password rooms."""
+
+    verifier: Annotated[bytes, _exact_bytes(c.TOKEN_BYTES)]
+    salt: Salt | None = None
+
+
+Access = OpenAccess | SecretAccess
+
+
+# Client -> relay -----------------------------------------------------------------
+
+
+class Hello(_Frame, tag="hello"):
+    key: PublicKey
+    name: UserName
+    prekey: SignedPrekey
+    sig: Signature
+
+    def __post_init__(self) -> None:
+        validate_user_name(self.name)
+
+
+class CreateRoom(_Frame, tag="create_room"):
+    name: RoomName
+    access: Access
+    description: Description = ""
+    max_members: MaxMembers | None = None
+    listed: bool = True
+    id: RequestId | None = None
+
+    def __post_init__(self) -> None:
+        validate_room_name(self.name)
+        validate_display_text(self.description, "room description")
+
+
+class JoinRoom(_Frame, tag="join_room"):
+    name: RoomName
+    token: Annotated[bytes, _exact_bytes(c.TOKEN_BYTES)] | None = None
+    id: RequestId | None = None
+
+    def __post_init__(self) -> None:
+        validate_room_name(self.name)
+
+
+class LeaveRoom(_Frame, tag="leave_room"):
+    room: RoomId
+    id: RequestId | None = None
+
+
+class MembersRequest(_Frame, tag="members"):
+    room: RoomId
+    id: RequestId | None = None
+
+
+class ListRooms(_Frame, tag="list_rooms"):
+    id: RequestId | None = None
+
+
+class Lookup(_Frame, tag="lookup"):
+    name: RoomName
+    id: RequestId | None = None
+
+    def __post_init__(self) -> None:
+        validate_room_name(self.name)
+
+
+class PrekeyUpdate(_Frame, tag="prekey"):
+    prekey: SignedPrekey
+    id: RequestId | None = None
+
+
+class Send(_Frame, tag="send"):
+    room: RoomId
+    body: Body
+    id: RequestId | None = None
+
+
+class DirectSend(_Frame, tag="direct"):
+    to: PublicKey
+    body: Body
+    id: RequestId | None = None
+
+
+class Ack(_Frame, tag="ack"):
+    mailbox: Seq
+    id: RequestId | None = None
+
+
+class Sync(_Frame, tag="sync"):
+    room: RoomId
+    after: Seq
+    limit: Annotated[int, msgspec.Meta(ge=1, le=c.MAX_SYNC_LIMIT)] | None = None
+    id: RequestId | None = None
+
+
+class SetStatus(_Frame, tag="status"):
+    status: Status
+    text: StatusText | None = None
+    id: RequestId | None = None
+
+    def __post_init__(self) -> None:
+        if self.text is not None:
+            validate_display_text(self.text, "status text")
+
+
+ClientFrame = (
+    Hello
+    | CreateRoom
+    | JoinRoom
+    | LeaveRoom
+    | MembersRequest
+    | ListRooms
+    | Lookup
+    | PrekeyUpdate
+    | Send
+    | DirectSend
+    | Ack
+    | Sync
+    | SetStatus
+)
+
+
+# Relay -> client -----------------------------------------------------------------
+
+
+class Challenge(_Frame, tag="challenge"):
+    v: Annotated[int, msgspec.Meta(ge=1, le=255)]
+    relay: Annotated[str, msgspec.Meta(min_length=1, max_length=c.MAX_RELAY_NAME_CHARS)]
+    nonce: Annotated[bytes, _exact_bytes(c.NONCE_BYTES)]
+    limits: RelayLimits
+
+    def __post_init__(self) -> None:
+        validate_display_text(self.relay, "relay name")
+
+
+class Welcome(_Frame, tag="welcome"):
+    user: User
+    rooms: Annotated[list[RoomInfo], msgspec.Meta(max_length=c.MAX_LIST_ITEMS)]
+    mailbox: Count
+
+
+class RoomReply(_Frame, tag="room"):
+    room: RoomInfo
+    id: RequestId | None = None
+
+
+class MemberJoined(_Frame, tag="member_joined"):
+    room: RoomId
+    member: Member
+
+
+class MemberLeft(_Frame, tag="member_left"):
+    room: RoomId
+    key: PublicKey
+
+
+class MembersList(_Frame, tag="members"):
+    room: RoomId
+    members: Annotated[list[Member], msgspec.Meta(max_length=c.MAX_MEMBERS_CAP)]
+    id: RequestId | None = None
+
+
+class RoomList(_Frame, tag="rooms"):
+    rooms: Annotated[list[RoomSummary], msgspec.Meta(max_length=c.MAX_LIST_ITEMS)]
+    id: RequestId | None = None
+
+
+class SummaryReply(_Frame, tag="summary"):
+    room: RoomSummary
+    id: RequestId | None = None
+
+
+class Message(_Frame, tag="message"):
+    room: RoomId
+    seq: Seq
+    ts: Timestamp
+    sender: PublicKey = msgspec.field(name="from")
+    body: Body
+
+
+class DirectDelivery(_Frame, tag="direct"):
+    sender: PublicKey = msgspec.field(name="from")
+    seq: Seq
+    ts: Timestamp
+    body: Body
+
+
+class Sent(_Frame, tag="sent"):
+    seq: Seq
+    ts: Timestamp
+    room: RoomId | None = None
+    id: RequestId | None = None
+
+
+class Synced(_Frame, tag="synced"):
+    room: RoomId
+    seq: Seq
+    id: RequestId | None = None
+
+
+class Presence(_Frame, tag="presence"):
+    key: PublicKey
+    status: Presence_
+    text: StatusText | None = None
+    last_seen: Timestamp | None = None
+
+    def __post_init__(self) -> None:
+        if self.text is not None:
+            validate_display_text(self.text, "status text")
+
+
+class Ok(_Frame, tag="ok"):
+    id: RequestId | None = None
+
+
+class Error(_Frame, tag="error"):
+    code: ErrorCode
+    message: Annotated[str, msgspec.Meta(max_length=c.MAX_ERROR_MESSAGE_CHARS)]
+    id: RequestId | None = None
+
+    def __post_init__(self) -> None:
+        validate_display_text(self.message, "error message")
+
+
+RelayFrame = (
+    Challenge
+    | Welcome
+    | RoomReply
+    | MemberJoined
+    | MemberLeft
+    | MembersList
+    | RoomList
+    | SummaryReply
+    | Message
+    | DirectDelivery
+    | Sent
+    | Synced
+    | Presence
+    | Ok
+    | Error
+)

@@ -1,0 +1,206 @@
+"""Decoding is validation: every valid frame round-trips, everything else is a ProtocolError."""
+
+import json
+from typing import Any, get_args
+
+import msgspec
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from e2echat.protocol import (
+    MAX_BODY,
+    MAX_FRAME,
+    ClientFrame,
+    ErrorCode,
+    ProtocolError,
+    RelayFrame,
+    decode_client_frame,
+    decode_relay_frame,
+    encode_frame,
+)
+from tests.protocol.strategies import client_frames, relay_frames
+
+KEY = "A" * 43 + "="
+SIG = "A" * 86 + "=="
+PREKEY = {"id": 7, "key": KEY, "sig": SIG}
+ROOM = "AAAAAAAAAAAAAAAAAAAAAA=="
+MEMBER = {"key": KEY, "name": "bob", "status": "online", "prekey": PREKEY, "joined": 1}
+ROOM_INFO = {
+    "id": ROOM,
+    "name": "lobby",
+    "description": "",
+    "max_members": 1000,
+    "listed": True,
+    "access_kind": "open",
+    "salt": None,
+    "members": [MEMBER],
+    "seq": 3,
+}
+SUMMARY = {k: v for k, v in ROOM_INFO.items() if k not in {"members", "seq"}} | {"member_count": 1}
+
+CLIENT_EXAMPLES: dict[str, dict[str, Any]] = {
+    "hello": {"key": KEY, "name": "alice", "prekey": PREKEY, "sig": SIG},
+    "create_room": {"id": "1", "name": "lobby", "access": {"kind": "open"}},
+    "join_room": {"name": "lobby", "token": KEY},
+    "leave_room": {"room": ROOM},
+    "members": {"room": ROOM},
+    "list_rooms": {},
+    "lookup": {"name": "lobby"},
+    "prekey": {"prekey": PREKEY},
+    "send": {"room": ROOM, "body": "AQID"},
+    "direct": {"to": KEY, "body": "AQID"},
+    "ack": {"mailbox": 4},
+    "sync": {"room": ROOM, "after": 0, "limit": 100},
+    "status": {"status": "away", "text": "lunch"},
+}
+RELAY_EXAMPLES: dict[str, dict[str, Any]] = {
+    "challenge": {
+        "v": 1,
+        "relay": "relay",
+        "nonce": KEY,
+        "limits": {
+            "max_frame": MAX_FRAME,
+            "max_body": MAX_BODY,
+            "max_members": 1000,
+            "history": 10000,
+            "mailbox": 10000,
+        },
+    },
+    "welcome": {"user": {"key": KEY, "name": "alice"}, "rooms": [ROOM_INFO], "mailbox": 0},
+    "room": {"room": ROOM_INFO, "id": "1"},
+    "member_joined": {"room": ROOM, "member": MEMBER},
+    "member_left": {"room": ROOM, "key": KEY},
+    "members": {"room": ROOM, "members": [MEMBER]},
+    "rooms": {"rooms": [SUMMARY]},
+    "summary": {"room": SUMMARY},
+    "message": {"room": ROOM, "seq": 1, "ts": 2, "from": KEY, "body": "AQID"},
+    "direct": {"from": KEY, "seq": 1, "ts": 2, "body": "AQID"},
+    "sent": {"room": ROOM, "seq": 1, "ts": 2},
+    "synced": {"room": ROOM, "seq": 1},
+    "presence": {"key": KEY, "status": "offline", "last_seen": 5},
+    "ok": {"id": "x"},
+    "error": {"code": "forbidden", "message": "Wrong password."},
+}
+
+
+def _tags(union: Any) -> set[str]:
+    return {cls.__struct_config__.tag for cls in get_args(union)}
+
+
+def test_examples_cover_every_frame_type() -> None:
+    assert set(CLIENT_EXAMPLES) == _tags(ClientFrame)
+    assert set(RELAY_EXAMPLES) == _tags(RelayFrame)
+
+
+@pytest.mark.parametrize(("tag", "fields"), CLIENT_EXAMPLES.items())
+def test_client_example_round_trips(tag: str, fields: dict[str, Any]) -> None:
+    raw = json.dumps({"type": tag, **fields})
+    frame = decode_client_frame(raw)
+    assert frame.__struct_config__.tag == tag
+    assert decode_client_frame(encode_frame(frame)) == frame
+
+
+@pytest.mark.parametrize(("tag", "fields"), RELAY_EXAMPLES.items())
+def test_relay_example_round_trips(tag: str, fields: dict[str, Any]) -> None:
+    raw = json.dumps({"type": tag, **fields})
+    frame = decode_relay_frame(raw)
+    assert frame.__struct_config__.tag == tag
+    assert decode_relay_frame(encode_frame(frame)) == frame
+
+
+def test_from_is_the_wire_name_of_sender() -> None:
+    frame = decode_relay_frame(json.dumps({"type": "message", **RELAY_EXAMPLES["message"]}))
+    assert json.loads(encode_frame(frame))["from"] == KEY
+
+
+@settings(max_examples=150)
+@given(client_frames)
+def test_every_valid_client_frame_round_trips(frame: Any) -> None:
+    assert decode_client_frame(encode_frame(frame)) == frame
+
+
+@settings(max_examples=150)
+@given(relay_frames)
+def test_every_valid_relay_frame_round_trips(frame: Any) -> None:
+    assert decode_relay_frame(encode_frame(frame)) == frame
+
+
+def _only_protocol_errors(data: bytes | str) -> None:
+    errors: list[ProtocolError] = []
+    for decode in (decode_client_frame, decode_relay_frame):
+        try:
+            decode(data)
+        except ProtocolError as exc:
+            errors.append(exc)
+    for error in errors:
+        assert error.code in {ErrorCode.BAD_FRAME, ErrorCode.TOO_LARGE}
+        assert error.message
+
+
+@settings(max_examples=300)
+@given(st.binary(max_size=200))
+def test_arbitrary_bytes_only_raise_protocol_error(data: bytes) -> None:
+    _only_protocol_errors(data)
+
+
+_json = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(),
+    lambda children: (
+        st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=8), children, max_size=4)
+    ),
+    max_leaves=12,
+)
+
+
+@settings(max_examples=300)
+@given(_json, st.sampled_from(sorted(_tags(ClientFrame) | _tags(RelayFrame) | {"nope"})))
+def test_arbitrary_json_only_raises_protocol_error(value: Any, tag: str) -> None:
+    _only_protocol_errors(json.dumps(value))
+    if isinstance(value, dict):
+        _only_protocol_errors(json.dumps({**value, "type": tag}))
+
+
+@settings(max_examples=200)
+@given(client_frames, st.data())
+def test_mutated_valid_frames_only_raise_protocol_error(frame: Any, data: st.DataObject) -> None:
+    obj = json.loads(encode_frame(frame))
+    key = data.draw(st.sampled_from(sorted(obj)))
+    obj[key] = data.draw(_json)
+    _only_protocol_errors(json.dumps(obj))
+
+
+def test_unknown_type_is_rejected() -> None:
+    with pytest.raises(ProtocolError) as info:
+        decode_client_frame(b'{"type": "teleport"}')
+    assert info.value.code is ErrorCode.BAD_FRAME
+
+
+def test_unknown_field_is_rejected() -> None:
+    with pytest.raises(ProtocolError, match="unknown field"):
+        decode_client_frame(b'{"type": "list_rooms", "admin": true}')
+
+
+def test_relay_frame_is_not_a_client_frame() -> None:
+    raw = json.dumps({"type": "welcome", **RELAY_EXAMPLES["welcome"]})
+    with pytest.raises(ProtocolError):
+        decode_client_frame(raw)
+
+
+def test_wrong_type_is_rejected() -> None:
+    with pytest.raises(ProtocolError, match="mailbox"):
+        decode_client_frame(b'{"type": "ack", "mailbox": "4"}')
+
+
+def test_error_does_not_echo_the_frame() -> None:
+    secret = "c2VjcmV0LXBheWxvYWQtYnl0ZXM="
+    with pytest.raises(ProtocolError) as info:
+        decode_client_frame(json.dumps({"type": "send", "room": "short", "body": secret}))
+    assert secret not in str(info.value)
+    assert "secret" not in repr(info.value)
+
+
+def test_protocol_error_is_printable() -> None:
+    err = ProtocolError(ErrorCode.FORBIDDEN, "Wrong password.")
+    assert repr(err) == "ProtocolError('forbidden', 'Wrong password.')"
+    assert isinstance(msgspec.json.encode({"code": err.code}), bytes)
