@@ -1,0 +1,132 @@
+"""Direct envelopes: signed, then sealed to the recipient's signed prekey.
+
+``body = v(1)=1 || kind(1)=0x02 || spk_id(u32 BE) || SealedBox(SPK, inner || sig)`` with
+``sig = Ed25519(length_prefixed("e2echat/v1/direct", inner))``. ``inner`` is JSON naming
+both ``from`` and ``to`` inside the signed bytes, so an envelope cannot be re-sealed to
+someone else (the sign-then-encrypt forwarding attack). Opening verifies the signature
+against the relay's claimed sender BEFORE parsing, then checks ``to``, ``from`` and
+freshness.
+"""
+
+import struct
+from typing import Annotated
+
+import msgspec
+
+from e2echat.crypto.errors import DecryptionError, EnvelopeError, MalformedError
+from e2echat.crypto.message import CHAIN_ID_SIZE, KIND_DIRECT, ROOM_ID_SIZE, VERSION, SignFn
+from e2echat.crypto.prekeys import U32, Key32, SignedPrekey
+from e2echat.crypto.primitives import SIGNATURE_SIZE, seal, seal_open, verify
+from e2echat.protocol.transcripts import length_prefixed
+
+DIRECT_LABEL = b"e2echat/v1/direct"
+MAX_AGE_MS = 7 * 24 * 3600 * 1000
+"""Oldest acceptable ``created``: a mailbox may hold an envelope while we are away."""
+MAX_SKEW_MS = 10 * 60 * 1000
+"""Largest acceptable clock skew into the future."""
+MAX_INNER = 4096
+
+_PREFIX = struct.Struct(">BBI")
+RoomId = Annotated[bytes, msgspec.Meta(min_length=ROOM_ID_SIZE, max_length=ROOM_ID_SIZE)]
+ChainId = Annotated[bytes, msgspec.Meta(min_length=CHAIN_ID_SIZE, max_length=CHAIN_ID_SIZE)]
+Proof = Annotated[bytes, msgspec.Meta(min_length=32, max_length=32)]
+Millis = Annotated[int, msgspec.Meta(ge=0, le=2**53)]
+
+
+class _Direct(msgspec.Struct, frozen=True, forbid_unknown_fields=True, tag_field="t"):
+    """Fields every direct payload carries (all inside the signed bytes)."""
+
+    sender: Key32 = msgspec.field(name="from")
+    to: Key32
+    room_id: RoomId
+    created: Millis
+
+
+class Share(_Direct, frozen=True, tag="share"):
+    """The sender's own chain ``chain_id`` at ``index``, whose chain key is ``ck``."""
+
+    chain_id: ChainId
+    index: U32
+    ck: Key32
+    proof: Proof | None = None
+
+    def __repr__(self) -> str:
+        return f"Share(chain_id={self.chain_id.hex()}, index={self.index}, ck=<redacted>)"
+
+
+class Join(_Direct, frozen=True, tag="join"):
+    """A joiner's membership proof to one member."""
+
+    proof: Proof
+
+
+class KeyRequest(_Direct, frozen=True, tag="key_request"):
+    """Asks the owner of ``chain_id`` to share it again."""
+
+    chain_id: ChainId
+    proof: Proof | None = None
+
+
+DirectPayload = Share | Join | KeyRequest
+
+_encoder = msgspec.json.Encoder()
+_decoder = msgspec.json.Decoder(DirectPayload)
+
+
+def direct_transcript(inner: bytes) -> bytes:
+    """The bytes a sender signs for a direct envelope."""
+    return length_prefixed(DIRECT_LABEL, inner)
+
+
+def seal_direct(sign: SignFn, payload: DirectPayload, prekey: SignedPrekey) -> bytes:
+    """Sign ``payload`` and seal it to ``prekey`` (already verified by the caller)."""
+    inner = _encoder.encode(payload)
+    sealed = seal(prekey.key, inner + sign(direct_transcript(inner)))
+    return _PREFIX.pack(VERSION, KIND_DIRECT, prekey.id) + sealed
+
+
+def direct_prekey_id(body: bytes) -> int:
+    """The id of the prekey a direct body is sealed to (so the right secret can be found)."""
+    if len(body) < _PREFIX.size:
+        raise MalformedError("direct body is too short")
+    version, kind, prekey_id = _PREFIX.unpack_from(body)
+    if version != VERSION or kind != KIND_DIRECT:
+        raise MalformedError("not a v1 direct body")
+    return prekey_id  # type: ignore[no-any-return]
+
+
+def open_direct(
+    body: bytes,
+    *,
+    prekey_public: bytes,
+    prekey_secret: bytes,
+    me: bytes,
+    claimed_sender: bytes,
+    now: int,
+) -> DirectPayload:
+    """Open, verify and check a direct body; raises a ``CryptoError`` on any failure.
+
+    ``claimed_sender`` is the relay's ``from``; ``now`` is Unix time in milliseconds.
+    """
+    direct_prekey_id(body)
+    try:
+        opened = seal_open(prekey_public, prekey_secret, body[_PREFIX.size :])
+    except DecryptionError:
+        raise DecryptionError("direct envelope does not open with our prekey") from None
+    if len(opened) <= SIGNATURE_SIZE or len(opened) - SIGNATURE_SIZE > MAX_INNER:
+        raise MalformedError("direct envelope has an invalid length")
+    inner, signature = opened[:-SIGNATURE_SIZE], opened[-SIGNATURE_SIZE:]
+    verify(claimed_sender, direct_transcript(inner), signature)
+    try:
+        payload: DirectPayload = _decoder.decode(inner)
+    except msgspec.DecodeError:
+        raise MalformedError("direct envelope payload is not a valid direct payload") from None
+    if payload.sender != claimed_sender:
+        raise EnvelopeError("direct envelope 'from' differs from the relay's sender")
+    if payload.to != me:
+        raise EnvelopeError("direct envelope is addressed to someone else")
+    if payload.created < now - MAX_AGE_MS:
+        raise EnvelopeError("direct envelope is too old")
+    if payload.created > now + MAX_SKEW_MS:
+        raise EnvelopeError("direct envelope is dated in the future")
+    return payload

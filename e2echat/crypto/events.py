@@ -1,0 +1,148 @@
+"""What the room-session layer reports back: values, never actions it performs itself.
+
+``Outcome`` is the return of every ``CryptoSession`` operation: direct envelopes to send
+(BEFORE any room body of the same call), decrypted messages, events for the user
+interface, and a prekey to publish. None of these hold secret material.
+"""
+
+from dataclasses import dataclass, field
+
+from e2echat.crypto.payload import RoomPayload
+from e2echat.crypto.prekeys import SignedPrekey
+
+
+@dataclass(frozen=True, slots=True)
+class OutgoingDirect:
+    """Send ``body`` as a ``direct`` frame to ``recipient`` (an identity key)."""
+
+    recipient: bytes
+    body: bytes
+
+    def __repr__(self) -> str:
+        return (
+            f"OutgoingDirect(recipient={self.recipient.hex()[:16]}, body=<{len(self.body)} bytes>)"
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Decrypted:
+    """A verified, decrypted room message; ``seq`` is the relay's, passed in on receipt."""
+
+    room_id: bytes
+    sender: bytes
+    seq: int
+    chain_id: bytes
+    index: int
+    payload: RoomPayload
+
+
+@dataclass(frozen=True, slots=True)
+class MemberValidated:
+    """We now share keys with ``member`` in ``room_id`` (proof checked, or open room)."""
+
+    room_id: bytes
+    member: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class MemberUnverified:
+    """The relay announced ``member`` but it is not validated: no keys are shared."""
+
+    room_id: bytes
+    member: bytes
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class KeyChanged:
+    """``name`` on this relay now has ``new_key`` instead of ``old_key``.
+
+    ``blocked``: the old key was verified, so nothing is shared with the new key until
+    ``CryptoSession.accept_key`` is called.
+    """
+
+    room_id: bytes
+    name: str
+    old_key: bytes
+    new_key: bytes
+    blocked: bool
+
+
+@dataclass(frozen=True, slots=True)
+class MessageDeferred:
+    """A valid-looking message whose key has not arrived: buffered and retried."""
+
+    room_id: bytes
+    sender: bytes
+    seq: int
+
+
+@dataclass(frozen=True, slots=True)
+class Undecryptable:
+    """A message that cannot be decrypted (yet): show "cannot decrypt" with ``reason``."""
+
+    room_id: bytes
+    sender: bytes
+    seq: int
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class ReplayRejected:
+    """A message whose (sender, chain, index) was already received."""
+
+    room_id: bytes
+    sender: bytes
+    seq: int
+
+
+@dataclass(frozen=True, slots=True)
+class MessageRejected:
+    """A room body that failed a check (layout, signature, AEAD, payload, room, sender)."""
+
+    room_id: bytes
+    sender: bytes
+    seq: int
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class DirectRejected:
+    """A direct envelope that failed a check."""
+
+    sender: bytes
+    reason: str
+
+
+Event = (
+    MemberValidated
+    | MemberUnverified
+    | KeyChanged
+    | MessageDeferred
+    | Undecryptable
+    | ReplayRejected
+    | MessageRejected
+    | DirectRejected
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """Everything one operation asks the caller to do or show."""
+
+    directs: list[OutgoingDirect] = field(default_factory=list)
+    messages: list[Decrypted] = field(default_factory=list)
+    events: list[Event] = field(default_factory=list)
+    publish_prekey: SignedPrekey | None = None
+    """A new signed prekey to send to the relay in a ``prekey`` frame."""
+
+
+@dataclass(frozen=True, slots=True)
+class Outgoing:
+    """A room message ready to send: send every direct in ``directs`` first, then ``body``."""
+
+    directs: list[OutgoingDirect]
+    body: bytes
+
+    def __repr__(self) -> str:
+        return f"Outgoing(directs={len(self.directs)}, body=<{len(self.body)} bytes>)"

@@ -1,0 +1,54 @@
+"""Every key derivation of the protocol, each with its own BLAKE2b personalisation.
+
+``KDF(k, label) = BLAKE2b-256(label, key=k, person=<person of that use>)``: the label is
+the hashed data and the person string (at most 16 bytes, zero-padded by libsodium)
+separates the uses, so no derived value can stand in for another. The exact bytes are
+normative (docs/crypto.md, tests/vectors/kdf.json).
+"""
+
+from e2echat.crypto.primitives import blake2b
+
+MESSAGE_KEY_PERSON = b"e2echat-mk-v1"
+CHAIN_KEY_PERSON = b"e2echat-ck-v1"
+RELAY_TOKEN_PERSON = b"e2echat-rt-v1"
+JOIN_KEY_PERSON = b"e2echat-join-v1"
+PROOF_PERSON = b"e2echat-prf-v1"
+
+MESSAGE_KEY_INPUT = b"\x01"
+CHAIN_KEY_INPUT = b"\x02"
+RELAY_TOKEN_LABEL = b"relay-token"
+JOIN_KEY_LABEL = b"join"
+
+
+def message_key(chain_key: bytes) -> bytes:
+    """``mk_i``: the AEAD key of message ``i`` from chain key ``ck_i``."""
+    return blake2b(MESSAGE_KEY_INPUT, key=chain_key, person=MESSAGE_KEY_PERSON)
+
+
+def next_chain_key(chain_key: bytes) -> bytes:
+    """``ck_{i+1}`` from ``ck_i``; one-way, so a chain key never reveals earlier ones."""
+    return blake2b(CHAIN_KEY_INPUT, key=chain_key, person=CHAIN_KEY_PERSON)
+
+
+def relay_token(room_secret: bytes) -> bytes:
+    """What a joiner shows the relay; reveals nothing that decrypts."""
+    return blake2b(RELAY_TOKEN_LABEL, key=room_secret, person=RELAY_TOKEN_PERSON)
+
+
+def verifier(token: bytes) -> bytes:
+    """What the relay stores to check a relay token: plain BLAKE2b-256, no key or person."""
+    return blake2b(token)
+
+
+def join_key(room_secret: bytes) -> bytes:
+    """The key of membership proofs; never leaves the members' devices."""
+    return blake2b(JOIN_KEY_LABEL, key=room_secret, person=JOIN_KEY_PERSON)
+
+
+def proof(join_key_: bytes, room_id: bytes, prover: bytes, verifier_key: bytes) -> bytes:
+    """``prover``'s proof to ``verifier_key`` that it knows the room secret of ``room_id``.
+
+    The inputs are fixed-size (16 + 32 + 32 bytes), so plain concatenation is unambiguous;
+    binding both keys means a proof shown to one member is useless to anyone else.
+    """
+    return blake2b(room_id + prover + verifier_key, key=join_key_, person=PROOF_PERSON)

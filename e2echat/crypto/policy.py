@@ -1,0 +1,41 @@
+"""Every limit and period of the crypto core in one place, in milliseconds and counts.
+
+The defaults are the normative values of docs/crypto.md; tests shrink them to stay fast.
+"""
+
+from dataclasses import dataclass
+
+SECOND = 1000
+MINUTE = 60 * SECOND
+DAY = 24 * 3600 * SECOND
+
+
+@dataclass(frozen=True, slots=True)
+class Policy:
+    """Limits of the ratchet, rotation periods and retention windows."""
+
+    max_jump: int = 2000
+    """Largest forward jump of a message index over the next expected one."""
+    max_skipped: int = 1000
+    """Most skipped message keys kept per inbound chain (the oldest are dropped)."""
+    skipped_ttl: int = 7 * DAY
+    """Age after which a skipped message key is deleted."""
+    rotate_messages: int = 100
+    """Our chain is replaced after this many messages."""
+    rotate_age: int = 7 * DAY
+    """... or when it is this old."""
+    inbound_grace: int = 7 * DAY
+    """How long a replaced inbound chain still decrypts late messages."""
+    prekey_rotation: int = 7 * DAY
+    """Age at which our signed prekey is replaced."""
+    prekey_grace: int = 14 * DAY
+    """How long a replaced private prekey is kept before deletion."""
+    pending_timeout: int = 30 * SECOND
+    """How long a message waits for its key before it is reported and the key requested."""
+    pending_expiry: int = 1 * DAY
+    """How long a reported message is still kept in case its key arrives."""
+    max_pending: int = 1000
+    """Most messages buffered per room while their keys are missing."""
+
+
+DEFAULT_POLICY = Policy()

@@ -1,0 +1,115 @@
+"""Typed, minimal access to the PyNaCl (libsodium) calls the crypto core is built from.
+
+Only the low-level bindings are used: they are the cheapest path into libsodium, which
+keeps our per-message overhead close to the bare calls (see docs/benchmarks.md).
+Every libsodium failure is translated into a ``CryptoError`` subclass here, once.
+"""
+
+import nacl.bindings as sodium
+import nacl.exceptions
+
+from e2echat.crypto.errors import DecryptionError, MalformedError, SignatureError
+
+KEY_SIZE = 32
+"""Size of every symmetric key, chain key, public key and room secret."""
+SIGNATURE_SIZE = 64
+NONCE_SIZE = sodium.crypto_aead_xchacha20poly1305_ietf_NPUBBYTES
+TAG_SIZE = sodium.crypto_aead_xchacha20poly1305_ietf_ABYTES
+SEAL_OVERHEAD = sodium.crypto_box_SEALBYTES
+
+
+def random_bytes(size: int) -> bytes:
+    """``size`` bytes from the operating system's CSPRNG (libsodium ``randombytes``)."""
+    return sodium.randombytes(size)
+
+
+def blake2b(data: bytes, *, key: bytes = b"", person: bytes = b"", size: int = 32) -> bytes:
+    """BLAKE2b of ``data``; ``person`` (at most 16 bytes) is zero-padded by libsodium."""
+    return sodium.crypto_generichash_blake2b_salt_personal(
+        data, digest_size=size, key=key, person=person
+    )
+
+
+def sha512(data: bytes) -> bytes:
+    """SHA-512 of ``data``."""
+    return sodium.crypto_hash_sha512(data)
+
+
+def sign(secret_key: bytes, message: bytes) -> bytes:
+    """The 64-byte detached Ed25519 signature of ``message`` (``secret_key`` is 64 bytes)."""
+    return sodium.crypto_sign(message, secret_key)[:SIGNATURE_SIZE]
+
+
+def verify(public_key: bytes, message: bytes, signature: bytes) -> None:
+    """Raise ``SignatureError`` unless ``signature`` is ``public_key``'s over ``message``."""
+    if len(signature) != SIGNATURE_SIZE or len(public_key) != KEY_SIZE:
+        raise SignatureError("signature or key has the wrong length")
+    try:
+        sodium.crypto_sign_open(signature + message, public_key)
+    except nacl.exceptions.BadSignatureError:
+        raise SignatureError("signature does not verify") from None
+
+
+def aead_encrypt(key: bytes, nonce: bytes, plaintext: bytes, aad: bytes) -> bytes:
+    """XChaCha20-Poly1305-IETF encryption: ciphertext with its 16-byte tag appended."""
+    return sodium.crypto_aead_xchacha20poly1305_ietf_encrypt(plaintext, aad, nonce, key)
+
+
+def aead_decrypt(key: bytes, nonce: bytes, ciphertext: bytes, aad: bytes) -> bytes:
+    """Open an XChaCha20-Poly1305-IETF ciphertext or raise ``DecryptionError``."""
+    try:
+        return sodium.crypto_aead_xchacha20poly1305_ietf_decrypt(ciphertext, aad, nonce, key)
+    except nacl.exceptions.CryptoError:
+        raise DecryptionError("ciphertext does not authenticate") from None
+
+
+def seal(public_key: bytes, plaintext: bytes) -> bytes:
+    """libsodium sealed box (ephemeral X25519 + XSalsa20-Poly1305) to ``public_key``."""
+    return sodium.crypto_box_seal(plaintext, public_key)
+
+
+def seal_open(public_key: bytes, secret_key: bytes, sealed: bytes) -> bytes:
+    """Open a sealed box or raise ``DecryptionError``."""
+    if len(sealed) < SEAL_OVERHEAD:
+        raise DecryptionError("sealed box is too short")
+    try:
+        return sodium.crypto_box_seal_open(sealed, public_key, secret_key)
+    except nacl.exceptions.CryptoError:
+        raise DecryptionError("sealed box does not open") from None
+
+
+def x25519_keypair() -> tuple[bytes, bytes]:
+    """A fresh X25519 key pair ``(public, secret)``."""
+    return sodium.crypto_box_keypair()
+
+
+def x25519_public(secret_key: bytes) -> bytes:
+    """The X25519 public key of ``secret_key``."""
+    return sodium.crypto_scalarmult_base(secret_key)
+
+
+def ed25519_keypair(seed: bytes) -> tuple[bytes, bytes]:
+    """The Ed25519 key pair ``(public 32, secret 64)`` of a 32-byte ``seed``."""
+    return sodium.crypto_sign_seed_keypair(seed)
+
+
+def pad(data: bytes, block: int) -> bytes:
+    """ISO/IEC 7816-4 padding (0x80 then zeros) to a non-zero multiple of ``block``."""
+    return sodium.sodium_pad(data, block)
+
+
+def unpad(data: bytes, block: int) -> bytes:
+    """Strictly remove ISO/IEC 7816-4 padding or raise ``MalformedError``."""
+    if not data or len(data) % block:
+        raise MalformedError("padded plaintext has the wrong length")
+    try:
+        return sodium.sodium_unpad(data, block)
+    except nacl.exceptions.CryptoError:
+        raise MalformedError("plaintext padding is invalid") from None
+
+
+def argon2id(password: bytes, salt: bytes, *, opslimit: int, memlimit: int) -> bytes:
+    """A 32-byte Argon2id key of ``password`` and a 16-byte ``salt``."""
+    return sodium.crypto_pwhash_alg(
+        KEY_SIZE, password, salt, opslimit, memlimit, sodium.crypto_pwhash_ALG_ARGON2ID13
+    )

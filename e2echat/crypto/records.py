@@ -1,0 +1,201 @@
+"""Typed records over a ``CryptoStore``, with a write-through cache and transactions.
+
+An operation reads through a ``Txn`` (which sees its own writes), and ``commit`` hands
+all of its writes to the store in one atomic ``apply``. An operation that raises half
+way simply never commits: this is how "state changes only when every step succeeds"
+holds everywhere, structurally. The cache holds decoded immutable records so the hot
+path (one message) decodes nothing.
+"""
+
+import struct
+from typing import Annotated, Any, TypeVar, cast
+
+import msgspec
+
+from e2echat.crypto.chain import InboundChain, OutboundChain
+from e2echat.crypto.direct import ChainId, RoomId
+from e2echat.crypto.prekeys import U32, Key32, PrekeyRecord, SignedPrekey
+from e2echat.crypto.store import CryptoStore, Write
+
+PREKEYS = "prekey"
+ROOMS = "room"
+OUTBOUND = "out"
+INBOUND = "in"
+PENDING = "pending"
+TRUST = "trust"
+
+R = TypeVar("R", bound=msgspec.Struct)
+
+
+class MemberRecord(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """A room member as we know it: ``validated`` members are the only ones we share with."""
+
+    name: str
+    prekey: SignedPrekey | None
+    announced: bool
+    validated: bool
+    blocked: bool = False
+
+
+class RoomRecord(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """A room's access mode (``join_key`` is None for open rooms) and validated roster."""
+
+    room_id: RoomId
+    join_key: Key32 | None
+    members: dict[Key32, MemberRecord] = msgspec.field(default_factory=dict)
+
+    @property
+    def secret(self) -> bool:
+        """Whether membership needs a proof (a secret room)."""
+        return self.join_key is not None
+
+    def __repr__(self) -> str:
+        kind = "secret" if self.secret else "open"
+        return f"RoomRecord(room_id={self.room_id.hex()}, {kind}, members={len(self.members)})"
+
+
+class TrustRecord(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """TOFU memory of one name on one relay; ``pending`` is a changed key awaiting acceptance."""
+
+    key: Key32
+    verified: bool = False
+    pending: Key32 | None = None
+
+
+class PendingMessage(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """A signed room message whose chain has not been shared with us yet."""
+
+    room_id: RoomId
+    sender: Key32
+    chain_id: ChainId
+    index: U32
+    seq: Annotated[int, msgspec.Meta(ge=0)]
+    body: bytes
+    received: int
+    reported: bool = False
+
+    def __repr__(self) -> str:
+        return f"PendingMessage(seq={self.seq}, index={self.index}, body=<{len(self.body)} bytes>)"
+
+
+def prekey_key(prekey_id: int) -> bytes:
+    """Store key of a prekey record."""
+    return struct.pack(">I", prekey_id)
+
+
+def inbound_key(room_id: bytes, sender: bytes, chain_id: bytes = b"") -> bytes:
+    """Store key (or prefix) of inbound chains: room || sender || chain id."""
+    return room_id + sender + chain_id
+
+
+def pending_key(message: PendingMessage) -> bytes:
+    """Store key of a pending message; duplicates of one message share it."""
+    return inbound_key(message.room_id, message.sender, message.chain_id) + struct.pack(
+        ">I", message.index
+    )
+
+
+def trust_key(relay: str, name: str) -> bytes:
+    """Store key of a TOFU record: relay, NUL, name (names contain no control characters)."""
+    return relay.encode() + b"\x00" + name.encode()
+
+
+_encoder = msgspec.msgpack.Encoder()
+_TYPES: dict[str, type[msgspec.Struct]] = {
+    PREKEYS: PrekeyRecord,
+    ROOMS: RoomRecord,
+    OUTBOUND: OutboundChain,
+    INBOUND: InboundChain,
+    PENDING: PendingMessage,
+    TRUST: TrustRecord,
+}
+_decoders = {space: msgspec.msgpack.Decoder(kind) for space, kind in _TYPES.items()}
+_DELETED: Any = object()
+
+
+class Records:
+    """Decoded, cached access to the records of one ``CryptoStore``.
+
+    Only records that exist are cached, and pending messages (read by ``scan`` only)
+    never are, so the cache holds what the store holds and no more.
+    """
+
+    def __init__(self, store: CryptoStore) -> None:
+        self._store = store
+        self._cache: dict[tuple[str, bytes], Any] = {}
+
+    def get(self, space: str, key: bytes, kind: type[R]) -> R | None:
+        """The record at ``space``/``key`` (cached after the first read)."""
+        cache_key = (space, key)
+        found = self._cache.get(cache_key)
+        if found is None:
+            raw = self._store.get(space, key)
+            if raw is None:
+                return None
+            found = _decoders[space].decode(raw)
+            self._cache[cache_key] = found
+        assert isinstance(found, kind)
+        return found
+
+    def scan(self, space: str, prefix: bytes, kind: type[R]) -> list[tuple[bytes, R]]:
+        """Every record of ``space`` under ``prefix``, in key order."""
+        decoder = _decoders[space]
+        found = [(key, decoder.decode(raw)) for key, raw in self._store.scan(space, prefix)]
+        return cast("list[tuple[bytes, R]]", found)
+
+    def begin(self) -> "Txn":
+        """A new transaction over these records."""
+        return Txn(self)
+
+    def _commit(self, writes: dict[tuple[str, bytes], Any]) -> None:
+        self._store.apply(
+            [
+                Write(space, key, None if value is _DELETED else _encoder.encode(value))
+                for (space, key), value in writes.items()
+            ]
+        )
+        for cache_key, value in writes.items():
+            if value is _DELETED or cache_key[0] == PENDING:
+                self._cache.pop(cache_key, None)
+            else:
+                self._cache[cache_key] = value
+
+
+class Txn:
+    """Buffered writes of one operation; nothing reaches the store before ``commit``."""
+
+    def __init__(self, records: Records) -> None:
+        self._records = records
+        self._writes: dict[tuple[str, bytes], Any] = {}
+
+    def get(self, space: str, key: bytes, kind: type[R]) -> R | None:
+        """The record as this transaction sees it."""
+        written = self._writes.get((space, key))
+        if written is None:
+            return self._records.get(space, key, kind)
+        return None if written is _DELETED else written
+
+    def scan(self, space: str, prefix: bytes, kind: type[R]) -> list[tuple[bytes, R]]:
+        """Every record under ``prefix`` as this transaction sees it, in key order."""
+        merged = dict(self._records.scan(space, prefix, kind))
+        for (written_space, key), value in self._writes.items():
+            if written_space == space and key.startswith(prefix):
+                if value is _DELETED:
+                    merged.pop(key, None)
+                else:
+                    merged[key] = value
+        return sorted(merged.items(), key=lambda item: item[0])
+
+    def put(self, space: str, key: bytes, record: msgspec.Struct) -> None:
+        """Set a record at commit."""
+        self._writes[(space, key)] = record
+
+    def delete(self, space: str, key: bytes) -> None:
+        """Delete a record at commit."""
+        self._writes[(space, key)] = _DELETED
+
+    def commit(self) -> None:
+        """Write everything to the store in one atomic batch."""
+        if self._writes:
+            self._records._commit(self._writes)
+            self._writes = {}

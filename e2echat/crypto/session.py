@@ -1,0 +1,598 @@
+"""The room-session layer: validated rosters, lazy sharing, rotation, receive paths.
+
+``CryptoSession`` is sans-I/O. Every method takes what arrived (relay-announced members,
+bodies with the relay's claimed sender, the current time in milliseconds) and returns
+an ``Outcome`` (directs to send, messages, events) or, for ``encrypt``, an ``Outgoing``.
+It never talks to the network or the clock. Every method runs as one ``Txn``: remote
+bad input becomes an event and changes nothing; only local misuse raises.
+"""
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+import msgspec
+
+from e2echat.crypto import chain as ratchet
+from e2echat.crypto.chain import InboundChain, OutboundChain
+from e2echat.crypto.direct import (
+    DirectPayload,
+    Join,
+    KeyRequest,
+    Share,
+    direct_prekey_id,
+    open_direct,
+    seal_direct,
+)
+from e2echat.crypto.errors import ChainError, CryptoError, ReplayError
+from e2echat.crypto.events import (
+    Decrypted,
+    DirectRejected,
+    Event,
+    KeyChanged,
+    MemberUnverified,
+    MemberValidated,
+    MessageDeferred,
+    MessageRejected,
+    Outcome,
+    Outgoing,
+    OutgoingDirect,
+    ReplayRejected,
+    Undecryptable,
+)
+from e2echat.crypto.identity import Identity
+from e2echat.crypto.message import parse_body, seal_body
+from e2echat.crypto.payload import RoomPayload, decode_payload, encode_payload
+from e2echat.crypto.policy import DEFAULT_POLICY, Policy
+from e2echat.crypto.prekeys import PrekeyRecord, SignedPrekey, new_prekey
+from e2echat.crypto.records import (
+    INBOUND,
+    OUTBOUND,
+    PENDING,
+    PREKEYS,
+    ROOMS,
+    TRUST,
+    MemberRecord,
+    PendingMessage,
+    Records,
+    RoomRecord,
+    TrustRecord,
+    Txn,
+    inbound_key,
+    pending_key,
+    prekey_key,
+    trust_key,
+)
+from e2echat.crypto.roomsecret import RoomSecret, check_proof, make_proof
+from e2echat.crypto.store import CryptoStore
+
+
+class Member(msgspec.Struct, frozen=True):
+    """A member as the relay announces it: identity key, display name, signed prekey."""
+
+    key: bytes
+    name: str
+    prekey: SignedPrekey
+
+
+@dataclass(slots=True)
+class _Op:
+    """The transaction and the results of one operation."""
+
+    txn: Txn
+    directs: list[OutgoingDirect] = field(default_factory=list)
+    messages: list[Decrypted] = field(default_factory=list)
+    events: list[Event] = field(default_factory=list)
+    publish_prekey: SignedPrekey | None = None
+
+    def finish(self) -> Outcome:
+        self.txn.commit()
+        return Outcome(self.directs, self.messages, self.events, self.publish_prekey)
+
+
+class CryptoSession:
+    """One identity's end-to-end state on one relay, persisted through a ``CryptoStore``."""
+
+    def __init__(
+        self,
+        identity: Identity,
+        store: CryptoStore,
+        *,
+        relay: str,
+        policy: Policy = DEFAULT_POLICY,
+    ) -> None:
+        self._identity = identity
+        self._me = identity.public_key
+        self._records = Records(store)
+        self._relay = relay
+        self._policy = policy
+
+    def __repr__(self) -> str:
+        return f"CryptoSession(me={self._me.hex()[:16]}, relay={self._relay!r})"
+
+    # -- prekeys -------------------------------------------------------------------
+
+    def current_prekey(self, now: int) -> SignedPrekey:
+        """Our current signed prekey (for ``hello``), created on first use."""
+        op = _Op(self._records.begin())
+        current = self._current_prekey(op, now)
+        op.finish()
+        return current.signed
+
+    def _current_prekey(self, op: _Op, now: int) -> PrekeyRecord:
+        records = [record for _, record in op.txn.scan(PREKEYS, b"", PrekeyRecord)]
+        live = [record for record in records if record.retired is None]
+        if live:
+            return max(live, key=lambda record: record.created)
+        record = new_prekey(self._identity, now, {r.id for r in records})
+        op.txn.put(PREKEYS, prekey_key(record.id), record)
+        op.publish_prekey = record.signed
+        return record
+
+    def _maintain_prekeys(self, op: _Op, now: int) -> None:
+        current = self._current_prekey(op, now)
+        if now - current.created >= self._policy.prekey_rotation:
+            op.txn.put(
+                PREKEYS, prekey_key(current.id), msgspec.structs.replace(current, retired=now)
+            )
+            self._current_prekey(op, now)
+        for key, record in op.txn.scan(PREKEYS, b"", PrekeyRecord):
+            if record.retired is not None and now - record.retired >= self._policy.prekey_grace:
+                op.txn.delete(PREKEYS, key)
+
+    # -- rooms and members -----------------------------------------------------------
+
+    def enter_room(
+        self,
+        room_id: bytes,
+        members: Iterable[Member],
+        now: int,
+        *,
+        secret: RoomSecret | None = None,
+    ) -> Outcome:
+        """Reconcile a room with the relay's full member list (on join and on reconnect).
+
+        ``secret`` makes it a secret room: members are validated by proof only. On the
+        first entry into a secret room we send our proof (``join``) to every member.
+        Members no longer listed are treated as having left.
+        """
+        op = _Op(self._records.begin())
+        room = op.txn.get(ROOMS, room_id, RoomRecord)
+        join_key = secret.join_key if secret is not None else None
+        first = room is None or room.join_key != join_key
+        if room is None or room.join_key != join_key:
+            # new to us, or another secret (a different room for us): start afresh
+            op.txn.delete(OUTBOUND, room_id)
+            room = RoomRecord(room_id, join_key)
+        listed = {member.key: member for member in members if member.key != self._me}
+        for gone in [key for key, record in room.members.items() if record.announced]:
+            if gone not in listed:
+                room = self._remove_member(op, room, gone)
+        for member in listed.values():
+            room = self._announce(op, room, member, now)
+        op.txn.put(ROOMS, room_id, room)
+        if first and room.join_key is not None:
+            for key, record in room.members.items():
+                if record.prekey is not None and not record.blocked:
+                    proof = make_proof(room.join_key, room_id, self._me, key)
+                    self._send(op, key, Join(self._me, key, room_id, now, proof), record.prekey)
+        return op.finish()
+
+    def member_joined(self, room_id: bytes, member: Member, now: int) -> Outcome:
+        """The relay announced a new member (``member_joined``)."""
+        op = _Op(self._records.begin())
+        room = self._room(op, room_id)
+        if member.key != self._me:
+            op.txn.put(ROOMS, room_id, self._announce(op, room, member, now))
+        return op.finish()
+
+    def member_left(self, room_id: bytes, key: bytes, now: int) -> Outcome:
+        """The relay says ``key`` left: stop sharing with it and rotate if it held our chain."""
+        op = _Op(self._records.begin())
+        room = self._room(op, room_id)
+        op.txn.put(ROOMS, room_id, self._remove_member(op, room, key))
+        return op.finish()
+
+    def leave_room(self, room_id: bytes) -> None:
+        """Forget everything about a room we left (chains, roster, pending messages)."""
+        txn = self._records.begin()
+        for space in (INBOUND, PENDING):
+            for key, _ in txn.scan(space, room_id, msgspec.Struct):
+                txn.delete(space, key)
+        txn.delete(OUTBOUND, room_id)
+        txn.delete(ROOMS, room_id)
+        txn.commit()
+
+    def validated_members(self, room_id: bytes) -> list[bytes]:
+        """The members we share our keys with in ``room_id``."""
+        room = self._records.get(ROOMS, room_id, RoomRecord)
+        if room is None:
+            return []
+        return [key for key, record in room.members.items() if self._shareable(record)]
+
+    def is_secret(self, room_id: bytes) -> bool:
+        """Whether ``room_id`` is a secret room (False: open, anyone admitted can read)."""
+        room = self._records.get(ROOMS, room_id, RoomRecord)
+        return room is not None and room.secret
+
+    def _room(self, op: _Op, room_id: bytes) -> RoomRecord:
+        room = op.txn.get(ROOMS, room_id, RoomRecord)
+        if room is None:
+            raise CryptoError("unknown room: call enter_room first")
+        return room
+
+    def _announce(self, op: _Op, room: RoomRecord, member: Member, now: int) -> RoomRecord:
+        """Record a relay-announced member: prekey check, TOFU, open-room validation."""
+        old = room.members.get(member.key)
+        prekey: SignedPrekey | None = member.prekey
+        if old is None or old.prekey != member.prekey:
+            try:
+                member.prekey.verify(member.key)
+            except CryptoError as exc:
+                op.events.append(MemberUnverified(room.room_id, member.key, str(exc)))
+                prekey = old.prekey if old is not None else None
+        blocked = self._check_trust(op, room, member)
+        validated = (old is not None and old.validated) or not room.secret
+        record = MemberRecord(member.name, prekey, True, validated, blocked)
+        if validated and not blocked and (old is None or not old.validated):
+            op.events.append(MemberValidated(room.room_id, member.key))
+        elif not validated and old is None:
+            op.events.append(MemberUnverified(room.room_id, member.key, "no membership proof yet"))
+        room = _with_member(room, member.key, record)
+        if room.secret and validated and (old is None or old.prekey is None):
+            self._share_current(op, room, member.key, now)
+        return room
+
+    def _check_trust(self, op: _Op, room: RoomRecord, member: Member) -> bool:
+        """TOFU for ``member.name`` on this relay; True if sharing to it is blocked."""
+        key = trust_key(self._relay, member.name)
+        trust = op.txn.get(TRUST, key, TrustRecord)
+        if trust is None:
+            op.txn.put(TRUST, key, TrustRecord(member.key))
+            return False
+        if trust.key == member.key:
+            return False
+        if trust.pending == member.key:
+            return True
+        blocked = trust.verified
+        op.events.append(KeyChanged(room.room_id, member.name, trust.key, member.key, blocked))
+        updated = (
+            msgspec.structs.replace(trust, pending=member.key)
+            if blocked
+            else TrustRecord(member.key)
+        )
+        op.txn.put(TRUST, key, updated)
+        op.txn.delete(OUTBOUND, room.room_id)
+        return blocked
+
+    def _remove_member(self, op: _Op, room: RoomRecord, key: bytes) -> RoomRecord:
+        if key not in room.members:
+            return room
+        outbound = op.txn.get(OUTBOUND, room.room_id, OutboundChain)
+        if outbound is not None and key in outbound.shared:
+            op.txn.delete(OUTBOUND, room.room_id)
+        members = dict(room.members)
+        del members[key]
+        return msgspec.structs.replace(room, members=members)
+
+    @staticmethod
+    def _shareable(record: MemberRecord) -> bool:
+        return record.validated and record.prekey is not None and not record.blocked
+
+    # -- trust ---------------------------------------------------------------------------
+
+    def trusted_key(self, name: str) -> TrustRecord | None:
+        """What we remember of ``name`` on this relay (key, verified, pending change)."""
+        return self._records.get(TRUST, trust_key(self._relay, name), TrustRecord)
+
+    def mark_verified(self, name: str, key: bytes) -> None:
+        """Record that the user compared safety numbers for ``name``'s ``key``."""
+        txn = self._records.begin()
+        trust = txn.get(TRUST, trust_key(self._relay, name), TrustRecord)
+        if trust is None or trust.key != key:
+            raise CryptoError("that key is not the remembered key of that name")
+        txn.put(TRUST, trust_key(self._relay, name), TrustRecord(key, verified=True))
+        txn.commit()
+
+    def accept_key(self, name: str, key: bytes) -> None:
+        """Accept a changed key of a verified name: it is remembered, unverified, unblocked."""
+        txn = self._records.begin()
+        trust = txn.get(TRUST, trust_key(self._relay, name), TrustRecord)
+        if trust is None or trust.pending != key:
+            raise CryptoError("no pending key change of that name to that key")
+        txn.put(TRUST, trust_key(self._relay, name), TrustRecord(key))
+        for room_id, room in txn.scan(ROOMS, b"", RoomRecord):
+            record = room.members.get(key)
+            if record is not None and record.blocked:
+                unblocked = msgspec.structs.replace(record, blocked=False)
+                txn.put(ROOMS, room_id, _with_member(room, key, unblocked))
+        txn.commit()
+
+    # -- sending ---------------------------------------------------------------------------
+
+    def encrypt(self, room_id: bytes, payload: RoomPayload, now: int) -> Outgoing:
+        """Encrypt and sign ``payload`` for ``room_id``, rotating and sharing as needed."""
+        op = _Op(self._records.begin())
+        room = self._room(op, room_id)
+        outbound = self._outbound(op, room_id, now)
+        outbound = self._share_missing(op, room, outbound, now)
+        index, message_key, advanced = ratchet.outbound_step(outbound)
+        body = seal_body(
+            self._identity.sign,
+            room_id,
+            self._me,
+            outbound.chain_id,
+            index,
+            message_key,
+            encode_payload(payload),
+        )
+        op.txn.put(OUTBOUND, room_id, advanced)
+        op.finish()
+        return Outgoing(op.directs, body)
+
+    def _outbound(self, op: _Op, room_id: bytes, now: int) -> OutboundChain:
+        """Our current chain in the room; a new one if none, or if due for rotation."""
+        outbound = op.txn.get(OUTBOUND, room_id, OutboundChain)
+        if (
+            outbound is None
+            or outbound.index >= self._policy.rotate_messages
+            or now - outbound.created >= self._policy.rotate_age
+        ):
+            outbound = ratchet.new_outbound(now)
+            op.txn.put(OUTBOUND, room_id, outbound)
+        return outbound
+
+    def _share_missing(
+        self, op: _Op, room: RoomRecord, outbound: OutboundChain, now: int
+    ) -> OutboundChain:
+        """Share our chain with every validated member that lacks it (lazy sharing)."""
+        missing = [
+            (key, record)
+            for key, record in room.members.items()
+            if key not in outbound.shared and self._shareable(record)
+        ]
+        if not missing:
+            return outbound
+        shared = dict(outbound.shared)
+        for key, record in missing:
+            assert record.prekey is not None
+            share = Share(
+                self._me,
+                key,
+                room.room_id,
+                now,
+                outbound.chain_id,
+                outbound.index,
+                outbound.ck,
+                self._proof_to(room, key),
+            )
+            self._send(op, key, share, record.prekey)
+            shared[key] = outbound.index
+        outbound = msgspec.structs.replace(outbound, shared=shared)
+        op.txn.put(OUTBOUND, room.room_id, outbound)
+        return outbound
+
+    def _share_current(self, op: _Op, room: RoomRecord, key: bytes, now: int) -> None:
+        """Share our chain with one member now (secret rooms: it also proves us to it)."""
+        record = room.members[key]
+        if not self._shareable(record):
+            return
+        outbound = self._outbound(op, room.room_id, now)
+        index = outbound.shared.get(key, outbound.index)
+        assert record.prekey is not None
+        share = Share(
+            self._me,
+            key,
+            room.room_id,
+            now,
+            outbound.chain_id,
+            index,
+            ratchet.chain_key_at(outbound, index),
+            self._proof_to(room, key),
+        )
+        self._send(op, key, share, record.prekey)
+        if key not in outbound.shared:
+            shared = {**outbound.shared, key: index}
+            op.txn.put(OUTBOUND, room.room_id, msgspec.structs.replace(outbound, shared=shared))
+
+    def _proof_to(self, room: RoomRecord, key: bytes) -> bytes | None:
+        if room.join_key is None:
+            return None
+        return make_proof(room.join_key, room.room_id, self._me, key)
+
+    def _send(
+        self, op: _Op, recipient: bytes, payload: DirectPayload, prekey: SignedPrekey
+    ) -> None:
+        op.directs.append(
+            OutgoingDirect(recipient, seal_direct(self._identity.sign, payload, prekey))
+        )
+
+    # -- receiving room messages ------------------------------------------------------------
+
+    def receive(
+        self, room_id: bytes, sender: bytes, body: bytes, now: int, seq: int = 0
+    ) -> Outcome:
+        """A room ``message`` from the relay: ``sender`` is the relay's ``from``."""
+        op = _Op(self._records.begin())
+        self._receive(op, room_id, sender, body, now, seq)
+        return op.finish()
+
+    def _receive(
+        self, op: _Op, room_id: bytes, sender: bytes, body: bytes, now: int, seq: int
+    ) -> None:
+        try:
+            parsed = parse_body(body)
+            header = parsed.header
+            if header.room_id != room_id:
+                raise CryptoError("message header names another room")
+            if header.sender != sender:
+                raise CryptoError("message header sender differs from the relay's sender")
+            parsed.verify()
+        except CryptoError as exc:
+            op.events.append(MessageRejected(room_id, sender, seq, str(exc)))
+            return
+        chain_key = inbound_key(room_id, sender, header.chain_id)
+        inbound = op.txn.get(INBOUND, chain_key, InboundChain)
+        if inbound is None:
+            self._defer(
+                op, PendingMessage(room_id, sender, header.chain_id, header.index, seq, body, now)
+            )
+            return
+        try:
+            message_key, advanced = ratchet.inbound_key(inbound, header.index, now, self._policy)
+            payload = decode_payload(parsed.decrypt(message_key))
+        except ReplayError:
+            op.events.append(ReplayRejected(room_id, sender, seq))
+            return
+        except ChainError as exc:
+            op.events.append(Undecryptable(room_id, sender, seq, str(exc)))
+            return
+        except CryptoError as exc:
+            op.events.append(MessageRejected(room_id, sender, seq, str(exc)))
+            return
+        op.txn.put(INBOUND, chain_key, advanced)
+        op.messages.append(Decrypted(room_id, sender, seq, header.chain_id, header.index, payload))
+
+    def _defer(self, op: _Op, message: PendingMessage) -> None:
+        room_id = message.room_id
+        if op.txn.get(ROOMS, room_id, RoomRecord) is None:
+            op.events.append(MessageRejected(room_id, message.sender, message.seq, "unknown room"))
+            return
+        if len(op.txn.scan(PENDING, room_id, PendingMessage)) >= self._policy.max_pending:
+            op.events.append(
+                Undecryptable(room_id, message.sender, message.seq, "too many messages waiting")
+            )
+            return
+        op.txn.put(PENDING, pending_key(message), message)
+        op.events.append(MessageDeferred(room_id, message.sender, message.seq))
+
+    # -- receiving direct envelopes ------------------------------------------------------------
+
+    def receive_direct(self, sender: bytes, body: bytes, now: int) -> Outcome:
+        """A ``direct`` frame from the relay: ``sender`` is the relay's ``from``."""
+        op = _Op(self._records.begin())
+        try:
+            self._receive_direct(op, sender, body, now)
+        except CryptoError as exc:
+            return Outcome(events=[DirectRejected(sender, str(exc))])
+        return op.finish()
+
+    def _receive_direct(self, op: _Op, sender: bytes, body: bytes, now: int) -> None:
+        prekey = op.txn.get(PREKEYS, prekey_key(direct_prekey_id(body)), PrekeyRecord)
+        if prekey is None:
+            raise CryptoError("direct envelope is sealed to an unknown or deleted prekey")
+        payload = open_direct(
+            body,
+            prekey_public=prekey.signed.key,
+            prekey_secret=prekey.secret,
+            me=self._me,
+            claimed_sender=sender,
+            now=now,
+        )
+        room = op.txn.get(ROOMS, payload.room_id, RoomRecord)
+        if room is None:
+            raise CryptoError("direct envelope is for a room we are not in")
+        room = self._validate(op, room, sender, payload.proof, now)
+        if isinstance(payload, Share):
+            self._install(op, payload, now)
+        elif isinstance(payload, KeyRequest):
+            self._answer_request(op, room, payload, now)
+        op.txn.put(ROOMS, room.room_id, room)
+
+    def _validate(
+        self, op: _Op, room: RoomRecord, sender: bytes, proof: bytes | None, now: int
+    ) -> RoomRecord:
+        """Check the sender's proof in a secret room; the first valid one validates it."""
+        if room.join_key is None:
+            return room
+        check_proof(room.join_key, room.room_id, sender, self._me, proof)
+        record = room.members.get(sender)
+        if record is not None and record.validated:
+            return room
+        if record is None:
+            record = MemberRecord("", None, announced=False, validated=True)
+        else:
+            record = msgspec.structs.replace(record, validated=True)
+        op.events.append(MemberValidated(room.room_id, sender))
+        room = _with_member(room, sender, record)
+        self._share_current(op, room, sender, now)
+        return room
+
+    def _install(self, op: _Op, share: Share, now: int) -> None:
+        chain_key = inbound_key(share.room_id, share.sender, share.chain_id)
+        existing = op.txn.get(INBOUND, chain_key, InboundChain)
+        installed = ratchet.install_share(
+            existing,
+            room_id=share.room_id,
+            sender=share.sender,
+            chain_id=share.chain_id,
+            index=share.index,
+            ck=share.ck,
+            now=now,
+            policy=self._policy,
+        )
+        op.txn.put(INBOUND, chain_key, installed)
+        if existing is None:
+            for key, older in op.txn.scan(
+                INBOUND, inbound_key(share.room_id, share.sender), InboundChain
+            ):
+                if key != chain_key and older.retired is None:
+                    op.txn.put(INBOUND, key, msgspec.structs.replace(older, retired=now))
+        waiting = op.txn.scan(PENDING, chain_key, PendingMessage)
+        for key, message in sorted(waiting, key=lambda item: item[1].index):
+            op.txn.delete(PENDING, key)
+            self._receive(op, message.room_id, message.sender, message.body, now, message.seq)
+
+    def _answer_request(self, op: _Op, room: RoomRecord, request: KeyRequest, now: int) -> None:
+        """Share our chain again, from the index the requester was first given, if the
+        requested chain is still our current one (older chain keys no longer exist)."""
+        outbound = op.txn.get(OUTBOUND, room.room_id, OutboundChain)
+        if outbound is not None and outbound.chain_id == request.chain_id:
+            self._share_current(op, room, request.sender, now)
+
+    # -- housekeeping -------------------------------------------------------------------------
+
+    def tick(self, now: int) -> Outcome:
+        """Periodic work (call every few seconds): prekey rotation, key requests for
+        messages still waiting, expiry of old chains, skipped keys and pending messages."""
+        op = _Op(self._records.begin())
+        self._maintain_prekeys(op, now)
+        policy = self._policy
+        for key, message in op.txn.scan(PENDING, b"", PendingMessage):
+            age = now - message.received
+            if age >= policy.pending_expiry:
+                op.txn.delete(PENDING, key)
+            elif age >= policy.pending_timeout and not message.reported:
+                op.events.append(
+                    Undecryptable(
+                        message.room_id, message.sender, message.seq, "the key has not arrived yet"
+                    )
+                )
+                op.txn.put(PENDING, key, msgspec.structs.replace(message, reported=True))
+                self._request_key(op, message, now)
+        for key, inbound in op.txn.scan(INBOUND, b"", InboundChain):
+            if inbound.retired is not None and now - inbound.retired >= policy.inbound_grace:
+                op.txn.delete(INBOUND, key)
+            else:
+                expired = ratchet.expire_skipped(inbound, now, policy)
+                if expired is not inbound:
+                    op.txn.put(INBOUND, key, expired)
+        return op.finish()
+
+    def _request_key(self, op: _Op, message: PendingMessage, now: int) -> None:
+        room = op.txn.get(ROOMS, message.room_id, RoomRecord)
+        record = room.members.get(message.sender) if room is not None else None
+        if room is None or record is None or record.prekey is None or record.blocked:
+            return
+        request = KeyRequest(
+            self._me,
+            message.sender,
+            room.room_id,
+            now,
+            message.chain_id,
+            self._proof_to(room, message.sender),
+        )
+        self._send(op, message.sender, request, record.prekey)
+
+
+def _with_member(room: RoomRecord, key: bytes, record: MemberRecord) -> RoomRecord:
+    return msgspec.structs.replace(room, members={**room.members, key: record})

@@ -1,0 +1,89 @@
+"""Room secrets, invites and membership proofs."""
+
+import pickle
+
+import pytest
+
+from e2echat.crypto import INTERACTIVE, Invite, InviteError, KdfLimits, ProofError, RoomSecret
+from e2echat.crypto.kdf import verifier
+from e2echat.crypto.roomsecret import check_proof, make_proof
+
+CHEAP = KdfLimits(1, 8192)
+SALT = bytes(16)
+ROOM = bytes(range(16))
+A, B = bytes(range(32)), bytes(range(32, 64))
+
+
+def test_password_secret_depends_on_password_and_salt() -> None:
+    first = RoomSecret.from_password("hunter2", SALT, limits=CHEAP)
+    assert first.secret == RoomSecret.from_password("hunter2", SALT, limits=CHEAP).secret
+    assert first.secret != RoomSecret.from_password("hunter3", SALT, limits=CHEAP).secret
+    assert first.secret != RoomSecret.from_password("hunter2", b"\x01" * 16, limits=CHEAP).secret
+
+
+def test_real_interactive_limits_once() -> None:
+    secret = RoomSecret.from_password("correct horse", SALT, limits=INTERACTIVE)
+    assert len(secret.secret) == 32
+
+
+def test_bad_password_inputs() -> None:
+    with pytest.raises(InviteError):
+        RoomSecret.from_password("", SALT, limits=CHEAP)
+    with pytest.raises(InviteError):
+        RoomSecret.from_password("pw", b"short", limits=CHEAP)
+    with pytest.raises(InviteError):
+        RoomSecret(b"x" * 31)
+
+
+def test_derived_values_are_distinct_and_verifier_checks_token() -> None:
+    secret = RoomSecret(bytes(32))
+    values = {secret.secret, secret.relay_token, secret.join_key, secret.verifier}
+    assert len(values) == 4
+    assert verifier(secret.relay_token) == secret.verifier
+    assert len(RoomSecret.new_salt()) == 16
+
+
+def test_proof_binds_room_prover_and_verifier() -> None:
+    key = RoomSecret(bytes(32)).join_key
+    proof = make_proof(key, ROOM, A, B)
+    check_proof(key, ROOM, A, B, proof)
+    for args in [(key, ROOM, B, A), (key, bytes(16), A, B), (bytes(32), ROOM, A, B)]:
+        with pytest.raises(ProofError, match="does not check"):
+            check_proof(*args, proof)
+    with pytest.raises(ProofError, match="missing"):
+        check_proof(key, ROOM, A, B, None)
+
+
+def test_invite_round_trip_and_redaction() -> None:
+    secret = RoomSecret.generate()
+    invite = Invite("wss://chat.example.org/", "general", secret)
+    text = str(invite)
+    assert text.startswith("wss://chat.example.org/general#")
+    parsed = Invite.parse(text)
+    assert (parsed.relay, parsed.room, parsed.secret.secret) == (
+        "wss://chat.example.org",
+        "general",
+        secret.secret,
+    )
+    assert parsed == invite
+    assert text.split("#")[1] not in repr(invite)
+    assert "redacted" in repr(secret)
+    with pytest.raises(TypeError):
+        pickle.dumps(secret)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "wss://host/room",
+        "wss://host/room#short",
+        "http://host/room#" + "A" * 43,
+        "wss://host/Bad Room#" + "A" * 43,
+        "wss://host/room#" + "A" * 42 + "!",
+        "wss://host/room#" + "A" * 42 + "B",
+        "room#" + "A" * 43,
+    ],
+)
+def test_invite_parse_rejects(text: str) -> None:
+    with pytest.raises(InviteError):
+        Invite.parse(text)

@@ -1,0 +1,392 @@
+"""Room sessions end to end, including libsignal's group-session cases."""
+
+import msgspec
+import pytest
+
+from e2echat.crypto import (
+    CryptoError,
+    DirectRejected,
+    KeyChanged,
+    MemberUnverified,
+    MemberValidated,
+    MessageDeferred,
+    MessageRejected,
+    Policy,
+    ReplayRejected,
+    RoomSecret,
+    Text,
+    Undecryptable,
+)
+from e2echat.crypto.direct import KeyRequest, Share, seal_direct
+from e2echat.crypto.message import parse_body
+from e2echat.crypto.policy import DAY, SECOND
+
+from .harness import NOW, ROOM, Party, Relay, texts
+
+
+def events_of(party: Party, kind: type) -> list:  # type: ignore[type-arg]
+    return [
+        event for outcome in party.outcomes for event in outcome.events if isinstance(event, kind)
+    ]
+
+
+@pytest.fixture
+def trio() -> tuple[Relay, Party, Party, Party]:
+    alice, bob, carol = Party("alice"), Party("bob"), Party("carol")
+    relay = Relay(alice, bob, carol)
+    for party in (alice, bob, carol):
+        relay.join(party)
+    return relay, alice, bob, carol
+
+
+def test_open_room_conversation(trio: tuple[Relay, Party, Party, Party]) -> None:
+    relay, alice, bob, carol = trio
+    relay.broadcast(alice, "hello")
+    relay.broadcast(bob, "hi alice")
+    relay.broadcast(alice, "how are you")
+    assert texts(bob) == ["hello", "how are you"]
+    assert texts(carol) == ["hello", "hi alice", "how are you"]
+    assert texts(alice) == ["hi alice"]
+    assert alice.session.is_secret(ROOM) is False
+    assert sorted(alice.session.validated_members(ROOM)) == sorted([bob.key, carol.key])
+
+
+def test_shares_go_only_once_per_chain(trio: tuple[Relay, Party, Party, Party]) -> None:
+    _, alice, _, _ = trio
+    first = alice.session.encrypt(ROOM, Text("a", (), NOW), NOW)
+    second = alice.session.encrypt(ROOM, Text("b", (), NOW), NOW)
+    assert len(first.directs) == 2
+    assert second.directs == []
+
+
+def test_out_of_order_100(trio: tuple[Relay, Party, Party, Party]) -> None:
+    """libsignal: 100 messages delivered in reverse order all decrypt."""
+    relay, alice, bob, _ = trio
+    bodies = [relay.send(alice, f"m{i}") for i in range(100)]
+    for seq, body in reversed(list(enumerate(bodies))):
+        relay.deliver(alice, body, bob, seq)
+    assert sorted(texts(bob), key=lambda t: int(t[1:])) == [f"m{i}" for i in range(100)]
+
+
+def test_too_far_in_the_future() -> None:
+    """libsignal: a message beyond the forward-jump limit is rejected, state unchanged."""
+    policy = Policy(max_jump=2000, rotate_messages=10_000)
+    alice, bob = Party("alice", policy), Party("bob", policy)
+    relay = Relay(alice, bob)
+    relay.join(alice)
+    relay.join(bob)
+    bodies = [relay.send(alice, f"m{i}") for i in range(2002)]
+    before = bob.store.snapshot()
+    outcome = relay.deliver(alice, bodies[2001], bob)
+    assert isinstance(outcome.events[0], Undecryptable)
+    assert "2000" in outcome.events[0].reason
+    assert bob.store.snapshot() == before
+    assert relay.deliver(alice, bodies[2000], bob).messages[0].payload.body == "m2000"
+
+
+def test_late_join_cannot_read_history() -> None:
+    """libsignal: a member who joins later starts at the current index."""
+    alice, bob = Party("alice"), Party("bob")
+    relay = Relay(alice, bob)
+    relay.join(alice)
+    early = [relay.send(alice, f"early{i}") for i in range(3)]
+    relay.join(bob)
+    late = relay.send(alice, "late")
+    for body in early:
+        outcome = relay.deliver(alice, body, bob)
+        assert isinstance(outcome.events[0], Undecryptable)
+    relay.deliver(alice, late, bob)
+    assert texts(bob) == ["late"]
+
+
+def test_no_session_buffers_then_decrypts_when_share_arrives() -> None:
+    """libsignal "no session": the message waits for its key instead of failing."""
+    alice, bob = Party("alice"), Party("bob")
+    relay = Relay(alice, bob)
+    relay.join(alice)
+    relay.join(bob)
+    outgoing = alice.session.encrypt(ROOM, Text("early bird", (), NOW), NOW)
+    deferred = relay.deliver(alice, outgoing.body, bob, seq=9)
+    assert deferred.events == [MessageDeferred(ROOM, alice.key, 9)]
+    relay.route(alice, outgoing.directs)
+    assert [(m.seq, m.payload.body) for m in bob.received] == [(9, "early bird")]
+
+
+def test_missing_key_reported_and_requested_after_timeout() -> None:
+    alice, bob = Party("alice"), Party("bob")
+    relay = Relay(alice, bob)
+    relay.join(alice)
+    relay.join(bob)
+    outgoing = alice.session.encrypt(ROOM, Text("lost share", (), NOW), NOW)
+    relay.deliver(alice, outgoing.body, bob, seq=4)
+    assert bob.session.tick(NOW + 10 * SECOND).events == []
+    timed_out = bob.session.tick(NOW + 31 * SECOND)
+    assert timed_out.events == [Undecryptable(ROOM, alice.key, 4, "the key has not arrived yet")]
+    assert [d.recipient for d in timed_out.directs] == [alice.key]
+    assert bob.session.tick(NOW + 32 * SECOND).events == []
+    relay.route(bob, timed_out.directs)  # alice answers the key request
+    assert texts(bob) == ["lost share"]
+
+
+def test_pending_messages_expire_and_are_capped() -> None:
+    policy = Policy(max_pending=2)
+    alice, bob = Party("alice", policy), Party("bob", policy)
+    relay = Relay(alice, bob)
+    relay.join(alice)
+    relay.join(bob)
+    bodies = [alice.session.encrypt(ROOM, Text(str(i), (), NOW), NOW).body for i in range(3)]
+    outcomes = [relay.deliver(alice, body, bob, seq) for seq, body in enumerate(bodies)]
+    assert isinstance(outcomes[2].events[0], Undecryptable)
+    assert len(bob.store.snapshot()["pending"]) == 2
+    bob.session.tick(NOW + DAY)
+    assert "pending" not in bob.store.snapshot()
+
+
+def test_rotation_after_100_messages_and_after_7_days(
+    trio: tuple[Relay, Party, Party, Party],
+) -> None:
+    relay, alice, bob, _ = trio
+    for i in range(101):
+        relay.deliver(alice, relay.send(alice, str(i)), bob)
+    chains = {message.chain_id for message in bob.received}
+    assert len(chains) == 2
+    relay.deliver(alice, relay.send(alice, "week later", now=NOW + 7 * DAY), bob)
+    assert len({message.chain_id for message in bob.received}) == 3
+
+
+def test_removed_member_cannot_read_after_rotation(trio: tuple[Relay, Party, Party, Party]) -> None:
+    relay, alice, bob, carol = trio
+    relay.broadcast(alice, "before")
+    relay.leave(carol)
+    outgoing = alice.session.encrypt(ROOM, Text("after", (), NOW), NOW)
+    assert [d.recipient for d in outgoing.directs] == [bob.key]
+    relay.route(alice, outgoing.directs)
+    relay.deliver(alice, outgoing.body, bob)
+    carol.session.enter_room(ROOM, [alice.member, bob.member, carol.member], NOW)
+    outcome = carol.session.receive(ROOM, alice.key, outgoing.body, NOW)
+    assert outcome.messages == []
+    assert texts(bob) == ["before", "after"]
+
+
+def test_member_left_without_share_does_not_rotate(trio: tuple[Relay, Party, Party, Party]) -> None:
+    relay, alice, bob, carol = trio
+    dave = Party("dave")
+    relay.add(dave)
+    alice.session.member_joined(ROOM, dave.member, NOW)
+    alice.session.member_left(ROOM, dave.key, NOW)
+    relay.broadcast(alice, "one")
+    chain = bob.received[-1].chain_id
+    alice.session.member_left(ROOM, dave.key, NOW)
+    relay.broadcast(alice, "two")
+    assert bob.received[-1].chain_id == chain
+    assert texts(carol) == ["one", "two"]
+
+
+def test_old_inbound_chain_kept_for_grace_then_deleted(
+    trio: tuple[Relay, Party, Party, Party],
+) -> None:
+    relay, alice, bob, carol = trio
+    late = relay.send(alice, "late one")
+    relay.leave(carol)
+    relay.broadcast(alice, "new chain")
+    relay.deliver(alice, late, bob)
+    assert texts(bob) == ["new chain", "late one"]
+    straggler = relay.send(alice, "x")
+    bob.session.tick(NOW + 8 * DAY)
+    chains = bob.store.snapshot()["in"]
+    assert len(chains) == 1
+    assert relay.deliver(alice, straggler, bob).messages
+
+
+def test_forged_relay_sender_and_wrong_room_are_rejected(
+    trio: tuple[Relay, Party, Party, Party],
+) -> None:
+    relay, alice, bob, carol = trio
+    body = relay.send(alice, "mine")
+    forged = bob.session.receive(ROOM, carol.key, body, NOW)
+    assert isinstance(forged.events[0], MessageRejected)
+    moved = bob.session.receive(bytes(16), alice.key, body, NOW)
+    assert isinstance(moved.events[0], MessageRejected)
+    assert relay.deliver(alice, body, bob).messages
+
+
+def test_replays_are_rejected(trio: tuple[Relay, Party, Party, Party]) -> None:
+    relay, alice, bob, _ = trio
+    body = relay.send(alice, "once")
+    relay.deliver(alice, body, bob)
+    assert relay.deliver(alice, body, bob).events == [ReplayRejected(ROOM, alice.key, 0)]
+
+
+def test_only_the_owner_can_share_its_chain(trio: tuple[Relay, Party, Party, Party]) -> None:
+    """Bob forwards Alice's chain key to Carol as his own share: it installs under Bob."""
+    relay, alice, bob, carol = trio
+    outgoing = alice.session.encrypt(ROOM, Text("for bob and carol", (), NOW), NOW)
+    relay.route(alice, [d for d in outgoing.directs if d.recipient == bob.key])
+    alice_chain = msgspec.msgpack.decode(next(iter(bob.store.snapshot()["in"].values())))
+    forwarded = Share(bob.key, carol.key, ROOM, NOW, alice_chain["chain_id"], 0, alice_chain["ck"])
+    body = seal_direct(bob.identity.sign, forwarded, carol.prekey)
+    carol.session.receive_direct(bob.key, body, NOW)
+    outcome = carol.session.receive(ROOM, alice.key, outgoing.body, NOW)
+    assert outcome.messages == []
+    assert isinstance(outcome.events[0], MessageDeferred)
+
+
+def test_secret_room_validates_by_proof_only() -> None:
+    secret = RoomSecret(bytes(32))
+    alice, bob, mallory = Party("alice"), Party("bob"), Party("mallory")
+    relay = Relay(alice, bob, mallory)
+    relay.join(alice, secret)
+    relay.join(bob, secret)
+    assert alice.session.validated_members(ROOM) == [bob.key]
+    assert bob.session.validated_members(ROOM) == [alice.key]
+    # the relay admits mallory, who does not know the secret
+    relay.join(mallory, RoomSecret(b"\x01" * 32))
+    assert events_of(alice, MemberUnverified)[-1].member == mallory.key
+    assert len(events_of(alice, DirectRejected)) == 1
+    outgoing = alice.session.encrypt(ROOM, Text("secret", (), NOW), NOW)
+    assert outgoing.directs == []
+    relay.deliver(alice, outgoing.body, bob)
+    assert texts(bob) == ["secret"]
+    assert alice.session.is_secret(ROOM)
+
+
+def test_secret_room_member_gets_keys_after_join(trio: tuple[Relay, Party, Party, Party]) -> None:
+    secret = RoomSecret(b"\x07" * 32)
+    alice, bob, carol = Party("alice"), Party("bob"), Party("carol")
+    relay = Relay(alice, bob, carol)
+    relay.join(alice, secret)
+    relay.broadcast(alice, "before bob")
+    relay.join(bob, secret)
+    relay.join(carol, secret)
+    relay.broadcast(alice, "hello both")
+    relay.broadcast(carol, "hi")
+    assert texts(bob) == ["hello both", "hi"]
+    assert texts(alice) == ["hi"]
+    assert events_of(bob, MemberValidated)
+
+
+def test_tofu_key_change_warns_and_rotates(trio: tuple[Relay, Party, Party, Party]) -> None:
+    relay, alice, bob, _carol = trio
+    relay.broadcast(alice, "one")
+    impostor = Party("bob-2")
+    impostor.name = "bob"
+    relay.add(impostor)
+    relay.leave(bob)
+    relay.join(impostor)
+    changed = events_of(alice, KeyChanged)
+    assert changed == [KeyChanged(ROOM, "bob", bob.key, impostor.key, blocked=False)]
+    relay.broadcast(alice, "two")
+    assert texts(impostor) == ["two"]
+    assert alice.session.trusted_key("bob").key == impostor.key  # type: ignore[union-attr]
+
+
+def test_verified_key_change_blocks_until_accepted(trio: tuple[Relay, Party, Party, Party]) -> None:
+    relay, alice, bob, carol = trio
+    alice.session.mark_verified("bob", bob.key)
+    with pytest.raises(CryptoError):
+        alice.session.mark_verified("bob", carol.key)
+    impostor = Party("bob-2")
+    impostor.name = "bob"
+    relay.add(impostor)
+    alice.session.member_left(ROOM, bob.key, NOW)
+    joined = alice.session.member_joined(ROOM, impostor.member, NOW)
+    assert joined.events == [KeyChanged(ROOM, "bob", bob.key, impostor.key, blocked=True)]
+    outgoing = alice.session.encrypt(ROOM, Text("x", (), NOW), NOW)
+    assert impostor.key not in [d.recipient for d in outgoing.directs]
+    with pytest.raises(CryptoError):
+        alice.session.accept_key("bob", carol.key)
+    alice.session.accept_key("bob", impostor.key)
+    trust = alice.session.trusted_key("bob")
+    assert trust is not None
+    assert trust.key == impostor.key
+    assert not trust.verified
+    outgoing = alice.session.encrypt(ROOM, Text("y", (), NOW), NOW)
+    assert [d.recipient for d in outgoing.directs] == [impostor.key]
+
+
+def test_invalid_prekey_leaves_member_unshared(trio: tuple[Relay, Party, Party, Party]) -> None:
+    _relay, alice, _, _ = trio
+    dave = Party("dave")
+    bad = msgspec.structs.replace(dave.member, prekey=Party("eve").prekey)
+    outcome = alice.session.member_joined(ROOM, bad, NOW)
+    assert isinstance(outcome.events[0], MemberUnverified)
+    assert dave.key not in alice.session.validated_members(ROOM)
+
+
+def test_reentry_reconciles_the_member_list(trio: tuple[Relay, Party, Party, Party]) -> None:
+    relay, alice, bob, _carol = trio
+    relay.broadcast(alice, "one")
+    alice.session.enter_room(ROOM, [alice.member, bob.member], NOW)
+    assert alice.session.validated_members(ROOM) == [bob.key]
+    outgoing = alice.session.encrypt(ROOM, Text("two", (), NOW), NOW)
+    assert [d.recipient for d in outgoing.directs] == [bob.key]
+
+
+def test_local_misuse_raises() -> None:
+    alice = Party("alice")
+    with pytest.raises(CryptoError, match="unknown room"):
+        alice.session.encrypt(ROOM, Text("x", (), NOW), NOW)
+    assert alice.session.validated_members(ROOM) == []
+
+
+def test_key_request_proof_validates_a_joiner_whose_join_was_lost() -> None:
+    secret = RoomSecret(b"\x09" * 32)
+    alice, bob = Party("alice"), Party("bob")
+    relay = Relay(alice, bob)
+    relay.join(alice, secret)
+    relay.members.append(bob)
+    alice.session.member_joined(ROOM, bob.member, NOW)
+    lost = bob.session.enter_room(ROOM, [alice.member, bob.member], NOW, secret=secret)
+    assert len(lost.directs) == 1  # the join, dropped by the network
+    first = alice.session.encrypt(ROOM, Text("unseen", (), NOW), NOW)
+    assert first.directs == []
+    relay.deliver(alice, first.body, bob, seq=1)
+    request = bob.session.tick(NOW + 31 * SECOND)
+    relay.route(bob, request.directs, NOW + 31 * SECOND)
+    assert alice.session.validated_members(ROOM) == [bob.key]
+    assert bob.session.validated_members(ROOM) == [alice.key]
+    reported = events_of(bob, Undecryptable)
+    assert [(event.seq, "precedes" in event.reason) for event in reported] == [(1, True)]
+    relay.deliver(alice, relay.send(alice, "seen", NOW + 31 * SECOND), bob, 2, NOW + 31 * SECOND)
+    assert texts(bob) == ["seen"]
+
+
+def test_key_request_for_an_old_chain_is_ignored(trio: tuple[Relay, Party, Party, Party]) -> None:
+    relay, alice, bob, carol = trio
+    old = relay.send(alice, "old chain")
+    relay.leave(carol)
+    relay.send(alice, "new chain")
+    chain_id = bytes(old[50:66])
+    request = KeyRequest(bob.key, alice.key, ROOM, NOW, chain_id)
+    body = seal_direct(bob.identity.sign, request, alice.prekey)
+    outcome = alice.session.receive_direct(bob.key, body, NOW)
+    assert outcome.directs == []
+    assert outcome.events == []
+
+
+def test_entering_with_another_secret_starts_afresh(
+    trio: tuple[Relay, Party, Party, Party],
+) -> None:
+    relay, alice, bob, carol = trio
+    relay.broadcast(alice, "open")
+    secret = RoomSecret(b"\x05" * 32)
+    entered = alice.session.enter_room(ROOM, [m.member for m in relay.members], NOW, secret=secret)
+    assert {d.recipient for d in entered.directs} == {bob.key, carol.key}  # joins
+    assert alice.session.validated_members(ROOM) == []
+    outgoing = alice.session.encrypt(ROOM, Text("secret now", (), NOW), NOW)
+    assert outgoing.directs == []
+    assert parse_body(outgoing.body).header.chain_id != bob.received[0].chain_id
+
+
+def test_key_change_alone_rotates(trio: tuple[Relay, Party, Party, Party]) -> None:
+    relay, alice, bob, _ = trio
+    relay.broadcast(alice, "one")
+    relay.broadcast(alice, "two")
+    assert len({m.chain_id for m in bob.received}) == 1
+    impostor = Party("bob-2")
+    impostor.name = "bob"
+    relay.add(impostor)
+    changed = alice.session.member_joined(ROOM, impostor.member, NOW)
+    assert [type(e) for e in changed.events] == [KeyChanged, MemberValidated]
+    relay.broadcast(alice, "three")
+    assert len({m.chain_id for m in bob.received}) == 2

@@ -1,0 +1,169 @@
+"""Write the known-answer vectors of the crypto core to tests/vectors/*.json.
+
+Run from the repository root:  uv run python tests/vectors/generate.py
+
+All inputs are fixed, so every output is reproducible, except the sealed box of the
+direct body (libsodium picks its ephemeral key): that vector is checked by opening it
+with the given prekey secret. Bytes are lowercase hex. tests/crypto/test_vectors.py
+checks the files against the implementation and, where the construction is plain
+BLAKE2b or SHA-512, against Python's hashlib as an independent implementation.
+"""
+
+import json
+from pathlib import Path
+
+import msgspec
+
+from e2echat.crypto import Identity, RoomSecret, Text, encode_payload, kdf, safety_number
+from e2echat.crypto.chain import advance
+from e2echat.crypto.direct import Share, direct_transcript, seal_direct
+from e2echat.crypto.identity import INTERACTIVE
+from e2echat.crypto.message import seal_body
+from e2echat.crypto.prekeys import PrekeyRecord, SignedPrekey
+from e2echat.crypto.primitives import x25519_public
+from e2echat.crypto.safety import safety_half
+from e2echat.protocol.transcripts import prekey_transcript
+
+HERE = Path(__file__).parent
+CREATED = 1_800_000_000_000
+
+
+def seq(start: int, size: int = 32) -> bytes:
+    return bytes((start + i) % 256 for i in range(size))
+
+
+def hexed(value: object) -> object:
+    if isinstance(value, bytes):
+        return value.hex()
+    if isinstance(value, dict):
+        return {key: hexed(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [hexed(item) for item in value]
+    return value
+
+
+def kdf_vectors() -> dict[str, object]:
+    room_secret = seq(0x40)
+    password_salt = seq(0xA0, 16)
+    return {
+        "room_secret": room_secret,
+        "relay_token": kdf.relay_token(room_secret),
+        "verifier": kdf.verifier(kdf.relay_token(room_secret)),
+        "join_key": kdf.join_key(room_secret),
+        "password": "correct horse battery staple",
+        "password_salt": password_salt,
+        "argon2id_opslimit": INTERACTIVE.opslimit,
+        "argon2id_memlimit": INTERACTIVE.memlimit,
+        "password_room_secret": RoomSecret.from_password(
+            "correct horse battery staple", password_salt
+        ).secret,
+    }
+
+
+def chain_vectors() -> dict[str, object]:
+    ck0 = seq(0x00)
+    steps = [
+        {"index": i, "ck": advance(ck0, i), "mk": kdf.message_key(advance(ck0, i))}
+        for i in (0, 1, 2, 3, 99, 100)
+    ]
+    return {"ck0": ck0, "steps": steps}
+
+
+def message_vectors() -> dict[str, object]:
+    sender = Identity(seq(0x10))
+    ck = seq(0x00)
+    room_id, chain_id, index, nonce = seq(0x80, 16), seq(0x90, 16), 3, seq(0xC0, 24)
+    payload = encode_payload(Text("hello @bob", (Identity(seq(0x20)).public_key,), CREATED))
+    body = seal_body(
+        sender.sign,
+        room_id,
+        sender.public_key,
+        chain_id,
+        index,
+        kdf.message_key(advance(ck, index)),
+        payload,
+        nonce,
+    )
+    return {
+        "sender_seed": seq(0x10),
+        "sender": sender.public_key,
+        "room_id": room_id,
+        "chain_id": chain_id,
+        "ck0": ck,
+        "index": index,
+        "nonce": nonce,
+        "message_key": kdf.message_key(advance(ck, index)),
+        "payload_json": payload.decode(),
+        "body": body,
+    }
+
+
+def direct_vectors() -> dict[str, object]:
+    sender, recipient = Identity(seq(0x10)), Identity(seq(0x20))
+    prekey_secret = seq(0x30)
+    prekey_public = x25519_public(prekey_secret)
+    prekey_id = 7
+    signed = SignedPrekey(
+        prekey_id, prekey_public, recipient.sign(prekey_transcript(prekey_id, prekey_public))
+    )
+    record = PrekeyRecord(prekey_id, prekey_secret, signed, CREATED)
+    share = Share(
+        sender.public_key, recipient.public_key, seq(0x80, 16), CREATED, seq(0x90, 16), 5, seq(0x50)
+    )
+    inner = msgspec.json.encode(share)
+    return {
+        "sender_seed": seq(0x10),
+        "recipient_seed": seq(0x20),
+        "prekey_id": prekey_id,
+        "prekey_secret": record.secret,
+        "prekey_public": prekey_public,
+        "prekey_sig": signed.sig,
+        "inner_json": inner.decode(),
+        "inner_sig": sender.sign(direct_transcript(inner)),
+        "now": CREATED,
+        "body": seal_direct(sender.sign, share, signed),
+    }
+
+
+def proof_vectors() -> dict[str, object]:
+    join_key = kdf.join_key(seq(0x40))
+    room_id, prover, verifier = seq(0x80, 16), seq(0x10), seq(0x20)
+    return {
+        "join_key": join_key,
+        "room_id": room_id,
+        "prover": prover,
+        "verifier": verifier,
+        "proof": kdf.proof(join_key, room_id, prover, verifier),
+    }
+
+
+def safety_vectors() -> dict[str, object]:
+    key_a, key_b = Identity(seq(0x10)).public_key, Identity(seq(0x20)).public_key
+    return {
+        "key_a": key_a,
+        "key_b": key_b,
+        "half_a": safety_half(key_a),
+        "half_b": safety_half(key_b),
+        "safety_number": safety_number(key_a, key_b),
+    }
+
+
+VECTORS = {
+    "kdf": kdf_vectors,
+    "chain": chain_vectors,
+    "message": message_vectors,
+    "direct": direct_vectors,
+    "proof": proof_vectors,
+    "safety": safety_vectors,
+}
+
+
+def main() -> None:
+    for name, build in VECTORS.items():
+        path = HERE / f"{name}.json"
+        path.write_text(json.dumps(hexed(build()), indent=2) + "\n")
+        print(f"wrote {path}")
+
+
+if __name__ == "__main__":
+    main()
