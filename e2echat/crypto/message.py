@@ -23,6 +23,7 @@ from e2echat.crypto.primitives import (
     unpad,
     verify,
 )
+from e2echat.protocol.constants import MAX_BODY as PROTOCOL_MAX_BODY
 from e2echat.protocol.transcripts import length_prefixed
 
 VERSION = 1
@@ -31,7 +32,7 @@ KIND_DIRECT = 0x02
 ROOM_ID_SIZE = 16
 CHAIN_ID_SIZE = 16
 PAD_BLOCK = 256
-MAX_BODY = 48 * 1024
+MAX_BODY = PROTOCOL_MAX_BODY  # the largest body a relay may accept
 MESSAGE_LABEL = b"e2echat/v1/msg"
 
 _HEADER = struct.Struct(">BB16s32s16sI24s")

@@ -5,7 +5,12 @@ from typing import Final, TypeVar, cast
 
 import msgspec
 
-from e2echat.protocol.constants import MAX_FRAME, ErrorCode
+from e2echat.protocol.constants import (
+    MAX_ERROR_MESSAGE_CHARS,
+    MAX_FRAME,
+    MAX_RELAY_FRAME,
+    ErrorCode,
+)
 from e2echat.protocol.errors import ProtocolError
 from e2echat.protocol.frames import ClientFrame, RelayFrame
 
@@ -27,11 +32,20 @@ def _decode(decoder: msgspec.json.Decoder[_T], data: bytes | str, max_frame: int
     except msgspec.ValidationError as exc:
         text = str(exc)
         code = ErrorCode.TOO_LARGE if _BODY_TOO_LONG.search(text) else ErrorCode.BAD_FRAME
-        raise ProtocolError(code, f"Frame rejected: {text.rstrip('.')}.") from None
+        raise ProtocolError(code, _sentence(text)) from None
     except msgspec.DecodeError:
         raise ProtocolError(
             ErrorCode.BAD_FRAME, "Frame rejected: it is not one JSON object in UTF-8."
         ) from None
+
+
+def _sentence(detail: str) -> str:
+    """A printable, bounded sentence from msgspec's detail, which may quote peer-chosen keys."""
+    safe = "".join(ch if ch.isprintable() else f"\\u{ord(ch):04x}" for ch in detail)
+    limit = MAX_ERROR_MESSAGE_CHARS - len("Frame rejected: .")
+    if len(safe) > limit:
+        safe = safe[: limit - 1] + "…"
+    return f"Frame rejected: {safe.rstrip('.')}."
 
 
 def decode_client_frame(data: bytes | str, max_frame: int = MAX_FRAME) -> ClientFrame:
@@ -39,7 +53,7 @@ def decode_client_frame(data: bytes | str, max_frame: int = MAX_FRAME) -> Client
     return cast(ClientFrame, _decode(_client_decoder, data, max_frame))
 
 
-def decode_relay_frame(data: bytes | str, max_frame: int = MAX_FRAME) -> RelayFrame:
+def decode_relay_frame(data: bytes | str, max_frame: int = MAX_RELAY_FRAME) -> RelayFrame:
     """Decode and validate one relay-to-client frame, or raise ProtocolError."""
     return cast(RelayFrame, _decode(_relay_decoder, data, max_frame))
 

@@ -19,6 +19,8 @@ HANDSHAKE_TIMEOUT_S = 10
 MAX_CONN_PER_IP = 256
 
 # Hard caps of the wire format itself: no relay may configure past these.
+# Relay frames may exceed MAX_FRAME: a member list of a 1,000-member room is ~330 KB.
+MAX_RELAY_FRAME = 16 * 1024 * 1024
 MAX_MEMBERS_CAP = 100_000
 MAX_NAME_CHARS = 32
 MAX_ROOM_NAME_CHARS = 32

@@ -12,6 +12,7 @@ from e2echat.protocol import (
     MAX_BODY,
     MAX_FRAME,
     ClientFrame,
+    Error,
     ErrorCode,
     ProtocolError,
     RelayFrame,
@@ -135,7 +136,9 @@ def _only_protocol_errors(data: bytes | str) -> None:
             errors.append(exc)
     for error in errors:
         assert error.code in {ErrorCode.BAD_FRAME, ErrorCode.TOO_LARGE}
-        assert error.message
+        # The relay must always be able to send the sentence back in an `error` frame.
+        reply = Error(code=error.code, message=error.message)
+        assert decode_relay_frame(encode_frame(reply)) == reply
 
 
 @settings(max_examples=300)
@@ -174,6 +177,22 @@ def test_unknown_type_is_rejected() -> None:
     with pytest.raises(ProtocolError) as info:
         decode_client_frame(b'{"type": "teleport"}')
     assert info.value.code is ErrorCode.BAD_FRAME
+
+
+def test_error_sentence_is_printable_even_for_hostile_field_names() -> None:
+    hostile = "\x1b[2J\u202e" + "k" * 1000
+    with pytest.raises(ProtocolError) as info:
+        decode_client_frame(json.dumps({"type": "list_rooms", hostile: 1}))
+    assert info.value.message.isprintable()
+    assert "\\u001b" in info.value.message
+    assert len(info.value.message) <= 500
+
+
+def test_relay_frames_may_exceed_the_client_frame_limit() -> None:
+    members = [MEMBER] * 1000
+    raw = json.dumps({"type": "members", "room": ROOM, "members": members})
+    assert len(raw) > MAX_FRAME
+    assert len(decode_relay_frame(raw).members) == 1000  # type: ignore[union-attr]
 
 
 def test_unknown_field_is_rejected() -> None:

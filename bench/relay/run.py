@@ -1,0 +1,254 @@
+"""Run every relay benchmark against a real relay process and the baseline; print a table.
+
+    uv run python bench/relay/run.py            # about 2 minutes
+    uv run python bench/relay/run.py --repeat 1 --seconds 2   # quick look
+
+The relay (SQLite store in a temporary directory, the default durable configuration) and
+the baseline are pinned to CPU 0, the load generator to CPU 1, so "one core" means one
+core. Each figure is the median of ``--repeat`` runs; CPU is the target's own CPU time
+over the measured window divided by its length (1.0 = one core saturated).
+"""
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).parent
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+SERVER_CPU, LOADGEN_CPU = 0, 1
+# (room size, rooms, sends in flight per sender): 2 = 1:1 traffic, at full load and at a
+# light window for latency; 50 and 500 = fan-out.
+FANOUT = [(2, 25, 8), (2, 25, 1), (50, 1, 8), (500, 1, 8)]
+
+
+def pin(cpu: int) -> Any:
+    return lambda: os.sched_setaffinity(0, {cpu})
+
+
+def start(argv: list[str]) -> tuple[subprocess.Popen[str], int]:
+    process = subprocess.Popen(
+        argv,
+        stdout=subprocess.PIPE,
+        text=True,
+        preexec_fn=pin(SERVER_CPU),
+    )
+    assert process.stdout is not None
+    url = process.stdout.readline().strip()
+    return process, int(url.rsplit(":", 1)[1].rstrip("/"))
+
+
+def relay_argv(data_dir: Path) -> list[str]:
+    """The relay with its default SQLite store; limits raised so the load is not refused."""
+    return [
+        sys.executable,
+        "-m",
+        "e2echat_server",
+        "--port",
+        "0",
+        "--data-dir",
+        str(data_dir),
+        "--max-conn-per-ip",
+        "1000000",
+        "--rate",
+        "1000000",
+        "--burst",
+        "1000000",
+        "--log-level",
+        "warning",
+    ]
+
+
+def cpu_time(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / CLK_TCK
+
+
+def rss_bytes(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) * 1024
+    raise RuntimeError("no VmRSS")
+
+
+def loadgen(args: list[str], target_pid: int) -> dict[str, Any]:
+    """Run the load generator; measure the target's CPU over the measured window only.
+
+    The generator prints ``{"mark": "start"}`` and ``{"mark": "end"}`` around its window
+    (so connection set-up is not counted), then its result.
+    """
+    gen = subprocess.Popen(
+        [sys.executable, str(HERE / "loadgen.py"), *args, "--cpu", str(LOADGEN_CPU)],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert gen.stdout is not None
+    marks: dict[str, tuple[float, float]] = {}
+    result: dict[str, Any] = {}
+    for line in gen.stdout:
+        message = json.loads(line)
+        if "mark" in message:
+            marks[message["mark"]] = (cpu_time(target_pid), time.monotonic())
+        else:
+            result = message
+    if gen.wait(timeout=60) != 0 or not result:
+        raise RuntimeError(f"load generator failed: {args}")
+    (cpu0, t0), (cpu1, t1) = marks["start"], marks["end"]
+    result["target_cpu"] = (cpu1 - cpu0) / (t1 - t0)
+    return result
+
+
+def median_of(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    return {
+        key: statistics.median(r[key] for r in runs)
+        if isinstance(runs[0][key], float)
+        else runs[0][key]
+        for key in runs[0]
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--seconds", type=float, default=3.0)
+    parser.add_argument("--idle", type=int, default=10_000, help="idle connections to open")
+    parser.add_argument("--json", type=Path, default=None, help="also write results here")
+    opts = parser.parse_args()
+    results: dict[str, Any] = {"machine": {"nproc": os.cpu_count()}}
+    with tempfile.TemporaryDirectory() as data:
+        relay, relay_port = start(relay_argv(Path(data) / "load"))
+        baseline, baseline_port = start([sys.executable, str(HERE / "baseline.py"), "--port", "0"])
+        try:
+            rows = []
+            targets = (("relay", relay_port, relay.pid), ("baseline", baseline_port, baseline.pid))
+            for size, rooms, window in FANOUT:
+                runs: dict[str, list[dict[str, Any]]] = {"relay": [], "baseline": []}
+                for _ in range(opts.repeat):  # alternate, so both see the same noise
+                    for name, port, pid in targets:
+                        runs[name].append(
+                            loadgen(
+                                [
+                                    "fanout",
+                                    "--port",
+                                    str(port),
+                                    "--target",
+                                    name,
+                                    "--size",
+                                    str(size),
+                                    "--rooms",
+                                    str(rooms),
+                                    "--seconds",
+                                    str(opts.seconds),
+                                    "--window",
+                                    str(window),
+                                ],
+                                pid,
+                            )
+                        )
+                        print(json.dumps(runs[name][-1]), file=sys.stderr)
+                rows += [median_of(runs["relay"]), median_of(runs["baseline"])]
+            results["fanout"] = rows
+            hs = [
+                loadgen(
+                    ["handshakes", "--port", str(relay_port), "--seconds", str(opts.seconds)],
+                    relay.pid,
+                )
+                for _ in range(opts.repeat)
+            ]
+            results["handshakes"] = median_of(hs)
+            print(json.dumps(results["handshakes"]), file=sys.stderr)
+        finally:
+            for p in (relay, baseline):
+                p.terminate()
+                p.wait(timeout=30)
+        # A fresh relay: one that served the load above would reuse freed memory.
+        fresh, fresh_port = start(relay_argv(Path(data) / "idle"))
+        try:
+            results["idle"] = idle(fresh.pid, fresh_port, opts.idle)
+            print(json.dumps(results["idle"]), file=sys.stderr)
+        finally:
+            fresh.terminate()
+            fresh.wait(timeout=60)
+    print(table(results))
+    if opts.json:
+        opts.json.write_text(json.dumps(results, indent=2))
+
+
+def idle(pid: int, port: int, count: int) -> dict[str, Any]:
+    before = rss_bytes(pid)
+    gen = subprocess.Popen(
+        [
+            sys.executable,
+            str(HERE / "loadgen.py"),
+            "idle",
+            "--port",
+            str(port),
+            "--count",
+            str(count),
+            "--cpu",
+            str(LOADGEN_CPU),
+        ],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert gen.stdout is not None
+    assert gen.stdin is not None
+    ready = json.loads(gen.stdout.readline())["ready"]
+    after = rss_bytes(pid)
+    gen.stdin.write("\n")
+    gen.stdin.flush()
+    gen.wait(timeout=120)
+    per_conn = (after - before) / ready
+    return {
+        "connections": ready,
+        "rss_before_mib": before / 2**20,
+        "rss_after_mib": after / 2**20,
+        "bytes_per_connection": per_conn,
+        "connections_per_gib": 2**30 / per_conn,
+    }
+
+
+def table(results: dict[str, Any]) -> str:
+    lines = [
+        "| room size x rooms, in flight | target | deliveries/s | msgs/s | p50 ms | p99 ms "
+        "| target CPU | deliveries per CPU-s | relay/baseline (per s, per CPU-s) |",
+        "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | --- |",
+    ]
+    rows = results["fanout"]
+    for i, row in enumerate(rows):
+        ratio = ""
+        per_cpu = row["deliveries_per_s"] / row["target_cpu"]
+        if row["target"] == "relay":
+            base = rows[i + 1]
+            base_per_cpu = base["deliveries_per_s"] / base["target_cpu"]
+            ratio = (
+                f"{row['deliveries_per_s'] / base['deliveries_per_s']:.2f}x, "
+                f"{per_cpu / base_per_cpu:.2f}x"
+            )
+        lines.append(
+            f"| {row['size']} x {row['rooms']}, {row['window']} | {row['target']} | "
+            f"{row['deliveries_per_s']:,.0f} | {row['msgs_per_s']:,.0f} | {row['p50_ms']:.2f} | "
+            f"{row['p99_ms']:.2f} | {row['target_cpu']:.2f} | {per_cpu:,.0f} | {ratio} |"
+        )
+    hs, idle_ = results["handshakes"], results["idle"]
+    lines += [
+        "",
+        f"Authenticated handshakes: {hs['handshakes_per_s']:,.0f}/s "
+        f"(relay CPU {hs['target_cpu']:.2f}, load generator CPU {hs['loadgen_cpu']:.2f}).",
+        f"Idle authenticated connections: {idle_['connections']:,} took RSS from "
+        f"{idle_['rss_before_mib']:.0f} MiB to {idle_['rss_after_mib']:.0f} MiB: "
+        f"{idle_['bytes_per_connection'] / 1024:.1f} KiB each, "
+        f"{idle_['connections_per_gib']:,.0f} connections per GiB.",
+    ]
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,5 @@
+"""``python -m e2echat_server``: the same as the ``e2echat-server`` command."""
+
+from e2echat_server.cli import main
+
+main()

@@ -1,0 +1,294 @@
+"""The relay's live directory: users, rooms, memberships, sequence counters. Pure.
+
+Every request is decided here, synchronously, so that a check and the change it guards
+happen in one step of the event loop (no other request can slip in between). Refusals
+raise ProtocolError and change nothing. The relay shell then writes the change through
+to the Store and undoes it here if the write fails.
+"""
+
+import hmac
+from dataclasses import dataclass, field
+from typing import Literal
+
+from nacl.encoding import RawEncoder
+from nacl.hash import blake2b
+
+from e2echat.protocol import (
+    CreateRoom,
+    ErrorCode,
+    JoinRoom,
+    Member,
+    ProtocolError,
+    RoomInfo,
+    RoomSummary,
+    SecretAccess,
+    SignedPrekey,
+)
+from e2echat_server.store import RoomRecord, Snapshot, UserRecord
+
+PresenceStatus = Literal["online", "away", "busy", "offline"]
+OFFLINE: PresenceStatus = "offline"
+
+
+@dataclass(slots=True)
+class UserState:
+    """A known key: its latest name and prekey, and its presence."""
+
+    key: bytes
+    name: str
+    prekey: SignedPrekey
+    last_seen: int | None = None
+    status: PresenceStatus = OFFLINE
+    text: str | None = None
+    mailbox_seq: int = 0
+    mailbox_count: int = 0
+
+    def record(self) -> UserRecord:
+        return UserRecord(
+            self.key, self.name, self.prekey.id, self.prekey.key, self.prekey.sig, self.last_seen
+        )
+
+
+@dataclass(slots=True)
+class Room:
+    """A room and its members (key -> joined ms). ``seq`` is the last message's number."""
+
+    record: RoomRecord
+    members: dict[bytes, int] = field(default_factory=dict)
+    seq: int = 0
+    last_ts: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class DirectoryLimits:
+    max_members: int
+    max_rooms_per_user: int
+    mailbox_max: int
+
+
+def token_matches(token: bytes, verifier: bytes) -> bool:
+    """Whether BLAKE2b-256(token) is ``verifier``, compared in constant time."""
+    digest = blake2b(token, digest_size=32, encoder=RawEncoder)
+    return hmac.compare_digest(digest, verifier)
+
+
+class Directory:
+    """Users, rooms and memberships in memory, with the rules that govern them."""
+
+    def __init__(self, limits: DirectoryLimits) -> None:
+        self.limits = limits
+        self.users: dict[bytes, UserState] = {}
+        self.rooms: dict[bytes, Room] = {}
+        self.by_name: dict[str, bytes] = {}
+        self.rooms_of: dict[bytes, set[bytes]] = {}
+
+    @classmethod
+    def from_snapshot(cls, snapshot: Snapshot, limits: DirectoryLimits) -> "Directory":
+        directory = cls(limits)
+        for u in snapshot.users:
+            directory.users[u.key] = UserState(
+                u.key,
+                u.name,
+                SignedPrekey(id=u.prekey_id, key=u.prekey, sig=u.prekey_sig),
+                u.last_seen,
+                mailbox_seq=snapshot.mailbox_seqs.get(u.key, 0),
+                mailbox_count=snapshot.mailbox_counts.get(u.key, 0),
+            )
+        for r in snapshot.rooms:
+            directory._insert_room(r, snapshot.room_seqs.get(r.id, 0))
+        for m in snapshot.members:
+            if m.room in directory.rooms and m.key in directory.users:
+                directory.add_member(m.room, m.key, m.joined)
+        return directory
+
+    # Users -----------------------------------------------------------------------
+
+    def authenticate(
+        self, key: bytes, name: str, prekey: SignedPrekey
+    ) -> tuple[UserState, UserRecord | None]:
+        """Record a verified hello; return the user and the record to store if it changed."""
+        user = self.users.get(key)
+        if user is None:
+            user = self.users[key] = UserState(key, name, prekey)
+            return user, user.record()
+        if user.name == name and user.prekey == prekey:
+            return user, None
+        user.name, user.prekey = name, prekey
+        return user, user.record()
+
+    def set_prekey(self, key: bytes, prekey: SignedPrekey) -> UserRecord:
+        user = self.users[key]
+        user.prekey = prekey
+        return user.record()
+
+    def peers(self, key: bytes) -> set[bytes]:
+        """Every other key that shares at least one room with ``key``."""
+        found: set[bytes] = set()
+        for room_id in self.rooms_of.get(key, ()):
+            found.update(self.rooms[room_id].members)
+        found.discard(key)
+        return found
+
+    # Rooms -----------------------------------------------------------------------
+
+    def _insert_room(self, record: RoomRecord, seq: int) -> Room:
+        room = Room(record, seq=seq)
+        self.rooms[record.id] = room
+        self.by_name[record.name] = record.id
+        return room
+
+    def _check_room_quota(self, key: bytes) -> None:
+        if len(self.rooms_of.get(key, ())) >= self.limits.max_rooms_per_user:
+            raise ProtocolError(
+                ErrorCode.FORBIDDEN,
+                f"You are in {self.limits.max_rooms_per_user} rooms, the most this relay"
+                " allows; leave one before creating or joining another.",
+            )
+
+    def create_room(self, key: bytes, frame: CreateRoom, room_id: bytes, now: int) -> Room:
+        """Create the room with ``key`` as its first member, or raise."""
+        if frame.name in self.by_name:
+            raise ProtocolError(ErrorCode.NAME_TAKEN, f"A room named {frame.name!r} exists.")
+        max_members = frame.max_members or self.limits.max_members
+        if max_members > self.limits.max_members:
+            raise ProtocolError(
+                ErrorCode.BAD_FRAME,
+                f"This relay allows at most {self.limits.max_members} members per room.",
+            )
+        self._check_room_quota(key)
+        secret = isinstance(frame.access, SecretAccess)
+        record = RoomRecord(
+            id=room_id,
+            name=frame.name,
+            description=frame.description,
+            max_members=max_members,
+            listed=frame.listed,
+            access_kind="secret" if secret else "open",
+            verifier=frame.access.verifier if isinstance(frame.access, SecretAccess) else None,
+            salt=frame.access.salt if isinstance(frame.access, SecretAccess) else None,
+            created=now,
+        )
+        room = self._insert_room(record, 0)
+        self.add_member(room_id, key, now)
+        return room
+
+    def drop_room(self, room_id: bytes) -> None:
+        """Forget a room entirely (undo of a failed create, or its last member left)."""
+        room = self.rooms.pop(room_id)
+        del self.by_name[room.record.name]
+        for key in room.members:
+            self.rooms_of[key].discard(room_id)
+
+    def restore_room(self, room: Room) -> None:
+        """Put back a room removed by ``drop_room`` (undo when the store write failed)."""
+        self.rooms[room.record.id] = room
+        self.by_name[room.record.name] = room.record.id
+        for key in room.members:
+            self.rooms_of.setdefault(key, set()).add(room.record.id)
+
+    def check_join(self, key: bytes, frame: JoinRoom) -> tuple[Room, bool]:
+        """The room ``key`` may join by ``frame``, and whether it is already a member."""
+        room = self.lookup(frame.name)
+        if key in room.members:
+            return room, True
+        record = room.record
+        if record.verifier is not None and (
+            frame.token is None or not token_matches(frame.token, record.verifier)
+        ):
+            raise ProtocolError(
+                ErrorCode.FORBIDDEN, "This room needs its secret: check the password or invite."
+            )
+        if len(room.members) >= record.max_members:
+            raise ProtocolError(
+                ErrorCode.ROOM_FULL, f"The room is full ({record.max_members} members)."
+            )
+        self._check_room_quota(key)
+        return room, False
+
+    def add_member(self, room_id: bytes, key: bytes, joined: int) -> None:
+        self.rooms[room_id].members[key] = joined
+        self.rooms_of.setdefault(key, set()).add(room_id)
+
+    def remove_member(self, room_id: bytes, key: bytes) -> None:
+        self.rooms[room_id].members.pop(key, None)
+        self.rooms_of.get(key, set()).discard(room_id)
+
+    def lookup(self, name: str) -> Room:
+        room_id = self.by_name.get(name)
+        if room_id is None:
+            raise ProtocolError(ErrorCode.NO_SUCH_ROOM, f"There is no room named {name!r}.")
+        return self.rooms[room_id]
+
+    def member_room(self, key: bytes, room_id: bytes) -> Room:
+        """The room ``room_id`` if ``key`` is a member of it, or raise."""
+        room = self.rooms.get(room_id)
+        if room is None:
+            raise ProtocolError(ErrorCode.NO_SUCH_ROOM, "There is no room with that id.")
+        if key not in room.members:
+            raise ProtocolError(ErrorCode.NOT_MEMBER, "You are not a member of that room.")
+        return room
+
+    def listed(self) -> list[Room]:
+        return [room for room in self.rooms.values() if room.record.listed]
+
+    # Sequence numbers --------------------------------------------------------------
+
+    def next_message(self, room: Room, now: int) -> tuple[int, int]:
+        """The next (seq, ts) of ``room``; ts never goes backwards within a room."""
+        room.seq += 1
+        room.last_ts = max(room.last_ts, now)
+        return room.seq, room.last_ts
+
+    def next_mailbox(self, to: bytes) -> int:
+        """Reserve the next mailbox seq of ``to``, or raise if unknown or full."""
+        user = self.users.get(to)
+        if user is None:
+            raise ProtocolError(
+                ErrorCode.FORBIDDEN,
+                "The recipient is unknown: this relay has never seen that key authenticate.",
+            )
+        if user.mailbox_count >= self.limits.mailbox_max:
+            raise ProtocolError(
+                ErrorCode.UNAVAILABLE, "The recipient's mailbox is full; try again later."
+            )
+        user.mailbox_seq += 1
+        user.mailbox_count += 1
+        return user.mailbox_seq
+
+    # Views -------------------------------------------------------------------------
+
+    def member(self, key: bytes, joined: int) -> Member:
+        user = self.users[key]
+        return Member(
+            key=key, name=user.name, status=user.status, prekey=user.prekey, joined=joined
+        )
+
+    def members(self, room: Room) -> list[Member]:
+        return [self.member(key, joined) for key, joined in room.members.items()]
+
+    def room_info(self, room: Room) -> RoomInfo:
+        r = room.record
+        return RoomInfo(
+            id=r.id,
+            name=r.name,
+            description=r.description,
+            max_members=r.max_members,
+            listed=r.listed,
+            access_kind=r.access_kind,
+            salt=r.salt,
+            members=self.members(room),
+            seq=room.seq,
+        )
+
+    def summary(self, room: Room) -> RoomSummary:
+        r = room.record
+        return RoomSummary(
+            id=r.id,
+            name=r.name,
+            description=r.description,
+            max_members=r.max_members,
+            listed=r.listed,
+            access_kind=r.access_kind,
+            salt=r.salt,
+            member_count=len(room.members),
+        )

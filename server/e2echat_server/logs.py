@@ -1,0 +1,61 @@
+"""Structured logging: one line per event, ``key=value`` pairs or JSON.
+
+Callers pass only metadata (addresses, key fingerprints, sizes, codes, durations): the
+relay never logs a body, a token, a verifier or a salt. Keys appear as an 8-byte hex
+fingerprint, enough to correlate lines without flooding them.
+"""
+
+import json
+import logging
+import sys
+from typing import Any
+
+LOGGER = logging.getLogger("e2echat_server")
+ACCESS = logging.getLogger("e2echat_server.access")
+
+
+def fingerprint(key: bytes) -> str:
+    """A short, stable label for a public key in logs."""
+    return key[:8].hex()
+
+
+def event(logger: logging.Logger, name: str, level: int = logging.INFO, **fields: Any) -> None:
+    """Log ``name`` with ``fields`` (metadata only) as structured extra data."""
+    if logger.isEnabledFor(level):
+        logger.log(level, name, extra={"fields": fields})
+
+
+class LineFormatter(logging.Formatter):
+    """`key=value` text or one JSON object per record; fields come from `event`."""
+
+    def __init__(self, as_json: bool) -> None:
+        super().__init__()
+        self.as_json = as_json
+
+    def format(self, record: logging.LogRecord) -> str:
+        fields: dict[str, Any] = getattr(record, "fields", {})
+        stamp = self.formatTime(record, "%Y-%m-%dT%H:%M:%S")
+        if self.as_json:
+            line = {"ts": stamp, "level": record.levelname.lower(), "logger": record.name}
+            line["event"] = record.getMessage()
+            return json.dumps({**line, **fields}, default=str)
+        pairs = " ".join(f"{k}={_quote(v)}" for k, v in fields.items())
+        text = f"{stamp} {record.levelname.lower():7} {record.name} {record.getMessage()}"
+        if record.exc_info:
+            text += "\n" + self.formatException(record.exc_info)
+        return f"{text} {pairs}" if pairs else text
+
+
+def _quote(value: Any) -> str:
+    text = str(value)
+    return json.dumps(text) if (not text or " " in text or '"' in text) else text
+
+
+def configure(level: str, as_json: bool) -> None:
+    """Send the relay's logs to stderr (stdout carries only the bound URL)."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(LineFormatter(as_json))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level.upper())
+    logging.getLogger("websockets").setLevel(logging.WARNING)

@@ -1,0 +1,23 @@
+"""Where the relay keeps what must outlive a connection: see base.Store for the contract."""
+
+from e2echat_server.store.base import (
+    Envelope,
+    MemberRecord,
+    RoomRecord,
+    Snapshot,
+    Store,
+    UserRecord,
+)
+from e2echat_server.store.memory import MemoryStore
+from e2echat_server.store.sqlite import SqliteStore
+
+__all__ = [
+    "Envelope",
+    "MemberRecord",
+    "MemoryStore",
+    "RoomRecord",
+    "Snapshot",
+    "SqliteStore",
+    "Store",
+    "UserRecord",
+]

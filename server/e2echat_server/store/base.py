@@ -1,0 +1,121 @@
+"""The storage interface of the relay, and the records that cross it.
+
+The relay keeps its live directory (users, rooms, members, counters) in memory and writes
+through to a Store; it reads the Store back only at start-up (`load`) and for the two
+things too big to keep in memory: room history and mailboxes. Every write method returns
+only once the write is durable, so an acknowledgement sent after it can be trusted.
+
+The interface is deliberately small and free of SQL so that a Redis/Valkey store (streams
+for history and mailboxes, hashes and sets for the directory) can implement it as well.
+"""
+
+from dataclasses import dataclass
+from typing import Literal, Protocol
+
+
+@dataclass(frozen=True, slots=True)
+class UserRecord:
+    """A key the relay has seen authenticate, with its display name and latest prekey."""
+
+    key: bytes
+    name: str
+    prekey_id: int
+    prekey: bytes
+    prekey_sig: bytes
+    last_seen: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RoomRecord:
+    """A room's settings. ``verifier`` is BLAKE2b of the join token (secret rooms only)."""
+
+    id: bytes
+    name: str
+    description: str
+    max_members: int
+    listed: bool
+    access_kind: Literal["open", "secret"]
+    verifier: bytes | None
+    salt: bytes | None
+    created: int
+
+
+@dataclass(frozen=True, slots=True)
+class MemberRecord:
+    room: bytes
+    key: bytes
+    joined: int
+
+
+@dataclass(frozen=True, slots=True)
+class Envelope:
+    """One opaque body with the relay's sequence number, time (ms) and sender key."""
+
+    seq: int
+    ts: int
+    sender: bytes
+    body: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    """Everything the relay keeps in memory, as of start-up."""
+
+    users: list[UserRecord]
+    rooms: list[RoomRecord]
+    members: list[MemberRecord]
+    room_seqs: dict[bytes, int]
+    mailbox_seqs: dict[bytes, int]
+    mailbox_counts: dict[bytes, int]
+
+
+class Store(Protocol):
+    """Durable state of one relay. All writes are durable when the coroutine returns."""
+
+    async def load(self) -> Snapshot:
+        """Read back the directory and counters (once, at start-up)."""
+        ...
+
+    async def put_user(self, user: UserRecord) -> None:
+        """Insert or replace a user's name, prekey and last_seen."""
+        ...
+
+    async def set_last_seen(self, key: bytes, ts: int) -> None: ...
+
+    async def create_room(self, room: RoomRecord, creator: MemberRecord) -> None:
+        """Create a room with its first member, atomically."""
+        ...
+
+    async def add_member(self, member: MemberRecord) -> None: ...
+
+    async def remove_member(self, room: bytes, key: bytes, drop_room: bool) -> None:
+        """Remove a membership; with ``drop_room`` also the room and its history."""
+        ...
+
+    async def append(self, room: bytes, message: Envelope, keep: int) -> None:
+        """Store a message (its seq becomes the room's seq); keep only the last ``keep``."""
+        ...
+
+    async def history(self, room: bytes, after: int, not_before: int, limit: int) -> list[Envelope]:
+        """Up to ``limit`` messages with seq > ``after`` and ts >= ``not_before``, in order."""
+        ...
+
+    async def prune(self, not_before: int) -> int:
+        """Delete room messages older than ``not_before`` (ms); return how many."""
+        ...
+
+    async def mailbox_put(self, to: bytes, entry: Envelope) -> None:
+        """Queue a direct body for ``to`` (its seq becomes the mailbox's seq)."""
+        ...
+
+    async def mailbox(self, key: bytes, after: int, limit: int) -> list[Envelope]:
+        """Up to ``limit`` queued entries for ``key`` with seq > ``after``, in order."""
+        ...
+
+    async def mailbox_ack(self, key: bytes, upto: int) -> int:
+        """Delete ``key``'s entries with seq <= ``upto``; return how many were deleted."""
+        ...
+
+    async def close(self) -> None:
+        """Finish pending writes and release the storage (checkpoint, close files)."""
+        ...

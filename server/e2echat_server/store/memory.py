@@ -1,0 +1,95 @@
+"""A Store in process memory: for `--memory` runs, tests and embedded demos. Lost on exit."""
+
+import bisect
+from collections import defaultdict
+
+from e2echat_server.store.base import Envelope, MemberRecord, RoomRecord, Snapshot, UserRecord
+
+
+class MemoryStore:
+    """Dicts and sorted lists behind the Store interface; nothing is ever written to disk."""
+
+    def __init__(self) -> None:
+        self._users: dict[bytes, UserRecord] = {}
+        self._rooms: dict[bytes, RoomRecord] = {}
+        self._members: dict[bytes, dict[bytes, MemberRecord]] = defaultdict(dict)
+        self._room_seqs: dict[bytes, int] = {}
+        self._history: dict[bytes, list[Envelope]] = defaultdict(list)
+        self._mailbox_seqs: dict[bytes, int] = {}
+        self._mailboxes: dict[bytes, list[Envelope]] = defaultdict(list)
+
+    async def load(self) -> Snapshot:
+        return Snapshot(
+            users=list(self._users.values()),
+            rooms=list(self._rooms.values()),
+            members=[m for room in self._members.values() for m in room.values()],
+            room_seqs=dict(self._room_seqs),
+            mailbox_seqs=dict(self._mailbox_seqs),
+            mailbox_counts={k: len(v) for k, v in self._mailboxes.items() if v},
+        )
+
+    async def put_user(self, user: UserRecord) -> None:
+        self._users[user.key] = user
+
+    async def set_last_seen(self, key: bytes, ts: int) -> None:
+        user = self._users.get(key)
+        if user is not None:
+            self._users[key] = UserRecord(
+                user.key, user.name, user.prekey_id, user.prekey, user.prekey_sig, ts
+            )
+
+    async def create_room(self, room: RoomRecord, creator: MemberRecord) -> None:
+        if room.id in self._rooms or any(r.name == room.name for r in self._rooms.values()):
+            raise ValueError("room exists")
+        self._rooms[room.id] = room
+        self._room_seqs[room.id] = 0
+        self._members[room.id][creator.key] = creator
+
+    async def add_member(self, member: MemberRecord) -> None:
+        self._members[member.room][member.key] = member
+
+    async def remove_member(self, room: bytes, key: bytes, drop_room: bool) -> None:
+        self._members[room].pop(key, None)
+        if drop_room:
+            self._rooms.pop(room, None)
+            self._members.pop(room, None)
+            self._room_seqs.pop(room, None)
+            self._history.pop(room, None)
+
+    async def append(self, room: bytes, message: Envelope, keep: int) -> None:
+        log = self._history[room]
+        log.append(message)
+        self._room_seqs[room] = message.seq
+        if len(log) > keep:
+            del log[: len(log) - keep]
+
+    async def history(self, room: bytes, after: int, not_before: int, limit: int) -> list[Envelope]:
+        log = self._history.get(room, [])
+        start = bisect.bisect_right(log, after, key=lambda e: e.seq)
+        return [e for e in log[start:] if e.ts >= not_before][:limit]
+
+    async def prune(self, not_before: int) -> int:
+        removed = 0
+        for log in self._history.values():
+            keep_from = bisect.bisect_left(log, not_before, key=lambda e: e.ts)
+            removed += keep_from
+            del log[:keep_from]
+        return removed
+
+    async def mailbox_put(self, to: bytes, entry: Envelope) -> None:
+        self._mailboxes[to].append(entry)
+        self._mailbox_seqs[to] = entry.seq
+
+    async def mailbox(self, key: bytes, after: int, limit: int) -> list[Envelope]:
+        box = self._mailboxes.get(key, [])
+        start = bisect.bisect_right(box, after, key=lambda e: e.seq)
+        return box[start : start + limit]
+
+    async def mailbox_ack(self, key: bytes, upto: int) -> int:
+        box = self._mailboxes.get(key, [])
+        end = bisect.bisect_right(box, upto, key=lambda e: e.seq)
+        del box[:end]
+        return end
+
+    async def close(self) -> None:
+        """Nothing to flush."""

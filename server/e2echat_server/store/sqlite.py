@@ -1,0 +1,365 @@
+"""The default Store: one SQLite file in WAL mode, written by one thread with group commit.
+
+Why a dedicated thread rather than `asyncio.to_thread` per call: SQLite allows one writer,
+so a single thread that drains every job queued since its last commit and commits them
+together turns N fsync-bound commits into one, and keeps the event loop free. A job's
+future resolves only after its batch has committed, so "returned" means "durable": WAL
+with ``synchronous=NORMAL`` survives the relay being killed (SIGKILL); pass
+``synchronous="FULL"`` to also survive the machine losing power, at some throughput.
+"""
+
+import asyncio
+import queue
+import sqlite3
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, Final, TypeVar
+
+from e2echat_server.store.base import Envelope, MemberRecord, RoomRecord, Snapshot, UserRecord
+
+_T = TypeVar("_T")
+_MAX_BATCH: Final = 512
+
+SCHEMA: Final = """
+CREATE TABLE IF NOT EXISTS users (
+    key BLOB PRIMARY KEY, name TEXT NOT NULL, prekey_id INTEGER NOT NULL,
+    prekey BLOB NOT NULL, prekey_sig BLOB NOT NULL, last_seen INTEGER,
+    mailbox_seq INTEGER NOT NULL DEFAULT 0
+);
+CREATE TABLE IF NOT EXISTS rooms (
+    id BLOB PRIMARY KEY, name TEXT NOT NULL UNIQUE, description TEXT NOT NULL,
+    max_members INTEGER NOT NULL, listed INTEGER NOT NULL, access_kind TEXT NOT NULL,
+    verifier BLOB, salt BLOB, created INTEGER NOT NULL, seq INTEGER NOT NULL DEFAULT 0
+);
+CREATE TABLE IF NOT EXISTS members (
+    room BLOB NOT NULL REFERENCES rooms(id), key BLOB NOT NULL, joined INTEGER NOT NULL,
+    PRIMARY KEY (room, key)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS messages (
+    room BLOB NOT NULL, seq INTEGER NOT NULL, ts INTEGER NOT NULL,
+    sender BLOB NOT NULL, body BLOB NOT NULL, PRIMARY KEY (room, seq)
+);
+CREATE TABLE IF NOT EXISTS mailbox (
+    recipient BLOB NOT NULL, seq INTEGER NOT NULL, ts INTEGER NOT NULL,
+    sender BLOB NOT NULL, body BLOB NOT NULL, PRIMARY KEY (recipient, seq)
+);
+"""
+
+# A room's number is the max of rooms.seq and its newest message's seq: appends do not
+# update rooms.seq (one statement less per message); prune saves it before deleting.
+_SAVE_ROOM_SEQS: Final = (
+    "UPDATE rooms SET seq = max(seq, coalesce((SELECT max(m.seq) FROM messages m"
+    " WHERE m.room = rooms.id), 0))"
+)
+
+# (work, future, isolated): an isolated job runs in its own savepoint, so that its failure
+# (a constraint) undoes only itself; the others need no savepoint, which saves statements
+# on the hot path (append, mailbox_put), and if one of them fails the batch fails whole.
+
+_Job = tuple[Callable[[sqlite3.Connection], Any], asyncio.Future[Any], bool]
+
+
+class StoreClosedError(RuntimeError):
+    """A job was submitted after close()."""
+
+
+class SqliteStore:
+    """The Store interface over ``<data_dir>/relay.sqlite3``."""
+
+    def __init__(self, path: Path) -> None:
+        """Use `SqliteStore.open`; this only prepares the fields."""
+        self.path = path
+        self._jobs: queue.SimpleQueue[list[_Job] | None] = queue.SimpleQueue()
+        self._pending: list[_Job] = []
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._closed = False
+        self._thread: threading.Thread | None = None
+
+    @classmethod
+    async def open(cls, data_dir: Path, synchronous: str = "NORMAL") -> "SqliteStore":
+        """Create the directory, file and schema if needed and start the writer thread.
+
+        Raises OSError or sqlite3.Error here, to the caller, if the file cannot be used.
+        """
+        path = data_dir / "relay.sqlite3"
+        db = await asyncio.to_thread(_connect, path, synchronous)
+        store = cls(path)
+        store._loop = asyncio.get_running_loop()
+        store._thread = threading.Thread(
+            target=store._run, args=(db,), name="e2echat-store", daemon=True
+        )
+        store._thread.start()
+        return store
+
+    async def _submit(self, job: Callable[[sqlite3.Connection], _T], isolated: bool = False) -> _T:
+        if self._closed or self._loop is None:
+            raise StoreClosedError("the store is closed")
+        future: asyncio.Future[_T] = self._loop.create_future()
+        if not self._pending:
+            self._loop.call_soon(self._hand_over)
+        self._pending.append((job, future, isolated))
+        return await future
+
+    def _hand_over(self) -> None:
+        """Pass every job submitted during this loop iteration to the writer at once.
+
+        One wake-up of the writer thread per loop iteration, not per job: the jobs of all
+        connections served in the iteration share a transaction (group commit).
+        """
+        jobs, self._pending = self._pending, []
+        if jobs:
+            self._jobs.put(jobs)
+
+    def _run(self, db: sqlite3.Connection) -> None:
+        try:
+            while True:
+                first = self._jobs.get()
+                if first is None:
+                    break
+                batch = first
+                stop = False
+                while len(batch) < _MAX_BATCH:
+                    try:
+                        more = self._jobs.get_nowait()
+                    except queue.Empty:
+                        break
+                    if more is None:
+                        stop = True
+                        break
+                    batch += more
+                self._run_batch(db, batch)
+                if stop:
+                    break
+        finally:
+            db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            db.close()
+
+    def _run_batch(self, db: sqlite3.Connection, batch: list[_Job]) -> None:
+        """Run every job in one transaction, each in a savepoint so one failure is its own."""
+        results: list[tuple[bool, Any]] = []
+        try:
+            db.execute("BEGIN IMMEDIATE")
+            for work, _, isolated in batch:
+                if not isolated:
+                    results.append((True, work(db)))
+                    continue
+                db.execute("SAVEPOINT job")
+                try:
+                    results.append((True, work(db)))
+                    db.execute("RELEASE job")
+                except sqlite3.IntegrityError as exc:
+                    db.execute("ROLLBACK TO job")
+                    db.execute("RELEASE job")
+                    results.append((False, exc))
+            db.execute("COMMIT")
+        except Exception as exc:  # the batch failed as a whole: nothing of it is durable
+            if db.in_transaction:
+                db.execute("ROLLBACK")
+            results = [(False, exc)] * len(batch)
+        assert self._loop is not None
+        self._loop.call_soon_threadsafe(_resolve, [job[1] for job in batch], results)
+
+    async def load(self) -> Snapshot:
+        def read(db: sqlite3.Connection) -> Snapshot:
+            users = [
+                UserRecord(*row)
+                for row in db.execute(
+                    "SELECT key, name, prekey_id, prekey, prekey_sig, last_seen FROM users"
+                )
+            ]
+            rooms = [
+                RoomRecord(r[0], r[1], r[2], r[3], bool(r[4]), r[5], r[6], r[7], r[8])
+                for r in db.execute(
+                    "SELECT id, name, description, max_members, listed, access_kind,"
+                    " verifier, salt, created FROM rooms"
+                )
+            ]
+            members = [
+                MemberRecord(*row) for row in db.execute("SELECT room, key, joined FROM members")
+            ]
+            return Snapshot(
+                users=users,
+                rooms=rooms,
+                members=members,
+                room_seqs=dict(
+                    db.execute(
+                        "SELECT id, max(seq, coalesce((SELECT max(m.seq) FROM messages m"
+                        " WHERE m.room = rooms.id), 0)) FROM rooms"
+                    )
+                ),
+                mailbox_seqs=dict(db.execute("SELECT key, mailbox_seq FROM users")),
+                mailbox_counts=dict(
+                    db.execute("SELECT recipient, count(*) FROM mailbox GROUP BY recipient")
+                ),
+            )
+
+        return await self._submit(read)
+
+    async def put_user(self, user: UserRecord) -> None:
+        await self._submit(
+            lambda db: db.execute(
+                "INSERT INTO users (key, name, prekey_id, prekey, prekey_sig, last_seen)"
+                " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (key) DO UPDATE SET name=excluded.name,"
+                " prekey_id=excluded.prekey_id, prekey=excluded.prekey,"
+                " prekey_sig=excluded.prekey_sig, last_seen=excluded.last_seen",
+                (user.key, user.name, user.prekey_id, user.prekey, user.prekey_sig, user.last_seen),
+            )
+        )
+
+    async def set_last_seen(self, key: bytes, ts: int) -> None:
+        await self._submit(
+            lambda db: db.execute("UPDATE users SET last_seen = ? WHERE key = ?", (ts, key))
+        )
+
+    async def create_room(self, room: RoomRecord, creator: MemberRecord) -> None:
+        def write(db: sqlite3.Connection) -> None:
+            db.execute(
+                "INSERT INTO rooms (id, name, description, max_members, listed, access_kind,"
+                " verifier, salt, created) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    room.id,
+                    room.name,
+                    room.description,
+                    room.max_members,
+                    int(room.listed),
+                    room.access_kind,
+                    room.verifier,
+                    room.salt,
+                    room.created,
+                ),
+            )
+            db.execute(
+                "INSERT INTO members (room, key, joined) VALUES (?, ?, ?)",
+                (creator.room, creator.key, creator.joined),
+            )
+
+        await self._submit(write, isolated=True)
+
+    async def add_member(self, member: MemberRecord) -> None:
+        await self._submit(
+            lambda db: db.execute(
+                "INSERT OR REPLACE INTO members (room, key, joined) VALUES (?, ?, ?)",
+                (member.room, member.key, member.joined),
+            )
+        )
+
+    async def remove_member(self, room: bytes, key: bytes, drop_room: bool) -> None:
+        def write(db: sqlite3.Connection) -> None:
+            db.execute("DELETE FROM members WHERE room = ? AND key = ?", (room, key))
+            if drop_room:
+                db.execute("DELETE FROM members WHERE room = ?", (room,))
+                db.execute("DELETE FROM messages WHERE room = ?", (room,))
+                db.execute("DELETE FROM rooms WHERE id = ?", (room,))
+
+        await self._submit(write)
+
+    async def append(self, room: bytes, message: Envelope, keep: int) -> None:
+        def write(db: sqlite3.Connection) -> None:
+            db.execute(
+                "INSERT INTO messages (room, seq, ts, sender, body) VALUES (?, ?, ?, ?, ?)",
+                (room, message.seq, message.ts, message.sender, message.body),
+            )
+            if message.seq > keep:
+                db.execute(
+                    "DELETE FROM messages WHERE room = ? AND seq <= ?", (room, message.seq - keep)
+                )
+
+        await self._submit(write)
+
+    async def history(self, room: bytes, after: int, not_before: int, limit: int) -> list[Envelope]:
+        return await self._submit(
+            lambda db: [
+                Envelope(*row)
+                for row in db.execute(
+                    "SELECT seq, ts, sender, body FROM messages WHERE room = ? AND seq > ?"
+                    " AND ts >= ? ORDER BY seq LIMIT ?",
+                    (room, after, not_before, limit),
+                )
+            ]
+        )
+
+    async def prune(self, not_before: int) -> int:
+        def write(db: sqlite3.Connection) -> int:
+            db.execute(_SAVE_ROOM_SEQS)  # the newest message may go: keep its number
+            removed = 0
+            for (room,) in db.execute("SELECT id FROM rooms").fetchall():
+                # ts never decreases along seq, so the first message young enough marks
+                # the cut; found by walking the primary key, which stops at it.
+                first = db.execute(
+                    "SELECT seq FROM messages WHERE room = ? AND ts >= ? ORDER BY seq LIMIT 1",
+                    (room, not_before),
+                ).fetchone()
+                if first is None:
+                    cursor = db.execute("DELETE FROM messages WHERE room = ?", (room,))
+                else:
+                    cursor = db.execute(
+                        "DELETE FROM messages WHERE room = ? AND seq < ?", (room, first[0])
+                    )
+                removed += cursor.rowcount
+            return removed
+
+        return await self._submit(write)
+
+    async def mailbox_put(self, to: bytes, entry: Envelope) -> None:
+        def write(db: sqlite3.Connection) -> None:
+            db.execute(
+                "INSERT INTO mailbox (recipient, seq, ts, sender, body) VALUES (?, ?, ?, ?, ?)",
+                (to, entry.seq, entry.ts, entry.sender, entry.body),
+            )
+            db.execute("UPDATE users SET mailbox_seq = ? WHERE key = ?", (entry.seq, to))
+
+        await self._submit(write)
+
+    async def mailbox(self, key: bytes, after: int, limit: int) -> list[Envelope]:
+        return await self._submit(
+            lambda db: [
+                Envelope(*row)
+                for row in db.execute(
+                    "SELECT seq, ts, sender, body FROM mailbox WHERE recipient = ? AND seq > ?"
+                    " ORDER BY seq LIMIT ?",
+                    (key, after, limit),
+                )
+            ]
+        )
+
+    async def mailbox_ack(self, key: bytes, upto: int) -> int:
+        return await self._submit(
+            lambda db: (
+                db.execute(
+                    "DELETE FROM mailbox WHERE recipient = ? AND seq <= ?", (key, upto)
+                ).rowcount
+            )
+        )
+
+    async def close(self) -> None:
+        """Let queued writes commit, checkpoint the WAL into the main file, stop the thread."""
+        if self._closed:
+            return
+        self._closed = True
+        if self._pending:
+            self._hand_over()
+        self._jobs.put(None)
+        if self._thread is not None:
+            await asyncio.to_thread(self._thread.join)
+
+
+def _connect(path: Path, synchronous: str) -> sqlite3.Connection:
+    if synchronous not in ("NORMAL", "FULL"):
+        raise ValueError("synchronous must be NORMAL or FULL")
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    db.execute("PRAGMA journal_mode=WAL")
+    db.execute(f"PRAGMA synchronous={synchronous}")
+    db.executescript(SCHEMA)
+    return db
+
+
+def _resolve(futures: list[asyncio.Future[Any]], results: list[tuple[bool, Any]]) -> None:
+    for future, (ok, value) in zip(futures, results, strict=True):
+        if future.done():
+            continue
+        if ok:
+            future.set_result(value)
+        else:
+            future.set_exception(value)

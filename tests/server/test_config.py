@@ -1,0 +1,78 @@
+"""Config merging: flags over environment over file over defaults, every value checked."""
+
+from pathlib import Path
+
+import pytest
+from e2echat_server.config import ConfigError, RelayConfig, from_env, from_toml, load, merge
+
+from e2echat.protocol import MAX_BODY, MAX_FRAME
+
+
+def test_defaults_just_work() -> None:
+    config = merge({}, {}, {})
+    assert config == RelayConfig()
+    assert (config.host, config.port, config.memory) == ("127.0.0.1", 8765, False)
+    assert (config.max_frame, config.max_body) == (MAX_FRAME, MAX_BODY)
+    assert config.data_dir.name == "e2echat-server"
+
+
+def test_flags_beat_env_beat_file() -> None:
+    file = {"port": 1, "host": "10.0.0.1", "rate": 5}
+    env = {"port": "2", "host": "10.0.0.2"}
+    flags: dict[str, object] = {"port": 3, "host": None}
+    config = merge(flags, env, file)
+    assert (config.port, config.host, config.rate) == (3, "10.0.0.2", 5.0)
+
+
+def test_env_variables_are_prefixed_and_typed() -> None:
+    env = from_env(
+        {
+            "E2ECHAT_SERVER_MEMORY": "yes",
+            "E2ECHAT_SERVER_ORIGINS": "https://a.example, https://b.example",
+            "E2ECHAT_SERVER_MAX_BODY": "1024",
+            "E2ECHAT_DATA_DIR": "/not/ours",
+        }
+    )
+    config = merge({}, env, {})
+    assert config.memory is True
+    assert config.origins == ("https://a.example", "https://b.example")
+    assert config.max_body == 1024
+    assert config.data_dir != Path("/not/ours")
+
+
+def test_toml_file_accepts_dashes_and_rejects_unknown_keys(tmp_path: Path) -> None:
+    path = tmp_path / "relay.toml"
+    path.write_text('max-members = 50\ndata_dir = "~/relay"\ntls-cert = ""\n')
+    config = load({}, {}, path)
+    assert config.max_members == 50
+    assert config.data_dir == Path("~/relay").expanduser()
+    assert config.tls_cert is None
+    with pytest.raises(ConfigError, match="Unknown setting 'colour'"):
+        from_toml("colour = 'blue'")
+    with pytest.raises(ConfigError, match="not valid TOML"):
+        from_toml("port = ")
+    with pytest.raises(ConfigError, match="Cannot read"):
+        load({}, {}, tmp_path / "missing.toml")
+
+
+@pytest.mark.parametrize(
+    ("settings", "message"),
+    [
+        ({"port": "eighty"}, "'port' cannot be"),
+        ({"port": 70000}, "'port' must be"),
+        ({"memory": "maybe"}, "'memory' cannot be"),
+        ({"max_body": True}, "'max_body' cannot be"),
+        ({"max_frame": 10 * MAX_FRAME}, "'max_frame' must be"),
+        ({"max_body": 4096, "max_frame": 4096}, "'max_body' must be below"),
+        ({"tls_cert": "cert.pem"}, "'tls_cert' needs tls_key"),
+        ({"rate": 0}, "'rate' must be positive"),
+        ({"log_level": "loud"}, "'log_level' must be"),
+        ({"name": "a\u202eb"}, "'name'"),
+        ({"send_buffer": 10}, "'send_buffer'"),
+    ],
+)
+def test_bad_values_are_refused_with_the_setting_named(
+    settings: dict[str, object], message: str
+) -> None:
+    with pytest.raises(ConfigError, match=message):
+        merge({}, {}, settings)

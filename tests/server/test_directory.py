@@ -1,0 +1,150 @@
+"""The pure room and membership rules: every refusal raises and changes nothing."""
+
+import pytest
+from e2echat_server.directory import Directory, DirectoryLimits, token_matches
+from e2echat_server.store import MemberRecord, RoomRecord, Snapshot, UserRecord
+
+from e2echat.protocol import (
+    CreateRoom,
+    ErrorCode,
+    JoinRoom,
+    OpenAccess,
+    ProtocolError,
+    SecretAccess,
+    SignedPrekey,
+)
+from tests.server.wire import verifier_for
+
+A, B, C = b"a" * 32, b"b" * 32, b"c" * 32
+PREKEY = SignedPrekey(id=1, key=b"p" * 32, sig=b"s" * 64)
+TOKEN = b"t" * 32
+
+
+def directory(max_members: int = 3, max_rooms: int = 2, mailbox: int = 2) -> Directory:
+    d = Directory(DirectoryLimits(max_members, max_rooms, mailbox))
+    for key, name in ((A, "alice"), (B, "bob"), (C, "carol")):
+        d.authenticate(key, name, PREKEY)
+    return d
+
+
+def snapshot_of(d: Directory) -> tuple[object, ...]:
+    return (
+        {k: (r.record, dict(r.members), r.seq) for k, r in d.rooms.items()},
+        dict(d.by_name),
+        {k: set(v) for k, v in d.rooms_of.items()},
+    )
+
+
+def refused(d: Directory, code: ErrorCode, action: object) -> None:
+    before = snapshot_of(d)
+    with pytest.raises(ProtocolError) as info:
+        action()  # type: ignore[operator]
+    assert info.value.code is code
+    assert snapshot_of(d) == before
+
+
+def test_create_and_its_refusals() -> None:
+    d = directory(max_rooms=1)
+    room = d.create_room(A, CreateRoom(name="lobby", access=OpenAccess()), b"1" * 16, 10)
+    assert (room.members, room.record.max_members, room.record.access_kind) == ({A: 10}, 3, "open")
+    refused(
+        d,
+        ErrorCode.NAME_TAKEN,
+        lambda: d.create_room(B, CreateRoom(name="lobby", access=OpenAccess()), b"2" * 16, 0),
+    )
+    refused(
+        d,
+        ErrorCode.FORBIDDEN,
+        lambda: d.create_room(A, CreateRoom(name="other", access=OpenAccess()), b"2" * 16, 0),
+    )
+    refused(
+        d,
+        ErrorCode.BAD_FRAME,
+        lambda: d.create_room(
+            B, CreateRoom(name="big", access=OpenAccess(), max_members=4), b"2" * 16, 0
+        ),
+    )
+
+
+def test_join_checks_the_secret_the_size_and_the_quota() -> None:
+    d = directory(max_members=2, max_rooms=1)
+    access = SecretAccess(verifier=verifier_for(TOKEN), salt=b"s" * 16)
+    d.create_room(A, CreateRoom(name="den", access=access), b"1" * 16, 0)
+    refused(d, ErrorCode.NO_SUCH_ROOM, lambda: d.check_join(B, JoinRoom(name="nowhere")))
+    refused(d, ErrorCode.FORBIDDEN, lambda: d.check_join(B, JoinRoom(name="den")))
+    refused(d, ErrorCode.FORBIDDEN, lambda: d.check_join(B, JoinRoom(name="den", token=b"x" * 32)))
+    room, already = d.check_join(B, JoinRoom(name="den", token=TOKEN))
+    assert not already
+    d.add_member(room.record.id, B, 1)
+    assert d.check_join(B, JoinRoom(name="den"))[1] is True  # a member needs no token again
+    refused(d, ErrorCode.ROOM_FULL, lambda: d.check_join(C, JoinRoom(name="den", token=TOKEN)))
+    d.create_room(C, CreateRoom(name="mine", access=OpenAccess()), b"2" * 16, 0)
+    refused(d, ErrorCode.FORBIDDEN, lambda: d.check_join(A, JoinRoom(name="mine")))
+
+
+def test_membership_peers_and_dropping_a_room() -> None:
+    d = directory()
+    d.create_room(A, CreateRoom(name="lobby", access=OpenAccess()), b"1" * 16, 0)
+    d.add_member(b"1" * 16, B, 1)
+    assert d.peers(A) == {B}
+    assert d.peers(C) == set()
+    refused(d, ErrorCode.NOT_MEMBER, lambda: d.member_room(C, b"1" * 16))
+    refused(d, ErrorCode.NO_SUCH_ROOM, lambda: d.member_room(A, b"9" * 16))
+    room = d.rooms[b"1" * 16]
+    d.drop_room(b"1" * 16)
+    assert d.peers(A) == set()
+    refused(d, ErrorCode.NO_SUCH_ROOM, lambda: d.lookup("lobby"))
+    d.restore_room(room)
+    assert d.lookup("lobby") is room
+    assert d.peers(A) == {B}
+
+
+def test_sequence_numbers_and_timestamps_never_go_back() -> None:
+    d = directory()
+    room = d.create_room(A, CreateRoom(name="lobby", access=OpenAccess()), b"1" * 16, 0)
+    assert d.next_message(room, 500) == (1, 500)
+    assert d.next_message(room, 400) == (2, 500)
+
+
+def test_mailbox_is_bounded_and_only_for_known_keys() -> None:
+    d = directory(mailbox=2)
+    assert [d.next_mailbox(B), d.next_mailbox(B)] == [1, 2]
+    refused(d, ErrorCode.UNAVAILABLE, lambda: d.next_mailbox(B))
+    refused(d, ErrorCode.FORBIDDEN, lambda: d.next_mailbox(b"z" * 32))
+
+
+def test_authenticate_reports_changes_only() -> None:
+    d = directory()
+    assert d.authenticate(A, "alice", PREKEY)[1] is None
+    user, record = d.authenticate(A, "alicia", PREKEY)
+    assert record is not None
+    assert (user.name, record.name) == ("alicia", "alicia")
+
+
+def test_token_check() -> None:
+    assert token_matches(TOKEN, verifier_for(TOKEN))
+    assert not token_matches(b"u" * 32, verifier_for(TOKEN))
+
+
+def test_snapshot_rebuilds_the_directory() -> None:
+    room = RoomRecord(b"1" * 16, "lobby", "hi", 5, False, "open", None, None, 0)
+    snapshot = Snapshot(
+        users=[UserRecord(A, "alice", 1, b"p" * 32, b"s" * 64, 9)],
+        rooms=[room],
+        members=[MemberRecord(room.id, A, 3), MemberRecord(room.id, B, 4)],  # B unknown: skipped
+        room_seqs={room.id: 42},
+        mailbox_seqs={A: 7},
+        mailbox_counts={A: 2},
+    )
+    d = Directory.from_snapshot(snapshot, DirectoryLimits(5, 5, 5))
+    rebuilt = d.lookup("lobby")
+    assert (rebuilt.seq, rebuilt.members) == (42, {A: 3})
+    assert (d.users[A].mailbox_seq, d.users[A].mailbox_count, d.users[A].last_seen) == (7, 2, 9)
+    assert d.listed() == []
+    info = d.room_info(rebuilt)
+    assert (info.seq, [m.name for m in info.members], info.members[0].status) == (
+        42,
+        ["alice"],
+        "offline",
+    )
+    assert d.summary(rebuilt).member_count == 1

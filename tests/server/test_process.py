@@ -1,0 +1,142 @@
+"""The relay as a real process: the URL line, SIGKILL durability, SIGTERM shutdown, the CLI."""
+
+import asyncio
+import os
+import signal
+import socket
+import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+from e2echat_server.cli import app
+from typer.testing import CliRunner
+
+from e2echat.protocol import (
+    Ack,
+    CloseCode,
+    CreateRoom,
+    DirectDelivery,
+    DirectSend,
+    ErrorCode,
+    JoinRoom,
+    Message,
+    Ok,
+    OpenAccess,
+    RoomReply,
+    SecretAccess,
+    Send,
+    Sent,
+    Sync,
+    Synced,
+)
+from tests.server.wire import Identity, closed_with, login, verifier_for
+
+
+@asynccontextmanager
+async def relay_process(
+    *args: str, env: dict[str, str] | None = None
+) -> AsyncIterator[tuple[asyncio.subprocess.Process, str]]:
+    """``python -m e2echat_server ...``; yields the process and the URL it printed."""
+    if env is None:
+        args = ("--port", "0", "--log-level", "warning", *args)
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "e2echat_server", *args, stdout=asyncio.subprocess.PIPE, env=env
+    )
+    try:
+        assert process.stdout is not None
+        url = (await asyncio.wait_for(process.stdout.readline(), 15)).decode().strip()
+        assert url.startswith("ws://127.0.0.1:")
+        yield process, url
+    finally:
+        if process.returncode is None:
+            process.kill()
+        await process.wait()
+
+
+async def test_sigkill_loses_nothing_acknowledged(tmp_path: Path) -> None:
+    alice_id, bob_id, carol_id = Identity("alice"), Identity("bob"), Identity("carol")
+    token = b"t" * 32
+    async with relay_process("--data-dir", str(tmp_path)) as (process, url):
+        alice, bob = await login(url, alice_id), await login(url, bob_id)
+        access = SecretAccess(verifier=verifier_for(token), salt=b"s" * 16)
+        room = (await alice.request(CreateRoom(name="vault", access=access), RoomReply)).room.id
+        await bob.request(JoinRoom(name="vault", token=token), RoomReply)
+        await (await login(url, carol_id)).close()
+        for i in range(20):
+            await alice.request(Send(room=room, body=b"m%d" % i), Sent)
+        await alice.request(DirectSend(to=carol_id.key, body=b"for carol"), Sent)
+        process.kill()  # SIGKILL: no shutdown code runs
+        await process.wait()
+    async with relay_process("--data-dir", str(tmp_path)) as (_, url):
+        bob = await login(url, bob_id)
+        assert bob.welcome is not None
+        (info,) = bob.welcome.rooms
+        assert (info.id, info.name, info.seq, info.access_kind) == (room, "vault", 20, "secret")
+        assert {m.name for m in info.members} == {"alice", "bob"}
+        await bob.send(Sync(room=room, after=0))
+        assert [(await bob.expect(Message)).body for _ in range(20)] == [
+            b"m%d" % i for i in range(20)
+        ]
+        assert (await bob.expect(Synced)).seq == 20
+        carol = await login(url, carol_id)
+        assert carol.welcome is not None
+        assert carol.welcome.mailbox == 1
+        delivered = await carol.expect(DirectDelivery)
+        assert delivered.body == b"for carol"
+        await carol.request(Ack(mailbox=delivered.seq), Ok)
+        eve = await login(url, Identity("eve"))  # the secret still guards the room
+        assert (
+            await eve.error(JoinRoom(name="vault", token=b"w" * 32))
+        ).code is ErrorCode.FORBIDDEN
+
+
+async def test_sigterm_closes_sessions_with_1001_and_exits_cleanly(tmp_path: Path) -> None:
+    async with relay_process("--data-dir", str(tmp_path)) as (process, url):
+        alice = await login(url, Identity("alice"))
+        process.send_signal(signal.SIGTERM)
+        await closed_with(alice.conn, CloseCode.GOING_AWAY)
+        assert await asyncio.wait_for(process.wait(), 10) == 0
+    wal = tmp_path / "relay.sqlite3-wal"
+    assert not wal.exists() or wal.stat().st_size == 0  # checkpointed on the way out
+
+
+async def test_no_flags_just_works_with_sqlite_under_the_user_data_dir(tmp_path: Path) -> None:
+    env = {**os.environ, "XDG_DATA_HOME": str(tmp_path), "E2ECHAT_SERVER_PORT": "0"}
+    async with relay_process(env=env) as (process, url):
+        alice = await login(url, Identity("alice"))
+        await alice.request(CreateRoom(name="lobby", access=OpenAccess()), RoomReply)
+        process.send_signal(signal.SIGINT)
+        assert await asyncio.wait_for(process.wait(), 10) == 0
+    assert (tmp_path / "e2echat-server" / "relay.sqlite3").is_file()
+
+
+def test_cli_reports_bad_settings_with_exit_code_2() -> None:
+    result = CliRunner().invoke(app, ["--port", "99999"])
+    assert result.exit_code == 2
+    assert "'port' must be 0..65535" in result.output
+
+
+def test_cli_help_lists_the_flags() -> None:
+    result = CliRunner().invoke(app, ["--help"])
+    assert result.exit_code == 0
+    for flag in ("--data-dir", "--memory", "--tls-cert", "--origins", "--max-body", "--config"):
+        assert flag in result.output
+
+
+def test_cli_reads_the_config_file_and_reports_its_errors(tmp_path: Path) -> None:
+    path = tmp_path / "relay.toml"
+    path.write_text("colour = 'blue'\n")
+    result = CliRunner().invoke(app, ["--config", str(path)])
+    assert result.exit_code == 2
+    assert "Unknown setting 'colour'" in result.output
+
+
+def test_cli_reports_a_taken_port_with_exit_code_1() -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = CliRunner().invoke(app, ["--memory", "--port", str(port)])
+    assert result.exit_code == 1
+    assert "cannot start" in result.output
