@@ -6,7 +6,7 @@ check of a message (signature, AEAD, payload) has passed.
 """
 
 import hmac
-from typing import Annotated
+from typing import Annotated, Any
 
 import msgspec
 
@@ -14,8 +14,9 @@ from e2echat.crypto.direct import ChainId, RoomId
 from e2echat.crypto.errors import ChainError, ReplayError
 from e2echat.crypto.kdf import message_key, next_chain_key
 from e2echat.crypto.policy import Policy
-from e2echat.crypto.prekeys import U32, Key32
+from e2echat.crypto.prekeys import U32, U32_MAX, Key32
 from e2echat.crypto.primitives import random_bytes
+from e2echat.crypto.redact import redacted_fields
 
 Index = U32
 Millis = Annotated[int, msgspec.Meta(ge=0)]
@@ -31,12 +32,17 @@ class SkippedKey(msgspec.Struct, frozen=True, array_like=True):
     def __repr__(self) -> str:
         return f"SkippedKey(index={self.index}, key=<redacted>)"
 
+    def __rich_repr__(self) -> list[tuple[str, Any]]:
+        return redacted_fields(self, ("key",))
+
 
 class InboundChain(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     """Another member's chain as we hold it: ``ck`` is the chain key AT ``next``.
 
     Indices below ``start`` were never ours to read; indices in ``[start, next)`` are
-    consumed unless their key is in ``skipped``.
+    consumed unless their key is in ``skipped``. ``floor`` is non-zero for a chain
+    revived from a tombstone: indices below it were consumed before the chain was
+    deleted, so no share, however low, ever makes them readable again.
     """
 
     room_id: RoomId
@@ -48,12 +54,16 @@ class InboundChain(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     installed: Millis
     skipped: tuple[SkippedKey, ...] = ()
     retired: Millis | None = None
+    floor: Index = 0
 
     def __repr__(self) -> str:
         return (
             f"InboundChain(sender={self.sender.hex()[:16]}, chain_id={self.chain_id.hex()}, "
             f"start={self.start}, next={self.next}, skipped={len(self.skipped)}, ck=<redacted>)"
         )
+
+    def __rich_repr__(self) -> list[tuple[str, Any]]:
+        return redacted_fields(self, ("ck",))
 
 
 class OutboundChain(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -77,6 +87,22 @@ class OutboundChain(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
             f"OutboundChain(chain_id={self.chain_id.hex()}, index={self.index}, "
             f"shared={len(self.shared)}, ck=<redacted>)"
         )
+
+    def __rich_repr__(self) -> list[tuple[str, Any]]:
+        return redacted_fields(self, ("ck", "initial"))
+
+
+class ChainTombstone(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """What stays of a deleted inbound chain: every index below ``floor`` was consumed.
+
+    Without it, a relay could replay the chain's old (still fresh, still signed) share
+    after we deleted the chain, and then replay its messages. ``deleted`` is when the
+    chain was deleted (None until the next ``tick`` stamps it); the tombstone outlives
+    every share of that chain that could still be accepted.
+    """
+
+    floor: Index
+    deleted: Millis | None = None
 
 
 def new_outbound(now: int) -> OutboundChain:
@@ -118,8 +144,12 @@ def inbound_key(
     Raises ``ChainError`` below the start or too far ahead, ``ReplayError`` for an index
     already consumed.
     """
+    if index < chain.floor:
+        raise ReplayError("message index was consumed before the chain was deleted")
     if index < chain.start:
         raise ChainError("message precedes the index we were given (sent before we joined)")
+    if index >= U32_MAX:
+        raise ChainError("message index is at the end of the index space")
     if index < chain.next:
         for position, kept in enumerate(chain.skipped):
             if kept.index == index:
@@ -150,16 +180,23 @@ def install_share(
     ck: bytes,
     now: int,
     policy: Policy,
+    floor: int = 0,
 ) -> InboundChain:
     """The chain state after a share from its owner.
 
-    A new chain starts at ``index``. A known chain is only ever extended DOWNWARDS (a
-    share at a lower index, checked to lead to the chain key we hold); the indices we
-    already consumed stay consumed, so a re-share can never enable a replay.
+    A new chain starts at ``index``, or at ``floor`` if it is a chain we deleted that
+    had consumed every index below ``floor``. A known chain is only ever extended
+    DOWNWARDS (a share at a lower index, checked to lead to the chain key we hold); the
+    indices we already consumed stay consumed, so a re-share can never enable a replay.
     """
     if existing is None:
-        return InboundChain(room_id, sender, chain_id, ck, index, index, now)
-    if index >= existing.start:
+        if floor - index > policy.max_jump:
+            raise ChainError("share is too far below a chain we already consumed")
+        start = max(index, floor)
+        ck = advance(ck, start - index)
+        return InboundChain(room_id, sender, chain_id, ck, start, start, now, floor=floor)
+    low = max(index, existing.floor)
+    if low >= existing.start:
         return existing
     steps = existing.next - index
     if steps > policy.max_jump:
@@ -167,13 +204,13 @@ def install_share(
     keys = []
     walk = ck
     for position in range(index, existing.next):
-        if position < existing.start:
+        if low <= position < existing.start:
             keys.append(SkippedKey(position, message_key(walk), now))
         walk = next_chain_key(walk)
     if not hmac.compare_digest(walk, existing.ck):
         raise ChainError("share is inconsistent with the chain we hold")
     skipped = _cap(tuple(sorted(keys + list(existing.skipped), key=lambda k: k.index)), policy)
-    return msgspec.structs.replace(existing, start=index, skipped=skipped)
+    return msgspec.structs.replace(existing, start=low, skipped=skipped)
 
 
 def expire_skipped(chain: InboundChain, now: int, policy: Policy) -> InboundChain:

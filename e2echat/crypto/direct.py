@@ -9,7 +9,7 @@ freshness.
 """
 
 import struct
-from typing import Annotated
+from typing import Annotated, Any
 
 import msgspec
 
@@ -17,6 +17,7 @@ from e2echat.crypto.errors import DecryptionError, EnvelopeError, MalformedError
 from e2echat.crypto.message import CHAIN_ID_SIZE, KIND_DIRECT, ROOM_ID_SIZE, VERSION, SignFn
 from e2echat.crypto.prekeys import U32, Key32, SignedPrekey
 from e2echat.crypto.primitives import SIGNATURE_SIZE, seal, seal_open, verify
+from e2echat.crypto.redact import redacted_fields
 from e2echat.protocol.transcripts import length_prefixed
 
 DIRECT_LABEL = b"e2echat/v1/direct"
@@ -53,11 +54,20 @@ class Share(_Direct, frozen=True, tag="share"):
     def __repr__(self) -> str:
         return f"Share(chain_id={self.chain_id.hex()}, index={self.index}, ck=<redacted>)"
 
+    def __rich_repr__(self) -> list[tuple[str, Any]]:
+        return redacted_fields(self, ("ck", "proof"))
+
 
 class Join(_Direct, frozen=True, tag="join"):
     """A joiner's membership proof to one member."""
 
     proof: Proof
+
+    def __repr__(self) -> str:
+        return f"Join(room_id={self.room_id.hex()}, proof=<redacted>)"
+
+    def __rich_repr__(self) -> list[tuple[str, Any]]:
+        return redacted_fields(self, ("proof",))
 
 
 class KeyRequest(_Direct, frozen=True, tag="key_request"):
@@ -65,6 +75,12 @@ class KeyRequest(_Direct, frozen=True, tag="key_request"):
 
     chain_id: ChainId
     proof: Proof | None = None
+
+    def __repr__(self) -> str:
+        return f"KeyRequest(chain_id={self.chain_id.hex()}, proof=<redacted>)"
+
+    def __rich_repr__(self) -> list[tuple[str, Any]]:
+        return redacted_fields(self, ("proof",))
 
 
 DirectPayload = Share | Join | KeyRequest

@@ -186,7 +186,8 @@ def _check_limits(limits: KdfLimits) -> None:
 
 
 def _write_private(path: Path, data: bytes) -> None:
-    """Write ``data`` atomically: a 0600 temporary file in the same directory, then rename."""
+    """Write ``data`` atomically and durably: a 0600 temporary file in the same directory,
+    fsync, rename, fsync of the directory."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=".identity-", dir=path.parent)
     try:
@@ -199,3 +200,8 @@ def _write_private(path: Path, data: bytes) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+    directory = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(directory)  # the rename itself survives a crash
+    finally:
+        os.close(directory)

@@ -5,12 +5,13 @@ is strict (unknown ``t`` or field, wrong type): the bytes come from an authentic
 member, but a member may still run a buggy or hostile client.
 """
 
-from typing import Annotated
+from typing import Annotated, Any
 
 import msgspec
 
 from e2echat.crypto.errors import PayloadError
 from e2echat.crypto.prekeys import Key32
+from e2echat.crypto.redact import redacted_fields
 
 MAX_MENTIONS = 256
 
@@ -24,6 +25,9 @@ class Text(msgspec.Struct, tag="text", tag_field="t", frozen=True, forbid_unknow
 
     def __repr__(self) -> str:
         return f"Text(body=<{len(self.body)} chars>, mentions={len(self.mentions)}, ts={self.ts})"
+
+    def __rich_repr__(self) -> list[tuple[str, Any]]:
+        return redacted_fields(self, ("body", "mentions"))
 
 
 RoomPayload = Text

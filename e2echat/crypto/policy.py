@@ -36,6 +36,9 @@ class Policy:
     """How long a reported message is still kept in case its key arrives."""
     max_pending: int = 1000
     """Most messages buffered per room while their keys are missing."""
+    max_inbound_chains: int = 32
+    """Most chains kept per sender and room (each may hold ``max_skipped`` keys); beyond
+    it the oldest retired chains are deleted early, leaving tombstones."""
 
 
 DEFAULT_POLICY = Policy()

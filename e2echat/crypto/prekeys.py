@@ -6,13 +6,21 @@ kept for a grace period (envelopes sealed to it may still sit in a mailbox), the
 deleted, which makes old envelopes unreadable even to us: forward secrecy for shares.
 """
 
-from typing import Annotated
+from typing import Annotated, Any
 
 import msgspec
 
 from e2echat.crypto.errors import PrekeyError, SignatureError
 from e2echat.crypto.identity import Identity
-from e2echat.crypto.primitives import KEY_SIZE, SIGNATURE_SIZE, random_bytes, verify, x25519_keypair
+from e2echat.crypto.primitives import (
+    KEY_SIZE,
+    SIGNATURE_SIZE,
+    random_bytes,
+    verify,
+    x25519_keypair,
+    x25519_usable,
+)
+from e2echat.crypto.redact import redacted_fields
 from e2echat.protocol.transcripts import prekey_transcript
 
 U32_MAX = 2**32 - 1
@@ -29,11 +37,20 @@ class SignedPrekey(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     sig: Sig64
 
     def verify(self, owner: bytes) -> None:
-        """Raise ``PrekeyError`` unless ``owner`` signed this prekey."""
+        """Raise ``PrekeyError`` unless ``owner`` signed this prekey and it is usable.
+
+        A member could sign a low-order point; sealing to it fails inside libsodium, so
+        it is refused here rather than failing every later ``encrypt`` in the room."""
+        if not 0 <= self.id <= U32_MAX or len(self.key) != KEY_SIZE:
+            # msgspec does not validate on construction: a caller-built prekey may be
+            # out of the wire ranges, and must not be stored (it would not decode)
+            raise PrekeyError("signed prekey id or key is out of range")
         try:
             verify(owner, prekey_transcript(self.id, self.key), self.sig)
         except SignatureError:
             raise PrekeyError("signed prekey does not verify for its owner") from None
+        if not x25519_usable(self.key):
+            raise PrekeyError("signed prekey is a low-order X25519 point")
 
 
 class PrekeyRecord(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -47,6 +64,9 @@ class PrekeyRecord(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
 
     def __repr__(self) -> str:
         return f"PrekeyRecord(id={self.id}, created={self.created}, retired={self.retired})"
+
+    def __rich_repr__(self) -> list[tuple[str, Any]]:
+        return redacted_fields(self, ("secret",))
 
 
 def new_prekey(identity: Identity, now: int, taken: set[int]) -> PrekeyRecord:

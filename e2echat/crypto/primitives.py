@@ -8,7 +8,7 @@ Every libsodium failure is translated into a ``CryptoError`` subclass here, once
 import nacl.bindings as sodium
 import nacl.exceptions
 
-from e2echat.crypto.errors import DecryptionError, MalformedError, SignatureError
+from e2echat.crypto.errors import DecryptionError, MalformedError, PrekeyError, SignatureError
 
 KEY_SIZE = 32
 """Size of every symmetric key, chain key, public key and room secret."""
@@ -65,7 +65,10 @@ def aead_decrypt(key: bytes, nonce: bytes, ciphertext: bytes, aad: bytes) -> byt
 
 def seal(public_key: bytes, plaintext: bytes) -> bytes:
     """libsodium sealed box (ephemeral X25519 + XSalsa20-Poly1305) to ``public_key``."""
-    return sodium.crypto_box_seal(plaintext, public_key)
+    try:
+        return sodium.crypto_box_seal(plaintext, public_key)
+    except nacl.exceptions.CryptoError:
+        raise PrekeyError("cannot seal to this key (a low-order point?)") from None
 
 
 def seal_open(public_key: bytes, secret_key: bytes, sealed: bytes) -> bytes:
@@ -86,6 +89,24 @@ def x25519_keypair() -> tuple[bytes, bytes]:
 def x25519_public(secret_key: bytes) -> bytes:
     """The X25519 public key of ``secret_key``."""
     return sodium.crypto_scalarmult_base(secret_key)
+
+
+_PROBE_SCALAR = bytes(range(1, KEY_SIZE + 1))
+"""Any fixed scalar: clamping makes it a multiple of the cofactor, so a low-order point
+always multiplies to zero, whatever the scalar."""
+
+
+def x25519_usable(public_key: bytes) -> bool:
+    """Whether ``public_key`` can be sealed to: not a low-order (non-contributory) point.
+
+    libsodium refuses to seal to such a key (the shared secret would be all zeros), so
+    a signed prekey must be checked with this before we rely on it.
+    """
+    try:
+        sodium.crypto_scalarmult(_PROBE_SCALAR, public_key)
+    except nacl.exceptions.CryptoError:
+        return False
+    return True
 
 
 def ed25519_keypair(seed: bytes) -> tuple[bytes, bytes]:

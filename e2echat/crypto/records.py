@@ -12,15 +12,17 @@ from typing import Annotated, Any, TypeVar, cast
 
 import msgspec
 
-from e2echat.crypto.chain import InboundChain, OutboundChain
+from e2echat.crypto.chain import ChainTombstone, InboundChain, OutboundChain
 from e2echat.crypto.direct import ChainId, RoomId
 from e2echat.crypto.prekeys import U32, Key32, PrekeyRecord, SignedPrekey
+from e2echat.crypto.redact import redacted_fields
 from e2echat.crypto.store import CryptoStore, Write
 
 PREKEYS = "prekey"
 ROOMS = "room"
 OUTBOUND = "out"
 INBOUND = "in"
+GONE = "gone"
 PENDING = "pending"
 TRUST = "trust"
 
@@ -52,6 +54,9 @@ class RoomRecord(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     def __repr__(self) -> str:
         kind = "secret" if self.secret else "open"
         return f"RoomRecord(room_id={self.room_id.hex()}, {kind}, members={len(self.members)})"
+
+    def __rich_repr__(self) -> list[tuple[str, Any]]:
+        return redacted_fields(self, ("join_key",))
 
 
 class TrustRecord(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -106,6 +111,7 @@ _TYPES: dict[str, type[msgspec.Struct]] = {
     ROOMS: RoomRecord,
     OUTBOUND: OutboundChain,
     INBOUND: InboundChain,
+    GONE: ChainTombstone,
     PENDING: PendingMessage,
     TRUST: TrustRecord,
 }

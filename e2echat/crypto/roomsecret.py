@@ -148,4 +148,8 @@ class Invite:
             raise InviteError("invite secret is not valid base64url") from None
         if base64.urlsafe_b64encode(secret).rstrip(b"=").decode() != encoded:
             raise InviteError("invite secret is not canonical base64url")
-        return cls(relay, room, RoomSecret(secret))
+        invite = cls(relay, room, RoomSecret(secret))
+        if not hmac.compare_digest(str(invite).encode(), text.strip().encode()):
+            # e.g. a doubled slash, which the constructor would silently normalise
+            raise InviteError("invite is not in canonical form")
+        return invite

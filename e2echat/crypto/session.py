@@ -7,14 +7,17 @@ It never talks to the network or the clock. Every method runs as one ``Txn``: re
 bad input becomes an event and changes nothing; only local misuse raises.
 """
 
+import hmac
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 import msgspec
 
 from e2echat.crypto import chain as ratchet
-from e2echat.crypto.chain import InboundChain, OutboundChain
+from e2echat.crypto.chain import ChainTombstone, InboundChain, OutboundChain
 from e2echat.crypto.direct import (
+    MAX_AGE_MS,
+    MAX_SKEW_MS,
     DirectPayload,
     Join,
     KeyRequest,
@@ -23,7 +26,7 @@ from e2echat.crypto.direct import (
     open_direct,
     seal_direct,
 )
-from e2echat.crypto.errors import ChainError, CryptoError, ReplayError
+from e2echat.crypto.errors import ChainError, CryptoError, MalformedError, ReplayError
 from e2echat.crypto.events import (
     Decrypted,
     DirectRejected,
@@ -44,7 +47,9 @@ from e2echat.crypto.message import parse_body, seal_body
 from e2echat.crypto.payload import RoomPayload, decode_payload, encode_payload
 from e2echat.crypto.policy import DEFAULT_POLICY, Policy
 from e2echat.crypto.prekeys import PrekeyRecord, SignedPrekey, new_prekey
+from e2echat.crypto.primitives import KEY_SIZE
 from e2echat.crypto.records import (
+    GONE,
     INBOUND,
     OUTBOUND,
     PENDING,
@@ -158,10 +163,12 @@ class CryptoSession:
         op = _Op(self._records.begin())
         room = op.txn.get(ROOMS, room_id, RoomRecord)
         join_key = secret.join_key if secret is not None else None
-        first = room is None or room.join_key != join_key
-        if room is None or room.join_key != join_key:
-            # new to us, or another secret (a different room for us): start afresh
+        first = room is None or not _same_key(room.join_key, join_key)
+        if room is None or first:
+            # new to us, or another secret (a different room for us): start afresh;
+            # chains installed under the old access mode were not proved under this one
             op.txn.delete(OUTBOUND, room_id)
+            _bury_room_chains(op.txn, room_id, now)
             room = RoomRecord(room_id, join_key)
         listed = {member.key: member for member in members if member.key != self._me}
         for gone in [key for key, record in room.members.items() if record.announced]:
@@ -193,11 +200,15 @@ class CryptoSession:
         return op.finish()
 
     def leave_room(self, room_id: bytes) -> None:
-        """Forget everything about a room we left (chains, roster, pending messages)."""
+        """Forget everything about a room we left (chains, roster, pending messages).
+
+        Each inbound chain leaves a tombstone (stamped by the next ``tick``), so that
+        a relay replaying its old share after we re-join cannot replay its messages.
+        """
         txn = self._records.begin()
-        for space in (INBOUND, PENDING):
-            for key, _ in txn.scan(space, room_id, msgspec.Struct):
-                txn.delete(space, key)
+        _bury_room_chains(txn, room_id, None)
+        for key, _ in txn.scan(PENDING, room_id, PendingMessage):
+            txn.delete(PENDING, key)
         txn.delete(OUTBOUND, room_id)
         txn.delete(ROOMS, room_id)
         txn.commit()
@@ -222,6 +233,10 @@ class CryptoSession:
 
     def _announce(self, op: _Op, room: RoomRecord, member: Member, now: int) -> RoomRecord:
         """Record a relay-announced member: prekey check, TOFU, open-room validation."""
+        if len(member.key) != KEY_SIZE:
+            # the client must pass wire-validated members; a bad key would be stored and
+            # then fail to decode on every later read of the room
+            raise MalformedError("a member key is 32 bytes")
         old = room.members.get(member.key)
         prekey: SignedPrekey | None = member.prekey
         if old is None or old.prekey != member.prekey:
@@ -372,9 +387,11 @@ class CryptoSession:
         return outbound
 
     def _share_current(self, op: _Op, room: RoomRecord, key: bytes, now: int) -> None:
-        """Share our chain with one member now (secret rooms: it also proves us to it)."""
-        record = room.members[key]
-        if not self._shareable(record):
+        """Share our chain with one member now (secret rooms: it also proves us to it).
+
+        Members we do not know (a key request from a stranger) get nothing."""
+        record = room.members.get(key)
+        if record is None or not self._shareable(record):
             return
         outbound = self._outbound(op, room.room_id, now)
         index = outbound.shared.get(key, outbound.index)
@@ -520,6 +537,7 @@ class CryptoSession:
     def _install(self, op: _Op, share: Share, now: int) -> None:
         chain_key = inbound_key(share.room_id, share.sender, share.chain_id)
         existing = op.txn.get(INBOUND, chain_key, InboundChain)
+        tombstone = op.txn.get(GONE, chain_key, ChainTombstone) if existing is None else None
         installed = ratchet.install_share(
             existing,
             room_id=share.room_id,
@@ -529,18 +547,37 @@ class CryptoSession:
             ck=share.ck,
             now=now,
             policy=self._policy,
+            floor=tombstone.floor if tombstone is not None else 0,
         )
+        if tombstone is not None:
+            # an old chain come back: it retires nothing, is deleted after the grace
+            # window, and counts against the per-sender cap like any retired chain
+            installed = msgspec.structs.replace(installed, retired=now)
         op.txn.put(INBOUND, chain_key, installed)
-        if existing is None:
+        if existing is None and tombstone is None:
+            # a new chain replaces the sender's older ones
             for key, older in op.txn.scan(
                 INBOUND, inbound_key(share.room_id, share.sender), InboundChain
             ):
                 if key != chain_key and older.retired is None:
                     op.txn.put(INBOUND, key, msgspec.structs.replace(older, retired=now))
+        self._cap_chains(op, share.room_id, share.sender, chain_key, now)
         waiting = op.txn.scan(PENDING, chain_key, PendingMessage)
         for key, message in sorted(waiting, key=lambda item: item[1].index):
             op.txn.delete(PENDING, key)
             self._receive(op, message.room_id, message.sender, message.body, now, message.seq)
+
+    def _cap_chains(self, op: _Op, room_id: bytes, sender: bytes, keep: bytes, now: int) -> None:
+        """Bury the sender's oldest retired chains beyond ``max_inbound_chains``, so a
+        member sharing chain after chain cannot make us hold unbounded skipped keys."""
+        chains = op.txn.scan(INBOUND, inbound_key(room_id, sender), InboundChain)
+        excess = len(chains) - self._policy.max_inbound_chains
+        if excess <= 0:
+            return
+        retired = [item for item in chains if item[0] != keep and item[1].retired is not None]
+        retired.sort(key=lambda item: item[1].installed)
+        for key, chain in retired[:excess]:
+            _bury(op.txn, key, chain, now)
 
     def _answer_request(self, op: _Op, room: RoomRecord, request: KeyRequest, now: int) -> None:
         """Share our chain again, from the index the requester was first given, if the
@@ -571,11 +608,19 @@ class CryptoSession:
                 self._request_key(op, message, now)
         for key, inbound in op.txn.scan(INBOUND, b"", InboundChain):
             if inbound.retired is not None and now - inbound.retired >= policy.inbound_grace:
-                op.txn.delete(INBOUND, key)
+                _bury(op.txn, key, inbound, now)
             else:
                 expired = ratchet.expire_skipped(inbound, now, policy)
                 if expired is not inbound:
                     op.txn.put(INBOUND, key, expired)
+        # a tombstone outlives every share of its chain that could still be accepted: the
+        # owner re-shares a chain for at most rotate_age, and a share stays fresh MAX_AGE
+        lifetime = policy.rotate_age + MAX_AGE_MS + MAX_SKEW_MS
+        for key, tombstone in op.txn.scan(GONE, b"", ChainTombstone):
+            if tombstone.deleted is None:
+                op.txn.put(GONE, key, msgspec.structs.replace(tombstone, deleted=now))
+            elif now - tombstone.deleted >= lifetime:
+                op.txn.delete(GONE, key)
         return op.finish()
 
     def _request_key(self, op: _Op, message: PendingMessage, now: int) -> None:
@@ -592,6 +637,29 @@ class CryptoSession:
             self._proof_to(room, message.sender),
         )
         self._send(op, message.sender, request, record.prekey)
+
+
+def _same_key(first: bytes | None, second: bytes | None) -> bool:
+    """Whether two optional secret keys are equal (constant time when both are set)."""
+    if first is None or second is None:
+        return first is second
+    return hmac.compare_digest(first, second)
+
+
+def _bury(txn: Txn, key: bytes, chain: InboundChain, now: int | None) -> None:
+    """Delete an inbound chain, leaving a tombstone of the indices it consumed."""
+    floor = chain.next
+    previous = txn.get(GONE, key, ChainTombstone)
+    if previous is not None:
+        floor = max(floor, previous.floor)
+    txn.put(GONE, key, ChainTombstone(floor, now))
+    txn.delete(INBOUND, key)
+
+
+def _bury_room_chains(txn: Txn, room_id: bytes, now: int | None) -> None:
+    """Delete every inbound chain of a room, leaving tombstones."""
+    for key, chain in txn.scan(INBOUND, room_id, InboundChain):
+        _bury(txn, key, chain, now)
 
 
 def _with_member(room: RoomRecord, key: bytes, record: MemberRecord) -> RoomRecord:

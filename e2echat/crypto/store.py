@@ -18,6 +18,11 @@ class Write(NamedTuple):
     key: bytes
     value: bytes | None
 
+    def __repr__(self) -> str:
+        # values are encoded records holding chain keys: never print them
+        value = "None" if self.value is None else f"<{len(self.value)} bytes, redacted>"
+        return f"Write(space={self.space!r}, key={self.key.hex()}, value={value})"
+
 
 class CryptoStore(Protocol):
     """What the crypto core needs from a store. Spaces are short ASCII names."""

@@ -111,3 +111,19 @@ def test_secret_never_in_repr_or_pickle(identity: Identity) -> None:
     assert "redacted" in repr(identity)
     with pytest.raises(TypeError):
         pickle.dumps(identity)
+
+
+def test_save_makes_the_rename_durable(
+    identity: Identity, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """After the rename, the directory is fsynced too: a crash cannot lose the new file."""
+    synced: list[bool] = []
+    real_fsync = os.fsync
+
+    def recording_fsync(fd: int) -> None:
+        synced.append(stat.S_ISDIR(os.fstat(fd).st_mode))
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", recording_fsync)
+    identity.save(tmp_path / "id.key", "pass", limits=CHEAP)
+    assert synced == [False, True]

@@ -16,6 +16,7 @@ from e2echat.crypto import (
 from e2echat.crypto.chain import InboundChain
 from e2echat.crypto.kdf import message_key, next_chain_key
 from e2echat.crypto.message import seal_body
+from e2echat.crypto.policy import SECOND
 
 from .harness import FAST, NOW, ROOM, Party, Relay, texts
 
@@ -192,3 +193,44 @@ def test_chain_key_holder_cannot_forge_the_owner(index: int, text: str) -> None:
     assert own.messages == []
     assert isinstance(own.events[0], MessageDeferred)
     assert texts(carol) == ["genuine"]
+
+
+@FAST
+@given(
+    st.integers(1, 4),
+    st.sets(st.integers(0, 3)),
+    st.sampled_from(["rejoin", "expire"]),
+    st.permutations(["share", "share", 0, 1, 2, 3]),
+)
+def test_no_message_is_ever_shown_twice(
+    sent: int, delivered: set[int], forget: str, replays: list[str | int]
+) -> None:
+    """The relay keeps every share and body; the receiver then forgets the chain (leave
+    and re-join, or grace-window deletion after a rotation) and the relay replays it
+    all, in any order: each message still decrypts at most once."""
+    policy = Policy(inbound_grace=SECOND)
+    relay, alice, bob = pair(policy)
+    carol = Party("carol", policy)
+    relay.add(carol)
+    relay.join(carol)
+    outgoing = [alice.session.encrypt(ROOM, Text(str(i), (), NOW), NOW) for i in range(sent)]
+    shares = [d for out in outgoing for d in out.directs if d.recipient == bob.key]
+    relay.route(alice, [d for out in outgoing for d in out.directs])
+    for index in sorted(delivered):
+        if index < sent:
+            relay.deliver(alice, outgoing[index].body, bob)
+    later = NOW + 2 * SECOND
+    if forget == "rejoin":
+        relay.leave(bob, later)
+        relay.join(bob, now=later)
+    else:
+        relay.leave(carol, later)  # alice rotates; bob retires, then deletes, the chain
+        relay.broadcast(alice, "new chain", later)
+        relay.record(bob, bob.session.tick(later + 2 * SECOND), later)
+    for replay in replays:
+        if replay == "share":
+            relay.route(alice, shares, later + 3 * SECOND)
+        elif isinstance(replay, int) and replay < sent:
+            relay.deliver(alice, outgoing[replay].body, bob, now=later + 3 * SECOND)
+    shown = [(message.chain_id, message.index) for message in bob.received]
+    assert len(shown) == len(set(shown))
