@@ -1,3 +1,79 @@
-"""e2echat: end-to-end encrypted chat — the library that bots and the terminal client share."""
+"""e2echat: end-to-end encrypted chat — the library that bots and the terminal client share.
+
+A bot in a few lines::
+
+    import asyncio
+    import e2echat
+
+    async def main() -> None:
+        identity = e2echat.Identity.load(e2echat.default_identity_path())
+        async with e2echat.Client("ws://127.0.0.1:8765/", identity=identity, name="echo") as chat:
+            room = await chat.join("lobby")
+            async for msg in chat.messages():
+                await msg.room.send(f"{msg.sender.name} said: {msg.text}")
+
+    asyncio.run(main())
+
+See docs/bots.md for the tour. Everything an application needs is exported here; the
+subpackages (protocol, crypto, store, client) are internal layers.
+"""
+
+from e2echat.client.client import Client
+from e2echat.client.errors import (
+    AuthError,
+    ConnectError,
+    E2EChatError,
+    NotAMember,
+    RelayError,
+    WrongPassphrase,
+)
+from e2echat.client.events import (
+    ConnectionChanged,
+    Event,
+    KeyChanged,
+    MemberJoined,
+    MemberLeft,
+    MemberValidated,
+    Notice,
+    PresenceChanged,
+    RoomJoined,
+    RoomLeft,
+    Undecryptable,
+)
+from e2echat.client.identity import Identity, IdentityFileError
+from e2echat.client.models import ConnectionState, Member, Message, RoomSummary
+from e2echat.client.paths import default_identity_path, default_store_path
+from e2echat.client.room import Room
 
 __version__ = "0.1.0"
+
+__all__ = [
+    "AuthError",
+    "Client",
+    "ConnectError",
+    "ConnectionChanged",
+    "ConnectionState",
+    "E2EChatError",
+    "Event",
+    "Identity",
+    "IdentityFileError",
+    "KeyChanged",
+    "Member",
+    "MemberJoined",
+    "MemberLeft",
+    "MemberValidated",
+    "Message",
+    "NotAMember",
+    "Notice",
+    "PresenceChanged",
+    "RelayError",
+    "Room",
+    "RoomJoined",
+    "RoomLeft",
+    "RoomSummary",
+    "Undecryptable",
+    "WrongPassphrase",
+    "__version__",
+    "default_identity_path",
+    "default_store_path",
+]

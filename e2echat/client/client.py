@@ -1,0 +1,509 @@
+"""``Client``: the public API over the engine and the connection.
+
+It opens the store and the engine (on their worker thread), starts the ``Connection``,
+turns API calls into requests and engine steps, and publishes messages and events to
+subscriptions and handlers. Reconnection runs forever with exponential backoff and
+jitter unless ``reconnect=False``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import sqlite3
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any, ParamSpec, TypeVar
+
+from e2echat.client.backoff import Backoff
+from e2echat.client.connection import REQUEST_TIMEOUT_S, Connection
+from e2echat.client.engine import PROOF_WAIT_MS, Access, Engine, Output, RoomState
+from e2echat.client.errors import (
+    ConnectError,
+    E2EChatError,
+    NotAMember,
+    RelayError,
+    WrongPassphrase,
+)
+from e2echat.client.events import ConnectionChanged, Event
+from e2echat.client.identity import Identity
+from e2echat.client.models import ConnectionState, Member, Message, RoomSummary
+from e2echat.client.pacing import TokenBucket
+from e2echat.client.paths import default_store_path
+from e2echat.client.pubsub import Hub, Subscription
+from e2echat.client.room import Room
+from e2echat.client.worker import Worker
+from e2echat.crypto.errors import CryptoError
+from e2echat.crypto.identity import INTERACTIVE, KdfLimits
+from e2echat.crypto.policy import DEFAULT_POLICY, Policy
+from e2echat.crypto.roomsecret import Invite, RoomSecret
+from e2echat.crypto.safety import format_safety_number, safety_number
+from e2echat.crypto.session import CryptoSession
+from e2echat.protocol import (
+    BURST,
+    RATE,
+    ClientFrame,
+    CreateRoom,
+    ErrorCode,
+    JoinRoom,
+    LeaveRoom,
+    ListRooms,
+    Lookup,
+    MembersList,
+    MembersRequest,
+    Ok,
+    OpenAccess,
+    ProtocolError,
+    RelayFrame,
+    RoomList,
+    RoomReply,
+    SecretAccess,
+    SetStatus,
+    SummaryReply,
+    validate_room_name,
+    validate_user_name,
+)
+from e2echat.protocol import (
+    Access as WireAccess,
+)
+from e2echat.store import SchemaError, Store, StoreKeyError, StoreLockedError
+
+log = logging.getLogger("e2echat")
+P = ParamSpec("P")
+T = TypeVar("T")
+F = TypeVar("F", bound=RelayFrame)
+SEND_CONFIRM_TIMEOUT_S = 10.0
+STATUSES = ("online", "away", "busy")
+PROOF_WAIT_S = PROOF_WAIT_MS / 1000
+Handler = Callable[[Any], Awaitable[None]]
+
+
+def _now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+class Client:
+    """A connection to one relay under one identity. Use ``async with Client(...)``.
+
+    ``store`` is the SQLite file of this identity (default under ``E2ECHAT_HOME`` or the
+    platform's data directory); ``include_own`` also delivers our own messages to
+    ``messages()`` and ``on_message`` handlers. ``policy``, ``password_limits`` and
+    ``send_rate``/``send_burst`` tune the crypto policy, the Argon2id cost of room
+    passwords and the outgoing frame rate (match the relay's limit); ``proof_wait`` is how
+    long (seconds) sends in a secret room wait for a new member's membership proof.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        identity: Identity,
+        name: str,
+        store: Path | str | None = None,
+        reconnect: bool = True,
+        include_own: bool = False,
+        policy: Policy = DEFAULT_POLICY,
+        password_limits: KdfLimits = INTERACTIVE,
+        send_rate: float = RATE,
+        send_burst: int = BURST,
+        backoff: Backoff | None = None,
+        proof_wait: float = PROOF_WAIT_S,
+    ) -> None:
+        try:
+            validate_user_name(name)
+        except ProtocolError as exc:
+            raise E2EChatError(exc.message) from None
+        self.url = url
+        self.name = name
+        self.key = identity.public_key
+        self._identity = identity
+        self._store_path = default_store_path(identity) if store is None else store
+        self._reconnect = reconnect
+        self._include_own = include_own
+        self._policy = policy
+        self._password_limits = password_limits
+        self._pacer = TokenBucket(send_rate, send_burst)
+        self._backoff = backoff or Backoff()
+        self._proof_wait = proof_wait
+        self._messages: Hub[Message] = Hub()
+        self._events: Hub[Event] = Hub()
+        self._handlers: list[asyncio.Task[None]] = []
+        self._pending_handlers: list[tuple[Handler, Subscription[Any]]] = []
+        self._waiters: dict[int, tuple[asyncio.Future[Message], Message]] = {}
+        self._worker: Worker | None = None
+        self._engine: Engine | None = None
+        self._connection: Connection | None = None
+
+    # Public properties ---------------------------------------------------------------
+
+    @property
+    def state(self) -> ConnectionState:
+        """Where the connection to the relay stands."""
+        return ConnectionState.CLOSED if self._connection is None else self._connection.state
+
+    @property
+    def fingerprint(self) -> str:
+        """Our public key as people compare it."""
+        return self._identity.fingerprint
+
+    @property
+    def rooms(self) -> list[Room]:
+        """The rooms we are in, in the order we joined them."""
+        # list() of a dict's values is one step under the GIL: safe while the engine
+        # thread adds or removes a room.
+        return [state.room for state in list(self._live_engine().rooms.values())]
+
+    def room(self, name: str) -> Room | None:
+        """The joined room called ``name``, if any."""
+        return next((room for room in self.rooms if room.name == name), None)
+
+    # Lifecycle -----------------------------------------------------------------------
+
+    async def __aenter__(self) -> Client:
+        await self.connect()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()
+
+    async def connect(self) -> None:
+        """Open the store, connect and authenticate; raise if the first attempt fails."""
+        if self._worker is not None:
+            raise E2EChatError("this client is already connected")
+        self._worker = Worker()
+        try:
+            self._engine = await self._worker.call(self._open_engine)
+        except (StoreKeyError, StoreLockedError, SchemaError, sqlite3.Error) as exc:
+            self._worker.close()
+            self._worker = None
+            raise E2EChatError(f"cannot open the store {self._store_path}: {exc}") from None
+        self._connection = Connection(
+            self.url,
+            self._engine,
+            self._worker,
+            self._events,
+            self._publish,
+            self._lost,
+            reconnect=self._reconnect,
+            pacer=self._pacer,
+            backoff=self._backoff,
+        )
+        try:
+            await self._connection.open()
+        except BaseException:
+            await self.close()
+            raise
+        for handler, subscription in self._pending_handlers:
+            self._start_handler(handler, subscription)
+        self._pending_handlers = []
+
+    def _open_engine(self) -> Engine:
+        store = Store(self._store_path, self._identity)
+        session = CryptoSession(self._identity, store, relay=self.url, policy=self._policy)
+        return Engine(
+            self._identity,
+            self.name,
+            store,
+            session,
+            lambda state: Room(self, state),
+            _now_ms,
+            round(self._proof_wait * 1000),
+        )
+
+    async def close(self) -> None:
+        """Disconnect, stop handlers, end every subscription, close the store."""
+        if self._connection is not None:
+            await self._connection.close()
+        for task in self._handlers:
+            task.cancel()
+        for task in self._handlers:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._handlers = []
+        self._messages.close()
+        self._events.close()
+        engine, self._engine = self._engine, None
+        if engine is not None:
+            await self._call(engine.store.close)
+        if self._worker is not None:
+            self._worker.close()
+            self._worker = None
+
+    def _publish(self, out: Output) -> None:
+        """Publish an engine output whose frames were sent (called by the connection)."""
+        for item_id, message in out.confirmed:
+            waiter = self._waiters.pop(item_id, None)
+            if waiter is not None and not waiter[0].done():
+                waiter[0].set_result(message)
+            if self._include_own:
+                self._messages.publish(message)
+        for message in out.messages:
+            if self._include_own or not message.own:
+                self._messages.publish(message)
+        for event in out.events:
+            self._events.publish(event)
+
+    def _lost(self) -> None:
+        """The connection dropped: sends waiting for the relay's reply return queued."""
+        waiters, self._waiters = self._waiters, {}
+        for future, provisional in waiters.values():
+            if not future.done():
+                future.set_result(provisional)
+
+    def _live_engine(self) -> Engine:
+        if self._engine is None:
+            raise E2EChatError("the client is not connected: use 'async with Client(...)'")
+        return self._engine
+
+    def _live_connection(self) -> Connection:
+        if self._connection is None:
+            raise E2EChatError("the client is not connected: use 'async with Client(...)'")
+        return self._connection
+
+    async def _call(self, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
+        """Run ``fn`` on the engine's worker thread."""
+        if self._worker is None:
+            raise E2EChatError("the client is closed")
+        return await self._worker.call(fn, *args, **kwargs)
+
+    async def _request(self, frame: ClientFrame, expect: type[F]) -> F:
+        return await self._live_connection().request(frame, expect)
+
+    async def _dispatch(self, out: Output) -> None:
+        await self._live_connection().dispatch(out)
+
+    # Rooms -----------------------------------------------------------------------------
+
+    async def create(
+        self,
+        name: str,
+        password: str | None = None,
+        *,
+        secret: bool = False,
+        description: str = "",
+        listed: bool = True,
+    ) -> Room:
+        """Create a room and join it.
+
+        With ``password`` it is a password room; with ``secret=True`` and no password an
+        invite room (``room.invite()``); otherwise an open room, which anyone the relay
+        admits can read.
+        """
+        _check_room_name(name)
+        room_secret: RoomSecret | None = None
+        access: WireAccess = OpenAccess()
+        kind: Access = "open"
+        if password is not None:
+            salt = RoomSecret.new_salt()
+            room_secret = await self._derive(password, salt)
+            access, kind = SecretAccess(verifier=room_secret.verifier, salt=salt), "password"
+        elif secret:
+            room_secret = RoomSecret.generate()
+            access, kind = SecretAccess(verifier=room_secret.verifier), "invite"
+        try:
+            frame = CreateRoom(name=name, access=access, description=description, listed=listed)
+        except ProtocolError as exc:
+            raise E2EChatError(exc.message) from None
+        reply = await self._request(frame, RoomReply)
+        return await self._entered(reply, kind, room_secret)
+
+    async def join(self, name: str, password: str | None = None, invite: str | None = None) -> Room:
+        """Join a room: open rooms need nothing, secret rooms a password or an invite."""
+        _check_room_name(name)
+        room_secret: RoomSecret | None = None
+        kind: Access = "open"
+        if invite is not None:
+            try:
+                parsed = Invite.parse(invite)
+            except CryptoError as exc:
+                raise E2EChatError(f"That invite is not valid: {exc}.") from None
+            if parsed.room != name:
+                raise E2EChatError(f"That invite is for room {parsed.room!r}, not {name!r}.")
+            room_secret, kind = parsed.secret, "invite"
+        elif password is not None:
+            summary = await self._request(Lookup(name=name), SummaryReply)
+            if summary.room.salt is None:
+                raise E2EChatError(f"Room {name!r} has no password: join it without one.")
+            room_secret, kind = await self._derive(password, summary.room.salt), "password"
+        token = None if room_secret is None else room_secret.relay_token
+        try:
+            reply = await self._request(JoinRoom(name=name, token=token), RoomReply)
+        except RelayError as exc:
+            if exc.code == ErrorCode.FORBIDDEN and password is not None:
+                raise WrongPassphrase(f"Wrong password for room {name!r}.") from None
+            if exc.code == ErrorCode.FORBIDDEN and invite is not None:
+                raise WrongPassphrase(f"That invite does not open room {name!r}.") from None
+            raise
+        return await self._entered(reply, kind, room_secret)
+
+    async def _derive(self, password: str, salt: bytes) -> RoomSecret:
+        try:
+            return await asyncio.to_thread(
+                RoomSecret.from_password, password, salt, limits=self._password_limits
+            )
+        except CryptoError as exc:
+            raise E2EChatError(str(exc)) from None
+
+    async def _entered(self, reply: RoomReply, kind: Access, secret: RoomSecret | None) -> Room:
+        engine = self._live_engine()
+        room, out = await self._call(engine.enter_room, reply.room, kind, secret)
+        await self._dispatch(out)
+        return room
+
+    async def list_rooms(self) -> list[RoomSummary]:
+        """The rooms the relay lists publicly."""
+        reply = await self._request(ListRooms(), RoomList)
+        return [
+            RoomSummary(r.name, r.access_kind == "secret", r.description, r.member_count)
+            for r in reply.rooms
+        ]
+
+    async def set_status(self, status: str, text: str | None = None) -> None:
+        """Set our presence: "online", "away" or "busy", with an optional short text."""
+        if status not in STATUSES:
+            raise E2EChatError(f"A status is one of {', '.join(STATUSES)}, not {status!r}.")
+        try:
+            frame = SetStatus(status=status, text=text)  # type: ignore[arg-type]
+        except ProtocolError as exc:
+            raise E2EChatError(exc.message) from None
+        await self._request(frame, Ok)
+        await self._call(self._live_engine().set_own_status, status, text)
+
+    async def rename(self, name: str) -> None:
+        """Change our display name. The relay learns names at login, so this reconnects;
+        it returns once the client is connected under the new name."""
+        try:
+            validate_user_name(name)
+        except ProtocolError as exc:
+            raise E2EChatError(exc.message) from None
+        engine = self._live_engine()
+        events = self.events()
+        try:
+            self.name = engine.name = name
+            if self.state is ConnectionState.CONNECTED:
+                await self._live_connection().drop()
+                async with asyncio.timeout(REQUEST_TIMEOUT_S):
+                    async for event in events:
+                        if event == ConnectionChanged(ConnectionState.CONNECTED, None):
+                            break
+        except TimeoutError:
+            raise ConnectError("could not reconnect under the new name in time") from None
+        finally:
+            await events.aclose()
+
+    # Room operations (called by Room) --------------------------------------------------
+
+    def _state_of(self, room: Room) -> RoomState:
+        state = self._live_engine().rooms.get(room.id)
+        if state is None:
+            raise NotAMember(f"You are not a member of room {room.name!r}.")
+        return state
+
+    async def _send(self, room: Room, text: str) -> Message:
+        self._state_of(room)
+        engine = self._live_engine()
+        item_id, provisional, out = await self._call(engine.queue, room.id, text)
+        if not out.frames:
+            return provisional
+        future: asyncio.Future[Message] = asyncio.get_running_loop().create_future()
+        self._waiters[item_id] = (future, provisional)
+        await self._dispatch(out)
+        try:
+            async with asyncio.timeout(SEND_CONFIRM_TIMEOUT_S):
+                return await future
+        except TimeoutError:
+            self._waiters.pop(item_id, None)
+            return provisional
+
+    async def _members(self, room: Room) -> list[Member]:
+        self._state_of(room)
+        reply = await self._request(MembersRequest(room=room.id), MembersList)
+        await self._dispatch(
+            await self._call(self._live_engine().reconcile, room.id, reply.members)
+        )
+        return room.member_list
+
+    async def _leave(self, room: Room) -> None:
+        self._state_of(room)
+        with contextlib.suppress(RelayError):
+            await self._request(LeaveRoom(room=room.id), Ok)
+        await self._dispatch(await self._call(self._live_engine().left, room.id))
+
+    async def _history(self, room: Room, limit: int) -> list[Message]:
+        return await self._call(self._live_engine().history, room.id, limit)
+
+    # Trust -------------------------------------------------------------------------------
+
+    def safety_number(self, member: Member) -> str:
+        """The 60-digit safety number of us and ``member``, grouped for reading aloud."""
+        return format_safety_number(safety_number(self.key, member.key))
+
+    async def mark_verified(self, member: Member) -> None:
+        """Record that the user compared safety numbers with ``member``."""
+        session = self._live_engine().session
+        try:
+            await self._call(session.mark_verified, member.name, member.key)
+        except CryptoError as exc:
+            raise E2EChatError(str(exc)) from None
+
+    async def accept_key_change(self, member: Member) -> None:
+        """Accept ``member``'s new key after a ``KeyChanged`` event (unblocks sharing)."""
+        session = self._live_engine().session
+        try:
+            await self._call(session.accept_key, member.name, member.key)
+        except CryptoError as exc:
+            raise E2EChatError(str(exc)) from None
+
+    # Messages, events, handlers ---------------------------------------------------------
+
+    def messages(self) -> Subscription[Message]:
+        """Every message from now on (not our own unless ``include_own``)."""
+        return self._messages.subscribe()
+
+    def events(self) -> Subscription[Event]:
+        """Every event from now on."""
+        return self._events.subscribe()
+
+    def on_message(
+        self, handler: Callable[[Message], Awaitable[None]]
+    ) -> Callable[[Message], Awaitable[None]]:
+        """Decorator: call ``handler`` for each message, one at a time, in order."""
+        self._add_handler(handler, self._messages.subscribe())
+        return handler
+
+    def on_event(
+        self, handler: Callable[[Event], Awaitable[None]]
+    ) -> Callable[[Event], Awaitable[None]]:
+        """Decorator: call ``handler`` for each event, one at a time, in order."""
+        self._add_handler(handler, self._events.subscribe())
+        return handler
+
+    def _add_handler(self, handler: Handler, subscription: Subscription[Any]) -> None:
+        if self._connection is None:
+            self._pending_handlers.append((handler, subscription))
+        else:
+            self._start_handler(handler, subscription)
+
+    def _start_handler(self, handler: Handler, subscription: Subscription[Any]) -> None:
+        async def run() -> None:
+            async for item in subscription:
+                try:
+                    await handler(item)
+                except Exception:
+                    log.exception("handler %s raised", getattr(handler, "__name__", handler))
+
+        self._handlers.append(asyncio.create_task(run(), name=f"e2echat-handler-{handler}"))
+
+    async def run_forever(self) -> None:
+        """Serve handlers until the client is closed (for bots)."""
+        if self._connection is not None:
+            await self._connection.wait_closed()
+
+
+def _check_room_name(name: str) -> None:
+    try:
+        validate_room_name(name)
+    except ProtocolError as exc:
+        raise E2EChatError(exc.message) from None

@@ -1,0 +1,653 @@
+"""The client's sans-I/O core: relay frames and time in, frames to send and events out.
+
+``Engine`` owns the store and the crypto session and knows nothing of sockets or the
+event loop: the shell (``connection``) feeds it every decoded relay frame and a clock,
+sends the frames it returns, and publishes the messages and events it returns. All of
+its methods run on one worker thread, one at a time, so it needs no locks.
+
+What it adds to the crypto core: the relay's view of rooms (names, members, presence),
+dedupe by room seq (the crypto core dedupes by ``(sender, chain, index)``), the outbox,
+message history, mailbox acknowledgements, resume with ``sync``, and the translation of
+crypto outcomes into the public ``Message`` and ``Event`` values.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Literal, cast
+
+from e2echat.client import events as ev
+from e2echat.client.errors import E2EChatError, NotAMember
+from e2echat.client.mentions import resolve_mentions
+from e2echat.client.models import Member, Message
+from e2echat.client.seqs import SeqWindow
+from e2echat.crypto import events as cev
+from e2echat.crypto.errors import CryptoError
+from e2echat.crypto.identity import Identity
+from e2echat.crypto.message import HEADER_SIZE, PAD_BLOCK
+from e2echat.crypto.payload import Text, decode_payload, encode_payload
+from e2echat.crypto.prekeys import SignedPrekey as CryptoPrekey
+from e2echat.crypto.primitives import SIGNATURE_SIZE, TAG_SIZE
+from e2echat.crypto.roomsecret import RoomSecret
+from e2echat.crypto.safety import fingerprint
+from e2echat.crypto.session import CryptoSession
+from e2echat.crypto.session import Member as CryptoMember
+from e2echat.protocol import (
+    MAX_BODY,
+    MAX_SYNC_LIMIT,
+    Ack,
+    Challenge,
+    ClientFrame,
+    DirectDelivery,
+    DirectSend,
+    Error,
+    ErrorCode,
+    Hello,
+    MemberJoined,
+    MemberLeft,
+    PrekeyUpdate,
+    Presence,
+    RelayFrame,
+    RoomInfo,
+    Send,
+    Sent,
+    SetStatus,
+    SignedPrekey,
+    Sync,
+    Synced,
+    Welcome,
+    hello_transcript,
+)
+from e2echat.protocol import Member as RelayMember
+from e2echat.protocol import Message as RelayMessage
+from e2echat.store import HistoryItem, RoomRecord, Store
+
+if TYPE_CHECKING:
+    from e2echat.client.room import Room
+
+Access = Literal["open", "password", "invite"]
+Status = Literal["online", "away", "busy"]
+OUTBOX_ID = "o"
+PROOF_WAIT_MS = 5000
+"""After joining a secret room, sends wait up to this long for the members' proofs."""
+SYNC_ID = "s"
+_ROSTER_EVENTS = (cev.MemberValidated, cev.MemberUnverified, cev.KeyChanged)
+_DROP_ON = frozenset(
+    {ErrorCode.NOT_MEMBER, ErrorCode.NO_SUCH_ROOM, ErrorCode.TOO_LARGE, ErrorCode.BAD_FRAME}
+)
+
+
+@dataclass
+class Output:
+    """What one engine step asks the shell to do: send, publish, confirm."""
+
+    frames: list[ClientFrame] = field(default_factory=list)
+    messages: list[Message] = field(default_factory=list)
+    events: list[ev.Event] = field(default_factory=list)
+    confirmed: list[tuple[int, Message]] = field(default_factory=list)
+    """Outbox ids the relay accepted, with the message as sent."""
+
+    def extend(self, other: Output) -> None:
+        """Append everything ``other`` asks for, after what this one asks for."""
+        self.frames += other.frames
+        self.messages += other.messages
+        self.events += other.events
+        self.confirmed += other.confirmed
+
+
+@dataclass
+class RoomState:
+    """One joined room. ``member_list`` is an immutable snapshot, replaced on change,
+    so the event loop can read it while the worker thread updates the room."""
+
+    record: RoomRecord
+    room: Room = field(init=False)
+    members: dict[bytes, RelayMember] = field(default_factory=dict)
+    member_list: tuple[Member, ...] = ()
+    seqs: SeqWindow = field(default_factory=SeqWindow)
+    syncing: int | None = None
+    """Messages received since the last ``sync`` was sent, or None when not syncing."""
+    joined: bool = True
+    awaiting: set[bytes] = field(default_factory=set)
+    """Secret room: members (present at our join, or announced since) whose proof we
+    still await."""
+    hold_until: int = 0
+    """Until then (ms), sends wait for ``awaiting`` members to prove themselves."""
+
+    def holds(self, now: int) -> bool:
+        """Whether sending should wait: a message sent before a member is validated can
+        never be read by it (it gets our chain from the index current at validation)."""
+        return bool(self.awaiting) and now < self.hold_until
+
+
+def body_size(payload_size: int) -> int:
+    """The size of the room body that carries a payload of ``payload_size`` bytes:
+    header, payload padded to whole blocks (at least one padding byte), tag, signature."""
+    padded = (payload_size // PAD_BLOCK + 1) * PAD_BLOCK
+    return HEADER_SIZE + padded + TAG_SIZE + SIGNATURE_SIZE
+
+
+def _crypto_member(member: RelayMember) -> CryptoMember:
+    prekey = member.prekey
+    return CryptoMember(member.key, member.name, CryptoPrekey(prekey.id, prekey.key, prekey.sig))
+
+
+def _sent_at(ts: int) -> datetime:
+    return datetime.fromtimestamp(ts / 1000, UTC)
+
+
+class Engine:
+    """The client's state machine. Not thread-safe: drive it from one thread."""
+
+    def __init__(
+        self,
+        identity: Identity,
+        name: str,
+        store: Store,
+        session: CryptoSession,
+        room_factory: Callable[[RoomState], Room],
+        clock: Callable[[], int],
+        proof_wait: int = PROOF_WAIT_MS,
+    ) -> None:
+        self.identity = identity
+        self.me = identity.public_key
+        self.name = name
+        self.store = store
+        self.session = session
+        self.clock = clock
+        self.proof_wait = proof_wait
+        self.max_body = MAX_BODY
+        """The relay's body limit, from its challenge (the protocol default until then)."""
+        self._room_factory = room_factory
+        self.rooms: dict[bytes, RoomState] = {}
+        self.connected = False
+        self._presence: dict[bytes, tuple[str, str | None]] = {}
+        self._inflight: set[int] = set()
+        self._mailbox_seen = 0
+        self._mailbox_acked = 0
+        for record in store.rooms():
+            self._add_room(record)
+
+    # Rooms and members -------------------------------------------------------------
+
+    def _add_room(self, record: RoomRecord) -> RoomState:
+        state = RoomState(record, seqs=SeqWindow(record.last_seq))
+        state.room = self._room_factory(state)
+        self.rooms[record.id] = state
+        return state
+
+    def member(self, key: bytes, room_id: bytes | None) -> Member:
+        """The public view of a member, from the relay's data and our crypto state."""
+        state = self.rooms.get(room_id) if room_id is not None else None
+        relay_member = state.members.get(key) if state is not None else None
+        if relay_member is None:
+            relay_member = next(
+                (s.members[key] for s in self.rooms.values() if key in s.members), None
+            )
+        name = relay_member.name if relay_member is not None else self._fallback_name(key)
+        status, text = self._presence.get(
+            key, (relay_member.status if relay_member is not None else "offline", None)
+        )
+        if key == self.me and not self.connected:
+            status, text = "offline", None
+        trust = self.session.trusted_key(name)
+        verified = trust is not None and trust.key == key and trust.verified
+        validated = key == self.me or (
+            room_id is not None and key in self.session.validated_members(room_id)
+        )
+        return Member(
+            key, name, status, text, fingerprint(key), verified, validated, key == self.me
+        )
+
+    def _fallback_name(self, key: bytes) -> str:
+        return self.name if key == self.me else key.hex()[:8]
+
+    def _refresh_members(self, state: RoomState) -> None:
+        keys = sorted(state.members, key=lambda k: (state.members[k].name.casefold(), k))
+        state.member_list = tuple(self.member(key, state.record.id) for key in keys)
+
+    def enter_room(
+        self, info: RoomInfo, access: Access, secret: RoomSecret | None
+    ) -> tuple[Room, Output]:
+        """We created or joined a room (the relay's ``room`` reply)."""
+        record = RoomRecord(
+            info.id,
+            info.name,
+            access,
+            info.description,
+            None if secret is None else secret.secret,
+            info.seq,
+        )
+        existing = self.rooms.get(info.id)
+        out = Output()
+        with self.store.transaction():
+            self.store.save_room(record)
+            state = existing or self._add_room(record)
+            if existing is None and secret is not None:
+                online = {m.key for m in info.members if m.status != "offline"}
+                state.awaiting = online - {self.me}
+                state.hold_until = self.clock() + self.proof_wait
+            self._reconcile(state, info.members, out)
+        if existing is None:
+            out.events.append(ev.RoomJoined(state.room))
+        return state.room, out
+
+    def _secret_of(self, record: RoomRecord) -> RoomSecret | None:
+        return None if record.secret is None else RoomSecret(record.secret)
+
+    def _reconcile(self, state: RoomState, members: list[RelayMember], out: Output) -> None:
+        """Take the relay's full member list (join, reconnect, ``members``)."""
+        before = set(state.members)
+        listed = {member.key for member in members}
+        gone = [self.member(key, state.record.id) for key in before - listed - {self.me}]
+        state.members = {member.key: member for member in members}
+        state.awaiting &= listed
+        outcome = self.session.enter_room(
+            state.record.id,
+            [_crypto_member(m) for m in members],
+            self.clock(),
+            secret=self._secret_of(state.record),
+        )
+        self._apply(outcome, out)
+        self._refresh_members(state)
+        if before:
+            for key in listed - before - {self.me}:
+                out.events.append(ev.MemberJoined(state.room, self.member(key, state.record.id)))
+        out.events += [ev.MemberLeft(state.room, member) for member in gone]
+
+    def reconcile(self, room_id: bytes, members: list[RelayMember]) -> Output:
+        """A fresh member list from the relay (the ``members`` reply)."""
+        out = Output()
+        state = self.rooms.get(room_id)
+        if state is not None:
+            with self.store.transaction():
+                self._reconcile(state, members, out)
+        return out
+
+    def left(self, room_id: bytes) -> Output:
+        """We left a room (or the relay no longer lists us): forget it."""
+        out = Output()
+        state = self.rooms.pop(room_id, None)
+        if state is not None:
+            state.joined = False
+            self.session.leave_room(room_id)
+            self.store.delete_room(room_id)
+            out.events.append(ev.RoomLeft(state.room))
+        return out
+
+    # Connection --------------------------------------------------------------------
+
+    def hello(self, challenge: Challenge) -> Hello:
+        """Our signed ``hello`` for this challenge."""
+        self.max_body = challenge.limits.max_body
+        prekey = self.session.current_prekey(self.clock())
+        signed = SignedPrekey(id=prekey.id, key=prekey.key, sig=prekey.sig)
+        transcript = hello_transcript(
+            challenge.relay, challenge.nonce, self.me, self.name, prekey.id, prekey.key, prekey.sig
+        )
+        return Hello(key=self.me, name=self.name, prekey=signed, sig=self.identity.sign(transcript))
+
+    def welcome(self, welcome: Welcome) -> Output:
+        """Authenticated: reconcile rooms, resume each with ``sync``, flush the outbox."""
+        self.connected = True
+        self._mailbox_seen = self._mailbox_acked = 0
+        out = Output()
+        own = self._presence.get(self.me)
+        self._presence = {}
+        if own is not None:
+            self._presence[self.me] = own
+            out.frames.append(SetStatus(status=cast(Status, own[0]), text=own[1]))
+        listed = {info.id: info for info in welcome.rooms}
+        for room_id in [r for r in self.rooms if r not in listed]:
+            out.extend(self.left(room_id))
+        with self.store.transaction():
+            for info in welcome.rooms:
+                state = self.rooms.get(info.id)
+                if state is None:
+                    out.events.append(
+                        ev.Notice(
+                            f"The relay lists room {info.name!r} that this device has no keys"
+                            " for; leave it and join again to take part."
+                        )
+                    )
+                    continue
+                self._reconcile(state, info.members, out)
+                out.frames.append(self._sync(state))
+        out.extend(self.flush_outbox())
+        return out
+
+    def disconnected(self) -> None:
+        """The connection is gone: sends queue up until the next ``welcome``."""
+        self.connected = False
+        self._inflight.clear()
+        for state in self.rooms.values():
+            state.syncing = None
+
+    def _sync(self, state: RoomState) -> Sync:
+        """Ask for what the room got after our floor; replies are counted to page on."""
+        state.syncing = 0
+        return Sync(
+            room=state.record.id,
+            after=state.seqs.floor,
+            limit=MAX_SYNC_LIMIT,
+            id=f"{SYNC_ID}{state.record.id.hex()}",
+        )
+
+    def tick(self) -> Output:
+        """Periodic work: crypto housekeeping, mailbox acknowledgement."""
+        out = Output()
+        with self.store.transaction():
+            self._apply(self.session.tick(self.clock()), out)
+        if self.connected and self._mailbox_seen > self._mailbox_acked:
+            out.frames.append(Ack(mailbox=self._mailbox_seen))
+            self._mailbox_acked = self._mailbox_seen
+        return out
+
+    # Sending -----------------------------------------------------------------------
+
+    def queue(self, room_id: bytes, text: str) -> tuple[int, Message, Output]:
+        """Put a message in the outbox; send it now if connected.
+
+        Raises ``E2EChatError`` (and queues nothing) for an empty or too long message.
+        """
+        state = self.rooms.get(room_id)
+        if state is None:
+            raise NotAMember("You are not a member of that room.")
+        if not text:
+            raise E2EChatError("An empty message is not sent.")
+        roster = [(m.name, m.key) for m in state.members.values()]
+        mentions = resolve_mentions(text, roster)
+        now = self.clock()
+        payload = encode_payload(Text(text, mentions, now))
+        if body_size(len(payload)) > self.max_body:
+            raise E2EChatError(
+                f"The message is too long: {len(text.encode())} bytes of text; the relay"
+                f" takes encrypted bodies of at most {self.max_body} bytes."
+            )
+        with self.store.transaction():
+            item_id = self.store.enqueue(room_id, payload)
+            out = self.flush_outbox() if self.connected else Output()
+        return item_id, self._message(state, self.me, 0, now, Text(text, mentions, now)), out
+
+    def flush_outbox(self) -> Output:
+        """Send every queued message not already on its way, oldest first.
+
+        A message is encrypted once and its body kept, so a resend after a lost reply
+        carries the same bytes (receivers drop the copy as a replay of that index).
+        """
+        out = Output()
+        now = self.clock()
+        for item in self.store.outbox():
+            if item.id in self._inflight:
+                continue
+            state = self.rooms.get(item.room_id)
+            if state is None:
+                self.store.remove_outbox(item.id)
+                continue
+            if state.holds(now):
+                continue
+            body = item.body
+            if body is None:
+                try:
+                    with self.store.transaction():
+                        outgoing = self.session.encrypt(
+                            item.room_id, decode_payload(item.payload), self.clock()
+                        )
+                        self.store.set_outbox_body(item.id, outgoing.body)
+                except CryptoError as exc:
+                    self.store.remove_outbox(item.id)
+                    out.events.append(ev.Notice(f"A message could not be encrypted: {exc}."))
+                    continue
+                out.frames += [DirectSend(to=d.recipient, body=d.body) for d in outgoing.directs]
+                body = outgoing.body
+            out.frames.append(Send(room=item.room_id, body=body, id=f"{OUTBOX_ID}{item.id}"))
+            self._inflight.add(item.id)
+        return out
+
+    def _confirm(self, frame: Sent, item_id: int, out: Output) -> None:
+        self._inflight.discard(item_id)
+        item = self.store.outbox_item(item_id)
+        state = self.rooms.get(frame.room) if frame.room is not None else None
+        if item is None or state is None:
+            return
+        with self.store.transaction():
+            self.store.remove_outbox(item_id)
+            self.store.add_history(
+                HistoryItem(item.room_id, frame.seq, self.me, frame.ts, item.payload)
+            )
+            state.seqs.add(frame.seq)
+            self.store.set_last_seq(item.room_id, state.seqs.floor)
+        payload = decode_payload(item.payload)
+        out.confirmed.append((item_id, self._message(state, self.me, frame.seq, frame.ts, payload)))
+
+    # Receiving ---------------------------------------------------------------------
+
+    def receive(self, frame: RelayFrame) -> Output:
+        """Handle one frame that answers no request of the shell.
+
+        Remote bad input becomes events (the crypto core reports rather than raises);
+        should a check still raise, the frame is dropped with a notice, never the link.
+        """
+        try:
+            return self._receive(frame)
+        except CryptoError as exc:
+            return Output(events=[ev.Notice(f"A frame from the relay was rejected: {exc}.")])
+
+    def _receive(self, frame: RelayFrame) -> Output:
+        out = Output()
+        if isinstance(frame, RelayMessage):
+            self._room_message(frame, out)
+        elif isinstance(frame, DirectDelivery):
+            self._direct(frame, out)
+            if self.connected:
+                out.extend(self.flush_outbox())
+        elif isinstance(frame, Sent) and frame.id is not None and frame.id.startswith(OUTBOX_ID):
+            self._confirm(frame, int(frame.id[len(OUTBOX_ID) :]), out)
+        elif isinstance(frame, Synced):
+            self._synced(frame, out)
+        elif isinstance(frame, Error):
+            self._error(frame, out)
+        elif isinstance(frame, MemberJoined):
+            self._member_joined(frame, out)
+        elif isinstance(frame, MemberLeft):
+            self._member_left(frame, out)
+        elif isinstance(frame, Presence):
+            self._presence_changed(frame, out)
+        return out
+
+    def _room_message(self, frame: RelayMessage, out: Output) -> None:
+        state = self.rooms.get(frame.room)
+        if state is None or not state.seqs.add(frame.seq):
+            return
+        if state.syncing is not None:
+            state.syncing += 1
+        with self.store.transaction():
+            if frame.sender != self.me and not self.store.has_history(frame.room, frame.seq):
+                outcome = self.session.receive(
+                    frame.room, frame.sender, frame.body, self.clock(), frame.seq
+                )
+                self._apply(outcome, out, frame.ts)
+            self.store.set_last_seq(frame.room, state.seqs.floor)
+
+    def _synced(self, frame: Synced, out: Output) -> None:
+        state = self.rooms.get(frame.room)
+        if state is None or state.syncing is None:
+            return
+        received, state.syncing = state.syncing, None
+        state.seqs.advance_to(frame.seq)
+        self.store.set_last_seq(frame.room, state.seqs.floor)
+        if received >= MAX_SYNC_LIMIT:
+            out.frames.append(self._sync(state))
+
+    def _direct(self, frame: DirectDelivery, out: Output) -> None:
+        """A direct envelope. Mailbox delivery is at-least-once, and a copy is harmless:
+        the crypto core ignores a share it already holds and a proof it already checked.
+        So no seq is trusted across connections (a relay that lost its data restarts its
+        mailbox seqs); the highest seq seen is only what the next ``ack`` confirms."""
+        with self.store.transaction():
+            self._apply(self.session.receive_direct(frame.sender, frame.body, self.clock()), out)
+        self._mailbox_seen = max(self._mailbox_seen, frame.seq)
+
+    def _error(self, frame: Error, out: Output) -> None:
+        rid = frame.id or ""
+        if rid.startswith(OUTBOX_ID) and rid[len(OUTBOX_ID) :].isdigit():
+            item_id = int(rid[len(OUTBOX_ID) :])
+            self._inflight.discard(item_id)
+            if frame.code in _DROP_ON:
+                self.store.remove_outbox(item_id)
+                out.events.append(ev.Notice(f"A message could not be sent: {frame.message}"))
+            return
+        if rid.startswith(SYNC_ID):
+            state = self.rooms.get(bytes.fromhex(rid[len(SYNC_ID) :]))
+            if state is not None:
+                state.syncing = None
+        out.events.append(ev.Notice(f"The relay reports: {frame.message}"))
+
+    def _member_joined(self, frame: MemberJoined, out: Output) -> None:
+        state = self.rooms.get(frame.room)
+        if state is None:
+            return
+        key = frame.member.key
+        state.members[key] = frame.member
+        if state.record.access != "open" and key != self.me:
+            # Its proof is on its way (a joiner sends one to every member at once).
+            state.awaiting.add(key)
+            state.hold_until = max(state.hold_until, self.clock() + self.proof_wait)
+        with self.store.transaction():
+            self._apply(
+                self.session.member_joined(frame.room, _crypto_member(frame.member), self.clock()),
+                out,
+            )
+        self._refresh_members(state)
+        if key != self.me:
+            out.events.append(
+                ev.MemberJoined(state.room, self.member(frame.member.key, frame.room))
+            )
+
+    def _member_left(self, frame: MemberLeft, out: Output) -> None:
+        state = self.rooms.get(frame.room)
+        if state is None:
+            return
+        if frame.key == self.me:
+            out.extend(self.left(frame.room))
+            return
+        member = self.member(frame.key, frame.room)
+        state.members.pop(frame.key, None)
+        state.awaiting.discard(frame.key)
+        with self.store.transaction():
+            self._apply(self.session.member_left(frame.room, frame.key, self.clock()), out)
+        self._refresh_members(state)
+        out.events.append(ev.MemberLeft(state.room, member))
+
+    def _presence_changed(self, frame: Presence, out: Output) -> None:
+        self._presence[frame.key] = (frame.status, frame.text)
+        room_id = next((r for r, s in self.rooms.items() if frame.key in s.members), None)
+        for state in self.rooms.values():
+            if frame.key in state.members:
+                self._refresh_members(state)
+        out.events.append(ev.PresenceChanged(self.member(frame.key, room_id)))
+
+    # Crypto outcomes -----------------------------------------------------------------
+
+    def _apply(self, outcome: cev.Outcome, out: Output, ts: int | None = None) -> None:
+        """Turn a crypto outcome into frames, stored messages and public events."""
+        out.frames += [DirectSend(to=d.recipient, body=d.body) for d in outcome.directs]
+        if outcome.publish_prekey is not None and self.connected:
+            p = outcome.publish_prekey
+            out.frames.append(PrekeyUpdate(prekey=SignedPrekey(id=p.id, key=p.key, sig=p.sig)))
+        for decrypted in outcome.messages:
+            state = self.rooms.get(decrypted.room_id)
+            if state is None:
+                continue
+            # A message that waited for its key comes without the relay's timestamp:
+            # the sender's own (inside the signed payload) stands in for it.
+            sent = ts if ts is not None else decrypted.payload.ts
+            payload = decrypted.payload
+            self.store.add_history(
+                HistoryItem(
+                    decrypted.room_id,
+                    decrypted.seq,
+                    decrypted.sender,
+                    sent,
+                    encode_payload(payload),
+                )
+            )
+            out.messages.append(
+                self._message(state, decrypted.sender, decrypted.seq, sent, payload)
+            )
+        if any(isinstance(e, _ROSTER_EVENTS) for e in outcome.events):
+            for state in self.rooms.values():
+                self._refresh_members(state)
+        for event in outcome.events:
+            self._event(event, out)
+
+    def _event(self, event: cev.Event, out: Output) -> None:
+        """Publish one crypto event as a public event, if users need to see it."""
+        if isinstance(event, cev.MemberValidated):
+            state = self.rooms.get(event.room_id)
+            if state is not None:
+                state.awaiting.discard(event.member)
+                member = self.member(event.member, event.room_id)
+                out.events.append(ev.MemberValidated(state.room, member))
+        elif isinstance(event, cev.KeyChanged):
+            state = self.rooms.get(event.room_id)
+            out.events.append(
+                ev.KeyChanged(
+                    state.room if state is not None else None,
+                    self.member(event.new_key, event.room_id),
+                    event.old_key,
+                    event.blocked,
+                )
+            )
+        elif isinstance(event, (cev.Undecryptable, cev.MessageRejected, cev.ReplayRejected)):
+            state = self.rooms.get(event.room_id)
+            if state is not None:
+                reason = (
+                    "replayed message rejected"
+                    if isinstance(event, cev.ReplayRejected)
+                    else event.reason
+                )
+                sender = self.member(event.sender, event.room_id)
+                out.events.append(ev.Undecryptable(state.room, sender, event.seq, reason))
+        elif isinstance(event, cev.DirectRejected):
+            name = self.member(event.sender, None).name
+            out.events.append(ev.Notice(f"A key message from {name} was rejected: {event.reason}."))
+
+    def _message(
+        self, state: RoomState, sender: bytes, seq: int, ts: int, payload: Text
+    ) -> Message:
+        mentions = tuple(self.member(key, state.record.id) for key in payload.mentions)
+        return Message(
+            text=payload.body,
+            sender=self.member(sender, state.record.id),
+            room=state.room,
+            mentions=mentions,
+            mentions_me=self.me in payload.mentions,
+            seq=seq,
+            sent_at=_sent_at(ts),
+            own=sender == self.me,
+        )
+
+    def set_own_status(self, status: str, text: str | None) -> None:
+        """The relay accepted our new status: show it on our own member entries."""
+        self._presence[self.me] = (status, text)
+        for state in self.rooms.values():
+            self._refresh_members(state)
+
+    # Local reads -------------------------------------------------------------------
+
+    def history(self, room_id: bytes, limit: int) -> list[Message]:
+        """The last ``limit`` stored messages of a room, oldest first."""
+        state = self.rooms.get(room_id)
+        if state is None:
+            return []
+        messages = []
+        for item in self.store.history(room_id, limit):
+            try:
+                payload = decode_payload(item.payload)
+            except CryptoError:
+                continue
+            messages.append(self._message(state, item.sender, item.seq, item.ts, payload))
+        return messages

@@ -1,0 +1,26 @@
+"""The client's persistent state: one SQLite file per identity, secrets sealed at rest."""
+
+from e2echat.store.atrest import Sealer, StoreKeyError
+from e2echat.store.schema import SCHEMA_VERSION, SchemaError, migrate
+from e2echat.store.store import (
+    MEMORY,
+    HistoryItem,
+    OutboxItem,
+    RoomRecord,
+    Store,
+    StoreLockedError,
+)
+
+__all__ = [
+    "MEMORY",
+    "SCHEMA_VERSION",
+    "HistoryItem",
+    "OutboxItem",
+    "RoomRecord",
+    "SchemaError",
+    "Sealer",
+    "Store",
+    "StoreKeyError",
+    "StoreLockedError",
+    "migrate",
+]

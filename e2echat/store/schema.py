@@ -1,0 +1,77 @@
+"""The store's schema as a list of migrations; ``PRAGMA user_version`` records the version.
+
+Migration ``n`` (1-based) takes a store from version ``n - 1`` to ``n``. A store newer
+than this code is refused rather than guessed at. Migrations run in one transaction, so
+a crash mid-migration leaves the previous version intact.
+"""
+
+import sqlite3
+
+MIGRATIONS: tuple[str, ...] = (
+    # 1: rooms, outbox, history, and sealed key/value state for the crypto core.
+    """
+    CREATE TABLE meta (
+        key TEXT PRIMARY KEY,
+        value BLOB NOT NULL
+    );
+    CREATE TABLE rooms (
+        id BLOB PRIMARY KEY,
+        name TEXT NOT NULL,
+        access TEXT NOT NULL CHECK (access IN ('open', 'password', 'invite')),
+        description TEXT NOT NULL,
+        secret BLOB,
+        last_seq INTEGER NOT NULL DEFAULT 0,
+        position INTEGER NOT NULL
+    );
+    CREATE TABLE outbox (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        uid BLOB NOT NULL UNIQUE,
+        room_id BLOB NOT NULL,
+        payload BLOB NOT NULL,
+        body BLOB
+    );
+    CREATE TABLE history (
+        room_id BLOB NOT NULL,
+        seq INTEGER NOT NULL,
+        sender BLOB NOT NULL,
+        ts INTEGER NOT NULL,
+        payload BLOB NOT NULL,
+        PRIMARY KEY (room_id, seq)
+    ) WITHOUT ROWID;
+    CREATE TABLE state (
+        ns TEXT NOT NULL,
+        key BLOB NOT NULL,
+        value BLOB NOT NULL,
+        PRIMARY KEY (ns, key)
+    ) WITHOUT ROWID;
+    """,
+)
+SCHEMA_VERSION = len(MIGRATIONS)
+
+
+class SchemaError(Exception):
+    """The store file was written by a newer version of e2echat."""
+
+
+def migrate(db: sqlite3.Connection, migrations: tuple[str, ...] = MIGRATIONS) -> int:
+    """Bring ``db`` to the latest version; return the version it was at before."""
+    (before,) = db.execute("PRAGMA user_version").fetchone()
+    if before > len(migrations):
+        raise SchemaError(
+            f"this store has schema version {before}, newer than this e2echat supports"
+            f" ({len(migrations)}): upgrade e2echat"
+        )
+    if before == len(migrations):
+        return int(before)
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        for version in range(before, len(migrations)):
+            for statement in migrations[version].split(";"):
+                if statement.strip():
+                    db.execute(statement)
+        db.execute(f"PRAGMA user_version = {len(migrations)}")
+        db.execute("COMMIT")
+    except BaseException:
+        db.execute("ROLLBACK")
+        raise
+    return int(before)

@@ -1,0 +1,284 @@
+"""The client's SQLite store: one file per identity.
+
+It holds room state (last seq per room), the outbox, message history and the crypto
+core's state (prekeys, chains, rosters, TOFU keys) as sealed key/value rows. Secrets and
+message bodies are sealed (``atrest``); what stays in clear is what the relay knows anyway
+(room ids and names, seqs, sender keys, timestamps).
+
+The store is synchronous and not thread-safe by design: the client drives it from one
+worker thread, off the event loop, and every state change is one transaction.
+"""
+
+import contextlib
+import sqlite3
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+from e2echat.crypto.identity import Identity
+from e2echat.crypto.primitives import random_bytes
+from e2echat.crypto.store import Write
+from e2echat.store.atrest import CHECK_LABEL, Sealer, StoreKeyError
+from e2echat.store.schema import migrate
+
+Access = Literal["open", "password", "invite"]
+MEMORY = ":memory:"
+LOCK_TIMEOUT_S = 1.0
+_CHECK_VALUE = b"e2echat store"
+
+
+class StoreLockedError(Exception):
+    """Another process has this store open."""
+
+
+@dataclass(frozen=True)
+class RoomRecord:
+    """A joined room as persisted. ``secret`` is the room secret of a secret room."""
+
+    id: bytes
+    name: str
+    access: Access
+    description: str
+    secret: bytes | None = field(default=None, repr=False)
+    last_seq: int = 0
+
+
+@dataclass(frozen=True)
+class OutboxItem:
+    """A message waiting to go out; ``body`` is set once it has been encrypted."""
+
+    id: int
+    room_id: bytes
+    payload: bytes = field(repr=False)
+    body: bytes | None = field(repr=False)
+
+
+@dataclass(frozen=True)
+class HistoryItem:
+    """A stored room message; ``payload`` is the decrypted room payload (JSON bytes)."""
+
+    room_id: bytes
+    seq: int
+    sender: bytes
+    ts: int
+    payload: bytes = field(repr=False)
+
+
+class Store:
+    """Typed access to one identity's store file (or an in-memory store for tests)."""
+
+    def __init__(self, path: Path | str, identity: Identity) -> None:
+        if str(path) != MEMORY:
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        self._db = sqlite3.connect(
+            str(path), isolation_level=None, check_same_thread=False, timeout=LOCK_TIMEOUT_S
+        )
+        self._sealer = Sealer(identity)
+        self._depth = 0
+        try:
+            # One process per store: two clients on one identity's chains would reuse
+            # message keys and diverge. The exclusive lock is held until close().
+            self._db.execute("PRAGMA locking_mode = EXCLUSIVE")
+            self._db.execute("PRAGMA journal_mode = WAL")
+            self._db.execute("PRAGMA synchronous = NORMAL")
+            migrate(self._db)
+            self._check_owner()
+        except sqlite3.OperationalError as exc:
+            self._db.close()
+            if "locked" in str(exc):
+                raise StoreLockedError(
+                    f"the store {path} is in use by another e2echat client"
+                ) from None
+            raise
+        except BaseException:
+            self._db.close()
+            raise
+
+    def _check_owner(self) -> None:
+        row = self._db.execute("SELECT value FROM meta WHERE key = 'check'").fetchone()
+        if row is None:
+            sealed = self._sealer.seal(_CHECK_VALUE, CHECK_LABEL)
+            self._db.execute("INSERT INTO meta (key, value) VALUES ('check', ?)", (sealed,))
+        elif self._sealer.open(row[0], CHECK_LABEL) != _CHECK_VALUE:
+            raise StoreKeyError("the store's check value is wrong")
+
+    def close(self) -> None:
+        """Close the database file."""
+        self._db.close()
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[None]:
+        """Group writes into one atomic transaction (nests: only the outermost commits)."""
+        if self._depth == 0:
+            self._db.execute("BEGIN IMMEDIATE")
+        self._depth += 1
+        try:
+            yield
+        except BaseException:
+            self._depth -= 1
+            if self._depth == 0:
+                self._db.execute("ROLLBACK")
+            raise
+        self._depth -= 1
+        if self._depth == 0:
+            self._db.execute("COMMIT")
+
+    # Rooms -------------------------------------------------------------------------
+
+    def save_room(self, room: RoomRecord) -> None:
+        """Insert or update a room; a new room goes after the existing ones."""
+        secret = None if room.secret is None else self._sealer.seal(room.secret, b"room", room.id)
+        with self.transaction():
+            self._db.execute(
+                "INSERT INTO rooms (id, name, access, description, secret, last_seq, position)"
+                " VALUES (?, ?, ?, ?, ?, ?, (SELECT coalesce(max(position), 0) + 1 FROM rooms))"
+                " ON CONFLICT (id) DO UPDATE SET name = excluded.name,"
+                " access = excluded.access, description = excluded.description,"
+                " secret = excluded.secret, last_seq = max(last_seq, excluded.last_seq)",
+                (room.id, room.name, room.access, room.description, secret, room.last_seq),
+            )
+
+    def rooms(self) -> list[RoomRecord]:
+        """Every joined room, in the order they were joined."""
+        rows = self._db.execute(
+            "SELECT id, name, access, description, secret, last_seq FROM rooms ORDER BY position"
+        ).fetchall()
+        return [
+            RoomRecord(
+                room_id,
+                name,
+                access,
+                description,
+                None if secret is None else self._sealer.open(secret, b"room", room_id),
+                last_seq,
+            )
+            for room_id, name, access, description, secret, last_seq in rows
+        ]
+
+    def delete_room(self, room_id: bytes) -> None:
+        """Forget a room we left: its state, outbox and history."""
+        with self.transaction():
+            self._db.execute("DELETE FROM rooms WHERE id = ?", (room_id,))
+            self._db.execute("DELETE FROM outbox WHERE room_id = ?", (room_id,))
+            self._db.execute("DELETE FROM history WHERE room_id = ?", (room_id,))
+
+    def set_last_seq(self, room_id: bytes, seq: int) -> None:
+        """Record that everything up to ``seq`` was processed (never moves backwards)."""
+        self._db.execute(
+            "UPDATE rooms SET last_seq = max(last_seq, ?) WHERE id = ?", (seq, room_id)
+        )
+
+    # Outbox ------------------------------------------------------------------------
+
+    def enqueue(self, room_id: bytes, payload: bytes) -> int:
+        """Queue a payload for ``room_id``; returns its outbox id (increasing)."""
+        uid = random_bytes(16)
+        sealed = self._sealer.seal(payload, b"outbox", uid)
+        cursor = self._db.execute(
+            "INSERT INTO outbox (uid, room_id, payload) VALUES (?, ?, ?)", (uid, room_id, sealed)
+        )
+        assert cursor.lastrowid is not None
+        return cursor.lastrowid
+
+    def set_outbox_body(self, item_id: int, body: bytes) -> None:
+        """Record the encrypted body, so a resend after a lost reply sends the same bytes."""
+        self._db.execute("UPDATE outbox SET body = ? WHERE id = ?", (body, item_id))
+
+    def outbox(self) -> list[OutboxItem]:
+        """Every queued message, oldest first."""
+        rows = self._db.execute(
+            "SELECT id, uid, room_id, payload, body FROM outbox ORDER BY id"
+        ).fetchall()
+        return [
+            OutboxItem(item_id, room_id, self._sealer.open(payload, b"outbox", uid), body)
+            for item_id, uid, room_id, payload, body in rows
+        ]
+
+    def outbox_item(self, item_id: int) -> OutboxItem | None:
+        """One queued message, or None if it is no longer queued."""
+        row = self._db.execute(
+            "SELECT uid, room_id, payload, body FROM outbox WHERE id = ?", (item_id,)
+        ).fetchone()
+        if row is None:
+            return None
+        uid, room_id, payload, body = row
+        return OutboxItem(item_id, room_id, self._sealer.open(payload, b"outbox", uid), body)
+
+    def remove_outbox(self, item_id: int) -> None:
+        """Drop a queued message once the relay confirmed it."""
+        self._db.execute("DELETE FROM outbox WHERE id = ?", (item_id,))
+
+    # History -----------------------------------------------------------------------
+
+    def add_history(self, item: HistoryItem) -> bool:
+        """Store a message; False (and no change) if that room seq is already stored."""
+        key = item.room_id + item.seq.to_bytes(8, "big")
+        cursor = self._db.execute(
+            "INSERT OR IGNORE INTO history (room_id, seq, sender, ts, payload)"
+            " VALUES (?, ?, ?, ?, ?)",
+            (
+                item.room_id,
+                item.seq,
+                item.sender,
+                item.ts,
+                self._sealer.seal(item.payload, b"history", key),
+            ),
+        )
+        return cursor.rowcount == 1
+
+    def has_history(self, room_id: bytes, seq: int) -> bool:
+        """Whether the message at ``room_id``/``seq`` is stored (processed before)."""
+        row = self._db.execute(
+            "SELECT 1 FROM history WHERE room_id = ? AND seq = ?", (room_id, seq)
+        ).fetchone()
+        return row is not None
+
+    def history(self, room_id: bytes, limit: int) -> list[HistoryItem]:
+        """The last ``limit`` messages of a room, oldest first."""
+        rows = self._db.execute(
+            "SELECT seq, sender, ts, payload FROM history WHERE room_id = ?"
+            " ORDER BY seq DESC LIMIT ?",
+            (room_id, limit),
+        ).fetchall()
+        return [
+            HistoryItem(
+                room_id,
+                seq,
+                sender,
+                ts,
+                self._sealer.open(payload, b"history", room_id + seq.to_bytes(8, "big")),
+            )
+            for seq, sender, ts, payload in reversed(rows)
+        ]
+
+    # The crypto core's state: e2echat.crypto.CryptoStore ------------------------------
+
+    def get(self, space: str, key: bytes) -> bytes | None:
+        """The value at ``space``/``key``, or None."""
+        row = self._db.execute(
+            "SELECT value FROM state WHERE ns = ? AND key = ?", (space, key)
+        ).fetchone()
+        return None if row is None else self._sealer.open(row[0], b"state", space.encode(), key)
+
+    def scan(self, space: str, prefix: bytes = b"") -> list[tuple[bytes, bytes]]:
+        """Every ``(key, value)`` of ``space`` whose key starts with ``prefix``, by key."""
+        rows = self._db.execute(
+            "SELECT key, value FROM state WHERE ns = ? AND substr(key, 1, ?) = ? ORDER BY key",
+            (space, len(prefix), prefix),
+        ).fetchall()
+        label = space.encode()
+        return [(key, self._sealer.open(value, b"state", label, key)) for key, value in rows]
+
+    def apply(self, writes: Sequence[Write]) -> None:
+        """Apply every write (a None value deletes), atomically."""
+        with self.transaction():
+            for space, key, value in writes:
+                if value is None:
+                    self._db.execute("DELETE FROM state WHERE ns = ? AND key = ?", (space, key))
+                else:
+                    sealed = self._sealer.seal(value, b"state", space.encode(), key)
+                    self._db.execute(
+                        "INSERT OR REPLACE INTO state (ns, key, value) VALUES (?, ?, ?)",
+                        (space, key, sealed),
+                    )

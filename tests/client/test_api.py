@@ -1,0 +1,156 @@
+"""The public API a bot or the TUI uses, end to end against a real relay."""
+
+import asyncio
+from pathlib import Path
+
+import pytest
+
+import e2echat
+from tests.client.conftest import MakeClient, collect, validated
+
+
+async def test_invite_room_members_presence_and_leave(make_client: MakeClient) -> None:
+    alice = await make_client("alice")
+    bob = await make_client("bob")
+    room = await alice.create("hideout", secret=True, description="shh", listed=False)
+    assert room.secret
+    assert room.description == "shh"
+    invite = room.invite()
+    assert invite.startswith(alice.url.rstrip("/") + "/hideout#")
+    with pytest.raises(e2echat.E2EChatError, match="not 'other'"):
+        await bob.join("other", invite=invite)
+    forged = invite[: invite.index("#") + 1] + "A" * 43
+    with pytest.raises(e2echat.WrongPassphrase, match="invite"):
+        await bob.join("hideout", invite=forged)
+    alice_events = alice.events()
+    bob_room = await bob.join("hideout", invite=invite)
+    await collect(alice_events, 1, lambda e: validated(e, "bob"))
+    assert [r.name for r in bob.rooms] == ["hideout"]
+    assert bob.room("hideout") is bob_room
+    assert "hideout" not in [s.name for s in await alice.list_rooms()]
+
+    members = await room.members()
+    assert {(m.name, m.is_me) for m in members} == {("alice", True), ("bob", False)}
+    assert all(m.validated for m in members if not m.is_me)
+
+    await bob.set_status("away", "lunch")
+    (presence,) = await collect(alice_events, 1, lambda e: isinstance(e, e2echat.PresenceChanged))
+    assert isinstance(presence, e2echat.PresenceChanged)
+    assert (presence.member.name, presence.member.status) == ("bob", "away")
+    assert presence.member.status_text == "lunch"
+    with pytest.raises(e2echat.E2EChatError):
+        await bob.set_status("sleeping")
+
+    bob_events = bob.events()
+    await bob_room.leave()
+    (left,) = await collect(alice_events, 1, lambda e: isinstance(e, e2echat.MemberLeft))
+    assert isinstance(left, e2echat.MemberLeft)
+    assert left.member.name == "bob"
+    assert isinstance((await collect(bob_events, 1))[0], e2echat.RoomLeft)
+    assert bob.rooms == []
+    assert not bob_room.joined
+    with pytest.raises(e2echat.NotAMember):
+        await bob_room.send("still here?")
+
+
+async def test_listing_and_relay_errors(make_client: MakeClient) -> None:
+    alice = await make_client("alice")
+    await alice.create("public-square", description="all welcome")
+    await alice.create("sealed", password="pw")
+    summaries = {s.name: s for s in await alice.list_rooms()}
+    assert summaries["public-square"] == e2echat.RoomSummary(
+        "public-square", False, "all welcome", 1
+    )
+    assert summaries["sealed"].secret
+    with pytest.raises(e2echat.RelayError) as taken:
+        await alice.create("sealed")
+    assert taken.value.code == "name_taken"
+    assert "name_taken" in str(taken.value)
+    bob = await make_client("bob")
+    with pytest.raises(e2echat.RelayError):
+        await bob.join("sealed")
+    with pytest.raises(e2echat.E2EChatError):
+        await bob.join("Not A Room Name")
+
+
+async def test_handlers_and_own_messages(make_client: MakeClient) -> None:
+    alice = await make_client("alice", include_own=True)
+    bob = await make_client("bob")
+    room = await alice.create("bots")
+    await bob.join("bots")
+    seen: asyncio.Queue[e2echat.Message] = asyncio.Queue()
+
+    @bob.on_message
+    async def echo(msg: e2echat.Message) -> None:
+        await msg.room.send(f"echo: {msg.text}")
+
+    @alice.on_message
+    async def record(msg: e2echat.Message) -> None:
+        await seen.put(msg)
+
+    await room.send("ping")
+    got = [await asyncio.wait_for(seen.get(), 10) for _ in range(2)]
+    assert [(m.text, m.own) for m in got] == [("ping", True), ("echo: ping", False)]
+
+
+async def test_safety_numbers_verification_and_key_change(make_client: MakeClient) -> None:
+    alice = await make_client("alice")
+    bob = await make_client("bob")
+    room = await alice.create("trust")
+    await bob.join("trust")
+    (bob_member,) = [m for m in await room.members() if m.name == "bob"]
+    number = alice.safety_number(bob_member)
+    (alice_member,) = [m for m in await bob.room("trust").members() if m.name == "alice"]  # type: ignore[union-attr]
+    assert number == bob.safety_number(alice_member)
+    assert len(number.replace(" ", "").replace("\n", "")) == 60
+    await alice.mark_verified(bob_member)
+    assert [m.verified for m in await room.members() if m.name == "bob"] == [True]
+
+    # "bob" comes back under a new key: alice is warned and stops sharing with it.
+    await bob.room("trust").leave()  # type: ignore[union-attr]
+    impostor = await make_client("bob", identity=e2echat.Identity.generate())
+    events = alice.events()
+    await impostor.join("trust")
+    (changed,) = await collect(events, 1, lambda e: isinstance(e, e2echat.KeyChanged))
+    assert isinstance(changed, e2echat.KeyChanged)
+    assert changed.was_verified
+    assert changed.old_key == bob.key
+    assert changed.member.key == impostor.key
+    assert not changed.member.validated
+    await alice.accept_key_change(changed.member)
+    (new_bob,) = [m for m in await room.members() if m.name == "bob"]
+    assert new_bob.key == impostor.key
+    assert not new_bob.verified
+
+
+async def test_rename_reconnects_under_the_new_name(make_client: MakeClient) -> None:
+    alice = await make_client("alice")
+    bob = await make_client("bob")
+    room = await alice.create("names")
+    await bob.join("names")
+    await bob.rename("robert")
+    assert bob.name == "robert"
+    assert bob.state == e2echat.ConnectionState.CONNECTED
+    assert {m.name for m in await room.members()} == {"alice", "robert"}
+    inbox = alice.messages()
+    await bob.room("names").send("new name, same key")  # type: ignore[union-attr]
+    (msg,) = await collect(inbox, 1)
+    assert (msg.sender.name, msg.sender.key) == ("robert", bob.key)
+    with pytest.raises(e2echat.E2EChatError):
+        await bob.rename(" padded ")
+
+
+async def test_a_second_client_on_the_same_store_is_refused(
+    make_client: MakeClient, tmp_path: Path
+) -> None:
+    identity = e2echat.Identity.generate()
+    first = await make_client("solo", identity=identity)
+    second = e2echat.Client(
+        first.url,
+        identity=identity,
+        name="solo",
+        store=tmp_path / f"solo-{identity.public_key.hex()[:8]}.sqlite3",
+    )
+    with pytest.raises(e2echat.E2EChatError, match="in use by another"):
+        await second.connect()
+    assert first.state == e2echat.ConnectionState.CONNECTED

@@ -1,0 +1,262 @@
+"""The sans-I/O engine, driven with frames and a clock: no sockets, no event loop."""
+
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import e2echat
+from e2echat.client.engine import Engine, body_size
+from e2echat.client.room import Room
+from e2echat.crypto.identity import Identity
+from e2echat.crypto.session import CryptoSession
+from e2echat.protocol import (
+    MAX_SYNC_LIMIT,
+    Ack,
+    Challenge,
+    DirectDelivery,
+    DirectSend,
+    Error,
+    ErrorCode,
+    Member,
+    MemberLeft,
+    Message,
+    RelayLimits,
+    RoomInfo,
+    Send,
+    Sent,
+    SetStatus,
+    SignedPrekey,
+    Sync,
+    Synced,
+    User,
+    Welcome,
+)
+from e2echat.store import MEMORY, Store
+
+ROOM_ID = b"R" * 16
+NOW = 1_800_000_000_000
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = NOW
+
+    def __call__(self) -> int:
+        return self.now
+
+
+def make_engine(name: str, clock: Clock) -> Engine:
+    identity = Identity.generate()
+    store = Store(MEMORY, identity)
+    session = CryptoSession(identity, store, relay="ws://relay/")
+    return Engine(identity, name, store, session, lambda state: Room(None, state), clock)  # type: ignore[arg-type]
+
+
+def relay_member(engine: Engine) -> Member:
+    hello = engine.hello(
+        Challenge(
+            v=1,
+            relay="r",
+            nonce=b"n" * 32,
+            limits=RelayLimits(
+                max_frame=65536, max_body=4096, max_members=10, history=10, mailbox=10
+            ),
+        )
+    )
+    prekey = SignedPrekey(id=hello.prekey.id, key=hello.prekey.key, sig=hello.prekey.sig)
+    return Member(key=engine.me, name=engine.name, status="online", prekey=prekey, joined=NOW)
+
+
+def room_info(*engines: Engine, seq: int = 0) -> RoomInfo:
+    return RoomInfo(
+        id=ROOM_ID,
+        name="lobby",
+        description="",
+        max_members=10,
+        listed=True,
+        access_kind="open",
+        salt=None,
+        members=[relay_member(e) for e in engines],
+        seq=seq,
+    )
+
+
+def welcome(engine: Engine, *others: Engine) -> Welcome:
+    return Welcome(
+        user=User(key=engine.me, name=engine.name), rooms=[room_info(engine, *others)], mailbox=0
+    )
+
+
+@pytest.fixture
+def pair() -> tuple[Engine, Engine]:
+    clock = Clock()
+    alice, bob = make_engine("alice", clock), make_engine("bob", clock)
+    for engine in (alice, bob):
+        engine.enter_room(room_info(alice, bob), "open", None)
+        engine.welcome(welcome(engine, alice, bob))
+    return alice, bob
+
+
+def deliver(sender: Engine, receiver: Engine, text: str, seq: int) -> tuple[Message, list[object]]:
+    """``sender`` sends ``text``; its directs go to ``receiver``; returns the room frame."""
+    _item, _msg, out = sender.queue(ROOM_ID, text)
+    directs = [f for f in out.frames if isinstance(f, DirectSend)]
+    (send,) = [f for f in out.frames if isinstance(f, Send)]
+    results: list[object] = []
+    for i, direct in enumerate(directs):
+        frame = DirectDelivery(sender=sender.me, seq=seq * 100 + i, ts=NOW, body=direct.body)
+        results.append(receiver.receive(frame))
+    assert send.id is not None
+    sender.receive(Sent(room=ROOM_ID, seq=seq, ts=NOW, id=send.id))
+    return Message(room=ROOM_ID, seq=seq, ts=NOW, sender=sender.me, body=send.body), results
+
+
+def test_a_message_delivered_twice_reaches_the_app_once(pair: tuple[Engine, Engine]) -> None:
+    alice, bob = pair
+    frame, _ = deliver(alice, bob, "hi @bob", 1)
+    first = bob.receive(frame)
+    again = bob.receive(frame)
+    assert [m.text for m in first.messages] == ["hi @bob"]
+    assert first.messages[0].mentions_me
+    assert first.messages[0].sender.name == "alice"
+    assert again.messages == []
+    assert again.events == []
+    assert bob.rooms[ROOM_ID].seqs.floor == 1
+
+
+def test_offline_sends_wait_in_the_outbox_and_go_out_in_order() -> None:
+    clock = Clock()
+    alice, bob = make_engine("alice", clock), make_engine("bob", clock)
+    alice.enter_room(room_info(alice, bob), "open", None)
+    for text in ("one", "two", "three"):
+        _id, provisional, out = alice.queue(ROOM_ID, text)
+        assert out.frames == []
+        assert provisional.seq == 0
+        assert provisional.own
+    out = alice.welcome(welcome(alice, bob))
+    sends = [f for f in out.frames if isinstance(f, Send)]
+    assert [f.id for f in sends] == ["o1", "o2", "o3"]
+    assert isinstance(out.frames[0], Sync)
+    assert out.frames[0].after == 0
+    # A resend after a lost connection carries the very same bytes.
+    alice.disconnected()
+    again = [f for f in alice.welcome(welcome(alice, bob)).frames if isinstance(f, Send)]
+    assert [f.body for f in again] == [f.body for f in sends]
+    confirmed = alice.receive(Sent(room=ROOM_ID, seq=1, ts=NOW, id="o1")).confirmed
+    assert [(i, m.text, m.seq) for i, m in confirmed] == [(1, "one", 1)]
+    assert [i.id for i in alice.store.outbox()] == [2, 3]
+    assert [m.text for m in alice.history(ROOM_ID, 10)] == ["one"]
+
+
+def test_relay_errors_on_sends(pair: tuple[Engine, Engine]) -> None:
+    alice, _bob = pair
+    alice.queue(ROOM_ID, "slow down")
+    alice.queue(ROOM_ID, "not allowed")
+    limited = alice.receive(Error(code=ErrorCode.RATE_LIMITED, message="Slow down.", id="o1"))
+    assert limited.events == []
+    refused = alice.receive(Error(code=ErrorCode.NOT_MEMBER, message="Not a member.", id="o2"))
+    assert [type(e) for e in refused.events] == [e2echat.Notice]
+    assert [i.id for i in alice.store.outbox()] == [1]
+    resent = [f for f in alice.flush_outbox().frames if isinstance(f, Send)]
+    assert [f.id for f in resent] == ["o1"]
+
+
+def test_sync_pages_until_the_relay_has_no_more(pair: tuple[Engine, Engine]) -> None:
+    _alice, bob = pair
+    state = bob.rooms[ROOM_ID]
+    state.syncing = MAX_SYNC_LIMIT
+    more = bob.receive(Synced(room=ROOM_ID, seq=1000, id="s" + ROOM_ID.hex()))
+    assert [f.after for f in more.frames if isinstance(f, Sync)] == [1000]
+    assert bob.receive(Synced(room=ROOM_ID, seq=1200)).frames == []
+    assert state.seqs.floor == 1200
+
+
+def test_mailbox_is_acknowledged_once_per_tick(pair: tuple[Engine, Engine]) -> None:
+    alice, bob = pair
+    deliver(alice, bob, "share me", 5)
+    acks = [f for f in bob.tick().frames if isinstance(f, Ack)]
+    assert [f.mailbox for f in acks] == [500]
+    assert [f for f in bob.tick().frames if isinstance(f, Ack)] == []
+
+
+def test_too_long_or_empty_messages_are_refused_and_not_queued(
+    pair: tuple[Engine, Engine],
+) -> None:
+    alice, _bob = pair
+    with pytest.raises(e2echat.E2EChatError, match="too long"):
+        alice.queue(ROOM_ID, "x" * 4_000)
+    with pytest.raises(e2echat.E2EChatError, match="empty"):
+        alice.queue(ROOM_ID, "")
+    assert alice.store.outbox() == []
+    _id, _msg, out = alice.queue(ROOM_ID, "y" * 3_500)
+    (send,) = [f for f in out.frames if isinstance(f, Send)]
+    assert body_size(len(alice.store.outbox()[0].payload)) == len(send.body) <= alice.max_body
+
+
+@settings(
+    max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(data=st.data())
+def test_any_delivery_order_with_copies_delivers_each_message_once(
+    data: st.DataObject,
+) -> None:
+    clock = Clock()
+    alice, bob = make_engine("alice", clock), make_engine("bob", clock)
+    for engine in (alice, bob):
+        engine.enter_room(room_info(alice, bob), "open", None)
+        engine.welcome(welcome(engine, alice, bob))
+    frames = [deliver(alice, bob, f"m{seq}", seq)[0] for seq in range(1, 9)]
+    order = data.draw(st.permutations(frames))
+    copies = data.draw(st.lists(st.sampled_from(frames), max_size=6))
+    mixed = data.draw(st.permutations(order + copies))
+    received = [m.text for frame in mixed for m in bob.receive(frame).messages]
+    assert sorted(received) == sorted(f"m{seq}" for seq in range(1, 9))
+    assert bob.rooms[ROOM_ID].seqs.floor == 8
+
+
+def test_status_is_restored_after_a_reconnect(pair: tuple[Engine, Engine]) -> None:
+    alice, bob = pair
+    alice.set_own_status("busy", "deploying")
+    alice.disconnected()
+    frames = alice.welcome(welcome(alice, bob)).frames
+    assert frames[0] == SetStatus(status="busy", text="deploying")
+    (me,) = [m for m in alice.rooms[ROOM_ID].member_list if m.is_me]
+    assert (me.status, me.status_text, me.validated) == ("busy", "deploying", True)
+
+
+def test_the_outbox_survives_a_restart_of_the_client(tmp_path: Path) -> None:
+    clock, identity = Clock(), Identity.generate()
+    bob = make_engine("bob", clock)
+
+    def open_alice() -> Engine:
+        store = Store(tmp_path / "alice.sqlite3", identity)
+        session = CryptoSession(identity, store, relay="ws://relay/")
+        return Engine(identity, "alice", store, session, lambda s: Room(None, s), clock)  # type: ignore[arg-type]
+
+    alice = open_alice()
+    alice.enter_room(room_info(alice, bob), "open", None)
+    alice.queue(ROOM_ID, "written on the train")
+    alice.store.close()
+    again = open_alice()
+    assert [state.record.name for state in again.rooms.values()] == ["lobby"]
+    frames = again.welcome(welcome(again, bob)).frames
+    sends = [f for f in frames if isinstance(f, Send)]
+    assert [f.id for f in sends] == ["o1"]
+    bob.enter_room(room_info(again, bob), "open", None)
+    frame = Message(room=ROOM_ID, seq=1, ts=NOW, sender=again.me, body=sends[0].body)
+    assert bob.receive(frame).messages == []  # its key comes in alice's direct share
+    (share,) = [f for f in frames if isinstance(f, DirectSend)]
+    out = bob.receive(DirectDelivery(sender=again.me, seq=1, ts=NOW, body=share.body))
+    assert [m.text for m in out.messages] == ["written on the train"]
+
+
+def test_a_frame_the_crypto_core_refuses_is_dropped_with_a_notice(
+    pair: tuple[Engine, Engine],
+) -> None:
+    alice, bob = pair
+    bob.session.leave_room(ROOM_ID)  # the crypto core no longer knows the room
+    out = bob.receive(MemberLeft(room=ROOM_ID, key=alice.me))
+    assert [type(e) for e in out.events] == [e2echat.Notice]
+    assert out.frames == []

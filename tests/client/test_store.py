@@ -1,0 +1,173 @@
+"""The client store: schema migrations, at-rest sealing, rooms, outbox, history, state."""
+
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from e2echat.crypto.identity import Identity
+from e2echat.crypto.store import Write
+from e2echat.store import (
+    MEMORY,
+    SCHEMA_VERSION,
+    HistoryItem,
+    RoomRecord,
+    SchemaError,
+    Store,
+    StoreKeyError,
+    StoreLockedError,
+    migrate,
+)
+
+ROOM = b"r" * 16
+SECRET_TEXT = b"the eagle lands at midnight"
+
+
+@pytest.fixture
+def identity() -> Identity:
+    return Identity.generate()
+
+
+@pytest.fixture
+def store(identity: Identity) -> Store:
+    return Store(MEMORY, identity)
+
+
+def test_fresh_store_is_at_latest_schema(tmp_path: Path, identity: Identity) -> None:
+    path = tmp_path / "s.sqlite3"
+    Store(path, identity).close()
+    db = sqlite3.connect(path)
+    assert db.execute("PRAGMA user_version").fetchone() == (SCHEMA_VERSION,)
+    assert migrate(db) == SCHEMA_VERSION
+
+
+def test_migrations_apply_in_order_and_only_once() -> None:
+    db = sqlite3.connect(":memory:", isolation_level=None)
+    steps = ("CREATE TABLE a (x INTEGER)", "ALTER TABLE a ADD COLUMN y INTEGER")
+    assert migrate(db, steps[:1]) == 0
+    assert migrate(db, steps) == 1
+    assert migrate(db, steps) == 2
+    assert [row[1] for row in db.execute("PRAGMA table_info(a)")] == ["x", "y"]
+
+
+def test_failed_migration_leaves_previous_version() -> None:
+    db = sqlite3.connect(":memory:", isolation_level=None)
+    migrate(db, ("CREATE TABLE a (x INTEGER)",))
+    with pytest.raises(sqlite3.OperationalError):
+        migrate(db, ("CREATE TABLE a (x INTEGER)", "CREATE TABLE b (y); BROKEN SQL"))
+    assert db.execute("PRAGMA user_version").fetchone() == (1,)
+    assert db.execute("SELECT name FROM sqlite_master WHERE name = 'b'").fetchone() is None
+
+
+def test_newer_schema_is_refused(tmp_path: Path, identity: Identity) -> None:
+    path = tmp_path / "s.sqlite3"
+    Store(path, identity).close()
+    db = sqlite3.connect(path)
+    db.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
+    db.commit()
+    db.close()
+    with pytest.raises(SchemaError, match="newer"):
+        Store(path, identity)
+
+
+def test_store_of_another_identity_is_refused(tmp_path: Path, identity: Identity) -> None:
+    path = tmp_path / "s.sqlite3"
+    Store(path, identity).close()
+    with pytest.raises(StoreKeyError, match="another identity"):
+        Store(path, Identity.generate())
+
+
+def test_rooms_keep_join_order_and_seq_never_goes_back(store: Store) -> None:
+    store.save_room(RoomRecord(ROOM, "alpha", "password", "", secret=b"k" * 32))
+    store.save_room(RoomRecord(b"s" * 16, "beta", "open", "desc"))
+    store.set_last_seq(ROOM, 7)
+    store.set_last_seq(ROOM, 3)
+    store.save_room(RoomRecord(ROOM, "alpha", "password", "new", secret=b"k" * 32))
+    alpha, beta = store.rooms()
+    assert (alpha.name, alpha.last_seq, alpha.description, alpha.secret) == (
+        "alpha",
+        7,
+        "new",
+        b"k" * 32,
+    )
+    assert (beta.name, beta.secret) == ("beta", None)
+    store.delete_room(ROOM)
+    assert [room.name for room in store.rooms()] == ["beta"]
+
+
+def test_outbox_is_fifo_and_keeps_the_sealed_body(store: Store) -> None:
+    first = store.enqueue(ROOM, b"one")
+    second = store.enqueue(ROOM, b"two")
+    store.set_outbox_body(first, b"body-1")
+    items = store.outbox()
+    assert [(i.id, i.payload, i.body) for i in items] == [
+        (first, b"one", b"body-1"),
+        (second, b"two", None),
+    ]
+    store.remove_outbox(first)
+    assert [i.id for i in store.outbox()] == [second]
+
+
+def test_history_dedupes_by_room_seq(store: Store) -> None:
+    assert store.add_history(HistoryItem(ROOM, 1, b"a" * 32, 10, b"first"))
+    assert not store.add_history(HistoryItem(ROOM, 1, b"a" * 32, 10, b"again"))
+    for seq in range(2, 6):
+        store.add_history(HistoryItem(ROOM, seq, b"a" * 32, 10, b"m%d" % seq))
+    assert [(h.seq, h.payload) for h in store.history(ROOM, 3)] == [
+        (3, b"m3"),
+        (4, b"m4"),
+        (5, b"m5"),
+    ]
+    assert store.history(ROOM, 10)[0].payload == b"first"
+
+
+def test_crypto_state_is_atomic_and_scannable(store: Store) -> None:
+    store.apply([Write("in", b"ab1", b"x"), Write("in", b"ab2", b"y"), Write("in", b"b", b"z")])
+    assert store.scan("in", b"ab") == [(b"ab1", b"x"), (b"ab2", b"y")]
+    assert store.get("out", b"ab1") is None
+    with pytest.raises(TypeError):
+        store.apply([Write("in", b"ab1", None), Write("in", b"bad", object())])  # type: ignore[arg-type]
+    assert store.get("in", b"ab1") == b"x"
+    store.apply([Write("in", b"ab1", None)])
+    assert store.get("in", b"ab1") is None
+
+
+def test_nothing_secret_is_on_disk_in_clear(tmp_path: Path, identity: Identity) -> None:
+    path = tmp_path / "s.sqlite3"
+    store = Store(path, identity)
+    store.save_room(RoomRecord(ROOM, "alpha", "password", "", secret=SECRET_TEXT))
+    store.enqueue(ROOM, SECRET_TEXT)
+    store.add_history(HistoryItem(ROOM, 1, b"a" * 32, 10, SECRET_TEXT))
+    store.apply([Write("out", b"k", SECRET_TEXT)])
+    store.close()
+    raw = b"".join(p.read_bytes() for p in tmp_path.iterdir())
+    assert b"alpha" in raw  # the file is readable; only the secrets are sealed
+    assert SECRET_TEXT not in raw
+
+
+def test_sealed_values_cannot_move_between_rows(tmp_path: Path, identity: Identity) -> None:
+    path = tmp_path / "s.sqlite3"
+    store = Store(path, identity)
+    store.apply([Write("in", b"a", b"secret-a"), Write("in", b"b", b"secret-b")])
+    store.close()
+    db = sqlite3.connect(path)
+    db.execute(
+        "UPDATE state SET value = (SELECT value FROM state WHERE key = x'61') WHERE key = x'62'"
+    )
+    db.commit()
+    db.close()
+    with pytest.raises(StoreKeyError):
+        Store(path, identity).get("in", b"b")
+
+
+def test_sealer_repr_hides_the_key(store: Store) -> None:
+    assert "redacted" in repr(store._sealer)
+
+
+def test_a_store_is_open_in_one_process_at_a_time(tmp_path: Path, identity: Identity) -> None:
+    path = tmp_path / "s.sqlite3"
+    first = Store(path, identity)
+    with pytest.raises(StoreLockedError, match="in use"):
+        Store(path, identity)
+    first.close()
+    Store(path, identity).close()
