@@ -1,0 +1,212 @@
+"""Terminal client speed: launch to interactive with 10,000 stored messages, and
+appending 1,000 incoming messages. Run: ``uv run python bench/bench_tui.py``.
+
+The app runs headless (Textual's ``run_test``). First over the in-package fake backend,
+so the figures are the TUI's own cost (layout, rendering, bookkeeping); baselines from
+the same run: launching with an empty history, and appending the same lines to
+Textual's stock ``Log`` widget. Then end to end over the real library and an embedded
+relay: connect + load 10,000 messages from the encrypted store, and 1,000 messages sent
+by another client, encrypted, relayed, decrypted and shown.
+"""
+
+import argparse
+import asyncio
+import statistics
+import tempfile
+import time
+from collections.abc import Callable, Coroutine
+from pathlib import Path
+from typing import Any
+
+from e2echat_server.config import RelayConfig
+from e2echat_server.relay import Relay
+from e2echat_tui.app import ChatApp
+from e2echat_tui.backend import MessageView
+from e2echat_tui.fake import FakeBackend
+from e2echat_tui.launch import library_backend
+from textual.app import App, ComposeResult
+from textual.widgets import Log
+
+from e2echat import Client, Identity
+
+SIZE = (120, 40)
+SENTENCE = "the quick brown fox jumps over the lazy dog while @alice reads"
+WORDS = SENTENCE.split()
+
+
+def text_of(number: int) -> str:
+    """Mostly short lines, every 50th one long enough to wrap several times."""
+    length = 60 if number % 50 == 0 else 3 + number % 12
+    return f"#{number} " + " ".join(WORDS[(number + i) % len(WORDS)] for i in range(length))
+
+
+def backend_with(stored: int) -> FakeBackend:
+    backend = FakeBackend("alice")
+    bob, carol = backend.member("bob"), backend.member("carol")
+    lobby = backend.add_room("lobby", members=[bob, carol])
+    backend.add_room("team", password="pw", members=[bob])
+    for number in range(stored):
+        backend.record(lobby, bob if number % 2 else carol, text_of(number))
+    return backend
+
+
+async def launch(stored: int, *, backlog: bool = False) -> float:
+    """Seconds from creating the app to its first frame (the newest page of each room);
+    with ``backlog``, until all ``stored`` messages are loaded and drawn."""
+    backend = backend_with(stored)
+    start = time.perf_counter()
+    app = ChatApp(backend, bell=False)
+    async with app.run_test(size=SIZE) as pilot:
+        await app.ready.wait()
+        if backlog:
+            await app.backlog_loaded.wait()
+        await pilot.pause()  # the frame is rendered
+        elapsed = time.perf_counter() - start
+        assert app.timeline.scroll_offset.y == app.timeline.max_scroll_y
+        assert len(app.logs["lobby"].entries) == stored or not backlog
+    return elapsed
+
+
+async def append_chat(count: int) -> float:
+    """Seconds to receive ``count`` messages into the shown room and draw the result."""
+    backend = backend_with(1_000)
+    app = ChatApp(backend, bell=False, toast=False)
+    async with app.run_test(size=SIZE) as pilot:
+        await app.ready.wait()
+        await backend.listening.wait()
+        await pilot.pause()
+        start = time.perf_counter()
+        for number in range(count):
+            backend.deliver("lobby", "bob", text_of(number))
+            await asyncio.sleep(0)  # one by one, as the pump delivers them; frames go on
+        await pilot.pause()
+        elapsed = time.perf_counter() - start
+        assert "#" + str(count - 1) in app.logs["lobby"].entries[-1].body
+    return elapsed
+
+
+class LogApp(App[None]):
+    def compose(self) -> ComposeResult:
+        yield Log(max_lines=10_000)
+
+
+async def append_log(count: int) -> float:
+    """Baseline: the same lines written to Textual's stock ``Log`` widget."""
+    app = LogApp()
+    async with app.run_test(size=SIZE) as pilot:
+        log = app.query_one(Log)
+        await pilot.pause()
+        start = time.perf_counter()
+        for number in range(count):
+            log.write_line(f"09:30 bob {text_of(number)}")
+            await asyncio.sleep(0)
+        await pilot.pause()
+        return time.perf_counter() - start
+
+
+FAST = 1_000_000.0  # no rate limit between the bench's own clients and relay
+
+
+class WatchingApp(ChatApp):
+    """Sets ``seen`` when a message with the awaited text has been shown."""
+
+    awaited = ""
+    seen: asyncio.Event
+
+    def message_received(self, message: MessageView) -> None:
+        super().message_received(message)
+        if message.text == self.awaited:
+            self.seen.set()
+
+
+async def library_cases(stored: int, runs: int) -> tuple[list[float], list[float], list[float]]:
+    """Launch times over a real store of ``stored`` messages, and times to show 1,000 more
+    sent by another client through the relay."""
+    launches: list[float] = []
+    loaded: list[float] = []
+    appends: list[float] = []
+    with tempfile.TemporaryDirectory() as tmp:
+        config = RelayConfig(port=0, memory=True, rate=FAST, burst=10**6, history_count=10**5)
+        async with Relay(config) as relay:
+            me = Identity.generate()
+            store = Path(tmp) / "me.sqlite3"
+            bob = Client(
+                relay.url,
+                identity=Identity.generate(),
+                name="bob",
+                store=Path(tmp) / "bob.sqlite3",
+                send_rate=FAST,
+                send_burst=10**6,
+            )
+            async with bob:
+                room = await bob.create("lobby")
+                async with Client(relay.url, identity=me, name="alice", store=store) as alice:
+                    await alice.join("lobby")
+                    received = alice.messages()
+                    for number in range(stored):
+                        await room.send(text_of(number))
+                    async for message in received:
+                        if message.text == text_of(stored - 1):
+                            break
+                for run in range(runs):
+                    backend = library_backend(relay.url, identity=me, name="alice", store=store)
+                    start = time.perf_counter()
+                    async with backend:
+                        app = WatchingApp(backend, bell=False, toast=False)
+                        async with app.run_test(size=SIZE) as pilot:
+                            await app.ready.wait()
+                            await pilot.pause()
+                            launches.append(time.perf_counter() - start)
+                            await app.backlog_loaded.wait()
+                            await pilot.pause()
+                            loaded.append(time.perf_counter() - start)
+                            app.seen = asyncio.Event()
+                            app.awaited = f"run {run} message 999"
+                            start = time.perf_counter()
+                            for number in range(1_000):
+                                await room.send(f"run {run} message {number}")
+                            await asyncio.wait_for(app.seen.wait(), 120)
+                            await pilot.pause()
+                            appends.append(time.perf_counter() - start)
+    return launches, loaded, appends
+
+
+def report(name: str, samples: list[float]) -> float:
+    median = statistics.median(samples)
+    print(
+        f"{name:<58} median {median * 1000:8.1f} ms  (min {min(samples) * 1000:.1f}, "
+        f"n={len(samples)})"
+    )
+    return median
+
+
+def measure(name: str, runs: int, case: Callable[[], Coroutine[Any, Any, float]]) -> float:
+    return report(name, [asyncio.run(case()) for _ in range(runs)])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=7)
+    runs = parser.parse_args().runs
+    empty = measure("launch, empty history (baseline)", runs, lambda: launch(0))
+    full = measure("launch, 10,000 stored messages", runs, lambda: launch(10_000))
+    measure(
+        "launch, 10,000 stored, until all are loaded", runs, lambda: launch(10_000, backlog=True)
+    )
+    log = measure("append 1,000 lines to textual Log (baseline)", runs, lambda: append_log(1_000))
+    chat = measure("append 1,000 incoming messages", runs, lambda: append_chat(1_000))
+    launches, loaded, appends = asyncio.run(library_cases(10_000, runs))
+    real_launch = report("library+relay: connect, first frame (10,000 stored)", launches)
+    report("library+relay: connect, all 10,000 loaded from the store", loaded)
+    real_append = report("library+relay: 1,000 sent by another client, shown", appends)
+
+    def goal(seconds: float, limit: float) -> str:
+        return f"goal < {limit:g} s: {'met' if seconds < limit else 'MISSED'}"
+
+    print(f"launch 10k / empty: {full / empty:.2f}x   {goal(full, 1)}")
+    print(f"append / Log: {chat / log:.2f}x   {goal(chat, 2)}")
+    print(f"library+relay: launch {goal(real_launch, 1)}; append {goal(real_append, 2)}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,203 @@
+"""Slash commands: one table that drives parsing, ``/help``, completion and the docs.
+
+Parsing is pure: a composer line becomes either ``SendText`` or one of the command
+dataclasses below, or raises ``CommandError`` with a sentence the user can act on.
+Nothing is executed here; the app decides what each command does.
+"""
+
+from dataclasses import dataclass
+from typing import Final, Literal
+
+Status = Literal["online", "away", "busy"]
+STATUSES: Final[tuple[Status, ...]] = ("online", "away", "busy")
+_STATUS_BY_NAME: Final[dict[str, Status]] = {status: status for status in STATUSES}
+
+
+class CommandError(ValueError):
+    """A composer line that is not a valid command; ``str()`` says how to fix it."""
+
+
+@dataclass(frozen=True, slots=True)
+class CommandSpec:
+    """One slash command as the user sees it in ``/help`` and in completion."""
+
+    name: str
+    usage: str
+    summary: str
+
+
+COMMANDS: Final[tuple[CommandSpec, ...]] = (
+    CommandSpec(
+        "create",
+        "/create NAME [--password | --secret]",
+        "Create a room: open, secret with a password (asked for), or secret by invite.",
+    ),
+    CommandSpec(
+        "join",
+        "/join NAME [PASSWORD | INVITE | --password]",
+        "Join a room; --password asks for the password without showing it.",
+    ),
+    CommandSpec("leave", "/leave", "Leave the current room."),
+    CommandSpec("invite", "/invite", "Show (and copy) an invite string for this secret room."),
+    CommandSpec("status", "/status online|away|busy [TEXT]", "Set your presence."),
+    CommandSpec("verify", "/verify NAME", "Show a member's safety number; mark it verified."),
+    CommandSpec("members", "/members", "List the members of the current room."),
+    CommandSpec("rooms", "/rooms", "List the relay's listed rooms."),
+    CommandSpec("nick", "/nick NAME", "Change your display name (reconnects)."),
+    CommandSpec("help", "/help", "Show the commands and keys."),
+    CommandSpec("quit", "/quit", "Leave the program."),
+)
+_BY_NAME: Final = {spec.name: spec for spec in COMMANDS}
+
+
+@dataclass(frozen=True, slots=True)
+class SendText:
+    """Plain text for the current room (``//x`` sends ``/x`` literally)."""
+
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class Create:
+    name: str
+    ask_password: bool = False
+    secret: bool = False
+
+
+@dataclass(frozen=True, slots=True, repr=False)
+class Join:
+    """``secret`` is a password or an invite string: never shown in a repr."""
+
+    name: str
+    secret: str | None = None
+    ask_password: bool = False
+
+    def __repr__(self) -> str:
+        hidden = "<hidden>" if self.secret else None
+        return f"Join(name={self.name!r}, secret={hidden}, ask_password={self.ask_password})"
+
+
+@dataclass(frozen=True, slots=True)
+class Leave:
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class Invite:
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class SetStatus:
+    status: Status
+    text: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Verify:
+    name: str
+
+
+@dataclass(frozen=True, slots=True)
+class Members:
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class Rooms:
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class Nick:
+    name: str
+
+
+@dataclass(frozen=True, slots=True)
+class Help:
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class Quit:
+    pass
+
+
+Command = Create | Join | Leave | Invite | SetStatus | Verify | Members | Rooms | Nick | Help | Quit
+Parsed = SendText | Command
+
+_NO_ARGS: Final[dict[str, Command]] = {
+    "leave": Leave(),
+    "invite": Invite(),
+    "members": Members(),
+    "rooms": Rooms(),
+    "help": Help(),
+    "quit": Quit(),
+}
+
+
+def _usage(name: str) -> CommandError:
+    return CommandError(f"usage: {_BY_NAME[name].usage}")
+
+
+def _parse_create(args: list[str]) -> Create:
+    flags = {arg for arg in args if arg.startswith("--")}
+    names = [arg for arg in args if not arg.startswith("--")]
+    if len(names) != 1 or not flags <= {"--password", "--secret"} or len(flags) > 1:
+        raise _usage("create")
+    return Create(names[0], ask_password="--password" in flags, secret=bool(flags))
+
+
+def _parse_join(args: list[str]) -> Join:
+    if len(args) == 1:
+        return Join(args[0])
+    if len(args) == 2:
+        if args[1] == "--password":
+            return Join(args[0], ask_password=True)
+        return Join(args[0], secret=args[1])
+    raise _usage("join")
+
+
+def _parse_status(rest: str) -> SetStatus:
+    word, _, text = rest.partition(" ")
+    status = _STATUS_BY_NAME.get(word)
+    if status is None:
+        raise CommandError(f"status is one of {', '.join(STATUSES)}; usage: /status online")
+    return SetStatus(status, text.strip() or None)
+
+
+def parse(line: str) -> Parsed:
+    """Turn one composer line into text to send or a command; raise ``CommandError``."""
+    if not line.startswith("/"):
+        return SendText(line)
+    if line.startswith("//"):
+        return SendText(line[1:])
+    head, _, rest = line[1:].partition(" ")
+    name, rest = head.lower(), rest.strip()
+    args = rest.split()
+    if name not in _BY_NAME:
+        raise CommandError(f"unknown command /{head}; /help lists the commands")
+    if name in _NO_ARGS:
+        if args:
+            raise _usage(name)
+        return _NO_ARGS[name]
+    if name == "create":
+        return _parse_create(args)
+    if name == "join":
+        return _parse_join(args)
+    if name == "status":
+        return _parse_status(rest)
+    if len(args) != 1:
+        raise _usage(name)
+    return Verify(args[0].removeprefix("@")) if name == "verify" else Nick(args[0])
+
+
+def history_text(line: str) -> str:
+    """What the composer may remember of ``line``: a password or invite is dropped."""
+    try:
+        parsed = parse(line)
+    except CommandError:
+        return line
+    if isinstance(parsed, Join) and parsed.secret:
+        return f"/join {parsed.name}"
+    return line

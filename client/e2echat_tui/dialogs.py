@@ -1,0 +1,110 @@
+"""Modal dialogs: the safety-number check and the hidden password prompt."""
+
+from typing import ClassVar
+
+from rich.style import Style
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import Horizontal, Vertical
+from textual.screen import ModalScreen
+from textual.widgets import Button, Input, Label, Static
+
+from e2echat_tui.backend import MemberView
+from e2echat_tui.format import trust_label
+from e2echat_tui.safe import escape_controls
+
+DIALOG_CSS = """
+{name} {{
+    align: center middle;
+}}
+{name} > Vertical {{
+    width: 72;
+    height: auto;
+    padding: 1 2;
+    border: thick $primary;
+    background: $surface;
+}}
+{name} Horizontal {{
+    height: auto;
+    margin-top: 1;
+    align-horizontal: right;
+}}
+{name} Button {{
+    margin-left: 2;
+}}
+"""
+
+
+def _rows(number: str, per_row: int = 4) -> str:
+    """Lay a grouped number out as rows of ``per_row`` groups, like Signal does."""
+    groups = number.split()
+    return "\n".join(" ".join(groups[i : i + per_row]) for i in range(0, len(groups), per_row))
+
+
+def safety_text(member: MemberView, safety_number: str, key_changed: bool) -> Text:
+    """What the verify dialog says: who, their fingerprint, and the number to compare."""
+    label, label_style = trust_label(member)
+    text = Text.assemble(
+        ("Verify ", Style(bold=True)),
+        (escape_controls(member.name), Style(bold=True, color="#5fafff")),
+        "\n\nCompare this safety number with them in person or on a call you trust.\n"
+        "If it matches on both screens, nobody is in the middle.\n\n",
+        (_rows(safety_number), Style(bold=True)),
+        "\n\nTheir key fingerprint: ",
+        escape_controls(member.fingerprint),
+        "\nNow: ",
+        (label, label_style),
+    )
+    if key_changed:
+        text.append(
+            "\n\nTheir key CHANGED since you verified it. Sharing with them is paused "
+            "until you compare the new number and accept it.",
+            Style(color="#ff5f5f", bold=True),
+        )
+    return text
+
+
+class VerifyScreen(ModalScreen[bool]):
+    """Shows a safety number; dismisses True when the user confirms that it matches."""
+
+    DEFAULT_CSS = DIALOG_CSS.format(name="VerifyScreen")
+    BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "dismiss(False)", "Close")]
+
+    def __init__(self, member: MemberView, safety_number: str, *, key_changed: bool) -> None:
+        super().__init__()
+        self._text = safety_text(member, safety_number, key_changed)
+        self._confirm = "Accept new key" if key_changed else "It matches: mark verified"
+        self._can_confirm = not member.is_me and (key_changed or not member.verified)
+
+    def compose(self) -> ComposeResult:
+        with Vertical():
+            yield Static(self._text, id="safety")
+            with Horizontal():
+                if self._can_confirm:
+                    yield Button(self._confirm, id="confirm", variant="success")
+                yield Button("Close", id="close")
+
+    def on_button_pressed(self, event: Button.Pressed) -> None:
+        self.dismiss(event.button.id == "confirm")
+
+
+class PasswordScreen(ModalScreen[str | None]):
+    """Asks for a room password without echoing it; dismisses None on escape."""
+
+    DEFAULT_CSS = DIALOG_CSS.format(name="PasswordScreen")
+    BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "dismiss(None)", "Cancel")]
+
+    def __init__(self, prompt: str) -> None:
+        super().__init__()
+        self._prompt = prompt
+
+    def compose(self) -> ComposeResult:
+        with Vertical():
+            yield Label(Text(self._prompt))
+            yield Input(password=True, id="password")
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        event.stop()
+        if event.value:
+            self.dismiss(event.value)

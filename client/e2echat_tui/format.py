@@ -1,0 +1,129 @@
+"""Turn messages, members and rooms into styled, escaped terminal text.
+
+Every user-controlled string (names, bodies, room descriptions, notices) goes
+through ``escape_controls`` and lands in a ``Segment`` or ``Text`` as plain text.
+"""
+
+import functools
+import zlib
+from datetime import datetime, tzinfo
+from enum import Enum
+
+from rich.segment import Segment
+from rich.style import Style
+from rich.text import Text
+
+from e2echat_tui.backend import MemberView, MessageView, RoomView
+from e2echat_tui.lines import Entry
+from e2echat_tui.safe import escape_controls
+
+NAME_COLOURS = (
+    "#5fafff",
+    "#87d787",
+    "#d7af5f",
+    "#d787d7",
+    "#5fd7d7",
+    "#ff8787",
+    "#afaf5f",
+    "#af87ff",
+    "#87afaf",
+    "#ffaf87",
+)
+TIME_STYLE = Style(color="#808080")
+OWN_NAME_STYLE = Style(color="#c0c0c0", bold=True)
+OWN_BODY_STYLE = Style(color="#b0b0b0")
+BODY_STYLE = Style()
+MENTION_BACKGROUND = Style(bgcolor="#3d3200")
+MENTION_BODY_STYLE = Style(bold=True)
+
+
+class Level(Enum):
+    """How loud a system line is."""
+
+    INFO = Style(color="#8a8a8a", italic=True)
+    WARNING = Style(color="#e0b000")
+    ERROR = Style(color="#ff5f5f", bold=True)
+
+
+STATUS_MARKS = {
+    "online": ("●", Style(color="#5fd75f")),
+    "away": ("◐", Style(color="#d7af00")),
+    "busy": ("⊘", Style(color="#ff5f5f")),
+}
+OFFLINE_MARK = ("○", Style(color="#6c6c6c"))
+
+
+@functools.lru_cache(maxsize=4096)
+def name_style(key: bytes) -> Style:
+    """A stable colour per key, so two people who pick the same name still differ."""
+    return Style(color=NAME_COLOURS[zlib.crc32(key) % len(NAME_COLOURS)], bold=True)
+
+
+def display_name(name: str) -> str:
+    return escape_controls(name)
+
+
+def clock(moment: datetime, timezone: tzinfo | None) -> str:
+    return moment.astimezone(timezone).strftime("%H:%M")
+
+
+def message_entry(message: MessageView, timezone: tzinfo | None) -> Entry:
+    """The timeline entry of a message: own messages muted, mentions of me highlighted."""
+    sender = message.sender
+    own = message.own or sender.is_me
+    author = Segment(display_name(sender.name), OWN_NAME_STYLE if own else name_style(sender.key))
+    mentioned = message.mentions_me and not own
+    return Entry(
+        prefix=(Segment(clock(message.sent_at, timezone) + " ", TIME_STYLE), author, Segment(" ")),
+        body=escape_controls(message.text, keep_newlines=True),
+        body_style=OWN_BODY_STYLE if own else MENTION_BODY_STYLE if mentioned else BODY_STYLE,
+        background=MENTION_BACKGROUND if mentioned else None,
+    )
+
+
+def system_entry(text: str, moment: datetime, timezone: tzinfo | None, level: Level) -> Entry:
+    """A line from the client itself: joins, leaves, key changes, errors, command output."""
+    return Entry(
+        prefix=(Segment(clock(moment, timezone) + " ", TIME_STYLE), Segment("* ", level.value)),
+        body=escape_controls(text, keep_newlines=True),
+        body_style=level.value,
+    )
+
+
+def trust_label(member: MemberView) -> tuple[str, Style]:
+    """The member list's trust marker: verified, unverified, or no keys shared."""
+    if member.is_me:
+        return "you", Style(color="#8a8a8a")
+    if not member.validated:
+        return "✗ no keys shared", Style(color="#ff5f5f")
+    if member.verified:
+        return "✔ verified", Style(color="#5fd75f")
+    return "? unverified", Style(color="#d7af00")
+
+
+def member_line(member: MemberView) -> Text:
+    """One line of the members panel: presence, coloured name, trust marker."""
+    mark, mark_style = STATUS_MARKS.get(member.status, OFFLINE_MARK)
+    label, label_style = trust_label(member)
+    style = OWN_NAME_STYLE if member.is_me else name_style(member.key)
+    line = Text.assemble((mark + " ", mark_style), (display_name(member.name), style))
+    line.append("\n  " + label, label_style)
+    if member.status_text:
+        line.append(" · " + escape_controls(member.status_text), Style(color="#8a8a8a"))
+    return line
+
+
+def room_marker(room: RoomView) -> str:
+    return "🔒" if room.secret else "#"
+
+
+def topic(room: RoomView) -> Text:
+    """The line above the timeline; an open room says plainly who can read it."""
+    text = Text.assemble((f"{room_marker(room)} {escape_controls(room.name)}", Style(bold=True)))
+    if room.secret:
+        text.append(" · secret room: only members who proved the secret get keys", "#87d787")
+    else:
+        text.append(" · open room: anyone the relay admits can read new messages", "#d7af00")
+    if room.description:
+        text.append(" · " + escape_controls(room.description))
+    return text

@@ -1,0 +1,203 @@
+"""Timeline entries and their layout into terminal lines, without any widget.
+
+A room can hold 10,000 messages, so the timeline is virtual: each entry knows how
+many lines it takes at a given width (one ``cell_len`` for the common short message)
+and only the entries on screen are turned into ``Strip`` objects, cached per width.
+Text arrives here already escaped (``safe.escape_controls``) and is placed into
+``Segment`` objects as plain strings: nothing is ever parsed as markup.
+"""
+
+import re
+from bisect import bisect_right
+from collections import OrderedDict
+from dataclasses import dataclass
+from itertools import accumulate
+
+from rich.cells import cell_len, get_character_cell_size
+from rich.segment import Segment
+from rich.style import Style
+from textual.strip import Strip
+
+_TOKEN = re.compile(r"\S+|\s+")
+_MIN_BODY_WIDTH = 8
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    """One timeline item: a message or a system line, already escaped and styled."""
+
+    prefix: tuple[Segment, ...]
+    body: str
+    body_style: Style
+    background: Style | None = None
+
+    @property
+    def prefix_width(self) -> int:
+        return sum(segment.cell_length for segment in self.prefix)
+
+
+def wrap_cells(text: str, first: int, rest: int) -> list[str]:
+    """Word-wrap ``text`` into lines of at most ``first`` cells, then ``rest`` cells.
+
+    Line feeds always break; spaces at a break are dropped; a word wider than a line
+    is cut at character boundaries (a double-width character is never split).
+    """
+    first, rest = max(first, 1), max(rest, 1)
+    lines: list[str] = []
+    line: list[str] = []
+    used = 0
+
+    def flush() -> None:
+        nonlocal used
+        lines.append("".join(line).rstrip(" "))
+        line.clear()
+        used = 0
+
+    for index, paragraph in enumerate(text.split("\n")):
+        if index:
+            flush()
+        for token in _TOKEN.findall(paragraph):
+            width = cell_len(token)
+            avail = rest if lines else first
+            if used + width <= avail:
+                line.append(token)
+                used += width
+            elif token.isspace():
+                if line:
+                    flush()
+            elif line and width <= rest:
+                flush()
+                line.append(token)
+                used = width
+            else:
+                for char in token:
+                    char_width = get_character_cell_size(char)
+                    if line and used + char_width > (rest if lines else first):
+                        flush()
+                    line.append(char)
+                    used += char_width
+    flush()
+    return lines
+
+
+def _indent(entry: Entry, width: int) -> int:
+    """Continuation lines hang under the body, unless that leaves too little room."""
+    indent = entry.prefix_width
+    return indent if width - indent >= _MIN_BODY_WIDTH else 0
+
+
+def _wrap(entry: Entry, width: int) -> list[str]:
+    prefix_width = entry.prefix_width
+    if "\n" not in entry.body and prefix_width + cell_len(entry.body) <= width:
+        return [entry.body]
+    return wrap_cells(entry.body, width - prefix_width, width - _indent(entry, width))
+
+
+def line_count(entry: Entry, width: int) -> int:
+    """How many lines ``entry`` takes at ``width`` (cheap for one-line messages)."""
+    return len(_wrap(entry, width))
+
+
+def render_entry(entry: Entry, width: int) -> list[Strip]:
+    """The strips of ``entry`` at ``width``, the background (if any) filling each line."""
+    indent = _indent(entry, width)
+    texts = _wrap(entry, width)
+    strips: list[Strip] = []
+    for number, text in enumerate(texts):
+        lead = list(entry.prefix) if number == 0 else [Segment(" " * indent)]
+        strip = Strip([*lead, Segment(text, entry.body_style)])
+        if entry.background is not None:
+            strip = strip.apply_style(entry.background).extend_cell_length(width, entry.background)
+        strips.append(strip)
+    return strips
+
+
+class RoomLog:
+    """A room's scrollback: entries, their line counts at one width, a strip cache.
+
+    At most ``limit`` entries are kept; the oldest are dropped in batches so an
+    append stays O(1) amortised even at the limit.
+    """
+
+    CACHE_SIZE = 512
+
+    def __init__(self, limit: int = 10_000) -> None:
+        self.limit = limit
+        self.entries: list[Entry] = []
+        self._width = 0
+        self._counts: list[int] = []
+        self._starts: list[int] = []
+        self._total = 0
+        self._dropped = 0  # entries dropped so far: cache keys are absolute numbers
+        self._cache: OrderedDict[int, list[Strip]] = OrderedDict()
+
+    @property
+    def line_count(self) -> int:
+        return self._total
+
+    def set_width(self, width: int) -> None:
+        """Lay everything out again for a new width (no-op if unchanged)."""
+        if width == self._width:
+            return
+        self._width = width
+        self._cache.clear()
+        self._counts = [line_count(entry, width) for entry in self.entries] if width else []
+        self._reindex()
+
+    def _reindex(self) -> None:
+        self._starts = [0, *accumulate(self._counts)]
+        self._total = self._starts.pop()
+
+    def append(self, entry: Entry) -> None:
+        """Add one entry at the bottom."""
+        self.entries.append(entry)
+        if self._width:
+            count = line_count(entry, self._width)
+            self._counts.append(count)
+            self._starts.append(self._total)
+            self._total += count
+        if len(self.entries) > self.limit + max(self.limit // 10, 1):
+            self._trim()
+
+    def extend(self, entries: list[Entry]) -> None:
+        for entry in entries:
+            self.append(entry)
+
+    def prepend(self, entries: list[Entry]) -> None:
+        """Add older entries at the top (as many as the limit leaves room for)."""
+        entries = entries[max(len(entries) - (self.limit - len(self.entries)), 0) :]
+        if not entries:
+            return
+        self.entries[:0] = entries
+        if self._width:
+            self._counts[:0] = [line_count(entry, self._width) for entry in entries]
+            self._reindex()
+        self._dropped -= len(entries)  # keeps the cache keys of the newer entries valid
+
+    def _trim(self) -> None:
+        excess = len(self.entries) - self.limit
+        del self.entries[:excess]
+        if self._width:
+            del self._counts[:excess]
+            self._reindex()
+        self._dropped += excess
+        self._cache.clear()
+
+    def line(self, y: int) -> Strip | None:
+        """Line ``y`` of the laid-out log, or None below the end."""
+        if not 0 <= y < self._total:
+            return None
+        index = bisect_right(self._starts, y) - 1
+        return self._strips(index)[y - self._starts[index]]
+
+    def _strips(self, index: int) -> list[Strip]:
+        key = self._dropped + index
+        strips = self._cache.get(key)
+        if strips is None:
+            strips = render_entry(self.entries[index], self._width)
+            self._cache[key] = strips
+            if len(self._cache) > self.CACHE_SIZE:
+                self._cache.popitem(last=False)
+        else:
+            self._cache.move_to_end(key)
+        return strips

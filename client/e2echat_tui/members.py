@@ -1,0 +1,38 @@
+"""The members panel: presence and trust markers for the current room."""
+
+from collections.abc import Sequence
+
+from rich.text import Text
+from textual.widgets import Static
+
+from e2echat_tui.backend import MemberView
+from e2echat_tui.format import member_line
+
+_PRESENCE_ORDER = {"online": 0, "busy": 1, "away": 2}
+
+
+def sorted_members(members: Sequence[MemberView]) -> list[MemberView]:
+    """Me first, then by presence, then by name (case-insensitive)."""
+    return sorted(
+        members,
+        key=lambda m: (not m.is_me, _PRESENCE_ORDER.get(m.status, 3), m.name.casefold()),
+    )
+
+
+class MembersPanel(Static):
+    """A plain-text list; it is redrawn whole because rooms are small on screen."""
+
+    DEFAULT_CSS = """
+    MembersPanel {
+        width: 28;
+        height: 1fr;
+        padding: 0 1;
+        border-left: vkey $panel;
+        overflow-y: auto;
+    }
+    """
+
+    def show_members(self, members: Sequence[MemberView]) -> None:
+        lines = [member_line(member) for member in sorted_members(members)]
+        header = Text(f"Members ({len(lines)})\n", style="bold")
+        self.update(Text("\n").join([header, *lines]) if lines else header)

@@ -1,0 +1,168 @@
+"""The TUI over the real library and a real relay: the demo, other clients, /nick, invites."""
+
+import asyncio
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+
+import pytest
+from e2echat_tui.app import ChatApp
+from e2echat_tui.backend import MessageView, RoomView
+from e2echat_tui.composer import Composer
+from e2echat_tui.demo import GREETER, LOBBY, demo_session, greeter_reply
+from e2echat_tui.dialogs import VerifyScreen
+from e2echat_tui.format import Level
+from textual.pilot import Pilot
+
+from e2echat import Client, Identity
+
+from .screen import screen_text
+
+SIZE = (110, 30)
+TIMEOUT = 15
+
+
+class WatchedApp(ChatApp):
+    """A ChatApp that signals every timeline change, so tests await instead of polling."""
+
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+        self.changed = asyncio.Event()
+
+    def _append(self, room: str, entry_text: str, level: Level) -> None:
+        super()._append(room, entry_text, level)
+        self.changed.set()
+
+    def message_received(self, message: MessageView) -> None:
+        super().message_received(message)
+        self.changed.set()
+
+    def room_left(self, room: RoomView) -> None:
+        super().room_left(room)
+        self.changed.set()
+
+
+async def until(app: WatchedApp, predicate: Callable[[], bool]) -> None:
+    """Wait (bounded) until ``predicate`` holds, re-checking after each timeline change."""
+    async with asyncio.timeout(TIMEOUT):
+        while not predicate():
+            app.changed.clear()
+            await app.changed.wait()
+
+
+def bodies(app: ChatApp, room: str = LOBBY) -> list[str]:
+    return [entry.body for entry in app.logs[room].entries]
+
+
+async def type_line(pilot: Pilot[None], line: str) -> None:
+    pilot.app.query_one(Composer).value = line
+    await pilot.press("enter")
+
+
+@pytest.fixture
+async def session(tmp_path: Path) -> AsyncIterator[tuple[WatchedApp, Pilot[None], str]]:
+    async with demo_session(tmp_path, name="tess") as backend:
+        app = WatchedApp(backend, room=LOBBY, bell=False)
+        async with app.run_test(size=SIZE) as pilot:
+            await app.ready.wait()
+            yield app, pilot, backend.url
+
+
+def test_greeter_replies() -> None:
+    assert greeter_reply("tess", "hi").startswith("@tess hello!")
+    assert "/help" in greeter_reply("tess", "help me")
+    assert "/verify greeter" in greeter_reply("tess", "how do I verify?")
+
+
+async def test_demo_greets_and_answers_mentions(
+    session: tuple[WatchedApp, Pilot[None], str],
+) -> None:
+    app, pilot, url = session
+    await until(app, lambda: any("Welcome to e2echat, @tess" in b for b in bodies(app)))
+    welcome = next(e for e in app.logs[LOBBY].entries if e.body.startswith("Welcome"))
+    assert welcome.background is not None  # it mentions me: highlighted
+    await type_line(pilot, f"hi @{GREETER}")
+    await until(app, lambda: any("hello! I read your message" in b for b in bodies(app)))
+    text = screen_text(app)
+    assert url in text
+    assert "● connected" in text
+    assert "tess hi @greeter" in text
+    assert "greeter @tess hello!" in text
+    members = {m.name for m in app.backend.rooms[0].member_list}
+    assert members == {"tess", GREETER}
+
+
+async def test_verify_the_greeter_and_a_refused_nick(
+    session: tuple[WatchedApp, Pilot[None], str],
+) -> None:
+    app, pilot, _ = session
+    await type_line(pilot, f"/verify {GREETER}")
+    async with asyncio.timeout(TIMEOUT):
+        while not isinstance(app.screen, VerifyScreen):
+            await pilot.pause()
+    greeter = next(m for m in app.backend.rooms[0].member_list if m.name == GREETER)
+    first_group = app.backend.safety_number(greeter).split()[0]
+    assert first_group in screen_text(app)
+    await pilot.click("#confirm")
+    await until(app, lambda: bodies(app)[-1] == f"{GREETER} is verified")
+    await pilot.pause()
+    greeter = next(m for m in app.backend.rooms[0].member_list if m.name == GREETER)
+    assert greeter.verified
+    assert "✔ verified" in screen_text(app)
+    await type_line(pilot, "/nick " + "n" * 40)
+    await until(app, lambda: bodies(app)[-1].startswith("Error") or "32" in bodies(app)[-1])
+    assert app.backend.name == "tess"
+    assert app.backend.state == "connected"
+
+
+async def test_messages_from_another_library_client_arrive_as_literal_text(
+    session: tuple[WatchedApp, Pilot[None], str], tmp_path: Path
+) -> None:
+    app, pilot, url = session
+    bob = Client(url, identity=Identity.generate(), name="bob", store=tmp_path / "bob.sqlite3")
+    async with bob:
+        room = await bob.join(LOBBY)
+        await until(app, lambda: "bob joined" in bodies(app))
+        await room.send("[red]x[/red] and \x1b[31mred\x1b[0m @tess")
+        await until(app, lambda: any(b.startswith("[red]x[/red]") for b in bodies(app)))
+        await pilot.pause()
+        assert "bob [red]x[/red] and \\x1b[31mred\\x1b[0m @tess" in screen_text(app)
+        replies = bob.messages()
+        await type_line(pilot, "hello @bob")
+        async with asyncio.timeout(TIMEOUT):
+            async for message in replies:
+                if message.sender.name == "tess":
+                    break
+        assert message.text == "hello @bob"
+        assert message.mentions_me
+
+
+async def test_secret_room_invite_status_members_and_nick(
+    session: tuple[WatchedApp, Pilot[None], str], tmp_path: Path
+) -> None:
+    app, pilot, url = session
+    await type_line(pilot, "/create vault --secret")
+    await until(app, lambda: app.current == "vault")
+    await type_line(pilot, "/invite")
+    await until(app, lambda: any(b.startswith("Invite for vault") for b in bodies(app, "vault")))
+    invite = bodies(app, "vault")[-1].rpartition(" ")[2]
+    assert app.clipboard == invite
+    carol = Client(url, identity=Identity.generate(), name="carol", store=tmp_path / "c.sqlite3")
+    async with carol:
+        await carol.join("vault", invite=invite)
+        await until(app, lambda: "carol joined" in bodies(app, "vault"))
+        await type_line(pilot, "/members")
+        await until(app, lambda: bodies(app, "vault")[-1].startswith("2 members of vault"))
+        await type_line(pilot, "/status away lunch")
+        await until(app, lambda: bodies(app, "vault")[-1].startswith("Your status is now away"))
+        await type_line(pilot, "/nick tessa")
+        await until(app, lambda: bodies(app, "vault")[-1] == "You are now tessa")
+        assert app.backend.name == "tessa"
+        assert {room.name for room in app.backend.rooms} == {LOBBY, "vault"}
+        await type_line(pilot, "/rooms")
+        await until(app, lambda: "listed rooms on the relay" in bodies(app, "vault")[-1])
+        await type_line(pilot, "/join vault wrong-password")
+        await type_line(pilot, "/create lobby")
+        await until(app, lambda: sum("(name_taken)" in b for b in bodies(app, "vault")) == 1)
+        await type_line(pilot, "/leave")
+        await until(app, lambda: "vault" not in app.logs)
+        assert app.current == LOBBY
