@@ -22,7 +22,7 @@ from e2echat_tui import commands as cmd
 from e2echat_tui.backend import ChatBackend, MemberView, MessageView, RoomView
 from e2echat_tui.composer import Completion, Composer
 from e2echat_tui.dialogs import PasswordScreen, VerifyScreen
-from e2echat_tui.format import Level, message_entry, system_entry, topic
+from e2echat_tui.format import Level, message_entry, short_fingerprint, system_entry, topic
 from e2echat_tui.lines import RoomLog
 from e2echat_tui.members import MembersPanel
 from e2echat_tui.safe import escape_controls
@@ -190,6 +190,7 @@ class ChatApp(App[None]):
     # ---------------------------------------------------------------- drawing
 
     def _show_header(self) -> None:
+        """One line: the full fingerprint is in /verify; the header shows its first groups."""
         backend = self.backend
         state = backend.state
         header = Text.assemble(
@@ -201,7 +202,9 @@ class ChatApp(App[None]):
             "  you: ",
             (escape_controls(backend.name), Style(bold=True)),
             "  ",
-            (escape_controls(backend.fingerprint), Style(color="#8a8a8a")),
+            (escape_controls(short_fingerprint(backend.fingerprint)), Style(color="#8a8a8a")),
+            no_wrap=True,
+            overflow="ellipsis",
         )
         self.query_one("#header", Static).update(header)
 

@@ -63,6 +63,12 @@ def display_name(name: str) -> str:
     return escape_controls(name)
 
 
+def short_fingerprint(fingerprint: str, groups: int = 4) -> str:
+    """The first groups of a fingerprint, enough to recognise oneself at a glance."""
+    parts = fingerprint.split()
+    return " ".join(parts[:groups]) + (" …" if len(parts) > groups else "")
+
+
 def clock(moment: datetime, timezone: tzinfo | None) -> str:
     return moment.astimezone(timezone).strftime("%H:%M")
 

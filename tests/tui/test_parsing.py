@@ -152,3 +152,11 @@ def test_room_log_prepends_older_entries_up_to_the_limit() -> None:
     assert log.line(9) is newest  # the cached strips of the newer entries stay valid
     log.prepend([_entry("ignored")])
     assert len(log.entries) == 10
+
+
+def test_header_fingerprint_is_shortened_to_its_first_groups() -> None:
+    from e2echat_tui.format import short_fingerprint
+
+    full = " ".join(f"{i:04x}" for i in range(16))
+    assert short_fingerprint(full) == "0000 0001 0002 0003 …"
+    assert short_fingerprint("abcd ef01") == "abcd ef01"
