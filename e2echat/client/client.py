@@ -297,7 +297,7 @@ class Client:
         kind: Access = "open"
         if password is not None:
             salt = RoomSecret.new_salt()
-            room_secret = await self._derive(password, salt)
+            room_secret = await self._derive(name, password, salt)
             access, kind = SecretAccess(verifier=room_secret.verifier, salt=salt), "password"
         elif secret:
             room_secret = RoomSecret.generate()
@@ -326,7 +326,7 @@ class Client:
             summary = await self._request(Lookup(name=name), SummaryReply)
             if summary.room.salt is None:
                 raise E2EChatError(f"Room {name!r} has no password: join it without one.")
-            room_secret, kind = await self._derive(password, summary.room.salt), "password"
+            room_secret, kind = await self._derive(name, password, summary.room.salt), "password"
         token = None if room_secret is None else room_secret.relay_token
         try:
             reply = await self._request(JoinRoom(name=name, token=token), RoomReply)
@@ -338,10 +338,14 @@ class Client:
             raise
         return await self._entered(reply, kind, room_secret)
 
-    async def _derive(self, password: str, salt: bytes) -> RoomSecret:
+    async def _derive(self, name: str, password: str, salt: bytes) -> RoomSecret:
         try:
             return await asyncio.to_thread(
-                RoomSecret.from_password, password, salt, limits=self._password_limits
+                RoomSecret.from_password,
+                password,
+                salt,
+                room=name,
+                limits=self._password_limits,
             )
         except CryptoError as exc:
             raise E2EChatError(str(exc)) from None

@@ -7,12 +7,14 @@ normative (docs/crypto.md, tests/vectors/kdf.json).
 """
 
 from e2echat.crypto.primitives import blake2b
+from e2echat.protocol.transcripts import length_prefixed
 
 MESSAGE_KEY_PERSON = b"e2echat-mk-v1"
 CHAIN_KEY_PERSON = b"e2echat-ck-v1"
 RELAY_TOKEN_PERSON = b"e2echat-rt-v1"
 JOIN_KEY_PERSON = b"e2echat-join-v1"
 PROOF_PERSON = b"e2echat-prf-v1"
+PASSWORD_SALT_PERSON = b"e2echat-pws-v1"
 
 MESSAGE_KEY_INPUT = b"\x01"
 CHAIN_KEY_INPUT = b"\x02"
@@ -52,3 +54,15 @@ def proof(join_key_: bytes, room_id: bytes, prover: bytes, verifier_key: bytes) 
     binding both keys means a proof shown to one member is useless to anyone else.
     """
     return blake2b(room_id + prover + verifier_key, key=join_key_, person=PROOF_PERSON)
+
+
+def password_salt(relay_salt: bytes, room_name: str) -> bytes:
+    """The 16-byte Argon2id salt of a password room: the relay's salt bound to the room name.
+
+    The relay hands out the salt; were it used as is, a relay could give every room the
+    same salt and test one precomputed dictionary against all their relay tokens. Binding
+    the name (chosen by users, unique per relay) forces a separate dictionary per room.
+    """
+    return blake2b(
+        length_prefixed(relay_salt, room_name.encode()), person=PASSWORD_SALT_PERSON, size=16
+    )

@@ -39,15 +39,22 @@ class RoomSecret:
 
     @classmethod
     def from_password(
-        cls, password: str, salt: bytes, *, limits: KdfLimits = INTERACTIVE
+        cls, password: str, salt: bytes, *, room: str, limits: KdfLimits = INTERACTIVE
     ) -> "RoomSecret":
-        """The secret of a password room: Argon2id(password, the relay-stored 16-byte salt)."""
+        """The secret of password room ``room``: Argon2id(password, password_salt(salt, room))."""
         if len(salt) != SALT_SIZE:
             raise InviteError("a room password salt is 16 bytes")
         if not password:
             raise InviteError("a room password must not be empty")
+        if ROOM_NAME.fullmatch(room) is None:
+            raise InviteError("a password room needs a valid room name")
         return cls(
-            argon2id(password.encode(), salt, opslimit=limits.opslimit, memlimit=limits.memlimit)
+            argon2id(
+                password.encode(),
+                kdf.password_salt(salt, room),
+                opslimit=limits.opslimit,
+                memlimit=limits.memlimit,
+            )
         )
 
     @staticmethod

@@ -15,22 +15,38 @@ A, B = bytes(range(32)), bytes(range(32, 64))
 
 
 def test_password_secret_depends_on_password_and_salt() -> None:
-    first = RoomSecret.from_password("hunter2", SALT, limits=CHEAP)
-    assert first.secret == RoomSecret.from_password("hunter2", SALT, limits=CHEAP).secret
-    assert first.secret != RoomSecret.from_password("hunter3", SALT, limits=CHEAP).secret
-    assert first.secret != RoomSecret.from_password("hunter2", b"\x01" * 16, limits=CHEAP).secret
+    first = RoomSecret.from_password("hunter2", SALT, room="ops", limits=CHEAP)
+    assert (
+        first.secret == RoomSecret.from_password("hunter2", SALT, room="ops", limits=CHEAP).secret
+    )
+    assert (
+        first.secret != RoomSecret.from_password("hunter3", SALT, room="ops", limits=CHEAP).secret
+    )
+    assert (
+        first.secret
+        != RoomSecret.from_password("hunter2", b"\x01" * 16, room="ops", limits=CHEAP).secret
+    )
+
+
+def test_same_salt_in_two_rooms_gives_two_secrets() -> None:
+    """A relay that hands every room the same salt gains no shared dictionary."""
+    ops = RoomSecret.from_password("hunter2", SALT, room="ops", limits=CHEAP)
+    dev = RoomSecret.from_password("hunter2", SALT, room="dev", limits=CHEAP)
+    assert ops.secret != dev.secret
 
 
 def test_real_interactive_limits_once() -> None:
-    secret = RoomSecret.from_password("correct horse", SALT, limits=INTERACTIVE)
+    secret = RoomSecret.from_password("correct horse", SALT, room="ops", limits=INTERACTIVE)
     assert len(secret.secret) == 32
 
 
 def test_bad_password_inputs() -> None:
     with pytest.raises(InviteError):
-        RoomSecret.from_password("", SALT, limits=CHEAP)
+        RoomSecret.from_password("", SALT, room="ops", limits=CHEAP)
     with pytest.raises(InviteError):
-        RoomSecret.from_password("pw", b"short", limits=CHEAP)
+        RoomSecret.from_password("pw", b"short", room="ops", limits=CHEAP)
+    with pytest.raises(InviteError):
+        RoomSecret.from_password("pw", SALT, room="Not A Room", limits=CHEAP)
     with pytest.raises(InviteError):
         RoomSecret(b"x" * 31)
 

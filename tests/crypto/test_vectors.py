@@ -16,7 +16,15 @@ from e2echat.crypto.primitives import seal_open, verify
 VECTORS = Path(__file__).parent.parent / "vectors"
 
 
-TEXT_FIELDS = {"payload_json", "inner_json", "password", "half_a", "half_b", "safety_number"}
+TEXT_FIELDS = {
+    "payload_json",
+    "inner_json",
+    "password",
+    "password_room",
+    "half_a",
+    "half_b",
+    "safety_number",
+}
 
 
 def load(name: str) -> dict[str, Any]:
@@ -28,9 +36,9 @@ def load(name: str) -> dict[str, Any]:
     }
 
 
-def b2(data: bytes, key: bytes = b"", person: bytes = b"") -> bytes:
-    """Independent BLAKE2b-256 from hashlib (person zero-padded, as in libsodium)."""
-    return hashlib.blake2b(data, key=key, person=person, digest_size=32).digest()
+def b2(data: bytes, key: bytes = b"", person: bytes = b"", size: int = 32) -> bytes:
+    """Independent BLAKE2b from hashlib (person zero-padded, as in libsodium)."""
+    return hashlib.blake2b(data, key=key, person=person, digest_size=size).digest()
 
 
 def test_kdf_vector() -> None:
@@ -40,7 +48,13 @@ def test_kdf_vector() -> None:
     assert kdf.verifier(v["relay_token"]) == v["verifier"] == b2(v["relay_token"])
     assert kdf.join_key(rs) == v["join_key"] == b2(b"join", rs, b"e2echat-join-v1")
     limits = KdfLimits(v["argon2id_opslimit"], v["argon2id_memlimit"])
-    derived = RoomSecret.from_password(v["password"], v["password_salt"], limits=limits)
+    lp = struct.pack(">I", 16) + v["password_salt"] + struct.pack(">I", 3) + b"ops"
+    salt = b2(lp, person=b"e2echat-pws-v1", size=16)
+    assert kdf.password_salt(v["password_salt"], v["password_room"]) == salt
+    assert v["password_argon2id_salt"] == salt
+    derived = RoomSecret.from_password(
+        v["password"], v["password_salt"], room=v["password_room"], limits=limits
+    )
     assert derived.secret == v["password_room_secret"]
 
 

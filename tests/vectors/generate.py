@@ -54,8 +54,10 @@ def kdf_vectors() -> dict[str, object]:
         "password_salt": password_salt,
         "argon2id_opslimit": INTERACTIVE.opslimit,
         "argon2id_memlimit": INTERACTIVE.memlimit,
+        "password_room": "ops",
+        "password_argon2id_salt": kdf.password_salt(password_salt, "ops"),
         "password_room_secret": RoomSecret.from_password(
-            "correct horse battery staple", password_salt
+            "correct horse battery staple", password_salt, room="ops"
         ).secret,
     }
 
