@@ -1,6 +1,8 @@
 """Echo bot: joins a room and repeats every message it reads there.
 
-Run:  E2ECHAT_PASSPHRASE=... uv run python docs/examples/echo_bot.py ws://127.0.0.1:8765/ lobby
+Run (with a relay from ``uv run e2echat-server``):
+
+    E2ECHAT_PASSPHRASE=... uv run python docs/examples/echo_bot.py ws://127.0.0.1:8765/ lobby
 """
 
 import asyncio
@@ -21,7 +23,14 @@ async def main(url: str, room_name: str) -> None:
         async def echo(msg: e2echat.Message) -> None:
             await msg.room.send(f"{msg.sender.name} said: {msg.text}")
 
-        room = chat.room(room_name) or await chat.join(room_name)
+        room = chat.room(room_name)  # joined on an earlier run: the store remembers
+        if room is None:
+            try:
+                room = await chat.join(room_name)
+            except e2echat.RelayError as exc:
+                if exc.code != "no_such_room":
+                    raise
+                room = await chat.create(room_name)  # an open room: anyone can read it
         print(f"echoing in {room.name} as {chat.fingerprint}")
         await chat.run_forever()
 

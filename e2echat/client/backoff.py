@@ -11,20 +11,34 @@ from dataclasses import dataclass, field
 
 @dataclass
 class Backoff:
-    """The delay before each next attempt; ``reset()`` after a successful connect."""
+    """The delay before each next attempt; ``connection_ended`` after each connection."""
 
     initial: float = 0.5
     maximum: float = 30.0
     factor: float = 2.0
+    stable: float = 10.0
+    """A connection that stayed up this long (seconds) starts the delays over."""
     rng: random.Random = field(default_factory=random.Random)
     attempt: int = 0
 
     def next_delay(self) -> float:
         """The delay in seconds before the next attempt, in ``[initial/2, bound]``."""
         bound = min(self.maximum, self.initial * self.factor**self.attempt)
-        self.attempt += 1
+        if bound < self.maximum:
+            # stop counting at the cap: factor**attempt would overflow a float after
+            # about a thousand failures (hours of a relay being down), and end the loop
+            self.attempt += 1
         return bound / 2 + self.rng.uniform(0, bound / 2)
 
     def reset(self) -> None:
         """Start over from the initial delay."""
         self.attempt = 0
+
+    def connection_ended(self, lasted: float) -> None:
+        """A connection ended after ``lasted`` seconds: if it was stable, start over.
+
+        A relay that accepts and at once drops us (overloaded, misconfigured) must not
+        be redialled twice a second forever: short-lived connections keep backing off.
+        """
+        if lasted >= self.stable:
+            self.reset()

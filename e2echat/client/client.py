@@ -13,7 +13,7 @@ import contextlib
 import logging
 import sqlite3
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from pathlib import Path
 from typing import Any, ParamSpec, TypeVar
 
@@ -32,7 +32,7 @@ from e2echat.client.identity import Identity
 from e2echat.client.models import ConnectionState, Member, Message, RoomSummary
 from e2echat.client.pacing import TokenBucket
 from e2echat.client.paths import default_store_path
-from e2echat.client.pubsub import Hub, Subscription
+from e2echat.client.pubsub import DEFAULT_BACKLOG, Hub, Subscription
 from e2echat.client.room import Room
 from e2echat.client.worker import Worker
 from e2echat.crypto.errors import CryptoError
@@ -93,6 +93,10 @@ class Client:
     ``send_rate``/``send_burst`` tune the crypto policy, the Argon2id cost of room
     passwords and the outgoing frame rate (match the relay's limit); ``proof_wait`` is how
     long (seconds) sends in a secret room wait for a new member's membership proof.
+
+    ``backlog`` bounds what each ``messages()``/``events()`` subscription (and handler)
+    holds for a consumer that falls behind: past it, the oldest items are dropped and
+    counted in the subscription's ``dropped`` (messages stay in ``room.history()``).
     """
 
     def __init__(
@@ -110,6 +114,7 @@ class Client:
         send_burst: int = BURST,
         backoff: Backoff | None = None,
         proof_wait: float = PROOF_WAIT_S,
+        backlog: int = DEFAULT_BACKLOG,
     ) -> None:
         try:
             validate_user_name(name)
@@ -127,14 +132,19 @@ class Client:
         self._pacer = TokenBucket(send_rate, send_burst)
         self._backoff = backoff or Backoff()
         self._proof_wait = proof_wait
-        self._messages: Hub[Message] = Hub()
-        self._events: Hub[Event] = Hub()
+        self._messages: Hub[Message] = Hub(backlog)
+        self._events: Hub[Event] = Hub(backlog)
         self._handlers: list[asyncio.Task[None]] = []
         self._pending_handlers: list[tuple[Handler, Subscription[Any]]] = []
         self._waiters: dict[int, tuple[asyncio.Future[Message], Message]] = {}
+        self._steps: set[asyncio.Task[Any]] = set()
+        self._closing: asyncio.Future[None] | None = None
         self._worker: Worker | None = None
         self._engine: Engine | None = None
         self._connection: Connection | None = None
+
+    def __repr__(self) -> str:
+        return f"Client(name={self.name!r}, url={self.url!r}, state={self.state.value})"
 
     # Public properties ---------------------------------------------------------------
 
@@ -172,6 +182,7 @@ class Client:
         """Open the store, connect and authenticate; raise if the first attempt fails."""
         if self._worker is not None:
             raise E2EChatError("this client is already connected")
+        self._closing = None
         self._worker = Worker()
         try:
             self._engine = await self._worker.call(self._open_engine)
@@ -213,12 +224,25 @@ class Client:
         )
 
     async def close(self) -> None:
-        """Disconnect, stop handlers, end every subscription, close the store."""
+        """Disconnect, stop handlers, end every subscription, close the store.
+
+        Idempotent, and safe from inside a handler (a bot's "quit" command): that
+        handler is not cancelled, it returns normally and ``run_forever`` returns once
+        the client is closed.
+        """
+        if self._closing is None:
+            self._closing = asyncio.ensure_future(self._close(asyncio.current_task()))
+        await asyncio.shield(self._closing)
+
+    async def _close(self, caller: asyncio.Task[Any] | None) -> None:
+        if self._steps:
+            await asyncio.wait(set(self._steps), timeout=REQUEST_TIMEOUT_S)
         if self._connection is not None:
             await self._connection.close()
-        for task in self._handlers:
+        handlers = [task for task in self._handlers if task is not caller]
+        for task in handlers:
             task.cancel()
-        for task in self._handlers:
+        for task in handlers:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         self._handlers = []
@@ -274,6 +298,30 @@ class Client:
     async def _dispatch(self, out: Output) -> None:
         await self._live_connection().dispatch(out)
 
+    async def _step(self, fn: Callable[P, Output], *args: P.args, **kwargs: P.kwargs) -> None:
+        """One engine step and the frames it asks for."""
+        await self._dispatch(await self._call(fn, *args, **kwargs))
+
+    async def _shielded(self, work: Coroutine[Any, Any, T]) -> T:
+        """Run ``work`` to completion even if the caller is cancelled.
+
+        An engine step changes durable state (a queued message, a joined room, a rotated
+        chain) and returns frames that must go out, or that change is stranded: a
+        cancelled caller gets ``CancelledError`` at once, the step finishes on its own,
+        and ``close()`` waits for it.
+        """
+        task = asyncio.ensure_future(work)
+        self._steps.add(task)
+        task.add_done_callback(self._step_done)
+        return await asyncio.shield(task)
+
+    def _step_done(self, task: asyncio.Task[Any]) -> None:
+        self._steps.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            # retrieved here, so a step whose caller was cancelled does not warn at exit
+            # (a caller still waiting gets the exception itself)
+            log.debug("an e2echat step failed: %s", task.exception())
+
     # Rooms -----------------------------------------------------------------------------
 
     async def create(
@@ -306,8 +354,7 @@ class Client:
             frame = CreateRoom(name=name, access=access, description=description, listed=listed)
         except ProtocolError as exc:
             raise E2EChatError(exc.message) from None
-        reply = await self._request(frame, RoomReply)
-        return await self._entered(reply, kind, room_secret)
+        return await self._shielded(self._enter(frame, kind, room_secret))
 
     async def join(self, name: str, password: str | None = None, invite: str | None = None) -> Room:
         """Join a room: open rooms need nothing, secret rooms a password or an invite."""
@@ -329,14 +376,15 @@ class Client:
             room_secret, kind = await self._derive(name, password, summary.room.salt), "password"
         token = None if room_secret is None else room_secret.relay_token
         try:
-            reply = await self._request(JoinRoom(name=name, token=token), RoomReply)
+            return await self._shielded(
+                self._enter(JoinRoom(name=name, token=token), kind, room_secret)
+            )
         except RelayError as exc:
             if exc.code == ErrorCode.FORBIDDEN and password is not None:
                 raise WrongPassphrase(f"Wrong password for room {name!r}.") from None
             if exc.code == ErrorCode.FORBIDDEN and invite is not None:
                 raise WrongPassphrase(f"That invite does not open room {name!r}.") from None
             raise
-        return await self._entered(reply, kind, room_secret)
 
     async def _derive(self, name: str, password: str, salt: bytes) -> RoomSecret:
         try:
@@ -350,7 +398,12 @@ class Client:
         except CryptoError as exc:
             raise E2EChatError(str(exc)) from None
 
-    async def _entered(self, reply: RoomReply, kind: Access, secret: RoomSecret | None) -> Room:
+    async def _enter(
+        self, frame: CreateRoom | JoinRoom, kind: Access, secret: RoomSecret | None
+    ) -> Room:
+        """Ask the relay to create or join, then enter the room (run shielded: once the
+        relay said yes, our membership proofs must go out even if the caller gave up)."""
+        reply = await self._request(frame, RoomReply)
         engine = self._live_engine()
         room, out = await self._call(engine.enter_room, reply.room, kind, secret)
         await self._dispatch(out)
@@ -372,8 +425,13 @@ class Client:
             frame = SetStatus(status=status, text=text)  # type: ignore[arg-type]
         except ProtocolError as exc:
             raise E2EChatError(exc.message) from None
+        await self._shielded(self._status(frame))
+
+    async def _status(self, frame: SetStatus) -> None:
+        """Set the status at the relay, then remember it to restore after reconnects
+        (run shielded: the relay took it, so the engine must know it too)."""
         await self._request(frame, Ok)
-        await self._call(self._live_engine().set_own_status, status, text)
+        await self._call(self._live_engine().set_own_status, frame.status, frame.text)
 
     async def rename(self, name: str) -> None:
         """Change our display name. The relay learns names at login, so this reconnects;
@@ -407,33 +465,42 @@ class Client:
 
     async def _send(self, room: Room, text: str) -> Message:
         self._state_of(room)
-        engine = self._live_engine()
-        item_id, provisional, out = await self._call(engine.queue, room.id, text)
-        if not out.frames:
+        item_id, provisional, future = await self._shielded(self._queue(room, text))
+        if future is None:
             return provisional
-        future: asyncio.Future[Message] = asyncio.get_running_loop().create_future()
-        self._waiters[item_id] = (future, provisional)
-        await self._dispatch(out)
         try:
             async with asyncio.timeout(SEND_CONFIRM_TIMEOUT_S):
                 return await future
         except TimeoutError:
-            self._waiters.pop(item_id, None)
             return provisional
+        finally:
+            self._waiters.pop(item_id, None)
+
+    async def _queue(
+        self, room: Room, text: str
+    ) -> tuple[int, Message, asyncio.Future[Message] | None]:
+        """Put a message in the outbox and send it if connected (run shielded: once
+        queued, a message is marked on its way, so its frames must go out)."""
+        engine = self._live_engine()
+        item_id, provisional, out = await self._call(engine.queue, room.id, text)
+        if not out.frames:
+            return item_id, provisional, None
+        future: asyncio.Future[Message] = asyncio.get_running_loop().create_future()
+        self._waiters[item_id] = (future, provisional)
+        await self._dispatch(out)
+        return item_id, provisional, future
 
     async def _members(self, room: Room) -> list[Member]:
         self._state_of(room)
         reply = await self._request(MembersRequest(room=room.id), MembersList)
-        await self._dispatch(
-            await self._call(self._live_engine().reconcile, room.id, reply.members)
-        )
+        await self._shielded(self._step(self._live_engine().reconcile, room.id, reply.members))
         return room.member_list
 
     async def _leave(self, room: Room) -> None:
         self._state_of(room)
         with contextlib.suppress(RelayError):
             await self._request(LeaveRoom(room=room.id), Ok)
-        await self._dispatch(await self._call(self._live_engine().left, room.id))
+        await self._shielded(self._step(self._live_engine().left, room.id))
 
     async def _history(self, room: Room, limit: int) -> list[Message]:
         return await self._call(self._live_engine().history, room.id, limit)
@@ -501,9 +568,12 @@ class Client:
         self._handlers.append(asyncio.create_task(run(), name=f"e2echat-handler-{handler}"))
 
     async def run_forever(self) -> None:
-        """Serve handlers until the client is closed (for bots)."""
+        """Serve handlers until the client is closed (for bots), or until the connection
+        ends for good with ``reconnect=False``."""
         if self._connection is not None:
             await self._connection.wait_closed()
+        if self._closing is not None:
+            await asyncio.shield(self._closing)
 
 
 def _check_room_name(name: str) -> None:

@@ -83,6 +83,8 @@ class Connection:
         self._ws: ClientConnection | None = None
         self._runner: asyncio.Task[None] | None = None
         self._ready: asyncio.Future[None] | None = None
+        self._connected_at: float | None = None
+        """Loop time of the current connection's welcome (None while not connected)."""
 
     async def open(self) -> None:
         """Connect and authenticate; raise ``ConnectError``/``AuthError`` if that fails."""
@@ -134,8 +136,10 @@ class Connection:
                 if self._fail_ready(error):
                     return
                 detail = str(error)
-            if self.state is ConnectionState.CONNECTED:
-                self._backoff.reset()
+            if self._connected_at is not None:
+                loop_time = asyncio.get_running_loop().time()
+                self._backoff.connection_ended(loop_time - self._connected_at)
+                self._connected_at = None
             if not self._reconnect:
                 self._set_state(ConnectionState.CLOSED, detail)
                 return
@@ -164,16 +168,19 @@ class Connection:
             try:
                 out = await self._worker.call(self._engine.welcome, welcome)
                 self._set_state(ConnectionState.CONNECTED, None)
+                self._connected_at = asyncio.get_running_loop().time()
                 if self._ready is not None and not self._ready.done():
                     self._ready.set_result(None)
                 await self.dispatch(out)
-                ticker = asyncio.create_task(self._tick_forever())
+                ticker = asyncio.create_task(self._tick_forever(), name="e2echat-tick")
                 async for raw in ws:
                     await self._receive(raw)
             finally:
                 self._ws = None
                 if ticker is not None:
                     ticker.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await ticker
                 self._requests.fail_all(ConnectError("the connection to the relay was lost"))
                 await self._worker.call(self._engine.disconnected)
                 self._lost()
@@ -198,14 +205,25 @@ class Connection:
         return reply
 
     async def _receive(self, raw: str | bytes) -> None:
+        """Route one frame. A frame that does not decode is logged and ignored, never
+        fatal (protocol.md §10: a newer relay may send frames this client does not
+        know); a frame the engine fails on is dropped, not the connection."""
         try:
             frame = _decode(raw)
         except ConnectError as exc:
+            log.warning("ignored a relay frame: %r", str(exc))  # repr: no raw control chars
             self._events.publish(Notice(str(exc)))
             return
         if self._requests.resolve(frame):
             return
-        await self.dispatch(await self._worker.call(self._engine.receive, frame))
+        try:
+            out = await self._worker.call(self._engine.receive, frame)
+        except Exception:
+            log.exception(
+                "internal error handling a %s frame; it was dropped", type(frame).__name__
+            )
+            return
+        await self.dispatch(out)
 
     async def _tick_forever(self) -> None:
         """Housekeeping once a second: crypto timers, mailbox ack, outbox retries."""

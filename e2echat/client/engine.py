@@ -13,6 +13,8 @@ crypto outcomes into the public ``Message`` and ``Event`` values.
 
 from __future__ import annotations
 
+import logging
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -67,12 +69,19 @@ from e2echat.store import HistoryItem, RoomRecord, Store
 if TYPE_CHECKING:
     from e2echat.client.room import Room
 
+log = logging.getLogger("e2echat")
 Access = Literal["open", "password", "invite"]
 Status = Literal["online", "away", "busy"]
 OUTBOX_ID = "o"
 PROOF_WAIT_MS = 5000
 """After joining a secret room, sends wait up to this long for the members' proofs."""
 SYNC_ID = "s"
+RECENT_DELIVERED = 4096
+"""Delivered bodies remembered to recognise a resent copy (``_resent_copy``)."""
+SYNC_SETTLE_MS = 5000
+"""An empty sync moves the floor to ``synced.seq`` only after this long (see ``_synced``)."""
+MAX_OUTBOX_DIGITS = 18
+"""Outbox ids have at most this many digits (SQLite integers are 64-bit)."""
 _ROSTER_EVENTS = (cev.MemberValidated, cev.MemberUnverified, cev.KeyChanged)
 _DROP_ON = frozenset(
     {ErrorCode.NOT_MEMBER, ErrorCode.NO_SUCH_ROOM, ErrorCode.TOO_LARGE, ErrorCode.BAD_FRAME}
@@ -109,6 +118,10 @@ class RoomState:
     seqs: SeqWindow = field(default_factory=SeqWindow)
     syncing: int | None = None
     """Messages received since the last ``sync`` was sent, or None when not syncing."""
+    sync_low: int | None = None
+    """The lowest seq received since the last ``sync`` was sent."""
+    floor_due: tuple[int, int] | None = None
+    """After an empty sync: move the floor to this seq at this time (ms), see ``_synced``."""
     joined: bool = True
     awaiting: set[bytes] = field(default_factory=set)
     """Secret room: members (present at our join, or announced since) whose proof we
@@ -132,6 +145,28 @@ def body_size(payload_size: int) -> int:
 def _crypto_member(member: RelayMember) -> CryptoMember:
     prekey = member.prekey
     return CryptoMember(member.key, member.name, CryptoPrekey(prekey.id, prekey.key, prekey.sig))
+
+
+def _outbox_id(request_id: str | None) -> int | None:
+    """The outbox id in one of our send ids (``o<id>``), or None for any other id.
+
+    The relay echoes ids back, so they are untrusted input: only ASCII digits of a
+    size SQLite can hold are an outbox id.
+    """
+    if request_id is None or not request_id.startswith(OUTBOX_ID):
+        return None
+    digits = request_id[len(OUTBOX_ID) :]
+    if not (digits.isascii() and digits.isdigit() and len(digits) <= MAX_OUTBOX_DIGITS):
+        return None
+    return int(digits)
+
+
+def _hex_or_empty(text: str) -> bytes:
+    """The bytes of a hex string, or b"" if it is not one (an untrusted echoed id)."""
+    try:
+        return bytes.fromhex(text)
+    except ValueError:
+        return b""
 
 
 def _sent_at(ts: int) -> datetime:
@@ -167,6 +202,8 @@ class Engine:
         self._inflight: set[int] = set()
         self._mailbox_seen = 0
         self._mailbox_acked = 0
+        self._delivered: OrderedDict[bytes, None] = OrderedDict()
+        """Room id + sender + body digest of recently delivered messages, oldest first."""
         for record in store.rooms():
             self._add_room(record)
 
@@ -212,6 +249,12 @@ class Engine:
         self, info: RoomInfo, access: Access, secret: RoomSecret | None
     ) -> tuple[Room, Output]:
         """We created or joined a room (the relay's ``room`` reply)."""
+        existing = self.rooms.get(info.id)
+        if existing is not None and secret is None:
+            # Joined again without the password or invite: the room stays what the
+            # user made it (only what the user supplies decides that, never the relay).
+            access = existing.record.access
+            secret = self._secret_of(existing.record)
         record = RoomRecord(
             info.id,
             info.name,
@@ -220,10 +263,11 @@ class Engine:
             None if secret is None else secret.secret,
             info.seq,
         )
-        existing = self.rooms.get(info.id)
         out = Output()
         with self.store.transaction():
             self.store.save_room(record)
+            if existing is not None:
+                existing.record = record
             state = existing or self._add_room(record)
             if existing is None and secret is not None:
                 online = {m.key for m in info.members if m.status != "offline"}
@@ -323,7 +367,7 @@ class Engine:
         self.connected = False
         self._inflight.clear()
         for state in self.rooms.values():
-            state.syncing = None
+            state.syncing = state.sync_low = state.floor_due = None
 
     def _sync(self, state: RoomState) -> Sync:
         """Ask for what the room got after our floor; replies are counted to page on."""
@@ -338,8 +382,14 @@ class Engine:
     def tick(self) -> Output:
         """Periodic work: crypto housekeeping, mailbox acknowledgement."""
         out = Output()
+        now = self.clock()
         with self.store.transaction():
-            self._apply(self.session.tick(self.clock()), out)
+            self._apply(self.session.tick(now), out)
+            for state in self.rooms.values():
+                if state.floor_due is not None and now >= state.floor_due[1]:
+                    state.seqs.advance_to(state.floor_due[0])
+                    state.floor_due = None
+                    self.store.set_last_seq(state.record.id, state.seqs.floor)
         if self.connected and self._mailbox_seen > self._mailbox_acked:
             out.frames.append(Ack(mailbox=self._mailbox_seen))
             self._mailbox_acked = self._mailbox_seen
@@ -375,7 +425,7 @@ class Engine:
         """Send every queued message not already on its way, oldest first.
 
         A message is encrypted once and its body kept, so a resend after a lost reply
-        carries the same bytes (receivers drop the copy as a replay of that index).
+        carries the same bytes (receivers drop the copy quietly: see ``_resent_copy``).
         """
         out = Output()
         now = self.clock()
@@ -410,7 +460,7 @@ class Engine:
         self._inflight.discard(item_id)
         item = self.store.outbox_item(item_id)
         state = self.rooms.get(frame.room) if frame.room is not None else None
-        if item is None or state is None:
+        if item is None or state is None or item.room_id != frame.room:
             return
         with self.store.transaction():
             self.store.remove_outbox(item_id)
@@ -443,8 +493,8 @@ class Engine:
             self._direct(frame, out)
             if self.connected:
                 out.extend(self.flush_outbox())
-        elif isinstance(frame, Sent) and frame.id is not None and frame.id.startswith(OUTBOX_ID):
-            self._confirm(frame, int(frame.id[len(OUTBOX_ID) :]), out)
+        elif isinstance(frame, Sent) and (item_id := _outbox_id(frame.id)) is not None:
+            self._confirm(frame, item_id, out)
         elif isinstance(frame, Synced):
             self._synced(frame, out)
         elif isinstance(frame, Error):
@@ -459,10 +509,13 @@ class Engine:
 
     def _room_message(self, frame: RelayMessage, out: Output) -> None:
         state = self.rooms.get(frame.room)
-        if state is None or not state.seqs.add(frame.seq):
+        if state is None:
             return
         if state.syncing is not None:
             state.syncing += 1
+            state.sync_low = frame.seq if state.sync_low is None else min(state.sync_low, frame.seq)
+        if not state.seqs.add(frame.seq):
+            return
         with self.store.transaction():
             if frame.sender != self.me and not self.store.has_history(frame.room, frame.seq):
                 outcome = self.session.receive(
@@ -472,11 +525,22 @@ class Engine:
             self.store.set_last_seq(frame.room, state.seqs.floor)
 
     def _synced(self, frame: Synced, out: Output) -> None:
+        """The end of a sync reply. ``frame.seq`` is the room's latest seq "at that
+        moment" (protocol.md §6), which may belong to messages not stored or broadcast
+        yet: they come live later, so the floor never jumps over them. It jumps only over
+        what retention deleted: the seqs below the lowest one the sync returned (the relay
+        stores and broadcasts in seq order). A sync that returned nothing cannot tell
+        deleted from on-the-way seqs, so the floor moves to ``frame.seq`` only after
+        ``SYNC_SETTLE_MS`` (on a tick), by when stragglers have arrived."""
         state = self.rooms.get(frame.room)
         if state is None or state.syncing is None:
             return
         received, state.syncing = state.syncing, None
-        state.seqs.advance_to(frame.seq)
+        lowest, state.sync_low = state.sync_low, None
+        if lowest is not None:
+            state.seqs.advance_to(lowest - 1)
+        elif frame.seq > state.seqs.floor:
+            state.floor_due = (frame.seq, self.clock() + SYNC_SETTLE_MS)
         self.store.set_last_seq(frame.room, state.seqs.floor)
         if received >= MAX_SYNC_LIMIT:
             out.frames.append(self._sync(state))
@@ -492,15 +556,15 @@ class Engine:
 
     def _error(self, frame: Error, out: Output) -> None:
         rid = frame.id or ""
-        if rid.startswith(OUTBOX_ID) and rid[len(OUTBOX_ID) :].isdigit():
-            item_id = int(rid[len(OUTBOX_ID) :])
+        item_id = _outbox_id(rid)
+        if item_id is not None:
             self._inflight.discard(item_id)
             if frame.code in _DROP_ON:
                 self.store.remove_outbox(item_id)
                 out.events.append(ev.Notice(f"A message could not be sent: {frame.message}"))
             return
         if rid.startswith(SYNC_ID):
-            state = self.rooms.get(bytes.fromhex(rid[len(SYNC_ID) :]))
+            state = self.rooms.get(_hex_or_empty(rid[len(SYNC_ID) :]))
             if state is not None:
                 state.syncing = None
         out.events.append(ev.Notice(f"The relay reports: {frame.message}"))
@@ -542,8 +606,10 @@ class Engine:
         out.events.append(ev.MemberLeft(state.room, member))
 
     def _presence_changed(self, frame: Presence, out: Output) -> None:
-        self._presence[frame.key] = (frame.status, frame.text)
         room_id = next((r for r, s in self.rooms.items() if frame.key in s.members), None)
+        if room_id is None:
+            return  # not someone we share a room with: nothing to show, nothing to keep
+        self._presence[frame.key] = (frame.status, frame.text)
         for state in self.rooms.values():
             if frame.key in state.members:
                 self._refresh_members(state)
@@ -565,7 +631,7 @@ class Engine:
             # the sender's own (inside the signed payload) stands in for it.
             sent = ts if ts is not None else decrypted.payload.ts
             payload = decrypted.payload
-            self.store.add_history(
+            stored = self.store.add_history(
                 HistoryItem(
                     decrypted.room_id,
                     decrypted.seq,
@@ -574,6 +640,9 @@ class Engine:
                     encode_payload(payload),
                 )
             )
+            if not stored:
+                continue  # that room seq reached the application before
+            self._remember_delivered(decrypted)
             out.messages.append(
                 self._message(state, decrypted.sender, decrypted.seq, sent, payload)
             )
@@ -601,6 +670,8 @@ class Engine:
                     event.blocked,
                 )
             )
+        elif isinstance(event, cev.ReplayRejected) and self._resent_copy(event):
+            log.debug("dropped a resent copy of a delivered message (seq %d)", event.seq)
         elif isinstance(event, (cev.Undecryptable, cev.MessageRejected, cev.ReplayRejected)):
             state = self.rooms.get(event.room_id)
             if state is not None:
@@ -614,6 +685,30 @@ class Engine:
         elif isinstance(event, cev.DirectRejected):
             name = self.member(event.sender, None).name
             out.events.append(ev.Notice(f"A key message from {name} was rejected: {event.reason}."))
+
+    def _resent_copy(self, event: cev.ReplayRejected) -> bool:
+        """Whether a replay is a byte-identical copy of a message we delivered: what a
+        sender resends when the connection dropped before the relay confirmed it.
+
+        The crypto core rejected it either way (it is never shown twice); only a copy of
+        something delivered is benign enough to drop quietly. Identical bytes mean the
+        same signed header, so the same sender, chain and index.
+        """
+        key = event.room_id + event.sender + event.digest
+        return bool(event.digest) and key in self._delivered
+
+    def _remember_delivered(self, message: cev.Decrypted) -> None:
+        """Keep the digest of a delivered body among the last ``RECENT_DELIVERED``.
+
+        In memory, not in the store: a resend follows its original within the sender's
+        reconnect, and an index over every stored message cost the receive path about
+        10%. A copy that arrives after this client restarted, or thousands of messages
+        later, is reported as a replay, as any other replay is.
+        """
+        if message.digest:
+            self._delivered[message.room_id + message.sender + message.digest] = None
+            if len(self._delivered) > RECENT_DELIVERED:
+                self._delivered.popitem(last=False)
 
     def _message(
         self, state: RoomState, sender: bytes, seq: int, ts: int, payload: Text

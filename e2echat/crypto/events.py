@@ -34,6 +34,8 @@ class Decrypted:
     chain_id: bytes
     index: int
     payload: RoomPayload
+    digest: bytes = field(default=b"", compare=False)
+    """``message.body_digest`` of the body that decrypted."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,6 +96,9 @@ class ReplayRejected:
     room_id: bytes
     sender: bytes
     seq: int
+    digest: bytes = field(default=b"", compare=False)
+    """``message.body_digest`` of the rejected body: equal to a delivered message's
+    digest exactly when this is a byte-identical copy of it."""
 
 
 @dataclass(frozen=True, slots=True)

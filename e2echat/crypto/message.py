@@ -118,6 +118,22 @@ def seal_body(
     return header_bytes + ciphertext + sign(signed_transcript(header_bytes, ciphertext))
 
 
+def body_digest(body: bytes) -> bytes:
+    """A name of these exact body bytes, for a body whose signature VERIFIED: its
+    64-byte Ed25519 signature (not secret: the relay sees the body).
+
+    The outcome of a receipt carries it so that the client can tell a resent copy of a
+    message it already delivered (the very same bytes, dropped quietly) from a replay
+    with other bytes (reported); the replay check itself does not depend on it. Two
+    verified bodies with one signature are one body: the signature binds the sender's
+    key and ``hdr || ct`` (the rest of the body), and libsodium's strict verification
+    leaves no second valid encoding, so a different body under the same signature would
+    take an Ed25519 forgery (a SHA-512 collision), even for the key's owner. It costs
+    nothing, where hashing the body cost 4.5 µs per message (a few % of the receive path).
+    """
+    return body[-SIGNATURE_SIZE:]
+
+
 def parse_body(body: bytes) -> RoomBody:
     """Strictly split a room body; raises ``MalformedError`` on any layout violation."""
     size = len(body)

@@ -43,7 +43,7 @@ from e2echat.crypto.events import (
     Undecryptable,
 )
 from e2echat.crypto.identity import Identity
-from e2echat.crypto.message import parse_body, seal_body
+from e2echat.crypto.message import body_digest, parse_body, seal_body
 from e2echat.crypto.payload import RoomPayload, decode_payload, encode_payload
 from e2echat.crypto.policy import DEFAULT_POLICY, Policy
 from e2echat.crypto.prekeys import PrekeyRecord, SignedPrekey, new_prekey
@@ -458,7 +458,7 @@ class CryptoSession:
             message_key, advanced = ratchet.inbound_key(inbound, header.index, now, self._policy)
             payload = decode_payload(parsed.decrypt(message_key))
         except ReplayError:
-            op.events.append(ReplayRejected(room_id, sender, seq))
+            op.events.append(ReplayRejected(room_id, sender, seq, body_digest(body)))
             return
         except ChainError as exc:
             op.events.append(Undecryptable(room_id, sender, seq, str(exc)))
@@ -467,7 +467,11 @@ class CryptoSession:
             op.events.append(MessageRejected(room_id, sender, seq, str(exc)))
             return
         op.txn.put(INBOUND, chain_key, advanced)
-        op.messages.append(Decrypted(room_id, sender, seq, header.chain_id, header.index, payload))
+        op.messages.append(
+            Decrypted(
+                room_id, sender, seq, header.chain_id, header.index, payload, body_digest(body)
+            )
+        )
 
     def _defer(self, op: _Op, message: PendingMessage) -> None:
         room_id = message.room_id

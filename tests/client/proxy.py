@@ -34,12 +34,19 @@ class EvilProxy:
         self.rewrite: Rewrite = lambda frame: [frame]
         self.sent: list[ClientFrame] = []
         self._clients: list[ServerConnection] = []
+        self.accepted = 0
+        """Connections accepted so far (a client that reconnects counts again)."""
         self.url = ""
 
     async def inject(self, frame: RelayFrame) -> None:
         """Send ``frame`` to every connected client as if the relay had said it."""
         for conn in self._clients:
             await conn.send(encode_frame(frame), text=True)
+
+    async def inject_raw(self, text: str) -> None:
+        """Send ``text`` to every connected client as a frame, however malformed."""
+        for conn in self._clients:
+            await conn.send(text, text=True)
 
     async def close_all(self) -> None:
         """Drop every client connection, as a relay going away would."""
@@ -48,6 +55,7 @@ class EvilProxy:
 
     async def _handle(self, downstream: ServerConnection) -> None:
         self._clients.append(downstream)
+        self.accepted += 1
         try:
             protocols = [Subprotocol(SUBPROTOCOL)]
             async with connect(self.upstream, subprotocols=protocols, compression=None) as upstream:

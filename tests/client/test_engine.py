@@ -7,7 +7,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import e2echat
-from e2echat.client.engine import Engine, body_size
+from e2echat.client.engine import SYNC_SETTLE_MS, Engine, body_size
 from e2echat.client.room import Room
 from e2echat.crypto.identity import Identity
 from e2echat.crypto.session import CryptoSession
@@ -166,10 +166,15 @@ def test_relay_errors_on_sends(pair: tuple[Engine, Engine]) -> None:
 def test_sync_pages_until_the_relay_has_no_more(pair: tuple[Engine, Engine]) -> None:
     _alice, bob = pair
     state = bob.rooms[ROOM_ID]
-    state.syncing = MAX_SYNC_LIMIT
-    more = bob.receive(Synced(room=ROOM_ID, seq=1000, id="s" + ROOM_ID.hex()))
-    assert [f.after for f in more.frames if isinstance(f, Sync)] == [1000]
+    state.syncing, state.sync_low = MAX_SYNC_LIMIT, 1
+    for seq in range(1, MAX_SYNC_LIMIT + 1):  # a full page came back (not decrypted here)
+        state.seqs.add(seq)
+    more = bob.receive(Synced(room=ROOM_ID, seq=1200, id="s" + ROOM_ID.hex()))
+    assert [f.after for f in more.frames if isinstance(f, Sync)] == [MAX_SYNC_LIMIT]
     assert bob.receive(Synced(room=ROOM_ID, seq=1200)).frames == []
+    assert state.seqs.floor == MAX_SYNC_LIMIT  # the rest may still be on its way
+    bob.clock.now += SYNC_SETTLE_MS  # type: ignore[attr-defined]
+    bob.tick()
     assert state.seqs.floor == 1200
 
 

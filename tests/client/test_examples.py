@@ -8,9 +8,16 @@ from pathlib import Path
 import pytest
 from e2echat_server import Relay
 
-from tests.client.conftest import MakeClient, collect
+from tests.client.conftest import EVENT_TIMEOUT, MakeClient, collect
 
-EXAMPLE = Path(__file__).parents[2] / "docs" / "examples" / "echo_bot.py"
+DOCS = Path(__file__).parents[2] / "docs"
+EXAMPLE = DOCS / "examples" / "echo_bot.py"
+
+
+def test_the_guide_shows_the_example_as_it_is() -> None:
+    source = EXAMPLE.read_text()
+    main = source[source.index("async def main") : source.index("\n\n\nif __name__")]
+    assert f"```python\n{main}\n```" in (DOCS / "bots.md").read_text()
 
 
 @pytest.mark.filterwarnings("ignore:identity key written WITHOUT encryption")
@@ -24,12 +31,15 @@ async def test_echo_bot(
     assert spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    alice = await make_client("alice")
-    room = await alice.create("lobby")
-    events, inbox = alice.events(), alice.messages()
+    ready = asyncio.Event()
+    module.print = lambda *args: ready.set()  # type: ignore[attr-defined]  # printed once in its room
     bot = asyncio.create_task(module.main(relay.url, "lobby"))
     try:
-        await collect(events, 1, lambda e: type(e).__name__ == "MemberJoined")
+        # a fresh relay: the bot finds no room "lobby" and creates it
+        await asyncio.wait_for(ready.wait(), EVENT_TIMEOUT)
+        alice = await make_client("alice")
+        room = await alice.join("lobby")
+        inbox = alice.messages()
         await room.send("hello bot")
         (reply,) = await collect(inbox, 1)
         assert reply.text == "alice said: hello bot"

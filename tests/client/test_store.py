@@ -171,3 +171,17 @@ def test_a_store_is_open_in_one_process_at_a_time(tmp_path: Path, identity: Iden
         Store(path, identity)
     first.close()
     Store(path, identity).close()
+
+
+def test_nothing_secret_is_in_the_files_while_the_store_is_open(
+    tmp_path: Path, identity: Identity
+) -> None:
+    """The write-ahead log holds recent writes until a checkpoint: it is sealed too."""
+    store = Store(tmp_path / "s.sqlite3", identity)
+    store.save_room(RoomRecord(ROOM, "alpha", "password", "", secret=SECRET_TEXT))
+    store.enqueue(ROOM, SECRET_TEXT)
+    store.add_history(HistoryItem(ROOM, 1, b"a" * 32, 10, SECRET_TEXT))
+    raw = b"".join(p.read_bytes() for p in tmp_path.iterdir())
+    store.close()
+    assert b"alpha" in raw
+    assert SECRET_TEXT not in raw
