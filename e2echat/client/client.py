@@ -513,17 +513,17 @@ class Client:
 
     async def mark_verified(self, member: Member) -> None:
         """Record that the user compared safety numbers with ``member``."""
-        session = self._live_engine().session
+        engine = self._live_engine()
         try:
-            await self._call(session.mark_verified, member.name, member.key)
+            await self._call(engine.mark_verified, member.name, member.key)
         except CryptoError as exc:
             raise E2EChatError(str(exc)) from None
 
     async def accept_key_change(self, member: Member) -> None:
         """Accept ``member``'s new key after a ``KeyChanged`` event (unblocks sharing)."""
-        session = self._live_engine().session
+        engine = self._live_engine()
         try:
-            await self._call(session.accept_key, member.name, member.key)
+            await self._call(engine.accept_key, member.name, member.key)
         except CryptoError as exc:
             raise E2EChatError(str(exc)) from None
 

@@ -241,6 +241,21 @@ class Engine:
     def _fallback_name(self, key: bytes) -> str:
         return self.name if key == self.me else key.hex()[:8]
 
+    def mark_verified(self, name: str, key: bytes) -> None:
+        """The user verified ``key``: record it and show it in every cached roster."""
+        self.session.mark_verified(name, key)
+        self._refresh_trust(key)
+
+    def accept_key(self, name: str, key: bytes) -> None:
+        """The user accepted ``key``'s change: record it and show it in every cached roster."""
+        self.session.accept_key(name, key)
+        self._refresh_trust(key)
+
+    def _refresh_trust(self, key: bytes) -> None:
+        for state in self.rooms.values():
+            if key in state.members:
+                self._refresh_members(state)
+
     def _refresh_members(self, state: RoomState) -> None:
         keys = sorted(state.members, key=lambda k: (state.members[k].name.casefold(), k))
         state.member_list = tuple(self.member(key, state.record.id) for key in keys)

@@ -104,6 +104,7 @@ async def test_safety_numbers_verification_and_key_change(make_client: MakeClien
     assert number == bob.safety_number(alice_member)
     assert len(number.replace(" ", "").replace("\n", "")) == 60
     await alice.mark_verified(bob_member)
+    assert [m.verified for m in room.member_list if m.name == "bob"] == [True]  # cached roster
     assert [m.verified for m in await room.members() if m.name == "bob"] == [True]
 
     # "bob" comes back under a new key: alice is warned and stops sharing with it.
