@@ -1,6 +1,7 @@
 """Load generator for the relay benchmarks; runs in its own process (see run.py).
 
     python bench/relay/loadgen.py fanout --port P --target relay --rooms 1 --size 50
+    python bench/relay/loadgen.py fanout --port P --rooms 25 --size 2 --rate 15000
     python bench/relay/loadgen.py handshakes --port P --seconds 5
     python bench/relay/loadgen.py idle --port P --count 10000
 
@@ -97,6 +98,7 @@ class Stats:
     def __init__(self) -> None:
         self.deliveries = 0
         self.latencies: list[int] = []
+        self.lags: list[int] = []  # open loop: how late sends left against the schedule
         self.recording = False
 
     def on_message(self, frame: bytes) -> None:
@@ -143,39 +145,68 @@ async def fanout(args: argparse.Namespace) -> dict[str, object]:
 
     pad = os.urandom(args.body - 8)
     end = time.monotonic() + args.warmup + args.seconds
-    sent = 0
+    sender_key = b64(b"\1" * 32)
+
+    def frame(room: str) -> bytes:
+        """A send stamped now (monotonic ns in the body's first 8 bytes)."""
+        body = b64(time.monotonic_ns().to_bytes(8, "big") + pad)
+        if args.target == "relay":
+            return f'{{"type":"send","room":"{room}","body":"{body}"}}'.encode()
+        return (
+            f'{{"type":"message","room":"{room}","seq":0,"ts":0,'
+            f'"from":"{sender_key}","body":"{body}"}}'
+        ).encode()
 
     async def drive(sender: RawClient, room_id: bytes) -> None:
-        nonlocal sent
+        """Closed loop: keep ``--window`` sends in flight, the next one on each `sent`."""
         window = asyncio.Semaphore(args.window)
         room = b64(room_id)
-        sender_key = b64(b"\1" * 32)
 
         async def acks() -> None:
             while True:
-                frame = await sender.frames.get()
-                if frame.startswith(b'{"type":"sent"'):
+                reply = await sender.frames.get()
+                if reply.startswith(b'{"type":"sent"'):
                     window.release()
-                elif frame.startswith(b'{"type":"error"'):
-                    raise RuntimeError(frame.decode())
+                elif reply.startswith(b'{"type":"error"'):
+                    raise RuntimeError(reply.decode())
 
         reader = asyncio.create_task(acks())
         try:
             while time.monotonic() < end:
                 async with asyncio.timeout(10):
                     await window.acquire()
-                body = b64(time.monotonic_ns().to_bytes(8, "big") + pad)
-                if args.target == "relay":
-                    frame = f'{{"type":"send","room":"{room}","body":"{body}"}}'
-                else:
-                    frame = (
-                        f'{{"type":"message","room":"{room}","seq":0,"ts":0,'
-                        f'"from":"{sender_key}","body":"{body}"}}'
-                    )
-                sender.send(frame.encode())
-                sent += 1
+                sender.send(frame(room))
         finally:
             reader.cancel()
+
+    def on_reply(reply: bytes) -> None:
+        if reply.startswith(b'{"type":"error"'):
+            raise RuntimeError(reply.decode())
+
+    async def drive_open() -> None:
+        """Open loop: send at ``--rate`` msgs/s on a fixed schedule, whatever the replies.
+
+        Message i is due at start + i/rate and goes to the rooms in turn; the scheduler
+        wakes about every millisecond and sends everything due. Latency is taken from the
+        actual send (the stamp) to the receipt; how late each send left against its
+        schedule is recorded apart, so a run where the generator itself fell behind shows.
+        """
+        senders = [(sender, b64(room_id)) for sender, room_id, _ in rooms]
+        for sender, _ in senders:
+            sender.on_other = on_reply
+        start = time.monotonic_ns()
+        stop = int(end * 1e9)
+        period = 1e9 / args.rate
+        i = 0
+        while (now := time.monotonic_ns()) < stop:
+            due = int((now - start) / period)
+            if stats.recording and due > i:
+                stats.lags.append(now - start - int(i * period))
+            while i < due:
+                sender, room = senders[i % len(senders)]
+                sender.send(frame(room))
+                i += 1
+            await asyncio.sleep(0.0005)
 
     async def measure() -> tuple[float, float]:
         await asyncio.sleep(args.warmup)
@@ -187,13 +218,16 @@ async def fanout(args: argparse.Namespace) -> dict[str, object]:
         mark("end")
         return time.monotonic() - start, cpu_seconds() - cpu
 
-    drivers = [asyncio.create_task(drive(s, r)) for s, r, _ in rooms]
+    if args.rate:
+        drivers = [asyncio.create_task(drive_open())]
+    else:
+        drivers = [asyncio.create_task(drive(s, r)) for s, r, _ in rooms]
     elapsed, cpu = await measure()
     await asyncio.gather(*drivers)
-    lat = sorted(stats.latencies)
+    lat, lags = sorted(stats.latencies), sorted(stats.lags)
 
-    def pick(q: float) -> float:
-        return lat[min(len(lat) - 1, int(q * len(lat)))] / 1e6 if lat else float("nan")
+    def pick(q: float, values: list[int] = lat) -> float:
+        return values[min(len(values) - 1, int(q * len(values)))] / 1e6 if values else 0.0
 
     for s, _, rs in rooms:
         for c in (s, *rs):
@@ -203,10 +237,13 @@ async def fanout(args: argparse.Namespace) -> dict[str, object]:
         "rooms": args.rooms,
         "size": args.size,
         "window": args.window,
+        "rate": args.rate,
         "deliveries_per_s": stats.deliveries / elapsed,
         "msgs_per_s": stats.deliveries / elapsed / max(args.size - 1, 1),
         "p50_ms": pick(0.50),
         "p99_ms": pick(0.99),
+        "p999_ms": pick(0.999),
+        "send_lag_p99_ms": pick(0.99, lags),
         "loadgen_cpu": cpu / elapsed,
     }
 
@@ -256,7 +293,8 @@ def main() -> None:
     f.add_argument("--target", choices=["relay", "baseline"], default="relay")
     f.add_argument("--rooms", type=int, default=1)
     f.add_argument("--size", type=int, default=50)
-    f.add_argument("--window", type=int, default=8)
+    f.add_argument("--window", type=int, default=8, help="closed loop: sends in flight")
+    f.add_argument("--rate", type=float, default=0, help="open loop: offered msgs/s in all")
     f.add_argument("--body", type=int, default=256)
     f.add_argument("--seconds", type=float, default=5.0)
     f.add_argument("--warmup", type=float, default=1.0)

@@ -1,7 +1,8 @@
 """Run every relay benchmark against a real relay process and the baseline; print a table.
 
-    uv run python bench/relay/run.py            # about 2 minutes
+    uv run python bench/relay/run.py            # about 5 minutes
     uv run python bench/relay/run.py --repeat 1 --seconds 2   # quick look
+    uv run python bench/relay/run.py --only-1to1              # rooms of 2 only, 2 minutes
 
 The relay (SQLite store in a temporary directory, the default durable configuration) and
 the baseline are pinned to CPU 0, the load generator to CPU 1, so "one core" means one
@@ -23,9 +24,12 @@ from typing import Any
 HERE = Path(__file__).parent
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 SERVER_CPU, LOADGEN_CPU = 0, 1
-# (room size, rooms, sends in flight per sender): 2 = 1:1 traffic, at full load and at a
-# light window for latency; 50 and 500 = fan-out.
-FANOUT = [(2, 25, 8), (2, 25, 1), (50, 1, 8), (500, 1, 8)]
+# (room size, rooms, sends in flight per sender, offered msgs/s): 2 = 1:1 traffic, closed
+# loop at full load for throughput, then open loop (a fixed schedule of sends that does
+# not wait for replies) at the goal's 15k msgs/s and at 5k msgs/s for latency; 50 and
+# 500 = fan-out, closed loop. "gen. lag" is how late the open-loop generator's sends left
+# against their schedule (its own scheduling noise; 0 for closed loop).
+FANOUT = [(2, 25, 8, 0), (2, 25, 0, 15_000), (2, 25, 0, 5_000), (50, 1, 8, 0), (500, 1, 8, 0)]
 
 
 def pin(cpu: int) -> Any:
@@ -101,6 +105,8 @@ def loadgen(args: list[str], target_pid: int) -> dict[str, Any]:
         raise RuntimeError(f"load generator failed: {args}")
     (cpu0, t0), (cpu1, t1) = marks["start"], marks["end"]
     result["target_cpu"] = (cpu1 - cpu0) / (t1 - t0)
+    if "deliveries_per_s" in result:  # per run, so the table shows a median of ratios
+        result["per_cpu"] = result["deliveries_per_s"] / result["target_cpu"]
     return result
 
 
@@ -119,6 +125,9 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=3.0)
     parser.add_argument("--idle", type=int, default=10_000, help="idle connections to open")
     parser.add_argument("--json", type=Path, default=None, help="also write results here")
+    parser.add_argument(
+        "--only-1to1", action="store_true", help="only rooms of 2 (no fan-out, handshakes, idle)"
+    )
     opts = parser.parse_args()
     results: dict[str, Any] = {"machine": {"nproc": os.cpu_count()}}
     with tempfile.TemporaryDirectory() as data:
@@ -127,7 +136,9 @@ def main() -> None:
         try:
             rows = []
             targets = (("relay", relay_port, relay.pid), ("baseline", baseline_port, baseline.pid))
-            for size, rooms, window in FANOUT:
+            for size, rooms, window, rate in FANOUT:
+                if opts.only_1to1 and size != 2:
+                    continue
                 runs: dict[str, list[dict[str, Any]]] = {"relay": [], "baseline": []}
                 for _ in range(opts.repeat):  # alternate, so both see the same noise
                     for name, port, pid in targets:
@@ -147,6 +158,8 @@ def main() -> None:
                                     str(opts.seconds),
                                     "--window",
                                     str(window),
+                                    "--rate",
+                                    str(rate),
                                 ],
                                 pid,
                             )
@@ -154,6 +167,9 @@ def main() -> None:
                         print(json.dumps(runs[name][-1]), file=sys.stderr)
                 rows += [median_of(runs["relay"]), median_of(runs["baseline"])]
             results["fanout"] = rows
+            if opts.only_1to1:
+                print(table(results))
+                return
             hs = [
                 loadgen(
                     ["handshakes", "--port", str(relay_port), "--seconds", str(opts.seconds)],
@@ -217,26 +233,32 @@ def idle(pid: int, port: int, count: int) -> dict[str, Any]:
 
 def table(results: dict[str, Any]) -> str:
     lines = [
-        "| room size x rooms, in flight | target | deliveries/s | msgs/s | p50 ms | p99 ms "
-        "| target CPU | deliveries per CPU-s | relay/baseline (per s, per CPU-s) |",
-        "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | --- |",
+        "| room size x rooms, load | target | deliveries/s | msgs/s | p50 ms | p99 ms "
+        "| gen. lag p99 ms | target CPU | deliveries per CPU-s "
+        "| relay/baseline (per s, per CPU-s) |",
+        "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |",
     ]
     rows = results["fanout"]
     for i, row in enumerate(rows):
         ratio = ""
-        per_cpu = row["deliveries_per_s"] / row["target_cpu"]
+        per_cpu = row["per_cpu"]
         if row["target"] == "relay":
             base = rows[i + 1]
-            base_per_cpu = base["deliveries_per_s"] / base["target_cpu"]
+            base_per_cpu = base["per_cpu"]
             ratio = (
                 f"{row['deliveries_per_s'] / base['deliveries_per_s']:.2f}x, "
                 f"{per_cpu / base_per_cpu:.2f}x"
             )
+        load = f"{row['rate']:,.0f}/s open" if row["rate"] else f"{row['window']} in flight"
+        lag = f"{row['send_lag_p99_ms']:.2f}" if row["rate"] else "-"
         lines.append(
-            f"| {row['size']} x {row['rooms']}, {row['window']} | {row['target']} | "
+            f"| {row['size']} x {row['rooms']}, {load} | {row['target']} | "
             f"{row['deliveries_per_s']:,.0f} | {row['msgs_per_s']:,.0f} | {row['p50_ms']:.2f} | "
-            f"{row['p99_ms']:.2f} | {row['target_cpu']:.2f} | {per_cpu:,.0f} | {ratio} |"
+            f"{row['p99_ms']:.2f} | {lag} | {row['target_cpu']:.2f} | "
+            f"{per_cpu:,.0f} | {ratio} |"
         )
+    if "handshakes" not in results:
+        return "\n".join(lines)
     hs, idle_ = results["handshakes"], results["idle"]
     lines += [
         "",

@@ -44,10 +44,13 @@ def body_stamp(frame: bytes) -> int:
 
 
 class RawClient(asyncio.Protocol):
-    """One connection. ``on_message(frame)`` is called for room messages; others are queued."""
+    """One connection. ``on_message(frame)`` is called for room messages; others are queued,
+    or passed to ``on_other`` once it is set (an open-loop sender counts its `sent`s).
+    """
 
     def __init__(self, on_message: Callable[[bytes], None] | None = None) -> None:
         self.on_message = on_message
+        self.on_other: Callable[[bytes], None] | None = None
         self.frames: asyncio.Queue[bytes] = asyncio.Queue()
         self.transport: asyncio.Transport | None = None
         self.buffer = bytearray()
@@ -131,6 +134,8 @@ class RawClient(asyncio.Protocol):
             if opcode == 0x1:
                 if on_message is not None and payload.startswith(MESSAGE_PREFIX):
                     on_message(payload)
+                elif self.on_other is not None:
+                    self.on_other(payload)
                 else:
                     frames.put_nowait(payload)
             elif opcode == 0x9:

@@ -8,6 +8,7 @@ to the Store and undoes it here if the write fails.
 
 import hmac
 from dataclasses import dataclass, field
+from heapq import nlargest
 from typing import Literal
 
 from nacl.encoding import RawEncoder
@@ -24,10 +25,16 @@ from e2echat.protocol import (
     SecretAccess,
     SignedPrekey,
 )
+from e2echat.protocol.constants import MAX_LIST_ITEMS
+from e2echat_server.ratelimit import TokenBucket
 from e2echat_server.store import RoomRecord, Snapshot, UserRecord
 
 PresenceStatus = Literal["online", "away", "busy", "offline"]
 OFFLINE: PresenceStatus = "offline"
+# A status change is broadcast to everyone sharing a room (up to rooms x members
+# connections): cheap for the sender, not for the relay, so changes have their own budget.
+STATUS_RATE = 0.5  # per second
+STATUS_BURST = 10
 
 
 @dataclass(slots=True)
@@ -42,6 +49,7 @@ class UserState:
     text: str | None = None
     mailbox_seq: int = 0
     mailbox_count: int = 0
+    status_budget: TokenBucket | None = None  # made on the first status change
 
     def record(self) -> UserRecord:
         return UserRecord(
@@ -120,6 +128,25 @@ class Directory:
         user = self.users[key]
         user.prekey = prekey
         return user.record()
+
+    def set_status(self, key: bytes, status: PresenceStatus, text: str | None, now: float) -> bool:
+        """Apply a user's status change; False if it changes nothing (nothing to broadcast).
+
+        Raises `rate_limited` once the user's status budget is spent (shared by all of the
+        user's connections), without changing anything.
+        """
+        user = self.users[key]
+        if (user.status, user.text) == (status, text):
+            return False
+        if user.status_budget is None:
+            user.status_budget = TokenBucket.full(STATUS_RATE, STATUS_BURST, now)
+        if not user.status_budget.take(now):
+            raise ProtocolError(
+                ErrorCode.RATE_LIMITED,
+                f"Too many status changes: at most {STATUS_RATE:g} per second; try again soon.",
+            )
+        user.status, user.text = status, text
+        return True
 
     def peers(self, key: bytes) -> set[bytes]:
         """Every other key that shares at least one room with ``key``."""
@@ -229,7 +256,9 @@ class Directory:
         return room
 
     def listed(self) -> list[Room]:
-        return [room for room in self.rooms.values() if room.record.listed]
+        """The listed rooms, the biggest first, no more than a `rooms` frame may carry."""
+        listed = (room for room in self.rooms.values() if room.record.listed)
+        return nlargest(MAX_LIST_ITEMS, listed, key=lambda room: len(room.members))
 
     # Sequence numbers --------------------------------------------------------------
 

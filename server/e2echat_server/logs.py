@@ -8,6 +8,8 @@ fingerprint, enough to correlate lines without flooding them.
 import json
 import logging
 import sys
+import traceback
+from pathlib import Path
 from typing import Any
 
 LOGGER = logging.getLogger("e2echat_server")
@@ -17,6 +19,16 @@ ACCESS = logging.getLogger("e2echat_server.access")
 def fingerprint(key: bytes) -> str:
     """A short, stable label for a public key in logs."""
     return key[:8].hex()
+
+
+def crash_site(exc: BaseException, depth: int = 4) -> str:
+    """Where ``exc`` was raised, innermost first, as ``file:line:function`` steps.
+
+    Used instead of a formatted traceback for failures while serving a request: an
+    exception's message (or a chained one's) may quote the frame, and so a body.
+    """
+    frames = traceback.extract_tb(exc.__traceback__)[-depth:]
+    return " < ".join(f"{Path(f.filename).name}:{f.lineno}:{f.name}" for f in reversed(frames))
 
 
 def event(logger: logging.Logger, name: str, level: int = logging.INFO, **fields: Any) -> None:

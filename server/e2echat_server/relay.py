@@ -20,6 +20,7 @@ from typing import Any, TypeVar
 from nacl.utils import random as random_bytes
 from websockets.asyncio.server import Server, ServerConnection, broadcast, serve
 from websockets.exceptions import ConnectionClosed
+from websockets.frames import CloseCode as WsCloseCode
 from websockets.http11 import Request, Response
 from websockets.typing import Origin, Subprotocol
 
@@ -70,7 +71,7 @@ from e2echat_server.directory import OFFLINE, Directory, DirectoryLimits
 from e2echat_server.frames import printable, request_id
 from e2echat_server.handshake import prekey_signed, verify_hello
 from e2echat_server.http import info_document, route
-from e2echat_server.logs import ACCESS, LOGGER, event, fingerprint
+from e2echat_server.logs import ACCESS, LOGGER, crash_site, event, fingerprint
 from e2echat_server.metrics import Metrics
 from e2echat_server.ratelimit import ConnectionLimiter, Verdict
 from e2echat_server.registry import Registry
@@ -78,10 +79,17 @@ from e2echat_server.store import Envelope, MemberRecord, MemoryStore, SqliteStor
 from e2echat_server.version import __version__
 
 _T = TypeVar("_T")
-_MAILBOX_PAGE = 256
+# Sync and the mailbox flush read the store in pages of this many bodies (at most ~3 MiB
+# at the largest body), and send each page before reading the next: one request never
+# holds a whole history in memory, nor the store's single thread for long.
+_READ_PAGE = 64
 _PRUNE_EVERY_S = 60.0
 _MAX_INFLIGHT = 64  # pipelined sends per connection before its reading pauses
 _OVERSIZE_FACTOR = 4  # frames up to 4x max_frame get `too_large`; bigger ones close 1009
+# Frames received but not yet read by the session, per connection, before websockets stops
+# reading the socket: at most 4 x max_size (1 MiB by default) instead of the default 16.
+_MAX_QUEUE = 4
+_UNSAVED = "The relay could not save that; try again shortly."
 
 
 def now_ms() -> int:
@@ -122,7 +130,7 @@ class Relay:
         self._per_ip: Counter[str] = Counter()
         self._server: Server | None = None
         self._pruner: asyncio.Task[None] | None = None
-        self._inflight: deque[tuple[asyncio.Future[None], Session, Send, Envelope]] = deque()
+        self._inflight: deque[tuple[asyncio.Future[None], Session, Send, Envelope, float]] = deque()
         self._limits = RelayLimits(
             max_frame=self.config.max_frame,
             max_body=self.config.max_body,
@@ -210,6 +218,7 @@ class Relay:
                 ping_interval=self.config.ping_interval_s,
                 ping_timeout=self.config.ping_timeout_s,
                 max_size=self.config.max_frame * _OVERSIZE_FACTOR,
+                max_queue=_MAX_QUEUE,
                 ssl=self._tls_context(),
             )
         except BaseException:  # cannot listen (port taken, bad TLS files)
@@ -313,6 +322,15 @@ class Relay:
             await conn.close(CloseCode.GOING_AWAY, "The relay cannot serve you right now.")
         except ConnectionClosed:
             pass
+        except Exception as exc:  # a relay bug outside any request: say where, never what
+            event(
+                LOGGER,
+                "session_failed",
+                logging.ERROR,
+                error=type(exc).__name__,
+                at=crash_site(exc),
+            )
+            await conn.close(WsCloseCode.INTERNAL_ERROR, "The relay failed; reconnect.")
         finally:
             self.metrics.connections -= 1
             self._per_ip[ip] -= 1
@@ -438,8 +456,15 @@ class Relay:
                 self._error(session, request, exc.code, exc.message)
             except ConnectionClosed:
                 raise
-            except Exception:
-                LOGGER.exception("request failed", extra={"fields": {"type": type(frame).__name__}})
+            except Exception as exc:
+                event(
+                    LOGGER,
+                    "request_failed",
+                    logging.ERROR,
+                    type=type(frame).__name__,
+                    error=type(exc).__name__,
+                    at=crash_site(exc),
+                )
                 self._error(
                     session, request, ErrorCode.INTERNAL, "The relay failed on that request."
                 )
@@ -459,7 +484,7 @@ class Relay:
         after = 0
         while True:
             batch = await self._stored(
-                "mailbox", self.store.mailbox(session.key, after, _MAILBOX_PAGE)
+                "mailbox", self.store.mailbox(session.key, after, _READ_PAGE)
             )
             for entry in batch:
                 await self._reply_paced(
@@ -468,7 +493,7 @@ class Relay:
                         sender=entry.sender, seq=entry.seq, ts=entry.ts, body=entry.body
                     ),
                 )
-            if len(batch) < _MAILBOX_PAGE:
+            if len(batch) < _READ_PAGE:
                 return
             after = batch[-1].seq
 
@@ -534,9 +559,7 @@ class Relay:
             return await work
         except Exception as exc:
             event(LOGGER, "store_failed", logging.ERROR, op=operation, error=type(exc).__name__)
-            raise ProtocolError(
-                ErrorCode.UNAVAILABLE, "The relay could not save that; try again shortly."
-            ) from None
+            raise ProtocolError(ErrorCode.UNAVAILABLE, _UNSAVED) from None
         finally:
             self.metrics.observe_store(operation, time.perf_counter() - start)
 
@@ -644,29 +667,34 @@ class Relay:
         room = self.directory.member_room(session.key, frame.room)
         seq, ts = self.directory.next_message(room, now_ms())
         envelope = Envelope(seq, ts, session.key, frame.body)
+        # A future (SqliteStore) is used as is; a coroutine store's write becomes a task.
         write = asyncio.ensure_future(
-            self._stored(
-                "append", self.store.append(frame.room, envelope, self.config.history_count)
-            )
+            self.store.append(frame.room, envelope, self.config.history_count)
         )
-        self._inflight.append((write, session, frame, envelope))
+        self._inflight.append((write, session, frame, envelope, time.perf_counter()))
         session.inflight += 1
         write.add_done_callback(self._finish_sends)
 
     def _finish_sends(self, _: object) -> None:
         """Fan out and acknowledge every completed send at the front of the pipeline."""
         inflight = self._inflight
+        if not inflight or not inflight[0][0].done():
+            return
+        metrics, finished = self.metrics, time.perf_counter()
         while inflight and inflight[0][0].done():
-            write, session, frame, envelope = inflight.popleft()
+            write, session, frame, envelope, started = inflight.popleft()
             session.inflight -= 1
+            metrics.observe_store("append", finished - started)
             error = None if write.cancelled() else write.exception()
             if write.cancelled() or error is not None:
-                code, text = (
-                    (error.code, error.message)
-                    if isinstance(error, ProtocolError)
-                    else (ErrorCode.UNAVAILABLE, "The relay could not save that; try again.")
+                event(
+                    LOGGER,
+                    "store_failed",
+                    logging.ERROR,
+                    op="append",
+                    error="CancelledError" if error is None else type(error).__name__,
                 )
-                self._error(session, frame.id, code, text)
+                self._error(session, frame.id, ErrorCode.UNAVAILABLE, _UNSAVED)
             else:
                 data = encode_frame(
                     Message(
@@ -677,8 +705,8 @@ class Relay:
                         body=envelope.body,
                     )
                 )
-                self.metrics.messages_in += 1
-                self.metrics.messages_out += self._fanout(
+                metrics.messages_in += 1
+                metrics.messages_out += self._fanout(
                     self._registry.in_room(frame.room), data, skip=session.conn
                 )
                 self._reply(
@@ -725,28 +753,35 @@ class Relay:
 
     async def _sync(self, session: Session, frame: Sync) -> None:
         room = self.directory.member_room(session.key, frame.room)
-        limit = frame.limit or MAX_SYNC_LIMIT
+        remaining = frame.limit or MAX_SYNC_LIMIT
         not_before = now_ms() - self.config.history_age_s * 1000
-        batch = await self._stored(
-            "history", self.store.history(frame.room, frame.after, not_before, limit)
-        )
-        for entry in batch:
-            await self._reply_paced(
-                session,
-                Message(
-                    room=frame.room,
-                    seq=entry.seq,
-                    ts=entry.ts,
-                    sender=entry.sender,
-                    body=entry.body,
-                ),
+        after = frame.after
+        while remaining:
+            page = min(remaining, _READ_PAGE)
+            batch = await self._stored(
+                "history", self.store.history(frame.room, after, not_before, page)
             )
+            for entry in batch:
+                await self._reply_paced(
+                    session,
+                    Message(
+                        room=frame.room,
+                        seq=entry.seq,
+                        ts=entry.ts,
+                        sender=entry.sender,
+                        body=entry.body,
+                    ),
+                )
+            if len(batch) < page:
+                break
+            remaining -= page
+            after = batch[-1].seq
         self._reply(session, Synced(id=frame.id, room=frame.room, seq=room.seq))
 
     async def _status(self, session: Session, frame: SetStatus) -> None:
-        user = self.directory.users[session.key]
-        user.status, user.text = frame.status, frame.text
-        self._presence(session.key)
+        now = asyncio.get_running_loop().time()
+        if self.directory.set_status(session.key, frame.status, frame.text, now):
+            self._presence(session.key)
         self._reply(session, Ok(id=frame.id))
 
 

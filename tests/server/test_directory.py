@@ -1,7 +1,13 @@
 """The pure room and membership rules: every refusal raises and changes nothing."""
 
 import pytest
-from e2echat_server.directory import Directory, DirectoryLimits, token_matches
+from e2echat_server.directory import (
+    STATUS_BURST,
+    STATUS_RATE,
+    Directory,
+    DirectoryLimits,
+    token_matches,
+)
 from e2echat_server.store import MemberRecord, RoomRecord, Snapshot, UserRecord
 
 from e2echat.protocol import (
@@ -13,6 +19,7 @@ from e2echat.protocol import (
     SecretAccess,
     SignedPrekey,
 )
+from e2echat.protocol.constants import MAX_LIST_ITEMS
 from tests.server.wire import verifier_for
 
 A, B, C = b"a" * 32, b"b" * 32, b"c" * 32
@@ -148,3 +155,30 @@ def test_snapshot_rebuilds_the_directory() -> None:
         "offline",
     )
     assert d.summary(rebuilt).member_count == 1
+
+
+def test_the_room_list_is_capped_at_what_a_rooms_frame_may_carry_biggest_first() -> None:
+    d = directory(max_rooms=MAX_LIST_ITEMS + 2)
+    for i in range(MAX_LIST_ITEMS + 1):
+        d.create_room(A, CreateRoom(name=f"r{i}", access=OpenAccess()), i.to_bytes(16, "big"), 0)
+    d.create_room(A, CreateRoom(name="hidden", access=OpenAccess(), listed=False), b"h" * 16, 0)
+    d.add_member(d.by_name["r7"], B, 1)
+    listed = d.listed()
+    assert len(listed) == MAX_LIST_ITEMS
+    assert listed[0].record.name == "r7"
+    assert all(room.record.listed for room in listed)
+
+
+def test_status_changes_have_a_budget_and_repeats_are_not_changes() -> None:
+    d = directory()
+    assert d.set_status(A, "away", "lunch", 0.0)
+    assert not d.set_status(A, "away", "lunch", 0.0)  # the same again: nothing to broadcast
+    for i in range(STATUS_BURST - 1):
+        assert d.set_status(A, "busy" if i % 2 else "online", None, 0.0)
+    before = snapshot_of(d), (d.users[A].status, d.users[A].text)
+    with pytest.raises(ProtocolError) as refused:
+        d.set_status(A, "away", None, 0.0)
+    assert refused.value.code is ErrorCode.RATE_LIMITED
+    assert (snapshot_of(d), (d.users[A].status, d.users[A].text)) == before
+    assert d.set_status(A, "away", None, 1 / STATUS_RATE)  # the budget refills
+    assert d.set_status(B, "away", None, 0.0)  # every user has their own

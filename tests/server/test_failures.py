@@ -8,6 +8,7 @@ from e2echat_server import Relay, RelayConfig
 from e2echat_server.store import Envelope, MemberRecord, MemoryStore
 
 from e2echat.protocol import (
+    Challenge,
     CreateRoom,
     DirectSend,
     ErrorCode,
@@ -18,7 +19,7 @@ from e2echat.protocol import (
     RoomReply,
     Send,
 )
-from tests.server.wire import Identity, login
+from tests.server.wire import Identity, closed_with, login, open_raw
 
 
 class BrokenStore(MemoryStore):
@@ -60,13 +61,36 @@ async def test_a_relay_bug_is_internal_and_the_session_survives(
     alice = await login(relay.url, Identity("alice"))
 
     async def broken(*args: object) -> None:
-        raise RuntimeError("bug")
+        raise RuntimeError("bug while holding b'ciphertext-abc'")
 
     handlers: dict[type, object] = relay._handlers  # type: ignore[assignment]
     monkeypatch.setitem(handlers, ListRooms, broken)
     caplog.set_level(logging.ERROR, logger="e2echat_server")
     refusal = await alice.error(ListRooms(id="l"))
     assert (refusal.code, refusal.id) == (ErrorCode.INTERNAL, "l")
-    assert "request failed" in caplog.text
+    (logged,) = [r for r in caplog.records if r.getMessage() == "request_failed"]
+    fields = logged.fields  # type: ignore[attr-defined]
+    assert (fields["type"], fields["error"]) == ("ListRooms", "RuntimeError")
+    assert "test_failures.py" in fields["at"]
+    assert "ciphertext-abc" not in caplog.text  # an exception's message may quote a body
+    assert logged.exc_info is None
     monkeypatch.undo()
     assert (await alice.request(ListRooms(), RoomList)).rooms == []
+
+
+async def test_a_relay_bug_in_a_session_closes_it_1011_and_logs_no_data(
+    relay: Relay, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    def broken(*args: object) -> None:
+        raise RuntimeError("bug while holding b'prekey-abc'")
+
+    monkeypatch.setattr(relay.directory, "authenticate", broken)
+    caplog.set_level(logging.ERROR)
+    victim, identity = await open_raw(relay.url), Identity("victim")
+    await victim.send(identity.hello(await victim.expect(Challenge)))
+    await closed_with(victim.conn, 1011)
+    (logged,) = [r for r in caplog.records if r.getMessage() == "session_failed"]
+    assert logged.fields["error"] == "RuntimeError"  # type: ignore[attr-defined]
+    assert "prekey-abc" not in caplog.text
+    monkeypatch.undo()
+    assert (await (await login(relay.url, identity)).request(ListRooms(), RoomList)).rooms == []

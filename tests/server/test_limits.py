@@ -66,6 +66,16 @@ async def test_oversize_frames(relay: Relay) -> None:
     await closed_with(alice.conn, CloseCode.TOO_LARGE)
 
 
+async def test_unread_input_per_connection_is_bounded(relay: Relay) -> None:
+    alice = await login(relay.url, Identity("alice"))
+    assert alice.identity is not None
+    (conn,) = relay._registry.of(alice.identity.key)
+    # websockets stops reading the socket past this many unread frames of at most
+    # 4 x max_frame each: 1 MiB per connection, not the library's default 16 frames (4 MiB).
+    assert conn.recv_messages.high == 4
+    assert conn.protocol.max_message_size == 4 * relay.config.max_frame
+
+
 async def test_binary_frames_are_bad_frames(relay: Relay) -> None:
     alice = await login(relay.url, Identity("alice"))
     await alice.send_raw(b'{"type":"list_rooms"}')

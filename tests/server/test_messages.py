@@ -177,3 +177,42 @@ async def test_pipelined_sends_keep_their_order_and_replies_stay_in_frame_order(
     assert [r.seq for r in replies[:20] if isinstance(r, Sent)] == list(range(1, 21))
     assert isinstance(replies[20], Error)
     assert [(await bob.next_of(Message)).body for _ in range(20)] == [b"p%d" % i for i in range(20)]
+
+
+class PageSpy(MemoryStore):
+    """Records how many entries each history and mailbox read asked for."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.reads: list[int] = []
+
+    async def history(self, room: bytes, after: int, not_before: int, limit: int) -> list[Envelope]:
+        self.reads.append(limit)
+        return await super().history(room, after, not_before, limit)
+
+    async def mailbox(self, key: bytes, after: int, limit: int) -> list[Envelope]:
+        self.reads.append(limit)
+        return await super().mailbox(key, after, limit)
+
+
+async def test_sync_and_the_mailbox_flush_read_the_store_in_bounded_pages() -> None:
+    store = PageSpy()
+    async with Relay(RelayConfig(port=0, rate=1000, burst=1000), store=store) as relay:
+        alice, bob_id = await login(relay.url, Identity("alice")), Identity("bob")
+        await (await login(relay.url, bob_id)).close()
+        room = await room_of(alice)
+        for i in range(150):
+            await alice.send(Send(room=room, body=b"h%d" % i))
+            await alice.send(DirectSend(to=bob_id.key, body=b"d%d" % i))
+        for _ in range(300):
+            await alice.next_of(Sent)
+        store.reads.clear()
+        await alice.send(Sync(room=room, after=10, limit=130))
+        assert [(await alice.expect(Message)).seq for _ in range(130)] == list(range(11, 141))
+        assert (await alice.expect(Synced)).seq == 150
+        assert store.reads == [64, 64, 2]
+        store.reads.clear()
+        bob = await login(relay.url, bob_id)
+        delivered = [(await bob.expect(DirectDelivery)).body for _ in range(150)]
+        assert delivered == [b"d%d" % i for i in range(150)]
+        assert store.reads == [64, 64, 64]

@@ -57,7 +57,8 @@ async def relay_process(
 async def test_sigkill_loses_nothing_acknowledged(tmp_path: Path) -> None:
     alice_id, bob_id, carol_id = Identity("alice"), Identity("bob"), Identity("carol")
     token = b"t" * 32
-    async with relay_process("--data-dir", str(tmp_path)) as (process, url):
+    limits = ("--rate", "1000", "--burst", "1000")
+    async with relay_process("--data-dir", str(tmp_path), *limits) as (process, url):
         alice, bob = await login(url, alice_id), await login(url, bob_id)
         access = SecretAccess(verifier=verifier_for(token), salt=b"s" * 16)
         room = (await alice.request(CreateRoom(name="vault", access=access), RoomReply)).room.id
@@ -65,6 +66,9 @@ async def test_sigkill_loses_nothing_acknowledged(tmp_path: Path) -> None:
         await (await login(url, carol_id)).close()
         for i in range(20):
             await alice.request(Send(room=room, body=b"m%d" % i), Sent)
+        for i in range(20, 60):  # pipelined: committed in shared batches, multi-row inserts
+            await alice.send(Send(room=room, body=b"m%d" % i))
+        assert [(await alice.next_of(Sent)).seq for _ in range(40)] == list(range(21, 61))
         await alice.request(DirectSend(to=carol_id.key, body=b"for carol"), Sent)
         process.kill()  # SIGKILL: no shutdown code runs
         await process.wait()
@@ -72,13 +76,13 @@ async def test_sigkill_loses_nothing_acknowledged(tmp_path: Path) -> None:
         bob = await login(url, bob_id)
         assert bob.welcome is not None
         (info,) = bob.welcome.rooms
-        assert (info.id, info.name, info.seq, info.access_kind) == (room, "vault", 20, "secret")
+        assert (info.id, info.name, info.seq, info.access_kind) == (room, "vault", 60, "secret")
         assert {m.name for m in info.members} == {"alice", "bob"}
         await bob.send(Sync(room=room, after=0))
-        assert [(await bob.expect(Message)).body for _ in range(20)] == [
-            b"m%d" % i for i in range(20)
+        assert [(await bob.expect(Message)).body for _ in range(60)] == [
+            b"m%d" % i for i in range(60)
         ]
-        assert (await bob.expect(Synced)).seq == 20
+        assert (await bob.expect(Synced)).seq == 60
         carol = await login(url, carol_id)
         assert carol.welcome is not None
         assert carol.welcome.mailbox == 1

@@ -1,6 +1,7 @@
 """The Store contract, run against every implementation (a Redis store must pass it too)."""
 
-from collections.abc import AsyncIterator
+import asyncio
+from collections.abc import AsyncIterator, Awaitable
 from pathlib import Path
 
 import pytest
@@ -124,3 +125,52 @@ async def test_sqlite_failed_job_is_isolated_and_closed_store_refuses(tmp_path: 
     await store.close()
     with pytest.raises(RuntimeError, match="closed"):
         await store.load()
+
+
+async def test_writes_queued_together_apply_in_order_and_trim_each_room(store: Store) -> None:
+    other = b"o" * 16
+    await store.create_room(room(), MemberRecord(ROOM, ALICE, 0))
+    await store.create_room(room(other, "other"), MemberRecord(other, ALICE, 0))
+    writes: list[Awaitable[None]] = [
+        store.append(ROOM if i % 2 else other, envelope(i // 2 + 1), keep=50) for i in range(200)
+    ]  # one SqliteStore batch: several multi-row INSERTs, then the drop, then more rows
+    writes.append(store.remove_member(other, ALICE, drop_room=True))
+    writes += [store.append(ROOM, envelope(seq), keep=50) for seq in range(101, 111)]
+    await asyncio.gather(*writes)
+    history = await store.history(ROOM, 0, 0, 1000)
+    assert [(e.seq, e.body) for e in history] == [(s, b"body-%d" % s) for s in range(61, 111)]
+    assert await store.history(other, 0, 0, 1000) == []
+    assert (await store.load()).room_seqs == {ROOM: 110}
+
+
+async def test_the_wal_is_checkpointed_by_its_own_thread(tmp_path: Path) -> None:
+    store = await SqliteStore.open(tmp_path, checkpoint_every_s=0.01)
+    try:
+        before = store.path.stat().st_size
+        await store.create_room(room(), MemberRecord(ROOM, ALICE, 0))
+        await asyncio.gather(*(store.append(ROOM, envelope(s), keep=1000) for s in range(1, 301)))
+        store.checkpointed.clear()
+        assert await asyncio.to_thread(store.checkpointed.wait, 5)
+        assert store.path.stat().st_size > before  # the committed rows reached the main file
+        assert [e.seq for e in await store.history(ROOM, 298, 0, 10)] == [299, 300]
+    finally:
+        await store.close()
+
+
+async def test_the_writer_bounds_the_wal_by_itself(tmp_path: Path) -> None:
+    store = await SqliteStore.open(tmp_path, checkpoint_every_s=3600)  # checkpointer idle
+    try:
+        await store.create_room(room(), MemberRecord(ROOM, ALICE, 0))
+        body = bytes(1000)
+        for batch in range(10):  # ~10 MiB of WAL traffic in batches of 1,000 rows
+            start = batch * 1000
+            await asyncio.gather(
+                *(
+                    store.append(ROOM, Envelope(seq, 0, ALICE, body), keep=100_000)
+                    for seq in range(start + 1, start + 1001)
+                )
+            )
+        wal = store.path.with_name(store.path.name + "-wal")
+        assert wal.stat().st_size < 8 * 2**20  # rewound after the writer's own checkpoint
+    finally:
+        await store.close()

@@ -9,6 +9,7 @@ The interface is deliberately small and free of SQL so that a Redis/Valkey store
 for history and mailboxes, hashes and sets for the directory) can implement it as well.
 """
 
+from collections.abc import Awaitable
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
@@ -70,7 +71,7 @@ class Snapshot:
 
 
 class Store(Protocol):
-    """Durable state of one relay. All writes are durable when the coroutine returns."""
+    """Durable state of one relay. Every write is durable once its awaitable completes."""
 
     async def load(self) -> Snapshot:
         """Read back the directory and counters (once, at start-up)."""
@@ -92,8 +93,12 @@ class Store(Protocol):
         """Remove a membership; with ``drop_room`` also the room and its history."""
         ...
 
-    async def append(self, room: bytes, message: Envelope, keep: int) -> None:
-        """Store a message (its seq becomes the room's seq); keep only the last ``keep``."""
+    def append(self, room: bytes, message: Envelope, keep: int) -> Awaitable[None]:
+        """Store a message (its seq becomes the room's seq); keep only the last ``keep``.
+
+        The one hot write, so not necessarily a coroutine: a store may return a future
+        (SqliteStore does) and spare the relay a task per message.
+        """
         ...
 
     async def history(self, room: bytes, after: int, not_before: int, limit: int) -> list[Envelope]:
