@@ -80,6 +80,7 @@ class LibraryBackend:
         self._connect = connect
         self._client = connect(name)
         self._reopened = asyncio.Event()
+        self._retired: set[Client] = set()  # renamed away from: their closing is expected
 
     async def __aenter__(self) -> Self:
         self._subscribe()
@@ -147,6 +148,7 @@ class LibraryBackend:
         """Reconnect under ``name``; if that fails, reconnect under the old name and raise."""
         old = self._client
         fresh = self._connect(name)  # validates the name before anything is closed
+        self._retired.add(old)
         await old.close()
         self._client = fresh
         self._subscribe()
@@ -165,15 +167,20 @@ class LibraryBackend:
         while True:
             self._reopened.clear()
             events, messages = self._events, self._messages
+            client = self._client
             async with asyncio.TaskGroup() as group:
-                group.create_task(self._pump_events(events, listener))
+                group.create_task(self._pump_events(client, events, listener))
                 group.create_task(self._pump_messages(messages, listener))
             await self._reopened.wait()  # both streams ended: a rename, or the end
 
-    @staticmethod
-    async def _pump_events(events: AsyncIterable[Event], listener: ChatListener) -> None:
+    async def _pump_events(
+        self, client: Client, events: AsyncIterable[Event], listener: ChatListener
+    ) -> None:
         async for event in events:
+            if isinstance(event, ConnectionChanged) and client in self._retired:
+                continue  # a renamed-away connection closing is not news: the new one is
             dispatch(event, listener)
+        self._retired.discard(client)
 
     @staticmethod
     async def _pump_messages(messages: AsyncIterable[Message], listener: ChatListener) -> None:

@@ -7,7 +7,8 @@ as notices in the timeline and a toast, never as tracebacks.
 """
 
 import asyncio
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, tzinfo
 from typing import ClassVar
 
@@ -22,8 +23,17 @@ from e2echat_tui import commands as cmd
 from e2echat_tui.backend import ChatBackend, MemberView, MessageView, RoomView
 from e2echat_tui.composer import Completion, Composer
 from e2echat_tui.dialogs import PasswordScreen, VerifyScreen
-from e2echat_tui.format import Level, message_entry, short_fingerprint, system_entry, topic
-from e2echat_tui.lines import RoomLog
+from e2echat_tui.format import (
+    Level,
+    display_name,
+    message_entry,
+    name_tag,
+    namesakes,
+    short_fingerprint,
+    system_entry,
+    topic,
+)
+from e2echat_tui.lines import Entry, RoomLog
 from e2echat_tui.members import MembersPanel
 from e2echat_tui.safe import escape_controls
 from e2echat_tui.sidebar import RoomList, RoomRow
@@ -36,6 +46,7 @@ KEYS_HELP = (
     ("up / down", "composer history (or move in the completion list)"),
     ("tab / enter", "accept a completion"),
     ("f1", "help"),
+    ("f2", "show / hide the members panel (hidden below 100 columns)"),
     ("ctrl+q", "quit"),
 )
 STATE_STYLES = {
@@ -50,6 +61,20 @@ def _utc_now() -> datetime:
     return datetime.now(UTC)
 
 
+def _named(members: Sequence[MemberView], name: str) -> list[MemberView]:
+    """The members ``name`` means: ``NAME#TAG`` is a name and a fingerprint prefix (as the
+    timeline shows namesakes); any other text is a name (and has no ``#``)."""
+    if "#" not in name:
+        return [m for m in members if m.name == name]
+    base, _, tag = name.rpartition("#")
+    prefix = tag.replace(" ", "")
+    return [
+        m
+        for m in members
+        if m.name == base and prefix and m.fingerprint.replace(" ", "").startswith(prefix)
+    ]
+
+
 def _has(room: RoomView, member: MemberView) -> bool:
     return any(each.key == member.key for each in room.member_list)
 
@@ -58,8 +83,18 @@ class ChatApp(App[None]):
     """The e2echat terminal client."""
 
     TITLE = "e2echat"
+    # Below 100 columns the members panel gives way and the sidebar narrows, so that an
+    # 80x24 terminal still has a timeline wide enough to read (f2 toggles the panel).
+    HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (100, "-wide")]  # noqa: RUF012 (typed by App)
     CSS = """
-    #header { height: auto; max-height: 2; background: $panel; padding: 0 1; }
+    #header {
+        height: 1; background: $panel; padding: 0 1;
+        text-wrap: nowrap; text-overflow: ellipsis;
+    }
+    Screen.-narrow #members { display: none; }
+    Screen.-narrow.-members-toggled #members { display: block; }
+    Screen.-wide.-members-toggled #members { display: none; }
+    Screen.-narrow RoomList { width: 16; }
     #topic { height: auto; max-height: 3; padding: 0 1; color: $text-muted; }
     #main { height: 1fr; }
     #centre { width: 1fr; }
@@ -72,10 +107,12 @@ class ChatApp(App[None]):
         Binding("pageup", "scroll_timeline(-1)", "Scroll up", show=False),
         Binding("pagedown", "scroll_timeline(1)", "Scroll down", show=False),
         Binding("f1", "help", "Help"),
+        Binding("f2", "toggle_members", "Members", show=False),
         Binding("ctrl+q", "quit", "Quit", priority=True),
     ]
 
     BACKLOG_CHUNK = 1_000
+    MENTION_QUIET = 3.0  # seconds between two announced mentions
 
     def __init__(
         self,
@@ -107,9 +144,11 @@ class ChatApp(App[None]):
         self.logs: dict[str, RoomLog] = {}
         self.rows: dict[str, RoomRow] = {}
         self.changed_keys: set[bytes] = set()
+        self.told_key_changes: set[tuple[str, bytes]] = set()  # (room, new key) warned of
         self.loaded_seq: dict[str, int] = {}  # newest seq per room read from history
         self.oldest_seq: dict[str, int] = {}  # oldest seq per room read so far
         self.connection_state = backend.state
+        self.quiet_until: dict[str, float] = {}  # per room: no announcement before then
 
     # ---------------------------------------------------------------- layout
 
@@ -155,7 +194,7 @@ class ChatApp(App[None]):
         log = self.logs[room.name] = RoomLog(self.history_limit)  # claimed before awaiting
         self.rows[room.name] = RoomRow(room.name, room.secret)
         history = await room.history(limit=self.first_page)
-        log.extend([message_entry(message, self.timezone) for message in history])
+        log.extend(self._entries(history))
         self.loaded_seq[room.name] = max((message.seq for message in history), default=0)
         if history and len(history) == self.first_page:  # there may be older messages
             self.oldest_seq[room.name] = min((m.seq for m in history if m.seq), default=0)
@@ -176,9 +215,19 @@ class ChatApp(App[None]):
         older = [message for message in history if 0 < message.seq < oldest]
         for end in range(len(older), 0, -self.BACKLOG_CHUNK):  # newest first, yielding
             chunk = older[max(end - self.BACKLOG_CHUNK, 0) : end]
-            log.prepend([message_entry(message, self.timezone) for message in chunk])
+            log.prepend(self._entries(chunk))
             self.timeline.prepended(log)
             await asyncio.sleep(0)  # let keys and frames through between chunks
+
+    def _entries(self, messages: Sequence[MessageView]) -> list[Entry]:
+        """Timeline entries for messages of one room (namesakes looked up once)."""
+        names = namesakes(messages[0].room.member_list) if messages else {}
+        return [message_entry(message, self.timezone, names) for message in messages]
+
+    def _who(self, room: RoomView | None, member: MemberView) -> str:
+        """``member``'s name for a line about it, tagged if a namesake shares the room."""
+        rooms = [room] if room is not None else self.backend.rooms
+        return display_name(member, namesakes(m for r in rooms for m in r.member_list))
 
     def _room(self, name: str | None) -> RoomView | None:
         return next((room for room in self.backend.rooms if room.name == name), None)
@@ -280,6 +329,9 @@ class ChatApp(App[None]):
         else:
             self.timeline.scroll_page_down(animate=False)
 
+    def action_toggle_members(self) -> None:
+        self.screen.toggle_class("-members-toggled")
+
     def action_help(self) -> None:
         self.show_help()
 
@@ -341,6 +393,7 @@ class ChatApp(App[None]):
             case cmd.Nick(name):
                 await self.backend.rename(name)
                 self._show_header()
+                self._show_current()  # a new connection: fresh rooms and rosters
                 self.say(f"You are now {self.backend.name}")
             case cmd.Help():
                 self.show_help()
@@ -357,7 +410,7 @@ class ChatApp(App[None]):
         room = self._require_room()
         message = await room.send(text)
         log = self.logs[room.name]
-        log.append(message_entry(message, self.timezone))
+        log.extend(self._entries([message]))
         self.timeline.appended(log)
 
     async def _ask_password(self, prompt: str) -> str | None:
@@ -397,10 +450,16 @@ class ChatApp(App[None]):
 
     async def _verify(self, name: str) -> None:
         room = self._require_room()
-        matches = [m for m in room.member_list if m.name == name]
-        if len(matches) != 1:
-            problem = "no member" if not matches else f"{len(matches)} members"
-            raise cmd.CommandError(f"{problem} named {name} in {room.name}")
+        matches = _named(room.member_list, name)
+        if not matches:
+            raise cmd.CommandError(f"no member named {name} in {room.name}")
+        if len(matches) > 1:
+            choices = " or ".join(f"/verify {m.name}#{name_tag(m)}" for m in matches)
+            if len({name_tag(m) for m in matches}) < len(matches):  # a ground-out tag
+                choices = "add more of the fingerprint after the #: " + ", ".join(
+                    m.fingerprint for m in matches
+                )
+            raise cmd.CommandError(f"{len(matches)} members are named {name}: {choices}")
         member = matches[0]
         changed = member.key in self.changed_keys
         screen = VerifyScreen(member, self.backend.safety_number(member), key_changed=changed)
@@ -410,7 +469,7 @@ class ChatApp(App[None]):
             await self.backend.accept_key_change(member)
             self.changed_keys.discard(member.key)
         await self.backend.mark_verified(member)
-        self.say(f"{member.name} is verified")
+        self.say(f"{self._who(room, member)} is verified")
         await room.members()  # refreshes the cached roster, which now carries the mark
         self._show_members()
 
@@ -418,11 +477,12 @@ class ChatApp(App[None]):
         room = self._require_room()
         members = await room.members()
         lines = [f"{len(members)} members of {room.name}:"]
+        names = namesakes(members)
         for member in members:
             trust = "you" if member.is_me else "verified" if member.verified else "unverified"
             if not member.validated and not member.is_me:
                 trust = "no keys shared"
-            lines.append(f"  {member.name} — {member.status}, {trust}")
+            lines.append(f"  {display_name(member, names)} — {member.status}, {trust}")
         self.say("\n".join(lines))
         self._show_members()
 
@@ -449,7 +509,7 @@ class ChatApp(App[None]):
         log = self.logs.get(name)
         if log is None or 0 < message.seq <= self.loaded_seq.get(name, 0):
             return  # not a room we show, or already loaded from history
-        log.append(message_entry(message, self.timezone))
+        log.extend(self._entries([message]))
         if name == self.current:
             self.timeline.appended(log)
         else:
@@ -461,12 +521,20 @@ class ChatApp(App[None]):
             self._announce_mention(message)
 
     def _announce_mention(self, message: MessageView) -> None:
+        """Bell and toast, at most once per room every ``MENTION_QUIET`` seconds: anyone
+        in a room can mention you, and a flood must not become a storm of bells and toasts
+        (every mention still counts in the sidebar and is highlighted in the timeline)."""
+        now, room = time.monotonic(), message.room.name
+        if now < self.quiet_until.get(room, 0.0):
+            return
+        self.quiet_until[room] = now + self.MENTION_QUIET
         if self.bell_on_mention:
             self.bell()
         if self.toast_on_mention:
             self.notify(
                 escape_controls(message.text)[:200],
-                title=escape_controls(f"{message.sender.name} in {message.room.name}"),
+                title=f"{self._who(message.room, message.sender)} in "
+                + escape_controls(message.room.name),
                 markup=False,
             )
 
@@ -478,22 +546,39 @@ class ChatApp(App[None]):
             self.say(f"Connection {state}" + (f": {detail}" if detail else ""), Level.WARNING)
         elif state == "connected" and previous in ("reconnecting", "closed"):
             self.say("Connected again")
+        if state == "connected":
+            self.run_worker(self._refresh_roster(), group="commands")
+
+    async def _refresh_roster(self) -> None:
+        """Ask the relay for the shown room's members and redraw the panel: until then
+        the cached roster may carry the presence of the last session."""
+        room = self._room(self.current)
+        if room is None:
+            return
+        try:
+            await room.members()
+        except self.backend.expected_errors:
+            return  # offline again: the next "connected" asks again
+        if room.name == self.current:
+            self._show_members()
 
     def member_joined(self, room: RoomView, member: MemberView) -> None:
-        self._append(room.name, f"{member.name} joined", Level.INFO)
+        self._append(room.name, f"{self._who(room, member)} joined", Level.INFO)
         if room.name == self.current:
             self._show_members()
 
     def member_validated(self, room: RoomView, member: MemberView) -> None:
         if room.secret and not member.is_me:
             self._append(
-                room.name, f"{member.name} proved the room secret: keys shared", Level.INFO
+                room.name,
+                f"{self._who(room, member)} proved the room secret: keys shared",
+                Level.INFO,
             )
         if room.name == self.current:
             self._show_members()
 
     def member_left(self, room: RoomView, member: MemberView) -> None:
-        self._append(room.name, f"{member.name} left", Level.INFO)
+        self._append(room.name, f"{self._who(room, member)} left", Level.INFO)
         if room.name == self.current:
             self._show_members()
 
@@ -503,19 +588,24 @@ class ChatApp(App[None]):
             self._show_members()
 
     def key_changed(self, room: RoomView | None, member: MemberView, was_verified: bool) -> None:
-        text = f"The key of {member.name} changed (new fingerprint {member.fingerprint})."
+        who = self._who(room, member)
+        text = f"The key of {who} changed (new fingerprint {member.fingerprint})."
         if was_verified:
             self.changed_keys.add(member.key)
-            text += f" You had verified them: sharing is paused until /verify {member.name}."
+            text += f" You had verified them: sharing is paused until /verify {who}."
         rooms = [room] if room else [r for r in self.backend.rooms if _has(r, member)]
         for each in rooms:
-            self._append(each.name, text, Level.WARNING)
+            # Namesakes come back as key changes on every reconnect: say each new key
+            # once per room and session, or the warning becomes noise people skip.
+            if (each.name, member.key) not in self.told_key_changes:
+                self.told_key_changes.add((each.name, member.key))
+                self._append(each.name, text, Level.WARNING)
         self._show_members()
 
     def undecryptable(
         self, room: RoomView, sender: MemberView | None, seq: int, reason: str
     ) -> None:
-        who = sender.name if sender else "an unknown sender"
+        who = self._who(room, sender) if sender else "an unknown sender"
         self._append(
             room.name, f"Could not decrypt message #{seq} from {who}: {reason}", Level.ERROR
         )

@@ -187,9 +187,11 @@ def parse(line: str) -> Parsed:
         return _parse_join(args)
     if name == "status":
         return _parse_status(rest)
-    if len(args) != 1:
+    if name == "verify" and rest:
+        return Verify(rest.removeprefix("@"))  # others' names may contain spaces
+    if name == "verify" or len(args) != 1:
         raise _usage(name)
-    return Verify(args[0].removeprefix("@")) if name == "verify" else Nick(args[0])
+    return Nick(args[0])
 
 
 def history_text(line: str) -> str:
@@ -197,7 +199,9 @@ def history_text(line: str) -> str:
     try:
         parsed = parse(line)
     except CommandError:
-        return line
+        # A mistyped command (``/jion room secret``) may still carry a password: keep
+        # the command and its first word only.
+        return " ".join(line.split()[:2])
     if isinstance(parsed, Join) and parsed.secret:
         return f"/join {parsed.name}"
     return line

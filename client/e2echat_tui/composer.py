@@ -3,6 +3,7 @@
 from collections.abc import Callable, Sequence
 from typing import ClassVar
 
+from textual import events
 from textual.binding import Binding, BindingType
 from textual.widgets import Input
 from textual_autocomplete import AutoComplete, DropdownItem, TargetState
@@ -62,6 +63,26 @@ class Completion(AutoComplete):
     def __init__(self, target: Input, names: Callable[[], Sequence[str]]) -> None:
         super().__init__(target)
         self._names = names
+
+    def _listen_to_messages(self, event: events.Event) -> None:
+        """Enter on a word that is already complete sends the line.
+
+        The dropdown learns of a keystroke one message later than the input, so a fast
+        ``/help`` + enter would otherwise hit the dropdown still offering ``/help`` for
+        ``/hel`` and only complete it, leaving the line unsent.
+        """
+        if isinstance(event, events.Key) and event.key == "enter" and self._is_complete():
+            self.action_hide()
+            return
+        super()._listen_to_messages(event)
+
+    def _is_complete(self) -> bool:
+        options = self.option_list
+        if not self.display or options.highlighted is None:
+            return False
+        option = options.get_option_at_index(options.highlighted)
+        value = option.value if isinstance(option, DropdownItem) else None
+        return value == completion_token(self._get_target_state())
 
     def get_search_string(self, target_state: TargetState) -> str:
         return completion_token(target_state)

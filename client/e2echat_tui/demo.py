@@ -18,7 +18,7 @@ from e2echat_server.relay import Relay
 from e2echat import Client, Identity, MemberJoined, Message
 from e2echat_tui.adapter import LibraryBackend
 from e2echat_tui.app import ChatApp
-from e2echat_tui.launch import library_backend
+from e2echat_tui.launch import library_backend, run_app
 
 LOBBY = "lobby"
 GREETER = "greeter"
@@ -86,4 +86,4 @@ async def run_demo(*, bell: bool = True, toast: bool = True) -> None:
     logging.getLogger().addHandler(logging.NullHandler())  # no relay logs over the TUI
     with tempfile.TemporaryDirectory(prefix="e2echat-demo-") as workdir:
         async with demo_session(Path(workdir)) as backend:
-            await ChatApp(backend, room=LOBBY, bell=bell, toast=toast).run_async()
+            await run_app(ChatApp(backend, room=LOBBY, bell=bell, toast=toast))

@@ -6,6 +6,7 @@ through ``escape_controls`` and lands in a ``Segment`` or ``Text`` as plain text
 
 import functools
 import zlib
+from collections.abc import Iterable, Mapping
 from datetime import datetime, tzinfo
 from enum import Enum
 
@@ -59,8 +60,36 @@ def name_style(key: bytes) -> Style:
     return Style(color=NAME_COLOURS[zlib.crc32(key) % len(NAME_COLOURS)], bold=True)
 
 
-def display_name(name: str) -> str:
-    return escape_controls(name)
+Namesakes = Mapping[str, frozenset[bytes]]
+"""The keys that go by each name in a room: more than one means a name is shared."""
+
+
+def namesakes(members: Iterable[MemberView]) -> Namesakes:
+    keys: dict[str, set[bytes]] = {}
+    for member in members:
+        keys.setdefault(member.name, set()).add(member.key)
+    return {name: frozenset(each) for name, each in keys.items()}
+
+
+def name_tag(member: MemberView) -> str:
+    """A short suffix from the key (the first fingerprint group) that tells namesakes apart."""
+    return member.fingerprint.split()[0] if member.fingerprint.strip() else member.key.hex()[:4]
+
+
+def display_name(member: MemberView, names: Namesakes) -> str:
+    """The escaped name; ``name#tag`` when someone else in the room has the same name.
+
+    Names are labels, not identities: without the tag a newcomer calling itself "bob"
+    would read exactly like the bob you know (the colour alone is not enough). A name
+    that contains ``#`` is always tagged, so that nobody can call itself "bob#TAG" and
+    read like a tagged bob. The tag is a hint (16 bits can be ground out); the safety
+    number of ``/verify`` is the proof.
+    """
+    shown = escape_controls(member.name)
+    keys = names.get(member.name)
+    if "#" in member.name or (keys is not None and (len(keys) > 1 or member.key not in keys)):
+        shown += "#" + escape_controls(name_tag(member))
+    return shown
 
 
 def short_fingerprint(fingerprint: str, groups: int = 4) -> str:
@@ -73,11 +102,12 @@ def clock(moment: datetime, timezone: tzinfo | None) -> str:
     return moment.astimezone(timezone).strftime("%H:%M")
 
 
-def message_entry(message: MessageView, timezone: tzinfo | None) -> Entry:
-    """The timeline entry of a message: own messages muted, mentions of me highlighted."""
+def message_entry(message: MessageView, timezone: tzinfo | None, names: Namesakes) -> Entry:
+    """The timeline entry of a message: own messages muted, mentions of me highlighted;
+    ``names`` are the room's namesakes (see ``display_name``)."""
     sender = message.sender
     own = message.own or sender.is_me
-    author = Segment(display_name(sender.name), OWN_NAME_STYLE if own else name_style(sender.key))
+    author = Segment(display_name(sender, names), OWN_NAME_STYLE if own else name_style(sender.key))
     mentioned = message.mentions_me and not own
     return Entry(
         prefix=(Segment(clock(message.sent_at, timezone) + " ", TIME_STYLE), author, Segment(" ")),
@@ -107,12 +137,12 @@ def trust_label(member: MemberView) -> tuple[str, Style]:
     return "? unverified", Style(color="#d7af00")
 
 
-def member_line(member: MemberView) -> Text:
+def member_line(member: MemberView, names: Namesakes) -> Text:
     """One line of the members panel: presence, coloured name, trust marker."""
     mark, mark_style = STATUS_MARKS.get(member.status, OFFLINE_MARK)
     label, label_style = trust_label(member)
     style = OWN_NAME_STYLE if member.is_me else name_style(member.key)
-    line = Text.assemble((mark + " ", mark_style), (display_name(member.name), style))
+    line = Text.assemble((mark + " ", mark_style), (display_name(member, names), style))
     line.append("\n  " + label, label_style)
     if member.status_text:
         line.append(" · " + escape_controls(member.status_text), Style(color="#8a8a8a"))

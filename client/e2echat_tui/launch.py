@@ -1,10 +1,22 @@
 """Run the TUI over a real ``e2echat.Client`` (used by ``connect`` and ``demo``)."""
 
+import asyncio
+import contextlib
+import signal
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
+
+from textual.app import App
 
 from e2echat import Client, Identity
 from e2echat_tui.adapter import LibraryBackend
 from e2echat_tui.app import ChatApp
+
+# SIGHUP does not exist on Windows, where the loop cannot take signal handlers anyway.
+HANGUP_SIGNALS = tuple(
+    getattr(signal, name) for name in ("SIGHUP", "SIGTERM") if hasattr(signal, name)
+)
 
 
 def library_backend(
@@ -18,9 +30,36 @@ def library_backend(
     return LibraryBackend(connect, name)
 
 
+@contextlib.contextmanager
+def exit_on_hangup(app: App[Any]) -> Iterator[None]:
+    """End ``app`` like ``/quit`` on SIGHUP (its terminal was closed) or SIGTERM.
+
+    By default those signals kill the process on the spot: the terminal keeps mouse
+    tracking and the alternate screen, the client never closes its connection and
+    store, and ``demo`` leaves its temporary identity on disk. Needs a running loop.
+    """
+    loop = asyncio.get_running_loop()
+    installed = []
+    for each in HANGUP_SIGNALS:
+        with contextlib.suppress(NotImplementedError):  # a loop without signal support
+            loop.add_signal_handler(each, app.exit)
+            installed.append(each)
+    try:
+        yield
+    finally:
+        for each in installed:
+            loop.remove_signal_handler(each)
+
+
+async def run_app(app: ChatApp) -> None:
+    """Run ``app`` until the user quits or the terminal goes away."""
+    with exit_on_hangup(app):
+        await app.run_async()
+
+
 async def run_chat(
     backend: LibraryBackend, *, room: str | None = None, bell: bool = True, toast: bool = True
 ) -> None:
     """Connect, run the app until the user quits, disconnect."""
     async with backend:
-        await ChatApp(backend, room=room, bell=bell, toast=toast).run_async()
+        await run_app(ChatApp(backend, room=room, bell=bell, toast=toast))

@@ -6,7 +6,7 @@ from rich.text import Text
 from textual.widgets import Static
 
 from e2echat_tui.backend import MemberView
-from e2echat_tui.format import member_line
+from e2echat_tui.format import member_line, namesakes
 
 _PRESENCE_ORDER = {"online": 0, "busy": 1, "away": 2}
 
@@ -33,6 +33,7 @@ class MembersPanel(Static):
     """
 
     def show_members(self, members: Sequence[MemberView]) -> None:
-        lines = [member_line(member) for member in sorted_members(members)]
+        names = namesakes(members)
+        lines = [member_line(member, names) for member in sorted_members(members)]
         header = Text(f"Members ({len(lines)})\n", style="bold")
         self.update(Text("\n").join([header, *lines]) if lines else header)

@@ -27,6 +27,7 @@ from rich.style import Style
         ("/status busy in a meeting", cmd.SetStatus("busy", "in a meeting")),
         ("/verify bob", cmd.Verify("bob")),
         ("/verify @bob", cmd.Verify("bob")),
+        ("/verify Ann  Lee", cmd.Verify("Ann  Lee")),  # others' names may have spaces
         ("/members", cmd.Members()),
         ("/rooms", cmd.Rooms()),
         ("/nick Al", cmd.Nick("Al")),

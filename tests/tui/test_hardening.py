@@ -1,0 +1,227 @@
+"""Regressions found by driving the client in a real terminal (tmux) as a daily user would."""
+
+import asyncio
+import os
+import signal
+from dataclasses import replace
+
+from e2echat_tui.app import ChatApp
+from e2echat_tui.commands import history_text
+from e2echat_tui.composer import Completion, Composer
+from e2echat_tui.dialogs import VerifyScreen
+from e2echat_tui.fake import FakeBackend
+from e2echat_tui.launch import exit_on_hangup
+from e2echat_tui.members import MembersPanel
+from e2echat_tui.sidebar import RoomList
+from e2echat_tui.timeline import Timeline
+from textual.widgets import Input, Static
+
+from .conftest import fixed_app
+from .screen import screen_text
+from .test_app import commands_done, started, submit, until_screen
+
+NARROW = (80, 24)
+
+
+async def test_a_narrow_terminal_gives_the_timeline_the_room(
+    app: ChatApp, backend: FakeBackend
+) -> None:
+    """At 80x24 the members panel gave way and the header wrapped onto two lines."""
+    async with app.run_test(size=NARROW) as pilot:
+        await started(app, backend)
+        await pilot.pause()
+        assert not app.query_one(MembersPanel).display
+        assert app.query_one(Timeline).size.width >= 55
+        assert app.query_one("#header", Static).size.height == 1
+        assert app.query_one(RoomList).size.width <= 18
+        await pilot.resize_terminal(130, 30)
+        await pilot.pause()
+        assert app.query_one(MembersPanel).display
+        assert "? unverified · lunch" in screen_text(app)
+
+
+async def test_enter_on_a_complete_command_runs_it_when_the_dropdown_lags(
+    app: ChatApp, backend: FakeBackend
+) -> None:
+    """Typing ``/help`` and enter fast: the dropdown of ``/hel`` must not eat the enter."""
+    async with app.run_test(size=NARROW) as pilot:
+        await started(app, backend)
+        composer = app.query_one(Composer)
+        await pilot.press(*"/hel")
+        await pilot.pause()
+        assert app.query_one(Completion).display  # still offering /help
+        with composer.prevent(Input.Changed):  # the last key's update not yet seen
+            composer.insert_text_at_cursor("p")
+        await pilot.press("enter")
+        await commands_done(app)
+        assert composer.value == ""
+        assert app.logs["lobby"].entries[-1].body.startswith("Commands:")
+
+
+async def test_the_members_panel_follows_the_roster_after_a_reconnect(
+    app: ChatApp, backend: FakeBackend
+) -> None:
+    """The library refreshes its cached roster on (re)connect; the panel must redraw."""
+    async with app.run_test(size=(130, 30)) as pilot:
+        await started(app, backend)
+        lobby = backend.directory["lobby"]
+        lobby.member_list = [
+            replace(m, status="busy") if m.name == "dave" else m for m in lobby.member_list
+        ]
+        backend.change_connection("connected")
+        await commands_done(app)
+        await pilot.pause()
+        assert "⊘ dave" in screen_text(app)
+
+
+async def test_nick_redraws_the_members_panel(app: ChatApp, backend: FakeBackend) -> None:
+    async with app.run_test(size=(130, 30)) as pilot:
+        await started(app, backend)
+        await submit(pilot, "/nick alicia")
+        assert "● alicia" in screen_text(app)
+
+
+def test_a_mistyped_join_does_not_keep_its_secret_in_history() -> None:
+    assert history_text("/jion team hunter2") == "/jion team"
+    assert history_text("/join team hunter2 extra") == "/join team"
+    assert history_text("/create x --pasword") == "/create x"
+    assert history_text("/frob") == "/frob"
+    assert history_text("hello there") == "hello there"
+
+
+async def test_a_started_app_never_remembers_a_mistyped_password(
+    backend: FakeBackend,
+) -> None:
+    app = fixed_app(backend)
+    async with app.run_test(size=NARROW) as pilot:
+        await started(app, backend)
+        await submit(pilot, "/join team hunter2 oops")
+        assert "hunter2" not in " ".join(app.query_one(Composer).history)
+        assert all("hunter2" not in entry.body for entry in app.logs["lobby"].entries)
+
+
+async def test_closing_the_terminal_ends_the_app_like_quit(
+    app: ChatApp, backend: FakeBackend
+) -> None:
+    """SIGHUP (window closed) or SIGTERM killed the process outright: the connection and
+    store were never closed and ``demo`` left its temporary identity behind."""
+    async with app.run_test(size=NARROW) as pilot:
+        await started(app, backend)
+        with exit_on_hangup(app):
+            os.kill(os.getpid(), signal.SIGHUP)
+            for _ in range(50):
+                if not app.is_running:
+                    break
+                await pilot.pause()
+        assert not app.is_running
+    loop = asyncio.get_running_loop()
+    assert not loop.remove_signal_handler(signal.SIGHUP)  # handlers are put back
+
+
+async def test_two_members_with_one_name_are_told_apart(app: ChatApp, backend: FakeBackend) -> None:
+    """Names are labels, not identities: a second "bob" must not pass for the first."""
+    async with app.run_test(size=(130, 30)) as pilot:
+        await started(app, backend)
+        bob = next(m for m in backend.directory["lobby"].member_list if m.name == "bob")
+        impostor = replace(backend.member("mallory"), name="bob")
+        backend.arrive("lobby", impostor)
+        backend.listener.message_received(
+            backend.record(backend.directory["lobby"], impostor, "it's me, send the file")
+        )
+        await pilot.pause()
+        real_tag, fake_tag = bob.fingerprint.split()[0], impostor.fingerprint.split()[0]
+        bodies = [entry.body for entry in app.logs["lobby"].entries]
+        assert f"bob#{fake_tag} joined" in bodies  # system lines tell them apart too
+        backend.depart("lobby", "bob")  # the first bob: the real one
+        assert app.logs["lobby"].entries[-1].body == f"bob#{real_tag} left"
+        backend.arrive("lobby", bob)
+        text = screen_text(app)
+        assert f"bob#{fake_tag} it's me, send the file" in text
+        assert f"● bob#{real_tag}" in text
+        assert f"● bob#{fake_tag}" in text
+        await submit(pilot, "/members")
+        assert f"  bob#{fake_tag} — online, unverified" in app.logs["lobby"].entries[-1].body
+        await submit(pilot, "/verify bob")
+        assert f"/verify bob#{real_tag}" in app.logs["lobby"].entries[-1].body
+        app.query_one(Composer).value = f"/verify bob#{fake_tag}"
+        await pilot.press("enter")
+        screen = await until_screen(pilot, VerifyScreen)
+        assert impostor.fingerprint in str(screen.query_one("#safety", Static).render())
+
+
+async def test_a_key_change_is_told_once_per_session(app: ChatApp, backend: FakeBackend) -> None:
+    """The library reports namesakes as key changes again on every reconnect; repeating
+    the same warning each time teaches people to ignore it."""
+    async with app.run_test(size=(130, 30)) as pilot:
+        await started(app, backend)
+        lobby = backend.directory["lobby"]
+        carol = next(m for m in lobby.member_list if m.name == "carol")
+        for _ in range(3):
+            backend.listener.key_changed(lobby, carol, False)
+        await pilot.pause()
+        warnings = [e.body for e in app.logs["lobby"].entries if e.body.startswith("The key of")]
+        assert len(warnings) == 1
+        new_key = replace(carol, key=b"k" * 32, fingerprint="99999 1 2 3")
+        backend.listener.key_changed(lobby, new_key, False)
+        warnings = [e.body for e in app.logs["lobby"].entries if e.body.startswith("The key of")]
+        assert len(warnings) == 2
+
+
+async def test_a_flood_of_mentions_rings_once_not_fifty_times(backend: FakeBackend) -> None:
+    """Anyone in a room can mention you; fifty at once must not be fifty bells and toasts."""
+    app = fixed_app(backend)
+    rings: list[None] = []
+    app.bell_on_mention = True
+    app.bell = lambda: rings.append(None)  # type: ignore[method-assign]
+    async with app.run_test(size=NARROW) as pilot:
+        await started(app, backend)
+        for n in range(50):
+            backend.deliver("team", "bob", f"@alice ping {n}")
+        await pilot.pause()
+        assert app.rows["team"].mentions == 50  # every one still counts and is highlighted
+        assert 1 <= len(rings) < 5
+        assert 1 <= len(app._notifications) < 5
+
+
+async def test_a_name_that_looks_tagged_cannot_pass_for_a_tagged_namesake(
+    app: ChatApp, backend: FakeBackend
+) -> None:
+    """With two bobs about, "bob#TAG" must only ever mean the bob with that key: a member
+    who calls itself "bob#TAG" is shown, and addressed, with its own tag added."""
+    async with app.run_test(size=(130, 30)) as pilot:
+        await started(app, backend)
+        lobby = backend.directory["lobby"]
+        bob = next(m for m in lobby.member_list if m.name == "bob")
+        real_tag = bob.fingerprint.split()[0]
+        backend.arrive("lobby", replace(backend.member("mallory"), name="bob"))
+        forger = replace(backend.member("trudy"), name=f"bob#{real_tag}")
+        backend.arrive("lobby", forger)
+        forged_tag = forger.fingerprint.split()[0]
+        assert app.logs["lobby"].entries[-1].body == f"bob#{real_tag}#{forged_tag} joined"
+        app.query_one(Composer).value = f"/verify bob#{real_tag}"
+        await pilot.press("enter")
+        screen = await until_screen(pilot, VerifyScreen)
+        assert bob.fingerprint in str(screen.query_one("#safety", Static).render())
+        await pilot.press("escape")
+        await commands_done(app)
+        whole = forger.fingerprint.replace(" ", "")[:8]  # a longer prefix also picks one
+        app.query_one(Composer).value = f"/verify bob#{real_tag}#{whole}"
+        await pilot.press("enter")
+        screen = await until_screen(pilot, VerifyScreen)
+        assert forger.fingerprint in str(screen.query_one("#safety", Static).render())
+
+
+async def test_f2_shows_the_members_on_a_narrow_terminal(
+    app: ChatApp, backend: FakeBackend
+) -> None:
+    async with app.run_test(size=NARROW) as pilot:
+        await started(app, backend)
+        panel = app.query_one(MembersPanel)
+        assert not panel.display
+        await pilot.press("f2")
+        assert panel.display
+        await pilot.resize_terminal(130, 30)
+        await pilot.pause()
+        assert not panel.display  # toggled: hidden on a wide terminal too
+        await pilot.press("f2")
+        assert panel.display
