@@ -224,11 +224,14 @@ class Engine:
                 (s.members[key] for s in self.rooms.values() if key in s.members), None
             )
         name = relay_member.name if relay_member is not None else self._fallback_name(key)
-        status, text = self._presence.get(
-            key, (relay_member.status if relay_member is not None else "offline", None)
-        )
-        if key == self.me and not self.connected:
-            status, text = "offline", None
+        if key == self.me:
+            # Our own presence is what we know, not what the relay listed before it flipped.
+            own = self._presence.get(key, ("online", None))
+            status, text = own if self.connected else ("offline", None)
+        else:
+            status, text = self._presence.get(
+                key, (relay_member.status if relay_member is not None else "offline", None)
+            )
         trust = self.session.trusted_key(name)
         verified = trust is not None and trust.key == key and trust.verified
         validated = key == self.me or (

@@ -2,6 +2,7 @@
 
 from pathlib import Path
 
+import msgspec
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -265,3 +266,23 @@ def test_a_frame_the_crypto_core_refuses_is_dropped_with_a_notice(
     out = bob.receive(MemberLeft(room=ROOM_ID, key=alice.me))
     assert [type(e) for e in out.events] == [e2echat.Notice]
     assert out.frames == []
+
+
+def test_i_am_online_once_connected_whatever_the_relay_lists() -> None:
+    """The relay may list us offline in `welcome` (built before our presence flips)."""
+    clock = Clock()
+    alice, bob = make_engine("alice", clock), make_engine("bob", clock)
+    info = room_info(alice, bob)
+    stale = [msgspec.structs.replace(m, status="offline") for m in info.members]
+    alice.enter_room(msgspec.structs.replace(info, members=stale), "open", None)
+    assert [m.status for m in alice.rooms[ROOM_ID].member_list if m.is_me] == ["offline"]
+    alice.welcome(
+        Welcome(
+            user=User(key=alice.me, name="alice"),
+            rooms=[msgspec.structs.replace(info, members=stale)],
+            mailbox=0,
+        )
+    )
+    assert [m.status for m in alice.rooms[ROOM_ID].member_list if m.is_me] == ["online"]
+    alice.disconnected()
+    assert alice.member(alice.me, ROOM_ID).status == "offline"
