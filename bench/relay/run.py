@@ -64,6 +64,8 @@ def relay_argv(data_dir: Path) -> list[str]:
         "1000000",
         "--burst",
         "1000000",
+        "--new-keys-burst",
+        "1000000",
         "--log-level",
         "warning",
     ]

@@ -82,6 +82,26 @@ def serve(
     max_conn_per_ip: Annotated[
         int | None, typer.Option(help="Connections from one address.", rich_help_panel=_LIMITS)
     ] = None,
+    new_keys_per_ip: Annotated[
+        float | None,
+        typer.Option(
+            help="New identities per hour from one address (IPv6: one /64).",
+            rich_help_panel=_LIMITS,
+        ),
+    ] = None,
+    new_keys_burst: Annotated[
+        int | None,
+        typer.Option(
+            help="New identities one address may register at once.", rich_help_panel=_LIMITS
+        ),
+    ] = None,
+    forget_after_s: Annotated[
+        int | None,
+        typer.Option(
+            help="Seconds before an offline user with no rooms and no mail is forgotten.",
+            rich_help_panel=_LIMITS,
+        ),
+    ] = None,
     send_buffer: Annotated[
         int | None,
         typer.Option(

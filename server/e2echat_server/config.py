@@ -67,6 +67,9 @@ class RelayConfig:
     burst: int = BURST
     handshake_timeout_s: float = HANDSHAKE_TIMEOUT_S
     max_conn_per_ip: int = MAX_CONN_PER_IP
+    new_keys_per_ip: float = 60.0  # identities never seen before, per hour per address
+    new_keys_burst: int = 20
+    forget_after_s: int = 7 * 86400
     send_buffer: int = 1024 * 1024
     ping_interval_s: float = 20.0
     ping_timeout_s: float = 20.0
@@ -86,6 +89,9 @@ class RelayConfig:
         _check(self.burst >= 1, "burst", "must be at least 1")
         _check(self.handshake_timeout_s > 0, "handshake_timeout_s", "must be positive")
         _check(self.max_conn_per_ip >= 1, "max_conn_per_ip", "must be at least 1")
+        _check(self.new_keys_per_ip > 0, "new_keys_per_ip", "must be positive")
+        _check(self.new_keys_burst >= 1, "new_keys_burst", "must be at least 1")
+        _check(self.forget_after_s >= 1, "forget_after_s", "must be at least 1")
         _check(self.send_buffer >= self.max_frame, "send_buffer", "must be at least max_frame")
         _check(1 <= len(self.name) <= 64 and self.name.isprintable(), "name", "1..64 printable")
         _check(self.log_level in _LOG_LEVELS, "log_level", f"must be one of {_LOG_LEVELS}")

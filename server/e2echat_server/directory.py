@@ -7,6 +7,7 @@ to the Store and undoes it here if the write fails.
 """
 
 import hmac
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from heapq import nlargest
 from typing import Literal
@@ -31,8 +32,9 @@ from e2echat_server.store import RoomRecord, Snapshot, UserRecord
 
 PresenceStatus = Literal["online", "away", "busy", "offline"]
 OFFLINE: PresenceStatus = "offline"
-# A status change is broadcast to everyone sharing a room (up to rooms x members
-# connections): cheap for the sender, not for the relay, so changes have their own budget.
+# A presence change (a status frame, or going online or offline) is broadcast to everyone
+# sharing a room (up to rooms x members connections): cheap for the sender, not for the
+# relay, so each user's presence broadcasts share one budget.
 STATUS_RATE = 0.5  # per second
 STATUS_BURST = 10
 
@@ -49,7 +51,9 @@ class UserState:
     text: str | None = None
     mailbox_seq: int = 0
     mailbox_count: int = 0
-    status_budget: TokenBucket | None = None  # made on the first status change
+    sessions: int = 0  # connections authenticated (or authenticating) as this key
+    presence_budget: TokenBucket | None = None  # made on the first presence change
+    presence_pending: bool = False  # a change was not broadcast: a catch-up is owed
 
     def record(self) -> UserRecord:
         return UserRecord(
@@ -74,6 +78,12 @@ class DirectoryLimits:
     mailbox_max: int
 
 
+def _presence_budget(user: UserState, now: float) -> TokenBucket:
+    if user.presence_budget is None:
+        user.presence_budget = TokenBucket.full(STATUS_RATE, STATUS_BURST, now)
+    return user.presence_budget
+
+
 def token_matches(token: bytes, verifier: bytes) -> bool:
     """Whether BLAKE2b-256(token) is ``verifier``, compared in constant time."""
     digest = blake2b(token, digest_size=32, encoder=RawEncoder)
@@ -89,9 +99,13 @@ class Directory:
         self.rooms: dict[bytes, Room] = {}
         self.by_name: dict[str, bytes] = {}
         self.rooms_of: dict[bytes, set[bytes]] = {}
+        # Users with no session, by the time (ms) their last one ended, oldest first (they
+        # are appended as they go idle): the candidates for `forget`, found without a scan.
+        self.idle: OrderedDict[bytes, int] = OrderedDict()
 
     @classmethod
-    def from_snapshot(cls, snapshot: Snapshot, limits: DirectoryLimits) -> "Directory":
+    def from_snapshot(cls, snapshot: Snapshot, limits: DirectoryLimits, now: int) -> "Directory":
+        """The directory as stored; users idle since their ``last_seen`` (else ``now``, ms)."""
         directory = cls(limits)
         for u in snapshot.users:
             directory.users[u.key] = UserState(
@@ -107,6 +121,10 @@ class Directory:
         for m in snapshot.members:
             if m.room in directory.rooms and m.key in directory.users:
                 directory.add_member(m.room, m.key, m.joined)
+        idle_since = sorted(
+            (u.last_seen if u.last_seen is not None else now, u.key) for u in snapshot.users
+        )
+        directory.idle.update((key, since) for since, key in idle_since)
         return directory
 
     # Users -----------------------------------------------------------------------
@@ -114,15 +132,50 @@ class Directory:
     def authenticate(
         self, key: bytes, name: str, prekey: SignedPrekey
     ) -> tuple[UserState, UserRecord | None]:
-        """Record a verified hello; return the user and the record to store if it changed."""
+        """Record a verified hello; return the user and the record to store if it changed.
+
+        The user has one more session from here on, until `release`: it cannot be forgotten.
+        """
         user = self.users.get(key)
         if user is None:
-            user = self.users[key] = UserState(key, name, prekey)
+            user = self.users[key] = UserState(key, name, prekey, sessions=1)
             return user, user.record()
+        user.sessions += 1
+        self.idle.pop(key, None)
         if user.name == name and user.prekey == prekey:
             return user, None
         user.name, user.prekey = name, prekey
         return user, user.record()
+
+    def release(self, key: bytes, now: int) -> None:
+        """One session of ``key`` ended (``now`` in ms); with its last, the user is idle."""
+        user = self.users[key]
+        user.sessions -= 1
+        if not user.sessions:
+            self.idle[key] = now
+
+    def has_idle_before(self, cutoff: int) -> bool:
+        """Whether some user has been idle since ``cutoff`` (ms) or earlier."""
+        return bool(self.idle) and next(iter(self.idle.values())) <= cutoff
+
+    def forget(self, cutoff: int, limit: int) -> list[bytes]:
+        """Drop up to ``limit`` users idle since ``cutoff`` or earlier, oldest first; their keys.
+
+        A user in a room or with mail waiting is kept, and leaves the idle list: while
+        offline it can neither leave a room nor empty its mailbox, so it stays kept until
+        its next session ends and puts it back. A forgotten key is simply new again.
+        """
+        forgotten: list[bytes] = []
+        for _ in range(limit):
+            if not self.has_idle_before(cutoff):
+                break
+            key, _since = self.idle.popitem(last=False)
+            if self.rooms_of.get(key) or self.users[key].mailbox_count:
+                continue
+            del self.users[key]
+            self.rooms_of.pop(key, None)
+            forgotten.append(key)
+        return forgotten
 
     def set_prekey(self, key: bytes, prekey: SignedPrekey) -> UserRecord:
         user = self.users[key]
@@ -138,15 +191,29 @@ class Directory:
         user = self.users[key]
         if (user.status, user.text) == (status, text):
             return False
-        if user.status_budget is None:
-            user.status_budget = TokenBucket.full(STATUS_RATE, STATUS_BURST, now)
-        if not user.status_budget.take(now):
+        if not _presence_budget(user, now).take(now):
             raise ProtocolError(
                 ErrorCode.RATE_LIMITED,
                 f"Too many status changes: at most {STATUS_RATE:g} per second; try again soon.",
             )
         user.status, user.text = status, text
+        user.presence_pending = False  # this broadcast carries the latest state
         return True
+
+    def presence_due(self, key: bytes, now: float) -> float | None:
+        """After ``key`` went online or offline: None if the change may be broadcast now.
+
+        Otherwise (the user's presence budget is spent, say by a reconnect loop) the change
+        stays unannounced, the user owes peers a catch-up, and the answer is the seconds
+        until the budget allows it: the relay then broadcasts whatever the state is by then.
+        """
+        user = self.users[key]
+        budget = _presence_budget(user, now)
+        if budget.take(now):
+            user.presence_pending = False
+            return None
+        user.presence_pending = True
+        return budget.wait(now)
 
     def peers(self, key: bytes) -> set[bytes]:
         """Every other key that shares at least one room with ``key``."""

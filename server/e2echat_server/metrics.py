@@ -34,6 +34,9 @@ class Metrics:
     connections_total: int = 0
     authenticated: int = 0
     rooms: int = 0
+    users: int = 0
+    users_forgotten: int = 0
+    presence_deferred: int = 0
     messages_in: int = 0
     messages_out: int = 0
     directs_in: int = 0
@@ -75,6 +78,19 @@ class Metrics:
             [("", self.connections_total)],
         )
         metric("rooms", "gauge", "Rooms that exist.", [("", self.rooms)])
+        metric("users", "gauge", "Keys the relay knows (in memory).", [("", self.users)])
+        metric(
+            "users_forgotten_total",
+            "counter",
+            "Idle users forgotten (no room, no mail, offline past forget_after_s).",
+            [("", self.users_forgotten)],
+        )
+        metric(
+            "presence_deferred_total",
+            "counter",
+            "Online/offline changes not broadcast at once (over the user's presence budget).",
+            [("", self.presence_deferred)],
+        )
         metric("messages_in_total", "counter", "Room messages accepted.", [("", self.messages_in)])
         metric(
             "messages_out_total",

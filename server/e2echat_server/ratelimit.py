@@ -1,9 +1,10 @@
-"""Per-connection token buckets: one paces frames, one counts abuse until the relay hangs up.
+"""Token buckets: per connection (frames, abuse), per address (new identities), per user.
 
 Pure: the caller passes the time, so the tests need no clock and no sleeps.
 """
 
-from dataclasses import dataclass
+import ipaddress
+from dataclasses import dataclass, field
 from enum import StrEnum
 
 
@@ -20,16 +21,29 @@ class TokenBucket:
     def full(cls, rate: float, burst: float, now: float) -> "TokenBucket":
         return cls(rate=rate, burst=burst, tokens=burst, stamp=now)
 
-    def take(self, now: float, cost: float = 1.0) -> bool:
-        """Spend ``cost`` tokens if there are enough; say whether it was allowed."""
+    def _refill(self, now: float) -> None:
         elapsed = now - self.stamp
         if elapsed > 0:
             self.tokens = min(self.burst, self.tokens + elapsed * self.rate)
             self.stamp = now
+
+    def take(self, now: float, cost: float = 1.0) -> bool:
+        """Spend ``cost`` tokens if there are enough; say whether it was allowed."""
+        self._refill(now)
         if self.tokens >= cost:
             self.tokens -= cost
             return True
         return False
+
+    def wait(self, now: float, cost: float = 1.0) -> float:
+        """Seconds from ``now`` until ``cost`` tokens are there (0 if they are already)."""
+        self._refill(now)
+        return max(0.0, (cost - self.tokens) / self.rate)
+
+    def full_at(self, now: float) -> bool:
+        """Whether the bucket has refilled completely: it then holds no information."""
+        self._refill(now)
+        return self.tokens >= self.burst
 
 
 class Verdict(StrEnum):
@@ -66,3 +80,51 @@ class ConnectionLimiter:
     def strike(self, now: float) -> Verdict:
         """Record one misbehaviour (a refused or bad frame): REFUSE, or CLOSE once exhausted."""
         return Verdict.REFUSE if self.strikes.take(now) else Verdict.CLOSE
+
+
+def address_group(address: str) -> str:
+    """The unit one client controls: an IPv4 address, or the /64 of an IPv6 one.
+
+    A single IPv6 host is usually handed a whole /64, so budgeting per address would let
+    it pick a fresh address per attempt; an IPv4-mapped address counts as its IPv4 one.
+    Anything that is not an IP address (a Unix socket peer, "-") is its own group.
+    """
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return address
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip.ipv4_mapped is not None:
+            return str(ip.ipv4_mapped)
+        return str(ipaddress.IPv6Network((ip, 64), strict=False))
+    return str(ip)
+
+
+@dataclass(slots=True)
+class AddressBudgets:
+    """One token bucket per address group (see `address_group`), made on first use.
+
+    Used for what each client address may do only now and then (register a new identity).
+    A bucket that has refilled completely says nothing a fresh one would not, so `prune`
+    drops it: the table holds only addresses active within the last ``burst / rate``
+    seconds, however many addresses come and go.
+    """
+
+    rate: float
+    burst: float
+    buckets: dict[str, TokenBucket] = field(default_factory=dict)
+
+    def take(self, address: str, now: float) -> bool:
+        """Spend one token of ``address``'s group; False (and nothing spent) if it has none."""
+        group = address_group(address)
+        bucket = self.buckets.get(group)
+        if bucket is None:
+            bucket = self.buckets[group] = TokenBucket.full(self.rate, self.burst, now)
+        return bucket.take(now)
+
+    def prune(self, now: float) -> int:
+        """Forget the buckets that have refilled; return how many."""
+        full = [group for group, bucket in self.buckets.items() if bucket.full_at(now)]
+        for group in full:
+            del self.buckets[group]
+        return len(full)

@@ -73,7 +73,7 @@ from e2echat_server.handshake import prekey_signed, verify_hello
 from e2echat_server.http import info_document, route
 from e2echat_server.logs import ACCESS, LOGGER, crash_site, event, fingerprint
 from e2echat_server.metrics import Metrics
-from e2echat_server.ratelimit import ConnectionLimiter, Verdict
+from e2echat_server.ratelimit import AddressBudgets, ConnectionLimiter, Verdict
 from e2echat_server.registry import Registry
 from e2echat_server.store import Envelope, MemberRecord, MemoryStore, SqliteStore, Store
 from e2echat_server.version import __version__
@@ -83,7 +83,10 @@ _T = TypeVar("_T")
 # at the largest body), and send each page before reading the next: one request never
 # holds a whole history in memory, nor the store's single thread for long.
 _READ_PAGE = 64
-_PRUNE_EVERY_S = 60.0
+_PRUNE_EVERY_S = 60.0  # history pruning, forgetting idle users, dropping refilled buckets
+# Idle users examined per event-loop step while forgetting: the sweep yields in between,
+# so forgetting a million users never holds the loop (or the store's thread) for long.
+_FORGET_BATCH = 1000
 _MAX_INFLIGHT = 64  # pipelined sends per connection before its reading pauses
 _OVERSIZE_FACTOR = 4  # frames up to 4x max_frame get `too_large`; bigger ones close 1009
 # Frames received but not yet read by the session, per connection, before websockets stops
@@ -128,6 +131,10 @@ class Relay:
         self._directory: Directory | None = None
         self._registry: Registry[ServerConnection] = Registry()
         self._per_ip: Counter[str] = Counter()
+        self._new_keys = AddressBudgets(
+            self.config.new_keys_per_ip / 3600, self.config.new_keys_burst
+        )
+        self._catch_ups: dict[bytes, asyncio.TimerHandle] = {}
         self._server: Server | None = None
         self._pruner: asyncio.Task[None] | None = None
         self._inflight: deque[tuple[asyncio.Future[None], Session, Send, Envelope, float]] = deque()
@@ -202,8 +209,10 @@ class Relay:
                 max_rooms_per_user=self.config.max_rooms_per_user,
                 mailbox_max=self.config.mailbox_max,
             ),
+            now_ms(),
         )
         self.metrics.rooms = len(self._directory.rooms)
+        self.metrics.users = len(self._directory.users)
         try:
             self._server = await serve(
                 self._handle,
@@ -224,7 +233,7 @@ class Relay:
         except BaseException:  # cannot listen (port taken, bad TLS files)
             await self._store.close()
             raise
-        self._pruner = asyncio.create_task(self._prune_forever())
+        self._pruner = asyncio.create_task(self._sweep_forever())
         event(LOGGER, "listening", url=self.url, store=type(self._store).__name__)
 
     def _origins(self) -> list[Origin | None] | None:
@@ -250,6 +259,9 @@ class Relay:
         if self._server is not None:
             self._server.close()
             await self._server.wait_closed()
+        for handle in self._catch_ups.values():
+            handle.cancel()
+        self._catch_ups.clear()
         if self._store is not None:
             await self._store.close()
         event(LOGGER, "stopped")
@@ -261,12 +273,37 @@ class Relay:
     async def __aexit__(self, *exc_info: object) -> None:
         await self.close()
 
-    async def _prune_forever(self) -> None:
+    async def _sweep_forever(self) -> None:
+        """Housekeeping off the hot path, every minute: what no request would ever clean up."""
         while True:
             await asyncio.sleep(_PRUNE_EVERY_S)
             cutoff = now_ms() - self.config.history_age_s * 1000
             with contextlib.suppress(ProtocolError):
                 await self._stored("prune", self.store.prune(cutoff))
+            await self.forget_idle(now_ms())
+            self._new_keys.prune(asyncio.get_running_loop().time())
+
+    async def forget_idle(self, now: int) -> int:
+        """Forget the users idle for ``forget_after_s`` before ``now`` (ms) who are in no
+        room and have no mail waiting, in memory and in the store; return how many.
+
+        Without it every key that ever authenticated would stay forever, and fresh keys
+        cost an attacker nothing. Runs in batches, yielding to the event loop in between.
+        If the store fails the users stay forgotten in memory; the store still holds them,
+        so they are loaded again at the next start and forgotten again later.
+        """
+        cutoff = now - self.config.forget_after_s * 1000
+        directory, total = self.directory, 0
+        while directory.has_idle_before(cutoff):
+            keys = directory.forget(cutoff, _FORGET_BATCH)
+            if keys:
+                total += len(keys)
+                self.metrics.users = len(directory.users)
+                self.metrics.users_forgotten += len(keys)
+                with contextlib.suppress(ProtocolError):
+                    await self._stored("forget_users", self.store.forget_users(keys))
+            await asyncio.sleep(0)
+        return total
 
     # HTTP --------------------------------------------------------------------------
 
@@ -371,10 +408,23 @@ class Relay:
             self._error(session, None, exc.code, exc.message)
             await conn.close(CloseCode.AUTH_FAILED, "Authentication failed.")
             return False
+        if hello.key not in self.directory.users and not self._new_keys.take(
+            session.ip, asyncio.get_running_loop().time()
+        ):
+            self.metrics.handshake_failures["new_keys"] += 1
+            self._error(
+                session,
+                None,
+                ErrorCode.RATE_LIMITED,
+                "Too many new identities from your address; try again later.",
+            )
+            await conn.close(CloseCode.RATE_LIMIT, "Too many new identities from your address.")
+            return False
         user, record = self.directory.authenticate(hello.key, hello.name, hello.prekey)
+        session.key = hello.key  # from here on, `_disconnect` releases the session
+        self.metrics.users = len(self.directory.users)
         if record is not None:
             await self._stored("put_user", self.store.put_user(record))
-        session.key = hello.key
         rooms = [self.directory.rooms[r] for r in self.directory.rooms_of.get(hello.key, ())]
         await self._reply_paced(
             session,
@@ -391,7 +441,7 @@ class Relay:
         self._registry.enter(conn, self.directory.rooms_of.get(hello.key, ()))
         if first:
             user.status, user.text = "online", None
-            self._presence(hello.key)
+            self._announce(hello.key)
         return True
 
     async def _await_hello(self, session: Session) -> Hello:
@@ -470,13 +520,14 @@ class Relay:
                 )
 
     async def _disconnect(self, session: Session) -> None:
-        key = session.key
+        key, now = session.key, now_ms()
         last = self._registry.detach(key, session.conn, self.directory.rooms_of.get(key, ()))
+        self.directory.release(key, now)
         if not last:
             return
         user = self.directory.users[key]
-        user.status, user.text, user.last_seen = OFFLINE, None, now_ms()
-        self._presence(key)
+        user.status, user.text, user.last_seen = OFFLINE, None, now
+        self._announce(key)
         with contextlib.suppress(ProtocolError):
             await self._stored("set_last_seen", self.store.set_last_seen(key, user.last_seen))
 
@@ -535,6 +586,28 @@ class Relay:
         broadcast(targets, data, text=True)
         self.metrics.bytes_out += len(data) * len(targets)
         return len(targets)
+
+    def _announce(self, key: bytes) -> None:
+        """Broadcast ``key``'s presence after it went online or offline, within its budget.
+
+        Over budget (a reconnect loop), one catch-up is scheduled for when the budget
+        allows, and it announces the state as it is then: peers see fewer transitions,
+        never a stale final state.
+        """
+        loop = asyncio.get_running_loop()
+        wait = self.directory.presence_due(key, loop.time())
+        if wait is None:
+            self._presence(key)
+            return
+        self.metrics.presence_deferred += 1
+        if key not in self._catch_ups:
+            self._catch_ups[key] = loop.call_later(wait, self._catch_up, key)
+
+    def _catch_up(self, key: bytes) -> None:
+        del self._catch_ups[key]
+        user = self.directory.users.get(key)
+        if user is not None and user.presence_pending:  # else a status frame or eviction won
+            self._announce(key)
 
     def _presence(self, key: bytes) -> None:
         """Tell everyone who shares a room with ``key`` about its presence."""

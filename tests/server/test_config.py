@@ -69,6 +69,9 @@ def test_toml_file_accepts_dashes_and_rejects_unknown_keys(tmp_path: Path) -> No
         ({"log_level": "loud"}, "'log_level' must be"),
         ({"name": "a\u202eb"}, "'name'"),
         ({"send_buffer": 10}, "'send_buffer'"),
+        ({"new_keys_per_ip": 0}, "'new_keys_per_ip' must be positive"),
+        ({"new_keys_burst": 0}, "'new_keys_burst' must be at least 1"),
+        ({"forget_after_s": 0}, "'forget_after_s' must be at least 1"),
     ],
 )
 def test_bad_values_are_refused_with_the_setting_named(
@@ -76,3 +79,14 @@ def test_bad_values_are_refused_with_the_setting_named(
 ) -> None:
     with pytest.raises(ConfigError, match=message):
         merge({}, {}, settings)
+
+
+def test_identity_limits_come_from_flags_env_and_file(tmp_path: Path) -> None:
+    defaults = RelayConfig()
+    assert (defaults.new_keys_per_ip, defaults.new_keys_burst) == (60.0, 20)
+    assert defaults.forget_after_s == 7 * 86400
+    path = tmp_path / "relay.toml"
+    path.write_text("new-keys-per-ip = 6\nnew_keys_burst = 3\nforget-after-s = 60\n")
+    env = {"E2ECHAT_SERVER_NEW_KEYS_BURST": "4", "E2ECHAT_SERVER_FORGET_AFTER_S": "120"}
+    config = load({"forget_after_s": 180}, env, path)
+    assert (config.new_keys_per_ip, config.new_keys_burst, config.forget_after_s) == (6, 4, 180)

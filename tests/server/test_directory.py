@@ -143,7 +143,7 @@ def test_snapshot_rebuilds_the_directory() -> None:
         mailbox_seqs={A: 7},
         mailbox_counts={A: 2},
     )
-    d = Directory.from_snapshot(snapshot, DirectoryLimits(5, 5, 5))
+    d = Directory.from_snapshot(snapshot, DirectoryLimits(5, 5, 5), now=0)
     rebuilt = d.lookup("lobby")
     assert (rebuilt.seq, rebuilt.members) == (42, {A: 3})
     assert (d.users[A].mailbox_seq, d.users[A].mailbox_count, d.users[A].last_seen) == (7, 2, 9)
@@ -182,3 +182,74 @@ def test_status_changes_have_a_budget_and_repeats_are_not_changes() -> None:
     assert (snapshot_of(d), (d.users[A].status, d.users[A].text)) == before
     assert d.set_status(A, "away", None, 1 / STATUS_RATE)  # the budget refills
     assert d.set_status(B, "away", None, 0.0)  # every user has their own
+
+
+def test_idle_users_are_forgotten_oldest_first_unless_something_keeps_them() -> None:
+    d = directory(max_rooms=1)
+    for key, ended in ((A, 10), (B, 20), (C, 30)):
+        d.release(key, ended)
+    d.create_room(B, CreateRoom(name="lobby", access=OpenAccess()), b"1" * 16, 0)  # B: a room
+    d.next_mailbox(C)  # C: mail waiting
+    assert d.forget(cutoff=9, limit=10) == []  # nobody idle long enough
+    assert d.forget(cutoff=30, limit=1) == [A]  # the batch limit counts examined users
+    assert A not in d.users
+    assert A not in d.rooms_of
+    assert d.has_idle_before(30)
+    assert d.forget(cutoff=30, limit=10) == []  # B and C are kept...
+    assert not d.has_idle_before(10**9)  # ...and leave the idle list until they reconnect
+    assert set(d.users) == {B, C}
+    d.authenticate(A, "alice", PREKEY)  # a forgotten key is simply new again
+    assert d.users[A].mailbox_seq == 0
+
+
+def test_a_user_with_a_session_is_never_idle() -> None:
+    d = directory()
+    d.authenticate(A, "alice", PREKEY)  # a second session
+    d.release(A, 5)
+    assert not d.has_idle_before(10**9)
+    d.release(A, 7)
+    assert list(d.idle.items()) == [(A, 7)]
+    d.authenticate(A, "alice", PREKEY)  # back before the sweep: no longer a candidate
+    assert A not in d.idle
+
+
+def test_a_loaded_user_is_idle_since_last_seen_or_start_up() -> None:
+    snapshot = Snapshot(
+        users=[
+            UserRecord(A, "alice", 1, b"p" * 32, b"s" * 64, last_seen=50),
+            UserRecord(B, "bob", 1, b"p" * 32, b"s" * 64, last_seen=None),
+            UserRecord(C, "carol", 1, b"p" * 32, b"s" * 64, last_seen=5),
+        ],
+        rooms=[],
+        members=[],
+        room_seqs={},
+        mailbox_seqs={},
+        mailbox_counts={},
+    )
+    d = Directory.from_snapshot(snapshot, DirectoryLimits(5, 5, 5), now=100)
+    assert list(d.idle.items()) == [(C, 5), (A, 50), (B, 100)]
+    assert d.forget(cutoff=60, limit=10) == [C, A]
+
+
+def test_online_offline_changes_share_the_presence_budget_and_owe_a_catch_up() -> None:
+    d = directory()
+    for _ in range(STATUS_BURST - 1):
+        assert d.presence_due(A, 0.0) is None
+    assert d.set_status(A, "away", None, 0.0)  # the last token
+    assert d.presence_due(A, 0.0) == 1 / STATUS_RATE  # over budget: not now, in 2 s
+    assert d.users[A].presence_pending
+    with pytest.raises(ProtocolError):
+        d.set_status(A, "busy", None, 0.5)  # the same budget
+    assert d.presence_due(A, 1.0) == 1 / STATUS_RATE / 2  # asked again: still owed
+    assert d.presence_due(A, 1 / STATUS_RATE) is None  # refilled: the catch-up goes out
+    assert not d.users[A].presence_pending
+    assert d.presence_due(B, 0.0) is None  # every user has their own
+
+
+def test_a_status_broadcast_settles_an_owed_catch_up() -> None:
+    d = directory()
+    for _ in range(STATUS_BURST):
+        d.presence_due(A, 0.0)
+    assert d.presence_due(A, 0.0) is not None
+    assert d.set_status(A, "away", None, 1 / STATUS_RATE)
+    assert not d.users[A].presence_pending

@@ -1,6 +1,13 @@
 """Token buckets and the abuse verdict, driven by an explicit clock."""
 
-from e2echat_server.ratelimit import ConnectionLimiter, TokenBucket, Verdict
+import pytest
+from e2echat_server.ratelimit import (
+    AddressBudgets,
+    ConnectionLimiter,
+    TokenBucket,
+    Verdict,
+    address_group,
+)
 
 
 def test_bucket_allows_a_burst_then_refills_at_rate() -> None:
@@ -23,3 +30,43 @@ def test_occasional_slips_are_forgiven() -> None:
     for second in range(100):
         assert limiter.strike(float(second)) == Verdict.REFUSE
     assert limiter.admit(100.0) == Verdict.ALLOW
+
+
+def test_bucket_says_how_long_until_a_token_and_when_it_is_full() -> None:
+    bucket = TokenBucket.full(rate=2, burst=2, now=0.0)
+    assert bucket.wait(0.0) == 0.0
+    assert bucket.take(0.0)
+    assert bucket.take(0.0)
+    assert bucket.wait(0.0) == 0.5
+    assert bucket.wait(0.25) == 0.25
+    assert not bucket.full_at(0.5)
+    assert bucket.full_at(1.0)
+
+
+@pytest.mark.parametrize(
+    ("address", "group"),
+    [
+        ("203.0.113.7", "203.0.113.7"),
+        ("2001:db8:1:2:aaaa::1", "2001:db8:1:2::/64"),
+        ("2001:db8:1:2:bbbb::9", "2001:db8:1:2::/64"),
+        ("::ffff:203.0.113.7", "203.0.113.7"),
+        ("-", "-"),
+    ],
+)
+def test_addresses_are_grouped_by_what_one_client_controls(address: str, group: str) -> None:
+    assert address_group(address) == group
+
+
+def test_address_budgets_are_per_group_and_forget_refilled_buckets() -> None:
+    budgets = AddressBudgets(rate=1 / 60, burst=2)
+    assert budgets.take("2001:db8::1", 0.0)
+    assert budgets.take("2001:db8::2", 0.0)
+    assert not budgets.take("2001:db8::3", 0.0)  # the same /64: the same budget
+    assert budgets.take("203.0.113.7", 0.0)  # another address has its own
+    assert budgets.take("2001:db8::1", 60.0)  # one per minute
+    assert not budgets.take("2001:db8::1", 60.0)
+    assert budgets.prune(60.0) == 1  # 203.0.113.7 refilled: its bucket holds nothing
+    assert set(budgets.buckets) == {"2001:db8::/64"}
+    assert budgets.prune(179.0) == 0
+    assert budgets.prune(180.0) == 1
+    assert budgets.buckets == {}

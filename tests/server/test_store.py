@@ -101,6 +101,19 @@ async def test_mailbox_pages_and_acks(store: Store) -> None:
     assert await store.mailbox(ALICE, 0, 10) == []
 
 
+async def test_forgotten_users_are_gone_with_their_mailbox_counter(store: Store) -> None:
+    await store.put_user(user(ALICE))
+    await store.put_user(user(BOB, "bob"))
+    await store.mailbox_put(ALICE, envelope(4))
+    await store.mailbox_ack(ALICE, 4)
+    await store.forget_users([ALICE, b"x" * 32])  # an unknown key is ignored
+    snapshot = await store.load()
+    assert [u.key for u in snapshot.users] == [BOB]
+    assert ALICE not in snapshot.mailbox_seqs
+    await store.put_user(user(ALICE))  # new again: the mailbox numbering restarts
+    assert (await store.load()).mailbox_seqs.get(ALICE, 0) == 0
+
+
 async def test_sqlite_state_survives_reopening(tmp_path: Path) -> None:
     first = await SqliteStore.open(tmp_path)
     await first.put_user(user(ALICE))

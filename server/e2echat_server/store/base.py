@@ -121,6 +121,15 @@ class Store(Protocol):
         """Delete ``key``'s entries with seq <= ``upto``; return how many were deleted."""
         ...
 
+    async def forget_users(self, keys: list[bytes]) -> None:
+        """Delete these users (record, mailbox counter and any mailbox entry), as if never seen.
+
+        The caller passes only users that are in no room: memberships are not looked up
+        (SQLite has no index on a member's key, and the relay knows this in memory).
+        Keys the store does not hold are ignored.
+        """
+        ...
+
     async def close(self) -> None:
         """Finish pending writes and release the storage (checkpoint, close files)."""
         ...

@@ -91,5 +91,11 @@ class MemoryStore:
         del box[:end]
         return end
 
+    async def forget_users(self, keys: list[bytes]) -> None:
+        for key in keys:
+            self._users.pop(key, None)
+            self._mailbox_seqs.pop(key, None)
+            self._mailboxes.pop(key, None)
+
     async def close(self) -> None:
         """Nothing to flush."""

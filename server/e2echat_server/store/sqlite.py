@@ -389,6 +389,14 @@ class SqliteStore:
             )
         )
 
+    async def forget_users(self, keys: list[bytes]) -> None:
+        def write(db: sqlite3.Connection) -> None:
+            rows = [(key,) for key in keys]
+            db.executemany("DELETE FROM mailbox WHERE recipient = ?", rows)
+            db.executemany("DELETE FROM users WHERE key = ?", rows)
+
+        await self._submit(write)
+
     async def close(self) -> None:
         """Let queued writes commit, checkpoint the WAL into the main file, stop the thread."""
         if self._closed:
