@@ -35,6 +35,7 @@ from e2echat.protocol import (
     ClientFrame,
     CloseCode,
     Error,
+    ErrorCode,
     ProtocolError,
     RelayFrame,
     Welcome,
@@ -198,6 +199,9 @@ class Connection:
             if exc.rcvd is not None and exc.rcvd.code == CloseCode.AUTH_FAILED:
                 raise AuthError(exc.rcvd.reason or "the relay refused our identity") from None
             raise
+        if isinstance(reply, Error) and reply.code == ErrorCode.RATE_LIMITED:
+            # Temporary (e.g. too many new identities from our address): retry, don't blame us.
+            raise ConnectError(f"the relay asks us to wait: {reply.message}")
         if isinstance(reply, Error):
             raise AuthError(f"the relay refused our identity: {reply.message}")
         if not isinstance(reply, Welcome):

@@ -9,7 +9,7 @@ class E2EChatError(Exception):
 
 
 class ConnectError(E2EChatError):
-    """The relay could not be reached, or it does not speak protocol v1."""
+    """The relay could not be reached, does not speak protocol v1, or asks us to wait."""
 
 
 class AuthError(E2EChatError):

@@ -155,3 +155,27 @@ async def test_a_second_client_on_the_same_store_is_refused(
     with pytest.raises(e2echat.E2EChatError, match="in use by another"):
         await second.connect()
     assert first.state == e2echat.ConnectionState.CONNECTED
+
+
+async def test_a_relay_limiting_new_identities_is_a_connect_error_not_an_auth_error(
+    tmp_path: Path,
+) -> None:
+    """A refusal to take more new keys from this address is temporary: not 'bad identity'."""
+    from dataclasses import replace
+
+    from e2echat_server import Relay
+
+    from tests.client.conftest import relay_config
+
+    config = replace(relay_config(tmp_path), new_keys_burst=1, new_keys_per_ip=0.001)
+    async with Relay(config) as relay:
+        first = e2echat.Client(relay.url, identity=e2echat.Identity.generate(), name="one")
+        async with first:
+            pass
+        second = e2echat.Client(relay.url, identity=e2echat.Identity.generate(), name="two")
+        try:
+            with pytest.raises(e2echat.ConnectError, match="new identities") as info:
+                await second.connect()
+        finally:
+            await second.close()
+        assert not isinstance(info.value, e2echat.AuthError)
