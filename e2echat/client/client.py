@@ -34,6 +34,7 @@ from e2echat.client.pacing import TokenBucket
 from e2echat.client.paths import default_store_path
 from e2echat.client.pubsub import DEFAULT_BACKLOG, Hub, Subscription
 from e2echat.client.room import Room
+from e2echat.client.tasks import cancel_and_wait
 from e2echat.client.worker import Worker
 from e2echat.crypto.errors import CryptoError
 from e2echat.crypto.identity import INTERACTIVE, KdfLimits
@@ -239,12 +240,7 @@ class Client:
             await asyncio.wait(set(self._steps), timeout=REQUEST_TIMEOUT_S)
         if self._connection is not None:
             await self._connection.close()
-        handlers = [task for task in self._handlers if task is not caller]
-        for task in handlers:
-            task.cancel()
-        for task in handlers:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancel_and_wait(*[task for task in self._handlers if task is not caller])
         self._handlers = []
         self._messages.close()
         self._events.close()

@@ -26,6 +26,7 @@ from e2echat.client.models import ConnectionState
 from e2echat.client.pacing import TokenBucket
 from e2echat.client.pubsub import Hub
 from e2echat.client.requests import Requests
+from e2echat.client.tasks import cancel_and_wait
 from e2echat.client.worker import Worker
 from e2echat.protocol import (
     HANDSHAKE_TIMEOUT_S,
@@ -97,9 +98,7 @@ class Connection:
         """Stop for good: the current connection is closed, no reconnect follows."""
         runner, self._runner = self._runner, None
         if runner is not None:
-            runner.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await runner
+            await cancel_and_wait(runner)
         self._set_state(ConnectionState.CLOSED, None)
 
     async def drop(self) -> None:
@@ -110,8 +109,7 @@ class Connection:
     async def wait_closed(self) -> None:
         """Return when the connection loop has stopped (closed, or no reconnect)."""
         if self._runner is not None:
-            with contextlib.suppress(asyncio.CancelledError):
-                await asyncio.shield(self._runner)
+            await asyncio.wait([self._runner])  # never cancels the runner, nor eats our cancel
 
     # The loop ----------------------------------------------------------------------------
 
@@ -179,9 +177,7 @@ class Connection:
             finally:
                 self._ws = None
                 if ticker is not None:
-                    ticker.cancel()
-                    with contextlib.suppress(asyncio.CancelledError):
-                        await ticker
+                    await cancel_and_wait(ticker)
                 self._requests.fail_all(ConnectError("the connection to the relay was lost"))
                 await self._worker.call(self._engine.disconnected)
                 self._lost()
