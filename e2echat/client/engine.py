@@ -49,6 +49,8 @@ from e2echat.protocol import (
     Hello,
     MemberJoined,
     MemberLeft,
+    MembersList,
+    MembersRequest,
     PrekeyUpdate,
     Presence,
     RelayFrame,
@@ -76,6 +78,7 @@ OUTBOX_ID = "o"
 PROOF_WAIT_MS = 5000
 """After joining a secret room, sends wait up to this long for the members' proofs."""
 SYNC_ID = "s"
+MEMBERS_ID = "m"
 RECENT_DELIVERED = 4096
 """Delivered bodies remembered to recognise a resent copy (``_resent_copy``)."""
 SYNC_SETTLE_MS = 5000
@@ -128,11 +131,14 @@ class RoomState:
     still await."""
     hold_until: int = 0
     """Until then (ms), sends wait for ``awaiting`` members to prove themselves."""
+    roster_pending: bool = False
+    """`welcome` listed the room partial: its members are asked for and not known yet."""
 
     def holds(self, now: int) -> bool:
         """Whether sending should wait: a message sent before a member is validated can
-        never be read by it (it gets our chain from the index current at validation)."""
-        return bool(self.awaiting) and now < self.hold_until
+        never be read by it (it gets our chain from the index current at validation),
+        and members who joined while we were away are unknown until the roster comes."""
+        return self.roster_pending or (bool(self.awaiting) and now < self.hold_until)
 
 
 def body_size(payload_size: int) -> int:
@@ -320,13 +326,22 @@ class Engine:
         out.events += [ev.MemberLeft(state.room, member) for member in gone]
 
     def reconcile(self, room_id: bytes, members: list[RelayMember]) -> Output:
-        """A fresh member list from the relay (the ``members`` reply)."""
+        """A fresh member list from the relay (a ``members`` reply, the shell's or ours).
+        If it is the roster a partial room waited for, the room resumes (see ``welcome``)."""
         out = Output()
         state = self.rooms.get(room_id)
         if state is not None:
             with self.store.transaction():
                 self._reconcile(state, members, out)
+            self._resume(state, out)
         return out
+
+    def _resume(self, state: RoomState, out: Output) -> None:
+        """A partial room's roster came (or cannot): sync it and send what waited."""
+        if state.roster_pending:
+            state.roster_pending = False
+            out.frames.append(self._sync(state))
+            out.extend(self.flush_outbox())
 
     def left(self, room_id: bytes) -> Output:
         """We left a room (or the relay no longer lists us): forget it."""
@@ -375,6 +390,22 @@ class Engine:
                         )
                     )
                     continue
+                state.roster_pending = info.partial
+                if info.partial:
+                    # Its members were left out (protocol.md section 4): an empty list is
+                    # not "everyone left", so no reconcile until the ``members`` reply.
+                    # The sync waits for it too, and so do live messages, member events
+                    # and sends for the room (``_room_message``, ``holds``): messages
+                    # would decrypt without the roster (shares carry the chains), but
+                    # senders and mentions could not be named, members who joined while
+                    # we were away would miss our chain, and the roster's diff would
+                    # replay those events. (Secret-room proofs come as directs, checked
+                    # against the room secret, so they need not wait.) One round trip
+                    # later the room resumes in ``reconcile`` as a full room does here.
+                    out.frames.append(
+                        MembersRequest(room=info.id, id=f"{MEMBERS_ID}{info.id.hex()}")
+                    )
+                    continue
                 self._reconcile(state, info.members, out)
                 out.frames.append(self._sync(state))
         out.extend(self.flush_outbox())
@@ -386,6 +417,7 @@ class Engine:
         self._inflight.clear()
         for state in self.rooms.values():
             state.syncing = state.sync_low = state.floor_due = None
+            state.roster_pending = False
 
     def _sync(self, state: RoomState) -> Sync:
         """Ask for what the room got after our floor; replies are counted to page on."""
@@ -515,6 +547,8 @@ class Engine:
             self._confirm(frame, item_id, out)
         elif isinstance(frame, Synced):
             self._synced(frame, out)
+        elif isinstance(frame, MembersList) and frame.id == f"{MEMBERS_ID}{frame.room.hex()}":
+            out.extend(self.reconcile(frame.room, frame.members))
         elif isinstance(frame, Error):
             self._error(frame, out)
         elif isinstance(frame, MemberJoined):
@@ -527,8 +561,8 @@ class Engine:
 
     def _room_message(self, frame: RelayMessage, out: Output) -> None:
         state = self.rooms.get(frame.room)
-        if state is None:
-            return
+        if state is None or state.roster_pending:
+            return  # a room waiting for its roster gets this from its sync (stored first)
         if state.syncing is not None:
             state.syncing += 1
             state.sync_low = frame.seq if state.sync_low is None else min(state.sync_low, frame.seq)
@@ -585,12 +619,16 @@ class Engine:
             state = self.rooms.get(_hex_or_empty(rid[len(SYNC_ID) :]))
             if state is not None:
                 state.syncing = None
+        if rid.startswith(MEMBERS_ID):
+            state = self.rooms.get(_hex_or_empty(rid[len(MEMBERS_ID) :]))
+            if state is not None:
+                self._resume(state, out)  # no roster this time: don't hold the room up
         out.events.append(ev.Notice(f"The relay reports: {frame.message}"))
 
     def _member_joined(self, frame: MemberJoined, out: Output) -> None:
         state = self.rooms.get(frame.room)
-        if state is None:
-            return
+        if state is None or state.roster_pending:
+            return  # the roster on its way already lists it
         key = frame.member.key
         state.members[key] = frame.member
         if state.record.access != "open" and key != self.me:
@@ -615,6 +653,8 @@ class Engine:
         if frame.key == self.me:
             out.extend(self.left(frame.room))
             return
+        if state.roster_pending:
+            return  # the roster on its way already leaves it out
         member = self.member(frame.key, frame.room)
         state.members.pop(frame.key, None)
         state.awaiting.discard(frame.key)

@@ -76,7 +76,13 @@ class Member(_Value):
 
 
 class RoomInfo(_Value):
-    """A room as a member sees it: sent in `welcome` and in reply to create/join."""
+    """A room as a member sees it: sent in `welcome` and in reply to create/join.
+
+    ``partial`` (only in `welcome`, which must stay far below the client's frame limit
+    for a user in many large rooms): ``members`` was left out, empty, and the client
+    fetches it with `members`; an empty partial list never means everyone left (and any
+    members a partial room lists are ignored).
+    """
 
     id: RoomId
     name: RoomName
@@ -87,6 +93,7 @@ class RoomInfo(_Value):
     salt: Salt | None
     members: Annotated[list[Member], msgspec.Meta(max_length=c.MAX_MEMBERS_CAP)]
     seq: Seq
+    partial: bool = False
 
     def __post_init__(self) -> None:
         validate_room_name(self.name)

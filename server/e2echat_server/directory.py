@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from heapq import nlargest
 from typing import Literal
 
+import msgspec
 from nacl.encoding import RawEncoder
 from nacl.hash import blake2b
 
@@ -37,6 +38,7 @@ OFFLINE: PresenceStatus = "offline"
 # relay, so each user's presence broadcasts share one budget.
 STATUS_RATE = 0.5  # per second
 STATUS_BURST = 10
+_ENCODER = msgspec.json.Encoder()
 
 
 @dataclass(slots=True)
@@ -363,6 +365,10 @@ class Directory:
         return [self.member(key, joined) for key, joined in room.members.items()]
 
     def room_info(self, room: Room) -> RoomInfo:
+        return self._room_info(room, self.members(room))
+
+    def _room_info(self, room: Room, members: list[Member] | None) -> RoomInfo:
+        """``room`` with ``members``, or partial (no members) if None."""
         r = room.record
         return RoomInfo(
             id=r.id,
@@ -372,9 +378,36 @@ class Directory:
             listed=r.listed,
             access_kind=r.access_kind,
             salt=r.salt,
-            members=self.members(room),
+            members=[] if members is None else members,
             seq=room.seq,
+            partial=members is None,
         )
+
+    def welcome_rooms(self, key: bytes, budget: int) -> list[RoomInfo]:
+        """``key``'s rooms for `welcome`: with their members while the members' encoded
+        size in total stays within ``budget`` bytes, partial from the first room that
+        would exceed it on (protocol.md section 4). Encoding stops there too, so the
+        work, like the frame, is bounded by the budget rather than by rooms x members."""
+        infos = []
+        left: int | None = budget
+        for room_id in self.rooms_of.get(key, ()):
+            room = self.rooms[room_id]
+            members = None
+            if left is not None:
+                members, left = self._members_within(room, left)
+            infos.append(self._room_info(room, members))
+        return infos
+
+    def _members_within(self, room: Room, budget: int) -> tuple[list[Member] | None, int | None]:
+        """``room``'s members and the budget left, or (None, None) if they exceed it."""
+        members = []
+        for key, joined in room.members.items():
+            member = self.member(key, joined)
+            budget -= len(_ENCODER.encode(member)) + 1  # + the separating comma
+            if budget < 0:
+                return None, None
+            members.append(member)
+        return members, budget
 
     def summary(self, room: Room) -> RoomSummary:
         r = room.record

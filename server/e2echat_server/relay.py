@@ -425,12 +425,11 @@ class Relay:
         self.metrics.users = len(self.directory.users)
         if record is not None:
             await self._stored("put_user", self.store.put_user(record))
-        rooms = [self.directory.rooms[r] for r in self.directory.rooms_of.get(hello.key, ())]
         await self._reply_paced(
             session,
             Welcome(
                 user=User(key=hello.key, name=hello.name),
-                rooms=[self.directory.room_info(room) for room in rooms],
+                rooms=self.directory.welcome_rooms(hello.key, self.config.welcome_members),
                 mailbox=user.mailbox_count,
             ),
         )

@@ -22,6 +22,8 @@ from e2echat.protocol import (
     ErrorCode,
     Member,
     MemberLeft,
+    MembersList,
+    MembersRequest,
     Message,
     RelayLimits,
     RoomInfo,
@@ -286,3 +288,47 @@ def test_i_am_online_once_connected_whatever_the_relay_lists() -> None:
     assert [m.status for m in alice.rooms[ROOM_ID].member_list if m.is_me] == ["online"]
     alice.disconnected()
     assert alice.member(alice.me, ROOM_ID).status == "offline"
+
+
+def partial_welcome(engine: Engine) -> Welcome:
+    info = msgspec.structs.replace(room_info(), partial=True)
+    return Welcome(user=User(key=engine.me, name=engine.name), rooms=[info], mailbox=0)
+
+
+def test_a_partial_room_waits_for_its_roster_instead_of_emptying(
+    pair: tuple[Engine, Engine],
+) -> None:
+    """protocol.md section 4: an empty partial list is not "everyone left". The room
+    asks for its members; its sync, sends and live traffic wait for them."""
+    alice, bob = pair
+    live, _ = deliver(alice, bob, "while bob's roster is on its way", 1)
+    bob.disconnected()
+    out = bob.welcome(partial_welcome(bob))
+    assert out.events == []  # no MemberLeft, no rotation
+    assert [(type(f), f.id) for f in out.frames] == [(MembersRequest, f"m{ROOM_ID.hex()}")]
+    assert [m.name for m in bob.rooms[ROOM_ID].member_list] == ["alice", "bob"]
+    held = bob.queue(ROOM_ID, "after the roster")[2]
+    assert not [f for f in held.frames if isinstance(f, Send)]
+    assert bob.receive(live).messages == []  # its sync brings it once the roster is in
+    assert bob.receive(MemberLeft(room=ROOM_ID, key=alice.me)).events == []  # ditto
+
+    roster = MembersList(
+        room=ROOM_ID, members=room_info(alice, bob).members, id=f"m{ROOM_ID.hex()}"
+    )
+    resumed = bob.receive(roster)
+    assert resumed.events == []  # same members as before: nothing to announce
+    assert [type(f) for f in resumed.frames if not isinstance(f, DirectSend)] == [Sync, Send]
+    assert [m.text for m in bob.receive(live).messages] == ["while bob's roster is on its way"]
+
+
+def test_a_refused_members_request_does_not_hold_the_room_up(
+    pair: tuple[Engine, Engine],
+) -> None:
+    _alice, bob = pair
+    bob.disconnected()
+    bob.welcome(partial_welcome(bob))
+    bob.queue(ROOM_ID, "waiting")
+    refused = Error(code=ErrorCode.RATE_LIMITED, message="Slow down.", id=f"m{ROOM_ID.hex()}")
+    out = bob.receive(refused)
+    assert [type(f) for f in out.frames if not isinstance(f, DirectSend)] == [Sync, Send]
+    assert [type(e) for e in out.events] == [e2echat.Notice]

@@ -16,6 +16,7 @@ from e2echat.protocol import (
     ErrorCode,
     ProtocolError,
     RelayFrame,
+    Welcome,
     decode_client_frame,
     decode_relay_frame,
     encode_frame,
@@ -107,6 +108,21 @@ def test_relay_example_round_trips(tag: str, fields: dict[str, Any]) -> None:
     raw = json.dumps({"type": tag, **fields})
     frame = decode_relay_frame(raw)
     assert frame.__struct_config__.tag == tag
+    assert decode_relay_frame(encode_frame(frame)) == frame
+
+
+def test_partial_room_round_trips_and_defaults_to_full() -> None:
+    """``RoomInfo.partial`` (protocol.md section 4) is additive: encodings without it
+    decode as full rooms, and a partial one survives a round trip."""
+    full = decode_relay_frame(json.dumps({"type": "welcome", **RELAY_EXAMPLES["welcome"]}))
+    assert isinstance(full, Welcome)
+    assert not full.rooms[0].partial
+    partial = ROOM_INFO | {"members": [], "partial": True}
+    raw = json.dumps({"type": "welcome", **RELAY_EXAMPLES["welcome"], "rooms": [partial]})
+    frame = decode_relay_frame(raw)
+    assert isinstance(frame, Welcome)
+    assert (frame.rooms[0].partial, frame.rooms[0].members) == (True, [])
+    assert json.loads(encode_frame(frame))["rooms"][0]["partial"] is True
     assert decode_relay_frame(encode_frame(frame)) == frame
 
 

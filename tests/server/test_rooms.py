@@ -2,6 +2,7 @@
 
 from collections.abc import Awaitable, Callable
 
+import msgspec
 from e2echat_server import Relay, RelayConfig
 
 from e2echat.protocol import (
@@ -157,3 +158,39 @@ async def test_prekey_rotation(relay: Relay) -> None:
     forged = SignedPrekey(id=3, key=rotated.key, sig=bytes(64))
     assert (await alice.error(PrekeyUpdate(prekey=forged))).code is ErrorCode.BAD_FRAME
     assert relay.directory.users[identity.key].prekey.id == 2
+
+
+async def test_welcome_over_its_member_budget_sends_rooms_partial() -> None:
+    """protocol.md section 4: members only while they fit the budget, then partial rooms
+    with no members, whose `members` reply is complete."""
+    budget = 700  # one room's two members (~250 bytes each) fit, two rooms' do not
+    async with Relay(RelayConfig(port=0, memory=True, welcome_members=budget)) as relay:
+        alice = await login(relay.url, Identity("alice"))
+        bob = await login(relay.url, Identity("bob"))
+        rooms = {await make_room(alice, name) for name in ("one", "two", "three")}
+        for name in ("one", "two", "three"):
+            await bob.request(JoinRoom(name=name), RoomReply)
+        await bob.close()
+        again = await login(relay.url, alice.identity)  # type: ignore[arg-type]
+        assert again.welcome is not None
+        listed = again.welcome.rooms
+        assert {info.id for info in listed} == rooms
+        full = [info for info in listed if not info.partial]
+        partial = [info for info in listed if info.partial]
+        assert (len(full), len(partial)) == (1, 2)
+        assert {m.name for m in full[0].members} == {"alice", "bob"}
+        assert sum(len(msgspec.json.encode(m)) + 1 for m in full[0].members) <= budget
+        assert all(info.members == [] for info in partial)
+        for info in partial:
+            reply = await again.request(MembersRequest(room=info.id), MembersList)
+            assert {m.name for m in reply.members} == {"alice", "bob"}
+
+
+async def test_welcome_budget_zero_sends_every_room_partial() -> None:
+    async with Relay(RelayConfig(port=0, memory=True, welcome_members=0)) as relay:
+        alice = await login(relay.url, Identity("alice"))
+        room = await make_room(alice)
+        again = await login(relay.url, alice.identity)  # type: ignore[arg-type]
+        assert again.welcome is not None
+        [info] = again.welcome.rooms
+        assert (info.id, info.partial, info.members, info.name) == (room, True, [], "lobby")
