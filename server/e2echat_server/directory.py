@@ -10,7 +10,7 @@ import hmac
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from heapq import nlargest
-from typing import Literal
+from typing import Any, Literal
 
 import msgspec
 from nacl.encoding import RawEncoder
@@ -369,15 +369,8 @@ class Directory:
 
     def _room_info(self, room: Room, members: list[Member] | None) -> RoomInfo:
         """``room`` with ``members``, or partial (no members) if None."""
-        r = room.record
         return RoomInfo(
-            id=r.id,
-            name=r.name,
-            description=r.description,
-            max_members=r.max_members,
-            listed=r.listed,
-            access_kind=r.access_kind,
-            salt=r.salt,
+            **_public_fields(room),
             members=[] if members is None else members,
             seq=room.seq,
             partial=members is None,
@@ -410,14 +403,18 @@ class Directory:
         return members, budget
 
     def summary(self, room: Room) -> RoomSummary:
-        r = room.record
-        return RoomSummary(
-            id=r.id,
-            name=r.name,
-            description=r.description,
-            max_members=r.max_members,
-            listed=r.listed,
-            access_kind=r.access_kind,
-            salt=r.salt,
-            member_count=len(room.members),
-        )
+        return RoomSummary(**_public_fields(room), member_count=len(room.members))
+
+
+def _public_fields(room: Room) -> dict[str, Any]:
+    """What anyone may know of a room: the fields RoomInfo and RoomSummary share."""
+    r = room.record
+    return {
+        "id": r.id,
+        "name": r.name,
+        "description": r.description,
+        "max_members": r.max_members,
+        "listed": r.listed,
+        "access_kind": r.access_kind,
+        "salt": r.salt,
+    }
