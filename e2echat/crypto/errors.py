@@ -58,3 +58,8 @@ class InviteError(CryptoError):
 
 class PayloadError(CryptoError):
     """A room payload that is too large, or a decrypted payload that is not valid."""
+
+
+class FileError(CryptoError):
+    """A file or blob that cannot be encrypted or opened as declared: a size that
+    changed, a truncated, extended, reordered or altered blob, or a wrong hash."""

@@ -9,6 +9,7 @@ from typing import Any
 from e2echat.crypto import Identity, KdfLimits, RoomSecret, Text, decode_payload, kdf, safety_number
 from e2echat.crypto.chain import advance
 from e2echat.crypto.direct import Share, direct_transcript, open_direct
+from e2echat.crypto.files import CHUNK_SIZE, blob_size, decrypt_file
 from e2echat.crypto.message import parse_body, seal_body
 from e2echat.crypto.prekeys import SignedPrekey
 from e2echat.crypto.primitives import seal_open, verify
@@ -145,3 +146,15 @@ def test_safety_vector() -> None:
     assert _signal_half(v["key_b"]) == v["half_b"]
     assert safety_number(v["key_a"], v["key_b"]) == v["safety_number"]
     assert v["safety_number"] == "".join(sorted([v["half_a"], v["half_b"]]))
+
+
+def test_file_vector() -> None:
+    raw = json.loads((VECTORS / "file.json").read_text())
+    assert raw["chunk_size"] == CHUNK_SIZE
+    assert len(raw["cases"]) == 2
+    for case in raw["cases"]:
+        key, blob, digest = (bytes.fromhex(case[k]) for k in ("key", "blob", "hash"))
+        size = case["size"]
+        assert len(blob) == blob_size(size)
+        assert b2(blob, person=b"e2echat-blob-v1") == digest
+        assert decrypt_file(key, size, digest, blob) == bytes(7 * i % 251 for i in range(size))

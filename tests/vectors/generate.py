@@ -17,6 +17,7 @@ import msgspec
 from e2echat.crypto import Identity, RoomSecret, Text, encode_payload, kdf, safety_number
 from e2echat.crypto.chain import advance
 from e2echat.crypto.direct import Share, direct_transcript, seal_direct
+from e2echat.crypto.files import CHUNK_SIZE, encrypt_file
 from e2echat.crypto.identity import INTERACTIVE
 from e2echat.crypto.message import seal_body
 from e2echat.crypto.prekeys import PrekeyRecord, SignedPrekey
@@ -150,6 +151,21 @@ def safety_vectors() -> dict[str, object]:
     }
 
 
+def file_plaintext(size: int) -> bytes:
+    """The vector plaintexts: byte i is (7 * i) mod 251."""
+    return bytes(7 * i % 251 for i in range(size))
+
+
+def file_vectors() -> dict[str, object]:
+    # secretstream draws its header at random, so these are checked by opening them.
+    cases = []
+    for size in (5, CHUNK_SIZE + 3):
+        key = seq(0x60 + len(cases))
+        blob, digest = encrypt_file(key, file_plaintext(size))
+        cases.append({"key": key, "size": size, "blob": blob, "hash": digest})
+    return {"plaintext": "byte i is (7 * i) mod 251", "chunk_size": CHUNK_SIZE, "cases": cases}
+
+
 VECTORS = {
     "kdf": kdf_vectors,
     "chain": chain_vectors,
@@ -157,6 +173,7 @@ VECTORS = {
     "direct": direct_vectors,
     "proof": proof_vectors,
     "safety": safety_vectors,
+    "file": file_vectors,
 }
 
 
