@@ -29,7 +29,7 @@ from e2echat.crypto import events as cev
 from e2echat.crypto.errors import CryptoError
 from e2echat.crypto.identity import Identity
 from e2echat.crypto.message import HEADER_SIZE, PAD_BLOCK
-from e2echat.crypto.payload import Text, decode_payload, encode_payload
+from e2echat.crypto.payload import Text, decode_payload, decode_sent, encode_payload
 from e2echat.crypto.prekeys import SignedPrekey as CryptoPrekey
 from e2echat.crypto.primitives import SIGNATURE_SIZE, TAG_SIZE
 from e2echat.crypto.roomsecret import RoomSecret
@@ -493,7 +493,7 @@ class Engine:
                 try:
                     with self.store.transaction():
                         outgoing = self.session.encrypt(
-                            item.room_id, decode_payload(item.payload), self.clock()
+                            item.room_id, decode_sent(item.payload), self.clock()
                         )
                         self.store.set_outbox_body(item.id, outgoing.body)
                 except CryptoError as exc:
@@ -519,7 +519,8 @@ class Engine:
             )
             state.seqs.add(frame.seq)
             self.store.set_last_seq(item.room_id, state.seqs.floor)
-        payload = decode_payload(item.payload)
+        payload = decode_sent(item.payload)
+        assert isinstance(payload, Text)  # the outbox holds text messages only
         out.confirmed.append((item_id, self._message(state, self.me, frame.seq, frame.ts, payload)))
 
     # Receiving ---------------------------------------------------------------------
@@ -689,6 +690,8 @@ class Engine:
             # the sender's own (inside the signed payload) stands in for it.
             sent = ts if ts is not None else decrypted.payload.ts
             payload = decrypted.payload
+            if not isinstance(payload, Text):
+                continue  # this version shows text messages only
             stored = self.store.add_history(
                 HistoryItem(
                     decrypted.room_id,
@@ -801,6 +804,8 @@ class Engine:
             try:
                 payload = decode_payload(item.payload)
             except CryptoError:
+                continue
+            if not isinstance(payload, Text):
                 continue
             messages.append(self._message(state, item.sender, item.seq, item.ts, payload))
         return messages

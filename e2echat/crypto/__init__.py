@@ -43,7 +43,21 @@ from e2echat.crypto.identity import (
     UnencryptedKeyWarning,
     read_public_key,
 )
-from e2echat.crypto.payload import RoomPayload, Text, decode_payload, encode_payload
+from e2echat.crypto.payload import (
+    Delete,
+    Edit,
+    Reaction,
+    Read,
+    Received,
+    RoomPayload,
+    Text,
+    Typing,
+    Unsupported,
+    check_emoji,
+    decode_payload,
+    encode_payload,
+    message_id,
+)
 from e2echat.crypto.policy import DEFAULT_POLICY, Policy
 from e2echat.crypto.prekeys import SignedPrekey
 from e2echat.crypto.records import TrustRecord
@@ -62,7 +76,9 @@ __all__ = [
     "CryptoStore",
     "Decrypted",
     "DecryptionError",
+    "Delete",
     "DirectRejected",
+    "Edit",
     "EnvelopeError",
     "Event",
     "Identity",
@@ -86,6 +102,9 @@ __all__ = [
     "Policy",
     "PrekeyError",
     "ProofError",
+    "Reaction",
+    "Read",
+    "Received",
     "ReplayError",
     "ReplayRejected",
     "RoomPayload",
@@ -94,13 +113,17 @@ __all__ = [
     "SignedPrekey",
     "Text",
     "TrustRecord",
+    "Typing",
     "Undecryptable",
     "UnencryptedKeyWarning",
+    "Unsupported",
     "Write",
+    "check_emoji",
     "decode_payload",
     "encode_payload",
     "fingerprint",
     "format_safety_number",
+    "message_id",
     "read_public_key",
     "safety_number",
 ]

@@ -7,7 +7,7 @@ interface, and a prekey to publish. None of these hold secret material.
 
 from dataclasses import dataclass, field
 
-from e2echat.crypto.payload import RoomPayload
+from e2echat.crypto.payload import Received, message_id
 from e2echat.crypto.prekeys import SignedPrekey
 
 
@@ -33,9 +33,15 @@ class Decrypted:
     seq: int
     chain_id: bytes
     index: int
-    payload: RoomPayload
+    payload: Received
     digest: bytes = field(default=b"", compare=False)
     """``message.body_digest`` of the body that decrypted."""
+
+    @property
+    def message_id(self) -> bytes:
+        """The name edits, deletes, replies and reactions use for this message: its
+        replay identity (docs/crypto.md section 8.3)."""
+        return message_id(self.sender, self.chain_id, self.index)
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,40 +1,181 @@
-"""The room plaintext: msgspec JSON ``{t:"text", body, mentions:[key...], ts}``.
+"""The room plaintext: one strict msgspec JSON object per message, tagged by ``t``.
 
-It only ever travels inside the AEAD, so mentions are invisible to the relay. Decoding
-is strict (unknown ``t`` or field, wrong type): the bytes come from an authenticated
-member, but a member may still run a buggy or hostile client.
+Payloads only ever travel inside the AEAD, under the sender's signature, so nothing in
+them (mentions, which message an edit or reaction names, who is typing) is visible to
+the relay. Decoding is strict (unknown field, wrong type, bound exceeded) because the
+bytes come from an authenticated member who may still run a buggy or hostile client;
+a well-formed object of a kind this version does not know decodes as ``Unsupported``
+so that future kinds never break a client (docs/crypto.md section 8.3).
+
+Messages are named by a ``MessageId``: the sender's key, chain id and index of the
+message, exactly the triple receivers accept once (the replay identity). It is bound to
+the signature, the relay cannot assign or rewrite it, and it names its own signer, so
+"only the original sender may edit or delete" is checked from signed bytes alone
+(``check_signer``), even by a receiver that never saw the original.
 """
 
+import re
+import struct
+import unicodedata
+from dataclasses import dataclass
 from typing import Annotated, Any
 
 import msgspec
 
 from e2echat.crypto.errors import PayloadError
 from e2echat.crypto.prekeys import Key32
+from e2echat.crypto.primitives import KEY_SIZE
 from e2echat.crypto.redact import redacted_fields
 
 MAX_MENTIONS = 256
+MAX_EMOJI_CODEPOINTS = 16
+"""Enough for the longest emoji ZWJ and tag sequences (a family, a subdivision flag)."""
+MAX_EMOJI_BYTES = 64
+MESSAGE_ID_SIZE = KEY_SIZE + 16 + 4
+KIND_PATTERN = re.compile(r"[a-z][a-z0-9_.-]{0,31}")
+"""The name of every payload kind, known or future."""
+
+_ID = struct.Struct(">32s16sI")
+MessageId = Annotated[bytes, msgspec.Meta(min_length=MESSAGE_ID_SIZE, max_length=MESSAGE_ID_SIZE)]
+Millis = Annotated[int, msgspec.Meta(ge=0, le=2**53)]
+Mentions = Annotated[tuple[Key32, ...], msgspec.Meta(max_length=MAX_MENTIONS)]
 
 
-class Text(msgspec.Struct, tag="text", tag_field="t", frozen=True, forbid_unknown_fields=True):
-    """A text message; ``mentions`` are the user ids (keys) it mentions; ``ts`` is ms."""
+def message_id(sender: bytes, chain_id: bytes, index: int) -> bytes:
+    """The 52-byte id ``sender(32) || chain_id(16) || u32(index)`` of a room message."""
+    return _ID.pack(sender, chain_id, index)
+
+
+def id_sender(target: bytes) -> bytes:
+    """The signer named by a message id (its first 32 bytes)."""
+    return target[:KEY_SIZE]
+
+
+def check_emoji(emoji: str) -> None:
+    """Raise ``PayloadError`` unless ``emoji`` is one bounded, printable symbol sequence.
+
+    A reaction is shown next to every message, so it must not carry layout: no
+    whitespace, no control or format characters other than the zero-width joiner,
+    variation selectors and tag characters that emoji sequences are built from.
+    """
+    if not emoji or len(emoji) > MAX_EMOJI_CODEPOINTS:
+        raise PayloadError("a reaction must be 1 to 16 code points")
+    if len(emoji.encode()) > MAX_EMOJI_BYTES:
+        raise PayloadError("a reaction must be at most 64 bytes")
+    for char in emoji:
+        category = unicodedata.category(char)
+        allowed = char == "\u200d" or "\U000e0020" <= char <= "\U000e007f"
+        if category[0] in "CZ" and not allowed:
+            raise PayloadError("a reaction may not contain spaces or control characters")
+
+
+class _Payload(
+    msgspec.Struct, tag_field="t", frozen=True, forbid_unknown_fields=True, omit_defaults=True
+):
+    """Fields every payload has: ``ts``, the sender's clock in ms (never trusted as order
+    between senders; it orders one sender's own edits and reactions)."""
+
+
+class Text(_Payload, frozen=True, tag="text"):
+    """A text message; ``mentions`` are the user ids (keys) it mentions; ``reply_to`` the
+    id of the message it replies to (omitted when it is no reply)."""
 
     body: str
-    mentions: Annotated[tuple[Key32, ...], msgspec.Meta(max_length=MAX_MENTIONS)]
-    ts: Annotated[int, msgspec.Meta(ge=0)]
+    mentions: Mentions
+    ts: Millis
+    reply_to: MessageId | None = None
 
     def __repr__(self) -> str:
-        return f"Text(body=<{len(self.body)} chars>, mentions={len(self.mentions)}, ts={self.ts})"
+        reply = ", reply" if self.reply_to is not None else ""
+        return (
+            f"Text(body=<{len(self.body)} chars>, mentions={len(self.mentions)},"
+            f" ts={self.ts}{reply})"
+        )
 
     def __rich_repr__(self) -> list[tuple[str, Any]]:
         return redacted_fields(self, ("body", "mentions"))
 
 
-RoomPayload = Text
-"""Every payload kind (a tagged union once edits, replies and reactions arrive)."""
+class Edit(_Payload, frozen=True, tag="edit"):
+    """A new version of the sender's own text message ``target``."""
+
+    target: MessageId
+    body: str
+    mentions: Mentions
+    ts: Millis
+
+    def __repr__(self) -> str:
+        return f"Edit(body=<{len(self.body)} chars>, mentions={len(self.mentions)}, ts={self.ts})"
+
+    def __rich_repr__(self) -> list[tuple[str, Any]]:
+        return redacted_fields(self, ("body", "mentions"))
+
+
+class Delete(_Payload, frozen=True, tag="delete"):
+    """The sender withdraws its own message ``target``: receivers drop its text."""
+
+    target: MessageId
+    ts: Millis
+
+
+class Reaction(_Payload, frozen=True, tag="react"):
+    """Adds (``add``) or removes the sender's ``emoji`` reaction to ``target``."""
+
+    target: MessageId
+    emoji: str
+    add: bool
+    ts: Millis
+
+    def __post_init__(self) -> None:
+        check_emoji(self.emoji)
+
+
+class Typing(_Payload, frozen=True, tag="typing"):
+    """The sender started (``typing``) or stopped typing; sent on the ephemeral path."""
+
+    typing: bool
+    ts: Millis
+
+
+class Read(_Payload, frozen=True, tag="read"):
+    """A read receipt: the sender has read the room up to and including ``target``."""
+
+    target: MessageId
+    ts: Millis
+
+
+RoomPayload = Text | Edit | Delete | Reaction | Typing | Read
+"""Every payload kind a client of this version sends."""
+
+Relation = Edit | Delete | Reaction | Read
+"""The kinds that name another message by ``target``."""
+
+KNOWN_KINDS = frozenset(("text", "edit", "delete", "react", "typing", "read"))
+
+
+@dataclass(frozen=True, slots=True)
+class Unsupported:
+    """A well-formed payload of a kind this version does not know (a newer client's):
+    shown as "unsupported message", never an error."""
+
+    kind: str
+    ts: int
+
+
+Received = RoomPayload | Unsupported
+"""What a decrypted message carries."""
+
+
+class _Probe(msgspec.Struct, frozen=True):
+    """The fields every kind, known or future, has."""
+
+    t: str
+    ts: Millis
+
 
 _encoder = msgspec.json.Encoder()
 _decoder = msgspec.json.Decoder(RoomPayload)
+_probe = msgspec.json.Decoder(_Probe)
 
 
 def encode_payload(payload: RoomPayload) -> bytes:
@@ -42,9 +183,36 @@ def encode_payload(payload: RoomPayload) -> bytes:
     return _encoder.encode(payload)
 
 
-def decode_payload(data: bytes) -> RoomPayload:
-    """Strictly decode a decrypted payload or raise ``PayloadError``."""
+def decode_sent(data: bytes) -> RoomPayload:
+    """Strictly decode a payload of a kind this version sends, or raise ``PayloadError``."""
     try:
-        return _decoder.decode(data)
+        payload: RoomPayload = _decoder.decode(data)
     except msgspec.DecodeError:
         raise PayloadError("decrypted payload is not a valid room payload") from None
+    return payload
+
+
+def decode_payload(data: bytes) -> Received:
+    """Strictly decode a decrypted payload or raise ``PayloadError``.
+
+    A JSON object whose ``t`` is a well-formed kind name this version does not know is
+    ``Unsupported``; a known kind that fails its schema is an error.
+    """
+    try:
+        return decode_sent(data)
+    except PayloadError as exc:
+        error = exc
+    try:
+        probe = _probe.decode(data)
+    except msgspec.DecodeError:
+        raise error from None
+    if probe.t in KNOWN_KINDS or not KIND_PATTERN.fullmatch(probe.t):
+        raise error from None
+    return Unsupported(probe.t, probe.ts)
+
+
+def check_signer(payload: Received, signer: bytes) -> None:
+    """Raise ``PayloadError`` if ``payload`` edits or deletes a message ``signer`` did
+    not sign. Reactions and receipts may name anyone's message."""
+    if isinstance(payload, Edit | Delete) and id_sender(payload.target) != signer:
+        raise PayloadError(f"an {payload.__struct_config__.tag} names another sender's message")

@@ -44,7 +44,7 @@ from e2echat.crypto.events import (
 )
 from e2echat.crypto.identity import Identity
 from e2echat.crypto.message import body_digest, parse_body, seal_body
-from e2echat.crypto.payload import RoomPayload, decode_payload, encode_payload
+from e2echat.crypto.payload import RoomPayload, check_signer, decode_payload, encode_payload
 from e2echat.crypto.policy import DEFAULT_POLICY, Policy
 from e2echat.crypto.prekeys import PrekeyRecord, SignedPrekey, new_prekey
 from e2echat.crypto.primitives import KEY_SIZE
@@ -457,6 +457,7 @@ class CryptoSession:
         try:
             message_key, advanced = ratchet.inbound_key(inbound, header.index, now, self._policy)
             payload = decode_payload(parsed.decrypt(message_key))
+            check_signer(payload, sender)
         except ReplayError:
             op.events.append(ReplayRejected(room_id, sender, seq, body_digest(body)))
             return

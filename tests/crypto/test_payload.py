@@ -1,27 +1,81 @@
-"""The room plaintext payload."""
+"""The room plaintext payload: every kind, strict decoding, unsupported future kinds."""
+
+import base64
 
 import pytest
 
-from e2echat.crypto import PayloadError, Text, decode_payload, encode_payload
+from e2echat.crypto import (
+    Delete,
+    Edit,
+    PayloadError,
+    Reaction,
+    Read,
+    Text,
+    Typing,
+    Unsupported,
+    check_emoji,
+    decode_payload,
+    encode_payload,
+    message_id,
+)
+from e2echat.crypto.payload import check_signer, decode_sent, id_sender
+
+ALICE, BOB = b"\x0a" * 32, b"\x0b" * 32
+TARGET = message_id(ALICE, b"\xcc" * 16, 7)
+B64 = base64.b64encode(TARGET).decode()
 
 
 def test_round_trip_and_wire_shape() -> None:
     payload = Text("hi @bob", (bytes(32),), 1234)
     data = encode_payload(payload)
     assert data.startswith(b'{"t":"text","body":"hi @bob","mentions":["')
+    assert b"reply_to" not in data  # a plain text's bytes are those of v1
     assert decode_payload(data) == payload
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        Text("re", (), 1, reply_to=TARGET),
+        Edit(TARGET, "fixed", (BOB,), 2),
+        Delete(TARGET, 3),
+        Reaction(TARGET, "👍", True, 4),
+        Reaction(TARGET, "👨\u200d👩\u200d👧\u200d👦", False, 5),
+        Reaction(TARGET, "🏴\U000e0067\U000e0062\U000e0065\U000e006e\U000e0067\U000e007f", True, 6),
+        Typing(True, 7),
+        Read(TARGET, 8),
+    ],
+)
+def test_every_kind_round_trips(payload: object) -> None:
+    assert decode_payload(encode_payload(payload)) == payload  # type: ignore[arg-type]
+
+
+def test_message_id_names_its_signer() -> None:
+    assert len(TARGET) == 52
+    assert ALICE + b"\xcc" * 16 + (7).to_bytes(4, "big") == TARGET
+    assert id_sender(TARGET) == ALICE
 
 
 @pytest.mark.parametrize(
     "data",
     [
         b'{"t":"text","body":"x","mentions":[],"ts":1,"extra":1}',
-        b'{"t":"edit","body":"x","mentions":[],"ts":1}',
         b'{"t":"text","body":"x","mentions":["AAAA"],"ts":1}',
         b'{"t":"text","body":"x","mentions":[],"ts":-1}',
         b'{"t":"text","body":1,"mentions":[],"ts":1}',
         b'{"t":"text","body":"x","ts":1}',
+        b'{"t":"text","body":"x","mentions":[],"ts":1,"reply_to":"AAAA"}',
+        b'{"t":"edit","body":"x","mentions":[],"ts":1}',
+        b'{"t":"delete","target":"AAAA","ts":1}',
+        b'{"t":"typing","typing":1,"ts":1}',
+        b'{"t":"read","ts":1}',
+        b'{"t":"react","target":"' + B64.encode() + b'","emoji":"\xf0\x9f\x91\x8d","ts":1}',
         b"\xff",
+        b"[]",
+        b'{"ts":1}',
+        b'{"t":"Poll","ts":1}',  # not a kind name: upper case
+        b'{"t":"poll"}',  # every kind has ts
+        b'{"t":"' + b"p" * 33 + b'","ts":1}',
     ],
 )
 def test_strict_decoding(data: bytes) -> None:
@@ -29,5 +83,38 @@ def test_strict_decoding(data: bytes) -> None:
         decode_payload(data)
 
 
+@pytest.mark.parametrize(
+    "emoji",
+    ["", "a b", "x" * 17, "\u202e", "\x1b[31m", "ok\n", "\u2028", "\U0001f44d" * 17, "\u00a0"],
+)
+def test_reactions_are_bounded_and_printable(emoji: str) -> None:
+    with pytest.raises(PayloadError):
+        check_emoji(emoji)
+    with pytest.raises(PayloadError):
+        Reaction(TARGET, emoji, True, 1)
+    data = encode_payload(Reaction(TARGET, "👍", True, 1)).replace(
+        "👍".encode(), emoji.encode().replace(b"\\", b"\\\\").replace(b"\n", b"\\n")
+    )
+    with pytest.raises(PayloadError):
+        decode_payload(data)
+
+
+def test_unknown_kinds_decode_as_unsupported() -> None:
+    assert decode_payload(b'{"t":"poll","question":"?","ts":9}') == Unsupported("poll", 9)
+    with pytest.raises(PayloadError):
+        decode_sent(b'{"t":"poll","question":"?","ts":9}')
+
+
+def test_only_the_signer_may_edit_or_delete() -> None:
+    check_signer(Edit(TARGET, "x", (), 1), ALICE)
+    check_signer(Delete(TARGET, 1), ALICE)
+    for payload in (Edit(TARGET, "x", (), 1), Delete(TARGET, 1)):
+        with pytest.raises(PayloadError, match="another sender"):
+            check_signer(payload, BOB)
+    check_signer(Reaction(TARGET, "👍", True, 1), BOB)
+    check_signer(Read(TARGET, 1), BOB)
+
+
 def test_repr_hides_the_text() -> None:
     assert "secret words" not in repr(Text("secret words", (), 0))
+    assert "secret words" not in repr(Edit(TARGET, "secret words", (), 0))

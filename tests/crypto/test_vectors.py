@@ -6,11 +6,27 @@ import struct
 from pathlib import Path
 from typing import Any
 
-from e2echat.crypto import Identity, KdfLimits, RoomSecret, Text, decode_payload, kdf, safety_number
+from e2echat.crypto import (
+    Delete,
+    Edit,
+    Identity,
+    KdfLimits,
+    Reaction,
+    Read,
+    RoomSecret,
+    Text,
+    Typing,
+    Unsupported,
+    decode_payload,
+    encode_payload,
+    kdf,
+    safety_number,
+)
 from e2echat.crypto.chain import advance
 from e2echat.crypto.direct import Share, direct_transcript, open_direct
 from e2echat.crypto.files import CHUNK_SIZE, blob_size, decrypt_file
 from e2echat.crypto.message import parse_body, seal_body
+from e2echat.crypto.payload import check_signer
 from e2echat.crypto.prekeys import SignedPrekey
 from e2echat.crypto.primitives import seal_open, verify
 
@@ -19,6 +35,7 @@ VECTORS = Path(__file__).parent.parent / "vectors"
 
 TEXT_FIELDS = {
     "payload_json",
+    "unsupported_json",
     "inner_json",
     "password",
     "password_room",
@@ -100,6 +117,46 @@ def test_message_vector() -> None:
     label = b"e2echat/v1/msg"
     transcript = b"".join(struct.pack(">I", len(p)) + p for p in (label, header, body[94:-64]))
     verify(v["sender"], transcript, body[-64:])
+
+
+def test_payload_vector() -> None:
+    v = load("payload")
+    assert v["message_id"] == v["sender"] + v["chain_id"] + struct.pack(">I", v["index"])
+    kinds = [decode_payload(json.encode()) for json in v["kinds"]]
+    assert [type(kind) for kind in kinds] == [
+        Text,
+        Text,
+        Edit,
+        Delete,
+        Reaction,
+        Reaction,
+        Typing,
+        Read,
+    ]
+    assert [encode_payload(kind).decode() for kind in kinds] == v["kinds"]  # type: ignore[arg-type]
+    assert kinds[1].reply_to == v["message_id"]  # type: ignore[union-attr]
+    assert all(kind.target == v["message_id"] for kind in kinds[2:] if not isinstance(kind, Typing))  # type: ignore[union-attr]
+    assert decode_payload(v["unsupported_json"].encode()) == Unsupported("poll", 1_800_000_000_000)
+    message = load("message")
+    mk = kdf.message_key(advance(message["ck0"], v["edit_index"]))
+    parsed = parse_body(v["edit_body"])
+    parsed.verify()
+    assert parsed.header.nonce == v["edit_nonce"]
+    assert parsed.header.index == v["edit_index"]
+    assert parsed.decrypt(mk).decode() == v["kinds"][2]
+    check_signer(decode_payload(parsed.decrypt(mk)), parsed.header.sender)
+    sender = Identity(message["sender_seed"])
+    resealed = seal_body(
+        sender.sign,
+        message["room_id"],
+        sender.public_key,
+        v["chain_id"],
+        v["edit_index"],
+        mk,
+        v["kinds"][2].encode(),
+        v["edit_nonce"],
+    )
+    assert resealed == v["edit_body"]
 
 
 def test_direct_vector() -> None:

@@ -14,7 +14,20 @@ from pathlib import Path
 
 import msgspec
 
-from e2echat.crypto import Identity, RoomSecret, Text, encode_payload, kdf, safety_number
+from e2echat.crypto import (
+    Delete,
+    Edit,
+    Identity,
+    Reaction,
+    Read,
+    RoomSecret,
+    Text,
+    Typing,
+    encode_payload,
+    kdf,
+    message_id,
+    safety_number,
+)
 from e2echat.crypto.chain import advance
 from e2echat.crypto.direct import Share, direct_transcript, seal_direct
 from e2echat.crypto.files import CHUNK_SIZE, encrypt_file
@@ -101,6 +114,46 @@ def message_vectors() -> dict[str, object]:
     }
 
 
+def payload_vectors() -> dict[str, object]:
+    """Every payload kind's exact JSON, and an edit sealed as message 4 of the message
+    vector's chain (the edit names message 3, its signer's own)."""
+    sender, mentioned = Identity(seq(0x10)), Identity(seq(0x20)).public_key
+    chain_id, nonce = seq(0x90, 16), seq(0xD0, 24)
+    target = message_id(sender.public_key, chain_id, 3)
+    kinds = [
+        Text("hello @bob", (mentioned,), CREATED),
+        Text("yes", (), CREATED + 1, reply_to=target),
+        Edit(target, "hello @bob, edited", (mentioned,), CREATED + 2),
+        Delete(target, CREATED + 3),
+        Reaction(target, "\N{THUMBS UP SIGN}", True, CREATED + 4),
+        Reaction(target, "\N{THUMBS UP SIGN}", False, CREATED + 5),
+        Typing(True, CREATED + 6),
+        Read(target, CREATED + 7),
+    ]
+    edit = encode_payload(kinds[2])
+    edit_body = seal_body(
+        sender.sign,
+        seq(0x80, 16),
+        sender.public_key,
+        chain_id,
+        4,
+        kdf.message_key(advance(seq(0x00), 4)),
+        edit,
+        nonce,
+    )
+    return {
+        "sender": sender.public_key,
+        "chain_id": chain_id,
+        "index": 3,
+        "message_id": target,
+        "kinds": [encode_payload(kind).decode() for kind in kinds],
+        "unsupported_json": '{"t":"poll","question":"lunch?","ts":1800000000000}',
+        "edit_index": 4,
+        "edit_nonce": nonce,
+        "edit_body": edit_body,
+    }
+
+
 def direct_vectors() -> dict[str, object]:
     sender, recipient = Identity(seq(0x10)), Identity(seq(0x20))
     prekey_secret = seq(0x30)
@@ -170,6 +223,7 @@ VECTORS = {
     "kdf": kdf_vectors,
     "chain": chain_vectors,
     "message": message_vectors,
+    "payload": payload_vectors,
     "direct": direct_vectors,
     "proof": proof_vectors,
     "safety": safety_vectors,
