@@ -1,10 +1,14 @@
-"""Fixtures: an in-memory relay on an ephemeral 127.0.0.1 port per test."""
+"""Fixtures: an in-memory relay on an ephemeral 127.0.0.1 port per test; a real Redis."""
 
-from collections.abc import AsyncIterator, Awaitable, Callable
+import os
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
+from pathlib import Path
 
 import pytest
 from e2echat_server import Relay, RelayConfig
+from redis import Redis
 
+from tests.redis_server import INSTALL, RedisServer, redis_binary
 from tests.server.wire import Identity, WireClient, login
 
 
@@ -22,3 +26,47 @@ def connect(relay: Relay) -> Callable[[str], Awaitable[WireClient]]:
         return await login(relay.url, Identity(name))
 
     return make
+
+
+def require_redis_server(environ: Mapping[str, str]) -> str:
+    """The redis-server to test against; without one the test skips, or fails under CI."""
+    binary = redis_binary()
+    if binary is None:
+        message = f"redis-server is not installed (Debian: {INSTALL})"
+        if environ.get("CI") == "true":
+            pytest.fail(message + "; CI must run the Redis tests")
+        pytest.skip(message)
+    return binary
+
+
+@pytest.fixture(scope="session")
+def redis_server_binary() -> str:
+    return require_redis_server(os.environ)
+
+
+@pytest.fixture(scope="session")
+def shared_redis(
+    redis_server_binary: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[RedisServer]:
+    """One in-memory redis-server per test process, emptied before each test that uses it."""
+    server = RedisServer(redis_server_binary, tmp_path_factory.mktemp("redis"))
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def redis_url(shared_redis: RedisServer) -> str:
+    """The URL of an empty Redis database."""
+    with Redis.from_url(shared_redis.url) as client:
+        client.flushall()
+    return shared_redis.url
+
+
+@pytest.fixture
+def durable_redis(redis_server_binary: str, tmp_path: Path) -> Iterator[RedisServer]:
+    """A redis-server of this test's own, fsyncing its append-only file on every write."""
+    server = RedisServer(redis_server_binary, tmp_path / "redis", appendfsync="always")
+    server.start()
+    yield server
+    server.stop()

@@ -1,6 +1,7 @@
-"""The Store contract, run against every implementation (a Redis store must pass it too)."""
+"""The Store contract, run against every implementation: memory, SQLite and Redis."""
 
 import asyncio
+import sqlite3
 from collections.abc import AsyncIterator, Awaitable
 from pathlib import Path
 
@@ -9,6 +10,7 @@ from e2echat_server.store import (
     Envelope,
     MemberRecord,
     MemoryStore,
+    RedisStore,
     RoomRecord,
     SqliteStore,
     Store,
@@ -31,9 +33,15 @@ def envelope(seq: int, ts: int = 0) -> Envelope:
     return Envelope(seq, ts, ALICE, f"body-{seq}".encode())
 
 
-@pytest.fixture(params=["memory", "sqlite"])
+@pytest.fixture(params=["memory", "sqlite", "redis"])
 async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Store]:
-    opened: Store = MemoryStore() if request.param == "memory" else await SqliteStore.open(tmp_path)
+    opened: Store
+    if request.param == "memory":
+        opened = MemoryStore()
+    elif request.param == "sqlite":
+        opened = await SqliteStore.open(tmp_path)
+    else:
+        opened = await RedisStore.open(request.getfixturevalue("redis_url"))
     yield opened
     await opened.close()
 
@@ -73,6 +81,24 @@ async def test_history_is_ordered_bounded_by_count_and_filtered_by_age(store: St
     assert await store.prune(10**12) == 3  # everything expired: the number survives
     assert await store.history(ROOM, 0, 0, 100) == []
     assert (await store.load()).room_seqs == {ROOM: 7}
+
+
+async def test_a_page_of_history_skips_every_expired_message(store: Store) -> None:
+    await store.create_room(room(), MemberRecord(ROOM, ALICE, 0))
+    for seq in range(1, 11):
+        await store.append(ROOM, envelope(seq, ts=seq), keep=100)
+    assert [e.seq for e in await store.history(ROOM, 0, 8, 2)] == [8, 9]  # 7 expired first
+    assert [e.seq for e in await store.history(ROOM, 0, 11, 2)] == []
+
+
+async def test_a_taken_room_name_is_refused_and_changes_nothing(store: Store) -> None:
+    await store.create_room(room(), MemberRecord(ROOM, ALICE, 0))
+    other = b"y" * 16
+    with pytest.raises((ValueError, sqlite3.IntegrityError)):
+        await store.create_room(room(other), MemberRecord(other, BOB, 1))
+    snapshot = await store.load()
+    assert (snapshot.rooms, snapshot.members) == ([room()], [MemberRecord(ROOM, ALICE, 0)])
+    assert snapshot.room_seqs == {ROOM: 0}
 
 
 async def test_leaving_keeps_the_room_until_the_last_member_drops_it(store: Store) -> None:

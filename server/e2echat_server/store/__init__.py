@@ -9,12 +9,14 @@ from e2echat_server.store.base import (
     UserRecord,
 )
 from e2echat_server.store.memory import MemoryStore
+from e2echat_server.store.redis import RedisStore
 from e2echat_server.store.sqlite import SqliteStore
 
 __all__ = [
     "Envelope",
     "MemberRecord",
     "MemoryStore",
+    "RedisStore",
     "RoomRecord",
     "Snapshot",
     "SqliteStore",

@@ -1,0 +1,549 @@
+"""A Store in Redis (7.0 or later, or Valkey), shared by every relay node that names it.
+
+Layout. Every key of one room shares a Redis Cluster hash tag (the room id in hex), as
+does every key of one user, so rooms and users spread over the shards of a cluster and
+each write below touches one slot only; the three indexes (users, rooms, room names) share
+a tag of their own. History and mailboxes are streams whose entry ids are the relay's
+sequence numbers (``<seq>-0``), so pages, count trimming and acknowledgements are plain
+stream ranges and trims, and a stream refuses an id below its last one. ::
+
+    <prefix>:user:{<key>}              hash   name, prekey_id, prekey, prekey_sig,
+                                              last_seen, mailbox_seq
+    <prefix>:user:{<key>}:mailbox      stream t (ms), s (sender), b (body)
+    <prefix>:room:{<id>}               hash   the RoomRecord fields, seq
+    <prefix>:room:{<id>}:members       hash   member key -> joined (ms)
+    <prefix>:room:{<id>}:history       stream t, s, b
+    <prefix>:{directory}:users         set    user keys
+    <prefix>:{directory}:rooms         set    room ids
+    <prefix>:{directory}:room-names    hash   room name -> room id
+
+Writes that span slots are ordered so that a crash between their steps leaves only what
+`load` and `create_room` tolerate: a room is created before its name is claimed (so a
+name whose room is gone is stale and may be taken over), and deleted before its name is
+released; a user's hash is written before it is indexed and deleted before it is not.
+
+Writes go through one ordered lane: every write queued while the previous batch was in
+flight is sent as one pipeline on one connection, so writes apply in the order they were
+made (as the relay relies on), and N writes cost one round trip instead of N. A write's
+awaitable completes once Redis has answered it, so it is as durable as the server's
+persistence settings make an answered write: docs/server.md says which to use. Room and
+mailbox appends are idempotent by sequence number, so a pipeline that the client library
+resends after a lost connection cannot store a message twice.
+"""
+
+import asyncio
+import contextlib
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any, Final, Literal, cast
+
+from redis.asyncio import Redis
+from redis.asyncio.retry import Retry
+from redis.backoff import ExponentialBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from e2echat_server.store.base import Envelope, MemberRecord, RoomRecord, Snapshot, UserRecord
+
+DEFAULT_PREFIX: Final = "e2echat"
+_MAX_BATCH: Final = 512  # jobs per pipeline
+_READ_CHUNK: Final = 500  # records per pipeline while loading
+
+# Lua scripts: each touches the keys of one slot only, so each runs on one shard.
+
+_APPEND: Final = """
+if redis.call('EXISTS', KEYS[1]) == 0 then return redis.error_reply('ERR no such room') end
+if tonumber(redis.call('HGET', KEYS[1], 'seq') or '0') >= tonumber(ARGV[1]) then return 0 end
+redis.call('XADD', KEYS[2], 'MAXLEN', ARGV[5], ARGV[1] .. '-0', 't', ARGV[2], 's', ARGV[3],
+           'b', ARGV[4])
+redis.call('HSET', KEYS[1], 'seq', ARGV[1])
+return 1
+"""
+
+_MAILBOX_PUT: Final = """
+if tonumber(redis.call('HGET', KEYS[1], 'mailbox_seq') or '0') >= tonumber(ARGV[1]) then
+  return 0
+end
+redis.call('XADD', KEYS[2], ARGV[1] .. '-0', 't', ARGV[2], 's', ARGV[3], 'b', ARGV[4])
+redis.call('HSET', KEYS[1], 'mailbox_seq', ARGV[1])
+return 1
+"""
+
+_PUT_USER: Final = """
+redis.call('HSET', KEYS[1], 'name', ARGV[1], 'prekey_id', ARGV[2], 'prekey', ARGV[3],
+           'prekey_sig', ARGV[4])
+if ARGV[5] == '' then redis.call('HDEL', KEYS[1], 'last_seen')
+else redis.call('HSET', KEYS[1], 'last_seen', ARGV[5]) end
+return 1
+"""
+
+_SET_LAST_SEEN: Final = """
+if redis.call('EXISTS', KEYS[1]) == 1 then redis.call('HSET', KEYS[1], 'last_seen', ARGV[1]) end
+return 1
+"""
+
+# KEYS: room, members; ARGV: creator key, joined, then field/value pairs of the room
+# (name first). 1 if created (or found created by this very call, resent), else 0.
+_CREATE_ROOM: Final = """
+if redis.call('EXISTS', KEYS[1]) == 1 then
+  if redis.call('HGET', KEYS[1], 'name') == ARGV[4]
+     and redis.call('HGET', KEYS[2], ARGV[1]) == ARGV[2] then return 1 end
+  return 0
+end
+redis.call('HSET', KEYS[1], 'seq', 0, unpack(ARGV, 3))
+redis.call('HSET', KEYS[2], ARGV[1], ARGV[2])
+return 1
+"""
+
+# KEYS: room, members, history. The room's name (nil if there was no room), then gone.
+_DROP_ROOM: Final = """
+local name = redis.call('HGET', KEYS[1], 'name')
+redis.call('DEL', KEYS[1], KEYS[2], KEYS[3])
+return name
+"""
+
+# KEYS: room-names, rooms; ARGV: name, id. 1 if claimed, else the id holding the name.
+_CLAIM_NAME: Final = """
+if redis.call('HSETNX', KEYS[1], ARGV[1], ARGV[2]) == 1 then
+  redis.call('SADD', KEYS[2], ARGV[2])
+  return 1
+end
+return redis.call('HGET', KEYS[1], ARGV[1])
+"""
+
+# KEYS: room-names, rooms; ARGV: name, stale id, new id. Compare and swap the holder.
+_TAKE_OVER_NAME: Final = """
+if redis.call('HGET', KEYS[1], ARGV[1]) ~= ARGV[2] then return 0 end
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[3])
+redis.call('SREM', KEYS[2], ARGV[2])
+redis.call('SADD', KEYS[2], ARGV[3])
+return 1
+"""
+
+# KEYS: room-names, rooms; ARGV: name (may be empty), id.
+_RELEASE_NAME: Final = """
+if ARGV[1] ~= '' and redis.call('HGET', KEYS[1], ARGV[1]) == ARGV[2] then
+  redis.call('HDEL', KEYS[1], ARGV[1])
+end
+redis.call('SREM', KEYS[2], ARGV[2])
+return 1
+"""
+
+# KEYS: history; ARGV: not_before. Trim the prefix older than it (ts grows along seq).
+_PRUNE: Final = """
+local removed = 0
+while true do
+  local page = redis.call('XRANGE', KEYS[1], '-', '+', 'COUNT', 128)
+  if #page == 0 then return removed end
+  for _, entry in ipairs(page) do
+    if tonumber(entry[2][2]) >= tonumber(ARGV[1]) then
+      return removed + redis.call('XTRIM', KEYS[1], 'MINID', entry[1])
+    end
+  end
+  local last = tonumber(string.match(page[#page][1], '^(%d+)'))
+  removed = removed + redis.call('XTRIM', KEYS[1], 'MINID', (last + 1) .. '-0')
+end
+"""
+
+
+class RoomExistsError(ValueError):
+    """``create_room`` found the room's id or name taken; nothing was written."""
+
+
+@dataclass(frozen=True, slots=True)
+class RedisKeys:
+    """The key names of one relay deployment (see the module docstring for the layout)."""
+
+    prefix: str = DEFAULT_PREFIX
+
+    def __post_init__(self) -> None:
+        if not self.prefix or any(c in self.prefix for c in "{}") or not self.prefix.isprintable():
+            raise ValueError("a key prefix is printable, not empty, and has no braces")
+
+    @property
+    def users(self) -> str:
+        return f"{self.prefix}:{{directory}}:users"
+
+    @property
+    def rooms(self) -> str:
+        return f"{self.prefix}:{{directory}}:rooms"
+
+    @property
+    def room_names(self) -> str:
+        return f"{self.prefix}:{{directory}}:room-names"
+
+    def user(self, key: bytes) -> str:
+        return f"{self.prefix}:user:{{{key.hex()}}}"
+
+    def mailbox(self, key: bytes) -> str:
+        return f"{self.user(key)}:mailbox"
+
+    def room(self, room: bytes) -> str:
+        return f"{self.prefix}:room:{{{room.hex()}}}"
+
+    def members(self, room: bytes) -> str:
+        return f"{self.room(room)}:members"
+
+    def history(self, room: bytes) -> str:
+        return f"{self.room(room)}:history"
+
+
+# One write: commands for the pipeline, and what to make of their answers.
+Command = tuple[Any, ...]
+
+
+@dataclass(slots=True)
+class _Write:
+    commands: list[Command]
+    future: asyncio.Future[Any]
+    outcome: Callable[[list[Any]], Any] | None = None
+
+
+class StoreClosedError(RuntimeError):
+    """A write was submitted after close()."""
+
+
+class RedisStore:
+    """The Store interface over one Redis database (``redis://host:port/db``)."""
+
+    def __init__(self, client: "Redis", keys: RedisKeys) -> None:
+        """Use `RedisStore.open`; this only prepares the fields."""
+        self.client = client
+        self.keys = keys
+        self._pending: list[_Write] = []
+        self._wake = asyncio.Event()
+        self._closed = False
+        self._writer: asyncio.Task[None] | None = None
+
+    @classmethod
+    async def open(
+        cls, url: str, prefix: str = DEFAULT_PREFIX, timeout_s: float = 5.0
+    ) -> "RedisStore":
+        """Connect (and check that the server answers); start the write lane.
+
+        Raises redis.exceptions.RedisError (a ConnectionError if nothing answers) or
+        ValueError (a malformed URL) here, to the caller.
+        """
+        client = Redis.from_url(
+            url,
+            socket_timeout=timeout_s,
+            socket_connect_timeout=timeout_s,
+            # A lost connection is retried briefly; appends are idempotent by seq, the
+            # other writes are idempotent as they are.
+            retry=Retry(ExponentialBackoff(cap=0.5, base=0.05), retries=3),
+            retry_on_error=[RedisConnectionError, RedisTimeoutError],
+        )
+        try:
+            await client.ping()
+        except BaseException:
+            await client.aclose()
+            raise
+        store = cls(client, RedisKeys(prefix))
+        store._writer = asyncio.create_task(store._write_forever(), name="e2echat-redis-writer")
+        return store
+
+    # The write lane --------------------------------------------------------------------
+
+    def _submit(
+        self, commands: list[Command], outcome: Callable[[list[Any]], Any] | None = None
+    ) -> asyncio.Future[Any]:
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        if self._closed:
+            future.set_exception(StoreClosedError("the store is closed"))
+            return future
+        self._pending.append(_Write(commands, future, outcome))
+        self._wake.set()
+        return future
+
+    async def _write_forever(self) -> None:
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            while self._pending:
+                batch = self._pending[:_MAX_BATCH]
+                del self._pending[:_MAX_BATCH]
+                await self._run_batch(batch)
+            if self._closed:
+                return
+
+    async def _run_batch(self, batch: list[_Write]) -> None:
+        """Send a batch as one pipeline; each write gets its own answers or error."""
+        pipe = self.client.pipeline(transaction=False)
+        for write in batch:
+            for command in write.commands:
+                pipe.execute_command(*command)
+        try:
+            answers = await pipe.execute(raise_on_error=False)
+        except Exception as exc:  # the connection failed: none of it is known to be done
+            for write in batch:
+                if not write.future.done():
+                    write.future.set_exception(exc)
+            return
+        start = 0
+        for write in batch:
+            mine = answers[start : start + len(write.commands)]
+            start += len(write.commands)
+            if write.future.done():
+                continue
+            error = next((a for a in mine if isinstance(a, Exception)), None)
+            if error is not None:
+                write.future.set_exception(error)
+            else:
+                write.future.set_result(write.outcome(mine) if write.outcome else None)
+
+    async def close(self) -> None:
+        """Let queued writes finish, then close the connections."""
+        if self._closed:
+            return
+        self._closed = True
+        self._wake.set()
+        if self._writer is not None:
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._writer
+        await self.client.aclose()
+
+    # Users -----------------------------------------------------------------------------
+
+    async def put_user(self, user: UserRecord) -> None:
+        k = self.keys
+        last_seen = "" if user.last_seen is None else user.last_seen
+        await self._submit(
+            [
+                _eval(
+                    _PUT_USER,
+                    [k.user(user.key)],
+                    [user.name, user.prekey_id, user.prekey, user.prekey_sig, last_seen],
+                ),
+                ("SADD", k.users, user.key),
+            ]
+        )
+
+    async def set_last_seen(self, key: bytes, ts: int) -> None:
+        await self._submit([_eval(_SET_LAST_SEEN, [self.keys.user(key)], [ts])])
+
+    async def forget_users(self, keys: list[bytes]) -> None:
+        if not keys:
+            return
+        k = self.keys
+        deletes: list[Command] = [("DEL", k.user(key), k.mailbox(key)) for key in keys]
+        await self._submit([*deletes, ("SREM", k.users, *keys)])
+
+    # Rooms -----------------------------------------------------------------------------
+
+    async def create_room(self, room: RoomRecord, creator: MemberRecord) -> None:
+        """Create the room's keys, then claim its name (taking over a stale claim)."""
+        k = self.keys
+        fields: list[Any] = [
+            "name",
+            room.name,
+            "description",
+            room.description,
+            "max_members",
+            room.max_members,
+            "listed",
+            int(room.listed),
+            "access_kind",
+            room.access_kind,
+            "created",
+            room.created,
+        ]
+        if room.verifier is not None:
+            fields += ["verifier", room.verifier]
+        if room.salt is not None:
+            fields += ["salt", room.salt]
+        created = await self._submit(
+            [
+                _eval(
+                    _CREATE_ROOM,
+                    [k.room(room.id), k.members(room.id)],
+                    [creator.key, creator.joined, *fields],
+                )
+            ],
+            _first,
+        )
+        if not created:
+            raise RoomExistsError("a room with this id exists")
+        try:
+            await self._claim_name(room.name, room.id)
+        except BaseException:
+            await self._submit([("DEL", k.room(room.id), k.members(room.id))])
+            raise
+
+    async def _claim_name(self, name: str, room: bytes) -> None:
+        k = self.keys
+        index = [k.room_names, k.rooms]
+        while True:
+            holder = await self._submit([_eval(_CLAIM_NAME, index, [name, room])], _first)
+            if holder in (1, room):  # claimed now, or by this call before a resend
+                return
+            if await self.client.exists(k.room(holder)):
+                raise RoomExistsError("a room with this name exists")
+            # The holder was deleted but its name not released (a crash between the two).
+            taken = await self._submit(
+                [_eval(_TAKE_OVER_NAME, index, [name, holder, room])], _first
+            )
+            if taken:
+                return
+
+    async def add_member(self, member: MemberRecord) -> None:
+        await self._submit([("HSET", self.keys.members(member.room), member.key, member.joined)])
+
+    async def remove_member(self, room: bytes, key: bytes, drop_room: bool) -> None:
+        k = self.keys
+        if not drop_room:
+            await self._submit([("HDEL", k.members(room), key)])
+            return
+        name = await self._submit(
+            [_eval(_DROP_ROOM, [k.room(room), k.members(room), k.history(room)], [])], _first
+        )
+        await self._submit([_eval(_RELEASE_NAME, [k.room_names, k.rooms], [name or "", room])])
+
+    # History ---------------------------------------------------------------------------
+
+    def append(self, room: bytes, message: Envelope, keep: int) -> asyncio.Future[None]:
+        k = self.keys
+        return self._submit(
+            [
+                _eval(
+                    _APPEND,
+                    [k.room(room), k.history(room)],
+                    [message.seq, message.ts, message.sender, message.body, keep],
+                )
+            ]
+        )
+
+    async def history(self, room: bytes, after: int, not_before: int, limit: int) -> list[Envelope]:
+        """Read pages until ``limit`` young-enough messages or the end."""
+        found: list[Envelope] = []
+        start = after + 1
+        while len(found) < limit:
+            wanted = limit - len(found)
+            entries = await self.client.xrange(self.keys.history(room), start, "+", count=wanted)
+            page = _envelopes(entries)
+            found += [e for e in page if e.ts >= not_before]
+            if len(page) < wanted:
+                break
+            start = page[-1].seq + 1
+        return found
+
+    async def prune(self, not_before: int) -> int:
+        k = self.keys
+        removed = 0
+        rooms = [room async for room in self.client.sscan_iter(k.rooms, count=_READ_CHUNK)]
+        for chunk in _chunks(rooms, _READ_CHUNK):
+            answers = await self._submit(
+                [_eval(_PRUNE, [k.history(room)], [not_before]) for room in chunk], list
+            )
+            removed += sum(int(a) for a in answers)
+        return removed
+
+    # Mailboxes -------------------------------------------------------------------------
+
+    async def mailbox_put(self, to: bytes, entry: Envelope) -> None:
+        k = self.keys
+        await self._submit(
+            [
+                _eval(
+                    _MAILBOX_PUT,
+                    [k.user(to), k.mailbox(to)],
+                    [entry.seq, entry.ts, entry.sender, entry.body],
+                )
+            ]
+        )
+
+    async def mailbox(self, key: bytes, after: int, limit: int) -> list[Envelope]:
+        entries = await self.client.xrange(self.keys.mailbox(key), after + 1, "+", count=limit)
+        return _envelopes(entries)
+
+    async def mailbox_ack(self, key: bytes, upto: int) -> int:
+        removed = await self._submit(
+            [("XTRIM", self.keys.mailbox(key), "MINID", f"{upto + 1}-0")], _first
+        )
+        return int(removed)
+
+    # Start-up --------------------------------------------------------------------------
+
+    async def load(self) -> Snapshot:
+        """Read the directory back; index entries whose record is gone are skipped."""
+        k, client = self.keys, self.client
+        snapshot = Snapshot([], [], [], {}, {}, {})
+        user_keys = [key async for key in client.sscan_iter(k.users, count=_READ_CHUNK)]
+        for chunk in _chunks(user_keys, _READ_CHUNK):
+            pipe = client.pipeline(transaction=False)
+            for key in chunk:
+                pipe.hgetall(k.user(key))
+                pipe.xlen(k.mailbox(key))
+            answers = await pipe.execute()
+            for key, fields, count in zip(chunk, answers[::2], answers[1::2], strict=True):
+                if b"name" not in fields:
+                    continue
+                snapshot.users.append(_user(key, fields))
+                snapshot.mailbox_seqs[key] = int(fields.get(b"mailbox_seq", 0))
+                if count:
+                    snapshot.mailbox_counts[key] = count
+        room_ids = [room async for room in client.sscan_iter(k.rooms, count=_READ_CHUNK)]
+        for chunk in _chunks(room_ids, _READ_CHUNK):
+            pipe = client.pipeline(transaction=False)
+            for room in chunk:
+                pipe.hgetall(k.room(room))
+                pipe.hgetall(k.members(room))
+            answers = await pipe.execute()
+            for room, fields, members in zip(chunk, answers[::2], answers[1::2], strict=True):
+                if b"name" not in fields:
+                    continue
+                snapshot.rooms.append(_room(room, fields))
+                snapshot.room_seqs[room] = int(fields[b"seq"])
+                snapshot.members.extend(
+                    MemberRecord(room, key, int(joined)) for key, joined in members.items()
+                )
+        return snapshot
+
+
+def _eval(script: str, keys: list[str], args: Iterable[Any]) -> Command:
+    return ("EVAL", script, len(keys), *keys, *args)
+
+
+def _first(answers: list[Any]) -> Any:
+    return answers[0]
+
+
+def _chunks(items: list[bytes], size: int) -> Iterable[list[bytes]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+def _envelopes(entries: Any) -> list[Envelope]:
+    """Stream entries (``<seq>-0``, {t, s, b}) as envelopes."""
+    return [
+        Envelope(int(entry_id.split(b"-", 1)[0]), int(f[b"t"]), f[b"s"], f[b"b"])
+        for entry_id, f in entries or ()
+    ]
+
+
+def _user(key: bytes, f: dict[bytes, bytes]) -> UserRecord:
+    last_seen = f.get(b"last_seen")
+    return UserRecord(
+        key,
+        f[b"name"].decode(),
+        int(f[b"prekey_id"]),
+        f[b"prekey"],
+        f[b"prekey_sig"],
+        None if last_seen is None else int(last_seen),
+    )
+
+
+def _room(room: bytes, f: dict[bytes, bytes]) -> RoomRecord:
+    access = f[b"access_kind"].decode()
+    if access not in ("open", "secret"):
+        raise ValueError(f"room {room.hex()} has an unknown access kind")
+    return RoomRecord(
+        id=room,
+        name=f[b"name"].decode(),
+        description=f[b"description"].decode(),
+        max_members=int(f[b"max_members"]),
+        listed=f[b"listed"] == b"1",
+        access_kind=cast(Literal["open", "secret"], access),
+        verifier=f.get(b"verifier"),
+        salt=f.get(b"salt"),
+        created=int(f[b"created"]),
+    )

@@ -1,0 +1,116 @@
+"""What the Redis store promises beyond the shared Store contract (test_store.py)."""
+
+import asyncio
+from collections import defaultdict
+
+import pytest
+from e2echat_server.store import Envelope, MemberRecord, RedisStore, UserRecord
+from e2echat_server.store.redis import RedisKeys, StoreClosedError
+from redis.crc import key_slot
+from redis.exceptions import ConnectionError as RedisConnectionError
+
+from tests.redis_server import RedisServer
+from tests.server import conftest
+from tests.server.test_store import ALICE, BOB, ROOM, envelope, room, user
+
+
+async def test_acknowledged_writes_survive_redis_being_killed(durable_redis: RedisServer) -> None:
+    store = await RedisStore.open(durable_redis.url)
+    try:
+        await store.put_user(user(ALICE))
+        await store.create_room(room(), MemberRecord(ROOM, ALICE, 0))
+        await asyncio.gather(*(store.append(ROOM, envelope(s), keep=100) for s in range(1, 51)))
+        await store.mailbox_put(ALICE, envelope(1))
+        durable_redis.kill()
+        with pytest.raises(RedisConnectionError):
+            await store.history(ROOM, 0, 0, 100)
+        durable_redis.start()  # same port, same append-only file
+        snapshot = await store.load()
+        assert snapshot.room_seqs == {ROOM: 50}
+        assert [u.key for u in snapshot.users] == [ALICE]
+        assert [e.seq for e in await store.history(ROOM, 0, 0, 100)] == list(range(1, 51))
+        assert [e.seq for e in await store.mailbox(ALICE, 0, 10)] == [1]
+        await store.append(ROOM, envelope(51), keep=100)  # and writes work again
+    finally:
+        await store.close()
+
+
+async def test_a_resent_write_is_stored_once(redis_url: str) -> None:
+    store = await RedisStore.open(redis_url)
+    try:
+        await store.put_user(user(BOB, "bob"))
+        creator = MemberRecord(ROOM, ALICE, 0)
+        await store.create_room(room(), creator)
+        await store.create_room(room(), creator)  # the same call again: already done
+        for _ in range(2):
+            await store.append(ROOM, envelope(1), keep=10)
+            await store.mailbox_put(BOB, envelope(1))
+        assert [e.seq for e in await store.history(ROOM, 0, 0, 10)] == [1]
+        assert [e.seq for e in await store.mailbox(BOB, 0, 10)] == [1]
+        with pytest.raises(ValueError, match="name"):
+            await store.create_room(room(b"y" * 16), MemberRecord(b"y" * 16, BOB, 1))
+    finally:
+        await store.close()
+
+
+async def test_a_name_left_claimed_by_a_deleted_room_is_taken_over(redis_url: str) -> None:
+    store = await RedisStore.open(redis_url)
+    try:
+        await store.create_room(room(), MemberRecord(ROOM, ALICE, 0))
+        k = store.keys  # a crash after deleting the room, before releasing its name:
+        await store.client.delete(k.room(ROOM), k.members(ROOM), k.history(ROOM))
+        assert (await store.load()).rooms == []
+        fresh = b"n" * 16
+        await store.create_room(room(fresh), MemberRecord(fresh, BOB, 1))
+        snapshot = await store.load()
+        assert [r.id for r in snapshot.rooms] == [fresh]
+        assert await store.client.smembers(k.rooms) == {fresh}
+    finally:
+        await store.close()
+
+
+async def test_each_room_and_each_user_lives_in_one_cluster_slot(redis_url: str) -> None:
+    store = await RedisStore.open(redis_url)
+    try:
+        rooms = [bytes([i]) * 16 for i in range(1, 9)]
+        for i, room_id in enumerate(rooms):
+            await store.create_room(room(room_id, f"room-{i}"), MemberRecord(room_id, ALICE, 0))
+            await store.append(room_id, envelope(1), keep=10)
+        await store.put_user(user(ALICE))
+        await store.mailbox_put(ALICE, envelope(1))
+        slots: dict[str, set[int]] = defaultdict(set)
+        async for name in store.client.scan_iter(count=1000):
+            owner = name.decode().split("}", 1)[0]  # up to the end of the hash tag
+            slots[owner].add(key_slot(name))
+        assert len(slots) == len(rooms) + 2  # the rooms, alice, the directory indexes
+        assert all(len(found) == 1 for found in slots.values())
+        assert len(set().union(*slots.values())) > len(rooms) // 2  # rooms spread out
+    finally:
+        await store.close()
+
+
+async def test_a_closed_store_refuses_writes(redis_url: str) -> None:
+    store = await RedisStore.open(redis_url)
+    await store.close()
+    await store.close()  # idempotent
+    with pytest.raises(StoreClosedError):
+        await store.append(ROOM, Envelope(1, 0, ALICE, b"x"), keep=1)
+    with pytest.raises(StoreClosedError):
+        await store.put_user(UserRecord(ALICE, "a", 1, b"p" * 32, b"s" * 64))
+
+
+def test_a_key_prefix_cannot_break_the_hash_tags() -> None:
+    for bad in ("", "e2e{x}", "tab\t"):
+        with pytest.raises(ValueError, match="prefix"):
+            RedisKeys(bad)
+    assert RedisKeys("chat").room(ROOM).startswith("chat:room:{")
+
+
+def test_without_redis_server_the_tests_skip_naming_the_install_but_fail_in_ci(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(conftest, "redis_binary", lambda: None)
+    with pytest.raises(pytest.skip.Exception, match="apt-get install -y redis-server"):
+        conftest.require_redis_server({})
+    with pytest.raises(pytest.fail.Exception, match="CI must run"):
+        conftest.require_redis_server({"CI": "true"})
