@@ -2,8 +2,9 @@
 
 Every request is decided here, synchronously, so that a check and the change it guards
 happen in one step of the event loop (no other request can slip in between). Refusals
-raise ProtocolError and change nothing. The relay shell then writes the change through
-to the Store and undoes it here if the write fails.
+raise ProtocolError and change nothing. An operation that must outlive the process
+returns a `Change`: the store write that makes it durable and its undo, which the shell
+runs (`Engine.apply`) without knowing what the change was.
 """
 
 import hmac
@@ -28,8 +29,9 @@ from e2echat.protocol import (
     SignedPrekey,
 )
 from e2echat.protocol.constants import MAX_LIST_ITEMS
+from e2echat_server.change import Change
 from e2echat_server.ratelimit import TokenBucket
-from e2echat_server.store import RoomRecord, Snapshot, UserRecord
+from e2echat_server.store import Envelope, MemberRecord, RoomRecord, Snapshot, UserRecord
 
 PresenceStatus = Literal["online", "away", "busy", "offline"]
 OFFLINE: PresenceStatus = "offline"
@@ -56,6 +58,7 @@ class UserState:
     sessions: int = 0  # connections authenticated (or authenticating) as this key
     presence_budget: TokenBucket | None = None  # made on the first presence change
     presence_pending: bool = False  # a change was not broadcast: a catch-up is owed
+    stored: bool = True  # the store holds this name and prekey (False until first written)
 
     def record(self) -> UserRecord:
         return UserRecord(
@@ -122,7 +125,7 @@ class Directory:
             directory._insert_room(r, snapshot.room_seqs.get(r.id, 0))
         for m in snapshot.members:
             if m.room in directory.rooms and m.key in directory.users:
-                directory.add_member(m.room, m.key, m.joined)
+                directory._add_member(m.room, m.key, m.joined)
         idle_since = sorted(
             (u.last_seen if u.last_seen is not None else now, u.key) for u in snapshot.users
         )
@@ -133,21 +136,35 @@ class Directory:
 
     def authenticate(
         self, key: bytes, name: str, prekey: SignedPrekey
-    ) -> tuple[UserState, UserRecord | None]:
-        """Record a verified hello; return the user and the record to store if it changed.
+    ) -> tuple[UserState, Change | None]:
+        """Record a verified hello; return the user and the change to store, if any.
 
         The user has one more session from here on, until `release`: it cannot be forgotten.
         """
         user = self.users.get(key)
         if user is None:
-            user = self.users[key] = UserState(key, name, prekey, sessions=1)
-            return user, user.record()
-        user.sessions += 1
-        self.idle.pop(key, None)
-        if user.name == name and user.prekey == prekey:
+            user = self.users[key] = UserState(key, name, prekey, sessions=1, stored=False)
+        else:
+            user.sessions += 1
+            self.idle.pop(key, None)
+        if user.stored and user.name == name and user.prekey == prekey:
             return user, None
+        return user, self._profile_change(user, name, prekey)
+
+    def _profile_change(self, user: UserState, name: str, prekey: SignedPrekey) -> Change:
+        """Set ``user``'s name and prekey; undone, they are the stored ones again."""
+        before = user.name, user.prekey
         user.name, user.prekey = name, prekey
-        return user, user.record()
+        record = user.record()
+
+        def undo() -> None:
+            if user.stored:  # a new user keeps its values: `stored` says they need writing
+                user.name, user.prekey = before
+
+        def commit() -> None:
+            user.stored = True
+
+        return Change("put_user", lambda store: store.put_user(record), undo, commit)
 
     def release(self, key: bytes, now: int) -> None:
         """One session of ``key`` ended (``now`` in ms); with its last, the user is idle."""
@@ -179,10 +196,32 @@ class Directory:
             forgotten.append(key)
         return forgotten
 
-    def set_prekey(self, key: bytes, prekey: SignedPrekey) -> UserRecord:
+    def forgetting(self, cutoff: int, limit: int) -> tuple[list[bytes], Change]:
+        """`forget`, with the change that deletes the same users from the store.
+
+        Its undo is nothing: users the store failed to delete stay forgotten in memory and
+        are loaded again at the next start, to be forgotten again later.
+        """
+        keys = self.forget(cutoff, limit)
+        return keys, Change("forget_users", lambda store: store.forget_users(keys))
+
+    def set_prekey(self, key: bytes, prekey: SignedPrekey) -> Change:
         user = self.users[key]
-        user.prekey = prekey
-        return user.record()
+        return self._profile_change(user, user.name, prekey)
+
+    def went_online(self, key: bytes) -> None:
+        """``key``'s first connection is live: it shows online, without a status text."""
+        user = self.users[key]
+        user.status, user.text = "online", None
+
+    def went_offline(self, key: bytes, now: int) -> Change:
+        """``key``'s last connection ended at ``now`` (ms); the change records ``last_seen``.
+
+        Nothing to undo: if the write fails the store keeps an older ``last_seen``.
+        """
+        user = self.users[key]
+        user.status, user.text, user.last_seen = OFFLINE, None, now
+        return Change("set_last_seen", lambda store: store.set_last_seen(key, now))
 
     def set_status(self, key: bytes, status: PresenceStatus, text: str | None, now: float) -> bool:
         """Apply a user's status change; False if it changes nothing (nothing to broadcast).
@@ -241,7 +280,9 @@ class Directory:
                 " allows; leave one before creating or joining another.",
             )
 
-    def create_room(self, key: bytes, frame: CreateRoom, room_id: bytes, now: int) -> Room:
+    def create_room(
+        self, key: bytes, frame: CreateRoom, room_id: bytes, now: int
+    ) -> tuple[Room, Change]:
         """Create the room with ``key`` as its first member, or raise."""
         if frame.name in self.by_name:
             raise ProtocolError(ErrorCode.NAME_TAKEN, f"A room named {frame.name!r} exists.")
@@ -265,24 +306,29 @@ class Directory:
             created=now,
         )
         room = self._insert_room(record, 0)
-        self.add_member(room_id, key, now)
-        return room
+        self._add_member(room_id, key, now)
+        creator = MemberRecord(room_id, key, now)
+        return room, Change(
+            "create_room",
+            lambda store: store.create_room(record, creator),
+            lambda: self._drop_room(room_id),
+        )
 
-    def drop_room(self, room_id: bytes) -> None:
+    def _drop_room(self, room_id: bytes) -> None:
         """Forget a room entirely (undo of a failed create, or its last member left)."""
         room = self.rooms.pop(room_id)
         del self.by_name[room.record.name]
         for key in room.members:
             self.rooms_of[key].discard(room_id)
 
-    def restore_room(self, room: Room) -> None:
-        """Put back a room removed by ``drop_room`` (undo when the store write failed)."""
+    def _restore_room(self, room: Room) -> None:
+        """Put back a room removed by ``_drop_room`` (undo when the store write failed)."""
         self.rooms[room.record.id] = room
         self.by_name[room.record.name] = room.record.id
         for key in room.members:
             self.rooms_of.setdefault(key, set()).add(room.record.id)
 
-    def check_join(self, key: bytes, frame: JoinRoom) -> tuple[Room, bool]:
+    def _check_join(self, key: bytes, frame: JoinRoom) -> tuple[Room, bool]:
         """The room ``key`` may join by ``frame``, and whether it is already a member."""
         room = self.lookup(frame.name)
         if key in room.members:
@@ -301,11 +347,44 @@ class Directory:
         self._check_room_quota(key)
         return room, False
 
-    def add_member(self, room_id: bytes, key: bytes, joined: int) -> None:
+    def join(self, key: bytes, frame: JoinRoom, now: int) -> tuple[Room, Change | None]:
+        """Add ``key`` to the room ``frame`` names, or raise; no change if already a member."""
+        room, already = self._check_join(key, frame)
+        if already:
+            return room, None
+        room_id = room.record.id
+        self._add_member(room_id, key, now)
+        member = MemberRecord(room_id, key, now)
+        return room, Change(
+            "add_member",
+            lambda store: store.add_member(member),
+            lambda: self._remove_member(room_id, key),
+        )
+
+    def leave(self, key: bytes, room_id: bytes) -> tuple[Room, Change]:
+        """Remove ``key`` from its room ``room_id``, or raise; the last member drops the room
+        (then ``room.members`` is empty and the name is free at once)."""
+        room = self.member_room(key, room_id)
+        joined = room.members[key]
+        self._remove_member(room_id, key)
+        last = not room.members
+        if last:
+            self._drop_room(room_id)
+
+        def undo() -> None:
+            if last:
+                self._restore_room(room)
+            self._add_member(room_id, key, joined)
+
+        return room, Change(
+            "remove_member", lambda store: store.remove_member(room_id, key, last), undo
+        )
+
+    def _add_member(self, room_id: bytes, key: bytes, joined: int) -> None:
         self.rooms[room_id].members[key] = joined
         self.rooms_of.setdefault(key, set()).add(room_id)
 
-    def remove_member(self, room_id: bytes, key: bytes) -> None:
+    def _remove_member(self, room_id: bytes, key: bytes) -> None:
         self.rooms[room_id].members.pop(key, None)
         self.rooms_of.get(key, set()).discard(room_id)
 
@@ -337,8 +416,14 @@ class Directory:
         room.last_ts = max(room.last_ts, now)
         return room.seq, room.last_ts
 
-    def next_mailbox(self, to: bytes) -> int:
-        """Reserve the next mailbox seq of ``to``, or raise if unknown or full."""
+    def post_direct(
+        self, to: bytes, sender: bytes, body: bytes, now: int
+    ) -> tuple[Envelope, Change]:
+        """Queue a direct for ``to`` (``now`` in ms), or raise if unknown or full.
+
+        Undone, the entry no longer counts against the mailbox; its seq stays used (a gap
+        clients never see: they acknowledge by seq).
+        """
         user = self.users.get(to)
         if user is None:
             raise ProtocolError(
@@ -351,7 +436,17 @@ class Directory:
             )
         user.mailbox_seq += 1
         user.mailbox_count += 1
-        return user.mailbox_seq
+        entry = Envelope(user.mailbox_seq, now, sender, body)
+
+        def undo() -> None:
+            user.mailbox_count -= 1
+
+        return entry, Change("mailbox_put", lambda store: store.mailbox_put(to, entry), undo)
+
+    def mailbox_acked(self, key: bytes, removed: int) -> None:
+        """The store deleted ``removed`` of ``key``'s mailbox entries."""
+        user = self.users[key]
+        user.mailbox_count = max(0, user.mailbox_count - removed)
 
     # Views -------------------------------------------------------------------------
 

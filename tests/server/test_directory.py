@@ -1,14 +1,19 @@
 """The pure room and membership rules: every refusal raises and changes nothing."""
 
+from collections.abc import Callable
+from typing import Any
+
 import pytest
+from e2echat_server.change import Change, ChangeState
 from e2echat_server.directory import (
     STATUS_BURST,
     STATUS_RATE,
     Directory,
     DirectoryLimits,
+    Room,
     token_matches,
 )
-from e2echat_server.store import MemberRecord, RoomRecord, Snapshot, UserRecord
+from e2echat_server.store import MemberRecord, MemoryStore, RoomRecord, Snapshot, UserRecord
 
 from e2echat.protocol import (
     CreateRoom,
@@ -30,15 +35,35 @@ TOKEN = b"t" * 32
 def directory(max_members: int = 3, max_rooms: int = 2, mailbox: int = 2) -> Directory:
     d = Directory(DirectoryLimits(max_members, max_rooms, mailbox))
     for key, name in ((A, "alice"), (B, "bob"), (C, "carol")):
-        d.authenticate(key, name, PREKEY)
+        _, change = d.authenticate(key, name, PREKEY)
+        committed(change)
     return d
+
+
+def committed(change: Change | None) -> None:
+    assert change is not None
+    change.commit()
+
+
+def create(d: Directory, key: bytes, name: str, room_id: bytes, **fields: Any) -> Room:
+    room, change = d.create_room(
+        key, CreateRoom(name=name, access=OpenAccess(), **fields), room_id, 0
+    )
+    committed(change)
+    return room
+
+
+def join(d: Directory, key: bytes, name: str, token: bytes | None = None) -> Room:
+    room, change = d.join(key, JoinRoom(name=name, token=token), 1)
+    committed(change)
+    return room
 
 
 def snapshot_of(d: Directory) -> tuple[object, ...]:
     return (
         {k: (r.record, dict(r.members), r.seq) for k, r in d.rooms.items()},
         dict(d.by_name),
-        {k: set(v) for k, v in d.rooms_of.items()},
+        {k: set(v) for k, v in d.rooms_of.items() if v},
     )
 
 
@@ -52,7 +77,7 @@ def refused(d: Directory, code: ErrorCode, action: object) -> None:
 
 def test_create_and_its_refusals() -> None:
     d = directory(max_rooms=1)
-    room = d.create_room(A, CreateRoom(name="lobby", access=OpenAccess()), b"1" * 16, 10)
+    room, _ = d.create_room(A, CreateRoom(name="lobby", access=OpenAccess()), b"1" * 16, 10)
     assert (room.members, room.record.max_members, room.record.access_kind) == ({A: 10}, 3, "open")
     refused(
         d,
@@ -76,56 +101,59 @@ def test_create_and_its_refusals() -> None:
 def test_join_checks_the_secret_the_size_and_the_quota() -> None:
     d = directory(max_members=2, max_rooms=1)
     access = SecretAccess(verifier=verifier_for(TOKEN), salt=b"s" * 16)
-    d.create_room(A, CreateRoom(name="den", access=access), b"1" * 16, 0)
-    refused(d, ErrorCode.NO_SUCH_ROOM, lambda: d.check_join(B, JoinRoom(name="nowhere")))
-    refused(d, ErrorCode.FORBIDDEN, lambda: d.check_join(B, JoinRoom(name="den")))
-    refused(d, ErrorCode.FORBIDDEN, lambda: d.check_join(B, JoinRoom(name="den", token=b"x" * 32)))
-    room, already = d.check_join(B, JoinRoom(name="den", token=TOKEN))
-    assert not already
-    d.add_member(room.record.id, B, 1)
-    assert d.check_join(B, JoinRoom(name="den"))[1] is True  # a member needs no token again
-    refused(d, ErrorCode.ROOM_FULL, lambda: d.check_join(C, JoinRoom(name="den", token=TOKEN)))
-    d.create_room(C, CreateRoom(name="mine", access=OpenAccess()), b"2" * 16, 0)
-    refused(d, ErrorCode.FORBIDDEN, lambda: d.check_join(A, JoinRoom(name="mine")))
+    committed(d.create_room(A, CreateRoom(name="den", access=access), b"1" * 16, 0)[1])
+    refused(d, ErrorCode.NO_SUCH_ROOM, lambda: d.join(B, JoinRoom(name="nowhere"), 1))
+    refused(d, ErrorCode.FORBIDDEN, lambda: d.join(B, JoinRoom(name="den"), 1))
+    refused(d, ErrorCode.FORBIDDEN, lambda: d.join(B, JoinRoom(name="den", token=b"x" * 32), 1))
+    room = join(d, B, "den", TOKEN)
+    assert room.members == {A: 0, B: 1}
+    assert d.join(B, JoinRoom(name="den"), 2) == (room, None)  # a member needs no token again
+    refused(d, ErrorCode.ROOM_FULL, lambda: d.join(C, JoinRoom(name="den", token=TOKEN), 1))
+    create(d, C, "mine", b"2" * 16)
+    refused(d, ErrorCode.FORBIDDEN, lambda: d.join(A, JoinRoom(name="mine"), 1))
 
 
 def test_membership_peers_and_dropping_a_room() -> None:
     d = directory()
-    d.create_room(A, CreateRoom(name="lobby", access=OpenAccess()), b"1" * 16, 0)
-    d.add_member(b"1" * 16, B, 1)
+    create(d, A, "lobby", b"1" * 16)
+    join(d, B, "lobby")
     assert d.peers(A) == {B}
     assert d.peers(C) == set()
     refused(d, ErrorCode.NOT_MEMBER, lambda: d.member_room(C, b"1" * 16))
     refused(d, ErrorCode.NO_SUCH_ROOM, lambda: d.member_room(A, b"9" * 16))
-    room = d.rooms[b"1" * 16]
-    d.drop_room(b"1" * 16)
+    refused(d, ErrorCode.NOT_MEMBER, lambda: d.leave(C, b"1" * 16))
+    committed(d.leave(B, b"1" * 16)[1])
+    room, change = d.leave(A, b"1" * 16)  # the last member: the room goes, its name is free
+    assert room.members == {}
     assert d.peers(A) == set()
     refused(d, ErrorCode.NO_SUCH_ROOM, lambda: d.lookup("lobby"))
-    d.restore_room(room)
-    assert d.lookup("lobby") is room
-    assert d.peers(A) == {B}
+    change.commit()
+    assert d.rooms == {}
 
 
 def test_sequence_numbers_and_timestamps_never_go_back() -> None:
     d = directory()
-    room = d.create_room(A, CreateRoom(name="lobby", access=OpenAccess()), b"1" * 16, 0)
+    room = create(d, A, "lobby", b"1" * 16)
     assert d.next_message(room, 500) == (1, 500)
     assert d.next_message(room, 400) == (2, 500)
 
 
 def test_mailbox_is_bounded_and_only_for_known_keys() -> None:
     d = directory(mailbox=2)
-    assert [d.next_mailbox(B), d.next_mailbox(B)] == [1, 2]
-    refused(d, ErrorCode.UNAVAILABLE, lambda: d.next_mailbox(B))
-    refused(d, ErrorCode.FORBIDDEN, lambda: d.next_mailbox(b"z" * 32))
+    entries = [d.post_direct(B, A, b"x", 5)[0], d.post_direct(B, A, b"y", 6)[0]]
+    assert [(e.seq, e.ts, e.sender, e.body) for e in entries] == [(1, 5, A, b"x"), (2, 6, A, b"y")]
+    refused(d, ErrorCode.UNAVAILABLE, lambda: d.post_direct(B, A, b"z", 7))
+    refused(d, ErrorCode.FORBIDDEN, lambda: d.post_direct(b"z" * 32, A, b"z", 7))
+    d.mailbox_acked(B, 1)
+    assert d.users[B].mailbox_count == 1
 
 
 def test_authenticate_reports_changes_only() -> None:
     d = directory()
     assert d.authenticate(A, "alice", PREKEY)[1] is None
-    user, record = d.authenticate(A, "alicia", PREKEY)
-    assert record is not None
-    assert (user.name, record.name) == ("alicia", "alicia")
+    user, change = d.authenticate(A, "alicia", PREKEY)
+    assert change is not None
+    assert (user.name, change.operation) == ("alicia", "put_user")
 
 
 def test_token_check() -> None:
@@ -160,9 +188,9 @@ def test_snapshot_rebuilds_the_directory() -> None:
 def test_the_room_list_is_capped_at_what_a_rooms_frame_may_carry_biggest_first() -> None:
     d = directory(max_rooms=MAX_LIST_ITEMS + 2)
     for i in range(MAX_LIST_ITEMS + 1):
-        d.create_room(A, CreateRoom(name=f"r{i}", access=OpenAccess()), i.to_bytes(16, "big"), 0)
-    d.create_room(A, CreateRoom(name="hidden", access=OpenAccess(), listed=False), b"h" * 16, 0)
-    d.add_member(d.by_name["r7"], B, 1)
+        create(d, A, f"r{i}", i.to_bytes(16, "big"))
+    create(d, A, "hidden", b"h" * 16, listed=False)
+    join(d, B, "r7")
     listed = d.listed()
     assert len(listed) == MAX_LIST_ITEMS
     assert listed[0].record.name == "r7"
@@ -188,8 +216,8 @@ def test_idle_users_are_forgotten_oldest_first_unless_something_keeps_them() -> 
     d = directory(max_rooms=1)
     for key, ended in ((A, 10), (B, 20), (C, 30)):
         d.release(key, ended)
-    d.create_room(B, CreateRoom(name="lobby", access=OpenAccess()), b"1" * 16, 0)  # B: a room
-    d.next_mailbox(C)  # C: mail waiting
+    create(d, B, "lobby", b"1" * 16)  # B: a room
+    committed(d.post_direct(C, A, b"x", 0)[1])  # C: mail waiting
     assert d.forget(cutoff=9, limit=10) == []  # nobody idle long enough
     assert d.forget(cutoff=30, limit=1) == [A]  # the batch limit counts examined users
     assert A not in d.users
@@ -253,3 +281,92 @@ def test_a_status_broadcast_settles_an_owed_catch_up() -> None:
     assert d.presence_due(A, 0.0) is not None
     assert d.set_status(A, "away", None, 1 / STATUS_RATE)
     assert not d.users[A].presence_pending
+
+
+def users_of(d: Directory) -> dict[bytes, tuple[object, ...]]:
+    return {
+        k: (u.name, u.prekey, u.mailbox_seq, u.mailbox_count, u.stored) for k, u in d.users.items()
+    }
+
+
+def test_every_change_undone_leaves_the_directory_as_it_was() -> None:
+    d = directory()
+    create(d, A, "lobby", b"1" * 16)
+    join(d, B, "lobby")
+    other = SignedPrekey(id=2, key=b"q" * 32, sig=b"s" * 64)
+    actions: list[Callable[[], Change | None]] = [
+        lambda: d.create_room(C, CreateRoom(name="new", access=OpenAccess()), b"2" * 16, 0)[1],
+        lambda: d.join(C, JoinRoom(name="lobby"), 5)[1],
+        lambda: d.leave(B, b"1" * 16)[1],
+        lambda: d.post_direct(C, A, b"x", 0)[1],
+        lambda: d.set_prekey(A, other),
+        lambda: d.authenticate(A, "alicia", PREKEY)[1],
+    ]
+    for action in actions:
+        before = snapshot_of(d), users_of(d)
+        change = action()
+        assert change is not None
+        assert (snapshot_of(d), users_of(d)) != before
+        change.undo()
+        assert change.state is ChangeState.UNDONE
+        if change.operation == "mailbox_put":  # the seq stays used: only the count returns
+            d.users[C].mailbox_seq -= 1
+        if change.operation == "put_user":  # a second session stays counted
+            d.release(A, 0)
+        assert (snapshot_of(d), users_of(d)) == before, change
+    # The last member leaving, undone, brings back the room, its name and its members.
+    join(d, C, "lobby")
+    for key in (B, C):
+        committed(d.leave(key, b"1" * 16)[1])
+    before = snapshot_of(d)
+    _, change = d.leave(A, b"1" * 16)
+    change.undo()
+    assert snapshot_of(d) == before
+
+
+def test_a_change_settles_once() -> None:
+    d = directory()
+    change = d.set_prekey(A, PREKEY)
+    change.commit()
+    with pytest.raises(RuntimeError):
+        change.undo()
+    with pytest.raises(RuntimeError):
+        change.commit()
+
+
+def test_a_new_user_whose_write_failed_is_written_at_its_next_hello() -> None:
+    d = Directory(DirectoryLimits(3, 3, 3))
+    _, change = d.authenticate(A, "alice", PREKEY)
+    assert change is not None
+    change.undo()
+    d.release(A, 0)
+    _, again = d.authenticate(A, "alice", PREKEY)  # same name and prekey, still unsaved
+    assert again is not None
+    again.commit()
+    d.release(A, 0)
+    assert d.authenticate(A, "alice", PREKEY)[1] is None
+
+
+async def test_each_change_persists_what_it_changed() -> None:
+    store = MemoryStore()
+    d = Directory(DirectoryLimits(3, 3, 3))
+    for key, name in ((A, "alice"), (B, "bob")):
+        change = d.authenticate(key, name, PREKEY)[1]
+        assert change is not None
+        await change.persist(store)
+    room, change = d.create_room(A, CreateRoom(name="lobby", access=OpenAccess()), b"1" * 16, 3)
+    await change.persist(store)
+    _, joined = d.join(B, JoinRoom(name="lobby"), 4)
+    assert joined is not None
+    await joined.persist(store)
+    await d.post_direct(B, A, b"x", 5)[1].persist(store)
+    await d.went_offline(A, 9).persist(store)
+    loaded = Directory.from_snapshot(await store.load(), d.limits, 0)
+    assert loaded.rooms[room.record.id].members == {A: 3, B: 4}
+    assert (loaded.users[A].last_seen, loaded.users[B].mailbox_count) == (9, 1)
+    await d.leave(B, room.record.id)[1].persist(store)
+    await d.leave(A, room.record.id)[1].persist(store)
+    keys, forget = d.forgetting(10**9, 10)
+    assert keys == []  # nobody idle: both still have sessions
+    await forget.persist(store)
+    assert (await store.load()).rooms == []

@@ -63,7 +63,7 @@ async def test_a_relay_bug_is_internal_and_the_session_survives(
     async def broken(*args: object) -> None:
         raise RuntimeError("bug while holding b'ciphertext-abc'")
 
-    handlers: dict[type, object] = relay._handlers  # type: ignore[assignment]
+    handlers: dict[type, object] = relay.sessions.handlers.table  # type: ignore[assignment]
     monkeypatch.setitem(handlers, ListRooms, broken)
     caplog.set_level(logging.ERROR, logger="e2echat_server")
     refusal = await alice.error(ListRooms(id="l"))

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 from e2echat_server import Relay, RelayConfig, directory
-from e2echat_server.relay import now_ms
+from e2echat_server.clock import now_ms
 from e2echat_server.store import SqliteStore
 
 from e2echat.protocol import (
@@ -123,4 +123,4 @@ async def test_a_reconnect_loop_is_announced_within_budget_and_peers_end_right(
         assert len(seen) < 1 + 2 * cycles  # fewer announcements than transitions
         assert relay.metrics.presence_deferred > 0
         assert not final.presence_pending
-        assert not relay._catch_ups
+        assert not relay._output.catch_ups

@@ -69,7 +69,7 @@ async def test_oversize_frames(relay: Relay) -> None:
 async def test_unread_input_per_connection_is_bounded(relay: Relay) -> None:
     alice = await login(relay.url, Identity("alice"))
     assert alice.identity is not None
-    (conn,) = relay._registry.of(alice.identity.key)
+    (conn,) = relay.engine.broker.connections.of(alice.identity.key)
     # websockets stops reading the socket past this many unread frames of at most
     # 4 x max_frame each: 1 MiB per connection, not the library's default 16 frames (4 MiB).
     assert conn.recv_messages.high == 4

@@ -1,4 +1,4 @@
-"""Which live connections belong to which key and which room. Pure and generic.
+"""Live connections by key and by room: who gets which traffic. Pure and generic.
 
 Fan-out reads ``in_room`` on every message, so the relay keeps that set ready rather
 than walking a room's members and looking up their connections each time.
@@ -12,7 +12,7 @@ C = TypeVar("C")
 _EMPTY: frozenset[object] = frozenset()
 
 
-class Registry(Generic[C]):
+class Connections(Generic[C]):
     """Live connections by key and by room."""
 
     def __init__(self) -> None:

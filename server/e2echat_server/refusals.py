@@ -1,4 +1,4 @@
-"""Helpers for answering frames that failed validation: salvage the id, clean the message."""
+"""What the relay says about a frame it refuses: the id salvaged from it, a clean message."""
 
 import msgspec
 

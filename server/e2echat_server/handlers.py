@@ -1,0 +1,199 @@
+"""The relay's answers to authenticated requests, one handler per frame type.
+
+A handler asks the directory (which decides, or raises ProtocolError), has the engine
+`apply` the change it returns, and writes replies and fan-out to the output port. The
+read loop (sessions.py) catches what a handler raises; `send` goes to the send pipeline.
+"""
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from nacl.utils import random as random_bytes
+from websockets.asyncio.server import ServerConnection
+
+from e2echat.protocol import (
+    MAX_SYNC_LIMIT,
+    Ack,
+    ClientFrame,
+    CreateRoom,
+    DirectDelivery,
+    DirectSend,
+    ErrorCode,
+    Hello,
+    JoinRoom,
+    LeaveRoom,
+    ListRooms,
+    Lookup,
+    MemberJoined,
+    MemberLeft,
+    MembersList,
+    MembersRequest,
+    Ok,
+    PrekeyUpdate,
+    ProtocolError,
+    RoomList,
+    RoomReply,
+    Sent,
+    SetStatus,
+    SummaryReply,
+    Sync,
+    Synced,
+)
+from e2echat_server.clock import now_ms
+from e2echat_server.config import RelayConfig
+from e2echat_server.directory import Directory
+from e2echat_server.engine import Engine
+from e2echat_server.handshake import prekey_signed
+from e2echat_server.output import Output
+from e2echat_server.pipeline import check_body, room_message
+from e2echat_server.session import Session
+from e2echat_server.store import Envelope
+
+# Sync and the mailbox flush read the store in pages of this many bodies (at most ~3 MiB
+# at the largest body), and send each page before reading the next: one request never
+# holds a whole history in memory, nor the store's single thread for long.
+READ_PAGE = 64
+
+Handler = Callable[[Session, Any], Awaitable[None]]
+
+
+def direct_delivery(entry: Envelope) -> DirectDelivery:
+    """The `direct` frame of a mailbox entry."""
+    return DirectDelivery(sender=entry.sender, seq=entry.seq, ts=entry.ts, body=entry.body)
+
+
+class Handlers:
+    """Every request but `send`, by frame type (``table``)."""
+
+    def __init__(
+        self,
+        config: RelayConfig,
+        directory: Directory,
+        engine: Engine[ServerConnection],
+        output: Output,
+    ) -> None:
+        self._config = config
+        self._directory = directory
+        self._engine = engine
+        self._output = output
+        self.table: dict[type[Any], Handler] = {
+            CreateRoom: self.create_room,
+            JoinRoom: self.join_room,
+            LeaveRoom: self.leave_room,
+            MembersRequest: self.members,
+            ListRooms: self.list_rooms,
+            Lookup: self.lookup,
+            PrekeyUpdate: self.prekey,
+            DirectSend: self.direct,
+            Ack: self.ack,
+            Sync: self.sync,
+            SetStatus: self.status,
+            Hello: self.hello_again,
+        }
+
+    async def handle(self, session: Session, frame: ClientFrame) -> None:
+        await self.table[type(frame)](session, frame)
+
+    async def hello_again(self, session: Session, frame: Hello) -> None:
+        raise ProtocolError(ErrorCode.UNAUTHENTICATED, "This connection is already authenticated.")
+
+    async def create_room(self, session: Session, frame: CreateRoom) -> None:
+        room, change = self._directory.create_room(session.key, frame, random_bytes(16), now_ms())
+        await self._engine.apply(change)
+        self._engine.metrics.rooms = len(self._directory.rooms)
+        self._engine.broker.joined(room.record.id, session.key)
+        self._output.reply(session, RoomReply(id=frame.id, room=self._directory.room_info(room)))
+
+    async def join_room(self, session: Session, frame: JoinRoom) -> None:
+        directory, key = self._directory, session.key
+        room, change = directory.join(key, frame, now_ms())
+        if change is not None:
+            await self._engine.apply(change)
+            room_id = room.record.id
+            self._engine.broker.joined(room_id, key)
+            member = directory.member(key, room.members[key])
+            self._output.to_room(room_id, MemberJoined(room=room_id, member=member), skip=session)
+        self._output.reply(session, RoomReply(id=frame.id, room=directory.room_info(room)))
+
+    async def leave_room(self, session: Session, frame: LeaveRoom) -> None:
+        room, change = self._directory.leave(session.key, frame.room)
+        await self._engine.apply(change)
+        self._engine.broker.left(frame.room, session.key)
+        self._engine.metrics.rooms = len(self._directory.rooms)
+        if room.members:
+            self._output.to_room(frame.room, MemberLeft(room=frame.room, key=session.key))
+        self._output.reply(session, Ok(id=frame.id))
+
+    async def members(self, session: Session, frame: MembersRequest) -> None:
+        room = self._directory.member_room(session.key, frame.room)
+        members = self._directory.members(room)
+        self._output.reply(session, MembersList(id=frame.id, room=frame.room, members=members))
+
+    async def list_rooms(self, session: Session, frame: ListRooms) -> None:
+        rooms = [self._directory.summary(room) for room in self._directory.listed()]
+        self._output.reply(session, RoomList(id=frame.id, rooms=rooms))
+
+    async def lookup(self, session: Session, frame: Lookup) -> None:
+        room = self._directory.summary(self._directory.lookup(frame.name))
+        self._output.reply(session, SummaryReply(id=frame.id, room=room))
+
+    async def prekey(self, session: Session, frame: PrekeyUpdate) -> None:
+        if not prekey_signed(session.key, frame.prekey):
+            raise ProtocolError(
+                ErrorCode.BAD_FRAME, "The prekey is not signed by your identity key."
+            )
+        await self._engine.apply(self._directory.set_prekey(session.key, frame.prekey))
+        self._output.reply(session, Ok(id=frame.id))
+
+    async def direct(self, session: Session, frame: DirectSend) -> None:
+        check_body(frame.body, self._config.max_body)
+        entry, change = self._directory.post_direct(frame.to, session.key, frame.body, now_ms())
+        await self._engine.apply(change)
+        self._engine.metrics.directs_in += 1
+        self._output.to_key(frame.to, direct_delivery(entry))
+        self._output.reply(session, Sent(id=frame.id, room=None, seq=entry.seq, ts=entry.ts))
+
+    async def ack(self, session: Session, frame: Ack) -> None:
+        store = self._engine.store
+        removed = await self._engine.call(
+            "mailbox_ack", store.mailbox_ack(session.key, frame.mailbox)
+        )
+        self._directory.mailbox_acked(session.key, removed)
+        self._output.reply(session, Ok(id=frame.id))
+
+    async def sync(self, session: Session, frame: Sync) -> None:
+        room = self._directory.member_room(session.key, frame.room)
+        remaining = frame.limit or MAX_SYNC_LIMIT
+        not_before = now_ms() - self._config.history_age_s * 1000
+        after = frame.after
+        store = self._engine.store
+        while remaining:
+            page = min(remaining, READ_PAGE)
+            batch = await self._engine.call(
+                "history", store.history(frame.room, after, not_before, page)
+            )
+            for entry in batch:
+                await self._output.reply_paced(session, room_message(frame.room, entry))
+            if len(batch) < page:
+                break
+            remaining -= page
+            after = batch[-1].seq
+        self._output.reply(session, Synced(id=frame.id, room=frame.room, seq=room.seq))
+
+    async def status(self, session: Session, frame: SetStatus) -> None:
+        now = asyncio.get_running_loop().time()
+        if self._directory.set_status(session.key, frame.status, frame.text, now):
+            self._output.presence(session.key)
+        self._output.reply(session, Ok(id=frame.id))
+
+    async def flush_mailbox(self, session: Session) -> None:
+        """Send ``session``'s queued directs (after `welcome`), a page at a time."""
+        after, store = 0, self._engine.store
+        while True:
+            batch = await self._engine.call("mailbox", store.mailbox(session.key, after, READ_PAGE))
+            for entry in batch:
+                await self._output.reply_paced(session, direct_delivery(entry))
+            if len(batch) < READ_PAGE:
+                return
+            after = batch[-1].seq

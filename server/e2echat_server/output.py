@@ -1,0 +1,130 @@
+"""The one port handlers write to: replies, fan-out and presence announcements.
+
+Every frame is written without waiting, after a check of the recipient's send buffer, so
+a slow consumer is dropped instead of stalling anyone (`Delivery`); fan-out goes through
+the engine's broker, which knows which connections get it. Bulk replies (welcome, sync,
+the mailbox flush) are the exception: they wait for the client to drain.
+"""
+
+import asyncio
+import logging
+from collections.abc import Iterable
+
+from websockets.asyncio.server import ServerConnection, broadcast
+
+from e2echat.protocol import Error, ErrorCode, Presence, RelayFrame, encode_frame
+from e2echat_server.directory import OFFLINE, Directory
+from e2echat_server.engine import Broker
+from e2echat_server.logs import LOGGER, event
+from e2echat_server.metrics import Metrics
+from e2echat_server.refusals import printable
+from e2echat_server.session import Session, peer
+
+
+class Delivery:
+    """Writes encoded frames to local connections, dropping any whose buffer overflowed."""
+
+    def __init__(self, send_buffer: int, metrics: Metrics) -> None:
+        self.send_buffer = send_buffer
+        self._metrics = metrics
+
+    def send(
+        self, conns: Iterable[ServerConnection], data: bytes, skip: ServerConnection | None
+    ) -> int:
+        """Send ``data`` to ``conns`` but ``skip`` without waiting; return how many got it."""
+        limit = self.send_buffer
+        targets = []
+        for conn in conns:
+            if conn is skip:
+                continue
+            transport = conn.transport
+            if transport.is_closing():
+                continue
+            if transport.get_write_buffer_size() > limit:
+                self._metrics.slow_consumers += 1
+                event(LOGGER, "slow_consumer", logging.WARNING, peer=peer(conn))
+                transport.abort()
+                continue
+            targets.append(conn)
+        broadcast(targets, data, text=True)
+        self._metrics.bytes_out += len(data) * len(targets)
+        return len(targets)
+
+
+class Output:
+    """Replies to a session, fan-out to a room or to keys, and presence of a key."""
+
+    def __init__(
+        self,
+        broker: Broker[ServerConnection],
+        delivery: Delivery,
+        directory: Directory,
+        metrics: Metrics,
+    ) -> None:
+        self._broker = broker
+        self._delivery = delivery
+        self._directory = directory
+        self._metrics = metrics
+        self.catch_ups: dict[bytes, asyncio.TimerHandle] = {}
+
+    def reply(self, session: Session, frame: RelayFrame) -> None:
+        """Queue one reply without waiting (bounded like fan-out)."""
+        self._delivery.send((session.conn,), encode_frame(frame), None)
+
+    async def reply_paced(self, session: Session, frame: RelayFrame) -> None:
+        """Send one of many replies (sync, mailbox), waiting while the client's buffer is full."""
+        data = encode_frame(frame)
+        self._metrics.bytes_out += len(data)
+        await session.conn.send(data, text=True)
+
+    def error(self, session: Session, request: str | None, code: ErrorCode, message: str) -> None:
+        self._metrics.errors[code.value] += 1
+        session.errors += 1
+        self.reply(session, Error(id=request, code=code, message=printable(message)))
+
+    def to_room(self, room: bytes, frame: RelayFrame, skip: Session | None = None) -> int:
+        """Fan ``frame`` out to ``room``'s connections (but ``skip``'s); how many got it."""
+        return self._broker.to_room(room, encode_frame(frame), None if skip is None else skip.conn)
+
+    def to_key(self, key: bytes, frame: RelayFrame) -> int:
+        """Deliver ``frame`` to every live connection of ``key``."""
+        return self._broker.to_keys((key,), encode_frame(frame))
+
+    def announce(self, key: bytes) -> None:
+        """Broadcast ``key``'s presence after it went online or offline, within its budget.
+
+        Over budget (a reconnect loop), one catch-up is scheduled for when the budget
+        allows, and it announces the state as it is then: peers see fewer transitions,
+        never a stale final state.
+        """
+        loop = asyncio.get_running_loop()
+        wait = self._directory.presence_due(key, loop.time())
+        if wait is None:
+            self.presence(key)
+            return
+        self._metrics.presence_deferred += 1
+        if key not in self.catch_ups:
+            self.catch_ups[key] = loop.call_later(wait, self._catch_up, key)
+
+    def _catch_up(self, key: bytes) -> None:
+        del self.catch_ups[key]
+        user = self._directory.users.get(key)
+        if user is not None and user.presence_pending:  # else a status frame or eviction won
+            self.announce(key)
+
+    def presence(self, key: bytes) -> None:
+        """Tell everyone who shares a room with ``key`` about its presence, now."""
+        user = self._directory.users[key]
+        frame = Presence(
+            key=key,
+            status=user.status,
+            text=user.text,
+            last_seen=user.last_seen if user.status == OFFLINE else None,
+        )
+        self._broker.to_keys(self._directory.peers(key), encode_frame(frame))
+
+    def close(self) -> None:
+        """Cancel the scheduled catch-ups (the relay is stopping)."""
+        for handle in self.catch_ups.values():
+            handle.cancel()
+        self.catch_ups.clear()

@@ -1,0 +1,278 @@
+"""Serving one connection from accept to close: authentication, the read loop, release.
+
+A connection is challenged, must answer with a valid `hello` in time, is welcomed, gets
+its mailbox, and then goes live (directs first, then its rooms' traffic). The read loop
+validates and paces every frame, passes `send` to the send pipeline and every other
+request to its handler, and turns a refusal into an `error` reply.
+"""
+
+import asyncio
+import contextlib
+import logging
+from collections import Counter
+
+from nacl.utils import random as random_bytes
+from websockets.asyncio.server import ServerConnection
+from websockets.exceptions import ConnectionClosed
+from websockets.frames import CloseCode as WsCloseCode
+
+from e2echat.protocol import (
+    PROTOCOL_VERSION,
+    Challenge,
+    ClientFrame,
+    CloseCode,
+    ErrorCode,
+    Hello,
+    ProtocolError,
+    RelayLimits,
+    Send,
+    User,
+    Welcome,
+    decode_client_frame,
+)
+from e2echat_server.clock import now_ms
+from e2echat_server.config import RelayConfig
+from e2echat_server.directory import Directory
+from e2echat_server.engine import Engine
+from e2echat_server.handlers import Handlers
+from e2echat_server.handshake import verify_hello
+from e2echat_server.logs import ACCESS, LOGGER, crash_site, event, fingerprint
+from e2echat_server.output import Output
+from e2echat_server.pipeline import MAX_INFLIGHT, SendPipeline
+from e2echat_server.ratelimit import AddressBudgets, ConnectionLimiter, Verdict
+from e2echat_server.refusals import request_id
+from e2echat_server.session import AbuseError, Session, peer
+
+
+class Sessions:
+    """Every open connection's life, and the per-address budgets they share."""
+
+    def __init__(
+        self,
+        config: RelayConfig,
+        directory: Directory,
+        engine: Engine[ServerConnection],
+        output: Output,
+    ) -> None:
+        self._config = config
+        self._directory = directory
+        self._engine = engine
+        self._metrics = engine.metrics
+        self._output = output
+        self.handlers = Handlers(config, directory, engine, output)
+        self.pipeline = SendPipeline(
+            directory, engine, output, config.max_body, config.history_count
+        )
+        self.per_ip: Counter[str] = Counter()
+        self.new_keys = AddressBudgets(config.new_keys_per_ip / 3600, config.new_keys_burst)
+        self._limits = RelayLimits(
+            max_frame=config.max_frame,
+            max_body=config.max_body,
+            max_members=config.max_members,
+            history=config.history_count,
+            mailbox=config.mailbox_max,
+        )
+
+    async def serve(self, conn: ServerConnection) -> None:
+        """The websockets handler: one connection, from accept to close."""
+        ip, metrics = peer(conn), self._metrics
+        if self.per_ip[ip] >= self._config.max_conn_per_ip:
+            metrics.handshake_failures["per_ip"] += 1
+            await conn.close(CloseCode.POLICY, "Too many connections from your address.")
+            return
+        loop = asyncio.get_running_loop()
+        session = Session(
+            conn,
+            ip,
+            ConnectionLimiter.create(self._config.rate, self._config.burst, loop.time()),
+            loop.time(),
+        )
+        self.per_ip[ip] += 1
+        metrics.connections += 1
+        metrics.connections_total += 1
+        try:
+            if await self._authenticate(session):
+                metrics.authenticated += 1
+                try:
+                    await self._read_loop(session)
+                finally:
+                    metrics.authenticated -= 1
+        except AbuseError:
+            await conn.close(CloseCode.RATE_LIMIT, "Too many refused frames; slow down.")
+        except ProtocolError as exc:  # the store failed while authenticating
+            self._output.error(session, None, exc.code, exc.message)
+            await conn.close(CloseCode.GOING_AWAY, "The relay cannot serve you right now.")
+        except ConnectionClosed:
+            pass
+        except Exception as exc:  # a relay bug outside any request: say where, never what
+            event(
+                LOGGER,
+                "session_failed",
+                logging.ERROR,
+                error=type(exc).__name__,
+                at=crash_site(exc),
+            )
+            await conn.close(WsCloseCode.INTERNAL_ERROR, "The relay failed; reconnect.")
+        finally:
+            metrics.connections -= 1
+            self.per_ip[ip] -= 1
+            if not self.per_ip[ip]:
+                del self.per_ip[ip]
+            if session.key:
+                await self._release(session)
+            event(
+                ACCESS,
+                "session",
+                peer=ip,
+                key=fingerprint(session.key) if session.key else "-",
+                seconds=round(loop.time() - session.started, 3),
+                frames=session.frames_in,
+                errors=session.errors,
+                close=conn.close_code,
+            )
+
+    async def _authenticate(self, session: Session) -> bool:
+        """Challenge, wait for a valid hello, welcome, flush the mailbox, go live."""
+        conn, config, directory, output = session.conn, self._config, self._directory, self._output
+        nonce = random_bytes(32)
+        output.reply(
+            session,
+            Challenge(v=PROTOCOL_VERSION, relay=config.name, nonce=nonce, limits=self._limits),
+        )
+        try:
+            async with asyncio.timeout(config.handshake_timeout_s):
+                hello = await self._await_hello(session)
+        except TimeoutError:
+            self._metrics.handshake_failures["timeout"] += 1
+            await conn.close(CloseCode.HANDSHAKE_TIMEOUT, "No valid hello in time.")
+            return False
+        try:
+            verify_hello(hello, config.name, nonce)
+        except ProtocolError as exc:
+            self._metrics.handshake_failures["signature"] += 1
+            output.error(session, None, exc.code, exc.message)
+            await conn.close(CloseCode.AUTH_FAILED, "Authentication failed.")
+            return False
+        if hello.key not in directory.users and not self.new_keys.take(
+            session.ip, asyncio.get_running_loop().time()
+        ):
+            self._metrics.handshake_failures["new_keys"] += 1
+            output.error(
+                session,
+                None,
+                ErrorCode.RATE_LIMITED,
+                "Too many new identities from your address; try again later.",
+            )
+            await conn.close(CloseCode.RATE_LIMIT, "Too many new identities from your address.")
+            return False
+        user, change = directory.authenticate(hello.key, hello.name, hello.prekey)
+        session.key = hello.key  # from here on, `_release` releases the session
+        self._metrics.users = len(directory.users)
+        if change is not None:
+            await self._engine.apply(change)
+        await output.reply_paced(
+            session,
+            Welcome(
+                user=User(key=hello.key, name=hello.name),
+                rooms=directory.welcome_rooms(hello.key, config.welcome_members),
+                mailbox=user.mailbox_count,
+            ),
+        )
+        # Directs go live first, then the mailbox is flushed: a direct that commits before
+        # `attach` is in the flush, one after it is delivered live (maybe both: at least once).
+        broker = self._engine.broker
+        first = broker.attach(hello.key, conn)
+        await self.handlers.flush_mailbox(session)
+        broker.enter(conn, directory.rooms_of.get(hello.key, ()))
+        if first:
+            directory.went_online(hello.key)
+            output.announce(hello.key)
+        return True
+
+    async def _await_hello(self, session: Session) -> Hello:
+        while True:
+            frame = await self._next_frame(session)
+            if isinstance(frame, Hello):
+                return frame
+            if frame is not None:
+                self._output.error(
+                    session,
+                    getattr(frame, "id", None),
+                    ErrorCode.UNAUTHENTICATED,
+                    "Authenticate first: answer the challenge with hello.",
+                )
+
+    async def _next_frame(self, session: Session) -> ClientFrame | None:
+        """The next valid frame, or None after answering a bad or refused one."""
+        data = await session.conn.recv()
+        session.frames_in += 1
+        self._metrics.frames_in += 1
+        self._metrics.bytes_in += len(data)
+        now = asyncio.get_running_loop().time()
+        verdict = session.limiter.admit(now)
+        if verdict is Verdict.CLOSE:
+            raise AbuseError
+        if verdict is Verdict.REFUSE:
+            self._output.error(
+                session,
+                request_id(data),
+                ErrorCode.RATE_LIMITED,
+                f"Slow down: at most {self._config.rate:g} frames per second.",
+            )
+            return None
+        try:
+            if isinstance(data, bytes):
+                raise ProtocolError(
+                    ErrorCode.BAD_FRAME, "Send JSON in text frames; binary frames are not used."
+                )
+            return decode_client_frame(data, self._config.max_frame)
+        except ProtocolError as exc:
+            if session.limiter.strike(now) is Verdict.CLOSE:
+                raise AbuseError from None
+            self._output.error(session, request_id(data), exc.code, exc.message)
+            return None
+
+    async def _read_loop(self, session: Session) -> None:
+        pipeline = self.pipeline
+        while True:
+            frame = await self._next_frame(session)
+            if frame is None:
+                continue
+            request = getattr(frame, "id", None)  # every request but hello has one
+            pipelined = isinstance(frame, Send)
+            if session.inflight and (not pipelined or session.inflight >= MAX_INFLIGHT):
+                await pipeline.drain(session)
+            try:
+                if isinstance(frame, Send):
+                    pipeline.begin(session, frame)
+                else:
+                    await self.handlers.handle(session, frame)
+            except ProtocolError as exc:
+                await pipeline.drain(session)  # a refusal must not overtake earlier `sent`s
+                self._output.error(session, request, exc.code, exc.message)
+            except ConnectionClosed:
+                raise
+            except Exception as exc:
+                event(
+                    LOGGER,
+                    "request_failed",
+                    logging.ERROR,
+                    type=type(frame).__name__,
+                    error=type(exc).__name__,
+                    at=crash_site(exc),
+                )
+                self._output.error(
+                    session, request, ErrorCode.INTERNAL, "The relay failed on that request."
+                )
+
+    async def _release(self, session: Session) -> None:
+        """The authenticated connection closed: maybe its key went offline."""
+        key, now, directory = session.key, now_ms(), self._directory
+        last = self._engine.broker.detach(key, session.conn, directory.rooms_of.get(key, ()))
+        directory.release(key, now)
+        if not last:
+            return
+        change = directory.went_offline(key, now)
+        self._output.announce(key)
+        with contextlib.suppress(ProtocolError):
+            await self._engine.apply(change)
