@@ -20,11 +20,28 @@ subpackages (protocol, crypto, store, client) are internal layers.
 
 from e2echat.client.client import Client
 from e2echat.client.errors import (
+    AlreadyConnected,
     AuthError,
+    BadStatus,
     ConnectError,
     E2EChatError,
+    EmptyMessage,
+    IdentityExists,
+    IdentityFileError,
+    InvalidInput,
+    InvalidInvite,
+    InvalidName,
+    InvalidRoomOption,
+    MessageTooLong,
+    NameTaken,
+    NoSuchRoom,
     NotAMember,
+    NotConnected,
+    PassphraseRequired,
     RelayError,
+    StoreError,
+    StoreInUse,
+    WrongAccess,
     WrongPassphrase,
 )
 from e2echat.client.events import (
@@ -40,38 +57,56 @@ from e2echat.client.events import (
     RoomLeft,
     Undecryptable,
 )
-from e2echat.client.identity import Identity, IdentityFileError
+from e2echat.client.identity import Identity
 from e2echat.client.models import ConnectionState, Member, Message, RoomSummary
 from e2echat.client.paths import default_identity_path, default_store_path
 from e2echat.client.room import Room
+from e2echat.crypto.identity import UnencryptedKeyWarning
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "AlreadyConnected",
     "AuthError",
+    "BadStatus",
     "Client",
     "ConnectError",
     "ConnectionChanged",
     "ConnectionState",
     "E2EChatError",
+    "EmptyMessage",
     "Event",
     "Identity",
+    "IdentityExists",
     "IdentityFileError",
+    "InvalidInput",
+    "InvalidInvite",
+    "InvalidName",
+    "InvalidRoomOption",
     "KeyChanged",
     "Member",
     "MemberJoined",
     "MemberLeft",
     "MemberValidated",
     "Message",
+    "MessageTooLong",
+    "NameTaken",
+    "NoSuchRoom",
     "NotAMember",
+    "NotConnected",
     "Notice",
+    "PassphraseRequired",
     "PresenceChanged",
     "RelayError",
     "Room",
     "RoomJoined",
     "RoomLeft",
     "RoomSummary",
+    "StoreError",
+    "StoreInUse",
     "Undecryptable",
+    "UnencryptedKeyWarning",
+    "WrongAccess",
     "WrongPassphrase",
     "__version__",
     "default_identity_path",

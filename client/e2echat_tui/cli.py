@@ -68,7 +68,7 @@ def init(
     passphrase = typer.prompt("New passphrase", hide_input=True, confirmation_prompt=True)
     new = Identity.generate()
     try:
-        new.save(path, passphrase)
+        new.save(path, passphrase, overwrite=force)
     except (E2EChatError, ValueError) as exc:
         raise _fail(str(exc)) from None
     typer.echo(f"Identity saved to {path}")

@@ -15,29 +15,42 @@ import sqlite3
 import time
 from collections.abc import Awaitable, Callable, Coroutine
 from pathlib import Path
-from typing import Any, ParamSpec, TypeVar
+from typing import Any, Literal, ParamSpec, TypeVar
 
+from e2echat.client import kdfcost
 from e2echat.client.backoff import Backoff
 from e2echat.client.connection import REQUEST_TIMEOUT_S, Connection
 from e2echat.client.engine import PROOF_WAIT_MS, Access, Engine, Output, RoomState
 from e2echat.client.errors import (
+    AlreadyConnected,
+    BadStatus,
     ConnectError,
     E2EChatError,
+    EmptyMessage,
+    InvalidInvite,
+    InvalidName,
+    InvalidRoomOption,
+    NameTaken,
+    NoSuchRoom,
     NotAMember,
+    NotConnected,
     RelayError,
+    StoreError,
+    StoreInUse,
+    WrongAccess,
     WrongPassphrase,
 )
 from e2echat.client.events import ConnectionChanged, Event
+from e2echat.client.handlers import HandlerRunner, check_async
 from e2echat.client.identity import Identity
 from e2echat.client.models import ConnectionState, Member, Message, RoomSummary
 from e2echat.client.pacing import TokenBucket
-from e2echat.client.paths import default_store_path
+from e2echat.client.paths import default_store_path, make_private_file
 from e2echat.client.pubsub import DEFAULT_BACKLOG, Hub, Subscription
 from e2echat.client.room import Room
-from e2echat.client.tasks import cancel_and_wait
 from e2echat.client.worker import Worker
 from e2echat.crypto.errors import CryptoError
-from e2echat.crypto.identity import INTERACTIVE, KdfLimits
+from e2echat.crypto.identity import KdfLimits
 from e2echat.crypto.policy import DEFAULT_POLICY, Policy
 from e2echat.crypto.roomsecret import Invite, RoomSecret
 from e2echat.crypto.safety import format_safety_number, safety_number
@@ -63,6 +76,8 @@ from e2echat.protocol import (
     SecretAccess,
     SetStatus,
     SummaryReply,
+    decode_client_frame,
+    encode_frame,
     validate_room_name,
     validate_user_name,
 )
@@ -75,10 +90,18 @@ log = logging.getLogger("e2echat")
 P = ParamSpec("P")
 T = TypeVar("T")
 F = TypeVar("F", bound=RelayFrame)
+E = TypeVar("E", bound=Event | Message)
+C = TypeVar("C", bound=ClientFrame)
 SEND_CONFIRM_TIMEOUT_S = 10.0
 STATUSES = ("online", "away", "busy")
 PROOF_WAIT_S = PROOF_WAIT_MS / 1000
 Handler = Callable[[Any], Awaitable[None]]
+AccessKind = Literal["open", "password", "invite"]
+ACCESS_KINDS = ("open", "password", "invite")
+_RELAY_ERRORS: dict[str, type[RelayError]] = {
+    ErrorCode.NO_SUCH_ROOM: NoSuchRoom,
+    ErrorCode.NAME_TAKEN: NameTaken,
+}
 
 
 def _now_ms() -> int:
@@ -98,6 +121,8 @@ class Client:
     ``backlog`` bounds what each ``messages()``/``events()`` subscription (and handler)
     holds for a consumer that falls behind: past it, the oldest items are dropped and
     counted in the subscription's ``dropped`` (messages stay in ``room.history()``).
+    ``concurrent_handlers=True`` lets handlers work on several rooms at once, keeping
+    each room's items in order.
     """
 
     def __init__(
@@ -110,17 +135,15 @@ class Client:
         reconnect: bool = True,
         include_own: bool = False,
         policy: Policy = DEFAULT_POLICY,
-        password_limits: KdfLimits = INTERACTIVE,
+        password_limits: KdfLimits | None = None,
         send_rate: float = RATE,
         send_burst: int = BURST,
         backoff: Backoff | None = None,
         proof_wait: float = PROOF_WAIT_S,
         backlog: int = DEFAULT_BACKLOG,
+        concurrent_handlers: bool = False,
     ) -> None:
-        try:
-            validate_user_name(name)
-        except ProtocolError as exc:
-            raise E2EChatError(exc.message) from None
+        _check_user_name(name)
         self.url = url
         self.name = name
         self.key = identity.public_key
@@ -135,8 +158,9 @@ class Client:
         self._proof_wait = proof_wait
         self._messages: Hub[Message] = Hub(backlog)
         self._events: Hub[Event] = Hub(backlog)
-        self._handlers: list[asyncio.Task[None]] = []
-        self._pending_handlers: list[tuple[Handler, Subscription[Any]]] = []
+        self._backlog = backlog
+        self._concurrent_handlers = concurrent_handlers
+        self._handlers: list[HandlerRunner] = []
         self._waiters: dict[int, tuple[asyncio.Future[Message], Message]] = {}
         self._steps: set[asyncio.Task[Any]] = set()
         self._closing: asyncio.Future[None] | None = None
@@ -166,8 +190,8 @@ class Client:
         # thread adds or removes a room.
         return [state.room for state in list(self._live_engine().rooms.values())]
 
-    def room(self, name: str) -> Room | None:
-        """The joined room called ``name``, if any."""
+    def get_room(self, name: str) -> Room | None:
+        """The joined room called ``name``, if any (no I/O; ``room()`` joins)."""
         return next((room for room in self.rooms if room.name == name), None)
 
     # Lifecycle -----------------------------------------------------------------------
@@ -182,15 +206,20 @@ class Client:
     async def connect(self) -> None:
         """Open the store, connect and authenticate; raise if the first attempt fails."""
         if self._worker is not None:
-            raise E2EChatError("this client is already connected")
+            raise AlreadyConnected("this client is already connected")
         self._closing = None
         self._worker = Worker()
         try:
             self._engine = await self._worker.call(self._open_engine)
-        except (StoreKeyError, StoreLockedError, SchemaError, sqlite3.Error) as exc:
+        except (StoreKeyError, StoreLockedError, SchemaError, sqlite3.Error, OSError) as exc:
             self._worker.close()
             self._worker = None
-            raise E2EChatError(f"cannot open the store {self._store_path}: {exc}") from None
+            if isinstance(exc, StoreLockedError):
+                raise StoreInUse(
+                    f"the store {self._store_path} is in use by another e2echat client"
+                    " (two clients sending on one identity's chains would reuse message keys)"
+                ) from None
+            raise StoreError(f"cannot open the store {self._store_path}: {exc}") from None
         self._connection = Connection(
             self.url,
             self._engine,
@@ -207,11 +236,12 @@ class Client:
         except BaseException:
             await self.close()
             raise
-        for handler, subscription in self._pending_handlers:
-            self._start_handler(handler, subscription)
-        self._pending_handlers = []
+        for runner in self._handlers:
+            runner.start()
 
     def _open_engine(self) -> Engine:
+        if str(self._store_path) != ":memory:":
+            make_private_file(Path(self._store_path))
         store = Store(self._store_path, self._identity)
         session = CryptoSession(self._identity, store, relay=self.url, policy=self._policy)
         return Engine(
@@ -240,8 +270,8 @@ class Client:
             await asyncio.wait(set(self._steps), timeout=REQUEST_TIMEOUT_S)
         if self._connection is not None:
             await self._connection.close()
-        await cancel_and_wait(*[task for task in self._handlers if task is not caller])
-        self._handlers = []
+        for runner in self._handlers:
+            await runner.stop(caller)
         self._messages.close()
         self._events.close()
         engine, self._engine = self._engine, None
@@ -274,22 +304,28 @@ class Client:
 
     def _live_engine(self) -> Engine:
         if self._engine is None:
-            raise E2EChatError("the client is not connected: use 'async with Client(...)'")
+            raise NotConnected("the client is not connected: use 'async with Client(...)'")
         return self._engine
 
     def _live_connection(self) -> Connection:
         if self._connection is None:
-            raise E2EChatError("the client is not connected: use 'async with Client(...)'")
+            raise NotConnected("the client is not connected: use 'async with Client(...)'")
         return self._connection
 
     async def _call(self, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
         """Run ``fn`` on the engine's worker thread."""
         if self._worker is None:
-            raise E2EChatError("the client is closed")
+            raise NotConnected("the client is closed")
         return await self._worker.call(fn, *args, **kwargs)
 
     async def _request(self, frame: ClientFrame, expect: type[F]) -> F:
-        return await self._live_connection().request(frame, expect)
+        try:
+            return await self._live_connection().request(frame, expect)
+        except RelayError as exc:
+            specific = _RELAY_ERRORS.get(exc.code)
+            if specific is None or type(exc) is not RelayError:
+                raise
+            raise specific(exc.code, exc.message) from None
 
     async def _dispatch(self, out: Output) -> None:
         await self._live_connection().dispatch(out)
@@ -347,9 +383,11 @@ class Client:
             room_secret = RoomSecret.generate()
             access, kind = SecretAccess(verifier=room_secret.verifier), "invite"
         try:
-            frame = CreateRoom(name=name, access=access, description=description, listed=listed)
+            frame = _checked(
+                CreateRoom(name=name, access=access, description=description, listed=listed)
+            )
         except ProtocolError as exc:
-            raise E2EChatError(exc.message) from None
+            raise InvalidRoomOption(exc.message) from None
         return await self._shielded(self._enter(frame, kind, room_secret))
 
     async def join(self, name: str, password: str | None = None, invite: str | None = None) -> Room:
@@ -361,14 +399,14 @@ class Client:
             try:
                 parsed = Invite.parse(invite)
             except CryptoError as exc:
-                raise E2EChatError(f"That invite is not valid: {exc}.") from None
+                raise InvalidInvite(f"That invite is not valid: {exc}.") from None
             if parsed.room != name:
-                raise E2EChatError(f"That invite is for room {parsed.room!r}, not {name!r}.")
+                raise InvalidInvite(f"That invite is for room {parsed.room!r}, not {name!r}.")
             room_secret, kind = parsed.secret, "invite"
         elif password is not None:
             summary = await self._request(Lookup(name=name), SummaryReply)
             if summary.room.salt is None:
-                raise E2EChatError(f"Room {name!r} has no password: join it without one.")
+                raise WrongAccess(f"Room {name!r} has no password: join it without one.")
             room_secret, kind = await self._derive(name, password, summary.room.salt), "password"
         token = None if room_secret is None else room_secret.relay_token
         try:
@@ -382,6 +420,54 @@ class Client:
                 raise WrongPassphrase(f"That invite does not open room {name!r}.") from None
             raise
 
+    async def room(
+        self,
+        name: str,
+        *,
+        create: bool = False,
+        access: AccessKind | None = None,
+        password: str | None = None,
+        invite: str | None = None,
+        description: str = "",
+        listed: bool = True,
+    ) -> Room:
+        """The room called ``name``, joined: the one we are in, else joined now, else
+        (with ``create=True``) created, with ``access`` "open" (the default without a
+        password), "password" (with ``password``) or "invite" (``room.invite()``).
+
+        If someone else creates it in the instant between our join and our create, we
+        join theirs. Raises ``NoSuchRoom`` without ``create``, ``WrongAccess`` when the
+        room needs a password or invite we did not give.
+        """
+        _check_room_name(name)
+        kind = access or ("password" if password is not None else "open")
+        if kind not in ACCESS_KINDS:
+            raise InvalidRoomOption(f"access is one of {', '.join(ACCESS_KINDS)}, not {kind!r}")
+        if (kind == "password") != (password is not None):
+            raise InvalidRoomOption('a password goes with access="password", and only there')
+        existing = self.get_room(name)
+        if existing is not None:
+            return existing
+        try:
+            return await self.join(name, password=password, invite=invite)
+        except NoSuchRoom:
+            if not create or invite is not None:
+                raise
+        except RelayError as exc:
+            if exc.code == ErrorCode.FORBIDDEN and password is None and invite is None:
+                raise WrongAccess(f"Room {name!r} needs a password or an invite.") from None
+            raise
+        try:
+            return await self.create(
+                name,
+                password,
+                secret=kind == "invite",
+                description=description,
+                listed=listed,
+            )
+        except NameTaken:
+            return await self.join(name, password=password)
+
     async def _derive(self, name: str, password: str, salt: bytes) -> RoomSecret:
         try:
             return await asyncio.to_thread(
@@ -389,7 +475,7 @@ class Client:
                 password,
                 salt,
                 room=name,
-                limits=self._password_limits,
+                limits=self._password_limits or kdfcost.password_limits(),
             )
         except CryptoError as exc:
             raise E2EChatError(str(exc)) from None
@@ -416,11 +502,11 @@ class Client:
     async def set_status(self, status: str, text: str | None = None) -> None:
         """Set our presence: "online", "away" or "busy", with an optional short text."""
         if status not in STATUSES:
-            raise E2EChatError(f"A status is one of {', '.join(STATUSES)}, not {status!r}.")
+            raise BadStatus(f"A status is one of {', '.join(STATUSES)}, not {status!r}.")
         try:
-            frame = SetStatus(status=status, text=text)  # type: ignore[arg-type]
+            frame = _checked(SetStatus(status=status, text=text))  # type: ignore[arg-type]
         except ProtocolError as exc:
-            raise E2EChatError(exc.message) from None
+            raise BadStatus(exc.message) from None
         await self._shielded(self._status(frame))
 
     async def _status(self, frame: SetStatus) -> None:
@@ -432,10 +518,7 @@ class Client:
     async def rename(self, name: str) -> None:
         """Change our display name. The relay learns names at login, so this reconnects;
         it returns once the client is connected under the new name."""
-        try:
-            validate_user_name(name)
-        except ProtocolError as exc:
-            raise E2EChatError(exc.message) from None
+        _check_user_name(name)
         engine = self._live_engine()
         events = self.events()
         try:
@@ -460,6 +543,8 @@ class Client:
         return state
 
     async def _send(self, room: Room, text: str) -> Message:
+        if not text:
+            raise EmptyMessage("An empty message is not sent.")
         self._state_of(room)
         item_id, provisional, future = await self._shielded(self._queue(room, text))
         if future is None:
@@ -536,32 +621,43 @@ class Client:
     def on_message(
         self, handler: Callable[[Message], Awaitable[None]]
     ) -> Callable[[Message], Awaitable[None]]:
-        """Decorator: call ``handler`` for each message, one at a time, in order."""
-        self._add_handler(handler, self._messages.subscribe())
-        return handler
+        """Decorator: call ``handler`` for each message (same as ``on(Message)``)."""
+        return self.on(Message)(handler)
 
     def on_event(
         self, handler: Callable[[Event], Awaitable[None]]
     ) -> Callable[[Event], Awaitable[None]]:
-        """Decorator: call ``handler`` for each event, one at a time, in order."""
-        self._add_handler(handler, self._events.subscribe())
-        return handler
+        """Decorator: call ``handler`` for each event (same as ``on(Event)``)."""
+        return self.on(Event)(handler)
 
-    def _add_handler(self, handler: Handler, subscription: Subscription[Any]) -> None:
-        if self._connection is None:
-            self._pending_handlers.append((handler, subscription))
-        else:
-            self._start_handler(handler, subscription)
+    def on(
+        self, kind: type[E]
+    ) -> Callable[[Callable[[E], Awaitable[None]]], Callable[[E], Awaitable[None]]]:
+        """Decorator: call an ``async def`` handler for each item of ``kind``.
 
-    def _start_handler(self, handler: Handler, subscription: Subscription[Any]) -> None:
-        async def run() -> None:
-            async for item in subscription:
-                try:
-                    await handler(item)
-                except Exception:
-                    log.exception("handler %s raised", getattr(handler, "__name__", handler))
+        ``kind`` is ``Message``, ``Event`` or one event class (``@chat.on(MemberJoined)``).
+        Items come one at a time, in order (per room with ``concurrent_handlers``); an
+        exception is logged, not fatal. A plain ``def`` is refused with ``TypeError``.
+        """
+        if not (isinstance(kind, type) and issubclass(kind, Event | Message)):
+            raise TypeError(f"on() takes Message or an Event class, not {kind!r}")
 
-        self._handlers.append(asyncio.create_task(run(), name=f"e2echat-handler-{handler}"))
+        def register(handler: Callable[[E], Awaitable[None]]) -> Callable[[E], Awaitable[None]]:
+            check_async(handler)
+            hub: Hub[Any] = self._messages if kind is Message else self._events
+            runner = HandlerRunner(
+                handler,
+                hub.subscribe(),
+                None if kind in (Message, Event) else kind,
+                concurrent=self._concurrent_handlers,
+                lane_limit=self._backlog,
+            )
+            self._handlers.append(runner)
+            if self._connection is not None:
+                runner.start()
+            return handler
+
+        return register
 
     async def run_forever(self) -> None:
         """Serve handlers until the client is closed (for bots), or until the connection
@@ -576,4 +672,19 @@ def _check_room_name(name: str) -> None:
     try:
         validate_room_name(name)
     except ProtocolError as exc:
-        raise E2EChatError(exc.message) from None
+        raise InvalidName(exc.message) from None
+
+
+def _checked(frame: C) -> C:
+    """``frame`` if the relay would accept its shape (lengths, characters), else raise
+    ``ProtocolError``: a frame is validated when decoded, not when built, so the check is
+    a round trip through the relay's own decoder."""
+    decode_client_frame(encode_frame(frame))
+    return frame
+
+
+def _check_user_name(name: str) -> None:
+    try:
+        validate_user_name(name)
+    except ProtocolError as exc:
+        raise InvalidName(exc.message) from None

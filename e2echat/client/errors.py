@@ -1,5 +1,10 @@
 """The errors of the public API: one base class, one subclass per thing a caller handles.
 
+Every refusal has its own class, so a bot catches exactly what it can act on
+(``except e2echat.EmptyMessage``) instead of matching message strings. Refusals of bad
+input (``InvalidInput`` and its subclasses) also derive from ``ValueError``. Names
+say what was refused, without an ``Error`` suffix, like ``WrongPassphrase``.
+
 Messages are sentences a person can act on; they never carry keys, secrets or plaintext.
 """
 
@@ -17,7 +22,7 @@ class AuthError(E2EChatError):
 
 
 class RelayError(E2EChatError):
-    """The relay answered a request with an ``error`` frame."""
+    """The relay answered a request with an ``error`` frame; ``code`` says which."""
 
     def __init__(self, code: str, message: str) -> None:
         super().__init__(f"{message} ({code})")
@@ -25,9 +30,78 @@ class RelayError(E2EChatError):
         self.message = message
 
 
-class WrongPassphrase(E2EChatError):  # noqa: N818 (the public API name)
+class NoSuchRoom(RelayError):
+    """The relay has no room of that name (``code`` ``no_such_room``)."""
+
+
+class NameTaken(RelayError):
+    """The relay already has a room of that name (``code`` ``name_taken``)."""
+
+
+class WrongPassphrase(E2EChatError):
     """A passphrase (identity file) or room password that does not open what it should."""
 
 
-class NotAMember(E2EChatError):  # noqa: N818 (the public API name)
+class NotAMember(E2EChatError):
     """An operation on a room we are not (or no longer) a member of."""
+
+
+class NotConnected(E2EChatError):
+    """The client is not open (use ``async with Client(...)``) or is already closed."""
+
+
+class AlreadyConnected(E2EChatError):
+    """``connect()`` on a client that is already connected."""
+
+
+class InvalidInput(E2EChatError, ValueError):
+    """An argument the library refuses before any I/O; nothing was changed."""
+
+
+class InvalidName(InvalidInput):
+    """A user or room name that the protocol does not allow (length, characters)."""
+
+
+class EmptyMessage(InvalidInput):
+    """``send("")``: an empty message is never sent."""
+
+
+class MessageTooLong(InvalidInput):
+    """A message whose encrypted body would exceed the relay's limit."""
+
+
+class BadStatus(InvalidInput):
+    """A presence status other than online, away or busy, or a status text too long."""
+
+
+class InvalidInvite(InvalidInput):
+    """An invite string that does not parse, or is for another room."""
+
+
+class InvalidRoomOption(InvalidInput):
+    """A room description too long, an unknown ``access``, or options that contradict."""
+
+
+class WrongAccess(E2EChatError):
+    """The room's kind does not fit the request: a password for a room without one, an
+    invite of a room that is not an invite room."""
+
+
+class StoreError(E2EChatError):
+    """The store file cannot be opened: another identity's, a newer schema, damaged."""
+
+
+class StoreInUse(StoreError):
+    """Another e2echat client (in this or another process) has the store open."""
+
+
+class IdentityFileError(E2EChatError):
+    """An identity file that is missing, corrupt, or not an e2echat identity."""
+
+
+class IdentityExists(IdentityFileError):
+    """``Identity.save`` refused to replace an existing identity (pass ``overwrite=True``)."""
+
+
+class PassphraseRequired(E2EChatError):
+    """No passphrase was given where one is needed (or an unencrypted key not allowed)."""

@@ -5,10 +5,11 @@ Each is a frozen dataclass deriving from ``Event``, so a handler can ``match`` o
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from e2echat.client.models import ConnectionState, Member
+from e2echat.crypto.safety import fingerprint
 
 if TYPE_CHECKING:
     from e2echat.client.room import Room
@@ -69,8 +70,19 @@ class KeyChanged(Event):
 
     room: Room | None
     member: Member
-    old_key: bytes
+    old_key: bytes = field(repr=False)
     was_verified: bool
+
+    @property
+    def old_fingerprint(self) -> str:
+        """The fingerprint of the key this name had before."""
+        return fingerprint(self.old_key)
+
+    def __repr__(self) -> str:
+        return (
+            f"KeyChanged(room={self.room!r}, member={self.member!r},"
+            f" old_fingerprint={self.old_fingerprint!r}, was_verified={self.was_verified})"
+        )
 
 
 @dataclass(frozen=True)

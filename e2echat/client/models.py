@@ -2,7 +2,8 @@
 
 They are frozen dataclasses so an application can keep, compare and hash them freely;
 they hold no secrets (keys here are public keys) and message text only in ``text``,
-which is left out of the repr so that logging a message never logs what it says.
+which is left out of the repr so that logging a message never logs what it says. Reprs
+show a key as its fingerprint, never as raw bytes.
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ class Member:
     safety numbers and marked the key as verified.
     """
 
-    key: bytes
+    key: bytes = field(repr=False)
     name: str
     status: str
     status_text: str | None

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from e2echat.client.errors import E2EChatError
+from e2echat.client.errors import WrongAccess
 from e2echat.client.models import Member, Message
 from e2echat.crypto.roomsecret import Invite, RoomSecret
 
@@ -82,7 +82,7 @@ class Room:
         """The invite string of an invite room (anyone holding it can join and read)."""
         record = self._state.record
         if record.access != "invite" or record.secret is None:
-            raise E2EChatError(f"room {record.name!r} is not an invite room: it has no invite")
+            raise WrongAccess(f"room {record.name!r} is not an invite room: it has no invite")
         return str(Invite(self._client.url, record.name, RoomSecret(record.secret)))
 
     def __repr__(self) -> str:

@@ -100,8 +100,13 @@ class Identity:
     def __reduce__(self) -> tuple[object, ...]:
         raise TypeError("an Identity is not picklable; save it with save()")
 
-    def save(self, path: Path, passphrase: str, *, limits: KdfLimits = MODERATE) -> None:
-        """Write the identity to ``path`` encrypted under ``passphrase`` (atomic, 0600)."""
+    def save(
+        self, path: Path, passphrase: str, *, limits: KdfLimits = MODERATE, overwrite: bool = True
+    ) -> None:
+        """Write the identity to ``path`` encrypted under ``passphrase`` (atomic, 0600).
+
+        With ``overwrite=False`` an existing file is left alone: ``FileExistsError``.
+        """
         if not passphrase:
             raise PassphraseError("an empty passphrase is not allowed; use save_unencrypted")
         _check_limits(limits)
@@ -112,17 +117,21 @@ class Identity:
         key = argon2id(
             passphrase.encode(), salt, opslimit=limits.opslimit, memlimit=limits.memlimit
         )
-        _write_private(path, header + aead_encrypt(key, nonce, self._seed, header))
+        _write_private(path, header + aead_encrypt(key, nonce, self._seed, header), overwrite)
 
-    def save_unencrypted(self, path: Path) -> None:
-        """Write the identity to ``path`` in clear (atomic, mode 0600), with a warning."""
+    def save_unencrypted(self, path: Path, *, overwrite: bool = True, stacklevel: int = 2) -> None:
+        """Write the identity to ``path`` in clear (atomic, mode 0600), with a warning.
+
+        ``stacklevel`` is passed to ``warnings.warn``, so that a wrapper can point the
+        warning at its own caller's line.
+        """
+        _write_private(
+            path, _PREFIX.pack(MAGIC, VERSION, MODE_PLAIN, self._public_key) + self._seed, overwrite
+        )
         warnings.warn(
             f"identity key written WITHOUT encryption to {path}; protect this file",
             UnencryptedKeyWarning,
-            stacklevel=2,
-        )
-        _write_private(
-            path, _PREFIX.pack(MAGIC, VERSION, MODE_PLAIN, self._public_key) + self._seed
+            stacklevel=stacklevel,
         )
 
     @classmethod
@@ -185,9 +194,11 @@ def _check_limits(limits: KdfLimits) -> None:
         raise KeyFileError("Argon2id limits are out of range")
 
 
-def _write_private(path: Path, data: bytes) -> None:
+def _write_private(path: Path, data: bytes, overwrite: bool) -> None:
     """Write ``data`` atomically and durably: a 0600 temporary file in the same directory,
-    fsync, rename, fsync of the directory."""
+    fsync, rename (or, without ``overwrite``, a hard link that fails if ``path`` exists,
+    so two processes racing to create an identity cannot replace each other's), fsync of
+    the directory."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=".identity-", dir=path.parent)
     try:
@@ -196,10 +207,12 @@ def _write_private(path: Path, data: bytes) -> None:
             handle.write(data)
             handle.flush()
             os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
+        if overwrite:
+            os.replace(tmp, path)
+        else:
+            os.link(tmp, path)
+    finally:
         Path(tmp).unlink(missing_ok=True)
-        raise
     directory = os.open(path.parent, os.O_RDONLY)
     try:
         os.fsync(directory)  # the rename itself survives a crash

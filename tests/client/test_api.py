@@ -26,7 +26,7 @@ async def test_invite_room_members_presence_and_leave(make_client: MakeClient) -
     bob_room = await bob.join("hideout", invite=invite)
     await collect(alice_events, 1, lambda e: validated(e, "bob"))
     assert [r.name for r in bob.rooms] == ["hideout"]
-    assert bob.room("hideout") is bob_room
+    assert bob.get_room("hideout") is bob_room
     assert "hideout" not in [s.name for s in await alice.list_rooms()]
 
     members = await room.members()
@@ -100,7 +100,7 @@ async def test_safety_numbers_verification_and_key_change(make_client: MakeClien
     await bob.join("trust")
     (bob_member,) = [m for m in await room.members() if m.name == "bob"]
     number = alice.safety_number(bob_member)
-    (alice_member,) = [m for m in await bob.room("trust").members() if m.name == "alice"]  # type: ignore[union-attr]
+    (alice_member,) = [m for m in await bob.get_room("trust").members() if m.name == "alice"]  # type: ignore[union-attr]
     assert number == bob.safety_number(alice_member)
     assert len(number.replace(" ", "").replace("\n", "")) == 60
     await alice.mark_verified(bob_member)
@@ -108,7 +108,7 @@ async def test_safety_numbers_verification_and_key_change(make_client: MakeClien
     assert [m.verified for m in await room.members() if m.name == "bob"] == [True]
 
     # "bob" comes back under a new key: alice is warned and stops sharing with it.
-    await bob.room("trust").leave()  # type: ignore[union-attr]
+    await bob.get_room("trust").leave()  # type: ignore[union-attr]
     impostor = await make_client("bob", identity=e2echat.Identity.generate())
     events = alice.events()
     await impostor.join("trust")
@@ -134,7 +134,7 @@ async def test_rename_reconnects_under_the_new_name(make_client: MakeClient) -> 
     assert bob.state == e2echat.ConnectionState.CONNECTED
     assert {m.name for m in await room.members()} == {"alice", "robert"}
     inbox = alice.messages()
-    await bob.room("names").send("new name, same key")  # type: ignore[union-attr]
+    await bob.get_room("names").send("new name, same key")  # type: ignore[union-attr]
     (msg,) = await collect(inbox, 1)
     assert (msg.sender.name, msg.sender.key) == ("robert", bob.key)
     with pytest.raises(e2echat.E2EChatError):

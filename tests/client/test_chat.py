@@ -35,7 +35,7 @@ async def test_three_clients_chat_in_an_open_room(make_client: MakeClient) -> No
         assert got.seq == sent.seq
         assert got.mentions_me
         assert {m.name for m in got.mentions} == {"bob", "carol"}
-    await bob.room("lobby").send("hi alice")  # type: ignore[union-attr]
+    await bob.get_room("lobby").send("hi alice")  # type: ignore[union-attr]
     replies = await collect(alice_inbox, 1)
     assert replies[0].text == "hi alice"
     assert not replies[0].mentions_me

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 from e2echat_server import Relay
 
+from e2echat.client import kdfcost
 from tests.client.conftest import EVENT_TIMEOUT, MakeClient, collect
 
 DOCS = Path(__file__).parents[2] / "docs"
@@ -20,12 +21,17 @@ def test_the_guide_shows_the_example_as_it_is() -> None:
     assert f"```python\n{main}\n```" in (DOCS / "bots.md").read_text()
 
 
-@pytest.mark.filterwarnings("ignore:identity key written WITHOUT encryption")
 async def test_echo_bot(
-    make_client: MakeClient, relay: Relay, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    make_client: MakeClient,
+    relay: Relay,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    request: pytest.FixtureRequest,
 ) -> None:
     monkeypatch.setenv("E2ECHAT_HOME", str(tmp_path / "bot-home"))
-    monkeypatch.delenv("E2ECHAT_PASSPHRASE", raising=False)
+    monkeypatch.setenv("E2ECHAT_PASSPHRASE", "a long passphrase")
+    kdfcost.enable_fast_kdf_for_tests()
+    request.addfinalizer(kdfcost.disable_fast_kdf)
     spec = importlib.util.spec_from_file_location("echo_bot", EXAMPLE)
     assert spec is not None
     assert spec.loader is not None

@@ -61,7 +61,7 @@ async def test_member_who_left_cannot_read_after_rotation(
     await collect(bob_inbox, 1)
 
     # mallory leaves at the relay but keeps every key she had (a hostile client).
-    mallory_room = mallory.room("team")
+    mallory_room = mallory.get_room("team")
     assert mallory_room is not None
     session = mallory._live_engine().session
     await mallory._request(LeaveRoom(room=room.id), Ok)
@@ -94,5 +94,5 @@ async def test_offline_client_gets_everything_on_reconnect(
     # bob's store remembers the room and its last seq: sync brings what he missed.
     got = await collect(inbox, 5)
     assert [(m.text, m.seq) for m in got] == [(m.text, m.seq) for m in sent]
-    history = await bob_again.room("news").history()  # type: ignore[union-attr]
+    history = await bob_again.get_room("news").history()  # type: ignore[union-attr]
     assert [m.text for m in history] == ["while online"] + [m.text for m in sent]

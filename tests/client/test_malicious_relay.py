@@ -177,7 +177,7 @@ async def test_ghost_member_in_password_room_gets_no_keys(
         prekey=SignedPrekey(id=prekey.id, key=prekey.key, sig=prekey.sig),
         joined=int(time.time() * 1000),
     )
-    bob_room = bob.room("den")
+    bob_room = bob.get_room("den")
     assert bob_room is not None
     events, alice_inbox = bob.events(), alice.messages()
     await proxy.inject(MemberJoined(room=bob_room.id, member=member))

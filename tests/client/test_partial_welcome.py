@@ -46,7 +46,7 @@ async def test_reconnect_with_partial_rooms_fetches_members_without_rotating(
         await collect(alice_events, len(ROOMS), lambda e: validated(e, "bob"))
         for name in ROOMS:
             await rooms[name].send(f"alice before {name}")
-            await bob.room(name).send(f"bob before {name}")  # type: ignore[union-attr]
+            await bob.get_room(name).send(f"bob before {name}")  # type: ignore[union-attr]
         await collect(bob_inbox, len(ROOMS))
         await collect(alice_inbox, len(ROOMS))
         bob_key = bob._identity.public_key
@@ -69,7 +69,7 @@ async def test_reconnect_with_partial_rooms_fetches_members_without_rotating(
 
         for name in ROOMS:
             await rooms[name].send(f"alice after {name}")
-            await bob.room(name).send(f"bob after {name}")  # type: ignore[union-attr]
+            await bob.get_room(name).send(f"bob after {name}")  # type: ignore[union-attr]
         got = await collect(bob_inbox, len(ROOMS))
         assert sorted(m.text for m in got) == sorted(f"alice after {name}" for name in ROOMS)
         got = await collect(alice_inbox, len(ROOMS))
@@ -78,7 +78,7 @@ async def test_reconnect_with_partial_rooms_fetches_members_without_rotating(
         asked = {f.room for f in near_bob.sent if isinstance(f, MembersRequest)}
         assert asked == partial
         for name in ROOMS:
-            roster = bob.room(name).member_list  # type: ignore[union-attr]
+            roster = bob.get_room(name).member_list  # type: ignore[union-attr]
             assert sorted(m.name for m in roster) == ["alice", "bob"]
             # No rotation: bob kept sending on the chain alice already holds.
             chains = await _chains(relay, rooms[name].id, bob_key)

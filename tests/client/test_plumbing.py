@@ -11,7 +11,7 @@ from e2echat.client.backoff import Backoff
 from e2echat.client.pacing import TokenBucket
 from e2echat.client.pubsub import Hub
 from e2echat.client.requests import Requests
-from e2echat.crypto.identity import INTERACTIVE, KdfLimits
+from e2echat.crypto.identity import KdfLimits
 from e2echat.protocol import Error, ErrorCode, Ok
 
 CHEAP = KdfLimits(1, 8192)
@@ -92,13 +92,6 @@ def test_identity_round_trip_and_errors(monkeypatch: pytest.MonkeyPatch, tmp_pat
         identity.save(tmp_path / "plain.key", None, allow_unencrypted=True)
     assert e2echat.Identity.load(tmp_path / "plain.key", None).public_key == identity.public_key
     assert (tmp_path / "plain.key").stat().st_mode & 0o777 == 0o600
-
-
-def test_real_room_password_limits_are_the_interactive_ones() -> None:
-    # Tests use cheap Argon2id limits; the library default is the real, interactive cost.
-    client = e2echat.Client("ws://127.0.0.1:1/", identity=e2echat.Identity.generate(), name="x")
-    assert client._password_limits == INTERACTIVE
-    assert repr(e2echat.Identity.generate()).endswith("secret=<redacted>)")
 
 
 async def test_first_connect_failure_raises_connect_error(tmp_path: Path) -> None:

@@ -83,7 +83,7 @@ async def test_relay_killed_and_restarted_mid_conversation(
         alice_events = alice.events()
         await bob.join("ops", password="restart-me")
         await collect(alice_events, 1, lambda e: isinstance(e, e2echat.MemberValidated))
-        bob_room = bob.room("ops")
+        bob_room = bob.get_room("ops")
         assert bob_room is not None
         inbox = {"alice": alice.messages(), "bob": bob.messages()}
         rooms = {"alice": room, "bob": bob_room}

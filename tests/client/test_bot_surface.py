@@ -1,0 +1,352 @@
+"""The bot author's surface: no footguns at registration, on files, in errors and reprs."""
+
+import asyncio
+import functools
+import os
+import stat
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+import e2echat
+from e2echat.client import kdfcost
+from e2echat.client.handlers import HandlerRunner
+from e2echat.client.pubsub import Hub
+from e2echat.crypto.identity import INTERACTIVE, MODERATE
+from tests.client.conftest import MakeClient, collect
+
+CHEAP = kdfcost.FAST
+
+
+def _client(tmp_path: Path, name: str = "bot") -> e2echat.Client:
+    return e2echat.Client(
+        "ws://127.0.0.1:9/",
+        identity=e2echat.Identity.generate(),
+        name=name,
+        store=tmp_path / f"{name}.sqlite3",
+    )
+
+
+# Handlers ---------------------------------------------------------------------------
+
+
+def test_a_plain_def_handler_is_refused_at_registration(tmp_path: Path) -> None:
+    chat = _client(tmp_path)
+
+    def sync_handler(msg: e2echat.Message) -> None:
+        pass
+
+    with pytest.raises(TypeError, match="sync_handler must be an async function"):
+        chat.on_message(sync_handler)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="async function"):
+        chat.on_event(lambda event: None)  # type: ignore[arg-type,return-value]
+    with pytest.raises(TypeError, match="async function"):
+        chat.on(e2echat.MemberJoined)(sync_handler)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="Message or an Event class"):
+        chat.on(int)  # type: ignore[type-var]
+    assert chat._handlers == []
+
+
+def test_async_callables_of_every_shape_are_accepted(tmp_path: Path) -> None:
+    chat = _client(tmp_path)
+
+    async def handler(msg: e2echat.Message, prefix: str) -> None:
+        pass
+
+    class Callback:
+        async def __call__(self, msg: e2echat.Message) -> None:
+            pass
+
+        async def method(self, msg: e2echat.Message) -> None:
+            pass
+
+    chat.on_message(functools.partial(handler, prefix="> "))
+    chat.on_message(Callback())
+    chat.on_message(Callback().method)
+    assert len(chat._handlers) == 3
+
+
+async def test_typed_handlers_get_only_their_kind(make_client: MakeClient) -> None:
+    alice = await make_client("alice")
+    joined: asyncio.Queue[e2echat.MemberJoined] = asyncio.Queue()
+    others: list[e2echat.Event] = []
+
+    @alice.on(e2echat.MemberJoined)
+    async def greet(event: e2echat.MemberJoined) -> None:
+        await joined.put(event)
+
+    @alice.on(e2echat.Event)
+    async def everything(event: e2echat.Event) -> None:
+        others.append(event)
+
+    await alice.room("lobby", create=True)
+    bob = await make_client("bob")
+    await bob.room("lobby")
+    event = await asyncio.wait_for(joined.get(), 10)
+    assert isinstance(event, e2echat.MemberJoined)
+    assert event.member.name == "bob"
+    assert any(not isinstance(e, e2echat.MemberJoined) for e in others)
+
+
+@dataclass(frozen=True)
+class _Room:
+    id: bytes
+
+
+@dataclass(frozen=True)
+class _Item:
+    room: _Room
+    n: int
+
+
+async def test_concurrent_handlers_keep_each_rooms_order() -> None:
+    hub: Hub[_Item] = Hub()
+    seen: dict[bytes, list[int]] = {b"a": [], b"b": []}
+    b_done, a_done = asyncio.Event(), asyncio.Event()
+
+    async def handle(item: _Item) -> None:
+        if item.room.id == b"a" and item.n == 0:
+            # a slow answer in room a: room b must go on meanwhile
+            await asyncio.wait_for(b_done.wait(), 10)
+        seen[item.room.id].append(item.n)
+        if len(seen[item.room.id]) == 3:
+            (a_done if item.room.id == b"a" else b_done).set()
+
+    runner = HandlerRunner(handle, hub.subscribe(), None, concurrent=True, lane_limit=100)
+    runner.start()
+    for n in range(3):
+        hub.publish(_Item(_Room(b"a"), n))
+    for n in range(3):
+        hub.publish(_Item(_Room(b"b"), n))
+    await asyncio.wait_for(a_done.wait(), 10)
+    assert seen == {b"a": [0, 1, 2], b"b": [0, 1, 2]}
+    await runner.stop(None)
+
+
+async def test_sequential_handlers_take_one_item_at_a_time() -> None:
+    hub: Hub[_Item] = Hub()
+    running = 0
+    peak = 0
+    done = asyncio.Event()
+
+    async def handle(item: _Item) -> None:
+        nonlocal running, peak
+        running += 1
+        peak = max(peak, running)
+        await asyncio.sleep(0)
+        running -= 1
+        if item.n == 3:
+            done.set()
+
+    runner = HandlerRunner(handle, hub.subscribe(), None, concurrent=False, lane_limit=100)
+    runner.start()
+    for n in range(4):
+        hub.publish(_Item(_Room(bytes([n])), n))
+    await asyncio.wait_for(done.wait(), 10)
+    assert peak == 1
+    await runner.stop(None)
+
+
+# Identity files -----------------------------------------------------------------------
+
+
+def test_save_refuses_to_replace_an_identity(tmp_path: Path) -> None:
+    path = tmp_path / "identity.key"
+    first, second = e2echat.Identity.generate(), e2echat.Identity.generate()
+    first.save(path, "pw", limits=CHEAP)
+    with pytest.raises(e2echat.IdentityExists, match="overwrite=True"):
+        second.save(path, "pw", limits=CHEAP)
+    with pytest.raises(e2echat.IdentityExists):
+        second.save(path, None, allow_unencrypted=True)
+    assert e2echat.Identity.load(path, "pw").public_key == first.public_key
+    second.save(path, "pw", limits=CHEAP, overwrite=True)
+    assert e2echat.Identity.load(path, "pw").public_key == second.public_key
+    assert [p.name for p in tmp_path.iterdir()] == ["identity.key"]  # no temporary left
+
+
+def test_load_or_create_makes_one_identity_and_keeps_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("E2ECHAT_HOME", str(tmp_path / "home"))
+    monkeypatch.delenv("E2ECHAT_PASSPHRASE_FILE", raising=False)
+    monkeypatch.delenv("E2ECHAT_PASSPHRASE", raising=False)
+    with pytest.raises(e2echat.PassphraseRequired, match="allow_unencrypted"):
+        e2echat.Identity.load_or_create()
+    assert not (tmp_path / "home").exists()
+    monkeypatch.setenv("E2ECHAT_PASSPHRASE", "a long passphrase")
+    kdfcost.enable_fast_kdf_for_tests()
+    try:
+        made = e2echat.Identity.load_or_create()
+        again = e2echat.Identity.load_or_create()
+    finally:
+        kdfcost.disable_fast_kdf()
+    assert made.public_key == again.public_key
+    assert e2echat.default_identity_path().exists()
+
+
+def test_passphrase_from_a_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = tmp_path / "id.key"
+    identity = e2echat.Identity.generate()
+    identity.save(path, "from a file", limits=CHEAP)
+    secret = tmp_path / "passphrase"
+    secret.write_text("from a file\n")
+    monkeypatch.delenv("E2ECHAT_PASSPHRASE", raising=False)
+    monkeypatch.setenv("E2ECHAT_PASSPHRASE_FILE", str(secret))
+    assert e2echat.Identity.load(path).public_key == identity.public_key
+    monkeypatch.setenv("E2ECHAT_PASSPHRASE", "from a file")
+    with pytest.raises(e2echat.PassphraseRequired, match="not both"):
+        e2echat.Identity.load(path)
+    monkeypatch.delenv("E2ECHAT_PASSPHRASE")
+    secret.write_text("\n")
+    with pytest.raises(e2echat.PassphraseRequired, match="is empty"):
+        e2echat.Identity.load(path)
+    monkeypatch.setenv("E2ECHAT_PASSPHRASE_FILE", str(tmp_path / "missing"))
+    with pytest.raises(e2echat.PassphraseRequired, match="cannot read"):
+        e2echat.Identity.load(path)
+
+
+def _mode(path: Path) -> int:
+    return stat.S_IMODE(path.stat().st_mode)
+
+
+async def test_key_and_store_files_are_private(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, make_client: MakeClient
+) -> None:
+    old_umask = os.umask(0o022)
+    try:
+        monkeypatch.setenv("E2ECHAT_HOME", str(tmp_path / "deep" / "home"))
+        identity = e2echat.Identity.generate()
+        identity.save(e2echat.default_identity_path(), "pw", limits=CHEAP)
+        assert _mode(e2echat.default_identity_path()) == 0o600
+        assert _mode(tmp_path / "deep" / "home") == 0o700
+        assert _mode(tmp_path / "deep") == 0o700
+        relay_url = (await make_client("probe")).url
+        async with e2echat.Client(relay_url, identity=identity, name="private") as chat:
+            await chat.room("files", create=True)
+            store = e2echat.default_store_path(identity)
+            companions = [store, *store.parent.glob(store.name + "-*")]
+            assert len(companions) >= 2  # the WAL is open
+            assert {_mode(p) for p in companions} == {0o600}
+            assert _mode(store.parent) == 0o700
+    finally:
+        os.umask(old_umask)
+
+
+def test_a_loose_existing_home_is_tightened(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    home = tmp_path / "home"
+    home.mkdir(mode=0o755)
+    home.chmod(0o755)
+    monkeypatch.setenv("E2ECHAT_HOME", str(home))
+    e2echat.Identity.generate().save(e2echat.default_identity_path(), "pw", limits=CHEAP)
+    assert _mode(home) == 0o700
+
+
+def test_unencrypted_key_warning_points_at_the_callers_line(tmp_path: Path) -> None:
+    identity = e2echat.Identity.generate()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        identity.save(tmp_path / "a.key", None, allow_unencrypted=True)
+        e2echat.Identity.load_or_create(tmp_path / "b.key", allow_unencrypted=True)
+    assert [w.category for w in caught] == [e2echat.UnencryptedKeyWarning] * 2
+    assert {w.filename for w in caught} == {__file__}
+
+
+def test_the_fast_key_derivation_is_for_tests_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert (kdfcost.identity_limits(), kdfcost.password_limits()) == (MODERATE, INTERACTIVE)
+    client = e2echat.Client("ws://127.0.0.1:1/", identity=e2echat.Identity.generate(), name="x")
+    assert client._password_limits is None  # the real cost, chosen when a password is used
+    monkeypatch.delenv("PYTEST_CURRENT_TEST")
+    with pytest.raises(RuntimeError, match="only be enabled while pytest runs a test"):
+        kdfcost.enable_fast_kdf_for_tests()
+    assert kdfcost.identity_limits() == MODERATE
+    monkeypatch.setenv("PYTEST_CURRENT_TEST", "x")
+    kdfcost.enable_fast_kdf_for_tests()
+    try:
+        assert kdfcost.identity_limits() == kdfcost.password_limits() == CHEAP
+        monkeypatch.delenv("PYTEST_CURRENT_TEST")  # e.g. a thread still running after the test
+        assert kdfcost.identity_limits() == MODERATE
+    finally:
+        kdfcost.disable_fast_kdf()
+
+
+# Errors and reprs ---------------------------------------------------------------------
+
+
+async def test_each_refusal_has_its_own_class(make_client: MakeClient, tmp_path: Path) -> None:
+    with pytest.raises(e2echat.InvalidName):
+        e2echat.Client("ws://x/", identity=e2echat.Identity.generate(), name="bad\u202ename")
+    alice = await make_client("alice")
+    with pytest.raises(e2echat.InvalidName):
+        await alice.room("bad name!")
+    with pytest.raises(e2echat.NoSuchRoom) as no_room:
+        await alice.room("nowhere")
+    assert no_room.value.code == "no_such_room"
+    room = await alice.room("here", create=True)
+    with pytest.raises(e2echat.EmptyMessage):
+        await room.send("")
+    with pytest.raises(e2echat.BadStatus):
+        await alice.set_status("sleeping")
+    with pytest.raises(e2echat.BadStatus):
+        await alice.set_status("away", "x" * 10_000)
+    with pytest.raises(e2echat.NameTaken):
+        await alice.create("here")
+    with pytest.raises(e2echat.InvalidRoomOption):
+        await alice.room("there", create=True, access="secret")  # type: ignore[arg-type]
+    with pytest.raises(e2echat.WrongAccess):
+        room.invite()
+    with pytest.raises(e2echat.AlreadyConnected):
+        await alice.connect()
+    for error in (e2echat.EmptyMessage, e2echat.InvalidName, e2echat.BadStatus):
+        assert issubclass(error, e2echat.InvalidInput)
+        assert issubclass(error, ValueError)
+        assert issubclass(error, e2echat.E2EChatError)
+
+
+async def test_a_store_in_use_is_its_own_error(make_client: MakeClient, tmp_path: Path) -> None:
+    alice = await make_client("alice")
+    twin = e2echat.Client(
+        alice.url, identity=alice._identity, name="alice", store=alice._store_path
+    )
+    with pytest.raises(e2echat.StoreInUse, match="in use by another e2echat client"):
+        await twin.connect()
+    assert issubclass(e2echat.StoreInUse, e2echat.StoreError)
+
+
+async def test_reprs_show_fingerprints_not_keys(make_client: MakeClient) -> None:
+    alice = await make_client("alice")
+    bob = await make_client("bob")
+    await alice.room("reprs", create=True)
+    events = alice.events()
+    await bob.room("reprs")
+    (joined,) = await collect(events, 1, lambda e: isinstance(e, e2echat.MemberJoined))
+    text = repr(joined) + repr(alice._identity) + repr(bob.get_room("reprs"))
+    for key in (alice.key, bob.key):
+        assert key.hex() not in text
+        assert repr(key) not in text
+    assert e2echat.Identity.load is not None
+    assert bob._identity.fingerprint in repr(joined)
+    assert alice._identity.fingerprint in repr(alice._identity)
+
+
+# Rooms in one call ------------------------------------------------------------------------
+
+
+async def test_room_joins_or_creates(make_client: MakeClient) -> None:
+    alice = await make_client("alice")
+    bob = await make_client("bob")
+    mine = await alice.room("ops", create=True, password="s3cret")
+    assert mine.secret
+    assert await alice.room("ops") is mine  # already in it: no I/O
+    theirs = await bob.room("ops", create=True, password="s3cret")
+    assert theirs.id == mine.id
+    with pytest.raises(e2echat.InvalidRoomOption):
+        await bob.room("ops2", create=True, access="password")
+    invite_room = await alice.room("hideout", create=True, access="invite")
+    with pytest.raises(e2echat.WrongAccess, match="needs a password or an invite"):
+        await bob.room("hideout", create=True)
+    joined = await bob.room("hideout", invite=invite_room.invite())
+    assert joined.id == invite_room.id
