@@ -197,7 +197,7 @@ async def bare_latency(url: str, count: int, body_size: int) -> list[float]:
 
 def make_engine(identity: e2echat.Identity, name: str, path: Path) -> Engine:
     store = Store(path, identity)
-    session = CryptoSession(identity, store, relay="bench")
+    session = CryptoSession(identity, store)
     return Engine(
         identity, name, store, session, lambda state: Room(cast(Any, None), state), lambda: NOW
     )

@@ -54,7 +54,7 @@ def payload_of_size(size: int) -> Text:
 
 def session(name: bytes, policy: Policy) -> tuple[CryptoSession, Member]:
     identity = Identity(name * 32)
-    crypto = CryptoSession(identity, MemoryStore(), relay="bench", policy=policy)
+    crypto = CryptoSession(identity, MemoryStore(), policy=policy)
     return crypto, Member(identity.public_key, name.hex(), crypto.current_prekey(NOW))
 
 

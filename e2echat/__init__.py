@@ -47,7 +47,6 @@ from e2echat.client.errors import (
 from e2echat.client.events import (
     ConnectionChanged,
     Event,
-    KeyChanged,
     MemberJoined,
     MemberLeft,
     MemberValidated,
@@ -83,7 +82,6 @@ __all__ = [
     "InvalidInvite",
     "InvalidName",
     "InvalidRoomOption",
-    "KeyChanged",
     "Member",
     "MemberJoined",
     "MemberLeft",

@@ -17,7 +17,6 @@ from e2echat import (
     ConnectionChanged,
     E2EChatError,
     Event,
-    KeyChanged,
     Member,
     MemberJoined,
     MemberLeft,
@@ -55,8 +54,6 @@ def dispatch(event: Event, listener: ChatListener) -> None:
             listener.member_left(room, member)
         case PresenceChanged(member=member):
             listener.presence_changed(member)
-        case KeyChanged(room=room, member=member, was_verified=was_verified):
-            listener.key_changed(room, member, was_verified)
         case Undecryptable(room=room, sender=sender, seq=seq, reason=reason):
             listener.undecryptable(room, sender, seq, reason)
         case RoomJoined(room=room):
@@ -136,8 +133,8 @@ class LibraryBackend:
     async def mark_verified(self, member: MemberView) -> None:
         await self._client.mark_verified(_member(member))
 
-    async def accept_key_change(self, member: MemberView) -> None:
-        await self._client.accept_key_change(_member(member))
+    async def unverify(self, member: MemberView) -> None:
+        await self._client.unverify(_member(member))
 
     @staticmethod
     def looks_like_invite(secret: str) -> bool:

@@ -143,8 +143,6 @@ class ChatApp(App[None]):
         self.current: str | None = room
         self.logs: dict[str, RoomLog] = {}
         self.rows: dict[str, RoomRow] = {}
-        self.changed_keys: set[bytes] = set()
-        self.told_key_changes: set[tuple[str, bytes]] = set()  # (room, new key) warned of
         self.loaded_seq: dict[str, int] = {}  # newest seq per room read from history
         self.oldest_seq: dict[str, int] = {}  # oldest seq per room read so far
         self.connection_state = backend.state
@@ -461,13 +459,9 @@ class ChatApp(App[None]):
                 )
             raise cmd.CommandError(f"{len(matches)} members are named {name}: {choices}")
         member = matches[0]
-        changed = member.key in self.changed_keys
-        screen = VerifyScreen(member, self.backend.safety_number(member), key_changed=changed)
+        screen = VerifyScreen(member, self.backend.safety_number(member))
         if not await self.push_screen_wait(screen):
             return
-        if changed:
-            await self.backend.accept_key_change(member)
-            self.changed_keys.discard(member.key)
         await self.backend.mark_verified(member)
         self.say(f"{self._who(room, member)} is verified")
         await room.members()  # refreshes the cached roster, which now carries the mark
@@ -586,21 +580,6 @@ class ChatApp(App[None]):
         room = self._room(self.current)
         if room is not None and _has(room, member):
             self._show_members()
-
-    def key_changed(self, room: RoomView | None, member: MemberView, was_verified: bool) -> None:
-        who = self._who(room, member)
-        text = f"The key of {who} changed (new fingerprint {member.fingerprint})."
-        if was_verified:
-            self.changed_keys.add(member.key)
-            text += f" You had verified them: sharing is paused until /verify {who}."
-        rooms = [room] if room else [r for r in self.backend.rooms if _has(r, member)]
-        for each in rooms:
-            # Namesakes come back as key changes on every reconnect: say each new key
-            # once per room and session, or the warning becomes noise people skip.
-            if (each.name, member.key) not in self.told_key_changes:
-                self.told_key_changes.add((each.name, member.key))
-                self._append(each.name, text, Level.WARNING)
-        self._show_members()
 
     def undecryptable(
         self, room: RoomView, sender: MemberView | None, seq: int, reason: str

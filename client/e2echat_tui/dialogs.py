@@ -42,7 +42,7 @@ def _rows(number: str, per_row: int = 4) -> str:
     return "\n".join(" ".join(groups[i : i + per_row]) for i in range(0, len(groups), per_row))
 
 
-def safety_text(member: MemberView, safety_number: str, key_changed: bool) -> Text:
+def safety_text(member: MemberView, safety_number: str) -> Text:
     """What the verify dialog says: who, their fingerprint, and the number to compare."""
     label, label_style = trust_label(member)
     text = Text.assemble(
@@ -56,26 +56,25 @@ def safety_text(member: MemberView, safety_number: str, key_changed: bool) -> Te
         "\nNow: ",
         (label, label_style),
     )
-    if key_changed:
-        text.append(
-            "\n\nTheir key CHANGED since you verified it. Sharing with them is paused "
-            "until you compare the new number and accept it.",
-            Style(color="#ff5f5f", bold=True),
-        )
     return text
 
 
 class VerifyScreen(ModalScreen[bool]):
-    """Shows a safety number; dismisses True when the user confirms that it matches."""
+    """Shows a safety number; dismisses True when the user confirms that it matches.
+
+    Focus starts on Close, never on the granting button: trust takes a deliberate
+    choice, not one stray Enter.
+    """
 
     DEFAULT_CSS = DIALOG_CSS.format(name="VerifyScreen")
     BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "dismiss(False)", "Close")]
+    AUTO_FOCUS = "#close"
 
-    def __init__(self, member: MemberView, safety_number: str, *, key_changed: bool) -> None:
+    def __init__(self, member: MemberView, safety_number: str) -> None:
         super().__init__()
-        self._text = safety_text(member, safety_number, key_changed)
-        self._confirm = "Accept new key" if key_changed else "It matches: mark verified"
-        self._can_confirm = not member.is_me and (key_changed or not member.verified)
+        self._text = safety_text(member, safety_number)
+        self._confirm = "It matches: mark verified"
+        self._can_confirm = not member.is_me and not member.verified
 
     def compose(self) -> ComposeResult:
         with Vertical():

@@ -110,7 +110,7 @@ class FakeBackend:
         self.sent: list[tuple[str, str]] = []
         self.statuses: list[tuple[str, str | None]] = []
         self.verified: list[str] = []
-        self.accepted: list[str] = []
+        self.unverified: list[str] = []
         self.listening = asyncio.Event()
         self._listener: ChatListener | None = None
         self._seq = 0
@@ -172,8 +172,9 @@ class FakeBackend:
         self.verified.append(member.name)
         self._update(member.key, verified=True)
 
-    async def accept_key_change(self, member: MemberView) -> None:
-        self.accepted.append(member.name)
+    async def unverify(self, member: MemberView) -> None:
+        self.unverified.append(member.name)
+        self._update(member.key, verified=False)
 
     async def rename(self, name: str) -> None:
         if not name or len(name) > 32:

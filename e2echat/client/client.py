@@ -243,7 +243,7 @@ class Client:
         if str(self._store_path) != ":memory:":
             make_private_file(Path(self._store_path))
         store = Store(self._store_path, self._identity)
-        session = CryptoSession(self._identity, store, relay=self.url, policy=self._policy)
+        session = CryptoSession(self._identity, store, policy=self._policy)
         return Engine(
             self._identity,
             self.name,
@@ -593,18 +593,21 @@ class Client:
         return format_safety_number(safety_number(self.key, member.key))
 
     async def mark_verified(self, member: Member) -> None:
-        """Record that the user compared safety numbers with ``member``."""
-        engine = self._live_engine()
-        try:
-            await self._call(engine.mark_verified, member.name, member.key)
-        except CryptoError as exc:
-            raise E2EChatError(str(exc)) from None
+        """Record that the user compared safety numbers with ``member``'s key.
 
-    async def accept_key_change(self, member: Member) -> None:
-        """Accept ``member``'s new key after a ``KeyChanged`` event (unblocks sharing)."""
+        Verification belongs to the key: it survives renames, and another key under the
+        same name is another person, never verified by this.
+        """
+        await self._set_verified(member, True)
+
+    async def unverify(self, member: Member) -> None:
+        """Withdraw the verification of ``member``'s key."""
+        await self._set_verified(member, False)
+
+    async def _set_verified(self, member: Member, verified: bool) -> None:
         engine = self._live_engine()
         try:
-            await self._call(engine.accept_key, member.name, member.key)
+            await self._call(engine.set_verified, member.key, verified)
         except CryptoError as exc:
             raise E2EChatError(str(exc)) from None
 

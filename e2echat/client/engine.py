@@ -85,7 +85,7 @@ SYNC_SETTLE_MS = 5000
 """An empty sync moves the floor to ``synced.seq`` only after this long (see ``_synced``)."""
 MAX_OUTBOX_DIGITS = 18
 """Outbox ids have at most this many digits (SQLite integers are 64-bit)."""
-_ROSTER_EVENTS = (cev.MemberValidated, cev.MemberUnverified, cev.KeyChanged)
+_ROSTER_EVENTS = (cev.MemberValidated, cev.MemberUnverified)
 _DROP_ON = frozenset(
     {ErrorCode.NOT_MEMBER, ErrorCode.NO_SUCH_ROOM, ErrorCode.TOO_LARGE, ErrorCode.BAD_FRAME}
 )
@@ -238,8 +238,8 @@ class Engine:
             status, text = self._presence.get(
                 key, (relay_member.status if relay_member is not None else "offline", None)
             )
-        trust = self.session.trusted_key(name)
-        verified = trust is not None and trust.key == key and trust.verified
+        contact = self.session.contacts.get(key)
+        verified = contact is not None and contact.verified
         validated = key == self.me or (
             room_id is not None and key in self.session.validated_members(room_id)
         )
@@ -250,14 +250,12 @@ class Engine:
     def _fallback_name(self, key: bytes) -> str:
         return self.name if key == self.me else key.hex()[:8]
 
-    def mark_verified(self, name: str, key: bytes) -> None:
-        """The user verified ``key``: record it and show it in every cached roster."""
-        self.session.mark_verified(name, key)
-        self._refresh_trust(key)
-
-    def accept_key(self, name: str, key: bytes) -> None:
-        """The user accepted ``key``'s change: record it and show it in every cached roster."""
-        self.session.accept_key(name, key)
+    def set_verified(self, key: bytes, verified: bool) -> None:
+        """The user verified ``key`` (or withdrew it): record it, show it in every roster."""
+        if verified:
+            self.session.contacts.mark_verified(key)
+        else:
+            self.session.contacts.unverify(key)
         self._refresh_trust(key)
 
     def _refresh_trust(self, key: bytes) -> None:
@@ -721,16 +719,6 @@ class Engine:
                 state.awaiting.discard(event.member)
                 member = self.member(event.member, event.room_id)
                 out.events.append(ev.MemberValidated(state.room, member))
-        elif isinstance(event, cev.KeyChanged):
-            state = self.rooms.get(event.room_id)
-            out.events.append(
-                ev.KeyChanged(
-                    state.room if state is not None else None,
-                    self.member(event.new_key, event.room_id),
-                    event.old_key,
-                    event.blocked,
-                )
-            )
         elif isinstance(event, cev.ReplayRejected) and self._resent_copy(event):
             log.debug("dropped a resent copy of a delivered message (seq %d)", event.seq)
         elif isinstance(event, (cev.Undecryptable, cev.MessageRejected, cev.ReplayRejected)):

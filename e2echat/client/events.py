@@ -5,11 +5,10 @@ Each is a frozen dataclass deriving from ``Event``, so a handler can ``match`` o
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from e2echat.client.models import ConnectionState, Member
-from e2echat.crypto.safety import fingerprint
 
 if TYPE_CHECKING:
     from e2echat.client.room import Room
@@ -58,31 +57,6 @@ class PresenceChanged(Event):
     """A user who shares a room with us changed status."""
 
     member: Member
-
-
-@dataclass(frozen=True)
-class KeyChanged(Event):
-    """A name we knew under ``old_key`` now comes with another key (TOFU warning).
-
-    If the old key was verified, nothing is shared with the new key until the user
-    calls ``Client.accept_key_change``.
-    """
-
-    room: Room | None
-    member: Member
-    old_key: bytes = field(repr=False)
-    was_verified: bool
-
-    @property
-    def old_fingerprint(self) -> str:
-        """The fingerprint of the key this name had before."""
-        return fingerprint(self.old_key)
-
-    def __repr__(self) -> str:
-        return (
-            f"KeyChanged(room={self.room!r}, member={self.member!r},"
-            f" old_fingerprint={self.old_fingerprint!r}, was_verified={self.was_verified})"
-        )
 
 
 @dataclass(frozen=True)

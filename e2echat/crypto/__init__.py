@@ -24,15 +24,17 @@ from e2echat.crypto.events import (
     Decrypted,
     DirectRejected,
     Event,
-    KeyChanged,
     MemberUnverified,
     MemberValidated,
     MessageDeferred,
     MessageRejected,
+    NameChanged,
     Outcome,
     Outgoing,
     OutgoingDirect,
     ReplayRejected,
+    StatementRejected,
+    SuccessorAccepted,
     Undecryptable,
 )
 from e2echat.crypto.identity import (
@@ -43,6 +45,7 @@ from e2echat.crypto.identity import (
     UnencryptedKeyWarning,
     read_public_key,
 )
+from e2echat.crypto.lookalike import NamedKey, Resemblance, is_mixed_script, name_skeleton
 from e2echat.crypto.payload import (
     Delete,
     Edit,
@@ -60,10 +63,18 @@ from e2echat.crypto.payload import (
 )
 from e2echat.crypto.policy import DEFAULT_POLICY, Policy
 from e2echat.crypto.prekeys import SignedPrekey
-from e2echat.crypto.records import TrustRecord
+from e2echat.crypto.records import ContactRecord
 from e2echat.crypto.roomsecret import Invite, RoomSecret
 from e2echat.crypto.safety import fingerprint, format_safety_number, safety_number
 from e2echat.crypto.session import CryptoSession, Member
+from e2echat.crypto.statements import (
+    SignedName,
+    Successor,
+    open_name,
+    open_successor,
+    sign_name,
+    sign_successor,
+)
 from e2echat.crypto.store import CryptoStore, MemoryStore, Write
 
 __all__ = [
@@ -71,6 +82,7 @@ __all__ = [
     "INTERACTIVE",
     "MODERATE",
     "ChainError",
+    "ContactRecord",
     "CryptoError",
     "CryptoSession",
     "CryptoStore",
@@ -85,7 +97,6 @@ __all__ = [
     "Invite",
     "InviteError",
     "KdfLimits",
-    "KeyChanged",
     "KeyFileError",
     "MalformedError",
     "Member",
@@ -94,6 +105,8 @@ __all__ = [
     "MemoryStore",
     "MessageDeferred",
     "MessageRejected",
+    "NameChanged",
+    "NamedKey",
     "Outcome",
     "Outgoing",
     "OutgoingDirect",
@@ -107,12 +120,16 @@ __all__ = [
     "Received",
     "ReplayError",
     "ReplayRejected",
+    "Resemblance",
     "RoomPayload",
     "RoomSecret",
     "SignatureError",
+    "SignedName",
     "SignedPrekey",
+    "StatementRejected",
+    "Successor",
+    "SuccessorAccepted",
     "Text",
-    "TrustRecord",
     "Typing",
     "Undecryptable",
     "UnencryptedKeyWarning",
@@ -123,7 +140,13 @@ __all__ = [
     "encode_payload",
     "fingerprint",
     "format_safety_number",
+    "is_mixed_script",
     "message_id",
+    "name_skeleton",
+    "open_name",
+    "open_successor",
     "read_public_key",
     "safety_number",
+    "sign_name",
+    "sign_successor",
 ]

@@ -62,18 +62,32 @@ class MemberUnverified:
 
 
 @dataclass(frozen=True, slots=True)
-class KeyChanged:
-    """``name`` on this relay now has ``new_key`` instead of ``old_key``.
+class NameChanged:
+    """``key`` signed a new display name (``previous`` is None for a key first seen so)."""
 
-    ``blocked``: the old key was verified, so nothing is shared with the new key until
-    ``CryptoSession.accept_key`` is called.
+    key: bytes
+    previous: str | None
+    name: str
+
+
+@dataclass(frozen=True, slots=True)
+class SuccessorAccepted:
+    """A checked successor statement: ``new`` replaces ``old``.
+
+    ``carried``: the old key was verified, so the new one is now verified too.
     """
 
-    room_id: bytes
-    name: str
-    old_key: bytes
-    new_key: bytes
-    blocked: bool
+    old: bytes
+    new: bytes
+    carried: bool
+
+
+@dataclass(frozen=True, slots=True)
+class StatementRejected:
+    """A name or successor statement that failed a check; nothing was recorded."""
+
+    key: bytes
+    reason: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,7 +142,6 @@ class DirectRejected:
 Event = (
     MemberValidated
     | MemberUnverified
-    | KeyChanged
     | MessageDeferred
     | Undecryptable
     | ReplayRejected

@@ -24,7 +24,7 @@ OUTBOUND = "out"
 INBOUND = "in"
 GONE = "gone"
 PENDING = "pending"
-TRUST = "trust"
+CONTACTS = "contact"
 
 R = TypeVar("R", bound=msgspec.Struct)
 
@@ -36,7 +36,6 @@ class MemberRecord(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     prekey: SignedPrekey | None
     announced: bool
     validated: bool
-    blocked: bool = False
 
 
 class RoomRecord(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -59,12 +58,21 @@ class RoomRecord(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
         return redacted_fields(self, ("join_key",))
 
 
-class TrustRecord(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
-    """TOFU memory of one name on one relay; ``pending`` is a changed key awaiting acceptance."""
+class ContactRecord(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """What we know of one key (an identity), whatever name it goes by.
 
-    key: Key32
+    ``name`` is the label the key was last seen under; ``name_issued`` is set when it
+    came from a name statement the key signed (section 9.6), and then only a newer
+    statement replaces it. ``petname`` is the user's own name for the key.
+    ``successor``/``predecessor`` link keys joined by a checked successor statement.
+    """
+
+    name: str
+    name_issued: int | None = None
     verified: bool = False
-    pending: Key32 | None = None
+    petname: str | None = None
+    successor: Key32 | None = None
+    predecessor: Key32 | None = None
 
 
 class PendingMessage(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -100,11 +108,6 @@ def pending_key(message: PendingMessage) -> bytes:
     )
 
 
-def trust_key(relay: str, name: str) -> bytes:
-    """Store key of a TOFU record: relay, NUL, name (names contain no control characters)."""
-    return relay.encode() + b"\x00" + name.encode()
-
-
 _encoder = msgspec.msgpack.Encoder()
 _TYPES: dict[str, type[msgspec.Struct]] = {
     PREKEYS: PrekeyRecord,
@@ -113,7 +116,7 @@ _TYPES: dict[str, type[msgspec.Struct]] = {
     INBOUND: InboundChain,
     GONE: ChainTombstone,
     PENDING: PendingMessage,
-    TRUST: TrustRecord,
+    CONTACTS: ContactRecord,
 }
 _decoders = {space: msgspec.msgpack.Decoder(kind) for space, kind in _TYPES.items()}
 _DELETED: Any = object()

@@ -15,6 +15,7 @@ import msgspec
 
 from e2echat.crypto import chain as ratchet
 from e2echat.crypto.chain import ChainTombstone, InboundChain, OutboundChain
+from e2echat.crypto.contacts import Contacts
 from e2echat.crypto.direct import (
     MAX_AGE_MS,
     MAX_SKEW_MS,
@@ -31,7 +32,6 @@ from e2echat.crypto.events import (
     Decrypted,
     DirectRejected,
     Event,
-    KeyChanged,
     MemberUnverified,
     MemberValidated,
     MessageDeferred,
@@ -55,17 +55,14 @@ from e2echat.crypto.records import (
     PENDING,
     PREKEYS,
     ROOMS,
-    TRUST,
     MemberRecord,
     PendingMessage,
     Records,
     RoomRecord,
-    TrustRecord,
     Txn,
     inbound_key,
     pending_key,
     prekey_key,
-    trust_key,
 )
 from e2echat.crypto.roomsecret import RoomSecret, check_proof, make_proof
 from e2echat.crypto.store import CryptoStore
@@ -95,24 +92,24 @@ class _Op:
 
 
 class CryptoSession:
-    """One identity's end-to-end state on one relay, persisted through a ``CryptoStore``."""
+    """One identity's end-to-end state, persisted through a ``CryptoStore``."""
 
     def __init__(
         self,
         identity: Identity,
         store: CryptoStore,
         *,
-        relay: str,
         policy: Policy = DEFAULT_POLICY,
     ) -> None:
         self._identity = identity
         self._me = identity.public_key
         self._records = Records(store)
-        self._relay = relay
         self._policy = policy
+        self.contacts = Contacts(self._records)
+        """Trust, verification, petnames and names of every key seen (per key, section 9.6)."""
 
     def __repr__(self) -> str:
-        return f"CryptoSession(me={self._me.hex()[:16]}, relay={self._relay!r})"
+        return f"CryptoSession(me={self._me.hex()[:16]})"
 
     # -- prekeys -------------------------------------------------------------------
 
@@ -179,7 +176,7 @@ class CryptoSession:
         op.txn.put(ROOMS, room_id, room)
         if first and room.join_key is not None:
             for key, record in room.members.items():
-                if record.prekey is not None and not record.blocked:
+                if record.prekey is not None:
                     proof = make_proof(room.join_key, room_id, self._me, key)
                     self._send(op, key, Join(self._me, key, room_id, now, proof), record.prekey)
         return op.finish()
@@ -232,7 +229,7 @@ class CryptoSession:
         return room
 
     def _announce(self, op: _Op, room: RoomRecord, member: Member, now: int) -> RoomRecord:
-        """Record a relay-announced member: prekey check, TOFU, open-room validation."""
+        """Record a relay-announced member: prekey check, first sight, open-room validation."""
         if len(member.key) != KEY_SIZE:
             # the client must pass wire-validated members; a bad key would be stored and
             # then fail to decode on every later read of the room
@@ -245,10 +242,10 @@ class CryptoSession:
             except CryptoError as exc:
                 op.events.append(MemberUnverified(room.room_id, member.key, str(exc)))
                 prekey = old.prekey if old is not None else None
-        blocked = self._check_trust(op, room, member)
+        self.contacts.see(op.txn, member.key, member.name)
         validated = (old is not None and old.validated) or not room.secret
-        record = MemberRecord(member.name, prekey, True, validated, blocked)
-        if validated and not blocked and (old is None or not old.validated):
+        record = MemberRecord(member.name, prekey, True, validated)
+        if validated and (old is None or not old.validated):
             op.events.append(MemberValidated(room.room_id, member.key))
         elif not validated and old is None:
             op.events.append(MemberUnverified(room.room_id, member.key, "no membership proof yet"))
@@ -256,28 +253,6 @@ class CryptoSession:
         if room.secret and validated and (old is None or old.prekey is None):
             self._share_current(op, room, member.key, now)
         return room
-
-    def _check_trust(self, op: _Op, room: RoomRecord, member: Member) -> bool:
-        """TOFU for ``member.name`` on this relay; True if sharing to it is blocked."""
-        key = trust_key(self._relay, member.name)
-        trust = op.txn.get(TRUST, key, TrustRecord)
-        if trust is None:
-            op.txn.put(TRUST, key, TrustRecord(member.key))
-            return False
-        if trust.key == member.key:
-            return False
-        if trust.pending == member.key:
-            return True
-        blocked = trust.verified
-        op.events.append(KeyChanged(room.room_id, member.name, trust.key, member.key, blocked))
-        updated = (
-            msgspec.structs.replace(trust, pending=member.key)
-            if blocked
-            else TrustRecord(member.key)
-        )
-        op.txn.put(TRUST, key, updated)
-        op.txn.delete(OUTBOUND, room.room_id)
-        return blocked
 
     def _remove_member(self, op: _Op, room: RoomRecord, key: bytes) -> RoomRecord:
         if key not in room.members:
@@ -291,36 +266,7 @@ class CryptoSession:
 
     @staticmethod
     def _shareable(record: MemberRecord) -> bool:
-        return record.validated and record.prekey is not None and not record.blocked
-
-    # -- trust ---------------------------------------------------------------------------
-
-    def trusted_key(self, name: str) -> TrustRecord | None:
-        """What we remember of ``name`` on this relay (key, verified, pending change)."""
-        return self._records.get(TRUST, trust_key(self._relay, name), TrustRecord)
-
-    def mark_verified(self, name: str, key: bytes) -> None:
-        """Record that the user compared safety numbers for ``name``'s ``key``."""
-        txn = self._records.begin()
-        trust = txn.get(TRUST, trust_key(self._relay, name), TrustRecord)
-        if trust is None or trust.key != key:
-            raise CryptoError("that key is not the remembered key of that name")
-        txn.put(TRUST, trust_key(self._relay, name), TrustRecord(key, verified=True))
-        txn.commit()
-
-    def accept_key(self, name: str, key: bytes) -> None:
-        """Accept a changed key of a verified name: it is remembered, unverified, unblocked."""
-        txn = self._records.begin()
-        trust = txn.get(TRUST, trust_key(self._relay, name), TrustRecord)
-        if trust is None or trust.pending != key:
-            raise CryptoError("no pending key change of that name to that key")
-        txn.put(TRUST, trust_key(self._relay, name), TrustRecord(key))
-        for room_id, room in txn.scan(ROOMS, b"", RoomRecord):
-            record = room.members.get(key)
-            if record is not None and record.blocked:
-                unblocked = msgspec.structs.replace(record, blocked=False)
-                txn.put(ROOMS, room_id, _with_member(room, key, unblocked))
-        txn.commit()
+        return record.validated and record.prekey is not None
 
     # -- sending ---------------------------------------------------------------------------
 
@@ -631,7 +577,7 @@ class CryptoSession:
     def _request_key(self, op: _Op, message: PendingMessage, now: int) -> None:
         room = op.txn.get(ROOMS, message.room_id, RoomRecord)
         record = room.members.get(message.sender) if room is not None else None
-        if room is None or record is None or record.prekey is None or record.blocked:
+        if room is None or record is None or record.prekey is None:
             return
         request = KeyRequest(
             self._me,

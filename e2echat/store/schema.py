@@ -1,13 +1,21 @@
 """The store's schema as a list of migrations; ``PRAGMA user_version`` records the version.
 
-Migration ``n`` (1-based) takes a store from version ``n - 1`` to ``n``. A store newer
-than this code is refused rather than guessed at. Migrations run in one transaction, so
-a crash mid-migration leaves the previous version intact.
+Migration ``n`` (1-based) takes a store from version ``n - 1`` to ``n``. A migration is
+SQL, or a function of the open store's sealed state for changes to sealed records (which
+SQL cannot read). A store newer than this code is refused rather than guessed at.
+Migrations run in one transaction, so a crash mid-migration leaves the previous version
+intact.
 """
 
 import sqlite3
+from collections.abc import Callable
 
-MIGRATIONS: tuple[str, ...] = (
+from e2echat.crypto.store import CryptoStore
+from e2echat.crypto.upgrade import trust_by_key
+
+Migration = str | Callable[[CryptoStore], None]
+
+MIGRATIONS: tuple[Migration, ...] = (
     # 1: rooms, outbox, history, and sealed key/value state for the crypto core.
     """
     CREATE TABLE meta (
@@ -45,6 +53,8 @@ MIGRATIONS: tuple[str, ...] = (
         PRIMARY KEY (ns, key)
     ) WITHOUT ROWID;
     """,
+    # 2: trust, verification and TOFU per key instead of per name (docs/crypto.md 9.6).
+    trust_by_key,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -53,8 +63,16 @@ class SchemaError(Exception):
     """The store file was written by a newer version of e2echat."""
 
 
-def migrate(db: sqlite3.Connection, migrations: tuple[str, ...] = MIGRATIONS) -> int:
-    """Bring ``db`` to the latest version; return the version it was at before."""
+def migrate(
+    db: sqlite3.Connection,
+    migrations: tuple[Migration, ...] = MIGRATIONS,
+    state: CryptoStore | None = None,
+) -> int:
+    """Bring ``db`` to the latest version; return the version it was at before.
+
+    ``state`` is the sealed state over ``db`` that function migrations change; a
+    migration that needs it fails (and rolls back) without it.
+    """
     (before,) = db.execute("PRAGMA user_version").fetchone()
     if before > len(migrations):
         raise SchemaError(
@@ -66,7 +84,13 @@ def migrate(db: sqlite3.Connection, migrations: tuple[str, ...] = MIGRATIONS) ->
     db.execute("BEGIN IMMEDIATE")
     try:
         for version in range(before, len(migrations)):
-            for statement in migrations[version].split(";"):
+            step = migrations[version]
+            if not isinstance(step, str):
+                if state is None:
+                    raise SchemaError(f"migration {version + 1} needs the store's sealed state")
+                step(state)
+                continue
+            for statement in step.split(";"):
                 if statement.strip():
                     db.execute(statement)
         db.execute(f"PRAGMA user_version = {len(migrations)}")

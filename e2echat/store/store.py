@@ -75,14 +75,13 @@ class Store:
             str(path), isolation_level=None, check_same_thread=False, timeout=LOCK_TIMEOUT_S
         )
         self._sealer = Sealer(identity)
-        self._depth = 0
         try:
             # One process per store: two clients on one identity's chains would reuse
             # message keys and diverge. The exclusive lock is held until close().
             self._db.execute("PRAGMA locking_mode = EXCLUSIVE")
             self._db.execute("PRAGMA journal_mode = WAL")
             self._db.execute("PRAGMA synchronous = NORMAL")
-            migrate(self._db)
+            migrate(self._db, state=self)
             self._check_owner()
         except sqlite3.OperationalError as exc:
             self._db.close()
@@ -109,20 +108,18 @@ class Store:
 
     @contextlib.contextmanager
     def transaction(self) -> Iterator[None]:
-        """Group writes into one atomic transaction (nests: only the outermost commits)."""
-        if self._depth == 0:
-            self._db.execute("BEGIN IMMEDIATE")
-        self._depth += 1
+        """Group writes into one atomic transaction (nests: only the outermost commits,
+        and a migration's transaction is the outermost while it runs)."""
+        if self._db.in_transaction:
+            yield
+            return
+        self._db.execute("BEGIN IMMEDIATE")
         try:
             yield
         except BaseException:
-            self._depth -= 1
-            if self._depth == 0:
-                self._db.execute("ROLLBACK")
+            self._db.execute("ROLLBACK")
             raise
-        self._depth -= 1
-        if self._depth == 0:
-            self._db.execute("COMMIT")
+        self._db.execute("COMMIT")
 
     # Rooms -------------------------------------------------------------------------
 

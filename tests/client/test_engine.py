@@ -53,7 +53,7 @@ class Clock:
 def make_engine(name: str, clock: Clock) -> Engine:
     identity = Identity.generate()
     store = Store(MEMORY, identity)
-    session = CryptoSession(identity, store, relay="ws://relay/")
+    session = CryptoSession(identity, store)
     return Engine(identity, name, store, session, lambda state: Room(None, state), clock)  # type: ignore[arg-type]
 
 
@@ -240,7 +240,7 @@ def test_the_outbox_survives_a_restart_of_the_client(tmp_path: Path) -> None:
 
     def open_alice() -> Engine:
         store = Store(tmp_path / "alice.sqlite3", identity)
-        session = CryptoSession(identity, store, relay="ws://relay/")
+        session = CryptoSession(identity, store)
         return Engine(identity, "alice", store, session, lambda s: Room(None, s), clock)  # type: ignore[arg-type]
 
     alice = open_alice()

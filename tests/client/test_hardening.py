@@ -47,7 +47,7 @@ def _twin(engine: Engine, other: Engine, clock: Clock) -> Engine:
     store = Store(MEMORY, engine.identity)
     for space in ("prekey", "room", "out", "in", "gone", "pending", "trust"):
         store.apply([Write(space, key, value) for key, value in engine.store.scan(space)])
-    session = CryptoSession(engine.identity, store, relay="ws://relay/")
+    session = CryptoSession(engine.identity, store)
     twin = Engine(engine.identity, engine.name, store, session, lambda s: Room(None, s), clock)  # type: ignore[arg-type]
     twin.enter_room(room_info(twin, other), "open", None)
     twin.welcome(welcome(twin, other))

@@ -34,7 +34,7 @@ class Party:
         self.name = name
         self.identity = Identity(hashlib.sha256(name.encode()).digest())
         self.store = MemoryStore()
-        self.session = CryptoSession(self.identity, self.store, relay=RELAY, policy=policy)
+        self.session = CryptoSession(self.identity, self.store, policy=policy)
         self.prekey = self.session.current_prekey(now)
         self.received: list[Decrypted] = []
         self.outcomes: list[Outcome] = []

@@ -6,7 +6,6 @@ import pytest
 from e2echat.crypto import (
     CryptoError,
     DirectRejected,
-    KeyChanged,
     MemberUnverified,
     MemberValidated,
     MessageDeferred,
@@ -265,43 +264,27 @@ def test_secret_room_member_gets_keys_after_join(trio: tuple[Relay, Party, Party
     assert events_of(bob, MemberValidated)
 
 
-def test_tofu_key_change_warns_and_rotates(trio: tuple[Relay, Party, Party, Party]) -> None:
+def test_a_namesake_is_a_new_person_not_a_key_change(
+    trio: tuple[Relay, Party, Party, Party],
+) -> None:
+    """Another key under a known (even verified) name is simply another member: the
+    real one keeps receiving, the newcomer gets what an open room gives anyone."""
     relay, alice, bob, _carol = trio
+    alice.session.contacts.mark_verified(bob.key)
     relay.broadcast(alice, "one")
     impostor = Party("bob-2")
     impostor.name = "bob"
     relay.add(impostor)
-    relay.leave(bob)
     relay.join(impostor)
-    changed = events_of(alice, KeyChanged)
-    assert changed == [KeyChanged(ROOM, "bob", bob.key, impostor.key, blocked=False)]
     relay.broadcast(alice, "two")
+    assert texts(bob) == ["one", "two"]
     assert texts(impostor) == ["two"]
-    assert alice.session.trusted_key("bob").key == impostor.key  # type: ignore[union-attr]
-
-
-def test_verified_key_change_blocks_until_accepted(trio: tuple[Relay, Party, Party, Party]) -> None:
-    relay, alice, bob, carol = trio
-    alice.session.mark_verified("bob", bob.key)
-    with pytest.raises(CryptoError):
-        alice.session.mark_verified("bob", carol.key)
-    impostor = Party("bob-2")
-    impostor.name = "bob"
-    relay.add(impostor)
-    alice.session.member_left(ROOM, bob.key, NOW)
-    joined = alice.session.member_joined(ROOM, impostor.member, NOW)
-    assert joined.events == [KeyChanged(ROOM, "bob", bob.key, impostor.key, blocked=True)]
-    outgoing = alice.session.encrypt(ROOM, Text("x", (), NOW), NOW)
-    assert impostor.key not in [d.recipient for d in outgoing.directs]
-    with pytest.raises(CryptoError):
-        alice.session.accept_key("bob", carol.key)
-    alice.session.accept_key("bob", impostor.key)
-    trust = alice.session.trusted_key("bob")
-    assert trust is not None
-    assert trust.key == impostor.key
-    assert not trust.verified
-    outgoing = alice.session.encrypt(ROOM, Text("y", (), NOW), NOW)
-    assert [d.recipient for d in outgoing.directs] == [impostor.key]
+    contacts = alice.session.contacts
+    assert [(c.name, c.verified) for c in map(contacts.get, (bob.key, impostor.key)) if c] == [
+        ("bob", True),
+        ("bob", False),
+    ]
+    assert events_of(alice, MemberUnverified) == []
 
 
 def test_invalid_prekey_leaves_member_unshared(trio: tuple[Relay, Party, Party, Party]) -> None:
@@ -378,15 +361,17 @@ def test_entering_with_another_secret_starts_afresh(
     assert parse_body(outgoing.body).header.chain_id != bob.received[0].chain_id
 
 
-def test_key_change_alone_rotates(trio: tuple[Relay, Party, Party, Party]) -> None:
+def test_a_namesake_joining_does_not_rotate_or_read_the_past(
+    trio: tuple[Relay, Party, Party, Party],
+) -> None:
     relay, alice, bob, _ = trio
     relay.broadcast(alice, "one")
-    relay.broadcast(alice, "two")
-    assert len({m.chain_id for m in bob.received}) == 1
     impostor = Party("bob-2")
     impostor.name = "bob"
     relay.add(impostor)
-    changed = alice.session.member_joined(ROOM, impostor.member, NOW)
-    assert [type(e) for e in changed.events] == [KeyChanged, MemberValidated]
-    relay.broadcast(alice, "three")
-    assert len({m.chain_id for m in bob.received}) == 2
+    joined = alice.session.member_joined(ROOM, impostor.member, NOW)
+    assert [type(e) for e in joined.events] == [MemberValidated]
+    relay.join(impostor)
+    relay.broadcast(alice, "two")
+    assert len({m.chain_id for m in bob.received}) == 1
+    assert texts(impostor) == ["two"]

@@ -149,24 +149,6 @@ async def test_two_members_with_one_name_are_told_apart(app: ChatApp, backend: F
         assert impostor.fingerprint in str(screen.query_one("#safety", Static).render())
 
 
-async def test_a_key_change_is_told_once_per_session(app: ChatApp, backend: FakeBackend) -> None:
-    """The library reports namesakes as key changes again on every reconnect; repeating
-    the same warning each time teaches people to ignore it."""
-    async with app.run_test(size=(130, 30)) as pilot:
-        await started(app, backend)
-        lobby = backend.directory["lobby"]
-        carol = next(m for m in lobby.member_list if m.name == "carol")
-        for _ in range(3):
-            backend.listener.key_changed(lobby, carol, False)
-        await pilot.pause()
-        warnings = [e.body for e in app.logs["lobby"].entries if e.body.startswith("The key of")]
-        assert len(warnings) == 1
-        new_key = replace(carol, key=b"k" * 32, fingerprint="99999 1 2 3")
-        backend.listener.key_changed(lobby, new_key, False)
-        warnings = [e.body for e in app.logs["lobby"].entries if e.body.startswith("The key of")]
-        assert len(warnings) == 2
-
-
 async def test_a_flood_of_mentions_rings_once_not_fifty_times(backend: FakeBackend) -> None:
     """Anyone in a room can mention you; fifty at once must not be fifty bells and toasts."""
     app = fixed_app(backend)

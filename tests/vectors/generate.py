@@ -36,6 +36,12 @@ from e2echat.crypto.message import seal_body
 from e2echat.crypto.prekeys import PrekeyRecord, SignedPrekey
 from e2echat.crypto.primitives import x25519_public
 from e2echat.crypto.safety import safety_half
+from e2echat.crypto.statements import (
+    name_transcript,
+    sign_name,
+    sign_successor,
+    successor_transcript,
+)
 from e2echat.protocol.transcripts import prekey_transcript
 
 HERE = Path(__file__).parent
@@ -219,6 +225,23 @@ def file_vectors() -> dict[str, object]:
     return {"plaintext": "byte i is (7 * i) mod 251", "chunk_size": CHUNK_SIZE, "cases": cases}
 
 
+def statement_vectors() -> dict[str, object]:
+    old, new = Identity(seq(0x10)), Identity(seq(0x20))
+    name = "r\u00f6bert"  # non-ASCII on purpose: the name is signed as UTF-8 bytes
+    return {
+        "old_seed": seq(0x10),
+        "old": old.public_key,
+        "new_seed": seq(0x20),
+        "new": new.public_key,
+        "issued": CREATED,
+        "name": name,
+        "name_transcript": name_transcript(old.public_key, name, CREATED),
+        "name_statement": sign_name(old, name, CREATED),
+        "successor_transcript": successor_transcript(old.public_key, new.public_key, CREATED),
+        "successor_statement": sign_successor(old, new, CREATED),
+    }
+
+
 VECTORS = {
     "kdf": kdf_vectors,
     "chain": chain_vectors,
@@ -228,6 +251,7 @@ VECTORS = {
     "proof": proof_vectors,
     "safety": safety_vectors,
     "file": file_vectors,
+    "statements": statement_vectors,
 }
 
 

@@ -1,0 +1,73 @@
+"""Upgrades of the crypto core's stored records from earlier layouts.
+
+The client's store runs each upgrade once, inside the transaction of its schema
+migration (e2echat.store.schema), so a crash leaves the old layout whole.
+"""
+
+import msgspec
+
+from e2echat.crypto.prekeys import Key32, SignedPrekey
+from e2echat.crypto.records import (
+    CONTACTS,
+    ROOMS,
+    ContactRecord,
+    MemberRecord,
+    Records,
+    RoomRecord,
+)
+from e2echat.crypto.store import CryptoStore
+
+LEGACY_TRUST = "trust"
+"""Version 1 kept TOFU per name: ``utf8(relay) || 0x00 || utf8(name) -> key``."""
+
+
+class _TrustV1(msgspec.Struct, frozen=True):
+    key: Key32
+    verified: bool = False
+    pending: Key32 | None = None
+
+
+class _MemberV1(msgspec.Struct, frozen=True):
+    name: str
+    prekey: SignedPrekey | None
+    announced: bool
+    validated: bool
+    blocked: bool = False
+
+
+class _RoomV1(msgspec.Struct, frozen=True):
+    room_id: bytes
+    join_key: bytes | None
+    members: dict[bytes, _MemberV1] = msgspec.field(default_factory=dict)
+
+
+def trust_by_key(store: CryptoStore) -> None:
+    """Version 1 to 2: per-name TOFU records become per-key contacts.
+
+    A key verified under any name stays verified (by key now); the name it was known by
+    labels it. A "pending" key (a changed key of a verified name, blocked until
+    accepted) is not carried: it is another person, and is remembered unverified when
+    it is next seen. Rosters lose their ``blocked`` flag, which only that check set.
+    Every key in a roster is remembered, as if first seen now.
+    """
+    txn = Records(store).begin()
+    contacts: dict[bytes, ContactRecord] = {}
+    for row_key, raw in store.scan(LEGACY_TRUST):
+        old = msgspec.msgpack.decode(raw, type=_TrustV1)
+        name = row_key.split(b"\x00", 1)[1].decode()
+        known = contacts.get(old.key)
+        if known is None or (old.verified and not known.verified):
+            contacts[old.key] = ContactRecord(name, verified=old.verified)
+        txn.delete(LEGACY_TRUST, row_key)
+    for row_key, raw in store.scan(ROOMS):
+        room = msgspec.msgpack.decode(raw, type=_RoomV1)
+        members = {
+            key: MemberRecord(m.name, m.prekey, m.announced, m.validated)
+            for key, m in room.members.items()
+        }
+        for key, member in room.members.items():
+            contacts.setdefault(key, ContactRecord(member.name))
+        txn.put(ROOMS, row_key, RoomRecord(room.room_id, room.join_key, members))
+    for key, contact in contacts.items():
+        txn.put(CONTACTS, key, contact)
+    txn.commit()

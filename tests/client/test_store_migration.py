@@ -1,0 +1,103 @@
+"""Schema 1 -> 2: a store that kept TOFU per name comes back with trust per key."""
+
+import sqlite3
+from pathlib import Path
+
+import msgspec
+import pytest
+
+from e2echat.crypto import CryptoSession, Identity
+from e2echat.crypto.records import CONTACTS, ROOMS
+from e2echat.crypto.upgrade import LEGACY_TRUST
+from e2echat.store import SCHEMA_VERSION, Store, StoreKeyError, migrate
+from e2echat.store.atrest import Sealer
+from e2echat.store.schema import MIGRATIONS
+
+ROOM = b"r" * 16
+ALICE, CAROL, BOB = (bytes([n]) * 32 for n in (1, 2, 3))
+
+
+def legacy_trust_key(relay: str, name: str) -> bytes:
+    return relay.encode() + b"\x00" + name.encode()
+
+
+def write_v1_store(path: Path, identity: Identity) -> None:
+    """A store exactly as schema 1 wrote it: per-name TOFU rows, rosters with
+    ``blocked``. Alice was verified under "alice"; Carol then came as "alice" too and
+    was pending (blocked); Bob was verified under an old name on another relay."""
+    db = sqlite3.connect(path, isolation_level=None)
+    migrate(db, MIGRATIONS[:1])
+    sealer = Sealer(identity)
+    rows = {
+        (LEGACY_TRUST, legacy_trust_key("wss://a", "alice")): {
+            "key": ALICE,
+            "verified": True,
+            "pending": CAROL,
+        },
+        (LEGACY_TRUST, legacy_trust_key("wss://a", "bob")): {
+            "key": BOB,
+            "verified": False,
+            "pending": None,
+        },
+        (LEGACY_TRUST, legacy_trust_key("wss://b", "bobby")): {
+            "key": BOB,
+            "verified": True,
+            "pending": None,
+        },
+        (ROOMS, ROOM): {
+            "room_id": ROOM,
+            "join_key": None,
+            "members": {
+                ALICE: {"name": "alice", "prekey": None, "announced": True, "validated": True},
+                CAROL: {
+                    "name": "alice",
+                    "prekey": None,
+                    "announced": True,
+                    "validated": True,
+                    "blocked": True,
+                },
+            },
+        },
+    }
+    for (space, key), record in rows.items():
+        value = sealer.seal(msgspec.msgpack.encode(record), b"state", space.encode(), key)
+        db.execute("INSERT INTO state (ns, key, value) VALUES (?, ?, ?)", (space, key, value))
+    sealed_check = sealer.seal(b"e2echat store", b"e2echat/v1/store-check")
+    db.execute("INSERT INTO meta (key, value) VALUES ('check', ?)", (sealed_check,))
+    db.close()
+
+
+def test_a_v1_store_migrates_to_trust_per_key(tmp_path: Path) -> None:
+    identity = Identity.generate()
+    path = tmp_path / "old.sqlite3"
+    write_v1_store(path, identity)
+    store = Store(path, identity)
+    assert store.scan(LEGACY_TRUST) == []
+    assert {key for key, _ in store.scan(CONTACTS)} == {ALICE, BOB, CAROL}
+    session = CryptoSession(identity, store)
+    assert session.validated_members(ROOM) == []  # the roster decodes, without "blocked"
+    contacts = session.contacts
+    found = {key: (c.name, c.verified) for key in (ALICE, BOB, CAROL) if (c := contacts.get(key))}
+    assert found == {
+        ALICE: ("alice", True),
+        BOB: ("bobby", True),  # verified under any name is verified, by key
+        CAROL: ("alice", False),  # once a "changed key" of alice: her own person now
+    }
+    store.close()
+    db = sqlite3.connect(path)
+    assert db.execute("PRAGMA user_version").fetchone() == (SCHEMA_VERSION,)
+    db.close()
+    Store(path, identity).close()  # a second open migrates nothing and still opens
+
+
+def test_a_migration_of_another_identitys_store_fails_and_changes_nothing(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "old.sqlite3"
+    write_v1_store(path, Identity.generate())
+    with pytest.raises(StoreKeyError):
+        Store(path, Identity.generate())
+    db = sqlite3.connect(path)
+    assert db.execute("PRAGMA user_version").fetchone() == (1,)
+    assert db.execute("SELECT count(*) FROM state WHERE ns = ?", (LEGACY_TRUST,)).fetchone() == (3,)
+    db.close()
