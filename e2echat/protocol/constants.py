@@ -40,6 +40,12 @@ NONCE_BYTES = 32
 ROOM_ID_BYTES = 16
 SALT_BYTES = 16
 TOKEN_BYTES = 32
+BLOB_ID_BYTES = 16
+MAX_BLOB_SIZE = 2**40  # the file format's own cap (docs/crypto.md section 12)
+BLOB_PATH = "/blob"  # the blob endpoint, on the relay's own port
+MAX_BLOB_SIZE_DEFAULT = 1024**3  # relays configure their own
+BLOB_QUOTA_DEFAULT = 4 * 1024**3
+BLOB_TICKET_S = 300
 
 
 class ErrorCode(StrEnum):
@@ -58,6 +64,8 @@ class ErrorCode(StrEnum):
     RATE_LIMITED = "rate_limited"
     UNAVAILABLE = "unavailable"
     INTERNAL = "internal"
+    NO_SUCH_BLOB = "no_such_blob"
+    QUOTA_EXCEEDED = "quota_exceeded"
 
 
 class CloseCode(IntEnum):

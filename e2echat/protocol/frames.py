@@ -32,6 +32,8 @@ Description = Annotated[str, msgspec.Meta(max_length=c.MAX_DESCRIPTION_CHARS)]
 StatusText = Annotated[str, msgspec.Meta(max_length=c.MAX_STATUS_TEXT_CHARS)]
 MaxMembers = Annotated[int, msgspec.Meta(ge=2, le=c.MAX_MEMBERS_CAP)]
 Count = Annotated[int, msgspec.Meta(ge=0, le=c.MAX_SEQ)]
+BlobId = Annotated[bytes, _exact_bytes(c.BLOB_ID_BYTES)]
+BlobSize = Annotated[int, msgspec.Meta(ge=0, le=c.MAX_BLOB_SIZE)]
 AccessKind = Literal["open", "secret"]
 Status = Literal["online", "away", "busy"]
 Presence_ = Literal["online", "away", "busy", "offline"]
@@ -237,6 +239,33 @@ class SetStatus(_Frame, tag="status"):
             validate_display_text(self.text, "status text")
 
 
+class BlobUpload(_Frame, tag="blob_upload"):
+    """Ask for a ticket to upload an encrypted file of ``size`` bytes for ``room``.
+
+    ``blob`` names an upload of ours in progress, to resume it; absent, a new one.
+    """
+
+    room: RoomId
+    size: BlobSize
+    blob: BlobId | None = None
+    id: RequestId | None = None
+
+
+class BlobDownload(_Frame, tag="blob_download"):
+    """Ask for a ticket to download ``blob`` of ``room`` (members of ``room`` only)."""
+
+    room: RoomId
+    blob: BlobId
+    id: RequestId | None = None
+
+
+class BlobDelete(_Frame, tag="blob_delete"):
+    """Delete one of our own blobs (complete or not)."""
+
+    blob: BlobId
+    id: RequestId | None = None
+
+
 ClientFrame = (
     Hello
     | CreateRoom
@@ -251,6 +280,9 @@ ClientFrame = (
     | Ack
     | Sync
     | SetStatus
+    | BlobUpload
+    | BlobDownload
+    | BlobDelete
 )
 
 
@@ -343,6 +375,19 @@ class Presence(_Frame, tag="presence"):
             validate_display_text(self.text, "status text")
 
 
+class BlobTicket(_Frame, tag="blob_ticket"):
+    """A one-time ``token`` for the blob endpoint (protocol.md section "Files").
+
+    ``offset``: bytes already stored (where an upload resumes; 0 for a download).
+    """
+
+    blob: BlobId
+    token: Annotated[bytes, _exact_bytes(c.TOKEN_BYTES)]
+    size: BlobSize
+    offset: BlobSize
+    id: RequestId | None = None
+
+
 class Ok(_Frame, tag="ok"):
     id: RequestId | None = None
 
@@ -370,6 +415,7 @@ RelayFrame = (
     | Sent
     | Synced
     | Presence
+    | BlobTicket
     | Ok
     | Error
 )

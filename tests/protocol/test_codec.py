@@ -55,6 +55,9 @@ CLIENT_EXAMPLES: dict[str, dict[str, Any]] = {
     "ack": {"mailbox": 4},
     "sync": {"room": ROOM, "after": 0, "limit": 100},
     "status": {"status": "away", "text": "lunch"},
+    "blob_upload": {"room": ROOM, "size": 1024},
+    "blob_download": {"room": ROOM, "blob": ROOM},
+    "blob_delete": {"blob": ROOM},
 }
 RELAY_EXAMPLES: dict[str, dict[str, Any]] = {
     "challenge": {
@@ -81,6 +84,7 @@ RELAY_EXAMPLES: dict[str, dict[str, Any]] = {
     "sent": {"room": ROOM, "seq": 1, "ts": 2},
     "synced": {"room": ROOM, "seq": 1},
     "presence": {"key": KEY, "status": "offline", "last_seen": 5},
+    "blob_ticket": {"blob": ROOM, "token": KEY, "size": 1024, "offset": 0},
     "ok": {"id": "x"},
     "error": {"code": "forbidden", "message": "Wrong password."},
 }

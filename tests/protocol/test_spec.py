@@ -5,13 +5,14 @@ import re
 from pathlib import Path
 from typing import get_args
 
-from e2echat.protocol import ClientFrame, RelayFrame
+from e2echat.protocol import BlobClientFrame, BlobRelayFrame, ClientFrame, RelayFrame
 
 SPEC = Path(__file__).parents[2] / "docs" / "protocol.md"
 
 
 def _code_tags() -> set[str]:
-    return {cls.__struct_config__.tag for cls in get_args(ClientFrame) + get_args(RelayFrame)}
+    unions = (ClientFrame, RelayFrame, BlobClientFrame, BlobRelayFrame)
+    return {cls.__struct_config__.tag for union in unions for cls in get_args(union)}
 
 
 def _spec_example_tags() -> set[str]:
@@ -24,7 +25,12 @@ def test_spec_has_an_example_of_every_frame() -> None:
 
 def test_spec_examples_without_placeholders_decode() -> None:
     """Examples that are complete JSON lines are real frames (placeholders are skipped)."""
-    from e2echat.protocol import decode_client_frame, decode_relay_frame
+    from e2echat.protocol import (
+        decode_blob_client_frame,
+        decode_blob_relay_frame,
+        decode_client_frame,
+        decode_relay_frame,
+    )
 
     decoded = 0
     for line in SPEC.read_text().splitlines():
@@ -34,7 +40,13 @@ def test_spec_examples_without_placeholders_decode() -> None:
             obj = json.loads(line)
         except json.JSONDecodeError:
             continue  # an example continued on the next line
-        for decode in (decode_client_frame, decode_relay_frame):
+        decoders = (
+            decode_client_frame,
+            decode_relay_frame,
+            decode_blob_client_frame,
+            decode_blob_relay_frame,
+        )
+        for decode in decoders:
             try:
                 decode(json.dumps(obj))
                 decoded += 1

@@ -1,0 +1,211 @@
+"""The relay's blob store: encrypted files, as opaque bytes, one file each under a folder.
+
+A blob is ciphertext the relay cannot read (docs/crypto.md section 12); what the relay
+knows of it is what it must enforce: the room it belongs to (only that room's members
+may fetch it), its uploader (for quotas), its declared size (an upload may not exceed
+it, and is complete only when it reaches it) and its age (blobs expire like history).
+
+Layout, under ``<root>/``: ``<id>.part`` while an upload is in progress (appended to,
+resumable from its length), ``<id>.blob`` once complete (renamed only after an fsync,
+so a crash never leaves a short blob that looks whole), and ``<id>.meta`` (JSON, written
+atomically before the first byte). The index of metadata is held in memory, rebuilt
+from the ``.meta`` files at start; a ``.part`` or ``.meta`` without its partner is
+removed then. Every method is blocking file I/O: callers run it in a thread.
+
+The folder may be shared by several relay processes (a scale-out engine over NFS or a
+similar shared directory), provided they share it whole; docs/server.md says how.
+"""
+
+import contextlib
+import os
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import msgspec
+
+from e2echat.protocol import BLOB_ID_BYTES, ErrorCode
+from e2echat.protocol.constants import ROOM_ID_BYTES
+
+
+class BlobError(Exception):
+    """A blob operation that cannot be done; ``code`` is the wire error code to send."""
+
+    def __init__(self, code: ErrorCode, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+class BlobMeta(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """What the relay records of one blob (none of it is secret)."""
+
+    room: bytes
+    owner: bytes
+    size: int
+    created: int
+    complete: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class BlobLimits:
+    """``max_size``: largest blob; ``quota``: bytes one uploader may hold at once."""
+
+    max_size: int
+    quota: int
+
+
+_meta_decoder = msgspec.json.Decoder(BlobMeta)
+_meta_encoder = msgspec.json.Encoder()
+
+
+class BlobStore:
+    """Blobs under ``root``; thread-safe, since uploads and downloads run in threads."""
+
+    def __init__(self, root: Path, limits: BlobLimits) -> None:
+        self.root = root
+        self.limits = limits
+        self._lock = threading.Lock()
+        self._index: dict[bytes, BlobMeta] = {}
+        root.mkdir(mode=0o700, parents=True, exist_ok=True)
+        self._load()
+
+    def _path(self, blob: bytes, suffix: str) -> Path:
+        return self.root / f"{blob.hex()}{suffix}"
+
+    def _load(self) -> None:
+        metas = {p.stem: p for p in self.root.glob("*.meta")}
+        for meta_path in metas.values():
+            blob = bytes.fromhex(meta_path.stem)
+            try:
+                meta = _meta_decoder.decode(meta_path.read_bytes())
+            except (msgspec.DecodeError, OSError):
+                meta_path.unlink(missing_ok=True)
+                continue
+            data = self._path(blob, ".blob" if meta.complete else ".part")
+            if not data.exists():
+                meta_path.unlink(missing_ok=True)
+                continue
+            self._index[blob] = meta
+        for data in [*self.root.glob("*.part"), *self.root.glob("*.blob")]:
+            if data.stem not in metas:
+                data.unlink(missing_ok=True)
+
+    def _write_meta(self, blob: bytes, meta: BlobMeta) -> None:
+        target = self._path(blob, ".meta")
+        temp = target.with_suffix(".meta-new")
+        with open(temp, "wb") as handle:
+            handle.write(_meta_encoder.encode(meta))
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temp, target)
+
+    def used(self, owner: bytes) -> int:
+        """Bytes ``owner`` holds, counting uploads in progress at their declared size."""
+        with self._lock:
+            return sum(m.size for m in self._index.values() if m.owner == owner)
+
+    def begin(self, blob: bytes, room: bytes, owner: bytes, size: int, now: int) -> None:
+        """Reserve a new blob of ``size`` bytes, or raise ``BlobError`` (size, quota)."""
+        if len(blob) != BLOB_ID_BYTES or len(room) != ROOM_ID_BYTES:
+            raise BlobError(ErrorCode.BAD_FRAME, "A blob id is 16 bytes and a room id 16.")
+        if not 0 <= size <= self.limits.max_size:
+            raise BlobError(
+                ErrorCode.TOO_LARGE,
+                f"A file may be at most {self.limits.max_size} bytes on this relay.",
+            )
+        with self._lock:
+            held = sum(m.size for m in self._index.values() if m.owner == owner)
+            if held + size > self.limits.quota:
+                raise BlobError(
+                    ErrorCode.QUOTA_EXCEEDED,
+                    f"This upload would hold {held + size} bytes; the quota is "
+                    f"{self.limits.quota} bytes per user. Delete older files first.",
+                )
+            meta = BlobMeta(room=room, owner=owner, size=size, created=now)
+            self._index[blob] = meta
+        self._write_meta(blob, meta)
+        self._path(blob, ".part").touch(mode=0o600)
+
+    def meta(self, blob: bytes) -> BlobMeta | None:
+        """The blob's metadata, or None if there is no such blob."""
+        with self._lock:
+            return self._index.get(blob)
+
+    def offset(self, blob: bytes) -> int:
+        """How many bytes of an upload in progress are stored (where to resume)."""
+        return self._path(blob, ".part").stat().st_size
+
+    def append(self, blob: bytes, data: bytes) -> int:
+        """Append ``data`` to an upload in progress; return the new length."""
+        meta = self.meta(blob)
+        if meta is None or meta.complete:
+            raise BlobError(ErrorCode.NO_SUCH_BLOB, "There is no upload in progress with this id.")
+        path = self._path(blob, ".part")
+        with open(path, "ab") as handle:
+            length = handle.tell() + len(data)
+            if length > meta.size:
+                raise BlobError(
+                    ErrorCode.TOO_LARGE,
+                    f"The upload is longer than the {meta.size} bytes it declared.",
+                )
+            handle.write(data)
+        return length
+
+    def complete(self, blob: bytes) -> None:
+        """Make a fully uploaded blob durable and fetchable."""
+        meta = self.meta(blob)
+        if meta is None or meta.complete:
+            raise BlobError(ErrorCode.NO_SUCH_BLOB, "There is no upload in progress with this id.")
+        part = self._path(blob, ".part")
+        if part.stat().st_size != meta.size:
+            raise BlobError(ErrorCode.BAD_FRAME, "The upload is shorter than the size it declared.")
+        with open(part, "rb") as handle:
+            os.fsync(handle.fileno())
+        done = msgspec.structs.replace(meta, complete=True)
+        os.replace(part, self._path(blob, ".blob"))
+        self._write_meta(blob, done)
+        with self._lock:
+            self._index[blob] = done
+        _fsync_dir(self.root)
+
+    def read(self, blob: bytes, offset: int, piece: int) -> Iterator[bytes]:
+        """The complete blob's bytes from ``offset``, in pieces of at most ``piece``."""
+        meta = self.meta(blob)
+        if meta is None or not meta.complete:
+            raise BlobError(ErrorCode.NO_SUCH_BLOB, "There is no such file on this relay.")
+        if not 0 <= offset <= meta.size:
+            raise BlobError(ErrorCode.BAD_FRAME, f"The offset must be 0 to {meta.size}.")
+        with open(self._path(blob, ".blob"), "rb") as handle:
+            handle.seek(offset)
+            while chunk := handle.read(piece):
+                yield chunk
+
+    def delete(self, blob: bytes) -> bool:
+        """Remove a blob, complete or not; whether there was one."""
+        with self._lock:
+            if self._index.pop(blob, None) is None:
+                return False
+        for suffix in (".blob", ".part", ".meta"):
+            self._path(blob, suffix).unlink(missing_ok=True)
+        return True
+
+    def delete_where(self, *, room: bytes | None = None, before: int | None = None) -> int:
+        """Remove every blob of ``room``, or created before ``before`` ms; how many."""
+        with self._lock:
+            doomed = [
+                blob
+                for blob, meta in self._index.items()
+                if (room is not None and meta.room == room)
+                or (before is not None and meta.created < before)
+            ]
+        return sum(self.delete(blob) for blob in doomed)
+
+
+def _fsync_dir(path: Path) -> None:
+    with contextlib.suppress(OSError):  # not every filesystem lets a directory be synced
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
