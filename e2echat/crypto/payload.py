@@ -23,6 +23,7 @@ from typing import Annotated, Any
 import msgspec
 
 from e2echat.crypto.errors import PayloadError
+from e2echat.crypto.files import HASH_SIZE, MAX_FILE_SIZE
 from e2echat.crypto.prekeys import Key32
 from e2echat.crypto.primitives import KEY_SIZE
 from e2echat.crypto.redact import redacted_fields
@@ -34,6 +35,12 @@ MAX_EMOJI_BYTES = 64
 MESSAGE_ID_SIZE = KEY_SIZE + 16 + 4
 KIND_PATTERN = re.compile(r"[a-z][a-z0-9_.-]{0,31}")
 """The name of every payload kind, known or future."""
+
+MAX_FILE_NAME_BYTES = 255
+MAX_CAPTION_CHARS = 4096
+BLOB_ID_SIZE = 16
+MEDIA_TYPE_PATTERN = re.compile(r"[a-z0-9][a-z0-9!#$&^_.+-]{0,63}/[a-z0-9][a-z0-9!#$&^_.+-]{0,63}")
+"""RFC 6838 type/subtype names, lowercase, without parameters."""
 
 _ID = struct.Struct(">32s16sI")
 MessageId = Annotated[bytes, msgspec.Meta(min_length=MESSAGE_ID_SIZE, max_length=MESSAGE_ID_SIZE)]
@@ -67,6 +74,15 @@ def check_emoji(emoji: str) -> None:
         allowed = char == "\u200d" or "\U000e0020" <= char <= "\U000e007f"
         if category[0] in "CZ" and not allowed:
             raise PayloadError("a reaction may not contain spaces or control characters")
+
+
+def check_file_name(name: str) -> None:
+    """Raise ``PayloadError`` unless ``name`` is 1 to 255 UTF-8 bytes with no control or
+    format characters. It is a label: receivers still make it safe before saving."""
+    if not name or len(name.encode()) > MAX_FILE_NAME_BYTES:
+        raise PayloadError("a file name must be 1 to 255 bytes")
+    if any(unicodedata.category(char)[0] == "C" for char in name):
+        raise PayloadError("a file name may not contain control or format characters")
 
 
 class _Payload(
@@ -144,13 +160,39 @@ class Read(_Payload, frozen=True, tag="read"):
     ts: Millis
 
 
-RoomPayload = Text | Edit | Delete | Reaction | Typing | Read
+class File(_Payload, frozen=True, tag="file"):
+    """An encrypted file (docs/crypto.md section 12): the relay holds ``blob``; ``key``
+    opens it, ``hash`` is the blob's hash, ``size`` the file's bytes; ``name`` and
+    ``type`` are the sender's labels, ``caption`` an optional text."""
+
+    blob: Annotated[bytes, msgspec.Meta(min_length=BLOB_ID_SIZE, max_length=BLOB_ID_SIZE)]
+    key: Key32
+    hash: Annotated[bytes, msgspec.Meta(min_length=HASH_SIZE, max_length=HASH_SIZE)]
+    size: Annotated[int, msgspec.Meta(ge=0, le=MAX_FILE_SIZE)]
+    name: str
+    type: str
+    ts: Millis
+    caption: Annotated[str, msgspec.Meta(max_length=MAX_CAPTION_CHARS)] = ""
+
+    def __post_init__(self) -> None:
+        check_file_name(self.name)
+        if not MEDIA_TYPE_PATTERN.fullmatch(self.type):
+            raise PayloadError("a file's media type must look like type/subtype")
+
+    def __repr__(self) -> str:
+        return f"File(name=<{len(self.name)} chars>, size={self.size}, ts={self.ts})"
+
+    def __rich_repr__(self) -> list[tuple[str, Any]]:
+        return redacted_fields(self, ("key", "name", "caption", "hash", "blob"))
+
+
+RoomPayload = Text | Edit | Delete | Reaction | Typing | Read | File
 """Every payload kind a client of this version sends."""
 
 Relation = Edit | Delete | Reaction | Read
 """The kinds that name another message by ``target``."""
 
-KNOWN_KINDS = frozenset(("text", "edit", "delete", "react", "typing", "read"))
+KNOWN_KINDS = frozenset(("text", "edit", "delete", "react", "typing", "read", "file"))
 
 
 @dataclass(frozen=True, slots=True)

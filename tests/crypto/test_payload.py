@@ -118,3 +118,46 @@ def test_only_the_signer_may_edit_or_delete() -> None:
 def test_repr_hides_the_text() -> None:
     assert "secret words" not in repr(Text("secret words", (), 0))
     assert "secret words" not in repr(Edit(TARGET, "secret words", (), 0))
+
+
+FILE = dict(
+    blob=bytes(16), key=bytes(32), hash=bytes(32), size=5, name="a.txt", type="text/plain", ts=1
+)
+
+
+def test_file_payload_round_trips_and_hides_its_secrets() -> None:
+    from e2echat.crypto.payload import File
+
+    sent = File(**FILE)  # type: ignore[arg-type]
+    data = encode_payload(sent)
+    assert decode_payload(data) == sent
+    assert b"caption" not in data  # an absent caption is omitted
+    assert "a.txt" not in repr(sent)
+    assert "key" not in repr(sent)
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"name": ""},
+        {"name": "x" * 256},
+        {"name": "a\x1b[31m.txt"},
+        {"name": "a\u202e.txt"},
+        {"type": "text"},
+        {"type": "Text/Plain"},
+        {"type": "text/plain; charset=utf-8"},
+        {"size": -1},
+        {"size": 2**40 + 1},
+        {"blob": "AAAA"},
+    ],
+)
+def test_bad_file_payloads_are_rejected(change: dict[str, object]) -> None:
+    import base64
+    import json
+
+    fields = {
+        k: base64.b64encode(v).decode() if isinstance(v, bytes) else v for k, v in FILE.items()
+    }
+    raw = json.dumps({"t": "file", **fields, **change}).encode()
+    with pytest.raises(PayloadError):
+        decode_payload(raw)

@@ -26,7 +26,7 @@ from e2echat.crypto.chain import advance
 from e2echat.crypto.direct import Share, direct_transcript, open_direct
 from e2echat.crypto.files import CHUNK_SIZE, blob_size, decrypt_file
 from e2echat.crypto.message import parse_body, seal_body
-from e2echat.crypto.payload import check_signer
+from e2echat.crypto.payload import File, check_signer
 from e2echat.crypto.prekeys import SignedPrekey
 from e2echat.crypto.primitives import seal_open, verify
 from e2echat.crypto.statements import open_name, open_successor, sign_name, sign_successor
@@ -134,10 +134,15 @@ def test_payload_vector() -> None:
         Reaction,
         Typing,
         Read,
+        File,
     ]
     assert [encode_payload(kind).decode() for kind in kinds] == v["kinds"]  # type: ignore[arg-type]
     assert kinds[1].reply_to == v["message_id"]  # type: ignore[union-attr]
-    assert all(kind.target == v["message_id"] for kind in kinds[2:] if not isinstance(kind, Typing))  # type: ignore[union-attr]
+    assert all(
+        kind.target == v["message_id"]  # type: ignore[union-attr]
+        for kind in kinds[2:]
+        if not isinstance(kind, Typing | File)
+    )  # type: ignore[union-attr]
     assert decode_payload(v["unsupported_json"].encode()) == Unsupported("poll", 1_800_000_000_000)
     message = load("message")
     mk = kdf.message_key(advance(message["ck0"], v["edit_index"]))

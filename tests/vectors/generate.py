@@ -33,6 +33,7 @@ from e2echat.crypto.direct import Share, direct_transcript, seal_direct
 from e2echat.crypto.files import CHUNK_SIZE, encrypt_file
 from e2echat.crypto.identity import INTERACTIVE
 from e2echat.crypto.message import seal_body
+from e2echat.crypto.payload import File
 from e2echat.crypto.prekeys import PrekeyRecord, SignedPrekey
 from e2echat.crypto.primitives import x25519_public
 from e2echat.crypto.safety import safety_half
@@ -135,6 +136,7 @@ def payload_vectors() -> dict[str, object]:
         Reaction(target, "\N{THUMBS UP SIGN}", False, CREATED + 5),
         Typing(True, CREATED + 6),
         Read(target, CREATED + 7),
+        File(seq(0xE0, 16), seq(0x60), seq(0x70), 5, "notes.txt", "text/plain", CREATED + 8),
     ]
     edit = encode_payload(kinds[2])
     edit_body = seal_body(
