@@ -105,3 +105,12 @@ class IdentityExists(IdentityFileError):
 
 class PassphraseRequired(E2EChatError):
     """No passphrase was given where one is needed (or an unencrypted key not allowed)."""
+
+
+class TransferError(E2EChatError):
+    """A file upload or download that failed: the relay refused it (``code``), the
+    connection kept dropping, or the file does not check against its signed hash."""
+
+    def __init__(self, message: str, *, code: str | None = None) -> None:
+        super().__init__(message)
+        self.code = code

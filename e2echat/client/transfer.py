@@ -1,0 +1,166 @@
+"""Moving blobs over the relay's blob endpoint (docs/protocol.md section 11).
+
+Each transfer is its own WebSocket connection to ``<relay>/blob``, opened with a
+one-time ticket from the chat connection, so a large file never delays a chat message.
+Both directions hold a bounded amount of memory: the upload reads its (already
+encrypted) source in pieces and awaits each send's drain; the download feeds each
+binary frame through the ``FileDecryptor`` and writes the plaintext out at once.
+
+This module is I/O only; tickets, keys and what to do with the result are the caller's.
+"""
+
+import ssl
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import BinaryIO
+
+import websockets
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.typing import Subprotocol
+
+from e2echat.client.errors import TransferError
+from e2echat.crypto.errors import FileError
+from e2echat.crypto.files import FileDecryptor
+from e2echat.protocol import (
+    BLOB_PATH,
+    HANDSHAKE_TIMEOUT_S,
+    MAX_BLOB_PIECE,
+    SUBPROTOCOL,
+    BlobTicket,
+    Error,
+    ProtocolError,
+    Resume,
+    Serving,
+    StartDownload,
+    StartUpload,
+    Stored,
+    decode_blob_relay_frame,
+    encode_blob_frame,
+)
+
+Progress = Callable[[int, int], object]
+"""Called with ``(bytes done, bytes in all)`` after every piece."""
+GetTicket = Callable[[], Awaitable[BlobTicket]]
+"""Fetches a fresh ticket: a transfer that drops resumes with a new one."""
+PIECE = 256 * 1024
+RETRIES = 3
+
+
+def blob_url(relay_url: str) -> str:
+    """The blob endpoint's URL on the same relay as ``relay_url``."""
+    return relay_url.split("?", 1)[0].rstrip("/") + BLOB_PATH
+
+
+def _connect(url: str, ssl_context: ssl.SSLContext | None) -> "connect":
+    return connect(
+        url,
+        subprotocols=[Subprotocol(SUBPROTOCOL)],
+        max_size=MAX_BLOB_PIECE + 1024,
+        open_timeout=HANDSHAKE_TIMEOUT_S,
+        ssl=ssl_context if url.startswith("wss://") else None,
+        compression=None,  # ciphertext does not compress
+    )
+
+
+async def _control(ws: ClientConnection) -> Resume | Stored | Serving:
+    raw = await ws.recv()
+    if isinstance(raw, bytes):
+        raise TransferError("The relay sent file bytes where it should have answered.")
+    try:
+        frame = decode_blob_relay_frame(raw)
+    except ProtocolError as exc:
+        raise TransferError(f"The relay's answer is not valid: {exc.message}") from None
+    if isinstance(frame, Error):
+        raise TransferError(frame.message, code=frame.code)
+    return frame
+
+
+async def upload_blob(
+    relay_url: str,
+    get_ticket: GetTicket,
+    source: BinaryIO,
+    size: int,
+    *,
+    progress: Progress | None = None,
+    ssl_context: ssl.SSLContext | None = None,
+) -> bytes:
+    """Upload ``size`` bytes of ``source`` (seekable); return the blob id once stored.
+
+    A dropped connection resumes, with a new ticket, from what the relay kept.
+    """
+    url = blob_url(relay_url)
+    for attempt in range(RETRIES + 1):
+        ticket = await get_ticket()
+        try:
+            async with _connect(url, ssl_context) as ws:
+                await ws.send(encode_blob_frame(StartUpload(token=ticket.token)))
+                resume = await _control(ws)
+                if not isinstance(resume, Resume):
+                    raise TransferError("The relay did not accept the upload.")
+                source.seek(resume.offset)
+                done = resume.offset
+                while done < size:
+                    piece = source.read(min(PIECE, size - done))
+                    if not piece:
+                        raise TransferError("The file to upload ended early.")
+                    await ws.send(piece)
+                    done += len(piece)
+                    if progress is not None:
+                        progress(done, size)
+                stored = await _control(ws)
+                if not isinstance(stored, Stored):
+                    raise TransferError("The relay did not confirm the upload.")
+                return stored.blob
+        except (OSError, websockets.ConnectionClosed, TimeoutError) as exc:
+            if attempt == RETRIES:
+                raise TransferError(f"The upload failed: {type(exc).__name__}.") from None
+    raise AssertionError("unreachable")
+
+
+async def download_blob(
+    relay_url: str,
+    get_ticket: GetTicket,
+    decryptor: FileDecryptor,
+    sink: Callable[[bytes], object],
+    *,
+    progress: Progress | None = None,
+    ssl_context: ssl.SSLContext | None = None,
+) -> None:
+    """Fetch a blob, check and open it chunk by chunk, and hand the plaintext to ``sink``.
+
+    Raises ``TransferError`` (the relay refused, or the blob does not check: then the
+    caller discards what ``sink`` got). A dropped connection resumes where it stopped.
+    """
+    url = blob_url(relay_url)
+    for attempt in range(RETRIES + 1):
+        ticket = await get_ticket()
+        try:
+            async with _connect(url, ssl_context) as ws:
+                await ws.send(
+                    encode_blob_frame(StartDownload(token=ticket.token, offset=decryptor.received))
+                )
+                serving = await _control(ws)
+                if not isinstance(serving, Serving) or serving.offset != decryptor.received:
+                    raise TransferError("The relay did not serve the file from where we are.")
+                while decryptor.received < serving.size:
+                    piece = await ws.recv()
+                    if not isinstance(piece, bytes):
+                        raise TransferError("The relay sent text where file bytes belong.")
+                    sink(decryptor.update(piece))
+                    if progress is not None:
+                        progress(decryptor.received, serving.size)
+                decryptor.finish()
+                return
+        except FileError as exc:
+            raise TransferError(f"The file does not check: {exc}.") from None
+        except (OSError, websockets.ConnectionClosed, TimeoutError) as exc:
+            if attempt == RETRIES:
+                raise TransferError(f"The download failed: {type(exc).__name__}.") from None
+
+
+def open_source(path: Path) -> BinaryIO:
+    """Open a file to send, with a clear error if it cannot be read."""
+    try:
+        return open(path, "rb")  # noqa: SIM115 (the caller closes it)
+    except OSError as exc:
+        raise TransferError(f"Cannot read {path}: {exc.strerror}.") from None
