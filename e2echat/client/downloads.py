@@ -3,10 +3,10 @@
 A file's name is a label its sender chose, so it is made safe before it touches the
 file system: no folder parts (``/``, ``\\``, ``..``), no control, format or bidi
 characters, no names Windows reserves for devices, no leading dot (a hidden file) and
-no trailing dots or spaces, none of ``<>:"|?*``, at most 255 bytes. The file is written under a temporary
-name in the target folder and given its final name only once it checked whole, with
-``O_EXCL`` so an existing file is never replaced: ``report.pdf`` becomes
-``report (1).pdf`` when ``report.pdf`` exists.
+no trailing dots or spaces, none of ``<>:"|?*``, at most 255 bytes. The file is written
+under a temporary name in the target folder and given its final name only once it
+checked whole, with ``O_EXCL`` so an existing file is never replaced: ``report.pdf``
+becomes ``report (1).pdf`` when ``report.pdf`` exists.
 """
 
 import contextlib
@@ -44,10 +44,8 @@ def safe_file_name(name: str) -> str:
         cleaned = f"_{cleaned}" if cleaned else "file"
     while len(cleaned.encode()) > MAX_NAME_BYTES:
         stem, dot, ext = cleaned.rpartition(".")
-        if dot and stem and len(ext.encode()) < 32:
-            cleaned = f"{stem[:-1]}.{ext}"
-        else:
-            cleaned = cleaned[:-1]
+        keep_ext = dot and stem and len(ext.encode()) < 32
+        cleaned = f"{stem[:-1]}.{ext}" if keep_ext else cleaned[:-1]
     return cleaned
 
 

@@ -161,6 +161,6 @@ async def download_blob(
 def open_source(path: Path) -> BinaryIO:
     """Open a file to send, with a clear error if it cannot be read."""
     try:
-        return open(path, "rb")  # noqa: SIM115 (the caller closes it)
+        return open(path, "rb")
     except OSError as exc:
         raise TransferError(f"Cannot read {path}: {exc.strerror}.") from None

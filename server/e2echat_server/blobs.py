@@ -25,16 +25,8 @@ from pathlib import Path
 
 import msgspec
 
-from e2echat.protocol import BLOB_ID_BYTES, ErrorCode
+from e2echat.protocol import BLOB_ID_BYTES, ErrorCode, ProtocolError
 from e2echat.protocol.constants import ROOM_ID_BYTES
-
-
-class BlobError(Exception):
-    """A blob operation that cannot be done; ``code`` is the wire error code to send."""
-
-    def __init__(self, code: ErrorCode, message: str) -> None:
-        super().__init__(message)
-        self.code = code
 
 
 class BlobMeta(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -106,18 +98,18 @@ class BlobStore:
             return sum(m.size for m in self._index.values() if m.owner == owner)
 
     def begin(self, blob: bytes, room: bytes, owner: bytes, size: int, now: int) -> None:
-        """Reserve a new blob of ``size`` bytes, or raise ``BlobError`` (size, quota)."""
+        """Reserve a new blob of ``size`` bytes, or raise ``ProtocolError`` (size, quota)."""
         if len(blob) != BLOB_ID_BYTES or len(room) != ROOM_ID_BYTES:
-            raise BlobError(ErrorCode.BAD_FRAME, "A blob id is 16 bytes and a room id 16.")
+            raise ProtocolError(ErrorCode.BAD_FRAME, "A blob id is 16 bytes and a room id 16.")
         if not 0 <= size <= self.limits.max_size:
-            raise BlobError(
+            raise ProtocolError(
                 ErrorCode.TOO_LARGE,
                 f"A file may be at most {self.limits.max_size} bytes on this relay.",
             )
         with self._lock:
             held = sum(m.size for m in self._index.values() if m.owner == owner)
             if held + size > self.limits.quota:
-                raise BlobError(
+                raise ProtocolError(
                     ErrorCode.QUOTA_EXCEEDED,
                     f"This upload would hold {held + size} bytes; the quota is "
                     f"{self.limits.quota} bytes per user. Delete older files first.",
@@ -140,12 +132,14 @@ class BlobStore:
         """Append ``data`` to an upload in progress; return the new length."""
         meta = self.meta(blob)
         if meta is None or meta.complete:
-            raise BlobError(ErrorCode.NO_SUCH_BLOB, "There is no upload in progress with this id.")
+            raise ProtocolError(
+                ErrorCode.NO_SUCH_BLOB, "There is no upload in progress with this id."
+            )
         path = self._path(blob, ".part")
         with open(path, "ab") as handle:
             length = handle.tell() + len(data)
             if length > meta.size:
-                raise BlobError(
+                raise ProtocolError(
                     ErrorCode.TOO_LARGE,
                     f"The upload is longer than the {meta.size} bytes it declared.",
                 )
@@ -156,10 +150,14 @@ class BlobStore:
         """Make a fully uploaded blob durable and fetchable."""
         meta = self.meta(blob)
         if meta is None or meta.complete:
-            raise BlobError(ErrorCode.NO_SUCH_BLOB, "There is no upload in progress with this id.")
+            raise ProtocolError(
+                ErrorCode.NO_SUCH_BLOB, "There is no upload in progress with this id."
+            )
         part = self._path(blob, ".part")
         if part.stat().st_size != meta.size:
-            raise BlobError(ErrorCode.BAD_FRAME, "The upload is shorter than the size it declared.")
+            raise ProtocolError(
+                ErrorCode.BAD_FRAME, "The upload is shorter than the size it declared."
+            )
         with open(part, "rb") as handle:
             os.fsync(handle.fileno())
         done = msgspec.structs.replace(meta, complete=True)
@@ -173,9 +171,9 @@ class BlobStore:
         """The complete blob's bytes from ``offset``, in pieces of at most ``piece``."""
         meta = self.meta(blob)
         if meta is None or not meta.complete:
-            raise BlobError(ErrorCode.NO_SUCH_BLOB, "There is no such file on this relay.")
+            raise ProtocolError(ErrorCode.NO_SUCH_BLOB, "There is no such file on this relay.")
         if not 0 <= offset <= meta.size:
-            raise BlobError(ErrorCode.BAD_FRAME, f"The offset must be 0 to {meta.size}.")
+            raise ProtocolError(ErrorCode.BAD_FRAME, f"The offset must be 0 to {meta.size}.")
         with open(self._path(blob, ".blob"), "rb") as handle:
             handle.seek(offset)
             while chunk := handle.read(piece):

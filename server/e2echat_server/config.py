@@ -16,11 +16,14 @@ from typing import Any, Union, get_args, get_origin, get_type_hints
 import platformdirs
 
 from e2echat.protocol import (
+    BLOB_QUOTA_DEFAULT,
     BURST,
     HANDSHAKE_TIMEOUT_S,
     HISTORY_AGE_S,
     HISTORY_COUNT,
     MAILBOX_MAX,
+    MAX_BLOB_SIZE,
+    MAX_BLOB_SIZE_DEFAULT,
     MAX_BODY,
     MAX_CONN_PER_IP,
     MAX_FRAME,
@@ -74,6 +77,8 @@ class RelayConfig:
     welcome_members: int = 1024 * 1024  # encoded member bytes in one welcome (protocol §4)
     ping_interval_s: float = 20.0
     ping_timeout_s: float = 20.0
+    blob_max_size: int = MAX_BLOB_SIZE_DEFAULT  # bytes of one encrypted file (protocol §11)
+    blob_quota: int = BLOB_QUOTA_DEFAULT  # bytes of files one user may hold at once
 
     def __post_init__(self) -> None:
         _check(0 <= self.port <= 65535, "port", "must be 0..65535")
@@ -97,6 +102,8 @@ class RelayConfig:
         _check(self.welcome_members >= 0, "welcome_members", "must be at least 0")
         _check(1 <= len(self.name) <= 64 and self.name.isprintable(), "name", "1..64 printable")
         _check(self.log_level in _LOG_LEVELS, "log_level", f"must be one of {_LOG_LEVELS}")
+        _check(0 <= self.blob_max_size <= MAX_BLOB_SIZE, "blob_max_size", "must be 0..2^40")
+        _check(self.blob_quota >= 0, "blob_quota", "must be at least 0")
 
 
 _LOG_LEVELS = ("debug", "info", "warning", "error")

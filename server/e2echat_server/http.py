@@ -13,7 +13,7 @@ from collections.abc import Callable
 from websockets.datastructures import Headers
 from websockets.http11 import Request, Response
 
-from e2echat.protocol import PROTOCOL_VERSION, SUBPROTOCOL
+from e2echat.protocol import BLOB_PATH, PROTOCOL_VERSION, SUBPROTOCOL
 from e2echat_server.config import RelayConfig
 
 
@@ -75,7 +75,7 @@ def route(request: Request, info: bytes, render_metrics: Callable[[], str]) -> R
         )
     if path == "/api/info":
         return response(http.HTTPStatus.OK, info, "application/json", cors=True)
-    if path == "/" and is_upgrade(request):
+    if path in ("/", BLOB_PATH) and is_upgrade(request):
         offered = request.headers.get_all("Sec-WebSocket-Protocol")
         if any(SUBPROTOCOL in (p.strip() for p in line.split(",")) for line in offered):
             return None

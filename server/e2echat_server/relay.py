@@ -9,12 +9,16 @@ fan-out sit behind the engine (engine.py). This module wires them and runs the s
 import asyncio
 import contextlib
 import ssl
+import tempfile
+from pathlib import Path
 
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.http11 import Request, Response
 from websockets.typing import Origin, Subprotocol
 
-from e2echat.protocol import SUBPROTOCOL, ProtocolError
+from e2echat.protocol import BLOB_PATH, SUBPROTOCOL, CloseCode, ProtocolError
+from e2echat_server.blobs import BlobLimits, BlobStore
+from e2echat_server.blobservice import BlobService
 from e2echat_server.clock import now_ms
 from e2echat_server.config import RelayConfig
 from e2echat_server.directory import Directory, DirectoryLimits
@@ -52,6 +56,8 @@ class Relay:
         self._directory: Directory | None = None
         self._output: Output | None = None
         self._sessions: Sessions | None = None
+        self._blobs: BlobService | None = None
+        self._blob_dir: tempfile.TemporaryDirectory[str] | None = None
         self._server: Server | None = None
         self._pruner: asyncio.Task[None] | None = None
         self._info = info_document(self.config, __version__)
@@ -118,11 +124,13 @@ class Relay:
         )
         self._output = Output(engine.broker, delivery, directory, self.metrics)
         self._sessions = Sessions(config, directory, engine, self._output)
+        self._blobs = BlobService(self._open_blobs(), directory, self._output)
+        self._sessions.handlers.table.update(self._blobs.handlers())
         self.metrics.rooms = len(directory.rooms)
         self.metrics.users = len(directory.users)
         try:
             self._server = await serve(
-                self._sessions.serve,
+                self._serve,
                 config.host,
                 config.port,
                 subprotocols=[Subprotocol(SUBPROTOCOL)],
@@ -142,6 +150,38 @@ class Relay:
             raise
         self._pruner = asyncio.create_task(self._sweep_forever())
         event(LOGGER, "listening", url=self.url, store=type(store).__name__)
+
+    def _open_blobs(self) -> BlobStore:
+        """Blobs under the data dir, or a temporary dir for a memory relay."""
+        if self.config.memory:
+            self._blob_dir = tempfile.TemporaryDirectory(prefix="e2echat-blobs-")
+            root = Path(self._blob_dir.name)
+        else:
+            root = self.config.data_dir / "blobs"
+        return BlobStore(root, BlobLimits(self.config.blob_max_size, self.config.blob_quota))
+
+    @property
+    def blobs(self) -> BlobService:
+        if self._blobs is None:
+            raise RuntimeError("the relay is not started")
+        return self._blobs
+
+    async def _serve(self, conn: ServerConnection) -> None:
+        """A chat session at ``/``, one file transfer at ``/blob`` (counted per address)."""
+        if conn.request is None or conn.request.path.split("?", 1)[0] != BLOB_PATH:
+            await self.sessions.serve(conn)
+            return
+        ip, per_ip = peer(conn), self.sessions.per_ip
+        if per_ip[ip] >= self.config.max_conn_per_ip:
+            await conn.close(CloseCode.POLICY, "Too many connections from your address.")
+            return
+        per_ip[ip] += 1
+        try:
+            await self.blobs.serve(conn, self.config.handshake_timeout_s)
+        finally:
+            per_ip[ip] -= 1
+            if not per_ip[ip]:
+                del per_ip[ip]
 
     def _origins(self) -> list[Origin | None] | None:
         """Allowed Origin headers; a request without one (not a browser) is always allowed."""
@@ -170,6 +210,9 @@ class Relay:
             self._output.close()
         if self._engine is not None:
             await self._engine.close()
+        if self._blob_dir is not None:
+            self._blob_dir.cleanup()
+            self._blob_dir = None
         event(LOGGER, "stopped")
 
     async def __aenter__(self) -> "Relay":
@@ -187,6 +230,7 @@ class Relay:
             with contextlib.suppress(ProtocolError):
                 await self.engine.call("prune", self.store.prune(cutoff))
             await self.forget_idle(now_ms())
+            await asyncio.to_thread(self.blobs.sweep, self.config.history_age_s)
             self.sessions.new_keys.prune(asyncio.get_running_loop().time())
 
     async def forget_idle(self, now: int) -> int:

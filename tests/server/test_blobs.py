@@ -3,7 +3,9 @@
 from pathlib import Path
 
 import pytest
-from e2echat_server.blobs import BlobError, BlobLimits, BlobStore
+from e2echat_server.blobs import BlobLimits, BlobStore
+
+from e2echat.protocol import ProtocolError
 
 ROOM, OTHER_ROOM = b"r" * 16, b"s" * 16
 ALICE, BOB = b"a" * 32, b"b" * 32
@@ -23,7 +25,7 @@ def test_upload_in_pieces_then_read_from_any_offset(tmp_path: Path) -> None:
     blobs.begin(blob_id(1), ROOM, ALICE, 10, now=5)
     assert blobs.append(blob_id(1), b"01234") == 5
     assert blobs.offset(blob_id(1)) == 5
-    with pytest.raises(BlobError) as short:
+    with pytest.raises(ProtocolError) as short:
         blobs.complete(blob_id(1))
     assert short.value.code == "bad_frame"
     blobs.append(blob_id(1), b"56789")
@@ -38,7 +40,7 @@ def test_upload_in_pieces_then_read_from_any_offset(tmp_path: Path) -> None:
 def test_an_incomplete_blob_cannot_be_read(tmp_path: Path) -> None:
     blobs = store(tmp_path)
     blobs.begin(blob_id(1), ROOM, ALICE, 10, now=5)
-    with pytest.raises(BlobError) as missing:
+    with pytest.raises(ProtocolError) as missing:
         list(blobs.read(blob_id(1), 0, 3))
     assert missing.value.code == "no_such_blob"
 
@@ -46,7 +48,7 @@ def test_an_incomplete_blob_cannot_be_read(tmp_path: Path) -> None:
 def test_bytes_past_the_declared_size_are_refused_and_not_written(tmp_path: Path) -> None:
     blobs = store(tmp_path)
     blobs.begin(blob_id(1), ROOM, ALICE, 4, now=5)
-    with pytest.raises(BlobError) as long:
+    with pytest.raises(ProtocolError) as long:
         blobs.append(blob_id(1), b"12345")
     assert long.value.code == "too_large"
     assert blobs.offset(blob_id(1)) == 0
@@ -54,11 +56,11 @@ def test_bytes_past_the_declared_size_are_refused_and_not_written(tmp_path: Path
 
 def test_size_and_quota_limits(tmp_path: Path) -> None:
     blobs = store(tmp_path)
-    with pytest.raises(BlobError) as big:
+    with pytest.raises(ProtocolError) as big:
         blobs.begin(blob_id(1), ROOM, ALICE, 1001, now=5)
     assert big.value.code == "too_large"
     blobs.begin(blob_id(1), ROOM, ALICE, 1000, now=5)  # in progress counts at full size
-    with pytest.raises(BlobError) as quota:
+    with pytest.raises(ProtocolError) as quota:
         blobs.begin(blob_id(2), ROOM, ALICE, 501, now=5)
     assert quota.value.code == "quota_exceeded"
     assert blobs.meta(blob_id(2)) is None
