@@ -7,6 +7,7 @@ start it with ``--port 0`` and read where it listens); everything else goes to s
 import asyncio
 import os
 import signal
+import sqlite3
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -15,11 +16,13 @@ import typer
 
 from e2echat_server import logs
 from e2echat_server.config import ConfigError, RelayConfig, default_data_dir, load
+from e2echat_server.datadir import StartRefusedError
 from e2echat_server.relay import Relay
 
 app = typer.Typer(help="Run the e2echat relay.", add_completion=False)
 
 _LIMITS = "Limits"
+EXIT_REFUSED = 3  # the data directory is locked or its database refused (1: cannot start)
 
 
 @app.command()
@@ -35,6 +38,19 @@ def serve(
     fsync: Annotated[
         bool | None,
         typer.Option("--fsync/--no-fsync", help="fsync every commit: survive power loss too."),
+    ] = None,
+    create_db: Annotated[
+        bool | None,
+        typer.Option(
+            "--create-db/--no-create-db", help="Start on an empty database file (else refused)."
+        ),
+    ] = None,
+    repair_db: Annotated[
+        bool | None,
+        typer.Option(
+            "--repair-db/--no-repair-db",
+            help="Rebuild a damaged database from its readable rows (the file is kept aside).",
+        ),
     ] = None,
     tls_cert: Annotated[
         Path | None, typer.Option(help="PEM certificate chain: serve wss://.")
@@ -125,7 +141,10 @@ def serve(
     logs.configure(settings.log_level, settings.log_json)
     try:
         asyncio.run(run(settings))
-    except OSError as exc:  # the port is taken, a TLS file is missing or unreadable...
+    except StartRefusedError as exc:  # the data dir is locked, the database refused
+        typer.echo(f"e2echat-server: {exc}", err=True)
+        raise typer.Exit(EXIT_REFUSED) from None
+    except (OSError, sqlite3.Error) as exc:  # the port is taken, a TLS file is unreadable...
         typer.echo(f"e2echat-server: cannot start: {exc}", err=True)
         raise typer.Exit(1) from None
 

@@ -53,6 +53,8 @@ class RelayConfig:
     data_dir: Path = field(default_factory=default_data_dir)
     memory: bool = False
     fsync: bool = False
+    create_db: bool = False  # start on an empty database file (refused otherwise)
+    repair_db: bool = False  # rebuild a damaged database from its readable rows
     tls_cert: Path | None = None
     tls_key: Path | None = None
     origins: tuple[str, ...] = ()

@@ -152,8 +152,12 @@ class Engine(Generic[C]):
         await self.store.close()
 
 
-async def open_store(memory: bool, data_dir: Path, fsync: bool) -> Store:
-    """The single-node store the settings ask for: in memory, or SQLite under ``data_dir``."""
+async def open_store(
+    memory: bool, data_dir: Path, fsync: bool, *, create: bool = False, repair: bool = False
+) -> Store:
+    """The single-node store the settings ask for: in memory, or SQLite under ``data_dir``
+    (locked; ``create`` and ``repair`` as in `SqliteStore.open`)."""
     if memory:
         return MemoryStore()
-    return await SqliteStore.open(data_dir, "FULL" if fsync else "NORMAL")
+    synchronous = "FULL" if fsync else "NORMAL"
+    return await SqliteStore.open(data_dir, synchronous, create=create, repair=repair)

@@ -105,7 +105,13 @@ class Relay:
     async def start(self) -> None:
         """Open the engine, load the directory and start listening."""
         config = self.config
-        store = self._given_store or await open_store(config.memory, config.data_dir, config.fsync)
+        store = self._given_store or await open_store(
+            config.memory,
+            config.data_dir,
+            config.fsync,
+            create=config.create_db,
+            repair=config.repair_db,
+        )
         delivery = Delivery(config.send_buffer, self.metrics)
         engine = self._engine = Engine(store, LocalBroker(delivery.send), self.metrics)
         try:

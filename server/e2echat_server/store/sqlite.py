@@ -32,6 +32,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Final, TypeVar
 
+from e2echat_server.datadir import DataDirLock
+from e2echat_server.store import schema
 from e2echat_server.store.base import Envelope, MemberRecord, RoomRecord, Snapshot, UserRecord
 
 _T = TypeVar("_T")
@@ -40,30 +42,6 @@ _ROWS_PER_INSERT: Final = 64  # 320 parameters per statement, far below SQLite's
 CHECKPOINT_EVERY_S: Final = 0.05
 _WAL_BACKSTOP_PAGES: Final = 4000
 
-SCHEMA: Final = """
-CREATE TABLE IF NOT EXISTS users (
-    key BLOB PRIMARY KEY, name TEXT NOT NULL, prekey_id INTEGER NOT NULL,
-    prekey BLOB NOT NULL, prekey_sig BLOB NOT NULL, last_seen INTEGER,
-    mailbox_seq INTEGER NOT NULL DEFAULT 0
-);
-CREATE TABLE IF NOT EXISTS rooms (
-    id BLOB PRIMARY KEY, name TEXT NOT NULL UNIQUE, description TEXT NOT NULL,
-    max_members INTEGER NOT NULL, listed INTEGER NOT NULL, access_kind TEXT NOT NULL,
-    verifier BLOB, salt BLOB, created INTEGER NOT NULL, seq INTEGER NOT NULL DEFAULT 0
-);
-CREATE TABLE IF NOT EXISTS members (
-    room BLOB NOT NULL REFERENCES rooms(id), key BLOB NOT NULL, joined INTEGER NOT NULL,
-    PRIMARY KEY (room, key)
-) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS messages (
-    room BLOB NOT NULL, seq INTEGER NOT NULL, ts INTEGER NOT NULL,
-    sender BLOB NOT NULL, body BLOB NOT NULL, PRIMARY KEY (room, seq)
-);
-CREATE TABLE IF NOT EXISTS mailbox (
-    recipient BLOB NOT NULL, seq INTEGER NOT NULL, ts INTEGER NOT NULL,
-    sender BLOB NOT NULL, body BLOB NOT NULL, PRIMARY KEY (recipient, seq)
-);
-"""
 
 # A room's number is the max of rooms.seq and its newest message's seq: appends do not
 # update rooms.seq (one statement less per message); prune saves it before deleting.
@@ -88,9 +66,10 @@ class StoreClosedError(RuntimeError):
 class SqliteStore:
     """The Store interface over ``<data_dir>/relay.sqlite3``."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, lock: DataDirLock | None = None) -> None:
         """Use `SqliteStore.open`; this only prepares the fields."""
         self.path = path
+        self._lock = lock
         self._jobs: queue.SimpleQueue[list[_Job] | None] = queue.SimpleQueue()
         self._pending: list[_Job] = []
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -106,14 +85,26 @@ class SqliteStore:
         data_dir: Path,
         synchronous: str = "NORMAL",
         checkpoint_every_s: float = CHECKPOINT_EVERY_S,
+        *,
+        create: bool = False,
+        repair: bool = False,
     ) -> "SqliteStore":
-        """Create the directory, file and schema if needed; start the writer and checkpointer.
+        """Lock the data directory, check the file (see `schema.prepare`: ``create`` and
+        ``repair`` allow what it otherwise refuses), create or migrate its schema, and
+        start the writer and checkpointer.
 
-        Raises OSError or sqlite3.Error here, to the caller, if the file cannot be used.
+        Raises StartRefusedError if the directory is locked or the file is refused, and
+        OSError or sqlite3.Error if it cannot be used.
         """
         path = data_dir / "relay.sqlite3"
-        db = await asyncio.to_thread(_connect, path, synchronous)
-        store = cls(path)
+        lock = await asyncio.to_thread(DataDirLock.acquire, data_dir)
+        try:
+            await asyncio.to_thread(schema.prepare, path, create=create, repair=repair)
+            db = await asyncio.to_thread(_connect, path, synchronous)
+        except BaseException:
+            lock.release()
+            raise
+        store = cls(path, lock)
         store._loop = asyncio.get_running_loop()
         store._thread = threading.Thread(
             target=store._run, args=(db,), name="e2echat-store", daemon=True
@@ -410,6 +401,8 @@ class SqliteStore:
         self._jobs.put(None)
         if self._thread is not None:
             await asyncio.to_thread(self._thread.join)
+        if self._lock is not None:
+            self._lock.release()
 
 
 def _connect(path: Path, synchronous: str) -> sqlite3.Connection:
@@ -426,7 +419,7 @@ def _connect(path: Path, synchronous: str) -> sqlite3.Connection:
     db.execute("PRAGMA journal_mode=WAL")
     db.execute(f"PRAGMA wal_autocheckpoint={_WAL_BACKSTOP_PAGES}")
     db.execute(f"PRAGMA synchronous={synchronous}")
-    db.executescript(SCHEMA)
+    schema.initialise(db)
     return db
 
 
