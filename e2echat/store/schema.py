@@ -55,6 +55,22 @@ MIGRATIONS: tuple[Migration, ...] = (
     """,
     # 2: trust, verification and TOFU per key instead of per name (docs/crypto.md 9.6).
     trust_by_key,
+    # 3: message ids, relations (edits, deletes, reactions), read state, direct rooms.
+    """
+    ALTER TABLE history ADD COLUMN msg_id BLOB;
+    ALTER TABLE history ADD COLUMN deleted INTEGER NOT NULL DEFAULT 0;
+    CREATE UNIQUE INDEX history_by_id ON history (room_id, msg_id);
+    CREATE TABLE annotations (
+        room_id BLOB NOT NULL,
+        msg_id BLOB NOT NULL,
+        value BLOB NOT NULL,
+        PRIMARY KEY (room_id, msg_id)
+    ) WITHOUT ROWID;
+    ALTER TABLE rooms ADD COLUMN read_seq INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE rooms ADD COLUMN unread INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE rooms ADD COLUMN mentions INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE rooms ADD COLUMN peer BLOB
+    """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 

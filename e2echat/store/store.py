@@ -14,12 +14,15 @@ import sqlite3
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
+from e2echat.crypto.errors import CryptoError
 from e2echat.crypto.identity import Identity
+from e2echat.crypto.payload import Text, decode_payload
 from e2echat.crypto.primitives import random_bytes
 from e2echat.crypto.store import Write
 from e2echat.store.atrest import CHECK_LABEL, Sealer, StoreKeyError
+from e2echat.store.relations import NONE, Annotations, decode_annotations, encode_annotations
 from e2echat.store.schema import migrate
 
 Access = Literal["open", "password", "invite"]
@@ -42,6 +45,17 @@ class RoomRecord:
     description: str
     secret: bytes | None = field(default=None, repr=False)
     last_seq: int = 0
+    peer: bytes | None = None
+    """The other member of a direct conversation (a two-member invite room)."""
+
+
+@dataclass(frozen=True)
+class ReadState:
+    """Where the user stopped reading a room, and what arrived from others since."""
+
+    read_seq: int = 0
+    unread: int = 0
+    mentions: int = 0
 
 
 @dataclass(frozen=True)
@@ -56,13 +70,23 @@ class OutboxItem:
 
 @dataclass(frozen=True)
 class HistoryItem:
-    """A stored room message; ``payload`` is the decrypted room payload (JSON bytes)."""
+    """A stored room message; ``payload`` is the decrypted room payload (JSON bytes).
+
+    ``msg_id`` is its signed name (docs/crypto.md section 8.3); a ``deleted`` message
+    keeps its row (so its seq stays processed) but not its payload (empty)."""
 
     room_id: bytes
     seq: int
     sender: bytes
     ts: int
     payload: bytes = field(repr=False)
+    msg_id: bytes = b""
+    deleted: bool = False
+
+
+def _context(item: HistoryItem) -> tuple[bytes, bytes]:
+    """The sealing context of a history payload: its column and row."""
+    return b"history", item.room_id + item.seq.to_bytes(8, "big")
 
 
 class Store:
@@ -75,12 +99,15 @@ class Store:
             str(path), isolation_level=None, check_same_thread=False, timeout=LOCK_TIMEOUT_S
         )
         self._sealer = Sealer(identity)
+        self._me = identity.public_key
         try:
             # One process per store: two clients on one identity's chains would reuse
             # message keys and diverge. The exclusive lock is held until close().
             self._db.execute("PRAGMA locking_mode = EXCLUSIVE")
             self._db.execute("PRAGMA journal_mode = WAL")
             self._db.execute("PRAGMA synchronous = NORMAL")
+            # A deleted message's sealed text is overwritten, not left in free pages.
+            self._db.execute("PRAGMA secure_delete = ON")
             migrate(self._db, state=self)
             self._check_owner()
         except sqlite3.OperationalError as exc:
@@ -128,18 +155,30 @@ class Store:
         secret = None if room.secret is None else self._sealer.seal(room.secret, b"room", room.id)
         with self.transaction():
             self._db.execute(
-                "INSERT INTO rooms (id, name, access, description, secret, last_seq, position)"
-                " VALUES (?, ?, ?, ?, ?, ?, (SELECT coalesce(max(position), 0) + 1 FROM rooms))"
+                "INSERT INTO rooms"
+                " (id, name, access, description, secret, last_seq, peer, position)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?,"
+                " (SELECT coalesce(max(position), 0) + 1 FROM rooms))"
                 " ON CONFLICT (id) DO UPDATE SET name = excluded.name,"
                 " access = excluded.access, description = excluded.description,"
-                " secret = excluded.secret, last_seq = max(last_seq, excluded.last_seq)",
-                (room.id, room.name, room.access, room.description, secret, room.last_seq),
+                " secret = excluded.secret, last_seq = max(last_seq, excluded.last_seq),"
+                " peer = coalesce(excluded.peer, peer)",
+                (
+                    room.id,
+                    room.name,
+                    room.access,
+                    room.description,
+                    secret,
+                    room.last_seq,
+                    room.peer,
+                ),
             )
 
     def rooms(self) -> list[RoomRecord]:
         """Every joined room, in the order they were joined."""
         rows = self._db.execute(
-            "SELECT id, name, access, description, secret, last_seq FROM rooms ORDER BY position"
+            "SELECT id, name, access, description, secret, last_seq, peer FROM rooms"
+            " ORDER BY position"
         ).fetchall()
         return [
             RoomRecord(
@@ -149,8 +188,9 @@ class Store:
                 description,
                 None if secret is None else self._sealer.open(secret, b"room", room_id),
                 last_seq,
+                peer,
             )
-            for room_id, name, access, description, secret, last_seq in rows
+            for room_id, name, access, description, secret, last_seq, peer in rows
         ]
 
     def delete_room(self, room_id: bytes) -> None:
@@ -159,6 +199,7 @@ class Store:
             self._db.execute("DELETE FROM rooms WHERE id = ?", (room_id,))
             self._db.execute("DELETE FROM outbox WHERE room_id = ?", (room_id,))
             self._db.execute("DELETE FROM history WHERE room_id = ?", (room_id,))
+            self._db.execute("DELETE FROM annotations WHERE room_id = ?", (room_id,))
 
     def set_last_seq(self, room_id: bytes, seq: int) -> None:
         """Record that everything up to ``seq`` was processed (never moves backwards)."""
@@ -208,21 +249,33 @@ class Store:
 
     # History -----------------------------------------------------------------------
 
-    def add_history(self, item: HistoryItem) -> bool:
-        """Store a message; False (and no change) if that room seq is already stored."""
-        key = item.room_id + item.seq.to_bytes(8, "big")
+    def add_history(self, item: HistoryItem, *, mentions_me: bool = False) -> bool:
+        """Store a message; False (and no change) if that room seq is already stored.
+
+        A message from someone else past the read marker counts as unread (and as a
+        mention if ``mentions_me``), so the counts include what arrived while away."""
         cursor = self._db.execute(
-            "INSERT OR IGNORE INTO history (room_id, seq, sender, ts, payload)"
-            " VALUES (?, ?, ?, ?, ?)",
+            "INSERT OR IGNORE INTO history (room_id, seq, sender, ts, payload, msg_id, deleted)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?)",
             (
                 item.room_id,
                 item.seq,
                 item.sender,
                 item.ts,
-                self._sealer.seal(item.payload, b"history", key),
+                b"" if item.deleted else self._sealer.seal(item.payload, *_context(item)),
+                item.msg_id or None,
+                item.deleted,
             ),
         )
-        return cursor.rowcount == 1
+        if cursor.rowcount != 1:
+            return False
+        if item.sender != self._me and not item.deleted:
+            self._db.execute(
+                "UPDATE rooms SET unread = unread + 1, mentions = mentions + ?"
+                " WHERE id = ? AND read_seq < ?",
+                (int(mentions_me), item.room_id, item.seq),
+            )
+        return True
 
     def has_history(self, room_id: bytes, seq: int) -> bool:
         """Whether the message at ``room_id``/``seq`` is stored (processed before)."""
@@ -231,23 +284,139 @@ class Store:
         ).fetchone()
         return row is not None
 
-    def history(self, room_id: bytes, limit: int) -> list[HistoryItem]:
-        """The last ``limit`` messages of a room, oldest first."""
+    def history(self, room_id: bytes, limit: int, before: int | None = None) -> list[HistoryItem]:
+        """The last ``limit`` messages of a room (below seq ``before``), oldest first."""
         rows = self._db.execute(
-            "SELECT seq, sender, ts, payload FROM history WHERE room_id = ?"
+            "SELECT seq, sender, ts, payload, msg_id, deleted FROM history"
+            " WHERE room_id = ? AND seq < ?"
             " ORDER BY seq DESC LIMIT ?",
-            (room_id, limit),
+            (room_id, 2**63 - 1 if before is None else before, limit),
         ).fetchall()
-        return [
-            HistoryItem(
-                room_id,
-                seq,
-                sender,
-                ts,
-                self._sealer.open(payload, b"history", room_id + seq.to_bytes(8, "big")),
+        return [self._item(room_id, row) for row in reversed(rows)]
+
+    def history_after(self, room_id: bytes, seq: int, limit: int) -> list[HistoryItem]:
+        """The first ``limit`` messages of a room from seq ``seq`` on, oldest first."""
+        rows = self._db.execute(
+            "SELECT seq, sender, ts, payload, msg_id, deleted FROM history"
+            " WHERE room_id = ? AND seq >= ? ORDER BY seq LIMIT ?",
+            (room_id, seq, limit),
+        ).fetchall()
+        return [self._item(room_id, row) for row in rows]
+
+    def history_item(self, room_id: bytes, msg_id: bytes) -> HistoryItem | None:
+        """The stored message named ``msg_id`` in ``room_id``, if any."""
+        row = self._db.execute(
+            "SELECT seq, sender, ts, payload, msg_id, deleted FROM history"
+            " WHERE room_id = ? AND msg_id = ?",
+            (room_id, msg_id),
+        ).fetchone()
+        return None if row is None else self._item(room_id, row)
+
+    def history_at(self, room_id: bytes, seq: int) -> HistoryItem | None:
+        """The stored message at ``seq`` of ``room_id``, if any."""
+        row = self._db.execute(
+            "SELECT seq, sender, ts, payload, msg_id, deleted FROM history"
+            " WHERE room_id = ? AND seq = ?",
+            (room_id, seq),
+        ).fetchone()
+        return None if row is None else self._item(room_id, row)
+
+    def all_history(self) -> Iterator[HistoryItem]:
+        """Every stored message that was not deleted, room by room (the search index)."""
+        rows = self._db.execute(
+            "SELECT room_id, seq, sender, ts, payload, msg_id, deleted FROM history"
+            " WHERE deleted = 0 ORDER BY room_id, seq"
+        )
+        for room_id, *row in rows:
+            yield self._item(room_id, tuple(row))
+
+    def erase_message(self, room_id: bytes, msg_id: bytes) -> HistoryItem | None:
+        """Drop the text of a deleted message and its annotations' text; keep its row.
+
+        Returns what was erased (None if it is not stored or already erased). An
+        unread message leaves the unread (and mention) counts."""
+        item = self.history_item(room_id, msg_id)
+        if item is None or item.deleted:
+            return None
+        self._db.execute(
+            "UPDATE history SET payload = x'', deleted = 1 WHERE room_id = ? AND msg_id = ?",
+            (room_id, msg_id),
+        )
+        if item.sender != self._me:
+            self._db.execute(
+                "UPDATE rooms SET unread = max(unread - 1, 0),"
+                " mentions = max(mentions - ?, 0) WHERE id = ? AND read_seq < ?",
+                (int(self._mentions_me(item)), room_id, item.seq),
             )
-            for seq, sender, ts, payload in reversed(rows)
-        ]
+        return item
+
+    def _item(self, room_id: bytes, row: tuple[Any, ...]) -> HistoryItem:
+        seq, sender, ts, payload, msg_id, deleted = row
+        key = room_id + seq.to_bytes(8, "big")
+        return HistoryItem(
+            room_id,
+            seq,
+            sender,
+            ts,
+            b"" if deleted else self._sealer.open(payload, b"history", key),
+            msg_id or b"",
+            bool(deleted),
+        )
+
+    def _mentions_me(self, item: HistoryItem) -> bool:
+        try:
+            payload = decode_payload(item.payload)
+        except CryptoError:
+            return False
+        return isinstance(payload, Text) and self._me in payload.mentions
+
+    # Annotations (edits, reactions, deletes) ------------------------------------------
+
+    def annotations(self, room_id: bytes, msg_id: bytes) -> Annotations:
+        """What relations did to the message ``msg_id`` (nothing, if none named it)."""
+        row = self._db.execute(
+            "SELECT value FROM annotations WHERE room_id = ? AND msg_id = ?", (room_id, msg_id)
+        ).fetchone()
+        if row is None:
+            return NONE
+        return decode_annotations(self._sealer.open(row[0], b"annotations", room_id, msg_id))
+
+    def set_annotations(self, room_id: bytes, msg_id: bytes, annotations: Annotations) -> None:
+        """Replace the annotations of ``msg_id`` (sealed: edits and reactions are text)."""
+        sealed = self._sealer.seal(encode_annotations(annotations), b"annotations", room_id, msg_id)
+        self._db.execute(
+            "INSERT OR REPLACE INTO annotations (room_id, msg_id, value) VALUES (?, ?, ?)",
+            (room_id, msg_id, sealed),
+        )
+
+    # Read state --------------------------------------------------------------------
+
+    def read_state(self, room_id: bytes) -> ReadState:
+        """The read marker and unread counts of a room (zeros for an unknown room)."""
+        row = self._db.execute(
+            "SELECT read_seq, unread, mentions FROM rooms WHERE id = ?", (room_id,)
+        ).fetchone()
+        return ReadState() if row is None else ReadState(*row)
+
+    def mark_read(self, room_id: bytes, seq: int) -> ReadState:
+        """Move the read marker up to ``seq`` (never back) and recount what is after it."""
+        self._db.execute(
+            "UPDATE rooms SET read_seq = max(read_seq, ?) WHERE id = ?", (seq, room_id)
+        )
+        read_seq = self.read_state(room_id).read_seq
+        after = self._db.execute(
+            "SELECT seq, sender, ts, payload, msg_id, deleted FROM history"
+            " WHERE room_id = ? AND seq > ? AND sender != ?"
+            " AND deleted = 0",
+            (room_id, read_seq, self._me),
+        ).fetchall()
+        items = [self._item(room_id, row) for row in after]
+        mentions = sum(self._mentions_me(item) for item in items)
+        self._db.execute(
+            "UPDATE rooms SET unread = ?, mentions = ? WHERE id = ?",
+            (len(items), mentions, room_id),
+        )
+        return ReadState(read_seq, len(items), mentions)
 
     # The crypto core's state: e2echat.crypto.CryptoStore ------------------------------
 

@@ -5,12 +5,14 @@ from pathlib import Path
 
 import pytest
 
+from e2echat.crypto import Text, encode_payload, message_id
 from e2echat.crypto.identity import Identity
 from e2echat.crypto.store import Write
 from e2echat.store import (
     MEMORY,
     SCHEMA_VERSION,
     HistoryItem,
+    ReadState,
     RoomRecord,
     SchemaError,
     Store,
@@ -18,6 +20,8 @@ from e2echat.store import (
     StoreLockedError,
     migrate,
 )
+from e2echat.store.relations import Annotations, Version
+from e2echat.store.schema import MIGRATIONS
 
 ROOM = b"r" * 16
 SECRET_TEXT = b"the eagle lands at midnight"
@@ -185,3 +189,104 @@ def test_nothing_secret_is_in_the_files_while_the_store_is_open(
     store.close()
     assert b"alpha" in raw
     assert SECRET_TEXT not in raw
+
+
+ME_ROOM = b"m" * 16
+OTHER = b"o" * 32
+
+
+def text(body: str, mentions: tuple[bytes, ...] = ()) -> bytes:
+    return encode_payload(Text(body, mentions, 1))
+
+
+def test_a_version_1_store_migrates_and_keeps_its_history(
+    tmp_path: Path, identity: Identity
+) -> None:
+    path = tmp_path / "s.sqlite3"
+    db = sqlite3.connect(path, isolation_level=None)
+    migrate(db, MIGRATIONS[:1])
+    db.close()
+    store = Store(path, identity)
+    store.save_room(RoomRecord(ROOM, "alpha", "open", ""))
+    assert store.add_history(HistoryItem(ROOM, 1, OTHER, 10, b"old row"))  # no msg_id
+    store.close()
+    reopened = Store(path, identity)
+    assert [(h.payload, h.msg_id, h.deleted) for h in reopened.history(ROOM, 5)] == [
+        (b"old row", b"", False)
+    ]
+
+
+def test_messages_are_found_by_id_and_erased_without_a_trace(
+    tmp_path: Path, identity: Identity
+) -> None:
+    path = tmp_path / "s.sqlite3"
+    store = Store(path, identity)
+    store.save_room(RoomRecord(ROOM, "alpha", "open", ""))
+    msg_id = message_id(OTHER, b"c" * 16, 1)
+    store.add_history(HistoryItem(ROOM, 1, OTHER, 10, SECRET_TEXT, msg_id))
+    store.set_annotations(ROOM, msg_id, Annotations(deleted=False))
+    found = store.history_item(ROOM, msg_id)
+    assert found is not None
+    assert (found.seq, found.payload) == (1, SECRET_TEXT)
+    assert store.history_at(ROOM, 1) == found
+    sealed = store._db.execute("SELECT payload FROM history").fetchone()[0]
+    assert store.erase_message(ROOM, msg_id) == found
+    assert store.erase_message(ROOM, msg_id) is None  # once
+    erased = store.history_item(ROOM, msg_id)
+    assert erased is not None
+    assert (erased.payload, erased.deleted) == (b"", True)
+    assert store.has_history(ROOM, 1)  # the seq stays processed
+    assert list(store.all_history()) == []
+    store.close()
+    raw = b"".join(p.read_bytes() for p in tmp_path.iterdir())
+    assert sealed not in raw  # secure_delete overwrote the old cell
+
+
+def test_annotations_are_sealed(tmp_path: Path, identity: Identity) -> None:
+    path = tmp_path / "s.sqlite3"
+    store = Store(path, identity)
+    msg_id = message_id(OTHER, b"c" * 16, 1)
+    assert store.annotations(ROOM, msg_id) == Annotations()
+    edited = Annotations(edits=(Version(5, msg_id, SECRET_TEXT.decode(), ()),))
+    store.set_annotations(ROOM, msg_id, edited)
+    assert store.annotations(ROOM, msg_id) == edited
+    store.close()
+    assert SECRET_TEXT not in b"".join(p.read_bytes() for p in tmp_path.iterdir())
+
+
+def test_unread_and_mentions_count_arrivals_and_survive_restarts(
+    tmp_path: Path, identity: Identity
+) -> None:
+    path = tmp_path / "s.sqlite3"
+    store = Store(path, identity)
+    me = identity.public_key
+    store.save_room(RoomRecord(ROOM, "alpha", "open", ""))
+    for seq in range(1, 4):
+        store.add_history(
+            HistoryItem(
+                ROOM, seq, OTHER, 10, text("hi @me", (me,)), message_id(OTHER, b"c" * 16, seq)
+            ),
+            mentions_me=True,
+        )
+    store.add_history(HistoryItem(ROOM, 4, me, 10, text("mine")))  # own: never unread
+    store.add_history(HistoryItem(ROOM, 5, OTHER, 10, text("plain")))
+    assert store.read_state(ROOM) == ReadState(0, 4, 3)
+    assert store.mark_read(ROOM, 2) == ReadState(2, 2, 1)
+    assert store.mark_read(ROOM, 1) == ReadState(2, 2, 1)  # never backwards
+    store.erase_message(ROOM, message_id(OTHER, b"c" * 16, 3))
+    assert store.read_state(ROOM) == ReadState(2, 1, 0)
+    store.close()
+    assert Store(path, identity).read_state(ROOM) == ReadState(2, 1, 0)
+
+
+def test_history_pages_before_and_after_a_seq(store: Store) -> None:
+    for seq in range(1, 8):
+        store.add_history(HistoryItem(ROOM, seq, OTHER, 10, b"m%d" % seq))
+    assert [h.seq for h in store.history(ROOM, 2, before=5)] == [3, 4]
+    assert [h.seq for h in store.history_after(ROOM, 5, 10)] == [5, 6, 7]
+
+
+def test_direct_rooms_remember_their_peer(store: Store) -> None:
+    store.save_room(RoomRecord(ROOM, "dm-x", "invite", "", secret=b"s" * 32, peer=OTHER))
+    store.save_room(RoomRecord(ROOM, "dm-x", "invite", "", secret=b"s" * 32))
+    assert store.rooms()[0].peer == OTHER
