@@ -31,7 +31,7 @@ from e2echat.protocol import (
 from e2echat.protocol.constants import MAX_LIST_ITEMS
 from e2echat_server.change import Change
 from e2echat_server.ratelimit import TokenBucket
-from e2echat_server.store import Envelope, MemberRecord, RoomRecord, Snapshot, UserRecord
+from e2echat_server.store import Envelope, MemberRecord, RoomRecord, Snapshot, Store, UserRecord
 
 PresenceStatus = Literal["online", "away", "busy", "offline"]
 OFFLINE: PresenceStatus = "offline"
@@ -416,6 +416,11 @@ class Directory:
         room.last_ts = max(room.last_ts, now)
         return room.seq, room.last_ts
 
+    def numbered(self, room: Room, seq: int, ts: int) -> None:
+        """A shared store numbered a message of ``room`` (seq, ts): count from there on."""
+        room.seq = max(room.seq, seq)
+        room.last_ts = max(room.last_ts, ts)
+
     def post_direct(
         self, to: bytes, sender: bytes, body: bytes, now: int
     ) -> tuple[Envelope, Change]:
@@ -438,10 +443,15 @@ class Directory:
         user.mailbox_count += 1
         entry = Envelope(user.mailbox_seq, now, sender, body)
 
+        async def persist(store: Store) -> Envelope:
+            stored = await store.mailbox_put(to, entry) or entry
+            user.mailbox_seq = max(user.mailbox_seq, stored.seq)  # a shared store's number
+            return stored
+
         def undo() -> None:
             user.mailbox_count -= 1
 
-        return entry, Change("mailbox_put", lambda store: store.mailbox_put(to, entry), undo)
+        return entry, Change("mailbox_put", persist, undo)
 
     def mailbox_acked(self, key: bytes, removed: int) -> None:
         """The store deleted ``removed`` of ``key``'s mailbox entries."""

@@ -138,14 +138,18 @@ class Engine(Generic[C]):
         finally:
             self.metrics.observe_store(operation, time.perf_counter() - start)
 
-    async def apply(self, change: Change) -> None:
-        """Make a directory change durable and commit it, or undo it and raise `unavailable`."""
+    async def apply(self, change: Change) -> object:
+        """Make a directory change durable and commit it, or undo it and raise `unavailable`.
+
+        Returns the store's answer (a shared store's numbering of a direct, say).
+        """
         try:
-            await self.call(change.operation, change.persist(self.store))
+            stored = await self.call(change.operation, change.persist(self.store))
         except ProtocolError:
             change.undo()
             raise
         change.commit()
+        return stored
 
     async def close(self) -> None:
         await self.broker.close()

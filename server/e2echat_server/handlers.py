@@ -149,7 +149,9 @@ class Handlers:
     async def direct(self, session: Session, frame: DirectSend) -> None:
         check_body(frame.body, self._config.max_body)
         entry, change = self._directory.post_direct(frame.to, session.key, frame.body, now_ms())
-        await self._engine.apply(change)
+        stored = await self._engine.apply(change)
+        if isinstance(stored, Envelope):  # a shared store's numbering
+            entry = stored
         self._engine.metrics.directs_in += 1
         self._output.to_key(frame.to, direct_delivery(entry))
         self._output.reply(session, Sent(id=frame.id, room=None, seq=entry.seq, ts=entry.ts))
@@ -168,6 +170,8 @@ class Handlers:
         not_before = now_ms() - self._config.history_age_s * 1000
         after = frame.after
         store = self._engine.store
+        # Read before the history, so every message up to it is in what follows.
+        latest = await self._engine.call("latest_seq", store.latest_seq(frame.room))
         while remaining:
             page = min(remaining, READ_PAGE)
             batch = await self._engine.call(
@@ -179,7 +183,8 @@ class Handlers:
                 break
             remaining -= page
             after = batch[-1].seq
-        self._output.reply(session, Synced(id=frame.id, room=frame.room, seq=room.seq))
+        seq = room.seq if latest is None else latest
+        self._output.reply(session, Synced(id=frame.id, room=frame.room, seq=seq))
 
     async def status(self, session: Session, frame: SetStatus) -> None:
         now = asyncio.get_running_loop().time()

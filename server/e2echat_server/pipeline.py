@@ -54,7 +54,9 @@ class SendPipeline:
         self._output = output
         self._max_body = max_body
         self._history_count = history_count
-        self._inflight: deque[tuple[asyncio.Future[None], Session, Send, Envelope, float]] = deque()
+        self._inflight: deque[
+            tuple[asyncio.Future[Envelope | None], Session, Send, Envelope, float]
+        ] = deque()
 
     def begin(self, session: Session, frame: Send) -> None:
         """Decide a `send` now (or raise) and start its durable write; `_finish` completes it."""
@@ -91,6 +93,12 @@ class SendPipeline:
                 )
                 output.error(session, frame.id, ErrorCode.UNAVAILABLE, UNSAVED)
             else:
+                stored = write.result()
+                if stored is not None:  # a shared store numbered it
+                    envelope = stored
+                    room = self._directory.rooms.get(frame.room)
+                    if room is not None:
+                        self._directory.numbered(room, stored.seq, stored.ts)
                 message = room_message(frame.room, envelope)
                 metrics.messages_in += 1
                 metrics.messages_out += output.to_room(frame.room, message, skip=session)

@@ -35,22 +35,42 @@ async def test_acknowledged_writes_survive_redis_being_killed(durable_redis: Red
         await store.close()
 
 
-async def test_a_resent_write_is_stored_once(redis_url: str) -> None:
+async def test_a_resent_message_is_stored_once_and_answered_with_its_number(
+    redis_url: str,
+) -> None:
     store = await RedisStore.open(redis_url)
     try:
-        await store.put_user(user(BOB, "bob"))
         creator = MemberRecord(ROOM, ALICE, 0)
         await store.create_room(room(), creator)
         await store.create_room(room(), creator)  # the same call again: already done
-        for _ in range(2):
-            await store.append(ROOM, envelope(1), keep=10)
-            await store.mailbox_put(BOB, envelope(1))
-        assert [e.seq for e in await store.history(ROOM, 0, 0, 10)] == [1]
-        assert [e.seq for e in await store.mailbox(BOB, 0, 10)] == [1]
+        first = await store.append(ROOM, envelope(1, ts=10), keep=10)
+        await store.append(ROOM, envelope(2, ts=20), keep=10)
+        again = await store.append(ROOM, envelope(1, ts=30), keep=10)  # same body resent
+        assert first == again == Envelope(1, 10, ALICE, b"body-1")
+        assert [e.seq for e in await store.history(ROOM, 0, 0, 10)] == [1, 2]
         with pytest.raises(ValueError, match="name"):
             await store.create_room(room(b"y" * 16), MemberRecord(b"y" * 16, BOB, 1))
     finally:
         await store.close()
+
+
+async def test_relays_sharing_redis_never_hand_out_one_number_twice(redis_url: str) -> None:
+    one, two = await RedisStore.open(redis_url), await RedisStore.open(redis_url)
+    try:
+        await one.put_user(user(BOB, "bob"))
+        await one.create_room(room(), MemberRecord(ROOM, ALICE, 0))
+        # Both relays believe the next number is 1 (and the second one's clock is behind).
+        a = await one.append(ROOM, Envelope(1, 500, ALICE, b"from one"), keep=10)
+        b = await two.append(ROOM, Envelope(1, 400, BOB, b"from two"), keep=10)
+        assert (a.seq, b.seq, b.ts) == (1, 2, 500)  # ts never goes backwards either
+        assert await two.latest_seq(ROOM) == 2
+        d1 = await one.mailbox_put(BOB, Envelope(1, 0, ALICE, b"x"))
+        d2 = await two.mailbox_put(BOB, Envelope(1, 0, ALICE, b"y"))
+        assert (d1.seq, d2.seq) == (1, 2)
+        assert [e.body for e in await two.mailbox(BOB, 0, 10)] == [b"x", b"y"]
+    finally:
+        await one.close()
+        await two.close()
 
 
 async def test_a_name_left_claimed_by_a_deleted_room_is_taken_over(redis_url: str) -> None:

@@ -93,8 +93,13 @@ class Store(Protocol):
         """Remove a membership; with ``drop_room`` also the room and its history."""
         ...
 
-    def append(self, room: bytes, message: Envelope, keep: int) -> Awaitable[None]:
+    def append(self, room: bytes, message: Envelope, keep: int) -> Awaitable[Envelope | None]:
         """Store a message (its seq becomes the room's seq); keep only the last ``keep``.
+
+        The answer is None if the message was stored as given. A store shared by several
+        relays numbers messages itself, atomically: it answers the envelope as stored,
+        whose seq (above every earlier one) and ts (never below an earlier one) may differ
+        from the ones given.
 
         The one hot write, so not necessarily a coroutine: a store may return a future
         (SqliteStore does) and spare the relay a task per message.
@@ -109,8 +114,16 @@ class Store(Protocol):
         """Delete room messages older than ``not_before`` (ms); return how many."""
         ...
 
-    async def mailbox_put(self, to: bytes, entry: Envelope) -> None:
-        """Queue a direct body for ``to`` (its seq becomes the mailbox's seq)."""
+    async def mailbox_put(self, to: bytes, entry: Envelope) -> Envelope | None:
+        """Queue a direct body for ``to`` (its seq becomes the mailbox's seq).
+
+        None if stored as given; a shared store answers the entry as it numbered it.
+        """
+        ...
+
+    async def latest_seq(self, room: bytes) -> int | None:
+        """The room's latest seq, if other relays may have numbered messages since this
+        one loaded its directory (a shared store); None if the directory's count is exact."""
         ...
 
     async def mailbox(self, key: bytes, after: int, limit: int) -> list[Envelope]:

@@ -5,7 +5,8 @@ does every key of one user, so rooms and users spread over the shards of a clust
 each write below touches one slot only; the three indexes (users, rooms, room names) share
 a tag of their own. History and mailboxes are streams whose entry ids are the relay's
 sequence numbers (``<seq>-0``), so pages, count trimming and acknowledgements are plain
-stream ranges and trims, and a stream refuses an id below its last one. ::
+stream ranges and trims. Redis numbers them itself, atomically, so relays sharing it never
+hand out one number twice. ::
 
     <prefix>:user:{<key>}              hash   name, prekey_id, prekey, prekey_sig,
                                               last_seen, mailbox_seq
@@ -13,6 +14,7 @@ stream ranges and trims, and a stream refuses an id below its last one. ::
     <prefix>:room:{<id>}               hash   the RoomRecord fields, seq
     <prefix>:room:{<id>}:members       hash   member key -> joined (ms)
     <prefix>:room:{<id>}:history       stream t, s, b
+    <prefix>:room:{<id>}:recent        zset   digests of the latest bodies, by seq
     <prefix>:{directory}:users         set    user keys
     <prefix>:{directory}:rooms         set    room ids
     <prefix>:{directory}:room-names    hash   room name -> room id
@@ -26,9 +28,9 @@ Writes go through one ordered lane: every write queued while the previous batch 
 flight is sent as one pipeline on one connection, so writes apply in the order they were
 made (as the relay relies on), and N writes cost one round trip instead of N. A write's
 awaitable completes once Redis has answered it, so it is as durable as the server's
-persistence settings make an answered write: docs/server.md says which to use. Room and
-mailbox appends are idempotent by sequence number, so a pipeline that the client library
-resends after a lost connection cannot store a message twice.
+persistence settings make an answered write: docs/server.md says which to use. A room
+message already stored (a pipeline the client library resent after a lost connection, a
+client resending after a lost reply) is recognised by its body and not stored twice.
 """
 
 import asyncio
@@ -51,22 +53,37 @@ _READ_CHUNK: Final = 500  # records per pipeline while loading
 
 # Lua scripts: each touches the keys of one slot only, so each runs on one shard.
 
+# KEYS: room, history, recent; ARGV: seq, ts, sender, body, keep. Numbers the message
+# above every earlier one (the given seq unless another relay took it), its ts never
+# below the last; answers {seq, ts}. A body already among the room's last RECENT from
+# the same sender is a resend (a pipeline replayed after a lost connection, or a client
+# resending after a lost reply): it answers the stored copy's number, storing nothing.
+# RECENT is 64: the rank cut below keeps the 64 newest digests.
 _APPEND: Final = """
 if redis.call('EXISTS', KEYS[1]) == 0 then return redis.error_reply('ERR no such room') end
-if tonumber(redis.call('HGET', KEYS[1], 'seq') or '0') >= tonumber(ARGV[1]) then return 0 end
-redis.call('XADD', KEYS[2], 'MAXLEN', ARGV[5], ARGV[1] .. '-0', 't', ARGV[2], 's', ARGV[3],
-           'b', ARGV[4])
-redis.call('HSET', KEYS[1], 'seq', ARGV[1])
-return 1
+local digest = redis.sha1hex(ARGV[3] .. ARGV[4])
+local copy = redis.call('ZSCORE', KEYS[3], digest)
+if copy then
+  local stored = redis.call('XRANGE', KEYS[2], copy, copy)
+  if #stored == 1 then return {tonumber(copy), tonumber(stored[1][2][2])} end
+end
+local last = redis.call('HMGET', KEYS[1], 'seq', 'ts')
+local seq = math.max(tonumber(ARGV[1]), tonumber(last[1] or '0') + 1)
+local ts = math.max(tonumber(ARGV[2]), tonumber(last[2] or '0'))
+redis.call('XADD', KEYS[2], 'MAXLEN', ARGV[5], seq .. '-0', 't', ts, 's', ARGV[3], 'b', ARGV[4])
+redis.call('HSET', KEYS[1], 'seq', seq, 'ts', ts)
+redis.call('ZADD', KEYS[3], seq, digest)
+redis.call('ZREMRANGEBYRANK', KEYS[3], 0, -65)
+return {seq, ts}
 """
 
+# KEYS: user, mailbox; ARGV: seq, ts, sender, body. Numbered like _APPEND; answers seq.
 _MAILBOX_PUT: Final = """
-if tonumber(redis.call('HGET', KEYS[1], 'mailbox_seq') or '0') >= tonumber(ARGV[1]) then
-  return 0
-end
-redis.call('XADD', KEYS[2], ARGV[1] .. '-0', 't', ARGV[2], 's', ARGV[3], 'b', ARGV[4])
-redis.call('HSET', KEYS[1], 'mailbox_seq', ARGV[1])
-return 1
+local last = tonumber(redis.call('HGET', KEYS[1], 'mailbox_seq') or '0')
+local seq = math.max(tonumber(ARGV[1]), last + 1)
+redis.call('XADD', KEYS[2], seq .. '-0', 't', ARGV[2], 's', ARGV[3], 'b', ARGV[4])
+redis.call('HSET', KEYS[1], 'mailbox_seq', seq)
+return seq
 """
 
 _PUT_USER: Final = """
@@ -95,10 +112,10 @@ redis.call('HSET', KEYS[2], ARGV[1], ARGV[2])
 return 1
 """
 
-# KEYS: room, members, history. The room's name (nil if there was no room), then gone.
+# KEYS: room, members, history, recent. The room's name (nil if there was no room), then gone.
 _DROP_ROOM: Final = """
 local name = redis.call('HGET', KEYS[1], 'name')
-redis.call('DEL', KEYS[1], KEYS[2], KEYS[3])
+redis.call('DEL', KEYS[1], KEYS[2], KEYS[3], KEYS[4])
 return name
 """
 
@@ -187,6 +204,10 @@ class RedisKeys:
     def history(self, room: bytes) -> str:
         return f"{self.room(room)}:history"
 
+    def recent(self, room: bytes) -> str:
+        """Digests of the room's latest bodies (by sender), scored by seq: resends."""
+        return f"{self.room(room)}:recent"
+
 
 # One write: commands for the pipeline, and what to make of their answers.
 Command = tuple[Any, ...]
@@ -228,8 +249,9 @@ class RedisStore:
             url,
             socket_timeout=timeout_s,
             socket_connect_timeout=timeout_s,
-            # A lost connection is retried briefly; appends are idempotent by seq, the
-            # other writes are idempotent as they are.
+            # A lost connection is retried briefly: room messages are recognised when
+            # resent, other writes are idempotent, and directs are delivered at least
+            # once anyway (protocol.md section 6).
             retry=Retry(ExponentialBackoff(cap=0.5, base=0.05), retries=3),
             retry_on_error=[RedisConnectionError, RedisTimeoutError],
         )
@@ -393,24 +415,33 @@ class RedisStore:
         if not drop_room:
             await self._submit([("HDEL", k.members(room), key)])
             return
-        name = await self._submit(
-            [_eval(_DROP_ROOM, [k.room(room), k.members(room), k.history(room)], [])], _first
-        )
+        room_keys = [k.room(room), k.members(room), k.history(room), k.recent(room)]
+        name = await self._submit([_eval(_DROP_ROOM, room_keys, [])], _first)
         await self._submit([_eval(_RELEASE_NAME, [k.room_names, k.rooms], [name or "", room])])
 
     # History ---------------------------------------------------------------------------
 
-    def append(self, room: bytes, message: Envelope, keep: int) -> asyncio.Future[None]:
+    def append(self, room: bytes, message: Envelope, keep: int) -> asyncio.Future[Envelope]:
         k = self.keys
+
+        def stored(answers: list[Any]) -> Envelope:
+            seq, ts = answers[0]
+            return Envelope(int(seq), int(ts), message.sender, message.body)
+
         return self._submit(
             [
                 _eval(
                     _APPEND,
-                    [k.room(room), k.history(room)],
+                    [k.room(room), k.history(room), k.recent(room)],
                     [message.seq, message.ts, message.sender, message.body, keep],
                 )
-            ]
+            ],
+            stored,
         )
+
+    async def latest_seq(self, room: bytes) -> int:
+        seq = await self.client.hget(self.keys.room(room), "seq")
+        return int(seq or 0)
 
     async def history(self, room: bytes, after: int, not_before: int, limit: int) -> list[Envelope]:
         """Read pages until ``limit`` young-enough messages or the end."""
@@ -439,17 +470,19 @@ class RedisStore:
 
     # Mailboxes -------------------------------------------------------------------------
 
-    async def mailbox_put(self, to: bytes, entry: Envelope) -> None:
+    async def mailbox_put(self, to: bytes, entry: Envelope) -> Envelope:
         k = self.keys
-        await self._submit(
+        seq = await self._submit(
             [
                 _eval(
                     _MAILBOX_PUT,
                     [k.user(to), k.mailbox(to)],
                     [entry.seq, entry.ts, entry.sender, entry.body],
                 )
-            ]
+            ],
+            _first,
         )
+        return Envelope(int(seq), entry.ts, entry.sender, entry.body)
 
     async def mailbox(self, key: bytes, after: int, limit: int) -> list[Envelope]:
         entries = await self.client.xrange(self.keys.mailbox(key), after + 1, "+", count=limit)
