@@ -32,7 +32,6 @@ from websockets.typing import Subprotocol
 
 import e2echat
 from e2echat.client.engine import Engine
-from e2echat.client.room import Room
 from e2echat.crypto.message import PAD_BLOCK, parse_body, signed_transcript
 from e2echat.crypto.session import CryptoSession
 from e2echat.protocol import (
@@ -198,9 +197,7 @@ async def bare_latency(url: str, count: int, body_size: int) -> list[float]:
 def make_engine(identity: e2echat.Identity, name: str, path: Path) -> Engine:
     store = Store(path, identity)
     session = CryptoSession(identity, store)
-    return Engine(
-        identity, name, store, session, lambda state: Room(cast(Any, None), state), lambda: NOW
-    )
+    return Engine(identity, name, store, session, lambda: NOW)
 
 
 def prepared_frames(count: int, home: Path) -> tuple[Engine, list[bytes], list[bytes]]:

@@ -180,6 +180,8 @@ class LibraryBackend:
         self._retired.discard(client)
 
     @staticmethod
-    async def _pump_messages(messages: AsyncIterable[Message], listener: ChatListener) -> None:
+    async def _pump_messages(
+        messages: AsyncIterable[Message[Room]], listener: ChatListener
+    ) -> None:
         async for message in messages:
             listener.message_received(message)

@@ -15,7 +15,7 @@ from pathlib import Path
 from e2echat_server.config import RelayConfig
 from e2echat_server.relay import Relay
 
-from e2echat import Client, Identity, MemberJoined, Message
+from e2echat import Client, Identity, MemberJoined, Message, Room
 from e2echat_tui.adapter import LibraryBackend
 from e2echat_tui.app import ChatApp
 from e2echat_tui.launch import library_backend, run_app
@@ -48,7 +48,7 @@ async def run_greeter(bot: Client) -> None:
                 await event.room.send(WELCOME.format(name=event.member.name))
 
     async def answer() -> None:
-        message: Message
+        message: Message[Room]
         async for message in messages:
             if message.mentions_me:
                 await message.room.send(greeter_reply(message.sender.name, message.text))

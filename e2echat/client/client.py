@@ -1,7 +1,7 @@
-"""``Client``: the public API over the engine and the connection.
+"""``Client``: the public API over the driver.
 
-It opens the store and the engine (on their worker thread), starts the ``Connection``,
-turns API calls into requests and engine steps, and publishes messages and events to
+It validates what the application passes, turns API calls into relay requests and
+engine steps that the ``Driver`` runs (engine, then send, then publish), and serves
 subscriptions and handlers. Reconnection runs forever with exponential backoff and
 jitter unless ``reconnect=False``.
 """
@@ -19,8 +19,8 @@ from typing import Any, Literal, ParamSpec, TypeVar
 
 from e2echat.client import kdfcost
 from e2echat.client.backoff import Backoff
-from e2echat.client.connection import REQUEST_TIMEOUT_S, Connection
-from e2echat.client.engine import PROOF_WAIT_MS, Access, Engine, Output, RoomState
+from e2echat.client.driver import REQUEST_TIMEOUT_S, Driver
+from e2echat.client.engine import PROOF_WAIT_MS, Access, Engine
 from e2echat.client.errors import (
     AlreadyConnected,
     BadStatus,
@@ -33,7 +33,6 @@ from e2echat.client.errors import (
     NameTaken,
     NoSuchRoom,
     NotAMember,
-    NotConnected,
     RelayError,
     StoreError,
     StoreInUse,
@@ -43,12 +42,11 @@ from e2echat.client.errors import (
 from e2echat.client.events import ConnectionChanged, Event
 from e2echat.client.handlers import HandlerRunner, check_async
 from e2echat.client.identity import Identity
-from e2echat.client.models import ConnectionState, Member, Message, RoomSummary
+from e2echat.client.models import ConnectionState, Member, Message, RoomSummary, placed
 from e2echat.client.pacing import TokenBucket
 from e2echat.client.paths import default_store_path, make_private_file
 from e2echat.client.pubsub import DEFAULT_BACKLOG, Hub, Subscription
 from e2echat.client.room import Room
-from e2echat.client.worker import Worker
 from e2echat.crypto.errors import CryptoError
 from e2echat.crypto.identity import KdfLimits
 from e2echat.crypto.policy import DEFAULT_POLICY, Policy
@@ -90,7 +88,7 @@ log = logging.getLogger("e2echat")
 P = ParamSpec("P")
 T = TypeVar("T")
 F = TypeVar("F", bound=RelayFrame)
-E = TypeVar("E", bound=Event | Message)
+E = TypeVar("E", bound=Event | Message[Any])
 C = TypeVar("C", bound=ClientFrame)
 SEND_CONFIRM_TIMEOUT_S = 10.0
 STATUSES = ("online", "away", "busy")
@@ -149,24 +147,23 @@ class Client:
         self.key = identity.public_key
         self._identity = identity
         self._store_path = default_store_path(identity) if store is None else store
-        self._reconnect = reconnect
-        self._include_own = include_own
         self._policy = policy
         self._password_limits = password_limits
-        self._pacer = TokenBucket(send_rate, send_burst)
-        self._backoff = backoff or Backoff()
         self._proof_wait = proof_wait
-        self._messages: Hub[Message] = Hub(backlog)
-        self._events: Hub[Event] = Hub(backlog)
         self._backlog = backlog
         self._concurrent_handlers = concurrent_handlers
         self._handlers: list[HandlerRunner] = []
-        self._waiters: dict[int, tuple[asyncio.Future[Message], Message]] = {}
-        self._steps: set[asyncio.Task[Any]] = set()
         self._closing: asyncio.Future[None] | None = None
-        self._worker: Worker | None = None
-        self._engine: Engine | None = None
-        self._connection: Connection | None = None
+        self._driver = Driver(
+            url,
+            lambda state: Room(self, state),
+            reconnect=reconnect,
+            include_own=include_own,
+            pacer=TokenBucket(send_rate, send_burst),
+            backoff=backoff or Backoff(),
+            messages=Hub(backlog),
+            events=Hub(backlog),
+        )
 
     def __repr__(self) -> str:
         return f"Client(name={self.name!r}, url={self.url!r}, state={self.state.value})"
@@ -176,7 +173,7 @@ class Client:
     @property
     def state(self) -> ConnectionState:
         """Where the connection to the relay stands."""
-        return ConnectionState.CLOSED if self._connection is None else self._connection.state
+        return self._driver.state
 
     @property
     def fingerprint(self) -> str:
@@ -186,9 +183,7 @@ class Client:
     @property
     def rooms(self) -> list[Room]:
         """The rooms we are in, in the order we joined them."""
-        # list() of a dict's values is one step under the GIL: safe while the engine
-        # thread adds or removes a room.
-        return [state.room for state in list(self._live_engine().rooms.values())]
+        return self._driver.rooms()
 
     def get_room(self, name: str) -> Room | None:
         """The joined room called ``name``, if any (no I/O; ``room()`` joins)."""
@@ -205,34 +200,18 @@ class Client:
 
     async def connect(self) -> None:
         """Open the store, connect and authenticate; raise if the first attempt fails."""
-        if self._worker is not None:
+        if self._driver.started:
             raise AlreadyConnected("this client is already connected")
         self._closing = None
-        self._worker = Worker()
         try:
-            self._engine = await self._worker.call(self._open_engine)
+            await self._driver.start(self._open_engine)
         except (StoreKeyError, StoreLockedError, SchemaError, sqlite3.Error, OSError) as exc:
-            self._worker.close()
-            self._worker = None
             if isinstance(exc, StoreLockedError):
                 raise StoreInUse(
                     f"the store {self._store_path} is in use by another e2echat client"
                     " (two clients sending on one identity's chains would reuse message keys)"
                 ) from None
             raise StoreError(f"cannot open the store {self._store_path}: {exc}") from None
-        self._connection = Connection(
-            self.url,
-            self._engine,
-            self._worker,
-            self._events,
-            self._publish,
-            self._lost,
-            reconnect=self._reconnect,
-            pacer=self._pacer,
-            backoff=self._backoff,
-        )
-        try:
-            await self._connection.open()
         except BaseException:
             await self.close()
             raise
@@ -245,13 +224,7 @@ class Client:
         store = Store(self._store_path, self._identity)
         session = CryptoSession(self._identity, store, policy=self._policy)
         return Engine(
-            self._identity,
-            self.name,
-            store,
-            session,
-            lambda state: Room(self, state),
-            _now_ms,
-            round(self._proof_wait * 1000),
+            self._identity, self.name, store, session, _now_ms, round(self._proof_wait * 1000)
         )
 
     async def close(self) -> None:
@@ -266,93 +239,22 @@ class Client:
         await asyncio.shield(self._closing)
 
     async def _close(self, caller: asyncio.Task[Any] | None) -> None:
-        if self._steps:
-            await asyncio.wait(set(self._steps), timeout=REQUEST_TIMEOUT_S)
-        if self._connection is not None:
-            await self._connection.close()
+        await self._driver.stop()
         for runner in self._handlers:
             await runner.stop(caller)
-        self._messages.close()
-        self._events.close()
-        engine, self._engine = self._engine, None
-        if engine is not None:
-            await self._call(engine.store.close)
-        if self._worker is not None:
-            self._worker.close()
-            self._worker = None
-
-    def _publish(self, out: Output) -> None:
-        """Publish an engine output whose frames were sent (called by the connection)."""
-        for item_id, message in out.confirmed:
-            waiter = self._waiters.pop(item_id, None)
-            if waiter is not None and not waiter[0].done():
-                waiter[0].set_result(message)
-            if self._include_own:
-                self._messages.publish(message)
-        for message in out.messages:
-            if self._include_own or not message.own:
-                self._messages.publish(message)
-        for event in out.events:
-            self._events.publish(event)
-
-    def _lost(self) -> None:
-        """The connection dropped: sends waiting for the relay's reply return queued."""
-        waiters, self._waiters = self._waiters, {}
-        for future, provisional in waiters.values():
-            if not future.done():
-                future.set_result(provisional)
-
-    def _live_engine(self) -> Engine:
-        if self._engine is None:
-            raise NotConnected("the client is not connected: use 'async with Client(...)'")
-        return self._engine
-
-    def _live_connection(self) -> Connection:
-        if self._connection is None:
-            raise NotConnected("the client is not connected: use 'async with Client(...)'")
-        return self._connection
-
-    async def _call(self, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
-        """Run ``fn`` on the engine's worker thread."""
-        if self._worker is None:
-            raise NotConnected("the client is closed")
-        return await self._worker.call(fn, *args, **kwargs)
+        await self._driver.shutdown()
 
     async def _request(self, frame: ClientFrame, expect: type[F]) -> F:
         try:
-            return await self._live_connection().request(frame, expect)
+            return await self._driver.request(frame, expect)
         except RelayError as exc:
             specific = _RELAY_ERRORS.get(exc.code)
             if specific is None or type(exc) is not RelayError:
                 raise
             raise specific(exc.code, exc.message) from None
 
-    async def _dispatch(self, out: Output) -> None:
-        await self._live_connection().dispatch(out)
-
-    async def _step(self, fn: Callable[P, Output], *args: P.args, **kwargs: P.kwargs) -> None:
-        """One engine step and the frames it asks for."""
-        await self._dispatch(await self._call(fn, *args, **kwargs))
-
     async def _shielded(self, work: Coroutine[Any, Any, T]) -> T:
-        """Run ``work`` to completion even if the caller is cancelled.
-
-        An engine step changes durable state (a queued message, a joined room, a rotated
-        chain) and returns frames that must go out, or that change is stranded: a
-        cancelled caller gets ``CancelledError`` at once, the step finishes on its own,
-        and ``close()`` waits for it.
-        """
-        task = asyncio.ensure_future(work)
-        self._steps.add(task)
-        task.add_done_callback(self._step_done)
-        return await asyncio.shield(task)
-
-    def _step_done(self, task: asyncio.Task[Any]) -> None:
-        self._steps.discard(task)
-        if not task.cancelled() and task.exception() is not None:
-            # retrieved here, so a step whose caller was cancelled does not warn at exit
-            # (a caller still waiting gets the exception itself)
-            log.debug("an e2echat step failed: %s", task.exception())
+        return await self._driver.shielded(work)
 
     # Rooms -----------------------------------------------------------------------------
 
@@ -486,10 +388,8 @@ class Client:
         """Ask the relay to create or join, then enter the room (run shielded: once the
         relay said yes, our membership proofs must go out even if the caller gave up)."""
         reply = await self._request(frame, RoomReply)
-        engine = self._live_engine()
-        room, out = await self._call(engine.enter_room, reply.room, kind, secret)
-        await self._dispatch(out)
-        return room
+        await self._driver.step(self._driver.engine.enter_room, reply.room, kind, secret)
+        return self._driver.room(reply.room.id)
 
     async def list_rooms(self) -> list[RoomSummary]:
         """The rooms the relay lists publicly."""
@@ -513,18 +413,18 @@ class Client:
         """Set the status at the relay, then remember it to restore after reconnects
         (run shielded: the relay took it, so the engine must know it too)."""
         await self._request(frame, Ok)
-        await self._call(self._live_engine().set_own_status, frame.status, frame.text)
+        await self._driver.call(self._driver.engine.set_own_status, frame.status, frame.text)
 
     async def rename(self, name: str) -> None:
         """Change our display name. The relay learns names at login, so this reconnects;
         it returns once the client is connected under the new name."""
         _check_user_name(name)
-        engine = self._live_engine()
+        engine = self._driver.engine
         events = self.events()
         try:
             self.name = engine.name = name
             if self.state is ConnectionState.CONNECTED:
-                await self._live_connection().drop()
+                await self._driver.drop()
                 async with asyncio.timeout(REQUEST_TIMEOUT_S):
                     async for event in events:
                         if event == ConnectionChanged(ConnectionState.CONNECTED, None):
@@ -536,16 +436,14 @@ class Client:
 
     # Room operations (called by Room) --------------------------------------------------
 
-    def _state_of(self, room: Room) -> RoomState:
-        state = self._live_engine().rooms.get(room.id)
-        if state is None:
+    def _check_member(self, room: Room) -> None:
+        if room.id not in self._driver.engine.rooms:
             raise NotAMember(f"You are not a member of room {room.name!r}.")
-        return state
 
-    async def _send(self, room: Room, text: str) -> Message:
+    async def _send(self, room: Room, text: str) -> Message[Room]:
         if not text:
             raise EmptyMessage("An empty message is not sent.")
-        self._state_of(room)
+        self._check_member(room)
         item_id, provisional, future = await self._shielded(self._queue(room, text))
         if future is None:
             return provisional
@@ -555,36 +453,39 @@ class Client:
         except TimeoutError:
             return provisional
         finally:
-            self._waiters.pop(item_id, None)
+            self._driver.forget_confirmation(item_id)
 
     async def _queue(
         self, room: Room, text: str
-    ) -> tuple[int, Message, asyncio.Future[Message] | None]:
+    ) -> tuple[int, Message[Room], asyncio.Future[Message[Room]] | None]:
         """Put a message in the outbox and send it if connected (run shielded: once
         queued, a message is marked on its way, so its frames must go out)."""
-        engine = self._live_engine()
-        item_id, provisional, out = await self._call(engine.queue, room.id, text)
+        driver = self._driver
+        item_id, core, out = await driver.call(driver.engine.queue, room.id, text)
+        provisional = placed(core, room)
         if not out.frames:
             return item_id, provisional, None
-        future: asyncio.Future[Message] = asyncio.get_running_loop().create_future()
-        self._waiters[item_id] = (future, provisional)
-        await self._dispatch(out)
+        future = driver.expect_confirmation(item_id, provisional)
+        await driver.dispatch(out)
         return item_id, provisional, future
 
     async def _members(self, room: Room) -> list[Member]:
-        self._state_of(room)
+        self._check_member(room)
         reply = await self._request(MembersRequest(room=room.id), MembersList)
-        await self._shielded(self._step(self._live_engine().reconcile, room.id, reply.members))
+        driver = self._driver
+        await self._shielded(driver.step(driver.engine.reconcile, room.id, reply.members))
         return room.member_list
 
     async def _leave(self, room: Room) -> None:
-        self._state_of(room)
+        self._check_member(room)
         with contextlib.suppress(RelayError):
             await self._request(LeaveRoom(room=room.id), Ok)
-        await self._shielded(self._step(self._live_engine().left, room.id))
+        await self._shielded(self._driver.step(self._driver.engine.left, room.id))
 
-    async def _history(self, room: Room, limit: int) -> list[Message]:
-        return await self._call(self._live_engine().history, room.id, limit)
+    async def _history(self, room: Room, limit: int) -> list[Message[Room]]:
+        driver = self._driver
+        messages = await driver.call(driver.engine.history, room.id, limit)
+        return [placed(message, room) for message in messages]
 
     # Trust -------------------------------------------------------------------------------
 
@@ -605,25 +506,25 @@ class Client:
         await self._set_verified(member, False)
 
     async def _set_verified(self, member: Member, verified: bool) -> None:
-        engine = self._live_engine()
+        engine = self._driver.engine
         try:
-            await self._call(engine.set_verified, member.key, verified)
+            await self._driver.call(engine.set_verified, member.key, verified)
         except CryptoError as exc:
             raise E2EChatError(str(exc)) from None
 
     # Messages, events, handlers ---------------------------------------------------------
 
-    def messages(self) -> Subscription[Message]:
+    def messages(self) -> Subscription[Message[Room]]:
         """Every message from now on (not our own unless ``include_own``)."""
-        return self._messages.subscribe()
+        return self._driver.messages.subscribe()
 
     def events(self) -> Subscription[Event]:
         """Every event from now on."""
-        return self._events.subscribe()
+        return self._driver.events.subscribe()
 
     def on_message(
-        self, handler: Callable[[Message], Awaitable[None]]
-    ) -> Callable[[Message], Awaitable[None]]:
+        self, handler: Callable[[Message[Room]], Awaitable[None]]
+    ) -> Callable[[Message[Room]], Awaitable[None]]:
         """Decorator: call ``handler`` for each message (same as ``on(Message)``)."""
         return self.on(Message)(handler)
 
@@ -647,7 +548,8 @@ class Client:
 
         def register(handler: Callable[[E], Awaitable[None]]) -> Callable[[E], Awaitable[None]]:
             check_async(handler)
-            hub: Hub[Any] = self._messages if kind is Message else self._events
+            driver = self._driver
+            hub: Hub[Any] = driver.messages if kind is Message else driver.events
             runner = HandlerRunner(
                 handler,
                 hub.subscribe(),
@@ -656,7 +558,7 @@ class Client:
                 lane_limit=self._backlog,
             )
             self._handlers.append(runner)
-            if self._connection is not None:
+            if driver.started:
                 runner.start()
             return handler
 
@@ -665,8 +567,7 @@ class Client:
     async def run_forever(self) -> None:
         """Serve handlers until the client is closed (for bots), or until the connection
         ends for good with ``reconnect=False``."""
-        if self._connection is not None:
-            await self._connection.wait_closed()
+        await self._driver.wait_closed()
         if self._closing is not None:
             await asyncio.shield(self._closing)
 

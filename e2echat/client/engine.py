@@ -1,30 +1,32 @@
-"""The client's sans-I/O core: relay frames and time in, frames to send and events out.
+"""The client's sans-I/O core: relay frames and time in, frames to send and values out.
 
-``Engine`` owns the store and the crypto session and knows nothing of sockets or the
-event loop: the shell (``connection``) feeds it every decoded relay frame and a clock,
-sends the frames it returns, and publishes the messages and events it returns. All of
-its methods run on one worker thread, one at a time, so it needs no locks.
+``Engine`` owns the store and the crypto session and knows nothing of sockets, the
+event loop or the shell: the driver feeds it every decoded relay frame and a clock,
+sends the frames it returns, then binds and publishes the messages and events it
+returns. All of its methods run on one worker thread, one at a time, so it needs no
+locks.
 
-What it adds to the crypto core: the relay's view of rooms (names, members, presence),
-dedupe by room seq (the crypto core dedupes by ``(sender, chain, index)``), the outbox,
-message history, mailbox acknowledgements, resume with ``sync``, and the translation of
-crypto outcomes into the public ``Message`` and ``Event`` values.
+It coordinates parts that each own one kind of state: the ``Outbox`` (queued messages,
+send ids, confirmation, retry), a ``RoomSync`` per room (the explicit sync state
+machine and processed seqs), and the ``Projection`` (presence, roster snapshots, public
+values). The engine itself holds the relay's view of rooms (names, members), mailbox
+acknowledgements, and turns crypto outcomes into messages and events.
 """
-
-from __future__ import annotations
 
 import logging
 from collections import OrderedDict
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Literal, cast
+from typing import Literal, cast
 
 from e2echat.client import events as ev
 from e2echat.client.errors import E2EChatError, NotAMember
 from e2echat.client.mentions import resolve_mentions
 from e2echat.client.models import Member, Message
-from e2echat.client.seqs import SeqWindow
+from e2echat.client.outbox import Outbox, outbox_id
+from e2echat.client.output import Output
+from e2echat.client.projection import Projection
+from e2echat.client.roomstate import RoomState
+from e2echat.client.roomsync import MEMBERS_ID, SYNC_ID, RoomSync
 from e2echat.crypto import events as cev
 from e2echat.crypto.errors import CryptoError
 from e2echat.crypto.identity import Identity
@@ -33,33 +35,26 @@ from e2echat.crypto.payload import Text, decode_payload, decode_sent, encode_pay
 from e2echat.crypto.prekeys import SignedPrekey as CryptoPrekey
 from e2echat.crypto.primitives import SIGNATURE_SIZE, TAG_SIZE
 from e2echat.crypto.roomsecret import RoomSecret
-from e2echat.crypto.safety import fingerprint
 from e2echat.crypto.session import CryptoSession
 from e2echat.crypto.session import Member as CryptoMember
 from e2echat.protocol import (
     MAX_BODY,
-    MAX_SYNC_LIMIT,
     Ack,
     Challenge,
-    ClientFrame,
     DirectDelivery,
     DirectSend,
     Error,
-    ErrorCode,
     Hello,
     MemberJoined,
     MemberLeft,
     MembersList,
-    MembersRequest,
     PrekeyUpdate,
     Presence,
     RelayFrame,
     RoomInfo,
-    Send,
     Sent,
     SetStatus,
     SignedPrekey,
-    Sync,
     Synced,
     Welcome,
     hello_transcript,
@@ -68,77 +63,14 @@ from e2echat.protocol import Member as RelayMember
 from e2echat.protocol import Message as RelayMessage
 from e2echat.store import HistoryItem, RoomRecord, Store
 
-if TYPE_CHECKING:
-    from e2echat.client.room import Room
-
 log = logging.getLogger("e2echat")
 Access = Literal["open", "password", "invite"]
 Status = Literal["online", "away", "busy"]
-OUTBOX_ID = "o"
 PROOF_WAIT_MS = 5000
 """After joining a secret room, sends wait up to this long for the members' proofs."""
-SYNC_ID = "s"
-MEMBERS_ID = "m"
 RECENT_DELIVERED = 4096
 """Delivered bodies remembered to recognise a resent copy (``_resent_copy``)."""
-SYNC_SETTLE_MS = 5000
-"""An empty sync moves the floor to ``synced.seq`` only after this long (see ``_synced``)."""
-MAX_OUTBOX_DIGITS = 18
-"""Outbox ids have at most this many digits (SQLite integers are 64-bit)."""
 _ROSTER_EVENTS = (cev.MemberValidated, cev.MemberUnverified)
-_DROP_ON = frozenset(
-    {ErrorCode.NOT_MEMBER, ErrorCode.NO_SUCH_ROOM, ErrorCode.TOO_LARGE, ErrorCode.BAD_FRAME}
-)
-
-
-@dataclass
-class Output:
-    """What one engine step asks the shell to do: send, publish, confirm."""
-
-    frames: list[ClientFrame] = field(default_factory=list)
-    messages: list[Message] = field(default_factory=list)
-    events: list[ev.Event] = field(default_factory=list)
-    confirmed: list[tuple[int, Message]] = field(default_factory=list)
-    """Outbox ids the relay accepted, with the message as sent."""
-
-    def extend(self, other: Output) -> None:
-        """Append everything ``other`` asks for, after what this one asks for."""
-        self.frames += other.frames
-        self.messages += other.messages
-        self.events += other.events
-        self.confirmed += other.confirmed
-
-
-@dataclass
-class RoomState:
-    """One joined room. ``member_list`` is an immutable snapshot, replaced on change,
-    so the event loop can read it while the worker thread updates the room."""
-
-    record: RoomRecord
-    room: Room = field(init=False)
-    members: dict[bytes, RelayMember] = field(default_factory=dict)
-    member_list: tuple[Member, ...] = ()
-    seqs: SeqWindow = field(default_factory=SeqWindow)
-    syncing: int | None = None
-    """Messages received since the last ``sync`` was sent, or None when not syncing."""
-    sync_low: int | None = None
-    """The lowest seq received since the last ``sync`` was sent."""
-    floor_due: tuple[int, int] | None = None
-    """After an empty sync: move the floor to this seq at this time (ms), see ``_synced``."""
-    joined: bool = True
-    awaiting: set[bytes] = field(default_factory=set)
-    """Secret room: members (present at our join, or announced since) whose proof we
-    still await."""
-    hold_until: int = 0
-    """Until then (ms), sends wait for ``awaiting`` members to prove themselves."""
-    roster_pending: bool = False
-    """`welcome` listed the room partial: its members are asked for and not known yet."""
-
-    def holds(self, now: int) -> bool:
-        """Whether sending should wait: a message sent before a member is validated can
-        never be read by it (it gets our chain from the index current at validation),
-        and members who joined while we were away are unknown until the roster comes."""
-        return self.roster_pending or (bool(self.awaiting) and now < self.hold_until)
 
 
 def body_size(payload_size: int) -> int:
@@ -153,30 +85,12 @@ def _crypto_member(member: RelayMember) -> CryptoMember:
     return CryptoMember(member.key, member.name, CryptoPrekey(prekey.id, prekey.key, prekey.sig))
 
 
-def _outbox_id(request_id: str | None) -> int | None:
-    """The outbox id in one of our send ids (``o<id>``), or None for any other id.
-
-    The relay echoes ids back, so they are untrusted input: only ASCII digits of a
-    size SQLite can hold are an outbox id.
-    """
-    if request_id is None or not request_id.startswith(OUTBOX_ID):
-        return None
-    digits = request_id[len(OUTBOX_ID) :]
-    if not (digits.isascii() and digits.isdigit() and len(digits) <= MAX_OUTBOX_DIGITS):
-        return None
-    return int(digits)
-
-
 def _hex_or_empty(text: str) -> bytes:
     """The bytes of a hex string, or b"" if it is not one (an untrusted echoed id)."""
     try:
         return bytes.fromhex(text)
     except ValueError:
         return b""
-
-
-def _sent_at(ts: int) -> datetime:
-    return datetime.fromtimestamp(ts / 1000, UTC)
 
 
 class Engine:
@@ -188,24 +102,21 @@ class Engine:
         name: str,
         store: Store,
         session: CryptoSession,
-        room_factory: Callable[[RoomState], Room],
         clock: Callable[[], int],
         proof_wait: int = PROOF_WAIT_MS,
     ) -> None:
         self.identity = identity
         self.me = identity.public_key
-        self.name = name
         self.store = store
         self.session = session
         self.clock = clock
         self.proof_wait = proof_wait
         self.max_body = MAX_BODY
         """The relay's body limit, from its challenge (the protocol default until then)."""
-        self._room_factory = room_factory
         self.rooms: dict[bytes, RoomState] = {}
         self.connected = False
-        self._presence: dict[bytes, tuple[str, str | None]] = {}
-        self._inflight: set[int] = set()
+        self.outbox = Outbox(store, session)
+        self.view = Projection(self.me, name, session, self.rooms)
         self._mailbox_seen = 0
         self._mailbox_acked = 0
         self._delivered: OrderedDict[bytes, None] = OrderedDict()
@@ -213,42 +124,25 @@ class Engine:
         for record in store.rooms():
             self._add_room(record)
 
+    @property
+    def name(self) -> str:
+        """Our display name (sent in the next ``hello``)."""
+        return self.view.name
+
+    @name.setter
+    def name(self, name: str) -> None:
+        self.view.name = name
+
     # Rooms and members -------------------------------------------------------------
 
     def _add_room(self, record: RoomRecord) -> RoomState:
-        state = RoomState(record, seqs=SeqWindow(record.last_seq))
-        state.room = self._room_factory(state)
+        state = RoomState(record, RoomSync(record.id, record.last_seq))
         self.rooms[record.id] = state
         return state
 
     def member(self, key: bytes, room_id: bytes | None) -> Member:
-        """The public view of a member, from the relay's data and our crypto state."""
-        state = self.rooms.get(room_id) if room_id is not None else None
-        relay_member = state.members.get(key) if state is not None else None
-        if relay_member is None:
-            relay_member = next(
-                (s.members[key] for s in self.rooms.values() if key in s.members), None
-            )
-        name = relay_member.name if relay_member is not None else self._fallback_name(key)
-        if key == self.me:
-            # Our own presence is what we know, not what the relay listed before it flipped.
-            own = self._presence.get(key, ("online", None))
-            status, text = own if self.connected else ("offline", None)
-        else:
-            status, text = self._presence.get(
-                key, (relay_member.status if relay_member is not None else "offline", None)
-            )
-        contact = self.session.contacts.get(key)
-        verified = contact is not None and contact.verified
-        validated = key == self.me or (
-            room_id is not None and key in self.session.validated_members(room_id)
-        )
-        return Member(
-            key, name, status, text, fingerprint(key), verified, validated, key == self.me
-        )
-
-    def _fallback_name(self, key: bytes) -> str:
-        return self.name if key == self.me else key.hex()[:8]
+        """The public view of a member (see ``Projection.member``)."""
+        return self.view.member(key, room_id)
 
     def set_verified(self, key: bytes, verified: bool) -> None:
         """The user verified ``key`` (or withdrew it): record it, show it in every roster."""
@@ -256,20 +150,9 @@ class Engine:
             self.session.contacts.mark_verified(key)
         else:
             self.session.contacts.unverify(key)
-        self._refresh_trust(key)
+        self.view.refresh_key(key)
 
-    def _refresh_trust(self, key: bytes) -> None:
-        for state in self.rooms.values():
-            if key in state.members:
-                self._refresh_members(state)
-
-    def _refresh_members(self, state: RoomState) -> None:
-        keys = sorted(state.members, key=lambda k: (state.members[k].name.casefold(), k))
-        state.member_list = tuple(self.member(key, state.record.id) for key in keys)
-
-    def enter_room(
-        self, info: RoomInfo, access: Access, secret: RoomSecret | None
-    ) -> tuple[Room, Output]:
+    def enter_room(self, info: RoomInfo, access: Access, secret: RoomSecret | None) -> Output:
         """We created or joined a room (the relay's ``room`` reply)."""
         existing = self.rooms.get(info.id)
         if existing is not None and secret is None:
@@ -291,14 +174,16 @@ class Engine:
             if existing is not None:
                 existing.record = record
             state = existing or self._add_room(record)
+            if self.connected:
+                state.sync.joined()
             if existing is None and secret is not None:
                 online = {m.key for m in info.members if m.status != "offline"}
                 state.awaiting = online - {self.me}
                 state.hold_until = self.clock() + self.proof_wait
             self._reconcile(state, info.members, out)
         if existing is None:
-            out.events.append(ev.RoomJoined(state.room))
-        return state.room, out
+            out.events.append(ev.RoomJoined(info.id))
+        return out
 
     def _secret_of(self, record: RoomRecord) -> RoomSecret | None:
         return None if record.secret is None else RoomSecret(record.secret)
@@ -307,21 +192,21 @@ class Engine:
         """Take the relay's full member list (join, reconnect, ``members``)."""
         before = set(state.members)
         listed = {member.key for member in members}
-        gone = [self.member(key, state.record.id) for key in before - listed - {self.me}]
+        gone = [self.member(key, state.id) for key in before - listed - {self.me}]
         state.members = {member.key: member for member in members}
         state.awaiting &= listed
         outcome = self.session.enter_room(
-            state.record.id,
+            state.id,
             [_crypto_member(m) for m in members],
             self.clock(),
             secret=self._secret_of(state.record),
         )
         self._apply(outcome, out)
-        self._refresh_members(state)
+        self.view.refresh(state)
         if before:
             for key in listed - before - {self.me}:
-                out.events.append(ev.MemberJoined(state.room, self.member(key, state.record.id)))
-        out.events += [ev.MemberLeft(state.room, member) for member in gone]
+                out.events.append(ev.MemberJoined(state.id, self.member(key, state.id)))
+        out.events += [ev.MemberLeft(state.id, member) for member in gone]
 
     def reconcile(self, room_id: bytes, members: list[RelayMember]) -> Output:
         """A fresh member list from the relay (a ``members`` reply, the shell's or ours).
@@ -331,14 +216,14 @@ class Engine:
         if state is not None:
             with self.store.transaction():
                 self._reconcile(state, members, out)
-            self._resume(state, out)
+            self._resume(state, out, refused=False)
         return out
 
-    def _resume(self, state: RoomState, out: Output) -> None:
+    def _resume(self, state: RoomState, out: Output, *, refused: bool) -> None:
         """A partial room's roster came (or cannot): sync it and send what waited."""
-        if state.roster_pending:
-            state.roster_pending = False
-            out.frames.append(self._sync(state))
+        sync = state.sync.roster_came(refused)
+        if sync is not None:
+            out.frames.append(sync)
             out.extend(self.flush_outbox())
 
     def left(self, room_id: bytes) -> Output:
@@ -349,7 +234,7 @@ class Engine:
             state.joined = False
             self.session.leave_room(room_id)
             self.store.delete_room(room_id)
-            out.events.append(ev.RoomLeft(state.room))
+            out.events.append(ev.RoomLeft(room_id))
         return out
 
     # Connection --------------------------------------------------------------------
@@ -369,10 +254,8 @@ class Engine:
         self.connected = True
         self._mailbox_seen = self._mailbox_acked = 0
         out = Output()
-        own = self._presence.get(self.me)
-        self._presence = {}
+        own = self.view.welcome()
         if own is not None:
-            self._presence[self.me] = own
             out.frames.append(SetStatus(status=cast(Status, own[0]), text=own[1]))
         listed = {info.id: info for info in welcome.rooms}
         for room_id in [r for r in self.rooms if r not in listed]:
@@ -388,44 +271,28 @@ class Engine:
                         )
                     )
                     continue
-                state.roster_pending = info.partial
-                if info.partial:
-                    # Its members were left out (protocol.md section 4): an empty list is
-                    # not "everyone left", so no reconcile until the ``members`` reply.
-                    # The sync waits for it too, and so do live messages, member events
-                    # and sends for the room (``_room_message``, ``holds``): messages
-                    # would decrypt without the roster (shares carry the chains), but
-                    # senders and mentions could not be named, members who joined while
-                    # we were away would miss our chain, and the roster's diff would
-                    # replay those events. (Secret-room proofs come as directs, checked
-                    # against the room secret, so they need not wait.) One round trip
-                    # later the room resumes in ``reconcile`` as a full room does here.
-                    out.frames.append(
-                        MembersRequest(room=info.id, id=f"{MEMBERS_ID}{info.id.hex()}")
-                    )
-                    continue
-                self._reconcile(state, info.members, out)
-                out.frames.append(self._sync(state))
+                if not info.partial:
+                    self._reconcile(state, info.members, out)
+                # A partial room's members were left out (protocol.md section 4): an
+                # empty list is not "everyone left", so no reconcile until the
+                # ``members`` reply. The sync waits for it too, and so do live
+                # messages, member events and sends for the room (``RoomSync``,
+                # ``holds``): messages would decrypt without the roster (shares carry
+                # the chains), but senders and mentions could not be named, members
+                # who joined while we were away would miss our chain, and the roster's
+                # diff would replay those events. (Secret-room proofs come as directs,
+                # checked against the room secret, so they need not wait.) One round
+                # trip later the room resumes in ``reconcile`` as a full room does here.
+                out.frames.append(state.sync.connect(info.partial))
         out.extend(self.flush_outbox())
         return out
 
     def disconnected(self) -> None:
         """The connection is gone: sends queue up until the next ``welcome``."""
-        self.connected = False
-        self._inflight.clear()
+        self.connected = self.view.connected = False
+        self.outbox.disconnected()
         for state in self.rooms.values():
-            state.syncing = state.sync_low = state.floor_due = None
-            state.roster_pending = False
-
-    def _sync(self, state: RoomState) -> Sync:
-        """Ask for what the room got after our floor; replies are counted to page on."""
-        state.syncing = 0
-        return Sync(
-            room=state.record.id,
-            after=state.seqs.floor,
-            limit=MAX_SYNC_LIMIT,
-            id=f"{SYNC_ID}{state.record.id.hex()}",
-        )
+            state.sync.disconnect()
 
     def tick(self) -> Output:
         """Periodic work: crypto housekeeping, mailbox acknowledgement."""
@@ -434,10 +301,8 @@ class Engine:
         with self.store.transaction():
             self._apply(self.session.tick(now), out)
             for state in self.rooms.values():
-                if state.floor_due is not None and now >= state.floor_due[1]:
-                    state.seqs.advance_to(state.floor_due[0])
-                    state.floor_due = None
-                    self.store.set_last_seq(state.record.id, state.seqs.floor)
+                if state.sync.tick(now):
+                    self.store.set_last_seq(state.id, state.sync.floor)
         if self.connected and self._mailbox_seen > self._mailbox_acked:
             out.frames.append(Ack(mailbox=self._mailbox_seen))
             self._mailbox_acked = self._mailbox_seen
@@ -445,7 +310,7 @@ class Engine:
 
     # Sending -----------------------------------------------------------------------
 
-    def queue(self, room_id: bytes, text: str) -> tuple[int, Message, Output]:
+    def queue(self, room_id: bytes, text: str) -> tuple[int, Message[bytes], Output]:
         """Put a message in the outbox; send it now if connected.
 
         Raises ``E2EChatError`` (and queues nothing) for an empty or too long message.
@@ -458,68 +323,38 @@ class Engine:
         roster = [(m.name, m.key) for m in state.members.values()]
         mentions = resolve_mentions(text, roster)
         now = self.clock()
-        payload = encode_payload(Text(text, mentions, now))
-        if body_size(len(payload)) > self.max_body:
+        payload = Text(text, mentions, now)
+        encoded = encode_payload(payload)
+        if body_size(len(encoded)) > self.max_body:
             raise E2EChatError(
                 f"The message is too long: {len(text.encode())} bytes of text; the relay"
                 f" takes encrypted bodies of at most {self.max_body} bytes."
             )
         with self.store.transaction():
-            item_id = self.store.enqueue(room_id, payload)
+            item_id = self.outbox.enqueue(room_id, encoded)
             out = self.flush_outbox() if self.connected else Output()
-        return item_id, self._message(state, self.me, 0, now, Text(text, mentions, now)), out
+        return item_id, self.view.message(room_id, self.me, 0, now, payload), out
 
     def flush_outbox(self) -> Output:
-        """Send every queued message not already on its way, oldest first.
-
-        A message is encrypted once and its body kept, so a resend after a lost reply
-        carries the same bytes (receivers drop the copy quietly: see ``_resent_copy``).
-        """
-        out = Output()
-        now = self.clock()
-        for item in self.store.outbox():
-            if item.id in self._inflight:
-                continue
-            state = self.rooms.get(item.room_id)
-            if state is None:
-                self.store.remove_outbox(item.id)
-                continue
-            if state.holds(now):
-                continue
-            body = item.body
-            if body is None:
-                try:
-                    with self.store.transaction():
-                        outgoing = self.session.encrypt(
-                            item.room_id, decode_sent(item.payload), self.clock()
-                        )
-                        self.store.set_outbox_body(item.id, outgoing.body)
-                except CryptoError as exc:
-                    self.store.remove_outbox(item.id)
-                    out.events.append(ev.Notice(f"A message could not be encrypted: {exc}."))
-                    continue
-                out.frames += [DirectSend(to=d.recipient, body=d.body) for d in outgoing.directs]
-                body = outgoing.body
-            out.frames.append(Send(room=item.room_id, body=body, id=f"{OUTBOX_ID}{item.id}"))
-            self._inflight.add(item.id)
-        return out
+        """Send every queued message not already on its way, oldest first."""
+        frames, notices = self.outbox.flush(self.rooms, self.clock())
+        return Output(frames=frames, events=notices)
 
     def _confirm(self, frame: Sent, item_id: int, out: Output) -> None:
-        self._inflight.discard(item_id)
-        item = self.store.outbox_item(item_id)
         state = self.rooms.get(frame.room) if frame.room is not None else None
-        if item is None or state is None or item.room_id != frame.room:
-            return
         with self.store.transaction():
-            self.store.remove_outbox(item_id)
+            item = self.outbox.confirm(item_id, frame.room)
+            if item is None or state is None:
+                return
             self.store.add_history(
-                HistoryItem(item.room_id, frame.seq, self.me, frame.ts, item.payload)
+                HistoryItem(state.id, frame.seq, self.me, frame.ts, item.payload)
             )
-            state.seqs.add(frame.seq)
-            self.store.set_last_seq(item.room_id, state.seqs.floor)
+            state.sync.seqs.add(frame.seq)
+            self.store.set_last_seq(state.id, state.sync.floor)
         payload = decode_sent(item.payload)
         assert isinstance(payload, Text)  # the outbox holds text messages only
-        out.confirmed.append((item_id, self._message(state, self.me, frame.seq, frame.ts, payload)))
+        message = self.view.message(state.id, self.me, frame.seq, frame.ts, payload)
+        out.confirmed.append((item_id, message))
 
     # Receiving ---------------------------------------------------------------------
 
@@ -542,7 +377,7 @@ class Engine:
             self._direct(frame, out)
             if self.connected:
                 out.extend(self.flush_outbox())
-        elif isinstance(frame, Sent) and (item_id := _outbox_id(frame.id)) is not None:
+        elif isinstance(frame, Sent) and (item_id := outbox_id(frame.id)) is not None:
             self._confirm(frame, item_id, out)
         elif isinstance(frame, Synced):
             self._synced(frame, out)
@@ -555,46 +390,32 @@ class Engine:
         elif isinstance(frame, MemberLeft):
             self._member_left(frame, out)
         elif isinstance(frame, Presence):
-            self._presence_changed(frame, out)
+            member = self.view.presence(frame)
+            if member is not None:
+                out.events.append(ev.PresenceChanged(member))
         return out
 
     def _room_message(self, frame: RelayMessage, out: Output) -> None:
         state = self.rooms.get(frame.room)
-        if state is None or state.roster_pending:
-            return  # a room waiting for its roster gets this from its sync (stored first)
-        if state.syncing is not None:
-            state.syncing += 1
-            state.sync_low = frame.seq if state.sync_low is None else min(state.sync_low, frame.seq)
-        if not state.seqs.add(frame.seq):
-            return
+        if state is None or not state.sync.message(frame.seq):
+            return  # a duplicate, or a room waiting for its roster (its sync brings it)
         with self.store.transaction():
             if frame.sender != self.me and not self.store.has_history(frame.room, frame.seq):
                 outcome = self.session.receive(
                     frame.room, frame.sender, frame.body, self.clock(), frame.seq
                 )
                 self._apply(outcome, out, frame.ts)
-            self.store.set_last_seq(frame.room, state.seqs.floor)
+            self.store.set_last_seq(frame.room, state.sync.floor)
 
     def _synced(self, frame: Synced, out: Output) -> None:
-        """The end of a sync reply. ``frame.seq`` is the room's latest seq "at that
-        moment" (protocol.md §6), which may belong to messages not stored or broadcast
-        yet: they come live later, so the floor never jumps over them. It jumps only over
-        what retention deleted: the seqs below the lowest one the sync returned (the relay
-        stores and broadcasts in seq order). A sync that returned nothing cannot tell
-        deleted from on-the-way seqs, so the floor moves to ``frame.seq`` only after
-        ``SYNC_SETTLE_MS`` (on a tick), by when stragglers have arrived."""
+        """The end of a sync reply (see ``RoomSync.synced``)."""
         state = self.rooms.get(frame.room)
-        if state is None or state.syncing is None:
+        if state is None:
             return
-        received, state.syncing = state.syncing, None
-        lowest, state.sync_low = state.sync_low, None
-        if lowest is not None:
-            state.seqs.advance_to(lowest - 1)
-        elif frame.seq > state.seqs.floor:
-            state.floor_due = (frame.seq, self.clock() + SYNC_SETTLE_MS)
-        self.store.set_last_seq(frame.room, state.seqs.floor)
-        if received >= MAX_SYNC_LIMIT:
-            out.frames.append(self._sync(state))
+        more = state.sync.synced(frame.seq, self.clock())
+        self.store.set_last_seq(frame.room, state.sync.floor)
+        if more is not None:
+            out.frames.append(more)
 
     def _direct(self, frame: DirectDelivery, out: Output) -> None:
         """A direct envelope. Mailbox delivery is at-least-once, and a copy is harmless:
@@ -607,26 +428,25 @@ class Engine:
 
     def _error(self, frame: Error, out: Output) -> None:
         rid = frame.id or ""
-        item_id = _outbox_id(rid)
+        item_id = outbox_id(rid)
         if item_id is not None:
-            self._inflight.discard(item_id)
-            if frame.code in _DROP_ON:
-                self.store.remove_outbox(item_id)
-                out.events.append(ev.Notice(f"A message could not be sent: {frame.message}"))
+            notice = self.outbox.refused(item_id, frame)
+            if notice is not None:
+                out.events.append(notice)
             return
         if rid.startswith(SYNC_ID):
             state = self.rooms.get(_hex_or_empty(rid[len(SYNC_ID) :]))
             if state is not None:
-                state.syncing = None
+                state.sync.sync_refused()
         if rid.startswith(MEMBERS_ID):
             state = self.rooms.get(_hex_or_empty(rid[len(MEMBERS_ID) :]))
             if state is not None:
-                self._resume(state, out)  # no roster this time: don't hold the room up
+                self._resume(state, out, refused=True)  # no roster: don't hold the room up
         out.events.append(ev.Notice(f"The relay reports: {frame.message}"))
 
     def _member_joined(self, frame: MemberJoined, out: Output) -> None:
         state = self.rooms.get(frame.room)
-        if state is None or state.roster_pending:
+        if state is None or state.sync.awaiting_roster:
             return  # the roster on its way already lists it
         key = frame.member.key
         state.members[key] = frame.member
@@ -639,11 +459,9 @@ class Engine:
                 self.session.member_joined(frame.room, _crypto_member(frame.member), self.clock()),
                 out,
             )
-        self._refresh_members(state)
+        self.view.refresh(state)
         if key != self.me:
-            out.events.append(
-                ev.MemberJoined(state.room, self.member(frame.member.key, frame.room))
-            )
+            out.events.append(ev.MemberJoined(state.id, self.member(key, frame.room)))
 
     def _member_left(self, frame: MemberLeft, out: Output) -> None:
         state = self.rooms.get(frame.room)
@@ -652,25 +470,15 @@ class Engine:
         if frame.key == self.me:
             out.extend(self.left(frame.room))
             return
-        if state.roster_pending:
+        if state.sync.awaiting_roster:
             return  # the roster on its way already leaves it out
         member = self.member(frame.key, frame.room)
         state.members.pop(frame.key, None)
         state.awaiting.discard(frame.key)
         with self.store.transaction():
             self._apply(self.session.member_left(frame.room, frame.key, self.clock()), out)
-        self._refresh_members(state)
-        out.events.append(ev.MemberLeft(state.room, member))
-
-    def _presence_changed(self, frame: Presence, out: Output) -> None:
-        room_id = next((r for r, s in self.rooms.items() if frame.key in s.members), None)
-        if room_id is None:
-            return  # not someone we share a room with: nothing to show, nothing to keep
-        self._presence[frame.key] = (frame.status, frame.text)
-        for state in self.rooms.values():
-            if frame.key in state.members:
-                self._refresh_members(state)
-        out.events.append(ev.PresenceChanged(self.member(frame.key, room_id)))
+        self.view.refresh(state)
+        out.events.append(ev.MemberLeft(state.id, member))
 
     # Crypto outcomes -----------------------------------------------------------------
 
@@ -681,8 +489,7 @@ class Engine:
             p = outcome.publish_prekey
             out.frames.append(PrekeyUpdate(prekey=SignedPrekey(id=p.id, key=p.key, sig=p.sig)))
         for decrypted in outcome.messages:
-            state = self.rooms.get(decrypted.room_id)
-            if state is None:
+            if decrypted.room_id not in self.rooms:
                 continue
             # A message that waited for its key comes without the relay's timestamp:
             # the sender's own (inside the signed payload) stands in for it.
@@ -703,11 +510,10 @@ class Engine:
                 continue  # that room seq reached the application before
             self._remember_delivered(decrypted)
             out.messages.append(
-                self._message(state, decrypted.sender, decrypted.seq, sent, payload)
+                self.view.message(decrypted.room_id, decrypted.sender, decrypted.seq, sent, payload)
             )
         if any(isinstance(e, _ROSTER_EVENTS) for e in outcome.events):
-            for state in self.rooms.values():
-                self._refresh_members(state)
+            self.view.refresh_all()
         for event in outcome.events:
             self._event(event, out)
 
@@ -718,19 +524,18 @@ class Engine:
             if state is not None:
                 state.awaiting.discard(event.member)
                 member = self.member(event.member, event.room_id)
-                out.events.append(ev.MemberValidated(state.room, member))
+                out.events.append(ev.MemberValidated(state.id, member))
         elif isinstance(event, cev.ReplayRejected) and self._resent_copy(event):
             log.debug("dropped a resent copy of a delivered message (seq %d)", event.seq)
         elif isinstance(event, (cev.Undecryptable, cev.MessageRejected, cev.ReplayRejected)):
-            state = self.rooms.get(event.room_id)
-            if state is not None:
+            if event.room_id in self.rooms:
                 reason = (
                     "replayed message rejected"
                     if isinstance(event, cev.ReplayRejected)
                     else event.reason
                 )
                 sender = self.member(event.sender, event.room_id)
-                out.events.append(ev.Undecryptable(state.room, sender, event.seq, reason))
+                out.events.append(ev.Undecryptable(event.room_id, sender, event.seq, reason))
         elif isinstance(event, cev.DirectRejected):
             name = self.member(event.sender, None).name
             out.events.append(ev.Notice(f"A key message from {name} was rejected: {event.reason}."))
@@ -759,33 +564,15 @@ class Engine:
             if len(self._delivered) > RECENT_DELIVERED:
                 self._delivered.popitem(last=False)
 
-    def _message(
-        self, state: RoomState, sender: bytes, seq: int, ts: int, payload: Text
-    ) -> Message:
-        mentions = tuple(self.member(key, state.record.id) for key in payload.mentions)
-        return Message(
-            text=payload.body,
-            sender=self.member(sender, state.record.id),
-            room=state.room,
-            mentions=mentions,
-            mentions_me=self.me in payload.mentions,
-            seq=seq,
-            sent_at=_sent_at(ts),
-            own=sender == self.me,
-        )
-
     def set_own_status(self, status: str, text: str | None) -> None:
         """The relay accepted our new status: show it on our own member entries."""
-        self._presence[self.me] = (status, text)
-        for state in self.rooms.values():
-            self._refresh_members(state)
+        self.view.set_own_status(status, text)
 
     # Local reads -------------------------------------------------------------------
 
-    def history(self, room_id: bytes, limit: int) -> list[Message]:
+    def history(self, room_id: bytes, limit: int) -> list[Message[bytes]]:
         """The last ``limit`` stored messages of a room, oldest first."""
-        state = self.rooms.get(room_id)
-        if state is None:
+        if room_id not in self.rooms:
             return []
         messages = []
         for item in self.store.history(room_id, limit):
@@ -795,5 +582,5 @@ class Engine:
                 continue
             if not isinstance(payload, Text):
                 continue
-            messages.append(self._message(state, item.sender, item.seq, item.ts, payload))
+            messages.append(self.view.message(room_id, item.sender, item.seq, item.ts, payload))
         return messages

@@ -1,22 +1,27 @@
 """Events: everything besides messages that an application may want to show.
 
 Each is a frozen dataclass deriving from ``Event``, so a handler can ``match`` on them.
+Events about one room derive from ``RoomEvent``: like ``Message`` they are generic in
+``room`` (the engine names the room by id, the client binds the ``Room`` handle before
+publishing, see ``models``), so a new kind of room event needs no code in the client.
 """
 
-from __future__ import annotations
-
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import Generic
 
-from e2echat.client.models import ConnectionState, Member
-
-if TYPE_CHECKING:
-    from e2echat.client.room import Room
+from e2echat.client.models import ConnectionState, Member, R
 
 
 @dataclass(frozen=True)
 class Event:
     """Base class of every event."""
+
+
+@dataclass(frozen=True)
+class RoomEvent(Event, Generic[R]):
+    """Base class of the events about one room."""
+
+    room: R
 
 
 @dataclass(frozen=True)
@@ -28,27 +33,24 @@ class ConnectionChanged(Event):
 
 
 @dataclass(frozen=True)
-class MemberJoined(Event):
+class MemberJoined(RoomEvent[R]):
     """The relay announced a new member (a secret room shares keys only once it proves)."""
 
-    room: Room
     member: Member
 
 
 @dataclass(frozen=True)
-class MemberValidated(Event):
+class MemberValidated(RoomEvent[R]):
     """We now share our keys with ``member``: it proved it knows the room secret (or the
     room is open). Messages we send from now on are readable by it."""
 
-    room: Room
     member: Member
 
 
 @dataclass(frozen=True)
-class MemberLeft(Event):
+class MemberLeft(RoomEvent[R]):
     """A member left the room; we stopped sharing keys with it and rotated."""
 
-    room: Room
     member: Member
 
 
@@ -60,28 +62,23 @@ class PresenceChanged(Event):
 
 
 @dataclass(frozen=True)
-class Undecryptable(Event):
+class Undecryptable(RoomEvent[R]):
     """A room message that was rejected or cannot be read: ``reason`` says why."""
 
-    room: Room
     sender: Member | None
     seq: int
     reason: str
 
 
 @dataclass(frozen=True)
-class RoomJoined(Event):
+class RoomJoined(RoomEvent[R]):
     """We are now a member of ``room`` (created or joined; rooms restored from the store
     are in ``Client.rooms`` as soon as the client is connected)."""
 
-    room: Room
-
 
 @dataclass(frozen=True)
-class RoomLeft(Event):
+class RoomLeft(RoomEvent[R]):
     """We left ``room``."""
-
-    room: Room
 
 
 @dataclass(frozen=True)

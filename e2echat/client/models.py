@@ -4,17 +4,23 @@ They are frozen dataclasses so an application can keep, compare and hash them fr
 they hold no secrets (keys here are public keys) and message text only in ``text``,
 which is left out of the repr so that logging a message never logs what it says. Reprs
 show a key as its fingerprint, never as raw bytes.
+
+A ``Message`` (like every room event) is generic in its ``room``: the engine makes it
+with the room's id, and the client binds it to the ``Room`` handle before publishing,
+so the core never builds or imports a shell object. Applications only ever see
+``Message[Room]``.
 """
 
-from __future__ import annotations
-
+import dataclasses
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
-from typing import TYPE_CHECKING
+from typing import Any, Generic, TypeVar, cast
 
-if TYPE_CHECKING:
-    from e2echat.client.room import Room
+R = TypeVar("R")
+"""What a value names its room by: the room id in the engine, the ``Room`` handle in
+what applications receive."""
+T = TypeVar("T")
 
 
 class ConnectionState(StrEnum):
@@ -46,17 +52,22 @@ class Member:
 
 
 @dataclass(frozen=True)
-class Message:
+class Message(Generic[R]):
     """A decrypted room message. ``sent_at`` is the relay's timestamp (UTC)."""
 
     text: str = field(repr=False)
     sender: Member
-    room: Room
+    room: R
     mentions: tuple[Member, ...]
     mentions_me: bool
     seq: int
     sent_at: datetime
     own: bool
+
+
+def placed(message: Message[Any], room: T) -> Message[T]:
+    """``message`` with its room named by ``room`` (the client binds its handles so)."""
+    return cast("Message[T]", dataclasses.replace(message, room=room))
 
 
 @dataclass(frozen=True)

@@ -1,16 +1,30 @@
-"""``Room``: a handle on one joined room; reads are local, the async methods do I/O."""
+"""``Room``: a handle on one joined room; reads are local, the async methods do I/O.
 
-from __future__ import annotations
+A handle reads the engine's ``RoomState`` (whose roster snapshot is replaced, never
+mutated) and does its I/O through ``RoomOps``, which the client implements: the handle
+depends on no client module, so nothing imports in a circle.
+"""
 
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from e2echat.client.errors import WrongAccess
 from e2echat.client.models import Member, Message
+from e2echat.client.roomstate import RoomState
 from e2echat.crypto.roomsecret import Invite, RoomSecret
 
-if TYPE_CHECKING:
-    from e2echat.client.client import Client
-    from e2echat.client.engine import RoomState
+
+class RoomOps(Protocol):
+    """What a room handle asks of the client."""
+
+    url: str
+
+    async def _send(self, room: "Room", text: str) -> Message["Room"]: ...
+
+    async def _members(self, room: "Room") -> list[Member]: ...
+
+    async def _leave(self, room: "Room") -> None: ...
+
+    async def _history(self, room: "Room", limit: int) -> list[Message["Room"]]: ...
 
 
 class Room:
@@ -19,7 +33,7 @@ class Room:
     ``secret`` is False for an open room: anyone the relay admits can read new messages.
     """
 
-    def __init__(self, client: Client, state: RoomState) -> None:
+    def __init__(self, client: RoomOps, state: RoomState) -> None:
         self._client = client
         self._state = state
 
@@ -46,7 +60,7 @@ class Room:
     @property
     def last_seq(self) -> int:
         """Every message up to this room seq has been processed."""
-        return self._state.seqs.floor
+        return self._state.sync.floor
 
     @property
     def member_list(self) -> list[Member]:
@@ -58,7 +72,7 @@ class Room:
         """False once we left the room."""
         return self._state.joined
 
-    async def send(self, text: str) -> Message:
+    async def send(self, text: str) -> Message["Room"]:
         """Encrypt and send ``text``; ``@name`` mentions of members are resolved.
 
         Offline, the message waits in the outbox and goes out in order on reconnect;
@@ -74,7 +88,7 @@ class Room:
         """Leave the room; its keys and history are deleted from this device."""
         await self._client._leave(self)
 
-    async def history(self, limit: int = 100) -> list[Message]:
+    async def history(self, limit: int = 100) -> list[Message["Room"]]:
         """The last ``limit`` messages from the local store, oldest first."""
         return await self._client._history(self, limit)
 

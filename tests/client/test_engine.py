@@ -8,8 +8,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import e2echat
-from e2echat.client.engine import SYNC_SETTLE_MS, Engine, body_size
-from e2echat.client.room import Room
+from e2echat.client.engine import Engine, body_size
+from e2echat.client.roomsync import SYNC_SETTLE_MS, SyncState
 from e2echat.crypto.identity import Identity
 from e2echat.crypto.session import CryptoSession
 from e2echat.protocol import (
@@ -54,7 +54,7 @@ def make_engine(name: str, clock: Clock) -> Engine:
     identity = Identity.generate()
     store = Store(MEMORY, identity)
     session = CryptoSession(identity, store)
-    return Engine(identity, name, store, session, lambda state: Room(None, state), clock)  # type: ignore[arg-type]
+    return Engine(identity, name, store, session, clock)
 
 
 def relay_member(engine: Engine) -> Member:
@@ -126,7 +126,7 @@ def test_a_message_delivered_twice_reaches_the_app_once(pair: tuple[Engine, Engi
     assert first.messages[0].sender.name == "alice"
     assert again.messages == []
     assert again.events == []
-    assert bob.rooms[ROOM_ID].seqs.floor == 1
+    assert bob.rooms[ROOM_ID].sync.floor == 1
 
 
 def test_offline_sends_wait_in_the_outbox_and_go_out_in_order() -> None:
@@ -167,18 +167,26 @@ def test_relay_errors_on_sends(pair: tuple[Engine, Engine]) -> None:
 
 
 def test_sync_pages_until_the_relay_has_no_more(pair: tuple[Engine, Engine]) -> None:
-    _alice, bob = pair
+    alice, bob = pair
     state = bob.rooms[ROOM_ID]
-    state.syncing, state.sync_low = MAX_SYNC_LIMIT, 1
-    for seq in range(1, MAX_SYNC_LIMIT + 1):  # a full page came back (not decrypted here)
-        state.seqs.add(seq)
+    assert state.sync.state is SyncState.SYNCING  # the welcome's sync is out
+    for seq in range(1, MAX_SYNC_LIMIT + 1):  # a full page comes back (not decrypted here)
+        body = deliver(alice, bob, f"m{seq}", seq)[0] if seq == 1 else None
+        if body is not None:
+            bob.receive(body)
+        else:
+            state.sync.message(seq)
     more = bob.receive(Synced(room=ROOM_ID, seq=1200, id="s" + ROOM_ID.hex()))
     assert [f.after for f in more.frames if isinstance(f, Sync)] == [MAX_SYNC_LIMIT]
-    assert bob.receive(Synced(room=ROOM_ID, seq=1200)).frames == []
-    assert state.seqs.floor == MAX_SYNC_LIMIT  # the rest may still be on its way
+    assert state.sync.state is SyncState.SYNCING
+    done = bob.receive(Synced(room=ROOM_ID, seq=1200, id="s" + ROOM_ID.hex()))
+    assert done.frames == []
+    assert state.sync.state is SyncState.LIVE
+    assert bob.receive(Synced(room=ROOM_ID, seq=1300)).frames == []  # unasked: ignored
+    assert state.sync.floor == MAX_SYNC_LIMIT  # the rest may still be on its way
     bob.clock.now += SYNC_SETTLE_MS  # type: ignore[attr-defined]
     bob.tick()
-    assert state.seqs.floor == 1200
+    assert state.sync.floor == 1200
 
 
 def test_mailbox_is_acknowledged_once_per_tick(pair: tuple[Engine, Engine]) -> None:
@@ -221,7 +229,7 @@ def test_any_delivery_order_with_copies_delivers_each_message_once(
     mixed = data.draw(st.permutations(order + copies))
     received = [m.text for frame in mixed for m in bob.receive(frame).messages]
     assert sorted(received) == sorted(f"m{seq}" for seq in range(1, 9))
-    assert bob.rooms[ROOM_ID].seqs.floor == 8
+    assert bob.rooms[ROOM_ID].sync.floor == 8
 
 
 def test_status_is_restored_after_a_reconnect(pair: tuple[Engine, Engine]) -> None:
@@ -241,7 +249,7 @@ def test_the_outbox_survives_a_restart_of_the_client(tmp_path: Path) -> None:
     def open_alice() -> Engine:
         store = Store(tmp_path / "alice.sqlite3", identity)
         session = CryptoSession(identity, store)
-        return Engine(identity, "alice", store, session, lambda s: Room(None, s), clock)  # type: ignore[arg-type]
+        return Engine(identity, "alice", store, session, clock)
 
     alice = open_alice()
     alice.enter_room(room_info(alice, bob), "open", None)

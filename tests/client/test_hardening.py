@@ -8,8 +8,8 @@ import pytest
 import e2echat
 from e2echat.client import engine as engine_module
 from e2echat.client.backoff import Backoff
-from e2echat.client.engine import SYNC_SETTLE_MS, Engine
-from e2echat.client.room import Room
+from e2echat.client.engine import Engine
+from e2echat.client.roomsync import SYNC_SETTLE_MS
 from e2echat.crypto.roomsecret import RoomSecret
 from e2echat.crypto.session import CryptoSession
 from e2echat.crypto.store import Write
@@ -38,7 +38,7 @@ def test_a_resent_copy_of_a_delivered_message_is_dropped_quietly(
     assert [m.text for m in bob.receive(frame).messages] == ["once"]
     copy = bob.receive(msgspec.structs.replace(frame, seq=2))
     assert (copy.messages, copy.events, copy.frames) == ([], [], [])
-    assert bob.rooms[ROOM_ID].seqs.floor == 2
+    assert bob.rooms[ROOM_ID].sync.floor == 2
     assert [m.text for m in bob.history(ROOM_ID, 10)] == ["once"]
 
 
@@ -48,7 +48,7 @@ def _twin(engine: Engine, other: Engine, clock: Clock) -> Engine:
     for space in ("prekey", "room", "out", "in", "gone", "pending", "trust"):
         store.apply([Write(space, key, value) for key, value in engine.store.scan(space)])
     session = CryptoSession(engine.identity, store)
-    twin = Engine(engine.identity, engine.name, store, session, lambda s: Room(None, s), clock)  # type: ignore[arg-type]
+    twin = Engine(engine.identity, engine.name, store, session, clock)
     twin.enter_room(room_info(twin, other), "open", None)
     twin.welcome(welcome(twin, other))
     return twin
@@ -90,8 +90,8 @@ def test_joining_again_without_the_password_keeps_the_room_secret() -> None:
     alice, bob = make_engine("alice", clock), make_engine("bob", clock)
     secret = RoomSecret.generate()
     bob.enter_room(room_info(alice, bob), "password", secret)
-    room, _ = bob.enter_room(room_info(alice, bob), "open", None)
-    assert room.secret
+    bob.enter_room(room_info(alice, bob), "open", None)
+    assert bob.rooms[ROOM_ID].record.access == "password"
     assert bob.session.is_secret(ROOM_ID)
     (record,) = bob.store.rooms()
     assert (record.access, record.secret) == ("password", secret.secret)
@@ -103,8 +103,8 @@ def test_a_password_given_later_makes_an_open_room_secret() -> None:
     alice, bob = make_engine("alice", clock), make_engine("bob", clock)
     bob.enter_room(room_info(alice, bob), "open", None)
     secret = RoomSecret.generate()
-    room, _ = bob.enter_room(room_info(alice, bob), "password", secret)
-    assert room.secret
+    bob.enter_room(room_info(alice, bob), "password", secret)
+    assert bob.rooms[ROOM_ID].record.access == "password"
     assert bob.session.is_secret(ROOM_ID)
     assert [r.access for r in bob.store.rooms()] == ["password"]
 
@@ -205,7 +205,7 @@ def test_synced_never_skips_a_message_still_on_its_way(
     bob.receive(Synced(room=ROOM_ID, seq=3, id=sync_id))
     late = [m.text for frame in frames[1:] for m in bob.receive(frame).messages]
     assert late == ["m2", "m3"]
-    assert bob.rooms[ROOM_ID].seqs.floor == 3
+    assert bob.rooms[ROOM_ID].sync.floor == 3
 
 
 def test_synced_skips_what_retention_deleted(pair: tuple[Engine, Engine]) -> None:  # noqa: F811
@@ -215,7 +215,7 @@ def test_synced_skips_what_retention_deleted(pair: tuple[Engine, Engine]) -> Non
     for frame in frames[3:]:  # the relay no longer has 1 to 3
         bob.receive(frame)
     bob.receive(Synced(room=ROOM_ID, seq=5, id=sync_id))
-    assert bob.rooms[ROOM_ID].seqs.floor == 5
+    assert bob.rooms[ROOM_ID].sync.floor == 5
 
 
 def test_an_empty_sync_moves_the_floor_once_stragglers_had_time(
@@ -229,13 +229,13 @@ def test_an_empty_sync_moves_the_floor_once_stragglers_had_time(
     straggler, _ = deliver(alice, bob, "late", 1)
     sync_id = _resync(bob, alice)
     bob.receive(Synced(room=ROOM_ID, seq=7, id=sync_id))
-    assert bob.rooms[ROOM_ID].seqs.floor == 0
+    assert bob.rooms[ROOM_ID].sync.floor == 0
     assert [m.text for m in bob.receive(straggler).messages] == ["late"]
     bob.tick()
-    assert bob.rooms[ROOM_ID].seqs.floor == 1
+    assert bob.rooms[ROOM_ID].sync.floor == 1
     clock.now += SYNC_SETTLE_MS
     bob.tick()
-    assert bob.rooms[ROOM_ID].seqs.floor == 7
+    assert bob.rooms[ROOM_ID].sync.floor == 7
     assert bob.store.rooms()[0].last_seq == 7
 
 

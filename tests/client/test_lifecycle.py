@@ -6,10 +6,10 @@ from pathlib import Path
 from e2echat_server import Relay
 
 import e2echat
-from e2echat.client.engine import Output
-from e2echat.client.seqs import SeqWindow
+from e2echat.client.output import Output
+from e2echat.client.roomsync import RoomSync
 from e2echat.crypto import events as cev
-from e2echat.protocol import LeaveRoom, Ok, Sync
+from e2echat.protocol import LeaveRoom, Ok
 from tests.client.conftest import MakeClient, collect, validated
 
 
@@ -31,11 +31,10 @@ async def test_late_joiner_reads_every_later_message_but_no_earlier_one(
     carol_room = await carol.join("club", password="pw")
     await collect(alice_events, 1, lambda e: validated(e, "carol"))
     # The relay would hand carol the old ciphertext: make her ask for all of it.
-    state = carol._live_engine().rooms[carol_room.id]
-    state.seqs = SeqWindow(0)
-    state.syncing = 0
-    resync = Sync(room=carol_room.id, after=0, id=f"s{carol_room.id.hex()}")
-    await carol._dispatch(Output(frames=[resync]))
+    driver = carol._driver
+    state = driver.engine.rooms[carol_room.id]
+    state.sync = RoomSync(carol_room.id, 0)
+    await driver.dispatch(Output(frames=[state.sync.connect(partial=False)]))
     after = [await room.send(f"after {i}") for i in range(3)]
     got = await collect(carol_inbox, 3)
     assert [m.text for m in got] == [m.text for m in after]
@@ -63,7 +62,7 @@ async def test_member_who_left_cannot_read_after_rotation(
     # mallory leaves at the relay but keeps every key she had (a hostile client).
     mallory_room = mallory.get_room("team")
     assert mallory_room is not None
-    session = mallory._live_engine().session
+    session = mallory._driver.engine.session
     await mallory._request(LeaveRoom(room=room.id), Ok)
     await collect(alice_events, 1, lambda e: isinstance(e, e2echat.MemberLeft))
     secret = await room.send("after mallory left")

@@ -1,0 +1,427 @@
+"""The driver: owns the worker, the engine and the connection, and runs every step.
+
+A step is always the same three moves, in this order: run the engine (on its worker
+thread) with what happened, send the frames it returns, then publish what it returns,
+bound to ``Room`` handles. Everything that happens goes through here: frames read from
+the relay, the once-a-second tick, connects and disconnects, and the API's calls. It
+also keeps the link up: reconnection forever with backoff and jitter unless
+``reconnect=False``.
+"""
+
+import asyncio
+import dataclasses
+import logging
+from collections.abc import Callable, Coroutine
+from typing import Any, ParamSpec, TypeVar
+
+import msgspec
+import websockets
+
+from e2echat.client.backoff import Backoff
+from e2echat.client.connection import Connection, FrameRefusedError
+from e2echat.client.engine import Engine
+from e2echat.client.errors import (
+    AuthError,
+    ConnectError,
+    E2EChatError,
+    NotAMember,
+    NotConnected,
+    RelayError,
+)
+from e2echat.client.events import ConnectionChanged, Event, Notice, RoomEvent, RoomLeft
+from e2echat.client.models import ConnectionState, Message, placed
+from e2echat.client.output import Output
+from e2echat.client.pacing import TokenBucket
+from e2echat.client.pubsub import Hub
+from e2echat.client.requests import Requests
+from e2echat.client.room import Room
+from e2echat.client.roomstate import RoomState
+from e2echat.client.tasks import cancel_and_wait
+from e2echat.client.worker import Worker
+from e2echat.protocol import (
+    HANDSHAKE_TIMEOUT_S,
+    Challenge,
+    ClientFrame,
+    CloseCode,
+    Error,
+    ErrorCode,
+    RelayFrame,
+    Welcome,
+)
+
+log = logging.getLogger("e2echat")
+P = ParamSpec("P")
+T = TypeVar("T")
+F = TypeVar("F", bound=RelayFrame)
+REQUEST_TIMEOUT_S = 15.0
+TICK_S = 1.0
+
+
+class Driver:
+    """Runs one client: its engine, its link to the relay, its publications."""
+
+    def __init__(
+        self,
+        url: str,
+        make_room: Callable[[RoomState], Room],
+        *,
+        reconnect: bool,
+        include_own: bool,
+        pacer: TokenBucket,
+        backoff: Backoff,
+        messages: Hub[Message[Room]],
+        events: Hub[Event],
+    ) -> None:
+        self.url = url
+        self.state = ConnectionState.CLOSED
+        self.messages = messages
+        self.events = events
+        self._make_room = make_room
+        self._reconnect = reconnect
+        self._include_own = include_own
+        self._pacer = pacer
+        self._backoff = backoff
+        self._worker: Worker | None = None
+        self._engine: Engine | None = None
+        self._link: Connection | None = None
+        self._requests = Requests()
+        self._handles: dict[bytes, Room] = {}
+        self._waiters: dict[int, tuple[asyncio.Future[Message[Room]], Message[Room]]] = {}
+        self._steps: set[asyncio.Task[Any]] = set()
+        self._runner: asyncio.Task[None] | None = None
+        self._ready: asyncio.Future[None] | None = None
+        self._connected_at: float | None = None
+        """Loop time of the current connection's welcome (None while not connected)."""
+
+    # Lifecycle -------------------------------------------------------------------------
+
+    @property
+    def started(self) -> bool:
+        """Whether ``start`` ran and ``shutdown`` did not yet."""
+        return self._worker is not None
+
+    async def start(self, open_engine: Callable[[], Engine]) -> None:
+        """Open the engine on a new worker thread, then connect and authenticate; raise
+        what ``open_engine`` raises, or ``ConnectError``/``AuthError`` if the first
+        connection fails."""
+        self._worker = Worker()
+        try:
+            self._engine = await self._worker.call(open_engine)
+        except BaseException:
+            self._worker.close()
+            self._worker = None
+            raise
+        self._handles = {room_id: self._make_room(s) for room_id, s in self._engine.rooms.items()}
+        self._ready = asyncio.get_running_loop().create_future()
+        self._runner = asyncio.create_task(self._run(), name="e2echat-connection")
+        await self._ready
+
+    async def stop(self) -> None:
+        """Let running steps finish, then close the link for good (no reconnect)."""
+        if self._steps:
+            await asyncio.wait(set(self._steps), timeout=REQUEST_TIMEOUT_S)
+        runner, self._runner = self._runner, None
+        if runner is not None:
+            await cancel_and_wait(runner)
+        self._set_state(ConnectionState.CLOSED, None)
+
+    async def shutdown(self) -> None:
+        """After ``stop``: end every subscription, close the store and the worker."""
+        self.messages.close()
+        self.events.close()
+        engine, self._engine = self._engine, None
+        if engine is not None:
+            await self.call(engine.store.close)
+        if self._worker is not None:
+            self._worker.close()
+            self._worker = None
+
+    async def drop(self) -> None:
+        """Close the current link; the loop reconnects (with the engine's new hello)."""
+        if self._link is not None:
+            await self._link.close()
+
+    async def wait_closed(self) -> None:
+        """Return when the connection loop has stopped (closed, or no reconnect)."""
+        if self._runner is not None:
+            await asyncio.wait([self._runner])  # never cancels the runner, nor eats our cancel
+
+    # Steps -----------------------------------------------------------------------------
+
+    @property
+    def engine(self) -> Engine:
+        """The engine (raises if the client is not connected)."""
+        if self._engine is None:
+            raise NotConnected("the client is not connected: use 'async with Client(...)'")
+        return self._engine
+
+    async def call(self, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
+        """Run ``fn`` on the engine's worker thread."""
+        if self._worker is None:
+            raise NotConnected("the client is closed")
+        return await self._worker.call(fn, *args, **kwargs)
+
+    async def step(self, fn: Callable[P, Output], *args: P.args, **kwargs: P.kwargs) -> None:
+        """One engine step: run it, send its frames, publish what it returns."""
+        await self.dispatch(await self.call(fn, *args, **kwargs))
+
+    async def dispatch(self, out: Output) -> None:
+        """Send an engine output's frames, then publish it."""
+        await self._send(out.frames)
+        self._publish(out)
+
+    def shielded(self, work: Coroutine[Any, Any, T]) -> "asyncio.Future[T]":
+        """Run ``work`` to completion even if the caller is cancelled.
+
+        An engine step changes durable state (a queued message, a joined room, a rotated
+        chain) and returns frames that must go out, or that change is stranded: a
+        cancelled caller gets ``CancelledError`` at once, the step finishes on its own,
+        and ``stop()`` waits for it.
+        """
+        task = asyncio.ensure_future(work)
+        self._steps.add(task)
+        task.add_done_callback(self._step_done)
+        return asyncio.shield(task)
+
+    def _step_done(self, task: "asyncio.Task[Any]") -> None:
+        self._steps.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            # retrieved here, so a step whose caller was cancelled does not warn at exit
+            # (a caller still waiting gets the exception itself)
+            log.debug("an e2echat step failed: %s", task.exception())
+
+    async def request(self, frame: ClientFrame, expect: type[F]) -> F:
+        """Send a request and wait for its reply; ``error`` replies raise ``RelayError``."""
+        if self._link is None:
+            raise ConnectError("not connected to the relay (reconnecting)")
+        request_id, future = self._requests.new()
+        try:
+            await self._send([msgspec.structs.replace(frame, id=request_id)])
+            async with asyncio.timeout(REQUEST_TIMEOUT_S):
+                reply = await future
+        except TimeoutError:
+            raise ConnectError("the relay did not answer in time") from None
+        finally:
+            self._requests.forget(request_id)
+        if isinstance(reply, Error):
+            raise RelayError(reply.code, reply.message)
+        if not isinstance(reply, expect):
+            raise ConnectError(f"the relay answered with an unexpected {type(reply).__name__}")
+        return reply
+
+    def expect_confirmation(
+        self, item_id: int, provisional: Message[Room]
+    ) -> "asyncio.Future[Message[Room]]":
+        """A future for the relay's confirmation of outbox item ``item_id``; it gets
+        ``provisional`` if the connection drops first."""
+        future: asyncio.Future[Message[Room]] = asyncio.get_running_loop().create_future()
+        self._waiters[item_id] = (future, provisional)
+        return future
+
+    def forget_confirmation(self, item_id: int) -> None:
+        """Stop waiting for ``item_id``'s confirmation."""
+        self._waiters.pop(item_id, None)
+
+    async def _send(self, frames: list[ClientFrame]) -> None:
+        link = self._link
+        if link is not None:
+            await link.send(frames)
+
+    # Publishing --------------------------------------------------------------------------
+
+    def rooms(self) -> list[Room]:
+        """Handles of the rooms we are in, in the order we joined them."""
+        # list() of a dict's keys is one step under the GIL: safe while the engine
+        # thread adds or removes a room.
+        handles = (self._handle(room_id) for room_id in list(self.engine.rooms))
+        return [handle for handle in handles if handle is not None]
+
+    def room(self, room_id: bytes) -> Room:
+        """The handle of a joined room."""
+        handle = self._handle(room_id)
+        if handle is None:
+            raise NotAMember("You are not a member of that room.")
+        return handle
+
+    def _handle(self, room_id: bytes) -> Room | None:
+        """The room's handle: made when the room is joined or loaded, dropped when it is
+        left (once that is published), so values of a step that ran before the leave
+        still bind to it."""
+        handle = self._handles.get(room_id)
+        if handle is None:
+            state = self.engine.rooms.get(room_id)
+            if state is None:
+                return None
+            handle = self._handles[room_id] = self._make_room(state)
+        return handle
+
+    def bind_message(self, message: Message[bytes]) -> Message[Room] | None:
+        """A core message with its ``Room`` handle (None if the room is unknown)."""
+        room = self._handle(message.room)
+        if room is None:
+            return None
+        return placed(message, room)
+
+    def _bind_event(self, event: Event) -> Event | None:
+        """A core event with its ``Room`` handle (events of no room pass as they are)."""
+        room_id = getattr(event, "room", None)
+        if not isinstance(event, RoomEvent) or not isinstance(room_id, bytes):
+            return event
+        handle = self._handle(room_id)
+        if isinstance(event, RoomLeft):
+            self._handles.pop(room_id, None)
+        return None if handle is None else dataclasses.replace(event, room=handle)
+
+    def _publish(self, out: Output) -> None:
+        for item_id, message in out.confirmed:
+            bound = self.bind_message(message)
+            waiter = self._waiters.pop(item_id, None)
+            if bound is None:
+                continue
+            if waiter is not None and not waiter[0].done():
+                waiter[0].set_result(bound)
+            if self._include_own:
+                self.messages.publish(bound)
+        for message in out.messages:
+            if self._include_own or not message.own:
+                bound = self.bind_message(message)
+                if bound is not None:
+                    self.messages.publish(bound)
+        for event in out.events:
+            bound_event = self._bind_event(event)
+            if bound_event is not None:
+                self.events.publish(bound_event)
+
+    def _lost(self) -> None:
+        """The connection dropped: sends waiting for the relay's reply return queued."""
+        waiters, self._waiters = self._waiters, {}
+        for future, provisional in waiters.values():
+            if not future.done():
+                future.set_result(provisional)
+
+    # The connection loop --------------------------------------------------------------
+
+    async def _run(self) -> None:
+        detail: str | None = None
+        while True:
+            ever = self._ready is not None and self._ready.done()
+            self._set_state(
+                ConnectionState.RECONNECTING if ever else ConnectionState.CONNECTING, detail
+            )
+            try:
+                await self._session()
+                detail = "the relay closed the connection"
+            except (OSError, TimeoutError, E2EChatError, websockets.WebSocketException) as exc:
+                error = exc if isinstance(exc, E2EChatError) else ConnectError(_describe(exc))
+                if self._fail_ready(error):
+                    return
+                detail = str(error)
+            except Exception as exc:
+                # A bug must not kill the connection for good: log it, reconnect.
+                log.exception("internal error in the e2echat connection")
+                error = E2EChatError(f"internal error ({type(exc).__name__}); reconnecting")
+                if self._fail_ready(error):
+                    return
+                detail = str(error)
+            if self._connected_at is not None:
+                loop_time = asyncio.get_running_loop().time()
+                self._backoff.connection_ended(loop_time - self._connected_at)
+                self._connected_at = None
+            if not self._reconnect:
+                self._set_state(ConnectionState.CLOSED, detail)
+                return
+            await asyncio.sleep(self._backoff.next_delay())
+
+    def _fail_ready(self, error: E2EChatError) -> bool:
+        """If the first connection is still pending, fail it with ``error``; True if so."""
+        if self._ready is None or self._ready.done():
+            return False
+        self._set_state(ConnectionState.CLOSED, str(error))
+        self._ready.set_exception(error)
+        return True
+
+    async def _session(self) -> None:
+        """One connection: handshake, then every frame until it closes."""
+        async with Connection.dial(self.url, self._pacer) as link:
+            welcome = await self._handshake(link)
+            self._link = link
+            ticker: asyncio.Task[None] | None = None
+            try:
+                out = await self.call(self.engine.welcome, welcome)
+                self._set_state(ConnectionState.CONNECTED, None)
+                self._connected_at = asyncio.get_running_loop().time()
+                if self._ready is not None and not self._ready.done():
+                    self._ready.set_result(None)
+                await self.dispatch(out)
+                ticker = asyncio.create_task(self._tick_forever(), name="e2echat-tick")
+                async for frame in link.frames():
+                    await self._receive(frame)
+            finally:
+                self._link = None
+                if ticker is not None:
+                    await cancel_and_wait(ticker)
+                self._requests.fail_all(ConnectError("the connection to the relay was lost"))
+                await self.call(self.engine.disconnected)
+                self._lost()
+
+    async def _handshake(self, link: Connection) -> Welcome:
+        try:
+            async with asyncio.timeout(HANDSHAKE_TIMEOUT_S):
+                challenge = await link.recv()
+                if not isinstance(challenge, Challenge):
+                    raise ConnectError("the relay did not start with a challenge")
+                hello = await self.call(self.engine.hello, challenge)
+                await link.send([hello])
+                reply = await link.recv()
+        except websockets.ConnectionClosed as exc:
+            if exc.rcvd is not None and exc.rcvd.code == CloseCode.AUTH_FAILED:
+                raise AuthError(exc.rcvd.reason or "the relay refused our identity") from None
+            raise
+        if isinstance(reply, Error) and reply.code == ErrorCode.RATE_LIMITED:
+            # Temporary (e.g. too many new identities from our address): retry, don't blame us.
+            raise ConnectError(f"the relay asks us to wait: {reply.message}")
+        if isinstance(reply, Error):
+            raise AuthError(f"the relay refused our identity: {reply.message}")
+        if not isinstance(reply, Welcome):
+            raise ConnectError("the relay did not answer hello with welcome")
+        return reply
+
+    async def _receive(self, frame: RelayFrame | FrameRefusedError) -> None:
+        """Route one frame to a waiting request (by ``id``) or to an engine step. A frame
+        that does not decode is logged and ignored; one the engine fails on is dropped,
+        not the connection."""
+        if isinstance(frame, FrameRefusedError):
+            log.warning("ignored a relay frame: %r", str(frame))  # repr: no raw control chars
+            self.events.publish(Notice(str(frame)))
+            return
+        if self._requests.resolve(frame):
+            return
+        try:
+            out = await self.call(self.engine.receive, frame)
+        except Exception:
+            log.exception(
+                "internal error handling a %s frame; it was dropped", type(frame).__name__
+            )
+            return
+        await self.dispatch(out)
+
+    async def _tick_forever(self) -> None:
+        """Housekeeping once a second: crypto timers, mailbox ack, outbox retries."""
+        while True:
+            await asyncio.sleep(TICK_S)
+            try:
+                out = await self.call(self.engine.tick)
+                out.extend(await self.call(self.engine.flush_outbox))
+                await self.dispatch(out)
+            except Exception:
+                log.exception("internal error in e2echat housekeeping")
+
+    def _set_state(self, state: ConnectionState, detail: str | None) -> None:
+        if state is not self.state:
+            self.state = state
+            self.events.publish(ConnectionChanged(state, detail))
+
+
+def _describe(exc: BaseException) -> str:
+    text = str(exc) or type(exc).__name__
+    return f"cannot reach the relay: {text}"

@@ -1,0 +1,113 @@
+"""The outbox: messages queued durably, sent in order, resent until the relay confirms.
+
+It owns the outbox rows of the store, the ids of our ``send`` frames (``o<id>``) and
+which of them are on their way on this connection. A message is encrypted once and its
+body kept, so a resend after a lost reply carries the same bytes (receivers drop the
+copy quietly).
+"""
+
+from collections.abc import Mapping
+
+from e2echat.client import events as ev
+from e2echat.client.roomstate import RoomState
+from e2echat.crypto.errors import CryptoError
+from e2echat.crypto.payload import decode_sent
+from e2echat.crypto.session import CryptoSession
+from e2echat.protocol import ClientFrame, DirectSend, Error, ErrorCode, Send
+from e2echat.store import OutboxItem, Store
+
+OUTBOX_ID = "o"
+MAX_OUTBOX_DIGITS = 18
+"""Outbox ids have at most this many digits (SQLite integers are 64-bit)."""
+_DROP_ON = frozenset(
+    {ErrorCode.NOT_MEMBER, ErrorCode.NO_SUCH_ROOM, ErrorCode.TOO_LARGE, ErrorCode.BAD_FRAME}
+)
+"""Refusals a resend cannot cure: the message is dropped with a notice."""
+
+
+def outbox_id(request_id: str | None) -> int | None:
+    """The outbox id in one of our send ids (``o<id>``), or None for any other id.
+
+    The relay echoes ids back, so they are untrusted input: only ASCII digits of a
+    size SQLite can hold are an outbox id.
+    """
+    if request_id is None or not request_id.startswith(OUTBOX_ID):
+        return None
+    digits = request_id[len(OUTBOX_ID) :]
+    if not (digits.isascii() and digits.isdigit() and len(digits) <= MAX_OUTBOX_DIGITS):
+        return None
+    return int(digits)
+
+
+class Outbox:
+    """Queued messages of one store. Runs on the engine's thread, like the engine."""
+
+    def __init__(self, store: Store, session: CryptoSession) -> None:
+        self._store = store
+        self._session = session
+        self._inflight: set[int] = set()
+
+    def enqueue(self, room_id: bytes, payload: bytes) -> int:
+        """Queue an encoded payload for ``room_id``; its outbox id."""
+        return self._store.enqueue(room_id, payload)
+
+    def items(self) -> list[OutboxItem]:
+        """Every queued message, oldest first."""
+        return self._store.outbox()
+
+    def flush(
+        self, rooms: Mapping[bytes, RoomState], now: int
+    ) -> tuple[list[ClientFrame], list[ev.Event]]:
+        """Frames for every queued message not already on its way, oldest first (a
+        message's key shares before it), and notices for what could not be encrypted."""
+        frames: list[ClientFrame] = []
+        notices: list[ev.Event] = []
+        for item in self._store.outbox():
+            if item.id in self._inflight:
+                continue
+            state = rooms.get(item.room_id)
+            if state is None:
+                self._store.remove_outbox(item.id)
+                continue
+            if state.holds(now):
+                continue
+            body = item.body
+            if body is None:
+                try:
+                    with self._store.transaction():
+                        outgoing = self._session.encrypt(
+                            item.room_id, decode_sent(item.payload), now
+                        )
+                        self._store.set_outbox_body(item.id, outgoing.body)
+                except CryptoError as exc:
+                    self._store.remove_outbox(item.id)
+                    notices.append(ev.Notice(f"A message could not be encrypted: {exc}."))
+                    continue
+                frames += [DirectSend(to=d.recipient, body=d.body) for d in outgoing.directs]
+                body = outgoing.body
+            frames.append(Send(room=item.room_id, body=body, id=f"{OUTBOX_ID}{item.id}"))
+            self._inflight.add(item.id)
+        return frames, notices
+
+    def confirm(self, item_id: int, room_id: bytes | None) -> OutboxItem | None:
+        """The relay stored message ``item_id`` in ``room_id``: dequeue and return it
+        (None, and nothing dequeued, if it is not ours or not for that room)."""
+        self._inflight.discard(item_id)
+        item = self._store.outbox_item(item_id)
+        if item is None or item.room_id != room_id:
+            return None
+        self._store.remove_outbox(item_id)
+        return item
+
+    def refused(self, item_id: int, frame: Error) -> ev.Notice | None:
+        """The relay refused a send: it is retried later, or dropped with a notice if no
+        retry can succeed."""
+        self._inflight.discard(item_id)
+        if frame.code not in _DROP_ON:
+            return None
+        self._store.remove_outbox(item_id)
+        return ev.Notice(f"A message could not be sent: {frame.message}")
+
+    def disconnected(self) -> None:
+        """The connection is gone: everything not confirmed goes out again."""
+        self._inflight.clear()

@@ -1,0 +1,121 @@
+"""The projection of the engine's state onto the public model: ``Member`` and ``Message``.
+
+It owns what only the public view needs: presence (ours and that of the people we share
+a room with) and the rosters' ``member_list`` snapshots, and it turns the relay's
+member data plus our crypto state (trust, validation) into ``Member`` values.
+"""
+
+from datetime import UTC, datetime
+
+from e2echat.client.models import Member, Message
+from e2echat.client.roomstate import RoomState
+from e2echat.crypto.payload import Text
+from e2echat.crypto.safety import fingerprint
+from e2echat.crypto.session import CryptoSession
+from e2echat.protocol import Presence
+
+
+def sent_at(ts: int) -> datetime:
+    """A relay or payload timestamp (ms) as an aware UTC datetime."""
+    return datetime.fromtimestamp(ts / 1000, UTC)
+
+
+class Projection:
+    """Builds public values from the rooms' state; refreshes the roster snapshots."""
+
+    def __init__(
+        self, me: bytes, name: str, session: CryptoSession, rooms: dict[bytes, RoomState]
+    ) -> None:
+        self.me = me
+        self.name = name
+        self.connected = False
+        self._session = session
+        self._rooms = rooms
+        self._presence: dict[bytes, tuple[str, str | None]] = {}
+
+    def member(self, key: bytes, room_id: bytes | None) -> Member:
+        """The public view of a member, from the relay's data and our crypto state."""
+        state = self._rooms.get(room_id) if room_id is not None else None
+        relay_member = state.members.get(key) if state is not None else None
+        if relay_member is None:
+            relay_member = next(
+                (s.members[key] for s in self._rooms.values() if key in s.members), None
+            )
+        name = relay_member.name if relay_member is not None else self._fallback_name(key)
+        if key == self.me:
+            # Our own presence is what we know, not what the relay listed before it flipped.
+            own = self._presence.get(key, ("online", None))
+            status, text = own if self.connected else ("offline", None)
+        else:
+            status, text = self._presence.get(
+                key, (relay_member.status if relay_member is not None else "offline", None)
+            )
+        contact = self._session.contacts.get(key)
+        verified = contact is not None and contact.verified
+        validated = key == self.me or (
+            room_id is not None and key in self._session.validated_members(room_id)
+        )
+        return Member(
+            key, name, status, text, fingerprint(key), verified, validated, key == self.me
+        )
+
+    def _fallback_name(self, key: bytes) -> str:
+        return self.name if key == self.me else key.hex()[:8]
+
+    def message(
+        self, room_id: bytes, sender: bytes, seq: int, ts: int, payload: Text
+    ) -> Message[bytes]:
+        """A room message as the public model has it (bound to its ``Room`` later)."""
+        mentions = tuple(self.member(key, room_id) for key in payload.mentions)
+        return Message(
+            text=payload.body,
+            sender=self.member(sender, room_id),
+            room=room_id,
+            mentions=mentions,
+            mentions_me=self.me in payload.mentions,
+            seq=seq,
+            sent_at=sent_at(ts),
+            own=sender == self.me,
+        )
+
+    # Rosters ---------------------------------------------------------------------------
+
+    def refresh(self, state: RoomState) -> None:
+        """Replace the room's ``member_list`` snapshot."""
+        keys = sorted(state.members, key=lambda k: (state.members[k].name.casefold(), k))
+        state.member_list = tuple(self.member(key, state.id) for key in keys)
+
+    def refresh_all(self) -> None:
+        """Refresh every room's snapshot (trust or presence that shows everywhere)."""
+        for state in self._rooms.values():
+            self.refresh(state)
+
+    def refresh_key(self, key: bytes) -> None:
+        """Refresh the snapshots of the rooms ``key`` is in."""
+        for state in self._rooms.values():
+            if key in state.members:
+                self.refresh(state)
+
+    # Presence --------------------------------------------------------------------------
+
+    def welcome(self) -> tuple[str, str | None] | None:
+        """A new connection: forget others' presence (the relay lists it afresh); our own
+        status, if we set one, is returned to be set again at the relay."""
+        self.connected = True
+        own = self._presence.get(self.me)
+        self._presence = {} if own is None else {self.me: own}
+        return own
+
+    def presence(self, frame: Presence) -> Member | None:
+        """Someone's presence changed; their member view, or None if we share no room."""
+        room_id = next((r for r, s in self._rooms.items() if frame.key in s.members), None)
+        if room_id is None:
+            return None  # not someone we share a room with: nothing to show, nothing to keep
+        self._presence[frame.key] = (frame.status, frame.text)
+        self.refresh_key(frame.key)
+        return self.member(frame.key, room_id)
+
+    def set_own_status(self, status: str, text: str | None) -> None:
+        """The relay accepted our new status: show it on our own member entries."""
+        self._presence[self.me] = (status, text)
+        self.refresh_all()

@@ -1,0 +1,40 @@
+"""One joined room as the engine knows it: its record, the relay's roster, its sync.
+
+``member_list`` is an immutable snapshot, replaced on change, so the event loop (a
+``Room`` handle) can read it while the worker thread updates the room.
+"""
+
+from dataclasses import dataclass, field
+
+from e2echat.client.models import Member
+from e2echat.client.roomsync import RoomSync
+from e2echat.protocol import Member as RelayMember
+from e2echat.store import RoomRecord
+
+
+@dataclass
+class RoomState:
+    """One joined room."""
+
+    record: RoomRecord
+    sync: RoomSync
+    members: dict[bytes, RelayMember] = field(default_factory=dict)
+    """The relay's member list, by key."""
+    member_list: tuple[Member, ...] = ()
+    joined: bool = True
+    awaiting: set[bytes] = field(default_factory=set)
+    """Secret room: members (present at our join, or announced since) whose proof we
+    still await."""
+    hold_until: int = 0
+    """Until then (ms), sends wait for ``awaiting`` members to prove themselves."""
+
+    @property
+    def id(self) -> bytes:
+        """The relay-assigned room id."""
+        return self.record.id
+
+    def holds(self, now: int) -> bool:
+        """Whether sending should wait: a message sent before a member is validated can
+        never be read by it (it gets our chain from the index current at validation),
+        and members who joined while we were away are unknown until the roster comes."""
+        return self.sync.awaiting_roster or (bool(self.awaiting) and now < self.hold_until)
