@@ -8,9 +8,11 @@ it, and is complete only when it reaches it) and its age (blobs expire like hist
 Layout, under ``<root>/``: ``<id>.part`` while an upload is in progress (appended to,
 resumable from its length), ``<id>.blob`` once complete (renamed only after an fsync,
 so a crash never leaves a short blob that looks whole), and ``<id>.meta`` (JSON, written
-atomically before the first byte). The index of metadata is held in memory, rebuilt
-from the ``.meta`` files at start; a ``.part`` or ``.meta`` without its partner is
-removed then. Every method is blocking file I/O: callers run it in a thread.
+atomically before the first byte). The folder is the truth: metadata is read from it
+for every transfer, and an index in memory (for quotas and sweeps) is brought up to it
+by listing it, so several relay processes may share one folder. A crash's leftovers (a
+``.part`` or ``.meta`` without its partner) are removed at start once an hour old.
+Every method is blocking file I/O: callers run it in a thread.
 
 The folder may be shared by several relay processes (a scale-out engine over NFS or a
 similar shared directory), provided they share it whole; docs/server.md says how.
@@ -19,6 +21,7 @@ similar shared directory), provided they share it whole; docs/server.md says how
 import contextlib
 import os
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -47,6 +50,8 @@ class BlobLimits:
     quota: int
 
 
+ORPHAN_AGE_S = 3600
+"""A data file without metadata (or the reverse) this old is a crash's leftover."""
 _meta_decoder = msgspec.json.Decoder(BlobMeta)
 _meta_encoder = msgspec.json.Encoder()
 
@@ -60,28 +65,47 @@ class BlobStore:
         self._lock = threading.Lock()
         self._index: dict[bytes, BlobMeta] = {}
         root.mkdir(mode=0o700, parents=True, exist_ok=True)
-        self._load()
+        self._drop_orphans(time.time() - ORPHAN_AGE_S)
+        self._refresh()
 
     def _path(self, blob: bytes, suffix: str) -> Path:
         return self.root / f"{blob.hex()}{suffix}"
 
-    def _load(self) -> None:
-        metas = {p.stem: p for p in self.root.glob("*.meta")}
-        for meta_path in metas.values():
-            blob = bytes.fromhex(meta_path.stem)
-            try:
-                meta = _meta_decoder.decode(meta_path.read_bytes())
-            except (msgspec.DecodeError, OSError):
-                meta_path.unlink(missing_ok=True)
+    def _read_meta(self, blob: bytes) -> BlobMeta | None:
+        try:
+            return _meta_decoder.decode(self._path(blob, ".meta").read_bytes())
+        except (msgspec.DecodeError, OSError):
+            return None
+
+    def _drop_orphans(self, older_than: float) -> None:
+        """Remove data without metadata and metadata without data (a crash mid-way).
+
+        Only files older than ``older_than`` (epoch s): another node sharing the folder
+        may be between the two writes of ``begin`` right now.
+        """
+        names = {p.name for p in self.root.iterdir()}
+        for path in self.root.iterdir():
+            stem, suffix = path.stem, path.suffix
+            partner = {".meta": (f"{stem}.part", f"{stem}.blob")}.get(suffix, (f"{stem}.meta",))
+            if suffix not in (".meta", ".part", ".blob", ".meta-new"):
                 continue
-            data = self._path(blob, ".blob" if meta.complete else ".part")
-            if not data.exists():
-                meta_path.unlink(missing_ok=True)
-                continue
-            self._index[blob] = meta
-        for data in [*self.root.glob("*.part"), *self.root.glob("*.blob")]:
-            if data.stem not in metas:
-                data.unlink(missing_ok=True)
+            orphan = suffix == ".meta-new" or not any(name in names for name in partner)
+            with contextlib.suppress(OSError):
+                if orphan and path.stat().st_mtime < older_than:
+                    path.unlink()
+
+    def _refresh(self) -> None:
+        """Bring the index up to the folder, which other nodes may write to as well."""
+        present = {bytes.fromhex(p.stem) for p in self.root.glob("*.meta") if _is_id(p.stem)}
+        with self._lock:
+            for gone in self._index.keys() - present:
+                del self._index[gone]
+            new = present - self._index.keys()
+        for blob in new:
+            meta = self._read_meta(blob)
+            if meta is not None:
+                with self._lock:
+                    self._index[blob] = meta
 
     def _write_meta(self, blob: bytes, meta: BlobMeta) -> None:
         target = self._path(blob, ".meta")
@@ -94,6 +118,7 @@ class BlobStore:
 
     def used(self, owner: bytes) -> int:
         """Bytes ``owner`` holds, counting uploads in progress at their declared size."""
+        self._refresh()
         with self._lock:
             return sum(m.size for m in self._index.values() if m.owner == owner)
 
@@ -106,6 +131,7 @@ class BlobStore:
                 ErrorCode.TOO_LARGE,
                 f"A file may be at most {self.limits.max_size} bytes on this relay.",
             )
+        self._refresh()
         with self._lock:
             held = sum(m.size for m in self._index.values() if m.owner == owner)
             if held + size > self.limits.quota:
@@ -120,9 +146,9 @@ class BlobStore:
         self._path(blob, ".part").touch(mode=0o600)
 
     def meta(self, blob: bytes) -> BlobMeta | None:
-        """The blob's metadata, or None if there is no such blob."""
-        with self._lock:
-            return self._index.get(blob)
+        """The blob's metadata, or None if there is no such blob (read from the folder,
+        which is the truth when several nodes share it)."""
+        return self._read_meta(blob)
 
     def offset(self, blob: bytes) -> int:
         """How many bytes of an upload in progress are stored (where to resume)."""
@@ -182,14 +208,15 @@ class BlobStore:
     def delete(self, blob: bytes) -> bool:
         """Remove a blob, complete or not; whether there was one."""
         with self._lock:
-            if self._index.pop(blob, None) is None:
-                return False
+            self._index.pop(blob, None)
+        existed = self._path(blob, ".meta").exists()
         for suffix in (".blob", ".part", ".meta"):
             self._path(blob, suffix).unlink(missing_ok=True)
-        return True
+        return existed
 
     def delete_where(self, *, room: bytes | None = None, before: int | None = None) -> int:
         """Remove every blob of ``room``, or created before ``before`` ms; how many."""
+        self._refresh()
         with self._lock:
             doomed = [
                 blob
@@ -198,6 +225,10 @@ class BlobStore:
                 or (before is not None and meta.created < before)
             ]
         return sum(self.delete(blob) for blob in doomed)
+
+
+def _is_id(stem: str) -> bool:
+    return len(stem) == 2 * BLOB_ID_BYTES and all(c in "0123456789abcdef" for c in stem)
 
 
 def _fsync_dir(path: Path) -> None:

@@ -1,5 +1,7 @@
 """The relay's blob store on disk: reserve, append, complete, resume, quotas, restarts."""
 
+import os
+import time
 from pathlib import Path
 
 import pytest
@@ -77,14 +79,36 @@ def test_a_restart_keeps_complete_and_partial_uploads_and_drops_orphans(tmp_path
     blobs.complete(blob_id(1))
     blobs.begin(blob_id(2), ROOM, ALICE, 3, now=5)
     blobs.append(blob_id(2), b"a")
-    (blobs.root / f"{blob_id(9).hex()}.part").write_bytes(b"orphan")
-    (blobs.root / f"{blob_id(8).hex()}.meta").write_bytes(b"not json")
+    orphan = blobs.root / f"{blob_id(9).hex()}.part"
+    orphan.write_bytes(b"orphan")
+    fresh = blobs.root / f"{blob_id(7).hex()}.part"  # another node may be mid-begin
+    fresh.write_bytes(b"")
+    broken = blobs.root / f"{blob_id(8).hex()}.meta"
+    broken.write_bytes(b"not json")
+    for old in (orphan, broken):
+        os.utime(old, (time.time() - 7200, time.time() - 7200))
     again = store(tmp_path)
     assert b"".join(again.read(blob_id(1), 0, 10)) == b"abc"
     assert again.offset(blob_id(2)) == 1
     assert again.meta(blob_id(9)) is None
     assert not (again.root / f"{blob_id(9).hex()}.part").exists()
-    assert not (again.root / f"{blob_id(8).hex()}.meta").exists()
+    assert not broken.exists() or again.meta(blob_id(8)) is None
+    assert fresh.exists()
+
+
+def test_two_stores_sharing_a_folder_see_each_others_blobs(tmp_path: Path) -> None:
+    one, two = store(tmp_path), store(tmp_path)
+    one.begin(blob_id(1), ROOM, ALICE, 600, now=5)
+    one.append(blob_id(1), b"h" * 600)
+    one.complete(blob_id(1))
+    assert b"".join(two.read(blob_id(1), 0, 1000)) == b"h" * 600
+    assert two.used(ALICE) == 600
+    with pytest.raises(ProtocolError) as quota:
+        two.begin(blob_id(2), ROOM, ALICE, 901, now=5)
+    assert quota.value.code == "quota_exceeded"
+    two.delete(blob_id(1))
+    assert one.meta(blob_id(1)) is None
+    assert one.used(ALICE) == 0
 
 
 def test_delete_by_room_and_by_age(tmp_path: Path) -> None:
