@@ -1,17 +1,18 @@
 """Terminal client speed: launch to interactive with 10,000 stored messages, and
 appending 1,000 incoming messages. Run: ``uv run python bench/bench_tui.py``.
 
-The app runs headless (Textual's ``run_test``). First over the in-package fake backend,
-so the figures are the TUI's own cost (layout, rendering, bookkeeping); baselines from
-the same run: launching with an empty history, and appending the same lines to
-Textual's stock ``Log`` widget. Then end to end over the real library and an embedded
-relay: connect + load 10,000 messages from the encrypted store, and 1,000 messages sent
-by another client, encrypted, relayed, decrypted and shown.
+The app runs headless (Textual's ``run_test``). First over the test double of the
+library (``tests/tui/fake.py``), so the figures are the TUI's own cost (layout,
+rendering, bookkeeping); baselines from the same run: launching with an empty history,
+and appending the same lines to Textual's stock ``Log`` widget. Then end to end over the
+real library and an embedded relay: connect + load 10,000 messages from the encrypted
+store, and 1,000 messages sent by another client, encrypted, relayed, decrypted and shown.
 """
 
 import argparse
 import asyncio
 import statistics
+import sys
 import tempfile
 import time
 from collections.abc import Callable, Coroutine
@@ -20,14 +21,14 @@ from typing import Any
 
 from e2echat_server.config import RelayConfig
 from e2echat_server.relay import Relay
-from e2echat_tui.app import ChatApp
-from e2echat_tui.backend import MessageView
-from e2echat_tui.fake import FakeBackend
-from e2echat_tui.launch import library_backend
+from e2echat_tui.app import ChatApp, ChatMessage
 from textual.app import App, ComposeResult
 from textual.widgets import Log
 
 from e2echat import Client, Identity
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the library double in tests/
+from tests.tui.fake import FakeChat
 
 SIZE = (120, 40)
 SENTENCE = "the quick brown fox jumps over the lazy dog while @alice reads"
@@ -40,8 +41,8 @@ def text_of(number: int) -> str:
     return f"#{number} " + " ".join(WORDS[(number + i) % len(WORDS)] for i in range(length))
 
 
-def backend_with(stored: int) -> FakeBackend:
-    backend = FakeBackend("alice")
+def chat_with(stored: int) -> FakeChat:
+    backend = FakeChat("alice")
     bob, carol = backend.member("bob"), backend.member("carol")
     lobby = backend.add_room("lobby", members=[bob, carol])
     backend.add_room("team", password="pw", members=[bob])
@@ -50,12 +51,24 @@ def backend_with(stored: int) -> FakeBackend:
     return backend
 
 
+class WatchingApp(ChatApp):
+    """Sets ``seen`` when a message with the awaited text has been shown."""
+
+    awaited = ""
+    seen: asyncio.Event
+
+    def on_chat_message(self, posted: ChatMessage) -> None:
+        super().on_chat_message(posted)
+        if posted.message.text == self.awaited:
+            self.seen.set()
+
+
 async def launch(stored: int, *, backlog: bool = False) -> float:
     """Seconds from creating the app to its first frame (the newest page of each room);
     with ``backlog``, until all ``stored`` messages are loaded and drawn."""
-    backend = backend_with(stored)
+    chat = chat_with(stored)
     start = time.perf_counter()
-    app = ChatApp(backend, bell=False)
+    app = ChatApp(chat, bell=False)  # type: ignore[arg-type]
     async with app.run_test(size=SIZE) as pilot:
         await app.ready.wait()
         if backlog:
@@ -63,25 +76,27 @@ async def launch(stored: int, *, backlog: bool = False) -> float:
         await pilot.pause()  # the frame is rendered
         elapsed = time.perf_counter() - start
         assert app.timeline.scroll_offset.y == app.timeline.max_scroll_y
-        assert len(app.logs["lobby"].entries) == stored or not backlog
+        assert len(app.tabs["lobby"].log.entries) == stored or not backlog
     return elapsed
 
 
 async def append_chat(count: int) -> float:
     """Seconds to receive ``count`` messages into the shown room and draw the result."""
-    backend = backend_with(1_000)
-    app = ChatApp(backend, bell=False, toast=False)
+    chat = chat_with(1_000)
+    app = WatchingApp(chat, bell=False, toast=False)  # type: ignore[arg-type]
+    app.awaited, app.seen = text_of(count - 1), asyncio.Event()
     async with app.run_test(size=SIZE) as pilot:
         await app.ready.wait()
-        await backend.listening.wait()
+        await chat.listening.wait()
         await pilot.pause()
         start = time.perf_counter()
         for number in range(count):
-            backend.deliver("lobby", "bob", text_of(number))
+            chat.deliver("lobby", "bob", text_of(number))
             await asyncio.sleep(0)  # one by one, as the pump delivers them; frames go on
+        await app.seen.wait()
         await pilot.pause()
         elapsed = time.perf_counter() - start
-        assert "#" + str(count - 1) in app.logs["lobby"].entries[-1].body
+        assert "#" + str(count - 1) in app.tabs["lobby"].log.entries[-1].body
     return elapsed
 
 
@@ -105,18 +120,6 @@ async def append_log(count: int) -> float:
 
 
 FAST = 1_000_000.0  # no rate limit between the bench's own clients and relay
-
-
-class WatchingApp(ChatApp):
-    """Sets ``seen`` when a message with the awaited text has been shown."""
-
-    awaited = ""
-    seen: asyncio.Event
-
-    def message_received(self, message: MessageView) -> None:
-        super().message_received(message)
-        if message.text == self.awaited:
-            self.seen.set()
 
 
 async def library_cases(stored: int, runs: int) -> tuple[list[float], list[float], list[float]]:
@@ -149,25 +152,24 @@ async def library_cases(stored: int, runs: int) -> tuple[list[float], list[float
                         if message.text == text_of(stored - 1):
                             break
                 for run in range(runs):
-                    backend = library_backend(relay.url, identity=me, name="alice", store=store)
+                    chat = Client(relay.url, identity=me, name="alice", store=store)
+                    app = WatchingApp(chat, bell=False, toast=False)
                     start = time.perf_counter()
-                    async with backend:
-                        app = WatchingApp(backend, bell=False, toast=False)
-                        async with app.run_test(size=SIZE) as pilot:
-                            await app.ready.wait()
-                            await pilot.pause()
-                            launches.append(time.perf_counter() - start)
-                            await app.backlog_loaded.wait()
-                            await pilot.pause()
-                            loaded.append(time.perf_counter() - start)
-                            app.seen = asyncio.Event()
-                            app.awaited = f"run {run} message 999"
-                            start = time.perf_counter()
-                            for number in range(1_000):
-                                await room.send(f"run {run} message {number}")
-                            await asyncio.wait_for(app.seen.wait(), 120)
-                            await pilot.pause()
-                            appends.append(time.perf_counter() - start)
+                    async with chat, app.run_test(size=SIZE) as pilot:
+                        await app.ready.wait()
+                        await pilot.pause()
+                        launches.append(time.perf_counter() - start)
+                        await app.backlog_loaded.wait()
+                        await pilot.pause()
+                        loaded.append(time.perf_counter() - start)
+                        app.seen = asyncio.Event()
+                        app.awaited = f"run {run} message 999"
+                        start = time.perf_counter()
+                        for number in range(1_000):
+                            await room.send(f"run {run} message {number}")
+                        await asyncio.wait_for(app.seen.wait(), 120)
+                        await pilot.pause()
+                        appends.append(time.perf_counter() - start)
     return launches, loaded, appends
 
 

@@ -1,26 +1,43 @@
 """The chat application: layout, key bindings, command execution, event rendering.
 
-It holds UI state only (per-room scrollback, unread and mention counts, which room is
-shown); everything else is asked of the ``ChatBackend``. Backend calls run in workers
-so the screen never waits on the network, and the failures a user can act on arrive
-as notices in the timeline and a toast, never as tracebacks.
+It renders an ``e2echat.Client`` through the library's public types. The library's
+messages and events arrive as Textual messages (``ChatMessage``, ``ChatEvent``) posted
+by two pump workers; what is on screen follows reactive state (the shown room, its
+roster, the connection state, my name) that the widgets bind to. Library calls run in
+workers so the screen never waits on the network, and the failures a user can act on
+arrive as notices in the timeline and a toast, never as tracebacks.
 """
 
 import asyncio
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterable, Callable, Sequence
 from datetime import UTC, datetime, tzinfo
-from typing import ClassVar
+from typing import Any, ClassVar
 
-from rich.style import Style
-from rich.text import Text
+import textual.message
 from textual.app import App, ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
-from textual.widgets import Footer, Input, OptionList, Static
+from textual.reactive import reactive
+from textual.widgets import Footer, Input
 
+import e2echat
+from e2echat import (
+    ConnectionChanged,
+    ConnectionState,
+    E2EChatError,
+    Member,
+    MemberJoined,
+    MemberLeft,
+    MemberValidated,
+    Notice,
+    PresenceChanged,
+    Room,
+    RoomJoined,
+    RoomLeft,
+    Undecryptable,
+)
 from e2echat_tui import commands as cmd
-from e2echat_tui.backend import ChatBackend, MemberView, MessageView, RoomView
 from e2echat_tui.composer import Completion, Composer
 from e2echat_tui.dialogs import PasswordScreen, VerifyScreen
 from e2echat_tui.format import (
@@ -29,14 +46,14 @@ from e2echat_tui.format import (
     message_entry,
     name_tag,
     namesakes,
-    short_fingerprint,
     system_entry,
-    topic,
 )
+from e2echat_tui.header import Header, Topic
 from e2echat_tui.lines import Entry, RoomLog
 from e2echat_tui.members import MembersPanel
+from e2echat_tui.rooms import RoomTab
 from e2echat_tui.safe import escape_controls
-from e2echat_tui.sidebar import RoomList, RoomRow
+from e2echat_tui.sidebar import RoomList
 from e2echat_tui.timeline import Timeline
 
 KEYS_HELP = (
@@ -49,19 +66,13 @@ KEYS_HELP = (
     ("f2", "show / hide the members panel (hidden below 100 columns)"),
     ("ctrl+q", "quit"),
 )
-STATE_STYLES = {
-    "connected": Style(color="#5fd75f", bold=True),
-    "connecting": Style(color="#d7af00"),
-    "reconnecting": Style(color="#d7af00", bold=True),
-    "closed": Style(color="#ff5f5f", bold=True),
-}
 
 
 def _utc_now() -> datetime:
     return datetime.now(UTC)
 
 
-def _named(members: Sequence[MemberView], name: str) -> list[MemberView]:
+def _named(members: Sequence[Member], name: str) -> list[Member]:
     """The members ``name`` means: ``NAME#TAG`` is a name and a fingerprint prefix (as the
     timeline shows namesakes); any other text is a name (and has no ``#``)."""
     if "#" not in name:
@@ -75,27 +86,38 @@ def _named(members: Sequence[MemberView], name: str) -> list[MemberView]:
     ]
 
 
-def _has(room: RoomView, member: MemberView) -> bool:
+def _has(room: Room, member: Member) -> bool:
     return any(each.key == member.key for each in room.member_list)
 
 
+class ChatMessage(textual.message.Message):
+    """A room message from the library."""
+
+    def __init__(self, message: e2echat.Message[Room]) -> None:
+        super().__init__()
+        self.message = message
+
+
+class ChatEvent(textual.message.Message):
+    """An event from the library (joins, presence, key changes, the connection, ...)."""
+
+    def __init__(self, event: e2echat.Event) -> None:
+        super().__init__()
+        self.event = event
+
+
 class ChatApp(App[None]):
-    """The e2echat terminal client."""
+    """The e2echat terminal client over a connected ``e2echat.Client``."""
 
     TITLE = "e2echat"
     # Below 100 columns the members panel gives way and the sidebar narrows, so that an
     # 80x24 terminal still has a timeline wide enough to read (f2 toggles the panel).
     HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (100, "-wide")]  # noqa: RUF012 (typed by App)
     CSS = """
-    #header {
-        height: 1; background: $panel; padding: 0 1;
-        text-wrap: nowrap; text-overflow: ellipsis;
-    }
     Screen.-narrow #members { display: none; }
     Screen.-narrow.-members-toggled #members { display: block; }
     Screen.-wide.-members-toggled #members { display: none; }
     Screen.-narrow RoomList { width: 16; }
-    #topic { height: auto; max-height: 3; padding: 0 1; color: $text-muted; }
     #main { height: 1fr; }
     #centre { width: 1fr; }
     #composer { border: tall $panel; }
@@ -114,9 +136,17 @@ class ChatApp(App[None]):
     BACKLOG_CHUNK = 1_000
     MENTION_QUIET = 3.0  # seconds between two announced mentions
 
+    current: reactive[str | None] = reactive(None, init=False)
+    """The room on screen."""
+    roster: reactive[tuple[Member, ...]] = reactive(())
+    """The members of the room on screen, as last known."""
+    connection: reactive[str] = reactive("connecting")
+    user: reactive[str] = reactive("")
+    """My display name."""
+
     def __init__(
         self,
-        backend: ChatBackend,
+        chat: e2echat.Client,
         *,
         room: str | None = None,
         timezone: tzinfo | None = None,
@@ -129,9 +159,15 @@ class ChatApp(App[None]):
         """``room`` is shown first; ``timezone`` and ``clock`` make screenshots reproducible;
         ``bell``/``toast`` say how a mention of me is announced; ``history`` is the number
         of stored messages loaded per room (and the scrollback kept): the newest
-        ``first_page`` before the first frame, the older ones right after."""
+        ``first_page`` before the first frame, the older ones right after.
+
+        The app subscribes to ``chat``'s messages and events here, so an app made before
+        ``chat`` connects misses nothing of the session (what it also reads from the
+        store is skipped by seq)."""
         super().__init__()
-        self.backend = backend
+        self.chat = chat
+        self._messages: AsyncIterable[e2echat.Message[Room]] = chat.messages()
+        self._events: AsyncIterable[e2echat.Event] = chat.events()
         self.timezone = timezone
         self.clock = clock
         self.bell_on_mention = bell
@@ -140,27 +176,24 @@ class ChatApp(App[None]):
         self.first_page = min(first_page, history)
         self.ready = asyncio.Event()
         self.backlog_loaded = asyncio.Event()
-        self.current: str | None = room
-        self.logs: dict[str, RoomLog] = {}
-        self.rows: dict[str, RoomRow] = {}
-        self.loaded_seq: dict[str, int] = {}  # newest seq per room read from history
-        self.oldest_seq: dict[str, int] = {}  # oldest seq per room read so far
-        self.connection_state = backend.state
-        self.quiet_until: dict[str, float] = {}  # per room: no announcement before then
+        self.first_room = room
+        self.tabs: dict[str, RoomTab] = {}
+        self._own_reconnects = 0  # reconnects caused by /nick: not news for the timeline
 
     # ---------------------------------------------------------------- layout
 
     def compose(self) -> ComposeResult:
-        yield Static(id="header")
+        header = Header(self.chat.url, self.chat.fingerprint, id="header")
+        yield header.data_bind(state=ChatApp.connection, user=ChatApp.user)
         with Horizontal(id="main"):
-            yield RoomList(id="rooms")
+            yield RoomList(id="rooms").data_bind(ChatApp.current)
             with Vertical(id="centre"):
-                yield Static(id="topic")
+                yield Topic(id="topic")
                 yield Timeline(id="timeline")
                 composer = Composer(id="composer")
                 yield composer
                 yield Completion(composer, self._member_names)
-            yield MembersPanel(id="members")
+            yield MembersPanel(id="members").data_bind(members=ChatApp.roster)
         yield Footer()
 
     @property
@@ -171,127 +204,107 @@ class ChatApp(App[None]):
     def composer(self) -> Composer:
         return self.query_one(Composer)
 
+    @property
+    def room_list(self) -> RoomList:
+        return self.query_one(RoomList)
+
     async def on_mount(self) -> None:
-        for room in self.backend.rooms:
+        self.connection, self.user = str(self.chat.state), self.chat.name
+        for room in self.chat.rooms:
             await self._add_room(room)
-        if self.current not in self.logs:
-            self.current = next(iter(self.logs), None)
-        self._show_rooms()
-        self._show_current()
-        self._show_header()
+        first = self.first_room if self.first_room in self.tabs else next(iter(self.tabs), None)
+        self.current = first
         self.composer.focus()
-        self.run_worker(self.backend.run(self), name="events", group="events")
+        self.run_worker(self._pump(self._messages, ChatMessage), name="messages", group="pump")
+        self.run_worker(self._pump(self._events, ChatEvent), name="events", group="pump")
         self.call_after_refresh(self.run_worker, self._load_backlog(), group="history")
         self.ready.set()
 
-    async def _add_room(self, room: RoomView) -> None:
+    async def _pump(
+        self, source: AsyncIterable[Any], wrap: Callable[[Any], textual.message.Message]
+    ) -> None:
+        async for item in source:
+            self.post_message(wrap(item))
+
+    async def _add_room(self, room: Room) -> None:
         """Start showing ``room`` with its stored history (idempotent: a command and the
         library's ``RoomJoined`` event may both ask)."""
-        if room.name in self.logs:
+        if room.name in self.tabs:
             return
-        log = self.logs[room.name] = RoomLog(self.history_limit)  # claimed before awaiting
-        self.rows[room.name] = RoomRow(room.name, room.secret)
+        tab = self.tabs[room.name] = RoomTab(room, RoomLog(self.history_limit))  # claimed
+        self.room_list.add(room.name, room.secret)
         history = await room.history(limit=self.first_page)
-        log.extend(self._entries(history))
-        self.loaded_seq[room.name] = max((message.seq for message in history), default=0)
+        tab.log.extend(self._entries(history))
+        tab.loaded_seq = max((message.seq for message in history), default=0)
         if history and len(history) == self.first_page:  # there may be older messages
-            self.oldest_seq[room.name] = min((m.seq for m in history if m.seq), default=0)
-        self.timeline.appended(log)
+            tab.older_than = min((m.seq for m in history if m.seq), default=0)
+        self.timeline.appended(tab.log)
 
     async def _load_backlog(self) -> None:
         """After the first frame: the rest of each room's history, above what is shown."""
-        for name in list(self.oldest_seq):
-            await self._load_older(name)
+        for tab in list(self.tabs.values()):
+            await self._load_older(tab)
         self.backlog_loaded.set()
 
-    async def _load_older(self, name: str) -> None:
-        oldest = self.oldest_seq.pop(name, None)  # claimed: loaded once only
-        room, log = self._room(name), self.logs.get(name)
-        if oldest is None or room is None or log is None:
+    async def _load_older(self, tab: RoomTab) -> None:
+        oldest, tab.older_than = tab.older_than, None  # claimed: loaded once only
+        if oldest is None or self.tabs.get(tab.name) is not tab:
             return
-        history = await room.history(limit=self.history_limit)
+        history = await tab.room.history(limit=self.history_limit)
         older = [message for message in history if 0 < message.seq < oldest]
         for end in range(len(older), 0, -self.BACKLOG_CHUNK):  # newest first, yielding
             chunk = older[max(end - self.BACKLOG_CHUNK, 0) : end]
-            log.prepend(self._entries(chunk))
-            self.timeline.prepended(log)
+            tab.log.prepend(self._entries(chunk))
+            self.timeline.prepended(tab.log)
             await asyncio.sleep(0)  # let keys and frames through between chunks
 
-    def _entries(self, messages: Sequence[MessageView]) -> list[Entry]:
+    def _entries(self, messages: Sequence[e2echat.Message[Room]]) -> list[Entry]:
         """Timeline entries for messages of one room (namesakes looked up once)."""
         names = namesakes(messages[0].room.member_list) if messages else {}
         return [message_entry(message, self.timezone, names) for message in messages]
 
-    def _who(self, room: RoomView | None, member: MemberView) -> str:
+    def _who(self, room: Room | None, member: Member) -> str:
         """``member``'s name for a line about it, tagged if a namesake shares the room."""
-        rooms = [room] if room is not None else self.backend.rooms
+        rooms = [room] if room is not None else self.chat.rooms
         return display_name(member, namesakes(m for r in rooms for m in r.member_list))
 
-    def _room(self, name: str | None) -> RoomView | None:
-        return next((room for room in self.backend.rooms if room.name == name), None)
+    @property
+    def shown(self) -> RoomTab | None:
+        """The room on screen."""
+        return self.tabs.get(self.current) if self.current is not None else None
 
     def _member_names(self) -> list[str]:
-        room = self._room(self.current)
-        return [] if room is None else [m.name for m in room.member_list if not m.is_me]
+        return [m.name for m in self.roster if not m.is_me]
 
-    # ---------------------------------------------------------------- drawing
+    # ---------------------------------------------------------------- reactive state
 
-    def _show_header(self) -> None:
-        """One line: the full fingerprint is in /verify; the header shows its first groups."""
-        backend = self.backend
-        state = backend.state
-        header = Text.assemble(
-            ("e2echat", Style(bold=True)),
-            "  relay ",
-            (escape_controls(backend.url), Style(color="#5fafff")),
-            "  ",
-            (f"● {state}", STATE_STYLES.get(state, Style())),
-            "  you: ",
-            (escape_controls(backend.name), Style(bold=True)),
-            "  ",
-            (escape_controls(short_fingerprint(backend.fingerprint)), Style(color="#8a8a8a")),
-            no_wrap=True,
-            overflow="ellipsis",
-        )
-        self.query_one("#header", Static).update(header)
+    def watch_current(self, name: str | None) -> None:
+        tab = self.shown
+        self.timeline.show(tab.log if tab else RoomLog())
+        self.query_one(Topic).room = tab.room if tab else None
+        self._sync_roster()
 
-    def _show_rooms(self) -> None:
-        self.query_one(RoomList).show_rows(list(self.rows.values()), self.current)
-
-    def _show_current(self) -> None:
-        room = self._room(self.current)
-        log = self.logs.get(self.current or "", RoomLog())
-        self.timeline.show(log)
-        self.query_one("#topic", Static).update(
-            topic(room) if room else Text("No room: /join NAME or /create NAME")
-        )
-        self._show_members()
-
-    def _show_members(self) -> None:
-        room = self._room(self.current)
-        self.query_one(MembersPanel).show_members(room.member_list if room else [])
+    def _sync_roster(self, room: Room | None = None) -> None:
+        """Take the shown room's roster from the library (if ``room`` is it, or is None)."""
+        tab = self.shown
+        if room is None or (tab is not None and tab.room.name == room.name):
+            self.roster = tuple(tab.room.member_list) if tab else ()
 
     def switch_to(self, name: str) -> None:
-        """Show room ``name`` and clear its unread and mention badges."""
-        if name not in self.logs:
-            return
-        self.current = name
-        row = self.rows[name]
-        row.unread = row.mentions = 0
-        self.query_one(RoomList).update_row(row)
-        self.query_one(RoomList).mark_current(name)
-        self._show_current()
+        """Show room ``name`` (its unread and mention badges clear)."""
+        if name in self.tabs:
+            self.current = name
 
     def _append(self, room: str, entry_text: str, level: Level) -> None:
-        log = self.logs.get(room)
-        if log is None:
+        tab = self.tabs.get(room)
+        if tab is None:
             return
-        log.append(system_entry(entry_text, self.clock(), self.timezone, level))
-        self.timeline.appended(log)
+        tab.log.append(system_entry(entry_text, self.clock(), self.timezone, level))
+        self.timeline.appended(tab.log)
 
     def say(self, text: str, level: Level = Level.INFO) -> None:
         """A system line in the current room (or a toast when no room is open)."""
-        if self.current in self.logs:
+        if self.current in self.tabs:
             self._append(self.current, text, level)
         else:
             self.notify(escape_controls(text), markup=False)
@@ -304,19 +317,20 @@ class ChatApp(App[None]):
     # ---------------------------------------------------------------- keys
 
     def action_next_active(self) -> None:
-        names = list(self.rows)
+        names = list(self.tabs)
         if not names:
             return
         start = names.index(self.current) + 1 if self.current in names else 0
+        rows = self.room_list.rows
         ordered = names[start:] + names[:start]
-        target = next((n for n in ordered if self.rows[n].mentions), None) or next(
-            (n for n in ordered if self.rows[n].unread), None
+        target = next((n for n in ordered if rows[n].mentions), None) or next(
+            (n for n in ordered if rows[n].unread), None
         )
         if target is not None:
             self.switch_to(target)
 
     def action_cycle_room(self, step: int) -> None:
-        names = list(self.rows)
+        names = list(self.tabs)
         if names:
             index = names.index(self.current) if self.current in names else 0
             self.switch_to(names[(index + step) % len(names)])
@@ -333,10 +347,9 @@ class ChatApp(App[None]):
     def action_help(self) -> None:
         self.show_help()
 
-    def on_option_list_option_selected(self, event: OptionList.OptionSelected) -> None:
-        if isinstance(event.option_list, RoomList) and event.option.id is not None:
-            self.switch_to(event.option.id)
-            self.composer.focus()
+    def on_room_list_picked(self, event: RoomList.Picked) -> None:
+        self.switch_to(event.room)
+        self.composer.focus()
 
     # ---------------------------------------------------------------- commands
 
@@ -357,10 +370,9 @@ class ChatApp(App[None]):
 
     async def execute(self, parsed: cmd.Parsed) -> None:
         """Run one parsed composer line; expected failures become notices."""
-        readable: tuple[type[Exception], ...] = (cmd.CommandError, *self.backend.expected_errors)
         try:
             await self._execute(parsed)
-        except readable as exc:
+        except (cmd.CommandError, E2EChatError) as exc:
             self.error_notice(str(exc))
 
     async def _execute(self, parsed: cmd.Parsed) -> None:
@@ -372,15 +384,16 @@ class ChatApp(App[None]):
             case cmd.Join():
                 await self._join(parsed)
             case cmd.Leave():
-                room = self._require_room()
-                await room.leave()
-                self.room_left(room)
+                tab = self._require_room()
+                await tab.room.leave()
+                self._room_left(tab.room)
             case cmd.Invite():
-                invite = self._require_room().invite()
+                invite = self._require_room().room.invite()
                 self.say(f"Invite for {self.current} (anyone holding it can join): {invite}")
                 self.copy_to_clipboard(invite)
             case cmd.SetStatus(status, text):
-                await self.backend.set_status(status, text)
+                await self.chat.set_status(status, text)
+                self._sync_roster()
                 self.say(f"Your status is now {status}" + (f": {text}" if text else ""))
             case cmd.Verify(name):
                 await self._verify(name)
@@ -389,27 +402,23 @@ class ChatApp(App[None]):
             case cmd.Rooms():
                 await self._list_rooms()
             case cmd.Nick(name):
-                await self.backend.rename(name)
-                self._show_header()
-                self._show_current()  # a new connection: fresh rooms and rosters
-                self.say(f"You are now {self.backend.name}")
+                await self._rename(name)
             case cmd.Help():
                 self.show_help()
             case cmd.Quit():
                 self.exit()
 
-    def _require_room(self) -> RoomView:
-        room = self._room(self.current)
-        if room is None:
+    def _require_room(self) -> RoomTab:
+        tab = self.shown
+        if tab is None:
             raise cmd.CommandError("you are in no room: /join NAME or /create NAME first")
-        return room
+        return tab
 
     async def _send(self, text: str) -> None:
-        room = self._require_room()
-        message = await room.send(text)
-        log = self.logs[room.name]
-        log.extend(self._entries([message]))
-        self.timeline.appended(log)
+        tab = self._require_room()
+        message = await tab.room.send(text)
+        tab.log.extend(self._entries([message]))
+        self.timeline.appended(tab.log)
 
     async def _ask_password(self, prompt: str) -> str | None:
         return await self.push_screen_wait(PasswordScreen(prompt))
@@ -420,7 +429,7 @@ class ChatApp(App[None]):
             password = await self._ask_password(f"Password for the new room {create.name}:")
             if password is None:
                 return
-        room = await self.backend.create(create.name, password, secret=create.secret)
+        room = await self.chat.create(create.name, password, secret=create.secret)
         await self._enter(room)
         if room.secret and password is None:
             self.say("Secret room created: /invite prints the invite string to share.")
@@ -432,22 +441,37 @@ class ChatApp(App[None]):
             if password is None:
                 return
         elif join.secret is not None:
-            if self.backend.looks_like_invite(join.secret):
+            if cmd.looks_like_invite(join.secret):
                 invite = join.secret
             else:
                 password = join.secret
-        room = await self.backend.join(join.name, password, invite)
+        room = await self.chat.join(join.name, password, invite)
         await self._enter(room)
 
-    async def _enter(self, room: RoomView) -> None:
+    async def _enter(self, room: Room) -> None:
         await self._add_room(room)
-        self._show_rooms()
         self.switch_to(room.name)
         self.say(f"You joined {room.name}")
-        await self._load_older(room.name)
+        await self._load_older(self.tabs[room.name])
+
+    async def _rename(self, name: str) -> None:
+        """``Client.rename`` reconnects: that drop and return are not news."""
+        reconnects = self.chat.state is ConnectionState.CONNECTED
+        self._own_reconnects += reconnects
+        try:
+            await self.chat.rename(name)
+        except E2EChatError:
+            if self.chat.name != name:  # refused before it dropped the connection
+                self._own_reconnects -= reconnects
+            raise
+        finally:
+            self.user = self.chat.name
+            self._sync_roster()
+        self.say(f"You are now {self.chat.name}")
 
     async def _verify(self, name: str) -> None:
-        room = self._require_room()
+        tab = self._require_room()
+        room = tab.room
         matches = _named(room.member_list, name)
         if not matches:
             raise cmd.CommandError(f"no member named {name} in {room.name}")
@@ -459,16 +483,16 @@ class ChatApp(App[None]):
                 )
             raise cmd.CommandError(f"{len(matches)} members are named {name}: {choices}")
         member = matches[0]
-        screen = VerifyScreen(member, self.backend.safety_number(member))
+        screen = VerifyScreen(member, self.chat.safety_number(member))
         if not await self.push_screen_wait(screen):
             return
-        await self.backend.mark_verified(member)
+        await self.chat.mark_verified(member)
         self.say(f"{self._who(room, member)} is verified")
         await room.members()  # refreshes the cached roster, which now carries the mark
-        self._show_members()
+        self._sync_roster(room)
 
     async def _list_members(self) -> None:
-        room = self._require_room()
+        room = self._require_room().room
         members = await room.members()
         lines = [f"{len(members)} members of {room.name}:"]
         names = namesakes(members)
@@ -478,10 +502,10 @@ class ChatApp(App[None]):
                 trust = "no keys shared"
             lines.append(f"  {display_name(member, names)} — {member.status}, {trust}")
         self.say("\n".join(lines))
-        self._show_members()
+        self._sync_roster(room)
 
     async def _list_rooms(self) -> None:
-        summaries = await self.backend.list_rooms()
+        summaries = await self.chat.list_rooms()
         lines = [f"{len(summaries)} listed rooms on the relay:"]
         for summary in summaries:
             kind = "secret" if summary.secret else "open"
@@ -496,32 +520,32 @@ class ChatApp(App[None]):
         lines += [f"  {key} — {what}" for key, what in KEYS_HELP]
         self.say("\n".join(lines))
 
-    # ---------------------------------------------------------------- ChatListener
+    # ---------------------------------------------------------------- the library's news
 
-    def message_received(self, message: MessageView) -> None:
+    def on_chat_message(self, posted: ChatMessage) -> None:
+        message = posted.message
         name = message.room.name
-        log = self.logs.get(name)
-        if log is None or 0 < message.seq <= self.loaded_seq.get(name, 0):
+        tab = self.tabs.get(name)
+        if tab is None or 0 < message.seq <= tab.loaded_seq:
             return  # not a room we show, or already loaded from history
-        log.extend(self._entries([message]))
+        tab.log.extend(self._entries([message]))
         if name == self.current:
-            self.timeline.appended(log)
+            self.timeline.appended(tab.log)
         else:
-            row = self.rows[name]
+            row = self.room_list.rows[name]
             row.unread += 1
             row.mentions += message.mentions_me
-            self.query_one(RoomList).update_row(row)
         if message.mentions_me and not message.own:
-            self._announce_mention(message)
+            self._announce_mention(tab, message)
 
-    def _announce_mention(self, message: MessageView) -> None:
+    def _announce_mention(self, tab: RoomTab, message: e2echat.Message[Room]) -> None:
         """Bell and toast, at most once per room every ``MENTION_QUIET`` seconds: anyone
         in a room can mention you, and a flood must not become a storm of bells and toasts
         (every mention still counts in the sidebar and is highlighted in the timeline)."""
-        now, room = time.monotonic(), message.room.name
-        if now < self.quiet_until.get(room, 0.0):
+        now = time.monotonic()
+        if now < tab.quiet_until:
             return
-        self.quiet_until[room] = now + self.MENTION_QUIET
+        tab.quiet_until = now + self.MENTION_QUIET
         if self.bell_on_mention:
             self.bell()
         if self.toast_on_mention:
@@ -532,11 +556,43 @@ class ChatApp(App[None]):
                 markup=False,
             )
 
-    def connection_changed(self, state: str, detail: str | None) -> None:
+    def on_chat_event(self, posted: ChatEvent) -> None:
+        match posted.event:
+            case ConnectionChanged(state=state, detail=detail):
+                self._connection_changed(str(state), detail)
+            case MemberJoined(room=room, member=member):
+                self._append(room.name, f"{self._who(room, member)} joined", Level.INFO)
+                self._sync_roster(room)
+            case MemberValidated(room=room, member=member):
+                if room.secret and not member.is_me:
+                    text = f"{self._who(room, member)} proved the room secret: keys shared"
+                    self._append(room.name, text, Level.INFO)
+                self._sync_roster(room)
+            case MemberLeft(room=room, member=member):
+                self._append(room.name, f"{self._who(room, member)} left", Level.INFO)
+                self._sync_roster(room)
+            case PresenceChanged():
+                self._sync_roster()
+            case Undecryptable(room=room, sender=sender, seq=seq, reason=reason):
+                who = self._who(room, sender) if sender else "an unknown sender"
+                text = f"Could not decrypt message #{seq} from {who}: {reason}"
+                self._append(room.name, text, Level.ERROR)
+            case RoomJoined(room=room):
+                if room.name not in self.tabs:
+                    self.run_worker(self._track(room), group="commands")
+            case RoomLeft(room=room):
+                self._room_left(room)
+            case Notice(text=text):
+                self.say(text, Level.WARNING)
+                self.notify(escape_controls(text), severity="warning", markup=False)
+
+    def _connection_changed(self, state: str, detail: str | None) -> None:
         """The header always follows; the timeline hears of losses and recoveries only."""
-        previous, self.connection_state = self.connection_state, state
-        self._show_header()
-        if state in ("reconnecting", "closed"):
+        previous, self.connection = self.connection, state
+        if self._own_reconnects:
+            if state == "connected":
+                self._own_reconnects -= 1
+        elif state in ("reconnecting", "closed"):
             self.say(f"Connection {state}" + (f": {detail}" if detail else ""), Level.WARNING)
         elif state == "connected" and previous in ("reconnecting", "closed"):
             self.say("Connected again")
@@ -544,70 +600,25 @@ class ChatApp(App[None]):
             self.run_worker(self._refresh_roster(), group="commands")
 
     async def _refresh_roster(self) -> None:
-        """Ask the relay for the shown room's members and redraw the panel: until then
-        the cached roster may carry the presence of the last session."""
-        room = self._room(self.current)
-        if room is None:
+        """Ask the relay for the shown room's members: until then the cached roster may
+        carry the presence of the last session."""
+        tab = self.shown
+        if tab is None:
             return
         try:
-            await room.members()
-        except self.backend.expected_errors:
+            await tab.room.members()
+        except E2EChatError:
             return  # offline again: the next "connected" asks again
-        if room.name == self.current:
-            self._show_members()
+        self._sync_roster(tab.room)
 
-    def member_joined(self, room: RoomView, member: MemberView) -> None:
-        self._append(room.name, f"{self._who(room, member)} joined", Level.INFO)
-        if room.name == self.current:
-            self._show_members()
-
-    def member_validated(self, room: RoomView, member: MemberView) -> None:
-        if room.secret and not member.is_me:
-            self._append(
-                room.name,
-                f"{self._who(room, member)} proved the room secret: keys shared",
-                Level.INFO,
-            )
-        if room.name == self.current:
-            self._show_members()
-
-    def member_left(self, room: RoomView, member: MemberView) -> None:
-        self._append(room.name, f"{self._who(room, member)} left", Level.INFO)
-        if room.name == self.current:
-            self._show_members()
-
-    def presence_changed(self, member: MemberView) -> None:
-        room = self._room(self.current)
-        if room is not None and _has(room, member):
-            self._show_members()
-
-    def undecryptable(
-        self, room: RoomView, sender: MemberView | None, seq: int, reason: str
-    ) -> None:
-        who = self._who(room, sender) if sender else "an unknown sender"
-        self._append(
-            room.name, f"Could not decrypt message #{seq} from {who}: {reason}", Level.ERROR
-        )
-
-    def room_joined(self, room: RoomView) -> None:
-        if room.name not in self.logs:
-            self.run_worker(self._track(room), group="commands")
-
-    async def _track(self, room: RoomView) -> None:
+    async def _track(self, room: Room) -> None:
         await self._add_room(room)
-        self._show_rooms()
-        await self._load_older(room.name)
+        await self._load_older(self.tabs[room.name])
 
-    def room_left(self, room: RoomView) -> None:
-        if self.logs.pop(room.name, None) is None:
+    def _room_left(self, room: Room) -> None:
+        if self.tabs.pop(room.name, None) is None:
             return
-        del self.rows[room.name]
+        self.room_list.discard(room.name)
         if self.current == room.name:
-            self.current = next(iter(self.logs), None)
-        self._show_rooms()
-        self._show_current()
+            self.current = next(iter(self.tabs), None)
         self.notify(escape_controls(f"You left {room.name}"), markup=False)
-
-    def notice(self, text: str) -> None:
-        self.say(text, Level.WARNING)
-        self.notify(escape_controls(text), severity="warning", markup=False)

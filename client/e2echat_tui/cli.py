@@ -11,7 +11,7 @@ from typing import Annotated
 
 import typer
 
-from e2echat import E2EChatError, Identity, default_identity_path
+from e2echat import Client, E2EChatError, Identity, default_identity_path
 
 app = typer.Typer(
     help="e2echat: end-to-end encrypted chat in your terminal.",
@@ -97,12 +97,12 @@ def connect(
     toast: ToastOption = True,
 ) -> None:
     """Open the chat on a relay (asks for your identity's passphrase)."""
-    from e2echat_tui.launch import library_backend, run_chat
+    from e2echat_tui.launch import run_chat
 
     loaded = _load_identity(identity)
     try:
-        backend = library_backend(url, identity=loaded, name=name, store=store)
-        asyncio.run(run_chat(backend, room=room, bell=bell, toast=toast))
+        chat = Client(url, identity=loaded, name=name, store=store)
+        asyncio.run(run_chat(chat, room=room, bell=bell, toast=toast))
     except E2EChatError as exc:
         raise _fail(str(exc)) from None
 

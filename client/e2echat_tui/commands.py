@@ -194,6 +194,12 @@ def parse(line: str) -> Parsed:
     return Nick(args[0])
 
 
+def looks_like_invite(secret: str) -> bool:
+    """Whether a ``/join`` argument is an invite (``ws(s)://relay/room#secret``) rather
+    than a password."""
+    return secret.startswith(("ws://", "wss://")) and "#" in secret
+
+
 def history_text(line: str) -> str:
     """What the composer may remember of ``line``: a password or invite is dropped."""
     try:

@@ -16,9 +16,8 @@ from e2echat_server.config import RelayConfig
 from e2echat_server.relay import Relay
 
 from e2echat import Client, Identity, MemberJoined, Message, Room
-from e2echat_tui.adapter import LibraryBackend
 from e2echat_tui.app import ChatApp
-from e2echat_tui.launch import library_backend, run_app
+from e2echat_tui.launch import run_app
 
 LOBBY = "lobby"
 GREETER = "greeter"
@@ -59,8 +58,8 @@ async def run_greeter(bot: Client) -> None:
 
 
 @contextlib.asynccontextmanager
-async def demo_session(workdir: Path, name: str = "guest") -> AsyncIterator[LibraryBackend]:
-    """A relay, a greeter in ``lobby``, and a connected backend for ``name`` in ``lobby``."""
+async def demo_session(workdir: Path, name: str = "guest") -> AsyncIterator[Client]:
+    """A relay, a greeter in ``lobby``, and a connected client for ``name`` in ``lobby``."""
     async with Relay(RelayConfig(port=0, memory=True)) as relay:
         bot = Client(
             relay.url, identity=Identity.generate(), name=GREETER, store=workdir / "greeter.sqlite3"
@@ -68,13 +67,13 @@ async def demo_session(workdir: Path, name: str = "guest") -> AsyncIterator[Libr
         async with bot:
             await bot.create(LOBBY, description="The demo room: say hi to @greeter")
             greeter = asyncio.create_task(run_greeter(bot), name="greeter")
-            backend = library_backend(
+            you = Client(
                 relay.url, identity=Identity.generate(), name=name, store=workdir / "you.sqlite3"
             )
             try:
-                async with backend:
-                    await backend.join(LOBBY)
-                    yield backend
+                async with you:
+                    await you.join(LOBBY)
+                    yield you
             finally:
                 greeter.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
@@ -85,5 +84,5 @@ async def run_demo(*, bell: bool = True, toast: bool = True) -> None:
     """Run the whole demo until the user quits; nothing is left behind."""
     logging.getLogger().addHandler(logging.NullHandler())  # no relay logs over the TUI
     with tempfile.TemporaryDirectory(prefix="e2echat-demo-") as workdir:
-        async with demo_session(Path(workdir)) as backend:
-            await run_app(ChatApp(backend, room=LOBBY, bell=bell, toast=toast))
+        async with demo_session(Path(workdir)) as you:
+            await run_app(ChatApp(you, room=LOBBY, bell=bell, toast=toast))

@@ -10,7 +10,7 @@ from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label, Static
 
-from e2echat_tui.backend import MemberView
+from e2echat import Member
 from e2echat_tui.format import trust_label
 from e2echat_tui.safe import escape_controls
 
@@ -42,7 +42,7 @@ def _rows(number: str, per_row: int = 4) -> str:
     return "\n".join(" ".join(groups[i : i + per_row]) for i in range(0, len(groups), per_row))
 
 
-def safety_text(member: MemberView, safety_number: str) -> Text:
+def safety_text(member: Member, safety_number: str) -> Text:
     """What the verify dialog says: who, their fingerprint, and the number to compare."""
     label, label_style = trust_label(member)
     text = Text.assemble(
@@ -70,7 +70,7 @@ class VerifyScreen(ModalScreen[bool]):
     BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "dismiss(False)", "Close")]
     AUTO_FOCUS = "#close"
 
-    def __init__(self, member: MemberView, safety_number: str) -> None:
+    def __init__(self, member: Member, safety_number: str) -> None:
         super().__init__()
         self._text = safety_text(member, safety_number)
         self._confirm = "It matches: mark verified"

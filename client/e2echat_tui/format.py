@@ -14,7 +14,7 @@ from rich.segment import Segment
 from rich.style import Style
 from rich.text import Text
 
-from e2echat_tui.backend import MemberView, MessageView, RoomView
+from e2echat import Member, Message, Room
 from e2echat_tui.lines import Entry
 from e2echat_tui.safe import escape_controls
 
@@ -64,19 +64,19 @@ Namesakes = Mapping[str, frozenset[bytes]]
 """The keys that go by each name in a room: more than one means a name is shared."""
 
 
-def namesakes(members: Iterable[MemberView]) -> Namesakes:
+def namesakes(members: Iterable[Member]) -> Namesakes:
     keys: dict[str, set[bytes]] = {}
     for member in members:
         keys.setdefault(member.name, set()).add(member.key)
     return {name: frozenset(each) for name, each in keys.items()}
 
 
-def name_tag(member: MemberView) -> str:
+def name_tag(member: Member) -> str:
     """A short suffix from the key (the first fingerprint group) that tells namesakes apart."""
     return member.fingerprint.split()[0] if member.fingerprint.strip() else member.key.hex()[:4]
 
 
-def display_name(member: MemberView, names: Namesakes) -> str:
+def display_name(member: Member, names: Namesakes) -> str:
     """The escaped name; ``name#tag`` when someone else in the room has the same name.
 
     Names are labels, not identities: without the tag a newcomer calling itself "bob"
@@ -102,7 +102,7 @@ def clock(moment: datetime, timezone: tzinfo | None) -> str:
     return moment.astimezone(timezone).strftime("%H:%M")
 
 
-def message_entry(message: MessageView, timezone: tzinfo | None, names: Namesakes) -> Entry:
+def message_entry(message: Message[Room], timezone: tzinfo | None, names: Namesakes) -> Entry:
     """The timeline entry of a message: own messages muted, mentions of me highlighted;
     ``names`` are the room's namesakes (see ``display_name``)."""
     sender = message.sender
@@ -126,7 +126,7 @@ def system_entry(text: str, moment: datetime, timezone: tzinfo | None, level: Le
     )
 
 
-def trust_label(member: MemberView) -> tuple[str, Style]:
+def trust_label(member: Member) -> tuple[str, Style]:
     """The member list's trust marker: verified, unverified, or no keys shared."""
     if member.is_me:
         return "you", Style(color="#8a8a8a")
@@ -137,7 +137,7 @@ def trust_label(member: MemberView) -> tuple[str, Style]:
     return "? unverified", Style(color="#d7af00")
 
 
-def member_line(member: MemberView, names: Namesakes) -> Text:
+def member_line(member: Member, names: Namesakes) -> Text:
     """One line of the members panel: presence, coloured name, trust marker."""
     mark, mark_style = STATUS_MARKS.get(member.status, OFFLINE_MARK)
     label, label_style = trust_label(member)
@@ -149,11 +149,11 @@ def member_line(member: MemberView, names: Namesakes) -> Text:
     return line
 
 
-def room_marker(room: RoomView) -> str:
+def room_marker(room: Room) -> str:
     return "🔒" if room.secret else "#"
 
 
-def topic(room: RoomView) -> Text:
+def topic(room: Room) -> Text:
     """The line above the timeline; an open room says plainly who can read it."""
     text = Text.assemble((f"{room_marker(room)} {escape_controls(room.name)}", Style(bold=True)))
     if room.secret:

@@ -4,30 +4,17 @@ import asyncio
 import contextlib
 import signal
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 from textual.app import App
 
-from e2echat import Client, Identity
-from e2echat_tui.adapter import LibraryBackend
+from e2echat import Client
 from e2echat_tui.app import ChatApp
 
 # SIGHUP does not exist on Windows, where the loop cannot take signal handlers anyway.
 HANGUP_SIGNALS = tuple(
     getattr(signal, name) for name in ("SIGHUP", "SIGTERM") if hasattr(signal, name)
 )
-
-
-def library_backend(
-    url: str, *, identity: Identity, name: str, store: Path | None = None
-) -> LibraryBackend:
-    """A backend that (re)connects to ``url`` as ``identity`` under a display name."""
-
-    def connect(display_name: str) -> Client:
-        return Client(url, identity=identity, name=display_name, store=store)
-
-    return LibraryBackend(connect, name)
 
 
 @contextlib.contextmanager
@@ -58,8 +45,13 @@ async def run_app(app: ChatApp) -> None:
 
 
 async def run_chat(
-    backend: LibraryBackend, *, room: str | None = None, bell: bool = True, toast: bool = True
+    chat: Client, *, room: str | None = None, bell: bool = True, toast: bool = True
 ) -> None:
-    """Connect, run the app until the user quits, disconnect."""
-    async with backend:
-        await run_app(ChatApp(backend, room=room, bell=bell, toast=toast))
+    """Connect, run the app until the user quits, disconnect.
+
+    The app is made first: it subscribes to the client's messages and events before
+    the connection opens, so nothing of the session is missed.
+    """
+    app = ChatApp(chat, room=room, bell=bell, toast=toast)
+    async with chat:
+        await run_app(app)

@@ -3,15 +3,16 @@
 from collections.abc import Sequence
 
 from rich.text import Text
+from textual.reactive import reactive
 from textual.widgets import Static
 
-from e2echat_tui.backend import MemberView
+from e2echat import Member
 from e2echat_tui.format import member_line, namesakes
 
 _PRESENCE_ORDER = {"online": 0, "busy": 1, "away": 2}
 
 
-def sorted_members(members: Sequence[MemberView]) -> list[MemberView]:
+def sorted_members(members: Sequence[Member]) -> list[Member]:
     """Me first, then by presence, then by name (case-insensitive)."""
     return sorted(
         members,
@@ -20,7 +21,7 @@ def sorted_members(members: Sequence[MemberView]) -> list[MemberView]:
 
 
 class MembersPanel(Static):
-    """A plain-text list; it is redrawn whole because rooms are small on screen."""
+    """The shown room's roster; redrawn whenever ``members`` changes."""
 
     DEFAULT_CSS = """
     MembersPanel {
@@ -32,7 +33,9 @@ class MembersPanel(Static):
     }
     """
 
-    def show_members(self, members: Sequence[MemberView]) -> None:
+    members: reactive[tuple[Member, ...]] = reactive(())
+
+    def watch_members(self, members: tuple[Member, ...]) -> None:
         names = namesakes(members)
         lines = [member_line(member, names) for member in sorted_members(members)]
         header = Text(f"Members ({len(lines)})\n", style="bold")

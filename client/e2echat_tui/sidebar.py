@@ -1,29 +1,44 @@
-"""The rooms sidebar: one row per joined room with its open/secret marker and badges."""
+"""The rooms sidebar: one row per joined room with its marker and badges.
 
-from dataclasses import dataclass
+Each row is a widget whose unread and mention counts are reactive: bumping a count
+redraws that row alone.
+"""
 
 from rich.style import Style
 from rich.text import Text
-from textual.widgets import OptionList
-from textual.widgets.option_list import Option
+from textual import events
+from textual.containers import VerticalScroll
+from textual.message import Message
+from textual.reactive import reactive
+from textual.widget import Widget
 
 from e2echat_tui.safe import escape_controls
 
 
-@dataclass(slots=True)
-class RoomRow:
-    """What the sidebar shows for a room (``unread``/``mentions`` since last viewed)."""
+class RoomRow(Widget):
+    """A room in the sidebar (``unread``/``mentions`` since it was last shown)."""
 
-    name: str
-    secret: bool
-    unread: int = 0
-    mentions: int = 0
+    DEFAULT_CSS = """
+    RoomRow { height: 1; padding: 0 1; }
+    RoomRow.-current { background: $accent 40%; }
+    RoomRow:hover { background: $boost; }
+    """
 
-    def prompt(self) -> Text:
+    unread: reactive[int] = reactive(0)
+    mentions: reactive[int] = reactive(0)
+
+    def __init__(self, room: str, secret: bool) -> None:
+        super().__init__()
+        self.room = room
+        self.secret = secret
+
+    def render(self) -> Text:
         marker = "🔒" if self.secret else "#"
         text = Text.assemble(
             (marker + " ", Style(color="#87d787" if self.secret else "#d7af00")),
-            (escape_controls(self.name), Style(bold=bool(self.unread))),
+            (escape_controls(self.room), Style(bold=bool(self.unread))),
+            no_wrap=True,
+            overflow="ellipsis",
         )
         if self.unread:
             text.append(f" {self.unread}", Style(color="#5fafff"))
@@ -31,31 +46,55 @@ class RoomRow:
             text.append(f" @{self.mentions}", Style(color="#000000", bgcolor="#d7af00", bold=True))
         return text
 
+    def on_click(self, event: events.Click) -> None:
+        event.stop()
+        self.post_message(RoomList.Picked(self.room))
 
-class RoomList(OptionList, can_focus=False):
-    """Joined rooms in join order; the option id is the room name.
 
-    It never takes focus (the composer keeps it; keys switch rooms), so a click selects
-    a room without the list growing a focus border under the pointer.
+class RoomList(VerticalScroll, can_focus=False):
+    """Joined rooms in join order, the shown one (``current``) highlighted.
+
+    It never takes focus (the composer keeps it; keys switch rooms), so a click picks
+    a room without a focus border growing under the pointer.
     """
 
     DEFAULT_CSS = """
     RoomList {
         width: 24;
         height: 1fr;
-        border: none;
         border-right: vkey $panel;
+        scrollbar-size-vertical: 1;
     }
     """
 
-    def show_rows(self, rows: list[RoomRow], current: str | None) -> None:
-        """Replace every row (rooms were added or removed)."""
-        self.set_options(Option(row.prompt(), id=row.name) for row in rows)
-        self.mark_current(current)
+    class Picked(Message):
+        """The user clicked a room."""
 
-    def update_row(self, row: RoomRow) -> None:
-        """Redraw one room's badges."""
-        self.replace_option_prompt(row.name, row.prompt())
+        def __init__(self, room: str) -> None:
+            super().__init__()
+            self.room = room
 
-    def mark_current(self, current: str | None) -> None:
-        self.highlighted = None if current is None else self.get_option_index(current)
+    current: reactive[str | None] = reactive(None)
+
+    def __init__(self, *, id: str | None = None) -> None:
+        super().__init__(id=id)
+        self.rows: dict[str, RoomRow] = {}
+
+    def add(self, room: str, secret: bool) -> RoomRow:
+        row = self.rows[room] = RoomRow(room, secret)
+        row.set_class(room == self.current, "-current")
+        self.mount(row)
+        return row
+
+    def discard(self, room: str) -> None:
+        row = self.rows.pop(room, None)
+        if row is not None:
+            row.remove()
+
+    def watch_current(self, old: str | None, new: str | None) -> None:
+        if old in self.rows:
+            self.rows[old].remove_class("-current")
+        if new in self.rows:
+            self.rows[new].add_class("-current")
+            self.rows[new].unread = self.rows[new].mentions = 0
+            self.rows[new].scroll_visible(animate=False)

@@ -1,41 +1,53 @@
-"""Shared fixtures for the TUI tests: a scripted backend and a reproducible app."""
+"""Shared fixtures for the TUI tests: a scripted library double and a reproducible app."""
 
 from datetime import UTC, timedelta
 
 import pytest
 from e2echat_tui.app import ChatApp
-from e2echat_tui.fake import EPOCH, FakeBackend
+
+from .fake import EPOCH, FakeChat
 
 SIZE = (110, 30)
 
 
-def populated_backend() -> FakeBackend:
+def populated_chat() -> FakeChat:
     """alice in an open lobby (with history) and a password room; fixed keys and times."""
-    backend = FakeBackend("alice")
-    bob = backend.member("bob", verified=True)
-    carol = backend.member("carol", status="away", status_text="lunch")
-    dave = backend.member("dave", validated=False, status="offline")
-    lobby = backend.add_room("lobby", description="Say hello", members=[bob, carol, dave])
-    backend.add_room("team", password="hunter2", members=[bob])
-    backend.add_room("elsewhere", joined=False, description="not joined yet")
-    backend.record(lobby, bob, "hi everyone")
-    backend.record(lobby, carol, "hello bob, welcome to the lobby")
-    backend.record(lobby, backend.me, "morning!", own=True)
-    backend.record(lobby, bob, "@alice did you see the release notes?")
-    return backend
+    chat = FakeChat("alice")
+    bob = chat.member("bob", verified=True)
+    carol = chat.member("carol", status="away", status_text="lunch")
+    dave = chat.member("dave", validated=False, status="offline")
+    lobby = chat.add_room("lobby", description="Say hello", members=[bob, carol, dave])
+    chat.add_room("team", password="hunter2", members=[bob])
+    chat.add_room("elsewhere", joined=False, description="not joined yet")
+    chat.record(lobby, bob, "hi everyone")
+    chat.record(lobby, carol, "hello bob, welcome to the lobby")
+    chat.record(lobby, chat.me, "morning!", own=True)
+    chat.record(lobby, bob, "@alice did you see the release notes?")
+    return chat
 
 
-def fixed_app(backend: FakeBackend, *, toast: bool = True) -> ChatApp:
+class FixedApp(ChatApp):
+    """A ChatApp that looks the same however slow the machine: its cursor does not blink
+    and its toasts stay up for an hour (a screenshot taken late must not catch the
+    cursor off or a toast gone)."""
+
+    NOTIFICATION_TIMEOUT = 3600
+
+    def on_mount(self) -> None:
+        self.composer.cursor_blink = False
+
+
+def fixed_app(chat: FakeChat, *, toast: bool = True) -> ChatApp:
     """An app whose every time and key is fixed, for Pilot tests and snapshots."""
     later = EPOCH + timedelta(minutes=10)
-    return ChatApp(backend, timezone=UTC, clock=lambda: later, bell=False, toast=toast)
+    return FixedApp(chat, timezone=UTC, clock=lambda: later, bell=False, toast=toast)  # type: ignore[arg-type]
 
 
 @pytest.fixture
-def backend() -> FakeBackend:
-    return populated_backend()
+def chat() -> FakeChat:
+    return populated_chat()
 
 
 @pytest.fixture
-def app(backend: FakeBackend) -> ChatApp:
-    return fixed_app(backend)
+def app(chat: FakeChat) -> ChatApp:
+    return fixed_app(chat)

@@ -9,30 +9,31 @@ from e2echat_tui.app import ChatApp
 from e2echat_tui.commands import history_text
 from e2echat_tui.composer import Completion, Composer
 from e2echat_tui.dialogs import VerifyScreen
-from e2echat_tui.fake import FakeBackend
+from e2echat_tui.header import Header
 from e2echat_tui.launch import exit_on_hangup
 from e2echat_tui.members import MembersPanel
 from e2echat_tui.sidebar import RoomList
 from e2echat_tui.timeline import Timeline
 from textual.widgets import Input, Static
 
+from e2echat import ConnectionState
+
 from .conftest import fixed_app
+from .fake import FakeChat
 from .screen import screen_text
-from .test_app import commands_done, started, submit, until_screen
+from .test_app import commands_done, settle, started, submit, until_screen
 
 NARROW = (80, 24)
 
 
-async def test_a_narrow_terminal_gives_the_timeline_the_room(
-    app: ChatApp, backend: FakeBackend
-) -> None:
+async def test_a_narrow_terminal_gives_the_timeline_the_room(app: ChatApp, chat: FakeChat) -> None:
     """At 80x24 the members panel gave way and the header wrapped onto two lines."""
     async with app.run_test(size=NARROW) as pilot:
-        await started(app, backend)
+        await started(app, chat)
         await pilot.pause()
         assert not app.query_one(MembersPanel).display
         assert app.query_one(Timeline).size.width >= 55
-        assert app.query_one("#header", Static).size.height == 1
+        assert app.query_one(Header).size.height == 1
         assert app.query_one(RoomList).size.width <= 18
         await pilot.resize_terminal(130, 30)
         await pilot.pause()
@@ -41,11 +42,11 @@ async def test_a_narrow_terminal_gives_the_timeline_the_room(
 
 
 async def test_enter_on_a_complete_command_runs_it_when_the_dropdown_lags(
-    app: ChatApp, backend: FakeBackend
+    app: ChatApp, chat: FakeChat
 ) -> None:
     """Typing ``/help`` and enter fast: the dropdown of ``/hel`` must not eat the enter."""
     async with app.run_test(size=NARROW) as pilot:
-        await started(app, backend)
+        await started(app, chat)
         composer = app.query_one(Composer)
         await pilot.press(*"/hel")
         await pilot.pause()
@@ -55,28 +56,27 @@ async def test_enter_on_a_complete_command_runs_it_when_the_dropdown_lags(
         await pilot.press("enter")
         await commands_done(app)
         assert composer.value == ""
-        assert app.logs["lobby"].entries[-1].body.startswith("Commands:")
+        assert app.tabs["lobby"].log.entries[-1].body.startswith("Commands:")
 
 
 async def test_the_members_panel_follows_the_roster_after_a_reconnect(
-    app: ChatApp, backend: FakeBackend
+    app: ChatApp, chat: FakeChat
 ) -> None:
     """The library refreshes its cached roster on (re)connect; the panel must redraw."""
     async with app.run_test(size=(130, 30)) as pilot:
-        await started(app, backend)
-        lobby = backend.directory["lobby"]
+        await started(app, chat)
+        lobby = chat.directory["lobby"]
         lobby.member_list = [
             replace(m, status="busy") if m.name == "dave" else m for m in lobby.member_list
         ]
-        backend.change_connection("connected")
-        await commands_done(app)
-        await pilot.pause()
+        chat.change_connection(ConnectionState.CONNECTED)
+        await settle(pilot)
         assert "⊘ dave" in screen_text(app)
 
 
-async def test_nick_redraws_the_members_panel(app: ChatApp, backend: FakeBackend) -> None:
+async def test_nick_redraws_the_members_panel(app: ChatApp, chat: FakeChat) -> None:
     async with app.run_test(size=(130, 30)) as pilot:
-        await started(app, backend)
+        await started(app, chat)
         await submit(pilot, "/nick alicia")
         assert "● alicia" in screen_text(app)
 
@@ -90,23 +90,21 @@ def test_a_mistyped_join_does_not_keep_its_secret_in_history() -> None:
 
 
 async def test_a_started_app_never_remembers_a_mistyped_password(
-    backend: FakeBackend,
+    chat: FakeChat,
 ) -> None:
-    app = fixed_app(backend)
+    app = fixed_app(chat)
     async with app.run_test(size=NARROW) as pilot:
-        await started(app, backend)
+        await started(app, chat)
         await submit(pilot, "/join team hunter2 oops")
         assert "hunter2" not in " ".join(app.query_one(Composer).history)
-        assert all("hunter2" not in entry.body for entry in app.logs["lobby"].entries)
+        assert all("hunter2" not in entry.body for entry in app.tabs["lobby"].log.entries)
 
 
-async def test_closing_the_terminal_ends_the_app_like_quit(
-    app: ChatApp, backend: FakeBackend
-) -> None:
+async def test_closing_the_terminal_ends_the_app_like_quit(app: ChatApp, chat: FakeChat) -> None:
     """SIGHUP (window closed) or SIGTERM killed the process outright: the connection and
     store were never closed and ``demo`` left its temporary identity behind."""
     async with app.run_test(size=NARROW) as pilot:
-        await started(app, backend)
+        await started(app, chat)
         with exit_on_hangup(app):
             os.kill(os.getpid(), signal.SIGHUP)
             for _ in range(50):
@@ -118,68 +116,71 @@ async def test_closing_the_terminal_ends_the_app_like_quit(
     assert not loop.remove_signal_handler(signal.SIGHUP)  # handlers are put back
 
 
-async def test_two_members_with_one_name_are_told_apart(app: ChatApp, backend: FakeBackend) -> None:
+async def test_two_members_with_one_name_are_told_apart(app: ChatApp, chat: FakeChat) -> None:
     """Names are labels, not identities: a second "bob" must not pass for the first."""
     async with app.run_test(size=(130, 30)) as pilot:
-        await started(app, backend)
-        bob = next(m for m in backend.directory["lobby"].member_list if m.name == "bob")
-        impostor = replace(backend.member("mallory"), name="bob")
-        backend.arrive("lobby", impostor)
-        backend.listener.message_received(
-            backend.record(backend.directory["lobby"], impostor, "it's me, send the file")
-        )
-        await pilot.pause()
+        await started(app, chat)
+        bob = next(m for m in chat.directory["lobby"].member_list if m.name == "bob")
+        impostor = replace(chat.member("mallory"), name="bob")
+        chat.arrive("lobby", impostor)
+        chat.publish(chat.record(chat.directory["lobby"], impostor, "it's me, send the file"))
+        await settle(pilot)
         real_tag, fake_tag = bob.fingerprint.split()[0], impostor.fingerprint.split()[0]
-        bodies = [entry.body for entry in app.logs["lobby"].entries]
+        bodies = [entry.body for entry in app.tabs["lobby"].log.entries]
         assert f"bob#{fake_tag} joined" in bodies  # system lines tell them apart too
-        backend.depart("lobby", "bob")  # the first bob: the real one
-        assert app.logs["lobby"].entries[-1].body == f"bob#{real_tag} left"
-        backend.arrive("lobby", bob)
+        chat.depart("lobby", "bob")  # the first bob: the real one
+        await settle(pilot)
+        assert app.tabs["lobby"].log.entries[-1].body == f"bob#{real_tag} left"
+        chat.arrive("lobby", bob)
+        await settle(pilot)
         text = screen_text(app)
         assert f"bob#{fake_tag} it's me, send the file" in text
         assert f"● bob#{real_tag}" in text
         assert f"● bob#{fake_tag}" in text
         await submit(pilot, "/members")
-        assert f"  bob#{fake_tag} — online, unverified" in app.logs["lobby"].entries[-1].body
+        assert f"  bob#{fake_tag} — online, unverified" in app.tabs["lobby"].log.entries[-1].body
         await submit(pilot, "/verify bob")
-        assert f"/verify bob#{real_tag}" in app.logs["lobby"].entries[-1].body
+        assert f"/verify bob#{real_tag}" in app.tabs["lobby"].log.entries[-1].body
         app.query_one(Composer).value = f"/verify bob#{fake_tag}"
         await pilot.press("enter")
         screen = await until_screen(pilot, VerifyScreen)
         assert impostor.fingerprint in str(screen.query_one("#safety", Static).render())
 
 
-async def test_a_flood_of_mentions_rings_once_not_fifty_times(backend: FakeBackend) -> None:
+async def test_a_flood_of_mentions_rings_once_not_fifty_times(chat: FakeChat) -> None:
     """Anyone in a room can mention you; fifty at once must not be fifty bells and toasts."""
-    app = fixed_app(backend)
+    app = fixed_app(chat)
     rings: list[None] = []
     app.bell_on_mention = True
     app.bell = lambda: rings.append(None)  # type: ignore[method-assign]
     async with app.run_test(size=NARROW) as pilot:
-        await started(app, backend)
+        await started(app, chat)
         for n in range(50):
-            backend.deliver("team", "bob", f"@alice ping {n}")
-        await pilot.pause()
-        assert app.rows["team"].mentions == 50  # every one still counts and is highlighted
+            chat.deliver("team", "bob", f"@alice ping {n}")
+        await settle(pilot)
+        assert (
+            app.room_list.rows["team"].mentions == 50
+        )  # every one still counts and is highlighted
         assert 1 <= len(rings) < 5
         assert 1 <= len(app._notifications) < 5
 
 
 async def test_a_name_that_looks_tagged_cannot_pass_for_a_tagged_namesake(
-    app: ChatApp, backend: FakeBackend
+    app: ChatApp, chat: FakeChat
 ) -> None:
     """With two bobs about, "bob#TAG" must only ever mean the bob with that key: a member
     who calls itself "bob#TAG" is shown, and addressed, with its own tag added."""
     async with app.run_test(size=(130, 30)) as pilot:
-        await started(app, backend)
-        lobby = backend.directory["lobby"]
+        await started(app, chat)
+        lobby = chat.directory["lobby"]
         bob = next(m for m in lobby.member_list if m.name == "bob")
         real_tag = bob.fingerprint.split()[0]
-        backend.arrive("lobby", replace(backend.member("mallory"), name="bob"))
-        forger = replace(backend.member("trudy"), name=f"bob#{real_tag}")
-        backend.arrive("lobby", forger)
+        chat.arrive("lobby", replace(chat.member("mallory"), name="bob"))
+        forger = replace(chat.member("trudy"), name=f"bob#{real_tag}")
+        chat.arrive("lobby", forger)
+        await settle(pilot)
         forged_tag = forger.fingerprint.split()[0]
-        assert app.logs["lobby"].entries[-1].body == f"bob#{real_tag}#{forged_tag} joined"
+        assert app.tabs["lobby"].log.entries[-1].body == f"bob#{real_tag}#{forged_tag} joined"
         app.query_one(Composer).value = f"/verify bob#{real_tag}"
         await pilot.press("enter")
         screen = await until_screen(pilot, VerifyScreen)
@@ -193,11 +194,9 @@ async def test_a_name_that_looks_tagged_cannot_pass_for_a_tagged_namesake(
         assert forger.fingerprint in str(screen.query_one("#safety", Static).render())
 
 
-async def test_f2_shows_the_members_on_a_narrow_terminal(
-    app: ChatApp, backend: FakeBackend
-) -> None:
+async def test_f2_shows_the_members_on_a_narrow_terminal(app: ChatApp, chat: FakeChat) -> None:
     async with app.run_test(size=NARROW) as pilot:
-        await started(app, backend)
+        await started(app, chat)
         panel = app.query_one(MembersPanel)
         assert not panel.display
         await pilot.press("f2")

@@ -5,8 +5,7 @@ from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import pytest
-from e2echat_tui.app import ChatApp
-from e2echat_tui.backend import MessageView, RoomView
+from e2echat_tui.app import ChatApp, ChatEvent, ChatMessage
 from e2echat_tui.composer import Composer
 from e2echat_tui.demo import GREETER, LOBBY, demo_session, greeter_reply
 from e2echat_tui.dialogs import VerifyScreen
@@ -32,12 +31,12 @@ class WatchedApp(ChatApp):
         super()._append(room, entry_text, level)
         self.changed.set()
 
-    def message_received(self, message: MessageView) -> None:
-        super().message_received(message)
+    def on_chat_message(self, posted: ChatMessage) -> None:
+        super().on_chat_message(posted)
         self.changed.set()
 
-    def room_left(self, room: RoomView) -> None:
-        super().room_left(room)
+    def on_chat_event(self, posted: ChatEvent) -> None:
+        super().on_chat_event(posted)
         self.changed.set()
 
 
@@ -50,7 +49,7 @@ async def until(app: WatchedApp, predicate: Callable[[], bool]) -> None:
 
 
 def bodies(app: ChatApp, room: str = LOBBY) -> list[str]:
-    return [entry.body for entry in app.logs[room].entries]
+    return [entry.body for entry in app.tabs[room].log.entries]
 
 
 async def type_line(pilot: Pilot[None], line: str) -> None:
@@ -60,11 +59,11 @@ async def type_line(pilot: Pilot[None], line: str) -> None:
 
 @pytest.fixture
 async def session(tmp_path: Path) -> AsyncIterator[tuple[WatchedApp, Pilot[None], str]]:
-    async with demo_session(tmp_path, name="tess") as backend:
-        app = WatchedApp(backend, room=LOBBY, bell=False)
+    async with demo_session(tmp_path, name="tess") as chat:
+        app = WatchedApp(chat, room=LOBBY, bell=False)
         async with app.run_test(size=SIZE) as pilot:
             await app.ready.wait()
-            yield app, pilot, backend.url
+            yield app, pilot, chat.url
 
 
 def test_greeter_replies() -> None:
@@ -78,7 +77,7 @@ async def test_demo_greets_and_answers_mentions(
 ) -> None:
     app, pilot, url = session
     await until(app, lambda: any("Welcome to e2echat, @tess" in b for b in bodies(app)))
-    welcome = next(e for e in app.logs[LOBBY].entries if e.body.startswith("Welcome"))
+    welcome = next(e for e in app.tabs[LOBBY].log.entries if e.body.startswith("Welcome"))
     assert welcome.background is not None  # it mentions me: highlighted
     await type_line(pilot, f"hi @{GREETER}")
     await until(app, lambda: any("hello! I read your message" in b for b in bodies(app)))
@@ -87,7 +86,7 @@ async def test_demo_greets_and_answers_mentions(
     assert "● connected" in text
     assert "tess hi @greeter" in text
     assert "greeter @tess hello!" in text
-    members = {m.name for m in app.backend.rooms[0].member_list}
+    members = {m.name for m in app.chat.rooms[0].member_list}
     assert members == {"tess", GREETER}
 
 
@@ -99,19 +98,19 @@ async def test_verify_the_greeter_and_a_refused_nick(
     async with asyncio.timeout(TIMEOUT):
         while not isinstance(app.screen, VerifyScreen):
             await pilot.pause()
-    greeter = next(m for m in app.backend.rooms[0].member_list if m.name == GREETER)
-    first_group = app.backend.safety_number(greeter).split()[0]
+    greeter = next(m for m in app.chat.rooms[0].member_list if m.name == GREETER)
+    first_group = app.chat.safety_number(greeter).split()[0]
     assert first_group in screen_text(app)
     await pilot.click("#confirm")
     await until(app, lambda: bodies(app)[-1] == f"{GREETER} is verified")
     await pilot.pause()
-    greeter = next(m for m in app.backend.rooms[0].member_list if m.name == GREETER)
+    greeter = next(m for m in app.chat.rooms[0].member_list if m.name == GREETER)
     assert greeter.verified
     assert "✔ verified" in screen_text(app)
     await type_line(pilot, "/nick " + "n" * 40)
     await until(app, lambda: bodies(app)[-1].startswith("Error") or "32" in bodies(app)[-1])
-    assert app.backend.name == "tess"
-    assert app.backend.state == "connected"
+    assert app.chat.name == "tess"
+    assert app.chat.state == "connected"
 
 
 async def test_messages_from_another_library_client_arrive_as_literal_text(
@@ -156,8 +155,8 @@ async def test_secret_room_invite_status_members_and_nick(
         await until(app, lambda: bodies(app, "vault")[-1].startswith("Your status is now away"))
         await type_line(pilot, "/nick tessa")
         await until(app, lambda: bodies(app, "vault")[-1] == "You are now tessa")
-        assert app.backend.name == "tessa"
-        assert {room.name for room in app.backend.rooms} == {LOBBY, "vault"}
+        assert app.chat.name == "tessa"
+        assert {room.name for room in app.chat.rooms} == {LOBBY, "vault"}
         await type_line(pilot, "/rooms")
         await until(app, lambda: "listed rooms on the relay" in bodies(app, "vault")[-1])
         # The old connection's closing is part of the rename, not news for the timeline.
@@ -166,5 +165,5 @@ async def test_secret_room_invite_status_members_and_nick(
         await type_line(pilot, "/create lobby")
         await until(app, lambda: sum("(name_taken)" in b for b in bodies(app, "vault")) == 1)
         await type_line(pilot, "/leave")
-        await until(app, lambda: "vault" not in app.logs)
+        await until(app, lambda: "vault" not in app.tabs)
         assert app.current == LOBBY

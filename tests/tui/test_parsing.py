@@ -161,3 +161,10 @@ def test_header_fingerprint_is_shortened_to_its_first_groups() -> None:
     full = " ".join(f"{i:04x}" for i in range(16))
     assert short_fingerprint(full) == "0000 0001 0002 0003 …"
     assert short_fingerprint("abcd ef01") == "abcd ef01"
+
+
+def test_invites_are_told_from_passwords() -> None:
+    assert cmd.looks_like_invite("ws://127.0.0.1:8765/vault#" + "A" * 43)
+    assert cmd.looks_like_invite("wss://relay.example/vault#x")
+    assert not cmd.looks_like_invite("correct horse battery staple")
+    assert not cmd.looks_like_invite("ws://no-fragment/vault")

@@ -11,29 +11,30 @@ from e2echat_tui.composer import Composer
 from e2echat_tui.dialogs import VerifyScreen
 from textual.pilot import Pilot
 
-from .conftest import SIZE, fixed_app, populated_backend
+from .conftest import SIZE, fixed_app, populated_chat
+from .test_app import settle
 
 SnapCompare = Callable[..., bool]
 
 
 def test_main_screen(snap_compare: SnapCompare) -> None:
-    assert snap_compare(fixed_app(populated_backend()), terminal_size=SIZE)
+    assert snap_compare(fixed_app(populated_chat()), terminal_size=SIZE)
 
 
 def test_mention_in_another_room(snap_compare: SnapCompare) -> None:
-    backend = populated_backend()
+    chat = populated_chat()
 
     async def mention(pilot: Pilot[None]) -> None:
-        await backend.listening.wait()
-        backend.deliver("team", "bob", "@alice can you review the invite flow?")
-        backend.deliver("lobby", "carol", "@alice lunch at noon? [b]not bold[/b]")
-        await pilot.pause()
+        await chat.listening.wait()
+        chat.deliver("team", "bob", "@alice can you review the invite flow?")
+        chat.deliver("lobby", "carol", "@alice lunch at noon? [b]not bold[/b]")
+        await settle(pilot)
 
-    assert snap_compare(fixed_app(backend), terminal_size=SIZE, run_before=mention)
+    assert snap_compare(fixed_app(chat), terminal_size=SIZE, run_before=mention)
 
 
 def test_verify_dialog(snap_compare: SnapCompare) -> None:
-    backend = populated_backend()
+    chat = populated_chat()
 
     async def verify(pilot: Pilot[None]) -> None:
         pilot.app.query_one(Composer).value = "/verify carol"
@@ -44,18 +45,15 @@ def test_verify_dialog(snap_compare: SnapCompare) -> None:
             await pilot.pause()
         await pilot.pause()
 
-    assert snap_compare(fixed_app(backend), terminal_size=SIZE, run_before=verify)
+    assert snap_compare(fixed_app(chat), terminal_size=SIZE, run_before=verify)
 
 
 def test_error_notice(snap_compare: SnapCompare) -> None:
-    backend = populated_backend()
+    chat = populated_chat()
 
     async def refuse(pilot: Pilot[None]) -> None:
         pilot.app.query_one(Composer).value = "/create lobby"
         await pilot.press("enter")
-        running = [w for w in pilot.app.workers if w.group == "commands"]
-        if running:  # an empty list would mean "every worker", the event pump included
-            await pilot.app.workers.wait_for_complete(running)
-        await pilot.pause()
+        await settle(pilot)
 
-    assert snap_compare(fixed_app(backend), terminal_size=SIZE, run_before=refuse)
+    assert snap_compare(fixed_app(chat), terminal_size=SIZE, run_before=refuse)

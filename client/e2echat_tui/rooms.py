@@ -1,0 +1,27 @@
+"""What the client keeps of one joined room besides the library's ``Room``."""
+
+from dataclasses import dataclass, field
+
+from e2echat import Room
+from e2echat_tui.lines import RoomLog
+
+
+@dataclass(eq=False)
+class RoomTab:
+    """One room as the app shows it: its scrollback and how much history it holds.
+
+    ``loaded_seq`` is the newest seq read from the store: a live copy of a message at
+    or below it is already shown. ``older_than`` is set while older stored messages
+    remain to load above the first page. ``quiet_until`` (monotonic seconds) holds back
+    the next mention bell of the room.
+    """
+
+    room: Room
+    log: RoomLog
+    loaded_seq: int = 0
+    older_than: int | None = None
+    quiet_until: float = field(default=0.0)
+
+    @property
+    def name(self) -> str:
+        return self.room.name

@@ -1,0 +1,334 @@
+"""A test double of the library's public surface (``e2echat.Client`` and ``Room``).
+
+The app is written against ``e2echat.Client``; this stands in for it in widget tests,
+snapshots and the TUI benchmark, handing out the library's own value types
+(``e2echat.Member``, ``Message``, ``RoomSummary``, the events) with deterministic keys,
+fingerprints and times. Rooms can be joined with a password or an invite; scripting
+helpers (``deliver``, ``arrive``, ``depart``, ``emit``, ...) publish messages and events
+to the app's subscriptions the way the library does. No cryptography, no I/O.
+"""
+
+import asyncio
+import zlib
+from collections import deque
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, timedelta
+from typing import Generic, TypeVar
+
+from e2echat import (
+    ConnectionChanged,
+    ConnectionState,
+    E2EChatError,
+    Event,
+    Member,
+    MemberJoined,
+    MemberLeft,
+    MemberValidated,
+    Message,
+    PresenceChanged,
+    RelayError,
+    RoomSummary,
+)
+
+EPOCH = datetime(2026, 1, 2, 9, 30, tzinfo=UTC)
+T = TypeVar("T")
+
+
+def fake_key(name: str) -> bytes:
+    """A stable 32-byte key for ``name`` (tests refer to people by name)."""
+    seed = name.encode()
+    return (seed * (32 // max(len(seed), 1) + 1))[:32]
+
+
+def fake_fingerprint(key: bytes) -> str:
+    """Sixteen groups of four hex digits, laid out like the library's fingerprints."""
+    return " ".join(f"{zlib.crc32(key[i:] + key[:i]) & 0xFFFF:04x}" for i in range(16))
+
+
+def fake_member(name: str, **fields: object) -> Member:
+    """A member with a stable key and fingerprint (``fields`` override the rest)."""
+    key = fake_key(name)
+    member = Member(
+        key=key,
+        name=name,
+        status="online",
+        status_text=None,
+        fingerprint=fake_fingerprint(key),
+        verified=False,
+        validated=True,
+        is_me=False,
+    )
+    return replace(member, **fields)  # type: ignore[arg-type]
+
+
+class FakeSubscription(Generic[T]):
+    """What ``Client.messages()``/``events()`` return: an async iterator from now on."""
+
+    def __init__(self, chat: "FakeChat") -> None:
+        self.items: deque[T] = deque()
+        self._wakeup = asyncio.Event()
+        self._chat = chat
+
+    def put(self, item: T) -> None:
+        self.items.append(item)
+        self._wakeup.set()
+
+    def __aiter__(self) -> "FakeSubscription[T]":
+        return self
+
+    async def __anext__(self) -> T:
+        self._chat.listening.set()
+        while not self.items:
+            self._wakeup.clear()
+            await self._wakeup.wait()
+        return self.items.popleft()
+
+
+@dataclass(eq=False)
+class FakeRoom:
+    """A room of the fake relay, with ``e2echat.Room``'s public surface."""
+
+    chat: "FakeChat" = field(repr=False)
+    name: str
+    secret: bool = False
+    description: str = ""
+    password: str | None = field(default=None, repr=False)
+    listed: bool = True
+    member_list: list[Member] = field(default_factory=list)
+    stored: list[Message] = field(default_factory=list)
+
+    @property
+    def joined(self) -> bool:
+        return self in self.chat.joined
+
+    async def send(self, text: str) -> Message:
+        self.chat.sent.append((self.name, text))
+        return self.chat.record(self, self.chat.me, text, own=True)
+
+    async def members(self) -> list[Member]:
+        return list(self.member_list)
+
+    async def leave(self) -> None:
+        self.chat.joined.remove(self)
+        self.member_list = [m for m in self.member_list if not m.is_me]
+
+    def invite(self) -> str:
+        if not self.secret or self.password is not None:
+            raise E2EChatError(f"room {self.name!r} is not an invite room: it has no invite")
+        return f"{self.chat.url}/{self.name}#{zlib.crc32(self.name.encode()):08x}"
+
+    async def history(self, limit: int = 100) -> list[Message]:
+        return self.stored[-limit:] if limit else []
+
+
+class FakeChat:
+    """A scripted, connected ``e2echat.Client`` for user ``name``."""
+
+    def __init__(self, name: str = "alice", url: str = "ws://relay.example:8765") -> None:
+        self.me = fake_member(name, is_me=True)
+        self.url = url
+        self.state = ConnectionState.CONNECTED
+        self.directory: dict[str, FakeRoom] = {}
+        self.joined: list[FakeRoom] = []
+        self.sent: list[tuple[str, str]] = []
+        self.statuses: list[tuple[str, str | None]] = []
+        self.verified: list[str] = []
+        self.unverified: list[str] = []
+        self.listening = asyncio.Event()
+        self._message_subscriptions: list[FakeSubscription[Message]] = []
+        self._event_subscriptions: list[FakeSubscription[Event]] = []
+        self._seq = 0
+
+    # ------------------------------------------------------------ Client's surface
+
+    @property
+    def name(self) -> str:
+        return self.me.name
+
+    @property
+    def key(self) -> bytes:
+        return self.me.key
+
+    @property
+    def fingerprint(self) -> str:
+        return self.me.fingerprint
+
+    @property
+    def rooms(self) -> list[FakeRoom]:
+        return list(self.joined)
+
+    def get_room(self, name: str) -> FakeRoom | None:
+        return next((room for room in self.joined if room.name == name), None)
+
+    def messages(self) -> FakeSubscription[Message]:
+        subscription: FakeSubscription[Message] = FakeSubscription(self)
+        self._message_subscriptions.append(subscription)
+        return subscription
+
+    def events(self) -> FakeSubscription[Event]:
+        subscription: FakeSubscription[Event] = FakeSubscription(self)
+        self._event_subscriptions.append(subscription)
+        return subscription
+
+    async def create(
+        self, name: str, password: str | None = None, *, secret: bool = False
+    ) -> FakeRoom:
+        if name in self.directory:
+            raise RelayError("name_taken", f"the room name {name} is taken")
+        return self.add_room(name, secret=secret, password=password)
+
+    async def join(
+        self, name: str, password: str | None = None, invite: str | None = None
+    ) -> FakeRoom:
+        room = self.directory.get(name)
+        if room is None:
+            raise RelayError("no_such_room", f"there is no room called {name}")
+        if room.secret:
+            proof = password if room.password is not None else invite
+            expected = room.password if room.password is not None else room.invite()
+            if proof != expected:
+                raise RelayError("forbidden", f"wrong password or invite for {name}")
+        if room not in self.joined:
+            self.joined.append(room)
+            room.member_list.append(self.me)
+        return room
+
+    async def list_rooms(self) -> list[RoomSummary]:
+        return [
+            RoomSummary(room.name, room.secret, room.description, len(room.member_list))
+            for room in self.directory.values()
+            if room.listed
+        ]
+
+    async def set_status(self, status: str, text: str | None = None) -> None:
+        self.statuses.append((status, text))
+        self._replace_me(replace(self.me, status=status, status_text=text))
+
+    def safety_number(self, member: Member) -> str:
+        value = int.from_bytes(sorted([self.me.key, member.key])[0][:25] + member.key[:1])
+        digits = f"{value % 10**60:060d}"
+        return " ".join(digits[i : i + 5] for i in range(0, 60, 5))
+
+    async def mark_verified(self, member: Member) -> None:
+        self.verified.append(member.name)
+        self._update(member.key, verified=True)
+
+    async def unverify(self, member: Member) -> None:
+        self.unverified.append(member.name)
+        self._update(member.key, verified=False)
+
+    async def rename(self, name: str) -> None:
+        if not name or len(name) > 32:
+            raise E2EChatError("a name is 1 to 32 printable characters")
+        self._replace_me(replace(self.me, name=name))
+
+    # ------------------------------------------------------------ scripting
+
+    def pending(self) -> int:
+        """Published items the app has not taken yet."""
+        subscriptions = [*self._message_subscriptions, *self._event_subscriptions]
+        return sum(len(each.items) for each in subscriptions)
+
+    def member(self, name: str, **fields: object) -> Member:
+        return fake_member(name, **fields)
+
+    def emit(self, event: Event) -> None:
+        """Publish ``event`` to every ``events()`` subscription."""
+        for subscription in self._event_subscriptions:
+            subscription.put(event)
+
+    def add_room(
+        self,
+        name: str,
+        *,
+        secret: bool = False,
+        password: str | None = None,
+        description: str = "",
+        members: Sequence[Member] = (),
+        joined: bool = True,
+        listed: bool = True,
+    ) -> FakeRoom:
+        secret = secret or password is not None
+        room = FakeRoom(self, name, secret, description, password, listed, list(members))
+        self.directory[name] = room
+        if joined:
+            room.member_list.insert(0, self.me)
+            self.joined.append(room)
+        return room
+
+    def record(
+        self,
+        room: FakeRoom,
+        sender: Member,
+        text: str,
+        *,
+        own: bool = False,
+        at: datetime | None = None,
+    ) -> Message:
+        """Store a message in ``room`` without announcing it (history)."""
+        self._seq += 1
+        mentions_me = not own and f"@{self.me.name}" in text
+        message = Message(
+            text=text,
+            sender=sender,
+            room=room,  # type: ignore[arg-type]
+            mentions=(self.me,) if mentions_me else (),
+            mentions_me=mentions_me,
+            seq=self._seq,
+            sent_at=at or EPOCH + timedelta(minutes=self._seq),
+            own=own,
+        )
+        room.stored.append(message)
+        return message
+
+    def publish(self, message: Message) -> None:
+        for subscription in self._message_subscriptions:
+            subscription.put(message)
+
+    def deliver(self, room: str, sender: str, text: str) -> Message:
+        """A message from ``sender`` arrives in ``room`` now."""
+        target = self.directory[room]
+        member = next((m for m in target.member_list if m.name == sender), None)
+        message = self.record(target, member or self.member(sender), text)
+        self.publish(message)
+        return message
+
+    def arrive(self, room: str, member: Member) -> None:
+        target = self.directory[room]
+        target.member_list.append(member)
+        self.emit(MemberJoined(target, member))  # type: ignore[arg-type]
+
+    def validate(self, room: str, name: str) -> None:
+        """``name`` proved the secret of ``room``: keys are now shared with it."""
+        self._update(fake_key(name), validated=True)
+        target = self.directory[room]
+        member = next(m for m in target.member_list if m.name == name)
+        self.emit(MemberValidated(target, member))  # type: ignore[arg-type]
+
+    def depart(self, room: str, name: str) -> None:
+        target = self.directory[room]
+        member = next(m for m in target.member_list if m.name == name)
+        target.member_list.remove(member)
+        self.emit(MemberLeft(target, member))  # type: ignore[arg-type]
+
+    def change_presence(self, name: str, status: str) -> None:
+        self._update(fake_key(name), status=status)
+        member = next(m for r in self.joined for m in r.member_list if m.name == name)
+        self.emit(PresenceChanged(member))
+
+    def change_connection(self, state: ConnectionState, detail: str | None = None) -> None:
+        self.state = state
+        self.emit(ConnectionChanged(state, detail))
+
+    def _replace_me(self, me: Member) -> None:
+        for room in self.directory.values():
+            room.member_list = [me if m.is_me else m for m in room.member_list]
+        self.me = me
+
+    def _update(self, key: bytes, **fields: object) -> None:
+        for room in self.directory.values():
+            room.member_list = [
+                replace(m, **fields) if m.key == key else m  # type: ignore[arg-type]
+                for m in room.member_list
+            ]
