@@ -15,18 +15,19 @@ from typing import NamedTuple
 from e2echat.crypto.errors import MalformedError, SignatureError
 from e2echat.crypto.identity import Identity
 from e2echat.crypto.primitives import KEY_SIZE, verify
-from e2echat.protocol.constants import MAX_NAME_CHARS
 from e2echat.protocol.errors import ProtocolError
 from e2echat.protocol.names import validate_user_name
+from e2echat.protocol.statements import (
+    STATEMENT_VERSION,
+    name_transcript,
+    pack_name_statement,
+    split_name_statement,
+)
 from e2echat.protocol.transcripts import length_prefixed
 
-NAME_LABEL = b"e2echat/v1/name"
 SUCCESSOR_LABEL = b"e2echat/v1/successor"
-STATEMENT_VERSION = 1
 _U64 = struct.Struct(">Q")
-_NAME_HEAD = struct.Struct(">BQ64s")  # version, issued, signature; the UTF-8 name follows
 _SUCCESSOR = struct.Struct(">B32s32sQ64s64s")  # version, old, new, issued, sig_old, sig_new
-MAX_NAME_STATEMENT = _NAME_HEAD.size + 4 * MAX_NAME_CHARS  # at most 4 UTF-8 bytes a character
 SUCCESSOR_SIZE = _SUCCESSOR.size
 
 
@@ -46,11 +47,6 @@ class Successor(NamedTuple):
     issued: int
 
 
-def name_transcript(key: bytes, name: str, issued: int) -> bytes:
-    """The bytes a key signs to call itself ``name``."""
-    return length_prefixed(NAME_LABEL, key, _U64.pack(issued), name.encode())
-
-
 def successor_transcript(old: bytes, new: bytes, issued: int) -> bytes:
     """The bytes both keys sign to make ``new`` the successor of ``old``."""
     return length_prefixed(SUCCESSOR_LABEL, old, new, _U64.pack(issued))
@@ -61,21 +57,17 @@ def sign_name(identity: Identity, name: str, issued: int) -> bytes:
     _check_name(name)
     _check_time(issued)
     sig = identity.sign(name_transcript(identity.public_key, name, issued))
-    return _NAME_HEAD.pack(STATEMENT_VERSION, issued, sig) + name.encode()
+    return pack_name_statement(issued, sig, name)
 
 
 def open_name(key: bytes, statement: bytes) -> SignedName:
     """Check a name statement of ``key``; raise ``MalformedError`` or ``SignatureError``."""
-    if not _NAME_HEAD.size < len(statement) <= MAX_NAME_STATEMENT or len(key) != KEY_SIZE:
-        raise MalformedError("a name statement has the wrong size")
-    version, issued, sig = _NAME_HEAD.unpack_from(statement)
-    if version != STATEMENT_VERSION:
-        raise MalformedError("unknown name statement version")
+    if len(key) != KEY_SIZE:
+        raise MalformedError("a public key is 32 bytes")
     try:
-        name = statement[_NAME_HEAD.size :].decode()
-    except UnicodeDecodeError:
-        raise MalformedError("a name statement's name is not UTF-8") from None
-    _check_name(name)
+        issued, sig, name = split_name_statement(statement)
+    except ProtocolError as exc:
+        raise MalformedError(exc.message) from None
     try:
         verify(key, name_transcript(key, name, issued), sig)
     except SignatureError:

@@ -73,6 +73,7 @@ from e2echat.protocol.frames import (
     Presence,
     RelayFrame,
     RelayLimits,
+    Renamed,
     RoomInfo,
     RoomList,
     RoomReply,
@@ -80,6 +81,7 @@ from e2echat.protocol.frames import (
     SecretAccess,
     Send,
     Sent,
+    SetName,
     SetStatus,
     SignedPrekey,
     SummaryReply,
@@ -89,6 +91,7 @@ from e2echat.protocol.frames import (
     Welcome,
 )
 from e2echat.protocol.names import validate_display_text, validate_room_name, validate_user_name
+from e2echat.protocol.statements import name_transcript, split_name_statement
 from e2echat.protocol.transcripts import hello_transcript, length_prefixed, prekey_transcript
 
 __all__ = [
@@ -148,6 +151,7 @@ __all__ = [
     "ProtocolError",
     "RelayFrame",
     "RelayLimits",
+    "Renamed",
     "Resume",
     "RoomInfo",
     "RoomList",
@@ -157,6 +161,7 @@ __all__ = [
     "Send",
     "Sent",
     "Serving",
+    "SetName",
     "SetStatus",
     "SignedPrekey",
     "StartDownload",
@@ -175,7 +180,9 @@ __all__ = [
     "encode_frame",
     "hello_transcript",
     "length_prefixed",
+    "name_transcript",
     "prekey_transcript",
+    "split_name_statement",
     "validate_display_text",
     "validate_room_name",
     "validate_user_name",

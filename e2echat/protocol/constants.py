@@ -77,4 +77,5 @@ class CloseCode(IntEnum):
     TOO_LARGE = 1009
     AUTH_FAILED = 4401
     HANDSHAKE_TIMEOUT = 4408
+    REPLACED = 4409
     RATE_LIMIT = 4429

@@ -11,7 +11,13 @@ import msgspec
 
 from e2echat.protocol import constants as c
 from e2echat.protocol.constants import ErrorCode
+from e2echat.protocol.errors import ProtocolError
 from e2echat.protocol.names import validate_display_text, validate_room_name, validate_user_name
+from e2echat.protocol.statements import (
+    MAX_NAME_STATEMENT,
+    MIN_NAME_STATEMENT,
+    split_name_statement,
+)
 
 
 def _exact_bytes(size: int) -> msgspec.Meta:
@@ -21,6 +27,9 @@ def _exact_bytes(size: int) -> msgspec.Meta:
 PublicKey = Annotated[bytes, _exact_bytes(c.KEY_BYTES)]
 Signature = Annotated[bytes, _exact_bytes(c.SIG_BYTES)]
 RoomId = Annotated[bytes, _exact_bytes(c.ROOM_ID_BYTES)]
+NameStatement = Annotated[
+    bytes, msgspec.Meta(min_length=MIN_NAME_STATEMENT, max_length=MAX_NAME_STATEMENT)
+]
 Salt = Annotated[bytes, _exact_bytes(c.SALT_BYTES)]
 Body = Annotated[bytes, msgspec.Meta(min_length=1, max_length=c.MAX_BODY)]
 Seq = Annotated[int, msgspec.Meta(ge=0, le=c.MAX_SEQ)]
@@ -66,15 +75,24 @@ class User(_Value):
         validate_user_name(self.name)
 
 
+def _check_statement(name: str, statement: bytes | None) -> None:
+    """A name statement, if present, must be well formed and name exactly ``name``."""
+    if statement is not None and split_name_statement(statement)[2] != name:
+        raise ProtocolError(ErrorCode.BAD_FRAME, "The name statement names another name.")
+
+
 class Member(_Value):
     key: PublicKey
     name: UserName
     status: Presence_
     prekey: SignedPrekey
     joined: Timestamp
+    name_statement: NameStatement | None = None
+    """The member's signed ``name`` (crypto.md 9.6), when the relay holds one."""
 
     def __post_init__(self) -> None:
         validate_user_name(self.name)
+        _check_statement(self.name, self.name_statement)
 
 
 class RoomInfo(_Value):
@@ -151,9 +169,11 @@ class Hello(_Frame, tag="hello"):
     name: UserName
     prekey: SignedPrekey
     sig: Signature
+    name_statement: NameStatement | None = None
 
     def __post_init__(self) -> None:
         validate_user_name(self.name)
+        _check_statement(self.name, self.name_statement)
 
 
 class CreateRoom(_Frame, tag="create_room"):
@@ -266,6 +286,18 @@ class BlobDelete(_Frame, tag="blob_delete"):
     id: RequestId | None = None
 
 
+class SetName(_Frame, tag="set_name"):
+    """Rename without reconnecting: the relay announces it to everyone we share a room with."""
+
+    name: UserName
+    name_statement: NameStatement
+    id: RequestId | None = None
+
+    def __post_init__(self) -> None:
+        validate_user_name(self.name)
+        _check_statement(self.name, self.name_statement)
+
+
 ClientFrame = (
     Hello
     | CreateRoom
@@ -283,6 +315,7 @@ ClientFrame = (
     | BlobUpload
     | BlobDownload
     | BlobDelete
+    | SetName
 )
 
 
@@ -388,6 +421,18 @@ class BlobTicket(_Frame, tag="blob_ticket"):
     id: RequestId | None = None
 
 
+class Renamed(_Frame, tag="renamed"):
+    """``key`` is now called ``name``; sent to everyone who shares a room with it."""
+
+    key: PublicKey
+    name: UserName
+    name_statement: NameStatement | None = None
+
+    def __post_init__(self) -> None:
+        validate_user_name(self.name)
+        _check_statement(self.name, self.name_statement)
+
+
 class Ok(_Frame, tag="ok"):
     id: RequestId | None = None
 
@@ -416,6 +461,7 @@ RelayFrame = (
     | Synced
     | Presence
     | BlobTicket
+    | Renamed
     | Ok
     | Error
 )

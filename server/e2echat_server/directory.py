@@ -59,6 +59,7 @@ class UserState:
     presence_budget: TokenBucket | None = None  # made on the first presence change
     presence_pending: bool = False  # a change was not broadcast: a catch-up is owed
     stored: bool = True  # the store holds this name and prekey (False until first written)
+    name_statement: bytes | None = None  # ``name`` signed by ``key``; kept in memory only
 
     def record(self) -> UserRecord:
         return UserRecord(
@@ -135,31 +136,49 @@ class Directory:
     # Users -----------------------------------------------------------------------
 
     def authenticate(
-        self, key: bytes, name: str, prekey: SignedPrekey
+        self, key: bytes, name: str, prekey: SignedPrekey, statement: bytes | None = None
     ) -> tuple[UserState, Change | None]:
         """Record a verified hello; return the user and the change to store, if any.
 
         The user has one more session from here on, until `release`: it cannot be forgotten.
+        ``statement`` is ``name`` signed by ``key`` (checked by the caller).
         """
         user = self.users.get(key)
         if user is None:
-            user = self.users[key] = UserState(key, name, prekey, sessions=1, stored=False)
+            user = self.users[key] = UserState(
+                key, name, prekey, sessions=1, stored=False, name_statement=statement
+            )
         else:
             user.sessions += 1
             self.idle.pop(key, None)
         if user.stored and user.name == name and user.prekey == prekey:
+            if statement is not None:
+                user.name_statement = statement
             return user, None
-        return user, self._profile_change(user, name, prekey)
+        return user, self._profile_change(user, name, prekey, statement)
 
-    def _profile_change(self, user: UserState, name: str, prekey: SignedPrekey) -> Change:
-        """Set ``user``'s name and prekey; undone, they are the stored ones again."""
-        before = user.name, user.prekey
-        user.name, user.prekey = name, prekey
+    def rename(self, key: bytes, name: str, statement: bytes) -> Change:
+        """``key`` calls itself ``name`` now (``statement`` checked by the caller)."""
+        user = self.users[key]
+        return self._profile_change(user, name, user.prekey, statement)
+
+    def _profile_change(
+        self, user: UserState, name: str, prekey: SignedPrekey, statement: bytes | None
+    ) -> Change:
+        """Set ``user``'s name, prekey and name statement; undone, they are as before.
+
+        Without a new statement the old one is kept only while it names the same name:
+        a relay never lists a statement of another name.
+        """
+        before = user.name, user.prekey, user.name_statement
+        if statement is None and name == user.name:
+            statement = user.name_statement
+        user.name, user.prekey, user.name_statement = name, prekey, statement
         record = user.record()
 
         def undo() -> None:
             if user.stored:  # a new user keeps its values: `stored` says they need writing
-                user.name, user.prekey = before
+                user.name, user.prekey, user.name_statement = before
 
         def commit() -> None:
             user.stored = True
@@ -207,7 +226,7 @@ class Directory:
 
     def set_prekey(self, key: bytes, prekey: SignedPrekey) -> Change:
         user = self.users[key]
-        return self._profile_change(user, user.name, prekey)
+        return self._profile_change(user, user.name, prekey, None)
 
     def went_online(self, key: bytes) -> None:
         """``key``'s first connection is live: it shows online, without a status text."""
@@ -463,7 +482,12 @@ class Directory:
     def member(self, key: bytes, joined: int) -> Member:
         user = self.users[key]
         return Member(
-            key=key, name=user.name, status=user.status, prekey=user.prekey, joined=joined
+            key=key,
+            name=user.name,
+            status=user.status,
+            prekey=user.prekey,
+            joined=joined,
+            name_statement=user.name_statement,
         )
 
     def members(self, room: Room) -> list[Member]:

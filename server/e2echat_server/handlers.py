@@ -35,6 +35,7 @@ from e2echat.protocol import (
     RoomList,
     RoomReply,
     Sent,
+    SetName,
     SetStatus,
     SummaryReply,
     Sync,
@@ -44,7 +45,7 @@ from e2echat_server.clock import now_ms
 from e2echat_server.config import RelayConfig
 from e2echat_server.directory import Directory
 from e2echat_server.engine import Engine
-from e2echat_server.handshake import prekey_signed
+from e2echat_server.handshake import prekey_signed, verify_name_statement
 from e2echat_server.output import Output
 from e2echat_server.pipeline import check_body, room_message
 from e2echat_server.session import Session
@@ -89,11 +90,21 @@ class Handlers:
             Ack: self.ack,
             Sync: self.sync,
             SetStatus: self.status,
+            SetName: self.set_name,
             Hello: self.hello_again,
         }
 
     async def handle(self, session: Session, frame: ClientFrame) -> None:
         await self.table[type(frame)](session, frame)
+
+    async def set_name(self, session: Session, frame: SetName) -> None:
+        """Rename: stored, then announced to the user's rooms and its own connections."""
+        verify_name_statement(session.key, frame.name_statement)
+        await self._engine.apply(
+            self._directory.rename(session.key, frame.name, frame.name_statement)
+        )
+        self._output.renamed(session.key)
+        self._output.reply(session, Ok(id=frame.id))
 
     async def hello_again(self, session: Session, frame: Hello) -> None:
         raise ProtocolError(ErrorCode.UNAUTHENTICATED, "This connection is already authenticated.")

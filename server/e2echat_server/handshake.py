@@ -13,7 +13,9 @@ from e2echat.protocol import (
     ProtocolError,
     SignedPrekey,
     hello_transcript,
+    name_transcript,
     prekey_transcript,
+    split_name_statement,
 )
 
 
@@ -30,6 +32,18 @@ def prekey_signed(key: bytes, prekey: SignedPrekey) -> bool:
     return _signed(key, prekey_transcript(prekey.id, prekey.key), prekey.sig)
 
 
+def verify_name_statement(key: bytes, statement: bytes) -> None:
+    """Raise ProtocolError(auth_failed) unless ``key`` signed ``statement``.
+
+    Its layout and name were checked when the frame was decoded.
+    """
+    issued, sig, name = split_name_statement(statement)
+    if not _signed(key, name_transcript(key, name, issued), sig):
+        raise ProtocolError(
+            ErrorCode.AUTH_FAILED, "The name statement is not signed by this identity key."
+        )
+
+
 def verify_hello(hello: Hello, relay: str, nonce: bytes) -> None:
     """Raise ProtocolError(auth_failed) unless ``hello`` is signed for this relay and nonce."""
     if not prekey_signed(hello.key, hello.prekey):
@@ -42,3 +56,5 @@ def verify_hello(hello: Hello, relay: str, nonce: bytes) -> None:
             ErrorCode.AUTH_FAILED,
             "The hello signature does not verify for this relay and challenge.",
         )
+    if hello.name_statement is not None:
+        verify_name_statement(hello.key, hello.name_statement)

@@ -12,7 +12,7 @@ from collections.abc import Iterable
 
 from websockets.asyncio.server import ServerConnection, broadcast
 
-from e2echat.protocol import Error, ErrorCode, Presence, RelayFrame, encode_frame
+from e2echat.protocol import Error, ErrorCode, Presence, RelayFrame, Renamed, encode_frame
 from e2echat_server.directory import OFFLINE, Directory
 from e2echat_server.engine import Broker
 from e2echat_server.logs import LOGGER, event
@@ -122,6 +122,12 @@ class Output:
             last_seen=user.last_seen if user.status == OFFLINE else None,
         )
         self._broker.to_keys(self._directory.peers(key), encode_frame(frame))
+
+    def renamed(self, key: bytes) -> None:
+        """Tell ``key``'s own connections and everyone who shares a room with it its name."""
+        user = self._directory.users[key]
+        frame = Renamed(key=key, name=user.name, name_statement=user.name_statement)
+        self._broker.to_keys(self._directory.peers(key) | {key}, encode_frame(frame))
 
     def close(self) -> None:
         """Cancel the scheduled catch-ups (the relay is stopping)."""

@@ -43,6 +43,8 @@ from e2echat_server.ratelimit import AddressBudgets, ConnectionLimiter, Verdict
 from e2echat_server.refusals import request_id
 from e2echat_server.session import AbuseError, Session, peer
 
+REPLACED_REASON = "Your identity connected from another place; this connection was replaced."
+
 
 class Sessions:
     """Every open connection's life, and the per-address budgets they share."""
@@ -64,6 +66,8 @@ class Sessions:
             directory, engine, output, config.max_body, config.history_count
         )
         self.per_ip: Counter[str] = Counter()
+        self._live: dict[bytes, Session] = {}  # the one live connection of each key
+        self._replaced: set[asyncio.Task[None]] = set()  # closings of replaced connections
         self.new_keys = AddressBudgets(config.new_keys_per_ip / 3600, config.new_keys_burst)
         self._limits = RelayLimits(
             max_frame=config.max_frame,
@@ -165,11 +169,17 @@ class Sessions:
             )
             await conn.close(CloseCode.RATE_LIMIT, "Too many new identities from your address.")
             return False
-        user, change = directory.authenticate(hello.key, hello.name, hello.prekey)
+        known = directory.users.get(hello.key)
+        renamed = known is not None and known.name != hello.name
+        user, change = directory.authenticate(
+            hello.key, hello.name, hello.prekey, hello.name_statement
+        )
         session.key = hello.key  # from here on, `_release` releases the session
         self._metrics.users = len(directory.users)
         if change is not None:
             await self._engine.apply(change)
+        if renamed:
+            self._output.renamed(hello.key)
         await output.reply_paced(
             session,
             Welcome(
@@ -182,12 +192,30 @@ class Sessions:
         # `attach` is in the flush, one after it is delivered live (maybe both: at least once).
         broker = self._engine.broker
         first = broker.attach(hello.key, conn)
+        self._replace(session)
         await self.handlers.flush_mailbox(session)
         broker.enter(conn, directory.rooms_of.get(hello.key, ()))
         if first:
             directory.went_online(hello.key)
             output.announce(hello.key)
         return True
+
+    def _replace(self, session: Session) -> None:
+        """One identity, one live connection: the newest replaces the one before.
+
+        Called once the new connection is attached, so the key never looks offline. The
+        old connection gets no traffic from now on and is closed with 4409 in the
+        background (a dead peer must not delay the new one by the close timeout).
+        """
+        key = session.key
+        old = self._live.get(key)
+        self._live[key] = session
+        if old is None:
+            return
+        self._engine.broker.detach(key, old.conn, self._directory.rooms_of.get(key, ()))
+        closing = asyncio.create_task(old.conn.close(CloseCode.REPLACED, REPLACED_REASON))
+        self._replaced.add(closing)
+        closing.add_done_callback(self._replaced.discard)
 
     async def _await_hello(self, session: Session) -> Hello:
         while True:
@@ -268,6 +296,8 @@ class Sessions:
     async def _release(self, session: Session) -> None:
         """The authenticated connection closed: maybe its key went offline."""
         key, now, directory = session.key, now_ms(), self._directory
+        if self._live.get(key) is session:
+            del self._live[key]
         last = self._engine.broker.detach(key, session.conn, directory.rooms_of.get(key, ()))
         directory.release(key, now)
         if not last:

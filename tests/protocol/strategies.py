@@ -11,6 +11,7 @@ import msgspec.inspect as mi
 from hypothesis import strategies as st
 
 from e2echat.protocol import ClientFrame, RelayFrame
+from e2echat.protocol.statements import pack_name_statement
 
 # Lower-case letters satisfy every name rule (user, room, description, status).
 _SAFE_TEXT = "abcdefghijklmnopqrstuvwxyz0123456789"
@@ -55,7 +56,14 @@ def _struct(info: mi.StructType) -> st.SearchStrategy[Any]:
         field.name: _value(field.type) if field.required else st.one_of(_value(field.type))
         for field in info.fields
     }
-    return st.fixed_dictionaries(fields).map(lambda kw: info.cls(**kw))
+    return st.fixed_dictionaries(fields).map(lambda kw: info.cls(**_consistent(kw)))
+
+
+def _consistent(fields: dict[str, Any]) -> dict[str, Any]:
+    """A name statement must name the frame's ``name`` (its signature is not checked)."""
+    if fields.get("name_statement") is not None:
+        fields["name_statement"] = pack_name_statement(1, bytes(64), fields["name"])
+    return fields
 
 
 def frames(union: Any) -> st.SearchStrategy[msgspec.Struct]:

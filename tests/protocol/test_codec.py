@@ -27,6 +27,9 @@ KEY = "A" * 43 + "="
 SIG = "A" * 86 + "=="
 PREKEY = {"id": 7, "key": KEY, "sig": SIG}
 ROOM = "AAAAAAAAAAAAAAAAAAAAAA=="
+STATEMENT = (  # "robert", signed by the key of seed 00..1f
+    "AQAAAZrIMdOgdCysXIxikNPIwQFDNBRRmobGMhBg/1ju8vNI48SeKHASRgEaOQrHMX1gCoWheWZSVl+SufjQjRghgckFp4CTAHJvYmVydA=="
+)
 MEMBER = {"key": KEY, "name": "bob", "status": "online", "prekey": PREKEY, "joined": 1}
 ROOM_INFO = {
     "id": ROOM,
@@ -58,6 +61,7 @@ CLIENT_EXAMPLES: dict[str, dict[str, Any]] = {
     "blob_upload": {"room": ROOM, "size": 1024},
     "blob_download": {"room": ROOM, "blob": ROOM},
     "blob_delete": {"blob": ROOM},
+    "set_name": {"name": "robert", "name_statement": STATEMENT},
 }
 RELAY_EXAMPLES: dict[str, dict[str, Any]] = {
     "challenge": {
@@ -85,6 +89,7 @@ RELAY_EXAMPLES: dict[str, dict[str, Any]] = {
     "synced": {"room": ROOM, "seq": 1},
     "presence": {"key": KEY, "status": "offline", "last_seen": 5},
     "blob_ticket": {"blob": ROOM, "token": KEY, "size": 1024, "offset": 0},
+    "renamed": {"key": KEY, "name": "robert", "name_statement": STATEMENT},
     "ok": {"id": "x"},
     "error": {"code": "forbidden", "message": "Wrong password."},
 }

@@ -30,8 +30,10 @@ from e2echat.protocol import (
     decode_relay_frame,
     encode_frame,
     hello_transcript,
+    name_transcript,
     prekey_transcript,
 )
+from e2echat.protocol.statements import pack_name_statement
 
 F = TypeVar("F")
 TIMEOUT = 5.0
@@ -44,6 +46,7 @@ class Identity:
     name: str
     signing: SigningKey = field(default_factory=SigningKey.generate)
     prekey_id: int = 1
+    signs_name: bool = False  # send a name statement in hello
 
     def __post_init__(self) -> None:
         self.prekey_secret = PrivateKey.generate()
@@ -70,8 +73,17 @@ class Identity:
             prekey.sig,
         )
         return Hello(
-            key=self.key, name=self.name, prekey=prekey, sig=self.signing.sign(transcript).signature
+            key=self.key,
+            name=self.name,
+            prekey=prekey,
+            sig=self.signing.sign(transcript).signature,
+            name_statement=self.name_statement(self.name) if self.signs_name else None,
         )
+
+    def name_statement(self, name: str, issued: int = 1) -> bytes:
+        """``name`` signed by this identity (crypto.md 9.6)."""
+        sig = self.signing.sign(name_transcript(self.key, name, issued)).signature
+        return pack_name_statement(issued, sig, name)
 
 
 def verifier_for(token: bytes) -> bytes:
