@@ -37,6 +37,10 @@ def _decode(decoder: msgspec.json.Decoder[_T], data: bytes | str, max_frame: int
         raise ProtocolError(
             ErrorCode.BAD_FRAME, "Frame rejected: it is not one JSON object in UTF-8."
         ) from None
+    except RecursionError:  # msgspec's depth guard, on arrays or objects nested very deep
+        raise ProtocolError(
+            ErrorCode.BAD_FRAME, "Frame rejected: it is nested too deeply."
+        ) from None
 
 
 def _sentence(detail: str) -> str:

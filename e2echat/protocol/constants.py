@@ -73,8 +73,10 @@ class CloseCode(IntEnum):
 
     NORMAL = 1000
     GOING_AWAY = 1001
+    INVALID_DATA = 1007  # a text frame that is not UTF-8 (the WebSocket layer's check)
     POLICY = 1008
     TOO_LARGE = 1009
+    INTERNAL_ERROR = 1011  # a relay bug outside any request: that connection alone
     AUTH_FAILED = 4401
     HANDSHAKE_TIMEOUT = 4408
     REPLACED = 4409

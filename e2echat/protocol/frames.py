@@ -48,7 +48,7 @@ Status = Literal["online", "away", "busy"]
 Presence_ = Literal["online", "away", "busy", "offline"]
 
 
-class _Frame(msgspec.Struct, tag_field="type", forbid_unknown_fields=True):
+class _Frame(msgspec.Struct, tag_field="type", forbid_unknown_fields=True, omit_defaults=True):
     """Base of every frame: tagged on ``type``, strict about fields."""
 
 

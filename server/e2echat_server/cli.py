@@ -124,6 +124,13 @@ def serve(
             help="Bytes queued to one slow client before it is dropped.", rich_help_panel=_LIMITS
         ),
     ] = None,
+    send_timeout_s: Annotated[
+        float | None,
+        typer.Option(
+            help="Seconds a bulk reply (sync, mailbox) waits for a client that does not read.",
+            rich_help_panel=_LIMITS,
+        ),
+    ] = None,
     config: Annotated[
         Path | None,
         typer.Option(help="TOML config file (flags > E2ECHAT_SERVER_* env > file > defaults)."),

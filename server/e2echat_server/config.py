@@ -76,6 +76,7 @@ class RelayConfig:
     new_keys_burst: int = 20
     forget_after_s: int = 7 * 86400
     send_buffer: int = 1024 * 1024
+    send_timeout_s: float = 10.0  # a bulk reply frame's wait for a client that does not read
     welcome_members: int = 1024 * 1024  # encoded member bytes in one welcome (protocol §4)
     ping_interval_s: float = 20.0
     ping_timeout_s: float = 20.0
@@ -101,6 +102,7 @@ class RelayConfig:
         _check(self.new_keys_burst >= 1, "new_keys_burst", "must be at least 1")
         _check(self.forget_after_s >= 1, "forget_after_s", "must be at least 1")
         _check(self.send_buffer >= self.max_frame, "send_buffer", "must be at least max_frame")
+        _check(self.send_timeout_s > 0, "send_timeout_s", "must be positive")
         _check(self.welcome_members >= 0, "welcome_members", "must be at least 0")
         _check(1 <= len(self.name) <= 64 and self.name.isprintable(), "name", "1..64 printable")
         _check(self.log_level in _LOG_LEVELS, "log_level", f"must be one of {_LOG_LEVELS}")

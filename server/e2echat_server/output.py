@@ -3,7 +3,9 @@
 Every frame is written without waiting, after a check of the recipient's send buffer, so
 a slow consumer is dropped instead of stalling anyone (`Delivery`); fan-out goes through
 the engine's broker, which knows which connections get it. Bulk replies (welcome, sync,
-the mailbox flush) are the exception: they wait for the client to drain.
+the mailbox flush) are the exception: they wait for the client to drain, each frame
+within ``send_timeout_s``, so a client that stops reading holds a page of replies for
+that long at most, and is then dropped like any slow consumer.
 """
 
 import asyncio
@@ -18,7 +20,7 @@ from e2echat_server.engine import Broker
 from e2echat_server.logs import LOGGER, event
 from e2echat_server.metrics import Metrics
 from e2echat_server.refusals import printable
-from e2echat_server.session import Session, peer
+from e2echat_server.session import Session, SlowConsumerError, peer
 
 
 class Delivery:
@@ -41,14 +43,18 @@ class Delivery:
             if transport.is_closing():
                 continue
             if transport.get_write_buffer_size() > limit:
-                self._metrics.slow_consumers += 1
-                event(LOGGER, "slow_consumer", logging.WARNING, peer=peer(conn))
-                transport.abort()
+                self.drop(conn)
                 continue
             targets.append(conn)
         broadcast(targets, data, text=True)
         self._metrics.bytes_out += len(data) * len(targets)
         return len(targets)
+
+    def drop(self, conn: ServerConnection) -> None:
+        """Abort a connection that does not read what it is sent."""
+        self._metrics.slow_consumers += 1
+        event(LOGGER, "slow_consumer", logging.WARNING, peer=peer(conn))
+        conn.transport.abort()
 
 
 class Output:
@@ -60,8 +66,10 @@ class Output:
         delivery: Delivery,
         directory: Directory,
         metrics: Metrics,
+        send_timeout_s: float,
     ) -> None:
         self._broker = broker
+        self._send_timeout_s = send_timeout_s
         self._delivery = delivery
         self._directory = directory
         self._metrics = metrics
@@ -72,10 +80,16 @@ class Output:
         self._delivery.send((session.conn,), encode_frame(frame), None)
 
     async def reply_paced(self, session: Session, frame: RelayFrame) -> None:
-        """Send one of many replies (sync, mailbox), waiting while the client's buffer is full."""
+        """Send one of many replies (sync, mailbox), waiting while the client's buffer is
+        full, but no longer than ``send_timeout_s``: then drop it (SlowConsumerError)."""
         data = encode_frame(frame)
         self._metrics.bytes_out += len(data)
-        await session.conn.send(data, text=True)
+        try:
+            async with asyncio.timeout(self._send_timeout_s):
+                await session.conn.send(data, text=True)
+        except TimeoutError:
+            self._delivery.drop(session.conn)
+            raise SlowConsumerError from None
 
     def error(self, session: Session, request: str | None, code: ErrorCode, message: str) -> None:
         self._metrics.errors[code.value] += 1

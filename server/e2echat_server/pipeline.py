@@ -106,7 +106,8 @@ class SendPipeline:
                     session, Sent(id=frame.id, room=frame.room, seq=envelope.seq, ts=envelope.ts)
                 )
             if not session.inflight and session.drained is not None:
-                session.drained.set_result(None)
+                if not session.drained.done():  # a bounded wait may have given up on it
+                    session.drained.set_result(None)
                 session.drained = None
 
     async def drain(self, session: Session) -> None:

@@ -18,8 +18,8 @@ def request_id(data: bytes | str) -> str | None:
     """The frame's ``id`` if it is a JSON object with a valid string id, else None."""
     try:
         found = _decoder.decode(data).id
-    except (msgspec.DecodeError, msgspec.ValidationError):
-        return None
+    except (msgspec.DecodeError, msgspec.ValidationError, RecursionError):
+        return None  # RecursionError: skipping a value nested very deep
     if found is None or not 1 <= len(found) <= MAX_REQUEST_ID_CHARS or not found.isprintable():
         return None
     return found

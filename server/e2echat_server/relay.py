@@ -40,6 +40,9 @@ _OVERSIZE_FACTOR = 4  # frames up to 4x max_frame get `too_large`; bigger ones c
 # Frames received but not yet read by the session, per connection, before websockets stops
 # reading the socket: at most 4 x max_size (1 MiB by default) instead of the default 16.
 _MAX_QUEUE = 4
+# Seconds a closing connection waits for the peer's close frame before the socket is
+# dropped: a peer closed for abuse must not keep its socket (and address slot) for long.
+_CLOSE_TIMEOUT_S = 1.0
 
 
 class Relay:
@@ -128,7 +131,9 @@ class Relay:
             ),
             now_ms(),
         )
-        self._output = Output(engine.broker, delivery, directory, self.metrics)
+        self._output = Output(
+            engine.broker, delivery, directory, self.metrics, config.send_timeout_s
+        )
         self._sessions = Sessions(config, directory, engine, self._output)
         self._blobs = BlobService(self._open_blobs(), directory, self._output)
         self._sessions.handlers.table.update(self._blobs.handlers())
@@ -147,6 +152,7 @@ class Relay:
                 open_timeout=config.handshake_timeout_s,
                 ping_interval=config.ping_interval_s,
                 ping_timeout=config.ping_timeout_s,
+                close_timeout=_CLOSE_TIMEOUT_S,
                 max_size=config.max_frame * _OVERSIZE_FACTOR,
                 max_queue=_MAX_QUEUE,
                 ssl=self._tls_context(),

@@ -12,6 +12,10 @@ class AbuseError(Exception):
     """The connection keeps misbehaving: close it with 4429."""
 
 
+class SlowConsumerError(Exception):
+    """The client did not read a bulk reply in time: its connection was aborted."""
+
+
 @dataclass(slots=True, eq=False)
 class Session:
     """One WebSocket connection: its peer, its pace, its key once authenticated."""

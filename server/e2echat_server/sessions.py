@@ -14,7 +14,6 @@ from collections import Counter
 from nacl.utils import random as random_bytes
 from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import ConnectionClosed
-from websockets.frames import CloseCode as WsCloseCode
 
 from e2echat.protocol import (
     PROTOCOL_VERSION,
@@ -41,7 +40,7 @@ from e2echat_server.output import Output
 from e2echat_server.pipeline import MAX_INFLIGHT, SendPipeline
 from e2echat_server.ratelimit import AddressBudgets, ConnectionLimiter, Verdict
 from e2echat_server.refusals import request_id
-from e2echat_server.session import AbuseError, Session, peer
+from e2echat_server.session import AbuseError, Session, SlowConsumerError, peer
 
 REPLACED_REASON = "Your identity connected from another place; this connection was replaced."
 
@@ -102,11 +101,16 @@ class Sessions:
                 finally:
                     metrics.authenticated -= 1
         except AbuseError:
+            # The sends accepted before the abuse are acknowledged first (each `sent` is
+            # queued before the close frame), but not for longer than a bulk reply may take.
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(self._config.send_timeout_s):
+                    await self.pipeline.drain(session)
             await conn.close(CloseCode.RATE_LIMIT, "Too many refused frames; slow down.")
         except ProtocolError as exc:  # the store failed while authenticating
             self._output.error(session, None, exc.code, exc.message)
             await conn.close(CloseCode.GOING_AWAY, "The relay cannot serve you right now.")
-        except ConnectionClosed:
+        except (ConnectionClosed, SlowConsumerError):
             pass
         except Exception as exc:  # a relay bug outside any request: say where, never what
             event(
@@ -116,7 +120,7 @@ class Sessions:
                 error=type(exc).__name__,
                 at=crash_site(exc),
             )
-            await conn.close(WsCloseCode.INTERNAL_ERROR, "The relay failed; reconnect.")
+            await conn.close(CloseCode.INTERNAL_ERROR, "The relay failed; reconnect.")
         finally:
             metrics.connections -= 1
             self.per_ip[ip] -= 1
