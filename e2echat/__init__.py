@@ -58,8 +58,9 @@ from e2echat.client.events import (
 )
 from e2echat.client.identity import Identity
 from e2echat.client.models import ConnectionState, Member, Message, RoomSummary
-from e2echat.client.paths import default_identity_path, default_store_path
+from e2echat.client.paths import bot_identity_path, default_identity_path, default_store_path
 from e2echat.client.room import Room
+from e2echat.client.runner import run
 from e2echat.crypto.identity import UnencryptedKeyWarning
 
 __version__ = "0.1.0"
@@ -107,6 +108,8 @@ __all__ = [
     "WrongAccess",
     "WrongPassphrase",
     "__version__",
+    "bot_identity_path",
     "default_identity_path",
     "default_store_path",
+    "run",
 ]

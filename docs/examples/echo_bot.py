@@ -1,28 +1,20 @@
-"""Echo bot: joins a room and repeats every message it reads there.
+"""Echo bot: answers every message in `lobby` with the same text, mentioning its sender.
 
-Run (with a relay from ``uv run e2echat-server``):
-
-    E2ECHAT_PASSPHRASE=... uv run python docs/examples/echo_bot.py ws://127.0.0.1:8765/ lobby
+E2ECHAT_PASSPHRASE=... uv run python docs/examples/echo_bot.py ws://127.0.0.1:8765/
 """
 
-import asyncio
 import sys
 
 import e2echat
 
 
-async def main(url: str, room_name: str) -> None:
-    identity = e2echat.Identity.load_or_create()  # the first run makes and saves it
-    async with e2echat.Client(url, identity=identity, name="echo-bot") as chat:
+async def setup(chat: e2echat.Client) -> None:
+    @chat.on(e2echat.Message)  # our own messages are left out: no echo of echoes
+    async def echo(msg: e2echat.Message) -> None:
+        await msg.reply(msg.text)
 
-        @chat.on(e2echat.Message)  # our own messages are filtered out: no echo of echoes
-        async def echo(msg: e2echat.Message) -> None:
-            await msg.room.send(f"{msg.sender.name} said: {msg.text}")
-
-        room = await chat.room(room_name, create=True)  # join, or create an open room
-        print(f"echoing in {room.name} as {chat.fingerprint}")
-        await chat.run_forever()
+    await chat.room("lobby", create=True)  # join it, or create it as an open room
 
 
 if __name__ == "__main__":
-    asyncio.run(main(*sys.argv[1:3]))
+    e2echat.run(setup, sys.argv[1], name="echo-bot")

@@ -30,6 +30,7 @@ from e2echat.client.errors import (
     InvalidInvite,
     InvalidName,
     InvalidRoomOption,
+    MessageTooLong,
     NameTaken,
     NoSuchRoom,
     NotAMember,
@@ -153,7 +154,7 @@ class Client:
         self._backlog = backlog
         self._concurrent_handlers = concurrent_handlers
         self._handlers: list[HandlerRunner] = []
-        self._closing: asyncio.Future[None] | None = None
+        self._closing: asyncio.Future[int] | None = None
         self._driver = Driver(
             url,
             lambda state: Room(self, state),
@@ -184,6 +185,11 @@ class Client:
     def rooms(self) -> list[Room]:
         """The rooms we are in, in the order we joined them."""
         return self._driver.rooms()
+
+    @property
+    def has_handlers(self) -> bool:
+        """Whether any handler is registered (``e2echat.run`` then serves until stopped)."""
+        return bool(self._handlers)
 
     def get_room(self, name: str) -> Room | None:
         """The joined room called ``name``, if any (no I/O; ``room()`` joins)."""
@@ -227,22 +233,56 @@ class Client:
             self._identity, self.name, store, session, _now_ms, round(self._proof_wait * 1000)
         )
 
-    async def close(self) -> None:
+    async def close(self) -> int:
         """Disconnect, stop handlers, end every subscription, close the store.
 
-        Idempotent, and safe from inside a handler (a bot's "quit" command): that
-        handler is not cancelled, it returns normally and ``run_forever`` returns once
-        the client is closed.
+        Returns how many of our messages are still queued in the outbox (they go out on
+        the next start with the same store); more than 0 is also logged as a warning.
+        Call ``flush()`` first to wait for them. Idempotent, and safe from inside a
+        handler (a bot's "quit" command): that handler is not cancelled, it returns
+        normally and ``run_forever`` returns once the client is closed.
         """
         if self._closing is None:
             self._closing = asyncio.ensure_future(self._close(asyncio.current_task()))
-        await asyncio.shield(self._closing)
+        return await asyncio.shield(self._closing)
 
-    async def _close(self, caller: asyncio.Task[Any] | None) -> None:
+    async def _close(self, caller: asyncio.Task[Any] | None) -> int:
         await self._driver.stop()
+        queued = (
+            len(await self._driver.call(self._driver.engine.outbox.items))
+            if self._driver.started
+            else 0
+        )
+        if queued:
+            log.warning(
+                "closed with %d message%s still queued: they go out on the next start"
+                " with this store (await client.flush() waits for them)",
+                queued,
+                "" if queued == 1 else "s",
+            )
         for runner in self._handlers:
             await runner.stop(caller)
         await self._driver.shutdown()
+        return queued
+
+    async def flush(self, timeout: float | None = 10.0) -> int:  # noqa: ASYNC109 (returns, not raises)
+        """Wait until the relay has confirmed every queued message, or ``timeout`` seconds
+        (None: no limit); return how many are still queued (0: all delivered to the relay).
+
+        For one-shot scripts: ``await room.send(...)`` returns queued when offline, and
+        ``flush()`` before exiting makes sure it went out.
+        """
+        driver = self._driver
+        try:
+            async with asyncio.timeout(timeout):
+                while True:
+                    driver.confirmed.clear()
+                    queued = len(await driver.call(driver.engine.outbox.items))
+                    if not queued:
+                        return 0
+                    await driver.confirmed.wait()
+        except TimeoutError:
+            return len(await driver.call(driver.engine.outbox.items))
 
     async def _request(self, frame: ClientFrame, expect: type[F]) -> F:
         try:
@@ -461,7 +501,12 @@ class Client:
         """Put a message in the outbox and send it if connected (run shielded: once
         queued, a message is marked on its way, so its frames must go out)."""
         driver = self._driver
-        item_id, core, out = await driver.call(driver.engine.queue, room.id, text)
+        try:
+            item_id, core, out = await driver.call(driver.engine.queue, room.id, text)
+        except E2EChatError as exc:
+            if type(exc) is not E2EChatError:  # NotAMember
+                raise
+            raise MessageTooLong(str(exc)) from None  # the engine's one other refusal
         provisional = placed(core, room)
         if not out.frames:
             return item_id, provisional, None

@@ -92,6 +92,8 @@ class Driver:
         self._ready: asyncio.Future[None] | None = None
         self._connected_at: float | None = None
         """Loop time of the current connection's welcome (None while not connected)."""
+        self.confirmed = asyncio.Event()
+        """Set whenever the relay confirmed one of our sends (``Client.flush`` waits)."""
 
     # Lifecycle -------------------------------------------------------------------------
 
@@ -273,6 +275,8 @@ class Driver:
         return None if handle is None else dataclasses.replace(event, room=handle)
 
     def _publish(self, out: Output) -> None:
+        if out.confirmed:
+            self.confirmed.set()
         for item_id, message in out.confirmed:
             bound = self.bind_message(message)
             waiter = self._waiters.pop(item_id, None)

@@ -15,7 +15,7 @@ import dataclasses
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
-from typing import Any, Generic, TypeVar, cast
+from typing import Any, Generic, Protocol, TypeVar, cast
 
 R = TypeVar("R")
 """What a value names its room by: the room id in the engine, the ``Room`` handle in
@@ -51,6 +51,12 @@ class Member:
     is_me: bool
 
 
+class _Postable(Protocol):
+    """A room handle that can post (the ``Room`` of a published message)."""
+
+    async def send(self, text: str) -> Any: ...
+
+
 @dataclass(frozen=True)
 class Message(Generic[R]):
     """A decrypted room message. ``sent_at`` is the relay's timestamp (UTC)."""
@@ -63,6 +69,12 @@ class Message(Generic[R]):
     seq: int
     sent_at: datetime
     own: bool
+
+    async def reply(self: "Message[_Postable]", text: str) -> "Message[Any]":
+        """Answer in the same room, mentioning this message's sender (``mentions_me`` is
+        True on their side), e.g. ``await msg.reply("4")`` sends ``@alice 4``."""
+        sent: Message[Any] = await self.room.send(f"@{self.sender.name} {text}")
+        return sent
 
 
 def placed(message: Message[Any], room: T) -> Message[T]:

@@ -6,6 +6,7 @@ all of it (tests, bots in containers, several identities side by side).
 
 import contextlib
 import os
+import re
 from pathlib import Path
 
 import platformdirs
@@ -26,6 +27,14 @@ def data_dir() -> Path:
 def default_identity_path() -> Path:
     """Where the identity key lives unless a path is given."""
     return data_dir() / "identity.key"
+
+
+def bot_identity_path(name: str) -> Path:
+    """Where ``e2echat.run`` keeps the identity of the bot called ``name``: one per bot
+    name, so that two bots on one machine are two users with two stores, not one user
+    whose second process is refused the store."""
+    safe = re.sub(r"[^A-Za-z0-9._-]", "_", name).lstrip(".") or "_"
+    return data_dir() / "bots" / f"{safe}.key"
 
 
 def default_store_path(identity: Identity) -> Path:

@@ -2,6 +2,7 @@
 
 import asyncio
 import functools
+import logging
 import os
 import stat
 import warnings
@@ -9,13 +10,16 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from e2echat_server import Relay
 
 import e2echat
 from e2echat.client import kdfcost
 from e2echat.client.handlers import HandlerRunner
 from e2echat.client.pubsub import Hub
 from e2echat.crypto.identity import INTERACTIVE, MODERATE
+from e2echat.protocol import RelayFrame, Sent
 from tests.client.conftest import MakeClient, collect
+from tests.client.proxy import evil_proxy
 
 CHEAP = kdfcost.FAST
 
@@ -288,6 +292,8 @@ async def test_each_refusal_has_its_own_class(make_client: MakeClient, tmp_path:
     room = await alice.room("here", create=True)
     with pytest.raises(e2echat.EmptyMessage):
         await room.send("")
+    with pytest.raises(e2echat.MessageTooLong, match="too long"):
+        await room.send("x" * 100_000)
     with pytest.raises(e2echat.BadStatus):
         await alice.set_status("sleeping")
     with pytest.raises(e2echat.BadStatus):
@@ -350,3 +356,78 @@ async def test_room_joins_or_creates(make_client: MakeClient) -> None:
         await bob.room("hideout", create=True)
     joined = await bob.room("hideout", invite=invite_room.invite())
     assert joined.id == invite_room.id
+
+
+# Flush and close ------------------------------------------------------------------------
+
+
+async def test_flush_waits_for_the_outbox_and_close_counts_what_is_left(
+    make_client: MakeClient, relay: Relay, caplog: pytest.LogCaptureFixture
+) -> None:
+    async with evil_proxy(relay.url) as proxy:
+        alice = await make_client("alice", proxy.url)
+        room = await alice.room("news", create=True)
+        assert await alice.flush() == 0
+        lost = asyncio.Event()
+
+        def lose_send_replies(frame: RelayFrame) -> list[RelayFrame]:
+            if isinstance(frame, Sent) and (frame.id or "").startswith("o"):
+                lost.set()
+                return []
+            return [frame]
+
+        proxy.rewrite = lose_send_replies
+        sending = asyncio.create_task(room.send("unconfirmed"))
+        await asyncio.wait_for(lost.wait(), 10)
+        sending.cancel()  # the message stays queued: the relay never confirmed it
+        assert await alice.flush(timeout=0.05) == 1
+        proxy.rewrite = lambda frame: [frame]
+        await proxy.close_all()  # reconnect: the outbox goes out again, confirmed this time
+        assert await alice.flush() == 0
+
+        proxy.rewrite = lose_send_replies
+        lost.clear()
+        sending = asyncio.create_task(room.send("left behind"))
+        await asyncio.wait_for(lost.wait(), 10)
+        with caplog.at_level(logging.WARNING, "e2echat"):
+            assert await alice.close() == 1
+        assert "closed with 1 message still queued" in caplog.text
+        assert (await sending).seq == 0  # returned queued
+
+
+# e2echat.run -------------------------------------------------------------------------------
+
+
+def test_run_turns_a_refusal_at_start_into_one_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("E2ECHAT_HOME", str(tmp_path))
+    monkeypatch.setenv("E2ECHAT_PASSPHRASE", "pw")
+    monkeypatch.delenv("E2ECHAT_PASSPHRASE_FILE", raising=False)
+    e2echat.Identity.generate().save(e2echat.bot_identity_path("x"), "pw", limits=CHEAP)
+
+    async def setup(chat: e2echat.Client) -> None:
+        raise AssertionError("never connected")
+
+    with pytest.raises(SystemExit) as exited:
+        e2echat.run(setup, "ws://127.0.0.1:9/", name="x", log_level=None)
+    assert str(exited.value.code).startswith("e2echat: cannot reach the relay")
+
+
+def test_run_refuses_what_it_cannot_run() -> None:
+    async def main() -> None:
+        pass
+
+    with pytest.raises(TypeError, match="needs the relay URL"):
+        e2echat.run(lambda chat: main(), log_level=None)
+    with pytest.raises(TypeError, match="takes no client options"):
+        e2echat.run(main(), "ws://x/", log_level=None)
+    with pytest.raises(TypeError, match="async setup function or a coroutine"):
+        e2echat.run(42, log_level=None)  # type: ignore[arg-type]
+    e2echat.run(main(), log_level=None)
+
+
+def test_bot_identities_are_one_per_name(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("E2ECHAT_HOME", str(tmp_path))
+    assert e2echat.bot_identity_path("roll-bot") == tmp_path / "bots" / "roll-bot.key"
+    assert e2echat.bot_identity_path("../x y").parent == tmp_path / "bots"
