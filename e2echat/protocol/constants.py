@@ -17,6 +17,9 @@ RATE = 30
 BURST = 60
 HANDSHAKE_TIMEOUT_S = 10
 MAX_CONN_PER_IP = 256
+MAX_SIGNAL_BODY = 1024  # an ephemeral body (typing): one pad block of ciphertext fits
+SIGNAL_RATE = 2  # ephemeral frames per second per connection, at most ...
+SIGNAL_BURST = 10  # ... after a burst of this many; more are dropped
 
 # Hard caps of the wire format itself: no relay may configure past these.
 # Relay frames may exceed MAX_FRAME: a member list of a 1,000-member room is ~330 KB.

@@ -32,6 +32,7 @@ NameStatement = Annotated[
 ]
 Salt = Annotated[bytes, _exact_bytes(c.SALT_BYTES)]
 Body = Annotated[bytes, msgspec.Meta(min_length=1, max_length=c.MAX_BODY)]
+SignalBody = Annotated[bytes, msgspec.Meta(min_length=1, max_length=c.MAX_SIGNAL_BODY)]
 Seq = Annotated[int, msgspec.Meta(ge=0, le=c.MAX_SEQ)]
 Timestamp = Annotated[int, msgspec.Meta(ge=0, le=c.MAX_SEQ)]
 RequestId = Annotated[str, msgspec.Meta(min_length=1, max_length=c.MAX_REQUEST_ID_CHARS)]
@@ -231,6 +232,21 @@ class Send(_Frame, tag="send"):
     id: RequestId | None = None
 
 
+class Retract(_Frame, tag="retract"):
+    """Drop the stored body of our own message ``seq`` of ``room`` (a deleted message)."""
+
+    room: RoomId
+    seq: Seq
+    id: RequestId | None = None
+
+
+class SignalSend(_Frame, tag="signal"):
+    """An ephemeral body for ``room``'s connected members: never stored, never answered."""
+
+    room: RoomId
+    body: SignalBody
+
+
 class DirectSend(_Frame, tag="direct"):
     to: PublicKey
     body: Body
@@ -308,6 +324,8 @@ ClientFrame = (
     | Lookup
     | PrekeyUpdate
     | Send
+    | Retract
+    | SignalSend
     | DirectSend
     | Ack
     | Sync
@@ -375,6 +393,14 @@ class Message(_Frame, tag="message"):
     ts: Timestamp
     sender: PublicKey = msgspec.field(name="from")
     body: Body
+
+
+class Signal(_Frame, tag="signal"):
+    """An ephemeral body a member of ``room`` sent to the room's connected members."""
+
+    room: RoomId
+    sender: PublicKey = msgspec.field(name="from")
+    body: SignalBody
 
 
 class DirectDelivery(_Frame, tag="direct"):
@@ -456,6 +482,7 @@ RelayFrame = (
     | RoomList
     | SummaryReply
     | Message
+    | Signal
     | DirectDelivery
     | Sent
     | Synced

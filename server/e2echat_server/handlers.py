@@ -14,6 +14,8 @@ from websockets.asyncio.server import ServerConnection
 
 from e2echat.protocol import (
     MAX_SYNC_LIMIT,
+    SIGNAL_BURST,
+    SIGNAL_RATE,
     Ack,
     ClientFrame,
     CreateRoom,
@@ -32,11 +34,14 @@ from e2echat.protocol import (
     Ok,
     PrekeyUpdate,
     ProtocolError,
+    Retract,
     RoomList,
     RoomReply,
     Sent,
     SetName,
     SetStatus,
+    Signal,
+    SignalSend,
     SummaryReply,
     Sync,
     Synced,
@@ -48,6 +53,7 @@ from e2echat_server.engine import Engine
 from e2echat_server.handshake import prekey_signed, verify_name_statement
 from e2echat_server.output import Output
 from e2echat_server.pipeline import check_body, room_message
+from e2echat_server.ratelimit import TokenBucket
 from e2echat_server.session import Session
 from e2echat_server.store import Envelope
 
@@ -87,6 +93,8 @@ class Handlers:
             Lookup: self.lookup,
             PrekeyUpdate: self.prekey,
             DirectSend: self.direct,
+            Retract: self.retract,
+            SignalSend: self.signal,
             Ack: self.ack,
             Sync: self.sync,
             SetStatus: self.status,
@@ -166,6 +174,27 @@ class Handlers:
         self._engine.metrics.directs_in += 1
         self._output.to_key(frame.to, direct_delivery(entry))
         self._output.reply(session, Sent(id=frame.id, room=None, seq=entry.seq, ts=entry.ts))
+
+    async def retract(self, session: Session, frame: Retract) -> None:
+        """Drop a stored body its authenticated sender deleted; clients decide the delete
+        itself from the signed `delete` payload, so this only stops serving the ciphertext."""
+        self._directory.member_room(session.key, frame.room)
+        store = self._engine.store
+        done = await self._engine.call("retract", store.retract(frame.room, frame.seq, session.key))
+        if done == "foreign":
+            raise ProtocolError(ErrorCode.FORBIDDEN, "Only its sender may retract a message.")
+        self._output.reply(session, Ok(id=frame.id))
+
+    async def signal(self, session: Session, frame: SignalSend) -> None:
+        """Pass an ephemeral body (typing) to the room's live connections: never stored,
+        never answered, and over the connection's budget silently dropped."""
+        self._directory.member_room(session.key, frame.room)
+        now = asyncio.get_running_loop().time()
+        if session.signals is None:
+            session.signals = TokenBucket.full(SIGNAL_RATE, SIGNAL_BURST, now)
+        if session.signals.take(now):
+            signal = Signal(room=frame.room, sender=session.key, body=frame.body)
+            self._output.to_room(frame.room, signal, skip=session)
 
     async def ack(self, session: Session, frame: Ack) -> None:
         store = self._engine.store

@@ -5,7 +5,7 @@ from dataclasses import dataclass
 
 from websockets.asyncio.server import ServerConnection
 
-from e2echat_server.ratelimit import ConnectionLimiter
+from e2echat_server.ratelimit import ConnectionLimiter, TokenBucket
 
 
 class AbuseError(Exception):
@@ -29,6 +29,7 @@ class Session:
     errors: int = 0
     inflight: int = 0  # pipelined sends not yet acknowledged
     drained: asyncio.Future[None] | None = None  # set when ``inflight`` falls to 0
+    signals: TokenBucket | None = None  # the budget of ephemeral frames, from the first
 
 
 def peer(conn: ServerConnection) -> str:

@@ -83,6 +83,20 @@ async def test_history_is_ordered_bounded_by_count_and_filtered_by_age(store: St
     assert (await store.load()).room_seqs == {ROOM: 7}
 
 
+async def test_only_the_sender_retracts_a_stored_message(store: Store) -> None:
+    await store.create_room(room(), MemberRecord(ROOM, ALICE, 0))
+    for seq in range(1, 4):
+        await store.append(ROOM, envelope(seq), keep=10)
+    await store.append(ROOM, Envelope(4, 0, BOB, b"bob's"), keep=10)
+    assert await store.retract(ROOM, 4, ALICE) == "foreign"
+    assert await store.retract(ROOM, 2, ALICE) == "removed"
+    assert await store.retract(ROOM, 2, ALICE) == "absent"
+    assert await store.retract(ROOM, 9, ALICE) == "absent"
+    assert await store.retract(ROOM, 4, BOB) == "removed"  # the newest: its number stays
+    assert [e.seq for e in await store.history(ROOM, 0, 0, 100)] == [1, 3]
+    assert (await store.load()).room_seqs == {ROOM: 4}
+
+
 async def test_a_page_of_history_skips_every_expired_message(store: Store) -> None:
     await store.create_room(room(), MemberRecord(ROOM, ALICE, 0))
     for seq in range(1, 11):

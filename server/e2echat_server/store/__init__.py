@@ -3,6 +3,7 @@
 from e2echat_server.store.base import (
     Envelope,
     MemberRecord,
+    Retraction,
     RoomRecord,
     Snapshot,
     Store,
@@ -17,6 +18,7 @@ __all__ = [
     "MemberRecord",
     "MemoryStore",
     "RedisStore",
+    "Retraction",
     "RoomRecord",
     "Snapshot",
     "SqliteStore",

@@ -58,6 +58,11 @@ class Envelope:
     body: bytes
 
 
+Retraction = Literal["removed", "absent", "foreign"]
+"""What `Store.retract` did: removed the body, found none at that seq, or found someone
+else's (and removed nothing)."""
+
+
 @dataclass(frozen=True, slots=True)
 class Snapshot:
     """Everything the relay keeps in memory, as of start-up."""
@@ -112,6 +117,10 @@ class Store(Protocol):
 
     async def prune(self, not_before: int) -> int:
         """Delete room messages older than ``not_before`` (ms); return how many."""
+        ...
+
+    async def retract(self, room: bytes, seq: int, sender: bytes) -> Retraction:
+        """Delete message ``seq`` of ``room`` if ``sender`` sent it (a sender's delete)."""
         ...
 
     async def mailbox_put(self, to: bytes, entry: Envelope) -> Envelope | None:

@@ -3,7 +3,14 @@
 import bisect
 from collections import defaultdict
 
-from e2echat_server.store.base import Envelope, MemberRecord, RoomRecord, Snapshot, UserRecord
+from e2echat_server.store.base import (
+    Envelope,
+    MemberRecord,
+    Retraction,
+    RoomRecord,
+    Snapshot,
+    UserRecord,
+)
 
 
 class MemoryStore:
@@ -75,6 +82,16 @@ class MemoryStore:
             removed += keep_from
             del log[:keep_from]
         return removed
+
+    async def retract(self, room: bytes, seq: int, sender: bytes) -> Retraction:
+        log = self._history.get(room, [])
+        at = bisect.bisect_left(log, seq, key=lambda e: e.seq)
+        if at == len(log) or log[at].seq != seq:
+            return "absent"
+        if log[at].sender != sender:
+            return "foreign"
+        del log[at]
+        return "removed"
 
     async def mailbox_put(self, to: bytes, entry: Envelope) -> None:
         self._mailboxes[to].append(entry)

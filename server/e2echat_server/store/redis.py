@@ -45,7 +45,14 @@ from redis.backoff import ExponentialBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from e2echat_server.store.base import Envelope, MemberRecord, RoomRecord, Snapshot, UserRecord
+from e2echat_server.store.base import (
+    Envelope,
+    MemberRecord,
+    Retraction,
+    RoomRecord,
+    Snapshot,
+    UserRecord,
+)
 
 DEFAULT_PREFIX: Final = "e2echat"
 _MAX_BATCH: Final = 512  # jobs per pipeline
@@ -75,6 +82,18 @@ redis.call('HSET', KEYS[1], 'seq', seq, 'ts', ts)
 redis.call('ZADD', KEYS[3], seq, digest)
 redis.call('ZREMRANGEBYRANK', KEYS[3], 0, -65)
 return {seq, ts}
+"""
+
+# KEYS: history; ARGV: seq, sender. Deletes the entry only if that sender stored it.
+_RETRACT: Final = """
+local entries = redis.call('XRANGE', KEYS[1], ARGV[1] .. '-0', ARGV[1] .. '-0')
+if #entries == 0 then return 'absent' end
+local fields = entries[1][2]
+for i = 1, #fields, 2 do
+  if fields[i] == 's' and fields[i + 1] ~= ARGV[2] then return 'foreign' end
+end
+redis.call('XDEL', KEYS[1], ARGV[1] .. '-0')
+return 'removed'
 """
 
 # KEYS: user, mailbox; ARGV: seq, ts, sender, body. Numbered like _APPEND; answers seq.
@@ -456,6 +475,12 @@ class RedisStore:
                 break
             start = page[-1].seq + 1
         return found
+
+    async def retract(self, room: bytes, seq: int, sender: bytes) -> Retraction:
+        done = await self._submit(
+            [_eval(_RETRACT, [self.keys.history(room)], [seq, sender])], _first
+        )
+        return cast(Retraction, done.decode() if isinstance(done, bytes) else done)
 
     async def prune(self, not_before: int) -> int:
         k = self.keys

@@ -34,7 +34,14 @@ from typing import Any, Final, TypeVar
 
 from e2echat_server.datadir import DataDirLock
 from e2echat_server.store import schema
-from e2echat_server.store.base import Envelope, MemberRecord, RoomRecord, Snapshot, UserRecord
+from e2echat_server.store.base import (
+    Envelope,
+    MemberRecord,
+    Retraction,
+    RoomRecord,
+    Snapshot,
+    UserRecord,
+)
 
 _T = TypeVar("_T")
 _MAX_BATCH: Final = 512
@@ -326,6 +333,25 @@ class SqliteStore:
                 )
             ]
         )
+
+    async def retract(self, room: bytes, seq: int, sender: bytes) -> Retraction:
+        def write(db: sqlite3.Connection) -> Retraction:
+            row = db.execute(
+                "SELECT sender FROM messages WHERE room = ? AND seq = ?", (room, seq)
+            ).fetchone()
+            if row is None:
+                return "absent"
+            if row[0] != sender:
+                return "foreign"
+            db.execute(  # it may be the newest message: keep its number
+                "UPDATE rooms SET seq = max(seq, (SELECT max(seq) FROM messages WHERE room = ?))"
+                " WHERE id = ?",
+                (room, room),
+            )
+            db.execute("DELETE FROM messages WHERE room = ? AND seq = ?", (room, seq))
+            return "removed"
+
+        return await self._submit(write)
 
     async def prune(self, not_before: int) -> int:
         def write(db: sqlite3.Connection) -> int:
