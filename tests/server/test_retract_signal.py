@@ -81,7 +81,7 @@ async def test_signals_reach_live_members_only_and_are_never_stored(
     await carol.send_json(
         {"type": "signal", "room": base64.b64encode(room).decode(), "body": oversize}
     )
-    assert (await carol.error()).code is ErrorCode.BAD_FRAME
+    assert (await carol.error()).code is ErrorCode.TOO_LARGE
     # The sender hears nothing back: a barrier request answered proves it.
     await alice.request(MembersRequest(room=room, id="barrier"), MembersList)
     assert not [f for f in alice._stash if isinstance(f, Signal | Ok)]
