@@ -21,7 +21,7 @@ from collections.abc import Callable
 import nacl.bindings as sodium
 
 from e2echat.crypto import CryptoSession, Identity, Member, MemoryStore, Policy, Text
-from e2echat.crypto.message import PAD_BLOCK
+from e2echat.crypto.message import HEADER_SIZE, PAD_BLOCK
 from e2echat.crypto.payload import encode_payload
 from e2echat.crypto.prekeys import new_prekey
 
@@ -86,7 +86,7 @@ def bench_messages(calls: int, repeats: int) -> dict[str, float]:
     public_key = alice_member.key
     plaintext = encode_payload(payload)
     ck = bytes(32)
-    header = bytes(94)
+    header = bytes(HEADER_SIZE)
 
     def bare_encrypt(n: int) -> None:
         for _ in range(n):

@@ -24,6 +24,9 @@ from e2echat.crypto.events import (
     Decrypted,
     DirectRejected,
     Event,
+    LogForked,
+    LogRejected,
+    LogStatement,
     MemberUnverified,
     MemberValidated,
     MessageDeferred,
@@ -33,6 +36,8 @@ from e2echat.crypto.events import (
     Outgoing,
     OutgoingDirect,
     ReplayRejected,
+    RoomChanged,
+    RoomKeyMissing,
     StatementRejected,
     SuccessorAccepted,
     Undecryptable,
@@ -64,6 +69,15 @@ from e2echat.crypto.payload import (
 from e2echat.crypto.policy import DEFAULT_POLICY, Policy
 from e2echat.crypto.prekeys import SignedPrekey
 from e2echat.crypto.records import ContactRecord
+from e2echat.crypto.roomlog import (
+    AuthorityError,
+    Kind,
+    LogEntry,
+    LogError,
+    LogForkError,
+    LogState,
+    Role,
+)
 from e2echat.crypto.roomsecret import Invite, RoomSecret
 from e2echat.crypto.safety import fingerprint, format_safety_number, safety_number
 from e2echat.crypto.session import CryptoSession, Member
@@ -81,6 +95,7 @@ __all__ = [
     "DEFAULT_POLICY",
     "INTERACTIVE",
     "MODERATE",
+    "AuthorityError",
     "ChainError",
     "ContactRecord",
     "CryptoError",
@@ -98,6 +113,14 @@ __all__ = [
     "InviteError",
     "KdfLimits",
     "KeyFileError",
+    "Kind",
+    "LogEntry",
+    "LogError",
+    "LogForkError",
+    "LogForked",
+    "LogRejected",
+    "LogState",
+    "LogStatement",
     "MalformedError",
     "Member",
     "MemberUnverified",
@@ -121,6 +144,9 @@ __all__ = [
     "ReplayError",
     "ReplayRejected",
     "Resemblance",
+    "Role",
+    "RoomChanged",
+    "RoomKeyMissing",
     "RoomPayload",
     "RoomSecret",
     "SignatureError",

@@ -31,6 +31,8 @@ _PREFIX = struct.Struct(">BBI")
 RoomId = Annotated[bytes, msgspec.Meta(min_length=ROOM_ID_SIZE, max_length=ROOM_ID_SIZE)]
 ChainId = Annotated[bytes, msgspec.Meta(min_length=CHAIN_ID_SIZE, max_length=CHAIN_ID_SIZE)]
 Proof = Annotated[bytes, msgspec.Meta(min_length=32, max_length=32)]
+Nonce = Annotated[bytes, msgspec.Meta(min_length=16, max_length=16)]
+"""The fresh nonce of a membership proof: each is accepted once per prover."""
 Millis = Annotated[int, msgspec.Meta(ge=0, le=2**53)]
 
 
@@ -50,6 +52,8 @@ class Share(_Direct, frozen=True, tag="share"):
     index: U32
     ck: Key32
     proof: Proof | None = None
+    epoch: U32 = 0
+    nonce: Nonce | None = None
 
     def __repr__(self) -> str:
         return f"Share(chain_id={self.chain_id.hex()}, index={self.index}, ck=<redacted>)"
@@ -62,6 +66,8 @@ class Join(_Direct, frozen=True, tag="join"):
     """A joiner's membership proof to one member."""
 
     proof: Proof
+    epoch: U32 = 0
+    nonce: Nonce | None = None
 
     def __repr__(self) -> str:
         return f"Join(room_id={self.room_id.hex()}, proof=<redacted>)"
@@ -75,6 +81,8 @@ class KeyRequest(_Direct, frozen=True, tag="key_request"):
 
     chain_id: ChainId
     proof: Proof | None = None
+    epoch: U32 = 0
+    nonce: Nonce | None = None
 
     def __repr__(self) -> str:
         return f"KeyRequest(chain_id={self.chain_id.hex()}, proof=<redacted>)"
@@ -83,7 +91,25 @@ class KeyRequest(_Direct, frozen=True, tag="key_request"):
         return redacted_fields(self, ("proof",))
 
 
-DirectPayload = Share | Join | KeyRequest
+class RoomKey(_Direct, frozen=True, tag="room_key"):
+    """The room secret of ``epoch``, from the member that rotated it to a remaining member.
+
+    It is accepted only if it matches the verifier that the membership log's signed
+    rotation entry for that epoch commits to, so it needs no proof of its own.
+    """
+
+    epoch: U32
+    secret: Key32
+    salt: Annotated[bytes, msgspec.Meta(max_length=16)] = b""
+
+    def __repr__(self) -> str:
+        return f"RoomKey(room_id={self.room_id.hex()}, epoch={self.epoch}, secret=<redacted>)"
+
+    def __rich_repr__(self) -> list[tuple[str, Any]]:
+        return redacted_fields(self, ("secret",))
+
+
+DirectPayload = Share | Join | KeyRequest | RoomKey
 
 _encoder = msgspec.json.Encoder()
 _decoder = msgspec.json.Decoder(DirectPayload)

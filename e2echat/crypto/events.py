@@ -9,6 +9,8 @@ from dataclasses import dataclass, field
 
 from e2echat.crypto.payload import Received, message_id
 from e2echat.crypto.prekeys import SignedPrekey
+from e2echat.crypto.roomlog import LogEntry
+from e2echat.crypto.roomsecret import RoomSecret
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,6 +141,45 @@ class DirectRejected:
     reason: str
 
 
+@dataclass(frozen=True, slots=True)
+class RoomChanged:
+    """A membership-log entry was validated and applied: ``entry`` says who did what.
+
+    Kinds: create, join, admit, leave, remove (kick), ban, role, rotate (secret
+    changed: new password or invites revoked), describe. Public data only.
+    """
+
+    room_id: bytes
+    entry: LogEntry
+
+
+@dataclass(frozen=True, slots=True)
+class LogRejected:
+    """A log entry from the relay failed validation; it and every later entry are ignored."""
+
+    room_id: bytes
+    position: int
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class LogForked:
+    """The relay showed us a log that differs from another member's (or from what it
+    showed us before): the room is frozen, nothing more is sent or shared in it."""
+
+    room_id: bytes
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class RoomKeyMissing:
+    """The log rotated the room secret to ``epoch`` and its secret has not reached us
+    yet: proofs of other members will not check until it arrives."""
+
+    room_id: bytes
+    epoch: int
+
+
 Event = (
     MemberValidated
     | MemberUnverified
@@ -147,6 +188,10 @@ Event = (
     | ReplayRejected
     | MessageRejected
     | DirectRejected
+    | RoomChanged
+    | LogRejected
+    | LogForked
+    | RoomKeyMissing
 )
 
 
@@ -159,6 +204,22 @@ class Outcome:
     events: list[Event] = field(default_factory=list)
     publish_prekey: SignedPrekey | None = None
     """A new signed prekey to send to the relay in a ``prekey`` frame."""
+
+
+@dataclass(frozen=True, slots=True)
+class LogStatement:
+    """A membership-log entry we signed: send ``entry`` to the relay to append, then the
+    ``directs`` (the new room secret, sealed to each remaining member, for rotations).
+
+    ``secret`` is the new room secret of a rotation (for a new invite), else None.
+    """
+
+    entry: bytes
+    directs: list[OutgoingDirect]
+    secret: RoomSecret | None = None
+
+    def __repr__(self) -> str:
+        return f"LogStatement(entry=<{len(self.entry)} bytes>, directs={len(self.directs)})"
 
 
 @dataclass(frozen=True, slots=True)

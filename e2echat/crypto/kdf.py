@@ -6,6 +6,8 @@ separates the uses, so no derived value can stand in for another. The exact byte
 normative (docs/crypto.md, tests/vectors/kdf.json).
 """
 
+import struct
+
 from e2echat.crypto.primitives import blake2b
 from e2echat.protocol.transcripts import length_prefixed
 
@@ -15,6 +17,8 @@ RELAY_TOKEN_PERSON = b"e2echat-rt-v1"
 JOIN_KEY_PERSON = b"e2echat-join-v1"
 PROOF_PERSON = b"e2echat-prf-v1"
 PASSWORD_SALT_PERSON = b"e2echat-pws-v1"
+KEY_COMMITMENT_PERSON = b"e2echat-kc-v1"
+JOIN_TAG_PERSON = b"e2echat-jtag-v1"
 
 MESSAGE_KEY_INPUT = b"\x01"
 CHAIN_KEY_INPUT = b"\x02"
@@ -32,6 +36,16 @@ def next_chain_key(chain_key: bytes) -> bytes:
     return blake2b(CHAIN_KEY_INPUT, key=chain_key, person=CHAIN_KEY_PERSON)
 
 
+def key_commitment(message_key_: bytes) -> bytes:
+    """``kc_i = B2(mk_i)``: carried in the signed header, so the signature binds the key.
+
+    XChaCha20-Poly1305 does not commit to its key: a sender holding two keys can make
+    one ciphertext open under both. With ``kc`` signed, every receiver that accepts a
+    message used the one key whose hash the sender signed, and so reads the same text.
+    """
+    return blake2b(message_key_, person=KEY_COMMITMENT_PERSON)
+
+
 def relay_token(room_secret: bytes) -> bytes:
     """What a joiner shows the relay; reveals nothing that decrypts."""
     return blake2b(RELAY_TOKEN_LABEL, key=room_secret, person=RELAY_TOKEN_PERSON)
@@ -47,13 +61,29 @@ def join_key(room_secret: bytes) -> bytes:
     return blake2b(JOIN_KEY_LABEL, key=room_secret, person=JOIN_KEY_PERSON)
 
 
-def proof(join_key_: bytes, room_id: bytes, prover: bytes, verifier_key: bytes) -> bytes:
-    """``prover``'s proof to ``verifier_key`` that it knows the room secret of ``room_id``.
+def proof(
+    join_key_: bytes, room_id: bytes, epoch: int, prover: bytes, verifier_key: bytes, nonce: bytes
+) -> bytes:
+    """``prover``'s proof to ``verifier_key`` that it knows the secret of ``room_id``'s
+    ``epoch``, made fresh by ``nonce`` (16 random bytes, seen once by the verifier).
 
-    The inputs are fixed-size (16 + 32 + 32 bytes), so plain concatenation is unambiguous;
-    binding both keys means a proof shown to one member is useless to anyone else.
+    The inputs are fixed-size (16 + 4 + 32 + 32 + 16 bytes), so plain concatenation is
+    unambiguous; binding both keys means a proof shown to one member is useless to anyone
+    else, binding the epoch kills every proof of a member once it is removed, and the
+    nonce makes each proof one-time, so a replayed envelope validates nothing.
     """
-    return blake2b(room_id + prover + verifier_key, key=join_key_, person=PROOF_PERSON)
+    data = room_id + struct.pack(">I", epoch) + prover + verifier_key + nonce
+    return blake2b(data, key=join_key_, person=PROOF_PERSON)
+
+
+def join_tag(join_key_: bytes, entry_prefix: bytes) -> bytes:
+    """The tag of a membership-log ``join`` entry: a MAC, under the epoch's join key, of
+    the entry's bytes before the tag (room, position, previous hash, author, epoch).
+
+    It proves the joiner knew the room secret of that epoch, at that one position of
+    the log (the previous hash is inside), so it can never be moved or replayed.
+    """
+    return blake2b(entry_prefix, key=join_key_, person=JOIN_TAG_PERSON)
 
 
 def password_salt(relay_salt: bytes, room_name: str) -> bytes:

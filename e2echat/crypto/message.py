@@ -1,17 +1,23 @@
 """The room message body: ``hdr || ct || sig``, byte for byte as in docs/crypto.md.
 
 ``hdr = v(1)=1 || kind(1)=0x01 || room_id(16) || sender(32) || chain_id(16) ||
-index(u32 BE) || nonce(24)`` is the AEAD associated data, the plaintext is padded to a
-multiple of 256 bytes, and the sender signs ``length_prefixed("e2echat/v1/msg", hdr,
-ct)``. These functions are pure: the ratchet state lives in ``chain`` and ``session``.
+index(u32 BE) || nonce(24) || kc(32) || log_length(u32 BE) || log_head(32)`` is the AEAD
+associated data, the plaintext is padded to a multiple of 256 bytes, and the sender signs
+``length_prefixed("e2echat/v1/msg", hdr, ct)``. ``kc`` is the key commitment
+``B2(mk)``: a receiver opens the ciphertext only with the one key the sender signed for.
+``log_length, log_head`` is the sender's view of the room's membership log, which
+receivers compare with theirs. These functions are pure: the ratchet state lives in
+``chain`` and ``session``.
 """
 
+import hmac
 import struct
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import NamedTuple
 
-from e2echat.crypto.errors import MalformedError, PayloadError
+from e2echat.crypto.errors import DecryptionError, MalformedError, PayloadError
+from e2echat.crypto.kdf import key_commitment
 from e2echat.crypto.primitives import (
     NONCE_SIZE,
     SIGNATURE_SIZE,
@@ -35,7 +41,7 @@ PAD_BLOCK = 256
 MAX_BODY = PROTOCOL_MAX_BODY  # the largest body a relay may accept
 MESSAGE_LABEL = b"e2echat/v1/msg"
 
-_HEADER = struct.Struct(">BB16s32s16sI24s")
+_HEADER = struct.Struct(">BB16s32s16sI24s32sI32s")
 HEADER_SIZE = _HEADER.size
 MIN_BODY = HEADER_SIZE + PAD_BLOCK + TAG_SIZE + SIGNATURE_SIZE
 SignFn = Callable[[bytes], bytes]
@@ -54,6 +60,9 @@ class Header:
     chain_id: bytes
     index: int
     nonce: bytes
+    commitment: bytes
+    log_length: int = 0
+    log_head: bytes = bytes(32)
 
 
 class RoomBody(NamedTuple):
@@ -73,7 +82,14 @@ class RoomBody(NamedTuple):
         )
 
     def decrypt(self, message_key: bytes) -> bytes:
-        """The unpadded plaintext under ``message_key`` (raises on any alteration)."""
+        """The unpadded plaintext under ``message_key`` (raises on any alteration).
+
+        The key must match the signed commitment first: a member given another key for
+        this chain (an equivocating sender) rejects the message instead of reading
+        another text from the same signed bytes.
+        """
+        if not hmac.compare_digest(key_commitment(message_key), self.header.commitment):
+            raise DecryptionError("message key does not match the signed key commitment")
         padded = aead_decrypt(message_key, self.header.nonce, self.ciphertext, self.header_bytes)
         return unpad(padded, PAD_BLOCK)
 
@@ -84,7 +100,7 @@ def signed_transcript(header_bytes: bytes, ciphertext: bytes) -> bytes:
 
 
 def encode_header(header: Header) -> bytes:
-    """The 94-byte header."""
+    """The 162-byte header."""
     return _HEADER.pack(
         VERSION,
         KIND_ROOM,
@@ -93,6 +109,9 @@ def encode_header(header: Header) -> bytes:
         header.chain_id,
         header.index,
         header.nonce,
+        header.commitment,
+        header.log_length,
+        header.log_head,
     )
 
 
@@ -105,14 +124,27 @@ def seal_body(
     message_key: bytes,
     payload: bytes,
     nonce: bytes | None = None,
+    *,
+    log_length: int = 0,
+    log_head: bytes = bytes(32),
 ) -> bytes:
     """Encrypt, then sign, ``payload`` as message ``index`` of a chain; the body bytes.
 
-    ``nonce`` is random unless given (known-answer vectors only).
+    ``nonce`` is random unless given (known-answer vectors only); ``log_length`` and
+    ``log_head`` are our position in the room's membership log (zero: no log).
     """
     if len(payload) > MAX_PAYLOAD:
         raise PayloadError(f"payload of {len(payload)} bytes exceeds {MAX_PAYLOAD}")
-    header = Header(room_id, sender, chain_id, index, nonce or random_bytes(NONCE_SIZE))
+    header = Header(
+        room_id,
+        sender,
+        chain_id,
+        index,
+        nonce or random_bytes(NONCE_SIZE),
+        key_commitment(message_key),
+        log_length,
+        log_head,
+    )
     header_bytes = encode_header(header)
     ciphertext = aead_encrypt(message_key, header.nonce, pad(payload, PAD_BLOCK), header_bytes)
     return header_bytes + ciphertext + sign(signed_transcript(header_bytes, ciphertext))
@@ -141,11 +173,12 @@ def parse_body(body: bytes) -> RoomBody:
         raise MalformedError("room body has an invalid length")
     if (size - HEADER_SIZE - TAG_SIZE - SIGNATURE_SIZE) % PAD_BLOCK:
         raise MalformedError("room body ciphertext is not a whole number of pad blocks")
-    version, kind, room_id, sender, chain_id, index, nonce = _HEADER.unpack_from(body)
+    fields = _HEADER.unpack_from(body)
+    version, kind, room_id, sender, chain_id, index, nonce, commitment, length, head = fields
     if version != VERSION or kind != KIND_ROOM:
         raise MalformedError("not a v1 room message body")
     return RoomBody(
-        Header(room_id, sender, chain_id, index, nonce),
+        Header(room_id, sender, chain_id, index, nonce, commitment, length, head),
         body[:HEADER_SIZE],
         body[HEADER_SIZE:-SIGNATURE_SIZE],
         body[-SIGNATURE_SIZE:],

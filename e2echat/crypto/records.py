@@ -16,6 +16,7 @@ from e2echat.crypto.chain import ChainTombstone, InboundChain, OutboundChain
 from e2echat.crypto.direct import ChainId, RoomId
 from e2echat.crypto.prekeys import U32, Key32, PrekeyRecord, SignedPrekey
 from e2echat.crypto.redact import redacted_fields
+from e2echat.crypto.roomlog import LogState
 from e2echat.crypto.store import CryptoStore, Write
 
 PREKEYS = "prekey"
@@ -25,6 +26,10 @@ INBOUND = "in"
 GONE = "gone"
 PENDING = "pending"
 CONTACTS = "contact"
+LOG = "log"
+LOG_ENTRIES = "logentry"
+SEEN = "seen"
+ROOM_KEYS = "roomkey"
 
 R = TypeVar("R", bound=msgspec.Struct)
 
@@ -44,6 +49,19 @@ class RoomRecord(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     room_id: RoomId
     join_key: Key32 | None
     members: dict[Key32, MemberRecord] = msgspec.field(default_factory=dict)
+    epoch: U32 = 0
+    """The epoch of ``join_key`` (the membership log's epoch once its secret arrived)."""
+    room_secret: Key32 | None = None
+    """The room secret of ``epoch`` (for the relay token, invites and the log's tags)."""
+    forked: str | None = None
+    """Why the room is frozen for good: its log forked from another member's."""
+    removed: str | None = None
+    """Why we may not send here: we left or were removed (until we join again)."""
+
+    @property
+    def frozen(self) -> str | None:
+        """Why nothing may be sent or shared in the room now (None: we may)."""
+        return self.forked or self.removed
 
     @property
     def secret(self) -> bool:
@@ -55,7 +73,7 @@ class RoomRecord(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
         return f"RoomRecord(room_id={self.room_id.hex()}, {kind}, members={len(self.members)})"
 
     def __rich_repr__(self) -> list[tuple[str, Any]]:
-        return redacted_fields(self, ("join_key",))
+        return redacted_fields(self, ("join_key", "room_secret"))
 
 
 class ContactRecord(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -91,6 +109,36 @@ class PendingMessage(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
         return f"PendingMessage(seq={self.seq}, index={self.index}, body=<{len(self.body)} bytes>)"
 
 
+class LogEntryRecord(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """One validated membership-log entry, as signed (public bytes)."""
+
+    wire: bytes
+
+
+class SeenNonce(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """A proof nonce already accepted from a prover (kept while its envelope is fresh)."""
+
+    received: int
+
+
+class RoomKeyRecord(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """A room secret received for a rotation, installed once the log commits to it."""
+
+    secret: Key32
+    received: int
+
+    def __repr__(self) -> str:
+        return "RoomKeyRecord(<redacted>)"
+
+    def __rich_repr__(self) -> list[tuple[str, Any]]:
+        return redacted_fields(self, ("secret",))
+
+
+def log_entry_key(room_id: bytes, position: int) -> bytes:
+    """Store key of the log entry at ``position``: room || u32."""
+    return room_id + struct.pack(">I", position)
+
+
 def prekey_key(prekey_id: int) -> bytes:
     """Store key of a prekey record."""
     return struct.pack(">I", prekey_id)
@@ -117,6 +165,10 @@ _TYPES: dict[str, type[msgspec.Struct]] = {
     GONE: ChainTombstone,
     PENDING: PendingMessage,
     CONTACTS: ContactRecord,
+    LOG: LogState,
+    LOG_ENTRIES: LogEntryRecord,
+    SEEN: SeenNonce,
+    ROOM_KEYS: RoomKeyRecord,
 }
 _decoders = {space: msgspec.msgpack.Decoder(kind) for space, kind in _TYPES.items()}
 _DELETED: Any = object()

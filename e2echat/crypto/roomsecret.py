@@ -89,18 +89,35 @@ class RoomSecret:
         raise TypeError("a RoomSecret is not picklable")
 
 
-def make_proof(join_key: bytes, room_id: bytes, prover: bytes, verifier_key: bytes) -> bytes:
-    """``prover``'s membership proof for ``room_id``, addressed to ``verifier_key``."""
-    return kdf.proof(join_key, room_id, prover, verifier_key)
+PROOF_NONCE_SIZE = 16
+
+
+def make_proof(
+    join_key: bytes, room_id: bytes, epoch: int, prover: bytes, verifier_key: bytes
+) -> tuple[bytes, bytes]:
+    """``(proof, nonce)``: ``prover``'s fresh membership proof for ``room_id`` at
+    ``epoch``, addressed to ``verifier_key``."""
+    nonce = random_bytes(PROOF_NONCE_SIZE)
+    return kdf.proof(join_key, room_id, epoch, prover, verifier_key, nonce), nonce
 
 
 def check_proof(
-    join_key: bytes, room_id: bytes, prover: bytes, verifier_key: bytes, proof: bytes | None
+    join_key: bytes,
+    room_id: bytes,
+    epoch: int,
+    prover: bytes,
+    verifier_key: bytes,
+    proof: bytes | None,
+    nonce: bytes | None,
 ) -> None:
-    """Raise ``ProofError`` unless ``proof`` is right; constant-time comparison."""
-    if proof is None:
+    """Raise ``ProofError`` unless ``proof`` is right; constant-time comparison.
+
+    Whether ``nonce`` is fresh (never accepted before from ``prover``) is the caller's
+    check: it needs the replay cache.
+    """
+    if proof is None or nonce is None:
         raise ProofError("membership proof is missing")
-    expected = kdf.proof(join_key, room_id, prover, verifier_key)
+    expected = kdf.proof(join_key, room_id, epoch, prover, verifier_key, nonce)
     if not hmac.compare_digest(expected, proof):
         raise ProofError("membership proof does not check")
 

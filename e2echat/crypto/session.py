@@ -22,16 +22,26 @@ from e2echat.crypto.direct import (
     DirectPayload,
     Join,
     KeyRequest,
+    RoomKey,
     Share,
     direct_prekey_id,
     open_direct,
     seal_direct,
 )
-from e2echat.crypto.errors import ChainError, CryptoError, MalformedError, ReplayError
+from e2echat.crypto.errors import (
+    ChainError,
+    CryptoError,
+    MalformedError,
+    ProofError,
+    ReplayError,
+)
 from e2echat.crypto.events import (
     Decrypted,
     DirectRejected,
     Event,
+    LogForked,
+    LogRejected,
+    LogStatement,
     MemberUnverified,
     MemberValidated,
     MessageDeferred,
@@ -40,6 +50,8 @@ from e2echat.crypto.events import (
     Outgoing,
     OutgoingDirect,
     ReplayRejected,
+    RoomChanged,
+    RoomKeyMissing,
     Undecryptable,
 )
 from e2echat.crypto.identity import Identity
@@ -51,18 +63,43 @@ from e2echat.crypto.primitives import KEY_SIZE
 from e2echat.crypto.records import (
     GONE,
     INBOUND,
+    LOG,
+    LOG_ENTRIES,
     OUTBOUND,
     PENDING,
     PREKEYS,
+    ROOM_KEYS,
     ROOMS,
+    SEEN,
+    LogEntryRecord,
     MemberRecord,
     PendingMessage,
     Records,
+    RoomKeyRecord,
     RoomRecord,
+    SeenNonce,
     Txn,
     inbound_key,
+    log_entry_key,
     pending_key,
     prekey_key,
+)
+from e2echat.crypto.roomlog import (
+    NO_HASH,
+    NO_VERIFIER,
+    ROTATING,
+    TAGGED,
+    Kind,
+    LogEntry,
+    LogForkError,
+    LogHead,
+    LogState,
+    Role,
+    apply_entry,
+    compare_head,
+    encode_entry,
+    entry_hash,
+    parse_entry,
 )
 from e2echat.crypto.roomsecret import RoomSecret, check_proof, make_proof
 from e2echat.crypto.store import CryptoStore
@@ -160,13 +197,18 @@ class CryptoSession:
         op = _Op(self._records.begin())
         room = op.txn.get(ROOMS, room_id, RoomRecord)
         join_key = secret.join_key if secret is not None else None
-        first = room is None or not _same_key(room.join_key, join_key)
+        first = room is None or not (
+            _same_key(room.join_key, join_key) or self._rotated_since(op, room, secret)
+        )
         if room is None or first:
             # new to us, or another secret (a different room for us): start afresh;
             # chains installed under the old access mode were not proved under this one
             op.txn.delete(OUTBOUND, room_id)
             _bury_room_chains(op.txn, room_id, now)
-            room = RoomRecord(room_id, join_key)
+            op.txn.delete(LOG, room_id)
+            room = RoomRecord(
+                room_id, join_key, room_secret=secret.secret if secret is not None else None
+            )
         listed = {member.key: member for member in members if member.key != self._me}
         for gone in [key for key, record in room.members.items() if record.announced]:
             if gone not in listed:
@@ -177,9 +219,22 @@ class CryptoSession:
         if first and room.join_key is not None:
             for key, record in room.members.items():
                 if record.prekey is not None:
-                    proof = make_proof(room.join_key, room_id, self._me, key)
-                    self._send(op, key, Join(self._me, key, room_id, now, proof), record.prekey)
+                    proof, nonce = make_proof(room.join_key, room_id, room.epoch, self._me, key)
+                    join = Join(self._me, key, room_id, now, proof, room.epoch, nonce)
+                    self._send(op, key, join, record.prekey)
         return op.finish()
+
+    def _rotated_since(self, op: _Op, room: RoomRecord, secret: RoomSecret | None) -> bool:
+        """Whether ``secret`` is one our log has rotated away from (the client still has
+        the old invite or password): we keep the newer secret the log commits to."""
+        state = op.txn.get(LOG, room.room_id, LogState)
+        return (
+            secret is not None
+            and state is not None
+            and room.room_secret is not None
+            and state.epoch > 0
+            and RoomSecret(room.room_secret).verifier == state.verifier
+        )
 
     def member_joined(self, room_id: bytes, member: Member, now: int) -> Outcome:
         """The relay announced a new member (``member_joined``)."""
@@ -208,6 +263,9 @@ class CryptoSession:
             txn.delete(PENDING, key)
         txn.delete(OUTBOUND, room_id)
         txn.delete(ROOMS, room_id)
+        txn.delete(LOG, room_id)
+        for key, _ in txn.scan(LOG_ENTRIES, room_id, LogEntryRecord):
+            txn.delete(LOG_ENTRIES, key)
         txn.commit()
 
     def validated_members(self, room_id: bytes) -> list[bytes]:
@@ -215,7 +273,10 @@ class CryptoSession:
         room = self._records.get(ROOMS, room_id, RoomRecord)
         if room is None:
             return []
-        return [key for key, record in room.members.items() if self._shareable(record)]
+        state = self._records.get(LOG, room_id, LogState)
+        return [
+            key for key, record in room.members.items() if self._shareable(room, state, key, record)
+        ]
 
     def is_secret(self, room_id: bytes) -> bool:
         """Whether ``room_id`` is a secret room (False: open, anyone admitted can read)."""
@@ -265,8 +326,17 @@ class CryptoSession:
         return msgspec.structs.replace(room, members=members)
 
     @staticmethod
-    def _shareable(record: MemberRecord) -> bool:
-        return record.validated and record.prekey is not None
+    def _shareable(
+        room: RoomRecord, state: LogState | None, key: bytes, record: MemberRecord
+    ) -> bool:
+        """Whether we give ``key`` our keys: validated, with a prekey and, once the room
+        has a membership log, a member of it; nobody in a frozen room."""
+        return (
+            record.validated
+            and record.prekey is not None
+            and room.frozen is None
+            and (state is None or key in state.members)
+        )
 
     # -- sending ---------------------------------------------------------------------------
 
@@ -274,9 +344,13 @@ class CryptoSession:
         """Encrypt and sign ``payload`` for ``room_id``, rotating and sharing as needed."""
         op = _Op(self._records.begin())
         room = self._room(op, room_id)
+        if room.frozen is not None:
+            raise CryptoError(f"nothing can be sent in this room: {room.frozen}")
         outbound = self._outbound(op, room_id, now)
         outbound = self._share_missing(op, room, outbound, now)
         index, message_key, advanced = ratchet.outbound_step(outbound)
+        state = op.txn.get(LOG, room_id, LogState)
+        position = state.position if state is not None else LogHead(0, NO_HASH)
         body = seal_body(
             self._identity.sign,
             room_id,
@@ -285,6 +359,8 @@ class CryptoSession:
             index,
             message_key,
             encode_payload(payload),
+            log_length=position.length,
+            log_head=position.head,
         )
         op.txn.put(OUTBOUND, room_id, advanced)
         op.finish()
@@ -306,16 +382,18 @@ class CryptoSession:
         self, op: _Op, room: RoomRecord, outbound: OutboundChain, now: int
     ) -> OutboundChain:
         """Share our chain with every validated member that lacks it (lazy sharing)."""
+        state = op.txn.get(LOG, room.room_id, LogState)
         missing = [
             (key, record)
             for key, record in room.members.items()
-            if key not in outbound.shared and self._shareable(record)
+            if key not in outbound.shared and self._shareable(room, state, key, record)
         ]
         if not missing:
             return outbound
         shared = dict(outbound.shared)
         for key, record in missing:
             assert record.prekey is not None
+            proof, nonce = self._proof_to(room, key)
             share = Share(
                 self._me,
                 key,
@@ -324,7 +402,9 @@ class CryptoSession:
                 outbound.chain_id,
                 outbound.index,
                 outbound.ck,
-                self._proof_to(room, key),
+                proof,
+                room.epoch,
+                nonce,
             )
             self._send(op, key, share, record.prekey)
             shared[key] = outbound.index
@@ -337,11 +417,13 @@ class CryptoSession:
 
         Members we do not know (a key request from a stranger) get nothing."""
         record = room.members.get(key)
-        if record is None or not self._shareable(record):
+        state = op.txn.get(LOG, room.room_id, LogState)
+        if record is None or not self._shareable(room, state, key, record):
             return
         outbound = self._outbound(op, room.room_id, now)
         index = outbound.shared.get(key, outbound.index)
         assert record.prekey is not None
+        proof, nonce = self._proof_to(room, key)
         share = Share(
             self._me,
             key,
@@ -350,17 +432,20 @@ class CryptoSession:
             outbound.chain_id,
             index,
             ratchet.chain_key_at(outbound, index),
-            self._proof_to(room, key),
+            proof,
+            room.epoch,
+            nonce,
         )
         self._send(op, key, share, record.prekey)
         if key not in outbound.shared:
             shared = {**outbound.shared, key: index}
             op.txn.put(OUTBOUND, room.room_id, msgspec.structs.replace(outbound, shared=shared))
 
-    def _proof_to(self, room: RoomRecord, key: bytes) -> bytes | None:
+    def _proof_to(self, room: RoomRecord, key: bytes) -> tuple[bytes | None, bytes | None]:
+        """A fresh ``(proof, nonce)`` of ours to ``key`` (none in an open room)."""
         if room.join_key is None:
-            return None
-        return make_proof(room.join_key, room.room_id, self._me, key)
+            return None, None
+        return make_proof(room.join_key, room.room_id, room.epoch, self._me, key)
 
     def _send(
         self, op: _Op, recipient: bytes, payload: DirectPayload, prekey: SignedPrekey
@@ -390,6 +475,7 @@ class CryptoSession:
             if header.sender != sender:
                 raise CryptoError("message header sender differs from the relay's sender")
             parsed.verify()
+            self._compare_head(op, room_id, LogHead(header.log_length, header.log_head))
         except CryptoError as exc:
             op.events.append(MessageRejected(room_id, sender, seq, str(exc)))
             return
@@ -440,6 +526,9 @@ class CryptoSession:
         op = _Op(self._records.begin())
         try:
             self._receive_direct(op, sender, body, now)
+        except _DuplicateEnvelopeError:
+            return Outcome()  # a second delivery of one envelope (mailbox and live) or a
+            # replay: either way it was acted on once and does nothing more
         except CryptoError as exc:
             return Outcome(events=[DirectRejected(sender, str(exc))])
         return op.finish()
@@ -459,7 +548,10 @@ class CryptoSession:
         room = op.txn.get(ROOMS, payload.room_id, RoomRecord)
         if room is None:
             raise CryptoError("direct envelope is for a room we are not in")
-        room = self._validate(op, room, sender, payload.proof, now)
+        if isinstance(payload, RoomKey):
+            self._receive_room_key(op, room, payload, now)
+            return
+        room = self._validate(op, room, payload, now)
         if isinstance(payload, Share):
             self._install(op, payload, now)
         elif isinstance(payload, KeyRequest):
@@ -467,12 +559,33 @@ class CryptoSession:
         op.txn.put(ROOMS, room.room_id, room)
 
     def _validate(
-        self, op: _Op, room: RoomRecord, sender: bytes, proof: bytes | None, now: int
+        self, op: _Op, room: RoomRecord, payload: Share | Join | KeyRequest, now: int
     ) -> RoomRecord:
-        """Check the sender's proof in a secret room; the first valid one validates it."""
+        """Check the sender's proof in a secret room; the first valid one validates it.
+
+        A proof counts only for the room's current epoch, only once (its nonce is
+        remembered while the envelope could still be fresh), and, once the room has a
+        membership log, only from a member of it: a replayed ``join`` of a member that
+        left or was removed validates nothing.
+        """
         if room.join_key is None:
             return room
-        check_proof(room.join_key, room.room_id, sender, self._me, proof)
+        sender = payload.sender
+        if payload.epoch != room.epoch:
+            raise ProofError(
+                f"membership proof is for epoch {payload.epoch}, the room is at {room.epoch}"
+            )
+        check_proof(
+            room.join_key, room.room_id, room.epoch, sender, self._me, payload.proof, payload.nonce
+        )
+        assert payload.nonce is not None
+        seen_key = room.room_id + sender + payload.nonce
+        if op.txn.get(SEEN, seen_key, SeenNonce) is not None:
+            raise _DuplicateEnvelopeError
+        op.txn.put(SEEN, seen_key, SeenNonce(now))
+        state = op.txn.get(LOG, room.room_id, LogState)
+        if state is not None and sender not in state.members:
+            raise ProofError("the sender is not a member in the room's membership log")
         record = room.members.get(sender)
         if record is not None and record.validated:
             return room
@@ -537,6 +650,281 @@ class CryptoSession:
         if outbound is not None and outbound.chain_id == request.chain_id:
             self._share_current(op, room, request.sender, now)
 
+    # -- the membership log ------------------------------------------------------------------
+
+    def log_state(self, room_id: bytes) -> LogState | None:
+        """What the validated membership log of ``room_id`` says (None: no log yet)."""
+        return self._records.get(LOG, room_id, LogState)
+
+    def room_log(self, room_id: bytes) -> list[LogEntry]:
+        """Every validated entry of the room's log, oldest first (for a room info view)."""
+        return [
+            parse_entry(record.wire)
+            for _, record in self._records.scan(LOG_ENTRIES, room_id, LogEntryRecord)
+        ]
+
+    def room_secret(self, room_id: bytes) -> RoomSecret | None:
+        """The room secret of the current epoch as far as we have it (None: open room)."""
+        room = self._records.get(ROOMS, room_id, RoomRecord)
+        if room is None or room.room_secret is None:
+            return None
+        return RoomSecret(room.room_secret)
+
+    def apply_log(self, room_id: bytes, entries: Iterable[bytes], now: int) -> Outcome:
+        """Validate and apply log entries from the relay, in order.
+
+        Entries we already hold must be byte-identical (else the relay forked the log:
+        the room is frozen); the first entry that fails validation is reported and it
+        and every later one are ignored. Removals drop the member from our roster and
+        rotate our chain; rotations install the new room secret once it has arrived.
+        """
+        op = _Op(self._records.begin())
+        room = self._room(op, room_id)
+        state = op.txn.get(LOG, room_id, LogState)
+        ours = RoomSecret(room.room_secret).verifier if room.room_secret is not None else None
+
+        def join_key_for(current: LogState) -> bytes | None:
+            return room.join_key if ours is not None and current.verifier == ours else None
+
+        for wire in entries:
+            position = state.length if state is not None else 0
+            try:
+                entry = parse_entry(wire)
+                if state is not None and entry.seq < state.length:
+                    if entry.hash != self._hash_at(op, room_id, entry.seq + 1):
+                        raise LogForkError(f"the relay showed another entry at {entry.seq}")
+                    continue
+                proven = state is not None and (not state.secret or join_key_for(state) is not None)
+                state, entry = apply_entry(state, wire, join_key_for)
+                if entry.kind == Kind.CREATE and state.secret != room.secret:
+                    raise CryptoError("the log's access mode differs from the room's")
+            except LogForkError as exc:
+                room = self._freeze(op, room, str(exc))
+                break
+            except CryptoError as exc:
+                op.events.append(LogRejected(room_id, position, str(exc)))
+                break
+            op.txn.put(LOG_ENTRIES, log_entry_key(room_id, entry.seq), LogEntryRecord(wire))
+            op.events.append(RoomChanged(room_id, entry))
+            room = self._after_entry(op, room, state, entry, proven, now)
+        if state is not None:
+            op.txn.put(LOG, room_id, state)
+            if state.secret and room.epoch != state.epoch:
+                op.events.append(RoomKeyMissing(room_id, state.epoch))
+        op.txn.put(ROOMS, room_id, room)
+        return op.finish()
+
+    def _after_entry(
+        self, op: _Op, room: RoomRecord, state: LogState, entry: LogEntry, proven: bool, now: int
+    ) -> RoomRecord:
+        """What an applied entry changes in our own state.
+
+        A join or admit whose tag we checked proves the joiner knows this epoch's secret
+        (as a ``join`` envelope does): we validate it and share our chain with it now.
+        """
+        if entry.kind in TAGGED and proven and entry.subject != self._me:
+            record = room.members.get(entry.subject)
+            if record is None or not record.validated:
+                record = (
+                    MemberRecord("", None, announced=False, validated=True)
+                    if record is None
+                    else msgspec.structs.replace(record, validated=True)
+                )
+                op.events.append(MemberValidated(room.room_id, entry.subject))
+                room = _with_member(room, entry.subject, record)
+                op.txn.put(LOG, room.room_id, state)
+                self._share_current(op, room, entry.subject, now)
+        if entry.kind in (Kind.LEAVE, Kind.REMOVE, Kind.BAN):
+            if entry.subject == self._me:
+                verb = {Kind.LEAVE: "left", Kind.REMOVE: "were kicked", Kind.BAN: "were banned"}
+                op.txn.delete(OUTBOUND, room.room_id)
+                reason = f"you {verb[entry.kind]} (log entry {entry.seq})"
+                return msgspec.structs.replace(room, removed=reason)
+            room = self._remove_member(op, room, entry.subject)
+        if entry.kind in TAGGED and entry.subject == self._me:
+            room = msgspec.structs.replace(room, removed=None)
+        if entry.kind in ROTATING:
+            # a new epoch: every sender starts a new chain, shared only with the remaining
+            # members; our proofs move to the new secret once we hold it
+            op.txn.delete(OUTBOUND, room.room_id)
+            room = self._install_epoch(op, room, state)
+        return room
+
+    def _install_epoch(self, op: _Op, room: RoomRecord, state: LogState) -> RoomRecord:
+        """Move the room to the log's epoch if we hold the secret its verifier commits to."""
+        if not state.secret:
+            return msgspec.structs.replace(room, epoch=state.epoch)
+        if room.room_secret is not None and RoomSecret(room.room_secret).verifier == state.verifier:
+            return msgspec.structs.replace(room, epoch=state.epoch)
+        candidate = op.txn.get(ROOM_KEYS, room.room_id + state.verifier, RoomKeyRecord)
+        if candidate is None:
+            return room
+        secret = RoomSecret(candidate.secret)
+        op.txn.delete(ROOM_KEYS, room.room_id + state.verifier)
+        return msgspec.structs.replace(
+            room, epoch=state.epoch, join_key=secret.join_key, room_secret=secret.secret
+        )
+
+    def _receive_room_key(self, op: _Op, room: RoomRecord, payload: RoomKey, now: int) -> None:
+        """Keep a rotated room secret from a member; install it once the log commits to it."""
+        state = op.txn.get(LOG, room.room_id, LogState)
+        if state is None or payload.sender not in state.members:
+            raise ProofError("a room secret from someone who is not a member")
+        if payload.epoch <= room.epoch:
+            return  # we already hold this epoch's secret (or a newer one)
+        secret = RoomSecret(payload.secret)
+        op.txn.put(ROOM_KEYS, room.room_id + secret.verifier, RoomKeyRecord(secret.secret, now))
+        if state.epoch == payload.epoch:
+            installed = self._install_epoch(op, room, state)
+            if installed.epoch != room.epoch:
+                op.txn.put(ROOMS, room.room_id, installed)
+
+    def _freeze(self, op: _Op, room: RoomRecord, reason: str) -> RoomRecord:
+        """Stop sending and sharing in ``room`` (fail closed), saying why."""
+        if room.forked is None:
+            op.events.append(LogForked(room.room_id, reason))
+        op.txn.delete(OUTBOUND, room.room_id)
+        return msgspec.structs.replace(room, forked=reason)
+
+    def _hash_at(self, op: _Op, room_id: bytes, length: int) -> bytes:
+        """Our log's head after its first ``length`` entries."""
+        if length == 0:
+            return NO_HASH
+        record = op.txn.get(LOG_ENTRIES, log_entry_key(room_id, length - 1), LogEntryRecord)
+        if record is None:
+            raise CryptoError("a log entry we validated is missing from the store")
+        return entry_hash(record.wire)
+
+    def _compare_head(self, op: _Op, room_id: bytes, theirs: LogHead) -> None:
+        """Check a sender's signed log position against our log; a fork freezes the room."""
+        state = op.txn.get(LOG, room_id, LogState)
+        if state is None:
+            if theirs.length:
+                return  # we have not fetched the log yet: nothing to compare against
+            return
+        try:
+            compare_head(theirs, state.position, lambda n: self._hash_at(op, room_id, n))
+        except LogForkError as exc:
+            room = op.txn.get(ROOMS, room_id, RoomRecord)
+            if room is not None:
+                op.txn.put(ROOMS, room_id, self._freeze(op, room, str(exc)))
+            raise
+
+    def create_log(
+        self, room_id: bytes, now: int, *, description: str = "", salt: bytes = b""
+    ) -> LogStatement:
+        """The first entry of a new room's log: we are its owner. ``salt``: password rooms."""
+        return self._author(room_id, Kind.CREATE, now, description=description, salt=salt)
+
+    def join_log(self, room_id: bytes, now: int) -> LogStatement:
+        """Our ``join`` entry (tagged with the current epoch's secret in a secret room)."""
+        return self._author(room_id, Kind.JOIN, now)
+
+    def leave_log(self, room_id: bytes, now: int) -> LogStatement:
+        """Our ``leave`` entry."""
+        return self._author(room_id, Kind.LEAVE, now)
+
+    def kick(self, room_id: bytes, member: bytes, now: int) -> LogStatement:
+        """Remove ``member`` (admins and owners): a new epoch with a new random secret."""
+        return self._author(room_id, Kind.REMOVE, now, subject=member)
+
+    def ban(self, room_id: bytes, member: bytes, now: int) -> LogStatement:
+        """Remove ``member`` and refuse its joins until an admin admits it again."""
+        return self._author(room_id, Kind.BAN, now, subject=member)
+
+    def set_role(self, room_id: bytes, member: bytes, role: Role, now: int) -> LogStatement:
+        """Appoint (``Role.ADMIN``) or demote (``Role.MEMBER``) ``member`` (owners only)."""
+        return self._author(room_id, Kind.ROLE, now, subject=member, role=role)
+
+    def rotate_secret(
+        self, room_id: bytes, now: int, *, secret: RoomSecret | None = None, salt: bytes = b""
+    ) -> LogStatement:
+        """A new epoch with ``secret`` (a new password's, with its ``salt``) or a random
+        one (revoking every invite): shared only with the remaining members."""
+        return self._author(room_id, Kind.ROTATE, now, secret=secret, salt=salt)
+
+    def describe(self, room_id: bytes, description: str, now: int) -> LogStatement:
+        """Set the room's description (admins and owners)."""
+        return self._author(room_id, Kind.DESCRIBE, now, description=description)
+
+    def _author(
+        self,
+        room_id: bytes,
+        kind: Kind,
+        now: int,
+        *,
+        subject: bytes | None = None,
+        role: Role = Role.MEMBER,
+        description: str = "",
+        secret: RoomSecret | None = None,
+        salt: bytes = b"",
+    ) -> LogStatement:
+        """Sign a statement at the head of our log, after checking it as every member will.
+
+        Nothing changes here: the entry takes effect when the relay echoes it and
+        ``apply_log`` validates it; an entry the rules refuse raises (``AuthorityError``
+        says which role is missing) before anything is signed away.
+        """
+        op = _Op(self._records.begin())
+        room = self._room(op, room_id)
+        if room.forked is not None:
+            raise CryptoError(f"the room is frozen: {room.forked}")
+        if room.removed is not None and kind != Kind.JOIN:
+            raise CryptoError(f"you are not a member of this room: {room.removed}")
+        state = op.txn.get(LOG, room_id, LogState)
+        if (state is None) != (kind == Kind.CREATE):
+            raise CryptoError("the room has a log already" if state else "the room has no log")
+        position = state.position if state is not None else LogHead(0, NO_HASH)
+        epoch = state.epoch if state is not None else 0
+        verifier = NO_VERIFIER
+        rotating = kind in ROTATING
+        if kind == Kind.CREATE and room.room_secret is not None:
+            secret = RoomSecret(room.room_secret)
+        elif rotating and room.secret:
+            secret = secret or RoomSecret.generate()
+            epoch += 1
+        elif rotating:
+            epoch += 1
+        if rotating and secret is not None:
+            verifier = secret.verifier
+        join_key = None
+        if kind in TAGGED and state is not None and state.secret:
+            if room.room_secret is None or RoomSecret(room.room_secret).verifier != state.verifier:
+                raise ProofError(
+                    "the room secret was changed: the old password or invite no longer works"
+                )
+            join_key = room.join_key
+        wire = encode_entry(
+            self._identity.sign,
+            kind=kind,
+            room_id=room_id,
+            seq=position.length,
+            prev=position.head,
+            author=self._me,
+            created=now,
+            subject=subject if subject is not None else self._me,
+            role=Role.OWNER if kind == Kind.CREATE else role,
+            epoch=epoch,
+            verifier=verifier,
+            salt=salt,
+            description=description,
+            join_key=join_key,
+        )
+        apply_entry(state, wire, lambda _state: join_key)
+        directs: list[OutgoingDirect] = []
+        if rotating and kind != Kind.CREATE and secret is not None and state is not None:
+            op.txn.put(ROOM_KEYS, room_id + secret.verifier, RoomKeyRecord(secret.secret, now))
+            for key in state.members:
+                record = room.members.get(key)
+                if key in (self._me, subject) or record is None or record.prekey is None:
+                    continue
+                room_key = RoomKey(self._me, key, room_id, now, epoch, secret.secret, salt)
+                directs.append(
+                    OutgoingDirect(key, seal_direct(self._identity.sign, room_key, record.prekey))
+                )
+        op.finish()
+        return LogStatement(wire, directs, secret if rotating and kind != Kind.CREATE else None)
+
     # -- housekeeping -------------------------------------------------------------------------
 
     def tick(self, now: int) -> Outcome:
@@ -572,6 +960,13 @@ class CryptoSession:
                 op.txn.put(GONE, key, msgspec.structs.replace(tombstone, deleted=now))
             elif now - tombstone.deleted >= lifetime:
                 op.txn.delete(GONE, key)
+        # a nonce need only be remembered while an envelope carrying it is still fresh
+        for key, seen in op.txn.scan(SEEN, b"", SeenNonce):
+            if now - seen.received >= MAX_AGE_MS + MAX_SKEW_MS:
+                op.txn.delete(SEEN, key)
+        for key, candidate in op.txn.scan(ROOM_KEYS, b"", RoomKeyRecord):
+            if now - candidate.received >= MAX_AGE_MS + MAX_SKEW_MS:
+                op.txn.delete(ROOM_KEYS, key)
         return op.finish()
 
     def _request_key(self, op: _Op, message: PendingMessage, now: int) -> None:
@@ -579,15 +974,22 @@ class CryptoSession:
         record = room.members.get(message.sender) if room is not None else None
         if room is None or record is None or record.prekey is None:
             return
+        proof, nonce = self._proof_to(room, message.sender)
         request = KeyRequest(
             self._me,
             message.sender,
             room.room_id,
             now,
             message.chain_id,
-            self._proof_to(room, message.sender),
+            proof,
+            room.epoch,
+            nonce,
         )
         self._send(op, message.sender, request, record.prekey)
+
+
+class _DuplicateEnvelopeError(ReplayError):
+    """A direct envelope whose proof nonce was already accepted from its sender."""
 
 
 def _same_key(first: bytes | None, second: bytes | None) -> bool:

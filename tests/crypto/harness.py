@@ -13,6 +13,7 @@ from e2echat.crypto import (
     CryptoSession,
     Decrypted,
     Identity,
+    LogStatement,
     Member,
     MemoryStore,
     Outcome,
@@ -57,6 +58,7 @@ class Relay:
     def __init__(self, *parties: Party) -> None:
         self.parties = {party.key: party for party in parties}
         self.members: list[Party] = []
+        self.log: list[bytes] = []
 
     def add(self, party: Party) -> None:
         self.parties[party.key] = party
@@ -105,6 +107,18 @@ class Relay:
             if member is not sender:
                 self.deliver(sender, body, member, now=now)
         return body
+
+    def append(self, author: Party, statement: LogStatement, now: int = NOW) -> None:
+        """Order ``statement`` at the head of the log, give it to every member, then
+        route the directs it came with (as the client sends them after the append)."""
+        self.log.append(statement.entry)
+        for member in self.members:
+            self.record(member, member.session.apply_log(ROOM, [statement.entry], now), now)
+        self.route(author, statement.directs, now)
+
+    def sync_log(self, party: Party, now: int = NOW) -> Outcome:
+        """Give ``party`` the whole log (a joiner fetching it, or a reconnect)."""
+        return self.record(party, party.session.apply_log(ROOM, list(self.log), now), now)
 
 
 def texts(party: Party) -> list[str]:

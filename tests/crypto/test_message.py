@@ -40,8 +40,8 @@ def test_padding_to_whole_blocks(size: int, blocks: int) -> None:
 
 
 def test_header_fields_and_sizes() -> None:
-    assert HEADER_SIZE == 94
-    assert MIN_BODY == 430
+    assert HEADER_SIZE == 162
+    assert MIN_BODY == 498
     parsed = parse_body(seal(b"hi", index=2**32 - 1))
     header = parsed.header
     assert (header.room_id, header.sender, header.chain_id, header.index) == (

@@ -59,15 +59,24 @@ def test_derived_values_are_distinct_and_verifier_checks_token() -> None:
     assert len(RoomSecret.new_salt()) == 16
 
 
-def test_proof_binds_room_prover_and_verifier() -> None:
+def test_proof_binds_room_epoch_prover_verifier_and_nonce() -> None:
     key = RoomSecret(bytes(32)).join_key
-    proof = make_proof(key, ROOM, A, B)
-    check_proof(key, ROOM, A, B, proof)
-    for args in [(key, ROOM, B, A), (key, bytes(16), A, B), (bytes(32), ROOM, A, B)]:
+    proof, nonce = make_proof(key, ROOM, 2, A, B)
+    check_proof(key, ROOM, 2, A, B, proof, nonce)
+    again, other_nonce = make_proof(key, ROOM, 2, A, B)
+    assert again != proof  # fresh every time
+    assert other_nonce != nonce
+    for args in [
+        (key, ROOM, 2, B, A, proof, nonce),
+        (key, bytes(16), 2, A, B, proof, nonce),
+        (bytes(32), ROOM, 2, A, B, proof, nonce),
+        (key, ROOM, 1, A, B, proof, nonce),
+        (key, ROOM, 2, A, B, proof, other_nonce),
+    ]:
         with pytest.raises(ProofError, match="does not check"):
-            check_proof(*args, proof)
+            check_proof(*args)
     with pytest.raises(ProofError, match="missing"):
-        check_proof(key, ROOM, A, B, None)
+        check_proof(key, ROOM, 2, A, B, None, nonce)
 
 
 def test_invite_round_trip_and_redaction() -> None:

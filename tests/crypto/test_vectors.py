@@ -29,6 +29,7 @@ from e2echat.crypto.message import parse_body, seal_body
 from e2echat.crypto.payload import File, check_signer
 from e2echat.crypto.prekeys import SignedPrekey
 from e2echat.crypto.primitives import seal_open, verify
+from e2echat.crypto.roomlog import apply_entry
 from e2echat.crypto.statements import open_name, open_successor, sign_name, sign_successor
 
 VECTORS = Path(__file__).parent.parent / "vectors"
@@ -107,17 +108,31 @@ def test_message_vector() -> None:
         mk,
         payload,
         v["nonce"],
+        log_length=v["log_length"],
+        log_head=v["log_head"],
     )
     assert body == v["body"]
+    commitment = b2(mk, person=b"e2echat-kc-v1")
+    assert kdf.key_commitment(mk) == v["key_commitment"] == commitment
     header = struct.pack(
-        ">BB16s32s16sI24s", 1, 1, v["room_id"], v["sender"], v["chain_id"], v["index"], v["nonce"]
+        ">BB16s32s16sI24s32sI32s",
+        1,
+        1,
+        v["room_id"],
+        v["sender"],
+        v["chain_id"],
+        v["index"],
+        v["nonce"],
+        commitment,
+        v["log_length"],
+        v["log_head"],
     )
     assert body.startswith(header)
     parsed = parse_body(body)
     parsed.verify()
     assert isinstance(decode_payload(parsed.decrypt(mk)), Text)
     label = b"e2echat/v1/msg"
-    transcript = b"".join(struct.pack(">I", len(p)) + p for p in (label, header, body[94:-64]))
+    transcript = b"".join(struct.pack(">I", len(p)) + p for p in (label, header, body[162:-64]))
     verify(v["sender"], transcript, body[-64:])
 
 
@@ -189,10 +204,42 @@ def test_direct_vector() -> None:
 
 def test_proof_vector() -> None:
     v = load("proof")
-    expected = b2(v["room_id"] + v["prover"] + v["verifier"], v["join_key"], b"e2echat-prf-v1")
-    assert (
-        kdf.proof(v["join_key"], v["room_id"], v["prover"], v["verifier"]) == v["proof"] == expected
+    data = v["room_id"] + struct.pack(">I", v["epoch"]) + v["prover"] + v["verifier"] + v["nonce"]
+    expected = b2(data, v["join_key"], b"e2echat-prf-v1")
+    made = kdf.proof(
+        v["join_key"], v["room_id"], v["epoch"], v["prover"], v["verifier"], v["nonce"]
     )
+    assert made == v["proof"] == expected
+
+
+def test_log_vector() -> None:
+    """Each entry: layout by hand, signature, hash with hashlib, tag, and the chain."""
+    v = load("log")
+    secret0 = RoomSecret(v["secret_epoch0"])
+    state = None
+    prev = bytes(32)
+    for position, item in enumerate(v["entries"]):
+        wire = bytes.fromhex(item["wire"])
+        author = Identity(bytes.fromhex(item["author_seed"])).public_key
+        fixed = struct.unpack_from(">BB16sI32s32sQ32sBI32s", wire)
+        assert fixed[:6] == (1, item["kind"], v["room_id"], position, prev, author)
+        entry, signature = wire[:-64], wire[-64:]
+        verify(author, struct.pack(">I", 14) + b"e2echat/v1/log" + lp(entry), signature)
+        assert b2(wire, person=b"e2echat-log-v1") == bytes.fromhex(item["hash"])
+        if item["kind"] == 2:  # join: the tag is a MAC of everything before it
+            assert entry[-32:] == b2(entry[:-32], secret0.join_key, b"e2echat-jtag-v1")
+        state, parsed = apply_entry(state, wire, lambda _s: secret0.join_key)
+        assert parsed.hash == bytes.fromhex(item["hash"])
+        prev = parsed.hash
+    assert state is not None
+    assert state.head == v["final_head"]
+    assert state.epoch == v["final_epoch"] == 1
+    assert state.verifier == RoomSecret(v["secret_epoch1"]).verifier
+    assert state.description == "ops room, v2"
+
+
+def lp(data: bytes) -> bytes:
+    return struct.pack(">I", len(data)) + data
 
 
 def _signal_half(key: bytes) -> str:

@@ -36,6 +36,7 @@ from e2echat.crypto.message import seal_body
 from e2echat.crypto.payload import File
 from e2echat.crypto.prekeys import PrekeyRecord, SignedPrekey
 from e2echat.crypto.primitives import x25519_public
+from e2echat.crypto.roomlog import Kind, Role, apply_entry, encode_entry
 from e2echat.crypto.safety import safety_half
 from e2echat.crypto.statements import (
     name_transcript,
@@ -97,6 +98,7 @@ def message_vectors() -> dict[str, object]:
     ck = seq(0x00)
     room_id, chain_id, index, nonce = seq(0x80, 16), seq(0x90, 16), 3, seq(0xC0, 24)
     payload = encode_payload(Text("hello @bob", (Identity(seq(0x20)).public_key,), CREATED))
+    log_length, log_head = 2, seq(0xE0)
     body = seal_body(
         sender.sign,
         room_id,
@@ -106,6 +108,8 @@ def message_vectors() -> dict[str, object]:
         kdf.message_key(advance(ck, index)),
         payload,
         nonce,
+        log_length=log_length,
+        log_head=log_head,
     )
     return {
         "sender_seed": seq(0x10),
@@ -116,6 +120,9 @@ def message_vectors() -> dict[str, object]:
         "index": index,
         "nonce": nonce,
         "message_key": kdf.message_key(advance(ck, index)),
+        "key_commitment": kdf.key_commitment(kdf.message_key(advance(ck, index))),
+        "log_length": log_length,
+        "log_head": log_head,
         "payload_json": payload.decode(),
         "body": body,
     }
@@ -192,12 +199,83 @@ def direct_vectors() -> dict[str, object]:
 def proof_vectors() -> dict[str, object]:
     join_key = kdf.join_key(seq(0x40))
     room_id, prover, verifier = seq(0x80, 16), seq(0x10), seq(0x20)
+    epoch, nonce = 3, seq(0xF0, 16)
     return {
         "join_key": join_key,
         "room_id": room_id,
+        "epoch": epoch,
         "prover": prover,
         "verifier": verifier,
-        "proof": kdf.proof(join_key, room_id, prover, verifier),
+        "nonce": nonce,
+        "proof": kdf.proof(join_key, room_id, epoch, prover, verifier, nonce),
+    }
+
+
+def log_vectors() -> dict[str, object]:
+    """A log of five entries: create (secret room), join, role, remove, describe."""
+    owner, joiner = Identity(seq(0x10)), Identity(seq(0x20))
+    room_id = seq(0x80, 16)
+    secret0, secret1 = RoomSecret(seq(0x40)), RoomSecret(seq(0x60))
+    steps: list[tuple[Identity, dict[str, object]]] = [
+        (
+            owner,
+            {
+                "kind": Kind.CREATE,
+                "subject": owner.public_key,
+                "role": Role.OWNER,
+                "verifier": secret0.verifier,
+                "description": "ops room",
+            },
+        ),
+        (joiner, {"kind": Kind.JOIN, "subject": joiner.public_key, "join_key": secret0.join_key}),
+        (owner, {"kind": Kind.ROLE, "subject": joiner.public_key, "role": Role.ADMIN}),
+        (
+            owner,
+            {
+                "kind": Kind.REMOVE,
+                "subject": joiner.public_key,
+                "epoch": 1,
+                "verifier": secret1.verifier,
+            },
+        ),
+        (
+            owner,
+            {
+                "kind": Kind.DESCRIBE,
+                "subject": owner.public_key,
+                "epoch": 1,
+                "description": "ops room, v2",
+            },
+        ),
+    ]
+    entries, state = [], None
+    for position, (author, fields) in enumerate(steps):
+        wire = encode_entry(
+            author.sign,
+            room_id=room_id,
+            seq=position,
+            prev=state.head if state is not None else bytes(32),
+            author=author.public_key,
+            created=CREATED + position,
+            **fields,  # type: ignore[arg-type]
+        )
+        state, entry = apply_entry(state, wire, lambda _s: secret0.join_key)
+        entries.append(
+            {
+                "author_seed": seq(0x10) if author is owner else seq(0x20),
+                "kind": int(entry.kind),
+                "wire": wire,
+                "hash": entry.hash,
+            }
+        )
+    assert state is not None
+    return {
+        "room_id": room_id,
+        "secret_epoch0": secret0.secret,
+        "secret_epoch1": secret1.secret,
+        "entries": entries,
+        "final_epoch": state.epoch,
+        "final_head": state.head,
     }
 
 
@@ -251,6 +329,7 @@ VECTORS = {
     "payload": payload_vectors,
     "direct": direct_vectors,
     "proof": proof_vectors,
+    "log": log_vectors,
     "safety": safety_vectors,
     "file": file_vectors,
     "statements": statement_vectors,
