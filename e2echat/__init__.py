@@ -41,6 +41,7 @@ from e2echat.client.errors import (
     RelayError,
     StoreError,
     StoreInUse,
+    TransferError,
     WrongAccess,
     WrongPassphrase,
 )
@@ -57,7 +58,7 @@ from e2echat.client.events import (
     Undecryptable,
 )
 from e2echat.client.identity import Identity
-from e2echat.client.models import ConnectionState, Member, Message, RoomSummary
+from e2echat.client.models import ConnectionState, FileInfo, Member, Message, RoomSummary
 from e2echat.client.paths import bot_identity_path, default_identity_path, default_store_path
 from e2echat.client.room import Room
 from e2echat.client.runner import run
@@ -76,6 +77,7 @@ __all__ = [
     "E2EChatError",
     "EmptyMessage",
     "Event",
+    "FileInfo",
     "Identity",
     "IdentityExists",
     "IdentityFileError",
@@ -103,6 +105,7 @@ __all__ = [
     "RoomSummary",
     "StoreError",
     "StoreInUse",
+    "TransferError",
     "Undecryptable",
     "UnencryptedKeyWarning",
     "WrongAccess",

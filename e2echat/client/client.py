@@ -17,7 +17,7 @@ from collections.abc import Awaitable, Callable, Coroutine
 from pathlib import Path
 from typing import Any, Literal, ParamSpec, TypeVar
 
-from e2echat.client import kdfcost
+from e2echat.client import fileops, kdfcost
 from e2echat.client.backoff import Backoff
 from e2echat.client.driver import REQUEST_TIMEOUT_S, Driver
 from e2echat.client.engine import PROOF_WAIT_MS, Access, Engine
@@ -27,6 +27,7 @@ from e2echat.client.errors import (
     ConnectError,
     E2EChatError,
     EmptyMessage,
+    InvalidInput,
     InvalidInvite,
     InvalidName,
     InvalidRoomOption,
@@ -37,6 +38,7 @@ from e2echat.client.errors import (
     RelayError,
     StoreError,
     StoreInUse,
+    TransferError,
     WrongAccess,
     WrongPassphrase,
 )
@@ -48,8 +50,10 @@ from e2echat.client.pacing import TokenBucket
 from e2echat.client.paths import default_store_path, make_private_file
 from e2echat.client.pubsub import DEFAULT_BACKLOG, Hub, Subscription
 from e2echat.client.room import Room
+from e2echat.client.transfer import Progress
 from e2echat.crypto.errors import CryptoError
 from e2echat.crypto.identity import KdfLimits
+from e2echat.crypto.payload import File
 from e2echat.crypto.policy import DEFAULT_POLICY, Policy
 from e2echat.crypto.roomsecret import Invite, RoomSecret
 from e2echat.crypto.safety import format_safety_number, safety_number
@@ -57,6 +61,7 @@ from e2echat.crypto.session import CryptoSession
 from e2echat.protocol import (
     BURST,
     RATE,
+    BlobTicket,
     ClientFrame,
     CreateRoom,
     ErrorCode,
@@ -484,7 +489,47 @@ class Client:
         if not text:
             raise EmptyMessage("An empty message is not sent.")
         self._check_member(room)
-        item_id, provisional, future = await self._shielded(self._queue(room, text))
+        return await self._deliver(room, text)
+
+    async def _send_file(
+        self, room: Room, path: Path, caption: str, progress: Progress | None
+    ) -> Message[Room]:
+        self._check_member(room)
+        sealed = await asyncio.to_thread(fileops.seal_file, path)
+        try:
+            payload = await fileops.upload(
+                self.url,
+                room.id,
+                sealed,
+                self._ticket,
+                caption=caption,
+                now=self._driver.engine.clock(),
+                progress=progress,
+            )
+        finally:
+            sealed.blob.close()
+        self._check_member(room)
+        return await self._deliver(room, payload)
+
+    async def _download(
+        self, room: Room, message: Message[Room], folder: Path | None, progress: Progress | None
+    ) -> Path:
+        if message.file is None:
+            raise InvalidInput("This message carries no file.")
+        self._check_member(room)
+        return await fileops.download(
+            self.url, room.id, message.file, self._ticket, folder=folder, progress=progress
+        )
+
+    async def _ticket(self, frame: ClientFrame) -> BlobTicket:
+        try:
+            return await self._request(frame, BlobTicket)
+        except RelayError as exc:
+            raise TransferError(exc.message, code=exc.code) from None
+
+    async def _deliver(self, room: Room, content: str | File) -> Message[Room]:
+        """Queue a message and wait (a while) for the relay to confirm it."""
+        item_id, provisional, future = await self._shielded(self._queue(room, content))
         if future is None:
             return provisional
         try:
@@ -496,13 +541,17 @@ class Client:
             self._driver.forget_confirmation(item_id)
 
     async def _queue(
-        self, room: Room, text: str
+        self, room: Room, content: str | File
     ) -> tuple[int, Message[Room], asyncio.Future[Message[Room]] | None]:
         """Put a message in the outbox and send it if connected (run shielded: once
         queued, a message is marked on its way, so its frames must go out)."""
         driver = self._driver
+        engine = driver.engine
         try:
-            item_id, core, out = await driver.call(driver.engine.queue, room.id, text)
+            if isinstance(content, File):
+                item_id, core, out = await driver.call(engine.queue_file, room.id, content)
+            else:
+                item_id, core, out = await driver.call(engine.queue, room.id, content)
         except E2EChatError as exc:
             if type(exc) is not E2EChatError:  # NotAMember
                 raise

@@ -31,7 +31,7 @@ from e2echat.crypto import events as cev
 from e2echat.crypto.errors import CryptoError
 from e2echat.crypto.identity import Identity
 from e2echat.crypto.message import HEADER_SIZE, PAD_BLOCK
-from e2echat.crypto.payload import Text, decode_payload, decode_sent, encode_payload
+from e2echat.crypto.payload import File, Text, decode_payload, decode_sent, encode_payload
 from e2echat.crypto.prekeys import SignedPrekey as CryptoPrekey
 from e2echat.crypto.primitives import SIGNATURE_SIZE, TAG_SIZE
 from e2echat.crypto.roomsecret import RoomSecret
@@ -330,10 +330,21 @@ class Engine:
                 f"The message is too long: {len(text.encode())} bytes of text; the relay"
                 f" takes encrypted bodies of at most {self.max_body} bytes."
             )
+        return self._enqueue(room_id, payload, encoded)
+
+    def queue_file(self, room_id: bytes, payload: File) -> tuple[int, Message[bytes], Output]:
+        """Put the message of an uploaded file in the outbox; send it now if connected."""
+        if room_id not in self.rooms:
+            raise NotAMember("You are not a member of that room.")
+        return self._enqueue(room_id, payload, encode_payload(payload))
+
+    def _enqueue(
+        self, room_id: bytes, payload: Text | File, encoded: bytes
+    ) -> tuple[int, Message[bytes], Output]:
         with self.store.transaction():
             item_id = self.outbox.enqueue(room_id, encoded)
             out = self.flush_outbox() if self.connected else Output()
-        return item_id, self.view.message(room_id, self.me, 0, now, payload), out
+        return item_id, self.view.message(room_id, self.me, 0, payload.ts, payload), out
 
     def flush_outbox(self) -> Output:
         """Send every queued message not already on its way, oldest first."""
@@ -352,7 +363,7 @@ class Engine:
             state.sync.seqs.add(frame.seq)
             self.store.set_last_seq(state.id, state.sync.floor)
         payload = decode_sent(item.payload)
-        assert isinstance(payload, Text)  # the outbox holds text messages only
+        assert isinstance(payload, Text | File)  # what the outbox holds
         message = self.view.message(state.id, self.me, frame.seq, frame.ts, payload)
         out.confirmed.append((item_id, message))
 
@@ -495,8 +506,8 @@ class Engine:
             # the sender's own (inside the signed payload) stands in for it.
             sent = ts if ts is not None else decrypted.payload.ts
             payload = decrypted.payload
-            if not isinstance(payload, Text):
-                continue  # this version shows text messages only
+            if not isinstance(payload, Text | File):
+                continue  # this version shows text and file messages only
             stored = self.store.add_history(
                 HistoryItem(
                     decrypted.room_id,
@@ -580,7 +591,7 @@ class Engine:
                 payload = decode_payload(item.payload)
             except CryptoError:
                 continue
-            if not isinstance(payload, Text):
+            if not isinstance(payload, Text | File):
                 continue
             messages.append(self.view.message(room_id, item.sender, item.seq, item.ts, payload))
         return messages

@@ -12,10 +12,14 @@ so the core never builds or imports a shell object. Applications only ever see
 """
 
 import dataclasses
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
+from pathlib import Path
 from typing import Any, Generic, Protocol, TypeVar, cast
+
+from e2echat.client.errors import InvalidInput
 
 R = TypeVar("R")
 """What a value names its room by: the room id in the engine, the ``Room`` handle in
@@ -58,8 +62,26 @@ class _Postable(Protocol):
 
 
 @dataclass(frozen=True)
+class FileInfo:
+    """An encrypted file a message carries: ``name`` and ``media_type`` are the sender's
+    labels (shown escaped, saved made safe). Like a message's text, the name is left
+    out of the repr, and the key that opens the file is never shown."""
+
+    name: str = field(repr=False)
+    size: int
+    media_type: str
+    blob: bytes = field(repr=False)
+    key: bytes = field(repr=False)
+    hash: bytes = field(repr=False)
+
+
+@dataclass(frozen=True)
 class Message(Generic[R]):
-    """A decrypted room message. ``sent_at`` is the relay's timestamp (UTC)."""
+    """A decrypted room message. ``sent_at`` is the relay's timestamp (UTC).
+
+    ``file`` is set for a file message, whose ``text`` is its caption (maybe empty);
+    fetch the file with ``await message.download(folder)``.
+    """
 
     text: str = field(repr=False)
     sender: Member
@@ -69,6 +91,24 @@ class Message(Generic[R]):
     seq: int
     sent_at: datetime
     own: bool
+    file: FileInfo | None = None
+
+    async def download(
+        self,
+        folder: "Path | None" = None,
+        *,
+        progress: "Callable[[int, int], object] | None" = None,
+    ) -> "Path":
+        """Fetch, check and save this message's file under ``folder`` (default: the
+        platform's downloads folder), never replacing a file; returns the saved path.
+
+        ``progress(done, total)`` is called as bytes arrive. Raises ``TransferError``.
+        """
+        room: Any = self.room
+        if self.file is None or not hasattr(room, "download"):
+            raise InvalidInput("This message carries no file.")
+        path: Path = await room.download(self, folder, progress=progress)
+        return path
 
     async def reply(self: "Message[_Postable]", text: str) -> "Message[Any]":
         """Answer in the same room, mentioning this message's sender (``mentions_me`` is

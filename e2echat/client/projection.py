@@ -7,9 +7,9 @@ member data plus our crypto state (trust, validation) into ``Member`` values.
 
 from datetime import UTC, datetime
 
-from e2echat.client.models import Member, Message
+from e2echat.client.models import FileInfo, Member, Message
 from e2echat.client.roomstate import RoomState
-from e2echat.crypto.payload import Text
+from e2echat.crypto.payload import File, Text
 from e2echat.crypto.safety import fingerprint
 from e2echat.crypto.session import CryptoSession
 from e2echat.protocol import Presence
@@ -63,19 +63,28 @@ class Projection:
         return self.name if key == self.me else key.hex()[:8]
 
     def message(
-        self, room_id: bytes, sender: bytes, seq: int, ts: int, payload: Text
+        self, room_id: bytes, sender: bytes, seq: int, ts: int, payload: Text | File
     ) -> Message[bytes]:
         """A room message as the public model has it (bound to its ``Room`` later)."""
-        mentions = tuple(self.member(key, room_id) for key in payload.mentions)
+        keys: tuple[bytes, ...]
+        if isinstance(payload, File):
+            text, keys = payload.caption, ()
+            file = FileInfo(
+                payload.name, payload.size, payload.type, payload.blob, payload.key, payload.hash
+            )
+        else:
+            text, keys, file = payload.body, payload.mentions, None
+        mentions = tuple(self.member(key, room_id) for key in keys)
         return Message(
-            text=payload.body,
+            text=text,
             sender=self.member(sender, room_id),
             room=room_id,
             mentions=mentions,
-            mentions_me=self.me in payload.mentions,
+            mentions_me=self.me in keys,
             seq=seq,
             sent_at=sent_at(ts),
             own=sender == self.me,
+            file=file,
         )
 
     # Rosters ---------------------------------------------------------------------------

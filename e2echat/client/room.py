@@ -5,11 +5,13 @@ mutated) and does its I/O through ``RoomOps``, which the client implements: the 
 depends on no client module, so nothing imports in a circle.
 """
 
+from pathlib import Path
 from typing import Protocol
 
 from e2echat.client.errors import WrongAccess
 from e2echat.client.models import Member, Message
 from e2echat.client.roomstate import RoomState
+from e2echat.client.transfer import Progress
 from e2echat.crypto.roomsecret import Invite, RoomSecret
 
 
@@ -25,6 +27,18 @@ class RoomOps(Protocol):
     async def _leave(self, room: "Room") -> None: ...
 
     async def _history(self, room: "Room", limit: int) -> list[Message["Room"]]: ...
+
+    async def _send_file(
+        self, room: "Room", path: Path, caption: str, progress: Progress | None
+    ) -> Message["Room"]: ...
+
+    async def _download(
+        self,
+        room: "Room",
+        message: Message["Room"],
+        folder: Path | None,
+        progress: Progress | None,
+    ) -> Path: ...
 
 
 class Room:
@@ -79,6 +93,29 @@ class Room:
         the returned message then has ``seq`` 0.
         """
         return await self._client._send(self, text)
+
+    async def send_file(
+        self, path: str | Path, *, caption: str = "", progress: Progress | None = None
+    ) -> Message["Room"]:
+        """Encrypt a file under a fresh key, upload it, then send the message that carries
+        its key, name and hash (the relay sees none of them). Returns the message.
+
+        ``progress(done, total)`` is called as blob bytes go out. A dropped connection
+        resumes the upload; a file that cannot be read, or changes while it is read, is
+        a ``TransferError`` and nothing is sent.
+        """
+        return await self._client._send_file(self, Path(path), caption, progress)
+
+    async def download(
+        self,
+        message: Message["Room"],
+        folder: str | Path | None = None,
+        *,
+        progress: Progress | None = None,
+    ) -> Path:
+        """Fetch, check and save ``message``'s file (see ``Message.download``)."""
+        target = Path(folder) if folder is not None else None
+        return await self._client._download(self, message, target, progress)
 
     async def members(self) -> list[Member]:
         """The member list, fresh from the relay."""

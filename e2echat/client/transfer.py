@@ -11,8 +11,7 @@ This module is I/O only; tickets, keys and what to do with the result are the ca
 
 import ssl
 from collections.abc import Awaitable, Callable
-from pathlib import Path
-from typing import BinaryIO
+from typing import IO
 
 import websockets
 from websockets.asyncio.client import ClientConnection, connect
@@ -78,7 +77,7 @@ async def _control(ws: ClientConnection) -> Resume | Stored | Serving:
 async def upload_blob(
     relay_url: str,
     get_ticket: GetTicket,
-    source: BinaryIO,
+    source: IO[bytes],
     size: int,
     *,
     progress: Progress | None = None,
@@ -93,7 +92,7 @@ async def upload_blob(
         ticket = await get_ticket()
         try:
             async with _connect(url, ssl_context) as ws:
-                await ws.send(encode_blob_frame(StartUpload(token=ticket.token)))
+                await ws.send(encode_blob_frame(StartUpload(token=ticket.token)), text=True)
                 resume = await _control(ws)
                 if not isinstance(resume, Resume):
                     raise TransferError("The relay did not accept the upload.")
@@ -136,9 +135,8 @@ async def download_blob(
         ticket = await get_ticket()
         try:
             async with _connect(url, ssl_context) as ws:
-                await ws.send(
-                    encode_blob_frame(StartDownload(token=ticket.token, offset=decryptor.received))
-                )
+                opening = StartDownload(token=ticket.token, offset=decryptor.received)
+                await ws.send(encode_blob_frame(opening), text=True)
                 serving = await _control(ws)
                 if not isinstance(serving, Serving) or serving.offset != decryptor.received:
                     raise TransferError("The relay did not serve the file from where we are.")
@@ -156,11 +154,3 @@ async def download_blob(
         except (OSError, websockets.ConnectionClosed, TimeoutError) as exc:
             if attempt == RETRIES:
                 raise TransferError(f"The download failed: {type(exc).__name__}.") from None
-
-
-def open_source(path: Path) -> BinaryIO:
-    """Open a file to send, with a clear error if it cannot be read."""
-    try:
-        return open(path, "rb")
-    except OSError as exc:
-        raise TransferError(f"Cannot read {path}: {exc.strerror}.") from None
