@@ -1,18 +1,23 @@
-"""The relay's configuration, and the pure merge of flags, environment and config file.
+"""The relay's settings: one declarative schema, and the pure merge of its sources.
 
-Precedence is flags over environment over file over defaults, field by field. Environment
-variables are ``E2ECHAT_SERVER_<FIELD>`` (``E2ECHAT_SERVER_MAX_BODY``): the ``SERVER_``
-infix keeps them apart from the client's ``E2ECHAT_*`` variables, which may share a shell.
-Every value is checked here, once, so the running relay can trust its config.
+Every setting is one field of `RelayConfig`, a msgspec Struct: its type, its default and
+its description (``Meta``) are the whole declaration. From it come the command-line
+flags (`cli`), the environment variables, the TOML keys, the conversion of raw values
+(``msgspec.convert``) and the settings table of docs/server.md (`settings_table`, which a
+test compares with the document). Precedence is flags over environment over file over
+defaults, field by field. Environment variables are ``E2ECHAT_SERVER_<FIELD>``: the
+``SERVER_`` infix keeps them apart from the client's ``E2ECHAT_*`` variables. Every
+value is checked here, once, so the running relay can trust its config.
 """
 
+import re
 import tomllib
-import types
 from collections.abc import Mapping
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Union, get_args, get_origin, get_type_hints
+from typing import Annotated, Any, Final
 
+import msgspec
 import platformdirs
 
 from e2echat.protocol import (
@@ -32,7 +37,8 @@ from e2echat.protocol import (
     RATE,
 )
 
-ENV_PREFIX = "E2ECHAT_SERVER_"
+ENV_PREFIX: Final = "E2ECHAT_SERVER_"
+_LOG_LEVELS: Final = ("debug", "info", "warning", "error")
 
 
 class ConfigError(ValueError):
@@ -44,44 +50,99 @@ def default_data_dir() -> Path:
     return Path(platformdirs.user_data_dir("e2echat-server", appauthor=False))
 
 
-@dataclass(frozen=True, slots=True)
-class RelayConfig:
+def _about(text: str, *, live: bool = False, shown: str | None = None) -> msgspec.Meta:
+    """A setting's description; ``live``: SIGHUP applies a new value without a restart;
+    ``shown``: the default as the docs show it, when the value itself depends on the host."""
+    extra: dict[str, Any] = {"live": live}
+    if shown is not None:
+        extra["shown"] = shown
+    return msgspec.Meta(description=text, extra=extra)
+
+
+class RelayConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
     """Everything the relay can be told. Defaults make `e2echat-server` just work."""
 
-    host: str = "127.0.0.1"
-    port: int = 8765
-    data_dir: Path = field(default_factory=default_data_dir)
-    memory: bool = False
-    fsync: bool = False
-    create_db: bool = False  # start on an empty database file (refused otherwise)
-    repair_db: bool = False  # rebuild a damaged database from its readable rows
-    tls_cert: Path | None = None
-    tls_key: Path | None = None
-    origins: tuple[str, ...] = ()
-    name: str = "e2echat-relay"
-    log_level: str = "info"
-    log_json: bool = False
-    max_frame: int = MAX_FRAME
-    max_body: int = MAX_BODY
-    max_members: int = MAX_MEMBERS
-    max_rooms_per_user: int = MAX_ROOMS_PER_USER
-    history_count: int = HISTORY_COUNT
-    history_age_s: int = HISTORY_AGE_S
-    mailbox_max: int = MAILBOX_MAX
-    rate: float = RATE
-    burst: int = BURST
-    handshake_timeout_s: float = HANDSHAKE_TIMEOUT_S
-    max_conn_per_ip: int = MAX_CONN_PER_IP
-    new_keys_per_ip: float = 60.0  # identities never seen before, per hour per address
-    new_keys_burst: int = 20
-    forget_after_s: int = 7 * 86400
-    send_buffer: int = 1024 * 1024
-    send_timeout_s: float = 10.0  # a bulk reply frame's wait for a client that does not read
-    welcome_members: int = 1024 * 1024  # encoded member bytes in one welcome (protocol §4)
-    ping_interval_s: float = 20.0
-    ping_timeout_s: float = 20.0
-    blob_max_size: int = MAX_BLOB_SIZE_DEFAULT  # bytes of one encrypted file (protocol §11)
-    blob_quota: int = BLOB_QUOTA_DEFAULT  # bytes of files one user may hold at once
+    host: Annotated[str, _about("address to listen on")] = "127.0.0.1"
+    port: Annotated[int, _about("TCP port for WebSocket and HTTP (0: any free port)")] = 8765
+    data_dir: Annotated[
+        Path,
+        _about("SQLite and blob directory", shown='platformdirs `user_data_dir("e2echat-server")`'),
+    ] = msgspec.field(default_factory=default_data_dir)
+    memory: Annotated[bool, _about("keep state in memory only (lost on exit)")] = False
+    fsync: Annotated[bool, _about("`synchronous=FULL`: also survive power loss")] = False
+    create_db: Annotated[
+        bool, _about('start on an empty database file (refused otherwise; see "Safe start")')
+    ] = False
+    repair_db: Annotated[
+        bool, _about("rebuild a damaged database from its readable rows, keeping the damaged file")
+    ] = False
+    tls_cert: Annotated[
+        Path | None, _about("PEM certificate chain: serve `wss://` (SIGHUP reloads it)", live=True)
+    ] = None
+    tls_key: Annotated[Path | None, _about("PEM private key of `tls_cert`", live=True)] = None
+    origins: Annotated[
+        tuple[str, ...], _about("Origin headers browsers may use (comma-separated in env)")
+    ] = ()
+    name: Annotated[str, _about("relay name, sent in `challenge` and signed by clients")] = (
+        "e2echat-relay"
+    )
+    log_level: Annotated[str, _about("`debug`, `info`, `warning` or `error`", live=True)] = "info"
+    log_json: Annotated[bool, _about("one JSON object per log line", live=True)] = False
+    max_frame: Annotated[int, _about("largest frame (bytes of JSON)")] = MAX_FRAME
+    max_body: Annotated[int, _about("largest `body` (decoded bytes)")] = MAX_BODY
+    max_members: Annotated[int, _about("members per room (a room may ask for fewer)")] = MAX_MEMBERS
+    max_rooms_per_user: Annotated[int, _about("rooms one user may be in", live=True)] = (
+        MAX_ROOMS_PER_USER
+    )
+    history_count: Annotated[int, _about("messages kept per room")] = HISTORY_COUNT
+    history_age_s: Annotated[int, _about("seconds a room message is kept")] = HISTORY_AGE_S
+    mailbox_max: Annotated[int, _about("direct entries queued per user", live=True)] = MAILBOX_MAX
+    rate: Annotated[float, _about("frames per second per connection", live=True)] = RATE
+    burst: Annotated[int, _about("frames a connection may send at once", live=True)] = BURST
+    handshake_timeout_s: Annotated[float, _about("seconds to complete `hello`")] = (
+        HANDSHAKE_TIMEOUT_S
+    )
+    max_conn_per_ip: Annotated[
+        int, _about("simultaneous connections from one address", live=True)
+    ] = MAX_CONN_PER_IP
+    new_keys_per_ip: Annotated[
+        float, _about("new identities per hour from one address (IPv6: one /64)", live=True)
+    ] = 60.0
+    new_keys_burst: Annotated[
+        int, _about("new identities one address may register at once", live=True)
+    ] = 20
+    forget_after_s: Annotated[
+        int, _about("seconds offline before a user in no room and with no mail is forgotten")
+    ] = 7 * 86400
+    send_buffer: Annotated[
+        int, _about("bytes queued to one client before it is dropped as a slow consumer", live=True)
+    ] = 1024 * 1024
+    send_timeout_s: Annotated[
+        float,
+        _about(
+            "seconds one bulk reply frame (welcome, sync, mailbox) waits for a client that"
+            " does not read before it is dropped",
+            live=True,
+        ),
+    ] = 10.0
+    welcome_members: Annotated[
+        int,
+        _about(
+            "bytes of member data in `welcome`; rooms past it are sent `partial` and clients"
+            " fetch their members",
+            live=True,
+        ),
+    ] = 1024 * 1024
+    ping_interval_s: Annotated[float, _about("seconds between WebSocket keepalive pings")] = 20.0
+    ping_timeout_s: Annotated[
+        float, _about("seconds to wait for a pong before closing the connection")
+    ] = 20.0
+    blob_max_size: Annotated[
+        int, _about("largest encrypted file one upload may declare (bytes)")
+    ] = MAX_BLOB_SIZE_DEFAULT
+    blob_quota: Annotated[int, _about("bytes of files one user may hold at once")] = (
+        BLOB_QUOTA_DEFAULT
+    )
 
     def __post_init__(self) -> None:
         _check(0 <= self.port <= 65535, "port", "must be 0..65535")
@@ -104,14 +165,12 @@ class RelayConfig:
         _check(self.send_buffer >= self.max_frame, "send_buffer", "must be at least max_frame")
         _check(self.send_timeout_s > 0, "send_timeout_s", "must be positive")
         _check(self.welcome_members >= 0, "welcome_members", "must be at least 0")
+        _check(self.ping_interval_s > 0, "ping_interval_s", "must be positive")
+        _check(self.ping_timeout_s > 0, "ping_timeout_s", "must be positive")
         _check(1 <= len(self.name) <= 64 and self.name.isprintable(), "name", "1..64 printable")
         _check(self.log_level in _LOG_LEVELS, "log_level", f"must be one of {_LOG_LEVELS}")
         _check(0 <= self.blob_max_size <= MAX_BLOB_SIZE, "blob_max_size", "must be 0..2^40")
         _check(self.blob_quota >= 0, "blob_quota", "must be at least 0")
-
-
-_LOG_LEVELS = ("debug", "info", "warning", "error")
-_FIELD_TYPES: dict[str, Any] = get_type_hints(RelayConfig)
 
 
 def _check(ok: bool, name: str, rule: str) -> None:
@@ -119,52 +178,124 @@ def _check(ok: bool, name: str, rule: str) -> None:
         raise ConfigError(f"Setting {name!r} {rule}.")
 
 
-def _convert(name: str, value: object) -> object:
-    """Turn a raw value (a string from the environment, a TOML value) into the field's type."""
-    kind = _FIELD_TYPES[name]
-    if get_origin(kind) in (Union, types.UnionType):
-        if value is None or value == "":
-            return None
-        kind = next(arg for arg in get_args(kind) if arg is not type(None))
-    try:
-        if kind is bool:
-            return _to_bool(value)
-        if get_origin(kind) is tuple:
-            items = value.split(",") if isinstance(value, str) else list(value)  # type: ignore[call-overload]
-            return tuple(str(item).strip() for item in items if str(item).strip())
-        if kind in (int, float) and isinstance(value, bool):
-            raise TypeError("a boolean is not a number")
-        if kind is Path:
-            return Path(str(value)).expanduser()
-        return kind(value)
-    except (TypeError, ValueError) as exc:
-        raise ConfigError(f"Setting {name!r} cannot be {value!r}: {exc}.") from None
+@dataclass(frozen=True, slots=True)
+class Setting:
+    """One field of the schema, as the command line, the environment and the docs see it."""
+
+    name: str
+    kind: type  # bool, int, float, str, Path or tuple (a list of strings)
+    optional: bool
+    default: object
+    description: str
+    live: bool
+    shown: str | None
+
+    @property
+    def flag(self) -> str:
+        return "--" + self.name.replace("_", "-")
+
+    @property
+    def env(self) -> str:
+        return ENV_PREFIX + self.name.upper()
 
 
-def _to_bool(value: object) -> bool:
-    if isinstance(value, bool):
-        return value
-    text = str(value).strip().lower()
-    if text in ("1", "true", "yes", "on"):
-        return True
-    if text in ("0", "false", "no", "off", ""):
-        return False
-    raise ValueError("expected true or false")
+def _settings() -> tuple[Setting, ...]:
+    info = msgspec.inspect.type_info(RelayConfig)
+    assert isinstance(info, msgspec.inspect.StructType)
+    found = []
+    for f in info.fields:
+        kind, optional, meta = f.type, False, None
+        if isinstance(kind, msgspec.inspect.Metadata):
+            meta, kind = kind, kind.type
+        if isinstance(kind, msgspec.inspect.UnionType):
+            optional = True
+            kind = next(t for t in kind.types if not isinstance(t, msgspec.inspect.NoneType))
+        python = {
+            msgspec.inspect.BoolType: bool,
+            msgspec.inspect.IntType: int,
+            msgspec.inspect.FloatType: float,
+            msgspec.inspect.StrType: str,
+            msgspec.inspect.CustomType: Path,
+            msgspec.inspect.VarTupleType: tuple,
+        }[type(kind)]
+        if meta is None or meta.extra_json_schema is None or meta.extra is None:
+            raise TypeError(f"setting {f.name!r} has no description (use _about)")
+        default = f.default_factory() if f.default_factory is not msgspec.NODEFAULT else f.default
+        found.append(
+            Setting(
+                f.name,
+                python,
+                optional,
+                default,
+                meta.extra_json_schema["description"],
+                bool(meta.extra.get("live")),
+                meta.extra.get("shown"),
+            )
+        )
+    return tuple(found)
+
+
+SETTINGS: Final = _settings()
+_BY_NAME: Final = {s.name: s for s in SETTINGS}
+LIVE: Final = frozenset(s.name for s in SETTINGS if s.live)
 
 
 def field_names() -> tuple[str, ...]:
     """Every setting's name, in declaration order."""
-    return tuple(f.name for f in fields(RelayConfig))
+    return tuple(_BY_NAME)
+
+
+def _raw(setting: Setting, value: object) -> object:
+    """A value from text (environment, flags) as msgspec.convert takes it for the field."""
+    if not isinstance(value, str):
+        return value
+    text = value.strip()
+    if setting.optional and not text:
+        return None
+    if setting.kind is bool:
+        lowered = text.lower()
+        if lowered in ("1", "true", "yes", "on"):
+            return True
+        if lowered in ("0", "false", "no", "off"):
+            return False
+        return value
+    if setting.kind is tuple:
+        return [item.strip() for item in text.split(",") if item.strip()]
+    return value
+
+
+def _dec_hook(kind: type, value: Any) -> Any:
+    if kind is Path and isinstance(value, str):
+        return Path(value).expanduser()
+    raise NotImplementedError
+
+
+_AT = re.compile(r" - at `\$\.?(\w*)`$")
+
+
+def convert(chosen: Mapping[str, object]) -> RelayConfig:
+    """A RelayConfig from raw values by setting name; raises ConfigError naming the setting."""
+    try:
+        return msgspec.convert(
+            {name: _raw(_BY_NAME[name], value) for name, value in chosen.items()},
+            RelayConfig,
+            strict=False,
+            dec_hook=_dec_hook,
+        )
+    except msgspec.ValidationError as exc:
+        text = str(exc)
+        match = _AT.search(text)
+        if match is None or not match.group(1):  # __post_init__: its own sentence
+            raise ConfigError(_AT.sub("", text)) from None
+        name = match.group(1)
+        raise ConfigError(
+            f"Setting {name!r} cannot be {chosen[name]!r}: {_AT.sub('', text)}."
+        ) from None
 
 
 def from_env(environ: Mapping[str, str]) -> dict[str, object]:
     """The settings found in ``environ`` (``E2ECHAT_SERVER_*``), still as raw strings."""
-    found: dict[str, object] = {}
-    for name in field_names():
-        raw = environ.get(ENV_PREFIX + name.upper())
-        if raw is not None:
-            found[name] = raw
-    return found
+    return {s.name: environ[s.env] for s in SETTINGS if s.env in environ}
 
 
 def from_toml(text: str) -> dict[str, object]:
@@ -174,10 +305,9 @@ def from_toml(text: str) -> dict[str, object]:
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"The config file is not valid TOML: {exc}.") from None
     found: dict[str, object] = {}
-    known = set(field_names())
     for key, value in data.items():
         name = key.replace("-", "_")
-        if name not in known:
+        if name not in _BY_NAME:
             raise ConfigError(f"Unknown setting {key!r} in the config file.")
         found[name] = value
     return found
@@ -193,24 +323,52 @@ def merge(
     ``flags`` values of None mean "not given". Raises ConfigError on any bad value.
     """
     chosen: dict[str, object] = {}
-    for name in field_names():
+    for name in _BY_NAME:
         for source in (flags, env, file):
             value = source.get(name)
             if value is not None:
-                chosen[name] = _convert(name, value)
+                chosen[name] = value
                 break
+    return convert(chosen)
+
+
+def read_file(path: Path | None) -> dict[str, object]:
+    """The settings of the TOML file at ``path`` (none if None)."""
+    if path is None:
+        return {}
     try:
-        return RelayConfig(**chosen)  # type: ignore[arg-type]
-    except TypeError as exc:
-        raise ConfigError(str(exc)) from None
+        return from_toml(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ConfigError(f"Cannot read the config file {path}: {exc.strerror}.") from None
 
 
 def load(flags: Mapping[str, object], environ: Mapping[str, str], path: Path | None) -> RelayConfig:
     """Merge flags, the environment and the TOML file at ``path`` (if any) into a config."""
-    file: dict[str, object] = {}
-    if path is not None:
-        try:
-            file = from_toml(path.read_text(encoding="utf-8"))
-        except OSError as exc:
-            raise ConfigError(f"Cannot read the config file {path}: {exc.strerror}.") from None
-    return merge(flags, from_env(environ), file)
+    return merge(flags, from_env(environ), read_file(path))
+
+
+def shown_default(setting: Setting) -> str:
+    """The default as the docs and ``--help`` show it."""
+    if setting.shown is not None:
+        return setting.shown
+    value = setting.default
+    if value is None or value == ():
+        return "none"
+    if isinstance(value, bool):
+        return str(value).lower()
+    return f"`{value}`" if isinstance(value, str) else str(value)
+
+
+def settings_table() -> str:
+    """The Markdown table of every setting, as docs/server.md carries it."""
+    rows = [
+        "| flag | env (`E2ECHAT_SERVER_` + ...) / TOML key | default | SIGHUP | meaning |",
+        "| --- | --- | --- | --- | --- |",
+    ]
+    for s in SETTINGS:
+        live = "reloads" if s.live else "restart"
+        rows.append(
+            f"| `{s.flag}` | `{s.name.upper()}` / `{s.name}` | {shown_default(s)} | {live} |"
+            f" {s.description} |"
+        )
+    return "\n".join(rows) + "\n"

@@ -3,7 +3,19 @@
 from pathlib import Path
 
 import pytest
-from e2echat_server.config import ConfigError, RelayConfig, from_env, from_toml, load, merge
+from click.testing import CliRunner
+from e2echat_server import __version__
+from e2echat_server.cli import app
+from e2echat_server.config import (
+    SETTINGS,
+    ConfigError,
+    RelayConfig,
+    from_env,
+    from_toml,
+    load,
+    merge,
+    settings_table,
+)
 
 from e2echat.protocol import MAX_BODY, MAX_FRAME
 
@@ -91,3 +103,33 @@ def test_identity_limits_come_from_flags_env_and_file(tmp_path: Path) -> None:
     env = {"E2ECHAT_SERVER_NEW_KEYS_BURST": "4", "E2ECHAT_SERVER_FORGET_AFTER_S": "120"}
     config = load({"forget_after_s": 180}, env, path)
     assert (config.new_keys_per_ip, config.new_keys_burst, config.forget_after_s) == (6, 4, 180)
+
+
+def test_docs_settings_table_is_the_schema() -> None:
+    """docs/server.md shows exactly the settings the schema declares. To update it, paste
+    the output of: uv run python -c 'from e2echat_server.config import settings_table as t;
+    print(t(), end="")'."""
+    docs = (Path(__file__).parents[2] / "docs" / "server.md").read_text(encoding="utf-8")
+    assert settings_table() in docs
+
+
+def test_every_setting_is_a_flag_an_env_variable_and_a_toml_key(tmp_path: Path) -> None:
+    result = CliRunner().invoke(app, ["--help"], terminal_width=200)
+    for setting in SETTINGS:
+        assert setting.flag in result.output, setting.name
+    example = {"port": 4000, "max_members": 7, "log_json": True, "ping_interval_s": 3.5}
+    for name, value in example.items():
+        assert getattr(merge({name: str(value)}, {}, {}), name) == value  # as a flag
+        env = {f"E2ECHAT_SERVER_{name.upper()}": str(value)}
+        assert getattr(load({}, env, None), name) == value
+        path = tmp_path / "relay.toml"
+        path.write_text(f"{name.replace('_', '-')} = {str(value).lower()}\n")
+        assert getattr(load({}, {}, path), name) == value
+
+
+def test_version_on_every_command() -> None:
+    result = CliRunner().invoke(app, ["--version"])
+    assert (result.exit_code, result.output.strip()) == (
+        0,
+        f"e2echat-server, version {__version__}",
+    )

@@ -7,11 +7,11 @@ import sys
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 from e2echat_server.cli import EXIT_REFUSED, app
 from e2echat_server.datadir import DataDirLock, StartRefusedError
 from e2echat_server.store import MemberRecord, RoomRecord, SqliteStore, UserRecord
 from e2echat_server.store.schema import APPLICATION_ID, CURRENT
-from typer.testing import CliRunner
 
 from tests.server.test_process import relay_process
 

@@ -9,8 +9,8 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
+from click.testing import CliRunner
 from e2echat_server.cli import app
-from typer.testing import CliRunner
 
 from e2echat.protocol import (
     Ack,
