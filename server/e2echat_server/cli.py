@@ -8,10 +8,13 @@ unreadable), 2 for a bad setting, 3 if the data directory or its database is ref
 """
 
 import asyncio
+import logging
 import os
 import signal
 import sqlite3
+import ssl
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +30,7 @@ from e2echat_server.config import (
     shown_default,
 )
 from e2echat_server.datadir import StartRefusedError
+from e2echat_server.logs import LOGGER, event
 from e2echat_server.relay import Relay
 from e2echat_server.version import __version__
 
@@ -69,7 +73,7 @@ def _serve(ctx: click.Context, config: Path | None, **flags: object) -> None:
         ctx.exit(2)
     logs.configure(settings.log_level, settings.log_json)
     try:
-        asyncio.run(run(settings))
+        asyncio.run(run(settings, lambda: load(flags, os.environ, config_path)))
     except StartRefusedError as exc:  # the data dir is locked, the database refused
         click.echo(f"e2echat-server: {exc}", err=True)
         ctx.exit(EXIT_REFUSED)
@@ -104,16 +108,29 @@ def _env_path(variable: str) -> Path | None:
     return Path(value) if value else None
 
 
-async def run(config: RelayConfig) -> None:
-    """Serve until SIGTERM or SIGINT, then close connections (1001) and flush the store."""
+async def run(config: RelayConfig, reread: Callable[[], RelayConfig] | None = None) -> None:
+    """Serve until SIGTERM or SIGINT, then close connections (1001) and flush the store.
+
+    SIGHUP re-reads the settings (``reread``: the same flags, the environment, the file)
+    and applies the live ones; a bad new setting is logged and changes nothing.
+    """
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     async with Relay(config) as relay:
+        if reread is not None:
+            loop.add_signal_handler(signal.SIGHUP, _reload, relay, reread)
         sys.stdout.write(relay.url + "\n")
         sys.stdout.flush()
         await stop.wait()
+
+
+def _reload(relay: Relay, reread: Callable[[], RelayConfig]) -> None:
+    try:
+        relay.reload(reread())
+    except (ConfigError, OSError, ssl.SSLError) as exc:
+        event(LOGGER, "reload_failed", logging.ERROR, error=str(exc))
 
 
 def main() -> None:

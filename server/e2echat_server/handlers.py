@@ -102,6 +102,9 @@ class Handlers:
             Hello: self.hello_again,
         }
 
+    def reconfigure(self, config: RelayConfig) -> None:
+        self._config = config
+
     async def handle(self, session: Session, frame: ClientFrame) -> None:
         await self.table[type(frame)](session, frame)
 

@@ -75,6 +75,10 @@ class Output:
         self._metrics = metrics
         self.catch_ups: dict[bytes, asyncio.TimerHandle] = {}
 
+    def reconfigure(self, send_buffer: int, send_timeout_s: float) -> None:
+        self._delivery.send_buffer = send_buffer
+        self._send_timeout_s = send_timeout_s
+
     def reply(self, session: Session, frame: RelayFrame) -> None:
         """Queue one reply without waiting (bounded like fan-out)."""
         self._delivery.send((session.conn,), encode_frame(frame), None)

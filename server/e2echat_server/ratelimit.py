@@ -122,6 +122,13 @@ class AddressBudgets:
             bucket = self.buckets[group] = TokenBucket.full(self.rate, self.burst, now)
         return bucket.take(now)
 
+    def retune(self, rate: float, burst: float) -> None:
+        """New limits for every group (a reload): buckets keep their tokens, up to ``burst``."""
+        self.rate, self.burst = rate, burst
+        for bucket in self.buckets.values():
+            bucket.rate, bucket.burst = rate, burst
+            bucket.tokens = min(bucket.tokens, burst)
+
     def prune(self, now: float) -> int:
         """Forget the buckets that have refilled; return how many."""
         full = [group for group, bucket in self.buckets.items() if bucket.full_at(now)]

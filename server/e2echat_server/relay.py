@@ -17,10 +17,11 @@ from websockets.http11 import Request, Response
 from websockets.typing import Origin, Subprotocol
 
 from e2echat.protocol import BLOB_PATH, SUBPROTOCOL, CloseCode, ProtocolError
+from e2echat_server import logs
 from e2echat_server.blobs import BlobLimits, BlobStore
 from e2echat_server.blobservice import BlobService
 from e2echat_server.clock import now_ms
-from e2echat_server.config import RelayConfig
+from e2echat_server.config import LIVE, RelayConfig, field_names
 from e2echat_server.directory import Directory, DirectoryLimits
 from e2echat_server.engine import Engine, LocalBroker, open_store
 from e2echat_server.http import info_document, route
@@ -30,6 +31,7 @@ from e2echat_server.output import Delivery, Output
 from e2echat_server.session import peer
 from e2echat_server.sessions import Sessions
 from e2echat_server.store import Store
+from e2echat_server.tls import ReloadableTls
 from e2echat_server.version import __version__
 
 _PRUNE_EVERY_S = 60.0  # history pruning, forgetting idle users, dropping refilled buckets
@@ -64,6 +66,7 @@ class Relay:
         self._server: Server | None = None
         self._pruner: asyncio.Task[None] | None = None
         self._info = info_document(self.config, __version__)
+        self._tls: ReloadableTls | None = None
 
     # Lifecycle ---------------------------------------------------------------------
 
@@ -204,9 +207,44 @@ class Relay:
     def _tls_context(self) -> ssl.SSLContext | None:
         if self.config.tls_cert is None or self.config.tls_key is None:
             return None
-        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-        context.load_cert_chain(self.config.tls_cert, self.config.tls_key)
-        return context
+        self._tls = ReloadableTls(self.config.tls_cert, self.config.tls_key)
+        return self._tls.listening
+
+    def reload(self, config: RelayConfig) -> tuple[list[str], list[str]]:
+        """Apply ``config``'s live settings (SIGHUP): the TLS certificate, logging, limits.
+
+        Returns the settings applied and those changed that need a restart (kept as they
+        are). Raises ConfigError or OSError, changing nothing, if they cannot be applied.
+        """
+        old = self.config
+        changed = [n for n in field_names() if getattr(old, n) != getattr(config, n)]
+        applied = [n for n in changed if n in LIVE]
+        values = {n: getattr(config if n in LIVE else old, n) for n in field_names()}
+        tls_files = ("tls_cert", "tls_key")
+        if self._tls is None:  # TLS cannot be switched on or off without a restart
+            values.update({n: getattr(old, n) for n in tls_files})
+            applied = [n for n in applied if n not in tls_files]
+        merged = RelayConfig(**values)
+        if self._tls is not None and merged.tls_cert and merged.tls_key:
+            self._tls.reload(merged.tls_cert, merged.tls_key)
+        logs.configure(merged.log_level, merged.log_json)
+        self.config = merged
+        self.directory.limits = DirectoryLimits(
+            max_members=merged.max_members,
+            max_rooms_per_user=merged.max_rooms_per_user,
+            mailbox_max=merged.mailbox_max,
+        )
+        self.sessions.reconfigure(merged)
+        if self._output is not None:
+            self._output.reconfigure(merged.send_buffer, merged.send_timeout_s)
+        restart = [n for n in changed if n not in applied]
+        event(
+            LOGGER,
+            "reloaded",
+            applied=",".join(applied) or "-",
+            restart_needed=",".join(restart) or "-",
+        )
+        return applied, restart
 
     async def close(self) -> None:
         """Close every connection with 1001, let sessions finish, flush and close the engine."""

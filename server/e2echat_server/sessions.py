@@ -76,6 +76,13 @@ class Sessions:
             mailbox=config.mailbox_max,
         )
 
+    def reconfigure(self, config: RelayConfig) -> None:
+        """Take a reloaded config's live settings (SIGHUP): limits apply to new connections
+        and new frames, identity budgets at once."""
+        self._config = config
+        self.handlers.reconfigure(config)
+        self.new_keys.retune(config.new_keys_per_ip / 3600, config.new_keys_burst)
+
     async def serve(self, conn: ServerConnection) -> None:
         """The websockets handler: one connection, from accept to close."""
         ip, metrics = peer(conn), self._metrics

@@ -1,0 +1,107 @@
+"""SIGHUP: a new TLS certificate, log settings and live limits without a restart."""
+
+import asyncio
+import signal
+import ssl
+import sys
+from pathlib import Path
+
+import msgspec
+import pytest
+import trustme
+from e2echat_server import Relay, RelayConfig
+from e2echat_server.config import ConfigError
+
+from e2echat.protocol import CloseCode, ListRooms, RoomList
+from tests.server.wire import TIMEOUT, Identity, closed_with, login, open_raw
+
+
+def issue(directory: Path) -> tuple[Path, Path, ssl.SSLContext]:
+    """A fresh CA's certificate for 127.0.0.1 at fixed paths, and a client trusting that CA."""
+    ca = trustme.CA()
+    cert = ca.issue_cert("127.0.0.1")
+    chain, key = directory / "chain.pem", directory / "key.pem"
+    cert.private_key_and_cert_chain_pem.write_to_path(str(chain))
+    cert.private_key_pem.write_to_path(str(key))
+    client = ssl.create_default_context()
+    ca.configure_trust(client)
+    return chain, key, client
+
+
+async def test_a_reload_serves_the_new_certificate_to_new_connections(tmp_path: Path) -> None:
+    chain, key, old_client = issue(tmp_path)
+    config = RelayConfig(port=0, memory=True, tls_cert=chain, tls_key=key)
+    async with Relay(config) as relay:
+        before = await login(relay.url, Identity("alice"), old_client)
+        _, _, new_client = issue(tmp_path)  # renewed in place, as certbot does
+        applied, restart = relay.reload(config)
+        assert (applied, restart) == ([], [])  # same settings: the files were re-read
+        after = await login(relay.url, Identity("bob"), new_client)
+        assert (await after.request(ListRooms(), RoomList)).rooms == []
+        with pytest.raises(ssl.SSLError):
+            await login(relay.url, Identity("eve"), old_client)  # the old chain is gone
+        assert (await before.request(ListRooms(), RoomList)).rooms == []  # still connected
+
+
+async def test_a_bad_certificate_file_changes_nothing(tmp_path: Path) -> None:
+    chain, key, client = issue(tmp_path)
+    config = RelayConfig(port=0, memory=True, tls_cert=chain, tls_key=key)
+    async with Relay(config) as relay:
+        chain.write_text("not a certificate\n")
+        with pytest.raises(ssl.SSLError):
+            relay.reload(msgspec.structs.replace(config, rate=99.0))
+        assert relay.config.rate == config.rate
+        assert (await login(relay.url, Identity("alice"), client)).welcome is not None
+
+
+async def test_live_limits_apply_and_the_rest_waits_for_a_restart() -> None:
+    config = RelayConfig(port=0, memory=True, max_conn_per_ip=1)
+    async with Relay(config) as relay:
+        await login(relay.url, Identity("alice"))
+        refused = await open_raw(relay.url)
+        await closed_with(refused.conn, CloseCode.POLICY)
+        new = msgspec.structs.replace(config, max_conn_per_ip=2, port=1234, history_count=5)
+        applied, restart = relay.reload(new)
+        assert (applied, sorted(restart)) == (["max_conn_per_ip"], ["history_count", "port"])
+        assert (relay.config.max_conn_per_ip, relay.config.history_count) == (2, 10_000)
+        assert (await login(relay.url, Identity("bob"))).welcome is not None
+
+
+async def test_a_reload_that_breaks_a_rule_is_refused() -> None:
+    config = RelayConfig(port=0, memory=True, max_frame=8192, max_body=4096)
+    async with Relay(config) as relay:
+        # send_buffer is live, max_frame is not: together they must still hold.
+        new = msgspec.structs.replace(config, send_buffer=4096, max_frame=4096, max_body=1024)
+        with pytest.raises(ConfigError, match="send_buffer"):
+            relay.reload(new)
+        assert relay.config == config
+
+
+async def test_sighup_reloads_the_config_file_and_the_relay_keeps_serving(tmp_path: Path) -> None:
+    path = tmp_path / "relay.toml"
+    path.write_text("memory = true\nport = 0\nmax-conn-per-ip = 5\n")
+    process = await asyncio.create_subprocess_exec(
+        *(sys.executable, "-m", "e2echat_server", "--config", str(path)),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    assert process.stdout is not None
+    assert process.stderr is not None
+    try:
+        url = (await asyncio.wait_for(process.stdout.readline(), 15)).decode().strip()
+        path.write_text("memory = true\nport = 0\nmax-conn-per-ip = 1\nlog-json = true\n")
+        process.send_signal(signal.SIGHUP)
+        async with asyncio.timeout(TIMEOUT):
+            while b"reloaded" not in (line := await process.stderr.readline()):
+                assert line, "the relay exited"
+        logged = msgspec.json.decode(line)  # log_json applied
+        assert logged["applied"] == "log_json,max_conn_per_ip"
+        assert (await login(url, Identity("alice"))).welcome is not None
+        refused = await open_raw(url)
+        await closed_with(refused.conn, CloseCode.POLICY)  # the new limit holds
+        process.send_signal(signal.SIGTERM)
+        assert await asyncio.wait_for(process.wait(), 10) == 0
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
