@@ -22,7 +22,7 @@ import contextlib
 import os
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -214,17 +214,12 @@ class BlobStore:
             self._path(blob, suffix).unlink(missing_ok=True)
         return existed
 
-    def delete_where(self, *, room: bytes | None = None, before: int | None = None) -> int:
-        """Remove every blob of ``room``, or created before ``before`` ms; how many."""
+    def delete_where(self, doomed: Callable[[BlobMeta], bool]) -> int:
+        """Remove every blob whose metadata ``doomed`` accepts; how many."""
         self._refresh()
         with self._lock:
-            doomed = [
-                blob
-                for blob, meta in self._index.items()
-                if (room is not None and meta.room == room)
-                or (before is not None and meta.created < before)
-            ]
-        return sum(self.delete(blob) for blob in doomed)
+            blobs = [blob for blob, meta in self._index.items() if doomed(meta)]
+        return sum(self.delete(blob) for blob in blobs)
 
 
 def _is_id(stem: str) -> bool:

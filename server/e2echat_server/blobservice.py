@@ -219,9 +219,12 @@ class BlobService:
         await conn.close(CloseCode.NORMAL)
 
     def sweep(self, history_age_s: int) -> int:
-        """Drop expired tickets and blobs older than history (blocking: run in a thread)."""
+        """Drop expired tickets, and the blobs older than history or of rooms that no
+        longer exist (deleted, or left by their last member). Blocking: run in a thread."""
         self.tickets.expire()
-        return self.blobs.delete_where(before=now_ms() - history_age_s * 1000)
+        cutoff = now_ms() - history_age_s * 1000
+        rooms = set(self._directory.rooms)
+        return self.blobs.delete_where(lambda m: m.created < cutoff or m.room not in rooms)
 
 
 def _next_piece(pieces: Iterator[bytes]) -> bytes:

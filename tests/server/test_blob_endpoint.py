@@ -222,3 +222,21 @@ async def test_blobs_survive_a_relay_restart(tmp_path: Path) -> None:
         alice = await login(relay.url, alice_id)
         fetch = await alice.request(BlobDownload(room=room, blob=ticket.blob), BlobTicket)
         assert decrypt_file(KEY, len(PLAIN), digest, await _download(relay, fetch.token)) == PLAIN
+
+
+async def test_the_sweep_drops_blobs_of_rooms_that_are_gone_and_old_ones(
+    relay: Relay, connect: Callable[[str], Awaitable[WireClient]]
+) -> None:
+    from e2echat.protocol import LeaveRoom
+
+    alice = await connect("alice")
+    kept_room, gone_room = await _room(alice, "kept"), await _room(alice, "gone")
+    kept = await alice.request(BlobUpload(room=kept_room, size=1), BlobTicket)
+    gone = await alice.request(BlobUpload(room=gone_room, size=1), BlobTicket)
+    for ticket in (kept, gone):
+        assert isinstance(await _upload(relay, ticket.token, b"k"), Stored)
+    await alice.request(LeaveRoom(id="l", room=gone_room), Ok)  # the last member: room deleted
+    assert await asyncio.to_thread(relay.blobs.sweep, relay.config.history_age_s) == 1
+    assert relay.blobs.blobs.meta(gone.blob) is None
+    assert relay.blobs.blobs.meta(kept.blob) is not None
+    assert await asyncio.to_thread(relay.blobs.sweep, 0) == 1  # older than a 0 s history

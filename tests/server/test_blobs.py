@@ -116,8 +116,8 @@ def test_delete_by_room_and_by_age(tmp_path: Path) -> None:
     blobs.begin(blob_id(1), ROOM, ALICE, 1, now=100)
     blobs.begin(blob_id(2), OTHER_ROOM, ALICE, 1, now=100)
     blobs.begin(blob_id(3), OTHER_ROOM, ALICE, 1, now=300)
-    assert blobs.delete_where(room=ROOM) == 1
-    assert blobs.delete_where(before=200) == 1
+    assert blobs.delete_where(lambda meta: meta.room == ROOM) == 1
+    assert blobs.delete_where(lambda meta: meta.created < 200) == 1
     assert [b for b in (1, 2, 3) if blobs.meta(blob_id(b))] == [3]
     assert sorted(p.name for p in blobs.root.iterdir()) == [
         f"{blob_id(3).hex()}.meta",
