@@ -91,6 +91,7 @@ from e2echat.crypto.roomlog import (
     TAGGED,
     Kind,
     LogEntry,
+    LogError,
     LogForkError,
     LogHead,
     LogState,
@@ -476,7 +477,7 @@ class CryptoSession:
                 raise CryptoError("message header sender differs from the relay's sender")
             parsed.verify()
             self._compare_head(op, room_id, LogHead(header.log_length, header.log_head))
-        except CryptoError as exc:
+        except (CryptoError, LogError) as exc:
             op.events.append(MessageRejected(room_id, sender, seq, str(exc)))
             return
         chain_key = inbound_key(room_id, sender, header.chain_id)
@@ -701,7 +702,7 @@ class CryptoSession:
             except LogForkError as exc:
                 room = self._freeze(op, room, str(exc))
                 break
-            except CryptoError as exc:
+            except (CryptoError, LogError) as exc:
                 op.events.append(LogRejected(room_id, position, str(exc)))
                 break
             op.txn.put(LOG_ENTRIES, log_entry_key(room_id, entry.seq), LogEntryRecord(wire))

@@ -3,7 +3,6 @@
 import pytest
 
 from e2echat.crypto import AuthorityError, Identity, LogError, LogForkError, RoomSecret
-from e2echat.crypto.errors import MalformedError, SignatureError
 from e2echat.crypto.roomlog import (
     NO_HASH,
     NO_VERIFIER,
@@ -134,7 +133,7 @@ def test_forged_reordered_and_replayed_entries_are_rejected(room: LogState) -> N
     good = entry(room, ADMIN, Kind.DESCRIBE, description="hello")
     forged = bytearray(good)
     forged[-80] ^= 1  # inside the signed entry
-    with pytest.raises(SignatureError):
+    with pytest.raises(LogError, match="signature"):
         step(room, bytes(forged))
     with pytest.raises(LogError, match="position"):
         step(step(room, good), good)  # replayed at the next position
@@ -168,7 +167,7 @@ def test_rotation_rules(room: LogState) -> None:
 def test_a_log_starts_with_create_and_rejects_malformed_bytes(room: LogState) -> None:
     with pytest.raises(LogError, match="starts with a create"):
         step(None, entry(None, ALICE, Kind.JOIN))
-    with pytest.raises(MalformedError):
+    with pytest.raises(LogError, match="length"):
         step(room, b"\x01" * 40)
     with pytest.raises(LogError, match="empty log"):
         validate_log([])
