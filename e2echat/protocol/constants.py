@@ -69,6 +69,8 @@ class ErrorCode(StrEnum):
     INTERNAL = "internal"
     NO_SUCH_BLOB = "no_such_blob"
     QUOTA_EXCEEDED = "quota_exceeded"
+    LOG_CONFLICT = "log_conflict"
+    """A membership-log entry that does not follow the stored head (fetch and re-sign)."""
 
 
 class CloseCode(IntEnum):
@@ -84,3 +86,9 @@ class CloseCode(IntEnum):
     HANDSHAKE_TIMEOUT = 4408
     REPLACED = 4409
     RATE_LIMIT = 4429
+
+
+MAX_LOG_ENTRY = 795
+"""Bytes of one membership-log entry: 267 fixed, a 16-byte salt, a 512-byte description."""
+MAX_LOG_PAGE = 256
+"""Entries in one `log` frame."""

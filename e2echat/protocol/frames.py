@@ -240,6 +240,25 @@ class Retract(_Frame, tag="retract"):
     id: RequestId | None = None
 
 
+LogEntryBytes = Annotated[bytes, msgspec.Meta(min_length=1, max_length=c.MAX_LOG_ENTRY)]
+
+
+class LogAppend(_Frame, tag="log_append"):
+    """Append a signed membership-log entry at the head of ``room``'s log."""
+
+    room: RoomId
+    entry: LogEntryBytes
+    id: RequestId | None = None
+
+
+class LogRequest(_Frame, tag="log"):
+    """Ask for ``room``'s log entries from position ``after`` on."""
+
+    room: RoomId
+    after: Seq = 0
+    id: RequestId | None = None
+
+
 class SignalSend(_Frame, tag="signal"):
     """An ephemeral body for ``room``'s connected members: never stored, never answered."""
 
@@ -334,6 +353,8 @@ ClientFrame = (
     | BlobDownload
     | BlobDelete
     | SetName
+    | LogAppend
+    | LogRequest
 )
 
 
@@ -369,6 +390,15 @@ class MemberJoined(_Frame, tag="member_joined"):
 class MemberLeft(_Frame, tag="member_left"):
     room: RoomId
     key: PublicKey
+
+
+class LogEntries(_Frame, tag="log"):
+    """Entries of ``room``'s log from position ``start`` on (a reply, or a new entry)."""
+
+    room: RoomId
+    start: Seq
+    entries: Annotated[list[LogEntryBytes], msgspec.Meta(max_length=c.MAX_LOG_PAGE)]
+    id: RequestId | None = None
 
 
 class MembersList(_Frame, tag="members"):
@@ -479,6 +509,7 @@ RelayFrame = (
     | MemberJoined
     | MemberLeft
     | MembersList
+    | LogEntries
     | RoomList
     | SummaryReply
     | Message

@@ -9,7 +9,7 @@ runs (`Engine.apply`) without knowing what the change was.
 
 import hmac
 from collections import OrderedDict
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from heapq import nlargest
 from typing import Any, Literal
 
@@ -29,6 +29,14 @@ from e2echat.protocol import (
     SignedPrekey,
 )
 from e2echat.protocol.constants import MAX_LIST_ITEMS
+from e2echat.protocol.roomlog import (
+    EMPTY_HEAD,
+    LogEntry,
+    LogError,
+    LogState,
+    apply_entry,
+    parse_entry,
+)
 from e2echat_server.change import Change
 from e2echat_server.ratelimit import TokenBucket
 from e2echat_server.store import Envelope, MemberRecord, RoomRecord, Snapshot, Store, UserRecord
@@ -75,6 +83,8 @@ class Room:
     members: dict[bytes, int] = field(default_factory=dict)
     seq: int = 0
     last_ts: int = 0
+    log: LogState | None = None  # the membership log as validated here (no join tags)
+    log_loaded: bool = False  # read from the store since start-up (or since a conflict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -353,6 +363,8 @@ class Directory:
         if key in room.members:
             return room, True
         record = room.record
+        if room.log is not None and key in room.log.banned:
+            raise ProtocolError(ErrorCode.FORBIDDEN, "You are banned from this room.")
         if record.verifier is not None and (
             frame.token is None or not token_matches(frame.token, record.verifier)
         ):
@@ -398,6 +410,65 @@ class Directory:
         return room, Change(
             "remove_member", lambda store: store.remove_member(room_id, key, last), undo
         )
+
+    # The membership log ------------------------------------------------------------------
+
+    def load_log(self, room_id: bytes, entries: list[bytes]) -> None:
+        """Adopt the stored log of a room (validated again: a damaged entry ends it)."""
+        room = self.rooms[room_id]
+        state = None
+        for entry in entries:
+            try:
+                state, _ = apply_entry(state, entry)
+            except LogError:
+                break
+        room.log, room.log_loaded = state, True
+        if state is not None:
+            self._follow_log(room, state)
+
+    def check_log_append(
+        self, key: bytes, room_id: bytes, entry: bytes
+    ) -> tuple[LogState, LogEntry]:
+        """The log after ``key`` appends ``entry`` (signed by ``key``), or raise.
+
+        The same rules every member applies, without the join tags (the relay has no room
+        secret): a relay that refuses an unauthorised or mis-chained entry spares members
+        the work, and it acts on removals only when they are authorised.
+        """
+        room = self.member_room(key, room_id)
+        head = room.log.position if room.log is not None else EMPTY_HEAD
+        try:
+            claimed = parse_entry(entry)
+            if claimed.seq != head.length or claimed.prev != head.head:
+                raise ProtocolError(
+                    ErrorCode.LOG_CONFLICT,
+                    f"The room's log has {head.length} entries: fetch them and sign again.",
+                )
+            state, parsed = apply_entry(room.log, entry)
+        except LogError as exc:
+            raise ProtocolError(ErrorCode.FORBIDDEN, f"Log entry refused: {exc}.") from None
+        if parsed.author != key:
+            raise ProtocolError(ErrorCode.FORBIDDEN, "Append only log entries you signed.")
+        return state, parsed
+
+    def log_appended(self, room_id: bytes, state: LogState) -> None:
+        """The store holds the new entry: the log is ``state``."""
+        room = self.rooms[room_id]
+        room.log = state
+        self._follow_log(room, state)
+
+    def log_stale(self, room_id: bytes) -> None:
+        """Another relay appended first (a shared store): read the log again when needed."""
+        room = self.rooms.get(room_id)
+        if room is not None:
+            room.log_loaded = False
+
+    @staticmethod
+    def _follow_log(room: Room, state: LogState) -> None:
+        """Admit joiners with the secret of the log's current epoch (after a kick, a ban, a
+        password change or revoked invites the old token no longer opens the room)."""
+        if state.secret and room.record.verifier != state.verifier:
+            room.record = replace(room.record, verifier=state.verifier, salt=state.salt or None)
 
     def _add_member(self, room_id: bytes, key: bytes, joined: int) -> None:
         self.rooms[room_id].members[key] = joined

@@ -26,6 +26,9 @@ from e2echat.protocol import (
     JoinRoom,
     LeaveRoom,
     ListRooms,
+    LogAppend,
+    LogEntries,
+    LogRequest,
     Lookup,
     MemberJoined,
     MemberLeft,
@@ -46,6 +49,8 @@ from e2echat.protocol import (
     Sync,
     Synced,
 )
+from e2echat.protocol.constants import MAX_LOG_PAGE
+from e2echat.protocol.roomlog import Kind
 from e2echat_server.clock import now_ms
 from e2echat_server.config import RelayConfig
 from e2echat_server.directory import Directory
@@ -100,6 +105,8 @@ class Handlers:
             SetStatus: self.status,
             SetName: self.set_name,
             Hello: self.hello_again,
+            LogAppend: self.log_append,
+            LogRequest: self.log,
         }
 
     def reconfigure(self, config: RelayConfig) -> None:
@@ -129,6 +136,7 @@ class Handlers:
 
     async def join_room(self, session: Session, frame: JoinRoom) -> None:
         directory, key = self._directory, session.key
+        await self._load_log(directory.lookup(frame.name).record.id)
         room, change = directory.join(key, frame, now_ms())
         if change is not None:
             await self._engine.apply(change)
@@ -139,13 +147,66 @@ class Handlers:
         self._output.reply(session, RoomReply(id=frame.id, room=directory.room_info(room)))
 
     async def leave_room(self, session: Session, frame: LeaveRoom) -> None:
-        room, change = self._directory.leave(session.key, frame.room)
+        await self._leave(session.key, frame.room)
+        self._output.reply(session, Ok(id=frame.id))
+
+    async def _leave(self, key: bytes, room_id: bytes) -> None:
+        room, change = self._directory.leave(key, room_id)
         await self._engine.apply(change)
-        self._engine.broker.left(frame.room, session.key)
+        self._engine.broker.left(room_id, key)
         self._engine.metrics.rooms = len(self._directory.rooms)
         if room.members:
-            self._output.to_room(frame.room, MemberLeft(room=frame.room, key=session.key))
+            self._output.to_room(room_id, MemberLeft(room=room_id, key=key))
+
+    async def _load_log(self, room_id: bytes) -> None:
+        """Read the room's stored membership log once (again after a conflict)."""
+        room = self._directory.rooms.get(room_id)
+        if room is None or room.log_loaded:
+            return
+        entries: list[bytes] = []
+        store = self._engine.store
+        while True:
+            page = await self._engine.call(
+                "log_entries", store.log_entries(room_id, len(entries), MAX_LOG_PAGE)
+            )
+            entries += page
+            if len(page) < MAX_LOG_PAGE:
+                break
+        if room_id in self._directory.rooms:
+            self._directory.load_log(room_id, entries)
+
+    async def log_append(self, session: Session, frame: LogAppend) -> None:
+        """Append a signed membership statement at the head, tell the room, and act on an
+        authorised removal: the removed member stops being routed to at once."""
+        await self._load_log(frame.room)
+        state, entry = self._directory.check_log_append(session.key, frame.room, frame.entry)
+        store = self._engine.store
+        stored = await self._engine.call(
+            "log_append", store.log_append(frame.room, entry.seq, frame.entry)
+        )
+        if not stored:
+            self._directory.log_stale(frame.room)
+            raise ProtocolError(
+                ErrorCode.LOG_CONFLICT, "Another entry was appended first: fetch it, sign again."
+            )
+        self._directory.log_appended(frame.room, state)
+        update = LogEntries(room=frame.room, start=entry.seq, entries=[frame.entry])
+        self._output.to_room(frame.room, update)
+        room = self._directory.rooms.get(frame.room)
+        removed = entry.kind in (Kind.LEAVE, Kind.REMOVE, Kind.BAN)
+        if removed and room is not None and entry.subject in room.members:
+            await self._leave(entry.subject, frame.room)
         self._output.reply(session, Ok(id=frame.id))
+
+    async def log(self, session: Session, frame: LogRequest) -> None:
+        self._directory.member_room(session.key, frame.room)
+        store = self._engine.store
+        entries = await self._engine.call(
+            "log_entries", store.log_entries(frame.room, frame.after, MAX_LOG_PAGE)
+        )
+        self._output.reply(
+            session, LogEntries(id=frame.id, room=frame.room, start=frame.after, entries=entries)
+        )
 
     async def members(self, session: Session, frame: MembersRequest) -> None:
         room = self._directory.member_room(session.key, frame.room)
@@ -157,6 +218,7 @@ class Handlers:
         self._output.reply(session, RoomList(id=frame.id, rooms=rooms))
 
     async def lookup(self, session: Session, frame: Lookup) -> None:
+        await self._load_log(self._directory.lookup(frame.name).record.id)
         room = self._directory.summary(self._directory.lookup(frame.name))
         self._output.reply(session, SummaryReply(id=frame.id, room=room))
 

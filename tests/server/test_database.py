@@ -232,3 +232,17 @@ async def test_a_new_database_is_created_at_the_current_schema(tmp_path: Path) -
     pragmas = [db.execute(f"PRAGMA {p}").fetchone()[0] for p in ("user_version", "application_id")]
     assert pragmas == [CURRENT, APPLICATION_ID]
     db.close()
+
+
+async def test_a_version_1_file_gains_the_room_log(tmp_path: Path) -> None:
+    v0_database(tmp_path / "relay.sqlite3")
+    db = sqlite3.connect(tmp_path / "relay.sqlite3")
+    db.execute(f"PRAGMA application_id={APPLICATION_ID}")
+    db.execute("PRAGMA user_version=1")
+    db.commit()
+    db.close()
+    store = await SqliteStore.open(tmp_path)
+    assert await store.log_append(ROOM, 0, b"create")
+    assert await store.log_entries(ROOM, 0, 5) == [b"create"]
+    assert len((await store.load()).rooms) == 1
+    await store.close()

@@ -227,3 +227,14 @@ async def test_the_writer_bounds_the_wal_by_itself(tmp_path: Path) -> None:
         assert wal.stat().st_size < 8 * 2**20  # rewound after the writer's own checkpoint
     finally:
         await store.close()
+
+
+async def test_log_appends_once_per_position_and_reads_in_order(store: Store) -> None:
+    await store.create_room(room(), MemberRecord(ROOM, ALICE, 1))
+    assert await store.log_append(ROOM, 0, b"create")
+    assert not await store.log_append(ROOM, 0, b"rival")  # one entry per position, ever
+    assert await store.log_append(ROOM, 1, b"join")
+    assert await store.log_entries(ROOM, 0, 10) == [b"create", b"join"]
+    assert await store.log_entries(ROOM, 1, 1) == [b"join"]
+    await store.remove_member(ROOM, ALICE, drop_room=True)
+    assert await store.log_entries(ROOM, 0, 10) == []

@@ -130,6 +130,15 @@ class Store(Protocol):
         """
         ...
 
+    async def log_append(self, room: bytes, position: int, entry: bytes) -> bool:
+        """Store ``entry`` at ``position`` of the room's membership log unless an entry is
+        there already (False: another append won; the caller re-reads the log)."""
+        ...
+
+    async def log_entries(self, room: bytes, after: int, limit: int) -> list[bytes]:
+        """Up to ``limit`` log entries of ``room`` from position ``after`` on, in order."""
+        ...
+
     async def latest_seq(self, room: bytes) -> int | None:
         """The room's latest seq, if other relays may have numbered messages since this
         one loaded its directory (a shared store); None if the directory's count is exact."""

@@ -24,6 +24,7 @@ class MemoryStore:
         self._history: dict[bytes, list[Envelope]] = defaultdict(list)
         self._mailbox_seqs: dict[bytes, int] = {}
         self._mailboxes: dict[bytes, list[Envelope]] = defaultdict(list)
+        self._logs: dict[bytes, list[bytes]] = defaultdict(list)
 
     async def load(self) -> Snapshot:
         return Snapshot(
@@ -62,6 +63,7 @@ class MemoryStore:
             self._members.pop(room, None)
             self._room_seqs.pop(room, None)
             self._history.pop(room, None)
+            self._logs.pop(room, None)
 
     async def append(self, room: bytes, message: Envelope, keep: int) -> None:
         log = self._history[room]
@@ -96,6 +98,16 @@ class MemoryStore:
     async def mailbox_put(self, to: bytes, entry: Envelope) -> None:
         self._mailboxes[to].append(entry)
         self._mailbox_seqs[to] = entry.seq
+
+    async def log_append(self, room: bytes, position: int, entry: bytes) -> bool:
+        log = self._logs[room]
+        if len(log) != position:
+            return False
+        log.append(entry)
+        return True
+
+    async def log_entries(self, room: bytes, after: int, limit: int) -> list[bytes]:
+        return self._logs.get(room, [])[after : after + limit]
 
     async def latest_seq(self, room: bytes) -> None:
         """This relay is the only writer: its directory's count is exact."""

@@ -131,10 +131,10 @@ redis.call('HSET', KEYS[2], ARGV[1], ARGV[2])
 return 1
 """
 
-# KEYS: room, members, history, recent. The room's name (nil if there was no room), then gone.
+# KEYS: room, members, history, recent, log. The room's name (nil if none), then gone.
 _DROP_ROOM: Final = """
 local name = redis.call('HGET', KEYS[1], 'name')
-redis.call('DEL', KEYS[1], KEYS[2], KEYS[3], KEYS[4])
+redis.call('DEL', KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5])
 return name
 """
 
@@ -222,6 +222,10 @@ class RedisKeys:
 
     def history(self, room: bytes) -> str:
         return f"{self.room(room)}:history"
+
+    def log(self, room: bytes) -> str:
+        """The room's membership-log entries, by position (a hash: HSETNX orders them)."""
+        return f"{self.room(room)}:log"
 
     def recent(self, room: bytes) -> str:
         """Digests of the room's latest bodies (by sender), scored by seq: resends."""
@@ -434,7 +438,7 @@ class RedisStore:
         if not drop_room:
             await self._submit([("HDEL", k.members(room), key)])
             return
-        room_keys = [k.room(room), k.members(room), k.history(room), k.recent(room)]
+        room_keys = [k.room(room), k.members(room), k.history(room), k.recent(room), k.log(room)]
         name = await self._submit([_eval(_DROP_ROOM, room_keys, [])], _first)
         await self._submit([_eval(_RELEASE_NAME, [k.room_names, k.rooms], [name or "", room])])
 
@@ -508,6 +512,21 @@ class RedisStore:
             _first,
         )
         return Envelope(int(seq), entry.ts, entry.sender, entry.body)
+
+    async def log_append(self, room: bytes, position: int, entry: bytes) -> bool:
+        """HSETNX on the room's log hash: only one append per position ever wins."""
+        done = await self._submit([("HSETNX", self.keys.log(room), position, entry)], _first)
+        return bool(done)
+
+    async def log_entries(self, room: bytes, after: int, limit: int) -> list[bytes]:
+        fields = list(range(after, after + limit))
+        values = await self.client.hmget(self.keys.log(room), fields) if fields else []
+        found: list[bytes] = []
+        for value in values:
+            if not isinstance(value, bytes):
+                break
+            found.append(value)
+        return found
 
     async def mailbox(self, key: bytes, after: int, limit: int) -> list[Envelope]:
         entries = await self.client.xrange(self.keys.mailbox(key), after + 1, "+", count=limit)

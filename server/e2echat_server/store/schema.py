@@ -14,7 +14,8 @@ of a schema this relay knows is refused with one line, unless the operator asks 
 - older: migrated in one transaction, one version step at a time.
 
 Schema versions: 0 is the first released layout (no version recorded); 1 stamps
-``application_id`` and ``user_version``, so a foreign SQLite file is told from ours.
+``application_id`` and ``user_version``, so a foreign SQLite file is told from ours; 2
+adds ``room_log`` (each room's signed membership-log entries, opaque to the relay).
 """
 
 import sqlite3
@@ -26,8 +27,11 @@ from typing import Final
 from e2echat_server.datadir import StartRefusedError
 
 APPLICATION_ID: Final = 0x65326563  # "e2ec"
-CURRENT: Final = 1
+CURRENT: Final = 2
 TABLES: Final = ("users", "rooms", "members", "messages", "mailbox")
+"""The tables of schema 0 (a file holding them all is ours)."""
+COPIED: Final = (*TABLES, "room_log")
+"""Every table a rebuild copies."""
 _HEADER: Final = b"SQLite format 3\x00"
 
 SCHEMA: Final = """
@@ -54,6 +58,12 @@ CREATE TABLE IF NOT EXISTS mailbox (
     sender BLOB NOT NULL, body BLOB NOT NULL, PRIMARY KEY (recipient, seq)
 );
 """
+ROOM_LOG: Final = """
+CREATE TABLE IF NOT EXISTS room_log (
+    room BLOB NOT NULL, position INTEGER NOT NULL, entry BLOB NOT NULL,
+    PRIMARY KEY (room, position)
+) WITHOUT ROWID
+"""
 
 
 def _stamp_v1(db: sqlite3.Connection) -> None:
@@ -61,7 +71,14 @@ def _stamp_v1(db: sqlite3.Connection) -> None:
 
 
 # MIGRATIONS[n] turns schema n - 1 into schema n.
-MIGRATIONS: Final[dict[int, Callable[[sqlite3.Connection], None]]] = {1: _stamp_v1}
+def _room_log_v2(db: sqlite3.Connection) -> None:
+    db.execute(ROOM_LOG)
+
+
+MIGRATIONS: Final[dict[int, Callable[[sqlite3.Connection], None]]] = {
+    1: _stamp_v1,
+    2: _room_log_v2,
+}
 
 
 def _refused(path: Path, problem: str, remedy: str) -> StartRefusedError:
@@ -187,7 +204,7 @@ def rebuild(path: Path) -> int:
     try:
         initialise(new)
         new.execute("ATTACH DATABASE ? AS old", (str(path),))
-        for table in TABLES:
+        for table in COPIED:
             copied += _copy_rows(new, table)
         new.execute("DETACH DATABASE old")
     finally:

@@ -315,6 +315,7 @@ class SqliteStore:
             if drop_room:
                 db.execute("DELETE FROM members WHERE room = ?", (room,))
                 db.execute("DELETE FROM messages WHERE room = ?", (room,))
+                db.execute("DELETE FROM room_log WHERE room = ?", (room,))
                 db.execute("DELETE FROM rooms WHERE id = ?", (room,))
 
         await self._submit(write)
@@ -384,6 +385,28 @@ class SqliteStore:
             db.execute("UPDATE users SET mailbox_seq = ? WHERE key = ?", (entry.seq, to))
 
         await self._submit(write)
+
+    async def log_append(self, room: bytes, position: int, entry: bytes) -> bool:
+        def write(db: sqlite3.Connection) -> bool:
+            cursor = db.execute(
+                "INSERT OR IGNORE INTO room_log (room, position, entry) VALUES (?, ?, ?)",
+                (room, position, entry),
+            )
+            return cursor.rowcount == 1
+
+        return await self._submit(write)
+
+    async def log_entries(self, room: bytes, after: int, limit: int) -> list[bytes]:
+        return await self._submit(
+            lambda db: [
+                row[0]
+                for row in db.execute(
+                    "SELECT entry FROM room_log WHERE room = ? AND position >= ?"
+                    " ORDER BY position LIMIT ?",
+                    (room, after, limit),
+                )
+            ]
+        )
 
     async def latest_seq(self, room: bytes) -> None:
         """This relay is the only writer: its directory's count is exact."""
