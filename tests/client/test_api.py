@@ -161,9 +161,8 @@ async def test_a_relay_limiting_new_identities_is_a_connect_error_not_an_auth_er
     tmp_path: Path,
 ) -> None:
     """A refusal to take more new keys from this address is temporary: not 'bad identity'."""
-    from dataclasses import replace
-
     from e2echat_server import Relay
+    from msgspec.structs import replace
 
     from tests.client.conftest import relay_config
 

@@ -2,11 +2,11 @@
 the client fetches their members instead of taking the empty list as "everyone left"."""
 
 from collections.abc import AsyncIterator
-from dataclasses import replace
 from pathlib import Path
 
 import pytest
 from e2echat_server import Relay
+from msgspec.structs import replace
 
 import e2echat
 from e2echat.crypto.message import parse_body

@@ -64,6 +64,8 @@ CLIENT_EXAMPLES: dict[str, dict[str, Any]] = {
     "blob_download": {"room": ROOM, "blob": ROOM},
     "blob_delete": {"blob": ROOM},
     "set_name": {"name": "robert", "name_statement": STATEMENT},
+    "log_append": {"room": ROOM, "entry": "AQID"},
+    "log": {"room": ROOM, "after": 2},
 }
 RELAY_EXAMPLES: dict[str, dict[str, Any]] = {
     "challenge": {
@@ -93,6 +95,7 @@ RELAY_EXAMPLES: dict[str, dict[str, Any]] = {
     "presence": {"key": KEY, "status": "offline", "last_seen": 5},
     "blob_ticket": {"blob": ROOM, "token": KEY, "size": 1024, "offset": 0},
     "renamed": {"key": KEY, "name": "robert", "name_statement": STATEMENT},
+    "log": {"room": ROOM, "start": 2, "entries": ["AQID"]},
     "ok": {"id": "x"},
     "error": {"code": "forbidden", "message": "Wrong password."},
 }
