@@ -15,7 +15,7 @@ import sqlite3
 import time
 from collections.abc import Awaitable, Callable, Coroutine
 from pathlib import Path
-from typing import Any, Literal, ParamSpec, TypeVar
+from typing import Any, Literal, ParamSpec, TypeVar, cast
 
 from e2echat.client import fileops, kdfcost
 from e2echat.client.backoff import Backoff
@@ -35,6 +35,7 @@ from e2echat.client.errors import (
     NameTaken,
     NoSuchRoom,
     NotAMember,
+    NotInHistory,
     RelayError,
     StoreError,
     StoreInUse,
@@ -45,11 +46,13 @@ from e2echat.client.errors import (
 from e2echat.client.events import ConnectionChanged, Event
 from e2echat.client.handlers import HandlerRunner, check_async
 from e2echat.client.identity import Identity
-from e2echat.client.models import ConnectionState, Member, Message, RoomSummary, placed
+from e2echat.client.models import ConnectionState, Member, Message, RoomSummary, Version, placed
+from e2echat.client.output import Output
 from e2echat.client.pacing import TokenBucket
 from e2echat.client.paths import default_store_path, make_private_file
 from e2echat.client.pubsub import DEFAULT_BACKLOG, Hub, Subscription
-from e2echat.client.room import Room
+from e2echat.client.room import Relation, Room
+from e2echat.client.tasks import cancel_and_wait
 from e2echat.client.transfer import Progress
 from e2echat.crypto.errors import CryptoError
 from e2echat.crypto.identity import KdfLimits
@@ -93,6 +96,7 @@ from e2echat.store import SchemaError, Store, StoreKeyError, StoreLockedError
 log = logging.getLogger("e2echat")
 P = ParamSpec("P")
 T = TypeVar("T")
+Q = TypeVar("Q")
 F = TypeVar("F", bound=RelayFrame)
 E = TypeVar("E", bound=Event | Message[Any])
 C = TypeVar("C", bound=ClientFrame)
@@ -126,7 +130,8 @@ class Client:
     holds for a consumer that falls behind: past it, the oldest items are dropped and
     counted in the subscription's ``dropped`` (messages stay in ``room.history()``).
     ``concurrent_handlers=True`` lets handlers work on several rooms at once, keeping
-    each room's items in order.
+    each room's items in order. ``typing=False`` neither sends nor shows typing
+    indicators; ``read_receipts=True`` tells members how far we read (off by default).
     """
 
     def __init__(
@@ -146,6 +151,8 @@ class Client:
         proof_wait: float = PROOF_WAIT_S,
         backlog: int = DEFAULT_BACKLOG,
         concurrent_handlers: bool = False,
+        typing: bool = True,
+        read_receipts: bool = False,
     ) -> None:
         _check_user_name(name)
         self.url = url
@@ -158,6 +165,9 @@ class Client:
         self._proof_wait = proof_wait
         self._backlog = backlog
         self._concurrent_handlers = concurrent_handlers
+        self._typing_on = typing
+        self._read_receipts = read_receipts
+        self._indexing: asyncio.Task[None] | None = None
         self._handlers: list[HandlerRunner] = []
         self._closing: asyncio.Future[int] | None = None
         self._driver = Driver(
@@ -228,15 +238,25 @@ class Client:
             raise
         for runner in self._handlers:
             runner.start()
+        self._indexing = asyncio.create_task(self._build_index(), name="e2echat-search-index")
+
+    async def _build_index(self) -> None:
+        """Index the stored history for search, a step at a time between other work."""
+        driver = self._driver
+        while not await driver.call(driver.engine.index_step):
+            pass
 
     def _open_engine(self) -> Engine:
         if str(self._store_path) != ":memory:":
             make_private_file(Path(self._store_path))
         store = Store(self._store_path, self._identity)
         session = CryptoSession(self._identity, store, policy=self._policy)
-        return Engine(
+        engine = Engine(
             self._identity, self.name, store, session, _now_ms, round(self._proof_wait * 1000)
         )
+        engine.send_typing = engine.show_typing = self._typing_on
+        engine.read_receipts = self._read_receipts
+        return engine
 
     async def close(self) -> int:
         """Disconnect, stop handlers, end every subscription, close the store.
@@ -252,6 +272,9 @@ class Client:
         return await asyncio.shield(self._closing)
 
     async def _close(self, caller: asyncio.Task[Any] | None) -> int:
+        if self._indexing is not None:
+            await cancel_and_wait(self._indexing)
+            self._indexing = None
         await self._driver.stop()
         queued = (
             len(await self._driver.call(self._driver.engine.outbox.items))
@@ -485,11 +508,22 @@ class Client:
         if room.id not in self._driver.engine.rooms:
             raise NotAMember(f"You are not a member of room {room.name!r}.")
 
-    async def _send(self, room: Room, text: str) -> Message[Room]:
+    async def _send(self, room: Room, text: str, reply_to: Message[Room] | None) -> Message[Room]:
         if not text:
             raise EmptyMessage("An empty message is not sent.")
+        if reply_to is not None and reply_to.room is not room:
+            raise NotInHistory("A reply answers a message of the same room.")
         self._check_member(room)
-        return await self._deliver(room, text)
+        target = None if reply_to is None else reply_to.id or None
+        if reply_to is not None and target is None:
+            raise NotInHistory("That message has not reached the relay yet (it has no id).")
+        driver = self._driver
+
+        async def queue() -> tuple[int, Message[Room], Output]:
+            item_id, core, out = await driver.call(driver.engine.queue, room.id, text, target)
+            return item_id, placed(core, room), out
+
+        return await self._confirmed(queue)
 
     async def _send_file(
         self, room: Room, path: Path, caption: str, progress: Progress | None
@@ -509,7 +543,7 @@ class Client:
         finally:
             sealed.blob.close()
         self._check_member(room)
-        return await self._deliver(room, payload)
+        return await self._send_payload(room, payload)
 
     async def _download(
         self, room: Room, message: Message[Room], folder: Path | None, progress: Progress | None
@@ -527,41 +561,82 @@ class Client:
         except RelayError as exc:
             raise TransferError(exc.message, code=exc.code) from None
 
-    async def _deliver(self, room: Room, content: str | File) -> Message[Room]:
-        """Queue a message and wait (a while) for the relay to confirm it."""
-        item_id, provisional, future = await self._shielded(self._queue(room, content))
+    async def _send_payload(self, room: Room, payload: File) -> Message[Room]:
+        driver = self._driver
+
+        async def queue() -> tuple[int, Message[Room], Output]:
+            item_id, core, out = await driver.call(driver.engine.queue_file, room.id, payload)
+            return item_id, placed(core, room), out
+
+        return await self._confirmed(queue)
+
+    async def _relate(self, room: Room, relation: Relation) -> None:
+        self._check_member(room)
+        driver = self._driver
+
+        async def queue() -> tuple[int, None, Output]:
+            item_id, out = await driver.call(driver.engine.relate, room.id, relation)
+            return item_id, None, out
+
+        await self._confirmed(queue)
+
+    async def _confirmed(self, queue: Callable[[], Awaitable[tuple[int, Q, Output]]]) -> Q:
+        """Queue one outbox item and wait (a while) for the relay to confirm it; what
+        ``queue`` made of it is returned if the relay does not answer in time."""
+        item_id, provisional, future = await self._shielded(self._queue(queue))
         if future is None:
             return provisional
         try:
             async with asyncio.timeout(SEND_CONFIRM_TIMEOUT_S):
-                return await future
+                return cast(Q, await future)
         except TimeoutError:
             return provisional
         finally:
             self._driver.forget_confirmation(item_id)
 
     async def _queue(
-        self, room: Room, content: str | File
-    ) -> tuple[int, Message[Room], asyncio.Future[Message[Room]] | None]:
-        """Put a message in the outbox and send it if connected (run shielded: once
-        queued, a message is marked on its way, so its frames must go out)."""
+        self, queue: Callable[[], Awaitable[tuple[int, Q, Output]]]
+    ) -> tuple[int, Q, asyncio.Future[Any] | None]:
+        """Put an item in the outbox and send it if connected (run shielded: once
+        queued, an item is marked on its way, so its frames must go out)."""
         driver = self._driver
-        engine = driver.engine
         try:
-            if isinstance(content, File):
-                item_id, core, out = await driver.call(engine.queue_file, room.id, content)
-            else:
-                item_id, core, out = await driver.call(engine.queue, room.id, content)
+            item_id, provisional, out = await queue()
         except E2EChatError as exc:
-            if type(exc) is not E2EChatError:  # NotAMember
+            if type(exc) is not E2EChatError:  # NotAMember, NotInHistory, NotAllowed
                 raise
             raise MessageTooLong(str(exc)) from None  # the engine's one other refusal
-        provisional = placed(core, room)
         if not out.frames:
             return item_id, provisional, None
-        future = driver.expect_confirmation(item_id, provisional)
+        future = driver.expect_confirmation(item_id, provisional)  # type: ignore[arg-type]
         await driver.dispatch(out)
         return item_id, provisional, future
+
+    async def _versions(self, room: Room, message: Message[Room]) -> list[Version]:
+        driver = self._driver
+        return await driver.call(driver.engine.versions, room.id, message.id)
+
+    async def _typing(self, room: Room, typing: bool) -> None:
+        self._check_member(room)
+        driver = self._driver
+        await self._shielded(driver.step(driver.engine.typing, room.id, typing))
+
+    async def _mark_read(self, room: Room, seq: int | None) -> None:
+        self._check_member(room)
+        driver = self._driver
+        await self._shielded(driver.step(driver.engine.mark_read, room.id, seq))
+
+    async def _search(self, room: Room | None, query: str, limit: int) -> list[Message[Room]]:
+        driver = self._driver
+        room_id = None if room is None else room.id
+        found = await driver.call(driver.engine.search, query, room_id, limit)
+        return [bound for bound in map(driver.bind_message, found) if bound is not None]
+
+    async def search(self, query: str, limit: int = 50) -> list[Message[Room]]:
+        """Stored messages of every room holding every word of ``query``, newest first
+        (the last word also matches as a prefix). The index is in memory only, built
+        from the encrypted history when the client starts."""
+        return await self._search(None, query, limit)
 
     async def _members(self, room: Room) -> list[Member]:
         self._check_member(room)
@@ -576,9 +651,11 @@ class Client:
             await self._request(LeaveRoom(room=room.id), Ok)
         await self._shielded(self._driver.step(self._driver.engine.left, room.id))
 
-    async def _history(self, room: Room, limit: int) -> list[Message[Room]]:
+    async def _history(
+        self, room: Room, limit: int, before: int | None, after: int | None
+    ) -> list[Message[Room]]:
         driver = self._driver
-        messages = await driver.call(driver.engine.history, room.id, limit)
+        messages = await driver.call(driver.engine.history, room.id, limit, before, after)
         return [placed(message, room) for message in messages]
 
     # Trust -------------------------------------------------------------------------------

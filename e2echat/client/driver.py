@@ -272,10 +272,17 @@ class Driver:
         handle = self._handle(room_id)
         if isinstance(event, RoomLeft):
             self._handles.pop(room_id, None)
-        return None if handle is None else dataclasses.replace(event, room=handle)
+        if handle is None:
+            return None
+        message = getattr(event, "message", None)
+        if isinstance(message, Message):  # an edit or reaction carries the message as now
+            return dataclasses.replace(  # type: ignore[call-arg]
+                event, room=handle, message=placed(message, handle)
+            )
+        return dataclasses.replace(event, room=handle)
 
     def _publish(self, out: Output) -> None:
-        if out.confirmed:
+        if out.confirmed or out.related:
             self.confirmed.set()
         for item_id, message in out.confirmed:
             bound = self.bind_message(message)
@@ -286,6 +293,10 @@ class Driver:
                 waiter[0].set_result(bound)
             if self._include_own:
                 self.messages.publish(bound)
+        for item_id in out.related:  # an edit, delete or reaction: nothing new to show
+            waiter = self._waiters.pop(item_id, None)
+            if waiter is not None and not waiter[0].done():
+                waiter[0].set_result(waiter[1])
         for message in out.messages:
             if self._include_own or not message.own:
                 bound = self.bind_message(message)

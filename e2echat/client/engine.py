@@ -13,15 +13,17 @@ values). The engine itself holds the relay's view of rooms (names, members), mai
 acknowledgements, and turns crypto outcomes into messages and events.
 """
 
+import dataclasses
 import logging
 from collections import OrderedDict
 from collections.abc import Callable
 from typing import Literal, cast
 
 from e2echat.client import events as ev
-from e2echat.client.errors import E2EChatError, NotAMember
+from e2echat.client.conversation import Conversation, Relation
+from e2echat.client.errors import E2EChatError, NotAllowed, NotAMember, NotInHistory
 from e2echat.client.mentions import resolve_mentions
-from e2echat.client.models import Member, Message
+from e2echat.client.models import Member, Message, Version
 from e2echat.client.outbox import Outbox, outbox_id
 from e2echat.client.output import Output
 from e2echat.client.projection import Projection
@@ -30,8 +32,18 @@ from e2echat.client.roomsync import MEMBERS_ID, SYNC_ID, RoomSync
 from e2echat.crypto import events as cev
 from e2echat.crypto.errors import CryptoError
 from e2echat.crypto.identity import Identity
-from e2echat.crypto.message import HEADER_SIZE, PAD_BLOCK
-from e2echat.crypto.payload import File, Text, decode_payload, decode_sent, encode_payload
+from e2echat.crypto.message import HEADER_SIZE, PAD_BLOCK, parse_body
+from e2echat.crypto.payload import (
+    File,
+    Read,
+    RoomPayload,
+    Text,
+    Typing,
+    Unsupported,
+    decode_sent,
+    encode_payload,
+    message_id,
+)
 from e2echat.crypto.prekeys import SignedPrekey as CryptoPrekey
 from e2echat.crypto.primitives import SIGNATURE_SIZE, TAG_SIZE
 from e2echat.crypto.roomsecret import RoomSecret
@@ -41,6 +53,7 @@ from e2echat.protocol import (
     MAX_BODY,
     Ack,
     Challenge,
+    ClientFrame,
     DirectDelivery,
     DirectSend,
     Error,
@@ -51,9 +64,12 @@ from e2echat.protocol import (
     PrekeyUpdate,
     Presence,
     RelayFrame,
+    Retract,
     RoomInfo,
     Sent,
     SetStatus,
+    Signal,
+    SignalSend,
     SignedPrekey,
     Synced,
     Welcome,
@@ -61,7 +77,8 @@ from e2echat.protocol import (
 )
 from e2echat.protocol import Member as RelayMember
 from e2echat.protocol import Message as RelayMessage
-from e2echat.store import HistoryItem, RoomRecord, Store
+from e2echat.store import HistoryItem, ReadState, RoomRecord, Store
+from e2echat.store.relations import RelationError
 
 log = logging.getLogger("e2echat")
 Access = Literal["open", "password", "invite"]
@@ -71,6 +88,12 @@ PROOF_WAIT_MS = 5000
 RECENT_DELIVERED = 4096
 """Delivered bodies remembered to recognise a resent copy (``_resent_copy``)."""
 _ROSTER_EVENTS = (cev.MemberValidated, cev.MemberUnverified)
+TYPING_REFRESH_MS = 3000
+"""While typing goes on, "typing" is signalled again at most this often (receivers show
+it for ``TYPING_SHOWN_MS``)."""
+TYPING_SHOWN_MS = 6000
+EPHEMERAL_FRESH_MS = 30_000
+"""Typing and receipts dated further than this from our clock are stale: ignored."""
 
 
 def body_size(payload_size: int) -> int:
@@ -117,6 +140,12 @@ class Engine:
         self.connected = False
         self.outbox = Outbox(store, session)
         self.view = Projection(self.me, name, session, self.rooms)
+        self.chat = Conversation(self.me, store, self.view)
+        self.send_typing = True
+        """Signal our typing (``Client(typing=False)`` turns both directions off)."""
+        self.show_typing = True
+        self.read_receipts = False
+        """Tell members how far we read (off unless the user turns it on)."""
         self._mailbox_seen = 0
         self._mailbox_acked = 0
         self._delivered: OrderedDict[bytes, None] = OrderedDict()
@@ -137,6 +166,7 @@ class Engine:
 
     def _add_room(self, record: RoomRecord) -> RoomState:
         state = RoomState(record, RoomSync(record.id, record.last_seq))
+        state.read = self.store.read_state(record.id)
         self.rooms[record.id] = state
         return state
 
@@ -234,6 +264,7 @@ class Engine:
             state.joined = False
             self.session.leave_room(room_id)
             self.store.delete_room(room_id)
+            self.chat.forget_room(room_id)
             out.events.append(ev.RoomLeft(room_id))
         return out
 
@@ -310,41 +341,70 @@ class Engine:
 
     # Sending -----------------------------------------------------------------------
 
-    def queue(self, room_id: bytes, text: str) -> tuple[int, Message[bytes], Output]:
-        """Put a message in the outbox; send it now if connected.
+    def queue(
+        self, room_id: bytes, text: str, reply_to: bytes | None = None
+    ) -> tuple[int, Message[bytes], Output]:
+        """Put a message in the outbox (a reply to the stored message ``reply_to``, which
+        it mentions the sender of); send it now if connected.
 
-        Raises ``E2EChatError`` (and queues nothing) for an empty or too long message.
+        Raises ``E2EChatError`` (and queues nothing) for an empty or too long message,
+        or a reply to a message that is not here.
         """
-        state = self.rooms.get(room_id)
-        if state is None:
-            raise NotAMember("You are not a member of that room.")
+        state = self._room_state(room_id)
         if not text:
             raise E2EChatError("An empty message is not sent.")
         roster = [(m.name, m.key) for m in state.members.values()]
         mentions = resolve_mentions(text, roster)
+        quote = None
+        if reply_to is not None:
+            quote = self.chat.quote(room_id, reply_to)
+            if not quote.available or quote.deleted or quote.sender is None:
+                raise NotInHistory("That message is not here to reply to.")
+            if quote.sender.key != self.me and quote.sender.key not in mentions:
+                mentions = (*mentions, quote.sender.key)
         now = self.clock()
-        payload = Text(text, mentions, now)
-        encoded = encode_payload(payload)
-        if body_size(len(encoded)) > self.max_body:
-            raise E2EChatError(
-                f"The message is too long: {len(text.encode())} bytes of text; the relay"
-                f" takes encrypted bodies of at most {self.max_body} bytes."
-            )
-        return self._enqueue(room_id, payload, encoded)
+        payload = Text(text, mentions, now, reply_to)
+        item_id, out = self._enqueue(state, payload)
+        state.typing_sent = (False, 0)  # receivers stop showing us typing at the message
+        provisional = self.view.message(room_id, self.me, 0, now, payload)
+        return item_id, dataclasses.replace(provisional, reply_to=quote), out
+
+    def relate(self, room_id: bytes, relation: Relation) -> tuple[int, Output]:
+        """Queue an edit, delete or reaction of a stored message; raises ``E2EChatError``
+        (and queues nothing) for what receivers would refuse: editing or deleting someone
+        else's message, a message that is not here, an emoji that is not one."""
+        state = self._room_state(room_id)
+        try:
+            self.chat.check_relation(room_id, relation)
+        except RelationError as exc:
+            reason = str(exc)
+            if "not here" in reason:
+                raise NotInHistory(f"That cannot be done: {reason}.") from None
+            raise NotAllowed(f"That cannot be done: {reason}.") from None
+        return self._enqueue(state, relation)
+
+    def _room_state(self, room_id: bytes) -> RoomState:
+        state = self.rooms.get(room_id)
+        if state is None:
+            raise NotAMember("You are not a member of that room.")
+        return state
 
     def queue_file(self, room_id: bytes, payload: File) -> tuple[int, Message[bytes], Output]:
         """Put the message of an uploaded file in the outbox; send it now if connected."""
-        if room_id not in self.rooms:
-            raise NotAMember("You are not a member of that room.")
-        return self._enqueue(room_id, payload, encode_payload(payload))
-
-    def _enqueue(
-        self, room_id: bytes, payload: Text | File, encoded: bytes
-    ) -> tuple[int, Message[bytes], Output]:
-        with self.store.transaction():
-            item_id = self.outbox.enqueue(room_id, encoded)
-            out = self.flush_outbox() if self.connected else Output()
+        item_id, out = self._enqueue(self._room_state(room_id), payload)
         return item_id, self.view.message(room_id, self.me, 0, payload.ts, payload), out
+
+    def _enqueue(self, state: RoomState, payload: RoomPayload) -> tuple[int, Output]:
+        encoded = encode_payload(payload)
+        if body_size(len(encoded)) > self.max_body:
+            raise E2EChatError(
+                f"The message is too long: {len(encoded)} bytes of payload; the relay"
+                f" takes encrypted bodies of at most {self.max_body} bytes."
+            )
+        with self.store.transaction():
+            item_id = self.outbox.enqueue(state.id, encoded)
+            out = self.flush_outbox() if self.connected else Output()
+        return item_id, out
 
     def flush_outbox(self) -> Output:
         """Send every queued message not already on its way, oldest first."""
@@ -355,17 +415,28 @@ class Engine:
         state = self.rooms.get(frame.room) if frame.room is not None else None
         with self.store.transaction():
             item = self.outbox.confirm(item_id, frame.room)
-            if item is None or state is None:
+            if item is None or state is None or item.body is None:
                 return
-            self.store.add_history(
-                HistoryItem(state.id, frame.seq, self.me, frame.ts, item.payload)
-            )
+            header = parse_body(item.body).header
+            msg_id = message_id(self.me, header.chain_id, header.index)
+            payload = decode_sent(item.payload)
+            stored = HistoryItem(state.id, frame.seq, self.me, frame.ts, item.payload, msg_id)
+            if isinstance(payload, Text | File):
+                message = self.chat.store_message(state, stored, payload)
+            else:
+                self.store.add_history(dataclasses.replace(stored, shown=False))
+                message = None
+                if not isinstance(payload, Typing | Read):
+                    events, erased = self.chat.relate(state, payload, self.me, msg_id)
+                    out.events += events
+                    if erased:  # our own message: the relay may drop its copy
+                        out.frames.append(Retract(room=state.id, seq=erased))
             state.sync.seqs.add(frame.seq)
             self.store.set_last_seq(state.id, state.sync.floor)
-        payload = decode_sent(item.payload)
-        assert isinstance(payload, Text | File)  # what the outbox holds
-        message = self.view.message(state.id, self.me, frame.seq, frame.ts, payload)
-        out.confirmed.append((item_id, message))
+        if message is not None:
+            out.confirmed.append((item_id, message))
+        else:
+            out.related.append(item_id)
 
     # Receiving ---------------------------------------------------------------------
 
@@ -384,6 +455,8 @@ class Engine:
         out = Output()
         if isinstance(frame, RelayMessage):
             self._room_message(frame, out)
+        elif isinstance(frame, Signal):
+            self._signal(frame, out)
         elif isinstance(frame, DirectDelivery):
             self._direct(frame, out)
             if self.connected:
@@ -417,6 +490,16 @@ class Engine:
                 )
                 self._apply(outcome, out, frame.ts)
             self.store.set_last_seq(frame.room, state.sync.floor)
+
+    def _signal(self, frame: Signal, out: Output) -> None:
+        """An ephemeral body (typing, a receipt): decrypted like any room body (signed,
+        replay-checked), never stored; it carries no seq."""
+        state = self.rooms.get(frame.room)
+        if state is None or frame.sender == self.me or state.sync.awaiting_roster:
+            return
+        with self.store.transaction():
+            outcome = self.session.receive(frame.room, frame.sender, frame.body, self.clock(), 0)
+            self._apply(outcome, out)
 
     def _synced(self, frame: Synced, out: Output) -> None:
         """The end of a sync reply (see ``RoomSync.synced``)."""
@@ -500,33 +583,58 @@ class Engine:
             p = outcome.publish_prekey
             out.frames.append(PrekeyUpdate(prekey=SignedPrekey(id=p.id, key=p.key, sig=p.sig)))
         for decrypted in outcome.messages:
-            if decrypted.room_id not in self.rooms:
+            state = self.rooms.get(decrypted.room_id)
+            if state is None:
                 continue
             # A message that waited for its key comes without the relay's timestamp:
             # the sender's own (inside the signed payload) stands in for it.
             sent = ts if ts is not None else decrypted.payload.ts
-            payload = decrypted.payload
-            if not isinstance(payload, Text | File):
-                continue  # this version shows text and file messages only
-            stored = self.store.add_history(
-                HistoryItem(
-                    decrypted.room_id,
-                    decrypted.seq,
-                    decrypted.sender,
-                    sent,
-                    encode_payload(payload),
-                )
-            )
-            if not stored:
-                continue  # that room seq reached the application before
-            self._remember_delivered(decrypted)
-            out.messages.append(
-                self.view.message(decrypted.room_id, decrypted.sender, decrypted.seq, sent, payload)
-            )
+            self._delivered_message(state, decrypted, sent, out)
         if any(isinstance(e, _ROSTER_EVENTS) for e in outcome.events):
             self.view.refresh_all()
         for event in outcome.events:
             self._event(event, out)
+
+    def _delivered_message(
+        self, state: RoomState, decrypted: cev.Decrypted, sent: int, out: Output
+    ) -> None:
+        """Store and publish one decrypted message, by kind."""
+        payload = decrypted.payload
+        if decrypted.seq == 0:  # the ephemeral path: nothing is stored
+            self._ephemeral(state, decrypted, out)
+            return
+        item = HistoryItem(
+            state.id, decrypted.seq, decrypted.sender, sent, b"", decrypted.message_id
+        )
+        if isinstance(payload, Text | Unsupported | File):
+            encoded = (
+                _unsupported(payload)
+                if isinstance(payload, Unsupported)
+                else encode_payload(payload)
+            )
+            message = self.chat.store_message(
+                state, dataclasses.replace(item, payload=encoded), payload
+            )
+            if message is not None:
+                self._remember_delivered(decrypted)
+                out.messages.append(message)
+            return
+        if not self.store.add_history(dataclasses.replace(item, shown=False)):
+            return  # that room seq was processed before
+        self._remember_delivered(decrypted)
+        if not isinstance(payload, Typing | Read):  # those belong on the ephemeral path
+            events, _ = self.chat.relate(state, payload, decrypted.sender, decrypted.message_id)
+            out.events += events
+
+    def _ephemeral(self, state: RoomState, decrypted: cev.Decrypted, out: Output) -> None:
+        payload = decrypted.payload
+        if abs(self.clock() - payload.ts) > EPHEMERAL_FRESH_MS:
+            return
+        member = self.member(decrypted.sender, state.id)
+        if isinstance(payload, Typing) and self.show_typing:
+            out.events.append(ev.TypingChanged(state.id, member, payload.typing))
+        elif isinstance(payload, Read):
+            out.events.append(ev.ReadReceipt(state.id, member, payload.target))
 
     def _event(self, event: cev.Event, out: Output) -> None:
         """Publish one crypto event as a public event, if users need to see it."""
@@ -581,17 +689,81 @@ class Engine:
 
     # Local reads -------------------------------------------------------------------
 
-    def history(self, room_id: bytes, limit: int) -> list[Message[bytes]]:
-        """The last ``limit`` stored messages of a room, oldest first."""
+    def history(
+        self, room_id: bytes, limit: int, before: int | None = None, after: int | None = None
+    ) -> list[Message[bytes]]:
+        """Up to ``limit`` stored messages of a room, oldest first: the newest (below seq
+        ``before``), or the oldest from seq ``after`` on (to jump to a message)."""
         if room_id not in self.rooms:
             return []
-        messages = []
-        for item in self.store.history(room_id, limit):
-            try:
-                payload = decode_payload(item.payload)
-            except CryptoError:
-                continue
-            if not isinstance(payload, Text | File):
-                continue
-            messages.append(self.view.message(room_id, item.sender, item.seq, item.ts, payload))
-        return messages
+        items = (
+            self.store.history(room_id, limit, before)
+            if after is None
+            else self.store.history_after(room_id, after, limit)
+        )
+        return [m for m in map(self.chat.message, items) if m is not None]
+
+    def versions(self, room_id: bytes, msg_id: bytes) -> list[Version]:
+        """Every version of a stored message, the original first."""
+        return self.chat.versions(room_id, msg_id)
+
+    def search(self, query: str, room_id: bytes | None, limit: int) -> list[Message[bytes]]:
+        """Stored messages (of one room or all) holding every word of ``query``."""
+        return self.chat.search(query, room_id, limit)
+
+    def index_step(self) -> bool:
+        """Build the search index a step further; True once it is complete."""
+        return self.chat.index_step()
+
+    def read_state(self, room_id: bytes) -> ReadState:
+        return self._room_state(room_id).read
+
+    # Read state and typing -----------------------------------------------------------
+
+    def mark_read(self, room_id: bytes, seq: int | None = None) -> Output:
+        """Move the read marker to ``seq`` (the newest message if None); with read
+        receipts on, tell the members (ephemerally) which message we read up to."""
+        state = self._room_state(room_id)
+        with self.store.transaction():
+            before = state.read.read_seq
+            read = self.chat.mark_read(state, seq)
+        if not self.read_receipts or read.read_seq == before:
+            return Output()
+        newest = self.store.history(room_id, 1, read.read_seq + 1)
+        if not newest or not newest[-1].msg_id:
+            return Output()
+        return self._signal_out(state, Read(newest[-1].msg_id, self.clock()))
+
+    def typing(self, room_id: bytes, typing: bool) -> Output:
+        """Signal that we are (still) typing, or stopped: "typing" at most every
+        ``TYPING_REFRESH_MS``, "stopped" only after a "typing"; nothing when typing
+        indicators are off."""
+        state = self._room_state(room_id)
+        now = self.clock()
+        was, when = state.typing_sent
+        if not self.send_typing or (typing and was and now - when < TYPING_REFRESH_MS):
+            return Output()
+        if not typing and not was:
+            return Output()
+        state.typing_sent = (typing, now)
+        return self._signal_out(state, Typing(typing, now))
+
+    def _signal_out(self, state: RoomState, payload: Typing | Read) -> Output:
+        now = self.clock()
+        if not self.connected or state.holds(now):
+            return Output()
+        try:
+            with self.store.transaction():
+                outgoing = self.session.encrypt(state.id, payload, now)
+        except CryptoError:
+            return Output()  # nothing to tell: a typing signal is worth no notice
+        frames: list[ClientFrame] = [
+            DirectSend(to=d.recipient, body=d.body) for d in outgoing.directs
+        ]
+        frames.append(SignalSend(room=state.id, body=outgoing.body))
+        return Output(frames=frames)
+
+
+def _unsupported(payload: Unsupported) -> bytes:
+    """What is stored for a message of a kind this version cannot show: its kind."""
+    return b'{"t":"' + payload.kind.encode() + b'","ts":' + str(payload.ts).encode() + b"}"

@@ -70,6 +70,18 @@ class MessageTooLong(InvalidInput):
     """A message whose encrypted body would exceed the relay's limit."""
 
 
+class InvalidReaction(InvalidInput):
+    """A reaction that is not one bounded emoji (docs/crypto.md section 8.3)."""
+
+
+class NotInHistory(InvalidInput):
+    """A reply, edit or reaction names a message this device does not hold."""
+
+
+class NotAllowed(E2EChatError):
+    """Editing or deleting someone else's message, or another change receivers refuse."""
+
+
 class BadStatus(InvalidInput):
     """A presence status other than online, away or busy, or a status text too long."""
 

@@ -9,7 +9,7 @@ publishing, see ``models``), so a new kind of room event needs no code in the cl
 from dataclasses import dataclass
 from typing import Generic
 
-from e2echat.client.models import ConnectionState, Member, R
+from e2echat.client.models import ConnectionState, Member, Message, R
 
 
 @dataclass(frozen=True)
@@ -86,3 +86,47 @@ class Notice(Event):
     """A readable message for the user: a relay error that answered no request, etc."""
 
     text: str
+
+
+@dataclass(frozen=True)
+class MessageEdited(RoomEvent[R]):
+    """``message`` (as it is now: newest text, ``edited``) was edited by its sender."""
+
+    message: Message[R]
+
+
+@dataclass(frozen=True)
+class MessageDeleted(RoomEvent[R]):
+    """The message ``message_id`` (at ``seq``, 0 if it is not here) was deleted by its
+    sender; its text is gone from this device."""
+
+    message_id: bytes
+    seq: int
+
+
+@dataclass(frozen=True)
+class ReactionsChanged(RoomEvent[R]):
+    """The reactions under ``message`` changed (``message.reactions`` holds them now)."""
+
+    message: Message[R]
+    member: Member
+    emoji: str
+    added: bool
+
+
+@dataclass(frozen=True)
+class TypingChanged(RoomEvent[R]):
+    """``member`` started or stopped typing. Show it for ``TYPING_SHOWN_S`` seconds at
+    most unless it is repeated: a client that went away never says it stopped."""
+
+    member: Member
+    typing: bool
+
+
+@dataclass(frozen=True)
+class ReadReceipt(RoomEvent[R]):
+    """``member`` read the room up to the message ``message_id`` (a receipt its user
+    chose to send: they are off by default)."""
+
+    member: Member
+    message_id: bytes

@@ -58,7 +58,52 @@ class Member:
 class _Postable(Protocol):
     """A room handle that can post (the ``Room`` of a published message)."""
 
-    async def send(self, text: str) -> Any: ...
+    async def send(self, text: str, *, reply_to: Any = None) -> Any: ...
+
+    async def edit(self, message: Any, text: str) -> None: ...
+
+    async def delete(self, message: Any) -> None: ...
+
+    async def react(self, message: Any, emoji: str, add: bool = True) -> None: ...
+
+    async def versions(self, message: Any) -> list["Version"]: ...
+
+
+@dataclass(frozen=True)
+class Quote:
+    """The message a reply answers, as this client holds it.
+
+    ``available`` is False when the original is not here (before our time, expired, not
+    decrypted yet): then only ``id`` is known. A deleted original has no text.
+    """
+
+    id: bytes = field(repr=False)
+    available: bool
+    sender: Member | None = None
+    excerpt: str = field(default="", repr=False)
+    """The first line of the original's newest version, at most 80 characters."""
+    seq: int = 0
+    deleted: bool = False
+
+
+@dataclass(frozen=True)
+class Reaction:
+    """One emoji under a message and who holds it."""
+
+    emoji: str
+    members: tuple[Member, ...]
+
+    @property
+    def count(self) -> int:
+        return len(self.members)
+
+
+@dataclass(frozen=True)
+class Version:
+    """One version of an edited message: the original first, then each edit."""
+
+    text: str = field(repr=False)
+    sent_at: datetime
 
 
 @dataclass(frozen=True)
@@ -81,6 +126,10 @@ class Message(Generic[R]):
 
     ``file`` is set for a file message, whose ``text`` is its caption (maybe empty);
     fetch the file with ``await message.download(folder)``.
+
+    ``id`` is its signed name (empty until the relay confirmed our own message). An
+    ``edited`` message shows its newest version in ``text``; a ``deleted`` one has no
+    text; ``unsupported`` names the kind of a message this version cannot show.
     """
 
     text: str = field(repr=False)
@@ -92,6 +141,12 @@ class Message(Generic[R]):
     sent_at: datetime
     own: bool
     file: FileInfo | None = None
+    id: bytes = field(default=b"", repr=False)
+    reply_to: Quote | None = None
+    edited: bool = False
+    deleted: bool = False
+    reactions: tuple[Reaction, ...] = ()
+    unsupported: str | None = None
 
     async def download(
         self,
@@ -111,10 +166,30 @@ class Message(Generic[R]):
         return path
 
     async def reply(self: "Message[_Postable]", text: str) -> "Message[Any]":
-        """Answer in the same room, mentioning this message's sender (``mentions_me`` is
-        True on their side), e.g. ``await msg.reply("4")`` sends ``@alice 4``."""
-        sent: Message[Any] = await self.room.send(f"@{self.sender.name} {text}")
+        """Answer this message in its room: the reply quotes it and mentions its sender
+        (``mentions_me`` is True on their side), e.g. ``await msg.reply("4")``."""
+        sent: Message[Any] = await self.room.send(text, reply_to=self)
         return sent
+
+    async def edit(self: "Message[_Postable]", text: str) -> None:
+        """Replace the text of our own message (every member sees "(edited)")."""
+        await self.room.edit(self, text)
+
+    async def delete(self: "Message[_Postable]") -> None:
+        """Delete our own message: every member drops its text, the relay its copy."""
+        await self.room.delete(self)
+
+    async def react(self: "Message[_Postable]", emoji: str) -> None:
+        """Add our ``emoji`` reaction (one emoji, 1 to 16 code points)."""
+        await self.room.react(self, emoji)
+
+    async def unreact(self: "Message[_Postable]", emoji: str) -> None:
+        """Withdraw our ``emoji`` reaction."""
+        await self.room.react(self, emoji, add=False)
+
+    async def versions(self: "Message[_Postable]") -> list[Version]:
+        """Every version of this message, the original first (one if never edited)."""
+        return await self.room.versions(self)
 
 
 def placed(message: Message[Any], room: T) -> Message[T]:

@@ -20,6 +20,8 @@ class Output:
     events: list[Event] = field(default_factory=list)
     confirmed: list[tuple[int, Message[bytes]]] = field(default_factory=list)
     """Outbox ids the relay accepted, with the message as sent."""
+    related: list[int] = field(default_factory=list)
+    """Outbox ids of edits, deletes and reactions the relay accepted."""
 
     def extend(self, other: "Output") -> None:
         """Append everything ``other`` asks for, after what this one asks for."""
@@ -27,3 +29,4 @@ class Output:
         self.messages += other.messages
         self.events += other.events
         self.confirmed += other.confirmed
+        self.related += other.related

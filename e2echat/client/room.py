@@ -5,14 +5,29 @@ mutated) and does its I/O through ``RoomOps``, which the client implements: the 
 depends on no client module, so nothing imports in a circle.
 """
 
+import time
 from pathlib import Path
 from typing import Protocol
 
-from e2echat.client.errors import WrongAccess
-from e2echat.client.models import Member, Message
+from e2echat.client.errors import EmptyMessage, InvalidReaction, NotInHistory, WrongAccess
+from e2echat.client.models import Member, Message, Version
 from e2echat.client.roomstate import RoomState
 from e2echat.client.transfer import Progress
+from e2echat.crypto.errors import PayloadError
+from e2echat.crypto.payload import Delete, Edit, Reaction
 from e2echat.crypto.roomsecret import Invite, RoomSecret
+
+Relation = Edit | Delete | Reaction
+
+
+def _now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+def _id_of(message: "Message[Room]") -> bytes:
+    if not message.id:
+        raise NotInHistory("That message has not reached the relay yet (it has no id).")
+    return message.id
 
 
 class RoomOps(Protocol):
@@ -20,13 +35,29 @@ class RoomOps(Protocol):
 
     url: str
 
-    async def _send(self, room: "Room", text: str) -> Message["Room"]: ...
+    async def _send(
+        self, room: "Room", text: str, reply_to: "Message[Room] | None"
+    ) -> Message["Room"]: ...
+
+    async def _relate(self, room: "Room", relation: Relation) -> None: ...
+
+    async def _versions(self, room: "Room", message: "Message[Room]") -> list[Version]: ...
+
+    async def _typing(self, room: "Room", typing: bool) -> None: ...
+
+    async def _mark_read(self, room: "Room", seq: int | None) -> None: ...
+
+    async def _search(
+        self, room: "Room | None", query: str, limit: int
+    ) -> list[Message["Room"]]: ...
 
     async def _members(self, room: "Room") -> list[Member]: ...
 
     async def _leave(self, room: "Room") -> None: ...
 
-    async def _history(self, room: "Room", limit: int) -> list[Message["Room"]]: ...
+    async def _history(
+        self, room: "Room", limit: int, before: int | None, after: int | None
+    ) -> list[Message["Room"]]: ...
 
     async def _send_file(
         self, room: "Room", path: Path, caption: str, progress: Progress | None
@@ -86,13 +117,70 @@ class Room:
         """False once we left the room."""
         return self._state.joined
 
-    async def send(self, text: str) -> Message["Room"]:
+    @property
+    def unread(self) -> int:
+        """Messages from others after the read marker (they count while we are away)."""
+        return self._state.read.unread
+
+    @property
+    def mentions(self) -> int:
+        """Of the unread messages, how many mention us."""
+        return self._state.read.mentions
+
+    @property
+    def read_seq(self) -> int:
+        """The read marker: everything up to this seq was read ("new messages" after it)."""
+        return self._state.read.read_seq
+
+    @property
+    def peer(self) -> bytes | None:
+        """The other member's key if this is a direct conversation (``Client.direct``)."""
+        return self._state.record.peer
+
+    async def send(self, text: str, *, reply_to: "Message[Room] | None" = None) -> Message["Room"]:
         """Encrypt and send ``text``; ``@name`` mentions of members are resolved.
+        ``reply_to`` (a stored message of this room) makes it a reply that quotes it.
 
         Offline, the message waits in the outbox and goes out in order on reconnect;
         the returned message then has ``seq`` 0.
         """
-        return await self._client._send(self, text)
+        return await self._client._send(self, text, reply_to)
+
+    async def edit(self, message: "Message[Room]", text: str) -> None:
+        """Replace the text of our own ``message``; members see the newest with "(edited)"."""
+        if not text:
+            raise EmptyMessage("An empty message is not sent.")
+        mentions = tuple(m.key for m in self._state.member_list if f"@{m.name}" in text)
+        await self._client._relate(self, Edit(_id_of(message), text, mentions, _now_ms()))
+
+    async def delete(self, message: "Message[Room]") -> None:
+        """Delete our own ``message``: every member drops its text, the relay its copy."""
+        await self._client._relate(self, Delete(_id_of(message), _now_ms()))
+
+    async def react(self, message: "Message[Room]", emoji: str, add: bool = True) -> None:
+        """Add (or with ``add=False`` withdraw) our ``emoji`` reaction to ``message``."""
+        try:
+            reaction = Reaction(_id_of(message), emoji, add, _now_ms())
+        except PayloadError as exc:
+            raise InvalidReaction(str(exc)) from None
+        await self._client._relate(self, reaction)
+
+    async def versions(self, message: "Message[Room]") -> list[Version]:
+        """Every version of ``message``, the original first."""
+        return await self._client._versions(self, message)
+
+    async def typing(self, typing: bool = True) -> None:
+        """Tell the members we are typing (call it on each keystroke: it is rate-limited)
+        or stopped; encrypted, never stored by the relay, off with ``Client(typing=False)``."""
+        await self._client._typing(self, typing)
+
+    async def mark_read(self, message: "Message[Room] | None" = None) -> None:
+        """Move the read marker to ``message`` (the newest message if None)."""
+        await self._client._mark_read(self, None if message is None else message.seq)
+
+    async def search(self, query: str, limit: int = 50) -> list[Message["Room"]]:
+        """This room's stored messages holding every word of ``query``, newest first."""
+        return await self._client._search(self, query, limit)
 
     async def send_file(
         self, path: str | Path, *, caption: str = "", progress: Progress | None = None
@@ -125,9 +213,12 @@ class Room:
         """Leave the room; its keys and history are deleted from this device."""
         await self._client._leave(self)
 
-    async def history(self, limit: int = 100) -> list[Message["Room"]]:
-        """The last ``limit`` messages from the local store, oldest first."""
-        return await self._client._history(self, limit)
+    async def history(
+        self, limit: int = 100, *, before: int | None = None, after: int | None = None
+    ) -> list[Message["Room"]]:
+        """Up to ``limit`` messages from the local store, oldest first: the newest (below
+        seq ``before``), or from seq ``after`` on (to show a quoted or found message)."""
+        return await self._client._history(self, limit, before, after)
 
     def invite(self) -> str:
         """The invite string of an invite room (anyone holding it can join and read)."""

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from e2echat.client.models import Member
 from e2echat.client.roomsync import RoomSync
 from e2echat.protocol import Member as RelayMember
-from e2echat.store import RoomRecord
+from e2echat.store import ReadState, RoomRecord
 
 
 @dataclass
@@ -27,6 +27,10 @@ class RoomState:
     still await."""
     hold_until: int = 0
     """Until then (ms), sends wait for ``awaiting`` members to prove themselves."""
+    read: ReadState = field(default_factory=ReadState)
+    """The read marker and unread counts (the store's, kept in step)."""
+    typing_sent: tuple[bool, int] = (False, 0)
+    """Whether our last typing signal said "typing", and when (ms)."""
 
     @property
     def id(self) -> bytes:

@@ -71,6 +71,10 @@ MIGRATIONS: tuple[Migration, ...] = (
     ALTER TABLE rooms ADD COLUMN mentions INTEGER NOT NULL DEFAULT 0;
     ALTER TABLE rooms ADD COLUMN peer BLOB
     """,
+    # 4: rows that only mark a seq processed (an edit, a reaction): never listed.
+    """
+    ALTER TABLE history ADD COLUMN shown INTEGER NOT NULL DEFAULT 1
+    """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 

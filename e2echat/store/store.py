@@ -73,7 +73,8 @@ class HistoryItem:
     """A stored room message; ``payload`` is the decrypted room payload (JSON bytes).
 
     ``msg_id`` is its signed name (docs/crypto.md section 8.3); a ``deleted`` message
-    keeps its row (so its seq stays processed) but not its payload (empty)."""
+    keeps its row (so its seq stays processed) but not its payload (empty). A row that
+    is not ``shown`` only records that its seq (an edit, a reaction) was processed."""
 
     room_id: bytes
     seq: int
@@ -82,6 +83,7 @@ class HistoryItem:
     payload: bytes = field(repr=False)
     msg_id: bytes = b""
     deleted: bool = False
+    shown: bool = True
 
 
 def _context(item: HistoryItem) -> tuple[bytes, bytes]:
@@ -254,22 +256,25 @@ class Store:
 
         A message from someone else past the read marker counts as unread (and as a
         mention if ``mentions_me``), so the counts include what arrived while away."""
+        empty = item.deleted or not item.shown
         cursor = self._db.execute(
-            "INSERT OR IGNORE INTO history (room_id, seq, sender, ts, payload, msg_id, deleted)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?)",
+            "INSERT OR IGNORE INTO history"
+            " (room_id, seq, sender, ts, payload, msg_id, deleted, shown)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 item.room_id,
                 item.seq,
                 item.sender,
                 item.ts,
-                b"" if item.deleted else self._sealer.seal(item.payload, *_context(item)),
+                b"" if empty else self._sealer.seal(item.payload, *_context(item)),
                 item.msg_id or None,
                 item.deleted,
+                item.shown,
             ),
         )
         if cursor.rowcount != 1:
             return False
-        if item.sender != self._me and not item.deleted:
+        if item.sender != self._me and not empty:
             self._db.execute(
                 "UPDATE rooms SET unread = unread + 1, mentions = mentions + ?"
                 " WHERE id = ? AND read_seq < ?",
@@ -288,7 +293,7 @@ class Store:
         """The last ``limit`` messages of a room (below seq ``before``), oldest first."""
         rows = self._db.execute(
             "SELECT seq, sender, ts, payload, msg_id, deleted FROM history"
-            " WHERE room_id = ? AND seq < ?"
+            " WHERE room_id = ? AND seq < ? AND shown = 1"
             " ORDER BY seq DESC LIMIT ?",
             (room_id, 2**63 - 1 if before is None else before, limit),
         ).fetchall()
@@ -298,7 +303,7 @@ class Store:
         """The first ``limit`` messages of a room from seq ``seq`` on, oldest first."""
         rows = self._db.execute(
             "SELECT seq, sender, ts, payload, msg_id, deleted FROM history"
-            " WHERE room_id = ? AND seq >= ? ORDER BY seq LIMIT ?",
+            " WHERE room_id = ? AND seq >= ? AND shown = 1 ORDER BY seq LIMIT ?",
             (room_id, seq, limit),
         ).fetchall()
         return [self._item(room_id, row) for row in rows]
@@ -316,19 +321,21 @@ class Store:
         """The stored message at ``seq`` of ``room_id``, if any."""
         row = self._db.execute(
             "SELECT seq, sender, ts, payload, msg_id, deleted FROM history"
-            " WHERE room_id = ? AND seq = ?",
+            " WHERE room_id = ? AND seq = ? AND shown = 1",
             (room_id, seq),
         ).fetchone()
         return None if row is None else self._item(room_id, row)
 
-    def all_history(self) -> Iterator[HistoryItem]:
-        """Every stored message that was not deleted, room by room (the search index)."""
+    def history_page(self, after: tuple[bytes, int], limit: int) -> list[HistoryItem]:
+        """Up to ``limit`` stored messages that were not deleted, after ``(room_id, seq)``
+        in (room, seq) order: all of them, a page at a time (the search index)."""
         rows = self._db.execute(
             "SELECT room_id, seq, sender, ts, payload, msg_id, deleted FROM history"
-            " WHERE deleted = 0 ORDER BY room_id, seq"
-        )
-        for room_id, *row in rows:
-            yield self._item(room_id, tuple(row))
+            " WHERE (room_id, seq) > (?, ?) AND deleted = 0 AND shown = 1"
+            " ORDER BY room_id, seq LIMIT ?",
+            (*after, limit),
+        ).fetchall()
+        return [self._item(room_id, tuple(row)) for room_id, *row in rows]
 
     def erase_message(self, room_id: bytes, msg_id: bytes) -> HistoryItem | None:
         """Drop the text of a deleted message and its annotations' text; keep its row.
@@ -407,7 +414,7 @@ class Store:
         after = self._db.execute(
             "SELECT seq, sender, ts, payload, msg_id, deleted FROM history"
             " WHERE room_id = ? AND seq > ? AND sender != ?"
-            " AND deleted = 0",
+            " AND deleted = 0 AND shown = 1",
             (room_id, read_seq, self._me),
         ).fetchall()
         items = [self._item(room_id, row) for row in after]

@@ -30,6 +30,8 @@ class MakeClient(Protocol):
         identity: e2echat.Identity | None = None,
         include_own: bool = False,
         proof_wait: float = 5.0,
+        typing: bool = True,
+        read_receipts: bool = False,
     ) -> e2echat.Client: ...
 
 
@@ -56,6 +58,8 @@ async def make_client(tmp_path: Path, relay: Relay) -> AsyncIterator[MakeClient]
             identity: e2echat.Identity | None = None,
             include_own: bool = False,
             proof_wait: float = 5.0,
+            typing: bool = True,
+            read_receipts: bool = False,
         ) -> e2echat.Client:
             identity = identity or identities.setdefault(name, e2echat.Identity.generate())
             client = e2echat.Client(
@@ -70,6 +74,8 @@ async def make_client(tmp_path: Path, relay: Relay) -> AsyncIterator[MakeClient]
                 send_burst=1000,
                 backoff=Backoff(initial=0.05, maximum=0.5),
                 proof_wait=proof_wait,
+                typing=typing,
+                read_receipts=read_receipts,
             )
             await stack.enter_async_context(client)
             return client
