@@ -25,9 +25,11 @@ async def test_echo_bot(e2echat_client: ClientFactory) -> None:
     reply = await ask(room, "hello bot")
     assert (reply.sender.name, reply.text, reply.mentions_me) == (
         "echo-bot",
-        "@alice hello bot",
+        "hello bot",
         True,
     )
+    assert reply.reply_to is not None
+    assert reply.reply_to.excerpt == "hello bot"
 
 
 async def test_greeter_greets_newcomers_and_the_notifier_posts(
@@ -71,7 +73,7 @@ async def test_run_serves_until_a_signal_then_exits_cleanly(
         alice = await e2echat_client("alice")
         room = await alice.room("lobby", create=True)
         await wait_for_member(room, "echo-bot", timeout=30)  # the bot process is ready
-        assert (await ask(room, "ping")).text == "@alice ping"
+        assert (await ask(room, "ping")).text == "ping"
         bot.send_signal(stop)
         _, stderr = await asyncio.wait_for(bot.communicate(), 30)
     finally:
