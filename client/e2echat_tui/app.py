@@ -18,8 +18,9 @@ import textual.message
 from textual.app import App, ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
+from textual.driver import Driver
 from textual.reactive import reactive
-from textual.widgets import Footer, Input
+from textual.widgets import Footer
 
 import e2echat
 from e2echat import (
@@ -38,7 +39,9 @@ from e2echat import (
     Undecryptable,
 )
 from e2echat_tui import commands as cmd
-from e2echat_tui.composer import Completion, Composer
+from e2echat_tui import terminal
+from e2echat_tui.completion import Completion, complete
+from e2echat_tui.composer import CompletionMenu, Composer, InputHistory
 from e2echat_tui.dialogs import PasswordScreen, VerifyScreen
 from e2echat_tui.format import (
     Level,
@@ -126,8 +129,8 @@ class ChatApp(App[None]):
         Binding("ctrl+n", "next_active", "Next active"),
         Binding("alt+down", "cycle_room(1)", "Next room"),
         Binding("alt+up", "cycle_room(-1)", "Prev room", show=False),
-        Binding("pageup", "scroll_timeline(-1)", "Scroll up", show=False),
-        Binding("pagedown", "scroll_timeline(1)", "Scroll down", show=False),
+        Binding("pageup", "scroll_timeline(-1)", "Scroll up", show=False, priority=True),
+        Binding("pagedown", "scroll_timeline(1)", "Scroll down", show=False, priority=True),
         Binding("f1", "help", "Help"),
         Binding("f2", "toggle_members", "Members", show=False),
         Binding("ctrl+q", "quit", "Quit", priority=True),
@@ -178,7 +181,13 @@ class ChatApp(App[None]):
         self.backlog_loaded = asyncio.Event()
         self.first_room = room
         self.tabs: dict[str, RoomTab] = {}
+        self.listed_rooms: list[str] = []  # the relay's listed rooms, as last asked
+        self.roomless_history = InputHistory()  # what was sent while in no room
         self._own_reconnects = 0  # reconnects caused by /nick: not news for the timeline
+
+    def get_driver_class(self) -> type[Driver]:
+        """The terminal driver that keeps pastes whole and reports Alt+Enter."""
+        return terminal.driver_class() or super().get_driver_class()
 
     # ---------------------------------------------------------------- layout
 
@@ -190,9 +199,8 @@ class ChatApp(App[None]):
             with Vertical(id="centre"):
                 yield Topic(id="topic")
                 yield Timeline(id="timeline")
-                composer = Composer(id="composer")
-                yield composer
-                yield Completion(composer, self._member_names)
+                yield CompletionMenu(id="completions")
+                yield Composer(completer=self._complete, id="composer")
             yield MembersPanel(id="members").data_bind(members=ChatApp.roster)
         yield Footer()
 
@@ -218,7 +226,15 @@ class ChatApp(App[None]):
         self.run_worker(self._pump(self._messages, ChatMessage), name="messages", group="pump")
         self.run_worker(self._pump(self._events, ChatEvent), name="events", group="pump")
         self.call_after_refresh(self.run_worker, self._load_backlog(), group="history")
+        self.run_worker(self._learn_listed_rooms(), group="commands")
         self.ready.set()
+
+    async def _learn_listed_rooms(self) -> None:
+        """The relay's listed rooms, for completing ``/join`` (best effort)."""
+        try:
+            self.listed_rooms = [summary.name for summary in await self.chat.list_rooms()]
+        except E2EChatError:
+            return
 
     async def _pump(
         self, source: AsyncIterable[Any], wrap: Callable[[Any], textual.message.Message]
@@ -273,13 +289,18 @@ class ChatApp(App[None]):
         """The room on screen."""
         return self.tabs.get(self.current) if self.current is not None else None
 
-    def _member_names(self) -> list[str]:
-        return [m.name for m in self.roster if not m.is_me]
+    def _complete(self, before: str) -> Completion:
+        return complete(before, self.roster, [*self.tabs, *self.listed_rooms])
 
     # ---------------------------------------------------------------- reactive state
 
-    def watch_current(self, name: str | None) -> None:
-        tab = self.shown
+    def watch_current(self, old: str | None, new: str | None) -> None:
+        composer, previous, tab = self.composer, self.tabs.get(old or ""), self.shown
+        if previous is not None:
+            previous.draft = composer.text
+        composer.input_history = tab.history if tab else self.roomless_history
+        if previous is not None or tab is not None:  # a draft written in no room stays
+            composer.set_draft(tab.draft if tab else "")
         self.timeline.show(tab.log if tab else RoomLog())
         self.query_one(Topic).room = tab.room if tab else None
         self._sync_roster()
@@ -353,27 +374,54 @@ class ChatApp(App[None]):
 
     # ---------------------------------------------------------------- commands
 
-    def on_input_submitted(self, event: Input.Submitted) -> None:
-        if not isinstance(event.input, Composer):
-            return
-        line = event.value
-        event.input.value = ""
+    def on_composer_submitted(self, event: Composer.Submitted) -> None:
+        """Run or send the draft. A draft that cannot go anywhere (a mistyped command,
+        text with no room open) stays in the composer; one whose command fails comes
+        back (without any secret) unless something new was written meanwhile."""
+        line = event.text
         if not line.strip():
             return
-        event.input.remember(line)
         try:
             parsed = cmd.parse(line)
         except cmd.CommandError as exc:
             self.error_notice(str(exc))
             return
-        self.run_worker(self.execute(parsed), group="commands")
+        tab = self.shown
+        if isinstance(parsed, cmd.SendText) and tab is None:
+            self.error_notice("you are in no room: /join NAME or /create NAME first")
+            return
+        event.composer.input_history.remember(line)
+        event.composer.set_draft("")
+        self.run_worker(self.execute(parsed, tab, line), group="commands")
 
-    async def execute(self, parsed: cmd.Parsed) -> None:
-        """Run one parsed composer line; expected failures become notices."""
+    def on_composer_escaped(self, event: Composer.Escaped) -> None:
+        self.say(
+            f"The paste held {event.count} control character(s): they are shown as "
+            "escapes like \\x1b and would be sent that way.",
+            Level.WARNING,
+        )
+
+    def on_composer_completing(self, event: Composer.Completing) -> None:
+        self.query_one(CompletionMenu).show(event.completion, event.index)
+
+    async def execute(self, parsed: cmd.Parsed, tab: RoomTab | None = None, line: str = "") -> None:
+        """Run one parsed composer line written in ``tab``; expected failures become
+        notices, and the line goes back to that room's draft."""
         try:
             await self._execute(parsed)
         except (cmd.CommandError, E2EChatError) as exc:
             self.error_notice(str(exc))
+            self._restore(tab, cmd.history_text(line))
+
+    def _restore(self, tab: RoomTab | None, line: str) -> None:
+        """Give ``line`` back to the draft of ``tab`` if that draft is still empty."""
+        if not line:
+            return
+        if tab is self.shown:
+            if not self.composer.text:
+                self.composer.set_draft(line)
+        elif tab is not None and not tab.draft:
+            tab.draft = line
 
     async def _execute(self, parsed: cmd.Parsed) -> None:
         match parsed:
@@ -506,6 +554,7 @@ class ChatApp(App[None]):
 
     async def _list_rooms(self) -> None:
         summaries = await self.chat.list_rooms()
+        self.listed_rooms = [summary.name for summary in summaries]
         lines = [f"{len(summaries)} listed rooms on the relay:"]
         for summary in summaries:
             kind = "secret" if summary.secret else "open"

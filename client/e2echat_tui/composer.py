@@ -1,106 +1,291 @@
-"""The composer: a one-line input with history, @name and /command completion."""
+"""The composer: a multi-line editor with sending, history, pastes and Tab completion.
 
-from collections.abc import Callable, Sequence
-from typing import ClassVar
+Enter sends (the send keys are configurable); Shift+Enter, Alt+Enter or Ctrl+J insert
+a line break. A paste keeps its line breaks; any other control character in it (ESC,
+a bidi override, ...) is put in as a visible escape such as ``\\x1b`` and the app is
+told, so nothing pasted can move the cursor or reorder what a reader sees. Up on the
+first line and Down on the last walk the room's input history. Tab completes the
+word before the cursor and cycles on each press; it never moves focus.
+"""
 
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from rich.text import Text
 from textual import events
-from textual.binding import Binding, BindingType
-from textual.widgets import Input
-from textual_autocomplete import AutoComplete, DropdownItem, TargetState
+from textual.message import Message
+from textual.widgets import OptionList, TextArea
 
-from e2echat_tui.commands import COMMANDS, history_text
+from e2echat_tui.commands import history_text
+from e2echat_tui.completion import NOTHING, Completion
 from e2echat_tui.safe import escape_controls
 
+DEFAULT_SEND_KEYS = ("enter",)
+DEFAULT_NEWLINE_KEYS = ("shift+enter", "alt+enter", "ctrl+j")
 
-class Composer(Input):
-    """Enter sends; up/down walk the lines sent before (secrets are not remembered)."""
 
-    BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("up", "history(-1)", "Previous line", show=False),
-        Binding("down", "history(1)", "Next line", show=False),
-    ]
-    HISTORY_SIZE = 200
+def clean_paste(text: str) -> tuple[str, int]:
+    """``text`` as it may enter the composer, and how many characters were escaped.
 
-    def __init__(self, *, id: str | None = None) -> None:
-        super().__init__(placeholder="Message, or /help", id=id)
-        self.history: list[str] = []
-        self._position = 0
-        self._draft = ""
+    Line breaks of any convention become ``\\n``, tabs become spaces; every other
+    control or format character becomes a visible escape (``safe.escape_controls``).
+    """
+    text = text.replace("\r\n", "\n").replace("\r", "\n").expandtabs(4)
+    clean = escape_controls(text, keep_newlines=True)
+    if clean == text:
+        return text, 0
+    return clean, sum(1 for a in text if escape_controls(a, keep_newlines=True) != a)
+
+
+@dataclass
+class InputHistory:
+    """The lines sent in one room, newest last, and where Up/Down stand in them.
+
+    Secrets are not remembered (``commands.history_text``). ``stash`` keeps the draft
+    that was being written when the walk began, so walking back down restores it.
+    """
+
+    SIZE = 200
+
+    entries: list[str] = field(default_factory=list)
+    position: int = 0
+    stash: str = ""
 
     def remember(self, line: str) -> None:
-        """Add a sent line to the history (with any password or invite removed)."""
         entry = history_text(line)
-        if not self.history or self.history[-1] != entry:
-            self.history.append(entry)
-            del self.history[: -self.HISTORY_SIZE]
-        self._position = len(self.history)
-        self._draft = ""
+        if not self.entries or self.entries[-1] != entry:
+            self.entries.append(entry)
+            del self.entries[: -self.SIZE]
+        self.position = len(self.entries)
+        self.stash = ""
 
-    def action_history(self, step: int) -> None:
-        if not self.history:
-            return
-        if self._position == len(self.history):
-            self._draft = self.value
-        self._position = min(max(self._position + step, 0), len(self.history))
-        self.value = (
-            self._draft if self._position == len(self.history) else self.history[self._position]
+    def walk(self, step: int, current: str) -> str | None:
+        """The line ``step`` entries away (-1 older, +1 newer), or None at an end."""
+        if not self.entries:
+            return None
+        if self.position == len(self.entries):
+            self.stash = current
+        position = min(max(self.position + step, 0), len(self.entries))
+        if position == self.position:
+            return None
+        self.position = position
+        return self.stash if position == len(self.entries) else self.entries[position]
+
+
+Completer = Callable[[str], Completion]
+
+
+@dataclass
+class _Cycle:
+    """A Tab completion in progress: the word's span and the candidate shown."""
+
+    completion: Completion
+    index: int
+    end: int  # where the inserted candidate ends (the cursor)
+
+
+class Composer(TextArea):
+    """Where messages and commands are written."""
+
+    DEFAULT_CSS = """
+    Composer { height: auto; min-height: 3; max-height: 10; }
+    """
+
+    class Submitted(Message):
+        """The user pressed a send key; ``text`` is the whole draft."""
+
+        def __init__(self, composer: "Composer", text: str) -> None:
+            super().__init__()
+            self.composer = composer
+            self.text = text
+
+    class Escaped(Message):
+        """A paste held ``count`` control characters: they were put in escaped."""
+
+        def __init__(self, count: int) -> None:
+            super().__init__()
+            self.count = count
+
+    class Completing(Message):
+        """Tab found several candidates (``index`` is shown), or none are left (empty)."""
+
+        def __init__(self, completion: Completion, index: int) -> None:
+            super().__init__()
+            self.completion = completion
+            self.index = index
+
+    def __init__(
+        self,
+        *,
+        completer: Completer = lambda before: NOTHING,
+        send_keys: tuple[str, ...] = DEFAULT_SEND_KEYS,
+        newline_keys: tuple[str, ...] = DEFAULT_NEWLINE_KEYS,
+        id: str | None = None,
+    ) -> None:
+        super().__init__(
+            id=id,
+            soft_wrap=True,
+            tab_behavior="focus",
+            show_line_numbers=False,
+            highlight_cursor_line=False,
+            placeholder="Message, or /help  (Enter sends, Alt+Enter: new line)",
         )
-        self.cursor_position = len(self.value)
+        self.completer = completer
+        self.send_keys = frozenset(send_keys)
+        self.newline_keys = frozenset(newline_keys)
+        self.input_history = InputHistory()
+        self._cycle: _Cycle | None = None
 
+    # ------------------------------------------------------------ drafts
 
-def completion_token(state: TargetState) -> str:
-    """The word being completed: a leading ``/command`` or an ``@name`` before the cursor."""
-    before = state.text[: state.cursor_position]
-    if before.startswith("/") and " " not in before:
-        return before
-    word = before.rpartition(" ")[2]
-    return word if word.startswith("@") else ""
+    def set_draft(self, text: str) -> None:
+        """Replace the whole text, with the cursor at its end."""
+        self._end_cycle()
+        self.load_text(text)
+        self.move_cursor(self.document.end)
 
+    # ------------------------------------------------------------ keys
 
-class Completion(AutoComplete):
-    """Completes ``/commands`` at the start of a line and ``@names`` anywhere."""
-
-    def __init__(self, target: Input, names: Callable[[], Sequence[str]]) -> None:
-        super().__init__(target)
-        self._names = names
-
-    def _listen_to_messages(self, event: events.Event) -> None:
-        """Enter on a word that is already complete sends the line.
-
-        The dropdown learns of a keystroke one message later than the input, so a fast
-        ``/help`` + enter would otherwise hit the dropdown still offering ``/help`` for
-        ``/hel`` and only complete it, leaving the line unsent.
-        """
-        if isinstance(event, events.Key) and event.key == "enter" and self._is_complete():
-            self.action_hide()
+    async def _on_key(self, event: events.Key) -> None:
+        key = event.key
+        handled = True
+        if key == "tab":
+            self.complete(1)
+        elif key == "shift+tab":
+            self.complete(-1)
+        elif (
+            self._cycle is not None
+            and len(self._cycle.completion.candidates) > 1
+            and key
+            in (
+                "up",
+                "down",
+            )
+        ):
+            self.complete(-1 if key == "up" else 1)
+        elif self._cycle is not None and key in ("escape", *self.send_keys):
+            self._end_cycle()  # accept the shown candidate; the next Enter sends
+        elif key in self.send_keys:
+            self.post_message(self.Submitted(self, self.text))
+        elif key in self.newline_keys:
+            self._end_cycle()
+            self.insert("\n")
+        elif key in ("up", "down") and self._walk_history(-1 if key == "up" else 1):
+            pass
+        else:
+            handled = False
+        if handled:
+            event.stop()
+            event.prevent_default()
             return
-        super()._listen_to_messages(event)
+        self._end_cycle()
+        await super()._on_key(event)
 
-    def _is_complete(self) -> bool:
-        options = self.option_list
-        if not self.display or options.highlighted is None:
+    def _walk_history(self, step: int) -> bool:
+        """Up on the first line / Down on the last walk the history; True if it did."""
+        at_edge = self.cursor_at_first_line if step < 0 else self.cursor_at_last_line
+        if not at_edge:
             return False
-        option = options.get_option_at_index(options.highlighted)
-        value = option.value if isinstance(option, DropdownItem) else None
-        return value == completion_token(self._get_target_state())
+        line = self.input_history.walk(step, self.text)
+        if line is None:
+            return False
+        self.set_draft(line)
+        return True
 
-    def get_search_string(self, target_state: TargetState) -> str:
-        return completion_token(target_state)
+    # ------------------------------------------------------------ pastes
 
-    def get_candidates(self, target_state: TargetState) -> list[DropdownItem]:
-        token = completion_token(target_state)
-        if token.startswith("/"):
-            return [DropdownItem(f"/{spec.name}") for spec in COMMANDS]
-        if token.startswith("@"):
-            # A name that would need escaping cannot be typed back, so it is not offered.
-            names = (n for n in self._names() if escape_controls(n) == n and " " not in n)
-            return [DropdownItem(f"@{name}") for name in dict.fromkeys(names)]
-        return []
+    async def _on_paste(self, event: events.Paste) -> None:
+        event.stop()
+        event.prevent_default()
+        self._insert_clean(event.text)
 
-    def apply_completion(self, value: str, state: TargetState) -> None:
-        token = completion_token(state)
-        start = state.cursor_position - len(token)
-        rest = state.text[state.cursor_position :]
-        new = state.text[:start] + value + " " + rest.lstrip(" ")
-        self.target.value = new
-        self.target.cursor_position = start + len(value) + 1
+    def action_paste(self) -> None:
+        self._insert_clean(self.app.clipboard)
+
+    def _insert_clean(self, text: str) -> None:
+        if self.read_only or not text:
+            return
+        clean, escaped = clean_paste(text)
+        self._end_cycle()
+        result = self.replace(clean, *self.selection)
+        self.move_cursor(result.end_location)
+        if escaped:
+            self.post_message(self.Escaped(escaped))
+
+    # ------------------------------------------------------------ completion
+
+    def _offset(self) -> int:
+        """The cursor as an index into ``text``."""
+        row, column = self.cursor_location
+        lines = self.text.split("\n")
+        return sum(len(line) + 1 for line in lines[:row]) + column
+
+    def _location(self, offset: int) -> tuple[int, int]:
+        before = self.text[:offset]
+        return before.count("\n"), offset - (before.rfind("\n") + 1)
+
+    def complete(self, step: int) -> None:
+        """Tab: put in the first candidate, or cycle to the next one (``step``)."""
+        cycle = self._cycle
+        if cycle is None:
+            offset = self._offset()
+            completion = self.completer(self.text[:offset])
+            if not completion.candidates:
+                self.app.bell()
+                return
+            index = 0 if step > 0 else len(completion.candidates) - 1
+            start, end = completion.start, offset
+        else:
+            completion = cycle.completion
+            index = (cycle.index + step) % len(completion.candidates)
+            start = completion.start
+            end = cycle.end
+        text = completion.candidates[index].text
+        self.replace(text, self._location(start), self._location(end))
+        self.move_cursor(self._location(start + len(text)))
+        if len(completion.candidates) == 1:
+            self._end_cycle()
+            return
+        self._cycle = _Cycle(completion, index, start + len(text))
+        self.post_message(self.Completing(completion, index))
+
+    def _end_cycle(self) -> None:
+        if self._cycle is not None:
+            self._cycle = None
+            self.post_message(self.Completing(NOTHING, 0))
+
+    @property
+    def completing(self) -> bool:
+        return self._cycle is not None
+
+
+class CompletionMenu(OptionList, can_focus=False):
+    """The candidates of a Tab completion, just above the composer.
+
+    It sits in the layout (not floating) between the timeline and the composer, so it
+    takes its rows from the timeline and is always entirely on screen; at most
+    ``max-height`` rows show, the highlighted one kept in view.
+    """
+
+    DEFAULT_CSS = """
+    CompletionMenu {
+        display: none;
+        height: auto;
+        max-height: 12;
+        border: none;
+        border-left: wide $accent;
+        padding: 0 1;
+    }
+    CompletionMenu.-open { display: block; }
+    """
+
+    _shown: tuple[str, ...] = ()
+
+    def show(self, completion: Completion, index: int) -> None:
+        labels = tuple(candidate.label for candidate in completion.candidates)
+        if labels != self._shown:
+            self._shown = labels
+            self.set_options(Text(label) for label in labels)
+        self.set_class(bool(labels), "-open")
+        if labels:
+            self.highlighted = index

@@ -3,6 +3,7 @@
 from dataclasses import dataclass, field
 
 from e2echat import Room
+from e2echat_tui.composer import InputHistory
 from e2echat_tui.lines import RoomLog
 
 
@@ -13,14 +14,17 @@ class RoomTab:
     ``loaded_seq`` is the newest seq read from the store: a live copy of a message at
     or below it is already shown. ``older_than`` is set while older stored messages
     remain to load above the first page. ``quiet_until`` (monotonic seconds) holds back
-    the next mention bell of the room.
+    the next mention bell of the room. ``draft`` and ``history`` are the composer's
+    text and sent lines for this room while another room is shown.
     """
 
     room: Room
     log: RoomLog
     loaded_seq: int = 0
     older_than: int | None = None
-    quiet_until: float = field(default=0.0)
+    quiet_until: float = 0.0
+    draft: str = ""
+    history: InputHistory = field(default_factory=InputHistory)
 
     @property
     def name(self) -> str:

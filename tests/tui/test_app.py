@@ -1,12 +1,15 @@
 """Pilot tests of the app over the library double: every command and key."""
 
 import asyncio
+from dataclasses import replace
 from typing import Any
 
+from e2echat_tui import commands as cmd
 from e2echat_tui.app import ChatApp
-from e2echat_tui.composer import Composer
+from e2echat_tui.composer import CompletionMenu, Composer
 from e2echat_tui.dialogs import PasswordScreen, VerifyScreen
 from e2echat_tui.sidebar import RoomList
+from textual import events
 from textual.pilot import Pilot
 from textual.screen import Screen
 
@@ -27,7 +30,7 @@ async def commands_done(app: ChatApp) -> None:
 async def submit(pilot: Pilot[None], line: str) -> None:
     """Type ``line`` into the composer, press enter, and let the command finish."""
     app = pilot.app
-    app.query_one(Composer).value = line
+    app.query_one(Composer).text = line
     await pilot.press("enter")
     await commands_done(pilot.app)  # type: ignore[arg-type]
     await pilot.pause()
@@ -189,7 +192,7 @@ async def test_create_open_and_invite_rooms(app: ChatApp, chat: FakeChat) -> Non
 async def test_create_with_a_password_asks_hidden(app: ChatApp, chat: FakeChat) -> None:
     async with app.run_test(size=SIZE) as pilot:
         await started(app, chat)
-        app.query_one(Composer).value = "/create safe --password"
+        app.query_one(Composer).text = "/create safe --password"
         await pilot.press("enter")
         await until_screen(pilot, PasswordScreen)
         await pilot.press(*"s3cret", "enter")
@@ -220,7 +223,7 @@ async def test_join_by_name_password_prompt_and_invite(app: ChatApp, chat: FakeC
         locked = chat.add_room("locked", password="pw", joined=False)
         await submit(pilot, "/join locked wrong")
         assert "wrong password or invite for locked" in last_line(app)
-        app.query_one(Composer).value = "/join locked --password"
+        app.query_one(Composer).text = "/join locked --password"
         await pilot.press("enter")
         await until_screen(pilot, PasswordScreen)
         await pilot.press("escape")
@@ -232,7 +235,7 @@ async def test_join_by_name_password_prompt_and_invite(app: ChatApp, chat: FakeC
         hidden = chat.add_room("hidden", secret=True, joined=False)
         await submit(pilot, f"/join hidden {hidden.invite()}")
         assert app.current == "hidden"
-        assert app.query_one(Composer).history[-1] == "/join hidden"
+        assert app.tabs["locked"].history.entries[-1] == "/join hidden"
 
 
 async def test_leave(app: ChatApp, chat: FakeChat) -> None:
@@ -261,7 +264,7 @@ async def test_status(app: ChatApp, chat: FakeChat) -> None:
 async def test_verify_marks_a_member_verified(app: ChatApp, chat: FakeChat) -> None:
     async with app.run_test(size=SIZE) as pilot:
         await started(app, chat)
-        app.query_one(Composer).value = "/verify carol"
+        app.query_one(Composer).text = "/verify carol"
         await pilot.press("enter")
         screen = await until_screen(pilot, VerifyScreen)
         carol = chat.member("carol")
@@ -282,7 +285,7 @@ async def test_the_verify_dialog_does_not_focus_the_granting_button(
     """One stray Enter must not grant trust: focus starts on Close."""
     async with app.run_test(size=SIZE) as pilot:
         await started(app, chat)
-        app.query_one(Composer).value = "/verify carol"
+        app.query_one(Composer).text = "/verify carol"
         await pilot.press("enter")
         screen = await until_screen(pilot, VerifyScreen)
         first_groups = " ".join(chat.member("carol").fingerprint.split()[:8])
@@ -372,27 +375,158 @@ async def test_composer_history_skips_secrets(app: ChatApp, chat: FakeChat) -> N
         await started(app, chat)
         composer = app.query_one(Composer)
         await submit(pilot, "first")
-        await submit(pilot, "/join team hunter2")
-        composer.value = "draft"
+        await submit(pilot, "/join nowhere hunter2")
+        assert composer.text == "/join nowhere"  # the failed line is back, its secret not
+        composer.text = "draft"
         await pilot.press("up")
-        assert composer.value == "/join team"
+        assert composer.text == "/join nowhere"
         await pilot.press("up", "up")
-        assert composer.value == "first"
+        assert composer.text == "first"
         await pilot.press("down", "down")
-        assert composer.value == "draft"
+        assert composer.text == "draft"
 
 
-async def test_completion_of_names_and_commands(app: ChatApp, chat: FakeChat) -> None:
+async def test_history_and_drafts_are_per_room(app: ChatApp, chat: FakeChat) -> None:
     async with app.run_test(size=SIZE) as pilot:
         await started(app, chat)
         composer = app.query_one(Composer)
-        await pilot.press(*"hey @ca")
-        await pilot.press("tab")
-        assert composer.value == "hey @carol "
-        composer.value = ""
-        await pilot.press(*"/ver")
+        await submit(pilot, "said in the lobby")
+        await pilot.press(*"half a thought")
+        await pilot.press("alt+down")
+        assert (app.current, composer.text) == ("team", "")
+        await pilot.press("up")
+        assert composer.text == ""  # team has no history yet
+        await pilot.press(*"for the team")
+        await pilot.press("alt+up")
+        assert (app.current, composer.text) == ("lobby", "half a thought")
+        composer.text = ""
+        await pilot.press("up")
+        assert composer.text == "said in the lobby"
+        await pilot.press("alt+down")
+        assert composer.text == "for the team"
+
+
+async def test_a_draft_survives_errors_and_having_no_room(app: ChatApp, chat: FakeChat) -> None:
+    async with app.run_test(size=SIZE) as pilot:
+        await started(app, chat)
+        composer = app.query_one(Composer)
+        await submit(pilot, "/create lobby")
+        assert last_line(app) == "the room name lobby is taken (name_taken)"
+        assert composer.text == "/create lobby"
+        await submit(pilot, "/frobnicate now")
+        assert composer.text == "/frobnicate now"
+        await submit(pilot, "/leave")
+        await submit(pilot, "/leave")
+        assert app.current is None
+        await submit(pilot, "hello, anyone?")
+        assert composer.text == "hello, anyone?"
+        assert chat.sent == []
+        assert any("you are in no room" in n.message for n in app._notifications)
+
+
+async def test_multi_line_messages_and_pastes(app: ChatApp, chat: FakeChat) -> None:
+    async with app.run_test(size=SIZE) as pilot:
+        await started(app, chat)
+        composer = app.query_one(Composer)
+        await pilot.press("o", "n", "e", "alt+enter", "t", "w", "o", "shift+enter", "3")
+        await pilot.press("ctrl+j", "4", "enter")
+        await commands_done(app)
+        assert chat.sent == [("lobby", "one\ntwo\n3\n4")]
+        composer.post_message(events.Paste("first line\r\nsecond\tline\nthird"))
+        await pilot.pause()
+        assert composer.text == "first line\nsecond  line\nthird"
+        assert "paste" not in last_line(app)
         await pilot.press("enter")
-        assert composer.value == "/verify "
+        await commands_done(app)
+        assert chat.sent[-1] == ("lobby", "first line\nsecond  line\nthird")
+        composer.post_message(events.Paste("ls\x1b[2J\x1b]0;owned\x07 \u202etxt"))
+        await pilot.pause()
+        assert composer.text == "ls\\x1b[2J\\x1b]0;owned\\x07 \\u202etxt"
+        assert "The paste held 4 control character(s)" in last_line(app)
+        await pilot.press("enter")
+        await settle(pilot)
+        assert "\x1b" not in chat.sent[-1][1]
+        assert "ls\\x1b[2J" in screen_text(app)
+
+
+async def test_tab_completes_names_cycling_and_never_moves_focus(
+    app: ChatApp, chat: FakeChat
+) -> None:
+    async with app.run_test(size=SIZE) as pilot:
+        await started(app, chat)
+        composer = app.query_one(Composer)
+        menu = app.query_one(CompletionMenu)
+        await pilot.press(*"hey @ca", "tab")
+        assert composer.text == "hey @carol "
+        assert not menu.display  # one candidate: no list
+        await pilot.press(*"and c", "tab")
+        assert composer.text == "hey @carol and @carol "
+        composer.text = ""
+        await pilot.press("@", "tab")
+        assert composer.text == "@bob "
+        assert menu.display
+        await pilot.press("tab")
+        assert composer.text == "@carol "
+        await pilot.press("tab", "tab")
+        assert composer.text == "@bob "  # bob, carol, dave, and round again
+        await pilot.press("shift+tab")
+        assert composer.text == "@dave "
+        await pilot.press(*"hi")
+        assert composer.text == "@dave hi"
+        assert not menu.display
+        assert app.focused is composer
+        composer.text = "nobody"
+        await pilot.press("end", "tab")
+        assert composer.text == "nobody"
+        assert app.focused is composer
+
+
+async def test_tab_completes_namesakes_by_key(app: ChatApp, chat: FakeChat) -> None:
+    async with app.run_test(size=SIZE) as pilot:
+        await started(app, chat)
+        bob = next(m for m in chat.directory["lobby"].member_list if m.name == "bob")
+        other = replace(chat.member("mallory"), name="bob")
+        chat.arrive("lobby", other)
+        await settle(pilot)
+        composer = app.query_one(Composer)
+        await pilot.press(*"@bo", "tab")
+        tags = {bob.fingerprint.split()[0], other.fingerprint.split()[0]}
+        first = composer.text
+        await pilot.press("tab")
+        second = composer.text
+        assert {first, second} == {f"@bob#{tag} " for tag in tags}
+        await pilot.press("escape")
+        assert not app.query_one(CompletionMenu).display
+        composer.text = "/verify b"
+        await pilot.press("end", "tab")
+        assert composer.text.startswith("/verify bob#")
+
+
+async def test_tab_completes_commands_and_rooms(app: ChatApp, chat: FakeChat) -> None:
+    async with app.run_test(size=(80, 24)) as pilot:
+        await started(app, chat)
+        await commands_done(app)
+        composer = app.query_one(Composer)
+        menu = app.query_one(CompletionMenu)
+        await pilot.press(*"/ver", "tab")
+        assert composer.text == "/verify "
+        composer.text = ""
+        await pilot.press("/", "tab")
+        await pilot.pause()
+        assert menu.display
+        assert menu.option_count == len(cmd.COMMANDS)
+        screen = app.screen.region
+        assert screen.contains_region(menu.region)
+        assert menu.size.height == len(cmd.COMMANDS)  # every command in view at 80x24
+        await pilot.press("enter")  # accepts the shown candidate, sends nothing
+        assert composer.text == "/create "
+        assert not menu.display
+        composer.text = "/join el"
+        await pilot.press("end", "tab")
+        assert composer.text == "/join elsewhere "
+        composer.text = "see #te"
+        await pilot.press("end", "tab")
+        assert composer.text == "see #team "
 
 
 async def test_ten_thousand_messages_of_scrollback(chat: FakeChat) -> None:

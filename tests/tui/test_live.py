@@ -53,7 +53,7 @@ def bodies(app: ChatApp, room: str = LOBBY) -> list[str]:
 
 
 async def type_line(pilot: Pilot[None], line: str) -> None:
-    pilot.app.query_one(Composer).value = line
+    pilot.app.query_one(Composer).text = line
     await pilot.press("enter")
 
 

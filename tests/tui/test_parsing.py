@@ -2,12 +2,15 @@
 
 import pytest
 from e2echat_tui import commands as cmd
+from e2echat_tui.composer import clean_paste
 from e2echat_tui.lines import Entry, RoomLog, line_count, render_entry, wrap_cells
 from e2echat_tui.safe import escape_controls
+from e2echat_tui.terminal import TerminalParser
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from rich.cells import cell_len
 from rich.style import Style
+from textual import events
 
 
 @pytest.mark.parametrize(
@@ -168,3 +171,37 @@ def test_invites_are_told_from_passwords() -> None:
     assert cmd.looks_like_invite("wss://relay.example/vault#x")
     assert not cmd.looks_like_invite("correct horse battery staple")
     assert not cmd.looks_like_invite("ws://no-fragment/vault")
+
+
+def terminal_tokens(*chunks: str) -> list[tuple[str, str | None]]:
+    parser = TerminalParser()
+    tokens = [token for chunk in (*chunks, "") for token in parser.feed(chunk)]
+    return [
+        (type(t).__name__, t.key if isinstance(t, events.Key) else getattr(t, "text", None))
+        for t in tokens
+    ]
+
+
+def test_a_paste_with_escapes_stays_one_paste_in_order() -> None:
+    """Textual's own parser sends the part after an ESC as keys, before the paste."""
+    paste = "\x1b[200~one\x1b[2J\ntwo\x1b]0;t\x07\x1b[201~"
+    assert terminal_tokens(paste + "x") == [
+        ("Paste", "one\x1b[2J\ntwo\x1b]0;t\x07"),
+        ("Key", "x"),
+    ]
+    # The end marker split across two reads, and an ESC at the very end of a read.
+    assert terminal_tokens("\x1b[200~a\x1b", "b\x1b[20", "1~y") == [
+        ("Paste", "a\x1bb"),
+        ("Key", "y"),
+    ]
+
+
+def test_alt_enter_and_alt_digits_are_reported() -> None:
+    assert terminal_tokens("\x1b\r") == [("Key", "alt+enter")]
+    assert terminal_tokens("\x1b1") == [("Key", "alt+1")]
+    assert terminal_tokens("\r") == [("Key", "enter")]
+
+
+def test_pastes_are_cleaned() -> None:
+    assert clean_paste("a\r\nb\rc\td") == ("a\nb\nc   d", 0)
+    assert clean_paste("x\x1b[31my\u202e") == ("x\\x1b[31my\\u202e", 2)

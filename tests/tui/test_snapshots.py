@@ -1,4 +1,5 @@
-"""Screenshots of the main screen, a mention, the verify dialog and an error notice.
+"""Screenshots: the main screen, a mention, the verify dialog, an error notice, the
+composer, the completion menu and the narrow layout.
 
 Everything on screen is fixed (keys, fingerprints, times, size), so the SVGs under
 ``__snapshots__`` only change when the look changes; update them with
@@ -15,6 +16,7 @@ from .conftest import SIZE, fixed_app, populated_chat
 from .test_app import settle
 
 SnapCompare = Callable[..., bool]
+NARROW = (80, 24)
 
 
 def test_main_screen(snap_compare: SnapCompare) -> None:
@@ -37,7 +39,7 @@ def test_verify_dialog(snap_compare: SnapCompare) -> None:
     chat = populated_chat()
 
     async def verify(pilot: Pilot[None]) -> None:
-        pilot.app.query_one(Composer).value = "/verify carol"
+        pilot.app.query_one(Composer).text = "/verify carol"
         await pilot.press("enter")
         for _ in range(50):
             if isinstance(pilot.app.screen, VerifyScreen):
@@ -52,8 +54,34 @@ def test_error_notice(snap_compare: SnapCompare) -> None:
     chat = populated_chat()
 
     async def refuse(pilot: Pilot[None]) -> None:
-        pilot.app.query_one(Composer).value = "/create lobby"
+        pilot.app.query_one(Composer).text = "/create lobby"
         await pilot.press("enter")
         await settle(pilot)
 
     assert snap_compare(fixed_app(chat), terminal_size=SIZE, run_before=refuse)
+
+
+def test_composer_with_a_multi_line_draft(snap_compare: SnapCompare) -> None:
+    async def draft(pilot: Pilot[None]) -> None:
+        await pilot.press(*"first line", "alt+enter", *"second line", "ctrl+j", *"third")
+        await settle(pilot)
+
+    assert snap_compare(fixed_app(populated_chat()), terminal_size=SIZE, run_before=draft)
+
+
+def test_completion_menu_at_80x24(snap_compare: SnapCompare) -> None:
+    async def menu(pilot: Pilot[None]) -> None:
+        await pilot.press("/", "tab", "tab")
+        await settle(pilot)
+
+    assert snap_compare(fixed_app(populated_chat()), terminal_size=NARROW, run_before=menu)
+
+
+def test_narrow_layout(snap_compare: SnapCompare) -> None:
+    chat = populated_chat()
+
+    async def mention(pilot: Pilot[None]) -> None:
+        chat.deliver("team", "bob", "@alice ping")
+        await settle(pilot)
+
+    assert snap_compare(fixed_app(chat), terminal_size=NARROW, run_before=mention)
