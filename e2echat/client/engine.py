@@ -90,8 +90,7 @@ RECENT_DELIVERED = 4096
 _ROSTER_EVENTS = (cev.MemberValidated, cev.MemberUnverified)
 TYPING_REFRESH_MS = 3000
 """While typing goes on, "typing" is signalled again at most this often (receivers show
-it for ``TYPING_SHOWN_MS``)."""
-TYPING_SHOWN_MS = 6000
+it for 6 s after each signal, docs/crypto.md section 8.3)."""
 EPHEMERAL_FRESH_MS = 30_000
 """Typing and receipts dated further than this from our clock are stale: ignored."""
 

@@ -116,7 +116,7 @@ class ReactionsChanged(RoomEvent[R]):
 
 @dataclass(frozen=True)
 class TypingChanged(RoomEvent[R]):
-    """``member`` started or stopped typing. Show it for ``TYPING_SHOWN_S`` seconds at
+    """``member`` started or stopped typing. Show it for 6 seconds at
     most unless it is repeated: a client that went away never says it stopped."""
 
     member: Member
