@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import click
+from redis.exceptions import RedisError
 
 from e2echat_server import logs
 from e2echat_server.config import (
@@ -77,7 +78,7 @@ def _serve(ctx: click.Context, config: Path | None, **flags: object) -> None:
     except StartRefusedError as exc:  # the data dir is locked, the database refused
         click.echo(f"e2echat-server: {exc}", err=True)
         ctx.exit(EXIT_REFUSED)
-    except (OSError, sqlite3.Error) as exc:  # the port is taken, a TLS file is unreadable...
+    except (OSError, sqlite3.Error, RedisError) as exc:  # the port is taken, no Redis...
         click.echo(f"e2echat-server: cannot start: {exc}", err=True)
         ctx.exit(1)
 

@@ -39,6 +39,7 @@ from e2echat.protocol import (
 
 ENV_PREFIX: Final = "E2ECHAT_SERVER_"
 _LOG_LEVELS: Final = ("debug", "info", "warning", "error")
+_REDIS_SCHEMES: Final = ("redis://", "rediss://", "unix://")
 
 
 class ConfigError(ValueError):
@@ -70,6 +71,14 @@ class RelayConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_on
     ] = msgspec.field(default_factory=default_data_dir)
     memory: Annotated[bool, _about("keep state in memory only (lost on exit)")] = False
     fsync: Annotated[bool, _about("`synchronous=FULL`: also survive power loss")] = False
+    redis: Annotated[
+        str | None,
+        _about(
+            "keep all state in this Redis (`redis://host:port/db`, `rediss://`, `unix://`),"
+            ' shared by every relay node that names it, instead of SQLite (see "Many relays'
+            ' over Redis")'
+        ),
+    ] = None
     create_db: Annotated[
         bool, _about('start on an empty database file (refused otherwise; see "Safe start")')
     ] = False
@@ -146,6 +155,12 @@ class RelayConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_on
 
     def __post_init__(self) -> None:
         _check(0 <= self.port <= 65535, "port", "must be 0..65535")
+        _check(
+            self.redis is None or self.redis.startswith(_REDIS_SCHEMES),
+            "redis",
+            "must be a URL like redis://host:6379/0 (or rediss://, unix://)",
+        )
+        _check(not (self.redis and self.memory), "redis", "cannot be combined with memory")
         _check((self.tls_cert is None) == (self.tls_key is None), "tls_cert", "needs tls_key")
         _check(1024 <= self.max_frame <= MAX_FRAME, "max_frame", f"must be 1024..{MAX_FRAME}")
         _check(256 <= self.max_body <= MAX_BODY, "max_body", f"must be 256..{MAX_BODY}")

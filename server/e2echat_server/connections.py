@@ -47,6 +47,10 @@ class Connections(Generic[C]):
         del self._by_key[key]
         return True
 
+    def online_keys(self) -> list[bytes]:
+        """The keys with a live connection."""
+        return list(self._by_key)
+
     def join(self, room: bytes, key: bytes) -> None:
         """``key`` joined ``room``: its live connections now receive the room's traffic."""
         conns = self._by_key.get(key)

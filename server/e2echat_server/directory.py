@@ -344,9 +344,16 @@ class Directory:
         )
 
     def _drop_room(self, room_id: bytes) -> None:
-        """Forget a room entirely (undo of a failed create, or its last member left)."""
-        room = self.rooms.pop(room_id)
-        del self.by_name[room.record.name]
+        """Forget a room entirely (undo of a failed create, or its last member left).
+
+        With relays sharing a store, another relay's notice may have dropped it first, or
+        given its name to the room that won a race to create it: neither is undone here.
+        """
+        room = self.rooms.pop(room_id, None)
+        if room is None:
+            return
+        if self.by_name.get(room.record.name) == room_id:
+            del self.by_name[room.record.name]
         for key in room.members:
             self.rooms_of[key].discard(room_id)
 
@@ -547,6 +554,68 @@ class Directory:
         """The store deleted ``removed`` of ``key``'s mailbox entries."""
         user = self.users[key]
         user.mailbox_count = max(0, user.mailbox_count - removed)
+
+    # What other relays sharing the store changed (their notices: see bus.py) ----------
+
+    def follow_user(self, record: UserRecord, now: int) -> None:
+        """Another relay stored this user's name and prekey (``now`` in ms)."""
+        prekey = SignedPrekey(id=record.prekey_id, key=record.prekey, sig=record.prekey_sig)
+        user = self.users.get(record.key)
+        if user is None:
+            self.users[record.key] = UserState(record.key, record.name, prekey, record.last_seen)
+            self.idle[record.key] = now
+        else:
+            user.name, user.prekey = record.name, prekey
+
+    def follow_forgotten(self, keys: list[bytes]) -> None:
+        """Another relay forgot these users (the store refuses any that is online anywhere)."""
+        for key in keys:
+            user = self.users.get(key)
+            if user is None or user.sessions or self.rooms_of.get(key):
+                continue
+            del self.users[key]
+            self.idle.pop(key, None)
+            self.rooms_of.pop(key, None)
+
+    def follow_room(self, record: RoomRecord, creator: bytes) -> None:
+        """Another relay created this room with its creator as first member.
+
+        The store decided any race for the name: a room of that name held here (one this
+        relay is still trying to create) gives way, and its failed create undoes nothing.
+        """
+        if record.id in self.rooms:
+            return
+        holder = self.by_name.get(record.name)
+        if holder is not None:
+            self._drop_room(holder)
+        self._insert_room(record, 0)
+        if creator in self.users:
+            self._add_member(record.id, creator, record.created)
+
+    def follow_join(self, room_id: bytes, key: bytes, joined: int) -> bool:
+        """Another relay added ``key`` to the room; False if this relay knows neither."""
+        if room_id not in self.rooms or key not in self.users:
+            return False
+        self._add_member(room_id, key, joined)
+        return True
+
+    def follow_leave(self, room_id: bytes, key: bytes, dropped: bool) -> None:
+        """Another relay removed ``key`` from the room (``dropped``: its last member)."""
+        if room_id not in self.rooms:
+            return
+        self._remove_member(room_id, key)
+        if dropped:
+            self._drop_room(room_id)
+
+    def follow_presence(
+        self, key: bytes, status: PresenceStatus, text: str | None, last_seen: int | None
+    ) -> None:
+        """Another relay announced this user's presence."""
+        user = self.users.get(key)
+        if user is not None:
+            user.status, user.text = status, text
+            if last_seen is not None:
+                user.last_seen = last_seen
 
     # Views -------------------------------------------------------------------------
 

@@ -35,9 +35,10 @@ from typing import Generic, Protocol, TypeVar
 from e2echat.protocol import ErrorCode, ProtocolError
 from e2echat_server.change import Change
 from e2echat_server.connections import Connections
+from e2echat_server.directory import PresenceStatus
 from e2echat_server.logs import LOGGER, event
 from e2echat_server.metrics import Metrics
-from e2echat_server.store import MemoryStore, SqliteStore, Store
+from e2echat_server.store import MemoryStore, RoomExistsError, SqliteStore, Store
 
 C = TypeVar("C")
 C_contra = TypeVar("C_contra", contravariant=True)
@@ -79,6 +80,13 @@ class Broker(Protocol[C_contra]):
         """Deliver ``data`` to every connection of each of ``keys``."""
         ...
 
+    def presence(
+        self, key: bytes, status: PresenceStatus, text: str | None, last_seen: int | None
+    ) -> None:
+        """``key``'s presence was announced (its peers get the frame through ``to_keys``):
+        other relays keep it in their directories."""
+        ...
+
     async def close(self) -> None:
         """Stop delivering and release what the broker holds (subscriptions, sockets)."""
         ...
@@ -115,6 +123,11 @@ class LocalBroker(Generic[C]):
             targets.update(self.connections.of(key))
         return self._deliver(targets, data, None)
 
+    def presence(
+        self, key: bytes, status: PresenceStatus, text: str | None, last_seen: int | None
+    ) -> None:
+        """The directory already holds it: no other relay to tell."""
+
     async def close(self) -> None:
         """Nothing to release: the connections close with the server."""
 
@@ -132,6 +145,8 @@ class Engine(Generic[C]):
         start = time.perf_counter()
         try:
             return await work
+        except RoomExistsError:  # another relay sharing the store created it first
+            raise ProtocolError(ErrorCode.NAME_TAKEN, "A room of that name exists.") from None
         except Exception as exc:
             event(LOGGER, "store_failed", logging.ERROR, op=operation, error=type(exc).__name__)
             raise ProtocolError(ErrorCode.UNAVAILABLE, UNSAVED) from None

@@ -139,6 +139,7 @@ class Output:
             text=user.text,
             last_seen=user.last_seen if user.status == OFFLINE else None,
         )
+        self._broker.presence(key, frame.status, frame.text, frame.last_seen)
         self._broker.to_keys(self._directory.peers(key), encode_frame(frame))
 
     def renamed(self, key: bytes) -> None:

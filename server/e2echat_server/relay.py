@@ -28,9 +28,10 @@ from e2echat_server.http import info_document, route
 from e2echat_server.logs import ACCESS, LOGGER, event
 from e2echat_server.metrics import Metrics
 from e2echat_server.output import Delivery, Output
+from e2echat_server.redis_broker import RedisBroker
 from e2echat_server.session import peer
 from e2echat_server.sessions import Sessions
-from e2echat_server.store import Store
+from e2echat_server.store import RedisStore, Store
 from e2echat_server.tls import ReloadableTls
 from e2echat_server.version import __version__
 
@@ -42,6 +43,7 @@ _OVERSIZE_FACTOR = 4  # frames up to 4x max_frame get `too_large`; bigger ones c
 # Frames received but not yet read by the session, per connection, before websockets stops
 # reading the socket: at most 4 x max_size (1 MiB by default) instead of the default 16.
 _MAX_QUEUE = 4
+_RESTART = 1012  # "service restart": reconnect
 # Seconds a closing connection waits for the peer's close frame before the socket is
 # dropped: a peer closed for abuse must not keep its socket (and address slot) for long.
 _CLOSE_TIMEOUT_S = 1.0
@@ -65,6 +67,7 @@ class Relay:
         self._blob_dir: tempfile.TemporaryDirectory[str] | None = None
         self._server: Server | None = None
         self._pruner: asyncio.Task[None] | None = None
+        self._closing: set[asyncio.Task[None]] = set()
         self._info = info_document(self.config, __version__)
         self._tls: ReloadableTls | None = None
 
@@ -111,16 +114,12 @@ class Relay:
     async def start(self) -> None:
         """Open the engine, load the directory and start listening."""
         config = self.config
-        store = self._given_store or await open_store(
-            config.memory,
-            config.data_dir,
-            config.fsync,
-            create=config.create_db,
-            repair=config.repair_db,
-        )
         delivery = Delivery(config.send_buffer, self.metrics)
-        engine = self._engine = Engine(store, LocalBroker(delivery.send), self.metrics)
+        engine = self._engine = await self._open_engine(delivery)
+        store, broker = engine.store, engine.broker
         try:
+            if isinstance(broker, RedisBroker):
+                await broker.start()  # subscribed before loading: no notice falls between
             snapshot = await store.load()
         except BaseException:
             await engine.close()
@@ -143,6 +142,8 @@ class Relay:
         self.metrics.rooms = len(directory.rooms)
         self.metrics.users = len(directory.users)
         try:
+            if isinstance(broker, RedisBroker):
+                await broker.follow(directory)
             self._server = await serve(
                 self._serve,
                 config.host,
@@ -165,6 +166,35 @@ class Relay:
             raise
         self._pruner = asyncio.create_task(self._sweep_forever())
         event(LOGGER, "listening", url=self.url, store=type(store).__name__)
+
+    async def _open_engine(self, delivery: Delivery) -> Engine[ServerConnection]:
+        """The given store with a local broker, Redis shared with other relays, or the
+        single-node store the config asks for."""
+        config = self.config
+        if self._given_store is None and config.redis is not None:
+            shared = await RedisStore.open(config.redis)
+            keepalive = config.ping_interval_s + config.ping_timeout_s
+            broker = RedisBroker(
+                shared, config.redis, delivery.send, keepalive, self._drop_connections
+            )
+            return Engine(shared, broker, self.metrics)
+        store = self._given_store or await open_store(
+            config.memory,
+            config.data_dir,
+            config.fsync,
+            create=config.create_db,
+            repair=config.repair_db,
+        )
+        return Engine(store, LocalBroker(delivery.send), self.metrics)
+
+    def _drop_connections(self) -> None:
+        """Close every client connection (1012): they reconnect and resume by sync."""
+        if self._server is None:
+            return
+        for conn in list(self._server.connections):
+            task = asyncio.create_task(conn.close(_RESTART, "The relay lost its bus; reconnect."))
+            self._closing.add(task)
+            task.add_done_callback(self._closing.discard)
 
     def _open_blobs(self) -> BlobStore:
         """Blobs under the data dir, or a temporary dir for a memory relay."""

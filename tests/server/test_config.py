@@ -133,3 +133,12 @@ def test_version_on_every_command() -> None:
         0,
         f"e2echat-server, version {__version__}",
     )
+
+
+def test_redis_takes_a_url_and_excludes_memory() -> None:
+    assert merge({"redis": "redis://cache:6379/2"}, {}, {}).redis == "redis://cache:6379/2"
+    assert merge({}, {"redis": "unix:///run/redis.sock"}, {}).redis == "unix:///run/redis.sock"
+    with pytest.raises(ConfigError, match="'redis' must be a URL"):
+        merge({"redis": "cache:6379"}, {}, {})
+    with pytest.raises(ConfigError, match="'redis' cannot be combined with memory"):
+        merge({"redis": "redis://cache", "memory": True}, {}, {})

@@ -124,7 +124,15 @@ def test_cli_reports_bad_settings_with_exit_code_2() -> None:
 def test_cli_help_lists_the_flags() -> None:
     result = CliRunner().invoke(app, ["--help"])
     assert result.exit_code == 0
-    for flag in ("--data-dir", "--memory", "--tls-cert", "--origins", "--max-body", "--config"):
+    for flag in (
+        "--data-dir",
+        "--memory",
+        "--redis",
+        "--tls-cert",
+        "--origins",
+        "--max-body",
+        "--config",
+    ):
         assert flag in result.output
 
 

@@ -14,6 +14,10 @@ from dataclasses import dataclass
 from typing import Literal, Protocol
 
 
+class RoomExistsError(ValueError):
+    """``create_room`` found the room's id or name taken (another relay won the race)."""
+
+
 @dataclass(frozen=True, slots=True)
 class UserRecord:
     """A key the relay has seen authenticate, with its display name and latest prekey."""
@@ -89,7 +93,8 @@ class Store(Protocol):
     async def set_last_seen(self, key: bytes, ts: int) -> None: ...
 
     async def create_room(self, room: RoomRecord, creator: MemberRecord) -> None:
-        """Create a room with its first member, atomically."""
+        """Create a room with its first member, atomically; RoomExistsError if its id or
+        name is taken (a shared store: another relay created it first), writing nothing."""
         ...
 
     async def add_member(self, member: MemberRecord) -> None: ...

@@ -7,6 +7,7 @@ from e2echat_server.store.base import (
     Envelope,
     MemberRecord,
     Retraction,
+    RoomExistsError,
     RoomRecord,
     Snapshot,
     UserRecord,
@@ -48,7 +49,7 @@ class MemoryStore:
 
     async def create_room(self, room: RoomRecord, creator: MemberRecord) -> None:
         if room.id in self._rooms or any(r.name == room.name for r in self._rooms.values()):
-            raise ValueError("room exists")
+            raise RoomExistsError("room exists")
         self._rooms[room.id] = room
         self._room_seqs[room.id] = 0
         self._members[room.id][creator.key] = creator

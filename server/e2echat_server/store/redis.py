@@ -18,6 +18,10 @@ hand out one number twice. ::
     <prefix>:{directory}:users         set    user keys
     <prefix>:{directory}:rooms         set    room ids
     <prefix>:{directory}:room-names    hash   room name -> room id
+    <prefix>:{directory}:nodes         zset   live relay (node id) -> heartbeat deadline
+    <prefix>:{directory}:bus           pub/sub channel of the relays' notices (bus.py)
+    <prefix>:user:{<key>}:online       hash   relay node id -> 1, where the key is online
+    <prefix>:node:{<node>}:keys        set    keys online on that relay
 
 Writes that span slots are ordered so that a crash between their steps leaves only what
 `load` and `create_room` tolerate: a room is created before its name is claimed (so a
@@ -35,6 +39,8 @@ client resending after a lost reply) is recognised by its body and not stored tw
 
 import asyncio
 import contextlib
+import logging
+import os
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, Final, Literal, cast
@@ -45,10 +51,13 @@ from redis.backoff import ExponentialBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from e2echat_server import bus
+from e2echat_server.logs import LOGGER, event
 from e2echat_server.store.base import (
     Envelope,
     MemberRecord,
     Retraction,
+    RoomExistsError,
     RoomRecord,
     Snapshot,
     UserRecord,
@@ -138,6 +147,14 @@ redis.call('DEL', KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5])
 return name
 """
 
+# KEYS: user, mailbox, online. Deletes the user unless it is online on some relay or
+# has mail waiting (another relay may know what this one's directory does not); 1 if so.
+_FORGET_USER: Final = """
+if redis.call('EXISTS', KEYS[3]) == 1 or redis.call('XLEN', KEYS[2]) > 0 then return 0 end
+redis.call('DEL', KEYS[1], KEYS[2])
+return 1
+"""
+
 # KEYS: room-names, rooms; ARGV: name, id. 1 if claimed, else the id holding the name.
 _CLAIM_NAME: Final = """
 if redis.call('HSETNX', KEYS[1], ARGV[1], ARGV[2]) == 1 then
@@ -182,10 +199,6 @@ end
 """
 
 
-class RoomExistsError(ValueError):
-    """``create_room`` found the room's id or name taken; nothing was written."""
-
-
 @dataclass(frozen=True, slots=True)
 class RedisKeys:
     """The key names of one relay deployment (see the module docstring for the layout)."""
@@ -207,6 +220,24 @@ class RedisKeys:
     @property
     def room_names(self) -> str:
         return f"{self.prefix}:{{directory}}:room-names"
+
+    @property
+    def bus(self) -> str:
+        """The pub/sub channel of the relays' notices (bus.py)."""
+        return f"{self.prefix}:{{directory}}:bus"
+
+    @property
+    def nodes(self) -> str:
+        """Live relays: node id -> heartbeat deadline (ms), a sorted set."""
+        return f"{self.prefix}:{{directory}}:nodes"
+
+    def node_keys(self, node: bytes) -> str:
+        """The keys with a connection to relay ``node``, a set."""
+        return f"{self.prefix}:node:{{{node.hex()}}}:keys"
+
+    def online(self, key: bytes) -> str:
+        """The relays ``key`` has a connection to, a hash node -> 1."""
+        return f"{self.user(key)}:online"
 
     def user(self, key: bytes) -> str:
         return f"{self.prefix}:user:{{{key.hex()}}}"
@@ -250,10 +281,11 @@ class StoreClosedError(RuntimeError):
 class RedisStore:
     """The Store interface over one Redis database (``redis://host:port/db``)."""
 
-    def __init__(self, client: "Redis", keys: RedisKeys) -> None:
+    def __init__(self, client: "Redis", keys: RedisKeys, node: bytes) -> None:
         """Use `RedisStore.open`; this only prepares the fields."""
         self.client = client
         self.keys = keys
+        self.node = node  # this relay's id in the notices it publishes
         self._pending: list[_Write] = []
         self._wake = asyncio.Event()
         self._closed = False
@@ -261,9 +293,15 @@ class RedisStore:
 
     @classmethod
     async def open(
-        cls, url: str, prefix: str = DEFAULT_PREFIX, timeout_s: float = 5.0
+        cls,
+        url: str,
+        prefix: str = DEFAULT_PREFIX,
+        timeout_s: float = 5.0,
+        node: bytes | None = None,
     ) -> "RedisStore":
         """Connect (and check that the server answers); start the write lane.
+
+        ``node`` is the relay's id in its notices to the other relays (random if None).
 
         Raises redis.exceptions.RedisError (a ConnectionError if nothing answers) or
         ValueError (a malformed URL) here, to the caller.
@@ -283,7 +321,7 @@ class RedisStore:
         except BaseException:
             await client.aclose()
             raise
-        store = cls(client, RedisKeys(prefix))
+        store = cls(client, RedisKeys(prefix), node or os.urandom(8))
         store._writer = asyncio.create_task(store._write_forever(), name="e2echat-redis-writer")
         return store
 
@@ -336,6 +374,15 @@ class RedisStore:
             else:
                 write.future.set_result(write.outcome(mine) if write.outcome else None)
 
+    def send_later(self, commands: list[Command]) -> None:
+        """Queue writes behind the others without waiting for them (presence, fan-out):
+        a failure is logged, not raised."""
+        self._submit(commands).add_done_callback(_log_failure)
+
+    def _notice(self, notice: bus.Notice) -> Command:
+        """The command publishing ``notice`` to the other relays, after the write before it."""
+        return ("PUBLISH", self.keys.bus, bus.encode(self.node, notice))
+
     async def close(self) -> None:
         """Let queued writes finish, then close the connections."""
         if self._closed:
@@ -360,6 +407,9 @@ class RedisStore:
                     [user.name, user.prekey_id, user.prekey, user.prekey_sig, last_seen],
                 ),
                 ("SADD", k.users, user.key),
+                self._notice(
+                    bus.UserSaved(user.key, user.name, user.prekey_id, user.prekey, user.prekey_sig)
+                ),
             ]
         )
 
@@ -370,8 +420,13 @@ class RedisStore:
         if not keys:
             return
         k = self.keys
-        deletes: list[Command] = [("DEL", k.user(key), k.mailbox(key)) for key in keys]
-        await self._submit([*deletes, ("SREM", k.users, *keys)])
+        answers = await self._submit(
+            [_eval(_FORGET_USER, [k.user(key), k.mailbox(key), k.online(key)], []) for key in keys],
+            list,
+        )
+        gone = [key for key, deleted in zip(keys, answers, strict=True) if deleted]
+        if gone:
+            await self._submit([("SREM", k.users, *gone), self._notice(bus.UsersForgotten(gone))])
 
     # Rooms -----------------------------------------------------------------------------
 
@@ -413,6 +468,19 @@ class RedisStore:
         except BaseException:
             await self._submit([("DEL", k.room(room.id), k.members(room.id))])
             raise
+        notice = bus.RoomCreated(
+            room.id,
+            room.name,
+            room.description,
+            room.max_members,
+            room.listed,
+            room.access_kind,
+            room.verifier,
+            room.salt,
+            room.created,
+            creator.key,
+        )
+        await self._submit([self._notice(notice)])
 
     async def _claim_name(self, name: str, room: bytes) -> None:
         k = self.keys
@@ -431,16 +499,23 @@ class RedisStore:
                 return
 
     async def add_member(self, member: MemberRecord) -> None:
-        await self._submit([("HSET", self.keys.members(member.room), member.key, member.joined)])
+        await self._submit(
+            [
+                ("HSET", self.keys.members(member.room), member.key, member.joined),
+                self._notice(bus.MemberJoined(member.room, member.key, member.joined)),
+            ]
+        )
 
     async def remove_member(self, room: bytes, key: bytes, drop_room: bool) -> None:
         k = self.keys
+        left = self._notice(bus.MemberLeft(room, key, drop_room))
         if not drop_room:
-            await self._submit([("HDEL", k.members(room), key)])
+            await self._submit([("HDEL", k.members(room), key), left])
             return
         room_keys = [k.room(room), k.members(room), k.history(room), k.recent(room), k.log(room)]
         name = await self._submit([_eval(_DROP_ROOM, room_keys, [])], _first)
-        await self._submit([_eval(_RELEASE_NAME, [k.room_names, k.rooms], [name or "", room])])
+        release = _eval(_RELEASE_NAME, [k.room_names, k.rooms], [name or "", room])
+        await self._submit([release, left])
 
     # History ---------------------------------------------------------------------------
 
@@ -574,6 +649,12 @@ class RedisStore:
                     MemberRecord(room, key, int(joined)) for key, joined in members.items()
                 )
         return snapshot
+
+
+def _log_failure(future: asyncio.Future[Any]) -> None:
+    if not future.cancelled() and future.exception() is not None:
+        error = type(future.exception()).__name__
+        event(LOGGER, "redis_write_failed", logging.WARNING, error=error)
 
 
 def _eval(script: str, keys: list[str], args: Iterable[Any]) -> Command:

@@ -1,0 +1,122 @@
+"""What relays sharing one Redis tell each other, on one pub/sub channel. Pure.
+
+Each relay keeps the directory in memory, as a single relay does, and follows the others'
+changes from these notices: the store publishes one after each directory write it made
+durable (a user, a room, a membership), the broker publishes presence, node liveness and
+the frames to fan out to the other relays' connections. A notice carries the state
+itself, not a pointer to reload it, so a relay applies it in one step of its event loop.
+Notices from one relay arrive in the order it sent them; every relay ignores its own.
+"""
+
+from typing import Literal
+
+import msgspec
+
+Status = Literal["online", "away", "busy", "offline"]
+
+
+class UserSaved(msgspec.Struct, tag="user", frozen=True):
+    key: bytes
+    name: str
+    prekey_id: int
+    prekey: bytes
+    prekey_sig: bytes
+
+
+class UsersForgotten(msgspec.Struct, tag="forgotten", frozen=True):
+    keys: list[bytes]
+
+
+class RoomCreated(msgspec.Struct, tag="room", frozen=True):
+    id: bytes
+    name: str
+    description: str
+    max_members: int
+    listed: bool
+    access_kind: Literal["open", "secret"]
+    verifier: bytes | None
+    salt: bytes | None
+    created: int
+    creator: bytes
+
+
+class MemberJoined(msgspec.Struct, tag="joined", frozen=True):
+    room: bytes
+    key: bytes
+    joined: int
+
+
+class MemberLeft(msgspec.Struct, tag="left", frozen=True):
+    room: bytes
+    key: bytes
+    dropped: bool  # it was the last member: the room is gone
+
+
+class PresenceSet(msgspec.Struct, tag="presence", frozen=True):
+    """A user's presence as its relay announced it (its peers got the frame too)."""
+
+    key: bytes
+    status: Status
+    text: str | None
+    last_seen: int | None
+
+
+class KeyOnline(msgspec.Struct, tag="online", frozen=True):
+    """``key``'s first connection to the sending relay opened, or (False) its last closed."""
+
+    key: bytes
+    online: bool
+
+
+class NodeGone(msgspec.Struct, tag="gone", frozen=True):
+    """The relay ``node`` stopped renewing its heartbeat: its keys are offline there."""
+
+    node: bytes
+
+
+class ToRoom(msgspec.Struct, tag="to_room", frozen=True):
+    """An encoded frame for every connection in ``room`` (on the receiving relays)."""
+
+    room: bytes
+    data: bytes
+
+
+class ToKeys(msgspec.Struct, tag="to_keys", frozen=True):
+    """An encoded frame for every connection of each of ``keys``."""
+
+    keys: list[bytes]
+    data: bytes
+
+
+Notice = (
+    UserSaved
+    | UsersForgotten
+    | RoomCreated
+    | MemberJoined
+    | MemberLeft
+    | PresenceSet
+    | KeyOnline
+    | NodeGone
+    | ToRoom
+    | ToKeys
+)
+
+
+class Publication(msgspec.Struct, array_like=True, frozen=True):
+    """A notice and the relay (node id) that sent it."""
+
+    origin: bytes
+    notice: Notice
+
+
+_ENCODER = msgspec.msgpack.Encoder()
+_DECODER = msgspec.msgpack.Decoder(Publication)
+
+
+def encode(origin: bytes, notice: Notice) -> bytes:
+    return _ENCODER.encode(Publication(origin, notice))
+
+
+def decode(data: bytes) -> Publication:
+    """Raises msgspec.DecodeError (a ValueError) on anything that is not a publication."""
+    return _DECODER.decode(data)

@@ -1,0 +1,320 @@
+"""The Broker of relays sharing one Redis: this relay's connections, and the others' news.
+
+Every relay delivers only to its own connections. What it fans out it also publishes on
+the bus (bus.py) for the others, which deliver it to theirs; what the store made durable
+(users, rooms, memberships) the store publishes itself, and each relay applies the
+others' notices to its in-memory directory, so every relay decides requests as one would.
+
+Presence across relays: a relay tells the others when a key's first connection to it
+opens and its last closes, and keeps which other relays each key is online on, so a key
+goes offline (and is announced so) only when its last connection anywhere closes. Each
+relay renews a heartbeat; one that misses it for the keepalive window (ping interval plus
+ping timeout) is buried by whichever relay notices first, and every relay then takes that
+relay's keys offline for its own connections.
+
+When the subscription to the bus breaks (Redis restarted, the network cut), this relay
+may have missed notices and messages: it closes its connections, and once subscribed
+again closes any made meanwhile, so that every client resumes from its sequence numbers
+(``sync``) and misses nothing.
+"""
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable, Iterable
+from typing import Any, Final, Generic, TypeVar, cast
+
+import msgspec
+from redis.asyncio import Redis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+from redis.exceptions import RedisError
+
+from e2echat.protocol import Presence, encode_frame
+from e2echat_server import bus
+from e2echat_server.directory import OFFLINE, Directory, PresenceStatus
+from e2echat_server.engine import Deliver, LocalBroker
+from e2echat_server.logs import LOGGER, event
+from e2echat_server.store.base import RoomRecord, UserRecord
+from e2echat_server.store.redis import Command, RedisStore
+
+C = TypeVar("C")
+_RESUBSCRIBE_S: Final = (0.05, 0.1, 0.2, 0.5, 1.0)  # backoff while the bus is unreachable
+
+
+def _now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+class RedisBroker(LocalBroker[C], Generic[C]):
+    """Local delivery (as `LocalBroker`) plus the bus, presence and node liveness."""
+
+    def __init__(
+        self,
+        store: RedisStore,
+        url: str,
+        deliver: Deliver[C],
+        keepalive_s: float,
+        close_all: Callable[[], None],
+    ) -> None:
+        super().__init__(deliver)
+        self._store = store
+        self._keys = store.keys
+        self.node = store.node
+        self._subscriber: Redis = Redis.from_url(url, retry=Retry(NoBackoff(), 0))
+        self._keepalive_s = keepalive_s
+        self._close_all = close_all  # drop every client connection: they resume by sync
+        self.remote: dict[bytes, set[bytes]] = {}  # key -> the other relays it is online on
+        self._directory: Directory | None = None
+        self._early: list[bus.Publication] = []  # notices received before `follow`
+        self._tasks: list[asyncio.Task[None]] = []
+        self._subscribed = asyncio.Event()
+        self.outages = 0  # subscriptions lost (monitoring, tests)
+
+    # Lifecycle -----------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Subscribe to the bus and announce this relay (before the directory is loaded,
+        so no notice falls between the snapshot and the subscription)."""
+        self._tasks.append(asyncio.create_task(self._listen_forever(), name="e2echat-bus"))
+        async with asyncio.timeout(self._keepalive_s):
+            await self._subscribed.wait()
+        await self._beat()
+
+    async def follow(self, directory: Directory) -> None:
+        """Apply the notices received since `start`, and every later one as it comes;
+        learn which keys are online on the other live relays."""
+        self._directory = directory
+        early, self._early = self._early, []
+        for publication in early:
+            self._apply(publication)
+        await self._learn_online()
+        self._tasks.append(asyncio.create_task(self._beat_forever(), name="e2echat-heartbeat"))
+
+    async def close(self) -> None:
+        """Stop listening; withdraw this relay's heartbeat and its keys' presence."""
+        for task in self._tasks:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        k, node = self._keys, self.node
+        with contextlib.suppress(RedisError, OSError):
+            await self._store.client.zrem(k.nodes, node)
+            await self._bury(node)
+        await self._subscriber.aclose()
+
+    # Broker --------------------------------------------------------------------------
+
+    def attach(self, key: bytes, conn: C) -> bool:
+        first = super().attach(key, conn)
+        if first:
+            k = self._keys
+            self._send(
+                ("HSET", k.online(key), self.node, 1),
+                ("SADD", k.node_keys(self.node), key),
+                self._notice(bus.KeyOnline(key, True)),
+            )
+        return first
+
+    def detach(self, key: bytes, conn: C, rooms: Iterable[bytes]) -> bool:
+        last = super().detach(key, conn, rooms)
+        if last:
+            k = self._keys
+            self._send(
+                ("HDEL", k.online(key), self.node),
+                ("SREM", k.node_keys(self.node), key),
+                self._notice(bus.KeyOnline(key, False)),
+            )
+        return last and not self.remote.get(key)
+
+    def to_room(self, room: bytes, data: bytes, skip: C | None = None) -> int:
+        self._send(self._notice(bus.ToRoom(room, data)))
+        return super().to_room(room, data, skip)
+
+    def to_keys(self, keys: Iterable[bytes], data: bytes) -> int:
+        keys = list(keys)
+        elsewhere = [key for key in keys if key in self.remote]
+        if elsewhere:
+            self._send(self._notice(bus.ToKeys(elsewhere, data)))
+        return super().to_keys(keys, data)
+
+    def presence(
+        self, key: bytes, status: PresenceStatus, text: str | None, last_seen: int | None
+    ) -> None:
+        self._send(self._notice(bus.PresenceSet(key, status, text, last_seen)))
+
+    # Publishing ----------------------------------------------------------------------
+
+    def _notice(self, notice: bus.Notice) -> Command:
+        return ("PUBLISH", self._keys.bus, bus.encode(self.node, notice))
+
+    def _send(self, *commands: Command) -> None:
+        """Queue commands behind the store's writes, in call order, without waiting."""
+        self._store.send_later(list(commands))
+
+    # Following -----------------------------------------------------------------------
+
+    async def _listen_forever(self) -> None:
+        pause = iter(_RESUBSCRIBE_S)
+        while True:
+            pubsub = self._subscriber.pubsub()
+            try:
+                await pubsub.subscribe(self._keys.bus)
+                if self.outages:  # notices may have been missed meanwhile: resume clients
+                    self._close_all()
+                self._subscribed.set()
+                pause = iter(_RESUBSCRIBE_S)
+                async for message in pubsub.listen():
+                    if message["type"] == "message":
+                        self._receive(message["data"])
+            except (RedisError, OSError) as exc:
+                self.outages += 1
+                event(LOGGER, "bus_lost", logging.WARNING, error=type(exc).__name__)
+                self._close_all()
+            finally:
+                with contextlib.suppress(RedisError, OSError):
+                    await pubsub.aclose()  # type: ignore[no-untyped-call]
+            await asyncio.sleep(next(pause, _RESUBSCRIBE_S[-1]))
+
+    def _receive(self, data: Any) -> None:
+        try:
+            publication = bus.decode(data)
+        except (msgspec.DecodeError, TypeError):
+            event(LOGGER, "bus_garbled", logging.WARNING)
+            return
+        if publication.origin == self.node:
+            return
+        if self._directory is None:
+            self._early.append(publication)
+        else:
+            self._apply(publication)
+
+    def _apply(self, publication: bus.Publication) -> None:
+        notice, origin = publication.notice, publication.origin
+        directory = self._directory
+        assert directory is not None
+        match notice:
+            case bus.ToRoom(room, data):
+                self._deliver(self.connections.in_room(room), data, None)
+            case bus.ToKeys(keys, data):
+                LocalBroker.to_keys(self, keys, data)
+            case bus.UserSaved(key, name, prekey_id, prekey, prekey_sig):
+                record = UserRecord(key, name, prekey_id, prekey, prekey_sig)
+                directory.follow_user(record, _now_ms())
+            case bus.UsersForgotten(keys):
+                directory.follow_forgotten(keys)
+            case bus.RoomCreated():
+                directory.follow_room(_room_record(notice), notice.creator)
+                self.connections.join(notice.id, notice.creator)
+            case bus.MemberJoined(room, key, joined):
+                if directory.follow_join(room, key, joined):
+                    self.connections.join(room, key)
+            case bus.MemberLeft(room, key, dropped):
+                directory.follow_leave(room, key, dropped)
+                self.connections.leave(room, key)
+            case bus.PresenceSet(key, status, text, last_seen):
+                directory.follow_presence(key, status, text, last_seen)
+            case bus.KeyOnline(key, True):
+                self.remote.setdefault(key, set()).add(origin)
+            case bus.KeyOnline(key, False):
+                self._offline_on(key, origin)
+            case bus.NodeGone(node) if node == self.node:
+                self._reannounce()  # buried alive (a long pause): say again who is here
+            case bus.NodeGone(node):
+                self._node_gone(node)
+
+    def _offline_on(self, key: bytes, node: bytes) -> None:
+        nodes = self.remote.get(key)
+        if nodes is not None:
+            nodes.discard(node)
+            if not nodes:
+                del self.remote[key]
+
+    def _node_gone(self, node: bytes) -> None:
+        """Take the dead relay's keys offline, for this relay's connections."""
+        directory = self._directory
+        assert directory is not None
+        now = _now_ms()
+        for key in [key for key, nodes in self.remote.items() if node in nodes]:
+            self._offline_on(key, node)
+            user = directory.users.get(key)
+            if key in self.remote or self.connections.of(key) or user is None:
+                continue
+            directory.follow_presence(key, OFFLINE, None, now)
+            frame = Presence(key=key, status=OFFLINE, text=None, last_seen=now)
+            LocalBroker.to_keys(self, directory.peers(key), encode_frame(frame))
+
+    def _reannounce(self) -> None:
+        for key in self.connections.online_keys():
+            k = self._keys
+            self._send(
+                ("HSET", k.online(key), self.node, 1),
+                ("SADD", k.node_keys(self.node), key),
+                self._notice(bus.KeyOnline(key, True)),
+            )
+
+    async def _learn_online(self) -> None:
+        """Which keys the other live relays hold (their notices only tell what changes)."""
+        client, k, directory = self._store.client, self._keys, self._directory
+        assert directory is not None
+        for node in _bytes(await client.zrangebyscore(k.nodes, _now_ms(), "+inf")):
+            if node == self.node:
+                continue
+            for key in _bytes(await client.smembers(k.node_keys(node))):
+                self.remote.setdefault(key, set()).add(node)
+                user = directory.users.get(key)
+                if user is not None and user.status == OFFLINE:
+                    directory.follow_presence(key, "online", None, None)
+
+    # Liveness ------------------------------------------------------------------------
+
+    async def _beat(self) -> None:
+        """Renewed every quarter window, it runs out half a window after the last renewal:
+        a dead relay is buried within three quarters of the keepalive window."""
+        deadline = _now_ms() + int(self._keepalive_s * 500)
+        await self._store.client.zadd(self._keys.nodes, {self.node: deadline})
+
+    async def _beat_forever(self) -> None:
+        """Renew the heartbeat, and bury relays whose heartbeat ran out, four times a window."""
+        client, k = self._store.client, self._keys
+        while True:
+            await asyncio.sleep(self._keepalive_s / 4)
+            try:
+                await self._beat()
+                for node in _bytes(await client.zrangebyscore(k.nodes, "-inf", _now_ms())):
+                    if node != self.node and await client.zrem(k.nodes, node):
+                        await self._bury(node)  # this relay noticed first
+                        self._send(self._notice(bus.NodeGone(node)))
+                        self._node_gone(node)
+            except (RedisError, OSError) as exc:
+                event(LOGGER, "heartbeat_failed", logging.WARNING, error=type(exc).__name__)
+
+    async def _bury(self, node: bytes) -> None:
+        """Remove a relay's keys from the online lists (it is gone, or stopping)."""
+        client, k = self._store.client, self._keys
+        keys = _bytes(await client.smembers(k.node_keys(node)))
+        pipe = client.pipeline(transaction=False)
+        for key in keys:
+            pipe.hdel(k.online(key), node)
+        pipe.delete(k.node_keys(node))
+        await pipe.execute()
+
+
+def _bytes(answer: Any) -> list[bytes]:
+    """Members of a set or sorted set, as Redis returns them (bytes: no decoding)."""
+    return list(cast(Iterable[bytes], answer))
+
+
+def _room_record(notice: bus.RoomCreated) -> RoomRecord:
+    return RoomRecord(
+        notice.id,
+        notice.name,
+        notice.description,
+        notice.max_members,
+        notice.listed,
+        notice.access_kind,
+        notice.verifier,
+        notice.salt,
+        notice.created,
+    )

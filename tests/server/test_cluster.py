@@ -1,0 +1,132 @@
+"""Several relays over one Redis: one chat, whichever relay each client is connected to."""
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+from e2echat_server import Relay, RelayConfig
+
+from e2echat.protocol import (
+    CreateRoom,
+    Error,
+    ErrorCode,
+    JoinRoom,
+    Lookup,
+    Message,
+    OpenAccess,
+    Presence,
+    RoomReply,
+    Send,
+    Sent,
+    SummaryReply,
+    Sync,
+    Synced,
+)
+from tests.server.wire import Identity, WireClient, login
+
+# A short keepalive window, so that a dead relay's users go offline within the test.
+PING_S = 0.5
+
+
+def node_config(redis_url: str, data_dir: Path) -> RelayConfig:
+    return RelayConfig(
+        port=0,
+        redis=redis_url,
+        data_dir=data_dir,
+        ping_interval_s=PING_S,
+        ping_timeout_s=PING_S,
+        rate=1000,
+        burst=1000,
+    )
+
+
+@asynccontextmanager
+async def relays(redis_url: str, tmp_path: Path, count: int = 2) -> AsyncIterator[list[Relay]]:
+    nodes = [Relay(node_config(redis_url, tmp_path / f"node{i}")) for i in range(count)]
+    for node in nodes:
+        await node.start()
+    try:
+        yield nodes
+    finally:
+        for node in nodes:
+            await node.close()
+
+
+async def room_of_two(a: WireClient, b: WireClient, name: str = "lobby") -> bytes:
+    reply = await a.request(CreateRoom(name=name, access=OpenAccess(), id="c"), RoomReply)
+    await b.request(JoinRoom(name=name, id="j"), RoomReply)
+    return reply.room.id
+
+
+async def test_two_users_on_two_relays_chat(redis_url: str, tmp_path: Path) -> None:
+    async with relays(redis_url, tmp_path) as (one, two):
+        alice = await login(one.url, Identity("alice"))
+        bob = await login(two.url, Identity("bob"))
+        room = await room_of_two(alice, bob)
+        sent = await alice.request(Send(room=room, body=b"hi bob", id="s1"), Sent)
+        got = await bob.next_of(Message)
+        assert (got.seq, got.sender, got.body) == (sent.seq, alice.identity.key, b"hi bob")  # type: ignore[union-attr]
+        answer = await bob.request(Send(room=room, body=b"hi alice", id="s2"), Sent)
+        assert answer.seq == sent.seq + 1  # one numbering, whichever relay took the send
+        assert (await alice.next_of(Message)).body == b"hi alice"
+        await bob.send(Sync(room=room, after=0, id="y"))
+        history = [await bob.next_of(Message), await bob.next_of(Message)]
+        assert [m.body for m in history] == [b"hi bob", b"hi alice"]
+        assert (await bob.next_of(Synced)).seq == answer.seq
+
+
+async def test_presence_crosses_relays(redis_url: str, tmp_path: Path) -> None:
+    async with relays(redis_url, tmp_path) as (one, two):
+        alice = await login(one.url, Identity("alice"))
+        bob_id = Identity("bob")
+        bob = await login(two.url, bob_id)
+        await room_of_two(alice, bob)
+        await bob.close()
+        offline = await alice.next_of(Presence)
+        assert (offline.key, offline.status) == (bob_id.key, "offline")
+        bob = await login(two.url, bob_id)
+        online = await alice.next_of(Presence)
+        assert (online.key, online.status) == (bob_id.key, "online")
+        # A relay started now learns who is online on the others.
+        async with relays(redis_url, tmp_path / "late", count=1) as (three,):
+            carol = await login(three.url, Identity("carol"))
+            joined = await carol.request(JoinRoom(name="lobby", id="j"), RoomReply)
+            statuses = {m.name: m.status for m in joined.room.members}
+            assert statuses == {"alice": "online", "bob": "online", "carol": "online"}
+
+
+async def test_a_room_created_on_two_relays_at_once_has_one_winner(
+    redis_url: str, tmp_path: Path
+) -> None:
+    async with relays(redis_url, tmp_path) as (one, two):
+        alice = await login(one.url, Identity("alice"))
+        bob = await login(two.url, Identity("bob"))
+        for round_ in range(5):
+            name = f"race-{round_}"
+            await alice.send(CreateRoom(name=name, access=OpenAccess(), id="a"))
+            await bob.send(CreateRoom(name=name, access=OpenAccess(), id="b"))
+            answers = [
+                await alice.next_of((RoomReply, Error)),  # type: ignore[arg-type]
+                await bob.next_of((RoomReply, Error)),  # type: ignore[arg-type]
+            ]
+            won = [a for a in answers if isinstance(a, RoomReply)]
+            lost = [a for a in answers if isinstance(a, Error)]
+            assert (len(won), len(lost)) == (1, 1), answers
+            assert lost[0].code == ErrorCode.NAME_TAKEN
+            seen = [await c.request(Lookup(name=name, id="l"), SummaryReply) for c in (alice, bob)]
+            assert {s.room.id for s in seen} == {won[0].room.id}  # both relays agree
+            assert all(s.room.member_count == 1 for s in seen)
+
+
+async def test_many_senders_on_two_relays_get_one_gapless_numbering(
+    redis_url: str, tmp_path: Path
+) -> None:
+    async with relays(redis_url, tmp_path) as (one, two):
+        alice = await login(one.url, Identity("alice"))
+        bob = await login(two.url, Identity("bob"))
+        room = await room_of_two(alice, bob)
+        for i in range(20):
+            await alice.send(Send(room=room, body=b"a%d" % i, id=f"a{i}"))
+            await bob.send(Send(room=room, body=b"b%d" % i, id=f"b{i}"))
+        seqs = [(await c.next_of(Sent)).seq for c in (alice, bob) for _ in range(20)]
+        assert sorted(seqs) == list(range(1, 41))
