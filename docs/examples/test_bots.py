@@ -72,14 +72,18 @@ async def test_run_serves_until_a_signal_then_exits_cleanly(
     try:
         alice = await e2echat_client("alice")
         room = await alice.room("lobby", create=True)
-        await wait_for_member(room, "echo-bot", timeout=30)  # the bot process is ready
+        await wait_for_member(room, "echo-bot", timeout=30)  # the bot is in the room
+        assert bot.stderr is not None
+        async with asyncio.timeout(30):  # and its setup is done: it logs that it is ready
+            while b"echo-bot is ready" not in await bot.stderr.readline():
+                pass
         assert (await ask(room, "ping")).text == "ping"
         bot.send_signal(stop)
         _, stderr = await asyncio.wait_for(bot.communicate(), 30)
     finally:
         if bot.returncode is None:
             bot.kill()
-            await bot.wait()
+            print((await bot.communicate())[1].decode())  # the bot's log, for the report
     log = stderr.decode()
     assert bot.returncode == 0, log
     assert "Traceback" not in log

@@ -89,6 +89,7 @@ async def _serve(
         identity = Identity.load_or_create(path, allow_unencrypted=allow_unencrypted)
     async with Client(url, identity=identity, name=name, **client_options) as chat:
         await setup(chat)
+        log.info("%s is ready in %d room(s)", name, len(chat.rooms))
         if chat.has_handlers:
             await chat.run_forever()
         else:
