@@ -70,6 +70,7 @@ async def client_side(url: str, source: Path, folder: Path, repeat: int) -> dict
                 break
         inbox = bob.messages()
         rss_before = vm(os.getpid(), "VmRSS")
+        size = await asyncio.to_thread(os.path.getsize, source)
         ups, downs = [], []
         for _ in range(repeat):
             start = time.perf_counter()
@@ -81,8 +82,8 @@ async def client_side(url: str, source: Path, folder: Path, repeat: int) -> dict
             start = time.perf_counter()
             saved = await msg.download(folder)
             downs.append(time.perf_counter() - start)
-            assert saved.stat().st_size == source.stat().st_size
-            saved.unlink()
+            assert await asyncio.to_thread(os.path.getsize, saved) == size
+            await asyncio.to_thread(saved.unlink)
     usage = resource.getrusage(resource.RUSAGE_SELF)
     return {
         "upload_s": ups,
@@ -143,8 +144,10 @@ def run_size(mib: int, repeat: int, work: Path) -> dict[str, object]:
     write_random(source, mib * MIB)
     data_dir = work / f"relay-{mib}"
     relay = subprocess.Popen(
-        [sys.executable, "-m", "e2echat_server", "--port", "0", "--data-dir", str(data_dir)]
-        + ["--log-level", "warning", "--rate", "5000", "--burst", "5000"],
+        [
+            *(sys.executable, "-m", "e2echat_server", "--port", "0", "--data-dir", str(data_dir)),
+            *("--log-level", "warning", "--rate", "5000", "--burst", "5000"),
+        ],
         stdout=subprocess.PIPE,
         text=True,
     )

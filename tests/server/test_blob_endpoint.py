@@ -158,7 +158,11 @@ async def test_an_interrupted_upload_resumes_from_what_the_relay_kept(
         await conn.send(encode_blob_frame(StartUpload(token=first.token)), text=True)
         assert await _control(conn) == Resume(offset=0)
         await conn.send(data[:100_000])
-        await conn.ping()  # the relay read what came before the ping
+        # A text frame mid-upload is refused once the bytes before it are stored.
+        await conn.send("not bytes", text=True)
+        refusal = await _control(conn)
+        assert isinstance(refusal, Error)
+        assert refusal.code == ErrorCode.BAD_FRAME
     resumed = await alice.request(
         BlobUpload(room=room, size=len(data), blob=first.blob), BlobTicket
     )
