@@ -434,6 +434,9 @@ class Driver:
     def _set_state(self, state: ConnectionState, detail: str | None) -> None:
         if state is not self.state:
             self.state = state
+            if state is not ConnectionState.CONNECTING:  # the rest are worth a line at INFO
+                reason = f": {detail}" if detail else ""
+                log.info("%s %s%s", state.value, self.url, reason)
             self.events.publish(ConnectionChanged(state, detail))
 
 

@@ -431,3 +431,14 @@ def test_bot_identities_are_one_per_name(tmp_path: Path, monkeypatch: pytest.Mon
     monkeypatch.setenv("E2ECHAT_HOME", str(tmp_path))
     assert e2echat.bot_identity_path("roll-bot") == tmp_path / "bots" / "roll-bot.key"
     assert e2echat.bot_identity_path("../x y").parent == tmp_path / "bots"
+
+
+async def test_connection_changes_are_logged_at_info(
+    make_client: MakeClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.INFO, "e2echat"):
+        alice = await make_client("alice")
+        await alice.close()
+    lines = [r.getMessage() for r in caplog.records if r.name == "e2echat"]
+    assert f"connected {alice.url}" in lines
+    assert f"closed {alice.url}" in lines
