@@ -86,6 +86,9 @@ Status = Literal["online", "away", "busy"]
 PROOF_WAIT_MS = 5000
 """After joining a secret room, sends wait up to this long for the members' proofs."""
 RECENT_DELIVERED = 4096
+EARLY_MESSAGES = 256
+"""Room messages kept for a room the relay has put us in but the engine has not yet
+entered (they can overtake the application's handling of the ``room`` reply)."""
 """Delivered bodies remembered to recognise a resent copy (``_resent_copy``)."""
 _ROSTER_EVENTS = (cev.MemberValidated, cev.MemberUnverified)
 TYPING_REFRESH_MS = 3000
@@ -148,6 +151,7 @@ class Engine:
         self._mailbox_seen = 0
         self._mailbox_acked = 0
         self._delivered: OrderedDict[bytes, None] = OrderedDict()
+        self._early: list[RelayMessage] = []
         """Room id + sender + body digest of recently delivered messages, oldest first."""
         for record in store.rooms():
             self._add_room(record)
@@ -212,6 +216,10 @@ class Engine:
             self._reconcile(state, info.members, out)
         if existing is None:
             out.events.append(ev.RoomJoined(info.id))
+        early = [f for f in self._early if f.room == info.id and f.seq > info.seq]
+        self._early = [f for f in self._early if f.room != info.id]
+        for frame in early:
+            self._room_message(frame, out)
         return out
 
     def _secret_of(self, record: RoomRecord) -> RoomSecret | None:
@@ -320,6 +328,7 @@ class Engine:
     def disconnected(self) -> None:
         """The connection is gone: sends queue up until the next ``welcome``."""
         self.connected = self.view.connected = False
+        self._early.clear()
         self.outbox.disconnected()
         for state in self.rooms.values():
             state.sync.disconnect()
@@ -480,7 +489,13 @@ class Engine:
 
     def _room_message(self, frame: RelayMessage, out: Output) -> None:
         state = self.rooms.get(frame.room)
-        if state is None or not state.sync.message(frame.seq):
+        if state is None:
+            # The relay's `room` reply came first, but entering the room is the next
+            # step: keep the message for it (a sync after a reconnect covers the rest).
+            if len(self._early) < EARLY_MESSAGES:
+                self._early.append(frame)
+            return
+        if not state.sync.message(frame.seq):
             return  # a duplicate, or a room waiting for its roster (its sync brings it)
         with self.store.transaction():
             if frame.sender != self.me and not self.store.has_history(frame.room, frame.seq):

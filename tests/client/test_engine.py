@@ -340,3 +340,26 @@ def test_a_refused_members_request_does_not_hold_the_room_up(
     out = bob.receive(refused)
     assert [type(f) for f in out.frames if not isinstance(f, DirectSend)] == [Sync, Send]
     assert [type(e) for e in out.events] == [e2echat.Notice]
+
+
+def test_a_message_that_overtakes_entering_its_room_is_kept_for_it() -> None:
+    """The relay's `room` reply and the next message can reach the engine before the
+    application has entered the room: the message must not be lost."""
+    clock = Clock()
+    alice, bob = make_engine("alice", clock), make_engine("bob", clock)
+    alice.enter_room(room_info(alice, bob, seq=3), "open", None)
+    alice.welcome(welcome(alice, alice, bob))
+    bob.welcome(Welcome(user=User(key=bob.me, name=bob.name), rooms=[], mailbox=0))
+    _item, _msg, sent = alice.queue(ROOM_ID, "just after you joined")
+    (send,) = [f for f in sent.frames if isinstance(f, Send)]
+    frame = Message(room=ROOM_ID, seq=4, ts=NOW, sender=alice.me, body=send.body)
+    old = Message(room=ROOM_ID, seq=3, ts=NOW, sender=alice.me, body=send.body)
+    assert bob.receive(old).messages == []
+    assert bob.receive(frame).messages == []  # no room yet: kept, not dropped
+    entered = bob.enter_room(room_info(alice, bob, seq=3), "open", None)
+    assert entered.messages == []  # the key has not come yet
+    for i, direct in enumerate(f for f in sent.frames if isinstance(f, DirectSend)):
+        share = DirectDelivery(sender=alice.me, seq=i + 1, ts=NOW, body=direct.body)
+        entered.extend(bob.receive(share))
+    assert [m.text for m in entered.messages] == ["just after you joined"]
+    assert [m.seq for m in entered.messages] == [4]  # seq 3 predates the join: dropped
