@@ -21,6 +21,7 @@ subpackages (protocol, crypto, store, client) are internal layers.
 from e2echat.client.client import Client
 from e2echat.client.errors import (
     AlreadyConnected,
+    AmbiguousMention,
     AuthError,
     BadStatus,
     ConnectError,
@@ -42,6 +43,7 @@ from e2echat.client.errors import (
     NotInHistory,
     PassphraseRequired,
     RelayError,
+    Replaced,
     StoreError,
     StoreInUse,
     TransferError,
@@ -50,9 +52,11 @@ from e2echat.client.errors import (
 )
 from e2echat.client.events import (
     ConnectionChanged,
+    ConnectionReplaced,
     Event,
     MemberJoined,
     MemberLeft,
+    MemberRenamed,
     MemberValidated,
     MessageDeleted,
     MessageEdited,
@@ -69,6 +73,7 @@ from e2echat.client.identity import Identity
 from e2echat.client.models import (
     ConnectionState,
     FileInfo,
+    Lookalike,
     Member,
     Message,
     Quote,
@@ -85,11 +90,13 @@ __version__ = "0.1.0"
 
 __all__ = [
     "AlreadyConnected",
+    "AmbiguousMention",
     "AuthError",
     "BadStatus",
     "Client",
     "ConnectError",
     "ConnectionChanged",
+    "ConnectionReplaced",
     "ConnectionState",
     "E2EChatError",
     "EmptyMessage",
@@ -103,9 +110,11 @@ __all__ = [
     "InvalidName",
     "InvalidReaction",
     "InvalidRoomOption",
+    "Lookalike",
     "Member",
     "MemberJoined",
     "MemberLeft",
+    "MemberRenamed",
     "MemberValidated",
     "Message",
     "MessageDeleted",
@@ -125,6 +134,7 @@ __all__ = [
     "ReactionsChanged",
     "ReadReceipt",
     "RelayError",
+    "Replaced",
     "Room",
     "RoomJoined",
     "RoomLeft",

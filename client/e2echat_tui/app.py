@@ -25,7 +25,6 @@ from textual.widgets import Footer
 import e2echat
 from e2echat import (
     ConnectionChanged,
-    ConnectionState,
     E2EChatError,
     Member,
     MemberJoined,
@@ -183,7 +182,6 @@ class ChatApp(App[None]):
         self.tabs: dict[str, RoomTab] = {}
         self.listed_rooms: list[str] = []  # the relay's listed rooms, as last asked
         self.roomless_history = InputHistory()  # what was sent while in no room
-        self._own_reconnects = 0  # reconnects caused by /nick: not news for the timeline
 
     def get_driver_class(self) -> type[Driver]:
         """The terminal driver that keeps pastes whole and reports Alt+Enter."""
@@ -217,7 +215,7 @@ class ChatApp(App[None]):
         return self.query_one(RoomList)
 
     async def on_mount(self) -> None:
-        self.connection, self.user = str(self.chat.state), self.chat.name
+        self.connection, self.user = str(self.chat.state), self.chat.name or ""
         for room in self.chat.rooms:
             await self._add_room(room)
         first = self.first_room if self.first_room in self.tabs else next(iter(self.tabs), None)
@@ -503,17 +501,11 @@ class ChatApp(App[None]):
         await self._load_older(self.tabs[room.name])
 
     async def _rename(self, name: str) -> None:
-        """``Client.rename`` reconnects: that drop and return are not news."""
-        reconnects = self.chat.state is ConnectionState.CONNECTED
-        self._own_reconnects += reconnects
+        """A signed rename: the relay announces it to every room we are in."""
         try:
             await self.chat.rename(name)
-        except E2EChatError:
-            if self.chat.name != name:  # refused before it dropped the connection
-                self._own_reconnects -= reconnects
-            raise
         finally:
-            self.user = self.chat.name
+            self.user = self.chat.name or ""
             self._sync_roster()
         self.say(f"You are now {self.chat.name}")
 
@@ -638,10 +630,7 @@ class ChatApp(App[None]):
     def _connection_changed(self, state: str, detail: str | None) -> None:
         """The header always follows; the timeline hears of losses and recoveries only."""
         previous, self.connection = self.connection, state
-        if self._own_reconnects:
-            if state == "connected":
-                self._own_reconnects -= 1
-        elif state in ("reconnecting", "closed"):
+        if state in ("reconnecting", "closed"):
             self.say(f"Connection {state}" + (f": {detail}" if detail else ""), Level.WARNING)
         elif state == "connected" and previous in ("reconnecting", "closed"):
             self.say("Connected again")

@@ -43,7 +43,7 @@ COMMANDS: Final[tuple[CommandSpec, ...]] = (
     CommandSpec("verify", "/verify NAME", "Show a member's safety number; mark it verified."),
     CommandSpec("members", "/members", "List the members of the current room."),
     CommandSpec("rooms", "/rooms", "List the relay's listed rooms."),
-    CommandSpec("nick", "/nick NAME", "Change your display name (reconnects)."),
+    CommandSpec("nick", "/nick NAME", "Change your display name (your rooms see it)."),
     CommandSpec("help", "/help", "Show the commands and keys."),
     CommandSpec("quit", "/quit", "Leave the program."),
 )

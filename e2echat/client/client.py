@@ -19,12 +19,11 @@ from typing import Any, Literal, ParamSpec, TypeVar, cast
 
 from e2echat.client import fileops, kdfcost
 from e2echat.client.backoff import Backoff
-from e2echat.client.driver import REQUEST_TIMEOUT_S, Driver
+from e2echat.client.driver import Driver
 from e2echat.client.engine import PROOF_WAIT_MS, Access, Engine
 from e2echat.client.errors import (
     AlreadyConnected,
     BadStatus,
-    ConnectError,
     E2EChatError,
     EmptyMessage,
     InvalidInput,
@@ -43,7 +42,7 @@ from e2echat.client.errors import (
     WrongAccess,
     WrongPassphrase,
 )
-from e2echat.client.events import ConnectionChanged, Event
+from e2echat.client.events import Event
 from e2echat.client.handlers import HandlerRunner, check_async
 from e2echat.client.identity import Identity
 from e2echat.client.models import ConnectionState, Member, Message, RoomSummary, Version, placed
@@ -139,7 +138,7 @@ class Client:
         url: str,
         *,
         identity: Identity,
-        name: str,
+        name: str | None = None,
         store: Path | str | None = None,
         reconnect: bool = True,
         include_own: bool = False,
@@ -154,9 +153,11 @@ class Client:
         typing: bool = True,
         read_receipts: bool = False,
     ) -> None:
-        _check_user_name(name)
+        if name is not None:
+            _check_user_name(name)
         self.url = url
         self.name = name
+        """Our display name; None until the first connect reads the remembered one."""
         self.key = identity.public_key
         self._identity = identity
         self._store_path = default_store_path(identity) if store is None else store
@@ -251,9 +252,14 @@ class Client:
             make_private_file(Path(self._store_path))
         store = Store(self._store_path, self._identity)
         session = CryptoSession(self._identity, store, policy=self._policy)
-        engine = Engine(
-            self._identity, self.name, store, session, _now_ms, round(self._proof_wait * 1000)
-        )
+        try:
+            engine = Engine(
+                self._identity, self.name, store, session, _now_ms, round(self._proof_wait * 1000)
+            )
+        except BaseException:
+            store.close()
+            raise
+        self.name = engine.name
         engine.send_typing = engine.show_typing = self._typing_on
         engine.read_receipts = self._read_receipts
         return engine
@@ -484,23 +490,35 @@ class Client:
         await self._driver.call(self._driver.engine.set_own_status, frame.status, frame.text)
 
     async def rename(self, name: str) -> None:
-        """Change our display name. The relay learns names at login, so this reconnects;
-        it returns once the client is connected under the new name."""
+        """Change our display name, signed by our key so the relay cannot invent one.
+
+        Connected, the relay announces it at once to everyone we share a room with (and
+        lists it to those who connect later); offline, it goes with the next connect.
+        Either way it is remembered for the next connect.
+        """
         _check_user_name(name)
+        await self._shielded(self._rename(name))
+
+    async def _rename(self, name: str) -> None:
+        driver = self._driver
+        if self.state is ConnectionState.CONNECTED:
+            await self._request(await driver.call(driver.engine.set_name, name), Ok)
+        await driver.call(setattr, driver.engine, "name", name)
+        self.name = name
+
+    async def set_petname(self, member: Member, petname: str | None) -> None:
+        """Give ``member``'s key your own name for it (None removes it).
+
+        It stays on this device, is shown instead of the name the member chose
+        (``Member.display_name``) and follows the key, whatever it calls itself.
+        """
+        if petname is not None:
+            _check_user_name(petname)
         engine = self._driver.engine
-        events = self.events()
         try:
-            self.name = engine.name = name
-            if self.state is ConnectionState.CONNECTED:
-                await self._driver.drop()
-                async with asyncio.timeout(REQUEST_TIMEOUT_S):
-                    async for event in events:
-                        if event == ConnectionChanged(ConnectionState.CONNECTED, None):
-                            break
-        except TimeoutError:
-            raise ConnectError("could not reconnect under the new name in time") from None
-        finally:
-            await events.aclose()
+            await self._driver.call(engine.set_petname, member.key, petname)
+        except CryptoError as exc:
+            raise E2EChatError(str(exc)) from None
 
     # Room operations (called by Room) --------------------------------------------------
 
@@ -508,7 +526,13 @@ class Client:
         if room.id not in self._driver.engine.rooms:
             raise NotAMember(f"You are not a member of room {room.name!r}.")
 
-    async def _send(self, room: Room, text: str, reply_to: Message[Room] | None) -> Message[Room]:
+    async def _send(
+        self,
+        room: Room,
+        text: str,
+        reply_to: Message[Room] | None,
+        mentions: tuple[bytes, ...] = (),
+    ) -> Message[Room]:
         if not text:
             raise EmptyMessage("An empty message is not sent.")
         if reply_to is not None and reply_to.room is not room:
@@ -520,7 +544,9 @@ class Client:
         driver = self._driver
 
         async def queue() -> tuple[int, Message[Room], Output]:
-            item_id, core, out = await driver.call(driver.engine.queue, room.id, text, target)
+            item_id, core, out = await driver.call(
+                driver.engine.queue, room.id, text, target, mentions
+            )
             return item_id, placed(core, room), out
 
         return await self._confirmed(queue)

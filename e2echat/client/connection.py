@@ -95,6 +95,15 @@ class Connection:
                 except websockets.ConnectionClosed:
                     self.open = False
 
+    @property
+    def close_code(self) -> int | None:
+        """The close code the relay sent, once the link closed (None before, or none sent)."""
+        return self._ws.close_code
+
+    @property
+    def close_reason(self) -> str:
+        return self._ws.close_reason or ""
+
     async def close(self) -> None:
         """Close the link (the reader then sees it end)."""
         with contextlib.suppress(websockets.WebSocketException):

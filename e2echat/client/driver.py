@@ -27,8 +27,16 @@ from e2echat.client.errors import (
     NotAMember,
     NotConnected,
     RelayError,
+    Replaced,
 )
-from e2echat.client.events import ConnectionChanged, Event, Notice, RoomEvent, RoomLeft
+from e2echat.client.events import (
+    ConnectionChanged,
+    ConnectionReplaced,
+    Event,
+    Notice,
+    RoomEvent,
+    RoomLeft,
+)
 from e2echat.client.models import ConnectionState, Message, placed
 from e2echat.client.output import Output
 from e2echat.client.pacing import TokenBucket
@@ -326,6 +334,10 @@ class Driver:
             try:
                 await self._session()
                 detail = "the relay closed the connection"
+            except Replaced as exc:
+                self.events.publish(ConnectionReplaced(str(exc)))
+                self._set_state(ConnectionState.CLOSED, str(exc))
+                return
             except (OSError, TimeoutError, E2EChatError, websockets.WebSocketException) as exc:
                 error = exc if isinstance(exc, E2EChatError) else ConnectError(_describe(exc))
                 if self._fail_ready(error):
@@ -369,8 +381,17 @@ class Driver:
                     self._ready.set_result(None)
                 await self.dispatch(out)
                 ticker = asyncio.create_task(self._tick_forever(), name="e2echat-tick")
-                async for frame in link.frames():
-                    await self._receive(frame)
+                try:
+                    async for frame in link.frames():
+                        await self._receive(frame)
+                except websockets.ConnectionClosed:
+                    if link.close_code != CloseCode.REPLACED:
+                        raise
+                if link.close_code == CloseCode.REPLACED:
+                    raise Replaced(
+                        "this identity connected from another place, which now holds the"
+                        f" connection ({link.close_reason or 'replaced'}); not reconnecting"
+                    )
             finally:
                 self._link = None
                 if ticker is not None:

@@ -19,6 +19,8 @@ from collections import OrderedDict
 from collections.abc import Callable
 from typing import Literal, cast
 
+import msgspec
+
 from e2echat.client import events as ev
 from e2echat.client.conversation import Conversation, Relation
 from e2echat.client.errors import E2EChatError, NotAllowed, NotAMember, NotInHistory
@@ -49,6 +51,7 @@ from e2echat.crypto.primitives import SIGNATURE_SIZE, TAG_SIZE
 from e2echat.crypto.roomsecret import RoomSecret
 from e2echat.crypto.session import CryptoSession
 from e2echat.crypto.session import Member as CryptoMember
+from e2echat.crypto.statements import sign_name
 from e2echat.protocol import (
     MAX_BODY,
     Ack,
@@ -64,9 +67,11 @@ from e2echat.protocol import (
     PrekeyUpdate,
     Presence,
     RelayFrame,
+    Renamed,
     Retract,
     RoomInfo,
     Sent,
+    SetName,
     SetStatus,
     Signal,
     SignalSend,
@@ -124,7 +129,7 @@ class Engine:
     def __init__(
         self,
         identity: Identity,
-        name: str,
+        name: str | None,
         store: Store,
         session: CryptoSession,
         clock: Callable[[], int],
@@ -141,7 +146,12 @@ class Engine:
         self.rooms: dict[bytes, RoomState] = {}
         self.connected = False
         self.outbox = Outbox(store, session)
-        self.view = Projection(self.me, name, session, self.rooms)
+        remembered = store.own_name()
+        if name is None and remembered is None:
+            raise E2EChatError("No display name yet: pass name= the first time this key connects.")
+        self.view = Projection(self.me, name or remembered or "", session, self.rooms)
+        if name is not None and name != remembered:
+            store.set_own_name(name)
         self.chat = Conversation(self.me, store, self.view)
         self.send_typing = True
         """Signal our typing (``Client(typing=False)`` turns both directions off)."""
@@ -163,7 +173,19 @@ class Engine:
 
     @name.setter
     def name(self, name: str) -> None:
+        """Our name from now on, remembered for the next connect."""
         self.view.name = name
+        self.store.set_own_name(name)
+        self.view.refresh_key(self.me)
+
+    def set_name(self, name: str) -> SetName:
+        """The ``set_name`` request that renames us, with our signed name statement."""
+        return SetName(name=name, name_statement=sign_name(self.identity, name, self.clock()))
+
+    def set_petname(self, key: bytes, petname: str | None) -> None:
+        """The user's own name for ``key`` (None removes it), shown instead of its name."""
+        self.session.contacts.set_petname(key, petname)
+        self.view.refresh_all()  # look-alike flags compare against petnamed contacts
 
     # Rooms and members -------------------------------------------------------------
 
@@ -178,12 +200,13 @@ class Engine:
         return self.view.member(key, room_id)
 
     def set_verified(self, key: bytes, verified: bool) -> None:
-        """The user verified ``key`` (or withdrew it): record it, show it in every roster."""
+        """The user verified ``key`` (or withdrew it): record it, show it in every roster
+        (every one: names elsewhere are now compared with a verified contact's)."""
         if verified:
             self.session.contacts.mark_verified(key)
         else:
             self.session.contacts.unverify(key)
-        self.view.refresh_key(key)
+        self.view.refresh_all()
 
     def enter_room(self, info: RoomInfo, access: Access, secret: RoomSecret | None) -> Output:
         """We created or joined a room (the relay's ``room`` reply)."""
@@ -239,6 +262,7 @@ class Engine:
             secret=self._secret_of(state.record),
         )
         self._apply(outcome, out)
+        self._signed_names(members)
         self.view.refresh(state)
         if before:
             for key in listed - before - {self.me}:
@@ -285,7 +309,13 @@ class Engine:
         transcript = hello_transcript(
             challenge.relay, challenge.nonce, self.me, self.name, prekey.id, prekey.key, prekey.sig
         )
-        return Hello(key=self.me, name=self.name, prekey=signed, sig=self.identity.sign(transcript))
+        return Hello(
+            key=self.me,
+            name=self.name,
+            prekey=signed,
+            sig=self.identity.sign(transcript),
+            name_statement=sign_name(self.identity, self.name, self.clock()),
+        )
 
     def welcome(self, welcome: Welcome) -> Output:
         """Authenticated: reconcile rooms, resume each with ``sync``, flush the outbox."""
@@ -350,19 +380,26 @@ class Engine:
     # Sending -----------------------------------------------------------------------
 
     def queue(
-        self, room_id: bytes, text: str, reply_to: bytes | None = None
+        self,
+        room_id: bytes,
+        text: str,
+        reply_to: bytes | None = None,
+        mentions: tuple[bytes, ...] = (),
     ) -> tuple[int, Message[bytes], Output]:
         """Put a message in the outbox (a reply to the stored message ``reply_to``, which
         it mentions the sender of); send it now if connected.
 
-        Raises ``E2EChatError`` (and queues nothing) for an empty or too long message,
-        or a reply to a message that is not here.
+        ``mentions`` are keys mentioned explicitly, before those ``@name`` resolves to
+        (by the names members go by and their petnames). Raises ``E2EChatError`` (and
+        queues nothing) for an empty or too long message, a reply to a message that is
+        not here, or an ambiguous ``@name``.
         """
         state = self._room_state(room_id)
         if not text:
             raise E2EChatError("An empty message is not sent.")
-        roster = [(m.name, m.key) for m in state.members.values()]
-        mentions = resolve_mentions(text, roster)
+        roster = [(m.name, m.key) for m in state.member_list]
+        roster += [(m.petname, m.key) for m in state.member_list if m.petname is not None]
+        mentions = tuple(dict.fromkeys(mentions + resolve_mentions(text, roster)))
         quote = None
         if reply_to is not None:
             quote = self.chat.quote(room_id, reply_to)
@@ -481,6 +518,8 @@ class Engine:
             self._member_joined(frame, out)
         elif isinstance(frame, MemberLeft):
             self._member_left(frame, out)
+        elif isinstance(frame, Renamed):
+            self._renamed(frame, out)
         elif isinstance(frame, Presence):
             member = self.view.presence(frame)
             if member is not None:
@@ -552,6 +591,39 @@ class Engine:
                 self._resume(state, out, refused=True)  # no roster: don't hold the room up
         out.events.append(ev.Notice(f"The relay reports: {frame.message}"))
 
+    def _renamed(self, frame: Renamed, out: Output) -> None:
+        """A key renamed itself: only its signed statement changes the name we show."""
+        key = frame.key
+        rooms = [state for state in self.rooms.values() if key in state.members]
+        previous = self.member(key, rooms[0].id if rooms else None).name
+        if key == self.me:
+            if frame.name_statement is not None and frame.name != self.name:
+                self.name = frame.name  # we renamed ourselves from another place
+            return
+        if frame.name_statement is None:
+            return  # a relay's unsigned claim renames no one we already know
+        for state in rooms:
+            state.members[key] = msgspec.structs.replace(
+                state.members[key], name=frame.name, name_statement=frame.name_statement
+            )
+        changed = self.session.contacts.apply_name(key, frame.name_statement)
+        if isinstance(changed, cev.StatementRejected):
+            log.warning("a rename was rejected: %s", changed.reason)
+            return
+        for state in rooms:
+            self.view.refresh(state)
+        member = self.member(key, rooms[0].id if rooms else None)
+        if member.name != previous:
+            out.events.append(ev.MemberRenamed(member, previous))
+
+    def _signed_names(self, members: list[RelayMember]) -> None:
+        """Adopt the signed names the relay lists with members (newer ones only)."""
+        for member in members:
+            if member.name_statement is not None and member.key != self.me:
+                rejected = self.session.contacts.apply_name(member.key, member.name_statement)
+                if isinstance(rejected, cev.StatementRejected):
+                    log.warning("a listed name was rejected: %s", rejected.reason)
+
     def _member_joined(self, frame: MemberJoined, out: Output) -> None:
         state = self.rooms.get(frame.room)
         if state is None or state.sync.awaiting_roster:
@@ -567,6 +639,7 @@ class Engine:
                 self.session.member_joined(frame.room, _crypto_member(frame.member), self.clock()),
                 out,
             )
+            self._signed_names([frame.member])
         self.view.refresh(state)
         if key != self.me:
             out.events.append(ev.MemberJoined(state.id, self.member(key, frame.room)))

@@ -21,6 +21,12 @@ class AuthError(E2EChatError):
     """The relay refused our ``hello`` (bad signature, name, or a closed 4401)."""
 
 
+class Replaced(ConnectError):
+    """The same identity connected from another place, and the relay handed the
+    connection over to it (close code 4409). The client does not reconnect on its own:
+    two clients of one key would otherwise take the connection from each other."""
+
+
 class RelayError(E2EChatError):
     """The relay answered a request with an ``error`` frame; ``code`` says which."""
 
@@ -60,6 +66,11 @@ class InvalidInput(E2EChatError, ValueError):
 
 class InvalidName(InvalidInput):
     """A user or room name that the protocol does not allow (length, characters)."""
+
+
+class AmbiguousMention(InvalidInput):
+    """``@name`` fits several members (namesakes): write ``@name#tag`` (``Member.tag``)
+    or pass ``mentions=`` to say which key you mean."""
 
 
 class EmptyMessage(InvalidInput):

@@ -62,6 +62,24 @@ class PresenceChanged(Event):
 
 
 @dataclass(frozen=True)
+class ConnectionReplaced(Event):
+    """Our identity connected from another place (another terminal, a bot) and the relay
+    handed the connection over to it. This client is now closed and does not reconnect
+    on its own: connect it again to take the identity back (which closes the other)."""
+
+    reason: str
+
+
+@dataclass(frozen=True)
+class MemberRenamed(Event):
+    """A key we share a room with signed a new display name (``member.name``); the
+    relay announced it to every room the key is in. ``previous`` is the name before."""
+
+    member: Member
+    previous: str | None
+
+
+@dataclass(frozen=True)
 class Undecryptable(RoomEvent[R]):
     """A room message that was rejected or cannot be read: ``reason`` says why."""
 

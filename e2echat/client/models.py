@@ -36,13 +36,38 @@ class ConnectionState(StrEnum):
     CLOSED = "closed"
 
 
+TAG_CHARS = 4
+"""Hex digits of the fingerprint in a member's tag (``alice#9a92``)."""
+
+
+def fingerprint_tag(fingerprint: str, chars: int = TAG_CHARS) -> str:
+    """The first ``chars`` hex digits of a fingerprint: the tag that tells namesakes apart."""
+    return fingerprint.replace(" ", "")[:chars]
+
+
+@dataclass(frozen=True)
+class Lookalike:
+    """Another key whose name this member's name equals (``same_name``) or looks like
+    (Unicode UTS #39 confusables: Cyrillic "a" for Latin "a", full-width letters...)."""
+
+    key: bytes = field(repr=False)
+    name: str
+    fingerprint: str
+    same_name: bool
+    verified: bool
+    """The other key is one the user verified: this member is "not the NAME you verified"."""
+
+
 @dataclass(frozen=True)
 class Member:
-    """A room member as this client knows it.
+    """A room member as this client knows it. An identity is its key; ``name`` is a label.
 
     ``validated`` means we share our keys with it (an open room's member, or a secret
     room's member whose membership proof checked); ``verified`` means the user compared
-    safety numbers and marked the key as verified.
+    safety numbers and marked this key as verified. ``name`` is the member's own name (the
+    one its key signed, else the relay's); ``petname`` the user's own name for the key,
+    shown instead (``display_name``). ``lookalikes`` lists the other keys whose names
+    this one equals or resembles: show ``warning`` and the ``tag`` wherever it appears.
     """
 
     key: bytes = field(repr=False)
@@ -53,6 +78,32 @@ class Member:
     verified: bool
     validated: bool
     is_me: bool
+    petname: str | None = None
+    lookalikes: tuple[Lookalike, ...] = ()
+    mixed_script: bool = False
+    """The name mixes letters of several scripts (as a Cyrillic "a" in "alice" would)."""
+
+    @property
+    def display_name(self) -> str:
+        """The user's petname for this key, else the member's own name."""
+        return self.petname if self.petname is not None else self.name
+
+    @property
+    def tag(self) -> str:
+        """The fingerprint's first hex digits: ``name#tag`` names one key."""
+        return fingerprint_tag(self.fingerprint)
+
+    @property
+    def warning(self) -> str | None:
+        """What to say next to this member's name, if it could pass for someone else's."""
+        if not self.lookalikes:
+            return "mixed scripts in the name" if self.mixed_script else None
+        first = self.lookalikes[0]
+        other = f"{first.name}#{fingerprint_tag(first.fingerprint)}"
+        kind = "same name as" if first.same_name else "looks like"
+        if first.verified:
+            return f"not the {first.name} you verified ({kind} {other})"
+        return f"{kind} {other}"
 
 
 class _Postable(Protocol):

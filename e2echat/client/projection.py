@@ -7,11 +7,13 @@ member data plus our crypto state (trust, validation) into ``Member`` values.
 
 from datetime import UTC, datetime
 
-from e2echat.client.models import FileInfo, Member, Message
+from e2echat.client.models import FileInfo, Lookalike, Member, Message
 from e2echat.client.roomstate import RoomState
+from e2echat.crypto.lookalike import NamedKey, is_mixed_script
 from e2echat.crypto.payload import File, Text
 from e2echat.crypto.safety import fingerprint
 from e2echat.crypto.session import CryptoSession
+from e2echat.protocol import Member as RelayMember
 from e2echat.protocol import Presence
 
 
@@ -41,7 +43,7 @@ class Projection:
             relay_member = next(
                 (s.members[key] for s in self._rooms.values() if key in s.members), None
             )
-        name = relay_member.name if relay_member is not None else self._fallback_name(key)
+        name = self._name_of(key, relay_member)
         if key == self.me:
             # Our own presence is what we know, not what the relay listed before it flipped.
             own = self._presence.get(key, ("online", None))
@@ -55,12 +57,41 @@ class Projection:
         validated = key == self.me or (
             room_id is not None and key in self._session.validated_members(room_id)
         )
+        flags = state.lookalikes.get(key, ()) if state is not None else ()
         return Member(
-            key, name, status, text, fingerprint(key), verified, validated, key == self.me
+            key,
+            name,
+            status,
+            text,
+            fingerprint(key),
+            verified,
+            validated,
+            key == self.me,
+            petname=contact.petname if contact is not None else None,
+            lookalikes=tuple(
+                Lookalike(
+                    r.other,
+                    self._name_of(r.other, None),
+                    fingerprint(r.other),
+                    r.same_name,
+                    r.other_verified,
+                )
+                for r in flags
+            ),
+            mixed_script=is_mixed_script(name),
         )
 
-    def _fallback_name(self, key: bytes) -> str:
-        return self.name if key == self.me else key.hex()[:8]
+    def _name_of(self, key: bytes, relay_member: RelayMember | None) -> str:
+        """The name ``key`` goes by: ours as we set it; else the one its key signed, else
+        the relay's; else the last one we saw it under."""
+        if key == self.me:
+            return self.name
+        contact = self._session.contacts.get(key)
+        if contact is not None and (contact.name_issued is not None or relay_member is None):
+            return contact.name
+        if relay_member is not None:
+            return relay_member.name
+        return key.hex()[:8]
 
     def message(
         self, room_id: bytes, sender: bytes, seq: int, ts: int, payload: Text | File
@@ -90,8 +121,12 @@ class Projection:
     # Rosters ---------------------------------------------------------------------------
 
     def refresh(self, state: RoomState) -> None:
-        """Replace the room's ``member_list`` snapshot."""
-        keys = sorted(state.members, key=lambda k: (state.members[k].name.casefold(), k))
+        """Replace the room's ``member_list`` snapshot (and its look-alike flags)."""
+        names = {key: self._name_of(key, member) for key, member in state.members.items()}
+        state.lookalikes = self._session.contacts.resemblances(
+            NamedKey(key, name) for key, name in names.items()
+        )
+        keys = sorted(names, key=lambda k: (names[k].casefold(), k))
         state.member_list = tuple(self.member(key, state.id) for key in keys)
 
     def refresh_all(self) -> None:

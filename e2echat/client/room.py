@@ -6,6 +6,7 @@ depends on no client module, so nothing imports in a circle.
 """
 
 import time
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Protocol
 
@@ -36,7 +37,11 @@ class RoomOps(Protocol):
     url: str
 
     async def _send(
-        self, room: "Room", text: str, reply_to: "Message[Room] | None"
+        self,
+        room: "Room",
+        text: str,
+        reply_to: "Message[Room] | None",
+        mentions: tuple[bytes, ...],
     ) -> Message["Room"]: ...
 
     async def _relate(self, room: "Room", relation: Relation) -> None: ...
@@ -137,14 +142,22 @@ class Room:
         """The other member's key if this is a direct conversation (``Client.direct``)."""
         return self._state.record.peer
 
-    async def send(self, text: str, *, reply_to: "Message[Room] | None" = None) -> Message["Room"]:
-        """Encrypt and send ``text``; ``@name`` mentions of members are resolved.
+    async def send(
+        self,
+        text: str,
+        *,
+        reply_to: "Message[Room] | None" = None,
+        mentions: Iterable[Member] = (),
+    ) -> Message["Room"]:
+        """Encrypt and send ``text``, mentioning ``mentions`` (members, so keys).
         ``reply_to`` (a stored message of this room) makes it a reply that quotes it.
 
-        Offline, the message waits in the outbox and goes out in order on reconnect;
-        the returned message then has ``seq`` 0.
+        ``@name`` in the text mentions the member of that name; ``@name#tag`` picks one
+        of several namesakes by fingerprint tag (``Member.tag``), and a bare ``@name``
+        that fits several raises ``AmbiguousMention``. Offline, the message waits in the
+        outbox and goes out in order on reconnect; the returned message then has ``seq`` 0.
         """
-        return await self._client._send(self, text, reply_to)
+        return await self._client._send(self, text, reply_to, tuple(m.key for m in mentions))
 
     async def edit(self, message: "Message[Room]", text: str) -> None:
         """Replace the text of our own ``message``; members see the newest with "(edited)"."""

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 
 from e2echat.client.models import Member
 from e2echat.client.roomsync import RoomSync
+from e2echat.crypto.lookalike import Resemblance
 from e2echat.protocol import Member as RelayMember
 from e2echat.store import ReadState, RoomRecord
 
@@ -21,6 +22,8 @@ class RoomState:
     members: dict[bytes, RelayMember] = field(default_factory=dict)
     """The relay's member list, by key."""
     member_list: tuple[Member, ...] = ()
+    lookalikes: dict[bytes, tuple[Resemblance, ...]] = field(default_factory=dict)
+    """Members whose names equal or resemble another key's (refreshed with the list)."""
     joined: bool = True
     awaiting: set[bytes] = field(default_factory=set)
     """Secret room: members (present at our join, or announced since) whose proof we

@@ -9,6 +9,7 @@ case-folded, with the identifier digit classes 1/l/I and 0/O), so the table foll
 Unicode releases without being copied here.
 """
 
+import functools
 from collections import defaultdict
 from collections.abc import Iterable
 from typing import NamedTuple
@@ -16,6 +17,7 @@ from typing import NamedTuple
 import disarm
 
 
+@functools.lru_cache(maxsize=65536)  # a roster's names come back on every refresh
 def name_skeleton(name: str) -> str:
     """The UTS #39 skeleton of ``name``: equal skeletons render alike. Not for display."""
     return disarm.skeleton_key(name, digit_policy="tr39", on_empty="\ufffd")

@@ -131,6 +131,17 @@ class Store:
         elif self._sealer.open(row[0], CHECK_LABEL) != _CHECK_VALUE:
             raise StoreKeyError("the store's check value is wrong")
 
+    def own_name(self) -> str | None:
+        """The display name this identity last used (remembered across connects)."""
+        row = self._db.execute("SELECT value FROM meta WHERE key = 'name'").fetchone()
+        return None if row is None else bytes(row[0]).decode()
+
+    def set_own_name(self, name: str) -> None:
+        """Remember our display name for the next connect (the relay knows it anyway)."""
+        self._db.execute(
+            "INSERT OR REPLACE INTO meta (key, value) VALUES ('name', ?)", (name.encode(),)
+        )
+
     def close(self) -> None:
         """Close the database file."""
         self._db.close()
