@@ -154,13 +154,21 @@ class BlobStore:
         """How many bytes of an upload in progress are stored (where to resume)."""
         return self._path(blob, ".part").stat().st_size
 
-    def append(self, blob: bytes, data: bytes) -> int:
-        """Append ``data`` to an upload in progress; return the new length."""
+    def upload(self, blob: bytes) -> BlobMeta:
+        """The metadata of an upload in progress, or ``no_such_blob``."""
         meta = self.meta(blob)
         if meta is None or meta.complete:
             raise ProtocolError(
                 ErrorCode.NO_SUCH_BLOB, "There is no upload in progress with this id."
             )
+        return meta
+
+    def append(self, blob: bytes, data: bytes, meta: BlobMeta | None = None) -> int:
+        """Append ``data`` to an upload in progress; return the new length.
+
+        ``meta`` (from ``upload``) saves reading the metadata again for every piece.
+        """
+        meta = meta or self.upload(blob)
         path = self._path(blob, ".part")
         with open(path, "ab") as handle:
             length = handle.tell() + len(data)
@@ -174,11 +182,7 @@ class BlobStore:
 
     def complete(self, blob: bytes) -> None:
         """Make a fully uploaded blob durable and fetchable."""
-        meta = self.meta(blob)
-        if meta is None or meta.complete:
-            raise ProtocolError(
-                ErrorCode.NO_SUCH_BLOB, "There is no upload in progress with this id."
-            )
+        meta = self.upload(blob)
         part = self._path(blob, ".part")
         if part.stat().st_size != meta.size:
             raise ProtocolError(

@@ -185,11 +185,7 @@ class BlobService:
         blob, blobs = ticket.blob, self.blobs
         if blob in self._uploading:
             raise ProtocolError(ErrorCode.BAD_FRAME, "This file is being uploaded already.")
-        meta = blobs.meta(blob)
-        if meta is None or meta.complete:
-            raise ProtocolError(
-                ErrorCode.NO_SUCH_BLOB, "There is no upload in progress with this id."
-            )
+        meta = await asyncio.to_thread(blobs.upload, blob)
         self._uploading.add(blob)
         try:
             length = await asyncio.to_thread(blobs.offset, blob)
@@ -198,7 +194,7 @@ class BlobService:
                 piece = await asyncio.wait_for(conn.recv(), IDLE_TIMEOUT_S)
                 if not isinstance(piece, bytes):
                     raise ProtocolError(ErrorCode.BAD_FRAME, "File bytes go in binary frames.")
-                length = await asyncio.to_thread(blobs.append, blob, piece)
+                length = await asyncio.to_thread(blobs.append, blob, piece, meta)
             await asyncio.to_thread(blobs.complete, blob)
         finally:
             self._uploading.discard(blob)
