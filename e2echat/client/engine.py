@@ -26,7 +26,7 @@ from e2echat.client.conversation import Conversation, Relation
 from e2echat.client.errors import E2EChatError, NotAllowed, NotAMember, NotInHistory
 from e2echat.client.mentions import resolve_mentions
 from e2echat.client.models import Member, Message, Version
-from e2echat.client.outbox import Outbox, outbox_id
+from e2echat.client.outbox import DIRECT_ID, Outbox, outbox_id
 from e2echat.client.output import Output
 from e2echat.client.projection import Projection
 from e2echat.client.roomstate import RoomState
@@ -58,7 +58,6 @@ from e2echat.protocol import (
     Challenge,
     ClientFrame,
     DirectDelivery,
-    DirectSend,
     Error,
     Hello,
     MemberJoined,
@@ -508,6 +507,9 @@ class Engine:
                 out.extend(self.flush_outbox())
         elif isinstance(frame, Sent) and (item_id := outbox_id(frame.id)) is not None:
             self._confirm(frame, item_id, out)
+        elif isinstance(frame, Sent) and (item_id := outbox_id(frame.id, DIRECT_ID)) is not None:
+            with self.store.transaction():
+                self.outbox.direct_confirmed(item_id)
         elif isinstance(frame, Synced):
             self._synced(frame, out)
         elif isinstance(frame, MembersList) and frame.id == f"{MEMBERS_ID}{frame.room.hex()}":
@@ -576,8 +578,14 @@ class Engine:
     def _error(self, frame: Error, out: Output) -> None:
         rid = frame.id or ""
         item_id = outbox_id(rid)
-        if item_id is not None:
-            notice = self.outbox.refused(item_id, frame)
+        direct_id = outbox_id(rid, DIRECT_ID)
+        if item_id is not None or direct_id is not None:
+            with self.store.transaction():
+                notice = (
+                    self.outbox.refused(item_id, frame)
+                    if item_id is not None
+                    else self.outbox.direct_refused(cast(int, direct_id), frame)
+                )
             if notice is not None:
                 out.events.append(notice)
             return
@@ -665,7 +673,7 @@ class Engine:
 
     def _apply(self, outcome: cev.Outcome, out: Output, ts: int | None = None) -> None:
         """Turn a crypto outcome into frames, stored messages and public events."""
-        out.frames += [DirectSend(to=d.recipient, body=d.body) for d in outcome.directs]
+        out.frames += self.outbox.queue_directs(outcome.directs, self.connected)
         if outcome.publish_prekey is not None and self.connected:
             p = outcome.publish_prekey
             out.frames.append(PrekeyUpdate(prekey=SignedPrekey(id=p.id, key=p.key, sig=p.sig)))
@@ -842,11 +850,10 @@ class Engine:
         try:
             with self.store.transaction():
                 outgoing = self.session.encrypt(state.id, payload, now)
+                # the shares a signal makes are the chain's shares for later messages too
+                frames: list[ClientFrame] = [*self.outbox.queue_directs(outgoing.directs, True)]
         except CryptoError:
             return Output()  # nothing to tell: a typing signal is worth no notice
-        frames: list[ClientFrame] = [
-            DirectSend(to=d.recipient, body=d.body) for d in outgoing.directs
-        ]
         frames.append(SignalSend(room=state.id, body=outgoing.body))
         return Output(frames=frames)
 

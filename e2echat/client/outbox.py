@@ -1,39 +1,51 @@
-"""The outbox: messages queued durably, sent in order, resent until the relay confirms.
+"""The outbox: messages and directs queued durably, sent in order, resent until confirmed.
 
-It owns the outbox rows of the store, the ids of our ``send`` frames (``o<id>``) and
-which of them are on their way on this connection. A message is encrypted once and its
-body kept, so a resend after a lost reply carries the same bytes (receivers drop the
-copy quietly).
+It owns the outbox and directs rows of the store, the ids of our ``send`` frames
+(``o<id>``) and ``direct`` frames (``d<id>``), and which of them are on their way on
+this connection. A message is encrypted once and its body kept, so a resend after a
+lost reply carries the same bytes (receivers drop the copy quietly).
+
+Directs (key shares, proofs, key requests) are as durable as messages: every one the
+crypto core produces is stored in the transaction that produced it, and each flush sends
+the unconfirmed directs before any message. A connection carries frames in order and
+the relay handles one connection's frames in order, so a message is never stored at the
+relay before the shares it needs (docs/protocol.md, "Directs").
 """
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 
 from e2echat.client import events as ev
 from e2echat.client.roomstate import RoomState
 from e2echat.crypto.errors import CryptoError
 from e2echat.crypto.payload import decode_sent
+from e2echat.crypto.events import OutgoingDirect
 from e2echat.crypto.session import CryptoSession
 from e2echat.protocol import ClientFrame, DirectSend, Error, ErrorCode, Send
 from e2echat.store import OutboxItem, Store
 
 OUTBOX_ID = "o"
+DIRECT_ID = "d"
 MAX_OUTBOX_DIGITS = 18
 """Outbox ids have at most this many digits (SQLite integers are 64-bit)."""
 _DROP_ON = frozenset(
     {ErrorCode.NOT_MEMBER, ErrorCode.NO_SUCH_ROOM, ErrorCode.TOO_LARGE, ErrorCode.BAD_FRAME}
 )
 """Refusals a resend cannot cure: the message is dropped with a notice."""
+_DROP_DIRECT_ON = frozenset({ErrorCode.FORBIDDEN, ErrorCode.TOO_LARGE, ErrorCode.BAD_FRAME})
+"""Refusals of a direct a resend cannot cure (an unknown recipient, a bad body); a full
+mailbox or a rate limit is retried."""
 
 
-def outbox_id(request_id: str | None) -> int | None:
-    """The outbox id in one of our send ids (``o<id>``), or None for any other id.
+def outbox_id(request_id: str | None, prefix: str = OUTBOX_ID) -> int | None:
+    """The id in one of our send ids (``o<id>``, or ``d<id>`` for directs), or None for
+    any other id.
 
     The relay echoes ids back, so they are untrusted input: only ASCII digits of a
     size SQLite can hold are an outbox id.
     """
-    if request_id is None or not request_id.startswith(OUTBOX_ID):
+    if request_id is None or not request_id.startswith(prefix):
         return None
-    digits = request_id[len(OUTBOX_ID) :]
+    digits = request_id[len(prefix) :]
     if not (digits.isascii() and digits.isdigit() and len(digits) <= MAX_OUTBOX_DIGITS):
         return None
     return int(digits)
@@ -46,6 +58,7 @@ class Outbox:
         self._store = store
         self._session = session
         self._inflight: set[int] = set()
+        self._directs_inflight: set[int] = set()
 
     def enqueue(self, room_id: bytes, payload: bytes) -> int:
         """Queue an encoded payload for ``room_id``; its outbox id."""
@@ -55,12 +68,32 @@ class Outbox:
         """Every queued message, oldest first."""
         return self._store.outbox()
 
+    def queue_directs(self, directs: Iterable[OutgoingDirect], connected: bool) -> list[DirectSend]:
+        """Keep directs until the relay confirms them (call inside the transaction that
+        produced them); the frames to send now if ``connected``, else none (the next
+        ``flush`` sends them)."""
+        frames = []
+        for direct in directs:
+            item_id = self._store.queue_direct(direct.recipient, direct.body)
+            if connected:
+                frames.append(self._direct_frame(item_id, direct.recipient, direct.body))
+        return frames
+
+    def _direct_frame(self, item_id: int, recipient: bytes, body: bytes) -> DirectSend:
+        self._directs_inflight.add(item_id)
+        return DirectSend(to=recipient, body=body, id=f"{DIRECT_ID}{item_id}")
+
     def flush(
         self, rooms: Mapping[bytes, RoomState], now: int
     ) -> tuple[list[ClientFrame], list[ev.Event]]:
-        """Frames for every queued message not already on its way, oldest first (a
-        message's key shares before it), and notices for what could not be encrypted."""
-        frames: list[ClientFrame] = []
+        """Frames for every queued direct, then every queued message, not already on its
+        way, oldest first (a message's key shares before it), and notices for what could
+        not be encrypted."""
+        frames: list[ClientFrame] = [
+            self._direct_frame(d.id, d.recipient, d.body)
+            for d in self._store.directs()
+            if d.id not in self._directs_inflight
+        ]
         notices: list[ev.Event] = []
         for item in self._store.outbox():
             if item.id in self._inflight:
@@ -79,11 +112,11 @@ class Outbox:
                             item.room_id, decode_sent(item.payload), now
                         )
                         self._store.set_outbox_body(item.id, outgoing.body)
+                        frames += self.queue_directs(outgoing.directs, connected=True)
                 except CryptoError as exc:
                     self._store.remove_outbox(item.id)
                     notices.append(ev.Notice(f"A message could not be encrypted: {exc}."))
                     continue
-                frames += [DirectSend(to=d.recipient, body=d.body) for d in outgoing.directs]
                 body = outgoing.body
             frames.append(Send(room=item.room_id, body=body, id=f"{OUTBOX_ID}{item.id}"))
             self._inflight.add(item.id)
@@ -108,6 +141,21 @@ class Outbox:
         self._store.remove_outbox(item_id)
         return ev.Notice(f"A message could not be sent: {frame.message}")
 
+    def direct_confirmed(self, item_id: int) -> None:
+        """The relay stored direct ``item_id`` in its recipient's mailbox."""
+        self._directs_inflight.discard(item_id)
+        self._store.remove_direct(item_id)
+
+    def direct_refused(self, item_id: int, frame: Error) -> ev.Notice | None:
+        """The relay refused a direct: retried on the next flush, or dropped with a
+        notice if no retry can succeed."""
+        self._directs_inflight.discard(item_id)
+        if frame.code not in _DROP_DIRECT_ON:
+            return None
+        self._store.remove_direct(item_id)
+        return ev.Notice(f"A key message could not be sent: {frame.message}")
+
     def disconnected(self) -> None:
         """The connection is gone: everything not confirmed goes out again."""
         self._inflight.clear()
+        self._directs_inflight.clear()

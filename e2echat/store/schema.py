@@ -75,6 +75,15 @@ MIGRATIONS: tuple[Migration, ...] = (
     """
     ALTER TABLE history ADD COLUMN shown INTEGER NOT NULL DEFAULT 1
     """,
+    # 5: direct envelopes (key shares, proofs, key requests) kept until the relay
+    # confirms them, as durable as the messages that need them (docs/crypto.md 9.3).
+    """
+    CREATE TABLE directs (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        recipient BLOB NOT NULL,
+        body BLOB NOT NULL
+    )
+    """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 

@@ -69,6 +69,16 @@ class OutboxItem:
 
 
 @dataclass(frozen=True)
+class QueuedDirect:
+    """A direct envelope waiting for the relay's confirmation. ``body`` is sealed to the
+    recipient's prekey already, so it is stored as it will be sent."""
+
+    id: int
+    recipient: bytes
+    body: bytes = field(repr=False)
+
+
+@dataclass(frozen=True)
 class HistoryItem:
     """A stored room message; ``payload`` is the decrypted room payload (JSON bytes).
 
@@ -259,6 +269,23 @@ class Store:
     def remove_outbox(self, item_id: int) -> None:
         """Drop a queued message once the relay confirmed it."""
         self._db.execute("DELETE FROM outbox WHERE id = ?", (item_id,))
+
+    def queue_direct(self, recipient: bytes, body: bytes) -> int:
+        """Keep a direct envelope until the relay confirms it; its id (increasing)."""
+        cursor = self._db.execute(
+            "INSERT INTO directs (recipient, body) VALUES (?, ?)", (recipient, body)
+        )
+        assert cursor.lastrowid is not None
+        return cursor.lastrowid
+
+    def directs(self) -> list[QueuedDirect]:
+        """Every unconfirmed direct envelope, oldest first."""
+        rows = self._db.execute("SELECT id, recipient, body FROM directs ORDER BY id").fetchall()
+        return [QueuedDirect(item_id, recipient, body) for item_id, recipient, body in rows]
+
+    def remove_direct(self, item_id: int) -> bool:
+        """Drop a direct envelope the relay confirmed; False if it was not queued."""
+        return self._db.execute("DELETE FROM directs WHERE id = ?", (item_id,)).rowcount > 0
 
     # History -----------------------------------------------------------------------
 

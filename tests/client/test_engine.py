@@ -363,3 +363,53 @@ def test_a_message_that_overtakes_entering_its_room_is_kept_for_it() -> None:
         entered.extend(bob.receive(share))
     assert [m.text for m in entered.messages] == ["just after you joined"]
     assert [m.seq for m in entered.messages] == [4]  # seq 3 predates the join: dropped
+
+
+def test_key_shares_are_kept_and_resent_until_the_relay_confirms_them(tmp_path: Path) -> None:
+    """A crash after a message was encrypted and sent, before the relay confirmed its
+    share: the restarted client sends the same share again, ahead of the message."""
+    clock, identity = Clock(), Identity.generate()
+    bob = make_engine("bob", clock)
+
+    def open_alice() -> Engine:
+        store = Store(tmp_path / "alice.sqlite3", identity)
+        return Engine(identity, "alice", store, CryptoSession(identity, store), clock)
+
+    alice = open_alice()
+    alice.enter_room(room_info(alice, bob), "open", None)
+    alice.welcome(welcome(alice, bob))
+    _item, _msg, sent = alice.queue(ROOM_ID, "before the crash")
+    assert [(type(f), f.id) for f in sent.frames] == [(DirectSend, "d1"), (Send, "o1")]
+    alice.store.close()  # killed: neither the share nor the message was confirmed
+
+    again = open_alice()
+    frames = [f for f in again.welcome(welcome(again, bob)).frames if not isinstance(f, Sync)]
+    assert [(type(f), f.id) for f in frames] == [(DirectSend, "d1"), (Send, "o1")]
+    assert [f.body for f in frames] == [f.body for f in sent.frames]  # the same bytes
+    again.receive(Sent(room=None, seq=7, ts=NOW, id="d1"))
+    again.disconnected()
+    frames = [f for f in again.welcome(welcome(again, bob)).frames if not isinstance(f, Sync)]
+    assert [(type(f), f.id) for f in frames] == [(Send, "o1")]  # confirmed: not resent
+
+    bob.enter_room(room_info(again, bob), "open", None)
+    share = DirectDelivery(sender=again.me, seq=7, ts=NOW, body=sent.frames[0].body)
+    assert bob.receive(share).messages == []
+    message = Message(room=ROOM_ID, seq=1, ts=NOW, sender=again.me, body=frames[0].body)
+    assert [m.text for m in bob.receive(message).messages] == ["before the crash"]
+
+
+def test_a_refused_direct_is_retried_unless_no_retry_can_succeed(
+    pair: tuple[Engine, Engine],
+) -> None:
+    alice, _bob = pair
+    first = [f for f in alice.queue(ROOM_ID, "one")[2].frames if isinstance(f, DirectSend)]
+    assert [f.id for f in first] == ["d1"]
+    full = Error(code=ErrorCode.UNAVAILABLE, message="The mailbox is full.", id="d1")
+    assert alice.receive(full).events == []
+    retried = [f for f in alice.flush_outbox().frames if isinstance(f, DirectSend)]
+    assert [f.id for f in retried] == ["d1"]
+    assert alice.flush_outbox().frames == []  # d1 and o1 are both on their way
+    unknown = Error(code=ErrorCode.FORBIDDEN, message="The recipient is unknown.", id="d1")
+    assert [type(e) for e in alice.receive(unknown).events] == [e2echat.Notice]
+    alice.disconnected()
+    assert not [f for f in alice.flush_outbox().frames if isinstance(f, DirectSend)]
