@@ -17,8 +17,8 @@ from collections.abc import Iterable, Mapping
 from e2echat.client import events as ev
 from e2echat.client.roomstate import RoomState
 from e2echat.crypto.errors import CryptoError
-from e2echat.crypto.payload import decode_sent
 from e2echat.crypto.events import OutgoingDirect
+from e2echat.crypto.payload import decode_sent
 from e2echat.crypto.session import CryptoSession
 from e2echat.protocol import ClientFrame, DirectSend, Error, ErrorCode, Send
 from e2echat.store import OutboxItem, Store
