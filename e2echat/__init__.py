@@ -82,6 +82,7 @@ from e2echat.client.models import (
     Version,
 )
 from e2echat.client.paths import bot_identity_path, default_identity_path, default_store_path
+from e2echat.client.progress import Transfer, TransferProgress
 from e2echat.client.room import Room
 from e2echat.client.runner import run
 from e2echat.crypto.identity import UnencryptedKeyWarning
@@ -141,7 +142,9 @@ __all__ = [
     "RoomSummary",
     "StoreError",
     "StoreInUse",
+    "Transfer",
     "TransferError",
+    "TransferProgress",
     "TypingChanged",
     "Undecryptable",
     "UnencryptedKeyWarning",

@@ -3,6 +3,7 @@
 E2ECHAT_PASSPHRASE=... uv run python docs/examples/chart_bot.py ws://127.0.0.1:8765/
 """
 
+import logging
 import sys
 import tempfile
 from collections import Counter
@@ -10,6 +11,8 @@ from pathlib import Path
 from xml.sax.saxutils import escape
 
 import e2echat
+
+log = logging.getLogger("chart-bot")
 
 
 def bar_chart(counts: Counter[str]) -> str:
@@ -33,7 +36,10 @@ async def setup(chat: e2echat.Client) -> None:
         with tempfile.TemporaryDirectory() as folder:
             path = Path(folder) / "activity.svg"
             path.write_text(bar_chart(counts))
-            await msg.room.send_file(path, caption=f"Who spoke in #{msg.room.name}")
+            sending = msg.room.send_file(path, caption=f"Who spoke in #{msg.room.name}")
+            async for step in sending:  # the newest step when the loop is slower
+                log.info("chart: %.0f%%, %.0f s left", 100 * step.fraction, step.eta or 0)
+            await sending  # the file message, once sent (or the TransferError)
 
     await chat.room("stats", create=True)
 

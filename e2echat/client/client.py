@@ -49,10 +49,10 @@ from e2echat.client.models import ConnectionState, Member, Message, RoomSummary,
 from e2echat.client.output import Output
 from e2echat.client.pacing import TokenBucket
 from e2echat.client.paths import default_store_path, make_private_file
+from e2echat.client.progress import Progress
 from e2echat.client.pubsub import DEFAULT_BACKLOG, Hub, Subscription
 from e2echat.client.room import Relation, Room
 from e2echat.client.tasks import cancel_and_wait
-from e2echat.client.transfer import Progress
 from e2echat.crypto.errors import CryptoError
 from e2echat.crypto.identity import KdfLimits
 from e2echat.crypto.payload import File
@@ -63,6 +63,7 @@ from e2echat.crypto.session import CryptoSession
 from e2echat.protocol import (
     BURST,
     RATE,
+    BlobDelete,
     BlobTicket,
     ClientFrame,
     CreateRoom,
@@ -552,27 +553,32 @@ class Client:
         return await self._confirmed(queue)
 
     async def _send_file(
-        self, room: Room, path: Path, caption: str, progress: Progress | None
+        self, room: Room, path: Path, caption: str, progress: Progress
     ) -> Message[Room]:
         self._check_member(room)
-        sealed = await asyncio.to_thread(fileops.seal_file, path)
+        sealed = await fileops.seal(path)
         try:
             payload = await fileops.upload(
                 self.url,
                 room.id,
                 sealed,
                 self._ticket,
+                self._delete_blob,
                 caption=caption,
                 now=self._driver.engine.clock(),
                 progress=progress,
             )
         finally:
             sealed.blob.close()
-        self._check_member(room)
-        return await self._send_payload(room, payload)
+        try:  # once uploaded, the message goes out even if the send is cancelled now
+            self._check_member(room)
+            return await self._send_payload(room, payload)
+        except E2EChatError:  # not queued (we left the room, the name is too long)
+            await self._delete_blob(payload.blob)
+            raise
 
     async def _download(
-        self, room: Room, message: Message[Room], folder: Path | None, progress: Progress | None
+        self, room: Room, message: Message[Room], folder: Path | None, progress: Progress
     ) -> Path:
         if message.file is None:
             raise InvalidInput("This message carries no file.")
@@ -586,6 +592,13 @@ class Client:
             return await self._request(frame, BlobTicket)
         except RelayError as exc:
             raise TransferError(exc.message, code=exc.code) from None
+
+    async def _delete_blob(self, blob: bytes) -> None:
+        """Delete a blob of ours that no message will announce (best effort: offline, or
+        already gone, the relay's sweep removes it with the history)."""
+        if self.state is ConnectionState.CONNECTED:
+            with contextlib.suppress(E2EChatError):
+                await self._request(BlobDelete(blob=blob), Ok)
 
     async def _send_payload(self, room: Room, payload: File) -> Message[Room]:
         driver = self._driver

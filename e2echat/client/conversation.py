@@ -159,10 +159,10 @@ class Conversation:
 
     def relate(
         self, state: RoomState, relation: Relation, signer: bytes, relation_id: bytes
-    ) -> tuple[list[ev.Event], int]:
-        """Apply an edit, delete or reaction; the events it causes, and the seq of a
-        message a delete erased (0 if none). A relation that breaks a rule changes
-        nothing (docs/crypto.md section 8.3)."""
+    ) -> tuple[list[ev.Event], HistoryItem | None]:
+        """Apply an edit, delete or reaction; the events it causes, and the message a
+        delete erased (as it was). A relation that breaks a rule changes nothing
+        (docs/crypto.md section 8.3)."""
         room_id, target_id = state.id, relation.target
         item = self._store.history_item(room_id, target_id)
         target = None
@@ -173,25 +173,28 @@ class Conversation:
         try:
             updated = annotate(current, target, relation, signer, relation_id)
         except RelationError:
-            return [], 0
+            return [], None
         self._store.set_annotations(room_id, target_id, updated)
         if isinstance(relation, Delete):
             erased = self._store.erase_message(room_id, target_id)
             if erased is None:
-                return [ev.MessageDeleted(room_id, target_id, 0)], 0
+                return [ev.MessageDeleted(room_id, target_id, 0)], None
             if erased.sender != self._me and erased.seq > state.read.read_seq:
                 state.read = self._store.read_state(room_id)
             self._index.discard(room_id, erased.seq)
-            return [ev.MessageDeleted(room_id, target_id, erased.seq)], erased.seq
+            return [ev.MessageDeleted(room_id, target_id, erased.seq)], erased
         assert item is not None  # annotate refuses edits and reactions of unknown targets
         message = self.message(item)
         if message is None:
-            return [], 0
+            return [], None
         if isinstance(relation, Edit):
             self._index.add(room_id, item.seq, item.ts, message.text)
-            return [ev.MessageEdited(room_id, message)], 0
+            return [ev.MessageEdited(room_id, message)], None
         member = self._view.member(signer, room_id)
-        return [ev.ReactionsChanged(room_id, message, member, relation.emoji, relation.add)], 0
+        events: list[ev.Event] = [
+            ev.ReactionsChanged(room_id, message, member, relation.emoji, relation.add)
+        ]
+        return events, None
 
     def check_relation(self, room_id: bytes, relation: Relation) -> None:
         """Raise ``RelationError`` unless we may send ``relation`` now (the receivers'
@@ -248,6 +251,15 @@ class Conversation:
 
     def forget_room(self, room_id: bytes) -> None:
         self._index.discard_room(room_id)
+
+
+def announced_blob(item: HistoryItem) -> bytes | None:
+    """The relay blob a stored file message announces (None for any other message)."""
+    try:
+        payload = decode_payload(item.payload)
+    except CryptoError:
+        return None
+    return payload.blob if isinstance(payload, File) else None
 
 
 def _is_text(item: HistoryItem) -> bool:

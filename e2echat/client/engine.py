@@ -22,7 +22,7 @@ from typing import Literal, cast
 import msgspec
 
 from e2echat.client import events as ev
-from e2echat.client.conversation import Conversation, Relation
+from e2echat.client.conversation import Conversation, Relation, announced_blob
 from e2echat.client.errors import E2EChatError, NotAllowed, NotAMember, NotInHistory
 from e2echat.client.mentions import resolve_mentions
 from e2echat.client.models import Member, Message, Version
@@ -55,6 +55,7 @@ from e2echat.crypto.statements import sign_name
 from e2echat.protocol import (
     MAX_BODY,
     Ack,
+    BlobDelete,
     Challenge,
     ClientFrame,
     DirectDelivery,
@@ -90,10 +91,12 @@ Status = Literal["online", "away", "busy"]
 PROOF_WAIT_MS = 5000
 """After joining a secret room, sends wait up to this long for the members' proofs."""
 RECENT_DELIVERED = 4096
+"""Delivered bodies remembered to recognise a resent copy (``_resent_copy``)."""
 EARLY_MESSAGES = 256
 """Room messages kept for a room the relay has put us in but the engine has not yet
 entered (they can overtake the application's handling of the ``room`` reply)."""
-"""Delivered bodies remembered to recognise a resent copy (``_resent_copy``)."""
+BLOB_DELETE_ID = "b"
+"""The request id of the ``blob_delete`` that follows our delete of a file message."""
 _ROSTER_EVENTS = (cev.MemberValidated, cev.MemberUnverified)
 TYPING_REFRESH_MS = 3000
 """While typing goes on, "typing" is signalled again at most this often (receivers show
@@ -473,8 +476,11 @@ class Engine:
                 if not isinstance(payload, Typing | Read):
                     events, erased = self.chat.relate(state, payload, self.me, msg_id)
                     out.events += events
-                    if erased:  # our own message: the relay may drop its copy
-                        out.frames.append(Retract(room=state.id, seq=erased))
+                    if erased is not None:  # our own message: the relay may drop its copy
+                        out.frames.append(Retract(room=state.id, seq=erased.seq))
+                        blob = announced_blob(erased)
+                        if blob is not None:  # and the file it announced, which we uploaded
+                            out.frames.append(BlobDelete(blob=blob, id=BLOB_DELETE_ID))
             state.sync.seqs.add(frame.seq)
             self.store.set_last_seq(state.id, state.sync.floor)
         if message is not None:
@@ -589,6 +595,8 @@ class Engine:
             if notice is not None:
                 out.events.append(notice)
             return
+        if rid == BLOB_DELETE_ID:
+            return  # the file of a deleted message is gone already (expired, its room deleted)
         if rid.startswith(SYNC_ID):
             state = self.rooms.get(_hex_or_empty(rid[len(SYNC_ID) :]))
             if state is not None:

@@ -6,13 +6,19 @@ relay reports; then the blob is uploaded; only then is the ``file`` message, whi
 carries the key, queued like any other message. Fetching: the blob is streamed
 through the ``FileDecryptor`` into a ``PendingFile`` that becomes the saved file only
 if every chunk and the signed hash checked.
+
+Either way a failure or a cancellation leaves nothing behind: the temporary file is
+closed (so deleted), the partial download removed, the partial upload deleted on the
+relay (and if that request cannot go out, the relay's sweep removes it later).
 """
 
 import asyncio
+import contextlib
 import mimetypes
 import os
 import stat
 import tempfile
+import threading
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,7 +27,8 @@ from typing import IO
 from e2echat.client.downloads import PendingFile, default_download_dir, safe_file_name
 from e2echat.client.errors import TransferError
 from e2echat.client.models import FileInfo
-from e2echat.client.transfer import Progress, download_blob, upload_blob
+from e2echat.client.progress import Progress, ProgressMeter
+from e2echat.client.transfer import download_blob, upload_blob
 from e2echat.crypto.errors import FileError, PayloadError
 from e2echat.crypto.files import FileDecryptor, FileEncryptor, blob_size, new_file_key
 from e2echat.crypto.payload import MAX_CAPTION_CHARS, File, check_file_name
@@ -29,6 +36,8 @@ from e2echat.protocol import BlobDownload, BlobTicket, BlobUpload, ClientFrame
 
 Request = Callable[[ClientFrame], Awaitable[BlobTicket]]
 """Sends a request on the chat connection and returns its `blob_ticket`."""
+DeleteBlob = Callable[[bytes], Awaitable[None]]
+"""Deletes one of our blobs on the relay (an upload that will not be completed)."""
 READ_SIZE = 1024 * 1024
 DEFAULT_TYPE = "application/octet-stream"
 
@@ -59,11 +68,15 @@ def _media_type(path: Path) -> str:
     return guessed.lower() if guessed and "/" in guessed else DEFAULT_TYPE
 
 
-def seal_file(path: Path) -> SealedFile:
+class SealStopped(Exception):  # noqa: N818 (not an error: a cancellation)
+    """``seal_file`` saw its stop flag (the send was cancelled) and gave up."""
+
+
+def seal_file(path: Path, stop: threading.Event | None = None) -> SealedFile:
     """Encrypt ``path`` into a temporary file (blocking: run it in a thread).
 
     Raises ``TransferError`` if the file cannot be read, is not a regular file, or
-    changes size while it is read.
+    changes size while it is read, and ``SealStopped`` once ``stop`` is set.
     """
     try:
         if not stat.S_ISREG(path.stat().st_mode):  # before open: a FIFO would block it
@@ -80,6 +93,9 @@ def seal_file(path: Path) -> SealedFile:
         sealed = tempfile.TemporaryFile()  # noqa: SIM115 (owned by the SealedFile)
         try:
             while piece := source.read(READ_SIZE):
+                if stop is not None and stop.is_set():
+                    sealed.close()
+                    raise SealStopped
                 sealed.write(encryptor.update(piece))
             sealed.write(encryptor.finish())
         except FileError:
@@ -92,20 +108,38 @@ def seal_file(path: Path) -> SealedFile:
     return SealedFile(sealed, key, encryptor.hash, info.st_size, _label(path), _media_type(path))
 
 
+async def seal(path: Path) -> SealedFile:
+    """``seal_file`` in a thread; cancelled, it stops the thread and keeps nothing."""
+    stop = threading.Event()
+    work = asyncio.ensure_future(asyncio.to_thread(seal_file, path, stop))
+    try:
+        return await asyncio.shield(work)
+    except asyncio.CancelledError:
+        stop.set()
+        with contextlib.suppress(SealStopped, TransferError, asyncio.CancelledError):
+            (await work).blob.close()  # finished before it saw the flag
+        raise
+
+
 async def upload(
     relay_url: str,
     room: bytes,
     sealed: SealedFile,
     request: Request,
+    delete: DeleteBlob,
     *,
     caption: str,
     now: int,
     progress: Progress | None,
 ) -> File:
-    """Upload a sealed file for ``room``; the ``file`` payload to send once it is stored."""
+    """Upload a sealed file for ``room``; the ``file`` payload to send once it is stored.
+
+    If it fails or is cancelled, the upload begun on the relay is deleted.
+    """
     if len(caption) > MAX_CAPTION_CHARS:
         raise TransferError(f"A caption may be at most {MAX_CAPTION_CHARS} characters.")
     total = blob_size(sealed.size)
+    meter = ProgressMeter("upload", total)
     reserved: list[bytes] = []
 
     async def ticket() -> BlobTicket:
@@ -114,7 +148,16 @@ async def upload(
         reserved[:] = [answer.blob]
         return answer
 
-    blob = await upload_blob(relay_url, ticket, sealed.blob, total, progress=progress)
+    def advance(done: int) -> None:
+        if progress is not None:
+            progress(meter.update(done))
+
+    try:
+        blob = await upload_blob(relay_url, ticket, sealed.blob, total, advance=advance)
+    except BaseException:
+        if reserved:
+            await _abandon(delete, reserved[0])
+        raise
     return File(
         blob=blob,
         key=sealed.key,
@@ -127,6 +170,12 @@ async def upload(
     )
 
 
+async def _abandon(delete: DeleteBlob, blob: bytes) -> None:
+    """Delete an upload we give up on, shielded from the cancellation that may be why."""
+    with contextlib.suppress(Exception, asyncio.CancelledError):
+        await asyncio.shield(delete(blob))
+
+
 async def download(
     relay_url: str,
     room: bytes,
@@ -136,20 +185,33 @@ async def download(
     folder: Path | None,
     progress: Progress | None,
 ) -> Path:
-    """Fetch, check and save the file of a message; the path it was saved under."""
+    """Fetch, check and save the file of a message; the path it was saved under.
+
+    A failure or cancellation removes what was written, even a file just renamed.
+    """
     target = folder if folder is not None else default_download_dir()
     try:
-        pending = await asyncio.to_thread(PendingFile, target, info.name)
+        pending = PendingFile(target, info.name)  # two small file operations, no thread
     except OSError as exc:
         raise TransferError(f"Cannot save into {target}: {exc.strerror or exc}.") from None
     decryptor = FileDecryptor(info.key, info.size, info.hash)
+    meter = ProgressMeter("download", blob_size(info.size))
 
     async def ticket() -> BlobTicket:
         return await request(BlobDownload(room=room, blob=info.blob))
 
+    def advance(done: int) -> None:
+        if progress is not None:
+            progress(meter.update(done))
+
     try:
-        await download_blob(relay_url, ticket, decryptor, pending.write, progress=progress)
-        return await asyncio.to_thread(pending.commit)
+        await download_blob(relay_url, ticket, decryptor, pending.write, advance=advance)
+        commit = asyncio.ensure_future(asyncio.to_thread(pending.commit))
+        try:
+            return await asyncio.shield(commit)
+        except asyncio.CancelledError:
+            await asyncio.wait([commit])  # let the rename finish before it is undone
+            raise
     except BaseException:
-        await asyncio.to_thread(pending.discard)
+        pending.discard()
         raise

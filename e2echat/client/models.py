@@ -12,7 +12,6 @@ so the core never builds or imports a shell object. Applications only ever see
 """
 
 import dataclasses
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
@@ -20,6 +19,7 @@ from pathlib import Path
 from typing import Any, Generic, Protocol, TypeVar, cast
 
 from e2echat.client.errors import InvalidInput
+from e2echat.client.progress import Progress, Transfer
 
 R = TypeVar("R")
 """What a value names its room by: the room id in the engine, the ``Room`` handle in
@@ -199,22 +199,24 @@ class Message(Generic[R]):
     reactions: tuple[Reaction, ...] = ()
     unsupported: str | None = None
 
-    async def download(
+    def download(
         self,
-        folder: "Path | None" = None,
+        folder: Path | None = None,
         *,
-        progress: "Callable[[int, int], object] | None" = None,
-    ) -> "Path":
+        progress: Progress | None = None,
+    ) -> Transfer[Path]:
         """Fetch, check and save this message's file under ``folder`` (default: the
-        platform's downloads folder), never replacing a file; returns the saved path.
+        platform's downloads folder), never replacing a file.
 
-        ``progress(done, total)`` is called as bytes arrive. Raises ``TransferError``.
+        Returns a running ``Transfer``: ``await`` it for the saved path, iterate it (or
+        pass ``progress``) for ``TransferProgress``, ``cancel()`` it to stop and remove
+        what was written. Raises ``TransferError``.
         """
         room: Any = self.room
         if self.file is None or not hasattr(room, "download"):
             raise InvalidInput("This message carries no file.")
-        path: Path = await room.download(self, folder, progress=progress)
-        return path
+        transfer: Transfer[Path] = room.download(self, folder, progress=progress)
+        return transfer
 
     async def reply(self: "Message[_Postable]", text: str) -> "Message[Any]":
         """Answer this message in its room: the reply quotes it and mentions its sender

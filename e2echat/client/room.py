@@ -12,8 +12,9 @@ from typing import Protocol
 
 from e2echat.client.errors import EmptyMessage, InvalidReaction, NotInHistory, WrongAccess
 from e2echat.client.models import Member, Message, Version
+from e2echat.client.progress import Progress, Transfer
 from e2echat.client.roomstate import RoomState
-from e2echat.client.transfer import Progress
+from e2echat.client.running import RunningTransfer
 from e2echat.crypto.errors import PayloadError
 from e2echat.crypto.payload import Delete, Edit, Reaction
 from e2echat.crypto.roomsecret import Invite, RoomSecret
@@ -65,7 +66,7 @@ class RoomOps(Protocol):
     ) -> list[Message["Room"]]: ...
 
     async def _send_file(
-        self, room: "Room", path: Path, caption: str, progress: Progress | None
+        self, room: "Room", path: Path, caption: str, progress: Progress
     ) -> Message["Room"]: ...
 
     async def _download(
@@ -73,7 +74,7 @@ class RoomOps(Protocol):
         room: "Room",
         message: Message["Room"],
         folder: Path | None,
-        progress: Progress | None,
+        progress: Progress,
     ) -> Path: ...
 
 
@@ -195,28 +196,36 @@ class Room:
         """This room's stored messages holding every word of ``query``, newest first."""
         return await self._client._search(self, query, limit)
 
-    async def send_file(
+    def send_file(
         self, path: str | Path, *, caption: str = "", progress: Progress | None = None
-    ) -> Message["Room"]:
+    ) -> Transfer[Message["Room"]]:
         """Encrypt a file under a fresh key, upload it, then send the message that carries
-        its key, name and hash (the relay sees none of them). Returns the message.
+        its key, name and hash (the relay sees none of them).
 
-        ``progress(done, total)`` is called as blob bytes go out. A dropped connection
-        resumes the upload; a file that cannot be read, or changes while it is read, is
-        a ``TransferError`` and nothing is sent.
+        The upload starts at once; ``await`` the returned ``Transfer`` for the message,
+        ``async for`` over it (or pass ``progress``, a callback) for ``TransferProgress``,
+        ``cancel()`` it to stop: nothing is sent and the partial upload is deleted. Once
+        the upload is complete the message goes out even if cancelled. A dropped
+        connection resumes the upload; a file that cannot be read, or changes while it
+        is read, is a ``TransferError`` and nothing is sent.
         """
-        return await self._client._send_file(self, Path(path), caption, progress)
+        target = Path(path)
+        return RunningTransfer(
+            lambda report: self._client._send_file(self, target, caption, report), progress
+        )
 
-    async def download(
+    def download(
         self,
         message: Message["Room"],
         folder: str | Path | None = None,
         *,
         progress: Progress | None = None,
-    ) -> Path:
+    ) -> Transfer[Path]:
         """Fetch, check and save ``message``'s file (see ``Message.download``)."""
         target = Path(folder) if folder is not None else None
-        return await self._client._download(self, message, target, progress)
+        return RunningTransfer(
+            lambda report: self._client._download(self, message, target, report), progress
+        )
 
     async def members(self) -> list[Member]:
         """The member list, fresh from the relay."""

@@ -37,8 +37,8 @@ from e2echat.protocol import (
     encode_blob_frame,
 )
 
-Progress = Callable[[int, int], object]
-"""Called with ``(bytes done, bytes in all)`` after every piece."""
+Advance = Callable[[int], object]
+"""Called with the bytes done (of the blob) after every piece."""
 GetTicket = Callable[[], Awaitable[BlobTicket]]
 """Fetches a fresh ticket: a transfer that drops resumes with a new one."""
 PIECE = 256 * 1024
@@ -80,7 +80,7 @@ async def upload_blob(
     source: IO[bytes],
     size: int,
     *,
-    progress: Progress | None = None,
+    advance: Advance | None = None,
     ssl_context: ssl.SSLContext | None = None,
 ) -> bytes:
     """Upload ``size`` bytes of ``source`` (seekable); return the blob id once stored.
@@ -98,14 +98,16 @@ async def upload_blob(
                     raise TransferError("The relay did not accept the upload.")
                 source.seek(resume.offset)
                 done = resume.offset
+                if advance is not None:
+                    advance(done)
                 while done < size:
                     piece = source.read(min(PIECE, size - done))
                     if not piece:
                         raise TransferError("The file to upload ended early.")
                     await ws.send(piece)
                     done += len(piece)
-                    if progress is not None:
-                        progress(done, size)
+                    if advance is not None:
+                        advance(done)
                 stored = await _control(ws)
                 if not isinstance(stored, Stored):
                     raise TransferError("The relay did not confirm the upload.")
@@ -122,7 +124,7 @@ async def download_blob(
     decryptor: FileDecryptor,
     sink: Callable[[bytes], object],
     *,
-    progress: Progress | None = None,
+    advance: Advance | None = None,
     ssl_context: ssl.SSLContext | None = None,
 ) -> None:
     """Fetch a blob, check and open it chunk by chunk, and hand the plaintext to ``sink``.
@@ -140,13 +142,15 @@ async def download_blob(
                 serving = await _control(ws)
                 if not isinstance(serving, Serving) or serving.offset != decryptor.received:
                     raise TransferError("The relay did not serve the file from where we are.")
+                if advance is not None:
+                    advance(decryptor.received)
                 while decryptor.received < serving.size:
                     piece = await ws.recv()
                     if not isinstance(piece, bytes):
                         raise TransferError("The relay sent text where file bytes belong.")
                     sink(decryptor.update(piece))
-                    if progress is not None:
-                        progress(decryptor.received, serving.size)
+                    if advance is not None:
+                        advance(decryptor.received)
                 decryptor.finish()
                 return
         except FileError as exc:

@@ -169,9 +169,12 @@ class BlobStore:
         ``meta`` (from ``upload``) saves reading the metadata again for every piece.
         """
         meta = meta or self.upload(blob)
-        path = self._path(blob, ".part")
-        with open(path, "ab") as handle:
-            length = handle.tell() + len(data)
+        try:  # never "a": a piece in flight must not bring back a deleted upload
+            handle = open(self._path(blob, ".part"), "r+b")  # noqa: SIM115 (with below)
+        except FileNotFoundError:
+            raise ProtocolError(ErrorCode.NO_SUCH_BLOB, "This upload was deleted.") from None
+        with handle:
+            length = handle.seek(0, os.SEEK_END) + len(data)
             if length > meta.size:
                 raise ProtocolError(
                     ErrorCode.TOO_LARGE,

@@ -56,6 +56,18 @@ def test_bytes_past_the_declared_size_are_refused_and_not_written(tmp_path: Path
     assert blobs.offset(blob_id(1)) == 0
 
 
+def test_a_piece_in_flight_does_not_bring_back_a_deleted_upload(tmp_path: Path) -> None:
+    blobs = store(tmp_path)
+    blobs.begin(blob_id(1), ROOM, ALICE, 10, now=5)
+    meta = blobs.upload(blob_id(1))  # what the endpoint holds for the whole transfer
+    blobs.append(blob_id(1), b"0123", meta)
+    assert blobs.delete(blob_id(1))
+    with pytest.raises(ProtocolError) as gone:
+        blobs.append(blob_id(1), b"4567", meta)
+    assert gone.value.code == "no_such_blob"
+    assert list(blobs.root.iterdir()) == []
+
+
 def test_size_and_quota_limits(tmp_path: Path) -> None:
     blobs = store(tmp_path)
     with pytest.raises(ProtocolError) as big:
