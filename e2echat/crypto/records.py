@@ -22,6 +22,7 @@ from e2echat.crypto.store import CryptoStore, Write
 PREKEYS = "prekey"
 ROOMS = "room"
 OUTBOUND = "out"
+RETAINED = "kept"
 INBOUND = "in"
 GONE = "gone"
 PENDING = "pending"
@@ -161,6 +162,7 @@ _TYPES: dict[str, type[msgspec.Struct]] = {
     PREKEYS: PrekeyRecord,
     ROOMS: RoomRecord,
     OUTBOUND: OutboundChain,
+    RETAINED: OutboundChain,
     INBOUND: InboundChain,
     GONE: ChainTombstone,
     PENDING: PendingMessage,

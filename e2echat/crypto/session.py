@@ -68,6 +68,7 @@ from e2echat.crypto.records import (
     OUTBOUND,
     PENDING,
     PREKEYS,
+    RETAINED,
     ROOM_KEYS,
     ROOMS,
     SEEN,
@@ -205,6 +206,7 @@ class CryptoSession:
             # new to us, or another secret (a different room for us): start afresh;
             # chains installed under the old access mode were not proved under this one
             op.txn.delete(OUTBOUND, room_id)
+            _forget_retained(op.txn, room_id)
             _bury_room_chains(op.txn, room_id, now)
             op.txn.delete(LOG, room_id)
             room = RoomRecord(
@@ -263,6 +265,7 @@ class CryptoSession:
         for key, _ in txn.scan(PENDING, room_id, PendingMessage):
             txn.delete(PENDING, key)
         txn.delete(OUTBOUND, room_id)
+        _forget_retained(txn, room_id)
         txn.delete(ROOMS, room_id)
         txn.delete(LOG, room_id)
         for key, _ in txn.scan(LOG_ENTRIES, room_id, LogEntryRecord):
@@ -321,7 +324,7 @@ class CryptoSession:
             return room
         outbound = op.txn.get(OUTBOUND, room.room_id, OutboundChain)
         if outbound is not None and key in outbound.shared:
-            op.txn.delete(OUTBOUND, room.room_id)
+            self._retire_outbound(op, room.room_id)
         members = dict(room.members)
         del members[key]
         return msgspec.structs.replace(room, members=members)
@@ -375,9 +378,26 @@ class CryptoSession:
             or outbound.index >= self._policy.rotate_messages
             or now - outbound.created >= self._policy.rotate_age
         ):
+            self._retire_outbound(op, room_id)
             outbound = ratchet.new_outbound(now)
             op.txn.put(OUTBOUND, room_id, outbound)
         return outbound
+
+    def _retire_outbound(self, op: _Op, room_id: bytes) -> None:
+        """Stop sending on our current chain. It is kept (with ``ck_0`` and who was given
+        it from which index) to answer key requests for the messages the relay still
+        retains: for ``retention``, at most ``max_retained_chains`` per room."""
+        outbound = op.txn.get(OUTBOUND, room_id, OutboundChain)
+        if outbound is None:
+            return
+        op.txn.delete(OUTBOUND, room_id)
+        if outbound.index == 0:
+            return  # nothing was sent on it: nothing to ask for
+        op.txn.put(RETAINED, room_id + outbound.chain_id, outbound)
+        kept = op.txn.scan(RETAINED, room_id, OutboundChain)
+        excess = len(kept) - self._policy.max_retained_chains
+        for key, _chain in sorted(kept, key=lambda item: item[1].created)[: max(excess, 0)]:
+            op.txn.delete(RETAINED, key)
 
     def _share_missing(
         self, op: _Op, room: RoomRecord, outbound: OutboundChain, now: int
@@ -619,15 +639,16 @@ class CryptoSession:
             # window, and counts against the per-sender cap like any retired chain
             installed = msgspec.structs.replace(installed, retired=now)
         op.txn.put(INBOUND, chain_key, installed)
-        if existing is None and tombstone is None:
-            # a new chain replaces the sender's older ones
+        waiting = op.txn.scan(PENDING, chain_key, PendingMessage)
+        if existing is None and tombstone is None and not waiting:
+            # a new chain replaces the sender's older ones; one its messages came before
+            # (a late share, an answered key request) may be an old chain: it retires none
             for key, older in op.txn.scan(
                 INBOUND, inbound_key(share.room_id, share.sender), InboundChain
             ):
                 if key != chain_key and older.retired is None:
                     op.txn.put(INBOUND, key, msgspec.structs.replace(older, retired=now))
         self._cap_chains(op, share.room_id, share.sender, chain_key, now)
-        waiting = op.txn.scan(PENDING, chain_key, PendingMessage)
         for key, message in sorted(waiting, key=lambda item: item[1].index):
             op.txn.delete(PENDING, key)
             self._receive(op, message.room_id, message.sender, message.body, now, message.seq)
@@ -645,11 +666,44 @@ class CryptoSession:
             _bury(op.txn, key, chain, now)
 
     def _answer_request(self, op: _Op, room: RoomRecord, request: KeyRequest, now: int) -> None:
-        """Share our chain again, from the index the requester was first given, if the
-        requested chain is still our current one (older chain keys no longer exist)."""
+        """Share a chain of ours again, from the index the requester was first given.
+
+        Our current chain goes to any member we share with (lazy sharing would give it
+        the same). A replaced chain we still keep goes only to a member that was given
+        it while it was in use (so validated then) and that we share with now, at the
+        index it was first given, never lower: nothing it could not read before.
+        """
         outbound = op.txn.get(OUTBOUND, room.room_id, OutboundChain)
         if outbound is not None and outbound.chain_id == request.chain_id:
             self._share_current(op, room, request.sender, now)
+            return
+        kept = op.txn.get(RETAINED, room.room_id + request.chain_id, OutboundChain)
+        record = room.members.get(request.sender)
+        state = op.txn.get(LOG, room.room_id, LogState)
+        if (
+            kept is None
+            or request.sender not in kept.shared
+            or now - kept.created >= self._policy.retention
+            or record is None
+            or not self._shareable(room, state, request.sender, record)
+        ):
+            return
+        assert record.prekey is not None
+        index = kept.shared[request.sender]
+        proof, nonce = self._proof_to(room, request.sender)
+        share = Share(
+            self._me,
+            request.sender,
+            room.room_id,
+            now,
+            kept.chain_id,
+            index,
+            ratchet.chain_key_at(kept, index),
+            proof,
+            room.epoch,
+            nonce,
+        )
+        self._send(op, request.sender, share, record.prekey)
 
     # -- the membership log ------------------------------------------------------------------
 
@@ -738,7 +792,7 @@ class CryptoSession:
         if entry.kind in (Kind.LEAVE, Kind.REMOVE, Kind.BAN):
             if entry.subject == self._me:
                 verb = {Kind.LEAVE: "left", Kind.REMOVE: "were kicked", Kind.BAN: "were banned"}
-                op.txn.delete(OUTBOUND, room.room_id)
+                self._retire_outbound(op, room.room_id)
                 reason = f"you {verb[entry.kind]} (log entry {entry.seq})"
                 return msgspec.structs.replace(room, removed=reason)
             room = self._remove_member(op, room, entry.subject)
@@ -747,7 +801,7 @@ class CryptoSession:
         if entry.kind in ROTATING:
             # a new epoch: every sender starts a new chain, shared only with the remaining
             # members; our proofs move to the new secret once we hold it
-            op.txn.delete(OUTBOUND, room.room_id)
+            self._retire_outbound(op, room.room_id)
             room = self._install_epoch(op, room, state)
         return room
 
@@ -784,7 +838,7 @@ class CryptoSession:
         """Stop sending and sharing in ``room`` (fail closed), saying why."""
         if room.forked is None:
             op.events.append(LogForked(room.room_id, reason))
-        op.txn.delete(OUTBOUND, room.room_id)
+        self._retire_outbound(op, room.room_id)
         return msgspec.structs.replace(room, forked=reason)
 
     def _hash_at(self, op: _Op, room_id: bytes, length: int) -> bytes:
@@ -953,9 +1007,12 @@ class CryptoSession:
                 expired = ratchet.expire_skipped(inbound, now, policy)
                 if expired is not inbound:
                     op.txn.put(INBOUND, key, expired)
+        for key, kept in op.txn.scan(RETAINED, b"", OutboundChain):
+            if now - kept.created >= policy.retention:
+                op.txn.delete(RETAINED, key)
         # a tombstone outlives every share of its chain that could still be accepted: the
-        # owner re-shares a chain for at most rotate_age, and a share stays fresh MAX_AGE
-        lifetime = policy.rotate_age + MAX_AGE_MS + MAX_SKEW_MS
+        # owner re-shares a chain for at most its retention, and a share stays fresh MAX_AGE
+        lifetime = policy.retention + MAX_AGE_MS + MAX_SKEW_MS
         for key, tombstone in op.txn.scan(GONE, b"", ChainTombstone):
             if tombstone.deleted is None:
                 op.txn.put(GONE, key, msgspec.structs.replace(tombstone, deleted=now))
@@ -1008,6 +1065,12 @@ def _bury(txn: Txn, key: bytes, chain: InboundChain, now: int | None) -> None:
         floor = max(floor, previous.floor)
     txn.put(GONE, key, ChainTombstone(floor, now))
     txn.delete(INBOUND, key)
+
+
+def _forget_retained(txn: Txn, room_id: bytes) -> None:
+    """Delete our replaced chains of a room (we left it, or it is another room now)."""
+    for key, _ in txn.scan(RETAINED, room_id, OutboundChain):
+        txn.delete(RETAINED, key)
 
 
 def _bury_room_chains(txn: Txn, room_id: bytes, now: int | None) -> None:

@@ -4,12 +4,14 @@ import msgspec
 import pytest
 
 from e2echat.crypto import (
+    DEFAULT_POLICY,
     CryptoError,
     DirectRejected,
     MemberUnverified,
     MemberValidated,
     MessageDeferred,
     MessageRejected,
+    Outcome,
     Policy,
     ReplayRejected,
     RoomSecret,
@@ -19,6 +21,7 @@ from e2echat.crypto import (
 from e2echat.crypto.direct import KeyRequest, Share, seal_direct
 from e2echat.crypto.message import parse_body
 from e2echat.crypto.policy import DAY, SECOND
+from e2echat.protocol.constants import HISTORY_AGE_S, HISTORY_COUNT
 
 from .harness import NOW, ROOM, Party, Relay, texts
 
@@ -137,7 +140,7 @@ def test_pending_messages_expire_and_are_capped() -> None:
     outcomes = [relay.deliver(alice, body, bob, seq) for seq, body in enumerate(bodies)]
     assert isinstance(outcomes[2].events[0], Undecryptable)
     assert len(bob.store.snapshot()["pending"]) == 2
-    bob.session.tick(NOW + DAY)
+    bob.session.tick(NOW + policy.pending_expiry)
     assert "pending" not in bob.store.snapshot()
 
 
@@ -191,7 +194,7 @@ def test_old_inbound_chain_kept_for_grace_then_deleted(
     relay.deliver(alice, late, bob)
     assert texts(bob) == ["new chain", "late one"]
     straggler = relay.send(alice, "x")
-    bob.session.tick(NOW + 8 * DAY)
+    bob.session.tick(NOW + DEFAULT_POLICY.inbound_grace + DAY)
     chains = bob.store.snapshot()["in"]
     assert len(chains) == 1
     assert relay.deliver(alice, straggler, bob).messages
@@ -334,17 +337,56 @@ def test_key_request_proof_validates_a_joiner_whose_join_was_lost() -> None:
     assert texts(bob) == ["seen"]
 
 
-def test_key_request_for_an_old_chain_is_ignored(trio: tuple[Relay, Party, Party, Party]) -> None:
+def request_from(party: Party, owner: Party, chain_id: bytes, now: int = NOW) -> Outcome:
+    """``party`` asks ``owner`` for chain ``chain_id`` (an open room: no proof)."""
+    request = KeyRequest(party.key, owner.key, ROOM, now, chain_id)
+    body = seal_direct(party.identity.sign, request, owner.prekey)
+    return owner.session.receive_direct(party.key, body, now)
+
+
+def test_key_request_for_a_replaced_chain_is_answered_at_the_index_first_given(
+    trio: tuple[Relay, Party, Party, Party],
+) -> None:
+    """docs/crypto.md 9.4: the owner answers for any chain it keeps, only to a member it
+    gave that chain to, from the index it gave, so nobody reads what it could not."""
     relay, alice, bob, carol = trio
-    old = relay.send(alice, "old chain")
+    first = relay.broadcast(alice, "before dave")
+    dave = Party("dave")
+    relay.add(dave)
+    relay.join(dave)
+    outgoing = alice.session.encrypt(ROOM, Text("after dave", (), NOW), NOW)
+    relay.route(alice, [d for d in outgoing.directs if d.recipient != dave.key])  # lost
     relay.leave(carol)
-    relay.send(alice, "new chain")
-    chain_id = bytes(old[50:66])
-    request = KeyRequest(bob.key, alice.key, ROOM, NOW, chain_id)
-    body = seal_direct(bob.identity.sign, request, alice.prekey)
-    outcome = alice.session.receive_direct(bob.key, body, NOW)
-    assert outcome.directs == []
-    assert outcome.events == []
+    relay.broadcast(alice, "new chain")
+    chain_id = parse_body(first).header.chain_id
+    assert parse_body(outgoing.body).header.chain_id == chain_id
+
+    answer = request_from(dave, alice, chain_id)
+    (share,) = answer.directs
+    relay.route(alice, [share])
+    assert isinstance(relay.deliver(alice, first, dave).events[0], Undecryptable)  # before
+    assert [m.payload.body for m in relay.deliver(alice, outgoing.body, dave).messages] == [
+        "after dave"
+    ]
+    assert request_from(carol, alice, chain_id).directs == []  # left: nothing
+    assert request_from(Party("mallory"), alice, chain_id).directs == []  # never a member
+    later = NOW + DEFAULT_POLICY.retention
+    alice.session.tick(later)
+    assert "kept" not in alice.store.snapshot()  # past the relay's retention: deleted
+    assert request_from(bob, alice, chain_id, later).directs == []
+
+
+def test_replaced_chains_kept_are_capped_per_room() -> None:
+    policy = Policy(max_retained_chains=2, rotate_messages=1)
+    alice, bob = Party("alice", policy), Party("bob", policy)
+    relay = Relay(alice, bob)
+    relay.join(alice)
+    relay.join(bob)
+    bodies = [relay.broadcast(alice, str(i), NOW + i) for i in range(5)]
+    assert len(alice.store.snapshot()["kept"]) == 2  # the newest two replaced chains
+    oldest, newest_kept = (parse_body(bodies[i]).header.chain_id for i in (0, 3))
+    assert request_from(bob, alice, oldest).directs == []
+    assert len(request_from(bob, alice, newest_kept).directs) == 1
 
 
 def test_entering_with_another_secret_starts_afresh(
@@ -375,3 +417,13 @@ def test_a_namesake_joining_does_not_rotate_or_read_the_past(
     relay.broadcast(alice, "two")
     assert len({m.chain_id for m in bob.received}) == 1
     assert texts(impostor) == ["two"]
+
+
+def test_chain_caps_and_windows_cover_what_the_relay_retains() -> None:
+    """Nothing the relay keeps by default (10,000 messages, 30 days) is lost to a cap."""
+    policy = DEFAULT_POLICY
+    assert policy.max_retained_chains * policy.rotate_messages >= HISTORY_COUNT
+    assert policy.max_inbound_chains * policy.rotate_messages >= HISTORY_COUNT
+    assert policy.max_pending >= HISTORY_COUNT
+    windows = (policy.retention, policy.inbound_grace, policy.skipped_ttl, policy.pending_expiry)
+    assert min(windows) >= HISTORY_AGE_S * SECOND
