@@ -9,9 +9,11 @@ arrive as notices in the timeline and a toast, never as tracebacks.
 """
 
 import asyncio
+import os
 import time
 from collections.abc import AsyncIterable, Callable, Sequence
 from datetime import UTC, datetime, tzinfo
+from pathlib import Path
 from typing import Any, ClassVar
 
 import textual.message
@@ -41,7 +43,8 @@ from e2echat_tui import commands as cmd
 from e2echat_tui import terminal
 from e2echat_tui.completion import Completion, complete
 from e2echat_tui.composer import CompletionMenu, Composer, InputHistory
-from e2echat_tui.dialogs import PasswordScreen, VerifyScreen
+from e2echat_tui.dialogs import ConfirmScreen, PasswordScreen, VerifyScreen
+from e2echat_tui.files import human_size, is_image
 from e2echat_tui.format import (
     Level,
     display_name,
@@ -53,10 +56,12 @@ from e2echat_tui.format import (
 from e2echat_tui.header import Header, Topic
 from e2echat_tui.lines import Entry, RoomLog
 from e2echat_tui.members import MembersPanel
+from e2echat_tui.preview import Graphics, PreviewScreen, describe_image, image_widget
 from e2echat_tui.rooms import RoomTab
 from e2echat_tui.safe import escape_controls
 from e2echat_tui.sidebar import RoomList
 from e2echat_tui.timeline import Timeline
+from e2echat_tui.transfers import Running, Transfers
 
 KEYS_HELP = (
     ("ctrl+n", "jump to the next room with mentions or unread messages"),
@@ -66,6 +71,8 @@ KEYS_HELP = (
     ("tab / enter", "accept a completion"),
     ("f1", "help"),
     ("f2", "show / hide the members panel (hidden below 100 columns)"),
+    ("f3", "select the newest file; then up / down, enter downloads, p previews, escape"),
+    ("f4", "cancel the newest upload or download"),
     ("ctrl+q", "quit"),
 )
 
@@ -86,6 +93,28 @@ def _named(members: Sequence[Member], name: str) -> list[Member]:
         for m in members
         if m.name == base and prefix and m.fingerprint.replace(" ", "").startswith(prefix)
     ]
+
+
+def _readable_file(typed: str) -> Path:
+    """The file ``/upload`` names (``~`` expanded), or a ``CommandError``."""
+    path = Path(os.path.expanduser(typed))
+    if not _is_file(path):
+        raise cmd.CommandError(f"{typed} is not a file that can be read")
+    return path
+
+
+def _is_file(path: Path) -> bool:
+    try:
+        return path.is_file()
+    except OSError:
+        return False
+
+
+def _size_label(path: Path) -> str:
+    try:
+        return human_size(path.stat().st_size)
+    except OSError:
+        return "size unknown"
 
 
 def _has(room: Room, member: Member) -> bool:
@@ -132,6 +161,8 @@ class ChatApp(App[None]):
         Binding("pagedown", "scroll_timeline(1)", "Scroll down", show=False, priority=True),
         Binding("f1", "help", "Help"),
         Binding("f2", "toggle_members", "Members", show=False),
+        Binding("f3", "select_files", "Files", show=False),
+        Binding("f4", "cancel_transfer", "Cancel transfer", show=False),
         Binding("ctrl+q", "quit", "Quit", priority=True),
     ]
 
@@ -157,11 +188,15 @@ class ChatApp(App[None]):
         toast: bool = True,
         history: int = 10_000,
         first_page: int = 200,
+        graphics: Graphics | None = None,
+        downloads: Path | None = None,
     ) -> None:
         """``room`` is shown first; ``timezone`` and ``clock`` make screenshots reproducible;
         ``bell``/``toast`` say how a mention of me is announced; ``history`` is the number
         of stored messages loaded per room (and the scrollback kept): the newest
-        ``first_page`` before the first frame, the older ones right after.
+        ``first_page`` before the first frame, the older ones right after. ``graphics``
+        is the terminal's image protocol (``preview.detect_graphics``, asked before the
+        app starts); ``downloads`` is where files are saved (the platform's folder).
 
         The app subscribes to ``chat``'s messages and events here, so an app made before
         ``chat`` connects misses nothing of the session (what it also reads from the
@@ -182,6 +217,9 @@ class ChatApp(App[None]):
         self.tabs: dict[str, RoomTab] = {}
         self.listed_rooms: list[str] = []  # the relay's listed rooms, as last asked
         self.roomless_history = InputHistory()  # what was sent while in no room
+        self.graphics = graphics
+        self.downloads = downloads
+        self.saved: dict[bytes, Path] = {}  # blob id -> where this session saved it
 
     def get_driver_class(self) -> type[Driver]:
         """The terminal driver that keeps pastes whole and reports Alt+Enter."""
@@ -198,6 +236,7 @@ class ChatApp(App[None]):
                 yield Topic(id="topic")
                 yield Timeline(id="timeline")
                 yield CompletionMenu(id="completions")
+                yield Transfers(id="transfers")
                 yield Composer(completer=self._complete, id="composer")
             yield MembersPanel(id="members").data_bind(members=ChatApp.roster)
         yield Footer()
@@ -213,6 +252,10 @@ class ChatApp(App[None]):
     @property
     def room_list(self) -> RoomList:
         return self.query_one(RoomList)
+
+    @property
+    def transfers(self) -> Transfers:
+        return self.query_one(Transfers)
 
     async def on_mount(self) -> None:
         self.connection, self.user = str(self.chat.state), self.chat.name or ""
@@ -366,6 +409,27 @@ class ChatApp(App[None]):
     def action_help(self) -> None:
         self.show_help()
 
+    def action_select_files(self) -> None:
+        if self.timeline.select_newest_file() is None:
+            self.say("No file in this room yet: /upload PATH sends one.")
+            return
+        self.timeline.focus()
+
+    def action_cancel_transfer(self) -> None:
+        entry = self.transfers.newest()
+        if entry is not None:
+            entry.transfer.cancel()
+
+    def on_timeline_chosen(self, event: Timeline.Chosen) -> None:
+        message = event.entry.message
+        if message is None:
+            return
+        work = self._preview(message) if event.action == "preview" else self._download(message)
+        self.run_worker(self._guarded(work), group="transfers")
+
+    def on_timeline_left(self, _event: Timeline.Left) -> None:
+        self.composer.focus()
+
     def on_room_list_picked(self, event: RoomList.Picked) -> None:
         self.switch_to(event.room)
         self.composer.focus()
@@ -398,6 +462,9 @@ class ChatApp(App[None]):
             "escapes like \\x1b and would be sent that way.",
             Level.WARNING,
         )
+
+    def on_composer_file_pasted(self, event: Composer.FilePasted) -> None:
+        self.run_worker(self._offer_upload(event.path, event.text), group="transfers")
 
     def on_composer_completing(self, event: Composer.Completing) -> None:
         self.query_one(CompletionMenu).show(event.completion, event.index)
@@ -449,6 +516,16 @@ class ChatApp(App[None]):
                 await self._list_rooms()
             case cmd.Nick(name):
                 await self._rename(name)
+            case cmd.Upload(path):
+                self._require_room()
+                self.run_worker(self._guarded(self._upload(path)), group="transfers")
+            case cmd.Download():
+                self.run_worker(
+                    self._guarded(self._download(self._file_to_fetch())), group="transfers"
+                )
+            case cmd.Cancel():
+                for entry in list(self.transfers.running):
+                    entry.transfer.cancel()
             case cmd.Help():
                 self.show_help()
             case cmd.Quit():
@@ -465,6 +542,102 @@ class ChatApp(App[None]):
         message = await tab.room.send(text)
         tab.log.extend(self._entries([message]))
         self.timeline.appended(tab.log)
+
+    # ---------------------------------------------------------------- files
+
+    async def _guarded(self, work: Any) -> None:
+        """Run a file command: its expected failures become notices."""
+        try:
+            await work
+        except (cmd.CommandError, E2EChatError) as exc:
+            self.error_notice(str(exc))
+
+    async def _follow(self, transfer: e2echat.Transfer[Any], name: str, direction: str) -> Any:
+        """Show ``transfer`` in the progress bars until it ends; its result, or None if
+        it was cancelled (by f4 or /cancel: leaving the app cancels the worker too)."""
+        entry: Running = self.transfers.start(transfer, name, direction)
+        try:
+            async for progress in transfer:
+                self.transfers.advance(entry, progress)
+            return await transfer
+        except asyncio.CancelledError:
+            if not transfer.done() or asyncio.current_task().cancelling():  # type: ignore[union-attr]
+                raise  # the worker itself was cancelled
+            self.say(f"{direction.capitalize()} of {name} cancelled: nothing was kept.")
+            return None
+        finally:
+            self.transfers.finish(entry)
+
+    async def _offer_upload(self, path: Path, text: str) -> None:
+        """A pasted file path: ask before uploading; a "no" pastes it as text."""
+        tab = self.shown
+        if tab is None:
+            self.composer.insert_paste(text)
+            return
+        question = (
+            f"Upload {path.name} ({_size_label(path)}) to {tab.name}?"
+            " Everyone in the room can open it."
+        )
+        if await self.push_screen_wait(ConfirmScreen(question, "Upload")):
+            await self._guarded(self._upload(str(path)))
+        else:
+            self.composer.insert_paste(text)
+
+    async def _upload(self, typed: str) -> None:
+        tab = self._require_room()
+        path = _readable_file(typed)
+        message = await self._follow(tab.room.send_file(path), path.name, "upload")
+        if message is None:
+            return
+        tab.log.extend(self._entries([message]))
+        self.timeline.appended(tab.log)
+
+    def _file_to_fetch(self) -> e2echat.Message[Room]:
+        """The selected file message, else the newest one of the shown room."""
+        tab = self._require_room()
+        selected = self.timeline.selected
+        if selected is not None and selected.message is not None:
+            return selected.message
+        newest = next((e.message for e in reversed(tab.log.entries) if e.message), None)
+        if newest is None:
+            raise cmd.CommandError(f"there is no file in {tab.name} to download")
+        return newest
+
+    async def _download(self, message: e2echat.Message[Room]) -> Path | None:
+        info = message.file
+        if info is None:
+            return None
+        name = escape_controls(info.name)
+        fetching = message.download(self.downloads)
+        saved: Path | None = await self._follow(fetching, info.name, "download")
+        if saved is None:
+            return None
+        self.saved[info.blob] = saved
+        self.say(f"Saved {name} ({human_size(info.size)}) as {saved}")
+        return saved
+
+    async def _preview(self, message: e2echat.Message[Room]) -> None:
+        """Show an image file (fetched first if this session has not saved it)."""
+        info = message.file
+        if info is None:
+            return
+        if not is_image(info):
+            raise cmd.CommandError(
+                f"{info.name} is not an image ({info.media_type}): Enter saves it"
+            )
+        saved = self.saved.get(info.blob)
+        if saved is None or not _is_file(saved):
+            saved = await self._download(message)
+            if saved is None:
+                return
+        if self.graphics is None:
+            self.say(f"{escape_controls(info.name)}: {describe_image(saved, info.media_type)}")
+            return
+        try:
+            picture = image_widget(saved, self.graphics)
+        except ValueError as exc:
+            raise cmd.CommandError(f"cannot preview {info.name}: {exc}") from None
+        await self.push_screen_wait(PreviewScreen(picture, escape_controls(info.name)))
 
     async def _ask_password(self, prompt: str) -> str | None:
         return await self.push_screen_wait(PasswordScreen(prompt))

@@ -44,6 +44,13 @@ COMMANDS: Final[tuple[CommandSpec, ...]] = (
     CommandSpec("members", "/members", "List the members of the current room."),
     CommandSpec("rooms", "/rooms", "List the relay's listed rooms."),
     CommandSpec("nick", "/nick NAME", "Change your display name (your rooms see it)."),
+    CommandSpec("upload", "/upload PATH", "Encrypt a file and send it to the current room."),
+    CommandSpec(
+        "download",
+        "/download",
+        "Save the selected file message (f3 selects; else the newest) to your downloads.",
+    ),
+    CommandSpec("cancel", "/cancel", "Cancel every running upload and download."),
     CommandSpec("help", "/help", "Show the commands and keys."),
     CommandSpec("quit", "/quit", "Leave the program."),
 )
@@ -114,6 +121,23 @@ class Nick:
 
 
 @dataclass(frozen=True, slots=True)
+class Upload:
+    """``path`` as typed (``~`` not yet expanded)."""
+
+    path: str
+
+
+@dataclass(frozen=True, slots=True)
+class Download:
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class Cancel:
+    pass
+
+
+@dataclass(frozen=True, slots=True)
 class Help:
     pass
 
@@ -123,7 +147,22 @@ class Quit:
     pass
 
 
-Command = Create | Join | Leave | Invite | SetStatus | Verify | Members | Rooms | Nick | Help | Quit
+Command = (
+    Create
+    | Join
+    | Leave
+    | Invite
+    | SetStatus
+    | Verify
+    | Members
+    | Rooms
+    | Nick
+    | Upload
+    | Download
+    | Cancel
+    | Help
+    | Quit
+)
 Parsed = SendText | Command
 
 _NO_ARGS: Final[dict[str, Command]] = {
@@ -131,6 +170,8 @@ _NO_ARGS: Final[dict[str, Command]] = {
     "invite": Invite(),
     "members": Members(),
     "rooms": Rooms(),
+    "download": Download(),
+    "cancel": Cancel(),
     "help": Help(),
     "quit": Quit(),
 }
@@ -187,6 +228,9 @@ def parse(line: str) -> Parsed:
         return _parse_join(args)
     if name == "status":
         return _parse_status(rest)
+    if name == "upload" and rest:
+        quoted = len(rest) >= 2 and rest[0] == rest[-1] and rest[0] in "'\""
+        return Upload(rest[1:-1] if quoted else rest)  # a path may contain spaces
     if name == "verify" and rest:
         return Verify(rest.removeprefix("@"))  # others' names may contain spaces
     if name == "verify" or len(args) != 1:

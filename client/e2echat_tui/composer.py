@@ -3,13 +3,15 @@
 Enter sends (the send keys are configurable); Shift+Enter, Alt+Enter or Ctrl+J insert
 a line break. A paste keeps its line breaks; any other control character in it (ESC,
 a bidi override, ...) is put in as a visible escape such as ``\\x1b`` and the app is
-told, so nothing pasted can move the cursor or reorder what a reader sees. Up on the
+told, so nothing pasted can move the cursor or reorder what a reader sees. A paste
+that is the path of a file is handed to the app instead, to offer an upload. Up on the
 first line and Down on the last walk the room's input history. Tab completes the
 word before the cursor and cycles on each press; it never moves focus.
 """
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from rich.text import Text
 from textual import events
@@ -18,6 +20,7 @@ from textual.widgets import OptionList, TextArea
 
 from e2echat_tui.commands import history_text
 from e2echat_tui.completion import NOTHING, Completion
+from e2echat_tui.files import pasted_file
 from e2echat_tui.safe import escape_controls
 
 DEFAULT_SEND_KEYS = ("enter",)
@@ -105,6 +108,14 @@ class Composer(TextArea):
         def __init__(self, count: int) -> None:
             super().__init__()
             self.count = count
+
+    class FilePasted(Message):
+        """The paste ``text`` names the regular file ``path``."""
+
+        def __init__(self, path: Path, text: str) -> None:
+            super().__init__()
+            self.path = path
+            self.text = text
 
     class Completing(Message):
         """Tab found several candidates (``index`` is shown), or none are left (empty)."""
@@ -197,10 +208,23 @@ class Composer(TextArea):
     async def _on_paste(self, event: events.Paste) -> None:
         event.stop()
         event.prevent_default()
-        self._insert_clean(event.text)
+        self._paste(event.text)
 
     def action_paste(self) -> None:
-        self._insert_clean(self.app.clipboard)
+        self._paste(self.app.clipboard)
+
+    def _paste(self, text: str) -> None:
+        """A paste that names a file goes to the app (which offers to upload it and
+        hands it back with ``insert_paste`` if declined); any other is put in."""
+        path = pasted_file(text) if not self.read_only else None
+        if path is not None:
+            self.post_message(self.FilePasted(path, text))
+        else:
+            self._insert_clean(text)
+
+    def insert_paste(self, text: str) -> None:
+        """Put ``text`` in as a paste (cleaned like one)."""
+        self._insert_clean(text)
 
     def _insert_clean(self, text: str) -> None:
         if self.read_only or not text:
@@ -271,7 +295,7 @@ class CompletionMenu(OptionList, can_focus=False):
     CompletionMenu {
         display: none;
         height: auto;
-        max-height: 12;
+        max-height: 15;
         border: none;
         border-left: wide $accent;
         padding: 0 1;

@@ -18,6 +18,7 @@ from e2echat_server.relay import Relay
 from e2echat import Client, Identity, MemberJoined, Message, Room
 from e2echat_tui.app import ChatApp
 from e2echat_tui.launch import run_app
+from e2echat_tui.preview import detect_graphics
 
 LOBBY = "lobby"
 GREETER = "greeter"
@@ -83,6 +84,8 @@ async def demo_session(workdir: Path, name: str = "guest") -> AsyncIterator[Clie
 async def run_demo(*, bell: bool = True, toast: bool = True) -> None:
     """Run the whole demo until the user quits; nothing is left behind."""
     logging.getLogger().addHandler(logging.NullHandler())  # no relay logs over the TUI
+    graphics = detect_graphics()  # before the app takes the terminal
     with tempfile.TemporaryDirectory(prefix="e2echat-demo-") as workdir:
         async with demo_session(Path(workdir)) as you:
-            await run_app(ChatApp(you, room=LOBBY, bell=bell, toast=toast))
+            app = ChatApp(you, room=LOBBY, bell=bell, toast=toast, graphics=graphics)
+            await run_app(app)

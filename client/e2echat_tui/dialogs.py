@@ -1,4 +1,4 @@
-"""Modal dialogs: the safety-number check and the hidden password prompt."""
+"""Modal dialogs: the safety-number check, the hidden password prompt, a confirmation."""
 
 from typing import ClassVar
 
@@ -107,3 +107,29 @@ class PasswordScreen(ModalScreen[str | None]):
         event.stop()
         if event.value:
             self.dismiss(event.value)
+
+
+class ConfirmScreen(ModalScreen[bool]):
+    """A yes-or-no question; dismisses True only for the confirming button.
+
+    Focus starts on Cancel, so a stray Enter (say, the end of a paste) confirms nothing.
+    """
+
+    DEFAULT_CSS = DIALOG_CSS.format(name="ConfirmScreen")
+    BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "dismiss(False)", "Cancel")]
+    AUTO_FOCUS = "#cancel"
+
+    def __init__(self, question: str, confirm: str) -> None:
+        super().__init__()
+        self._question = question
+        self._confirm = confirm
+
+    def compose(self) -> ComposeResult:
+        with Vertical():
+            yield Label(Text(self._question))
+            with Horizontal():
+                yield Button(self._confirm, id="confirm", variant="primary")
+                yield Button("Cancel", id="cancel")
+
+    def on_button_pressed(self, event: Button.Pressed) -> None:
+        self.dismiss(event.button.id == "confirm")

@@ -15,6 +15,7 @@ from rich.style import Style
 from rich.text import Text
 
 from e2echat import Member, Message, Room
+from e2echat_tui.files import file_line
 from e2echat_tui.lines import Entry
 from e2echat_tui.safe import escape_controls
 
@@ -109,11 +110,16 @@ def message_entry(message: Message[Room], timezone: tzinfo | None, names: Namesa
     own = message.own or sender.is_me
     author = Segment(display_name(sender, names), OWN_NAME_STYLE if own else name_style(sender.key))
     mentioned = message.mentions_me and not own
+    if message.file is not None:
+        body = file_line(message.file, message.text)
+    else:
+        body = escape_controls(message.text, keep_newlines=True)
     return Entry(
         prefix=(Segment(clock(message.sent_at, timezone) + " ", TIME_STYLE), author, Segment(" ")),
-        body=escape_controls(message.text, keep_newlines=True),
+        body=body,
         body_style=OWN_BODY_STYLE if own else MENTION_BODY_STYLE if mentioned else BODY_STYLE,
         background=MENTION_BACKGROUND if mentioned else None,
+        message=message if message.file is not None else None,
     )
 
 

@@ -10,6 +10,7 @@ from textual.app import App
 
 from e2echat import Client
 from e2echat_tui.app import ChatApp
+from e2echat_tui.preview import detect_graphics
 
 # SIGHUP does not exist on Windows, where the loop cannot take signal handlers anyway.
 HANGUP_SIGNALS = tuple(
@@ -50,8 +51,9 @@ async def run_chat(
     """Connect, run the app until the user quits, disconnect.
 
     The app is made first: it subscribes to the client's messages and events before
-    the connection opens, so nothing of the session is missed.
+    the connection opens, so nothing of the session is missed. The terminal is asked
+    for image support first, while it is still ours to ask.
     """
-    app = ChatApp(chat, room=room, bell=bell, toast=toast)
+    app = ChatApp(chat, room=room, bell=bell, toast=toast, graphics=detect_graphics())
     async with chat:
         await run_app(app)

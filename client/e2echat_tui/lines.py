@@ -18,18 +18,22 @@ from rich.segment import Segment
 from rich.style import Style
 from textual.strip import Strip
 
+from e2echat import Message, Room
+
 _TOKEN = re.compile(r"\S+|\s+")
 _MIN_BODY_WIDTH = 8
 
 
 @dataclass(frozen=True, slots=True)
 class Entry:
-    """One timeline item: a message or a system line, already escaped and styled."""
+    """One timeline item: a message or a system line, already escaped and styled;
+    ``message`` is the file message it shows (to download or preview it)."""
 
     prefix: tuple[Segment, ...]
     body: str
     body_style: Style
     background: Style | None = None
+    message: Message[Room] | None = None
 
     @property
     def prefix_width(self) -> int:
@@ -182,6 +186,13 @@ class RoomLog:
             self._reindex()
         self._dropped += excess
         self._cache.clear()
+
+    def span(self, index: int) -> range:
+        """The lines entry ``index`` takes (empty before the first layout)."""
+        if not self._width or not 0 <= index < len(self.entries):
+            return range(0)
+        start = self._starts[index]
+        return range(start, start + self._counts[index])
 
     def line(self, y: int) -> Strip | None:
         """Line ``y`` of the laid-out log, or None below the end."""

@@ -3,19 +3,47 @@
 One widget for the whole scrollback, rendering only the visible lines, so 10,000
 messages cost a list of line counts, not 10,000 widgets. It follows the bottom
 while the reader is there and stays put when they scrolled up to read history.
+
+Focused, it selects file messages: Up and Down move between them, Enter downloads
+the selected one, ``p`` previews it, Escape goes back to the composer.
 """
+
+from typing import ClassVar
 
 from rich.segment import Segment
 from rich.style import Style
+from textual.binding import Binding, BindingType
 from textual.geometry import Size
+from textual.message import Message
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
-from e2echat_tui.lines import RoomLog
+from e2echat_tui.lines import Entry, RoomLog
+
+SELECTED_STYLE = Style(bgcolor="#303a4a")
 
 
 class Timeline(ScrollView, can_focus=True):
     """Shows one ``RoomLog``; ``show`` switches rooms, ``appended`` follows new lines."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("up", "select(-1)", "Previous file", show=False),
+        Binding("down", "select(1)", "Next file", show=False),
+        Binding("enter", "choose('download')", "Download"),
+        Binding("p", "choose('preview')", "Preview"),
+        Binding("escape", "leave", "Back", show=False),
+    ]
+
+    class Chosen(Message):
+        """Enter or ``p`` on a selected file message: ``action`` is what to do."""
+
+        def __init__(self, entry: Entry, action: str) -> None:
+            super().__init__()
+            self.entry = entry
+            self.action = action
+
+    class Left(Message):
+        """Escape: focus should go back to the composer."""
 
     DEFAULT_CSS = """
     Timeline {
@@ -30,6 +58,8 @@ class Timeline(ScrollView, can_focus=True):
         self.log_view = RoomLog()
         self._follow_pending = False
         self._base_style: Style | None = None  # self.rich_style walks the DOM: once per CSS
+        self.selected: Entry | None = None
+        self._selected_at = -1
 
     def notify_style_update(self) -> None:
         super().notify_style_update()
@@ -38,6 +68,7 @@ class Timeline(ScrollView, can_focus=True):
     def show(self, log: RoomLog) -> None:
         """Display ``log``, scrolled to its end."""
         self.log_view = log
+        self.selected = None
         self._relayout()
         self._follow()
 
@@ -84,12 +115,69 @@ class Timeline(ScrollView, can_focus=True):
         self.virtual_size = Size(width, self.log_view.line_count)
         self.refresh()
 
+    # ------------------------------------------------------------ file selection
+
+    def _selected_index(self) -> int | None:
+        """Where the selected entry is now (entries shift as older ones load above)."""
+        entries, cached = self.log_view.entries, self._selected_at
+        if self.selected is None:
+            return None
+        if not (0 <= cached < len(entries) and entries[cached] is self.selected):
+            try:
+                self._selected_at = entries.index(self.selected)
+            except ValueError:  # dropped from the kept history
+                self.selected = None
+                return None
+        return self._selected_at
+
+    def select_newest_file(self) -> Entry | None:
+        """Select the newest file message (None if the room shows none)."""
+        self.selected = None
+        self.action_select(-1)
+        return self.selected
+
+    def action_select(self, step: int) -> None:
+        """Move the selection ``step`` file messages (from the bottom if none)."""
+        entries = self.log_view.entries
+        files = [i for i, entry in enumerate(entries) if entry.message is not None]
+        if not files:
+            return
+        current = self._selected_index()
+        if current is None:
+            target = files[-1]
+        elif step < 0:
+            target = next((i for i in reversed(files) if i < current), files[0])
+        else:
+            target = next((i for i in files if i > current), files[-1])
+        self.selected = entries[target]
+        lines = self.log_view.span(target)
+        if lines:
+            top, height = self.scroll_offset.y, self.scrollable_content_region.height
+            if lines.start < top or lines.stop > top + height:
+                self.scroll_to(y=max(lines.stop - height, 0), animate=False, immediate=True)
+        self.refresh()
+
+    def action_choose(self, action: str) -> None:
+        if self.selected is not None and self._selected_index() is not None:
+            self.post_message(self.Chosen(self.selected, action))
+
+    def action_leave(self) -> None:
+        self.post_message(self.Left())
+
+    def on_blur(self) -> None:
+        self.refresh()  # the selection shows only while the timeline has focus
+
     def render_line(self, y: int) -> Strip:
         width = self.scrollable_content_region.width
         if self._base_style is None:
             self._base_style = self.rich_style
         style = self._base_style
-        strip = self.log_view.line(self.scroll_offset.y + y)
+        line = self.scroll_offset.y + y
+        strip = self.log_view.line(line)
         if strip is None:
             return Strip([Segment(" " * width, style)], width)
-        return strip.apply_style(style).crop_extend(0, width, style)
+        strip = strip.apply_style(style).crop_extend(0, width, style)
+        index = self._selected_index() if self.has_focus else None
+        if index is not None and line in self.log_view.span(index):
+            strip = strip.apply_style(SELECTED_STYLE)
+        return strip

@@ -21,6 +21,7 @@ from e2echat import (
     ConnectionState,
     E2EChatError,
     Event,
+    FileInfo,
     Member,
     MemberJoined,
     MemberLeft,
@@ -281,6 +282,16 @@ class FakeChat:
         )
         room.stored.append(message)
         return message
+
+    def record_file(
+        self, room: FakeRoom, sender: Member, name: str, size: int, media_type: str, caption: str
+    ) -> Message:
+        """Store a file message (as a sender's client could label it) in ``room``."""
+        message = self.record(room, sender, caption)
+        info = FileInfo(name, size, media_type, blob=bytes(16), key=bytes(32), hash=bytes(32))
+        stored = replace(message, file=info)
+        room.stored[-1] = stored
+        return stored
 
     def publish(self, message: Message) -> None:
         for subscription in self._message_subscriptions:

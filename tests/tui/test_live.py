@@ -31,13 +31,12 @@ class WatchedApp(ChatApp):
         super()._append(room, entry_text, level)
         self.changed.set()
 
-    def on_chat_message(self, posted: ChatMessage) -> None:
-        super().on_chat_message(posted)
-        self.changed.set()
+    # Textual calls the handler of every class in the MRO: ChatApp's runs after these.
+    def on_chat_message(self, _posted: ChatMessage) -> None:
+        self.call_later(self.changed.set)
 
-    def on_chat_event(self, posted: ChatEvent) -> None:
-        super().on_chat_event(posted)
-        self.changed.set()
+    def on_chat_event(self, _posted: ChatEvent) -> None:
+        self.call_later(self.changed.set)
 
 
 async def until(app: WatchedApp, predicate: Callable[[], bool]) -> None:

@@ -1,0 +1,188 @@
+"""Files in the TUI without a relay: sizes, lines, pasted paths, progress, commands,
+a hostile file name on screen, and the transfer bar's look."""
+
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from e2echat_tui import commands as cmd
+from e2echat_tui import preview
+from e2echat_tui.files import file_line, human_size, pasted_file, progress_bar, progress_line
+from e2echat_tui.preview import describe_image
+from textual.pilot import Pilot
+
+from e2echat import FileInfo, TransferProgress
+
+from .conftest import SIZE, fixed_app, populated_chat
+from .screen import screen_text
+from .test_app import started
+
+SnapCompare = Callable[..., bool]
+HOSTILE = "\x1b]0;owned\x07[bold red]x[/bold red]\u202egnp.exe"
+
+
+def info(name: str, size: int = 1536, media_type: str = "image/png") -> FileInfo:
+    return FileInfo(name, size, media_type, blob=bytes(16), key=bytes(32), hash=bytes(32))
+
+
+def test_sizes() -> None:
+    assert [human_size(n) for n in (0, 1023, 1536, 10 * 2**20, 3 * 2**30)] == [
+        "0 B",
+        "1023 B",
+        "1.5 KiB",
+        "10 MiB",
+        "3.0 GiB",
+    ]
+
+
+def test_a_file_line_escapes_the_senders_labels() -> None:
+    line = file_line(info(HOSTILE, media_type="image/\x1bpng"), "see\x1b[2J")
+    assert "\x1b" not in line
+    assert "\u202e" not in line
+    assert line.startswith("📎 \\x1b]0;owned\\x07[bold red]x[/bold red]\\u202egnp.exe · 1.5 KiB")
+    assert line.endswith("image/\\x1bpng — see\\x1b[2J")
+
+
+def test_a_pasted_path_counts_only_when_it_names_a_regular_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    spaced = tmp_path / "a b.png"
+    spaced.write_bytes(b"x")
+    monkeypatch.setenv("HOME", str(tmp_path))
+    for pasted in (
+        str(spaced),
+        f"'{spaced}'",
+        f'"{spaced}"',
+        str(spaced).replace(" ", "\\ "),
+        "file://" + str(spaced).replace(" ", "%20"),
+        f"  {spaced}\n",
+        "~/a b.png",
+    ):
+        assert pasted_file(pasted) == spaced, pasted
+    os.mkfifo(tmp_path / "pipe")
+    for text in (
+        "a b.png",  # relative: a message, not a path
+        str(tmp_path),  # a folder
+        str(tmp_path / "pipe"),
+        str(tmp_path / "missing.png"),
+        f"{spaced}\n{spaced}",
+        f"{spaced}\x1b",
+        "file://elsewhere" + str(spaced),
+        "/" + "x" * 5000,
+        "hello world",
+        "",
+    ):
+        assert pasted_file(text) is None, text
+
+
+def test_progress_text() -> None:
+    assert progress_bar(0.0, 4) == "    "
+    assert progress_bar(1.0, 4) == "████"
+    assert progress_bar(0.5625, 4) == "██▎ "
+    moving = TransferProgress("download", 3 * 2**20, 8 * 2**20, 2**20, 3.0)
+    line = progress_line("cat\x1b.png", moving, "download")
+    assert line.startswith("↓ cat\\x1b.png [")
+    assert line.endswith("] 38% 3.0 MiB/8.0 MiB 1.0 MiB/s 5 s left")
+    stalled = TransferProgress("upload", 0, 2**30, 0.0, 1.0)
+    assert progress_line("big", stalled, "upload").endswith("0 B/s — left")
+    assert progress_line("big", None, "upload") == "↑ big [          ] starting…"
+    assert progress_line("n" * 40, None, "upload").startswith("↑ " + "n" * 23 + "… [")
+
+
+def test_file_commands_parse() -> None:
+    assert cmd.parse("/upload ~/my notes.txt") == cmd.Upload("~/my notes.txt")
+    assert cmd.parse("/upload '/tmp/a b'") == cmd.Upload("/tmp/a b")
+    assert cmd.parse("/download") == cmd.Download()
+    assert cmd.parse("/cancel") == cmd.Cancel()
+    for bad in ("/upload", "/download now", "/cancel all"):
+        with pytest.raises(cmd.CommandError, match="usage"):
+            cmd.parse(bad)
+
+
+def test_an_image_is_described_from_its_header_only(tmp_path: Path) -> None:
+    from PIL import Image
+
+    picture = tmp_path / "p.png"
+    Image.new("RGB", (4, 3)).save(picture)
+    assert describe_image(picture, "image/png").startswith("PNG image, 4x3 pixels, ")
+    fake = tmp_path / "not.png"
+    fake.write_bytes(b"\x89PNG but not really")
+    assert describe_image(fake, "image/png") == "image/png, 19 B, not a readable image"
+
+
+async def test_a_hostile_file_name_is_shown_as_text_and_download_needs_a_file() -> None:
+    chat = populated_chat()
+    lobby = chat.directory["lobby"]
+    bob = next(m for m in lobby.member_list if m.name == "bob")
+    chat.record_file(lobby, bob, HOSTILE, 4096, "image/png", "[i]caption[/i]")
+    app = fixed_app(chat)
+    async with app.run_test(size=SIZE) as pilot:
+        await started(app, chat)
+        await pilot.pause()
+        shown = screen_text(app)
+        assert "bob 📎 \\x1b]0;owned\\x07[bold red]x[/bold" in shown  # wrapped here
+        assert "red]\\u202egnp.exe · 4.0 KiB · image/png —" in shown
+        await pilot.press("f3")
+        assert app.timeline.selected is not None
+        assert app.timeline.selected.message is not None
+        assert app.timeline.selected.message.file is not None
+        await pilot.press("escape")
+        assert app.focused is app.composer
+
+
+def test_file_message_and_transfer_bar(snap_compare: SnapCompare) -> None:
+    chat = populated_chat()
+    lobby = chat.directory["lobby"]
+    bob = next(m for m in lobby.member_list if m.name == "bob")
+    chat.record_file(lobby, bob, "holiday [1].jpg", 3 * 2**20, "image/jpeg", "the beach")
+
+    class Stub:
+        def cancel(self) -> bool:
+            return True
+
+    async def transfer(pilot: Pilot[None]) -> None:
+        app = pilot.app
+        await app.ready.wait()  # type: ignore[attr-defined]
+        bar = app.transfers  # type: ignore[attr-defined]
+        up = bar.start(Stub(), "slides.pdf", "upload")
+        bar.advance(up, TransferProgress("upload", 5 * 2**20, 20 * 2**20, 2.5 * 2**20, 2.0))
+        bar.start(Stub(), "holiday [1].jpg", "download")
+        await pilot.press("f3")
+        await pilot.pause()
+
+    assert snap_compare(fixed_app(chat), terminal_size=SIZE, run_before=transfer)
+
+
+def test_graphics_are_asked_of_a_real_terminal_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(preview.IMAGES_ENV, "off")
+    assert preview._detect() is None
+    monkeypatch.delenv(preview.IMAGES_ENV)
+    assert preview._detect() is None  # pytest's stdin is no terminal: nothing is asked
+
+
+async def test_an_image_previews_with_a_graphics_protocol_and_a_huge_one_is_refused(
+    tmp_path: Path,
+) -> None:
+    from PIL import Image
+
+    small, huge = tmp_path / "small.png", tmp_path / "huge.png"
+    Image.new("RGB", (8, 6), "teal").save(small)
+    Image.new("1", (7000, 6000)).save(huge)  # 42 million pixels in a few KiB
+    with pytest.raises(ValueError, match="too large"):
+        preview.image_widget(huge, "kitty")
+    (tmp_path / "junk.png").write_bytes(b"junk")
+    with pytest.raises(ValueError, match="not a readable image"):
+        preview.image_widget(tmp_path / "junk.png", "sixel")
+    app = fixed_app(populated_chat())
+    async with app.run_test(size=SIZE) as pilot:
+        await app.ready.wait()
+        for graphics in ("kitty", "sixel"):
+            screen = preview.PreviewScreen(preview.image_widget(small, graphics), "small.png")
+            await app.push_screen(screen)
+            await pilot.pause()
+            assert app.screen is screen
+            assert "small.png" in screen_text(app)
+            await pilot.press("escape")
+            await pilot.pause()
+            assert app.screen is not screen

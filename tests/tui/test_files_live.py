@@ -1,0 +1,170 @@
+"""Files in the TUI over the real library and relay: /upload, a pasted path, the
+progress bar and its cancel key, a received file shown safely, f3 + Enter to save it,
+p to preview it."""
+
+import asyncio
+import io
+import threading
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from e2echat_server.blobs import BlobStore
+from e2echat_tui.demo import LOBBY, demo_session
+from e2echat_tui.dialogs import ConfirmScreen
+from e2echat_tui.timeline import Timeline
+from PIL import Image
+from textual import events
+from textual.pilot import Pilot
+
+from e2echat import Client, Identity, Message, Room
+
+from .screen import screen_text
+from .test_live import SIZE, TIMEOUT, WatchedApp, bodies, type_line, until
+
+
+class FileApp(WatchedApp):
+    """Also signals when a transfer ends."""
+
+    async def _follow(self, *args: Any) -> Any:
+        try:
+            return await super()._follow(*args)
+        finally:
+            self.changed.set()
+
+
+Session = tuple[FileApp, Pilot[None], Client, Path]
+
+
+@pytest.fixture
+async def files_session(tmp_path: Path) -> AsyncIterator[Session]:
+    """tess in the demo's TUI (saving into ``downloads``) and bob, a library client."""
+    async with demo_session(tmp_path, name="tess") as chat:
+        app = FileApp(chat, room=LOBBY, bell=False, downloads=tmp_path / "downloads")
+        async with app.run_test(size=SIZE) as pilot:
+            await app.ready.wait()
+            bob = Client(
+                chat.url, identity=Identity.generate(), name="bob", store=tmp_path / "bob.sqlite3"
+            )
+            async with bob:
+                await bob.join(LOBBY)
+                await until(app, lambda: "bob joined" in bodies(app))
+                yield app, pilot, bob, tmp_path
+
+
+def png_bytes() -> bytes:
+    buffer = io.BytesIO()
+    Image.new("RGB", (3, 2), "teal").save(buffer, "PNG")
+    return buffer.getvalue()
+
+
+async def next_file(inbox: AsyncIterator[Message[Room]]) -> Message[Room]:
+    async with asyncio.timeout(TIMEOUT):
+        async for message in inbox:
+            if message.file is not None:
+                return message
+    raise AssertionError("no file arrived")
+
+
+async def test_upload_and_save_a_file_both_ways(files_session: Session) -> None:
+    app, pilot, bob, tmp_path = files_session
+    source = tmp_path / "the report.pdf"
+    source.write_bytes(b"%PDF-1.4 " + bytes(range(256)) * 1200)
+    inbox = bob.messages()
+    await type_line(pilot, f"/upload {source}")
+    await until(app, lambda: any(b.startswith("📎 the report.pdf ·") for b in bodies(app)))
+    got = await next_file(inbox)
+    assert got.file is not None
+    assert got.file.name == "the report.pdf"
+    assert (await got.download(tmp_path / "bob")).read_bytes() == source.read_bytes()
+
+    # bob sends an image whose name tries markup and a terminal escape (his library
+    # already makes such a name safe; a hostile client's is escaped: test_files.py).
+    hostile = tmp_path / "\x1b[31m[bold red]cat.png"
+    hostile.write_bytes(png_bytes())
+    await bob.get_room(LOBBY).send_file(hostile, caption="[i]look[/i]")  # type: ignore[union-attr]
+    await until(app, lambda: any("cat.png" in b for b in bodies(app)))
+    await pilot.pause()
+    shown = screen_text(app)
+    assert "bob 📎 _[31m[bold red]cat.png · 78 B · image/png —" in shown
+    assert "[i]look[/i]" in shown
+
+    await pilot.press("f3")
+    assert app.focused is app.query_one(Timeline)
+    assert app.timeline.selected is not None
+    assert app.timeline.selected.message is not None
+    assert app.timeline.selected.message.sender.name == "bob"
+    await pilot.press("enter")
+    await until(app, lambda: bodies(app)[-1].startswith("Saved "))
+    (saved,) = (tmp_path / "downloads").iterdir()
+    assert saved.name == "_[31m[bold red]cat.png"
+    assert saved.read_bytes() == hostile.read_bytes()
+    await pilot.press("p")  # no image protocol in a test terminal: a description
+    await until(app, lambda: "PNG image, 3x2 pixels" in bodies(app)[-1])
+    await pilot.press("escape")
+    assert app.focused is app.composer
+
+
+async def test_the_progress_bar_and_f4_cancel_an_upload(
+    files_session: Session, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    app, pilot, bob, tmp_path = files_session
+    release = threading.Event()  # the relay stores one piece, then waits: mid-upload
+    store_piece = BlobStore.append
+
+    def held(self: BlobStore, blob: bytes, data: bytes, meta: Any = None) -> int:
+        length = store_piece(self, blob, data, meta)
+        release.wait(TIMEOUT)
+        return length
+
+    monkeypatch.setattr(BlobStore, "append", held)
+    source = tmp_path / "big.bin"
+    source.write_bytes(b"\0" * (8 * 1024 * 1024))
+    try:
+        await type_line(pilot, f"/upload {source}")
+        async with asyncio.timeout(TIMEOUT):
+            while not (app.transfers.running and app.transfers.running[0].progress):
+                await pilot.pause()
+        await pilot.pause()
+        shown = screen_text(app)
+        assert "↑ big.bin [" in shown
+        assert "/8.0 MiB" in shown
+        assert " left" in shown
+        assert "f4 cancels" in shown
+        await pilot.press("f4")
+        await until(app, lambda: bodies(app)[-1].startswith("Upload of big.bin cancelled"))
+    finally:
+        release.set()
+    await pilot.pause()
+    assert not app.transfers.running
+    assert "↑ big.bin" not in screen_text(app)
+    assert not any(b.startswith("📎") for b in bodies(app))
+    assert not [m for m in await bob.get_room(LOBBY).history() if m.file]  # type: ignore[union-attr]
+
+
+async def test_a_pasted_path_asks_before_it_uploads(files_session: Session) -> None:
+    app, pilot, bob, tmp_path = files_session
+    source = tmp_path / "notes one.txt"
+    source.write_text("pasted")
+    pasted = str(source).replace(" ", "\\ ")  # as a terminal pastes a dragged file
+    app.composer.post_message(events.Paste(pasted))
+    async with asyncio.timeout(TIMEOUT):
+        while not isinstance(app.screen, ConfirmScreen):
+            await pilot.pause()
+    assert "Upload notes one.txt (6 B) to lobby?" in screen_text(app)
+    await pilot.press("enter")  # focus starts on Cancel: the paste becomes text
+    await pilot.pause()
+    assert app.composer.text == pasted
+    assert not any(b.startswith("📎") for b in bodies(app))
+    app.composer.text = ""
+    inbox = bob.messages()
+    app.composer.post_message(events.Paste(pasted))
+    async with asyncio.timeout(TIMEOUT):
+        while not isinstance(app.screen, ConfirmScreen):
+            await pilot.pause()
+    await pilot.click("#confirm")
+    got = await next_file(inbox)
+    assert got.file is not None
+    assert got.file.name == "notes one.txt"
+    assert app.composer.text == ""
