@@ -95,6 +95,9 @@ RECENT_DELIVERED = 4096
 EARLY_MESSAGES = 256
 """Room messages kept for a room the relay has put us in but the engine has not yet
 entered (they can overtake the application's handling of the ``room`` reply)."""
+EARLY_DIRECTS = 256
+"""Directs kept for a room not entered yet (a member's share can overtake the ``room``
+reply the same way); past this the oldest go, and a key request recovers them."""
 BLOB_DELETE_ID = "b"
 """The request id of the ``blob_delete`` that follows our delete of a file message."""
 _ROSTER_EVENTS = (cev.MemberValidated, cev.MemberUnverified)
@@ -163,8 +166,9 @@ class Engine:
         self._mailbox_seen = 0
         self._mailbox_acked = 0
         self._delivered: OrderedDict[bytes, None] = OrderedDict()
-        self._early: list[RelayMessage] = []
         """Room id + sender + body digest of recently delivered messages, oldest first."""
+        self._early: list[RelayMessage] = []
+        self._early_directs: list[cev.DirectForUnknownRoom] = []
         for record in store.rooms():
             self._add_room(record)
 
@@ -241,6 +245,12 @@ class Engine:
             self._reconcile(state, info.members, out)
         if existing is None:
             out.events.append(ev.RoomJoined(info.id))
+        directs = [d for d in self._early_directs if d.room_id == info.id]
+        self._early_directs = [d for d in self._early_directs if d.room_id != info.id]
+        with self.store.transaction():
+            for direct in directs:
+                outcome = self.session.receive_direct(direct.sender, direct.body, self.clock())
+                self._apply(outcome, out)
         early = [f for f in self._early if f.room == info.id and f.seq > info.seq]
         self._early = [f for f in self._early if f.room != info.id]
         for frame in early:
@@ -758,6 +768,9 @@ class Engine:
                 )
                 sender = self.member(event.sender, event.room_id)
                 out.events.append(ev.Undecryptable(event.room_id, sender, event.seq, reason))
+        elif isinstance(event, cev.DirectForUnknownRoom):
+            self._early_directs.append(event)
+            del self._early_directs[:-EARLY_DIRECTS]
         elif isinstance(event, cev.DirectRejected):
             name = self.member(event.sender, None).name
             out.events.append(ev.Notice(f"A key message from {name} was rejected: {event.reason}."))

@@ -22,6 +22,7 @@ from e2echat.crypto.errors import (
 )
 from e2echat.crypto.events import (
     Decrypted,
+    DirectForUnknownRoom,
     DirectRejected,
     Event,
     LogForked,
@@ -104,6 +105,7 @@ __all__ = [
     "Decrypted",
     "DecryptionError",
     "Delete",
+    "DirectForUnknownRoom",
     "DirectRejected",
     "Edit",
     "EnvelopeError",

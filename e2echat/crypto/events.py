@@ -142,6 +142,16 @@ class DirectRejected:
 
 
 @dataclass(frozen=True, slots=True)
+class DirectForUnknownRoom:
+    """A direct envelope that checked, for a room we are not in: it may have overtaken
+    our entering the room, so the caller keeps ``body`` and hands it in again then."""
+
+    sender: bytes
+    room_id: bytes
+    body: bytes = field(repr=False)
+
+
+@dataclass(frozen=True, slots=True)
 class RoomChanged:
     """A membership-log entry was validated and applied: ``entry`` says who did what.
 
@@ -188,6 +198,7 @@ Event = (
     | ReplayRejected
     | MessageRejected
     | DirectRejected
+    | DirectForUnknownRoom
     | RoomChanged
     | LogRejected
     | LogForked

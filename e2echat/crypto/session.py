@@ -37,6 +37,7 @@ from e2echat.crypto.errors import (
 )
 from e2echat.crypto.events import (
     Decrypted,
+    DirectForUnknownRoom,
     DirectRejected,
     Event,
     LogForked,
@@ -568,7 +569,10 @@ class CryptoSession:
         )
         room = op.txn.get(ROOMS, payload.room_id, RoomRecord)
         if room is None:
-            raise CryptoError("direct envelope is for a room we are not in")
+            # checked and addressed to us, but nothing of it is acted on or remembered:
+            # handed in again once the room is entered, it is judged afresh
+            op.events.append(DirectForUnknownRoom(sender, payload.room_id, body))
+            return
         if isinstance(payload, RoomKey):
             self._receive_room_key(op, room, payload, now)
             return

@@ -413,3 +413,21 @@ def test_a_refused_direct_is_retried_unless_no_retry_can_succeed(
     assert [type(e) for e in alice.receive(unknown).events] == [e2echat.Notice]
     alice.disconnected()
     assert not [f for f in alice.flush_outbox().frames if isinstance(f, DirectSend)]
+
+
+def test_a_key_share_that_overtakes_entering_its_room_is_kept_for_it() -> None:
+    """A member's share can reach the engine before the application entered the room
+    the relay just put us in: it is kept, not rejected, and used once the room is in."""
+    clock = Clock()
+    alice, bob = make_engine("alice", clock), make_engine("bob", clock)
+    alice.enter_room(room_info(alice, bob), "open", None)
+    alice.welcome(welcome(alice, bob))
+    bob.welcome(Welcome(user=User(key=bob.me, name=bob.name), rooms=[], mailbox=0))
+    _item, _msg, sent = alice.queue(ROOM_ID, "the share came first")
+    (direct,) = [f for f in sent.frames if isinstance(f, DirectSend)]
+    (send,) = [f for f in sent.frames if isinstance(f, Send)]
+    early = bob.receive(DirectDelivery(sender=alice.me, seq=1, ts=NOW, body=direct.body))
+    assert early.events == []  # no "rejected" notice: kept
+    bob.enter_room(room_info(alice, bob), "open", None)
+    frame = Message(room=ROOM_ID, seq=1, ts=NOW, sender=alice.me, body=send.body)
+    assert [m.text for m in bob.receive(frame).messages] == ["the share came first"]

@@ -6,6 +6,7 @@ import pytest
 from e2echat.crypto import (
     DEFAULT_POLICY,
     CryptoError,
+    DirectForUnknownRoom,
     DirectRejected,
     MemberUnverified,
     MemberValidated,
@@ -427,3 +428,16 @@ def test_chain_caps_and_windows_cover_what_the_relay_retains() -> None:
     assert policy.max_pending >= HISTORY_COUNT
     windows = (policy.retention, policy.inbound_grace, policy.skipped_ttl, policy.pending_expiry)
     assert min(windows) >= HISTORY_AGE_S * SECOND
+
+
+def test_a_direct_for_a_room_not_entered_yet_is_handed_back_unchanged() -> None:
+    alice, bob = Party("alice"), Party("bob")
+    relay = Relay(alice, bob)
+    relay.join(alice)
+    relay.join(bob)
+    (direct,) = alice.session.encrypt(ROOM, Text("hi", (), NOW), NOW).directs
+    bob.session.leave_room(ROOM)  # as if bob had not entered it yet
+    before = bob.store.snapshot()
+    outcome = bob.session.receive_direct(alice.key, direct.body, NOW)
+    assert outcome.events == [DirectForUnknownRoom(alice.key, ROOM, direct.body)]
+    assert bob.store.snapshot() == before  # nothing acted on, nothing remembered
