@@ -552,15 +552,21 @@ class Engine:
             if len(self._early) < EARLY_MESSAGES:
                 self._early.append(frame)
             return
-        if not state.sync.message(frame.seq):
-            return  # a duplicate, or a room waiting for its roster (its sync brings it)
+        if not state.sync.message(frame.seq, frame):
+            return  # a duplicate, held by a sync, or a room waiting for its roster
+        self._process_messages(state, [frame], out)
+
+    def _process_messages(self, state: RoomState, frames: list[RelayMessage], out: Output) -> None:
+        """Decrypt, store and publish room messages (already marked processed), in one
+        transaction."""
         with self.store.transaction():
-            if frame.sender != self.me and not self.store.has_history(frame.room, frame.seq):
-                outcome = self.session.receive(
-                    frame.room, frame.sender, frame.body, self.clock(), frame.seq
-                )
-                self._apply(outcome, out, frame.ts)
-            self.store.set_last_seq(frame.room, state.sync.floor)
+            for frame in frames:
+                if frame.sender != self.me and not self.store.has_history(state.id, frame.seq):
+                    outcome = self.session.receive(
+                        state.id, frame.sender, frame.body, self.clock(), frame.seq
+                    )
+                    self._apply(outcome, out, frame.ts)
+            self.store.set_last_seq(state.id, state.sync.floor)
 
     def _signal(self, frame: Signal, out: Output) -> None:
         """An ephemeral body (typing, a receipt): decrypted like any room body (signed,
@@ -577,8 +583,8 @@ class Engine:
         state = self.rooms.get(frame.room)
         if state is None:
             return
-        more = state.sync.synced(frame.seq, self.clock())
-        self.store.set_last_seq(frame.room, state.sync.floor)
+        more, released = state.sync.synced(frame.seq, self.clock())
+        self._process_messages(state, released, out)
         if more is not None:
             out.frames.append(more)
 
@@ -610,7 +616,7 @@ class Engine:
         if rid.startswith(SYNC_ID):
             state = self.rooms.get(_hex_or_empty(rid[len(SYNC_ID) :]))
             if state is not None:
-                state.sync.sync_refused()
+                self._process_messages(state, state.sync.sync_refused(), out)
         if rid.startswith(MEMBERS_ID):
             state = self.rooms.get(_hex_or_empty(rid[len(MEMBERS_ID) :]))
             if state is not None:

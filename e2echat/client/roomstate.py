@@ -10,6 +10,7 @@ from e2echat.client.models import Member
 from e2echat.client.roomsync import RoomSync
 from e2echat.crypto.lookalike import Resemblance
 from e2echat.protocol import Member as RelayMember
+from e2echat.protocol import Message as RelayMessage
 from e2echat.store import ReadState, RoomRecord
 
 
@@ -18,7 +19,7 @@ class RoomState:
     """One joined room."""
 
     record: RoomRecord
-    sync: RoomSync
+    sync: RoomSync[RelayMessage]
     members: dict[bytes, RelayMember] = field(default_factory=dict)
     """The relay's member list, by key."""
     member_list: tuple[Member, ...] = ()

@@ -14,10 +14,12 @@ a ``synced`` nobody asked for changes nothing).
 
 It also owns what the states decide: the window of processed seqs (``SeqWindow``,
 whose floor the store persists and ``sync`` resumes after), the counts of the current
-sync, and the delayed floor move after an empty sync.
+sync, the delayed floor move after an empty sync, and the messages held while a sync
+runs (so the application sees a room's messages in seq order, backlog before live).
 """
 
 from enum import Enum, auto
+from typing import Generic, TypeVar
 
 from e2echat.client.seqs import SeqWindow
 from e2echat.protocol import MAX_SYNC_LIMIT, MembersRequest, Sync
@@ -26,6 +28,7 @@ SYNC_ID = "s"
 MEMBERS_ID = "m"
 SYNC_SETTLE_MS = 5000
 """An empty sync moves the floor to ``synced.seq`` only after this long (see ``synced``)."""
+T = TypeVar("T")
 
 
 class SyncState(Enum):
@@ -37,7 +40,8 @@ class SyncState(Enum):
     """``welcome`` listed the room partial: its members were asked for. Live frames of
     the room are dropped (its sync brings them once the roster is in) and sends wait."""
     SYNCING = auto()
-    """A ``sync`` is out: its pages (and live messages) are being received."""
+    """A ``sync`` is out: its pages (and live messages) are being received, and held
+    until the page they may follow in is complete (``synced``)."""
     LIVE = auto()
     """Caught up with the relay's history: what arrives is live traffic."""
 
@@ -72,8 +76,8 @@ TRANSITIONS: dict[tuple[SyncState, SyncInput], SyncState] = {
 """Every legal transition; anything else is ignored."""
 
 
-class RoomSync:
-    """The sync state of one room."""
+class RoomSync(Generic[T]):
+    """The sync state of one room; ``T`` is what is held for a seq (a relay message)."""
 
     def __init__(self, room_id: bytes, floor: int = 0) -> None:
         self.room_id = room_id
@@ -85,6 +89,8 @@ class RoomSync:
         """The lowest seq received since the last ``sync`` was sent."""
         self.floor_due: tuple[int, int] | None = None
         """After an empty sync: move the floor to this seq at this time (ms)."""
+        self._held: dict[int, T] = {}
+        """Messages received during the current sync, by seq, not processed yet."""
 
     def __repr__(self) -> str:
         return f"RoomSync({self.room_id.hex()[:8]}, {self.state.name}, floor={self.floor})"
@@ -128,17 +134,26 @@ class RoomSync:
             return None
         return self._sync()
 
-    def message(self, seq: int) -> bool:
-        """A room message arrived; True if it is new and should be processed."""
+    def message(self, seq: int, item: T) -> bool:
+        """A room message arrived; True if it is new and should be processed now.
+
+        During a sync it is held instead (False), whether it is of the backlog or live:
+        live messages interleave with the sync's pages (protocol.md section 6), and
+        processed at once they would reach the application before older messages of
+        the backlog. ``synced`` releases them in seq order."""
         if self.state is SyncState.AWAITING_ROSTER:
             return False
         if self.state is SyncState.SYNCING:
             self._received += 1
             self._lowest = seq if self._lowest is None else min(self._lowest, seq)
+            if not self.seqs.done(seq):
+                self._held.setdefault(seq, item)
+            return False
         return self.seqs.add(seq)
 
-    def synced(self, seq: int, now: int) -> Sync | None:
-        """The end of a sync reply; returns the next page's ``sync`` if this one was full.
+    def synced(self, seq: int, now: int) -> tuple[Sync | None, list[T]]:
+        """The end of a sync reply: the next page's ``sync`` if this one was full, and the
+        held messages now due, in seq order (each marked processed).
 
         ``seq`` is the room's latest seq "at that moment" (protocol.md §6), which may
         belong to messages not stored or broadcast yet: they come live later, so the
@@ -147,9 +162,14 @@ class RoomSync:
         order). A sync that returned nothing cannot tell deleted from on-the-way seqs,
         so the floor moves to ``seq`` only after ``SYNC_SETTLE_MS`` (on a ``tick``), by
         when stragglers have arrived.
+
+        After a full page only the page itself is released: a live message either
+        repeats a seq of the page or is newer than all of it (the relay stores and
+        broadcasts in seq order), so the page is the ``MAX_SYNC_LIMIT`` lowest seqs held,
+        and the rest waits for the pages before it. Once caught up, everything goes.
         """
         if self.state is not SyncState.SYNCING:
-            return None
+            return None, []
         received, lowest = self._received, self._lowest
         if lowest is not None:
             self.seqs.advance_to(lowest - 1)
@@ -157,18 +177,32 @@ class RoomSync:
             self.floor_due = (seq, now + SYNC_SETTLE_MS)
         if received >= MAX_SYNC_LIMIT:
             self._move(SyncInput.PAGE_FULL)
-            return self._sync()
+            held = sorted(self._held)
+            released = self._release(held[min(len(held), MAX_SYNC_LIMIT) - 1] if held else 0)
+            return self._sync(), released
         self._move(SyncInput.CAUGHT_UP)
-        return None
+        return None, self._release(None)
 
-    def sync_refused(self) -> None:
-        """The relay refused our ``sync``: take what comes live."""
-        self._move(SyncInput.SYNC_REFUSED)
+    def sync_refused(self) -> list[T]:
+        """The relay refused our ``sync``: take what comes live; the held messages, in
+        seq order, are due now."""
+        if not self._move(SyncInput.SYNC_REFUSED):
+            return []
+        return self._release(None)
 
     def disconnect(self) -> None:
-        """The connection is gone."""
+        """The connection is gone (held messages are dropped: the next sync, from the
+        floor they never moved, brings them again)."""
         self._move(SyncInput.DISCONNECT)
         self._received, self._lowest, self.floor_due = 0, None, None
+        self._held.clear()
+
+    def _release(self, upto: int | None) -> list[T]:
+        """The held messages up to seq ``upto`` (all if None), in seq order, marked
+        processed."""
+        due = sorted(s for s in self._held if upto is None or s <= upto)
+        items = [(s, self._held.pop(s)) for s in due]
+        return [item for s, item in items if self.seqs.add(s)]
 
     def tick(self, now: int) -> bool:
         """Move a due floor; True if it moved."""

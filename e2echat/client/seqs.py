@@ -16,6 +16,10 @@ class SeqWindow:
         self.floor = floor
         self._above: set[int] = set()
 
+    def done(self, seq: int) -> bool:
+        """Whether ``seq`` was processed already."""
+        return seq <= self.floor or seq in self._above
+
     def add(self, seq: int) -> bool:
         """Mark ``seq`` processed; False if it already was (a duplicate to drop)."""
         if seq <= self.floor or seq in self._above:

@@ -92,13 +92,22 @@ def welcome(engine: Engine, *others: Engine) -> Welcome:
     )
 
 
+SYNC_REPLY = "s" + ROOM_ID.hex()
+
+
+def connect(engine: Engine, *members: Engine) -> None:
+    """``engine`` connects and its room's sync comes back empty: the room is live."""
+    engine.welcome(welcome(engine, *members))
+    engine.receive(Synced(room=ROOM_ID, seq=0, id=SYNC_REPLY))
+
+
 @pytest.fixture
 def pair() -> tuple[Engine, Engine]:
     clock = Clock()
     alice, bob = make_engine("alice", clock), make_engine("bob", clock)
     for engine in (alice, bob):
         engine.enter_room(room_info(alice, bob), "open", None)
-        engine.welcome(welcome(engine, alice, bob))
+        connect(engine, alice, bob)
     return alice, bob
 
 
@@ -168,15 +177,16 @@ def test_relay_errors_on_sends(pair: tuple[Engine, Engine]) -> None:
 
 def test_sync_pages_until_the_relay_has_no_more(pair: tuple[Engine, Engine]) -> None:
     alice, bob = pair
+    first = deliver(alice, bob, "m1", 1)[0]
+    bob.disconnected()
+    bob.welcome(welcome(bob, alice))
     state = bob.rooms[ROOM_ID]
     assert state.sync.state is SyncState.SYNCING  # the welcome's sync is out
-    for seq in range(1, MAX_SYNC_LIMIT + 1):  # a full page comes back (not decrypted here)
-        body = deliver(alice, bob, f"m{seq}", seq)[0] if seq == 1 else None
-        if body is not None:
-            bob.receive(body)
-        else:
-            state.sync.message(seq)
+    assert bob.receive(first).messages == []  # held until its page is complete
+    for seq in range(2, MAX_SYNC_LIMIT + 1):  # a full page comes back (not decrypted here)
+        bob.receive(Message(room=ROOM_ID, seq=seq, ts=NOW, sender=bob.me, body=b"x" * 500))
     more = bob.receive(Synced(room=ROOM_ID, seq=1200, id="s" + ROOM_ID.hex()))
+    assert [m.text for m in more.messages] == ["m1"]
     assert [f.after for f in more.frames if isinstance(f, Sync)] == [MAX_SYNC_LIMIT]
     assert state.sync.state is SyncState.SYNCING
     done = bob.receive(Synced(room=ROOM_ID, seq=1200, id="s" + ROOM_ID.hex()))
@@ -218,16 +228,28 @@ def test_too_long_or_empty_messages_are_refused_and_not_queued(
 def test_any_delivery_order_with_copies_delivers_each_message_once(
     data: st.DataObject,
 ) -> None:
+    """Live, each message is delivered once; during a sync (a reconnect's backlog with
+    live messages interleaved) also in seq order, once the sync is complete."""
     clock = Clock()
     alice, bob = make_engine("alice", clock), make_engine("bob", clock)
     for engine in (alice, bob):
         engine.enter_room(room_info(alice, bob), "open", None)
-        engine.welcome(welcome(engine, alice, bob))
+        connect(engine, alice, bob)
     frames = [deliver(alice, bob, f"m{seq}", seq)[0] for seq in range(1, 9)]
     order = data.draw(st.permutations(frames))
     copies = data.draw(st.lists(st.sampled_from(frames), max_size=6))
     mixed = data.draw(st.permutations(order + copies))
+    syncing = data.draw(st.booleans())
+    if syncing:
+        bob.disconnected()
+        bob.welcome(welcome(bob, alice))
     received = [m.text for frame in mixed for m in bob.receive(frame).messages]
+    if syncing:
+        assert received == []  # all held by the sync
+        received = [
+            m.text for m in bob.receive(Synced(room=ROOM_ID, seq=8, id=SYNC_REPLY)).messages
+        ]
+        assert received == [f"m{seq}" for seq in range(1, 9)]
     assert sorted(received) == sorted(f"m{seq}" for seq in range(1, 9))
     assert bob.rooms[ROOM_ID].sync.floor == 8
 
@@ -326,7 +348,9 @@ def test_a_partial_room_waits_for_its_roster_instead_of_emptying(
     resumed = bob.receive(roster)
     assert resumed.events == []  # same members as before: nothing to announce
     assert [type(f) for f in resumed.frames if not isinstance(f, DirectSend)] == [Sync, Send]
-    assert [m.text for m in bob.receive(live).messages] == ["while bob's roster is on its way"]
+    assert bob.receive(live).messages == []  # part of the sync now: held until it ends
+    synced = bob.receive(Synced(room=ROOM_ID, seq=1, id=SYNC_REPLY))
+    assert [m.text for m in synced.messages] == ["while bob's roster is on its way"]
 
 
 def test_a_refused_members_request_does_not_hold_the_room_up(

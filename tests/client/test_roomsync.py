@@ -7,16 +7,17 @@ ROOM = b"R" * 16
 
 
 def test_a_full_room_syncs_pages_then_goes_live() -> None:
-    sync = RoomSync(ROOM, floor=5)
+    sync: RoomSync[int] = RoomSync(ROOM, floor=5)
     first = sync.connect(partial=False)
     assert isinstance(first, Sync)
     assert (first.after, sync.state) == (5, SyncState.SYNCING)
     for seq in range(6, 6 + MAX_SYNC_LIMIT):
-        assert sync.message(seq)
-    more = sync.synced(10_000, now=0)
+        assert not sync.message(seq, seq)  # held until the page is complete
+    more, released = sync.synced(10_000, now=0)
+    assert released == list(range(6, 6 + MAX_SYNC_LIMIT))
     assert more is not None
     assert more.after == 5 + MAX_SYNC_LIMIT
-    assert sync.synced(10_000, now=0) is None  # an empty page: caught up
+    assert sync.synced(10_000, now=0) == (None, [])  # an empty page: caught up
     assert sync.state is SyncState.LIVE
     assert sync.floor == 5 + MAX_SYNC_LIMIT  # the rest may still be on its way
     assert not sync.tick(SYNC_SETTLE_MS - 1)
@@ -25,10 +26,10 @@ def test_a_full_room_syncs_pages_then_goes_live() -> None:
 
 
 def test_a_partial_room_waits_for_its_roster_and_drops_live_frames() -> None:
-    sync = RoomSync(ROOM)
+    sync: RoomSync[int] = RoomSync(ROOM)
     assert isinstance(sync.connect(partial=True), MembersRequest)
     assert sync.awaiting_roster
-    assert not sync.message(1)  # its sync brings it once the roster is in
+    assert not sync.message(1, 1)  # its sync brings it once the roster is in
     assert sync.floor == 0
     resumed = sync.roster_came()
     assert isinstance(resumed, Sync)
@@ -48,7 +49,7 @@ def test_what_the_relay_sends_unasked_changes_nothing() -> None:
     sync.connect(partial=False)
     sync.synced(3, now=0)
     assert sync.state is SyncState.LIVE
-    assert sync.synced(50, now=0) is None  # a synced nobody asked for
+    assert sync.synced(50, now=0) == (None, [])  # a synced nobody asked for
     assert (sync.state, sync.floor, sync.floor_due) == (SyncState.LIVE, 3, None)
     sync.sync_refused()
     assert sync.state is SyncState.LIVE
@@ -62,3 +63,40 @@ def test_a_disconnect_from_any_state_goes_offline_and_forgets_the_sync() -> None
     sync.synced(9, now=0)
     sync.disconnect()
     assert (sync.state, sync.floor_due) == (SyncState.OFFLINE, None)
+
+
+def test_live_messages_wait_for_the_backlog_pages_before_them() -> None:
+    """A live message newer than the page being received comes after every page."""
+    sync: RoomSync[str] = RoomSync(ROOM)
+    sync.connect(partial=False)
+    newest = MAX_SYNC_LIMIT + 10
+    assert not sync.message(newest, "live")  # overtook the whole backlog
+    for seq in range(1, MAX_SYNC_LIMIT + 1):
+        sync.message(seq, f"page 1: {seq}")
+    sync.message(3, "a copy")  # a live copy of a page seq: the first one is kept
+    more, released = sync.synced(newest, now=0)
+    assert more is not None
+    assert more.after == MAX_SYNC_LIMIT
+    assert released == [f"page 1: {seq}" for seq in range(1, MAX_SYNC_LIMIT + 1)]
+    for seq in range(MAX_SYNC_LIMIT + 1, newest):
+        sync.message(seq, f"page 2: {seq}")
+    more, released = sync.synced(newest, now=0)
+    assert more is None
+    assert sync.state is SyncState.LIVE
+    assert released == [f"page 2: {seq}" for seq in range(MAX_SYNC_LIMIT + 1, newest)] + ["live"]
+    assert sync.floor == newest
+    assert sync.message(newest + 1, "now live")  # processed at once
+
+
+def test_a_refused_sync_releases_what_it_held_and_a_disconnect_drops_it() -> None:
+    sync: RoomSync[int] = RoomSync(ROOM)
+    sync.connect(partial=False)
+    sync.message(2, 2)
+    sync.message(1, 1)
+    assert sync.sync_refused() == [1, 2]
+    assert sync.sync_refused() == []
+    sync.disconnect()
+    sync.connect(partial=False)
+    sync.message(3, 3)
+    sync.disconnect()
+    assert (sync.floor, sync.synced(9, now=0)) == (2, (None, []))
