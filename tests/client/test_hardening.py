@@ -201,8 +201,9 @@ def test_synced_never_skips_a_message_still_on_its_way(
     alice, bob = pair
     frames = [deliver(alice, bob, f"m{seq}", seq)[0] for seq in (1, 2, 3)]
     sync_id = _resync(bob, alice)
-    assert [m.text for m in bob.receive(frames[0]).messages] == ["m1"]
-    bob.receive(Synced(room=ROOM_ID, seq=3, id=sync_id))
+    assert bob.receive(frames[0]).messages == []  # held until the sync ends
+    synced = bob.receive(Synced(room=ROOM_ID, seq=3, id=sync_id))
+    assert [m.text for m in synced.messages] == ["m1"]
     late = [m.text for frame in frames[1:] for m in bob.receive(frame).messages]
     assert late == ["m2", "m3"]
     assert bob.rooms[ROOM_ID].sync.floor == 3
