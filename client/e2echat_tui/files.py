@@ -98,8 +98,9 @@ def progress_line(name: str, progress: TransferProgress | None, direction: str) 
     label = escape_controls(name)
     if len(label) > MAX_NAME_CELLS:
         label = label[: MAX_NAME_CELLS - 1] + "…"
-    if progress is None:
-        return f"{arrow} {label} [{progress_bar(0.0)}] starting…"
+    if progress is None:  # an upload is first encrypted into a temporary file
+        waiting = "encrypting…" if direction == "upload" else "connecting…"
+        return f"{arrow} {label} [{progress_bar(0.0)}] {waiting}"
     eta = progress.eta
     left = "—" if eta is None else _duration(eta)
     return (

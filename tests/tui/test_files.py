@@ -86,7 +86,8 @@ def test_progress_text() -> None:
     assert line.endswith("] 38% 3.0 MiB/8.0 MiB 1.0 MiB/s 5 s left")
     stalled = TransferProgress("upload", 0, 2**30, 0.0, 1.0)
     assert progress_line("big", stalled, "upload").endswith("0 B/s — left")
-    assert progress_line("big", None, "upload") == "↑ big [          ] starting…"
+    assert progress_line("big", None, "upload") == "↑ big [          ] encrypting…"
+    assert progress_line("big", None, "download") == "↓ big [          ] connecting…"
     assert progress_line("n" * 40, None, "upload").startswith("↑ " + "n" * 23 + "… [")
 
 
