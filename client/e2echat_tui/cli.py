@@ -83,7 +83,13 @@ def fingerprint(identity: IdentityOption = None) -> None:
 
 @app.command()
 def connect(
-    url: Annotated[str, typer.Argument(help="Relay URL, e.g. ws://127.0.0.1:8765/")],
+    url: Annotated[
+        list[str],
+        typer.Argument(
+            help="Relay URL, e.g. ws://127.0.0.1:8765/; several nodes of one relay cluster"
+            " may be given, tried in turn when one is down."
+        ),
+    ],
     name: Annotated[str, typer.Option("--name", "-n", help="Your display name.")],
     identity: IdentityOption = None,
     store: Annotated[

@@ -13,7 +13,7 @@ import contextlib
 import logging
 import sqlite3
 import time
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from pathlib import Path
 from typing import Any, Literal, ParamSpec, TypeVar, cast
 
@@ -51,6 +51,7 @@ from e2echat.client.pacing import TokenBucket
 from e2echat.client.paths import default_store_path, make_private_file
 from e2echat.client.progress import Progress
 from e2echat.client.pubsub import DEFAULT_BACKLOG, Hub, Subscription
+from e2echat.client.relays import relay_urls
 from e2echat.client.room import Relation, Room
 from e2echat.client.tasks import cancel_and_wait
 from e2echat.crypto.errors import CryptoError
@@ -119,6 +120,12 @@ def _now_ms() -> int:
 class Client:
     """A connection to one relay under one identity. Use ``async with Client(...)``.
 
+    ``url`` is the relay's URL, or a list of the URLs of one relay cluster's nodes
+    (``e2echat-server --redis``): the client connects to the first that answers and,
+    when its node dies, goes on to the next and resumes every room from its sequence
+    numbers, backing off only once every URL has failed in a row. One load-balanced URL
+    works the same way.
+
     ``store`` is the SQLite file of this identity (default under ``E2ECHAT_HOME`` or the
     platform's data directory); ``include_own`` also delivers our own messages to
     ``messages()`` and ``on_message`` handlers. ``policy``, ``password_limits`` and
@@ -136,7 +143,7 @@ class Client:
 
     def __init__(
         self,
-        url: str,
+        url: str | Sequence[str],
         *,
         identity: Identity,
         name: str | None = None,
@@ -156,7 +163,8 @@ class Client:
     ) -> None:
         if name is not None:
             _check_user_name(name)
-        self.url = url
+        self.urls = relay_urls(url)
+        """Every relay URL this client may use, in the order it tries them."""
         self.name = name
         """Our display name; None until the first connect reads the remembered one."""
         self.key = identity.public_key
@@ -173,7 +181,7 @@ class Client:
         self._handlers: list[HandlerRunner] = []
         self._closing: asyncio.Future[int] | None = None
         self._driver = Driver(
-            url,
+            self.urls,
             lambda state: Room(self, state),
             reconnect=reconnect,
             include_own=include_own,
@@ -187,6 +195,11 @@ class Client:
         return f"Client(name={self.name!r}, url={self.url!r}, state={self.state.value})"
 
     # Public properties ---------------------------------------------------------------
+
+    @property
+    def url(self) -> str:
+        """The relay URL in use: the one connected to, or the one dialled next."""
+        return self._driver.url
 
     @property
     def state(self) -> ConnectionState:

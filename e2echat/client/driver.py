@@ -5,7 +5,7 @@ thread) with what happened, send the frames it returns, then publish what it ret
 bound to ``Room`` handles. Everything that happens goes through here: frames read from
 the relay, the once-a-second tick, connects and disconnects, and the API's calls. It
 also keeps the link up: reconnection forever with backoff and jitter unless
-``reconnect=False``.
+``reconnect=False``, going round the relay URLs it was given (``RelayRotation``).
 """
 
 import asyncio
@@ -41,6 +41,7 @@ from e2echat.client.models import ConnectionState, Message, placed
 from e2echat.client.output import Output
 from e2echat.client.pacing import TokenBucket
 from e2echat.client.pubsub import Hub
+from e2echat.client.relays import RelayRotation
 from e2echat.client.requests import Requests
 from e2echat.client.room import Room
 from e2echat.client.roomstate import RoomState
@@ -70,7 +71,7 @@ class Driver:
 
     def __init__(
         self,
-        url: str,
+        urls: tuple[str, ...],
         make_room: Callable[[RoomState], Room],
         *,
         reconnect: bool,
@@ -80,7 +81,7 @@ class Driver:
         messages: Hub[Message[Room]],
         events: Hub[Event],
     ) -> None:
-        self.url = url
+        self._relays = RelayRotation(urls, spread=backoff.initial, rng=backoff.rng)
         self.state = ConnectionState.CLOSED
         self.messages = messages
         self.events = events
@@ -104,6 +105,11 @@ class Driver:
         """Set whenever the relay confirmed one of our sends (``Client.flush`` waits)."""
 
     # Lifecycle -------------------------------------------------------------------------
+
+    @property
+    def url(self) -> str:
+        """The relay URL in use: connected to, or dialled next."""
+        return self._relays.url
 
     @property
     def started(self) -> bool:
@@ -340,24 +346,36 @@ class Driver:
                 return
             except (OSError, TimeoutError, E2EChatError, websockets.WebSocketException) as exc:
                 error = exc if isinstance(exc, E2EChatError) else ConnectError(_describe(exc))
-                if self._fail_ready(error):
+                if self._fail_first(error):
                     return
                 detail = str(error)
             except Exception as exc:
                 # A bug must not kill the connection for good: log it, reconnect.
                 log.exception("internal error in the e2echat connection")
                 error = E2EChatError(f"internal error ({type(exc).__name__}); reconnecting")
-                if self._fail_ready(error):
+                if self._fail_first(error):
                     return
                 detail = str(error)
             if self._connected_at is not None:
-                loop_time = asyncio.get_running_loop().time()
-                self._backoff.connection_ended(loop_time - self._connected_at)
+                lasted = asyncio.get_running_loop().time() - self._connected_at
+                self._backoff.connection_ended(lasted)
+                if lasted >= self._backoff.stable:
+                    self._relays.stable()
                 self._connected_at = None
-            if not self._reconnect:
+            first_pending = self._ready is not None and not self._ready.done()
+            if not self._reconnect and not first_pending:
                 self._set_state(ConnectionState.CLOSED, detail)
                 return
-            await asyncio.sleep(self._backoff.next_delay())
+            round_over = self._relays.advance()
+            await asyncio.sleep(self._backoff.next_delay() if round_over else self._relays.pause())
+
+    def _fail_first(self, error: E2EChatError) -> bool:
+        """Fail a pending first connection with ``error`` once no other URL is left to
+        try (a refused identity is refused by every node); True if it failed."""
+        untried = len(self._relays.urls) - 1 - self._relays.failures
+        if untried > 0 and not isinstance(error, AuthError):
+            return False
+        return self._fail_ready(error)
 
     def _fail_ready(self, error: E2EChatError) -> bool:
         """If the first connection is still pending, fail it with ``error``; True if so."""

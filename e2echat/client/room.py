@@ -35,7 +35,8 @@ def _id_of(message: "Message[Room]") -> bytes:
 class RoomOps(Protocol):
     """What a room handle asks of the client."""
 
-    url: str
+    @property
+    def url(self) -> str: ...
 
     async def _send(
         self,

@@ -1,7 +1,7 @@
 """Fixtures: a real relay on loopback and a factory of connected library clients."""
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import AsyncExitStack
 from pathlib import Path
 from typing import Protocol, TypeVar
@@ -25,7 +25,7 @@ class MakeClient(Protocol):
     async def __call__(
         self,
         name: str,
-        url: str | None = None,
+        url: str | Sequence[str] | None = None,
         *,
         identity: e2echat.Identity | None = None,
         include_own: bool = False,
@@ -53,7 +53,7 @@ async def make_client(tmp_path: Path, relay: Relay) -> AsyncIterator[MakeClient]
 
         async def make(
             name: str,
-            url: str | None = None,
+            url: str | Sequence[str] | None = None,
             *,
             identity: e2echat.Identity | None = None,
             include_own: bool = False,

@@ -91,6 +91,9 @@ def test_connect_failures_are_readable(
     assert result.exit_code == 1
     assert result.output.count("error:") == 1
     assert "Traceback" not in result.output
+    both = [*args[:2], f"ws://127.0.0.1:{port}/", *args[2:]]  # two relays, both down
+    result = runner.invoke(app, [*both, "--store", str(tmp_path / "t.sqlite3")], input="pw\n")
+    assert (result.exit_code, result.output.count("error:")) == (1, 1)
     bad_name = runner.invoke(app, [*args[:3], "bad\x1bname", *args[4:]], input="pw\n")
     assert bad_name.exit_code == 1
     assert "error:" in bad_name.output
