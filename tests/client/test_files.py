@@ -285,3 +285,33 @@ def test_sealing_stops_when_asked(tmp_path: Path) -> None:
     stop.set()
     with pytest.raises(fileops.SealStopped):
         fileops.seal_file(source, stop)
+
+
+async def test_a_send_cancelled_while_encrypting_stops_the_thread_and_sends_nothing(
+    make_client: MakeClient, relay: Relay, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _alice, _bob, room = await _pair(make_client)
+    source = tmp_path / "slow.bin"
+    source.write_bytes(os.urandom(64 * CHUNK_SIZE))
+    monkeypatch.setattr(fileops, "READ_SIZE", CHUNK_SIZE)
+    started, go_on = threading.Event(), threading.Event()
+    pieces: list[int] = []
+    real = fileops.FileEncryptor
+
+    class Held(real):  # type: ignore[misc,valid-type]
+        def update(self, data: bytes) -> bytes:
+            pieces.append(len(data))
+            started.set()
+            go_on.wait(10)  # the first piece waits until the send is cancelled
+            return super().update(data)
+
+    monkeypatch.setattr(fileops, "FileEncryptor", Held)
+    sending = room.send_file(source)
+    await asyncio.to_thread(started.wait, 10)
+    sending.cancel()
+    go_on.set()
+    with pytest.raises(asyncio.CancelledError):
+        await sending
+    assert len(pieces) == 1  # the thread saw the flag at the next piece and stopped
+    assert [m for m in await room.history() if m.file] == []
+    assert _relay_files(relay) == []
