@@ -51,6 +51,7 @@ from e2echat.client.errors import (
     WrongPassphrase,
 )
 from e2echat.client.events import (
+    ClockSkewed,
     ConnectionChanged,
     ConnectionReplaced,
     Event,
@@ -95,6 +96,7 @@ __all__ = [
     "AuthError",
     "BadStatus",
     "Client",
+    "ClockSkewed",
     "ConnectError",
     "ConnectionChanged",
     "ConnectionReplaced",

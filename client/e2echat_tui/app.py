@@ -26,6 +26,7 @@ from textual.widgets import Footer
 
 import e2echat
 from e2echat import (
+    ClockSkewed,
     ConnectionChanged,
     E2EChatError,
     Member,
@@ -787,16 +788,18 @@ class ChatApp(App[None]):
                 self._sync_roster(room)
             case PresenceChanged():
                 self._sync_roster()
-            case Undecryptable(room=room, sender=sender, seq=seq, reason=reason):
+            case Undecryptable(room=room, sender=sender, seq=seq, reason=reason, waiting=waiting):
                 who = self._who(room, sender) if sender else "an unknown sender"
                 text = f"Could not decrypt message #{seq} from {who}: {reason}"
+                if waiting:
+                    text += " (it is kept, and shown when its key arrives)"
                 self._append(room.name, text, Level.ERROR)
             case RoomJoined(room=room):
                 if room.name not in self.tabs:
                     self.run_worker(self._track(room), group="commands")
             case RoomLeft(room=room):
                 self._room_left(room)
-            case Notice(text=text):
+            case Notice(text=text) | ClockSkewed(text=text):
                 self.say(text, Level.WARNING)
                 self.notify(escape_controls(text), severity="warning", markup=False)
 

@@ -139,6 +139,8 @@ class Client:
     ``concurrent_handlers=True`` lets handlers work on several rooms at once, keeping
     each room's items in order. ``typing=False`` neither sends nor shows typing
     indicators; ``read_receipts=True`` tells members how far we read (off by default).
+    ``clock`` is what the client takes for the time (Unix milliseconds; the system
+    clock by default): a test passes its own to play a computer whose clock is off.
     """
 
     def __init__(
@@ -160,6 +162,7 @@ class Client:
         concurrent_handlers: bool = False,
         typing: bool = True,
         read_receipts: bool = False,
+        clock: Callable[[], int] = _now_ms,
     ) -> None:
         if name is not None:
             _check_user_name(name)
@@ -177,6 +180,7 @@ class Client:
         self._concurrent_handlers = concurrent_handlers
         self._typing_on = typing
         self._read_receipts = read_receipts
+        self._clock = clock
         self._indexing: asyncio.Task[None] | None = None
         self._handlers: list[HandlerRunner] = []
         self._closing: asyncio.Future[int] | None = None
@@ -268,7 +272,12 @@ class Client:
         session = CryptoSession(self._identity, store, policy=self._policy)
         try:
             engine = Engine(
-                self._identity, self.name, store, session, _now_ms, round(self._proof_wait * 1000)
+                self._identity,
+                self.name,
+                store,
+                session,
+                self._clock,
+                round(self._proof_wait * 1000),
             )
         except BaseException:
             store.close()

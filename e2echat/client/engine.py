@@ -32,6 +32,7 @@ from e2echat.client.projection import Projection
 from e2echat.client.roomstate import RoomState
 from e2echat.client.roomsync import MEMBERS_ID, SYNC_ID, RoomSync
 from e2echat.crypto import events as cev
+from e2echat.crypto.direct import MAX_SKEW_MS
 from e2echat.crypto.errors import CryptoError
 from e2echat.crypto.identity import Identity
 from e2echat.crypto.message import HEADER_SIZE, PAD_BLOCK, parse_body
@@ -334,6 +335,10 @@ class Engine:
         self.connected = True
         self._mailbox_seen = self._mailbox_acked = 0
         out = Output()
+        if welcome.ts is not None and abs(self.clock() - welcome.ts) > MAX_SKEW_MS:
+            skewed = ev.ClockSkewed(self.clock() - welcome.ts)
+            log.warning("%s", skewed.text)
+            out.events.append(skewed)
         own = self.view.welcome()
         if own is not None:
             out.frames.append(SetStatus(status=cast(Status, own[0]), text=own[1]))
@@ -772,8 +777,11 @@ class Engine:
                     if isinstance(event, cev.ReplayRejected)
                     else event.reason
                 )
+                waiting = isinstance(event, cev.Undecryptable) and event.waiting
                 sender = self.member(event.sender, event.room_id)
-                out.events.append(ev.Undecryptable(event.room_id, sender, event.seq, reason))
+                out.events.append(
+                    ev.Undecryptable(event.room_id, sender, event.seq, reason, waiting)
+                )
         elif isinstance(event, cev.DirectForUnknownRoom):
             self._early_directs.append(event)
             del self._early_directs[:-EARLY_DIRECTS]

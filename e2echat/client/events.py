@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import Generic
 
 from e2echat.client.models import ConnectionState, Member, Message, R
+from e2echat.crypto.direct import duration_text
 
 
 @dataclass(frozen=True)
@@ -81,11 +82,37 @@ class MemberRenamed(Event):
 
 @dataclass(frozen=True)
 class Undecryptable(RoomEvent[R]):
-    """A room message that was rejected or cannot be read: ``reason`` says why."""
+    """A room message that was rejected or cannot be read: ``reason`` says why.
+
+    ``waiting``: the message is kept and reaches ``messages()`` as soon as its key
+    arrives (a late or refused key share, asked for again); otherwise it never will
+    (altered, forged, a replay, sent before we joined)."""
 
     sender: Member | None
     seq: int
     reason: str
+    waiting: bool = False
+
+
+@dataclass(frozen=True)
+class ClockSkewed(Event):
+    """Our clock differs from the relay's by ``offset_ms`` (ours minus the relay's),
+    more than the 10 minutes key shares tolerate: members whose clocks are right will
+    refuse our key shares, and we theirs, until the clock is set right. Reported at
+    connect, from the relay's ``welcome`` time (only a warning: nothing is decided by
+    the relay's time)."""
+
+    offset_ms: int
+
+    @property
+    def text(self) -> str:
+        """The warning for a person."""
+        side = "ahead of" if self.offset_ms > 0 else "behind"
+        return (
+            f"This computer's clock is {duration_text(abs(self.offset_ms))} {side} the"
+            " relay's: key shares to and from"
+            " members will be refused until it is set right."
+        )
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,12 @@ from typing import Annotated, Any
 
 import msgspec
 
-from e2echat.crypto.errors import DecryptionError, EnvelopeError, MalformedError
+from e2echat.crypto.errors import (
+    DecryptionError,
+    EnvelopeError,
+    MalformedError,
+    StaleEnvelopeError,
+)
 from e2echat.crypto.message import CHAIN_ID_SIZE, KIND_DIRECT, ROOM_ID_SIZE, VERSION, SignFn
 from e2echat.crypto.prekeys import U32, Key32, SignedPrekey
 from e2echat.crypto.primitives import SIGNATURE_SIZE, seal, seal_open, verify
@@ -168,7 +173,27 @@ def open_direct(
     if payload.to != me:
         raise EnvelopeError("direct envelope is addressed to someone else")
     if payload.created < now - MAX_AGE_MS:
-        raise EnvelopeError("direct envelope is too old")
+        raise StaleEnvelopeError(
+            f"direct envelope is too old: dated {duration_text(now - payload.created)} before our"
+            " clock, more than the 7 days accepted (the sender's clock is behind, or ours"
+            " ahead)",
+            payload,
+        )
     if payload.created > now + MAX_SKEW_MS:
-        raise EnvelopeError("direct envelope is dated in the future")
+        raise StaleEnvelopeError(
+            f"direct envelope is dated in the future: {duration_text(payload.created - now)} ahead"
+            " of our clock, more than the 10 minutes accepted (the sender's clock is ahead,"
+            " or ours behind)",
+            payload,
+        )
     return payload
+
+
+def duration_text(ms: int) -> str:
+    """A duration in ms for a person: minutes, hours or days, rounded down."""
+    minutes = ms // 60_000
+    if minutes < 120:
+        return f"{minutes} minutes"
+    if minutes < 48 * 60:
+        return f"{minutes // 60} hours"
+    return f"{minutes // (24 * 60)} days"

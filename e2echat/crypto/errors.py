@@ -39,6 +39,16 @@ class EnvelopeError(CryptoError):
     sender mismatch with the relay, stale or from the future, or for the wrong room."""
 
 
+class StaleEnvelopeError(EnvelopeError):
+    """A direct envelope that checked in every way but its date: outside the freshness
+    window, so one of the two clocks is off. ``payload`` says what it was (a share of
+    which chain), so the messages waiting for it can be told why."""
+
+    def __init__(self, message: str, payload: object) -> None:
+        super().__init__(message)
+        self.payload = payload
+
+
 class ProofError(CryptoError):
     """A membership proof that is missing or does not check."""
 

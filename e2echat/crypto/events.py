@@ -109,6 +109,8 @@ class Undecryptable:
     sender: bytes
     seq: int
     reason: str
+    waiting: bool = False
+    """The message is kept: it is decrypted as soon as its key arrives."""
 
 
 @dataclass(frozen=True, slots=True)

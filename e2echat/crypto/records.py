@@ -31,6 +31,7 @@ LOG = "log"
 LOG_ENTRIES = "logentry"
 SEEN = "seen"
 ROOM_KEYS = "roomkey"
+REFUSED = "refused"
 
 R = TypeVar("R", bound=msgspec.Struct)
 
@@ -110,6 +111,14 @@ class PendingMessage(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
         return f"PendingMessage(seq={self.seq}, index={self.index}, body=<{len(self.body)} bytes>)"
 
 
+class RefusedShare(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """Why a share of one chain was refused (its date: a clock is off), kept so the
+    messages of that chain are reported with the reason, not as "not arrived"."""
+
+    reason: str
+    received: int
+
+
 class LogEntryRecord(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     """One validated membership-log entry, as signed (public bytes)."""
 
@@ -171,6 +180,7 @@ _TYPES: dict[str, type[msgspec.Struct]] = {
     LOG_ENTRIES: LogEntryRecord,
     SEEN: SeenNonce,
     ROOM_KEYS: RoomKeyRecord,
+    REFUSED: RefusedShare,
 }
 _decoders = {space: msgspec.msgpack.Decoder(kind) for space, kind in _TYPES.items()}
 _DELETED: Any = object()

@@ -34,6 +34,7 @@ from e2echat.crypto.errors import (
     MalformedError,
     ProofError,
     ReplayError,
+    StaleEnvelopeError,
 )
 from e2echat.crypto.events import (
     Decrypted,
@@ -69,6 +70,7 @@ from e2echat.crypto.records import (
     OUTBOUND,
     PENDING,
     PREKEYS,
+    REFUSED,
     RETAINED,
     ROOM_KEYS,
     ROOMS,
@@ -77,6 +79,7 @@ from e2echat.crypto.records import (
     MemberRecord,
     PendingMessage,
     Records,
+    RefusedShare,
     RoomKeyRecord,
     RoomRecord,
     SeenNonce,
@@ -551,6 +554,8 @@ class CryptoSession:
         except _DuplicateEnvelopeError:
             return Outcome()  # a second delivery of one envelope (mailbox and live) or a
             # replay: either way it was acted on once and does nothing more
+        except StaleEnvelopeError as exc:
+            return self._refused_for_date(sender, exc, now)
         except CryptoError as exc:
             return Outcome(events=[DirectRejected(sender, str(exc))])
         return op.finish()
@@ -582,6 +587,25 @@ class CryptoSession:
         elif isinstance(payload, KeyRequest):
             self._answer_request(op, room, payload, now)
         op.txn.put(ROOMS, room.room_id, room)
+
+    def _refused_for_date(self, sender: bytes, exc: StaleEnvelopeError, now: int) -> Outcome:
+        """A share refused for its date (a clock is off): remember why for its chain, so
+        the messages waiting for it are reported with that reason (``tick``)."""
+        op = _Op(self._records.begin())
+        op.events.append(DirectRejected(sender, str(exc)))
+        share = exc.payload
+        if isinstance(share, Share) and op.txn.get(ROOMS, share.room_id, RoomRecord):
+            chain_key = inbound_key(share.room_id, sender, share.chain_id)
+            reason = f"its key share was refused: {exc}"
+            op.txn.put(REFUSED, chain_key, RefusedShare(reason, now))
+            for key, message in op.txn.scan(PENDING, chain_key, PendingMessage):
+                # waiting already: say why now (the key request, if not sent yet, follows)
+                op.events.append(Undecryptable(message.room_id, sender, message.seq, reason, True))
+                if message.reported:
+                    continue
+                op.txn.put(PENDING, key, msgspec.structs.replace(message, reported=True))
+                self._request_key(op, message, now)
+        return op.finish()
 
     def _validate(
         self, op: _Op, room: RoomRecord, payload: Share | Join | KeyRequest, now: int
@@ -643,6 +667,7 @@ class CryptoSession:
             # window, and counts against the per-sender cap like any retired chain
             installed = msgspec.structs.replace(installed, retired=now)
         op.txn.put(INBOUND, chain_key, installed)
+        op.txn.delete(REFUSED, chain_key)
         waiting = op.txn.scan(PENDING, chain_key, PendingMessage)
         if existing is None and tombstone is None and not waiting:
             # a new chain replaces the sender's older ones; one its messages came before
@@ -673,41 +698,45 @@ class CryptoSession:
         """Share a chain of ours again, from the index the requester was first given.
 
         Our current chain goes to any member we share with (lazy sharing would give it
-        the same). A replaced chain we still keep goes only to a member that was given
-        it while it was in use (so validated then) and that we share with now, at the
-        index it was first given, never lower: nothing it could not read before.
+        the same), even if it is due for rotation: the request is for it. A replaced
+        chain we still keep goes only to a member that was given it while it was in use
+        (so validated then) and that we share with now, at the index it was first given,
+        never lower: nothing it could not read before.
         """
-        outbound = op.txn.get(OUTBOUND, room.room_id, OutboundChain)
-        if outbound is not None and outbound.chain_id == request.chain_id:
-            self._share_current(op, room, request.sender, now)
-            return
-        kept = op.txn.get(RETAINED, room.room_id + request.chain_id, OutboundChain)
-        record = room.members.get(request.sender)
+        key = request.sender
+        chain = op.txn.get(OUTBOUND, room.room_id, OutboundChain)
+        current = chain is not None and chain.chain_id == request.chain_id
+        if not current:
+            chain = op.txn.get(RETAINED, room.room_id + request.chain_id, OutboundChain)
+            if (
+                chain is None
+                or key not in chain.shared
+                or now - chain.created >= self._policy.retention
+            ):
+                return
+        record = room.members.get(key)
         state = op.txn.get(LOG, room.room_id, LogState)
-        if (
-            kept is None
-            or request.sender not in kept.shared
-            or now - kept.created >= self._policy.retention
-            or record is None
-            or not self._shareable(room, state, request.sender, record)
-        ):
+        if chain is None or record is None or not self._shareable(room, state, key, record):
             return
         assert record.prekey is not None
-        index = kept.shared[request.sender]
-        proof, nonce = self._proof_to(room, request.sender)
+        index = chain.shared.get(key, chain.index)
+        proof, nonce = self._proof_to(room, key)
         share = Share(
             self._me,
-            request.sender,
+            key,
             room.room_id,
             now,
-            kept.chain_id,
+            chain.chain_id,
             index,
-            ratchet.chain_key_at(kept, index),
+            ratchet.chain_key_at(chain, index),
             proof,
             room.epoch,
             nonce,
         )
-        self._send(op, request.sender, share, record.prekey)
+        self._send(op, key, share, record.prekey)
+        if current and key not in chain.shared:
+            shared = {**chain.shared, key: index}
+            op.txn.put(OUTBOUND, room.room_id, msgspec.structs.replace(chain, shared=shared))
 
     # -- the membership log ------------------------------------------------------------------
 
@@ -997,10 +1026,15 @@ class CryptoSession:
             if age >= policy.pending_expiry:
                 op.txn.delete(PENDING, key)
             elif age >= policy.pending_timeout and not message.reported:
+                chain_key = inbound_key(message.room_id, message.sender, message.chain_id)
+                refused = op.txn.get(REFUSED, chain_key, RefusedShare)
+                reason = (
+                    "its key has not arrived from the sender yet (asked again)"
+                    if refused is None
+                    else refused.reason
+                )
                 op.events.append(
-                    Undecryptable(
-                        message.room_id, message.sender, message.seq, "the key has not arrived yet"
-                    )
+                    Undecryptable(message.room_id, message.sender, message.seq, reason, True)
                 )
                 op.txn.put(PENDING, key, msgspec.structs.replace(message, reported=True))
                 self._request_key(op, message, now)
@@ -1026,6 +1060,9 @@ class CryptoSession:
         for key, seen in op.txn.scan(SEEN, b"", SeenNonce):
             if now - seen.received >= MAX_AGE_MS + MAX_SKEW_MS:
                 op.txn.delete(SEEN, key)
+        for key, refusal in op.txn.scan(REFUSED, b"", RefusedShare):
+            if now - refusal.received >= MAX_AGE_MS + MAX_SKEW_MS:
+                op.txn.delete(REFUSED, key)
         for key, candidate in op.txn.scan(ROOM_KEYS, b"", RoomKeyRecord):
             if now - candidate.received >= MAX_AGE_MS + MAX_SKEW_MS:
                 op.txn.delete(ROOM_KEYS, key)

@@ -375,6 +375,9 @@ class Welcome(_Frame, tag="welcome"):
     user: User
     rooms: Annotated[list[RoomInfo], msgspec.Meta(max_length=c.MAX_LIST_ITEMS)]
     mailbox: Count
+    ts: Timestamp | None = None
+    """The relay's clock (Unix ms) when it sent the welcome: clients compare it with
+    their own to warn of a clock that is off (nothing is decided by it)."""
 
 
 class RoomReply(_Frame, tag="room"):

@@ -197,6 +197,7 @@ class Sessions:
                 user=User(key=hello.key, name=hello.name),
                 rooms=directory.welcome_rooms(hello.key, config.welcome_members),
                 mailbox=user.mailbox_count,
+                ts=now_ms(),
             ),
         )
         # Directs go live first, then the mailbox is flushed: a direct that commits before

@@ -21,7 +21,7 @@ from e2echat.crypto import (
 )
 from e2echat.crypto.direct import KeyRequest, Share, seal_direct
 from e2echat.crypto.message import parse_body
-from e2echat.crypto.policy import DAY, SECOND
+from e2echat.crypto.policy import DAY, MINUTE, SECOND
 from e2echat.protocol.constants import HISTORY_AGE_S, HISTORY_COUNT
 
 from .harness import NOW, ROOM, Party, Relay, texts
@@ -124,7 +124,11 @@ def test_missing_key_reported_and_requested_after_timeout() -> None:
     relay.deliver(alice, outgoing.body, bob, seq=4)
     assert bob.session.tick(NOW + 10 * SECOND).events == []
     timed_out = bob.session.tick(NOW + 31 * SECOND)
-    assert timed_out.events == [Undecryptable(ROOM, alice.key, 4, "the key has not arrived yet")]
+    assert timed_out.events == [
+        Undecryptable(
+            ROOM, alice.key, 4, "its key has not arrived from the sender yet (asked again)", True
+        )
+    ]
     assert [d.recipient for d in timed_out.directs] == [alice.key]
     assert bob.session.tick(NOW + 32 * SECOND).events == []
     relay.route(bob, timed_out.directs)  # alice answers the key request
@@ -441,3 +445,47 @@ def test_a_direct_for_a_room_not_entered_yet_is_handed_back_unchanged() -> None:
     outcome = bob.session.receive_direct(alice.key, direct.body, NOW)
     assert outcome.events == [DirectForUnknownRoom(alice.key, ROOM, direct.body)]
     assert bob.store.snapshot() == before  # nothing acted on, nothing remembered
+
+
+@pytest.mark.parametrize(
+    ("offset", "why"),
+    [
+        (20 * MINUTE, "dated in the future: 20 minutes ahead of our clock"),
+        (-8 * DAY, "too old: dated 8 days before our clock"),
+    ],
+)
+@pytest.mark.parametrize("share_first", [True, False])
+def test_a_share_refused_for_its_date_is_the_reason_given_for_its_messages(
+    offset: int, why: str, share_first: bool
+) -> None:
+    """A sender whose clock is off: its messages are reported with that reason (never
+    as "not arrived"), and they follow once a share with a good date comes."""
+    alice, bob = Party("alice"), Party("bob")
+    relay = Relay(alice, bob)
+    relay.join(alice)
+    relay.join(bob)
+    skewed = alice.session.encrypt(ROOM, Text("from a wrong clock", (), NOW), NOW + offset)
+    (share,) = skewed.directs
+    reports = []
+    if not share_first:
+        assert bob.session.receive(ROOM, alice.key, skewed.body, NOW, 1).messages == []
+    refused = bob.session.receive_direct(alice.key, share.body, NOW)
+    assert [type(e) for e in refused.events][:1] == [DirectRejected]
+    assert why in refused.events[0].reason  # type: ignore[union-attr]
+    reports += refused.events[1:]
+    if share_first:
+        assert bob.session.receive(ROOM, alice.key, skewed.body, NOW, 1).messages == []
+        reports += bob.session.tick(NOW + 31 * SECOND).events
+    (report,) = [e for e in reports if isinstance(e, Undecryptable)]
+    assert report.waiting
+    assert report.reason.startswith("its key share was refused: direct envelope is")
+    assert why in report.reason
+    assert bob.session.tick(NOW + 62 * SECOND).events == []  # reported once
+
+    request = KeyRequest(bob.key, alice.key, ROOM, NOW, parse_body(skewed.body).header.chain_id)
+    answered = alice.session.receive_direct(
+        bob.key, seal_direct(bob.identity.sign, request, alice.prekey), NOW
+    )
+    (fresh,) = answered.directs  # alice's clock is right again
+    arrived = bob.session.receive_direct(alice.key, fresh.body, NOW)
+    assert [m.payload.body for m in arrived.messages] == ["from a wrong clock"]

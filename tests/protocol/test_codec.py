@@ -80,7 +80,12 @@ RELAY_EXAMPLES: dict[str, dict[str, Any]] = {
             "mailbox": 10000,
         },
     },
-    "welcome": {"user": {"key": KEY, "name": "alice"}, "rooms": [ROOM_INFO], "mailbox": 0},
+    "welcome": {
+        "user": {"key": KEY, "name": "alice"},
+        "rooms": [ROOM_INFO],
+        "mailbox": 0,
+        "ts": 1764295200123,
+    },
     "room": {"room": ROOM_INFO, "id": "1"},
     "member_joined": {"room": ROOM, "member": MEMBER},
     "member_left": {"room": ROOM, "key": KEY},
