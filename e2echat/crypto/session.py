@@ -594,7 +594,7 @@ class CryptoSession:
         op = _Op(self._records.begin())
         op.events.append(DirectRejected(sender, str(exc)))
         share = exc.payload
-        if isinstance(share, Share) and op.txn.get(ROOMS, share.room_id, RoomRecord):
+        if isinstance(share, Share) and op.txn.get(ROOMS, share.room_id, RoomRecord) is not None:
             chain_key = inbound_key(share.room_id, sender, share.chain_id)
             reason = f"its key share was refused: {exc}"
             op.txn.put(REFUSED, chain_key, RefusedShare(reason, now))
