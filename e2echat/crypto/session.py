@@ -683,15 +683,18 @@ class CryptoSession:
             self._receive(op, message.room_id, message.sender, message.body, now, message.seq)
 
     def _cap_chains(self, op: _Op, room_id: bytes, sender: bytes, keep: bytes, now: int) -> None:
-        """Bury the sender's oldest retired chains beyond ``max_inbound_chains``, so a
-        member sharing chain after chain cannot make us hold unbounded skipped keys."""
+        """Bury the sender's chains beyond ``max_inbound_chains`` (the oldest retired
+        first), so a member sharing chain after chain cannot make us hold unbounded
+        skipped keys."""
         chains = op.txn.scan(INBOUND, inbound_key(room_id, sender), InboundChain)
         excess = len(chains) - self._policy.max_inbound_chains
         if excess <= 0:
             return
-        retired = [item for item in chains if item[0] != keep and item[1].retired is not None]
-        retired.sort(key=lambda item: item[1].installed)
-        for key, chain in retired[:excess]:
+        # retired chains go first, oldest first; then (a chain installed while its
+        # messages waited retires none) the oldest installed
+        others = [item for item in chains if item[0] != keep]
+        others.sort(key=lambda item: (item[1].retired is None, item[1].installed))
+        for key, chain in others[:excess]:
             _bury(op.txn, key, chain, now)
 
     def _answer_request(self, op: _Op, room: RoomRecord, request: KeyRequest, now: int) -> None:

@@ -235,6 +235,19 @@ def test_a_member_cannot_pile_up_chains() -> None:
     assert kept == {bytes([number]) * 16 for number in (3, 4, 5)}
 
 
+def test_chains_whose_messages_came_first_count_against_the_cap() -> None:
+    """A chain installed while its messages wait retires no other chain (it may be an
+    old one, section 9.3); a member sending each message before its share still
+    cannot make us keep more chains than the cap."""
+    relay, alice, mallory = pair(Policy(max_inbound_chains=3, rotate_messages=1))
+    for number in range(6):
+        outgoing = mallory.session.encrypt(ROOM, Text(str(number), (), NOW), NOW + number)
+        relay.deliver(mallory, outgoing.body, alice, now=NOW + number)  # waits for its key
+        relay.route(mallory, outgoing.directs, NOW + number)
+    assert texts(alice) == [str(number) for number in range(6)]
+    assert len(alice.store.snapshot()["in"]) == 3
+
+
 def test_revived_chains_count_against_the_cap() -> None:
     """Re-sharing tombstoned chains must not get round the per-sender cap."""
     _relay, alice, mallory = pair(Policy(max_inbound_chains=2))
