@@ -13,7 +13,7 @@ from textual import events
 from textual.pilot import Pilot
 from textual.screen import Screen
 
-from e2echat import ConnectionState, Notice, RoomJoined, RoomLeft, Undecryptable
+from e2echat import ClockSkewed, ConnectionState, Notice, RoomJoined, RoomLeft, Undecryptable
 
 from .conftest import SIZE, fixed_app, populated_chat
 from .fake import FakeChat
@@ -350,6 +350,9 @@ async def test_events_become_system_lines(app: ChatApp, chat: FakeChat) -> None:
         chat.emit(Undecryptable(chat.directory["lobby"], None, 7, "no key yet"))  # type: ignore[arg-type]
         await settle(pilot)
         assert last_line(app) == "Could not decrypt message #7 from an unknown sender: no key yet"
+        chat.emit(Undecryptable(chat.directory["lobby"], None, 8, "no key yet", waiting=True))  # type: ignore[arg-type]
+        await settle(pilot)
+        assert last_line(app).endswith("no key yet (it is kept, and shown when its key arrives)")
         chat.change_connection(ConnectionState.RECONNECTING, "connection lost")
         await settle(pilot)
         assert last_line(app) == "Connection reconnecting: connection lost"
@@ -360,6 +363,9 @@ async def test_events_become_system_lines(app: ChatApp, chat: FakeChat) -> None:
         chat.emit(Notice("relay going down for maintenance"))
         await settle(pilot)
         assert last_line(app) == "relay going down for maintenance"
+        chat.emit(ClockSkewed(-8 * 24 * 3600 * 1000))
+        await settle(pilot)
+        assert last_line(app).startswith("This computer's clock is 8 days behind the relay's")
         text = screen_text(app)
         assert "● reconnecting" in text
         assert "● dave" in text
