@@ -556,10 +556,11 @@ class ChatApp(App[None]):
     async def _follow(self, transfer: e2echat.Transfer[Any], name: str, direction: str) -> Any:
         """Show ``transfer`` in the progress bars until it ends; its result, or None if
         it was cancelled (by f4 or /cancel: leaving the app cancels the worker too)."""
-        entry: Running = self.transfers.start(transfer, name, direction)
+        bar = self.transfers  # held: at exit the screen may be gone before the finally
+        entry: Running = bar.start(transfer, name, direction)
         try:
             async for progress in transfer:
-                self.transfers.advance(entry, progress)
+                bar.advance(entry, progress)
             return await transfer
         except asyncio.CancelledError:
             if not transfer.done() or asyncio.current_task().cancelling():  # type: ignore[union-attr]
@@ -567,7 +568,7 @@ class ChatApp(App[None]):
             self.say(f"{direction.capitalize()} of {name} cancelled: nothing was kept.")
             return None
         finally:
-            self.transfers.finish(entry)
+            bar.finish(entry)
 
     async def _offer_upload(self, path: Path, text: str) -> None:
         """A pasted file path: ask before uploading; a "no" pastes it as text."""

@@ -1,7 +1,8 @@
 """The running uploads and downloads: one progress line each, above the composer.
 
-``Transfers`` keeps them in start order and redraws at most ``REDRAW_S`` apart (a
-fast transfer reports every 256 KiB); it hides itself when nothing runs. The app
+``Transfers`` keeps them in start order and redraws at most every ``REDRAW_S`` (a
+fast transfer reports every 256 KiB), the newest step always shown within that time;
+it hides itself when nothing runs. The app
 starts and cancels the transfers, this widget only shows them.
 """
 
@@ -10,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from rich.text import Text
+from textual.timer import Timer
 from textual.widgets import Static
 
 from e2echat import Transfer, TransferProgress
@@ -41,6 +43,7 @@ class Transfers(Static):
         super().__init__(id=id)
         self.running: list[Running] = []
         self._drawn_at = 0.0
+        self._later: Timer | None = None
 
     def start(self, transfer: Transfer[Any], name: str, direction: str) -> Running:
         entry = Running(transfer, name, direction)
@@ -49,10 +52,16 @@ class Transfers(Static):
         return entry
 
     def advance(self, entry: Running, progress: TransferProgress) -> None:
+        """Show ``progress`` now, or at the next redraw (never later than ``REDRAW_S``:
+        the step a stalled transfer stops at is shown too)."""
         entry.progress = progress
-        now = time.monotonic()
-        if now - self._drawn_at >= REDRAW_S or progress.done >= progress.total:
+        if self._later is not None:
+            return
+        wait = REDRAW_S - (time.monotonic() - self._drawn_at)
+        if wait <= 0 or progress.done >= progress.total:
             self._redraw()
+        else:
+            self._later = self.set_timer(wait, self._redraw)
 
     def finish(self, entry: Running) -> None:
         if entry in self.running:
@@ -63,7 +72,12 @@ class Transfers(Static):
         return self.running[-1] if self.running else None
 
     def _redraw(self) -> None:
+        if self._later is not None:
+            self._later.stop()
+            self._later = None
         self._drawn_at = time.monotonic()
+        if not self.is_attached:
+            return  # the app is closing
         self.set_class(bool(self.running), "-active")
         lines = [progress_line(e.name, e.progress, e.direction) for e in self.running]
         if lines:

@@ -1,8 +1,9 @@
 """How far a file transfer is, and what a running transfer offers.
 
 ``ProgressMeter`` turns "bytes done" into a ``TransferProgress`` with a rate measured
-over the last few seconds (so a stall shows at once, and a resumed transfer does not
-count the bytes it skipped) and the time left at that rate. ``Transfer`` is the handle
+over the last few seconds (so a slowdown shows at the next piece, not averaged into the
+whole transfer, and a resumed transfer does not count the bytes it skipped) and the
+time left at that rate. ``Transfer`` is the handle
 of an upload or download (``e2echat.client.running`` runs it as a task). Pure: no I/O.
 """
 

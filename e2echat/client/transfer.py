@@ -9,8 +9,10 @@ binary frame through the ``FileDecryptor`` and writes the plaintext out at once.
 This module is I/O only; tickets, keys and what to do with the result are the caller's.
 """
 
+import asyncio
+import contextlib
 import ssl
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import IO
 
 import websockets
@@ -61,6 +63,21 @@ def _connect(url: str, ssl_context: ssl.SSLContext | None) -> "connect":
     )
 
 
+@contextlib.asynccontextmanager
+async def _transfer(
+    url: str, ssl_context: ssl.SSLContext | None
+) -> AsyncIterator[ClientConnection]:
+    """One blob connection. Cancelled, it is aborted rather than closed: a closing
+    handshake waits for a relay that may be stalled (its reads paused by a full
+    buffer), and a cancel must not wait the close timeout for it."""
+    async with _connect(url, ssl_context) as ws:
+        try:
+            yield ws
+        except asyncio.CancelledError:
+            ws.transport.abort()
+            raise
+
+
 async def _control(ws: ClientConnection) -> Resume | Stored | Serving:
     raw = await ws.recv()
     if isinstance(raw, bytes):
@@ -91,7 +108,7 @@ async def upload_blob(
     for attempt in range(RETRIES + 1):
         ticket = await get_ticket()
         try:
-            async with _connect(url, ssl_context) as ws:
+            async with _transfer(url, ssl_context) as ws:
                 await ws.send(encode_blob_frame(StartUpload(token=ticket.token)), text=True)
                 resume = await _control(ws)
                 if not isinstance(resume, Resume):
@@ -136,7 +153,7 @@ async def download_blob(
     for attempt in range(RETRIES + 1):
         ticket = await get_ticket()
         try:
-            async with _connect(url, ssl_context) as ws:
+            async with _transfer(url, ssl_context) as ws:
                 opening = StartDownload(token=ticket.token, offset=decryptor.received)
                 await ws.send(encode_blob_frame(opening), text=True)
                 serving = await _control(ws)

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 from e2echat_server import Relay
+from e2echat_server.blobs import BlobStore
 
 import e2echat
 from e2echat.client import fileops
@@ -315,3 +316,34 @@ async def test_a_send_cancelled_while_encrypting_stops_the_thread_and_sends_noth
     assert len(pieces) == 1  # the thread saw the flag at the next piece and stopped
     assert [m for m in await room.history() if m.file] == []
     assert _relay_files(relay) == []
+
+
+async def test_a_cancel_does_not_wait_for_a_stalled_relay(
+    make_client: MakeClient, relay: Relay, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _alice, _bob, room = await _pair(make_client)
+    release = threading.Event()  # the relay stores one piece, then stops reading
+    store_piece = BlobStore.append
+
+    def stalled(self: BlobStore, blob: bytes, data: bytes, meta: object = None) -> int:
+        length = store_piece(self, blob, data, meta)  # type: ignore[arg-type]
+        release.wait(30)
+        return length
+
+    monkeypatch.setattr(BlobStore, "append", stalled)
+    source = tmp_path / "big.bin"
+    source.write_bytes(os.urandom(128 * CHUNK_SIZE))  # 8 MiB: more than the buffers hold
+    reached: asyncio.Event = asyncio.Event()
+    sending = room.send_file(
+        source, progress=lambda p: reached.set() if p.done > 4 * 2**20 else None
+    )
+    try:
+        async with asyncio.timeout(10):
+            await reached.wait()  # the client has filled the buffers of the stalled relay
+        sending.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            async with asyncio.timeout(2):  # not the seconds of a closing handshake
+                await sending
+        assert _relay_files(relay) == []
+    finally:
+        release.set()
