@@ -469,7 +469,10 @@ class Engine:
         return item_id, out
 
     def flush_outbox(self) -> Output:
-        """Send every queued message not already on its way, oldest first."""
+        """Send every queued direct and message not already on its way, oldest first
+        (nothing while disconnected: what is sent then would count as on its way)."""
+        if not self.connected:
+            return Output()
         frames, notices = self.outbox.flush(self.rooms, self.clock())
         return Output(frames=frames, events=notices)
 
