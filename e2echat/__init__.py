@@ -67,6 +67,7 @@ from e2echat.client.events import (
     ReadReceipt,
     RoomJoined,
     RoomLeft,
+    RoomLost,
     TypingChanged,
     Undecryptable,
 )
@@ -85,12 +86,13 @@ from e2echat.client.models import (
 from e2echat.client.paths import bot_identity_path, default_identity_path, default_store_path
 from e2echat.client.progress import Transfer, TransferProgress
 from e2echat.client.room import Room
-from e2echat.client.runner import run
+from e2echat.client.runner import BOT_OPTIONS, run
 from e2echat.crypto.identity import UnencryptedKeyWarning
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "BOT_OPTIONS",
     "AlreadyConnected",
     "AmbiguousMention",
     "AuthError",
@@ -141,6 +143,7 @@ __all__ = [
     "Room",
     "RoomJoined",
     "RoomLeft",
+    "RoomLost",
     "RoomSummary",
     "StoreError",
     "StoreInUse",

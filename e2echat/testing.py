@@ -13,7 +13,8 @@ three). Fixtures:
 - ``e2echat_client``: a factory, ``await e2echat_client("alice")``, of clients that are
   connected when returned (a fresh identity each, stores in the test's ``tmp_path``),
   closed at the end of the test. ``setup=`` runs a bot's ``async def setup(chat)`` on
-  the new client before returning: the bot is ready (in its rooms, handlers running).
+  the new client before returning: the bot is ready (in its rooms, handlers running),
+  with the options ``e2echat.run`` gives a bot (``BOT_OPTIONS``).
 
 While one of them is in use, new identity files and room passwords use Argon2id at its
 minimum cost (real cost is about a second per identity); this switch works only while
@@ -47,6 +48,7 @@ from e2echat.client.models import Member, Message
 from e2echat.client.paths import HOME_ENV
 from e2echat.client.pubsub import Subscription
 from e2echat.client.room import Room
+from e2echat.client.runner import BOT_OPTIONS
 
 __all__ = [
     "ClientFactory",
@@ -134,6 +136,8 @@ async def e2echat_client(
             options.setdefault("send_rate", TEST_RATE)
             options.setdefault("send_burst", int(TEST_RATE))
             options.setdefault("backoff", Backoff(initial=0.05, maximum=0.5))
+            if setup is not None:  # a bot: as e2echat.run makes it
+                options = {**BOT_OPTIONS, **options}
             client = Client(
                 e2echat_relay.url,
                 identity=identity or Identity.generate(),

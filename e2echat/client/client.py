@@ -19,11 +19,13 @@ from typing import Any, Literal, ParamSpec, TypeVar, cast
 
 from e2echat.client import fileops, kdfcost
 from e2echat.client.backoff import Backoff
+from e2echat.client.connection import TlsOption, tls_context
 from e2echat.client.driver import Driver
 from e2echat.client.engine import PROOF_WAIT_MS, Access, Engine
 from e2echat.client.errors import (
     AlreadyConnected,
     BadStatus,
+    ConnectError,
     E2EChatError,
     EmptyMessage,
     InvalidInput,
@@ -102,6 +104,8 @@ F = TypeVar("F", bound=RelayFrame)
 E = TypeVar("E", bound=Event | Message[Any])
 C = TypeVar("C", bound=ClientFrame)
 SEND_CONFIRM_TIMEOUT_S = 10.0
+CONNECT_TIMEOUT_S = 30.0
+REJOIN_RETRY_S = 1.0
 STATUSES = ("online", "away", "busy")
 PROOF_WAIT_S = PROOF_WAIT_MS / 1000
 Handler = Callable[[Any], Awaitable[None]]
@@ -141,6 +145,16 @@ class Client:
     indicators; ``read_receipts=True`` tells members how far we read (off by default).
     ``clock`` is what the client takes for the time (Unix milliseconds; the system
     clock by default): a test passes its own to play a computer whose clock is off.
+
+    ``connect_timeout``: the first connection retries with the reconnect backoff for
+    this many seconds before ``connect()`` raises ``ConnectError`` (0: one try of each
+    URL; None: forever); a refused identity fails at once. ``ssl`` is an
+    ``SSLContext`` or the path of a CA file (PEM) trusted for ``wss://`` URLs, e.g.
+    a relay's self-signed CA. ``skip_backlog=True`` leaves out of ``messages()`` and
+    handlers what the relay already held when we connected or joined (``msg.live`` is
+    False for it; it is still in ``room.history()``). ``rejoin=True`` joins again (or
+    creates again, as it was) a room the relay no longer lists for us, after it lost
+    its data. ``e2echat.run`` turns both on.
     """
 
     def __init__(
@@ -163,6 +177,10 @@ class Client:
         typing: bool = True,
         read_receipts: bool = False,
         clock: Callable[[], int] = _now_ms,
+        connect_timeout: float | None = CONNECT_TIMEOUT_S,
+        ssl: TlsOption = None,
+        skip_backlog: bool = False,
+        rejoin: bool = False,
     ) -> None:
         if name is not None:
             _check_user_name(name)
@@ -184,6 +202,9 @@ class Client:
         self._indexing: asyncio.Task[None] | None = None
         self._handlers: list[HandlerRunner] = []
         self._closing: asyncio.Future[int] | None = None
+        self._rejoin = rejoin
+        self._tls = tls_context(ssl)
+        self._rejoins: set[asyncio.Task[None]] = set()
         self._driver = Driver(
             self.urls,
             lambda state: Room(self, state),
@@ -193,6 +214,10 @@ class Client:
             backoff=backoff or Backoff(),
             messages=Hub(backlog),
             events=Hub(backlog),
+            connect_timeout=connect_timeout,
+            tls=self._tls,
+            skip_backlog=skip_backlog,
+            room_lost=self._room_lost,
         )
 
     def __repr__(self) -> str:
@@ -235,8 +260,10 @@ class Client:
         await self.connect()
         return self
 
-    async def __aexit__(self, *exc_info: object) -> None:
-        await self.close()
+    async def __aexit__(self, exc_type: object, *exc_info: object) -> None:
+        # leaving the block on an exception (a cancellation on SIGTERM, Ctrl-C, an
+        # error of the program) is going away (1001), not a normal close (1000)
+        await self.close(going_away=exc_type is not None)
 
     async def connect(self) -> None:
         """Open the store, connect and authenticate; raise if the first attempt fails."""
@@ -287,8 +314,11 @@ class Client:
         engine.read_receipts = self._read_receipts
         return engine
 
-    async def close(self) -> int:
+    async def close(self, *, going_away: bool = False) -> int:
         """Disconnect, stop handlers, end every subscription, close the store.
+
+        The relay sees close code 1000, or 1001 with ``going_away`` (the program is
+        stopping: ``async with`` ends on an exception, ``e2echat.run`` on a signal).
 
         Returns how many of our messages are still queued in the outbox (they go out on
         the next start with the same store); more than 0 is also logged as a warning.
@@ -297,14 +327,15 @@ class Client:
         normally and ``run_forever`` returns once the client is closed.
         """
         if self._closing is None:
-            self._closing = asyncio.ensure_future(self._close(asyncio.current_task()))
+            self._closing = asyncio.ensure_future(self._close(asyncio.current_task(), going_away))
         return await asyncio.shield(self._closing)
 
-    async def _close(self, caller: asyncio.Task[Any] | None) -> int:
+    async def _close(self, caller: asyncio.Task[Any] | None, going_away: bool) -> int:
         if self._indexing is not None:
             await cancel_and_wait(self._indexing)
             self._indexing = None
-        await self._driver.stop()
+        await cancel_and_wait(*[task for task in self._rejoins if task is not caller])
+        await self._driver.stop(going_away=going_away)
         queued = (
             len(await self._driver.call(self._driver.engine.outbox.items))
             if self._driver.started
@@ -485,8 +516,63 @@ class Client:
         """Ask the relay to create or join, then enter the room (run shielded: once the
         relay said yes, our membership proofs must go out even if the caller gave up)."""
         reply = await self._request(frame, RoomReply)
+        self._driver.relay_rooms.entered(reply.room)
         await self._driver.step(self._driver.engine.enter_room, reply.room, kind, secret)
         return self._driver.room(reply.room.id)
+
+    def _room_lost(self, room: Room) -> None:
+        """The relay no longer lists us in ``room``: say so, and rejoin if asked to."""
+        if not self._rejoin:
+            log.info("room %r was lost: the relay no longer lists us there", room.name)
+            return
+        log.info("room %r was lost: the relay no longer lists us there; rejoining", room.name)
+        task = asyncio.create_task(self._rejoin_lost(room), name="e2echat-rejoin")
+        self._rejoins.add(task)
+        task.add_done_callback(self._rejoins.discard)
+
+    async def _rejoin_lost(self, room: Room) -> None:
+        """Join ``room`` again with the secret we hold, or create it again as it was
+        (same access, same secret, so members who hold it can come back); retried
+        after each reconnect until the relay answers."""
+        record = room._state.record
+        secret = self._secret_of(record.secret)
+        info = self._driver.relay_rooms.infos.get(record.id)
+        token = None if secret is None else secret.relay_token
+        salt = None if info is None else info.salt
+        access: WireAccess = OpenAccess()
+        if secret is not None:
+            access = SecretAccess(verifier=secret.verifier, salt=salt)
+        recreate = CreateRoom(
+            name=record.name,
+            access=access,
+            description=record.description,
+            listed=True if info is None else info.listed,
+        )
+        while True:
+            await self._driver.up.wait()
+            try:
+                try:
+                    await self._shielded(
+                        self._enter(JoinRoom(name=record.name, token=token), record.access, secret)
+                    )
+                    how = "joined again"
+                except NoSuchRoom:
+                    if record.access == "password" and salt is None:
+                        raise E2EChatError("its password's salt is unknown") from None
+                    await self._shielded(self._enter(recreate, record.access, secret))
+                    how = "created again, as it was"
+            except (ConnectError, NameTaken):  # offline again, or created meanwhile
+                await asyncio.sleep(REJOIN_RETRY_S)
+                continue
+            except E2EChatError as exc:
+                log.warning("room %r was lost and could not be rejoined: %s", record.name, exc)
+                return
+            log.info("room %r rejoined (%s)", record.name, how)
+            return
+
+    @staticmethod
+    def _secret_of(secret: bytes | None) -> RoomSecret | None:
+        return None if secret is None else RoomSecret(secret)
 
     async def list_rooms(self) -> list[RoomSummary]:
         """The rooms the relay lists publicly."""
@@ -589,6 +675,7 @@ class Client:
                 caption=caption,
                 now=self._driver.engine.clock(),
                 progress=progress,
+                tls=self._tls,
             )
         finally:
             sealed.blob.close()
@@ -606,7 +693,13 @@ class Client:
             raise InvalidInput("This message carries no file.")
         self._check_member(room)
         return await fileops.download(
-            self.url, room.id, message.file, self._ticket, folder=folder, progress=progress
+            self.url,
+            room.id,
+            message.file,
+            self._ticket,
+            folder=folder,
+            progress=progress,
+            tls=self._tls,
         )
 
     async def _ticket(self, frame: ClientFrame) -> BlobTicket:

@@ -9,20 +9,24 @@ and decides what each frame means.
 import asyncio
 import contextlib
 import logging
+import ssl
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
+from pathlib import Path
+from urllib.parse import urlsplit
 
 import websockets
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.typing import Subprotocol
 
-from e2echat.client.errors import ConnectError
+from e2echat.client.errors import ConnectError, InvalidInput
 from e2echat.client.pacing import TokenBucket
 from e2echat.protocol import (
     HANDSHAKE_TIMEOUT_S,
     MAX_RELAY_FRAME,
     SUBPROTOCOL,
     ClientFrame,
+    CloseCode,
     ProtocolError,
     RelayFrame,
     decode_relay_frame,
@@ -30,6 +34,26 @@ from e2echat.protocol import (
 )
 
 log = logging.getLogger("e2echat")
+CLOSE_TIMEOUT_S = 2.0
+"""How long a close waits for the relay's answering close frame."""
+TLS_PROBE_TIMEOUT_S = 2.0
+TlsOption = ssl.SSLContext | Path | str | None
+"""``Client(ssl=...)``: a context, or the path of a CA file (PEM) to trust."""
+
+
+def tls_context(option: TlsOption) -> ssl.SSLContext | None:
+    """The ``SSLContext`` for ``wss://`` URLs (None: the system's default trust).
+
+    A CA file is read at once, so a wrong path is refused before any I/O.
+    """
+    if option is None or isinstance(option, ssl.SSLContext):
+        return option
+    if not isinstance(option, str | Path):
+        raise TypeError(f"ssl= takes an SSLContext or a CA file path, not {option!r}")
+    try:
+        return ssl.create_default_context(cafile=str(option))
+    except (OSError, ssl.SSLError) as exc:
+        raise InvalidInput(f"cannot use {option} as a CA file: {exc}") from None
 
 
 class FrameRefusedError(ConnectError):
@@ -45,23 +69,40 @@ class Connection:
         self._send_lock = asyncio.Lock()
         self.open = True
         """False once the link closed (sends are then dropped)."""
+        self.leaving_code = CloseCode.NORMAL
+        """The close code we send when the block exits: 1001 when the program stops."""
 
     @classmethod
     @asynccontextmanager
-    async def dial(cls, url: str, pacer: TokenBucket) -> AsyncIterator["Connection"]:
-        """Open a link to ``url``; it is closed when the block exits."""
-        async with connect(
-            url,
-            subprotocols=[Subprotocol(SUBPROTOCOL)],
-            compression=None,
-            max_size=MAX_RELAY_FRAME,
-            open_timeout=HANDSHAKE_TIMEOUT_S,
-        ) as ws:
-            link = cls(ws, pacer)
-            try:
-                yield link
-            finally:
-                link.open = False
+    async def dial(
+        cls, url: str, pacer: TokenBucket, tls: ssl.SSLContext | None = None
+    ) -> AsyncIterator["Connection"]:
+        """Open a link to ``url``; it is closed when the block exits, with
+        ``leaving_code`` whatever ended the block (websockets' own context manager
+        would send 1011, an internal error, when a cancellation ends it)."""
+        try:
+            ws = await connect(
+                url,
+                subprotocols=[Subprotocol(SUBPROTOCOL)],
+                compression=None,
+                max_size=MAX_RELAY_FRAME,
+                open_timeout=HANDSHAKE_TIMEOUT_S,
+                close_timeout=CLOSE_TIMEOUT_S,
+                ssl=tls_option(url, tls),
+            )
+        except websockets.InvalidMessage:
+            if url.startswith("ws://") and await speaks_tls(url):
+                raise ConnectError(
+                    f"{url} answers in TLS: use {'wss://' + url.removeprefix('ws://')}"
+                ) from None
+            raise
+        link = cls(ws, pacer)
+        try:
+            yield link
+        finally:
+            link.open = False
+            with contextlib.suppress(websockets.WebSocketException, OSError):
+                await ws.close(link.leaving_code)
 
     async def recv(self) -> RelayFrame:
         """The next frame; ``FrameRefusedError`` if it does not decode, ``ConnectionClosed``
@@ -106,8 +147,35 @@ class Connection:
 
     async def close(self) -> None:
         """Close the link (the reader then sees it end)."""
-        with contextlib.suppress(websockets.WebSocketException):
-            await self._ws.close()
+        with contextlib.suppress(websockets.WebSocketException, OSError):
+            await self._ws.close(self.leaving_code)
+
+
+def tls_option(url: str, tls: ssl.SSLContext | None) -> ssl.SSLContext | bool | None:
+    """``connect``'s ``ssl`` argument: for ``wss://`` the given context, else the
+    system's trust (True; websockets refuses None there); None for ``ws://``."""
+    if not url.startswith("wss://"):
+        return None
+    return True if tls is None else tls
+
+
+async def speaks_tls(url: str) -> bool:
+    """Whether the peer at a ``ws://`` URL completes a TLS handshake (it then is a
+    ``wss://`` port). Only asked after a plain handshake failed; nothing is sent in
+    the TLS session, so its certificate need not be trusted."""
+    parts = urlsplit(url)
+    probe = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    probe.check_hostname = False
+    probe.verify_mode = ssl.CERT_NONE
+    try:
+        async with asyncio.timeout(TLS_PROBE_TIMEOUT_S):
+            _, writer = await asyncio.open_connection(parts.hostname, parts.port or 80, ssl=probe)
+    except (OSError, TimeoutError, ValueError):
+        return False
+    writer.close()
+    with contextlib.suppress(OSError, ssl.SSLError):
+        await writer.wait_closed()
+    return True
 
 
 def decode(raw: str | bytes) -> RelayFrame:

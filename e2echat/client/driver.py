@@ -11,6 +11,7 @@ also keeps the link up: reconnection forever with backoff and jitter unless
 import asyncio
 import dataclasses
 import logging
+import ssl
 from collections.abc import Callable, Coroutine
 from typing import Any, ParamSpec, TypeVar
 
@@ -36,11 +37,13 @@ from e2echat.client.events import (
     Notice,
     RoomEvent,
     RoomLeft,
+    RoomLost,
 )
 from e2echat.client.models import ConnectionState, Message, placed
 from e2echat.client.output import Output
 from e2echat.client.pacing import TokenBucket
 from e2echat.client.pubsub import Hub
+from e2echat.client.relayrooms import RelayRooms
 from e2echat.client.relays import RelayRotation
 from e2echat.client.requests import Requests
 from e2echat.client.room import Room
@@ -80,8 +83,21 @@ class Driver:
         backoff: Backoff,
         messages: Hub[Message[Room]],
         events: Hub[Event],
+        connect_timeout: float | None = 0.0,
+        tls: ssl.SSLContext | None = None,
+        skip_backlog: bool = False,
+        room_lost: Callable[[Room], None] | None = None,
     ) -> None:
         self._relays = RelayRotation(urls, spread=backoff.initial, rng=backoff.rng)
+        self._connect_timeout = connect_timeout
+        self._first_deadline: float | None = None
+        """Loop time after which a failing first connection is given up."""
+        self._tls = tls
+        self._skip_backlog = skip_backlog
+        self._room_lost = room_lost
+        self.relay_rooms = RelayRooms()
+        self.up = asyncio.Event()
+        """Set while connected (a lost room's rejoin waits for it)."""
         self.state = ConnectionState.CLOSED
         self.messages = messages
         self.events = events
@@ -128,14 +144,20 @@ class Driver:
             self._worker = None
             raise
         self._handles = {room_id: self._make_room(s) for room_id, s in self._engine.rooms.items()}
-        self._ready = asyncio.get_running_loop().create_future()
+        loop = asyncio.get_running_loop()
+        self._ready = loop.create_future()
+        timeout = self._connect_timeout
+        self._first_deadline = None if timeout is None else loop.time() + timeout
         self._runner = asyncio.create_task(self._run(), name="e2echat-connection")
         await self._ready
 
-    async def stop(self) -> None:
-        """Let running steps finish, then close the link for good (no reconnect)."""
+    async def stop(self, *, going_away: bool = False) -> None:
+        """Let running steps finish, then close the link for good (no reconnect), with
+        close code 1000, or 1001 (going away) when the program is stopping."""
         if self._steps:
             await asyncio.wait(set(self._steps), timeout=REQUEST_TIMEOUT_S)
+        if self._link is not None:
+            self._link.leaving_code = CloseCode.GOING_AWAY if going_away else CloseCode.NORMAL
         runner, self._runner = self._runner, None
         if runner is not None:
             await cancel_and_wait(runner)
@@ -295,6 +317,12 @@ class Driver:
             )
         return dataclasses.replace(event, room=handle)
 
+    def _live(self, message: Message[Room]) -> Message[Room] | None:
+        """``message`` marked live, or as backlog; None for backlog that is skipped."""
+        if message.own or self.relay_rooms.is_live(message.room.id, message.seq):
+            return dataclasses.replace(message, live=True)
+        return None if self._skip_backlog else message
+
     def _publish(self, out: Output) -> None:
         if out.confirmed or out.related:
             self.confirmed.set()
@@ -303,6 +331,7 @@ class Driver:
             waiter = self._waiters.pop(item_id, None)
             if bound is None:
                 continue
+            bound = dataclasses.replace(bound, live=True)
             if waiter is not None and not waiter[0].done():
                 waiter[0].set_result(bound)
             if self._include_own:
@@ -314,12 +343,14 @@ class Driver:
         for message in out.messages:
             if self._include_own or not message.own:
                 bound = self.bind_message(message)
-                if bound is not None:
+                if bound is not None and (bound := self._live(bound)) is not None:
                     self.messages.publish(bound)
         for event in out.events:
             bound_event = self._bind_event(event)
             if bound_event is not None:
                 self.events.publish(bound_event)
+                if isinstance(bound_event, RoomLost) and self._room_lost is not None:
+                    self._room_lost(bound_event.room)
 
     def _lost(self) -> None:
         """The connection dropped: sends waiting for the relay's reply return queued."""
@@ -338,8 +369,7 @@ class Driver:
                 ConnectionState.RECONNECTING if ever else ConnectionState.CONNECTING, detail
             )
             try:
-                await self._session()
-                detail = "the relay closed the connection"
+                detail = await self._session()
             except Replaced as exc:
                 self.events.publish(ConnectionReplaced(str(exc)))
                 self._set_state(ConnectionState.CLOSED, str(exc))
@@ -367,13 +397,25 @@ class Driver:
                 self._set_state(ConnectionState.CLOSED, detail)
                 return
             round_over = self._relays.advance()
-            await asyncio.sleep(self._backoff.next_delay() if round_over else self._relays.pause())
+            delay = self._backoff.next_delay() if round_over else self._relays.pause()
+            if first_pending:
+                if self._first_deadline is not None:
+                    left = self._first_deadline - asyncio.get_running_loop().time()
+                    delay = max(0.0, min(delay, left))
+                log.info("%s; trying %s in %.1f s", detail, self.url, delay)
+            await asyncio.sleep(delay)
 
     def _fail_first(self, error: E2EChatError) -> bool:
-        """Fail a pending first connection with ``error`` once no other URL is left to
-        try (a refused identity is refused by every node); True if it failed."""
-        untried = len(self._relays.urls) - 1 - self._relays.failures
-        if untried > 0 and not isinstance(error, AuthError):
+        """Fail a pending first connection with ``error`` when it is refused (a refused
+        identity is refused by every node) or once every URL failed and the connect
+        timeout is over; True if it failed. Until then the first connection retries
+        with the same backoff as reconnects (a bot started before its relay waits)."""
+        if isinstance(error, AuthError):
+            return self._fail_ready(error)
+        if len(self._relays.urls) - 1 - self._relays.failures > 0:
+            return False  # another URL is still untried
+        deadline = self._first_deadline
+        if deadline is None or asyncio.get_running_loop().time() < deadline:
             return False
         return self._fail_ready(error)
 
@@ -385,10 +427,11 @@ class Driver:
         self._ready.set_exception(error)
         return True
 
-    async def _session(self) -> None:
-        """One connection: handshake, then every frame until it closes."""
-        async with Connection.dial(self.url, self._pacer) as link:
+    async def _session(self) -> str:
+        """One connection: handshake, then every frame until it closes; why it ended."""
+        async with Connection.dial(self.url, self._pacer, self._tls) as link:
             welcome = await self._handshake(link)
+            self.relay_rooms.welcomed(welcome.rooms)
             self._link = link
             ticker: asyncio.Task[None] | None = None
             try:
@@ -410,6 +453,7 @@ class Driver:
                         "this identity connected from another place, which now holds the"
                         f" connection ({link.close_reason or 'replaced'}); not reconnecting"
                     )
+                return closed_detail(link.close_code, link.close_reason)
             finally:
                 self._link = None
                 if ticker is not None:
@@ -471,6 +515,10 @@ class Driver:
                 log.exception("internal error in e2echat housekeeping")
 
     def _set_state(self, state: ConnectionState, detail: str | None) -> None:
+        if state is ConnectionState.CONNECTED:
+            self.up.set()
+        else:
+            self.up.clear()
         if state is not self.state:
             self.state = state
             if state is not ConnectionState.CONNECTING:  # the rest are worth a line at INFO
@@ -479,6 +527,17 @@ class Driver:
             self.events.publish(ConnectionChanged(state, detail))
 
 
+def closed_detail(code: int | None, reason: str) -> str:
+    """Why the relay ended a connection, as a log line says it."""
+    if code == CloseCode.GOING_AWAY:
+        what = "1001, going away: the relay is restarting or stopping"
+    else:
+        what = f"{code}, {reason}" if reason else f"{code}"
+    return f"the relay closed the connection ({what})"
+
+
 def _describe(exc: BaseException) -> str:
     text = str(exc) or type(exc).__name__
+    if isinstance(exc, ssl.SSLCertVerificationError):
+        text += " (a relay with its own CA: Client(..., ssl='ca.pem'))"
     return f"cannot reach the relay: {text}"

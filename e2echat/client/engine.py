@@ -300,8 +300,8 @@ class Engine:
             out.frames.append(sync)
             out.extend(self.flush_outbox())
 
-    def left(self, room_id: bytes) -> Output:
-        """We left a room (or the relay no longer lists us): forget it."""
+    def left(self, room_id: bytes, *, lost: bool = False) -> Output:
+        """We left a room (or, ``lost``, the relay no longer lists us): forget it."""
         out = Output()
         state = self.rooms.pop(room_id, None)
         if state is not None:
@@ -309,7 +309,7 @@ class Engine:
             self.session.leave_room(room_id)
             self.store.delete_room(room_id)
             self.chat.forget_room(room_id)
-            out.events.append(ev.RoomLeft(room_id))
+            out.events.append(ev.RoomLost(room_id) if lost else ev.RoomLeft(room_id))
         return out
 
     # Connection --------------------------------------------------------------------
@@ -344,7 +344,7 @@ class Engine:
             out.frames.append(SetStatus(status=cast(Status, own[0]), text=own[1]))
         listed = {info.id: info for info in welcome.rooms}
         for room_id in [r for r in self.rooms if r not in listed]:
-            out.extend(self.left(room_id))
+            out.extend(self.left(room_id, lost=True))
         with self.store.transaction():
             for info in welcome.rooms:
                 state = self.rooms.get(info.id)

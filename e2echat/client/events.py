@@ -127,6 +127,14 @@ class RoomLeft(RoomEvent[R]):
 
 
 @dataclass(frozen=True)
+class RoomLost(RoomLeft[R]):
+    """The relay no longer lists us in ``room`` at connect: it lost its data, or this
+    identity left the room from another place. The room's keys and history are gone
+    from this device; ``Client(rejoin=True)`` (the default of ``e2echat.run``) joins
+    it again, or creates it again as it was, and logs both steps at INFO."""
+
+
+@dataclass(frozen=True)
 class Notice(Event):
     """A readable message for the user: a relay error that answered no request, etc."""
 

@@ -16,6 +16,7 @@ import asyncio
 import contextlib
 import mimetypes
 import os
+import ssl
 import stat
 import tempfile
 import threading
@@ -131,6 +132,7 @@ async def upload(
     caption: str,
     now: int,
     progress: Progress | None,
+    tls: ssl.SSLContext | None = None,
 ) -> File:
     """Upload a sealed file for ``room``; the ``file`` payload to send once it is stored.
 
@@ -153,7 +155,9 @@ async def upload(
             progress(meter.update(done))
 
     try:
-        blob = await upload_blob(relay_url, ticket, sealed.blob, total, advance=advance)
+        blob = await upload_blob(
+            relay_url, ticket, sealed.blob, total, advance=advance, ssl_context=tls
+        )
     except BaseException:
         if reserved:
             await _abandon(delete, reserved[0])
@@ -184,6 +188,7 @@ async def download(
     *,
     folder: Path | None,
     progress: Progress | None,
+    tls: ssl.SSLContext | None = None,
 ) -> Path:
     """Fetch, check and save the file of a message; the path it was saved under.
 
@@ -205,7 +210,9 @@ async def download(
             progress(meter.update(done))
 
     try:
-        await download_blob(relay_url, ticket, decryptor, pending.write, advance=advance)
+        await download_blob(
+            relay_url, ticket, decryptor, pending.write, advance=advance, ssl_context=tls
+        )
         commit = asyncio.ensure_future(asyncio.to_thread(pending.commit))
         try:
             return await asyncio.shield(commit)

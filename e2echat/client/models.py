@@ -198,6 +198,10 @@ class Message(Generic[R]):
     deleted: bool = False
     reactions: tuple[Reaction, ...] = ()
     unsupported: str | None = None
+    live: bool = False
+    """True for a message published as it came: sent after this client connected (or
+    joined the room), or our own. False for backlog, what the relay already held (a
+    bot's ``Client(skip_backlog=True)`` leaves it out), and for history and search."""
 
     def download(
         self,

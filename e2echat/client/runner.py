@@ -31,6 +31,9 @@ from e2echat.client.paths import bot_identity_path
 
 log = logging.getLogger("e2echat")
 Setup = Callable[[Client], Awaitable[None]]
+BOT_OPTIONS: dict[str, Any] = {"rejoin": True, "skip_backlog": True}
+"""What ``run`` changes of ``Client``'s defaults: a bot joins again the rooms a relay
+lost, and answers only what comes live (not the commands of the hours it was down)."""
 _SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 
@@ -52,7 +55,8 @@ def run(
     is an ``Identity`` or the path of one (default ``bot_identity_path(name)``, one per
     bot name), made on the first run under ``$E2ECHAT_PASSPHRASE`` or
     ``$E2ECHAT_PASSPHRASE_FILE``.
-    ``client_options`` go to ``Client``. ``log_level`` sets up logging to stderr at
+    ``client_options`` go to ``Client``, over ``BOT_OPTIONS`` (``rejoin=True``,
+    ``skip_backlog=True``). ``log_level`` sets up logging to stderr at
     that level unless the application configured logging itself (None: leave it).
     """
     if log_level is not None and not logging.getLogger().handlers:
@@ -87,7 +91,8 @@ async def _serve(
     if not isinstance(identity, Identity):
         path = bot_identity_path(name) if identity is None else identity
         identity = Identity.load_or_create(path, allow_unencrypted=allow_unencrypted)
-    async with Client(url, identity=identity, name=name, **client_options) as chat:
+    options = {**BOT_OPTIONS, **client_options}
+    async with Client(url, identity=identity, name=name, **options) as chat:
         await setup(chat)
         log.info("%s is ready in %d room(s)", name, len(chat.rooms))
         if chat.has_handlers:

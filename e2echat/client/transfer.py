@@ -19,6 +19,7 @@ import websockets
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.typing import Subprotocol
 
+from e2echat.client.connection import tls_option
 from e2echat.client.errors import TransferError
 from e2echat.crypto.errors import FileError
 from e2echat.crypto.files import FileDecryptor
@@ -58,7 +59,7 @@ def _connect(url: str, ssl_context: ssl.SSLContext | None) -> "connect":
         subprotocols=[Subprotocol(SUBPROTOCOL)],
         max_size=MAX_BLOB_PIECE + 1024,
         open_timeout=HANDSHAKE_TIMEOUT_S,
-        ssl=ssl_context if url.startswith("wss://") else None,
+        ssl=tls_option(url, ssl_context),
         compression=None,  # ciphertext does not compress
     )
 

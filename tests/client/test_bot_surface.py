@@ -30,6 +30,7 @@ def _client(tmp_path: Path, name: str = "bot") -> e2echat.Client:
         identity=e2echat.Identity.generate(),
         name=name,
         store=tmp_path / f"{name}.sqlite3",
+        connect_timeout=0,
     )
 
 
@@ -410,7 +411,7 @@ def test_run_turns_a_refusal_at_start_into_one_line(
         raise AssertionError("never connected")
 
     with pytest.raises(SystemExit) as exited:
-        e2echat.run(setup, "ws://127.0.0.1:9/", name="x", log_level=None)
+        e2echat.run(setup, "ws://127.0.0.1:9/", name="x", log_level=None, connect_timeout=0)
     assert str(exited.value.code).startswith("e2echat: cannot reach the relay")
 
 

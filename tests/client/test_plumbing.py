@@ -100,6 +100,7 @@ async def test_first_connect_failure_raises_connect_error(tmp_path: Path) -> Non
         identity=e2echat.Identity.generate(),
         name="nobody",
         store=tmp_path / "s.sqlite3",
+        connect_timeout=0,
     )
     with pytest.raises(e2echat.ConnectError, match="cannot reach"):
         async with client:

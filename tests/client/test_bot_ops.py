@@ -1,0 +1,296 @@
+"""A bot's life with its relay: a slow start, close codes, TLS, backlog, a relay that
+lost its data."""
+
+import asyncio
+import logging
+import ssl
+from collections.abc import AsyncIterator, Callable
+from contextlib import AsyncExitStack, asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import msgspec
+import pytest
+import trustme
+from e2echat_server import Relay, RelayConfig
+
+import e2echat
+from e2echat.client.backoff import Backoff
+from tests.client.conftest import CHEAP_KDF, FAST_POLICY, collect, relay_config
+from tests.redis_server import free_port
+
+FAST_BACKOFF = Backoff(initial=0.05, maximum=0.2)
+
+
+class LogWaiter(logging.Handler):
+    """Records of one logger, and a wait for the first that says something."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.records: list[logging.LogRecord] = []
+        self._changed = asyncio.Event()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+        self._changed.set()
+
+    def lines(self) -> list[str]:
+        return [record.getMessage() for record in self.records]
+
+    async def wait(self, predicate: Callable[[logging.LogRecord], bool]) -> logging.LogRecord:
+        async with asyncio.timeout(10):
+            while True:
+                found = [r for r in self.records if predicate(r)]
+                if found:
+                    return found[0]
+                self._changed.clear()
+                await self._changed.wait()
+
+
+@asynccontextmanager
+async def watching(name: str) -> AsyncIterator[LogWaiter]:
+    logger = logging.getLogger(name)
+    waiter = LogWaiter()
+    level = logger.level
+    logger.addHandler(waiter)
+    logger.setLevel(logging.DEBUG)
+    try:
+        yield waiter
+    finally:
+        logger.removeHandler(waiter)
+        logger.setLevel(level)
+
+
+def client(
+    url: str, tmp_path: Path, name: str, identity: e2echat.Identity, **options: Any
+) -> e2echat.Client:
+    options.setdefault("backoff", FAST_BACKOFF)
+    return e2echat.Client(
+        url,
+        identity=identity,
+        name=name,
+        store=tmp_path / f"{name}.sqlite3",
+        policy=FAST_POLICY,
+        password_limits=CHEAP_KDF,
+        send_rate=1000.0,
+        send_burst=1000,
+        **options,
+    )
+
+
+# The first connection ---------------------------------------------------------------------
+
+
+async def test_the_first_connect_waits_for_a_relay_that_starts_late(tmp_path: Path) -> None:
+    port = free_port()
+    bot = client(f"ws://127.0.0.1:{port}/", tmp_path, "bot", e2echat.Identity.generate())
+    async with watching("e2echat") as log:
+        connecting = asyncio.create_task(bot.connect())
+        await log.wait(lambda r: "cannot reach the relay" in r.getMessage())  # a try failed
+        config = msgspec.structs.replace(relay_config(tmp_path), port=port)
+        async with Relay(config):
+            await connecting
+            assert bot.state is e2echat.ConnectionState.CONNECTED
+            await bot.close()
+    retry = next(line for line in log.lines() if "cannot reach" in line)
+    assert f"trying ws://127.0.0.1:{port}/ in" in retry
+
+
+async def test_the_first_connect_gives_up_after_its_timeout(tmp_path: Path) -> None:
+    url = f"ws://127.0.0.1:{free_port()}/"
+    bot = client(url, tmp_path, "bot", e2echat.Identity.generate(), connect_timeout=0.4)
+    async with watching("e2echat") as log:
+        loop = asyncio.get_running_loop()
+        began = loop.time()
+        with pytest.raises(e2echat.ConnectError, match="cannot reach the relay"):
+            await bot.connect()
+        assert loop.time() - began >= 0.4
+    assert sum("trying" in line for line in log.lines()) >= 2  # it did retry
+    assert bot.state is e2echat.ConnectionState.CLOSED
+
+
+# Close codes ------------------------------------------------------------------------------
+
+
+def _closes(log: LogWaiter) -> list[int]:
+    return [r.__dict__["fields"]["close"] for r in log.records if r.getMessage() == "session"]
+
+
+async def test_close_codes_on_both_sides(tmp_path: Path) -> None:
+    identity = e2echat.Identity.generate()
+    async with watching("e2echat_server.access") as access, Relay(relay_config(tmp_path)) as relay:
+        async with client(relay.url, tmp_path, "bot", identity):
+            pass
+        await access.wait(lambda r: r.getMessage() == "session")
+        assert _closes(access) == [1000]  # a normal close: not a relay bug
+
+        with pytest.raises(RuntimeError, match="the program failed"):
+            async with client(relay.url, tmp_path, "bot", identity):
+                raise RuntimeError("the program failed")
+        await access.wait(lambda r: len(_closes(access)) == 2)
+        assert _closes(access) == [1000, 1001]  # the program is going away
+
+        bot = client(relay.url, tmp_path, "bot", identity)
+        await bot.connect()
+        await bot.close(going_away=True)
+        await access.wait(lambda r: len(_closes(access)) == 3)
+        assert _closes(access)[2] == 1001
+
+        bot = client(relay.url, tmp_path, "bot", identity)
+        await bot.connect()
+        events = bot.events()
+    # the relay stopped: it said 1001, and the bot says why it reconnects
+    (changed,) = await collect(
+        events,
+        1,
+        lambda e: (
+            isinstance(e, e2echat.ConnectionChanged)
+            and e.state is e2echat.ConnectionState.RECONNECTING
+        ),
+    )
+    assert isinstance(changed, e2echat.ConnectionChanged)
+    assert "1001, going away" in (changed.detail or "")
+    await bot.close()
+
+
+# TLS ----------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def tls_files(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, Path]:
+    ca = trustme.CA()
+    cert = ca.issue_cert("127.0.0.1", "localhost")
+    directory = tmp_path_factory.mktemp("tls")
+    chain, key, ca_file = directory / "chain.pem", directory / "key.pem", directory / "ca.pem"
+    cert.private_key_and_cert_chain_pem.write_to_path(str(chain))
+    cert.private_key_pem.write_to_path(str(key))
+    ca.cert_pem.write_to_path(str(ca_file))
+    return chain, key, ca_file
+
+
+async def test_tls_with_a_ca_file_or_a_context(
+    tmp_path: Path, tls_files: tuple[Path, Path, Path]
+) -> None:
+    chain, key, ca_file = tls_files
+    config = RelayConfig(port=0, memory=True, tls_cert=chain, tls_key=key, data_dir=tmp_path / "r")
+    identity = e2echat.Identity.generate()
+    async with Relay(config) as relay:
+        assert relay.url.startswith("wss://")
+        async with client(relay.url, tmp_path, "a", identity, ssl=ca_file) as alice:
+            await alice.room("tls", create=True)
+        context = ssl.create_default_context(cafile=str(ca_file))
+        async with client(relay.url, tmp_path, "a", identity, ssl=context) as alice:
+            assert alice.get_room("tls") is not None
+
+        untrusted = client(relay.url, tmp_path, "b", identity, connect_timeout=0)
+        with pytest.raises(e2echat.ConnectError, match=r"certificate verify failed.*ssl="):
+            await untrusted.connect()
+
+        plain = "ws://" + relay.url.removeprefix("wss://")
+        wrong = client(plain, tmp_path, "c", identity, connect_timeout=0)
+        with pytest.raises(e2echat.ConnectError, match=f"answers in TLS: use {relay.url}"):
+            await wrong.connect()
+
+
+def test_a_ca_file_that_is_not_one_is_refused_before_any_io(tmp_path: Path) -> None:
+    (tmp_path / "ca.pem").write_text("not a certificate")
+    for bad in (tmp_path / "missing.pem", tmp_path / "ca.pem"):
+        with pytest.raises(e2echat.InvalidInput, match="as a CA file"):
+            client("wss://127.0.0.1:9/", tmp_path, "x", e2echat.Identity.generate(), ssl=bad)
+
+
+# Backlog ------------------------------------------------------------------------------------
+
+
+async def test_backlog_is_marked_and_can_be_skipped(tmp_path: Path) -> None:
+    identity = e2echat.Identity.generate()
+    async with AsyncExitStack() as stack, Relay(relay_config(tmp_path)) as relay:
+        alice = await stack.enter_async_context(
+            client(relay.url, tmp_path, "alice", e2echat.Identity.generate())
+        )
+        room = await alice.room("dice", create=True)
+        async with client(relay.url, tmp_path, "bot", identity) as bot:
+            inbox = bot.messages()
+            await bot.room("dice")
+            await room.send("!roll live")
+            (live,) = await collect(inbox, 1)
+            assert live.live
+        await room.send("!roll while the bot was away")
+
+        async with client(relay.url, tmp_path, "bot", identity) as bot:
+            inbox = bot.messages()
+            await room.send("!roll after the restart")
+            old, new = await collect(inbox, 2)
+            assert [(m.text, m.live) for m in (old, new)] == [
+                ("!roll while the bot was away", False),
+                ("!roll after the restart", True),
+            ]
+        await room.send("!roll while the bot was away again")
+
+        async with client(relay.url, tmp_path, "bot", identity, skip_backlog=True) as bot:
+            inbox = bot.messages()
+            await room.send("!roll after the second restart")
+            (first,) = await collect(inbox, 1)
+            assert (first.text, first.live) == ("!roll after the second restart", True)
+            dice = bot.get_room("dice")
+            assert dice is not None
+            history = [m.text for m in await dice.history()]
+            assert "!roll while the bot was away again" in history  # kept, not handled
+
+
+# A relay that lost its data -----------------------------------------------------------------
+
+
+async def test_rooms_a_relay_lost_are_rejoined(tmp_path: Path) -> None:
+    port = free_port()
+    config = msgspec.structs.replace(relay_config(tmp_path), port=port)
+    identity = e2echat.Identity.generate()
+    async with AsyncExitStack() as stack, watching("e2echat") as log:
+        relay = await stack.enter_async_context(Relay(config))
+        bot = await stack.enter_async_context(
+            client(relay.url, tmp_path, "bot", identity, rejoin=True)
+        )
+        await bot.room("lobby", create=True)
+        await bot.room("ops", create=True, password="correct horse")
+        await bot.room("vault", create=True, access="invite")
+        invite = bot.get_room("vault").invite()  # type: ignore[union-attr]
+        events = bot.events()
+        await relay.close()  # its memory store is gone with it
+        async with Relay(config) as relay:  # a new relay on the same port knows nothing
+            lost_and_back = await collect(
+                events, 6, lambda e: isinstance(e, e2echat.RoomLost | e2echat.RoomJoined)
+            )
+            assert sorted(type(e).__name__ for e in lost_and_back) == 3 * ["RoomJoined"] + 3 * [
+                "RoomLost"
+            ]
+            assert sorted(room.name for room in bot.rooms) == ["lobby", "ops", "vault"]
+            async with client(relay.url, tmp_path, "alice", e2echat.Identity.generate()) as alice:
+                inbox = bot.messages()
+                ops = await alice.room("ops", password="correct horse")  # the same password
+                vault = await alice.join("vault", invite=invite)  # and the same invite
+                await ops.send("hello ops")
+                await vault.send("hello vault")
+                got = await collect(inbox, 2)
+                assert sorted(m.text for m in got) == ["hello ops", "hello vault"]  # type: ignore[union-attr]
+    lines = log.lines()
+    for name in ("lobby", "ops", "vault"):
+        assert f"room {name!r} was lost: the relay no longer lists us there; rejoining" in lines
+        assert f"room {name!r} rejoined (created again, as it was)" in lines
+
+
+async def test_without_rejoin_a_lost_room_stays_lost(tmp_path: Path) -> None:
+    port = free_port()
+    config = msgspec.structs.replace(relay_config(tmp_path), port=port)
+    async with AsyncExitStack() as stack, watching("e2echat") as log:
+        relay = await stack.enter_async_context(Relay(config))
+        bot = await stack.enter_async_context(
+            client(relay.url, tmp_path, "bot", e2echat.Identity.generate())
+        )
+        await bot.room("lobby", create=True)
+        events = bot.events()
+        await relay.close()
+        async with Relay(config):
+            (lost,) = await collect(events, 1, lambda e: isinstance(e, e2echat.RoomLost))
+            assert isinstance(lost, e2echat.RoomLeft)  # a handler of RoomLeft sees it too
+            assert bot.rooms == []
+    assert "room 'lobby' was lost: the relay no longer lists us there" in log.lines()
