@@ -107,7 +107,9 @@ def connect(
 
     loaded = _load_identity(identity)
     try:
-        chat = Client(url, identity=loaded, name=name, store=store)
+        # a person at the terminal is told at once that the relay is unreachable (one
+        # try of each URL); once connected, the client reconnects on its own
+        chat = Client(url, identity=loaded, name=name, store=store, connect_timeout=0)
         asyncio.run(run_chat(chat, room=room, bell=bell, toast=toast))
     except E2EChatError as exc:
         raise _fail(str(exc)) from None
