@@ -9,7 +9,8 @@ from e2echat.protocol.constants import HISTORY_AGE_S, HISTORY_COUNT
 
 SECOND = 1000
 MINUTE = 60 * SECOND
-DAY = 24 * 3600 * SECOND
+HOUR = 3600 * SECOND
+DAY = 24 * HOUR
 RETENTION = HISTORY_AGE_S * SECOND
 """The relay's default history age (30 days; it also keeps at most 10,000 messages per
 room): whatever can still open a message the relay retains is kept at least this long."""
@@ -42,6 +43,9 @@ class Policy:
     """How long a replaced private prekey is kept before deletion."""
     pending_timeout: int = 30 * SECOND
     """How long a message waits for its key before it is reported and the key requested."""
+    max_request_interval: int = HOUR
+    """Key requests for a chain still waiting are repeated, each wait twice the one
+    before (from ``pending_timeout``), at most this far apart."""
     pending_expiry: int = RETENTION
     """How long a reported message is still kept in case its key arrives."""
     max_pending: int = HISTORY_COUNT

@@ -32,6 +32,7 @@ LOG_ENTRIES = "logentry"
 SEEN = "seen"
 ROOM_KEYS = "roomkey"
 REFUSED = "refused"
+ASKED = "asked"
 
 R = TypeVar("R", bound=msgspec.Struct)
 
@@ -119,6 +120,13 @@ class RefusedShare(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     received: int
 
 
+class KeyAsked(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """When we last asked the owner of a chain for it, and how many times so far."""
+
+    at: int
+    times: int
+
+
 class LogEntryRecord(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     """One validated membership-log entry, as signed (public bytes)."""
 
@@ -181,6 +189,7 @@ _TYPES: dict[str, type[msgspec.Struct]] = {
     SEEN: SeenNonce,
     ROOM_KEYS: RoomKeyRecord,
     REFUSED: RefusedShare,
+    ASKED: KeyAsked,
 }
 _decoders = {space: msgspec.msgpack.Decoder(kind) for space, kind in _TYPES.items()}
 _DELETED: Any = object()

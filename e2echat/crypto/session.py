@@ -63,6 +63,7 @@ from e2echat.crypto.policy import DEFAULT_POLICY, Policy
 from e2echat.crypto.prekeys import PrekeyRecord, SignedPrekey, new_prekey
 from e2echat.crypto.primitives import KEY_SIZE
 from e2echat.crypto.records import (
+    ASKED,
     GONE,
     INBOUND,
     LOG,
@@ -75,6 +76,7 @@ from e2echat.crypto.records import (
     ROOM_KEYS,
     ROOMS,
     SEEN,
+    KeyAsked,
     LogEntryRecord,
     MemberRecord,
     PendingMessage,
@@ -599,12 +601,9 @@ class CryptoSession:
             reason = f"its key share was refused: {exc}"
             op.txn.put(REFUSED, chain_key, RefusedShare(reason, now))
             for key, message in op.txn.scan(PENDING, chain_key, PendingMessage):
-                # waiting already: say why now (the key request, if not sent yet, follows)
+                # waiting already: say why now (``tick`` keeps asking for the key)
                 op.events.append(Undecryptable(message.room_id, sender, message.seq, reason, True))
-                if message.reported:
-                    continue
                 op.txn.put(PENDING, key, msgspec.structs.replace(message, reported=True))
-                self._request_key(op, message, now)
         return op.finish()
 
     def _validate(
@@ -1024,12 +1023,18 @@ class CryptoSession:
         op = _Op(self._records.begin())
         self._maintain_prekeys(op, now)
         policy = self._policy
+        overdue: dict[bytes, PendingMessage] = {}
+        """Chains with a message waiting past the timeout, and one of those messages."""
         for key, message in op.txn.scan(PENDING, b"", PendingMessage):
             age = now - message.received
             if age >= policy.pending_expiry:
                 op.txn.delete(PENDING, key)
-            elif age >= policy.pending_timeout and not message.reported:
-                chain_key = inbound_key(message.room_id, message.sender, message.chain_id)
+                continue
+            if age < policy.pending_timeout:
+                continue
+            chain_key = inbound_key(message.room_id, message.sender, message.chain_id)
+            overdue.setdefault(chain_key, message)
+            if not message.reported:
                 refused = op.txn.get(REFUSED, chain_key, RefusedShare)
                 reason = (
                     "its key has not arrived from the sender yet (asked again)"
@@ -1040,7 +1045,7 @@ class CryptoSession:
                     Undecryptable(message.room_id, message.sender, message.seq, reason, True)
                 )
                 op.txn.put(PENDING, key, msgspec.structs.replace(message, reported=True))
-                self._request_key(op, message, now)
+        self._ask_again(op, overdue, now)
         for key, inbound in op.txn.scan(INBOUND, b"", InboundChain):
             if inbound.retired is not None and now - inbound.retired >= policy.inbound_grace:
                 _bury(op.txn, key, inbound, now)
@@ -1070,6 +1075,23 @@ class CryptoSession:
             if now - candidate.received >= MAX_AGE_MS + MAX_SKEW_MS:
                 op.txn.delete(ROOM_KEYS, key)
         return op.finish()
+
+    def _ask_again(self, op: _Op, overdue: dict[bytes, PendingMessage], now: int) -> None:
+        """Ask the owner of each overdue chain for it: at once, then again after twice
+        the previous wait (up to ``max_request_interval``), for as long as messages wait.
+        A request or its answer may be lost or refused (a clock that was off and is
+        right again): the messages still follow when the key does."""
+        for chain_key, _asked in op.txn.scan(ASKED, b"", KeyAsked):
+            if chain_key not in overdue:
+                op.txn.delete(ASKED, chain_key)
+        for chain_key, message in overdue.items():
+            asked = op.txn.get(ASKED, chain_key, KeyAsked)
+            if asked is not None:
+                wait = self._policy.pending_timeout << asked.times
+                if now - asked.at < min(wait, self._policy.max_request_interval):
+                    continue
+            self._request_key(op, message, now)
+            op.txn.put(ASKED, chain_key, KeyAsked(now, 1 if asked is None else asked.times + 1))
 
     def _request_key(self, op: _Op, message: PendingMessage, now: int) -> None:
         room = op.txn.get(ROOMS, message.room_id, RoomRecord)

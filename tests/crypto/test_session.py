@@ -489,3 +489,27 @@ def test_a_share_refused_for_its_date_is_the_reason_given_for_its_messages(
     (fresh,) = answered.directs  # alice's clock is right again
     arrived = bob.session.receive_direct(alice.key, fresh.body, NOW)
     assert [m.payload.body for m in arrived.messages] == ["from a wrong clock"]
+
+
+def test_a_waiting_chain_is_asked_for_again_each_wait_twice_the_last() -> None:
+    """A key request or its answer can be lost or refused (a clock off, then set
+    right): requests repeat while messages wait, with doubling waits, one per chain."""
+    alice, bob = Party("alice"), Party("bob")
+    relay = Relay(alice, bob)
+    relay.join(alice)
+    relay.join(bob)
+    first = alice.session.encrypt(ROOM, Text("one", (), NOW), NOW)  # its share is lost
+    second = alice.session.encrypt(ROOM, Text("two", (), NOW), NOW)
+    relay.deliver(alice, first.body, bob, 1)
+    relay.deliver(alice, second.body, bob, 2)
+    timeout = DEFAULT_POLICY.pending_timeout
+    ticks = {at: len(bob.session.tick(NOW + at).directs) for at in range(0, 10 * timeout, SECOND)}
+    asked = {at: count for at, count in ticks.items() if count}
+    # one request for the chain (not one per message), then after waits of 2 and 4 timeouts
+    assert asked == {timeout: 1, 3 * timeout: 1, 7 * timeout: 1}
+    late = bob.session.tick(NOW + 10 * timeout)
+    assert late.directs == []
+    (request,) = bob.session.tick(NOW + 15 * timeout).directs  # 8 timeouts after the last
+    relay.route(bob, [request])  # alice answers: both messages follow
+    assert texts(bob) == ["one", "two"]
+    assert bob.session.tick(NOW + 100 * timeout).directs == []  # nothing waits: no more
