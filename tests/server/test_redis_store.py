@@ -8,6 +8,7 @@ from e2echat_server.store import Envelope, MemberRecord, RedisStore, UserRecord
 from e2echat_server.store.redis import RedisKeys, StoreClosedError
 from redis.crc import key_slot
 from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import ResponseError
 
 from tests.redis_server import RedisServer
 from tests.server import conftest
@@ -134,3 +135,16 @@ def test_without_redis_server_the_tests_skip_naming_the_install_but_fail_in_ci(
         conftest.require_redis_server({})
     with pytest.raises(pytest.fail.Exception, match="CI must run"):
         conftest.require_redis_server({"CI": "true"})
+
+
+async def test_a_redis_that_lost_the_functions_gets_them_again(redis_url: str) -> None:
+    store = await RedisStore.open(redis_url)
+    try:
+        await store.create_room(room(), MemberRecord(ROOM, ALICE, 0))
+        await store.client.execute_command("FUNCTION", "FLUSH")  # as a restart without AOF
+        with pytest.raises(ResponseError, match="Function not found"):
+            await store.append(ROOM, envelope(1), keep=10)  # refused, so not acknowledged
+        await store.append(ROOM, envelope(2), keep=10)
+        assert [e.seq for e in await store.history(ROOM, 0, 0, 10)] == [2]  # 1 was not kept
+    finally:
+        await store.close()

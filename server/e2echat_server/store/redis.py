@@ -39,6 +39,7 @@ client resending after a lost reply) is recognised by its body and not stored tw
 
 import asyncio
 import contextlib
+import hashlib
 import logging
 import os
 from collections.abc import Callable, Iterable
@@ -199,6 +200,38 @@ end
 """
 
 
+# The scripts run as one Redis function library (Redis 7 FUNCTION LOAD; Valkey too): a
+# call sends the function's name, not the script (an EVAL of _APPEND sent and hashed
+# about a kilobyte per message). The library's name carries a digest of its code, so
+# relays of two versions over one Redis each call their own functions. Functions are
+# kept in the append-only file and copied to replicas; a Redis that lost them (restarted
+# without persistence) refuses the calls, and the write lane loads them again.
+_SCRIPTS: Final = {
+    "append": _APPEND,
+    "retract": _RETRACT,
+    "mailbox_put": _MAILBOX_PUT,
+    "put_user": _PUT_USER,
+    "set_last_seen": _SET_LAST_SEEN,
+    "create_room": _CREATE_ROOM,
+    "drop_room": _DROP_ROOM,
+    "forget_user": _FORGET_USER,
+    "claim_name": _CLAIM_NAME,
+    "take_over_name": _TAKE_OVER_NAME,
+    "release_name": _RELEASE_NAME,
+    "prune": _PRUNE,
+}
+_LIBRARY_NAME: Final = (
+    "e2echat_"
+    + hashlib.sha1("".join(_SCRIPTS.values()).encode(), usedforsecurity=False).hexdigest()[:12]
+)
+_FUNCTION_OF: Final = {body: f"{_LIBRARY_NAME}_{name}" for name, body in _SCRIPTS.items()}
+_LIBRARY: Final = f"#!lua name={_LIBRARY_NAME}\n" + "".join(
+    f"redis.register_function('{_FUNCTION_OF[body]}', function(KEYS, ARGV)\n{body}end)\n"
+    for body in _SCRIPTS.values()
+)
+_NO_FUNCTION: Final = "Function not found"
+
+
 @dataclass(frozen=True, slots=True)
 class RedisKeys:
     """The key names of one relay deployment (see the module docstring for the layout)."""
@@ -299,7 +332,8 @@ class RedisStore:
         timeout_s: float = 5.0,
         node: bytes | None = None,
     ) -> "RedisStore":
-        """Connect (and check that the server answers); start the write lane.
+        """Connect, load the function library (which checks that the server answers);
+        start the write lane.
 
         ``node`` is the relay's id in its notices to the other relays (random if None).
 
@@ -317,7 +351,7 @@ class RedisStore:
             retry_on_error=[RedisConnectionError, RedisTimeoutError],
         )
         try:
-            await client.ping()
+            await _load_functions(client)
         except BaseException:
             await client.aclose()
             raise
@@ -362,6 +396,11 @@ class RedisStore:
                 if not write.future.done():
                     write.future.set_exception(exc)
             return
+        if any(isinstance(a, Exception) and _NO_FUNCTION in str(a) for a in answers):
+            # Redis lost the library (restarted empty): these writes fail, later ones work.
+            event(LOGGER, "redis_functions_reloaded", logging.WARNING)
+            with contextlib.suppress(Exception):  # still down: the next failure says so
+                await _load_functions(self.client)
         start = 0
         for write in batch:
             mine = answers[start : start + len(write.commands)]
@@ -651,6 +690,11 @@ class RedisStore:
         return snapshot
 
 
+async def _load_functions(client: "Redis") -> None:
+    """Load the relay's function library (idempotent: relays of one version share it)."""
+    await client.execute_command("FUNCTION", "LOAD", "REPLACE", _LIBRARY)  # type: ignore[no-untyped-call]
+
+
 def _log_failure(future: asyncio.Future[Any]) -> None:
     if not future.cancelled() and future.exception() is not None:
         error = type(future.exception()).__name__
@@ -658,7 +702,8 @@ def _log_failure(future: asyncio.Future[Any]) -> None:
 
 
 def _eval(script: str, keys: list[str], args: Iterable[Any]) -> Command:
-    return ("EVAL", script, len(keys), *keys, *args)
+    """The call of ``script`` (one of _SCRIPTS) as a function of the relay's library."""
+    return ("FCALL", _FUNCTION_OF[script], len(keys), *keys, *args)
 
 
 def _first(answers: list[Any]) -> Any:
