@@ -12,6 +12,8 @@ from typing import Annotated
 import typer
 
 from e2echat import Client, E2EChatError, Identity, default_identity_path
+from e2echat import __version__ as e2echat_version
+from e2echat_tui import __version__
 
 app = typer.Typer(
     help="e2echat: end-to-end encrypted chat in your terminal.",
@@ -33,6 +35,24 @@ IdentityOption = Annotated[
 ]
 BellOption = Annotated[bool, typer.Option("--bell/--no-bell", help="Ring the bell on a mention.")]
 ToastOption = Annotated[bool, typer.Option("--toast/--no-toast", help="Show a toast on a mention.")]
+
+
+def _version(shown: bool) -> None:
+    if shown:
+        typer.echo(f"e2echat, version {__version__} (library {e2echat_version})")
+        raise typer.Exit()
+
+
+@app.callback()
+def _options(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", help="Show the version and exit.", callback=_version, is_eager=True
+        ),
+    ] = False,
+) -> None:
+    """e2echat: end-to-end encrypted chat in your terminal."""
 
 
 def _fail(message: str) -> typer.Exit:

@@ -151,6 +151,7 @@ async def test_close_codes_on_both_sides(tmp_path: Path) -> None:
     assert isinstance(changed, e2echat.ConnectionChanged)
     assert "1001, going away" in (changed.detail or "")
     await bot.close()
+    assert _closes(access)[3] == 1001  # the relay's own close, as its access log shows it
 
 
 # TLS ----------------------------------------------------------------------------------------
