@@ -1026,6 +1026,11 @@ class CryptoSession:
         overdue: dict[bytes, PendingMessage] = {}
         """Chains with a message waiting past the timeout, and one of those messages."""
         for key, message in op.txn.scan(PENDING, b"", PendingMessage):
+            if message.received > now:
+                # our clock was set back (it was ahead): wait afresh from now, not for
+                # the clock to catch up with it
+                message = msgspec.structs.replace(message, received=now)
+                op.txn.put(PENDING, key, message)
             age = now - message.received
             if age >= policy.pending_expiry:
                 op.txn.delete(PENDING, key)
@@ -1086,7 +1091,7 @@ class CryptoSession:
                 op.txn.delete(ASKED, chain_key)
         for chain_key, message in overdue.items():
             asked = op.txn.get(ASKED, chain_key, KeyAsked)
-            if asked is not None:
+            if asked is not None and asked.at <= now:  # (later: our clock was set back)
                 wait = self._policy.pending_timeout << asked.times
                 if now - asked.at < min(wait, self._policy.max_request_interval):
                     continue
