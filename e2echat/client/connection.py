@@ -10,8 +10,9 @@ import asyncio
 import contextlib
 import logging
 import ssl
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Sequence
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -21,6 +22,7 @@ from websockets.typing import Subprotocol
 
 from e2echat.client.errors import ConnectError, InvalidInput
 from e2echat.client.pacing import TokenBucket
+from e2echat.client.tasks import cancel_and_wait
 from e2echat.protocol import (
     HANDSHAKE_TIMEOUT_S,
     MAX_RELAY_FRAME,
@@ -37,6 +39,10 @@ log = logging.getLogger("e2echat")
 CLOSE_TIMEOUT_S = 2.0
 """How long a close waits for the relay's answering close frame."""
 TLS_PROBE_TIMEOUT_S = 2.0
+BATCH_LIMIT = 500
+"""At most this many frames are handed on in one list (``Connection.batches``)."""
+READ_AHEAD = 2000
+"""Frames read off the socket ahead of their handling, at most."""
 TlsOption = ssl.SSLContext | Path | str | None
 """``Client(ssl=...)``: a context, or the path of a CA file (PEM) to trust."""
 
@@ -54,6 +60,13 @@ def tls_context(option: TlsOption) -> ssl.SSLContext | None:
         return ssl.create_default_context(cafile=str(option))
     except (OSError, ssl.SSLError) as exc:
         raise InvalidInput(f"cannot use {option} as a CA file: {exc}") from None
+
+
+@dataclass(frozen=True)
+class _End:
+    """The link closed; ``error`` is how, unless it closed normally."""
+
+    error: websockets.ConnectionClosed | None
 
 
 class FrameRefusedError(ConnectError):
@@ -109,15 +122,52 @@ class Connection:
         when the link closed."""
         return decode(await self._ws.recv())
 
-    async def frames(self) -> AsyncIterator[RelayFrame | FrameRefusedError]:
-        """Every frame until the link closes; a frame that does not decode is yielded as
-        its error, never fatal (protocol.md §10: a newer relay may send frames this
-        client does not know)."""
-        async for raw in self._ws:
-            try:
-                yield decode(raw)
-            except FrameRefusedError as exc:
-                yield exc
+    async def batches(
+        self, limit: int = BATCH_LIMIT
+    ) -> AsyncGenerator[list[RelayFrame | FrameRefusedError], None]:
+        """Every frame until the link closes, in order, in lists of at most ``limit``:
+        each list holds the first frame that came and whatever else arrived meanwhile.
+
+        A reader task keeps taking frames off the socket while the previous list is
+        handled, so a catch-up of thousands of messages is handled in large steps (one
+        store transaction each), and a lone live frame goes on alone, at once. A frame
+        that does not decode is yielded as its error, never fatal (protocol.md §10: a
+        newer relay may send frames this client does not know). ``ConnectionClosed`` is
+        raised after the last frame.
+        """
+        queue: asyncio.Queue[RelayFrame | FrameRefusedError | _End] = asyncio.Queue(READ_AHEAD)
+        reader = asyncio.create_task(self._read_into(queue), name="e2echat-reader")
+        try:
+            while True:
+                item = await queue.get()
+                batch: list[RelayFrame | FrameRefusedError] = []
+                while not isinstance(item, _End):
+                    batch.append(item)
+                    if len(batch) == limit or queue.empty():
+                        break
+                    item = queue.get_nowait()
+                if batch:
+                    yield batch
+                if isinstance(item, _End):
+                    if item.error is not None:
+                        raise item.error
+                    return
+        finally:
+            await cancel_and_wait(reader)
+
+    async def _read_into(
+        self, queue: "asyncio.Queue[RelayFrame | FrameRefusedError | _End]"
+    ) -> None:
+        error: websockets.ConnectionClosed | None = None
+        try:
+            async for raw in self._ws:
+                try:
+                    await queue.put(decode(raw))
+                except FrameRefusedError as exc:
+                    await queue.put(exc)
+        except websockets.ConnectionClosed as exc:
+            error = exc
+        await queue.put(_End(error))
 
     async def send(self, frames: Sequence[ClientFrame]) -> None:
         """Send ``frames`` in order, paced; once the link is closed the rest are dropped

@@ -13,7 +13,7 @@ the rest (docs/crypto.md section 8.3), so nothing here trusts the relay.
 from dataclasses import replace
 
 from e2echat.client import events as ev
-from e2echat.client.models import Message, Quote, Reaction, Version
+from e2echat.client.models import FileInfo, Message, Quote, Reaction, Version
 from e2echat.client.projection import Projection, sent_at
 from e2echat.client.roomstate import RoomState
 from e2echat.crypto.errors import CryptoError
@@ -58,45 +58,59 @@ class Conversation:
 
     def message(self, item: HistoryItem) -> Message[bytes] | None:
         """The public value of a stored message (None for a row that is not readable)."""
-        room_id = item.room_id
-        sender = self._view.member(item.sender, room_id)
-        base: Message[bytes] = Message(
-            text="",
-            sender=sender,
-            room=room_id,
-            mentions=(),
-            mentions_me=False,
-            seq=item.seq,
-            sent_at=sent_at(item.ts),
-            own=item.sender == self._me,
-            id=item.msg_id,
-        )
         if item.deleted:
-            return replace(base, deleted=True)
+            return self._built(item, None, Annotations())
         try:
             payload = decode_payload(item.payload)
         except CryptoError:
             return None
-        if isinstance(payload, Unsupported):
-            return replace(base, unsupported=payload.kind)
-        annotations = self._annotations(room_id, item.msg_id)
-        if isinstance(payload, File):
-            shown = self._view.message(room_id, item.sender, item.seq, item.ts, payload)
-            return replace(shown, id=item.msg_id, reactions=self._reactions(room_id, annotations))
-        if not isinstance(payload, Text):
+        if not isinstance(payload, Text | File | Unsupported):
             return None
-        latest = annotations.latest
-        body, mentions = (
-            (payload.body, payload.mentions) if latest is None else (latest.body, latest.mentions)
-        )
-        return replace(
-            base,
-            text=body,
-            mentions=tuple(self._view.member(key, room_id) for key in mentions),
-            mentions_me=self._me in mentions,
-            reply_to=None if payload.reply_to is None else self.quote(room_id, payload.reply_to),
-            edited=latest is not None,
-            reactions=self._reactions(room_id, annotations),
+        return self._built(item, payload, self._annotations(item.room_id, item.msg_id))
+
+    def _built(
+        self,
+        item: HistoryItem,
+        payload: Text | File | Unsupported | None,
+        annotations: Annotations,
+    ) -> Message[bytes]:
+        """The public value of ``item`` with its payload (None: deleted) as it stands
+        after ``annotations``."""
+        room_id = item.room_id
+        text, file, reply_to, unsupported = "", None, None, None
+        keys: tuple[bytes, ...] = ()
+        if isinstance(payload, Unsupported):
+            unsupported = payload.kind
+        elif isinstance(payload, File):
+            text = payload.caption
+            file = FileInfo(
+                payload.name, payload.size, payload.type, payload.blob, payload.key, payload.hash
+            )
+        elif isinstance(payload, Text):
+            latest = annotations.latest
+            text, keys = (
+                (payload.body, payload.mentions)
+                if latest is None
+                else (latest.body, latest.mentions)
+            )
+            if payload.reply_to is not None:
+                reply_to = self.quote(room_id, payload.reply_to)
+        return Message(
+            text=text,
+            sender=self._view.member(item.sender, room_id),
+            room=room_id,
+            mentions=tuple(self._view.member(key, room_id) for key in keys),
+            mentions_me=self._me in keys,
+            seq=item.seq,
+            sent_at=sent_at(item.ts),
+            own=item.sender == self._me,
+            file=file,
+            id=item.msg_id,
+            reply_to=reply_to,
+            edited=isinstance(payload, Text) and annotations.latest is not None,
+            deleted=payload is None,
+            reactions=() if unsupported else self._reactions(room_id, annotations),
+            unsupported=unsupported,
         )
 
     def _annotations(self, room_id: bytes, msg_id: bytes) -> Annotations:
@@ -140,7 +154,8 @@ class Conversation:
     ) -> Message[bytes] | None:
         """Store a text (or unsupported) message; its public value, or None if that seq
         was stored before or its sender deleted it before it got here."""
-        if item.msg_id and self._store.annotations(state.id, item.msg_id).deleted:
+        annotations = self._annotations(state.id, item.msg_id)
+        if annotations.deleted:
             item = replace(item, deleted=True)
         mentions_me = isinstance(payload, Text) and self._me in payload.mentions
         if not self._store.add_history(item, mentions_me=mentions_me):
@@ -155,7 +170,7 @@ class Conversation:
             return None
         if isinstance(payload, Text):
             self._index.add(state.id, item.seq, item.ts, payload.body)
-        return self.message(item)
+        return self._built(item, payload, annotations)
 
     def relate(
         self, state: RoomState, relation: Relation, signer: bytes, relation_id: bytes

@@ -9,6 +9,7 @@ also keeps the link up: reconnection forever with backoff and jitter unless
 """
 
 import asyncio
+import contextlib
 import dataclasses
 import logging
 import ssl
@@ -443,8 +444,9 @@ class Driver:
                 await self.dispatch(out)
                 ticker = asyncio.create_task(self._tick_forever(), name="e2echat-tick")
                 try:
-                    async for frame in link.frames():
-                        await self._receive(frame)
+                    async with contextlib.aclosing(link.batches()) as batches:
+                        async for batch in batches:
+                            await self._receive(batch)
                 except websockets.ConnectionClosed:
                     if link.close_code != CloseCode.REPLACED:
                         raise
@@ -484,21 +486,38 @@ class Driver:
             raise ConnectError("the relay did not answer hello with welcome")
         return reply
 
-    async def _receive(self, frame: RelayFrame | FrameRefusedError) -> None:
-        """Route one frame to a waiting request (by ``id``) or to an engine step. A frame
-        that does not decode is logged and ignored; one the engine fails on is dropped,
-        not the connection."""
-        if isinstance(frame, FrameRefusedError):
-            log.warning("ignored a relay frame: %r", str(frame))  # repr: no raw control chars
-            self.events.publish(Notice(str(frame)))
-            return
-        if self._requests.resolve(frame):
+    async def _receive(self, batch: list[RelayFrame | FrameRefusedError]) -> None:
+        """Handle frames in the order they came: a run of frames for the engine goes to
+        it in one step; a reply to a waiting request resolves it (once the frames before
+        it are handled and published). A frame that does not decode is logged and
+        ignored; a run the engine fails on is dropped, not the connection."""
+        run: list[RelayFrame] = []
+        for frame in batch:
+            if isinstance(frame, FrameRefusedError) or self._requests.awaits(frame):
+                await self._step_frames(run)
+                run = []
+                if isinstance(frame, FrameRefusedError):
+                    log.warning(
+                        "ignored a relay frame: %r", str(frame)
+                    )  # repr: no raw control chars
+                    self.events.publish(Notice(str(frame)))
+                else:
+                    self._requests.resolve(frame)
+            else:
+                run.append(frame)
+        await self._step_frames(run)
+
+    async def _step_frames(self, frames: list[RelayFrame]) -> None:
+        if not frames:
             return
         try:
-            out = await self.call(self.engine.receive, frame)
+            out = await self.call(self.engine.receive_all, frames)
         except Exception:
+            kinds = sorted({type(frame).__name__ for frame in frames})
             log.exception(
-                "internal error handling a %s frame; it was dropped", type(frame).__name__
+                "internal error handling %d frames (%s); they were dropped",
+                len(frames),
+                ", ".join(kinds),
             )
             return
         await self.dispatch(out)

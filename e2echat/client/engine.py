@@ -254,8 +254,10 @@ class Engine:
                 self._apply(outcome, out)
         early = [f for f in self._early if f.room == info.id and f.seq > info.seq]
         self._early = [f for f in self._early if f.room != info.id]
-        for frame in early:
-            self._room_message(frame, out)
+        with self.store.transaction():
+            for frame in early:
+                self._room_message(frame, out)
+            self.store.set_last_seq(info.id, state.sync.floor)
         return out
 
     def _secret_of(self, record: RoomRecord) -> RoomSecret | None:
@@ -508,16 +510,37 @@ class Engine:
 
     # Receiving ---------------------------------------------------------------------
 
-    def receive(self, frame: RelayFrame) -> Output:
-        """Handle one frame that answers no request of the shell.
+    def receive_all(self, frames: list[RelayFrame]) -> Output:
+        """Handle frames that answer no request of the shell, in order, in one store
+        transaction: a catch-up of thousands of messages commits once per batch, and
+        each room's floor and each chain's state is written once per batch.
 
         Remote bad input becomes events (the crypto core reports rather than raises);
-        should a check still raise, the frame is dropped with a notice, never the link.
+        should a check still raise, that frame is dropped with a notice, never the link.
+        A frame whose handling fails otherwise (a bug) is logged and dropped, its
+        history writes undone; the frames around it go on.
         """
-        try:
-            return self._receive(frame)
-        except CryptoError as exc:
-            return Output(events=[ev.Notice(f"A frame from the relay was rejected: {exc}.")])
+        out = Output()
+        with self.store.transaction(), self.session.deferred_writes():
+            for frame in frames:
+                try:
+                    with self.store.savepoint():
+                        out.extend(self._receive(frame))
+                except CryptoError as exc:
+                    out.events.append(ev.Notice(f"A frame from the relay was rejected: {exc}."))
+                except Exception:
+                    log.exception(
+                        "internal error handling a %s frame; it was dropped", type(frame).__name__
+                    )
+            for room_id in {f.room for f in frames if isinstance(f, RelayMessage)}:
+                state = self.rooms.get(room_id)
+                if state is not None:
+                    self.store.set_last_seq(room_id, state.sync.floor)
+        return out
+
+    def receive(self, frame: RelayFrame) -> Output:
+        """Handle one frame (see ``receive_all``)."""
+        return self.receive_all([frame])
 
     def _receive(self, frame: RelayFrame) -> Output:
         out = Output()
@@ -553,6 +576,8 @@ class Engine:
         return out
 
     def _room_message(self, frame: RelayMessage, out: Output) -> None:
+        """One room message, inside the caller's transaction (``receive_all``,
+        ``enter_room``), which then stores the room's floor once for all of them."""
         state = self.rooms.get(frame.room)
         if state is None:
             # The relay's `room` reply came first, but entering the room is the next
@@ -562,11 +587,14 @@ class Engine:
             return
         if not state.sync.message(frame.seq, frame):
             return  # a duplicate, held by a sync, or a room waiting for its roster
-        self._process_messages(state, [frame], out)
+        self._process_messages(state, [frame], out, store_floor=False)
 
-    def _process_messages(self, state: RoomState, frames: list[RelayMessage], out: Output) -> None:
+    def _process_messages(
+        self, state: RoomState, frames: list[RelayMessage], out: Output, *, store_floor: bool = True
+    ) -> None:
         """Decrypt, store and publish room messages (already marked processed), in one
-        transaction."""
+        transaction; then store the room's floor, unless the caller does (``receive_all``
+        once per batch)."""
         with self.store.transaction():
             for frame in frames:
                 if frame.sender != self.me and not self.store.has_history(state.id, frame.seq):
@@ -574,7 +602,8 @@ class Engine:
                         state.id, frame.sender, frame.body, self.clock(), frame.seq
                     )
                     self._apply(outcome, out, frame.ts)
-            self.store.set_last_seq(state.id, state.sync.floor)
+            if store_floor:
+                self.store.set_last_seq(state.id, state.sync.floor)
 
     def _signal(self, frame: Signal, out: Output) -> None:
         """An ephemeral body (typing, a receipt): decrypted like any room body (signed,
@@ -730,23 +759,24 @@ class Engine:
         if decrypted.seq == 0:  # the ephemeral path: nothing is stored
             self._ephemeral(state, decrypted, out)
             return
-        item = HistoryItem(
-            state.id, decrypted.seq, decrypted.sender, sent, b"", decrypted.message_id
-        )
         if isinstance(payload, Text | Unsupported | File):
             encoded = (
                 _unsupported(payload)
                 if isinstance(payload, Unsupported)
                 else encode_payload(payload)
             )
-            message = self.chat.store_message(
-                state, dataclasses.replace(item, payload=encoded), payload
+            item = HistoryItem(
+                state.id, decrypted.seq, decrypted.sender, sent, encoded, decrypted.message_id
             )
+            message = self.chat.store_message(state, item, payload)
             if message is not None:
                 self._remember_delivered(decrypted)
                 out.messages.append(message)
             return
-        if not self.store.add_history(dataclasses.replace(item, shown=False)):
+        item = HistoryItem(
+            state.id, decrypted.seq, decrypted.sender, sent, b"", decrypted.message_id, shown=False
+        )
+        if not self.store.add_history(item):
             return  # that room seq was processed before
         self._remember_delivered(decrypted)
         if not isinstance(payload, Typing | Read):  # those belong on the ephemeral path

@@ -5,6 +5,7 @@ a room with) and the rosters' ``member_list`` snapshots, and it turns the relay'
 member data plus our crypto state (trust, validation) into ``Member`` values.
 """
 
+import functools
 from datetime import UTC, datetime
 
 from e2echat.client.models import FileInfo, Lookalike, Member, Message
@@ -15,6 +16,11 @@ from e2echat.crypto.safety import fingerprint
 from e2echat.crypto.session import CryptoSession
 from e2echat.protocol import Member as RelayMember
 from e2echat.protocol import Presence
+
+_fingerprint = functools.lru_cache(maxsize=4096)(fingerprint)
+"""``fingerprint``, remembered: every message shows its sender's."""
+_mixed_script = functools.lru_cache(maxsize=4096)(is_mixed_script)
+"""``is_mixed_script``, remembered: every message shows its sender's name."""
 
 
 def sent_at(ts: int) -> datetime:
@@ -55,7 +61,7 @@ class Projection:
         contact = self._session.contacts.get(key)
         verified = contact is not None and contact.verified
         validated = key == self.me or (
-            room_id is not None and key in self._session.validated_members(room_id)
+            room_id is not None and self._session.is_validated(room_id, key)
         )
         flags = state.lookalikes.get(key, ()) if state is not None else ()
         return Member(
@@ -63,7 +69,7 @@ class Projection:
             name,
             status,
             text,
-            fingerprint(key),
+            _fingerprint(key),
             verified,
             validated,
             key == self.me,
@@ -72,13 +78,13 @@ class Projection:
                 Lookalike(
                     r.other,
                     self._name_of(r.other, None),
-                    fingerprint(r.other),
+                    _fingerprint(r.other),
                     r.same_name,
                     r.other_verified,
                 )
                 for r in flags
             ),
-            mixed_script=is_mixed_script(name),
+            mixed_script=_mixed_script(name),
         )
 
     def _name_of(self, key: bytes, relay_member: RelayMember | None) -> str:

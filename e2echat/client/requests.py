@@ -30,6 +30,11 @@ class Requests:
         """Stop waiting for ``request_id`` (timed out or cancelled)."""
         self._pending.pop(request_id, None)
 
+    def awaits(self, frame: RelayFrame) -> bool:
+        """Whether ``frame`` answers one of our pending requests."""
+        request_id = getattr(frame, "id", None)
+        return isinstance(request_id, str) and request_id in self._pending
+
     def resolve(self, frame: RelayFrame) -> bool:
         """Deliver ``frame`` to its request; False if it answers none of ours."""
         request_id = getattr(frame, "id", None)

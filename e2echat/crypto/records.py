@@ -7,7 +7,9 @@ holds everywhere, structurally. The cache holds decoded immutable records so the
 path (one message) decodes nothing.
 """
 
+import contextlib
 import struct
+from collections.abc import Iterator
 from typing import Annotated, Any, TypeVar, cast
 
 import msgspec
@@ -193,26 +195,42 @@ _TYPES: dict[str, type[msgspec.Struct]] = {
 }
 _decoders = {space: msgspec.msgpack.Decoder(kind) for space, kind in _TYPES.items()}
 _DELETED: Any = object()
+ABSENT_CACHED = 4096
+"""Keys ``Records`` remembers as missing, at most (then it forgets them all)."""
 
 
 class Records:
     """Decoded, cached access to the records of one ``CryptoStore``.
 
-    Only records that exist are cached, and pending messages (read by ``scan`` only)
-    never are, so the cache holds what the store holds and no more.
+    Records read by ``get`` are cached, and so is their absence (an open room has no
+    log, which every message asks for), for at most ``ABSENT_CACHED`` keys: the keys
+    asked for come from the relay. Pending messages (read by ``scan`` only) never are.
+    Every write goes through ``_commit``, which updates both, so the cache holds what
+    the store holds and no more.
     """
 
     def __init__(self, store: CryptoStore) -> None:
         self._store = store
         self._cache: dict[tuple[str, bytes], Any] = {}
+        self._absent: set[tuple[str, bytes]] = set()
+        self._unwritten: dict[tuple[str, bytes], Any] | None = None
+        """Inside ``deferred``: committed writes not yet handed to the store."""
 
     def get(self, space: str, key: bytes, kind: type[R]) -> R | None:
-        """The record at ``space``/``key`` (cached after the first read)."""
+        """The record at ``space``/``key`` (cached after the first read, found or not)."""
         cache_key = (space, key)
         found = self._cache.get(cache_key)
         if found is None:
+            if cache_key in self._absent:
+                return None
+            if self._unwritten is not None and cache_key in self._unwritten:
+                found = self._unwritten[cache_key]
+                return None if found is _DELETED else cast(R, found)
             raw = self._store.get(space, key)
             if raw is None:
+                if len(self._absent) >= ABSENT_CACHED:
+                    self._absent.clear()
+                self._absent.add(cache_key)
                 return None
             found = _decoders[space].decode(raw)
             self._cache[cache_key] = found
@@ -223,24 +241,65 @@ class Records:
         """Every record of ``space`` under ``prefix``, in key order."""
         decoder = _decoders[space]
         found = [(key, decoder.decode(raw)) for key, raw in self._store.scan(space, prefix)]
+        if self._unwritten:
+            found = _merged(found, self._unwritten, space, prefix)
         return cast("list[tuple[bytes, R]]", found)
 
     def begin(self) -> "Txn":
         """A new transaction over these records."""
         return Txn(self)
 
+    @contextlib.contextmanager
+    def deferred(self) -> Iterator[None]:
+        """Operations committed inside reach the store together when it ends, each
+        record once, with its last value: a batch of messages advances a chain once in
+        the store, not once per message. Reads inside see every commit. The caller holds
+        one store transaction around it, so it is as atomic as the operations it groups.
+        """
+        if self._unwritten is not None:
+            yield
+            return
+        self._unwritten = {}
+        try:
+            yield
+        finally:
+            writes, self._unwritten = self._unwritten, None
+            if writes:
+                self._write(writes)
+
     def _commit(self, writes: dict[tuple[str, bytes], Any]) -> None:
+        if self._unwritten is None:
+            self._write(writes)
+        else:
+            self._unwritten.update(writes)
+        for cache_key, value in writes.items():
+            self._absent.discard(cache_key)
+            if value is _DELETED or cache_key[0] == PENDING:
+                self._cache.pop(cache_key, None)
+            else:
+                self._cache[cache_key] = value
+
+    def _write(self, writes: dict[tuple[str, bytes], Any]) -> None:
         self._store.apply(
             [
                 Write(space, key, None if value is _DELETED else _encoder.encode(value))
                 for (space, key), value in writes.items()
             ]
         )
-        for cache_key, value in writes.items():
-            if value is _DELETED or cache_key[0] == PENDING:
-                self._cache.pop(cache_key, None)
+
+
+def _merged(
+    found: list[tuple[bytes, Any]], writes: dict[tuple[str, bytes], Any], space: str, prefix: bytes
+) -> list[tuple[bytes, Any]]:
+    """``found`` (records under ``prefix``, in key order) as ``writes`` change it."""
+    merged = dict(found)
+    for (written_space, key), value in writes.items():
+        if written_space == space and key.startswith(prefix):
+            if value is _DELETED:
+                merged.pop(key, None)
             else:
-                self._cache[cache_key] = value
+                merged[key] = value
+    return sorted(merged.items(), key=lambda item: item[0])
 
 
 class Txn:
@@ -259,14 +318,7 @@ class Txn:
 
     def scan(self, space: str, prefix: bytes, kind: type[R]) -> list[tuple[bytes, R]]:
         """Every record under ``prefix`` as this transaction sees it, in key order."""
-        merged = dict(self._records.scan(space, prefix, kind))
-        for (written_space, key), value in self._writes.items():
-            if written_space == space and key.startswith(prefix):
-                if value is _DELETED:
-                    merged.pop(key, None)
-                else:
-                    merged[key] = value
-        return sorted(merged.items(), key=lambda item: item[0])
+        return _merged(self._records.scan(space, prefix, kind), self._writes, space, prefix)
 
     def put(self, space: str, key: bytes, record: msgspec.Struct) -> None:
         """Set a record at commit."""

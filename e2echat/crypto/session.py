@@ -9,6 +9,7 @@ bad input becomes an event and changes nothing; only local misuse raises.
 
 import hmac
 from collections.abc import Iterable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 
 import msgspec
@@ -287,6 +288,21 @@ class CryptoSession:
         return [
             key for key, record in room.members.items() if self._shareable(room, state, key, record)
         ]
+
+    def deferred_writes(self) -> AbstractContextManager[None]:
+        """Group the state writes of the operations run inside into one, at its end (a
+        batch of messages advances each chain in the store once). Hold one store
+        transaction around it."""
+        return self._records.deferred()
+
+    def is_validated(self, room_id: bytes, key: bytes) -> bool:
+        """Whether we share our keys with ``key`` in ``room_id`` (one of
+        ``validated_members``, found without listing them)."""
+        room = self._records.get(ROOMS, room_id, RoomRecord)
+        record = None if room is None else room.members.get(key)
+        if room is None or record is None:
+            return False
+        return self._shareable(room, self._records.get(LOG, room_id, LogState), key, record)
 
     def is_secret(self, room_id: bytes) -> bool:
         """Whether ``room_id`` is a secret room (False: open, anyone admitted can read)."""

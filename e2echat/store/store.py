@@ -171,6 +171,23 @@ class Store:
             raise
         self._db.execute("COMMIT")
 
+    @contextlib.contextmanager
+    def savepoint(self) -> Iterator[None]:
+        """Inside a transaction, a part that is undone alone if it raises (the rest of
+        the transaction stands); outside one, a transaction of its own."""
+        if not self._db.in_transaction:
+            with self.transaction():
+                yield
+            return
+        self._db.execute("SAVEPOINT part")
+        try:
+            yield
+        except BaseException:
+            self._db.execute("ROLLBACK TO part")
+            self._db.execute("RELEASE part")
+            raise
+        self._db.execute("RELEASE part")
+
     # Rooms -------------------------------------------------------------------------
 
     def save_room(self, room: RoomRecord) -> None:

@@ -290,3 +290,21 @@ def test_direct_rooms_remember_their_peer(store: Store) -> None:
     store.save_room(RoomRecord(ROOM, "dm-x", "invite", "", secret=b"s" * 32, peer=OTHER))
     store.save_room(RoomRecord(ROOM, "dm-x", "invite", "", secret=b"s" * 32))
     assert store.rooms()[0].peer == OTHER
+
+
+def test_a_savepoint_undoes_its_part_alone(store: Store) -> None:
+    store.save_room(RoomRecord(ROOM, "ops", "open", ""))
+    item = HistoryItem(ROOM, 1, b"s" * 32, 1, SECRET_TEXT)
+
+    def failing_part() -> None:
+        with store.savepoint():
+            store.add_history(HistoryItem(ROOM, 2, b"s" * 32, 1, SECRET_TEXT))
+            raise ValueError("part")
+
+    with store.transaction():
+        store.add_history(item)
+        with pytest.raises(ValueError, match="part"):
+            failing_part()
+        with store.savepoint():
+            store.add_history(HistoryItem(ROOM, 3, b"s" * 32, 1, SECRET_TEXT))
+    assert [i.seq for i in store.history(ROOM, 10)] == [1, 3]
