@@ -148,3 +148,15 @@ async def test_a_redis_that_lost_the_functions_gets_them_again(redis_url: str) -
         assert [e.seq for e in await store.history(ROOM, 0, 0, 10)] == [2]  # 1 was not kept
     finally:
         await store.close()
+
+
+async def test_more_reads_at_once_than_connections_wait_for_one(redis_url: str) -> None:
+    store = await RedisStore.open(redis_url)
+    try:
+        await store.create_room(room(), MemberRecord(ROOM, ALICE, 0))
+        await store.append(ROOM, envelope(1), keep=10)
+        reads = [store.history(ROOM, 0, 0, 10) for _ in range(300)]  # a reconnect storm
+        pages = await asyncio.gather(*reads, store.append(ROOM, envelope(2), keep=10))
+        assert all([e.seq for e in page] in ([1], [1, 2]) for page in pages[:-1])
+    finally:
+        await store.close()

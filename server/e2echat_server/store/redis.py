@@ -46,7 +46,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, Final, Literal, cast
 
-from redis.asyncio import Redis
+from redis.asyncio import BlockingConnectionPool, Redis
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
@@ -67,6 +67,7 @@ from e2echat_server.store.base import (
 DEFAULT_PREFIX: Final = "e2echat"
 _MAX_BATCH: Final = 512  # jobs per pipeline
 _READ_CHUNK: Final = 500  # records per pipeline while loading
+_MAX_CONNECTIONS: Final = 32  # to Redis, per relay: reads in flight plus the write lane
 
 # Lua scripts: each touches the keys of one slot only, so each runs on one shard.
 
@@ -340,8 +341,14 @@ class RedisStore:
         Raises redis.exceptions.RedisError (a ConnectionError if nothing answers) or
         ValueError (a malformed URL) here, to the caller.
         """
-        client = Redis.from_url(
+        pool = BlockingConnectionPool.from_url(
             url,
+            # Reads (history, mailboxes) take a connection each: when every one is busy
+            # (a reconnect storm: hundreds of clients syncing at once) a read or the
+            # write lane waits for one, up to the timeout, instead of failing as the
+            # default pool's MaxConnectionsError did (docs/benchmarks.md, the storm).
+            max_connections=_MAX_CONNECTIONS,
+            timeout=timeout_s,
             socket_timeout=timeout_s,
             socket_connect_timeout=timeout_s,
             # A lost connection is retried briefly: room messages are recognised when
@@ -350,10 +357,11 @@ class RedisStore:
             retry=Retry(ExponentialBackoff(cap=0.5, base=0.05), retries=3),
             retry_on_error=[RedisConnectionError, RedisTimeoutError],
         )
+        client = Redis(connection_pool=pool)
         try:
             await _load_functions(client)
         except BaseException:
-            await client.aclose()
+            await client.aclose(close_connection_pool=True)
             raise
         store = cls(client, RedisKeys(prefix), node or os.urandom(8))
         store._writer = asyncio.create_task(store._write_forever(), name="e2echat-redis-writer")
@@ -431,7 +439,7 @@ class RedisStore:
         if self._writer is not None:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._writer
-        await self.client.aclose()
+        await self.client.aclose(close_connection_pool=True)
 
     # Users -----------------------------------------------------------------------------
 
