@@ -2,6 +2,7 @@
 
     python bench/relay/loadgen.py fanout --port P --target relay --rooms 1 --size 50
     python bench/relay/loadgen.py fanout --port P --rooms 25 --size 2 --rate 15000
+    python bench/relay/loadgen.py fanout --port P --ports P,Q,R --rooms 25 --size 2 --rate 5000
     python bench/relay/loadgen.py handshakes --port P --seconds 5
     python bench/relay/loadgen.py idle --port P --count 10000
 
@@ -18,6 +19,7 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from nacl.signing import SigningKey
 
@@ -107,8 +109,24 @@ class Stats:
             self.latencies.append(time.monotonic_ns() - body_stamp(frame))
 
 
+async def join(client: RawClient, name: str) -> dict[str, Any]:
+    """Join by name; a room just created on another node may not have reached this one
+    yet (docs/server.md, "Many relays over Redis"), so ``no_such_room`` is retried."""
+    for _ in range(100):
+        client.send(json.dumps({"type": "join_room", "name": name}).encode())
+        try:
+            reply: dict[str, Any] = json.loads(await next_frame(client, b'{"type":"room"'))
+            return reply
+        except RuntimeError as exc:
+            if "no_such_room" not in str(exc):
+                raise
+            await asyncio.sleep(0.01)
+    raise RuntimeError(f"room {name} never reached this node")
+
+
 async def fanout(args: argparse.Namespace) -> dict[str, object]:
     stats = Stats()
+    ports = [int(p) for p in args.ports.split(",")] if args.ports else [args.port]
     rooms: list[tuple[RawClient, bytes, list[RawClient]]] = []
     tag = os.urandom(3).hex()
     for r in range(args.rooms):
@@ -116,7 +134,10 @@ async def fanout(args: argparse.Namespace) -> dict[str, object]:
         room_id = b"\0" * 16
         for i in range(args.size):
             if args.target == "relay":
-                client = await login(args.port, Identity(), f"u{i}", stats.on_message)
+                # Over several nodes, member i of room r is on node (r + i) mod n: in rooms
+                # of 2 every delivery crosses from one node to another.
+                port = ports[(r + i) % len(ports)]
+                client = await login(port, Identity(), f"u{i}", stats.on_message)
                 if i == 0:
                     client.send(
                         json.dumps(
@@ -128,9 +149,9 @@ async def fanout(args: argparse.Namespace) -> dict[str, object]:
                             }
                         ).encode()
                     )
+                    reply = json.loads(await next_frame(client, b'{"type":"room"'))
                 else:
-                    client.send(json.dumps({"type": "join_room", "name": f"b{tag}-{r}"}).encode())
-                reply = json.loads(await next_frame(client, b'{"type":"room"'))
+                    reply = await join(client, f"b{tag}-{r}")
                 room_id = base64.b64decode(reply["room"]["id"])
             else:
                 client = await RawClient.open(HOST, args.port, None, stats.on_message)
@@ -296,6 +317,7 @@ def main() -> None:
     f.add_argument("--window", type=int, default=8, help="closed loop: sends in flight")
     f.add_argument("--rate", type=float, default=0, help="open loop: offered msgs/s in all")
     f.add_argument("--body", type=int, default=256)
+    f.add_argument("--ports", default="", help="relay nodes of one cluster: P,Q,...")
     f.add_argument("--seconds", type=float, default=5.0)
     f.add_argument("--warmup", type=float, default=1.0)
     h = sub.add_parser("handshakes")

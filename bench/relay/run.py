@@ -18,6 +18,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -83,8 +84,11 @@ def rss_bytes(pid: int) -> int:
     raise RuntimeError("no VmRSS")
 
 
-def loadgen(args: list[str], target_pid: int) -> dict[str, Any]:
-    """Run the load generator; measure the target's CPU over the measured window only.
+def loadgen(
+    args: list[str], *target_pids: int, on_mark: Callable[[str], None] | None = None
+) -> dict[str, Any]:
+    """Run the load generator; measure the targets' CPU (each process's, and summed)
+    over the measured window only; ``on_mark`` is called at its start and end too.
 
     The generator prints ``{"mark": "start"}`` and ``{"mark": "end"}`` around its window
     (so connection set-up is not counted), then its result.
@@ -95,18 +99,23 @@ def loadgen(args: list[str], target_pid: int) -> dict[str, Any]:
         text=True,
     )
     assert gen.stdout is not None
-    marks: dict[str, tuple[float, float]] = {}
+    marks: dict[str, tuple[list[float], float]] = {}
     result: dict[str, Any] = {}
     for line in gen.stdout:
         message = json.loads(line)
         if "mark" in message:
-            marks[message["mark"]] = (cpu_time(target_pid), time.monotonic())
+            marks[message["mark"]] = ([cpu_time(p) for p in target_pids], time.monotonic())
+            if on_mark is not None:
+                on_mark(message["mark"])
         else:
             result = message
     if gen.wait(timeout=60) != 0 or not result:
         raise RuntimeError(f"load generator failed: {args}")
     (cpu0, t0), (cpu1, t1) = marks["start"], marks["end"]
-    result["target_cpu"] = (cpu1 - cpu0) / (t1 - t0)
+    result["target_cpus"] = [
+        (after - before) / (t1 - t0) for before, after in zip(cpu0, cpu1, strict=True)
+    ]
+    result["target_cpu"] = sum(result["target_cpus"])
     if "deliveries_per_s" in result:  # per run, so the table shows a median of ratios
         result["per_cpu"] = result["deliveries_per_s"] / result["target_cpu"]
     return result
