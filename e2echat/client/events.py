@@ -6,7 +6,7 @@ Events about one room derive from ``RoomEvent``: like ``Message`` they are gener
 publishing, see ``models``), so a new kind of room event needs no code in the client.
 """
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Generic
 
 from e2echat.client.models import ConnectionState, Member, Message, R
@@ -153,7 +153,7 @@ class MessageDeleted(RoomEvent[R]):
     """The message ``message_id`` (at ``seq``, 0 if it is not here) was deleted by its
     sender; its text is gone from this device."""
 
-    message_id: bytes
+    message_id: bytes = field(repr=False)  # raw bytes: out of the repr, as every key and id
     seq: int
 
 
@@ -182,4 +182,4 @@ class ReadReceipt(RoomEvent[R]):
     chose to send: they are off by default)."""
 
     member: Member
-    message_id: bytes
+    message_id: bytes = field(repr=False)  # raw bytes: out of the repr, as every key and id

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import signal
 import sys
@@ -65,32 +66,44 @@ def run(
         if url is not None or name is not None or identity is not None or client_options:
             main.close()
             raise TypeError("run(coroutine) takes no client options: the coroutine has its own")
-        work: Coroutine[Any, Any, None] = main
-    elif callable(main):
-        if url is None or name is None:
-            raise TypeError("run(setup, url, name=...) needs the relay URL and the bot's name")
-        work = _serve(main, url, name, identity, allow_unencrypted, client_options)
-    else:
+        coroutine = main
+        prepare: Callable[[], Coroutine[Any, Any, None]] = lambda: coroutine  # noqa: E731
+    elif not callable(main):
         raise TypeError(f"run() takes an async setup function or a coroutine, not {main!r}")
+    elif url is None or name is None:
+        raise TypeError("run(setup, url, name=...) needs the relay URL and the bot's name")
+    else:
+        prepare = functools.partial(
+            _bot, main, url, name, identity, allow_unencrypted, client_options
+        )
     try:
-        asyncio.run(_until_signalled(work))
+        asyncio.run(_until_signalled(prepare()))
     except E2EChatError as exc:
         raise SystemExit(f"e2echat: {exc}") from None
     except KeyboardInterrupt:  # a platform without loop signal handlers (Windows)
         return
 
 
-async def _serve(
+def _bot(
     setup: Setup,
     url: str,
     name: str,
     identity: Identity | Path | str | None,
     allow_unencrypted: bool,
     client_options: dict[str, Any],
-) -> None:
+) -> Coroutine[Any, Any, None]:
+    """The bot's coroutine, its identity loaded (or made) first, before the event loop:
+    a wrong passphrase is refused before any connection, and a warning about a clear
+    key file points at the line that called ``run``."""
     if not isinstance(identity, Identity):
         path = bot_identity_path(name) if identity is None else identity
         identity = Identity.load_or_create(path, allow_unencrypted=allow_unencrypted)
+    return _serve(setup, url, name, identity, client_options)
+
+
+async def _serve(
+    setup: Setup, url: str, name: str, identity: Identity, client_options: dict[str, Any]
+) -> None:
     options = {**BOT_OPTIONS, **client_options}
     async with Client(url, identity=identity, name=name, **options) as chat:
         await setup(chat)

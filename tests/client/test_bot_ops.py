@@ -2,8 +2,11 @@
 lost its data."""
 
 import asyncio
+import dataclasses
 import logging
 import ssl
+import typing
+import warnings
 from collections.abc import AsyncIterator, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
 from pathlib import Path
@@ -16,6 +19,7 @@ from e2echat_server import Relay, RelayConfig
 
 import e2echat
 from e2echat.client.backoff import Backoff
+from e2echat.client.models import FileInfo, Lookalike, Quote
 from tests.client.conftest import CHEAP_KDF, FAST_POLICY, collect, relay_config
 from tests.redis_server import free_port
 
@@ -295,3 +299,47 @@ async def test_without_rejoin_a_lost_room_stays_lost(tmp_path: Path) -> None:
             assert isinstance(lost, e2echat.RoomLeft)  # a handler of RoomLeft sees it too
             assert bot.rooms == []
     assert "room 'lobby' was lost: the relay no longer lists us there" in log.lines()
+
+
+# Warnings and reprs -------------------------------------------------------------------------
+
+
+def test_run_warns_of_a_clear_key_at_the_callers_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("E2ECHAT_HOME", str(tmp_path))
+    monkeypatch.delenv("E2ECHAT_PASSPHRASE", raising=False)
+    monkeypatch.delenv("E2ECHAT_PASSPHRASE_FILE", raising=False)
+
+    async def setup(chat: e2echat.Client) -> None:
+        raise AssertionError("never connected")
+
+    with warnings.catch_warnings(record=True) as caught, pytest.raises(SystemExit):
+        warnings.simplefilter("always")
+        e2echat.run(
+            setup,
+            "ws://127.0.0.1:9/",
+            name="clear",
+            allow_unencrypted=True,
+            log_level=None,
+            connect_timeout=0,
+        )
+    clear = [w for w in caught if w.category is e2echat.UnencryptedKeyWarning]
+    assert [w.filename for w in clear] == [__file__]
+
+
+def _public_values() -> list[type]:
+    found: list[type] = [e2echat.Message, e2echat.Member, Quote, FileInfo, Lookalike]
+    pending = [e2echat.Event]
+    while pending:
+        cls = pending.pop()
+        found.append(cls)
+        pending += cls.__subclasses__()
+    return found
+
+
+@pytest.mark.parametrize("value", _public_values(), ids=lambda cls: cls.__name__)
+def test_no_repr_shows_raw_bytes(value: type) -> None:
+    hints = typing.get_type_hints(value)
+    shown = [f.name for f in dataclasses.fields(value) if f.repr]
+    assert not [name for name in shown if "bytes" in str(hints[name])], value
