@@ -314,16 +314,17 @@ def test_run_warns_of_a_clear_key_at_the_callers_line(
     async def setup(chat: e2echat.Client) -> None:
         raise AssertionError("never connected")
 
-    with warnings.catch_warnings(record=True) as caught, pytest.raises(SystemExit):
+    with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        e2echat.run(
-            setup,
-            "ws://127.0.0.1:9/",
-            name="clear",
-            allow_unencrypted=True,
-            log_level=None,
-            connect_timeout=0,
-        )
+        with pytest.raises(SystemExit):
+            e2echat.run(
+                setup,
+                "ws://127.0.0.1:9/",
+                name="clear",
+                allow_unencrypted=True,
+                log_level=None,
+                connect_timeout=0,
+            )
     clear = [w for w in caught if w.category is e2echat.UnencryptedKeyWarning]
     assert [w.filename for w in clear] == [__file__]
 
