@@ -245,6 +245,10 @@ class Records:
             found = _merged(found, self._unwritten, space, prefix)
         return cast("list[tuple[bytes, R]]", found)
 
+    def keys(self, space: str, prefix: bytes) -> set[bytes]:
+        """The keys of ``space`` under ``prefix`` (no record read)."""
+        return set(self._store.keys(space, prefix))
+
     def begin(self) -> "Txn":
         """A new transaction over these records."""
         return Txn(self)
@@ -319,6 +323,18 @@ class Txn:
     def scan(self, space: str, prefix: bytes, kind: type[R]) -> list[tuple[bytes, R]]:
         """Every record under ``prefix`` as this transaction sees it, in key order."""
         return _merged(self._records.scan(space, prefix, kind), self._writes, space, prefix)
+
+    def count(self, space: str, prefix: bytes) -> int:
+        """How many records are under ``prefix`` as this transaction sees it, without
+        reading one (a cap check on a space of large records)."""
+        keys = self._records.keys(space, prefix)
+        for (written_space, key), value in self._writes.items():
+            if written_space == space and key.startswith(prefix):
+                if value is _DELETED:
+                    keys.discard(key)
+                else:
+                    keys.add(key)
+        return len(keys)
 
     def put(self, space: str, key: bytes, record: msgspec.Struct) -> None:
         """Set a record at commit."""

@@ -554,7 +554,7 @@ class CryptoSession:
         if op.txn.get(ROOMS, room_id, RoomRecord) is None:
             op.events.append(MessageRejected(room_id, message.sender, message.seq, "unknown room"))
             return
-        if len(op.txn.scan(PENDING, room_id, PendingMessage)) >= self._policy.max_pending:
+        if op.txn.count(PENDING, room_id) >= self._policy.max_pending:
             op.events.append(
                 Undecryptable(room_id, message.sender, message.seq, "too many messages waiting")
             )

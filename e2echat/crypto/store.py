@@ -1,8 +1,8 @@
 """Persistence of the crypto state behind a deliberately tiny key-value interface.
 
-The crypto core never touches a database: it reads records with ``get``/``scan`` and
-hands every change of one operation to ``apply`` as a batch, which the store must
-apply atomically (all or nothing). Values are opaque msgpack bytes holding secrets;
+The crypto core never touches a database: it reads records with ``get``/``scan``
+(``keys`` to count them) and hands every change of one operation to ``apply`` as a
+batch, which the store must apply atomically (all or nothing). Values are opaque msgpack bytes holding secrets;
 the client's SQLite store (issue 5) encrypts them at rest. ``MemoryStore`` is the
 reference implementation used by the tests.
 """
@@ -35,6 +35,10 @@ class CryptoStore(Protocol):
         """Every ``(key, value)`` of ``space`` whose key starts with ``prefix``, by key order."""
         ...
 
+    def keys(self, space: str, prefix: bytes = b"") -> list[bytes]:
+        """The keys ``scan`` would return, without reading (or unsealing) a value."""
+        ...
+
     def apply(self, writes: Sequence[Write]) -> None:
         """Apply every write, atomically."""
         ...
@@ -52,6 +56,9 @@ class MemoryStore:
     def scan(self, space: str, prefix: bytes = b"") -> list[tuple[bytes, bytes]]:
         items = self._data.get(space, {}).items()
         return sorted((k, v) for k, v in items if k.startswith(prefix))
+
+    def keys(self, space: str, prefix: bytes = b"") -> list[bytes]:
+        return sorted(k for k in self._data.get(space, {}) if k.startswith(prefix))
 
     def apply(self, writes: Sequence[Write]) -> None:
         for space, key, value in writes:

@@ -498,6 +498,14 @@ class Store:
         label = space.encode()
         return [(key, self._sealer.open(value, b"state", label, key)) for key, value in rows]
 
+    def keys(self, space: str, prefix: bytes = b"") -> list[bytes]:
+        """The keys of ``space`` that start with ``prefix``, by key (nothing unsealed)."""
+        rows = self._db.execute(
+            "SELECT key FROM state WHERE ns = ? AND substr(key, 1, ?) = ? ORDER BY key",
+            (space, len(prefix), prefix),
+        ).fetchall()
+        return [key for (key,) in rows]
+
     def apply(self, writes: Sequence[Write]) -> None:
         """Apply every write (a None value deletes), atomically."""
         with self.transaction():

@@ -128,6 +128,8 @@ def test_history_dedupes_by_room_seq(store: Store) -> None:
 def test_crypto_state_is_atomic_and_scannable(store: Store) -> None:
     store.apply([Write("in", b"ab1", b"x"), Write("in", b"ab2", b"y"), Write("in", b"b", b"z")])
     assert store.scan("in", b"ab") == [(b"ab1", b"x"), (b"ab2", b"y")]
+    assert store.keys("in", b"ab") == [b"ab1", b"ab2"]
+    assert store.keys("in") == [b"ab1", b"ab2", b"b"]
     assert store.get("out", b"ab1") is None
     with pytest.raises(TypeError):
         store.apply([Write("in", b"ab1", None), Write("in", b"bad", object())])  # type: ignore[arg-type]

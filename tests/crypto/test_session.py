@@ -22,6 +22,8 @@ from e2echat.crypto import (
 from e2echat.crypto.direct import KeyRequest, Share, seal_direct
 from e2echat.crypto.message import parse_body
 from e2echat.crypto.policy import DAY, MINUTE, SECOND
+from e2echat.crypto.records import PendingMessage, Records
+from e2echat.crypto.store import MemoryStore, Write
 from e2echat.protocol.constants import HISTORY_AGE_S, HISTORY_COUNT
 
 from .harness import NOW, ROOM, Party, Relay, texts
@@ -513,3 +515,13 @@ def test_a_waiting_chain_is_asked_for_again_each_wait_twice_the_last() -> None:
     relay.route(bob, [request])  # alice answers: both messages follow
     assert texts(bob) == ["one", "two"]
     assert bob.session.tick(NOW + 100 * timeout).directs == []  # nothing waits: no more
+
+
+def test_a_transaction_counts_records_with_its_own_writes_and_reads_none() -> None:
+    store = MemoryStore()
+    store.apply([Write("pending", b"r1", b"x"), Write("pending", b"r2", b"y")])
+    txn = Records(store).begin()
+    txn.delete("pending", b"r1")
+    txn.put("pending", b"r3", PendingMessage(ROOM, ROOM * 2, ROOM, 0, 1, b"", NOW))
+    txn.put("pending", b"s1", PendingMessage(ROOM, ROOM * 2, ROOM, 0, 1, b"", NOW))
+    assert txn.count("pending", b"r") == 2  # r2 and r3
