@@ -3,8 +3,8 @@
 The crypto core never touches a database: it reads records with ``get``/``scan``
 (``keys`` to count them) and hands every change of one operation to ``apply`` as a
 batch, which the store must apply atomically (all or nothing). Values are opaque
-msgpack bytes holding secrets; the client's SQLite store (issue 5) encrypts them at rest. ``MemoryStore`` is the
-reference implementation used by the tests.
+msgpack bytes holding secrets; the client's SQLite store (issue 5) encrypts them at
+rest. ``MemoryStore`` is the reference implementation used by the tests.
 """
 
 from collections.abc import Sequence
