@@ -88,6 +88,14 @@ class ToKeys(msgspec.Struct, tag="to_keys", frozen=True):
     data: bytes
 
 
+class Barrier(msgspec.Struct, tag="barrier", frozen=True):
+    """Sent by a relay to itself: once it is back, every notice that Redis had before it
+    has arrived (Redis sends a channel's messages to a subscriber in the order it took
+    them), so the relay's directory holds what other relays had published by then."""
+
+    token: bytes
+
+
 Notice = (
     UserSaved
     | UsersForgotten
@@ -99,6 +107,7 @@ Notice = (
     | NodeGone
     | ToRoom
     | ToKeys
+    | Barrier
 )
 
 

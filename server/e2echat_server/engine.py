@@ -87,6 +87,11 @@ class Broker(Protocol[C_contra]):
         other relays keep it in their directories."""
         ...
 
+    async def catch_up(self) -> None:
+        """Return once this relay has applied what other relays published before the
+        call (a room created there a moment ago), or after a bounded wait."""
+        ...
+
     async def close(self) -> None:
         """Stop delivering and release what the broker holds (subscriptions, sockets)."""
         ...
@@ -127,6 +132,9 @@ class LocalBroker(Generic[C]):
         self, key: bytes, status: PresenceStatus, text: str | None, last_seen: int | None
     ) -> None:
         """The directory already holds it: no other relay to tell."""
+
+    async def catch_up(self) -> None:
+        """One relay: there is no other to wait for."""
 
     async def close(self) -> None:
         """Nothing to release: the connections close with the server."""

@@ -136,7 +136,13 @@ class Handlers:
 
     async def join_room(self, session: Session, frame: JoinRoom) -> None:
         directory, key = self._directory, session.key
-        await self._load_log(directory.lookup(frame.name).record.id)
+        try:
+            found = directory.lookup(frame.name)
+        except ProtocolError:
+            # Created on another relay a moment ago? Its notice may still be on its way.
+            await self._engine.broker.catch_up()
+            found = directory.lookup(frame.name)
+        await self._load_log(found.record.id)
         room, change = directory.join(key, frame, now_ms())
         if change is not None:
             await self._engine.apply(change)

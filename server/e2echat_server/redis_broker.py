@@ -21,6 +21,7 @@ again closes any made meanwhile, so that every client resumes from its sequence 
 import asyncio
 import contextlib
 import logging
+import os
 import time
 from collections.abc import Callable, Iterable
 from typing import Any, Final, Generic, TypeVar, cast
@@ -40,6 +41,7 @@ from e2echat_server.store.base import RoomRecord, UserRecord
 from e2echat_server.store.redis import Command, RedisStore
 
 C = TypeVar("C")
+_CATCH_UP_S: Final = 1.0
 _RESUBSCRIBE_S: Final = (0.05, 0.1, 0.2, 0.5, 1.0)  # backoff while the bus is unreachable
 
 
@@ -71,6 +73,7 @@ class RedisBroker(LocalBroker[C], Generic[C]):
         self._tasks: list[asyncio.Task[None]] = []
         self._subscribed = asyncio.Event()
         self.outages = 0  # subscriptions lost (monitoring, tests)
+        self._barriers: dict[bytes, asyncio.Future[None]] = {}
 
     # Lifecycle -----------------------------------------------------------------------
 
@@ -146,6 +149,21 @@ class RedisBroker(LocalBroker[C], Generic[C]):
 
     # Publishing ----------------------------------------------------------------------
 
+    async def catch_up(self) -> None:
+        """Publish a barrier to ourselves and wait (at most ``_CATCH_UP_S``) until it
+        comes back: every notice Redis took before it has been applied by then."""
+        token = os.urandom(8)
+        waiter = asyncio.get_running_loop().create_future()
+        self._barriers[token] = waiter
+        self._send(self._notice(bus.Barrier(token)))
+        try:
+            async with asyncio.timeout(_CATCH_UP_S):
+                await waiter
+        except TimeoutError:
+            pass  # the bus is slow or down: decide with what the directory has
+        finally:
+            self._barriers.pop(token, None)
+
     def _notice(self, notice: bus.Notice) -> Command:
         return ("PUBLISH", self._keys.bus, bus.encode(self.node, notice))
 
@@ -184,6 +202,10 @@ class RedisBroker(LocalBroker[C], Generic[C]):
             event(LOGGER, "bus_garbled", logging.WARNING)
             return
         if publication.origin == self.node:
+            if isinstance(publication.notice, bus.Barrier):
+                waiter = self._barriers.pop(publication.notice.token, None)
+                if waiter is not None and not waiter.done():
+                    waiter.set_result(None)
             return
         if self._directory is None:
             self._early.append(publication)

@@ -1,10 +1,13 @@
 """Several relays over one Redis: one chat, whichever relay each client is connected to."""
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 
 from e2echat_server import Relay, RelayConfig
+from e2echat_server.redis_broker import RedisBroker
 
 from e2echat.protocol import (
     CreateRoom,
@@ -130,3 +133,37 @@ async def test_many_senders_on_two_relays_get_one_gapless_numbering(
             await bob.send(Send(room=room, body=b"b%d" % i, id=f"b{i}"))
         seqs = [(await c.next_of(Sent)).seq for c in (alice, bob) for _ in range(20)]
         assert sorted(seqs) == list(range(1, 41))
+
+
+async def test_a_join_waits_for_a_room_created_on_another_relay_a_moment_ago(
+    redis_url: str, tmp_path: Path
+) -> None:
+    async with relays(redis_url, tmp_path) as (one, two):
+        broker = two.engine.broker
+        assert isinstance(broker, RedisBroker)
+        held: list[Any] = []
+        receive = broker._receive
+
+        async def slow_bus() -> None:  # relay two gets every notice 0.2 s late, in order
+            while True:
+                await asyncio.sleep(0.2)
+                for data in held[:]:
+                    held.remove(data)
+                    receive(data)
+
+        broker._receive = held.append  # type: ignore[method-assign]
+        lagging = asyncio.create_task(slow_bus())
+        try:
+            alice, bob = (
+                await login(one.url, Identity("alice")),
+                await login(two.url, Identity("bob")),
+            )
+            await alice.request(CreateRoom(name="fresh", access=OpenAccess(), id="c"), RoomReply)
+            assert "fresh" not in two.directory.by_name  # not there yet
+            reply = await bob.request(JoinRoom(name="fresh", id="j"), RoomReply)
+            assert reply.room.name == "fresh"
+            await bob.send(JoinRoom(name="never", id="n"))
+            missing = await bob.next_of(Error)
+            assert missing.code == ErrorCode.NO_SUCH_ROOM  # after the wait, still refused
+        finally:
+            lagging.cancel()
