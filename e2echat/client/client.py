@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import secrets
 import sqlite3
 import time
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
@@ -44,7 +45,7 @@ from e2echat.client.errors import (
     WrongAccess,
     WrongPassphrase,
 )
-from e2echat.client.events import Event
+from e2echat.client.events import Event, Notice
 from e2echat.client.handlers import HandlerRunner, check_async
 from e2echat.client.identity import Identity
 from e2echat.client.models import ConnectionState, Member, Message, RoomSummary, Version, placed
@@ -57,6 +58,7 @@ from e2echat.client.relays import relay_urls
 from e2echat.client.room import Relation, Room
 from e2echat.client.tasks import cancel_and_wait
 from e2echat.crypto.errors import CryptoError
+from e2echat.crypto.events import DirectInvited
 from e2echat.crypto.identity import KdfLimits
 from e2echat.crypto.payload import File
 from e2echat.crypto.policy import DEFAULT_POLICY, Policy
@@ -218,7 +220,10 @@ class Client:
             tls=self._tls,
             skip_backlog=skip_backlog,
             room_lost=self._room_lost,
+            invited=self._invited,
         )
+        self._joining: dict[bytes, asyncio.Task[None]] = {}
+        """Invitations being followed, by room id (one join each)."""
 
     def __repr__(self) -> str:
         return f"Client(name={self.name!r}, url={self.url!r}, state={self.state.value})"
@@ -249,6 +254,17 @@ class Client:
     def has_handlers(self) -> bool:
         """Whether any handler is registered (``e2echat.run`` then serves until stopped)."""
         return bool(self._handlers)
+
+    @property
+    def directs(self) -> list[Room]:
+        """Our direct conversations (``room.peer`` is the other key), oldest first."""
+        return [room for room in self.rooms if room.peer is not None]
+
+    def get_direct(self, key: bytes) -> Room | None:
+        """The direct conversation with ``key``, if we have one (no I/O). If both sides
+        started one at once, both pick the same: the one with the lowest room id."""
+        rooms = [room for room in self.directs if room.peer == key]
+        return min(rooms, key=lambda room: room.id, default=None)
 
     def get_room(self, name: str) -> Room | None:
         """The joined room called ``name``, if any (no I/O; ``room()`` joins)."""
@@ -511,14 +527,101 @@ class Client:
             raise E2EChatError(str(exc)) from None
 
     async def _enter(
-        self, frame: CreateRoom | JoinRoom, kind: Access, secret: RoomSecret | None
+        self,
+        frame: CreateRoom | JoinRoom,
+        kind: Access,
+        secret: RoomSecret | None,
+        peer: bytes | None = None,
     ) -> Room:
         """Ask the relay to create or join, then enter the room (run shielded: once the
         relay said yes, our membership proofs must go out even if the caller gave up)."""
         reply = await self._request(frame, RoomReply)
         self._driver.relay_rooms.entered(reply.room)
-        await self._driver.step(self._driver.engine.enter_room, reply.room, kind, secret)
+        await self._driver.step(self._driver.engine.enter_room, reply.room, kind, secret, peer)
         return self._driver.room(reply.room.id)
+
+    async def direct(self, member: Member | bytes) -> Room:
+        """The direct conversation with ``member`` (a ``Member`` or a 32-byte key): the
+        one we have, else a new one, started now (crypto.md section 14).
+
+        A new one is a secret two-member room of random name; its invitation is sealed
+        to the member's signed prekey, so the key must be one a room we share lists.
+        The member need not be online: the relay's mailbox keeps the invitation, and
+        messages sent meanwhile wait in the room for it. Only this key can ever read it:
+        the relay can neither add a reader nor hand it to a namesake.
+        """
+        key = member if isinstance(member, bytes) else member.key
+        if len(key) != 32:
+            raise InvalidInput("a direct conversation is with a 32-byte public key")
+        if key == self.key:
+            raise InvalidInput("a direct conversation needs someone else's key, not ours")
+        existing = self.get_direct(key)
+        if existing is not None:
+            return existing
+        if not any(key in state.members for state in self._driver.engine.rooms.values()):
+            raise NotAMember(
+                "no room we share lists that key: a direct conversation starts from a"
+                " member of a shared room (its signed prekey seals the invitation)"
+            )
+        secret = RoomSecret.generate()
+        frame = CreateRoom(
+            name=f"dm-{secrets.token_hex(12)}",
+            access=SecretAccess(verifier=secret.verifier),
+            listed=False,
+        )
+        return await self._shielded(self._enter(frame, "invite", secret, peer=key))
+
+    def _invited(self, invitation: DirectInvited) -> None:
+        """A checked invitation arrived (or was kept from before): join its room."""
+        if invitation.room_id in self._joining:
+            return
+        task = asyncio.create_task(self._follow(invitation), name="e2echat-direct")
+        self._joining[invitation.room_id] = task
+        task.add_done_callback(lambda _: self._joining.pop(invitation.room_id, None))
+
+    async def _follow(self, invitation: DirectInvited) -> None:
+        """Join the invitation's room, and enter it only if the relay's room is the one
+        the inviter signed (same id); kept to retry after the next connect if offline."""
+        driver = self._driver
+        if invitation.room_id in driver.engine.rooms:
+            await driver.call(driver.engine.refuse_invite, invitation.room_id)
+            return
+        secret = RoomSecret(invitation.secret)
+        try:
+            reply = await self._request(
+                JoinRoom(name=invitation.name, token=secret.relay_token), RoomReply
+            )
+        except ConnectError:
+            return  # kept: followed again after the next welcome
+        except RelayError as exc:
+            await self._refuse_invite(invitation, f"the relay refused to join it ({exc})")
+            return
+        if reply.room.id != invitation.room_id:
+            with contextlib.suppress(E2EChatError):
+                await self._request(LeaveRoom(room=reply.room.id), Ok)
+            await self._refuse_invite(
+                invitation, "the relay joined us to another room than the one invited to (left)"
+            )
+            return
+        driver.relay_rooms.entered(reply.room)
+        await self._shielded(
+            driver.step(
+                driver.engine.enter_room,
+                reply.room,
+                "invite",
+                secret,
+                invitation.sender,
+                invited=True,
+            )
+        )
+
+    async def _refuse_invite(self, invitation: DirectInvited, why: str) -> None:
+        driver = self._driver
+        await driver.call(driver.engine.refuse_invite, invitation.room_id)
+        name = driver.engine.member(invitation.sender, None).name
+        driver.events.publish(
+            Notice(f"The direct conversation {name} started could not be entered: {why}.")
+        )
 
     def _room_lost(self, room: Room) -> None:
         """The relay no longer lists us in ``room``: say so, and rejoin if asked to."""

@@ -51,6 +51,7 @@ from e2echat.client.room import Room
 from e2echat.client.roomstate import RoomState
 from e2echat.client.tasks import cancel_and_wait
 from e2echat.client.worker import Worker
+from e2echat.crypto import DirectInvited
 from e2echat.protocol import (
     HANDSHAKE_TIMEOUT_S,
     Challenge,
@@ -88,6 +89,7 @@ class Driver:
         tls: ssl.SSLContext | None = None,
         skip_backlog: bool = False,
         room_lost: Callable[[Room], None] | None = None,
+        invited: Callable[[DirectInvited], None] | None = None,
     ) -> None:
         self._relays = RelayRotation(urls, spread=backoff.initial, rng=backoff.rng)
         self._connect_timeout = connect_timeout
@@ -96,6 +98,7 @@ class Driver:
         self._tls = tls
         self._skip_backlog = skip_backlog
         self._room_lost = room_lost
+        self._invited = invited
         self.relay_rooms = RelayRooms()
         self.up = asyncio.Event()
         """Set while connected (a lost room's rejoin waits for it)."""
@@ -325,6 +328,9 @@ class Driver:
         return None if self._skip_backlog else message
 
     def _publish(self, out: Output) -> None:
+        if self._invited is not None:
+            for invitation in out.invitations:
+                self._invited(invitation)
         if out.confirmed or out.related:
             self.confirmed.set()
         for item_id, message in out.confirmed:
@@ -442,6 +448,9 @@ class Driver:
                 if self._ready is not None and not self._ready.done():
                     self._ready.set_result(None)
                 await self.dispatch(out)
+                if self._invited is not None:  # kept across a crash or a failed join
+                    for invitation in await self.call(self.engine.pending_invites):
+                        self._invited(invitation)
                 ticker = asyncio.create_task(self._tick_forever(), name="e2echat-tick")
                 try:
                     async with contextlib.aclosing(link.batches()) as batches:

@@ -215,37 +215,60 @@ class Engine:
             self.session.contacts.unverify(key)
         self.view.refresh_all()
 
-    def enter_room(self, info: RoomInfo, access: Access, secret: RoomSecret | None) -> Output:
-        """We created or joined a room (the relay's ``room`` reply)."""
+    def enter_room(
+        self,
+        info: RoomInfo,
+        access: Access,
+        secret: RoomSecret | None,
+        peer: bytes | None = None,
+        *,
+        invited: bool = False,
+    ) -> Output:
+        """We created or joined a room (the relay's ``room`` reply); ``peer`` makes it
+        our direct conversation with that key (crypto.md section 14): one we created
+        (its invitation to ``peer`` is queued in the same transaction as the room, so a
+        crash cannot leave a conversation nobody was invited to) or, ``invited``, one
+        ``peer`` invited us to (``DirectStarted``)."""
         existing = self.rooms.get(info.id)
         if existing is not None and secret is None:
             # Joined again without the password or invite: the room stays what the
             # user made it (only what the user supplies decides that, never the relay).
             access = existing.record.access
             secret = self._secret_of(existing.record)
+        if existing is not None and peer is None:
+            peer = existing.record.peer
         record = RoomRecord(
             info.id,
             info.name,
             access,
             info.description,
             None if secret is None else secret.secret,
-            info.seq,
+            # the invitee of a direct conversation reads it from its first message
+            0 if invited and existing is None else info.seq,
+            peer,
         )
         out = Output()
         with self.store.transaction():
+            self.session.drop_invite(info.id)
             self.store.save_room(record)
             if existing is not None:
                 existing.record = record
             state = existing or self._add_room(record)
-            if self.connected:
+            if self.connected and invited and existing is None:
+                out.frames.append(state.sync.connect(False))  # its backlog is ours too
+            elif self.connected:
                 state.sync.joined()
             if existing is None and secret is not None:
                 online = {m.key for m in info.members if m.status != "offline"}
                 state.awaiting = online - {self.me}
                 state.hold_until = self.clock() + self.proof_wait
             self._reconcile(state, info.members, out)
+            if existing is None and peer is not None and not invited:
+                out.extend(self.invite(info.id, peer))
         if existing is None:
             out.events.append(ev.RoomJoined(info.id))
+            if peer is not None and invited:
+                out.events.append(ev.DirectStarted(info.id, self.member(peer, info.id)))
         directs = [d for d in self._early_directs if d.room_id == info.id]
         self._early_directs = [d for d in self._early_directs if d.room_id != info.id]
         with self.store.transaction():
@@ -263,8 +286,61 @@ class Engine:
     def _secret_of(self, record: RoomRecord) -> RoomSecret | None:
         return None if record.secret is None else RoomSecret(record.secret)
 
+    def invite(self, room_id: bytes, peer: bytes) -> Output:
+        """Invite ``peer`` to our direct conversation ``room_id``: the invitation is kept
+        in the outbox until the relay confirms it (the mailbox holds it while ``peer`` is
+        away). Raises ``LookupError`` when no room we share lists ``peer``'s prekey."""
+        state = self.rooms[room_id]
+        listed = next((s.members[peer] for s in self.rooms.values() if peer in s.members), None)
+        if listed is None or state.record.secret is None:
+            raise LookupError("no room we share lists that key's signed prekey")
+        prekey = listed.prekey
+        direct = self.session.invite_direct(
+            peer,
+            CryptoPrekey(prekey.id, prekey.key, prekey.sig),
+            room_id,
+            state.record.name,
+            state.record.secret,
+            self.clock(),
+        )
+        out = Output()
+        with self.store.transaction():
+            out.frames += self.outbox.queue_directs([direct], self.connected)
+        return out
+
+    def pending_invites(self) -> list[cev.DirectInvited]:
+        """Invitations kept for rooms not entered yet (joined after each ``welcome``)."""
+        return self.session.pending_invites()
+
+    def refuse_invite(self, room_id: bytes) -> None:
+        """An invitation that cannot be followed (its room is gone or not that room)."""
+        with self.store.transaction():
+            self.session.drop_invite(room_id)
+
+    def _outsiders(
+        self, state: RoomState, members: list[RelayMember], out: Output
+    ) -> list[RelayMember]:
+        """The relay's members, less any it lists in a direct conversation besides its
+        two keys: they are ignored (no key is shared with them) and reported."""
+        peer = state.record.peer
+        if peer is None:
+            return members
+        kept = []
+        for member in members:
+            if member.key in (self.me, peer):
+                kept.append(member)
+            else:
+                out.events.append(
+                    ev.Notice(
+                        f"The relay listed {member.name!r} ({member.key.hex()[:16]}) in a direct"
+                        " conversation of two: ignored, nothing is shared with it."
+                    )
+                )
+        return kept
+
     def _reconcile(self, state: RoomState, members: list[RelayMember], out: Output) -> None:
         """Take the relay's full member list (join, reconnect, ``members``)."""
+        members = self._outsiders(state, members, out)
         before = set(state.members)
         listed = {member.key for member in members}
         gone = [self.member(key, state.id) for key in before - listed - {self.me}]
@@ -275,6 +351,7 @@ class Engine:
             [_crypto_member(m) for m in members],
             self.clock(),
             secret=self._secret_of(state.record),
+            peer=state.record.peer,
         )
         self._apply(outcome, out)
         self._signed_names(members)
@@ -697,6 +774,8 @@ class Engine:
         state = self.rooms.get(frame.room)
         if state is None or state.sync.awaiting_roster:
             return  # the roster on its way already lists it
+        if not self._outsiders(state, [frame.member], out):
+            return
         key = frame.member.key
         state.members[key] = frame.member
         if state.record.access != "open" and key != self.me:
@@ -815,6 +894,8 @@ class Engine:
                 out.events.append(
                     ev.Undecryptable(event.room_id, sender, event.seq, reason, waiting)
                 )
+        elif isinstance(event, cev.DirectInvited):
+            out.invitations.append(event)
         elif isinstance(event, cev.DirectForUnknownRoom):
             self._early_directs.append(event)
             del self._early_directs[:-EARLY_DIRECTS]

@@ -127,6 +127,14 @@ class RoomLeft(RoomEvent[R]):
 
 
 @dataclass(frozen=True)
+class DirectStarted(RoomEvent[R]):
+    """``peer`` started a direct conversation with us (``Client.direct`` on its side):
+    ``room`` is it, a secret room of our two keys (``room.peer``), already joined."""
+
+    peer: Member
+
+
+@dataclass(frozen=True)
 class RoomLost(RoomLeft[R]):
     """The relay no longer lists us in ``room`` at connect: it lost its data, or this
     identity left the room from another place. The room's keys and history are gone

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 
 from e2echat.client.events import Event
 from e2echat.client.models import Message
+from e2echat.crypto import DirectInvited
 from e2echat.protocol import ClientFrame
 
 
@@ -22,6 +23,8 @@ class Output:
     """Outbox ids the relay accepted, with the message as sent."""
     related: list[int] = field(default_factory=list)
     """Outbox ids of edits, deletes and reactions the relay accepted."""
+    invitations: list[DirectInvited] = field(default_factory=list)
+    """Checked invitations to direct conversations, for the client to join."""
 
     def extend(self, other: "Output") -> None:
         """Append everything ``other`` asks for, after what this one asks for."""
@@ -30,3 +33,4 @@ class Output:
         self.events += other.events
         self.confirmed += other.confirmed
         self.related += other.related
+        self.invitations += other.invitations

@@ -23,6 +23,7 @@ from e2echat.crypto.errors import (
 from e2echat.crypto.events import (
     Decrypted,
     DirectForUnknownRoom,
+    DirectInvited,
     DirectRejected,
     Event,
     LogForked,
@@ -106,6 +107,7 @@ __all__ = [
     "DecryptionError",
     "Delete",
     "DirectForUnknownRoom",
+    "DirectInvited",
     "DirectRejected",
     "Edit",
     "EnvelopeError",

@@ -114,7 +114,28 @@ class RoomKey(_Direct, frozen=True, tag="room_key"):
         return redacted_fields(self, ("secret",))
 
 
-DirectPayload = Share | Join | KeyRequest | RoomKey
+RoomName = Annotated[str, msgspec.Meta(pattern=r"^[a-z0-9][a-z0-9_-]{0,31}$")]
+
+
+class DirectInvite(_Direct, frozen=True, tag="dm"):
+    """An invitation to the direct conversation ``room_id``: the secret two-member room
+    called ``name`` whose room secret is ``secret`` (crypto.md section 14).
+
+    Signed by the inviter and sealed to the one invitee, so only that key learns the
+    secret; the invitee enters only the room of this id, and only with these two keys.
+    """
+
+    name: RoomName
+    secret: Key32
+
+    def __repr__(self) -> str:
+        return f"DirectInvite(room_id={self.room_id.hex()}, name={self.name!r}, secret=<redacted>)"
+
+    def __rich_repr__(self) -> list[tuple[str, Any]]:
+        return redacted_fields(self, ("secret",))
+
+
+DirectPayload = Share | Join | KeyRequest | RoomKey | DirectInvite
 
 _encoder = msgspec.json.Encoder()
 _decoder = msgspec.json.Decoder(DirectPayload)

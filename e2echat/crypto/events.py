@@ -154,6 +154,18 @@ class DirectForUnknownRoom:
 
 
 @dataclass(frozen=True, slots=True)
+class DirectInvited:
+    """``sender`` invites us to a direct conversation: the secret room ``name`` of id
+    ``room_id`` whose room secret is ``secret`` (checked: signed by ``sender``, sealed
+    to us). The caller joins it, and enters it only if the relay's room has that id."""
+
+    sender: bytes
+    room_id: bytes
+    name: str
+    secret: bytes = field(repr=False)
+
+
+@dataclass(frozen=True, slots=True)
 class RoomChanged:
     """A membership-log entry was validated and applied: ``entry`` says who did what.
 
@@ -201,6 +213,7 @@ Event = (
     | MessageRejected
     | DirectRejected
     | DirectForUnknownRoom
+    | DirectInvited
     | RoomChanged
     | LogRejected
     | LogForked

@@ -35,6 +35,7 @@ SEEN = "seen"
 ROOM_KEYS = "roomkey"
 REFUSED = "refused"
 ASKED = "asked"
+INVITES = "invited"
 
 R = TypeVar("R", bound=msgspec.Struct)
 
@@ -62,6 +63,8 @@ class RoomRecord(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     """Why the room is frozen for good: its log forked from another member's."""
     removed: str | None = None
     """Why we may not send here: we left or were removed (until we join again)."""
+    peer: Key32 | None = None
+    """A direct conversation's other key: entitled to every message from the first."""
 
     @property
     def frozen(self) -> str | None:
@@ -154,6 +157,22 @@ class RoomKeyRecord(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
         return redacted_fields(self, ("secret",))
 
 
+class InviteRecord(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """A checked invitation to a direct conversation, kept until we entered its room
+    (or it was refused), so a crash between its mailbox ack and our join loses nothing."""
+
+    sender: Key32
+    name: str
+    secret: Key32
+    received: int
+
+    def __repr__(self) -> str:
+        return f"InviteRecord(name={self.name!r}, secret=<redacted>)"
+
+    def __rich_repr__(self) -> list[tuple[str, Any]]:
+        return redacted_fields(self, ("secret",))
+
+
 def log_entry_key(room_id: bytes, position: int) -> bytes:
     """Store key of the log entry at ``position``: room || u32."""
     return room_id + struct.pack(">I", position)
@@ -192,6 +211,7 @@ _TYPES: dict[str, type[msgspec.Struct]] = {
     ROOM_KEYS: RoomKeyRecord,
     REFUSED: RefusedShare,
     ASKED: KeyAsked,
+    INVITES: InviteRecord,
 }
 _decoders = {space: msgspec.msgpack.Decoder(kind) for space, kind in _TYPES.items()}
 _DELETED: Any = object()

@@ -20,6 +20,7 @@ from e2echat.crypto.contacts import Contacts
 from e2echat.crypto.direct import (
     MAX_AGE_MS,
     MAX_SKEW_MS,
+    DirectInvite,
     DirectPayload,
     Join,
     KeyRequest,
@@ -40,6 +41,7 @@ from e2echat.crypto.errors import (
 from e2echat.crypto.events import (
     Decrypted,
     DirectForUnknownRoom,
+    DirectInvited,
     DirectRejected,
     Event,
     LogForked,
@@ -67,6 +69,7 @@ from e2echat.crypto.records import (
     ASKED,
     GONE,
     INBOUND,
+    INVITES,
     LOG,
     LOG_ENTRIES,
     OUTBOUND,
@@ -77,6 +80,7 @@ from e2echat.crypto.records import (
     ROOM_KEYS,
     ROOMS,
     SEEN,
+    InviteRecord,
     KeyAsked,
     LogEntryRecord,
     MemberRecord,
@@ -196,8 +200,13 @@ class CryptoSession:
         now: int,
         *,
         secret: RoomSecret | None = None,
+        peer: bytes | None = None,
     ) -> Outcome:
         """Reconcile a room with the relay's full member list (on join and on reconnect).
+
+        ``peer`` makes it a direct conversation with that key (section 14), which is
+        given every chain from index 0: it is entitled to the whole conversation, even
+        what was sent before it first joined.
 
         ``secret`` makes it a secret room: members are validated by proof only. On the
         first entry into a secret room we send our proof (``join``) to every member.
@@ -219,6 +228,8 @@ class CryptoSession:
             room = RoomRecord(
                 room_id, join_key, room_secret=secret.secret if secret is not None else None
             )
+        if peer is not None and room.peer != peer:
+            room = msgspec.structs.replace(room, peer=peer)
         listed = {member.key: member for member in members if member.key != self._me}
         for gone in [key for key, record in room.members.items() if record.announced]:
             if gone not in listed:
@@ -464,7 +475,7 @@ class CryptoSession:
         if record is None or not self._shareable(room, state, key, record):
             return
         outbound = self._outbound(op, room.room_id, now)
-        index = outbound.shared.get(key, outbound.index)
+        index = outbound.shared.get(key, 0 if key == room.peer else outbound.index)
         assert record.prekey is not None
         proof, nonce = self._proof_to(room, key)
         share = Share(
@@ -591,6 +602,14 @@ class CryptoSession:
             now=now,
         )
         room = op.txn.get(ROOMS, payload.room_id, RoomRecord)
+        if isinstance(payload, DirectInvite):
+            if room is None:  # one we are in already (a second delivery) changes nothing
+                invite = InviteRecord(sender, payload.name, payload.secret, now)
+                op.txn.put(INVITES, payload.room_id, invite)
+                op.events.append(
+                    DirectInvited(sender, payload.room_id, payload.name, payload.secret)
+                )
+            return
         if room is None:
             # checked and addressed to us, but nothing of it is acted on or remembered:
             # handed in again once the room is entered, it is judged afresh
@@ -605,6 +624,35 @@ class CryptoSession:
         elif isinstance(payload, KeyRequest):
             self._answer_request(op, room, payload, now)
         op.txn.put(ROOMS, room.room_id, room)
+
+    def invite_direct(
+        self,
+        peer: bytes,
+        prekey: SignedPrekey,
+        room_id: bytes,
+        name: str,
+        secret: bytes,
+        now: int,
+    ) -> OutgoingDirect:
+        """The invitation of ``peer`` to our direct conversation ``room_id`` (section 14),
+        sealed to ``peer``'s signed prekey, which must verify against ``peer``."""
+        prekey.verify(peer)
+        invite = DirectInvite(self._me, peer, room_id, now, name, secret)
+        return OutgoingDirect(peer, seal_direct(self._identity.sign, invite, prekey))
+
+    def pending_invites(self) -> list[DirectInvited]:
+        """The invitations kept because their rooms are not entered yet (section 14)."""
+        txn = self._records.begin()
+        return [
+            DirectInvited(record.sender, room_id, record.name, record.secret)
+            for room_id, record in txn.scan(INVITES, b"", InviteRecord)
+        ]
+
+    def drop_invite(self, room_id: bytes) -> None:
+        """Forget the invitation to ``room_id``: entered, or refused."""
+        op = _Op(self._records.begin())
+        op.txn.delete(INVITES, room_id)
+        op.finish()
 
     def _refused_for_date(self, sender: bytes, exc: StaleEnvelopeError, now: int) -> Outcome:
         """A share refused for its date (a clock is off): remember why for its chain, so
@@ -728,7 +776,7 @@ class CryptoSession:
             chain = op.txn.get(RETAINED, room.room_id + request.chain_id, OutboundChain)
             if (
                 chain is None
-                or key not in chain.shared
+                or (key not in chain.shared and key != room.peer)
                 or now - chain.created >= self._policy.retention
             ):
                 return
@@ -737,7 +785,7 @@ class CryptoSession:
         if chain is None or record is None or not self._shareable(room, state, key, record):
             return
         assert record.prekey is not None
-        index = chain.shared.get(key, chain.index)
+        index = chain.shared.get(key, 0 if key == room.peer else chain.index)
         proof, nonce = self._proof_to(room, key)
         share = Share(
             self._me,

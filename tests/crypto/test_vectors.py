@@ -1,5 +1,6 @@
 """The known-answer vectors in tests/vectors/, against our code and against hashlib."""
 
+import base64
 import hashlib
 import json
 import struct
@@ -23,7 +24,7 @@ from e2echat.crypto import (
     safety_number,
 )
 from e2echat.crypto.chain import advance
-from e2echat.crypto.direct import Share, direct_transcript, open_direct
+from e2echat.crypto.direct import DirectInvite, Share, direct_transcript, open_direct
 from e2echat.crypto.files import CHUNK_SIZE, blob_size, decrypt_file
 from e2echat.crypto.message import parse_body, seal_body
 from e2echat.crypto.payload import File, check_signer
@@ -39,6 +40,7 @@ TEXT_FIELDS = {
     "payload_json",
     "unsupported_json",
     "inner_json",
+    "invite_inner_json",
     "password",
     "password_room",
     "half_a",
@@ -200,6 +202,35 @@ def test_direct_vector() -> None:
     )
     assert isinstance(payload, Share)
     assert payload.index == 5
+
+
+def test_direct_invite_vector() -> None:
+    v = load("direct")
+    sender, recipient = Identity(v["sender_seed"]), Identity(v["recipient_seed"])
+    inner = v["invite_inner_json"].encode()
+    assert json.loads(inner) == {
+        "t": "dm",
+        "from": base64.b64encode(sender.public_key).decode(),
+        "to": base64.b64encode(recipient.public_key).decode(),
+        "room_id": base64.b64encode(bytes(range(0x80, 0x90))).decode(),
+        "created": v["now"],
+        "name": "dm-0a1b2c",
+        "secret": base64.b64encode(bytes(range(0x60, 0x80))).decode(),
+    }
+    assert sender.sign(direct_transcript(inner)) == v["invite_inner_sig"]
+    assert seal_open(v["prekey_public"], v["prekey_secret"], v["invite_body"][6:]) == (
+        inner + v["invite_inner_sig"]
+    )
+    payload = open_direct(
+        v["invite_body"],
+        prekey_public=v["prekey_public"],
+        prekey_secret=v["prekey_secret"],
+        me=recipient.public_key,
+        claimed_sender=sender.public_key,
+        now=v["now"],
+    )
+    assert isinstance(payload, DirectInvite)
+    assert (payload.name, payload.secret) == ("dm-0a1b2c", bytes(range(0x60, 0x80)))
 
 
 def test_proof_vector() -> None:

@@ -29,7 +29,7 @@ from e2echat.crypto import (
     safety_number,
 )
 from e2echat.crypto.chain import advance
-from e2echat.crypto.direct import Share, direct_transcript, seal_direct
+from e2echat.crypto.direct import DirectInvite, Share, direct_transcript, seal_direct
 from e2echat.crypto.files import CHUNK_SIZE, encrypt_file
 from e2echat.crypto.identity import INTERACTIVE
 from e2echat.crypto.message import seal_body
@@ -182,6 +182,10 @@ def direct_vectors() -> dict[str, object]:
         sender.public_key, recipient.public_key, seq(0x80, 16), CREATED, seq(0x90, 16), 5, seq(0x50)
     )
     inner = msgspec.json.encode(share)
+    invite = DirectInvite(
+        sender.public_key, recipient.public_key, seq(0x80, 16), CREATED, "dm-0a1b2c", seq(0x60)
+    )
+    invite_inner = msgspec.json.encode(invite)
     return {
         "sender_seed": seq(0x10),
         "recipient_seed": seq(0x20),
@@ -193,6 +197,9 @@ def direct_vectors() -> dict[str, object]:
         "inner_sig": sender.sign(direct_transcript(inner)),
         "now": CREATED,
         "body": seal_direct(sender.sign, share, signed),
+        "invite_inner_json": invite_inner.decode(),
+        "invite_inner_sig": sender.sign(direct_transcript(invite_inner)),
+        "invite_body": seal_direct(sender.sign, invite, signed),
     }
 
 
