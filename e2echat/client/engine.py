@@ -37,6 +37,7 @@ from e2echat.crypto.errors import CryptoError
 from e2echat.crypto.identity import Identity
 from e2echat.crypto.message import HEADER_SIZE, PAD_BLOCK, parse_body
 from e2echat.crypto.payload import (
+    Edit,
     File,
     Read,
     RoomPayload,
@@ -493,9 +494,7 @@ class Engine:
         state = self._room_state(room_id)
         if not text:
             raise E2EChatError("An empty message is not sent.")
-        roster = [(m.name, m.key) for m in state.member_list]
-        roster += [(m.petname, m.key) for m in state.member_list if m.petname is not None]
-        mentions = tuple(dict.fromkeys(mentions + resolve_mentions(text, roster)))
+        mentions = tuple(dict.fromkeys(mentions + _mentioned(state, text)))
         quote = None
         if reply_to is not None:
             quote = self.chat.quote(room_id, reply_to)
@@ -515,6 +514,8 @@ class Engine:
         (and queues nothing) for what receivers would refuse: editing or deleting someone
         else's message, a message that is not here, an emoji that is not one."""
         state = self._room_state(room_id)
+        if isinstance(relation, Edit):  # an edit mentions whom its new text names
+            relation = msgspec.structs.replace(relation, mentions=_mentioned(state, relation.body))
         try:
             self.chat.check_relation(room_id, relation)
         except RelationError as exc:
@@ -1010,3 +1011,11 @@ class Engine:
 def _unsupported(payload: Unsupported) -> bytes:
     """What is stored for a message of a kind this version cannot show: its kind."""
     return b'{"t":"' + payload.kind.encode() + b'","ts":' + str(payload.ts).encode() + b"}"
+
+
+def _mentioned(state: RoomState, text: str) -> tuple[bytes, ...]:
+    """The keys ``text`` mentions by the names members go by and their petnames; raises
+    ``AmbiguousMention`` for a bare ``@name`` several members go by."""
+    roster = [(m.name, m.key) for m in state.member_list]
+    roster += [(m.petname, m.key) for m in state.member_list if m.petname is not None]
+    return resolve_mentions(text, roster)

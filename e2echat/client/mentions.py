@@ -42,7 +42,9 @@ def resolve_mentions(text: str, roster: Iterable[tuple[str, bytes]]) -> tuple[by
     """
     by_name: dict[str, list[bytes]] = {}
     for name, key in roster:
-        by_name.setdefault(name, []).append(key)
+        keys = by_name.setdefault(name, [])
+        if key not in keys:  # a member whose petname is its name is one member
+            keys.append(key)
     names = sorted(by_name, key=len, reverse=True)
     found: list[bytes] = []
     start = text.find("@")

@@ -162,11 +162,13 @@ class Room:
         return await self._client._send(self, text, reply_to, tuple(m.key for m in mentions))
 
     async def edit(self, message: "Message[Room]", text: str) -> None:
-        """Replace the text of our own ``message``; members see the newest with "(edited)"."""
+        """Replace the text of our own ``message``; members see the newest with "(edited)".
+        ``@name`` mentions as in ``send`` (a bare ``@name`` of namesakes raises
+        ``AmbiguousMention``)."""
         if not text:
             raise EmptyMessage("An empty message is not sent.")
-        mentions = tuple(m.key for m in self._state.member_list if f"@{m.name}" in text)
-        await self._client._relate(self, Edit(_id_of(message), text, mentions, _now_ms()))
+        # the engine resolves ``@name`` in the new text as ``send`` does
+        await self._client._relate(self, Edit(_id_of(message), text, (), _now_ms()))
 
     async def delete(self, message: "Message[Room]") -> None:
         """Delete our own ``message``: every member drops its text, the relay its copy."""

@@ -52,3 +52,8 @@ def test_a_bare_ambiguous_name_is_refused_never_guessed() -> None:
     with pytest.raises(AmbiguousMention):
         resolve_mentions("@alice#9a9 (a tag too short to count)", NAMESAKES)
     assert resolve_mentions("@bob hi", NAMESAKES) == (BOB,)
+
+
+def test_one_member_listed_twice_under_one_name_is_not_ambiguous() -> None:
+    """A petname equal to the member's own name lists its key twice under that name."""
+    assert resolve_mentions("@bob hi", [*NAMESAKES, ("bob", BOB)]) == (BOB,)

@@ -53,7 +53,9 @@ async def test_a_namesake_of_a_verified_member_is_flagged_not_trusted(
     got_alice, got_carol = alice.messages(), carol.messages()
     with pytest.raises(e2echat.AmbiguousMention, match=f"@alice#{real.tag}"):
         await room.send("@alice are you there?")
-    await room.send(f"@alice#{real.tag} are you there?")
+    sent = await room.send(f"@alice#{real.tag} are you there?")
+    with pytest.raises(e2echat.AmbiguousMention):  # an edit is resolved as a send is
+        await sent.edit("@alice still there?")
     (to_alice,) = await collect(got_alice, 1)
     (to_carol,) = await collect(got_carol, 1)
     assert to_alice.mentions_me
