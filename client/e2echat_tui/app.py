@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import textual.message
+from platformdirs import user_downloads_path
 from textual.app import App, ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
@@ -48,6 +49,7 @@ from e2echat_tui.dialogs import ConfirmScreen, PasswordScreen, VerifyScreen
 from e2echat_tui.files import human_size, is_image
 from e2echat_tui.format import (
     Level,
+    counted,
     display_name,
     message_entry,
     name_tag,
@@ -56,7 +58,7 @@ from e2echat_tui.format import (
 )
 from e2echat_tui.header import Header, Topic
 from e2echat_tui.lines import Entry, RoomLog
-from e2echat_tui.members import MembersPanel
+from e2echat_tui.members import MembersPanel, sorted_members
 from e2echat_tui.preview import Graphics, PreviewScreen, describe_image, image_widget
 from e2echat_tui.rooms import RoomTab
 from e2echat_tui.safe import escape_controls
@@ -221,6 +223,19 @@ class ChatApp(App[None]):
         self.graphics = graphics
         self.downloads = downloads
         self.saved: dict[bytes, Path] = {}  # blob id -> where this session saved it
+
+    def deliver_screenshot(
+        self, filename: str | None = None, path: str | None = None, time_format: str | None = None
+    ) -> str | None:
+        """Save a screenshot (the command palette's "Save screenshot") in the downloads
+        folder, made first if it does not exist: Textual's own fails without it."""
+        folder = Path(path) if path else self.downloads or user_downloads_path()
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            self.error_notice(f"The screenshot cannot be saved in {folder}: {exc.strerror}")
+            return None
+        return super().deliver_screenshot(filename, str(folder), time_format)
 
     def get_driver_class(self) -> type[Driver]:
         """The terminal driver that keeps pastes whole and reports Alt+Enter."""
@@ -515,6 +530,18 @@ class ChatApp(App[None]):
                 await self._list_members()
             case cmd.Rooms():
                 await self._list_rooms()
+            case cmd.Act(action):
+                await self._send(cmd.ACTION_PREFIX + action)
+            case cmd.Topic():
+                room = self._require_room().room
+                about = room.description or "no description"
+                self.say(f"Topic of {room.name}: {about}")
+            case cmd.Names():
+                await self._list_names()
+            case cmd.Clear():
+                tab = self._require_room()
+                tab.log, tab.older_than = RoomLog(self.history_limit), None  # none reloads
+                self.timeline.show(tab.log)
             case cmd.Nick(name):
                 await self._rename(name)
             case cmd.Upload(path):
@@ -527,8 +554,8 @@ class ChatApp(App[None]):
             case cmd.Cancel():
                 for entry in list(self.transfers.running):
                     entry.transfer.cancel()
-            case cmd.Help():
-                self.show_help()
+            case cmd.Help(command):
+                self.show_help(command)
             case cmd.Quit():
                 self.exit()
 
@@ -709,7 +736,7 @@ class ChatApp(App[None]):
     async def _list_members(self) -> None:
         room = self._require_room().room
         members = await room.members()
-        lines = [f"{len(members)} members of {room.name}:"]
+        lines = [f"{counted(len(members), 'member')} of {room.name}:"]
         names = namesakes(members)
         for member in members:
             trust = "you" if member.is_me else "verified" if member.verified else "unverified"
@@ -722,14 +749,27 @@ class ChatApp(App[None]):
     async def _list_rooms(self) -> None:
         summaries = await self.chat.list_rooms()
         self.listed_rooms = [summary.name for summary in summaries]
-        lines = [f"{len(summaries)} listed rooms on the relay:"]
+        lines = [f"{counted(len(summaries), 'listed room')} on the relay:"]
         for summary in summaries:
             kind = "secret" if summary.secret else "open"
             about = f" — {summary.description}" if summary.description else ""
-            lines.append(f"  {summary.name} ({kind}, {summary.member_count} members){about}")
+            members = counted(summary.member_count, "member")
+            lines.append(f"  {summary.name} ({kind}, {members}){about}")
         self.say("\n".join(lines))
 
-    def show_help(self) -> None:
+    async def _list_names(self) -> None:
+        room = self._require_room().room
+        members = sorted_members(await room.members())
+        names = namesakes(members)
+        shown = ", ".join(display_name(member, names) for member in members)
+        self.say(f"{counted(len(members), 'member')} in {room.name}: {shown}")
+        self._sync_roster(room)
+
+    def show_help(self, command: str | None = None) -> None:
+        if command is not None:
+            spec = cmd.spec(command)
+            self.say(f"{spec.usage} — {spec.summary}")
+            return
         lines = ["Commands:"]
         lines += [f"  {spec.usage} — {spec.summary}" for spec in cmd.COMMANDS]
         lines += ["Keys:"]

@@ -41,7 +41,11 @@ COMMANDS: Final[tuple[CommandSpec, ...]] = (
     CommandSpec("invite", "/invite", "Show (and copy) an invite string for this secret room."),
     CommandSpec("status", "/status online|away|busy [TEXT]", "Set your presence."),
     CommandSpec("verify", "/verify NAME", "Show a member's safety number; mark it verified."),
+    CommandSpec("me", "/me ACTION", "Say what you do: shown as * NAME ACTION."),
+    CommandSpec("topic", "/topic", "Show the description of the current room."),
     CommandSpec("members", "/members", "List the members of the current room."),
+    CommandSpec("names", "/names", "The names in the current room on one line, online first."),
+    CommandSpec("clear", "/clear", "Clear the timeline of this room (its stored history stays)."),
     CommandSpec("rooms", "/rooms", "List the relay's listed rooms."),
     CommandSpec("nick", "/nick NAME", "Change your display name (your rooms see it)."),
     CommandSpec("upload", "/upload PATH", "Encrypt a file and send it to the current room."),
@@ -51,7 +55,7 @@ COMMANDS: Final[tuple[CommandSpec, ...]] = (
         "Save the selected file message (f3 selects; else the newest) to your downloads.",
     ),
     CommandSpec("cancel", "/cancel", "Cancel every running upload and download."),
-    CommandSpec("help", "/help", "Show the commands and keys."),
+    CommandSpec("help", "/help [COMMAND]", "Show the commands and keys, or one command."),
     CommandSpec("quit", "/quit", "Leave the program."),
 )
 _BY_NAME: Final = {spec.name: spec for spec in COMMANDS}
@@ -116,6 +120,28 @@ class Rooms:
 
 
 @dataclass(frozen=True, slots=True)
+class Act:
+    """``/me ACTION``: sent as the text ``/me ACTION``, which clients show as an action."""
+
+    action: str
+
+
+@dataclass(frozen=True, slots=True)
+class Topic:
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class Names:
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class Clear:
+    pass
+
+
+@dataclass(frozen=True, slots=True)
 class Nick:
     name: str
 
@@ -139,7 +165,9 @@ class Cancel:
 
 @dataclass(frozen=True, slots=True)
 class Help:
-    pass
+    """``command`` is the name of one command to explain (None: all of them)."""
+
+    command: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -156,6 +184,10 @@ Command = (
     | Verify
     | Members
     | Rooms
+    | Act
+    | Topic
+    | Names
+    | Clear
     | Nick
     | Upload
     | Download
@@ -170,9 +202,11 @@ _NO_ARGS: Final[dict[str, Command]] = {
     "invite": Invite(),
     "members": Members(),
     "rooms": Rooms(),
+    "topic": Topic(),
+    "names": Names(),
+    "clear": Clear(),
     "download": Download(),
     "cancel": Cancel(),
-    "help": Help(),
     "quit": Quit(),
 }
 
@@ -203,8 +237,34 @@ def _parse_status(rest: str) -> SetStatus:
     word, _, text = rest.partition(" ")
     status = _STATUS_BY_NAME.get(word)
     if status is None:
-        raise CommandError(f"status is one of {', '.join(STATUSES)}; usage: /status online")
+        usage = _BY_NAME["status"].usage
+        raise CommandError(f"status is one of {', '.join(STATUSES)}; usage: {usage}")
     return SetStatus(status, text.strip() or None)
+
+
+def _parse_help(args: list[str]) -> Help:
+    if not args:
+        return Help()
+    wanted = args[0].removeprefix("/").lower()
+    if len(args) > 1:
+        raise _usage("help")
+    if wanted not in _BY_NAME:
+        raise CommandError(f"there is no command /{args[0].removeprefix('/')}; /help lists them")
+    return Help(wanted)
+
+
+def spec(name: str) -> CommandSpec:
+    """The table row of command ``name`` (a name from ``COMMANDS``)."""
+    return _BY_NAME[name]
+
+
+ACTION_PREFIX: Final = "/me "
+"""How a ``/me`` action travels: as text, so every client can read it."""
+
+
+def action_of(text: str) -> str | None:
+    """The action of a received ``/me`` text, or None for an ordinary message."""
+    return text[len(ACTION_PREFIX) :] if text.startswith(ACTION_PREFIX) else None
 
 
 def parse(line: str) -> Parsed:
@@ -231,9 +291,13 @@ def parse(line: str) -> Parsed:
     if name == "upload" and rest:
         quoted = len(rest) >= 2 and rest[0] == rest[-1] and rest[0] in "'\""
         return Upload(rest[1:-1] if quoted else rest)  # a path may contain spaces
+    if name == "help":
+        return _parse_help(args)
+    if name == "me" and rest:
+        return Act(rest)
     if name == "verify" and rest:
         return Verify(rest.removeprefix("@"))  # others' names may contain spaces
-    if name == "verify" or len(args) != 1:
+    if name in ("verify", "me") or len(args) != 1:
         raise _usage(name)
     return Nick(args[0])
 

@@ -15,6 +15,7 @@ from rich.style import Style
 from rich.text import Text
 
 from e2echat import Member, Message, Room
+from e2echat_tui.commands import action_of
 from e2echat_tui.files import file_line
 from e2echat_tui.lines import Entry
 from e2echat_tui.safe import escape_controls
@@ -37,6 +38,8 @@ OWN_BODY_STYLE = Style(color="#b0b0b0")
 BODY_STYLE = Style()
 MENTION_BACKGROUND = Style(bgcolor="#3d3200")
 MENTION_BODY_STYLE = Style(bold=True)
+ACTION_MARK = Segment("* ", Style(color="#8a8a8a"))
+"""Before the sender of a ``/me`` action: ``* alice waves``."""
 
 
 class Level(Enum):
@@ -99,6 +102,11 @@ def short_fingerprint(fingerprint: str, groups: int = 4) -> str:
     return " ".join(parts[:groups]) + (" …" if len(parts) > groups else "")
 
 
+def counted(count: int, noun: str) -> str:
+    """``1 member``, ``2 members``: a count with its noun in the right number."""
+    return f"{count:,} {noun}" if count == 1 else f"{count:,} {noun}s"
+
+
 def clock(moment: datetime, timezone: tzinfo | None) -> str:
     return moment.astimezone(timezone).strftime("%H:%M")
 
@@ -110,12 +118,15 @@ def message_entry(message: Message[Room], timezone: tzinfo | None, names: Namesa
     own = message.own or sender.is_me
     author = Segment(display_name(sender, names), OWN_NAME_STYLE if own else name_style(sender.key))
     mentioned = message.mentions_me and not own
+    action = action_of(message.text) if message.file is None else None
     if message.file is not None:
         body = file_line(message.file, message.text)
     else:
-        body = escape_controls(message.text, keep_newlines=True)
+        body = escape_controls(message.text if action is None else action, keep_newlines=True)
+    time = Segment(clock(message.sent_at, timezone) + " ", TIME_STYLE)
+    prefix = (time, author) if action is None else (time, ACTION_MARK, author)
     return Entry(
-        prefix=(Segment(clock(message.sent_at, timezone) + " ", TIME_STYLE), author, Segment(" ")),
+        prefix=(*prefix, Segment(" ")),
         body=body,
         body_style=OWN_BODY_STYLE if own else MENTION_BODY_STYLE if mentioned else BODY_STYLE,
         background=MENTION_BACKGROUND if mentioned else None,

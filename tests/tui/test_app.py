@@ -2,6 +2,7 @@
 
 import asyncio
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 from e2echat_tui import commands as cmd
@@ -318,11 +319,63 @@ async def test_members_rooms_help_and_nick(app: ChatApp, chat: FakeChat) -> None
         await submit(pilot, "/help")
         assert "/verify NAME" in last_line(app)
         assert "ctrl+n" in last_line(app)
+        await submit(pilot, "/help status")
+        assert last_line(app) == "/status online|away|busy [TEXT] — Set your presence."
         await submit(pilot, "/nick alicia")
         assert "you: alicia" in screen_text(app)
         assert last_line(app) == "You are now alicia"
         await submit(pilot, "/nick " + "x" * 40)
         assert "1 to 32" in last_line(app)
+
+
+async def test_one_is_counted_in_the_singular(app: ChatApp, chat: FakeChat) -> None:
+    async with app.run_test(size=SIZE) as pilot:
+        await started(app, chat)
+        app.switch_to("team")
+        await submit(pilot, "/members")
+        assert last_line(app).splitlines()[0] == "2 members of team:"
+        chat.directory["team"].member_list.pop()
+        await submit(pilot, "/members")
+        assert last_line(app).splitlines()[0] == "1 member of team:"
+        await submit(pilot, "/rooms")
+        assert "team (secret, 1 member)" in last_line(app)
+
+
+async def test_me_names_topic_and_clear(app: ChatApp, chat: FakeChat) -> None:
+    async with app.run_test(size=SIZE) as pilot:
+        await started(app, chat)
+        await submit(pilot, "/me waves [b]hi[/b]")
+        assert chat.sent[-1] == ("lobby", "/me waves [b]hi[/b]")
+        chat.deliver("lobby", "bob", "/me waves back")
+        await settle(pilot)
+        text = screen_text(app)
+        assert "* alice waves [b]hi[/b]" in text
+        assert "* bob waves back" in text
+        await submit(pilot, "/names")
+        assert last_line(app) == "4 members in lobby: alice, bob, carol, dave"
+        await submit(pilot, "/topic")
+        assert last_line(app) == "Topic of lobby: Say hello"
+        await submit(pilot, "/clear")
+        assert app.tabs["lobby"].log.entries == []
+        assert "waves back" not in screen_text(app)
+        assert "hi everyone" not in screen_text(app)
+        chat.deliver("lobby", "bob", "after the clear")
+        await settle(pilot)
+        assert "after the clear" in screen_text(app)
+
+
+async def test_a_screenshot_makes_its_missing_folder(chat: FakeChat, tmp_path: Path) -> None:
+    folder = tmp_path / "no" / "Downloads"
+    app = fixed_app(chat)
+    app.downloads = folder
+    async with app.run_test(size=SIZE) as pilot:
+        await started(app, chat)
+        app.action_screenshot("shot.svg")
+        for _ in range(200):
+            if (folder / "shot.svg").exists():
+                break
+            await pilot.pause(0.01)
+        assert (folder / "shot.svg").read_text().startswith("<svg")
 
 
 async def test_quit(app: ChatApp, chat: FakeChat) -> None:
@@ -523,7 +576,12 @@ async def test_tab_completes_commands_and_rooms(app: ChatApp, chat: FakeChat) ->
         assert menu.option_count == len(cmd.COMMANDS)
         screen = app.screen.region
         assert screen.contains_region(menu.region)
-        assert menu.size.height == len(cmd.COMMANDS)  # every command in view at 80x24
+        assert menu.size.height == min(len(cmd.COMMANDS), 15)  # as many as fit at 80x24
+        await pilot.press("up")  # to the last command: scrolled into view
+        assert menu.highlighted == len(cmd.COMMANDS) - 1
+        top = round(menu.scroll_offset.y)
+        assert top <= menu.highlighted < top + menu.size.height
+        await pilot.press("down")
         await pilot.press("enter")  # accepts the shown candidate, sends nothing
         assert composer.text == "/create "
         assert not menu.display

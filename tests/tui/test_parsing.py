@@ -35,6 +35,12 @@ from textual import events
         ("/rooms", cmd.Rooms()),
         ("/nick Al", cmd.Nick("Al")),
         ("/HELP", cmd.Help()),
+        ("/help join", cmd.Help("join")),
+        ("/help /Join", cmd.Help("join")),
+        ("/me waves at  everyone", cmd.Act("waves at  everyone")),
+        ("/topic", cmd.Topic()),
+        ("/names", cmd.Names()),
+        ("/clear", cmd.Clear()),
         ("/quit", cmd.Quit()),
     ],
 )
@@ -53,7 +59,11 @@ def test_parse(line: str, expected: cmd.Parsed) -> None:
         ("/join", "usage: /join"),
         ("/join a b c", "usage: /join"),
         ("/leave now", "usage: /leave"),
-        ("/status sleeping", "status is one of online, away, busy"),
+        ("/status sleeping", r"busy; usage: /status online\|away\|busy \[TEXT\]$"),
+        ("/me", "usage: /me ACTION"),
+        ("/help frob", "there is no command /frob"),
+        ("/help join leave", r"usage: /help \[COMMAND\]"),
+        ("/clear all", "usage: /clear"),
         ("/verify", "usage: /verify"),
         ("/nick a b", "usage: /nick"),
     ],
@@ -61,6 +71,12 @@ def test_parse(line: str, expected: cmd.Parsed) -> None:
 def test_parse_errors_say_what_to_type(line: str, message: str) -> None:
     with pytest.raises(cmd.CommandError, match=message):
         cmd.parse(line)
+
+
+def test_an_action_travels_as_text() -> None:
+    assert cmd.action_of("/me waves") == "waves"
+    assert cmd.action_of("/means nothing") is None
+    assert cmd.action_of("hello") is None
 
 
 def test_history_and_repr_never_keep_a_room_secret() -> None:
