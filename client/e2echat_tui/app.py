@@ -9,8 +9,10 @@ arrive as notices in the timeline and a toast, never as tracebacks.
 """
 
 import asyncio
+import functools
 import os
 import time
+import webbrowser
 from collections.abc import AsyncIterable, Callable, Sequence
 from datetime import UTC, datetime, tzinfo
 from pathlib import Path
@@ -19,7 +21,7 @@ from typing import Any, ClassVar
 import textual.message
 from platformdirs import user_downloads_path
 from textual.app import App, ComposeResult
-from textual.binding import Binding, BindingType
+from textual.binding import BindingType
 from textual.containers import Horizontal, Vertical
 from textual.driver import Driver
 from textual.reactive import reactive
@@ -45,6 +47,7 @@ from e2echat_tui import commands as cmd
 from e2echat_tui import terminal
 from e2echat_tui.completion import Completion, complete
 from e2echat_tui.composer import CompletionMenu, Composer, InputHistory
+from e2echat_tui.config import Preferences
 from e2echat_tui.dialogs import ConfirmScreen, PasswordScreen, VerifyScreen
 from e2echat_tui.files import human_size, is_image
 from e2echat_tui.format import (
@@ -57,27 +60,18 @@ from e2echat_tui.format import (
     system_entry,
 )
 from e2echat_tui.header import Header, Topic
+from e2echat_tui.keys import APP_KEYS, NEWLINE_KEYS, SEND_KEYS, help_lines, split_keys
 from e2echat_tui.lines import Entry, RoomLog
+from e2echat_tui.links import links_in
 from e2echat_tui.members import MembersPanel, sorted_members
+from e2echat_tui.notify import DesktopNotifier
 from e2echat_tui.preview import Graphics, PreviewScreen, describe_image, image_widget
+from e2echat_tui.progress import Activity, ProgressBoard
 from e2echat_tui.rooms import RoomTab
 from e2echat_tui.safe import escape_controls
 from e2echat_tui.sidebar import RoomList
 from e2echat_tui.timeline import Timeline
 from e2echat_tui.transfers import Running, Transfers
-
-KEYS_HELP = (
-    ("ctrl+n", "jump to the next room with mentions or unread messages"),
-    ("alt+up / alt+down", "previous / next room"),
-    ("pageup / pagedown", "scroll the timeline"),
-    ("up / down", "composer history (or move in the completion list)"),
-    ("tab / enter", "accept a completion"),
-    ("f1", "help"),
-    ("f2", "show / hide the members panel (hidden below 100 columns)"),
-    ("f3", "select the newest file; then up / down, enter downloads, p previews, escape"),
-    ("f4", "cancel the newest upload or download"),
-    ("ctrl+q", "quit"),
-)
 
 
 def _utc_now() -> datetime:
@@ -156,18 +150,7 @@ class ChatApp(App[None]):
     #centre { width: 1fr; }
     #composer { border: tall $panel; }
     """
-    BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("ctrl+n", "next_active", "Next active"),
-        Binding("alt+down", "cycle_room(1)", "Next room"),
-        Binding("alt+up", "cycle_room(-1)", "Prev room", show=False),
-        Binding("pageup", "scroll_timeline(-1)", "Scroll up", show=False, priority=True),
-        Binding("pagedown", "scroll_timeline(1)", "Scroll down", show=False, priority=True),
-        Binding("f1", "help", "Help"),
-        Binding("f2", "toggle_members", "Members", show=False),
-        Binding("f3", "select_files", "Files", show=False),
-        Binding("f4", "cancel_transfer", "Cancel transfer", show=False),
-        Binding("ctrl+q", "quit", "Quit", priority=True),
-    ]
+    BINDINGS: ClassVar[list[BindingType]] = [spec.binding() for spec in APP_KEYS]
 
     BACKLOG_CHUNK = 1_000
     MENTION_QUIET = 3.0  # seconds between two announced mentions
@@ -179,6 +162,8 @@ class ChatApp(App[None]):
     connection: reactive[str] = reactive("connecting")
     user: reactive[str] = reactive("")
     """My display name."""
+    progress_text: reactive[str] = reactive("")
+    """What ``progress`` shows in the status line."""
 
     def __init__(
         self,
@@ -193,13 +178,15 @@ class ChatApp(App[None]):
         first_page: int = 200,
         graphics: Graphics | None = None,
         downloads: Path | None = None,
+        preferences: Preferences | None = None,
     ) -> None:
         """``room`` is shown first; ``timezone`` and ``clock`` make screenshots reproducible;
         ``bell``/``toast`` say how a mention of me is announced; ``history`` is the number
         of stored messages loaded per room (and the scrollback kept): the newest
         ``first_page`` before the first frame, the older ones right after. ``graphics``
         is the terminal's image protocol (``preview.detect_graphics``, asked before the
-        app starts); ``downloads`` is where files are saved (the platform's folder).
+        app starts); ``downloads`` is where files are saved (the platform's folder);
+        ``preferences`` are the config file's keys, notifications and theme.
 
         The app subscribes to ``chat``'s messages and events here, so an app made before
         ``chat`` connects misses nothing of the session (what it also reads from the
@@ -223,6 +210,12 @@ class ChatApp(App[None]):
         self.graphics = graphics
         self.downloads = downloads
         self.saved: dict[bytes, Path] = {}  # blob id -> where this session saved it
+        self.preferences = preferences or Preferences()
+        self.muted = set(self.preferences.muted)  # rooms that never notify (/mute)
+        self.desktop = DesktopNotifier() if self.preferences.desktop else None
+        self.progress = ProgressBoard(self._progress_changed)
+        """Long work for the status line: ``progress.start(label, total)``."""
+        self._connecting: Activity | None = None
 
     def deliver_screenshot(
         self, filename: str | None = None, path: str | None = None, time_format: str | None = None
@@ -245,7 +238,9 @@ class ChatApp(App[None]):
 
     def compose(self) -> ComposeResult:
         header = Header(self.chat.url, self.chat.fingerprint, id="header")
-        yield header.data_bind(state=ChatApp.connection, user=ChatApp.user)
+        yield header.data_bind(
+            state=ChatApp.connection, user=ChatApp.user, progress=ChatApp.progress_text
+        )
         with Horizontal(id="main"):
             yield RoomList(id="rooms").data_bind(ChatApp.current)
             with Vertical(id="centre"):
@@ -253,7 +248,14 @@ class ChatApp(App[None]):
                 yield Timeline(id="timeline")
                 yield CompletionMenu(id="completions")
                 yield Transfers(id="transfers")
-                yield Composer(completer=self._complete, id="composer")
+                keymap = self.preferences.keymap
+                yield Composer(
+                    completer=self._complete,
+                    send_keys=split_keys(keymap.get("send", SEND_KEYS)),
+                    newline_keys=split_keys(keymap.get("newline", NEWLINE_KEYS)),
+                    vi=self.preferences.vi,
+                    id="composer",
+                )
             yield MembersPanel(id="members").data_bind(members=ChatApp.roster)
         yield Footer()
 
@@ -274,7 +276,12 @@ class ChatApp(App[None]):
         return self.query_one(Transfers)
 
     async def on_mount(self) -> None:
+        app_keys = {spec.id for spec in APP_KEYS}
+        self.set_keymap({k: v for k, v in self.preferences.keymap.items() if k in app_keys})
+        if self.preferences.theme is not None:
+            self.theme = self.preferences.theme
         self.connection, self.user = str(self.chat.state), self.chat.name or ""
+        self._connection_progress(self.connection)
         for room in self.chat.rooms:
             await self._add_room(room)
         first = self.first_room if self.first_room in self.tabs else next(iter(self.tabs), None)
@@ -305,7 +312,7 @@ class ChatApp(App[None]):
         if room.name in self.tabs:
             return
         tab = self.tabs[room.name] = RoomTab(room, RoomLog(self.history_limit))  # claimed
-        self.room_list.add(room.name, room.secret)
+        self.room_list.add(room.name, room.secret).muted = room.name in self.muted
         history = await room.history(limit=self.first_page)
         tab.log.extend(self._entries(history))
         tab.loaded_seq = max((message.seq for message in history), default=0)
@@ -323,13 +330,18 @@ class ChatApp(App[None]):
         oldest, tab.older_than = tab.older_than, None  # claimed: loaded once only
         if oldest is None or self.tabs.get(tab.name) is not tab:
             return
-        history = await tab.room.history(limit=self.history_limit)
-        older = [message for message in history if 0 < message.seq < oldest]
-        for end in range(len(older), 0, -self.BACKLOG_CHUNK):  # newest first, yielding
-            chunk = older[max(end - self.BACKLOG_CHUNK, 0) : end]
-            tab.log.prepend(self._entries(chunk))
-            self.timeline.prepended(tab.log)
-            await asyncio.sleep(0)  # let keys and frames through between chunks
+        loading = self.progress.start(f"loading #{tab.name} history")
+        try:
+            history = await tab.room.history(limit=self.history_limit)
+            older = [message for message in history if 0 < message.seq < oldest]
+            for end in range(len(older), 0, -self.BACKLOG_CHUNK):  # newest first, yielding
+                chunk = older[max(end - self.BACKLOG_CHUNK, 0) : end]
+                tab.log.prepend(self._entries(chunk))
+                self.timeline.prepended(tab.log)
+                loading.advance(len(older) - end + len(chunk), len(older))
+                await asyncio.sleep(0)  # let keys and frames through between chunks
+        finally:
+            loading.finish()
 
     def _entries(self, messages: Sequence[e2echat.Message[Room]]) -> list[Entry]:
         """Timeline entries for messages of one room (namesakes looked up once)."""
@@ -412,6 +424,51 @@ class ChatApp(App[None]):
         if names:
             index = names.index(self.current) if self.current in names else 0
             self.switch_to(names[(index + step) % len(names)])
+
+    def action_show_room(self, number: int) -> None:
+        """Alt+N: the Nth room of the sidebar."""
+        names = list(self.tabs)
+        if 0 < number <= len(names):
+            self.switch_to(names[number - 1])
+
+    def action_switch_room(self) -> None:
+        """A fuzzy finder over the joined rooms (Textual's command palette)."""
+        rows = self.room_list.rows
+
+        def about(name: str) -> str:
+            row = rows.get(name)
+            badges = [f"{row.unread} unread" if row and row.unread else ""]
+            badges.append(f"{row.mentions} mentions" if row and row.mentions else "")
+            badges.append("muted" if name in self.muted else "")
+            return " · ".join(b for b in badges if b) or "no unread messages"
+
+        self.search_commands(
+            [(name, functools.partial(self.switch_to, name), about(name)) for name in self.tabs],
+            placeholder="Room…",
+        )
+
+    def action_newest(self) -> None:
+        self.timeline.newest()
+
+    def on_composer_past_end(self, _event: Composer.PastEnd) -> None:
+        self.timeline.newest()
+
+    def action_open_link(self) -> None:
+        """Offer the links of the shown room, newest first; the chosen one goes to the
+        system's opener (``webbrowser``): nothing opens without this key and a choice."""
+        tab = self.shown
+        found = links_in(tab.log.entries if tab else [])
+        if not found:
+            self.say("No link in this room's recent messages.")
+            return
+        self.search_commands(
+            [(link.url, functools.partial(self._open, link.url), link.about) for link in found],
+            placeholder="Link to open…",
+        )
+
+    def _open(self, url: str) -> None:
+        self.say(f"Opening {url}")
+        self.run_worker(asyncio.to_thread(webbrowser.open, url), group="commands")
 
     def action_scroll_timeline(self, pages: int) -> None:
         if pages < 0:
@@ -538,6 +595,15 @@ class ChatApp(App[None]):
                 self.say(f"Topic of {room.name}: {about}")
             case cmd.Names():
                 await self._list_names()
+            case cmd.Mute(mute):
+                name = self._require_room().name
+                (self.muted.add if mute else self.muted.discard)(name)
+                self.room_list.rows[name].muted = mute
+                self.say(
+                    f"{name} is muted: no bell, toast or desktop notification from it"
+                    if mute
+                    else f"{name} notifies again"
+                )
             case cmd.Clear():
                 tab = self._require_room()
                 tab.log, tab.older_than = RoomLog(self.history_limit), None  # none reloads
@@ -773,7 +839,7 @@ class ChatApp(App[None]):
         lines = ["Commands:"]
         lines += [f"  {spec.usage} — {spec.summary}" for spec in cmd.COMMANDS]
         lines += ["Keys:"]
-        lines += [f"  {key} — {what}" for key, what in KEYS_HELP]
+        lines += [f"  {key} — {what}" for key, what in help_lines(self.preferences.keymap)]
         self.say("\n".join(lines))
 
     # ---------------------------------------------------------------- the library's news
@@ -791,26 +857,47 @@ class ChatApp(App[None]):
             row = self.room_list.rows[name]
             row.unread += 1
             row.mentions += message.mentions_me
-        if message.mentions_me and not message.own:
-            self._announce_mention(tab, message)
+        if self._notifies(message):
+            self._announce(tab, message)
 
-    def _announce_mention(self, tab: RoomTab, message: e2echat.Message[Room]) -> None:
-        """Bell and toast, at most once per room every ``MENTION_QUIET`` seconds: anyone
-        in a room can mention you, and a flood must not become a storm of bells and toasts
-        (every mention still counts in the sidebar and is highlighted in the timeline)."""
+    def _notifies(self, message: e2echat.Message[Room]) -> bool:
+        """Whether ``message`` is announced: never my own, nothing from a muted room;
+        mentions of me, or (``on = "messages"``) any message of a room not shown."""
+        if message.own or message.sender.is_me or message.room.name in self.muted:
+            return False
+        match self.preferences.notify_on:
+            case "mentions":
+                return message.mentions_me
+            case "messages":
+                return message.mentions_me or message.room.name != self.current
+            case _:
+                return False
+
+    def _announce(self, tab: RoomTab, message: e2echat.Message[Room]) -> None:
+        """Bell, toast and desktop notification, at most once per room every
+        ``MENTION_QUIET`` seconds: anyone in a room can mention you, and a flood must
+        not become a storm of bells and toasts (every message still counts in the
+        sidebar, and mentions are highlighted in the timeline)."""
         now = time.monotonic()
         if now < tab.quiet_until:
             return
         tab.quiet_until = now + self.MENTION_QUIET
+        title = f"{self._who(message.room, message.sender)} in " + escape_controls(
+            message.room.name
+        )
+        body = escape_controls(message.text)[:200]
         if self.bell_on_mention:
             self.bell()
         if self.toast_on_mention:
-            self.notify(
-                escape_controls(message.text)[:200],
-                title=f"{self._who(message.room, message.sender)} in "
-                + escape_controls(message.room.name),
-                markup=False,
-            )
+            self.notify(body, title=title, markup=False)
+        if self.desktop is not None:
+            self.run_worker(self._desktop_notify(title, body), group="notify")
+
+    async def _desktop_notify(self, title: str, body: str) -> None:
+        assert self.desktop is not None
+        problem = await self.desktop.send(title, body)
+        if problem is not None:
+            self.say(problem, Level.WARNING)
 
     def on_chat_event(self, posted: ChatEvent) -> None:
         match posted.event:
@@ -844,8 +931,23 @@ class ChatApp(App[None]):
                 self.say(text, Level.WARNING)
                 self.notify(escape_controls(text), severity="warning", markup=False)
 
+    def _progress_changed(self, text: str) -> None:
+        self.progress_text = text
+
+    def _connection_progress(self, state: str) -> None:
+        """Connecting and reconnecting show in the status line until they end."""
+        if state in ("connecting", "reconnecting"):
+            if self._connecting is None:
+                self._connecting = self.progress.start(state)
+            else:
+                self._connecting.relabel(state)
+        elif self._connecting is not None:
+            self._connecting.finish()
+            self._connecting = None
+
     def _connection_changed(self, state: str, detail: str | None) -> None:
         """The header always follows; the timeline hears of losses and recoveries only."""
+        self._connection_progress(state)
         previous, self.connection = self.connection, state
         if state in ("reconnecting", "closed"):
             self.say(f"Connection {state}" + (f": {detail}" if detail else ""), Level.WARNING)

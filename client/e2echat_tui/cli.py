@@ -11,9 +11,19 @@ from typing import Annotated
 
 import typer
 
-from e2echat import Client, E2EChatError, Identity, default_identity_path
+from e2echat import Client, E2EChatError, Identity, InvalidName, default_identity_path
 from e2echat import __version__ as e2echat_version
-from e2echat_tui import __version__
+from e2echat_tui import __version__, config
+from e2echat_tui.config import (
+    NAME_ENV,
+    RELAY_ENV,
+    STORE_ENV,
+    Config,
+    ConfigError,
+    Preferences,
+    pick,
+)
+from e2echat_tui.keys import ACTIONS
 
 app = typer.Typer(
     help="e2echat: end-to-end encrypted chat in your terminal.",
@@ -22,19 +32,34 @@ app = typer.Typer(
 )
 
 PASSPHRASE_ENV = "E2ECHAT_PASSPHRASE"  # noqa: S105 (the variable's name, read by the library)
+IDENTITY_ENV = "E2ECHAT_IDENTITY"
 
 IdentityOption = Annotated[
     Path | None,
     typer.Option(
         "--identity",
         "-i",
-        help="Identity file (default: identity.key under $E2ECHAT_HOME or the data dir).",
-        envvar="E2ECHAT_IDENTITY",
+        help="Identity file [env: E2ECHAT_IDENTITY; default: identity.key under"
+        " $E2ECHAT_HOME or the data dir].",
         show_default=False,
     ),
 ]
-BellOption = Annotated[bool, typer.Option("--bell/--no-bell", help="Ring the bell on a mention.")]
-ToastOption = Annotated[bool, typer.Option("--toast/--no-toast", help="Show a toast on a mention.")]
+ConfigOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--config",
+        help="Config file [env: E2ECHAT_CONFIG; default: config.toml in the config dir].",
+        show_default=False,
+    ),
+]
+BellOption = Annotated[
+    bool | None,
+    typer.Option("--bell/--no-bell", help="Ring the bell on a mention.", show_default=False),
+]
+ToastOption = Annotated[
+    bool | None,
+    typer.Option("--toast/--no-toast", help="Show a toast on a mention.", show_default=False),
+]
 
 
 def _version(shown: bool) -> None:
@@ -60,9 +85,29 @@ def _fail(message: str) -> typer.Exit:
     return typer.Exit(1)
 
 
-def _load_identity(path: Path | None) -> Identity:
+def _load_config(path: Path | None) -> Config:
+    """The checked config file (all defaults if there is none); a bad one ends here."""
+    try:
+        return config.load(path or config.default_config_path(), ACTIONS)
+    except ConfigError as exc:
+        raise _fail(str(exc)) from None
+
+
+def _identity_path(flag: Path | None, settings: Config) -> Path:
+    path, _ = pick(
+        flag,
+        "--identity",
+        IDENTITY_ENV,
+        lambda text: Path(text).expanduser(),
+        settings.file_path(settings.settings.identity),
+        "identity",
+        settings,
+    )
+    return path or default_identity_path()
+
+
+def _load_identity(path: Path) -> Identity:
     """Load the identity, asking for its passphrase unless $E2ECHAT_PASSPHRASE is set."""
-    path = path or default_identity_path()
     if not path.exists():
         raise _fail(f"no identity at {path}: run `e2echat init` first")
     passphrase = None
@@ -74,17 +119,48 @@ def _load_identity(path: Path | None) -> Identity:
         raise _fail(str(exc)) from None
 
 
+def _preferences(settings: Config) -> Preferences:
+    file = settings.settings
+    return Preferences(
+        notify_on=file.notifications.on,
+        desktop=file.notifications.desktop,
+        muted=frozenset(file.notifications.muted),
+        keymap=dict(file.keymap),
+        vi=file.vi,
+        theme=file.theme,
+    )
+
+
+def _flag_or_file(flag: bool | None, file_value: bool) -> bool:
+    return file_value if flag is None else flag
+
+
 @app.command()
 def init(
     identity: IdentityOption = None,
+    relay: Annotated[
+        list[str] | None,
+        typer.Option("--relay", help="Relay URL to keep in the config file (repeatable)."),
+    ] = None,
+    name: Annotated[
+        str | None, typer.Option("--name", "-n", help="Display name to keep in the config file.")
+    ] = None,
+    config_path: ConfigOption = None,
     force: Annotated[
         bool, typer.Option("--force", help="Replace an existing identity (it is lost).")
     ] = False,
 ) -> None:
-    """Create your identity key, encrypted under a passphrase, and print its fingerprint."""
-    path = identity or default_identity_path()
+    """Create your identity key, encrypted under a passphrase, print its fingerprint, and
+    write the config file (relay, name) unless there is one already."""
+    settings = _load_config(config_path)  # a broken config file is reported, not replaced
+    path = identity or _identity_path(None, settings)
     if path.exists() and not force:
         raise _fail(f"{path} already exists; use --force to replace it")
+    text = config.render(relay or [], name, identity)
+    try:
+        config.parse(text, settings.path, ACTIONS)  # what is written must load back
+    except ConfigError as exc:
+        raise _fail(str(exc).replace(f"{settings.path}: ", "", 1)) from None
     passphrase = typer.prompt("New passphrase", hide_input=True, confirmation_prompt=True)
     new = Identity.generate()
     try:
@@ -93,55 +169,131 @@ def init(
         raise _fail(str(exc)) from None
     typer.echo(f"Identity saved to {path}")
     typer.echo(f"Fingerprint: {new.fingerprint}")
+    if settings.exists:
+        typer.echo(f"Config file {settings.path} kept as it is")
+        return
+    try:
+        settings.path.parent.mkdir(parents=True, exist_ok=True)
+        with settings.path.open("x", encoding="utf-8") as file:
+            file.write(text)
+    except OSError as exc:
+        raise _fail(f"{settings.path}: cannot be written: {exc.strerror}") from None
+    typer.echo(f"Config file written to {settings.path}")
 
 
 @app.command()
-def fingerprint(identity: IdentityOption = None) -> None:
+def fingerprint(identity: IdentityOption = None, config_path: ConfigOption = None) -> None:
     """Print the fingerprint of your identity key (others compare it with /verify)."""
-    typer.echo(_load_identity(identity).fingerprint)
+    settings = _load_config(config_path)
+    typer.echo(_load_identity(_identity_path(identity, settings)).fingerprint)
 
 
 @app.command()
 def connect(
     url: Annotated[
-        list[str],
+        list[str] | None,
         typer.Argument(
             help="Relay URL, e.g. ws://127.0.0.1:8765/; several nodes of one relay cluster"
-            " may be given, tried in turn when one is down."
+            " may be given, tried in turn when one is down [env: E2ECHAT_RELAY, comma"
+            " separated; default: relay in the config file].",
+            show_default=False,
         ),
-    ],
-    name: Annotated[str, typer.Option("--name", "-n", help="Your display name.")],
+    ] = None,
+    name: Annotated[
+        str | None,
+        typer.Option(
+            "--name",
+            "-n",
+            help="Your display name [env: E2ECHAT_NAME; default: name in the config file].",
+            show_default=False,
+        ),
+    ] = None,
     identity: IdentityOption = None,
     store: Annotated[
         Path | None,
         typer.Option(
-            help="Message store (default: one per identity under the data dir).", show_default=False
+            help="Message store [env: E2ECHAT_STORE; default: one per identity under the"
+            " data dir].",
+            show_default=False,
         ),
     ] = None,
     room: Annotated[str | None, typer.Option(help="Room to show first.")] = None,
-    bell: BellOption = True,
-    toast: ToastOption = True,
+    bell: BellOption = None,
+    toast: ToastOption = None,
+    config_path: ConfigOption = None,
 ) -> None:
-    """Open the chat on a relay (asks for your identity's passphrase)."""
+    """Open the chat on a relay (asks for your identity's passphrase). With no arguments
+    it uses the config file that `e2echat init` wrote."""
     from e2echat_tui.launch import run_chat
 
-    loaded = _load_identity(identity)
+    settings = _load_config(config_path)
+    file = settings.settings
+    file_relays = [file.relay] if isinstance(file.relay, str) else file.relay
+    urls, url_origin = pick(
+        url or None, "the URL argument", RELAY_ENV, _split_urls, file_relays, "relay", settings
+    )
+    if not urls:
+        raise _fail(
+            "no relay URL: give one (e2echat connect ws://HOST:PORT/), set $E2ECHAT_RELAY,"
+            f" or set relay in {settings.path}"
+        )
+    chosen, name_origin = pick(name, "--name", NAME_ENV, str, file.name, "name", settings)
+    if chosen is None:
+        raise _fail(f"no name: give --name NAME, set $E2ECHAT_NAME, or set name in {settings.path}")
+    store_path, _ = pick(
+        store,
+        "--store",
+        STORE_ENV,
+        lambda text: Path(text).expanduser(),
+        settings.file_path(file.store),
+        "store",
+        settings,
+    )
+    loaded = _load_identity(_identity_path(identity, settings))
     try:
         # a person at the terminal is told at once that the relay is unreachable (one
         # try of each URL); once connected, the client reconnects on its own
-        chat = Client(url, identity=loaded, name=name, store=store, connect_timeout=0)
-        asyncio.run(run_chat(chat, room=room, bell=bell, toast=toast))
+        chat = Client(urls, identity=loaded, name=chosen, store=store_path, connect_timeout=0)
+    except InvalidName as exc:
+        raise _fail(f"{name_origin}: {exc}") from None
+    except E2EChatError as exc:
+        raise _fail(f"{url_origin}: {exc}") from None
+    try:
+        asyncio.run(
+            run_chat(
+                chat,
+                room=room or file.room,
+                bell=_flag_or_file(bell, file.notifications.bell),
+                toast=_flag_or_file(toast, file.notifications.toast),
+                preferences=_preferences(settings),
+            )
+        )
     except E2EChatError as exc:
         raise _fail(str(exc)) from None
 
 
+def _split_urls(text: str) -> list[str]:
+    return [part.strip() for part in text.split(",") if part.strip()]
+
+
 @app.command()
-def demo(bell: BellOption = True, toast: ToastOption = True) -> None:
-    """Try e2echat now: a local relay, a greeter bot in `lobby`, and you. Nothing is kept."""
+def demo(
+    bell: BellOption = None, toast: ToastOption = None, config_path: ConfigOption = None
+) -> None:
+    """Try e2echat now: a local relay, a greeter bot in `lobby`, and you. Nothing is kept.
+    Keys, notifications and the theme come from the config file."""
     from e2echat_tui.demo import run_demo
 
+    settings = _load_config(config_path)
+    notifications = settings.settings.notifications
     try:
-        asyncio.run(run_demo(bell=bell, toast=toast))
+        asyncio.run(
+            run_demo(
+                bell=_flag_or_file(bell, notifications.bell),
+                toast=_flag_or_file(toast, notifications.toast),
+                preferences=_preferences(settings),
+            )
+        )
     except E2EChatError as exc:
         raise _fail(str(exc)) from None
 

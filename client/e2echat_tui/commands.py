@@ -48,6 +48,8 @@ COMMANDS: Final[tuple[CommandSpec, ...]] = (
     CommandSpec("clear", "/clear", "Clear the timeline of this room (its stored history stays)."),
     CommandSpec("rooms", "/rooms", "List the relay's listed rooms."),
     CommandSpec("nick", "/nick NAME", "Change your display name (your rooms see it)."),
+    CommandSpec("mute", "/mute", "No bell, toast or desktop notification from this room."),
+    CommandSpec("unmute", "/unmute", "Let this room notify again."),
     CommandSpec("upload", "/upload PATH", "Encrypt a file and send it to the current room."),
     CommandSpec(
         "download",
@@ -147,6 +149,13 @@ class Nick:
 
 
 @dataclass(frozen=True, slots=True)
+class Mute:
+    """``/mute`` (True) or ``/unmute`` (False) the current room."""
+
+    mute: bool
+
+
+@dataclass(frozen=True, slots=True)
 class Upload:
     """``path`` as typed (``~`` not yet expanded)."""
 
@@ -189,6 +198,7 @@ Command = (
     | Names
     | Clear
     | Nick
+    | Mute
     | Upload
     | Download
     | Cancel
@@ -205,6 +215,8 @@ _NO_ARGS: Final[dict[str, Command]] = {
     "topic": Topic(),
     "names": Names(),
     "clear": Clear(),
+    "mute": Mute(True),
+    "unmute": Mute(False),
     "download": Download(),
     "cancel": Cancel(),
     "quit": Quit(),

@@ -117,6 +117,9 @@ class Composer(TextArea):
             self.path = path
             self.text = text
 
+    class PastEnd(Message):
+        """End with the cursor already at the end of the draft: show the newest message."""
+
     class Completing(Message):
         """Tab found several candidates (``index`` is shown), or none are left (empty)."""
 
@@ -131,6 +134,7 @@ class Composer(TextArea):
         completer: Completer = lambda before: NOTHING,
         send_keys: tuple[str, ...] = DEFAULT_SEND_KEYS,
         newline_keys: tuple[str, ...] = DEFAULT_NEWLINE_KEYS,
+        vi: bool = False,
         id: str | None = None,
     ) -> None:
         super().__init__(
@@ -146,6 +150,10 @@ class Composer(TextArea):
         self.newline_keys = frozenset(newline_keys)
         self.input_history = InputHistory()
         self._cycle: _Cycle | None = None
+        self.vi = vi
+        self.normal_mode = False
+        """vi's normal mode (``vi`` only): keys move and edit, letters are not typed."""
+        self._pending = ""  # the first key of a two-key vi command (dd)
 
     # ------------------------------------------------------------ drafts
 
@@ -157,10 +165,20 @@ class Composer(TextArea):
 
     # ------------------------------------------------------------ keys
 
+    def set_normal_mode(self, normal: bool) -> None:
+        self.normal_mode, self._pending = normal, ""
+        self.border_subtitle = "NORMAL  i: insert" if normal else ""
+
     async def _on_key(self, event: events.Key) -> None:
         key = event.key
         handled = True
-        if key == "tab":
+        if self.normal_mode and key not in self.send_keys and self._vi_normal(event):
+            pass
+        elif self.vi and key == "escape" and self._cycle is None:
+            self.set_normal_mode(True)
+        elif key == "end" and self.cursor_location == self.document.end:
+            self.post_message(self.PastEnd())
+        elif key == "tab":
             self.complete(1)
         elif key == "shift+tab":
             self.complete(-1)
@@ -191,6 +209,48 @@ class Composer(TextArea):
             return
         self._end_cycle()
         await super()._on_key(event)
+
+    def _vi_normal(self, event: events.Key) -> bool:
+        """A key of vi's normal mode; True if it was one (letters never get typed)."""
+        char, pending = event.character or "", self._pending
+        self._pending = ""
+        motions = {
+            "h": self.action_cursor_left,
+            "l": self.action_cursor_right,
+            "0": self.action_cursor_line_start,
+            "$": self.action_cursor_line_end,
+            "w": self.action_cursor_word_right,
+            "b": self.action_cursor_word_left,
+            "x": self.action_delete_right,
+            "D": self.action_delete_to_end_of_line,
+            "u": self.action_undo,
+        }
+        if char in motions:
+            motions[char]()
+        elif char in ("j", "k"):
+            step = 1 if char == "j" else -1
+            if not self._walk_history(step):
+                (self.action_cursor_down if step > 0 else self.action_cursor_up)()
+        elif char == "d":
+            if pending == "d":
+                self.set_draft("")
+            else:
+                self._pending = "d"
+        elif char in ("i", "a", "A", "I", "o"):
+            {
+                "a": self.action_cursor_right,
+                "A": self.action_cursor_line_end,
+                "I": self.action_cursor_line_start,
+            }.get(char, lambda: None)()
+            if char == "o":
+                self.action_cursor_line_end()
+                self.insert("\n")
+            self.set_normal_mode(False)
+        elif event.is_printable:
+            self.app.bell()  # not a command of normal mode; nothing is typed
+        else:
+            return False  # arrows, Home, End, ... work as in insert mode
+        return True
 
     def _walk_history(self, step: int) -> bool:
         """Up on the first line / Down on the last walk the history; True if it did."""

@@ -17,6 +17,7 @@ from e2echat_server.relay import Relay
 
 from e2echat import Client, Identity, MemberJoined, Message, Room
 from e2echat_tui.app import ChatApp
+from e2echat_tui.config import Preferences
 from e2echat_tui.launch import run_app
 from e2echat_tui.preview import detect_graphics
 
@@ -81,11 +82,20 @@ async def demo_session(workdir: Path, name: str = "guest") -> AsyncIterator[Clie
                     await greeter
 
 
-async def run_demo(*, bell: bool = True, toast: bool = True) -> None:
+async def run_demo(
+    *, bell: bool = True, toast: bool = True, preferences: Preferences | None = None
+) -> None:
     """Run the whole demo until the user quits; nothing is left behind."""
     logging.getLogger().addHandler(logging.NullHandler())  # no relay logs over the TUI
     graphics = detect_graphics()  # before the app takes the terminal
     with tempfile.TemporaryDirectory(prefix="e2echat-demo-") as workdir:
         async with demo_session(Path(workdir)) as you:
-            app = ChatApp(you, room=LOBBY, bell=bell, toast=toast, graphics=graphics)
+            app = ChatApp(
+                you,
+                room=LOBBY,
+                bell=bell,
+                toast=toast,
+                graphics=graphics,
+                preferences=preferences,
+            )
             await run_app(app)

@@ -10,6 +10,7 @@ from textual.app import App
 
 from e2echat import Client
 from e2echat_tui.app import ChatApp
+from e2echat_tui.config import Preferences
 from e2echat_tui.preview import detect_graphics
 
 # SIGHUP does not exist on Windows, where the loop cannot take signal handlers anyway.
@@ -46,7 +47,12 @@ async def run_app(app: ChatApp) -> None:
 
 
 async def run_chat(
-    chat: Client, *, room: str | None = None, bell: bool = True, toast: bool = True
+    chat: Client,
+    *,
+    room: str | None = None,
+    bell: bool = True,
+    toast: bool = True,
+    preferences: Preferences | None = None,
 ) -> None:
     """Connect, run the app until the user quits, disconnect.
 
@@ -54,6 +60,13 @@ async def run_chat(
     the connection opens, so nothing of the session is missed. The terminal is asked
     for image support first, while it is still ours to ask.
     """
-    app = ChatApp(chat, room=room, bell=bell, toast=toast, graphics=detect_graphics())
+    app = ChatApp(
+        chat,
+        room=room,
+        bell=bell,
+        toast=toast,
+        graphics=detect_graphics(),
+        preferences=preferences,
+    )
     async with chat:
         await run_app(app)

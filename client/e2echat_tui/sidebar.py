@@ -26,6 +26,7 @@ class RoomRow(Widget):
 
     unread: reactive[int] = reactive(0)
     mentions: reactive[int] = reactive(0)
+    muted: reactive[bool] = reactive(False)
 
     def __init__(self, room: str, secret: bool) -> None:
         super().__init__()
@@ -44,6 +45,8 @@ class RoomRow(Widget):
             text.append(f" {self.unread}", Style(color="#5fafff"))
         if self.mentions:
             text.append(f" @{self.mentions}", Style(color="#000000", bgcolor="#d7af00", bold=True))
+        if self.muted:
+            text.append(" muted", Style(color="#6c6c6c", italic=True))
         return text
 
     def on_click(self, event: events.Click) -> None:

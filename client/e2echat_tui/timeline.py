@@ -21,6 +21,7 @@ from textual.strip import Strip
 from e2echat_tui.lines import Entry, RoomLog
 
 SELECTED_STYLE = Style(bgcolor="#303a4a")
+MARKER_STYLE = Style(color="#000000", bgcolor="#d7af00", bold=True)
 
 
 class Timeline(ScrollView, can_focus=True):
@@ -60,6 +61,9 @@ class Timeline(ScrollView, can_focus=True):
         self._base_style: Style | None = None  # self.rich_style walks the DOM: once per CSS
         self.selected: Entry | None = None
         self._selected_at = -1
+        self.unseen = 0
+        """Entries appended while the reader was scrolled up: the marker counts them."""
+        self._known = 0
 
     def notify_style_update(self) -> None:
         super().notify_style_update()
@@ -69,14 +73,35 @@ class Timeline(ScrollView, can_focus=True):
         """Display ``log``, scrolled to its end."""
         self.log_view = log
         self.selected = None
+        self.unseen, self._known = 0, len(log.entries)
         self._relayout()
         self._follow()
+
+    def newest(self) -> None:
+        """Back to the bottom (End): the marker goes."""
+        self.unseen = 0
+        self.refresh()
+        self._follow()
+
+    @property
+    def at_bottom(self) -> bool:
+        return self.scroll_offset.y >= self.max_scroll_y
+
+    def watch_scroll_y(self, old: float, new: float) -> None:
+        super().watch_scroll_y(old, new)
+        if self.unseen and new >= self.max_scroll_y:
+            self.unseen = 0
+            self.refresh()
 
     def appended(self, log: RoomLog) -> None:
         """``log`` grew: update the scroll extent, and follow if we were at the bottom."""
         if log is not self.log_view:
             return
-        at_bottom = self.scroll_offset.y >= self.max_scroll_y
+        at_bottom = self.at_bottom
+        entries = len(log.entries)
+        if not at_bottom:
+            self.unseen += max(entries - self._known, 1)  # at the kept limit, len stays
+        self._known = entries
         self._relayout()
         if at_bottom:
             self._follow()
@@ -87,6 +112,7 @@ class Timeline(ScrollView, can_focus=True):
             return
         at_bottom = self.scroll_offset.y >= self.max_scroll_y
         before = self.virtual_size.height
+        self._known = len(log.entries)
         self._relayout()
         if at_bottom:
             self._follow()
@@ -172,6 +198,8 @@ class Timeline(ScrollView, can_focus=True):
         if self._base_style is None:
             self._base_style = self.rich_style
         style = self._base_style
+        if self.unseen and y == self.scrollable_content_region.height - 1:
+            return self._marker(width)
         line = self.scroll_offset.y + y
         strip = self.log_view.line(line)
         if strip is None:
@@ -181,3 +209,9 @@ class Timeline(ScrollView, can_focus=True):
         if index is not None and line in self.log_view.span(index):
             strip = strip.apply_style(SELECTED_STYLE)
         return strip
+
+    def _marker(self, width: int) -> Strip:
+        """The bottom line while new messages wait below the reader."""
+        count = f"{self.unseen:,} new message{'s' if self.unseen != 1 else ''}"
+        text = f" ↓ {count} below · End ".center(width, "─")[:width]
+        return Strip([Segment(text, MARKER_STYLE)], width).crop_extend(0, width, MARKER_STYLE)

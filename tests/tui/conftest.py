@@ -4,6 +4,7 @@ from datetime import UTC, timedelta
 
 import pytest
 from e2echat_tui.app import ChatApp
+from e2echat_tui.config import Preferences
 
 from .fake import EPOCH, FakeChat
 
@@ -37,10 +38,19 @@ class FixedApp(ChatApp):
         self.composer.cursor_blink = False
 
 
-def fixed_app(chat: FakeChat, *, toast: bool = True) -> ChatApp:
+def fixed_app(
+    chat: FakeChat, *, toast: bool = True, preferences: Preferences | None = None
+) -> ChatApp:
     """An app whose every time and key is fixed, for Pilot tests and snapshots."""
     later = EPOCH + timedelta(minutes=10)
-    return FixedApp(chat, timezone=UTC, clock=lambda: later, bell=False, toast=toast)  # type: ignore[arg-type]
+    return FixedApp(
+        chat,  # type: ignore[arg-type]
+        timezone=UTC,
+        clock=lambda: later,
+        bell=False,
+        toast=toast,
+        preferences=preferences,
+    )
 
 
 @pytest.fixture

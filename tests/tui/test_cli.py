@@ -42,7 +42,8 @@ def test_help_everywhere(runner: CliRunner, command: list[str]) -> None:
 def test_init_with_the_real_kdf_then_fingerprint(runner: CliRunner, tmp_path: Path) -> None:
     result = runner.invoke(app, ["init"], input="correct horse\ncorrect horse\n")
     assert result.exit_code == 0, result.output
-    fingerprint = result.output.strip().splitlines()[-1].removeprefix("Fingerprint: ")
+    (line,) = [each for each in result.output.splitlines() if each.startswith("Fingerprint: ")]
+    fingerprint = line.removeprefix("Fingerprint: ")
     assert (tmp_path / "identity.key").exists()
     again = runner.invoke(app, ["fingerprint"], input="correct horse\n")
     assert again.exit_code == 0
@@ -97,3 +98,78 @@ def test_connect_failures_are_readable(
     bad_name = runner.invoke(app, [*args[:3], "bad\x1bname", *args[4:]], input="pw\n")
     assert bad_name.exit_code == 1
     assert "error:" in bad_name.output
+
+
+CONFIG_KEYS = ("identity", "relay", "name", "notifications", "keymap")
+
+
+def test_init_writes_a_config_that_connect_reads(
+    runner: CliRunner, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """init keeps relay and name; connect with no arguments uses them, a flag wins over
+    the environment, which wins over the file (seen in the error naming the source)."""
+    args = ["init", "--relay", "ws://127.0.0.1:1/", "--name", 'Ann "A" Lee']
+    result = runner.invoke(app, args, input="pw\npw\n")
+    assert result.exit_code == 0, result.output
+    written = tmp_path / "config.toml"
+    assert f"Config file written to {written}" in result.output
+    text = written.read_text()
+    assert 'relay = ["ws://127.0.0.1:1/"]' in text
+    assert 'name = "Ann \\"A\\" Lee"' in text
+    again = runner.invoke(app, ["init", "--force"], input="pw\npw\n")
+    assert "kept as it is" in again.output
+    assert written.read_text() == text  # never replaced
+    monkeypatch.setenv("E2ECHAT_PASSPHRASE", "pw")
+    from_file = runner.invoke(app, ["connect"])
+    assert from_file.exit_code == 1
+    assert from_file.output.count("error:") == 1
+    assert "'127.0.0.1', 1" in from_file.output  # the file's relay was tried
+    monkeypatch.setenv("E2ECHAT_NAME", "bad\x1bname")
+    from_env = runner.invoke(app, ["connect"])
+    assert "error: $E2ECHAT_NAME:" in from_env.output
+    flag = runner.invoke(app, ["connect", "--name", "bad\x1bflag"])
+    assert "error: --name:" in flag.output
+
+
+def test_connect_without_a_relay_says_where_to_give_one(runner: CliRunner) -> None:
+    result = runner.invoke(app, ["connect"])
+    assert result.exit_code == 1
+    assert "no relay URL" in result.output
+    assert "$E2ECHAT_RELAY" in result.output
+
+
+@pytest.mark.parametrize(
+    ("text", "problem"),
+    [
+        ("relay = 3", "relay: expected str | array | null, got int"),
+        ('relay = "http://x/"', 'relay: "http://x/" is not a ws:// or wss:// URL'),
+        ("nmae = 'a'", "nmae: no such setting"),
+        ("[notifications]\nbell = 'yes'", "notifications.bell: expected bool, got str"),
+        ("[notifications]\non = 'always'", "notifications.on: invalid enum value 'always'"),
+        ("[notifications]\nmuted = [1]", "notifications.muted[0]: expected str, got int"),
+        ("[keymap]\nfly = 'f9'", "keymap.fly: no such action"),
+        ("[keymap]\nquit = 'ctrl+qq'", 'keymap.quit: "ctrl+qq" is not a key name'),
+        ("theme = 'neon'", 'theme: no theme "neon"'),
+        ("relay = [", "not valid TOML"),
+    ],
+)
+def test_a_bad_config_is_one_error_naming_file_and_key(
+    runner: CliRunner, tmp_path: Path, text: str, problem: str
+) -> None:
+    path = tmp_path / "config.toml"
+    path.write_text(text)
+    for command in (["connect"], ["demo"], ["init"]):
+        result = runner.invoke(app, command, input="pw\npw\n")
+        assert result.exit_code == 1
+        assert result.output.count("error:") == 1
+        assert f"error: {path}: {problem}" in result.output
+        assert "Traceback" not in result.output
+    assert path.read_text() == text  # nothing changed
+    assert not (tmp_path / "identity.key").exists()
+
+
+def test_keys_of_the_config(tmp_path: Path) -> None:
+    from e2echat_tui.config import valid_key
+
+    assert all(map(valid_key, ["ctrl+k", "alt+1", "f5", "a", "ctrl+shift+end", "question_mark"]))
+    assert not any(map(valid_key, ["", "ctrl+", "ctrl+ctrl+a", "hyperdrive+a", "nokey", "a b"]))

@@ -85,3 +85,30 @@ def test_narrow_layout(snap_compare: SnapCompare) -> None:
         await settle(pilot)
 
     assert snap_compare(fixed_app(chat), terminal_size=NARROW, run_before=mention)
+
+
+def test_room_switcher(snap_compare: SnapCompare) -> None:
+    async def switcher(pilot: Pilot[None]) -> None:
+        await pilot.press("ctrl+g", *"te")
+        for _ in range(100):  # the palette searches in a worker
+            await pilot.pause(0.01)
+            if "team" in "".join(str(pilot.app.screen.render_line(y)) for y in range(10)):
+                break
+        await settle(pilot)
+
+    assert snap_compare(fixed_app(populated_chat()), terminal_size=SIZE, run_before=switcher)
+
+
+def test_new_messages_marker(snap_compare: SnapCompare) -> None:
+    chat = populated_chat()
+    lobby = chat.directory["lobby"]
+    for number in range(40):
+        chat.record(lobby, lobby.member_list[1], f"older message {number}")
+
+    async def scrolled_up(pilot: Pilot[None]) -> None:
+        await settle(pilot)
+        await pilot.press("pageup")
+        chat.deliver("lobby", "carol", "a new one")
+        await settle(pilot)
+
+    assert snap_compare(fixed_app(chat), terminal_size=SIZE, run_before=scrolled_up)

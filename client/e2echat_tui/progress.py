@@ -1,0 +1,71 @@
+"""Long work in the status line: ``syncing #lobby: 3,000 of 10,000 · reconnecting…``.
+
+``ProgressBoard`` holds what runs, in start order; each ``start`` returns an
+``Activity`` the worker advances and finishes. The board only keeps state and says
+when its text changed (``on_change``): the app binds that text to the header, so a
+thousand steps cost a thousand string updates and one redraw per frame, never a wait
+in the worker. Any part of the app may use it (connecting, loading history, files).
+"""
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from e2echat_tui.safe import escape_controls
+
+
+@dataclass(eq=False)
+class Activity:
+    """One piece of long work: ``label`` and, once known, ``done`` of ``total``."""
+
+    board: "ProgressBoard" = field(repr=False)
+    label: str
+    done: int = 0
+    total: int | None = None
+
+    def advance(self, done: int, total: int | None = None) -> None:
+        """``done`` units so far (of ``total``, if given now or before)."""
+        self.done = done
+        if total is not None:
+            self.total = total
+        self.board.changed()
+
+    def relabel(self, label: str) -> None:
+        self.label = label
+        self.board.changed()
+
+    def finish(self) -> None:
+        """The work ended (idempotent)."""
+        self.board.end(self)
+
+    @property
+    def text(self) -> str:
+        label = escape_controls(self.label)
+        if self.total is None:
+            return f"{label}: {self.done:,}" if self.done else f"{label}…"
+        return f"{label}: {self.done:,} of {self.total:,}"
+
+
+class ProgressBoard:
+    """The activities under way; ``text`` is the status line's part for them."""
+
+    def __init__(self, on_change: Callable[[str], None] = lambda text: None) -> None:
+        self.activities: list[Activity] = []
+        self.on_change = on_change
+
+    def start(self, label: str, total: int | None = None) -> Activity:
+        activity = Activity(self, label, 0, total)
+        self.activities.append(activity)
+        self.changed()
+        return activity
+
+    def end(self, activity: Activity) -> None:
+        if activity in self.activities:
+            self.activities.remove(activity)
+            self.changed()
+
+    def changed(self) -> None:
+        self.on_change(self.text)
+
+    @property
+    def text(self) -> str:
+        return " · ".join(activity.text for activity in self.activities)

@@ -1,0 +1,244 @@
+"""Pilot tests of the keys: rooms by number and by name, the newest message and its
+marker, vi mode, remapping, links, and notifications (mute, modes, desktop)."""
+
+import asyncio
+
+import pytest
+from e2echat_tui.app import ChatApp
+from e2echat_tui.composer import Composer
+from e2echat_tui.config import Preferences
+from e2echat_tui.lines import Entry
+from e2echat_tui.links import find_urls, links_in
+from e2echat_tui.notify import DesktopNotifier
+from e2echat_tui.progress import ProgressBoard
+from rich.style import Style
+from textual.command import CommandPalette
+
+from .conftest import SIZE, fixed_app
+from .fake import FakeChat
+from .screen import screen_text
+from .test_app import settle, started, submit, until_screen
+
+
+async def test_alt_numbers_show_rooms_by_place(app: ChatApp, chat: FakeChat) -> None:
+    async with app.run_test(size=SIZE) as pilot:
+        await started(app, chat)
+        await pilot.press("alt+2")
+        assert app.current == "team"
+        await pilot.press("alt+9")  # no ninth room: nothing moves
+        assert app.current == "team"
+        await pilot.press("alt+1")
+        assert app.current == "lobby"
+
+
+async def test_the_room_switcher_finds_a_room_by_letters(app: ChatApp, chat: FakeChat) -> None:
+    async with app.run_test(size=SIZE) as pilot:
+        await started(app, chat)
+        await pilot.press("ctrl+g")
+        await until_screen(pilot, CommandPalette)
+        await pilot.press(*"tm")  # a subsequence of "team"
+        for _ in range(100):
+            await pilot.pause(0.01)
+            if "team" in screen_text(app):
+                break
+        await pilot.press("down", "enter")
+        for _ in range(100):
+            if app.current == "team":
+                break
+            await pilot.pause(0.01)
+        assert app.current == "team"
+        assert isinstance(app.focused, Composer)
+
+
+async def test_end_and_the_new_messages_marker(chat: FakeChat) -> None:
+    lobby = chat.directory["lobby"]
+    for number in range(60):
+        chat.record(lobby, lobby.member_list[1], f"old {number}")
+    app = fixed_app(chat)
+    async with app.run_test(size=SIZE) as pilot:
+        await started(app, chat)
+        await pilot.pause()
+        await pilot.press("pageup")
+        await pilot.pause()
+        chat.deliver("lobby", "bob", "fresh one")
+        chat.deliver("lobby", "bob", "fresh two")
+        await settle(pilot)
+        assert app.timeline.unseen == 2
+        assert "↓ 2 new messages below · End" in screen_text(app)
+        assert "fresh two" not in screen_text(app)
+        await pilot.press("end")  # the draft is empty: its end is where the cursor is
+        await pilot.pause()
+        await pilot.pause()
+        assert app.timeline.unseen == 0
+        assert "fresh two" in screen_text(app)
+        assert "new messages below" not in screen_text(app)
+        await pilot.press("pageup")
+        chat.deliver("lobby", "bob", "third")
+        await settle(pilot)
+        app.composer.text = "draft"
+        app.composer.move_cursor((0, 0))
+        await pilot.press("end")  # first End: the end of the draft
+        assert app.timeline.unseen == 1
+        await pilot.press("ctrl+end")
+        await pilot.pause()
+        await pilot.pause()
+        assert app.timeline.unseen == 0
+        assert app.composer.text == "draft"
+
+
+async def test_vi_mode(chat: FakeChat) -> None:
+    app = fixed_app(chat, preferences=Preferences(vi=True))
+    async with app.run_test(size=SIZE) as pilot:
+        await started(app, chat)
+        composer = app.composer
+        await pilot.press(*"hello world")
+        await pilot.press("escape")
+        assert composer.normal_mode
+        assert "NORMAL" in screen_text(app)
+        await pilot.press("0", "x", "w", "D")  # delete "h"; past "ello", delete the rest
+        assert composer.text == "ello"
+        await pilot.press("q")  # not a command: nothing typed
+        assert composer.text == "ello"
+        await pilot.press("I", *"y")
+        assert not composer.normal_mode
+        assert composer.text == "yello"
+        await pilot.press("escape", "d", "d")
+        assert composer.text == ""
+        await pilot.press("i", *"sent")
+        await pilot.press("enter")
+        await settle(pilot)
+        assert chat.sent[-1] == ("lobby", "sent")
+
+
+async def test_keys_are_remapped_from_the_config(chat: FakeChat) -> None:
+    keymap = {"switch_room": "ctrl+k", "room_2": "f9", "send": "ctrl+s", "newline": "enter"}
+    app = fixed_app(chat, preferences=Preferences(keymap=keymap))
+    async with app.run_test(size=SIZE) as pilot:
+        await started(app, chat)
+        await pilot.press("f9")
+        assert app.current == "team"
+        await pilot.press("alt+2", "alt+1")  # alt+2 is no longer bound; alt+1 still is
+        assert app.current == "lobby"
+        await pilot.press(*"one", "enter", *"two", "ctrl+s")
+        await settle(pilot)
+        assert chat.sent[-1] == ("lobby", "one\ntwo")
+        await pilot.press("ctrl+k")
+        await until_screen(pilot, CommandPalette)
+        await pilot.press("escape")
+        app.composer.text = "/help"
+        await pilot.press("ctrl+s")
+        await settle(pilot)
+        assert "ctrl+k — find a room by a few letters" in app.tabs["lobby"].log.entries[-1].body
+
+
+def _entry(text: str) -> Entry:
+    return Entry(prefix=(), body=text, body_style=Style())
+
+
+def test_links_are_found_without_their_punctuation() -> None:
+    text = "see https://example.org/a_(b), http://x.test/p?q=1. and ftp://no.pe"
+    assert find_urls(text) == ["https://example.org/a_(b)", "http://x.test/p?q=1"]
+    assert find_urls("https://evil.test/\\x1b[31m") == ["https://evil.test/"]
+    found = links_in([_entry("https://a.test/1"), _entry("https://b.test/ and https://a.test/1")])
+    assert [link.url for link in found] == ["https://a.test/1", "https://b.test/"]
+    (lookalike,) = links_in([_entry("https://p\u0430ypal.com/login")])
+    assert lookalike.about == "host xn--pypal-4ve.com"
+
+
+async def test_a_link_opens_only_when_chosen(
+    app: ChatApp, chat: FakeChat, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    opened: list[str] = []
+    monkeypatch.setattr("webbrowser.open", opened.append)
+    async with app.run_test(size=SIZE) as pilot:
+        await started(app, chat)
+        chat.deliver("lobby", "bob", "[link=https://evil.test]x[/link] https://safe.test/doc")
+        await settle(pilot)
+        assert "[link=https://evil.test]x[/link]" in screen_text(app)  # shown as typed
+        assert opened == []
+        await pilot.press("ctrl+o")
+        await until_screen(pilot, CommandPalette)
+        for _ in range(100):
+            await pilot.pause(0.01)
+            if "host safe.test" in screen_text(app):
+                break
+        await pilot.press("down", "enter")
+        for _ in range(200):
+            if opened:
+                break
+            await pilot.pause(0.01)
+        assert opened == ["https://safe.test/doc"]
+
+
+async def test_mute_and_notification_modes(chat: FakeChat) -> None:
+    app = fixed_app(chat, preferences=Preferences(notify_on="messages", muted=frozenset({"team"})))
+    async with app.run_test(size=SIZE) as pilot:
+        await started(app, chat)
+        assert "team muted" in screen_text(app)
+        chat.deliver("team", "bob", "@alice in a muted room")
+        await settle(pilot)
+        assert not app._notifications
+        assert app.room_list.rows["team"].mentions == 1  # still counted
+        await submit(pilot, "/mute")
+        chat.deliver("lobby", "bob", "lobby is muted now")
+        await settle(pilot)
+        assert not app._notifications
+        await submit(pilot, "/unmute")
+        assert app.tabs["lobby"].log.entries[-1].body == "lobby notifies again"
+        app.switch_to("team")
+        await submit(pilot, "/unmute")
+        chat.deliver("lobby", "bob", "no mention, another room")
+        await settle(pilot)
+        assert [n.title for n in app._notifications] == ["bob in lobby"]
+
+
+async def test_mentions_only_by_default(app: ChatApp, chat: FakeChat) -> None:
+    async with app.run_test(size=SIZE) as pilot:
+        await started(app, chat)
+        chat.deliver("team", "bob", "no mention")
+        await settle(pilot)
+        assert not app._notifications
+
+
+def test_desktop_notifications_pass_text_as_arguments(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("shutil.which", lambda name: f"/usr/bin/{name}")
+    command = DesktopNotifier().command("bob in lobby", "<b>hi</b> & $(rm -rf ~)")
+    assert command == [
+        "/usr/bin/notify-send",
+        "--app-name=e2echat",
+        "--",
+        "bob in lobby",
+        "&lt;b&gt;hi&lt;/b&gt; &amp; $(rm -rf ~)",
+    ]
+    monkeypatch.setattr("shutil.which", lambda name: None)
+    nothing = DesktopNotifier()
+    assert nothing.command("t", "b") is None
+    told = [asyncio.run(nothing.send("t", "b")) for _ in range(2)]
+    assert told == ["Desktop notifications need notify-send or osascript on the PATH.", None]
+
+
+def test_the_progress_board() -> None:
+    shown: list[str] = []
+    board = ProgressBoard(shown.append)
+    sync = board.start("syncing #lobby")
+    sync.advance(3000, 10_000)
+    connecting = board.start("reconnecting")
+    assert board.text == "syncing #lobby: 3,000 of 10,000 · reconnecting…"
+    sync.finish()
+    sync.finish()
+    assert shown[-1] == "reconnecting…"
+    connecting.finish()
+    assert shown[-1] == ""
+
+
+async def test_connecting_shows_in_the_status_line(app: ChatApp, chat: FakeChat) -> None:
+    from e2echat import ConnectionState
+
+    async with app.run_test(size=SIZE) as pilot:
+        await started(app, chat)
+        chat.change_connection(ConnectionState.RECONNECTING, "relay restarting")
+        await settle(pilot)
+        assert "reconnecting…" in screen_text(app).splitlines()[0]
+        chat.change_connection(ConnectionState.CONNECTED)
+        await settle(pilot)
+        assert "reconnecting…" not in screen_text(app).splitlines()[0]
