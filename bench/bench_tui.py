@@ -1,5 +1,6 @@
-"""Terminal client speed: launch to interactive with 10,000 stored messages, and
-appending 1,000 incoming messages. Run: ``uv run python bench/bench_tui.py``.
+"""Terminal client speed: launch to interactive with 10,000 stored messages,
+appending 1,000 incoming messages, and typing latency. Run:
+``uv run python bench/bench_tui.py``.
 
 The app runs headless (Textual's ``run_test``). First over the test double of the
 library (``tests/tui/fake.py``), so the figures are the TUI's own cost (layout,
@@ -7,10 +8,15 @@ rendering, bookkeeping); baselines from the same run: launching with an empty hi
 and appending the same lines to Textual's stock ``Log`` widget. Then end to end over the
 real library and an embedded relay: connect + load 10,000 messages from the encrypted
 store, and 1,000 messages sent by another client, encrypted, relayed, decrypted and shown.
+Typing latency is measured on the real program in a pseudo-terminal (``e2echat demo``,
+so a relay, a greeter and the library run too): from writing one key to the terminal to
+reading its echo back; the baseline is a bare Textual ``TextArea`` app in the same way.
 """
 
 import argparse
 import asyncio
+import os
+import shutil
 import statistics
 import sys
 import tempfile
@@ -19,6 +25,7 @@ from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any
 
+import pexpect
 from e2echat_server.config import RelayConfig
 from e2echat_server.relay import Relay
 from e2echat_tui.app import ChatApp, ChatMessage
@@ -173,6 +180,64 @@ async def library_cases(stored: int, runs: int) -> tuple[list[float], list[float
     return launches, loaded, appends
 
 
+BARE_TEXT_AREA = """
+from textual.app import App
+from textual.widgets import Footer, TextArea
+class Bare(App):
+    def compose(self):
+        yield TextArea(id="t")
+        yield Footer()
+    def on_mount(self):
+        self.query_one(TextArea).focus()
+Bare().run()
+"""
+ECHOED = "x"  # a letter no escape sequence of Textual's output contains
+CLEAR_LINE = "\x15"  # ctrl+u, between batches of keys (not timed)
+
+
+def type_in_a_terminal(command: list[str], ready: str, keys: int) -> list[float]:
+    """Seconds from writing each key to the pty until its echo is read back."""
+    env = {**os.environ, "TERM": "xterm-256color", "E2ECHAT_IMAGES": "off"}
+    child = pexpect.spawn(command[0], command[1:], env=env, dimensions=(40, 120))
+    child.delaybeforesend = None  # pexpect waits 50 ms before each send by default
+    try:
+        child.expect(ready, timeout=60)
+        time.sleep(1.0)  # the first frames and the greeter's welcome are drawn
+        samples: list[float] = []
+        for number in range(keys):
+            if number % 50 == 0:
+                child.send(CLEAR_LINE)
+                time.sleep(0.05)
+            while True:  # drain what was drawn before, so only this key's echo matches
+                try:
+                    child.read_nonblocking(65536, timeout=0.02)
+                except pexpect.TIMEOUT:
+                    break
+            child.buffer = b""  # and what the last match left unread
+            start = time.perf_counter()
+            child.send(ECHOED)
+            # the line is redrawn whole: only this key's frame holds one more x than before
+            child.expect_exact(ECHOED.encode() * (number % 50 + 1), timeout=5)
+            samples.append(time.perf_counter() - start)
+        return samples
+    finally:
+        child.close(force=True)
+
+
+def percentile(samples: list[float], fraction: float) -> float:
+    ordered = sorted(samples)
+    return ordered[min(int(len(ordered) * fraction), len(ordered) - 1)]
+
+
+def report_latency(name: str, samples: list[float]) -> float:
+    p99 = percentile(samples, 0.99)
+    print(
+        f"{name:<58} median {statistics.median(samples) * 1000:6.2f} ms  p99 {p99 * 1000:6.2f} ms"
+        f"  max {max(samples) * 1000:.2f} ms (n={len(samples)})"
+    )
+    return p99
+
+
 def report(name: str, samples: list[float]) -> float:
     median = statistics.median(samples)
     print(
@@ -189,7 +254,25 @@ def measure(name: str, runs: int, case: Callable[[], Coroutine[Any, Any, float]]
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=7)
-    runs = parser.parse_args().runs
+    parser.add_argument("--keys", type=int, default=500, help="keys typed per latency case")
+    parser.add_argument("--typing", action="store_true", help="only the typing latency cases")
+    arguments = parser.parse_args()
+    runs, keys = arguments.runs, arguments.keys
+    program = shutil.which("e2echat", path=str(Path(sys.executable).parent)) or "e2echat"
+    bare = report_latency(
+        "typing: key to echo, bare Textual TextArea (baseline)",
+        type_in_a_terminal([sys.executable, "-c", BARE_TEXT_AREA], "\\^p", keys),
+    )
+    typing = report_latency(
+        "typing: key to echo, e2echat demo",
+        type_in_a_terminal([program, "demo", "--no-bell"], "greeter", keys),
+    )
+    print(
+        f"typing p99 / bare TextArea: {typing / bare:.2f}x   p99 goal < 16 ms: "
+        f"{'met' if typing < 0.016 else 'MISSED'}"
+    )
+    if arguments.typing:
+        return
     empty = measure("launch, empty history (baseline)", runs, lambda: launch(0))
     full = measure("launch, 10,000 stored messages", runs, lambda: launch(10_000))
     measure(
