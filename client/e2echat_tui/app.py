@@ -45,6 +45,7 @@ from e2echat import (
 )
 from e2echat_tui import commands as cmd
 from e2echat_tui import terminal
+from e2echat_tui.chooser import Choice, choose
 from e2echat_tui.completion import Completion, complete
 from e2echat_tui.composer import CompletionMenu, Composer, InputHistory
 from e2echat_tui.config import Preferences
@@ -442,10 +443,8 @@ class ChatApp(App[None]):
             badges.append("muted" if name in self.muted else "")
             return " · ".join(b for b in badges if b) or "no unread messages"
 
-        self.search_commands(
-            [(name, functools.partial(self.switch_to, name), about(name)) for name in self.tabs],
-            placeholder="Room…",
-        )
+        rooms = [Choice(n, functools.partial(self.switch_to, n), about(n)) for n in self.tabs]
+        choose(self, rooms, "Room…")
 
     def action_newest(self) -> None:
         self.timeline.newest()
@@ -461,10 +460,8 @@ class ChatApp(App[None]):
         if not found:
             self.say("No link in this room's recent messages.")
             return
-        self.search_commands(
-            [(link.url, functools.partial(self._open, link.url), link.about) for link in found],
-            placeholder="Link to open…",
-        )
+        links = [Choice(x.url, functools.partial(self._open, x.url), x.about) for x in found]
+        choose(self, links, "Link to open…")
 
     def _open(self, url: str) -> None:
         self.say(f"Opening {url}")

@@ -20,7 +20,7 @@ MAX_LINKS: Final = 50
 
 # No spaces, quotes, angle brackets or backslashes (an escape like \x1b shows as text).
 _URL: Final = re.compile(r"https?://[^\s<>\"'\\`]+", re.IGNORECASE)
-_TRAILING: Final = ".,;:!?)]}*_"
+_TRAILING: Final = ".,;:!?)]}*_\u201d\u2019\u00bb\u203a"  # and closing quotes
 
 
 @dataclass(frozen=True, slots=True)
