@@ -313,7 +313,8 @@ class ChatApp(App[None]):
         if room.name in self.tabs:
             return
         tab = self.tabs[room.name] = RoomTab(room, RoomLog(self.history_limit))  # claimed
-        self.room_list.add(room.name, room.secret).muted = room.name in self.muted
+        row = self.room_list.add(room.name, room.secret, self._peer_label(room))
+        row.muted = room.name in self.muted
         history = await room.history(limit=self.first_page)
         tab.log.extend(self._entries(history))
         tab.loaded_seq = max((message.seq for message in history), default=0)
@@ -566,6 +567,8 @@ class ChatApp(App[None]):
                 await self._create(parsed)
             case cmd.Join():
                 await self._join(parsed)
+            case cmd.Msg(name, text):
+                await self._direct(name, text)
             case cmd.Leave():
                 tab = self._require_room()
                 await tab.room.leave()
@@ -764,6 +767,39 @@ class ChatApp(App[None]):
         self.switch_to(room.name)
         self.say(f"You joined {room.name}")
         await self._load_older(self.tabs[room.name])
+
+    def _peer_label(self, room: Room) -> str | None:
+        """A direct conversation's other person as the sidebar shows it (its name and
+        tag: a namesake's conversation never reads like the real one's); else None."""
+        if room.peer is None:
+            return None
+        known = [m for tab in self.tabs.values() for m in tab.room.member_list]
+        member = next((m for m in [*room.member_list, *known] if m.key == room.peer), None)
+        if member is None:
+            return room.peer.hex()[:8]
+        return f"{member.display_name}#{name_tag(member)}"
+
+    async def _direct(self, name: str, text: str) -> None:
+        """``/msg``: the direct conversation with the one member ``name`` means (by key:
+        a name that fits several members is refused), shown; ``text`` is sent there."""
+        members = {m.key: m for tab in self.tabs.values() for m in tab.room.member_list}
+        matches = _named([m for m in members.values() if not m.is_me], name)
+        if not matches:
+            raise cmd.CommandError(f"no member of your rooms is named {name}")
+        if len(matches) > 1:
+            choices = " or ".join(f"/msg {m.name}#{name_tag(m)}" for m in matches)
+            if len({name_tag(m) for m in matches}) < len(matches):  # a ground-out tag
+                choices = "add more of the fingerprint after the #: " + ", ".join(
+                    m.fingerprint for m in matches
+                )
+            raise cmd.CommandError(f"{len(matches)} members are named {name}: {choices}")
+        room = await self.chat.direct(matches[0])
+        await self._add_room(room)
+        self.switch_to(room.name)
+        if text:
+            tab = self.tabs[room.name]
+            tab.log.extend(self._entries([await room.send(text)]))
+            self.timeline.appended(tab.log)
 
     async def _rename(self, name: str) -> None:
         """A signed rename: the relay announces it to every room we are in."""

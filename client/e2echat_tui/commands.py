@@ -37,6 +37,11 @@ COMMANDS: Final[tuple[CommandSpec, ...]] = (
         "/join NAME [PASSWORD | INVITE | --password]",
         "Join a room; --password asks for the password without showing it.",
     ),
+    CommandSpec(
+        "msg",
+        "/msg NAME[#TAG] [TEXT]",
+        "Open a direct conversation with a member of your rooms (started if new); send TEXT.",
+    ),
     CommandSpec("leave", "/leave", "Leave the current room."),
     CommandSpec("invite", "/invite", "Show (and copy) an invite string for this secret room."),
     CommandSpec("status", "/status online|away|busy [TEXT]", "Set your presence."),
@@ -88,6 +93,14 @@ class Join:
     def __repr__(self) -> str:
         hidden = "<hidden>" if self.secret else None
         return f"Join(name={self.name!r}, secret={hidden}, ask_password={self.ask_password})"
+
+
+@dataclass(frozen=True, slots=True)
+class Msg:
+    """``name`` as typed (``NAME`` or ``NAME#TAG``, without a leading ``@``)."""
+
+    name: str
+    text: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -187,6 +200,7 @@ class Quit:
 Command = (
     Create
     | Join
+    | Msg
     | Leave
     | Invite
     | SetStatus
@@ -300,6 +314,9 @@ def parse(line: str) -> Parsed:
         return _parse_join(args)
     if name == "status":
         return _parse_status(rest)
+    if name == "msg" and args:
+        target, _, text = rest.partition(" ")
+        return Msg(target.removeprefix("@"), text.strip())
     if name == "upload" and rest:
         quoted = len(rest) >= 2 and rest[0] == rest[-1] and rest[0] in "'\""
         return Upload(rest[1:-1] if quoted else rest)  # a path may contain spaces

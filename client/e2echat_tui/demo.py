@@ -15,7 +15,7 @@ from pathlib import Path
 from e2echat_server.config import RelayConfig
 from e2echat_server.relay import Relay
 
-from e2echat import Client, Identity, MemberJoined, Message, Room
+from e2echat import AmbiguousMention, Client, Identity, MemberJoined, Message, Room
 from e2echat_tui.app import ChatApp
 from e2echat_tui.config import Preferences
 from e2echat_tui.launch import run_app
@@ -46,7 +46,11 @@ async def run_greeter(bot: Client) -> None:
     async def welcome() -> None:
         async for event in events:
             if isinstance(event, MemberJoined) and event.room.name == LOBBY:
-                await event.room.send(WELCOME.format(name=event.member.name))
+                member = event.member
+                try:
+                    await event.room.send(WELCOME.format(name=member.name))
+                except AmbiguousMention:  # a namesake is in the room: mention by key
+                    await event.room.send(WELCOME.format(name=f"{member.name}#{member.tag}"))
 
     async def answer() -> None:
         message: Message[Room]

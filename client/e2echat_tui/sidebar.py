@@ -28,16 +28,19 @@ class RoomRow(Widget):
     mentions: reactive[int] = reactive(0)
     muted: reactive[bool] = reactive(False)
 
-    def __init__(self, room: str, secret: bool) -> None:
+    def __init__(self, room: str, secret: bool, peer: str | None = None) -> None:
         super().__init__()
         self.room = room
         self.secret = secret
+        self.peer = peer
+        """A direct conversation's other person (shown instead of the room's name)."""
 
     def render(self) -> Text:
-        marker = "🔒" if self.secret else "#"
+        marker = "@" if self.peer is not None else "🔒" if self.secret else "#"
+        colour = "#5fd7ff" if self.peer is not None else "#87d787" if self.secret else "#d7af00"
         text = Text.assemble(
-            (marker + " ", Style(color="#87d787" if self.secret else "#d7af00")),
-            (escape_controls(self.room), Style(bold=bool(self.unread))),
+            (marker + " ", Style(color=colour)),
+            (escape_controls(self.peer or self.room), Style(bold=bool(self.unread))),
             no_wrap=True,
             overflow="ellipsis",
         )
@@ -83,8 +86,10 @@ class RoomList(VerticalScroll, can_focus=False):
         super().__init__(id=id)
         self.rows: dict[str, RoomRow] = {}
 
-    def add(self, room: str, secret: bool) -> RoomRow:
-        row = self.rows[room] = RoomRow(room, secret)
+    def add(self, room: str, secret: bool, peer: str | None = None) -> RoomRow:
+        """A row for ``room``; ``peer`` (a direct conversation's other person) is shown
+        with an ``@`` marker instead of the room's name."""
+        row = self.rows[room] = RoomRow(room, secret, peer)
         row.set_class(room == self.current, "-current")
         self.mount(row)
         return row

@@ -98,6 +98,7 @@ class FakeRoom:
     listed: bool = True
     member_list: list[Member] = field(default_factory=list)
     stored: list[Message] = field(default_factory=list)
+    peer: bytes | None = None
 
     @property
     def joined(self) -> bool:

@@ -31,6 +31,8 @@ from textual import events
         ("/verify bob", cmd.Verify("bob")),
         ("/verify @bob", cmd.Verify("bob")),
         ("/verify Ann  Lee", cmd.Verify("Ann  Lee")),  # others' names may have spaces
+        ("/msg bob", cmd.Msg("bob")),
+        ("/msg @bob#8b90 see  you", cmd.Msg("bob#8b90", "see  you")),
         ("/members", cmd.Members()),
         ("/rooms", cmd.Rooms()),
         ("/nick Al", cmd.Nick("Al")),
@@ -65,6 +67,7 @@ def test_parse(line: str, expected: cmd.Parsed) -> None:
         ("/help join leave", r"usage: /help \[COMMAND\]"),
         ("/clear all", "usage: /clear"),
         ("/verify", "usage: /verify"),
+        ("/msg", "usage: /msg"),
         ("/nick a b", "usage: /nick"),
     ],
 )

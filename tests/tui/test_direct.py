@@ -1,0 +1,95 @@
+"""/msg over the real library and relay: a direct conversation is started by key (a
+name that fits two keys is refused), listed with an @ in the sidebar, and one started
+by someone else appears there too."""
+
+import asyncio
+from pathlib import Path
+
+from e2echat_tui.app import ChatApp
+from e2echat_tui.demo import LOBBY
+from e2echat_tui.format import name_tag
+from e2echat_tui.sidebar import RoomList
+from textual.pilot import Pilot
+
+from e2echat import Client, DirectStarted, Identity, Message
+
+from .screen import screen_text
+from .test_live import TIMEOUT, WatchedApp, bodies, session, type_line, until
+
+__all__ = ["session"]  # the fixture, shared with test_live
+
+
+def sidebar_peers(app: ChatApp) -> dict[str, str | None]:
+    return {room: row.peer for room, row in app.query_one(RoomList).rows.items()}
+
+
+async def next_of(source: object, kind: type, in_direct: bool = False) -> object:
+    async with asyncio.timeout(TIMEOUT):
+        async for item in source:  # type: ignore[attr-defined]
+            if isinstance(item, kind) and (not in_direct or item.room.peer is not None):
+                return item
+    raise AssertionError("unreachable")
+
+
+async def test_msg_starts_a_direct_conversation_by_key_and_refuses_namesakes(
+    session: tuple[WatchedApp, Pilot[None], str], tmp_path: Path
+) -> None:
+    app, pilot, url = session
+    bob = Client(url, identity=Identity.generate(), name="bob", store=tmp_path / "bob.sqlite3")
+    fake = Client(url, identity=Identity.generate(), name="bob", store=tmp_path / "fake.sqlite3")
+    async with bob, fake:
+        bob_events, bob_inbox, fake_events = bob.events(), bob.messages(), fake.events()
+        await bob.join(LOBBY)
+        await fake.join(LOBBY)
+        await until(
+            app,
+            lambda: (
+                bodies(app).count("bob joined")
+                + sum(b.startswith("bob#") and b.endswith(" joined") for b in bodies(app))
+                >= 2
+            ),
+        )
+        await app.tabs[LOBBY].room.members()
+        await type_line(pilot, "/msg bob hi")
+        await until(app, lambda: any("2 members are named bob" in b for b in bodies(app)))
+        assert app.chat.directs == []
+        real = next(m for m in app.tabs[LOBBY].room.member_list if m.key == bob.key)
+        await type_line(pilot, f"/msg @bob#{name_tag(real)} only for you")
+        started = await next_of(bob_events, DirectStarted)
+        assert isinstance(started, DirectStarted)
+        got = await next_of(bob_inbox, Message, in_direct=True)
+        assert isinstance(got, Message)
+        assert (got.text, got.room.id) == ("only for you", started.room.id)
+        (dm,) = app.chat.directs
+        await until(app, lambda: app.current == dm.name)
+        assert sidebar_peers(app)[dm.name] == f"bob#{name_tag(real)}"
+        assert sidebar_peers(app)[LOBBY] is None
+        await pilot.pause()
+        assert f"@ bob#{name_tag(real)}" in screen_text(app)
+        assert "only for you" in bodies(app, dm.name)
+        await fake.get_room(LOBBY).members()  # type: ignore[union-attr]  # barrier
+        assert fake.directs == []
+        assert fake_events.dropped == 0
+
+
+async def test_a_conversation_someone_else_starts_appears_in_the_sidebar(
+    session: tuple[WatchedApp, Pilot[None], str], tmp_path: Path
+) -> None:
+    app, pilot, url = session
+    carol = Client(url, identity=Identity.generate(), name="carol", store=tmp_path / "c.sqlite3")
+    async with carol:
+        lobby = await carol.join(LOBBY)
+        tess = next(m for m in await lobby.members() if m.name == "tess")
+        dm = await carol.direct(tess)
+        await dm.send("psst")
+        await until(app, lambda: dm.name in app.tabs and "psst" in bodies(app, dm.name))
+        assert sidebar_peers(app)[dm.name] is not None
+        assert sidebar_peers(app)[dm.name].startswith("carol#")  # type: ignore[union-attr]
+        inbox = carol.messages()
+        await type_line(pilot, "/msg carol and back")
+        async with asyncio.timeout(TIMEOUT):
+            async for message in inbox:
+                if message.text == "and back":
+                    break
+        assert message.room.id == dm.id
+        assert len(app.chat.directs) == 1
