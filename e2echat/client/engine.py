@@ -250,7 +250,7 @@ class Engine:
         )
         out = Output()
         with self.store.transaction():
-            self.session.drop_invite(info.id)
+            self.session.invite_done(info.id, self.clock())
             self.store.save_room(record)
             if existing is not None:
                 existing.record = record
@@ -316,7 +316,7 @@ class Engine:
     def refuse_invite(self, room_id: bytes) -> None:
         """An invitation that cannot be followed (its room is gone or not that room)."""
         with self.store.transaction():
-            self.session.drop_invite(room_id)
+            self.session.invite_done(room_id, self.clock())
 
     def _outsiders(
         self, state: RoomState, members: list[RelayMember], out: Output

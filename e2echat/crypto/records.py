@@ -159,12 +159,15 @@ class RoomKeyRecord(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
 
 class InviteRecord(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     """A checked invitation to a direct conversation, kept until we entered its room
-    (or it was refused), so a crash between its mailbox ack and our join loses nothing."""
+    (or it was refused), so a crash between its mailbox ack and our join loses nothing;
+    then, ``followed``, kept while a copy of it could still be fresh, so a relay that
+    delivers it again cannot bring us back into a conversation we left."""
 
     sender: Key32
     name: str
     secret: Key32
     received: int
+    followed: bool = False
 
     def __repr__(self) -> str:
         return f"InviteRecord(name={self.name!r}, secret=<redacted>)"

@@ -603,7 +603,10 @@ class CryptoSession:
         )
         room = op.txn.get(ROOMS, payload.room_id, RoomRecord)
         if isinstance(payload, DirectInvite):
-            if room is None:  # one we are in already (a second delivery) changes nothing
+            kept = op.txn.get(INVITES, payload.room_id, InviteRecord)
+            # a copy for a room we are in, or of an invitation we followed (and maybe
+            # left since), changes nothing
+            if room is None and (kept is None or not kept.followed):
                 invite = InviteRecord(sender, payload.name, payload.secret, now)
                 op.txn.put(INVITES, payload.room_id, invite)
                 op.events.append(
@@ -646,12 +649,17 @@ class CryptoSession:
         return [
             DirectInvited(record.sender, room_id, record.name, record.secret)
             for room_id, record in txn.scan(INVITES, b"", InviteRecord)
+            if not record.followed
         ]
 
-    def drop_invite(self, room_id: bytes) -> None:
-        """Forget the invitation to ``room_id``: entered, or refused."""
+    def invite_done(self, room_id: bytes, now: int) -> None:
+        """The invitation to ``room_id`` (if any) was followed or refused: it is not
+        followed again, nor is any copy of it while one could be fresh."""
         op = _Op(self._records.begin())
-        op.txn.delete(INVITES, room_id)
+        kept = op.txn.get(INVITES, room_id, InviteRecord)
+        if kept is not None and not kept.followed:
+            done = msgspec.structs.replace(kept, received=now, followed=True)
+            op.txn.put(INVITES, room_id, done)
         op.finish()
 
     def _refused_for_date(self, sender: bytes, exc: StaleEnvelopeError, now: int) -> Outcome:
@@ -1143,6 +1151,9 @@ class CryptoSession:
         for key, candidate in op.txn.scan(ROOM_KEYS, b"", RoomKeyRecord):
             if now - candidate.received >= MAX_AGE_MS + MAX_SKEW_MS:
                 op.txn.delete(ROOM_KEYS, key)
+        for key, invite in op.txn.scan(INVITES, b"", InviteRecord):
+            if invite.followed and now - invite.received >= MAX_AGE_MS + MAX_SKEW_MS:
+                op.txn.delete(INVITES, key)
         return op.finish()
 
     def _ask_again(self, op: _Op, overdue: dict[bytes, PendingMessage], now: int) -> None:

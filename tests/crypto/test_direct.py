@@ -6,9 +6,11 @@ import pytest
 from e2echat.crypto import (
     CryptoError,
     DecryptionError,
+    DirectInvited,
     EnvelopeError,
     Identity,
     MalformedError,
+    RoomSecret,
     SignatureError,
 )
 from e2echat.crypto.direct import (
@@ -24,6 +26,7 @@ from e2echat.crypto.direct import (
 )
 from e2echat.crypto.prekeys import PrekeyRecord, new_prekey
 from e2echat.crypto.primitives import seal, seal_open
+from tests.crypto.harness import Party
 
 NOW = 1_800_000_000_000
 ROOM = bytes(range(16))
@@ -127,3 +130,36 @@ def test_signed_but_malformed_inner_is_rejected() -> None:
 def test_share_repr_hides_chain_key() -> None:
     assert bytes(range(32)).hex() not in repr(share())
     assert "redacted" in repr(share())
+
+
+def test_an_invitation_is_kept_until_its_room_is_entered_then_ignored() -> None:
+    alice, bob = Party("alice"), Party("bob")
+    secret = RoomSecret.generate()
+    sent = alice.session.invite_direct(bob.key, bob.prekey, ROOM, "dm-ab", secret.secret, NOW)
+    assert sent.recipient == bob.key
+    invited = DirectInvited(alice.key, ROOM, "dm-ab", secret.secret)
+    assert bob.session.receive_direct(alice.key, sent.body, NOW).events == [invited]
+    assert bob.session.pending_invites() == [invited]
+    assert "secret" not in repr(invited)
+    bob.session.enter_room(ROOM, [alice.member], NOW, secret=secret, peer=alice.key)
+    bob.session.invite_done(ROOM, NOW)
+    assert bob.session.pending_invites() == []
+    again = bob.session.receive_direct(alice.key, sent.body, NOW)  # a second copy
+    assert again.events == []
+    assert again.directs == []
+    bob.session.leave_room(ROOM)
+    replayed = bob.session.receive_direct(alice.key, sent.body, NOW + 1000)  # after leaving
+    assert replayed.events == []
+    assert bob.session.pending_invites() == []
+    bob.session.tick(NOW + MAX_AGE_MS + MAX_SKEW_MS)  # by then a copy is stale anyway
+    assert bob.store.get("invited", ROOM) is None
+
+
+def test_an_invitation_is_only_sealed_to_the_peers_own_prekey() -> None:
+    alice, bob, carol = Party("alice"), Party("bob"), Party("carol")
+    with pytest.raises(CryptoError):  # carol's prekey is not signed by bob's key
+        alice.session.invite_direct(bob.key, carol.prekey, ROOM, "dm-ab", bytes(32), NOW)
+    sent = alice.session.invite_direct(bob.key, bob.prekey, ROOM, "dm-ab", bytes(32), NOW)
+    handed = carol.session.receive_direct(alice.key, sent.body, NOW)  # a copy to carol
+    assert [type(e).__name__ for e in handed.events] == ["DirectRejected"]
+    assert carol.session.pending_invites() == []
