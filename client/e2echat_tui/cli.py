@@ -39,8 +39,8 @@ IdentityOption = Annotated[
     typer.Option(
         "--identity",
         "-i",
-        help="Identity file [env: E2ECHAT_IDENTITY; default: identity.key under"
-        " $E2ECHAT_HOME or the data dir].",
+        help="Identity file ($E2ECHAT_IDENTITY; default: identity.key under"
+        " $E2ECHAT_HOME or the data dir).",
         show_default=False,
     ),
 ]
@@ -48,7 +48,7 @@ ConfigOption = Annotated[
     Path | None,
     typer.Option(
         "--config",
-        help="Config file [env: E2ECHAT_CONFIG; default: config.toml in the config dir].",
+        help="Config file ($E2ECHAT_CONFIG; default: config.toml in the config dir).",
         show_default=False,
     ),
 ]
@@ -194,8 +194,8 @@ def connect(
         list[str] | None,
         typer.Argument(
             help="Relay URL, e.g. ws://127.0.0.1:8765/; several nodes of one relay cluster"
-            " may be given, tried in turn when one is down [env: E2ECHAT_RELAY, comma"
-            " separated; default: relay in the config file].",
+            " may be given, tried in turn when one is down ($E2ECHAT_RELAY, comma"
+            " separated; default: relay in the config file).",
             show_default=False,
         ),
     ] = None,
@@ -204,7 +204,7 @@ def connect(
         typer.Option(
             "--name",
             "-n",
-            help="Your display name [env: E2ECHAT_NAME; default: name in the config file].",
+            help="Your display name ($E2ECHAT_NAME; default: name in the config file).",
             show_default=False,
         ),
     ] = None,
@@ -212,8 +212,7 @@ def connect(
     store: Annotated[
         Path | None,
         typer.Option(
-            help="Message store [env: E2ECHAT_STORE; default: one per identity under the"
-            " data dir].",
+            help="Message store ($E2ECHAT_STORE; default: one per identity under the data dir).",
             show_default=False,
         ),
     ] = None,
