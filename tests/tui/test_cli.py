@@ -173,3 +173,8 @@ def test_keys_of_the_config(tmp_path: Path) -> None:
 
     assert all(map(valid_key, ["ctrl+k", "alt+1", "f5", "a", "ctrl+shift+end", "question_mark"]))
     assert not any(map(valid_key, ["", "ctrl+", "ctrl+ctrl+a", "hyperdrive+a", "nokey", "a b"]))
+
+
+def test_connect_help_names_the_environment(runner: CliRunner) -> None:
+    result = runner.invoke(app, ["connect", "--help"], env={"COLUMNS": "200"})
+    assert all(f"${name}" in result.output for name in ("E2ECHAT_RELAY", "E2ECHAT_NAME"))
