@@ -6,7 +6,9 @@ a bidi override, ...) is put in as a visible escape such as ``\\x1b`` and the ap
 told, so nothing pasted can move the cursor or reorder what a reader sees. A paste
 that is the path of a file is handed to the app instead, to offer an upload. Up on the
 first line and Down on the last walk the room's input history. Tab completes the
-word before the cursor and cycles on each press; it never moves focus.
+word before the cursor and cycles on each press; it never moves focus. End with the
+cursor already at the end of the draft asks the app for the newest message. With
+``vi``, Escape enters a small normal mode (``_vi_normal``) where letters move and edit.
 """
 
 from collections.abc import Callable
