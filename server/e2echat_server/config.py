@@ -36,6 +36,7 @@ from e2echat.protocol import (
     MAX_ROOMS_PER_USER,
     RATE,
 )
+from e2echat_server.proxies import networks
 
 ENV_PREFIX: Final = "E2ECHAT_SERVER_"
 _LOG_LEVELS: Final = ("debug", "info", "warning", "error")
@@ -89,6 +90,14 @@ class RelayConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_on
         Path | None, _about("PEM certificate chain: serve `wss://` (SIGHUP reloads it)", live=True)
     ] = None
     tls_key: Annotated[Path | None, _about("PEM private key of `tls_cert`", live=True)] = None
+    trusted_proxy: Annotated[
+        tuple[str, ...],
+        _about(
+            "addresses or CIDRs of reverse proxies whose `X-Forwarded-For` / `Forwarded`"
+            " names the client (comma-separated in env); others' headers are ignored",
+            live=True,
+        ),
+    ] = ()
     origins: Annotated[
         tuple[str, ...], _about("Origin headers browsers may use (comma-separated in env)")
     ] = ()
@@ -162,6 +171,7 @@ class RelayConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_on
         )
         _check(not (self.redis and self.memory), "redis", "cannot be combined with memory")
         _check((self.tls_cert is None) == (self.tls_key is None), "tls_cert", "needs tls_key")
+        _check(_networks_valid(self.trusted_proxy), "trusted_proxy", "must be addresses or CIDRs")
         _check(1024 <= self.max_frame <= MAX_FRAME, "max_frame", f"must be 1024..{MAX_FRAME}")
         _check(256 <= self.max_body <= MAX_BODY, "max_body", f"must be 256..{MAX_BODY}")
         _check(self.max_body < self.max_frame, "max_body", "must be below max_frame")
@@ -186,6 +196,14 @@ class RelayConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_on
         _check(self.log_level in _LOG_LEVELS, "log_level", f"must be one of {_LOG_LEVELS}")
         _check(0 <= self.blob_max_size <= MAX_BLOB_SIZE, "blob_max_size", "must be 0..2^40")
         _check(self.blob_quota >= 0, "blob_quota", "must be at least 0")
+
+
+def _networks_valid(cidrs: tuple[str, ...]) -> bool:
+    try:
+        networks(cidrs)
+    except ValueError:
+        return False
+    return True
 
 
 def _check(ok: bool, name: str, rule: str) -> None:

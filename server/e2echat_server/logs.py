@@ -9,6 +9,7 @@ import json
 import logging
 import sys
 import traceback
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -46,7 +47,7 @@ class LineFormatter(logging.Formatter):
 
     def format(self, record: logging.LogRecord) -> str:
         fields: dict[str, Any] = getattr(record, "fields", {})
-        stamp = self.formatTime(record, "%Y-%m-%dT%H:%M:%S")
+        stamp = timestamp(record.created)
         if self.as_json:
             line = {"ts": stamp, "level": record.levelname.lower(), "logger": record.name}
             line["event"] = record.getMessage()
@@ -56,6 +57,12 @@ class LineFormatter(logging.Formatter):
         if record.exc_info:
             text += "\n" + self.formatException(record.exc_info)
         return f"{text} {pairs}" if pairs else text
+
+
+def timestamp(seconds: float) -> str:
+    """RFC 3339 in UTC with milliseconds: ``2026-12-02T13:45:07.123Z``."""
+    moment = datetime.fromtimestamp(seconds, UTC)
+    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def _quote(value: Any) -> str:

@@ -8,6 +8,8 @@ import bisect
 from collections import Counter
 from dataclasses import dataclass, field
 
+from e2echat_server.refusal_log import RefusalLog
+
 STORE_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0)
 
 
@@ -48,6 +50,7 @@ class Metrics:
     errors: Counter[str] = field(default_factory=Counter)
     handshake_failures: Counter[str] = field(default_factory=Counter)
     store: dict[str, Histogram] = field(default_factory=dict)
+    refusals: RefusalLog = field(default_factory=RefusalLog)
 
     def observe_store(self, operation: str, seconds: float) -> None:
         histogram = self.store.get(operation)
@@ -124,6 +127,12 @@ class Metrics:
             "counter",
             "Failed authentications, by reason.",
             [(f'{{reason="{why}"}}', n) for why, n in sorted(self.handshake_failures.items())],
+        )
+        metric(
+            "refusals_total",
+            "counter",
+            "Connections, identities and frames refused, by reason.",
+            [(f'{{reason="{why}"}}', n) for why, n in sorted(self.refusals.counts.items())],
         )
         out.append("# HELP e2echat_store_seconds Latency of store operations.")
         out.append("# TYPE e2echat_store_seconds histogram")

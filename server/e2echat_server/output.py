@@ -9,7 +9,6 @@ that long at most, and is then dropped like any slow consumer.
 """
 
 import asyncio
-import logging
 from collections.abc import Iterable
 
 from websockets.asyncio.server import ServerConnection, broadcast
@@ -17,7 +16,6 @@ from websockets.asyncio.server import ServerConnection, broadcast
 from e2echat.protocol import Error, ErrorCode, Presence, RelayFrame, Renamed, encode_frame
 from e2echat_server.directory import OFFLINE, Directory
 from e2echat_server.engine import Broker
-from e2echat_server.logs import LOGGER, event
 from e2echat_server.metrics import Metrics
 from e2echat_server.refusals import printable
 from e2echat_server.session import Session, SlowConsumerError, peer
@@ -53,7 +51,7 @@ class Delivery:
     def drop(self, conn: ServerConnection) -> None:
         """Abort a connection that does not read what it is sent."""
         self._metrics.slow_consumers += 1
-        event(LOGGER, "slow_consumer", logging.WARNING, peer=peer(conn))
+        self._metrics.refusals.refused("slow_consumer", peer=peer(conn))
         conn.transport.abort()
 
 

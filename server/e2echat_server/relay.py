@@ -28,8 +28,9 @@ from e2echat_server.http import info_document, route
 from e2echat_server.logs import ACCESS, LOGGER, event
 from e2echat_server.metrics import Metrics
 from e2echat_server.output import Delivery, Output
+from e2echat_server.proxies import client_address, networks
 from e2echat_server.redis_broker import RedisBroker
-from e2echat_server.session import peer
+from e2echat_server.session import peer, remember_client, remote
 from e2echat_server.sessions import Sessions
 from e2echat_server.store import RedisStore, Store
 from e2echat_server.tls import ReloadableTls
@@ -218,6 +219,7 @@ class Relay:
             return
         ip, per_ip = peer(conn), self.sessions.per_ip
         if per_ip[ip] >= self.config.max_conn_per_ip:
+            self.metrics.refusals.refused("per_ip", peer=ip)
             await conn.close(CloseCode.POLICY, "Too many connections from your address.")
             return
         per_ip[ip] += 1
@@ -336,6 +338,16 @@ class Relay:
     # HTTP --------------------------------------------------------------------------
 
     def _process_request(self, conn: ServerConnection, request: Request) -> Response | None:
+        if self.config.trusted_proxy:
+            remember_client(
+                conn,
+                client_address(
+                    remote(conn),
+                    request.headers.get_all("X-Forwarded-For"),
+                    request.headers.get_all("Forwarded"),
+                    networks(self.config.trusted_proxy),
+                ),
+            )
         answer = route(request, self._info, self.metrics.render)
         if answer is not None:
             self.metrics.http_requests += 1

@@ -2,6 +2,7 @@
 
 import asyncio
 from dataclasses import dataclass
+from weakref import WeakKeyDictionary
 
 from websockets.asyncio.server import ServerConnection
 
@@ -32,7 +33,22 @@ class Session:
     signals: TokenBucket | None = None  # the budget of ephemeral frames, from the first
 
 
-def peer(conn: ServerConnection) -> str:
-    """The connection's remote address, for limits and logs."""
+# The client address of each connection, resolved from its request (see proxies.py).
+_clients: WeakKeyDictionary[ServerConnection, str] = WeakKeyDictionary()
+
+
+def remote(conn: ServerConnection) -> str:
+    """The TCP peer's address (a proxy's, behind one)."""
     address = conn.remote_address
     return str(address[0]) if address else "-"
+
+
+def remember_client(conn: ServerConnection, address: str) -> None:
+    """Record the client address found in the connection's request headers."""
+    _clients[conn] = address
+
+
+def peer(conn: ServerConnection) -> str:
+    """The connection's client address, for limits and logs: the TCP peer, or the client
+    a trusted proxy named for it."""
+    return _clients.get(conn) or remote(conn)

@@ -88,6 +88,7 @@ class Sessions:
         ip, metrics = peer(conn), self._metrics
         if self.per_ip[ip] >= self._config.max_conn_per_ip:
             metrics.handshake_failures["per_ip"] += 1
+            metrics.refusals.refused("per_ip", peer=ip)
             await conn.close(CloseCode.POLICY, "Too many connections from your address.")
             return
         loop = asyncio.get_running_loop()
@@ -108,6 +109,9 @@ class Sessions:
                 finally:
                     metrics.authenticated -= 1
         except AbuseError:
+            metrics.refusals.refused(
+                "flood", peer=ip, key=fingerprint(session.key) if session.key else "-"
+            )
             # The sends accepted before the abuse are acknowledged first (each `sent` is
             # queued before the close frame), but not for longer than a bulk reply may take.
             with contextlib.suppress(TimeoutError):
@@ -159,12 +163,14 @@ class Sessions:
                 hello = await self._await_hello(session)
         except TimeoutError:
             self._metrics.handshake_failures["timeout"] += 1
+            self._metrics.refusals.refused("handshake_timeout", peer=session.ip)
             await conn.close(CloseCode.HANDSHAKE_TIMEOUT, "No valid hello in time.")
             return False
         try:
             verify_hello(hello, config.name, nonce)
         except ProtocolError as exc:
             self._metrics.handshake_failures["signature"] += 1
+            self._metrics.refusals.refused("bad_hello", peer=session.ip)
             output.error(session, None, exc.code, exc.message)
             await conn.close(CloseCode.AUTH_FAILED, "Authentication failed.")
             return False
@@ -172,6 +178,7 @@ class Sessions:
             session.ip, asyncio.get_running_loop().time()
         ):
             self._metrics.handshake_failures["new_keys"] += 1
+            self._metrics.refusals.refused("new_keys", peer=session.ip, key=fingerprint(hello.key))
             output.error(
                 session,
                 None,
@@ -253,6 +260,7 @@ class Sessions:
         if verdict is Verdict.CLOSE:
             raise AbuseError
         if verdict is Verdict.REFUSE:
+            self._metrics.refusals.refused("rate", peer=session.ip)
             self._output.error(
                 session,
                 request_id(data),

@@ -165,22 +165,30 @@ class WireClient:
         await self.conn.close()
 
 
-async def open_raw(url: str, ssl_context: ssl.SSLContext | None = None) -> WireClient:
+async def open_raw(
+    url: str,
+    ssl_context: ssl.SSLContext | None = None,
+    headers: dict[str, str] | None = None,
+) -> WireClient:
     conn = await connect(
         url,
         subprotocols=[Subprotocol(SUBPROTOCOL)],
         compression=None,
         ssl=ssl_context,
         max_size=None,
+        additional_headers=headers,
     )
     return WireClient(conn, None)
 
 
 async def login(
-    url: str, identity: Identity, ssl_context: ssl.SSLContext | None = None
+    url: str,
+    identity: Identity,
+    ssl_context: ssl.SSLContext | None = None,
+    headers: dict[str, str] | None = None,
 ) -> WireClient:
     """Connect and authenticate; the client's ``welcome`` is set."""
-    client = await open_raw(url, ssl_context)
+    client = await open_raw(url, ssl_context, headers)
     client.identity = identity
     client.challenge = await client.expect(Challenge)
     await client.send(identity.hello(client.challenge))
