@@ -98,6 +98,13 @@ class RelayConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_on
             live=True,
         ),
     ] = ()
+    metrics_listen: Annotated[
+        str | None,
+        _about(
+            "`HOST:PORT` of a separate listener for `/metrics` (then not served on `port`;"
+            " port 0: any free port)"
+        ),
+    ] = None
     origins: Annotated[
         tuple[str, ...], _about("Origin headers browsers may use (comma-separated in env)")
     ] = ()
@@ -171,6 +178,11 @@ class RelayConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_on
         )
         _check(not (self.redis and self.memory), "redis", "cannot be combined with memory")
         _check((self.tls_cert is None) == (self.tls_key is None), "tls_cert", "needs tls_key")
+        _check(
+            self.metrics_listen is None or split_address(self.metrics_listen) is not None,
+            "metrics_listen",
+            "must be HOST:PORT (IPv6 in brackets: [::1]:9108)",
+        )
         _check(_networks_valid(self.trusted_proxy), "trusted_proxy", "must be addresses or CIDRs")
         _check(1024 <= self.max_frame <= MAX_FRAME, "max_frame", f"must be 1024..{MAX_FRAME}")
         _check(256 <= self.max_body <= MAX_BODY, "max_body", f"must be 256..{MAX_BODY}")
@@ -196,6 +208,18 @@ class RelayConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_on
         _check(self.log_level in _LOG_LEVELS, "log_level", f"must be one of {_LOG_LEVELS}")
         _check(0 <= self.blob_max_size <= MAX_BLOB_SIZE, "blob_max_size", "must be 0..2^40")
         _check(self.blob_quota >= 0, "blob_quota", "must be at least 0")
+
+
+def split_address(text: str) -> tuple[str, int] | None:
+    """``(host, port)`` of ``HOST:PORT`` or ``[V6]:PORT``, or None if it is not one."""
+    host, sep, port = text.rpartition(":")
+    if not sep or not host or not port.isdigit() or int(port) > 65535:
+        return None
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+    elif ":" in host:
+        return None
+    return host, int(port)
 
 
 def _networks_valid(cidrs: tuple[str, ...]) -> bool:

@@ -58,21 +58,39 @@ def response(
     return Response(status.value, status.phrase, headers, body)
 
 
+def metrics_response(render_metrics: Callable[[], str]) -> Response:
+    return response(
+        http.HTTPStatus.OK, render_metrics().encode(), "text/plain; version=0.0.4; charset=utf-8"
+    )
+
+
+def metrics_route(request: Request, render_metrics: Callable[[], str]) -> Response:
+    """The metrics listener's answer: /metrics and /healthz, 404 for anything else."""
+    path = request.path.split("?", 1)[0]
+    if path == "/metrics":
+        return metrics_response(render_metrics)
+    if path == "/healthz":
+        return response(http.HTTPStatus.OK, b"ok\n", "text/plain; charset=utf-8")
+    text = b"Not found. This listener serves /metrics (Prometheus text format).\n"
+    return response(http.HTTPStatus.NOT_FOUND, text, "text/plain; charset=utf-8")
+
+
 def is_upgrade(request: Request) -> bool:
     return "websocket" in request.headers.get("Upgrade", "").lower()
 
 
-def route(request: Request, info: bytes, render_metrics: Callable[[], str]) -> Response | None:
-    """The HTTP answer to ``request``, or None to let a WebSocket upgrade proceed."""
+def route(
+    request: Request, info: bytes, render_metrics: Callable[[], str] | None
+) -> Response | None:
+    """The HTTP answer to ``request``, or None to let a WebSocket upgrade proceed.
+
+    ``render_metrics`` is None when the metrics have a listener of their own.
+    """
     path = request.path.split("?", 1)[0]
     if path == "/healthz":
         return response(http.HTTPStatus.OK, b"ok\n", "text/plain; charset=utf-8")
-    if path == "/metrics":
-        return response(
-            http.HTTPStatus.OK,
-            render_metrics().encode(),
-            "text/plain; version=0.0.4; charset=utf-8",
-        )
+    if path == "/metrics" and render_metrics is not None:
+        return metrics_response(render_metrics)
     if path == "/api/info":
         return response(http.HTTPStatus.OK, info, "application/json", cors=True)
     if path in ("/", BLOB_PATH) and is_upgrade(request):

@@ -1,14 +1,34 @@
-"""Counters the relay keeps, rendered in the Prometheus text exposition format.
+"""Counters the relay keeps, exposed through prometheus_client.
 
-Plain attributes and dicts, bumped inline on the hot path: no locks (one event loop),
-no library. Nothing here ever holds a key, a name or a body, only counts and sizes.
+Plain attributes and dicts, bumped inline on the hot path (no locks: one event loop),
+read by a custom collector at scrape time, beside prometheus_client's process, platform
+and GC collectors and a build-info gauge. Nothing here ever holds a key, a name or a
+body, only counts and sizes.
 """
 
 import bisect
+import platform
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
+from prometheus_client import (
+    CollectorRegistry,
+    GCCollector,
+    PlatformCollector,
+    ProcessCollector,
+    generate_latest,
+)
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
+
+from e2echat.protocol import PROTOCOL_VERSION
 from e2echat_server.refusal_log import RefusalLog
+from e2echat_server.version import __version__
 
 STORE_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0)
 
@@ -28,7 +48,7 @@ class Histogram:
         self.count += 1
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, eq=False)  # hashable: the registry keys collectors
 class Metrics:
     """Everything /metrics reports."""
 
@@ -51,6 +71,7 @@ class Metrics:
     handshake_failures: Counter[str] = field(default_factory=Counter)
     store: dict[str, Histogram] = field(default_factory=dict)
     refusals: RefusalLog = field(default_factory=RefusalLog)
+    _registry: CollectorRegistry | None = None
 
     def observe_store(self, operation: str, seconds: float) -> None:
         histogram = self.store.get(operation)
@@ -58,96 +79,96 @@ class Metrics:
             histogram = self.store[operation] = Histogram()
         histogram.observe(seconds)
 
-    def render(self) -> str:
-        """The Prometheus text format (version 0.0.4) of every metric."""
-        out: list[str] = []
+    def collect(self) -> Iterator[Metric]:
+        """Every metric as prometheus_client families (the registry calls this per scrape)."""
 
-        def metric(name: str, kind: str, help_text: str, samples: list[tuple[str, float]]) -> None:
-            out.append(f"# HELP e2echat_{name} {help_text}")
-            out.append(f"# TYPE e2echat_{name} {kind}")
-            out.extend(f"e2echat_{name}{labels} {_number(value)}" for labels, value in samples)
+        def gauge(name: str, text: str, value: float) -> GaugeMetricFamily:
+            return GaugeMetricFamily(f"e2echat_{name}", text, value=value)
 
-        metric("connections", "gauge", "Open WebSocket connections.", [("", self.connections)])
-        metric(
-            "authenticated_connections",
-            "gauge",
-            "Connections past the handshake.",
-            [("", self.authenticated)],
+        def counter(name: str, text: str, value: float) -> CounterMetricFamily:
+            return CounterMetricFamily(f"e2echat_{name}", text, value=value)
+
+        def by(name: str, text: str, label: str, counts: Counter[str]) -> CounterMetricFamily:
+            family = CounterMetricFamily(f"e2echat_{name}", text, labels=[label])
+            for value, n in sorted(counts.items()):
+                family.add_metric([value], n)
+            return family
+
+        yield gauge("connections", "Open WebSocket connections.", self.connections)
+        yield gauge(
+            "authenticated_connections", "Connections past the handshake.", self.authenticated
         )
-        metric(
-            "connections_total",
-            "counter",
-            "WebSocket connections accepted.",
-            [("", self.connections_total)],
+        yield counter(
+            "connections_accepted", "WebSocket connections accepted.", self.connections_total
         )
-        metric("rooms", "gauge", "Rooms that exist.", [("", self.rooms)])
-        metric("users", "gauge", "Keys the relay knows (in memory).", [("", self.users)])
-        metric(
-            "users_forgotten_total",
-            "counter",
+        yield gauge("rooms", "Rooms that exist.", self.rooms)
+        yield gauge("users", "Keys the relay knows (in memory).", self.users)
+        yield counter(
+            "users_forgotten",
             "Idle users forgotten (no room, no mail, offline past forget_after_s).",
-            [("", self.users_forgotten)],
+            self.users_forgotten,
         )
-        metric(
-            "presence_deferred_total",
-            "counter",
+        yield counter(
+            "presence_deferred",
             "Online/offline changes not broadcast at once (over the user's presence budget).",
-            [("", self.presence_deferred)],
+            self.presence_deferred,
         )
-        metric("messages_in_total", "counter", "Room messages accepted.", [("", self.messages_in)])
-        metric(
-            "messages_out_total",
-            "counter",
-            "Room messages delivered to connections.",
-            [("", self.messages_out)],
-        )
-        metric("directs_in_total", "counter", "Direct frames accepted.", [("", self.directs_in)])
-        metric("frames_in_total", "counter", "Frames received.", [("", self.frames_in)])
-        metric(
-            "bytes_in_total", "counter", "WebSocket payload bytes received.", [("", self.bytes_in)]
-        )
-        metric(
-            "bytes_out_total", "counter", "WebSocket payload bytes sent.", [("", self.bytes_out)]
-        )
-        metric(
-            "slow_consumers_total",
-            "counter",
+        yield counter("messages_in", "Room messages accepted.", self.messages_in)
+        yield counter("messages_out", "Room messages delivered to connections.", self.messages_out)
+        yield counter("directs_in", "Direct frames accepted.", self.directs_in)
+        yield counter("frames_in", "Frames received.", self.frames_in)
+        yield counter("bytes_in", "WebSocket payload bytes received.", self.bytes_in)
+        yield counter("bytes_out", "WebSocket payload bytes sent.", self.bytes_out)
+        yield counter(
+            "slow_consumers",
             "Connections dropped because their send buffer overflowed.",
-            [("", self.slow_consumers)],
+            self.slow_consumers,
         )
-        metric("http_requests_total", "counter", "Plain HTTP requests.", [("", self.http_requests)])
-        metric(
-            "errors_total",
-            "counter",
-            "Error frames sent, by code.",
-            [(f'{{code="{code}"}}', n) for code, n in sorted(self.errors.items())],
-        )
-        metric(
-            "handshake_failures_total",
-            "counter",
+        yield counter("http_requests", "Plain HTTP requests.", self.http_requests)
+        yield by("errors", "Error frames sent, by code.", "code", self.errors)
+        yield by(
+            "handshake_failures",
             "Failed authentications, by reason.",
-            [(f'{{reason="{why}"}}', n) for why, n in sorted(self.handshake_failures.items())],
+            "reason",
+            self.handshake_failures,
         )
-        metric(
-            "refusals_total",
-            "counter",
+        yield by(
+            "refusals",
             "Connections, identities and frames refused, by reason.",
-            [(f'{{reason="{why}"}}', n) for why, n in sorted(self.refusals.counts.items())],
+            "reason",
+            self.refusals.counts,
         )
-        out.append("# HELP e2echat_store_seconds Latency of store operations.")
-        out.append("# TYPE e2echat_store_seconds histogram")
+        store = HistogramMetricFamily(
+            "e2echat_store_seconds", "Latency of store operations.", labels=["op"]
+        )
         for operation, histogram in sorted(self.store.items()):
-            running = 0
+            running, buckets = 0, []
             for bound, count in zip(
                 (*histogram.bounds, float("inf")), histogram.counts, strict=True
             ):
                 running += count
-                le = "+Inf" if bound == float("inf") else _number(bound)
-                out.append(f'e2echat_store_seconds_bucket{{op="{operation}",le="{le}"}} {running}')
-            out.append(f'e2echat_store_seconds_sum{{op="{operation}"}} {_number(histogram.total)}')
-            out.append(f'e2echat_store_seconds_count{{op="{operation}"}} {histogram.count}')
-        return "\n".join(out) + "\n"
+                buckets.append(("+Inf" if bound == float("inf") else repr(bound), running))
+            store.add_metric([operation], buckets, histogram.total)
+        yield store
+        build = GaugeMetricFamily(
+            "e2echat_build_info",
+            "The relay's version, protocol and Python (always 1).",
+            labels=["version", "protocol", "python"],
+        )
+        build.add_metric([__version__, str(PROTOCOL_VERSION), platform.python_version()], 1)
+        yield build
 
+    def registry(self) -> CollectorRegistry:
+        """A registry of these metrics and the process's (CPU, memory, open files)."""
+        registry = CollectorRegistry(auto_describe=False)
+        registry.register(self)
+        ProcessCollector(registry=registry)
+        PlatformCollector(registry=registry)
+        GCCollector(registry=registry)
+        return registry
 
-def _number(value: float) -> str:
-    return repr(value) if isinstance(value, float) else str(value)
+    def render(self) -> str:
+        """The Prometheus text format (version 0.0.4) of every metric."""
+        if self._registry is None:
+            self._registry = self.registry()
+        return generate_latest(self._registry).decode()

@@ -21,10 +21,10 @@ from e2echat_server import logs
 from e2echat_server.blobs import BlobLimits, BlobStore
 from e2echat_server.blobservice import BlobService
 from e2echat_server.clock import now_ms
-from e2echat_server.config import LIVE, RelayConfig, field_names
+from e2echat_server.config import LIVE, RelayConfig, field_names, split_address
 from e2echat_server.directory import Directory, DirectoryLimits
 from e2echat_server.engine import Engine, LocalBroker, open_store
-from e2echat_server.http import info_document, route
+from e2echat_server.http import info_document, metrics_route, route
 from e2echat_server.logs import ACCESS, LOGGER, event
 from e2echat_server.metrics import Metrics
 from e2echat_server.output import Delivery, Output
@@ -50,6 +50,11 @@ _RESTART = 1012  # "service restart": reconnect
 _CLOSE_TIMEOUT_S = 1.0
 
 
+async def _no_websocket(conn: ServerConnection) -> None:
+    """Never reached: the metrics listener answers every request before an upgrade."""
+    await conn.close()
+
+
 class Relay:
     """An e2echat relay. Embed it with ``async with Relay(config) as relay: relay.url``.
 
@@ -67,6 +72,7 @@ class Relay:
         self._blobs: BlobService | None = None
         self._blob_dir: tempfile.TemporaryDirectory[str] | None = None
         self._server: Server | None = None
+        self._metrics_server: Server | None = None
         self._pruner: asyncio.Task[None] | None = None
         self._closing: set[asyncio.Task[None]] = set()
         self._info = info_document(self.config, __version__)
@@ -162,11 +168,40 @@ class Relay:
                 max_queue=_MAX_QUEUE,
                 ssl=self._tls_context(),
             )
+            self._metrics_server = await self._serve_metrics()
         except BaseException:  # cannot listen (port taken, bad TLS files)
+            if self._server is not None:
+                self._server.close()
+                await self._server.wait_closed()
             await engine.close()
             raise
         self._pruner = asyncio.create_task(self._sweep_forever())
         event(LOGGER, "listening", url=self.url, store=type(store).__name__)
+        if self._metrics_server is not None:
+            event(LOGGER, "metrics_listening", url=self.metrics_url)
+
+    async def _serve_metrics(self) -> Server | None:
+        """The separate metrics listener, if configured: plain HTTP, no WebSocket."""
+        if self.config.metrics_listen is None:
+            return None
+        address = split_address(self.config.metrics_listen)
+        assert address is not None  # checked by the config
+        render = self.metrics.render
+        return await serve(
+            _no_websocket,
+            *address,
+            process_request=lambda conn, request: metrics_route(request, render),
+            compression=None,
+        )
+
+    @property
+    def metrics_url(self) -> str | None:
+        """``http://host:port/metrics`` of the metrics listener, if there is one."""
+        if self._metrics_server is None:
+            return None
+        host, port = self._metrics_server.sockets[0].getsockname()[:2]
+        host = f"[{host}]" if ":" in host else host
+        return f"http://{host}:{port}/metrics"
 
     async def _open_engine(self, delivery: Delivery) -> Engine[ServerConnection]:
         """The given store with a local broker, Redis shared with other relays, or the
@@ -288,6 +323,9 @@ class Relay:
         if self._server is not None:
             self._server.close()
             await self._server.wait_closed()
+        if self._metrics_server is not None:
+            self._metrics_server.close()
+            await self._metrics_server.wait_closed()
         if self._output is not None:
             self._output.close()
         if self._engine is not None:
@@ -348,7 +386,8 @@ class Relay:
                     networks(self.config.trusted_proxy),
                 ),
             )
-        answer = route(request, self._info, self.metrics.render)
+        public_metrics = None if self.config.metrics_listen else self.metrics.render
+        answer = route(request, self._info, public_metrics)
         if answer is not None:
             self.metrics.http_requests += 1
         return answer

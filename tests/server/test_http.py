@@ -68,13 +68,13 @@ async def test_metrics_count_what_happened(relay: Relay) -> None:
     assert status == 200
     assert headers["content-type"].startswith("text/plain; version=0.0.4")
     for line in (
-        "e2echat_connections 1",
-        "e2echat_authenticated_connections 1",
-        "e2echat_rooms 1",
-        "e2echat_messages_in_total 1",
-        'e2echat_errors_total{code="bad_frame"} 1',
-        'e2echat_store_seconds_count{op="append"} 1',
-        'e2echat_store_seconds_bucket{op="append",le="+Inf"} 1',
+        "e2echat_connections 1.0",
+        "e2echat_authenticated_connections 1.0",
+        "e2echat_rooms 1.0",
+        "e2echat_messages_in_total 1.0",
+        'e2echat_errors_total{code="bad_frame"} 1.0',
+        'e2echat_store_seconds_count{op="append"} 1.0',
+        'e2echat_store_seconds_bucket{le="+Inf",op="append"} 1.0',
     ):
         assert line in text.splitlines(), line
     assert alice.identity.key[:8].hex() not in text  # type: ignore[union-attr]
