@@ -22,6 +22,7 @@ import click
 from redis.exceptions import RedisError
 
 from e2echat_server import logs
+from e2echat_server.access import KeyListError
 from e2echat_server.config import (
     SETTINGS,
     ConfigError,
@@ -78,6 +79,9 @@ def _serve(ctx: click.Context, config: Path | None, **flags: object) -> None:
     except StartRefusedError as exc:  # the data dir is locked, the database refused
         click.echo(f"e2echat-server: {exc}", err=True)
         ctx.exit(EXIT_REFUSED)
+    except KeyListError as exc:
+        click.echo(f"e2echat-server: {exc}", err=True)
+        ctx.exit(2)
     except (OSError, sqlite3.Error, RedisError) as exc:  # the port is taken, no Redis...
         click.echo(f"e2echat-server: cannot start: {exc}", err=True)
         ctx.exit(1)
@@ -130,7 +134,7 @@ async def run(config: RelayConfig, reread: Callable[[], RelayConfig] | None = No
 def _reload(relay: Relay, reread: Callable[[], RelayConfig]) -> None:
     try:
         relay.reload(reread())
-    except (ConfigError, OSError, ssl.SSLError) as exc:
+    except (ConfigError, KeyListError, OSError, ssl.SSLError) as exc:
         event(LOGGER, "reload_failed", logging.ERROR, error=str(exc))
 
 

@@ -36,6 +36,7 @@ from e2echat.protocol import (
     MAX_ROOMS_PER_USER,
     RATE,
 )
+from e2echat_server.access import REGISTRATION_MODES, ROOM_CREATION_MODES
 from e2echat_server.proxies import networks
 
 ENV_PREFIX: Final = "E2ECHAT_SERVER_"
@@ -103,6 +104,25 @@ class RelayConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_on
         _about(
             "`HOST:PORT` of a separate listener for `/metrics` (then not served on `port`;"
             " port 0: any free port)"
+        ),
+    ] = None
+    registration: Annotated[
+        str,
+        _about(
+            "who may register a new key: `open`, `closed` (known keys and `allow_keys` only)"
+            " or `allowlist` (`allow_keys` only, known or not)",
+            live=True,
+        ),
+    ] = "open"
+    room_creation: Annotated[
+        str, _about("who may create rooms: `anyone` or `allowlist` (`allow_keys`)", live=True)
+    ] = "anyone"
+    allow_keys: Annotated[
+        Path | None,
+        _about(
+            "file of public keys, one a line (as `e2echat fingerprint` prints them, or base64)"
+            " for `registration` and `room_creation` (SIGHUP re-reads it)",
+            live=True,
         ),
     ] = None
     origins: Annotated[
@@ -182,6 +202,22 @@ class RelayConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_on
             self.metrics_listen is None or split_address(self.metrics_listen) is not None,
             "metrics_listen",
             "must be HOST:PORT (IPv6 in brackets: [::1]:9108)",
+        )
+        _check(
+            self.registration in REGISTRATION_MODES,
+            "registration",
+            f"must be one of {REGISTRATION_MODES}",
+        )
+        _check(
+            self.room_creation in ROOM_CREATION_MODES,
+            "room_creation",
+            f"must be one of {ROOM_CREATION_MODES}",
+        )
+        _check(
+            self.allow_keys is not None
+            or (self.registration != "allowlist" and self.room_creation != "allowlist"),
+            "allow_keys",
+            "must name a key file when registration or room_creation is allowlist",
         )
         _check(_networks_valid(self.trusted_proxy), "trusted_proxy", "must be addresses or CIDRs")
         _check(1024 <= self.max_frame <= MAX_FRAME, "max_frame", f"must be 1024..{MAX_FRAME}")

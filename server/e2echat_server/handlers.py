@@ -51,11 +51,13 @@ from e2echat.protocol import (
 )
 from e2echat.protocol.constants import MAX_LOG_PAGE
 from e2echat.protocol.roomlog import Kind
+from e2echat_server.access import AccessPolicy
 from e2echat_server.clock import now_ms
 from e2echat_server.config import RelayConfig
 from e2echat_server.directory import Directory
 from e2echat_server.engine import Engine
 from e2echat_server.handshake import prekey_signed, verify_name_statement
+from e2echat_server.logs import fingerprint
 from e2echat_server.output import Output
 from e2echat_server.pipeline import check_body, room_message
 from e2echat_server.ratelimit import TokenBucket
@@ -86,6 +88,7 @@ class Handlers:
         output: Output,
     ) -> None:
         self._config = config
+        self.access = AccessPolicy()
         self._directory = directory
         self._engine = engine
         self._output = output
@@ -128,6 +131,13 @@ class Handlers:
         raise ProtocolError(ErrorCode.UNAUTHENTICATED, "This connection is already authenticated.")
 
     async def create_room(self, session: Session, frame: CreateRoom) -> None:
+        if not self.access.may_create_room(session.key):
+            self._engine.metrics.refusals.refused(
+                "room_creation", peer=session.ip, key=fingerprint(session.key)
+            )
+            raise ProtocolError(
+                ErrorCode.FORBIDDEN, "On this relay only listed keys may create rooms."
+            )
         room, change = self._directory.create_room(session.key, frame, random_bytes(16), now_ms())
         await self._engine.apply(change)
         self._engine.metrics.rooms = len(self._directory.rooms)

@@ -18,6 +18,7 @@ from websockets.typing import Origin, Subprotocol
 
 from e2echat.protocol import BLOB_PATH, SUBPROTOCOL, CloseCode, ProtocolError
 from e2echat_server import logs
+from e2echat_server.access import BANNED_FILE, AccessPolicy, read_keys, write_keys
 from e2echat_server.blobs import BlobLimits, BlobStore
 from e2echat_server.blobservice import BlobService
 from e2echat_server.clock import now_ms
@@ -31,7 +32,7 @@ from e2echat_server.output import Delivery, Output
 from e2echat_server.proxies import client_address, networks
 from e2echat_server.redis_broker import RedisBroker
 from e2echat_server.session import peer, remember_client, remote
-from e2echat_server.sessions import Sessions
+from e2echat_server.sessions import BANNED_REASON, Sessions
 from e2echat_server.store import RedisStore, Store
 from e2echat_server.tls import ReloadableTls
 from e2echat_server.version import __version__
@@ -77,6 +78,7 @@ class Relay:
         self._closing: set[asyncio.Task[None]] = set()
         self._info = info_document(self.config, __version__)
         self._tls: ReloadableTls | None = None
+        self._banned: frozenset[bytes] = frozenset()
 
     # Lifecycle ---------------------------------------------------------------------
 
@@ -146,6 +148,8 @@ class Relay:
         self._sessions = Sessions(config, directory, engine, self._output)
         self._blobs = BlobService(self._open_blobs(), directory, self._output)
         self._sessions.handlers.table.update(self._blobs.handlers())
+        self._banned = await asyncio.to_thread(read_keys, self._ban_file())
+        self._sessions.set_access(self._access(config))
         self.metrics.rooms = len(directory.rooms)
         self.metrics.users = len(directory.users)
         try:
@@ -277,6 +281,37 @@ class Relay:
         self._tls = ReloadableTls(self.config.tls_cert, self.config.tls_key)
         return self._tls.listening
 
+    def _access(self, config: RelayConfig) -> AccessPolicy:
+        """The access rules of ``config``, reading its key file (KeyListError, OSError)."""
+        return AccessPolicy(
+            config.registration, config.room_creation, read_keys(config.allow_keys), self._banned
+        )
+
+    def _ban_file(self) -> Path | None:
+        """Where banned keys are kept: beside the database (none for memory or Redis)."""
+        if self.config.memory or self.config.redis is not None:
+            return None
+        path = self.config.data_dir / BANNED_FILE
+        return path if path.exists() else None
+
+    async def ban(self, key: bytes, banned: bool = True) -> bool:
+        """Ban (or unban) ``key``: its connection is closed and it may not authenticate.
+        Kept in the data dir's ``banned-keys`` file. Returns False if nothing changed."""
+        keys = self._banned | {key} if banned else self._banned - {key}
+        if keys == self._banned:
+            return False
+        if not self.config.memory and self.config.redis is None:
+            await asyncio.to_thread(write_keys, self.config.data_dir / BANNED_FILE, keys)
+        self._banned = keys
+        access = self.sessions.access
+        self.sessions.set_access(
+            AccessPolicy(access.registration, access.room_creation, access.allowed, keys)
+        )
+        live = self.sessions.live(key) if banned else None
+        if live is not None:
+            await live.conn.close(CloseCode.AUTH_FAILED, BANNED_REASON)
+        return True
+
     def reload(self, config: RelayConfig) -> tuple[list[str], list[str]]:
         """Apply ``config``'s live settings (SIGHUP): the TLS certificate, logging, limits.
 
@@ -292,6 +327,7 @@ class Relay:
             values.update({n: getattr(old, n) for n in tls_files})
             applied = [n for n in applied if n not in tls_files]
         merged = RelayConfig(**values)
+        access = self._access(merged)
         if self._tls is not None and merged.tls_cert and merged.tls_key:
             self._tls.reload(merged.tls_cert, merged.tls_key)
         logs.configure(merged.log_level, merged.log_json)
@@ -302,6 +338,7 @@ class Relay:
             mailbox_max=merged.mailbox_max,
         )
         self.sessions.reconfigure(merged)
+        self.sessions.set_access(access)
         if self._output is not None:
             self._output.reconfigure(merged.send_buffer, merged.send_timeout_s)
         restart = [n for n in changed if n not in applied]

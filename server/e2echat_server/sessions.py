@@ -29,6 +29,7 @@ from e2echat.protocol import (
     Welcome,
     decode_client_frame,
 )
+from e2echat_server.access import AccessPolicy
 from e2echat_server.clock import now_ms
 from e2echat_server.config import RelayConfig
 from e2echat_server.directory import Directory
@@ -43,6 +44,12 @@ from e2echat_server.refusals import request_id
 from e2echat_server.session import AbuseError, Session, SlowConsumerError, peer
 
 REPLACED_REASON = "Your identity connected from another place; this connection was replaced."
+BANNED_REASON = "This key is banned from this relay."
+_ACCESS_REFUSALS = {
+    "banned": BANNED_REASON,
+    "not_allowed": "This relay admits listed keys only; ask its operator to add yours.",
+    "closed": "This relay takes no new identities; ask its operator to add your key.",
+}
 
 
 class Sessions:
@@ -61,6 +68,7 @@ class Sessions:
         self._metrics = engine.metrics
         self._output = output
         self.handlers = Handlers(config, directory, engine, output)
+        self.access = AccessPolicy()
         self.pipeline = SendPipeline(
             directory, engine, output, config.max_body, config.history_count
         )
@@ -174,6 +182,12 @@ class Sessions:
             output.error(session, None, exc.code, exc.message)
             await conn.close(CloseCode.AUTH_FAILED, "Authentication failed.")
             return False
+        refusal = self.access.refusal(hello.key, hello.key in directory.users)
+        if refusal is not None:
+            self._metrics.refusals.refused(refusal, peer=session.ip, key=fingerprint(hello.key))
+            output.error(session, None, ErrorCode.FORBIDDEN, _ACCESS_REFUSALS[refusal])
+            await conn.close(CloseCode.AUTH_FAILED, "This key may not use this relay.")
+            return False
         if hello.key not in directory.users and not self.new_keys.take(
             session.ip, asyncio.get_running_loop().time()
         ):
@@ -218,6 +232,18 @@ class Sessions:
             directory.went_online(hello.key)
             output.announce(hello.key)
         return True
+
+    def set_access(self, access: AccessPolicy) -> None:
+        """New access rules: they apply to new connections and new requests."""
+        self.access = self.handlers.access = access
+
+    def live(self, key: bytes) -> Session | None:
+        """The open connection of ``key``, if any."""
+        return self._live.get(key)
+
+    def connected(self) -> list[Session]:
+        """Every authenticated connection."""
+        return list(self._live.values())
 
     def _replace(self, session: Session) -> None:
         """One identity, one live connection: the newest replaces the one before.
