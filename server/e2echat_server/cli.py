@@ -8,6 +8,8 @@ unreadable), 2 for a bad setting, 3 if the data directory or its database is ref
 """
 
 import asyncio
+import contextlib
+import json
 import logging
 import os
 import signal
@@ -23,11 +25,13 @@ from redis.exceptions import RedisError
 
 from e2echat_server import logs
 from e2echat_server.access import KeyListError
+from e2echat_server.admin import AdminError, AdminSocket, request
 from e2echat_server.config import (
     SETTINGS,
     ConfigError,
     RelayConfig,
     Setting,
+    admin_socket_path,
     load,
     shown_default,
 )
@@ -87,7 +91,7 @@ def _serve(ctx: click.Context, config: Path | None, **flags: object) -> None:
         ctx.exit(1)
 
 
-app = click.Group(
+group = click.Group(
     "e2echat-server",
     help=(
         "Run the e2echat relay (with no command), or talk to a running one (admin)."
@@ -105,7 +109,7 @@ app = click.Group(
     callback=click.pass_context(_serve),
     context_settings={"max_content_width": 100},
 )
-app = version_option()(app)
+app = version_option()(group)
 
 
 def _env_path(variable: str) -> Path | None:
@@ -123,7 +127,10 @@ async def run(config: RelayConfig, reread: Callable[[], RelayConfig] | None = No
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    async with Relay(config) as relay:
+    admin_path = admin_socket_path(config)
+    async with Relay(config) as relay, contextlib.AsyncExitStack() as admin:
+        if admin_path is not None:
+            await admin.enter_async_context(AdminSocket(relay, admin_path))
         if reread is not None:
             loop.add_signal_handler(signal.SIGHUP, _reload, relay, reread)
         sys.stdout.write(relay.url + "\n")
@@ -136,6 +143,87 @@ def _reload(relay: Relay, reread: Callable[[], RelayConfig]) -> None:
         relay.reload(reread())
     except (ConfigError, KeyListError, OSError, ssl.SSLError) as exc:
         event(LOGGER, "reload_failed", logging.ERROR, error=str(exc))
+
+
+_ADMIN_COMMANDS = {
+    "stats": "counts: connections, users, rooms, messages, refusals by reason",
+    "users": "every key the relay knows: fingerprint, name, online, rooms, mailbox",
+    "rooms": "every room: id, name, access, members, messages",
+    "connections": "every authenticated connection: key, name, address, seconds, frames",
+    "kick": "KEY: close that key's connection (it may reconnect)",
+    "ban": "KEY: close its connection and refuse it from now on (kept in the data dir)",
+    "unban": "KEY: admit it again",
+}
+
+
+@group.command(
+    "admin",
+    help=(
+        "Talk to the running relay over its admin socket. COMMAND is one of:\n\n"
+        + "\n\n".join(f"{name}: {text}" for name, text in _ADMIN_COMMANDS.items())
+        + "\n\nKEY: a fingerprint (hex, as `e2echat fingerprint` prints it), base64, or the"
+        " first 8 or more hex digits of a known key. The socket is found from the same"
+        " flags, environment and --config as the relay's (--admin-socket, --data-dir)."
+    ),
+)
+@click.argument("command", type=click.Choice(sorted(_ADMIN_COMMANDS)))
+@click.argument("key", required=False)
+@click.option("--json", "as_json", is_flag=True, help="Print the relay's answer as JSON.")
+@click.pass_context
+def admin(ctx: click.Context, command: str, key: str | None, as_json: bool) -> None:
+    parent = ctx.parent
+    assert parent is not None
+    flags = {k: v for k, v in parent.params.items() if k != "config"}
+    try:
+        settings = load(flags, os.environ, parent.params["config"] or _env_path(CONFIG_ENV))
+    except ConfigError as exc:
+        click.echo(f"e2echat-server: {exc}", err=True)
+        ctx.exit(2)
+    path = admin_socket_path(settings)
+    if path is None:
+        click.echo(
+            "e2echat-server: a memory relay has an admin socket only if given one.", err=True
+        )
+        ctx.exit(2)
+    takes_key = command in ("kick", "ban", "unban")
+    if takes_key != (key is not None):
+        click.echo(
+            f"e2echat-server: {command} {'needs a KEY' if takes_key else 'takes no KEY'}.", err=True
+        )
+        ctx.exit(2)
+    try:
+        result = request(path, command, [key] if key is not None else [])
+    except AdminError as exc:
+        click.echo(f"e2echat-server: {exc}", err=True)
+        ctx.exit(1)
+    except OSError as exc:
+        click.echo(f"e2echat-server: no relay answers at {path}: {exc.strerror or exc}", err=True)
+        ctx.exit(1)
+    click.echo(json.dumps(result, indent=2) if as_json else _table(result))
+
+
+def _table(result: object) -> str:
+    """A human view of an answer: aligned columns for lists, ``key: value`` lines else.
+    Names come from clients: anything not printable is shown as U+FFFD."""
+    if isinstance(result, dict):
+        return "\n".join(f"{k}: {_cell(v)}" for k, v in result.items())
+    rows = result if isinstance(result, list) else []
+    if not rows:
+        return "(none)"
+    columns = list(rows[0])
+    cells = [columns, *([_cell(row[c]) for c in columns] for row in rows)]
+    widths = [max(len(line[i]) for line in cells) for i in range(len(columns))]
+    return "\n".join(
+        "  ".join(cell.ljust(width) for cell, width in zip(line, widths, strict=True)).rstrip()
+        for line in cells
+    )
+
+
+def _cell(value: object) -> str:
+    text = "-" if value is None else str(value).lower() if isinstance(value, bool) else str(value)
+    if isinstance(value, dict):
+        text = ", ".join(f"{k}={v}" for k, v in value.items()) or "-"
+    return "".join(c if c.isprintable() else "\ufffd" for c in text)
 
 
 def main() -> None:

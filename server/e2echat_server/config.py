@@ -125,6 +125,13 @@ class RelayConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_on
             live=True,
         ),
     ] = None
+    admin_socket: Annotated[
+        Path | None,
+        _about(
+            "Unix socket of `e2echat-server admin` (mode 0600)",
+            shown="`admin.sock` in `data_dir` (none with `memory` unless given)",
+        ),
+    ] = None
     origins: Annotated[
         tuple[str, ...], _about("Origin headers browsers may use (comma-separated in env)")
     ] = ()
@@ -256,6 +263,13 @@ def split_address(text: str) -> tuple[str, int] | None:
     elif ":" in host:
         return None
     return host, int(port)
+
+
+def admin_socket_path(config: RelayConfig) -> Path | None:
+    """Where the admin socket is: as set, or in the data dir of an on-disk relay."""
+    if config.admin_socket is not None:
+        return config.admin_socket
+    return None if config.memory else config.data_dir / "admin.sock"
 
 
 def _networks_valid(cidrs: tuple[str, ...]) -> bool:

@@ -294,6 +294,10 @@ class Relay:
         path = self.config.data_dir / BANNED_FILE
         return path if path.exists() else None
 
+    @property
+    def banned(self) -> frozenset[bytes]:
+        return self._banned
+
     async def ban(self, key: bytes, banned: bool = True) -> bool:
         """Ban (or unban) ``key``: its connection is closed and it may not authenticate.
         Kept in the data dir's ``banned-keys`` file. Returns False if nothing changed."""

@@ -1,0 +1,142 @@
+"""The admin socket: each command against a running relay over a real Unix socket."""
+
+import asyncio
+import json
+import stat
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner
+from e2echat_server import Relay, RelayConfig
+from e2echat_server.admin import KICKED_REASON, AdminError, AdminSocket, request
+from e2echat_server.cli import app
+
+from e2echat.protocol import CloseCode, CreateRoom, OpenAccess, RoomReply, Send, Sent
+from tests.server.test_access import refused
+from tests.server.test_process import relay_process
+from tests.server.wire import Identity, closed_with, login
+
+
+@pytest.fixture
+async def admin(tmp_path: Path) -> AsyncIterator[tuple[Relay, Path]]:
+    async with Relay(RelayConfig(port=0, data_dir=tmp_path, create_db=True)) as relay:
+        path = tmp_path / "admin.sock"
+        async with AdminSocket(relay, path):
+            yield relay, path
+
+
+async def ask(path: Path, command: str, *args: str) -> Any:
+    return await asyncio.to_thread(request, path, command, list(args))
+
+
+async def test_the_socket_is_for_its_owner_only(admin: tuple[Relay, Path]) -> None:
+    _, path = admin
+    mode = path.stat().st_mode
+    assert stat.S_ISSOCK(mode)
+    assert stat.S_IMODE(mode) == 0o600
+
+
+async def test_users_rooms_connections_and_stats(admin: tuple[Relay, Path]) -> None:
+    relay, path = admin
+    alice, bob = Identity("alice"), Identity("bob")
+    a = await login(relay.url, alice)
+    await (await login(relay.url, bob)).close()
+    room = (await a.request(CreateRoom(name="lobby", access=OpenAccess()), RoomReply)).room.id
+    await a.request(Send(room=room, body=b"secret words"), Sent)
+    users = await ask(path, "users")
+    assert [(u["key"], u["name"], u["rooms"]) for u in users] == [
+        (alice.key.hex(), "alice", 1),
+        (bob.key.hex(), "bob", 0),
+    ]
+    (lobby,) = await ask(path, "rooms")
+    assert (lobby["name"], lobby["members"], lobby["messages"]) == ("lobby", 1, 1)
+    (conn,) = await ask(path, "connections")
+    assert (conn["key"], conn["peer"]) == (alice.key.hex(), "127.0.0.1")
+    stats = await ask(path, "stats")
+    assert (stats["users"], stats["rooms"], stats["messages_in"]) == (2, 1, 1)
+    assert b"secret words".hex() not in json.dumps([users, lobby, conn, stats])
+    await a.close()
+
+
+async def test_kick_closes_the_connection_and_it_may_return(admin: tuple[Relay, Path]) -> None:
+    relay, path = admin
+    alice = Identity("alice")
+    client = await login(relay.url, alice)
+    assert await ask(path, "kick", alice.key.hex()[:10]) == {
+        "key": alice.key.hex(),
+        "kicked": True,
+    }
+    await closed_with(client.conn, CloseCode.POLICY)
+    assert client.conn.close_reason == KICKED_REASON
+    await (await login(relay.url, alice)).close()
+
+
+async def test_ban_and_unban(admin: tuple[Relay, Path]) -> None:
+    relay, path = admin
+    eve = Identity("eve")
+    client = await login(relay.url, eve)
+    assert (await ask(path, "ban", eve.key.hex()))["changed"]
+    await closed_with(client.conn, CloseCode.AUTH_FAILED)
+    assert "banned" in (await refused(relay.url, eve)).message
+    assert not (await ask(path, "ban", eve.key.hex()))["changed"]
+    assert (await ask(path, "unban", eve.key.hex()[:8]))["changed"]
+    await (await login(relay.url, eve)).close()
+
+
+@pytest.mark.parametrize(
+    ("command", "args", "error"),
+    [
+        ("shutdown", [], "Unknown command"),
+        ("kick", [], "1 argument"),
+        ("kick", ["abc"], "at least 8 hex digits"),
+        ("kick", ["00000000"], "0 known keys"),
+        ("users", ["x"], "0 argument"),
+    ],
+)
+async def test_bad_requests_are_refused_with_a_reason(
+    admin: tuple[Relay, Path], command: str, args: list[str], error: str
+) -> None:
+    with pytest.raises(AdminError, match=error):
+        await ask(admin[1], command, *args)
+
+
+async def test_a_line_that_is_not_a_request_gets_a_reason(admin: tuple[Relay, Path]) -> None:
+    reader, writer = await asyncio.open_unix_connection(admin[1])
+    writer.write(b"[1, 2\n")
+    answer = json.loads(await reader.readline())
+    writer.close()
+    assert answer["ok"] is False
+    assert "one JSON line" in answer["error"]
+
+
+def admin_cli(data_dir: Path, *args: str) -> tuple[int, str, str]:
+    """``e2echat-server --data-dir DIR admin ARGS`` in this process (the relay is another)."""
+    result = CliRunner().invoke(app, ["--data-dir", str(data_dir), "admin", *args])
+    return result.exit_code, result.stdout, result.stderr
+
+
+async def test_the_admin_command_talks_to_a_relay_process(tmp_path: Path) -> None:
+    data = ("--data-dir", str(tmp_path), "--create-db")
+    async with relay_process(*data) as (_, url):
+        alice = Identity("alice")
+        client = await login(url, alice)
+        socket = tmp_path / "admin.sock"
+        assert stat.S_IMODE(socket.stat().st_mode) == 0o600
+
+        rc, out, _ = admin_cli(tmp_path, "users")
+        assert rc == 0
+        assert out.splitlines()[0].split() == [
+            "key", "name", "online", "rooms", "mailbox", "last_seen"
+        ]  # fmt: skip
+        assert f"{alice.key.hex()}  alice  true" in out
+        rc, out, _ = admin_cli(tmp_path, "stats", "--json")
+        assert (rc, json.loads(out)["users"]) == (0, 1)
+        rc, _, err = admin_cli(tmp_path, "kick")
+        assert (rc, err.strip()) == (2, "e2echat-server: kick needs a KEY.")
+        rc, out, _ = admin_cli(tmp_path, "ban", alice.key.hex())
+        assert (rc, "changed: true" in out) == (0, True)
+        await closed_with(client.conn, CloseCode.AUTH_FAILED)
+    rc, _, err = admin_cli(tmp_path, "stats")
+    assert (rc, "no relay answers" in err) == (1, True)  # the relay is gone
