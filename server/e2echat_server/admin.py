@@ -56,10 +56,13 @@ class AdminSocket:
         }
 
     async def start(self) -> None:
-        """Listen at ``path``, replacing a stale socket file, readable by this user only."""
+        """Listen at ``path``, replacing a stale socket file, readable by this user only.
+        Raises OSError if another relay answers there."""
         with contextlib.suppress(FileNotFoundError):
             if stat.S_ISSOCK(self.path.lstat().st_mode):
-                self.path.unlink()  # the data-dir lock says no other relay owns it
+                if _answers(self.path):
+                    raise OSError(f"the admin socket {self.path} is in use by another relay")
+                self.path.unlink()  # left by a relay that did not stop cleanly
         old = os.umask(0o177)  # created 0600: never readable by others, not even briefly
         try:
             self._server = await asyncio.start_unix_server(
@@ -210,6 +213,15 @@ class AdminSocket:
         if len(found) != 1:
             raise AdminError(f"{len(found)} known keys start with {text}; give more digits.")
         return found[0]
+
+
+def _answers(path: Path) -> bool:
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
+        try:
+            probe.connect(str(path))
+        except OSError:
+            return False
+    return True
 
 
 def _arity(args: list[str], count: int) -> None:

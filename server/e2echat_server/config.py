@@ -129,7 +129,7 @@ class RelayConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_on
         Path | None,
         _about(
             "Unix socket of `e2echat-server admin` (mode 0600)",
-            shown="`admin.sock` in `data_dir` (none with `memory` unless given)",
+            shown="`admin.sock` in `data_dir` (with `memory` or `redis`: none unless given)",
         ),
     ] = None
     origins: Annotated[
@@ -266,10 +266,11 @@ def split_address(text: str) -> tuple[str, int] | None:
 
 
 def admin_socket_path(config: RelayConfig) -> Path | None:
-    """Where the admin socket is: as set, or in the data dir of an on-disk relay."""
+    """Where the admin socket is: as set, or in the data dir of a SQLite relay (Redis
+    nodes may share a data dir: each is given its own socket)."""
     if config.admin_socket is not None:
         return config.admin_socket
-    return None if config.memory else config.data_dir / "admin.sock"
+    return None if config.memory or config.redis else config.data_dir / "admin.sock"
 
 
 def _networks_valid(cidrs: tuple[str, ...]) -> bool:

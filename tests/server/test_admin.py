@@ -2,6 +2,7 @@
 
 import asyncio
 import json
+import socket
 import stat
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -140,3 +141,18 @@ async def test_the_admin_command_talks_to_a_relay_process(tmp_path: Path) -> Non
         await closed_with(client.conn, CloseCode.AUTH_FAILED)
     rc, _, err = admin_cli(tmp_path, "stats")
     assert (rc, "no relay answers" in err) == (1, True)  # the relay is gone
+
+
+async def test_a_socket_in_use_is_not_taken_over_and_a_stale_one_is(
+    admin: tuple[Relay, Path],
+) -> None:
+    relay, path = admin
+    with pytest.raises(OSError, match="in use by another relay"):
+        await AdminSocket(relay, path).start()
+    assert (await ask(path, "stats"))["users"] == 0  # the first one still serves
+    stale = path.with_name("stale.sock")
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    listener.bind(str(stale))
+    listener.close()  # the file stays, nobody listens: a relay killed with SIGKILL
+    async with AdminSocket(relay, stale):
+        assert (await ask(stale, "stats"))["rooms"] == 0
