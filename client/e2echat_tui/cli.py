@@ -217,6 +217,14 @@ def connect(
         ),
     ] = None,
     room: Annotated[str | None, typer.Option(help="Room to show first.")] = None,
+    registration_token: Annotated[
+        str | None,
+        typer.Option(
+            help="Token from the relay's operator, for a relay that admits new identities"
+            " with one only (needed on the first connection only).",
+            envvar="E2ECHAT_REGISTRATION_TOKEN",
+        ),
+    ] = None,
     bell: BellOption = None,
     toast: ToastOption = None,
     config_path: ConfigOption = None,
@@ -252,7 +260,14 @@ def connect(
     try:
         # a person at the terminal is told at once that the relay is unreachable (one
         # try of each URL); once connected, the client reconnects on its own
-        chat = Client(urls, identity=loaded, name=chosen, store=store_path, connect_timeout=0)
+        chat = Client(
+            urls,
+            identity=loaded,
+            name=chosen,
+            store=store_path,
+            connect_timeout=0,
+            registration_token=registration_token,
+        )
     except InvalidName as exc:
         raise _fail(f"{name_origin}: {exc}") from None
     except E2EChatError as exc:

@@ -156,7 +156,9 @@ class Client:
     handlers what the relay already held when we connected or joined (``msg.live`` is
     False for it; it is still in ``room.history()``). ``rejoin=True`` joins again (or
     creates again, as it was) a room the relay no longer lists for us, after it lost
-    its data. ``e2echat.run`` turns both on.
+    its data. ``e2echat.run`` turns both on. ``registration_token`` is a token from the
+    relay's operator, for a relay that admits new keys with one only (the relay spends
+    it on the first connection; later ones need none).
     """
 
     def __init__(
@@ -183,6 +185,7 @@ class Client:
         ssl: TlsOption = None,
         skip_backlog: bool = False,
         rejoin: bool = False,
+        registration_token: str | None = None,
     ) -> None:
         if name is not None:
             _check_user_name(name)
@@ -192,6 +195,7 @@ class Client:
         """Our display name; None until the first connect reads the remembered one."""
         self.key = identity.public_key
         self._identity = identity
+        self._registration_token = registration_token
         self._store_path = default_store_path(identity) if store is None else store
         self._policy = policy
         self._password_limits = password_limits
@@ -321,6 +325,7 @@ class Client:
                 session,
                 self._clock,
                 round(self._proof_wait * 1000),
+                self._registration_token,
             )
         except BaseException:
             store.close()

@@ -141,8 +141,11 @@ class Engine:
         session: CryptoSession,
         clock: Callable[[], int],
         proof_wait: int = PROOF_WAIT_MS,
+        registration_token: str | None = None,
     ) -> None:
         self.identity = identity
+        self.registration_token = registration_token
+        """A registration token for a relay that admits new keys by invite only."""
         self.me = identity.public_key
         self.store = store
         self.session = session
@@ -408,6 +411,7 @@ class Engine:
             prekey=signed,
             sig=self.identity.sign(transcript),
             name_statement=sign_name(self.identity, self.name, self.clock()),
+            registration_token=self.registration_token,
         )
 
     def welcome(self, welcome: Welcome) -> Output:

@@ -37,6 +37,10 @@ Seq = Annotated[int, msgspec.Meta(ge=0, le=c.MAX_SEQ)]
 Timestamp = Annotated[int, msgspec.Meta(ge=0, le=c.MAX_SEQ)]
 RequestId = Annotated[str, msgspec.Meta(min_length=1, max_length=c.MAX_REQUEST_ID_CHARS)]
 UserName = Annotated[str, msgspec.Meta(max_length=c.MAX_NAME_CHARS)]
+RegistrationToken = Annotated[
+    str, msgspec.Meta(min_length=16, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")
+]
+"""A token made by the relay's operator to register a new key (docs/server.md, "Access control")."""
 RoomName = Annotated[str, msgspec.Meta(max_length=c.MAX_ROOM_NAME_CHARS)]
 Description = Annotated[str, msgspec.Meta(max_length=c.MAX_DESCRIPTION_CHARS)]
 StatusText = Annotated[str, msgspec.Meta(max_length=c.MAX_STATUS_TEXT_CHARS)]
@@ -171,6 +175,7 @@ class Hello(_Frame, tag="hello"):
     prekey: SignedPrekey
     sig: Signature
     name_statement: NameStatement | None = None
+    registration_token: RegistrationToken | None = None
 
     def __post_init__(self) -> None:
         validate_user_name(self.name)

@@ -1,10 +1,12 @@
 """Who may use the relay: the registration policy, who may create rooms, banned keys.
 
 Pure decisions over sets of keys. ``registration``: ``open`` (any key, within the
-per-address budget of new identities), ``closed`` (keys the relay already knows, plus
-the allowlist) or ``allowlist`` (listed keys only, known or not). ``room_creation``:
-``anyone`` or ``allowlist``. A banned key is refused whatever the policy. Keys are
-written as ``e2echat fingerprint`` prints them (hex, spaces allowed) or in base64.
+per-address budget of new identities), ``token`` (as ``closed``, and new keys that
+bring a valid registration token: see registration_tokens.py), ``closed`` (keys the
+relay already knows, plus the allowlist) or ``allowlist`` (listed keys only, known or
+not). ``room_creation``: ``anyone`` or ``allowlist``. A banned key is refused whatever
+the policy. Keys are written as ``e2echat fingerprint`` prints them (hex, spaces
+allowed) or in base64.
 """
 
 import base64
@@ -14,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
-REGISTRATION_MODES: Final = ("open", "closed", "allowlist")
+REGISTRATION_MODES: Final = ("open", "token", "closed", "allowlist")
 ROOM_CREATION_MODES: Final = ("anyone", "allowlist")
 KEY_SIZE: Final = 32
 BANNED_FILE: Final = "banned-keys"
@@ -71,14 +73,14 @@ class AccessPolicy:
     banned: frozenset[bytes] = frozenset()
 
     def refusal(self, key: bytes, known: bool) -> str | None:
-        """Why ``key`` may not authenticate (``banned``, ``not_allowed``, ``closed``), or
-        None if it may. ``known``: the relay already has this identity."""
+        """Why ``key`` may not authenticate (``banned``, ``not_allowed``, ``closed``,
+        ``token_needed``), or None if it may. ``known``: the relay already has it."""
         if key in self.banned:
             return "banned"
         if self.registration == "allowlist" and key not in self.allowed:
             return "not_allowed"
-        if self.registration == "closed" and not known and key not in self.allowed:
-            return "closed"
+        if self.registration in ("closed", "token") and not known and key not in self.allowed:
+            return "closed" if self.registration == "closed" else "token_needed"
         return None
 
     def may_create_room(self, key: bytes) -> bool:

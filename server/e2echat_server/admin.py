@@ -19,7 +19,9 @@ from typing import Any, Final
 
 from e2echat.protocol import CloseCode
 from e2echat_server.access import parse_key
+from e2echat_server.clock import now_ms
 from e2echat_server.logs import LOGGER, event, fingerprint
+from e2echat_server.registration_tokens import ID_CHARS
 from e2echat_server.relay import Relay
 from e2echat_server.version import __version__
 
@@ -53,6 +55,9 @@ class AdminSocket:
             "kick": self.kick,
             "ban": self.ban,
             "unban": self.unban,
+            "token": self.token,
+            "tokens": self.tokens,
+            "revoke": self.revoke,
         }
 
     async def start(self) -> None:
@@ -196,6 +201,34 @@ class AdminSocket:
     async def unban(self, args: list[str]) -> dict[str, Any]:
         key = self._key(args)
         return {"key": key.hex(), "changed": await self._relay.ban(key, banned=False)}
+
+    async def token(self, args: list[str]) -> dict[str, Any]:
+        """A new token: ``[USES, EXPIRES_IN_S]`` (0: unlimited uses, never expires)."""
+        _arity(args, 2)
+        try:
+            uses, expires_in = int(args[0]), int(args[1])
+        except ValueError:
+            raise AdminError("USES and EXPIRES_IN are whole numbers.") from None
+        if uses < 0 or expires_in < 0:
+            raise AdminError("USES and EXPIRES_IN are 0 (no limit) or more.")
+        now = now_ms()
+        expires = now + expires_in * 1000 if expires_in else None
+        token = self._relay.registration_tokens.issue(uses or None, expires, now)
+        await self._relay.save_registration_tokens()
+        event(LOGGER, "token_issued", uses=uses or "unlimited", expires=expires or "never")
+        return {"token": token, "uses": uses or None, "expires": expires}
+
+    async def tokens(self, args: list[str]) -> list[dict[str, object]]:
+        _arity(args, 0)
+        return self._relay.registration_tokens.listed(now_ms())
+
+    async def revoke(self, args: list[str]) -> dict[str, Any]:
+        _arity(args, 1)
+        found = self._relay.registration_tokens.revoke(args[0])
+        if found is None:
+            raise AdminError(f"No one token has an id starting with {args[0]!r}.")
+        await self._relay.save_registration_tokens()
+        return {"id": found[:ID_CHARS], "revoked": True}
 
     def _key(self, args: list[str]) -> bytes:
         """The one key an argument names: a whole key, or a hex prefix of a known one."""

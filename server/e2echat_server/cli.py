@@ -153,6 +153,10 @@ _ADMIN_COMMANDS = {
     "kick": "KEY: close that key's connection (it may reconnect)",
     "ban": "KEY: close its connection and refuse it from now on (kept in the data dir)",
     "unban": "KEY: admit it again",
+    "token": "make a registration token (shown once) for --registration token:"
+    " --uses N (0: unlimited), --expires-in SECONDS (0: never)",
+    "tokens": "every registration token: id, uses left, expiry, whether still valid",
+    "revoke": "ID: drop that token (the first digits of its id)",
 }
 
 
@@ -169,8 +173,25 @@ _ADMIN_COMMANDS = {
 @click.argument("command", type=click.Choice(sorted(_ADMIN_COMMANDS)))
 @click.argument("key", required=False)
 @click.option("--json", "as_json", is_flag=True, help="Print the relay's answer as JSON.")
+@click.option(
+    "--uses", type=click.IntRange(min=0), default=1, show_default=True, help="token: uses."
+)
+@click.option(
+    "--expires-in",
+    type=click.IntRange(min=0),
+    default=7 * 86400,
+    show_default=True,
+    help="token: seconds it stays valid.",
+)
 @click.pass_context
-def admin(ctx: click.Context, command: str, key: str | None, as_json: bool) -> None:
+def admin(
+    ctx: click.Context,
+    command: str,
+    key: str | None,
+    as_json: bool,
+    uses: int,
+    expires_in: int,
+) -> None:
     parent = ctx.parent
     assert parent is not None
     flags = {k: v for k, v in parent.params.items() if k != "config"}
@@ -181,18 +202,18 @@ def admin(ctx: click.Context, command: str, key: str | None, as_json: bool) -> N
         ctx.exit(2)
     path = admin_socket_path(settings)
     if path is None:
-        click.echo(
-            "e2echat-server: a memory relay has an admin socket only if given one.", err=True
-        )
+        click.echo("e2echat-server: a memory relay has no admin socket unless given.", err=True)
         ctx.exit(2)
-    takes_key = command in ("kick", "ban", "unban")
+    takes_key = command in ("kick", "ban", "unban", "revoke")
     if takes_key != (key is not None):
-        click.echo(
-            f"e2echat-server: {command} {'needs a KEY' if takes_key else 'takes no KEY'}.", err=True
-        )
+        wrong = "needs an argument" if takes_key else "takes no argument"
+        click.echo(f"e2echat-server: {command} {wrong}.", err=True)
         ctx.exit(2)
     try:
-        result = request(path, command, [key] if key is not None else [])
+        args = [key] if key is not None else []
+        if command == "token":
+            args = [str(uses), str(expires_in)]
+        result = request(path, command, args)
     except AdminError as exc:
         click.echo(f"e2echat-server: {exc}", err=True)
         ctx.exit(1)

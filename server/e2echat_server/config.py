@@ -109,8 +109,9 @@ class RelayConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_on
     registration: Annotated[
         str,
         _about(
-            "who may register a new key: `open`, `closed` (known keys and `allow_keys` only)"
-            " or `allowlist` (`allow_keys` only, known or not)",
+            "who may register a new key: `open`, `token` (with a token from `admin token`),"
+            " `closed` (known keys and `allow_keys` only) or `allowlist` (`allow_keys` only,"
+            " known or not)",
             live=True,
         ),
     ] = "open"

@@ -17,7 +17,7 @@ from websockets.http11 import Request, Response
 from websockets.typing import Origin, Subprotocol
 
 from e2echat.protocol import BLOB_PATH, SUBPROTOCOL, CloseCode, ProtocolError
-from e2echat_server import logs
+from e2echat_server import logs, registration_tokens
 from e2echat_server.access import BANNED_FILE, AccessPolicy, read_keys, write_keys
 from e2echat_server.blobs import BlobLimits, BlobStore
 from e2echat_server.blobservice import BlobService
@@ -31,6 +31,7 @@ from e2echat_server.metrics import Metrics
 from e2echat_server.output import Delivery, Output
 from e2echat_server.proxies import client_address, networks
 from e2echat_server.redis_broker import RedisBroker
+from e2echat_server.registration_tokens import TOKENS_FILE
 from e2echat_server.session import peer, remember_client, remote
 from e2echat_server.sessions import BANNED_REASON, Sessions
 from e2echat_server.store import RedisStore, Store
@@ -79,6 +80,7 @@ class Relay:
         self._info = info_document(self.config, __version__)
         self._tls: ReloadableTls | None = None
         self._banned: frozenset[bytes] = frozenset()
+        self.registration_tokens = registration_tokens.RegistrationTokens()
 
     # Lifecycle ---------------------------------------------------------------------
 
@@ -150,6 +152,12 @@ class Relay:
         self._sessions.handlers.table.update(self._blobs.handlers())
         self._banned = await asyncio.to_thread(read_keys, self._ban_file())
         self._sessions.set_access(self._access(config))
+        self.registration_tokens = await asyncio.to_thread(
+            registration_tokens.load, self._state_file(TOKENS_FILE)
+        )
+        self._sessions.keep_registration_tokens(
+            self.registration_tokens, self.save_registration_tokens
+        )
         self.metrics.rooms = len(directory.rooms)
         self.metrics.users = len(directory.users)
         try:
@@ -288,11 +296,21 @@ class Relay:
         )
 
     def _ban_file(self) -> Path | None:
-        """Where banned keys are kept: beside the database (none for memory or Redis)."""
+        path = self._state_file(BANNED_FILE)
+        return path if path is not None and path.exists() else None
+
+    def _state_file(self, name: str) -> Path | None:
+        """Where the operator's lists are kept: beside the database (not for memory or
+        Redis relays, which keep them in memory)."""
         if self.config.memory or self.config.redis is not None:
             return None
-        path = self.config.data_dir / BANNED_FILE
-        return path if path.exists() else None
+        return self.config.data_dir / name
+
+    async def save_registration_tokens(self) -> None:
+        """Write the registration tokens (after one was made, spent or revoked)."""
+        path = self._state_file(TOKENS_FILE)
+        if path is not None:
+            await asyncio.to_thread(registration_tokens.save, path, self.registration_tokens)
 
     @property
     def banned(self) -> frozenset[bytes]:
@@ -304,8 +322,9 @@ class Relay:
         keys = self._banned | {key} if banned else self._banned - {key}
         if keys == self._banned:
             return False
-        if not self.config.memory and self.config.redis is None:
-            await asyncio.to_thread(write_keys, self.config.data_dir / BANNED_FILE, keys)
+        path = self._state_file(BANNED_FILE)
+        if path is not None:
+            await asyncio.to_thread(write_keys, path, keys)
         self._banned = keys
         access = self.sessions.access
         self.sessions.set_access(

@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 import logging
 from collections import Counter
+from collections.abc import Awaitable, Callable
 
 from nacl.utils import random as random_bytes
 from websockets.asyncio.server import ServerConnection
@@ -41,6 +42,7 @@ from e2echat_server.output import Output
 from e2echat_server.pipeline import MAX_INFLIGHT, SendPipeline
 from e2echat_server.ratelimit import AddressBudgets, ConnectionLimiter, Verdict
 from e2echat_server.refusals import request_id
+from e2echat_server.registration_tokens import RegistrationTokens
 from e2echat_server.session import AbuseError, Session, SlowConsumerError, peer
 
 REPLACED_REASON = "Your identity connected from another place; this connection was replaced."
@@ -49,7 +51,13 @@ _ACCESS_REFUSALS = {
     "banned": BANNED_REASON,
     "not_allowed": "This relay admits listed keys only; ask its operator to add yours.",
     "closed": "This relay takes no new identities; ask its operator to add your key.",
+    "token_needed": "This relay admits new identities with a registration token only; ask"
+    " its operator for one.",
 }
+
+
+async def _nothing() -> None:
+    return None
 
 
 class Sessions:
@@ -69,6 +77,8 @@ class Sessions:
         self._output = output
         self.handlers = Handlers(config, directory, engine, output)
         self.access = AccessPolicy()
+        self.registration_tokens = RegistrationTokens()
+        self._tokens_changed: Callable[[], Awaitable[None]] = _nothing
         self.pipeline = SendPipeline(
             directory, engine, output, config.max_body, config.history_count
         )
@@ -183,6 +193,9 @@ class Sessions:
             await conn.close(CloseCode.AUTH_FAILED, "Authentication failed.")
             return False
         refusal = self.access.refusal(hello.key, hello.key in directory.users)
+        token = hello.registration_token if refusal == "token_needed" else None
+        if token is not None and self.registration_tokens.valid(token, now_ms()):
+            refusal = None  # spent below, once the identity budget lets it in
         if refusal is not None:
             self._metrics.refusals.refused(refusal, peer=session.ip, key=fingerprint(hello.key))
             output.error(session, None, ErrorCode.FORBIDDEN, _ACCESS_REFUSALS[refusal])
@@ -201,6 +214,9 @@ class Sessions:
             )
             await conn.close(CloseCode.RATE_LIMIT, "Too many new identities from your address.")
             return False
+        if token is not None:
+            self.registration_tokens.redeem(token, now_ms())
+            await self._tokens_changed()
         known = directory.users.get(hello.key)
         renamed = known is not None and known.name != hello.name
         user, change = directory.authenticate(
@@ -232,6 +248,12 @@ class Sessions:
             directory.went_online(hello.key)
             output.announce(hello.key)
         return True
+
+    def keep_registration_tokens(
+        self, tokens: RegistrationTokens, changed: Callable[[], Awaitable[None]]
+    ) -> None:
+        """The registration tokens new keys may spend, and what to call when one is."""
+        self.registration_tokens, self._tokens_changed = tokens, changed
 
     def set_access(self, access: AccessPolicy) -> None:
         """New access rules: they apply to new connections and new requests."""

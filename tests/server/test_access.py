@@ -55,7 +55,7 @@ def test_keys_are_read_as_fingerprints_or_base64(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(
     "settings",
-    [{"registration": "allowlist"}, {"room_creation": "allowlist"}, {"registration": "invite"}],
+    [{"registration": "allowlist"}, {"room_creation": "allowlist"}, {"registration": "bogus"}],
 )
 def test_policies_are_checked(settings: dict[str, str]) -> None:
     with pytest.raises(ConfigError):
