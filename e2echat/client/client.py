@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import secrets
 import sqlite3
@@ -22,7 +23,7 @@ from e2echat.client import fileops, kdfcost
 from e2echat.client.backoff import Backoff
 from e2echat.client.connection import TlsOption, tls_context
 from e2echat.client.driver import Driver
-from e2echat.client.engine import PROOF_WAIT_MS, Access, Engine
+from e2echat.client.engine import PROOF_WAIT_MS, Access, Engine, SignLog
 from e2echat.client.errors import (
     AlreadyConnected,
     BadStatus,
@@ -36,6 +37,7 @@ from e2echat.client.errors import (
     MessageTooLong,
     NameTaken,
     NoSuchRoom,
+    NotAllowed,
     NotAMember,
     NotInHistory,
     RelayError,
@@ -45,7 +47,7 @@ from e2echat.client.errors import (
     WrongAccess,
     WrongPassphrase,
 )
-from e2echat.client.events import Event, Notice
+from e2echat.client.events import Event, Notice, RoomChanged
 from e2echat.client.handlers import HandlerRunner, check_async
 from e2echat.client.identity import Identity
 from e2echat.client.models import ConnectionState, Member, Message, RoomSummary, Version, placed
@@ -58,7 +60,7 @@ from e2echat.client.relays import relay_urls
 from e2echat.client.room import Relation, Room
 from e2echat.client.tasks import cancel_and_wait
 from e2echat.crypto.errors import CryptoError
-from e2echat.crypto.events import DirectInvited
+from e2echat.crypto.events import DirectInvited, LogStatement
 from e2echat.crypto.identity import KdfLimits
 from e2echat.crypto.payload import File
 from e2echat.crypto.policy import DEFAULT_POLICY, Policy
@@ -76,6 +78,9 @@ from e2echat.protocol import (
     JoinRoom,
     LeaveRoom,
     ListRooms,
+    LogAppend,
+    LogEntries,
+    LogRequest,
     Lookup,
     MembersList,
     MembersRequest,
@@ -83,6 +88,7 @@ from e2echat.protocol import (
     OpenAccess,
     ProtocolError,
     RelayFrame,
+    RoomInfo,
     RoomList,
     RoomReply,
     SecretAccess,
@@ -96,6 +102,7 @@ from e2echat.protocol import (
 from e2echat.protocol import (
     Access as WireAccess,
 )
+from e2echat.protocol.constants import MAX_LOG_PAGE
 from e2echat.store import SchemaError, Store, StoreKeyError, StoreLockedError
 
 log = logging.getLogger("e2echat")
@@ -113,6 +120,8 @@ PROOF_WAIT_S = PROOF_WAIT_MS / 1000
 Handler = Callable[[Any], Awaitable[None]]
 AccessKind = Literal["open", "password", "invite"]
 ACCESS_KINDS = ("open", "password", "invite")
+LOG_ATTEMPTS = 3
+"""Times a membership statement is signed again after another entry won its position."""
 _RELAY_ERRORS: dict[str, type[RelayError]] = {
     ErrorCode.NO_SUCH_ROOM: NoSuchRoom,
     ErrorCode.NAME_TAKEN: NameTaken,
@@ -538,12 +547,77 @@ class Client:
         secret: RoomSecret | None,
         peer: bytes | None = None,
     ) -> Room:
-        """Ask the relay to create or join, then enter the room (run shielded: once the
-        relay said yes, our membership proofs must go out even if the caller gave up)."""
+        """Ask the relay to create or join, then enter the room and sign our place in its
+        membership log: the creator its ``create`` entry (we are the owner), a joiner its
+        ``join`` (run shielded: once the relay said yes, our membership proofs must go
+        out even if the caller gave up)."""
         reply = await self._request(frame, RoomReply)
         self._driver.relay_rooms.entered(reply.room)
-        await self._driver.step(self._driver.engine.enter_room, reply.room, kind, secret, peer)
-        return self._driver.room(reply.room.id)
+        return await self._entered(reply.room, kind, secret, peer, isinstance(frame, CreateRoom))
+
+    async def _entered(
+        self,
+        info: RoomInfo,
+        kind: Access,
+        secret: RoomSecret | None,
+        peer: bytes | None,
+        creating: bool,
+        *,
+        invited: bool = False,
+    ) -> Room:
+        """Enter a room the relay put us in, then sign our create or join entry."""
+        driver = self._driver
+        log = [] if creating else await self._fetch_log(info.id, 0)
+        await driver.step(
+            driver.engine.enter_room, info, kind, secret, peer, invited=invited, log=log
+        )
+        room = driver.room(info.id)
+        if creating:
+            salt = info.salt or b""
+            description = info.description
+
+            def create(session: CryptoSession, room_id: bytes, now: int) -> LogStatement:
+                return session.create_log(room_id, now, description=description, salt=salt)
+
+            await self._change(room, create)
+        elif await driver.call(driver.engine.needs_join, info.id):
+            await self._change(room, _join)
+        return room
+
+    async def _fetch_log(self, room_id: bytes, after: int) -> list[bytes]:
+        """The room's log entries from position ``after`` on, page by page."""
+        entries: list[bytes] = []
+        while True:
+            page = await self._request(LogRequest(room=room_id, after=after), LogEntries)
+            entries += page.entries
+            after += len(page.entries)
+            if len(page.entries) < MAX_LOG_PAGE:
+                return entries
+
+    async def _change(self, room: Room, sign: SignLog) -> None:
+        """Sign a membership statement, have the relay append it, then send its directs.
+
+        The relay pushes the appended entry to every member (us included) before it
+        answers, so when this returns the change is in our validated log. If another
+        entry won the position, we fetch it and sign again (the rules are checked anew:
+        the other entry may have taken our right away)."""
+        driver = self._driver
+        for _attempt in range(LOG_ATTEMPTS):
+            statement = await driver.call(driver.engine.sign_log, room.id, sign)
+            try:
+                await self._request(LogAppend(room=room.id, entry=statement.entry), Ok)
+            except RelayError as exc:
+                if exc.code == ErrorCode.FORBIDDEN:
+                    raise NotAllowed(f"The relay refused the change: {exc.message}") from None
+                if exc.code != ErrorCode.LOG_CONFLICT:
+                    raise
+                length = await driver.call(driver.engine.log_length, room.id)
+                entries = await self._fetch_log(room.id, length)
+                await driver.step(driver.engine.apply_log, room.id, entries)
+                continue
+            await driver.step(driver.engine.log_appended, room.id, statement)
+            return
+        raise RelayError(ErrorCode.LOG_CONFLICT, "The room's log kept changing: try again.")
 
     async def direct(self, member: Member | bytes) -> Room:
         """The direct conversation with ``member`` (a ``Member`` or a 32-byte key): the
@@ -610,14 +684,7 @@ class Client:
             return
         driver.relay_rooms.entered(reply.room)
         await self._shielded(
-            driver.step(
-                driver.engine.enter_room,
-                reply.room,
-                "invite",
-                secret,
-                invitation.sender,
-                invited=True,
-            )
+            self._entered(reply.room, "invite", secret, invitation.sender, False, invited=True)
         )
 
     async def _refuse_invite(self, invitation: DirectInvited, why: str) -> None:
@@ -907,6 +974,25 @@ class Client:
         await self._shielded(driver.step(driver.engine.reconcile, room.id, reply.members))
         return room.member_list
 
+    async def _log_change(self, room: Room, sign: SignLog) -> None:
+        self._check_member(room)
+        await self._shielded(self._change(room, sign))
+
+    async def _change_password(self, room: Room, password: str) -> None:
+        self._check_member(room)
+        salt = RoomSecret.new_salt()
+        secret = await self._derive(room.name, password, salt)
+
+        def rotate(session: CryptoSession, room_id: bytes, now: int) -> LogStatement:
+            return session.rotate_secret(room_id, now, secret=secret, salt=salt)
+
+        await self._shielded(self._change(room, rotate))
+
+    async def _changes(self, room: Room) -> list[RoomChanged[Room]]:
+        driver = self._driver
+        changes = await driver.call(driver.engine.log_entries, room.id)
+        return [dataclasses.replace(change, room=room) for change in changes]  # type: ignore[arg-type,misc]
+
     async def _leave(self, room: Room) -> None:
         self._check_member(room)
         with contextlib.suppress(RelayError):
@@ -1003,6 +1089,10 @@ class Client:
         await self._driver.wait_closed()
         if self._closing is not None:
             await asyncio.shield(self._closing)
+
+
+def _join(session: CryptoSession, room_id: bytes, now: int) -> LogStatement:
+    return session.join_log(room_id, now)
 
 
 def _check_room_name(name: str) -> None:

@@ -16,7 +16,7 @@ acknowledgements, and turns crypto outcomes into messages and events.
 import dataclasses
 import logging
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Literal, cast
 
 import msgspec
@@ -24,6 +24,7 @@ import msgspec
 from e2echat.client import events as ev
 from e2echat.client.conversation import Conversation, Relation, announced_blob
 from e2echat.client.errors import E2EChatError, NotAllowed, NotAMember, NotInHistory
+from e2echat.client.membership import room_changed
 from e2echat.client.mentions import resolve_mentions
 from e2echat.client.models import Member, Message, Version
 from e2echat.client.outbox import DIRECT_ID, Outbox, outbox_id
@@ -34,6 +35,7 @@ from e2echat.client.roomsync import MEMBERS_ID, SYNC_ID, RoomSync
 from e2echat.crypto import events as cev
 from e2echat.crypto.direct import MAX_SKEW_MS
 from e2echat.crypto.errors import CryptoError
+from e2echat.crypto.events import LogStatement
 from e2echat.crypto.identity import Identity
 from e2echat.crypto.message import HEADER_SIZE, PAD_BLOCK, parse_body
 from e2echat.crypto.payload import (
@@ -50,6 +52,7 @@ from e2echat.crypto.payload import (
 )
 from e2echat.crypto.prekeys import SignedPrekey as CryptoPrekey
 from e2echat.crypto.primitives import SIGNATURE_SIZE, TAG_SIZE
+from e2echat.crypto.roomlog import AuthorityError, LogError, validate_log
 from e2echat.crypto.roomsecret import RoomSecret
 from e2echat.crypto.session import CryptoSession
 from e2echat.crypto.session import Member as CryptoMember
@@ -62,7 +65,11 @@ from e2echat.protocol import (
     ClientFrame,
     DirectDelivery,
     Error,
+    ErrorCode,
     Hello,
+    LogAppend,
+    LogEntries,
+    LogRequest,
     MemberJoined,
     MemberLeft,
     MembersList,
@@ -84,6 +91,7 @@ from e2echat.protocol import (
 )
 from e2echat.protocol import Member as RelayMember
 from e2echat.protocol import Message as RelayMessage
+from e2echat.protocol.constants import MAX_LOG_PAGE
 from e2echat.store import HistoryItem, ReadState, RoomRecord, Store
 from e2echat.store.relations import RelationError
 
@@ -108,6 +116,15 @@ TYPING_REFRESH_MS = 3000
 it for 6 s after each signal, docs/crypto.md section 8.3)."""
 EPHEMERAL_FRESH_MS = 30_000
 """Typing and receipts dated further than this from our clock are stale: ignored."""
+LOG_FETCH_ID = "g"
+"""Request id prefix (+ room id hex) of the engine's own membership-log fetches."""
+LOG_JOIN_ID = "j"
+"""Request id prefix (+ room id hex) of a ``join`` entry the engine signs on its own."""
+ROOM_KEY_WAIT_MS = 5000
+"""A rotated room secret that has not come this long after its log entry is asked for
+(the author sends it just after the entry), then again as often while it is missing."""
+SignLog = Callable[[CryptoSession, bytes, int], LogStatement]
+"""Signs one membership-log statement: (session, room id, now) to the statement."""
 
 
 def body_size(payload_size: int) -> int:
@@ -227,12 +244,18 @@ class Engine:
         peer: bytes | None = None,
         *,
         invited: bool = False,
+        log: Sequence[bytes] = (),
     ) -> Output:
         """We created or joined a room (the relay's ``room`` reply); ``peer`` makes it
         our direct conversation with that key (crypto.md section 14): one we created
         (its invitation to ``peer`` is queued in the same transaction as the room, so a
         crash cannot leave a conversation nobody was invited to) or, ``invited``, one
-        ``peer`` invited us to (``DirectStarted``)."""
+        ``peer`` invited us to (``DirectStarted``). ``log`` is the room's membership log
+        as fetched right after joining (empty for a new room).
+
+        A secret room with a log does not get our ``join`` proofs as directs: its members
+        refuse them until our ``join`` entry is in the log, whose tag proves us to all of
+        them at once (``needs_join``, then the client appends it)."""
         existing = self.rooms.get(info.id)
         if existing is not None and secret is None:
             # Joined again without the password or invite: the room stays what the
@@ -266,7 +289,11 @@ class Engine:
                 online = {m.key for m in info.members if m.status != "offline"}
                 state.awaiting = online - {self.me}
                 state.hold_until = self.clock() + self.proof_wait
-            self._reconcile(state, info.members, out)
+            self._reconcile(
+                state, info.members, out, proofs=existing is not None or not _lacks(log, self.me)
+            )
+            if log:
+                self._apply_log(state, log, out)
             if existing is None and peer is not None and not invited:
                 out.extend(self.invite(info.id, peer))
         if existing is None:
@@ -342,8 +369,11 @@ class Engine:
                 )
         return kept
 
-    def _reconcile(self, state: RoomState, members: list[RelayMember], out: Output) -> None:
-        """Take the relay's full member list (join, reconnect, ``members``)."""
+    def _reconcile(
+        self, state: RoomState, members: list[RelayMember], out: Output, *, proofs: bool = True
+    ) -> None:
+        """Take the relay's full member list (join, reconnect, ``members``); without
+        ``proofs`` the ``join`` directs of a first entry are not sent (see ``enter_room``)."""
         members = self._outsiders(state, members, out)
         before = set(state.members)
         listed = {member.key for member in members}
@@ -357,6 +387,8 @@ class Engine:
             secret=self._secret_of(state.record),
             peer=state.record.peer,
         )
+        if not proofs:
+            outcome = dataclasses.replace(outcome, directs=[])
         self._apply(outcome, out)
         self._signed_names(members)
         self.view.refresh(state)
@@ -453,6 +485,8 @@ class Engine:
                 # checked against the room secret, so they need not wait.) One round
                 # trip later the room resumes in ``reconcile`` as a full room does here.
                 out.frames.append(state.sync.connect(info.partial))
+                state.log_rejoin = True
+                out.frames.append(self._log_request(state))
         out.extend(self.flush_outbox())
         return out
 
@@ -473,6 +507,7 @@ class Engine:
             for state in self.rooms.values():
                 if state.sync.tick(now):
                     self.store.set_last_seq(state.id, state.sync.floor)
+                self._ask_room_key(state, now, out)
         if self.connected and self._mailbox_seen > self._mailbox_acked:
             out.frames.append(Ack(mailbox=self._mailbox_seen))
             self._mailbox_acked = self._mailbox_seen
@@ -641,6 +676,8 @@ class Engine:
                 self.outbox.direct_confirmed(item_id)
         elif isinstance(frame, Synced):
             self._synced(frame, out)
+        elif isinstance(frame, LogEntries):
+            self._log_entries(frame, out)
         elif isinstance(frame, MembersList) and frame.id == f"{MEMBERS_ID}{frame.room.hex()}":
             out.extend(self.reconcile(frame.room, frame.members))
         elif isinstance(frame, Error):
@@ -729,6 +766,11 @@ class Engine:
                 )
             if notice is not None:
                 out.events.append(notice)
+            return
+        rejoining = rid.startswith(LOG_JOIN_ID) and frame.code == ErrorCode.LOG_CONFLICT
+        if rejoining and (state := self.rooms.get(_hex_or_empty(rid[len(LOG_JOIN_ID) :]))):
+            state.log_rejoin = True  # another entry came first: fetch it, sign again
+            out.frames.append(self._log_request(state))
             return
         if rid == BLOB_DELETE_ID:
             return  # the file of a deleted message is gone already (expired, its room deleted)
@@ -901,6 +943,26 @@ class Engine:
                 )
         elif isinstance(event, cev.DirectInvited):
             out.invitations.append(event)
+        elif isinstance(event, cev.RoomChanged) and event.room_id in self.rooms:
+            room_id = event.room_id
+            out.events.append(
+                room_changed(room_id, event.entry, lambda key: self.member(key, room_id))
+            )
+        elif isinstance(event, cev.LogForked) and (state := self.rooms.get(event.room_id)):
+            state.frozen = event.reason
+            log.warning("room %s frozen: %s", state.record.name, event.reason)
+            out.events.append(ev.RoomFrozen(event.room_id, event.reason))
+        elif isinstance(event, cev.LogRejected) and (state := self.rooms.get(event.room_id)):
+            log.warning("a log entry of room %s was rejected: %s", state.record.name, event.reason)
+            out.events.append(
+                ev.Notice(
+                    f"A change of room {state.record.name!r} from the relay was rejected"
+                    f" (log entry {event.position}): {event.reason}."
+                )
+            )
+        elif isinstance(event, cev.RoomKeyMissing) and (state := self.rooms.get(event.room_id)):
+            if state.room_key_asked[0] != event.epoch:
+                state.room_key_asked = (event.epoch, self.clock())  # its author sends it now
         elif isinstance(event, cev.DirectForUnknownRoom):
             self._early_directs.append(event)
             del self._early_directs[:-EARLY_DIRECTS]
@@ -935,6 +997,124 @@ class Engine:
     def set_own_status(self, status: str, text: str | None) -> None:
         """The relay accepted our new status: show it on our own member entries."""
         self.view.set_own_status(status, text)
+
+    # The membership log ------------------------------------------------------------
+
+    def _log_request(self, state: RoomState) -> LogRequest:
+        """Fetch the room's log from the length we hold (the engine's own fetch)."""
+        length = state.log.length if state.log is not None else 0
+        return LogRequest(room=state.id, after=length, id=f"{LOG_FETCH_ID}{state.id.hex()}")
+
+    def log_length(self, room_id: bytes) -> int:
+        """How many entries of the room's log we hold."""
+        log = self._room_state(room_id).log
+        return log.length if log is not None else 0
+
+    def apply_log(self, room_id: bytes, entries: list[bytes]) -> Output:
+        """Log entries the client fetched (after a ``log_conflict``)."""
+        out = Output()
+        state = self.rooms.get(room_id)
+        if state is not None:
+            with self.store.transaction():
+                self._apply_log(state, entries, out)
+        return out
+
+    def _log_entries(self, frame: LogEntries, out: Output) -> None:
+        """A log push (a new entry) or the reply to our own fetch.
+
+        A push beyond our length means we missed entries: fetch from our length. Our
+        fetch goes on page by page; caught up after a reconnect, we sign the ``join`` the
+        log still lacks (its append was lost with the connection)."""
+        state = self.rooms.get(frame.room)
+        if state is None:
+            return
+        ours = frame.id == f"{LOG_FETCH_ID}{state.id.hex()}"
+        if frame.id is None and frame.start > (state.log.length if state.log else 0):
+            out.frames.append(self._log_request(state))
+            return
+        if frame.id is not None and not ours:
+            return
+        with self.store.transaction():
+            self._apply_log(state, frame.entries, out)
+        if not ours:
+            return
+        if len(frame.entries) >= MAX_LOG_PAGE:
+            out.frames.append(self._log_request(state))
+        elif state.log_rejoin and state.id in self.rooms:
+            state.log_rejoin = False
+            if self.needs_join(state.id):
+                try:
+                    statement = self.session.join_log(state.id, self.clock())
+                except CryptoError as exc:
+                    out.events.append(ev.Notice(f"Could not rejoin {state.record.name!r}: {exc}."))
+                    return
+                join_id = f"{LOG_JOIN_ID}{state.id.hex()}"
+                out.frames.append(LogAppend(room=state.id, entry=statement.entry, id=join_id))
+
+    def _apply_log(self, state: RoomState, entries: Sequence[bytes], out: Output) -> None:
+        """Validate and apply entries; keep the room's view of the log, its current room
+        secret (a rotation installs a new one) and leave it if the log removed us."""
+        was_member = state.log is not None and self.me in state.log.members
+        outcome = self.session.apply_log(state.id, entries, self.clock())
+        self._apply(outcome, out)
+        state.log = self.session.log_state(state.id)
+        current = self.session.room_secret(state.id)
+        if current is not None and current.secret != state.record.secret:
+            state.record = dataclasses.replace(state.record, secret=current.secret)
+            self.store.save_room(state.record)
+        if was_member and state.log is not None and self.me not in state.log.members:
+            out.extend(self.left(state.id))  # kicked or banned: the relay dropped us too
+
+    def needs_join(self, room_id: bytes) -> bool:
+        """Whether the room has a log that does not list us (nor bans us): we must
+        append our ``join`` entry."""
+        log = self._room_state(room_id).log
+        return log is not None and self.me not in log.members and self.me not in log.banned
+
+    def sign_log(self, room_id: bytes, sign: SignLog) -> LogStatement:
+        """Sign a membership-log statement after checking it as every member will.
+
+        Raises ``NotAllowed`` (nothing signed, nothing changed) if the rules refuse it:
+        our role does not permit it, the subject is not a member, the room has no log."""
+        state = self._room_state(room_id)
+        if state.frozen is not None:
+            raise NotAllowed(f"Nothing can be changed in this room: {state.frozen}.")
+        try:
+            return sign(self.session, room_id, self.clock())
+        except AuthorityError as exc:
+            raise NotAllowed(f"You are not allowed to do that: {exc}.") from None
+        except (CryptoError, LogError) as exc:
+            raise NotAllowed(f"That cannot be done in this room: {exc}.") from None
+
+    def log_appended(self, room_id: bytes, statement: LogStatement) -> Output:
+        """The relay appended our statement: send its directs (a rotation's new secret,
+        sealed to each remaining member), durably, like key shares."""
+        out = Output()
+        with self.store.transaction():
+            out.frames += self.outbox.queue_directs(statement.directs, self.connected)
+        return out
+
+    def _ask_room_key(self, state: RoomState, now: int, out: Output) -> None:
+        """Ask again for a rotated room secret that has not come (``ROOM_KEY_WAIT_MS``)."""
+        epoch, since = state.room_key_asked
+        log = state.log
+        if log is None or epoch != log.epoch or now - since < ROOM_KEY_WAIT_MS:
+            return
+        current = self.session.room_secret(state.id)
+        if current is not None and current.verifier == log.verifier:
+            state.room_key_asked = (-1, 0)  # it came
+            return
+        state.room_key_asked = (epoch, now)
+        outcome = self.session.request_room_key(state.id, now)
+        out.frames += self.outbox.queue_directs(outcome.directs, self.connected)
+
+    def log_entries(self, room_id: bytes) -> list["ev.RoomChanged[bytes]"]:
+        """Every validated change of the room's log, oldest first (for a room info view)."""
+        self._room_state(room_id)
+        return [
+            room_changed(room_id, entry, lambda key: self.member(key, room_id))
+            for entry in self.session.room_log(room_id)
+        ]
 
     # Local reads -------------------------------------------------------------------
 
@@ -1010,6 +1190,17 @@ class Engine:
             return Output()  # nothing to tell: a typing signal is worth no notice
         frames.append(SignalSend(room=state.id, body=outgoing.body))
         return Output(frames=frames)
+
+
+def _lacks(log: Sequence[bytes], key: bytes) -> bool:
+    """Whether a fetched log (checked by the public rules only) exists and does not list
+    ``key`` as a member; the session validates it fully when it is applied."""
+    if not log:
+        return False
+    try:
+        return key not in validate_log(list(log)).members
+    except LogError:
+        return False
 
 
 def _unsupported(payload: Unsupported) -> bytes:

@@ -191,3 +191,56 @@ class ReadReceipt(RoomEvent[R]):
 
     member: Member
     message_id: bytes = field(repr=False)  # raw bytes: out of the repr, as every key and id
+
+
+ROLE_CHANGE_WORDS = {"admin": "made {subject} an admin", "member": "made {subject} a member"}
+_CHANGE_WORDS = {
+    "create": "created the room",
+    "join": "joined",
+    "admit": "let {subject} in (ban lifted)",
+    "leave": "left",
+    "kick": "kicked {subject}",
+    "ban": "banned {subject}",
+    "rotate": "changed the room secret (old password and invites no longer work)",
+    "describe": "set the description",
+}
+
+
+@dataclass(frozen=True)
+class RoomChanged(RoomEvent[R]):
+    """A change of the room's membership log, signed by ``author`` and checked by this
+    client against the rules (the relay decides nothing): ``kind`` is "create", "join",
+    "admit" (a ban lifted), "leave", "kick", "ban", "role" (``role`` is "admin" or
+    "member"), "rotate" (a new password or revoked invites) or "describe"
+    (``description``). Kicks, bans and rotations start epoch ``epoch``.
+
+    ``position`` is the entry's place in the log; ``created`` the author's time (ms).
+    """
+
+    kind: str
+    author: Member
+    subject: Member | None
+    role: str | None
+    epoch: int
+    description: str | None
+    position: int
+    created: int
+
+    @property
+    def text(self) -> str:
+        """The change in words, for a person ("alice kicked carol")."""
+        subject = self.subject.display_name if self.subject is not None else ""
+        if self.kind == "role":
+            words = ROLE_CHANGE_WORDS.get(self.role or "", "changed the role of {subject}")
+        else:
+            words = _CHANGE_WORDS.get(self.kind, self.kind)
+        return f"{self.author.display_name} {words.format(subject=subject)}"
+
+
+@dataclass(frozen=True)
+class RoomFrozen(RoomEvent[R]):
+    """The relay showed us a membership log that differs from another member's (or from
+    what it showed us before): nothing more is sent or shared in ``room``, and its
+    messages are refused. ``reason`` says where the histories part."""
+
+    reason: str

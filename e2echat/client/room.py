@@ -6,20 +6,33 @@ depends on no client module, so nothing imports in a circle.
 """
 
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Protocol
 
-from e2echat.client.errors import EmptyMessage, InvalidReaction, NotInHistory, WrongAccess
+from e2echat.client.errors import (
+    EmptyMessage,
+    InvalidInput,
+    InvalidReaction,
+    NotInHistory,
+    WrongAccess,
+)
+from e2echat.client.events import RoomChanged
+from e2echat.client.membership import ROLE_NAMES, ROLES_BY_NAME
 from e2echat.client.models import Member, Message, Version
 from e2echat.client.progress import Progress, Transfer
 from e2echat.client.roomstate import RoomState
 from e2echat.client.running import RunningTransfer
 from e2echat.crypto.errors import PayloadError
+from e2echat.crypto.events import LogStatement
 from e2echat.crypto.payload import Delete, Edit, Reaction
+from e2echat.crypto.roomlog import Role
 from e2echat.crypto.roomsecret import Invite, RoomSecret
+from e2echat.crypto.session import CryptoSession
+from e2echat.protocol.roomlog import MAX_DESCRIPTION
 
 Relation = Edit | Delete | Reaction
+SignLog = Callable[[CryptoSession, bytes, int], LogStatement]
 
 
 def _now_ms() -> int:
@@ -62,6 +75,12 @@ class RoomOps(Protocol):
 
     async def _leave(self, room: "Room") -> None: ...
 
+    async def _log_change(self, room: "Room", sign: SignLog) -> None: ...
+
+    async def _change_password(self, room: "Room", password: str) -> None: ...
+
+    async def _changes(self, room: "Room") -> list[RoomChanged["Room"]]: ...
+
     async def _history(
         self, room: "Room", limit: int, before: int | None, after: int | None
     ) -> list[Message["Room"]]: ...
@@ -101,8 +120,34 @@ class Room:
 
     @property
     def description(self) -> str:
-        """The description given at creation."""
-        return self._state.record.description
+        """The description: the newest one the membership log holds (set by an admin),
+        else the one given at creation."""
+        log = self._state.log
+        return log.description if log is not None else self._state.record.description
+
+    @property
+    def epoch(self) -> int:
+        """The room's epoch: kicks, bans and secret changes each start a new one."""
+        log = self._state.log
+        return log.epoch if log is not None else 0
+
+    @property
+    def roles(self) -> dict[bytes, str]:
+        """Each member's role by key, from the validated membership log: "owner",
+        "admin" or "member" (empty for a room created without a log)."""
+        log = self._state.log
+        if log is None:
+            return {}
+        return {key: ROLE_NAMES[Role(value)] for key, value in log.members.items()}
+
+    def role(self, member: Member) -> str | None:
+        """``member``'s role ("owner", "admin", "member"), None if the log lacks it."""
+        return self.roles.get(member.key)
+
+    @property
+    def frozen(self) -> str | None:
+        """Why nothing can be sent here (the relay forked the room's log), else None."""
+        return self._state.frozen
 
     @property
     def secret(self) -> bool:
@@ -233,6 +278,61 @@ class Room:
     async def members(self) -> list[Member]:
         """The member list, fresh from the relay."""
         return await self._client._members(self)
+
+    async def kick(self, member: Member) -> None:
+        """Remove ``member`` (admins and owners, over a lower role): a new epoch, whose
+        secret only the remaining members get, and every sender's chain rotated, so it
+        reads nothing sent from now on. Raises ``NotAllowed`` without the role."""
+        key = member.key
+        await self._client._log_change(self, lambda s, r, now: s.kick(r, key, now))
+
+    async def ban(self, member: Member) -> None:
+        """Kick ``member`` and refuse its joins until an admin lifts the ban (``unban``)."""
+        key = member.key
+        await self._client._log_change(self, lambda s, r, now: s.ban(r, key, now))
+
+    async def unban(self, member: Member) -> None:
+        """Lift ``member``'s ban (admins and owners); it may take part again once it
+        has the current password or a new invite."""
+        key = member.key
+        await self._client._log_change(self, lambda s, r, now: s.admit(r, key, now))
+
+    async def set_role(self, member: Member, role: str) -> None:
+        """Make ``member`` an "admin" or a plain "member" again (owners only)."""
+        wanted = ROLES_BY_NAME.get(role)
+        if wanted not in (Role.ADMIN, Role.MEMBER):
+            raise InvalidInput(f'A role is "admin" or "member", not {role!r}.')
+        key = member.key
+        await self._client._log_change(
+            self, lambda s, r, now: s.set_role(r, key, Role(wanted), now)
+        )
+
+    async def rotate_secret(self) -> None:
+        """Change the room secret at random (admins and owners): every invite given so
+        far stops working (``invite()`` gives the new one). In an open room it starts a
+        new epoch. A password room changes its password instead (``change_password``)."""
+        if self._state.record.access == "password":
+            raise WrongAccess("A password room changes its secret with change_password.")
+        await self._client._log_change(self, lambda s, r, now: s.rotate_secret(r, now))
+
+    async def change_password(self, password: str) -> None:
+        """Give a password room a new password (admins and owners): the old one opens
+        nothing from now on; members keep reading without it."""
+        if self._state.record.access != "password":
+            raise WrongAccess(f"Room {self.name!r} has no password to change.")
+        await self._client._change_password(self, password)
+
+    async def set_description(self, description: str) -> None:
+        """Set the room's description (admins and owners; at most 512 bytes of UTF-8)."""
+        if len(description.encode()) > MAX_DESCRIPTION:
+            raise InvalidInput(f"A description has at most {MAX_DESCRIPTION} bytes.")
+        text = description
+        await self._client._log_change(self, lambda s, r, now: s.describe(r, text, now))
+
+    async def changes(self) -> list[RoomChanged["Room"]]:
+        """Every change of the membership log, oldest first, checked by this client:
+        who created the room, joined, was kicked, banned, made admin, and so on."""
+        return await self._client._changes(self)
 
     async def leave(self) -> None:
         """Leave the room; its keys and history are deleted from this device."""

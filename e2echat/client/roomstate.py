@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from e2echat.client.models import Member
 from e2echat.client.roomsync import RoomSync
 from e2echat.crypto.lookalike import Resemblance
+from e2echat.crypto.roomlog import LogState
 from e2echat.protocol import Member as RelayMember
 from e2echat.protocol import Message as RelayMessage
 from e2echat.store import ReadState, RoomRecord
@@ -35,6 +36,15 @@ class RoomState:
     """The read marker and unread counts (the store's, kept in step)."""
     typing_sent: tuple[bool, int] = (False, 0)
     """Whether our last typing signal said "typing", and when (ms)."""
+    log: LogState | None = None
+    """What the room's validated membership log says (None: it has none, or not yet)."""
+    frozen: str | None = None
+    """Why nothing may be sent in the room (its log forked, or we were removed)."""
+    log_rejoin: bool = False
+    """A log fetch after a reconnect is under way: once caught up, sign our ``join`` if
+    the log lacks us (a join whose append was lost)."""
+    room_key_asked: tuple[int, int] = (-1, 0)
+    """The epoch whose secret we last asked for, and when (ms)."""
 
     @property
     def id(self) -> bytes:

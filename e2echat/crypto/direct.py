@@ -135,7 +135,18 @@ class DirectInvite(_Direct, frozen=True, tag="dm"):
         return redacted_fields(self, ("secret",))
 
 
-DirectPayload = Share | Join | KeyRequest | RoomKey | DirectInvite
+class RoomKeyRequest(_Direct, frozen=True, tag="room_key_request"):
+    """Asks a member for the room secret of ``epoch``, which the sender lacks (it was
+    offline or its prekey changed when the secret was rotated, section 13.3).
+
+    No proof: the sender is authenticated by the envelope's signature, and the log says
+    whether it is a member of that epoch, so entitled to the secret.
+    """
+
+    epoch: U32
+
+
+DirectPayload = Share | Join | KeyRequest | RoomKey | DirectInvite | RoomKeyRequest
 
 _encoder = msgspec.json.Encoder()
 _decoder = msgspec.json.Decoder(DirectPayload)

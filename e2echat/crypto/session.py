@@ -25,6 +25,7 @@ from e2echat.crypto.direct import (
     Join,
     KeyRequest,
     RoomKey,
+    RoomKeyRequest,
     Share,
     direct_prekey_id,
     open_direct,
@@ -366,14 +367,25 @@ class CryptoSession:
     def _shareable(
         room: RoomRecord, state: LogState | None, key: bytes, record: MemberRecord
     ) -> bool:
-        """Whether we give ``key`` our keys: validated, with a prekey and, once the room
-        has a membership log, a member of it; nobody in a frozen room."""
-        return (
-            record.validated
-            and record.prekey is not None
-            and room.frozen is None
-            and (state is None or key in state.members)
-        )
+        """Whether we give ``key`` our keys: validated, with a prekey and, once a secret
+        room has a membership log, a member of it; nobody in a frozen room.
+
+        An open room admits whoever the relay admits, so a joiner gets our keys at once
+        (before its ``join`` entry arrives: what we send meanwhile is readable by it),
+        unless the log bans it."""
+        if state is None:
+            listed = True
+        elif room.secret:
+            listed = key in state.members
+        else:
+            listed = key not in state.banned
+        return record.validated and record.prekey is not None and room.frozen is None and listed
+
+    def _listed(self, room: RoomRecord, state: LogState | None) -> bool:
+        """Whether we may share in the room at all: in a secret room with a log, only
+        once the log lists us (members refuse our shares until our ``join`` is in it;
+        a share they refused would count as given). Our ``join`` shares then."""
+        return state is None or not room.secret or self._me in state.members
 
     # -- sending ---------------------------------------------------------------------------
 
@@ -437,6 +449,8 @@ class CryptoSession:
     ) -> OutboundChain:
         """Share our chain with every validated member that lacks it (lazy sharing)."""
         state = op.txn.get(LOG, room.room_id, LogState)
+        if not self._listed(room, state):
+            return outbound
         missing = [
             (key, record)
             for key, record in room.members.items()
@@ -473,6 +487,8 @@ class CryptoSession:
         record = room.members.get(key)
         state = op.txn.get(LOG, room.room_id, LogState)
         if record is None or not self._shareable(room, state, key, record):
+            return
+        if not self._listed(room, state):
             return
         outbound = self._outbound(op, room.room_id, now)
         index = outbound.shared.get(key, 0 if key == room.peer else outbound.index)
@@ -620,6 +636,9 @@ class CryptoSession:
             return
         if isinstance(payload, RoomKey):
             self._receive_room_key(op, room, payload, now)
+            return
+        if isinstance(payload, RoomKeyRequest):
+            self._answer_room_key(op, room, payload, now)
             return
         room = self._validate(op, room, payload, now)
         if isinstance(payload, Share):
@@ -905,6 +924,9 @@ class CryptoSession:
             room = self._remove_member(op, room, entry.subject)
         if entry.kind in TAGGED and entry.subject == self._me:
             room = msgspec.structs.replace(room, removed=None)
+            op.txn.put(LOG, room.room_id, state)
+            for key in [key for key, record in room.members.items() if record.validated]:
+                self._share_current(op, room, key, now)  # members we validated meanwhile
         if entry.kind in ROTATING:
             # a new epoch: every sender starts a new chain, shared only with the remaining
             # members; our proofs move to the new secret once we hold it
@@ -923,6 +945,10 @@ class CryptoSession:
             return room
         secret = RoomSecret(candidate.secret)
         op.txn.delete(ROOM_KEYS, room.room_id + state.verifier)
+        # shares and key answers for the new epoch were refused while we lacked its
+        # secret: the chains still waiting are asked for again at the next ``tick``
+        for key, _asked in op.txn.scan(ASKED, room.room_id, KeyAsked):
+            op.txn.delete(ASKED, key)
         return msgspec.structs.replace(
             room, epoch=state.epoch, join_key=secret.join_key, room_secret=secret.secret
         )
@@ -940,6 +966,65 @@ class CryptoSession:
             installed = self._install_epoch(op, room, state)
             if installed.epoch != room.epoch:
                 op.txn.put(ROOMS, room.room_id, installed)
+
+    def request_room_key(self, room_id: bytes, now: int) -> Outcome:
+        """Ask for the secret of the log's current epoch if we lack it (``RoomKeyMissing``):
+        a ``room_key_request`` to the author of the entry that started the epoch and to
+        every admin and owner, at most ``MAX_ROOM_KEY_ASKED`` of them. Any that holds the
+        secret answers with a ``room_key``; it installs only if the log commits to it."""
+        op = _Op(self._records.begin())
+        room = op.txn.get(ROOMS, room_id, RoomRecord)
+        state = op.txn.get(LOG, room_id, LogState)
+        if room is None or state is None or not state.secret or room.epoch == state.epoch:
+            return op.finish()
+        if room.frozen is not None or self._me not in state.members:
+            return op.finish()
+        author = self._epoch_author(op, room_id, state)
+        ranked = sorted(
+            (key for key, role in state.members.items() if role >= Role.ADMIN),
+            key=lambda key: -state.members[key],
+        )
+        asked = [key for key in dict.fromkeys([author, *ranked]) if key != self._me]
+        for key in asked[:MAX_ROOM_KEY_ASKED]:
+            record = room.members.get(key)
+            if key in state.members and record is not None and record.prekey is not None:
+                request = RoomKeyRequest(self._me, key, room_id, now, state.epoch)
+                self._send(op, key, request, record.prekey)
+        return op.finish()
+
+    def _epoch_author(self, op: _Op, room_id: bytes, state: LogState) -> bytes:
+        """Who signed the entry that started the log's current epoch."""
+        for position in range(state.length - 1, -1, -1):
+            record = op.txn.get(LOG_ENTRIES, log_entry_key(room_id, position), LogEntryRecord)
+            if record is None:
+                break
+            entry = parse_entry(record.wire)
+            if entry.kind in ROTATING:
+                return entry.author
+        return self._me
+
+    def _answer_room_key(
+        self, op: _Op, room: RoomRecord, request: RoomKeyRequest, now: int
+    ) -> None:
+        """Give the secret of the current epoch to a member of it that asks: the log, not
+        the relay, says who is entitled; a key outside it, or an old epoch, gets nothing."""
+        state = op.txn.get(LOG, room.room_id, LogState)
+        record = room.members.get(request.sender)
+        if (
+            state is None
+            or request.sender not in state.members
+            or request.epoch != state.epoch
+            or room.epoch != state.epoch
+            or room.room_secret is None
+            or room.forked is not None
+            or record is None
+            or record.prekey is None
+        ):
+            return
+        answer = RoomKey(
+            self._me, request.sender, room.room_id, now, state.epoch, room.room_secret, state.salt
+        )
+        self._send(op, request.sender, answer, record.prekey)
 
     def _freeze(self, op: _Op, room: RoomRecord, reason: str) -> RoomRecord:
         """Stop sending and sharing in ``room`` (fail closed), saying why."""
@@ -994,6 +1079,11 @@ class CryptoSession:
         """Remove ``member`` and refuse its joins until an admin admits it again."""
         return self._author(room_id, Kind.BAN, now, subject=member)
 
+    def admit(self, room_id: bytes, member: bytes, now: int) -> LogStatement:
+        """Let ``member`` in (admins and owners): lifts its ban. It still needs the
+        current secret (a new invite or password) to enter through the relay."""
+        return self._author(room_id, Kind.ADMIT, now, subject=member)
+
     def set_role(self, room_id: bytes, member: bytes, role: Role, now: int) -> LogStatement:
         """Appoint (``Role.ADMIN``) or demote (``Role.MEMBER``) ``member`` (owners only)."""
         return self._author(room_id, Kind.ROLE, now, subject=member, role=role)
@@ -1040,13 +1130,12 @@ class CryptoSession:
         epoch = state.epoch if state is not None else 0
         verifier = NO_VERIFIER
         rotating = kind in ROTATING
-        if kind == Kind.CREATE and room.room_secret is not None:
-            secret = RoomSecret(room.room_secret)
-        elif rotating and room.secret:
-            secret = secret or RoomSecret.generate()
-            epoch += 1
+        if kind == Kind.CREATE:
+            secret = RoomSecret(room.room_secret) if room.room_secret is not None else None
         elif rotating:
             epoch += 1
+            if room.secret:
+                secret = secret or RoomSecret.generate()
         if rotating and secret is not None:
             verifier = secret.verifier
         join_key = None
@@ -1190,6 +1279,10 @@ class CryptoSession:
             nonce,
         )
         self._send(op, message.sender, request, record.prekey)
+
+
+MAX_ROOM_KEY_ASKED = 8
+"""Members a ``room_key_request`` goes to at once (the epoch's author first)."""
 
 
 class _DuplicateEnvelopeError(ReplayError):

@@ -20,6 +20,7 @@ from e2echat.protocol import (
     DirectSend,
     Error,
     ErrorCode,
+    LogRequest,
     Member,
     MemberLeft,
     MembersList,
@@ -335,7 +336,11 @@ def test_a_partial_room_waits_for_its_roster_instead_of_emptying(
     bob.disconnected()
     out = bob.welcome(partial_welcome(bob))
     assert out.events == []  # no MemberLeft, no rotation
-    assert [(type(f), f.id) for f in out.frames] == [(MembersRequest, f"m{ROOM_ID.hex()}")]
+    # the roster is asked for; the membership log is fetched on every connect
+    assert [(type(f), f.id) for f in out.frames] == [
+        (MembersRequest, f"m{ROOM_ID.hex()}"),
+        (LogRequest, f"g{ROOM_ID.hex()}"),
+    ]
     assert [m.name for m in bob.rooms[ROOM_ID].member_list] == ["alice", "bob"]
     held = bob.queue(ROOM_ID, "after the roster")[2]
     assert not [f for f in held.frames if isinstance(f, Send)]
@@ -389,6 +394,11 @@ def test_a_message_that_overtakes_entering_its_room_is_kept_for_it() -> None:
     assert [m.seq for m in entered.messages] == [4]  # seq 3 predates the join: dropped
 
 
+def _resumes(frame: object) -> bool:
+    """A frame every connect sends per room: its sync and its membership-log fetch."""
+    return isinstance(frame, Sync | LogRequest)
+
+
 def test_key_shares_are_kept_and_resent_until_the_relay_confirms_them(tmp_path: Path) -> None:
     """A crash after a message was encrypted and sent, before the relay confirmed its
     share: the restarted client sends the same share again, ahead of the message."""
@@ -407,12 +417,12 @@ def test_key_shares_are_kept_and_resent_until_the_relay_confirms_them(tmp_path: 
     alice.store.close()  # killed: neither the share nor the message was confirmed
 
     again = open_alice()
-    frames = [f for f in again.welcome(welcome(again, bob)).frames if not isinstance(f, Sync)]
+    frames = [f for f in again.welcome(welcome(again, bob)).frames if not _resumes(f)]
     assert [(type(f), f.id) for f in frames] == [(DirectSend, "d1"), (Send, "o1")]
     assert [f.body for f in frames] == [f.body for f in sent.frames]  # the same bytes
     again.receive(Sent(room=None, seq=7, ts=NOW, id="d1"))
     again.disconnected()
-    frames = [f for f in again.welcome(welcome(again, bob)).frames if not isinstance(f, Sync)]
+    frames = [f for f in again.welcome(welcome(again, bob)).frames if not _resumes(f)]
     assert [(type(f), f.id) for f in frames] == [(Send, "o1")]  # confirmed: not resent
 
     bob.enter_room(room_info(again, bob), "open", None)

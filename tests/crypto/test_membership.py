@@ -22,7 +22,7 @@ from e2echat.crypto import (
     RoomSecret,
     Text,
 )
-from e2echat.crypto.direct import Join, Share, seal_direct
+from e2echat.crypto.direct import Join, RoomKeyRequest, Share, seal_direct
 from e2echat.crypto.message import parse_body
 from e2echat.crypto.roomsecret import make_proof
 
@@ -308,3 +308,31 @@ def test_joins_validate_through_their_tags(room: Room) -> None:
     validated = [e.member for e in events_of(alice, MemberValidated)]
     assert bob.key in validated
     assert msgspec.json.encode(sorted(alice.session.validated_members(ROOM)))
+
+
+def test_a_member_that_missed_a_rotation_asks_for_the_secret(room: Room) -> None:
+    alice, bob, carol = room["alice"], room["bob"], room["carol"]
+    statement = alice.session.kick(ROOM, carol.key, NOW)
+    # the relay appends the kick but bob's room_key never arrives (lost mailbox)
+    room.relay.log.append(statement.entry)
+    for member in room.relay.members:
+        room.relay.record(member, member.session.apply_log(ROOM, [statement.entry], NOW))
+    assert events_of(bob, RoomKeyMissing)
+    assert bob.session.room_secret(ROOM).secret != statement.secret.secret  # type: ignore[union-attr]
+    room.relay.record(bob, bob.session.request_room_key(ROOM, NOW))  # routed to alice
+    assert bob.session.room_secret(ROOM).secret == statement.secret.secret  # type: ignore[union-attr]
+    # carol, kicked, asks too: the log says she is no member, so nobody answers
+    before = len(carol.outcomes)
+    carol_requests = carol.session.request_room_key(ROOM, NOW)
+    assert carol_requests.directs == []  # she knows she was kicked: she does not ask
+    forged = RoomKeyRequest(carol.key, alice.key, ROOM, NOW, statement_epoch(alice))
+    body = seal_direct(carol.session._identity.sign, forged, alice.session.current_prekey(NOW))
+    answered = alice.session.receive_direct(carol.key, body, NOW)
+    assert answered.directs == []
+    assert len(carol.outcomes) == before
+
+
+def statement_epoch(party: Party) -> int:
+    state = party.session.log_state(ROOM)
+    assert state is not None
+    return state.epoch

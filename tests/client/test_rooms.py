@@ -1,0 +1,199 @@
+"""Owners, admins, kick, ban and secret rotation through the library and a real relay."""
+
+import asyncio
+import functools
+import time
+from pathlib import Path
+
+import pytest
+from e2echat_server import Relay
+
+import e2echat
+from e2echat.client.backoff import Backoff
+from e2echat.client.engine import ROOM_KEY_WAIT_MS
+from e2echat.protocol import DirectDelivery, RelayFrame
+from tests.client.conftest import EVENT_TIMEOUT, FAST_POLICY, MakeClient, collect, validated
+from tests.client.proxy import evil_proxy
+
+
+def changed(event: e2echat.Event, kind: str) -> bool:
+    return isinstance(event, e2echat.RoomChanged) and event.kind == kind
+
+
+async def secret_room(
+    make_client: MakeClient, *names: str
+) -> tuple[dict[str, e2echat.Client], dict[str, e2echat.Room]]:
+    """alice creates an invite room (she is its owner); the others join it in turn."""
+    clients = {"alice": await make_client("alice")}
+    rooms = {"alice": await clients["alice"].create("ops", secret=True)}
+    invite = rooms["alice"].invite()
+    for name in names:
+        clients[name] = await make_client(name)
+        earlier = {n: c.events() for n, c in clients.items() if n != name}
+        rooms[name] = await clients[name].join("ops", invite=invite)
+        for events in earlier.values():
+            await collect(events, 1, functools.partial(validated, name=name))
+    return clients, rooms
+
+
+def member(room: e2echat.Room, name: str) -> e2echat.Member:
+    return next(m for m in room.member_list if m.name == name)
+
+
+async def test_the_creator_owns_the_room_and_joiners_are_members(
+    make_client: MakeClient,
+) -> None:
+    clients, rooms = await secret_room(make_client, "bob")
+    bob_room = rooms["bob"]
+    assert bob_room.role(member(bob_room, "alice")) == "owner"
+    assert bob_room.roles[clients["bob"].key] == "member"
+    changes = await bob_room.changes()
+    assert [(c.kind, c.author.name) for c in changes] == [("create", "alice"), ("join", "bob")]
+    assert changes[0].text == "alice created the room"
+    assert changes[0].room is bob_room
+
+
+async def test_kick_rotates_and_the_kicked_member_reads_nothing_after(
+    make_client: MakeClient,
+) -> None:
+    clients, rooms = await secret_room(make_client, "bob", "carol")
+    old_invite = rooms["alice"].invite()
+    bob_events, carol_events = clients["bob"].events(), clients["carol"].events()
+    await rooms["alice"].kick(member(rooms["alice"], "carol"))
+    kick = (await collect(bob_events, 1, lambda e: changed(e, "kick")))[0]
+    assert kick.text == "alice kicked carol"
+    assert kick.epoch == 1
+    await collect(carol_events, 1, lambda e: isinstance(e, e2echat.RoomLeft))
+    assert clients["carol"].get_room("ops") is None
+    assert rooms["bob"].epoch == rooms["alice"].epoch == 1
+    assert rooms["alice"].invite() != old_invite  # the secret rotated
+    bob_inbox = clients["bob"].messages()
+    await rooms["alice"].send("after the kick")
+    assert [m.text for m in await collect(bob_inbox, 1)] == ["after the kick"]
+    with pytest.raises(e2echat.WrongPassphrase):  # the old invite opens nothing
+        await clients["carol"].join("ops", invite=old_invite)
+
+
+async def test_a_member_without_the_role_gets_not_allowed_and_nothing_changes(
+    make_client: MakeClient,
+) -> None:
+    _clients, rooms = await secret_room(make_client, "bob", "carol")
+    bob_room = rooms["bob"]
+    before = len(await bob_room.changes())
+    with pytest.raises(e2echat.NotAllowed, match="admin"):
+        await bob_room.kick(member(bob_room, "carol"))
+    with pytest.raises(e2echat.NotAllowed):
+        await bob_room.set_role(member(bob_room, "carol"), "admin")
+    with pytest.raises(e2echat.NotAllowed):
+        await bob_room.rotate_secret()
+    with pytest.raises(e2echat.NotAllowed):
+        await bob_room.set_description("mine now")
+    assert len(await bob_room.changes()) == before
+    assert bob_room.epoch == 0
+
+
+async def test_an_admin_kicks_and_bans_and_the_owner_unbans(make_client: MakeClient) -> None:
+    clients, rooms = await secret_room(make_client, "bob", "carol")
+    alice_room, bob_room = rooms["alice"], rooms["bob"]
+    bob_events = clients["bob"].events()
+    await alice_room.set_role(member(alice_room, "bob"), "admin")
+    made = (await collect(bob_events, 1, lambda e: changed(e, "role")))[0]
+    assert made.text == "alice made bob an admin"
+    assert bob_room.role(member(bob_room, "bob")) == "admin"
+    with pytest.raises(e2echat.NotAllowed):  # an admin cannot touch the owner
+        await bob_room.kick(member(bob_room, "alice"))
+    carol_key = clients["carol"].key
+    await bob_room.ban(member(bob_room, "carol"))
+    assert carol_key not in alice_room.roles
+    with pytest.raises(e2echat.WrongPassphrase):
+        await clients["carol"].join("ops", invite=alice_room.invite())  # banned
+    joins = [c.author for c in await alice_room.changes() if c.kind == "join"]
+    carol = next(author for author in joins if author.key == carol_key)
+    await alice_room.unban(carol)
+    assert alice_room.roles[carol_key] == "member"
+    await alice_room.set_description("ops, after the incident")
+    assert bob_room.description == "ops, after the incident"
+    assert [c.kind for c in await bob_room.changes()][-4:] == ["role", "ban", "admit", "describe"]
+
+
+async def test_a_password_change_keeps_members_reading(make_client: MakeClient) -> None:
+    alice = await make_client("alice")
+    bob = await make_client("bob")
+    room = await alice.create("vault", password="hunter2")
+    alice_events = alice.events()
+    bob_room = await bob.join("vault", password="hunter2")
+    await collect(alice_events, 1, lambda e: validated(e, "bob"))
+    await room.change_password("correct horse")
+    assert bob_room.epoch == 1
+    carol = await make_client("carol")
+    with pytest.raises(e2echat.WrongPassphrase):
+        await carol.join("vault", password="hunter2")
+    carol_room = await carol.join("vault", password="correct horse")
+    await collect(alice_events, 1, lambda e: validated(e, "carol"))
+    inboxes = [bob.messages(), carol.messages()]
+    await room.send("new password, same room")
+    for inbox in inboxes:
+        assert [m.text for m in await collect(inbox, 1)] == ["new password, same room"]
+    assert carol_room.epoch == 1
+    with pytest.raises(e2echat.WrongAccess):
+        await room.rotate_secret()
+
+
+async def test_a_member_offline_during_a_rotation_gets_the_new_secret_back(
+    make_client: MakeClient,
+) -> None:
+    clients, rooms = await secret_room(make_client, "bob", "carol")
+    bob = clients["bob"]
+    await bob.close()
+    await rooms["alice"].kick(member(rooms["alice"], "carol"))
+    bob = await make_client("bob")  # same key and store: back after the kick
+    bob_room = bob.get_room("ops")
+    assert bob_room is not None
+    inbox = bob.messages()
+    events = bob.events()
+    await collect(events, 1, lambda e: changed(e, "kick"))
+    await rooms["alice"].send("welcome back")
+    assert [m.text for m in await collect(inbox, 1)] == ["welcome back"]
+    assert bob_room.epoch == 1
+
+
+async def test_a_lost_room_key_is_asked_for_and_answered(
+    make_client: MakeClient, relay: Relay, tmp_path: Path
+) -> None:
+    """bob's copy of the new secret is lost on the way (a relay dropping it): he asks
+    the author of the rotation for it and reads on."""
+    clients, rooms = await secret_room(make_client, "carol")
+    later = [0]
+    async with evil_proxy(relay.url) as proxy:
+        bob = e2echat.Client(
+            proxy.url,
+            identity=e2echat.Identity.generate(),
+            name="bob",
+            store=tmp_path / "bob.sqlite3",
+            policy=FAST_POLICY,
+            backoff=Backoff(initial=0.05, maximum=0.5),
+            clock=lambda: time.time_ns() // 1_000_000 + later[0],
+        )
+        async with bob:
+            alice_events = clients["alice"].events()
+            bob_room = await bob.join("ops", invite=rooms["alice"].invite())
+            await collect(alice_events, 1, lambda e: validated(e, "bob"))
+            dropped = asyncio.Event()
+
+            def drop_the_room_key(frame: RelayFrame) -> list[RelayFrame]:
+                from_alice = isinstance(frame, DirectDelivery) and frame.sender == alice_key
+                if from_alice and not dropped.is_set():
+                    dropped.set()  # the first direct after the kick: the new secret
+                    return []
+                return [frame]
+
+            alice_key = clients["alice"].key
+            inbox = bob.messages()
+            proxy.rewrite = drop_the_room_key
+            await rooms["alice"].kick(member(rooms["alice"], "carol"))
+            async with asyncio.timeout(EVENT_TIMEOUT):
+                await dropped.wait()
+            assert bob_room.epoch == 1
+            later[0] = ROOM_KEY_WAIT_MS  # time passes: bob asks alice for the secret
+            await rooms["alice"].send("after the kick")
+            assert [m.text for m in await collect(inbox, 1)] == ["after the kick"]
