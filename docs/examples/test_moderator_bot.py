@@ -14,9 +14,7 @@ async def test_moderator_bot_bans_and_announces(e2echat_client: ClientFactory) -
     carol_room = await carol.room("lobby")
     await wait_for(events, lambda e: isinstance(e, e2echat.MemberJoined))
     await carol_room.send("buy cheap spam")
-    ban = await wait_for(
-        events, lambda e: isinstance(e, e2echat.RoomChanged) and e.kind == "ban"
-    )
+    ban = await wait_for(events, lambda e: isinstance(e, e2echat.RoomChanged) and e.kind == "ban")
     assert isinstance(ban, e2echat.RoomChanged)
     assert (ban.author.name, ban.subject and ban.subject.name) == ("mod-bot", "carol")
     said = await wait_for(inbox, lambda m: m.text == "mod-bot banned carol")
