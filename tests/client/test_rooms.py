@@ -103,7 +103,9 @@ async def test_an_admin_kicks_and_bans_and_the_owner_unbans(make_client: MakeCli
     with pytest.raises(e2echat.NotAllowed):  # an admin cannot touch the owner
         await bob_room.kick(member(bob_room, "alice"))
     carol_key = clients["carol"].key
+    alice_events = clients["alice"].events()
     await bob_room.ban(member(bob_room, "carol"))
+    await collect(alice_events, 1, lambda e: changed(e, "ban"))
     assert carol_key not in alice_room.roles
     with pytest.raises(e2echat.WrongPassphrase):
         await clients["carol"].join("ops", invite=alice_room.invite())  # banned
@@ -112,6 +114,7 @@ async def test_an_admin_kicks_and_bans_and_the_owner_unbans(make_client: MakeCli
     await alice_room.unban(carol)
     assert alice_room.roles[carol_key] == "member"
     await alice_room.set_description("ops, after the incident")
+    await collect(bob_events, 1, lambda e: changed(e, "describe"))
     assert bob_room.description == "ops, after the incident"
     assert [c.kind for c in await bob_room.changes()][-4:] == ["role", "ban", "admit", "describe"]
 
