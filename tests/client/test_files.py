@@ -295,22 +295,28 @@ async def test_a_send_cancelled_while_encrypting_stops_the_thread_and_sends_noth
     source = tmp_path / "slow.bin"
     source.write_bytes(os.urandom(64 * CHUNK_SIZE))
     monkeypatch.setattr(fileops, "READ_SIZE", CHUNK_SIZE)
-    started, go_on = threading.Event(), threading.Event()
+    started = threading.Event()
+    stops: list[threading.Event] = []
     pieces: list[int] = []
-    real = fileops.FileEncryptor
+    real, real_seal = fileops.FileEncryptor, fileops.seal_file
+
+    def seal_file(path: Path, stop: threading.Event | None = None) -> fileops.SealedFile:
+        assert stop is not None
+        stops.append(stop)
+        return real_seal(path, stop)
 
     class Held(real):  # type: ignore[misc,valid-type]
         def update(self, data: bytes) -> bytes:
             pieces.append(len(data))
             started.set()
-            go_on.wait(10)  # the first piece waits until the send is cancelled
+            stops[0].wait(10)  # the first piece waits until the send is cancelled
             return super().update(data)
 
+    monkeypatch.setattr(fileops, "seal_file", seal_file)
     monkeypatch.setattr(fileops, "FileEncryptor", Held)
     sending = room.send_file(source)
     await asyncio.to_thread(started.wait, 10)
     sending.cancel()
-    go_on.set()
     with pytest.raises(asyncio.CancelledError):
         await sending
     assert len(pieces) == 1  # the thread saw the flag at the next piece and stopped
