@@ -191,11 +191,12 @@ async def test_a_lost_room_key_is_asked_for_and_answered(
                 return [frame]
 
             alice_key = clients["alice"].key
-            inbox = bob.messages()
+            inbox, bob_events = bob.messages(), bob.events()
             proxy.rewrite = drop_the_room_key
             await rooms["alice"].kick(member(rooms["alice"], "carol"))
             async with asyncio.timeout(EVENT_TIMEOUT):
                 await dropped.wait()
+            await collect(bob_events, 1, lambda e: isinstance(e, e2echat.RoomChanged))
             assert bob_room.epoch == 1
             later[0] = ROOM_KEY_WAIT_MS  # time passes: bob asks alice for the secret
             await rooms["alice"].send("after the kick")
