@@ -126,7 +126,9 @@ async def test_a_password_change_keeps_members_reading(make_client: MakeClient) 
     alice_events = alice.events()
     bob_room = await bob.join("vault", password="hunter2")
     await collect(alice_events, 1, lambda e: validated(e, "bob"))
+    bob_events = bob.events()
     await room.change_password("correct horse")
+    await collect(bob_events, 1, lambda e: isinstance(e, e2echat.RoomChanged))
     assert bob_room.epoch == 1
     carol = await make_client("carol")
     with pytest.raises(e2echat.WrongPassphrase):
