@@ -190,7 +190,7 @@ class Engine:
         self._delivered: OrderedDict[bytes, None] = OrderedDict()
         """Room id + sender + body digest of recently delivered messages, oldest first."""
         self._early: list[RelayMessage] = []
-        self._early_directs: list[cev.DirectForUnknownRoom] = []
+        self._early_directs: list[cev.DirectForUnknownRoom | cev.DirectAheadOfLog] = []
         for record in store.rooms():
             self._add_room(record)
 
@@ -300,12 +300,8 @@ class Engine:
             out.events.append(ev.RoomJoined(info.id))
             if peer is not None and invited:
                 out.events.append(ev.DirectStarted(info.id, self.member(peer, info.id)))
-        directs = [d for d in self._early_directs if d.room_id == info.id]
-        self._early_directs = [d for d in self._early_directs if d.room_id != info.id]
         with self.store.transaction():
-            for direct in directs:
-                outcome = self.session.receive_direct(direct.sender, direct.body, self.clock())
-                self._apply(outcome, out)
+            self._replay_held_directs(info.id, out)
         early = [f for f in self._early if f.room == info.id and f.seq > info.seq]
         self._early = [f for f in self._early if f.room != info.id]
         with self.store.transaction():
@@ -963,7 +959,7 @@ class Engine:
         elif isinstance(event, cev.RoomKeyMissing) and (state := self.rooms.get(event.room_id)):
             if state.room_key_asked[0] != event.epoch:
                 state.room_key_asked = (event.epoch, self.clock())  # its author sends it now
-        elif isinstance(event, cev.DirectForUnknownRoom):
+        elif isinstance(event, cev.DirectForUnknownRoom | cev.DirectAheadOfLog):
             self._early_directs.append(event)
             del self._early_directs[:-EARLY_DIRECTS]
         elif isinstance(event, cev.DirectRejected):
@@ -1058,12 +1054,21 @@ class Engine:
         outcome = self.session.apply_log(state.id, entries, self.clock())
         self._apply(outcome, out)
         state.log = self.session.log_state(state.id)
+        self._replay_held_directs(state.id, out)
         current = self.session.room_secret(state.id)
         if current is not None and current.secret != state.record.secret:
             state.record = dataclasses.replace(state.record, secret=current.secret)
             self.store.save_room(state.record)
         if was_member and state.log is not None and self.me not in state.log.members:
             out.extend(self.left(state.id))  # kicked or banned: the relay dropped us too
+
+    def _replay_held_directs(self, room_id: bytes, out: Output) -> None:
+        """Hand in again the directs held for ``room_id`` (they came before we entered
+        it, or before its log listed their sender); one still early is held again."""
+        held = [d for d in self._early_directs if d.room_id == room_id]
+        self._early_directs = [d for d in self._early_directs if d.room_id != room_id]
+        for direct in held:
+            self._apply(self.session.receive_direct(direct.sender, direct.body, self.clock()), out)
 
     def needs_join(self, room_id: bytes) -> bool:
         """Whether the room has a log that does not list us (nor bans us): we must

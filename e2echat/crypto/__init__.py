@@ -22,6 +22,7 @@ from e2echat.crypto.errors import (
 )
 from e2echat.crypto.events import (
     Decrypted,
+    DirectAheadOfLog,
     DirectForUnknownRoom,
     DirectInvited,
     DirectRejected,
@@ -106,6 +107,7 @@ __all__ = [
     "Decrypted",
     "DecryptionError",
     "Delete",
+    "DirectAheadOfLog",
     "DirectForUnknownRoom",
     "DirectInvited",
     "DirectRejected",

@@ -154,6 +154,17 @@ class DirectForUnknownRoom:
 
 
 @dataclass(frozen=True, slots=True)
+class DirectAheadOfLog:
+    """A direct envelope from a sender our copy of the room's membership log does not
+    list yet: its ``join`` entry may still be on its way (the share overtook the log
+    push), so the caller keeps ``body`` and hands it in again once the log has grown."""
+
+    sender: bytes
+    room_id: bytes
+    body: bytes = field(repr=False)
+
+
+@dataclass(frozen=True, slots=True)
 class DirectInvited:
     """``sender`` invites us to a direct conversation: the secret room ``name`` of id
     ``room_id`` whose room secret is ``secret`` (checked: signed by ``sender``, sealed
@@ -213,6 +224,7 @@ Event = (
     | MessageRejected
     | DirectRejected
     | DirectForUnknownRoom
+    | DirectAheadOfLog
     | DirectInvited
     | RoomChanged
     | LogRejected

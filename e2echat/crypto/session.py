@@ -41,6 +41,7 @@ from e2echat.crypto.errors import (
 )
 from e2echat.crypto.events import (
     Decrypted,
+    DirectAheadOfLog,
     DirectForUnknownRoom,
     DirectInvited,
     DirectRejected,
@@ -601,6 +602,8 @@ class CryptoSession:
             # replay: either way it was acted on once and does nothing more
         except StaleEnvelopeError as exc:
             return self._refused_for_date(sender, exc, now)
+        except _AheadOfLogError as exc:
+            return Outcome(events=[DirectAheadOfLog(sender, exc.room_id, body)])
         except CryptoError as exc:
             return Outcome(events=[DirectRejected(sender, str(exc))])
         return op.finish()
@@ -724,7 +727,7 @@ class CryptoSession:
         op.txn.put(SEEN, seen_key, SeenNonce(now))
         state = op.txn.get(LOG, room.room_id, LogState)
         if state is not None and sender not in state.members:
-            raise ProofError("the sender is not a member in the room's membership log")
+            raise _AheadOfLogError(room.room_id)
         record = room.members.get(sender)
         if record is not None and record.validated:
             return room
@@ -1283,6 +1286,15 @@ class CryptoSession:
 
 MAX_ROOM_KEY_ASKED = 8
 """Members a ``room_key_request`` goes to at once (the epoch's author first)."""
+
+
+class _AheadOfLogError(ProofError):
+    """The sender is not in our copy of the room's log (yet): nothing of the envelope
+    is kept here, and the caller may hand it in again once the log has grown."""
+
+    def __init__(self, room_id: bytes) -> None:
+        super().__init__("the sender is not a member in the room's membership log")
+        self.room_id = room_id
 
 
 class _DuplicateEnvelopeError(ReplayError):

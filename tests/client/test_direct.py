@@ -160,7 +160,9 @@ async def test_a_relay_cannot_add_a_third_member_to_a_direct_conversation(
     await collect(bob_events, 1, started)
     stranger, fake = namesake("bob")
     await proxy.inject(MemberJoined(room=dm.id, member=fake))
-    (notice,) = await collect(alice_events, 1, lambda e: isinstance(e, e2echat.Notice))
+    (notice,) = await collect(
+        alice_events, 1, lambda e: isinstance(e, e2echat.Notice) and "of two" in e.text
+    )
     assert isinstance(notice, e2echat.Notice)
     assert "direct conversation of two" in notice.text
     await dm.send("for bob only")
