@@ -994,7 +994,12 @@ class Client:
         return [dataclasses.replace(change, room=room) for change in changes]  # type: ignore[arg-type,misc]
 
     async def _leave(self, room: Room) -> None:
+        """Sign our ``leave`` entry (members then stop sharing with us and the relay stops
+        routing to us), then leave the relay's room and forget it here. A room with no
+        log, a frozen one, or one whose log no longer lists us gets no entry."""
         self._check_member(room)
+        with contextlib.suppress(NotAllowed, RelayError):
+            await self._shielded(self._change(room, lambda s, r, now: s.leave_log(r, now)))
         with contextlib.suppress(RelayError):
             await self._request(LeaveRoom(room=room.id), Ok)
         await self._shielded(self._driver.step(self._driver.engine.left, room.id))

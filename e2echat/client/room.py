@@ -335,7 +335,8 @@ class Room:
         return await self._client._changes(self)
 
     async def leave(self) -> None:
-        """Leave the room; its keys and history are deleted from this device."""
+        """Leave the room: a signed ``leave`` entry tells every member (who stop sharing
+        keys with us), then its keys and history are deleted from this device."""
         await self._client._leave(self)
 
     async def history(

@@ -46,7 +46,10 @@ async def test_invite_room_members_presence_and_leave(make_client: MakeClient) -
     (left,) = await collect(alice_events, 1, lambda e: isinstance(e, e2echat.MemberLeft))
     assert isinstance(left, e2echat.MemberLeft)
     assert left.member.name == "bob"
-    assert isinstance((await collect(bob_events, 1))[0], e2echat.RoomLeft)
+    own_leave, gone = await collect(bob_events, 2)
+    assert isinstance(own_leave, e2echat.RoomChanged)
+    assert own_leave.kind == "leave"
+    assert isinstance(gone, e2echat.RoomLeft)
     assert bob.rooms == []
     assert not bob_room.joined
     with pytest.raises(e2echat.NotAMember):

@@ -203,3 +203,24 @@ async def test_a_lost_room_key_is_asked_for_and_answered(
             later[0] = ROOM_KEY_WAIT_MS  # time passes: bob asks alice for the secret
             await rooms["alice"].send("after the kick")
             assert [m.text for m in await collect(inbox, 1)] == ["after the kick"]
+
+
+async def test_leaving_signs_a_leave_entry_every_member_applies(
+    make_client: MakeClient,
+) -> None:
+    clients, rooms = await secret_room(make_client, "bob", "carol")
+    carol_key = clients["carol"].key
+    alice_events, bob_events = clients["alice"].events(), clients["bob"].events()
+    await rooms["carol"].leave()
+    left = (await collect(alice_events, 1, lambda e: changed(e, "leave")))[0]
+    assert left.text == "carol left"
+    assert left.author.key == carol_key
+    await collect(bob_events, 1, lambda e: changed(e, "leave"))
+    assert carol_key not in rooms["alice"].roles
+    assert carol_key not in rooms["bob"].roles
+    assert clients["carol"].get_room("ops") is None
+    kinds = [c.kind for c in await rooms["bob"].changes()]
+    assert kinds == ["create", "join", "join", "leave"]
+    inbox = clients["bob"].messages()
+    await rooms["alice"].send("after carol left")
+    assert [m.text for m in await collect(inbox, 1)] == ["after carol left"]
