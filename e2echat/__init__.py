@@ -73,6 +73,7 @@ from e2echat.client.events import (
     RoomLost,
     TypingChanged,
     Undecryptable,
+    UnreadChanged,
 )
 from e2echat.client.identity import Identity
 from e2echat.client.models import (
@@ -159,6 +160,7 @@ __all__ = [
     "TypingChanged",
     "Undecryptable",
     "UnencryptedKeyWarning",
+    "UnreadChanged",
     "Version",
     "WrongAccess",
     "WrongPassphrase",

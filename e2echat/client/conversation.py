@@ -176,8 +176,8 @@ class Conversation:
         self, state: RoomState, relation: Relation, signer: bytes, relation_id: bytes
     ) -> tuple[list[ev.Event], HistoryItem | None]:
         """Apply an edit, delete or reaction; the events it causes, and the message a
-        delete erased (as it was). A relation that breaks a rule changes nothing
-        (docs/crypto.md section 8.3)."""
+        delete erased (as it was). A relation that breaks a rule changes nothing; one
+        of a message not stored yet is held for it (docs/crypto.md section 8.3)."""
         room_id, target_id = state.id, relation.target
         item = self._store.history_item(room_id, target_id)
         target = None
@@ -198,7 +198,8 @@ class Conversation:
                 state.read = self._store.read_state(room_id)
             self._index.discard(room_id, erased.seq)
             return [ev.MessageDeleted(room_id, target_id, erased.seq)], erased
-        assert item is not None  # annotate refuses edits and reactions of unknown targets
+        if item is None:
+            return [], None  # held: the message shows it once it is stored
         message = self.message(item)
         if message is None:
             return [], None

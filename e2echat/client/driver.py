@@ -39,6 +39,7 @@ from e2echat.client.events import (
     RoomEvent,
     RoomLeft,
     RoomLost,
+    UnreadChanged,
 )
 from e2echat.client.models import ConnectionState, Message, placed
 from e2echat.client.output import Output
@@ -358,6 +359,10 @@ class Driver:
                 self.events.publish(bound_event)
                 if isinstance(bound_event, RoomLost) and self._room_lost is not None:
                     self._room_lost(bound_event.room)
+        for room_id, read in out.read.items():
+            room = self._handle(room_id)
+            if room is not None:
+                self.events.publish(UnreadChanged(room, read.unread, read.mentions, read.read_seq))
 
     def _lost(self) -> None:
         """The connection dropped: sends waiting for the relay's reply return queued."""

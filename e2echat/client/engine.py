@@ -876,7 +876,16 @@ class Engine:
     def _delivered_message(
         self, state: RoomState, decrypted: cev.Decrypted, sent: int, out: Output
     ) -> None:
-        """Store and publish one decrypted message, by kind."""
+        """Store and publish one decrypted message, by kind (and the room's read state,
+        if it moved)."""
+        before = state.read
+        self._store_delivered(state, decrypted, sent, out)
+        if state.read != before:
+            out.read[state.id] = state.read
+
+    def _store_delivered(
+        self, state: RoomState, decrypted: cev.Decrypted, sent: int, out: Output
+    ) -> None:
         payload = decrypted.payload
         if decrypted.seq == 0:  # the ephemeral path: nothing is stored
             self._ephemeral(state, decrypted, out)
@@ -1159,14 +1168,17 @@ class Engine:
         receipts on, tell the members (ephemerally) which message we read up to."""
         state = self._room_state(room_id)
         with self.store.transaction():
-            before = state.read.read_seq
+            before = state.read
             read = self.chat.mark_read(state, seq)
-        if not self.read_receipts or read.read_seq == before:
-            return Output()
+        out = Output()
+        if read != before:
+            out.read[room_id] = read
+        if not self.read_receipts or read.read_seq == before.read_seq:
+            return out
         newest = self.store.history(room_id, 1, read.read_seq + 1)
-        if not newest or not newest[-1].msg_id:
-            return Output()
-        return self._signal_out(state, Read(newest[-1].msg_id, self.clock()))
+        if newest and newest[-1].msg_id:
+            out.extend(self._signal_out(state, Read(newest[-1].msg_id, self.clock())))
+        return out
 
     def typing(self, room_id: bytes, typing: bool) -> Output:
         """Signal that we are (still) typing, or stopped: "typing" at most every

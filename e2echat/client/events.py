@@ -193,6 +193,19 @@ class ReadReceipt(RoomEvent[R]):
     message_id: bytes = field(repr=False)  # raw bytes: out of the repr, as every key and id
 
 
+@dataclass(frozen=True)
+class UnreadChanged(RoomEvent[R]):
+    """The room's unread or mention count or its read marker moved (``room.unread``,
+    ``room.mentions`` and ``room.read_seq`` hold the same values): a message from
+    someone else arrived past the marker, an unread one was deleted, or the marker was
+    moved (``room.mark_read``). One event per room for a batch of frames, after the
+    batch's messages, so a catch-up of thousands of messages is a handful of events."""
+
+    unread: int
+    mentions: int
+    read_seq: int
+
+
 ROLE_CHANGE_WORDS = {"admin": "made {subject} an admin", "member": "made {subject} a member"}
 _CHANGE_WORDS = {
     "create": "created the room",

@@ -10,6 +10,7 @@ from e2echat.client.events import Event
 from e2echat.client.models import Message
 from e2echat.crypto import DirectInvited
 from e2echat.protocol import ClientFrame
+from e2echat.store import ReadState
 
 
 @dataclass
@@ -25,6 +26,8 @@ class Output:
     """Outbox ids of edits, deletes and reactions the relay accepted."""
     invitations: list[DirectInvited] = field(default_factory=list)
     """Checked invitations to direct conversations, for the client to join."""
+    read: dict[bytes, ReadState] = field(default_factory=dict)
+    """Rooms whose read state moved, as it stands now (published after the events)."""
 
     def extend(self, other: "Output") -> None:
         """Append everything ``other`` asks for, after what this one asks for."""
@@ -34,3 +37,4 @@ class Output:
         self.confirmed += other.confirmed
         self.related += other.related
         self.invitations += other.invitations
+        self.read.update(other.read)

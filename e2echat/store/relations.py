@@ -7,6 +7,12 @@ edits or deletes it (checked again here, whoever calls), the version shown is th
 with the greatest ``(ts, id)``, a reaction is a last-writer-wins register per
 ``(reactor, emoji)``, and a delete is final. Input that breaks a rule raises
 ``RelationError`` with the reason, so the caller changes nothing.
+
+A relation can arrive before the message it names (that message waits for its key,
+or a sync delivers it later): it is kept in the record all the same, and applies once
+the message is stored. What can be checked without the message is checked now (the
+signer rule holds from the id alone); that an edit names a text is checked when the
+message is shown.
 """
 
 from dataclasses import dataclass
@@ -17,6 +23,9 @@ from e2echat.crypto.payload import Delete, Edit, Reaction, id_sender
 
 MAX_REACTIONS_PER_MEMBER = 20
 """Distinct emoji one member may keep on one message (each is stored)."""
+MAX_HELD_PER_ROOM = 1000
+"""Records of messages not stored yet (named by edits or reactions) kept per room; the
+oldest goes first, so ids that never arrive cannot grow the store without bound."""
 
 
 class RelationError(Exception):
@@ -99,7 +108,8 @@ def annotate(
 ) -> Annotations:
     """The annotations after ``relation`` (message ``relation_id``, signed by ``signer``).
 
-    ``target`` is None when the named message is not stored (yet). Raises ``RelationError``.
+    ``target`` is None when the named message is not stored (yet): the relation is kept
+    for it. Raises ``RelationError``.
     """
     if current.deleted:
         raise RelationError("the message was deleted")
@@ -107,19 +117,17 @@ def annotate(
         if id_sender(relation.target) != signer:
             raise RelationError("only its sender may delete a message")
         return Annotations(deleted=True)
-    if target is None:
-        raise RelationError("the message it names is not here")
     if isinstance(relation, Edit):
         return _edit(current, target, relation, signer, relation_id)
     return _react(current, relation, signer, relation_id)
 
 
 def _edit(
-    current: Annotations, target: Target, edit: Edit, signer: bytes, edit_id: bytes
+    current: Annotations, target: Target | None, edit: Edit, signer: bytes, edit_id: bytes
 ) -> Annotations:
-    if target.sender != signer or id_sender(edit.target) != signer:
+    if id_sender(edit.target) != signer or (target is not None and target.sender != signer):
         raise RelationError("only its sender may edit a message")
-    if not target.is_text:
+    if target is not None and not target.is_text:
         raise RelationError("only a text message can be edited")
     if any(version.id == edit_id for version in current.edits):
         raise RelationError("that edit is already applied")

@@ -84,6 +84,12 @@ MIGRATIONS: tuple[Migration, ...] = (
         body BLOB NOT NULL
     )
     """,
+    # 6: relations that came before the message they name are kept for it; ``held``
+    # orders those records (NULL once the message is stored) so the oldest go first.
+    """
+    ALTER TABLE annotations ADD COLUMN held INTEGER;
+    CREATE INDEX annotations_held ON annotations (room_id, held) WHERE held IS NOT NULL
+    """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 

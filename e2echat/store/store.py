@@ -22,7 +22,13 @@ from e2echat.crypto.payload import Text, decode_payload
 from e2echat.crypto.primitives import random_bytes
 from e2echat.crypto.store import Write
 from e2echat.store.atrest import CHECK_LABEL, Sealer, StoreKeyError
-from e2echat.store.relations import NONE, Annotations, decode_annotations, encode_annotations
+from e2echat.store.relations import (
+    MAX_HELD_PER_ROOM,
+    NONE,
+    Annotations,
+    decode_annotations,
+    encode_annotations,
+)
 from e2echat.store.schema import migrate
 
 Access = Literal["open", "password", "invite"]
@@ -329,6 +335,12 @@ class Store:
         )
         if cursor.rowcount != 1:
             return False
+        if item.msg_id:  # relations that came first now belong to a stored message
+            self._db.execute(
+                "UPDATE annotations SET held = NULL"
+                " WHERE room_id = ? AND msg_id = ? AND held IS NOT NULL",
+                (item.room_id, item.msg_id),
+            )
         if item.sender != self._me and not empty:
             self._db.execute(
                 "UPDATE rooms SET unread = unread + 1, mentions = mentions + ?"
@@ -444,12 +456,26 @@ class Store:
         return decode_annotations(self._sealer.open(row[0], b"annotations", room_id, msg_id))
 
     def set_annotations(self, room_id: bytes, msg_id: bytes, annotations: Annotations) -> None:
-        """Replace the annotations of ``msg_id`` (sealed: edits and reactions are text)."""
+        """Replace the annotations of ``msg_id`` (sealed: edits and reactions are text).
+
+        Those of a message not stored yet are held for it: at most ``MAX_HELD_PER_ROOM``
+        per room, the least recently changed dropped first. A delete's marker is never
+        dropped (it keeps a late copy of the message from being shown)."""
         sealed = self._sealer.seal(encode_annotations(annotations), b"annotations", room_id, msg_id)
+        held = not annotations.deleted and self.history_item(room_id, msg_id) is None
         self._db.execute(
-            "INSERT OR REPLACE INTO annotations (room_id, msg_id, value) VALUES (?, ?, ?)",
-            (room_id, msg_id, sealed),
+            "INSERT OR REPLACE INTO annotations (room_id, msg_id, value, held) VALUES (?, ?, ?,"
+            " CASE WHEN ? THEN (SELECT coalesce(max(held), 0) + 1 FROM annotations"
+            " WHERE room_id = ? AND held IS NOT NULL) END)",
+            (room_id, msg_id, sealed, held, room_id),
         )
+        if held:
+            self._db.execute(
+                "DELETE FROM annotations WHERE room_id = ? AND held <= ("
+                "SELECT held FROM annotations WHERE room_id = ? AND held IS NOT NULL"
+                " ORDER BY held DESC LIMIT 1 OFFSET ?)",
+                (room_id, room_id, MAX_HELD_PER_ROOM),
+            )
 
     # Read state --------------------------------------------------------------------
 

@@ -272,3 +272,47 @@ async def test_a_relay_replaying_a_typing_signal_is_ignored(
     (replay,) = await collect(events, 1, lambda e: isinstance(e, e2echat.Undecryptable))
     assert isinstance(replay, e2echat.Undecryptable)
     assert "replay" in replay.reason
+
+
+def unread_is(event: object, count: int) -> bool:
+    return isinstance(event, e2echat.UnreadChanged) and event.unread == count
+
+
+async def test_read_receipts_reach_members_only_from_readers_who_turned_them_on(
+    make_client: MakeClient, relay: Relay
+) -> None:
+    alice = await make_client("alice")
+    bob = await make_client("bob", read_receipts=True)
+    carol = await make_client("carol")  # receipts are off by default
+    owner_events = alice.events()
+    room_a = await alice.create("chat")
+    room_b, room_c = await bob.join("chat"), await carol.join("chat")
+    await collect(owner_events, 2, lambda e: isinstance(e, e2echat.MemberValidated))
+    for room in (room_b, room_c):
+        await room.members()
+    bob_inbox, carol_inbox, bob_events = bob.messages(), carol.messages(), bob.events()
+    await room_a.send("first")
+    second = await room_a.send("second @bob")
+    for inbox in (bob_inbox, carol_inbox):
+        await collect(inbox, 2)
+    # One event per batch of frames: the two messages may come in one or two.
+    (moved,) = await collect(bob_events, 1, lambda e: unread_is(e, 2))
+    assert isinstance(moved, e2echat.UnreadChanged)
+    assert (moved.room, moved.mentions, room_b.unread) == (room_b, 1, 2)
+    alice_events = alice.events()
+    await room_c.mark_read()
+    await room_b.mark_read()
+    (receipt,) = await collect(alice_events, 1, lambda e: isinstance(e, e2echat.ReadReceipt))
+    assert isinstance(receipt, e2echat.ReadReceipt)
+    assert (receipt.room, receipt.member.name, receipt.message_id) == (room_a, "bob", second.id)
+    (read,) = await collect(bob_events, 1, lambda e: unread_is(e, 0))
+    assert isinstance(read, e2echat.UnreadChanged)
+    assert (read.mentions, read.read_seq, room_b.read_seq) == (0, second.seq, second.seq)
+    inbox = alice.messages()
+    await room_c.send("read it too")
+    await collect(inbox, 1, lambda m: m.text == "read it too")
+    # Carol's frames reach Alice in order: a receipt from her would have come first.
+    receipts = [e for e in alice_events._items if isinstance(e, e2echat.ReadReceipt)]
+    assert [e.member.name for e in receipts] == []
+    stored = await relay.engine.store.history(room_a.id, 0, 0, 100)
+    assert [e.seq for e in stored] == [1, 2, 3]  # receipts are never stored by the relay

@@ -45,8 +45,7 @@ def test_the_newest_edit_by_ts_then_id_is_shown_whatever_the_arrival_order() -> 
         (TEXT, Edit(TARGET, "x", (), 1), BOB, "only its sender may edit"),
         (Target(BOB, True), Edit(TARGET, "x", (), 1), BOB, "only its sender may edit"),
         (TEXT, Delete(TARGET, 1), BOB, "only its sender may delete"),
-        (None, Edit(TARGET, "x", (), 1), ALICE, "not here"),
-        (None, Reaction(TARGET, "👍", True, 1), BOB, "not here"),
+        (None, Edit(TARGET, "x", (), 1), BOB, "only its sender may edit"),
         (Target(ALICE, False), Edit(TARGET, "x", (), 1), ALICE, "only a text"),
     ],
 )
@@ -73,6 +72,17 @@ def test_a_delete_is_final_and_drops_edits_and_reactions() -> None:
 
 def test_a_delete_of_a_message_not_yet_here_is_kept() -> None:
     assert annotate(NONE, None, Delete(TARGET, 1), ALICE, rid(ALICE, 1)).deleted
+
+
+def test_edits_and_reactions_of_a_message_not_yet_here_are_kept_for_it() -> None:
+    held = annotate(NONE, None, Edit(TARGET, "v2", (), 5), ALICE, rid(ALICE, 1))
+    held = annotate(held, None, Reaction(TARGET, "👍", True, 6), BOB, rid(BOB, 1))
+    assert held.latest is not None
+    assert held.latest.body == "v2"
+    assert held.counts() == [("👍", (BOB,))]
+    assert annotate(held, TEXT, Edit(TARGET, "v3", (), 7), ALICE, rid(ALICE, 2)).latest == (
+        annotate(NONE, TEXT, Edit(TARGET, "v3", (), 7), ALICE, rid(ALICE, 2)).latest
+    )
 
 
 def test_reactions_are_last_writer_wins_per_member_and_emoji() -> None:
