@@ -613,7 +613,7 @@ class Client:
                     raise
                 length = await driver.call(driver.engine.log_length, room.id)
                 entries = await self._fetch_log(room.id, length)
-                await driver.step(driver.engine.apply_log, room.id, entries)
+                await driver.step(driver.engine.apply_log, room.id, entries, length)
                 continue
             await driver.step(driver.engine.log_appended, room.id, statement)
             return

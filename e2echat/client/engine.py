@@ -120,6 +120,9 @@ LOG_FETCH_ID = "g"
 """Request id prefix (+ room id hex) of the engine's own membership-log fetches."""
 LOG_JOIN_ID = "j"
 """Request id prefix (+ room id hex) of a ``join`` entry the engine signs on its own."""
+LOG_REFETCH_MS = 30_000
+"""While a member's message names a longer log than the relay served, it is fetched
+again this often (and at each such message once the last fetch was answered)."""
 ROOM_KEY_WAIT_MS = 5000
 """A rotated room secret that has not come this long after its log entry is asked for
 (the author sends it just after the entry), then again as often while it is missing."""
@@ -293,7 +296,7 @@ class Engine:
                 state, info.members, out, proofs=existing is not None or not _lacks(log, self.me)
             )
             if log:
-                self._apply_log(state, log, out)
+                self._apply_log(state, log, out, 0)
             if existing is None and peer is not None and not invited:
                 out.extend(self.invite(info.id, peer))
         if existing is None:
@@ -504,6 +507,8 @@ class Engine:
                 if state.sync.tick(now):
                     self.store.set_last_seq(state.id, state.sync.floor)
                 self._ask_room_key(state, now, out)
+                if state.log_behind and now - state.log_fetch[1] >= LOG_REFETCH_MS:
+                    out.frames.append(self._log_request(state))
         if self.connected and self._mailbox_seen > self._mailbox_acked:
             out.frames.append(Ack(mailbox=self._mailbox_seen))
             self._mailbox_acked = self._mailbox_seen
@@ -965,6 +970,13 @@ class Engine:
                     f" (log entry {event.position}): {event.reason}."
                 )
             )
+        elif isinstance(event, cev.LogBehind) and (state := self.rooms.get(event.room_id)):
+            if not state.log_behind:
+                member = self.member(event.sender, state.id)
+                out.events.append(ev.LogBehind(state.id, member, event.held, event.named, False))
+            state.log_behind = max(state.log_behind, event.named)
+            if not state.log_fetch[0] and self.connected:
+                out.frames.append(self._log_request(state))
         elif isinstance(event, cev.RoomKeyMissing) and (state := self.rooms.get(event.room_id)):
             if state.room_key_asked[0] != event.epoch:
                 state.room_key_asked = (event.epoch, self.clock())  # its author sends it now
@@ -1006,7 +1018,9 @@ class Engine:
     # The membership log ------------------------------------------------------------
 
     def _log_request(self, state: RoomState) -> LogRequest:
-        """Fetch the room's log from the length we hold (the engine's own fetch)."""
+        """Fetch the room's log from the length we hold (the engine's own fetch, marked
+        on its way until its last page comes)."""
+        state.log_fetch = (True, self.clock())
         length = state.log.length if state.log is not None else 0
         return LogRequest(room=state.id, after=length, id=f"{LOG_FETCH_ID}{state.id.hex()}")
 
@@ -1015,13 +1029,14 @@ class Engine:
         log = self._room_state(room_id).log
         return log.length if log is not None else 0
 
-    def apply_log(self, room_id: bytes, entries: list[bytes]) -> Output:
-        """Log entries the client fetched (after a ``log_conflict``)."""
+    def apply_log(self, room_id: bytes, entries: list[bytes], start: int) -> Output:
+        """Log entries from position ``start`` on that the client fetched (after a
+        ``log_conflict``)."""
         out = Output()
         state = self.rooms.get(room_id)
         if state is not None:
             with self.store.transaction():
-                self._apply_log(state, entries, out)
+                self._apply_log(state, entries, out, start)
         return out
 
     def _log_entries(self, frame: LogEntries, out: Output) -> None:
@@ -1040,12 +1055,15 @@ class Engine:
         if frame.id is not None and not ours:
             return
         with self.store.transaction():
-            self._apply_log(state, frame.entries, out)
+            self._apply_log(state, frame.entries, out, frame.start)
         if not ours:
             return
         if len(frame.entries) >= MAX_LOG_PAGE:
             out.frames.append(self._log_request(state))
-        elif state.log_rejoin and state.id in self.rooms:
+            return
+        state.log_fetch = (False, state.log_fetch[1])
+        self._report_withheld(state, out)
+        if state.log_rejoin and state.id in self.rooms:
             state.log_rejoin = False
             if self.needs_join(state.id):
                 try:
@@ -1056,13 +1074,21 @@ class Engine:
                 join_id = f"{LOG_JOIN_ID}{state.id.hex()}"
                 out.frames.append(LogAppend(room=state.id, entry=statement.entry, id=join_id))
 
-    def _apply_log(self, state: RoomState, entries: Sequence[bytes], out: Output) -> None:
-        """Validate and apply entries; keep the room's view of the log, its current room
-        secret (a rotation installs a new one) and leave it if the log removed us."""
+    def _apply_log(
+        self, state: RoomState, entries: Sequence[bytes], out: Output, start: int
+    ) -> None:
+        """Validate and apply entries (the relay says the first is at ``start``); keep
+        the room's view of the log, its current room secret (a rotation installs a new
+        one), send what waited for missing entries, and leave if the log removed us."""
         was_member = state.log is not None and self.me in state.log.members
-        outcome = self.session.apply_log(state.id, entries, self.clock())
+        outcome = self.session.apply_log(state.id, entries, self.clock(), start)
         self._apply(outcome, out)
         state.log = self.session.log_state(state.id)
+        ahead = self.session.log_ahead(state.id)
+        was_behind, state.log_behind = state.log_behind, ahead.length if ahead else 0
+        if was_behind and not state.log_behind and state.id in self.rooms:
+            state.log_withheld = 0
+            out.extend(self.flush_outbox())  # what waited for the missing entries goes now
         self._replay_held_directs(state.id, out)
         current = self.session.room_secret(state.id)
         if current is not None and current.secret != state.record.secret:
@@ -1070,6 +1096,23 @@ class Engine:
             self.store.save_room(state.record)
         if was_member and state.log is not None and self.me not in state.log.members:
             out.extend(self.left(state.id))  # kicked or banned: the relay dropped us too
+
+    def _report_withheld(self, state: RoomState, out: Output) -> None:
+        """Our fetch is answered and the log still lacks entries a member's message
+        named: the relay withholds them. Said once per length; sends keep waiting."""
+        ahead = self.session.log_ahead(state.id)
+        if ahead is None or state.log_withheld >= ahead.length:
+            return
+        state.log_withheld = ahead.length
+        held = state.log.length if state.log is not None else 0
+        log.warning(
+            "the relay withholds changes of room %s: %d entries named, %d served",
+            state.record.name,
+            ahead.length,
+            held,
+        )
+        member = self.member(ahead.sender, state.id)
+        out.events.append(ev.LogBehind(state.id, member, held, ahead.length, True))
 
     def _replay_held_directs(self, room_id: bytes, out: Output) -> None:
         """Hand in again the directs held for ``room_id`` (they came before we entered

@@ -251,6 +251,35 @@ class RoomChanged(RoomEvent[R]):
 
 
 @dataclass(frozen=True)
+class LogBehind(RoomEvent[R]):
+    """A message ``member`` signed names a membership log of ``named`` entries and this
+    client holds ``held``: changes of the room have not reached us (a relay dropping or
+    withholding them). The client fetches them, and until they come nothing is sent in
+    the room (it could reach someone a missing entry removed). ``withheld``: the relay
+    was asked for them and did not serve them."""
+
+    member: Member
+    held: int
+    named: int
+    withheld: bool
+
+    @property
+    def text(self) -> str:
+        """The lag in words, for a person."""
+        name = self.member.display_name
+        if self.withheld:
+            return (
+                f"The relay withholds changes of this room: {name}'s message names"
+                f" {self.named} membership changes, the relay serves {self.held}."
+                " Nothing is sent here until they arrive."
+            )
+        return (
+            f"{name}'s message names {self.named} membership changes of this room and"
+            f" {self.held} reached us: fetching the rest."
+        )
+
+
+@dataclass(frozen=True)
 class RoomFrozen(RoomEvent[R]):
     """The relay showed us a membership log that differs from another member's (or from
     what it showed us before): nothing more is sent or shared in ``room``, and its

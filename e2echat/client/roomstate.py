@@ -45,6 +45,13 @@ class RoomState:
     the log lacks us (a join whose append was lost)."""
     room_key_asked: tuple[int, int] = (-1, 0)
     """The epoch whose secret we last asked for, and when (ms)."""
+    log_behind: int = 0
+    """The log length a member's message named beyond ours (0: not behind): sends wait
+    until our log reaches it, since a missing entry may have removed someone."""
+    log_withheld: int = 0
+    """The ``log_behind`` we last told the app the relay did not serve."""
+    log_fetch: tuple[bool, int] = (False, 0)
+    """Whether our own log fetch is on its way, and when (ms) the last one went out."""
 
     @property
     def id(self) -> bytes:
@@ -54,5 +61,8 @@ class RoomState:
     def holds(self, now: int) -> bool:
         """Whether sending should wait: a message sent before a member is validated can
         never be read by it (it gets our chain from the index current at validation),
-        and members who joined while we were away are unknown until the roster comes."""
-        return self.sync.awaiting_roster or (bool(self.awaiting) and now < self.hold_until)
+        and members who joined while we were away are unknown until the roster comes;
+        nor while our membership log lags behind one a member named."""
+        if self.sync.awaiting_roster or self.log_behind:
+            return True
+        return bool(self.awaiting) and now < self.hold_until

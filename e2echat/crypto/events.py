@@ -207,6 +207,19 @@ class LogForked:
 
 
 @dataclass(frozen=True, slots=True)
+class LogBehind:
+    """A message ``sender`` signed names a membership log of ``named`` entries; we hold
+    ``held``. Entries are missing (the relay dropped or withholds them): fetch the log.
+    Until it reaches ``named`` nothing should be sent in the room (it might go to a
+    member the missing entries removed)."""
+
+    room_id: bytes
+    sender: bytes
+    held: int
+    named: int
+
+
+@dataclass(frozen=True, slots=True)
 class RoomKeyMissing:
     """The log rotated the room secret to ``epoch`` and its secret has not reached us
     yet: proofs of other members will not check until it arrives."""
@@ -229,6 +242,7 @@ Event = (
     | RoomChanged
     | LogRejected
     | LogForked
+    | LogBehind
     | RoomKeyMissing
 )
 

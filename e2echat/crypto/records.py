@@ -49,6 +49,14 @@ class MemberRecord(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     validated: bool
 
 
+class LogClaim(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """A log position a member signed (in a room message's header) beyond our log."""
+
+    sender: Key32
+    length: U32
+    head: Key32
+
+
 class RoomRecord(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     """A room's access mode (``join_key`` is None for open rooms) and validated roster."""
 
@@ -65,6 +73,9 @@ class RoomRecord(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     """Why we may not send here: we left or were removed (until we join again)."""
     peer: Key32 | None = None
     """A direct conversation's other key: entitled to every message from the first."""
+    ahead: LogClaim | None = None
+    """The longest log a member's message named beyond ours: we are behind until our
+    log reaches it (and then its head must match ours there, or the log forked)."""
 
     @property
     def frozen(self) -> str | None:

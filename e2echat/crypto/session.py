@@ -46,6 +46,7 @@ from e2echat.crypto.events import (
     DirectInvited,
     DirectRejected,
     Event,
+    LogBehind,
     LogForked,
     LogRejected,
     LogStatement,
@@ -84,6 +85,7 @@ from e2echat.crypto.records import (
     SEEN,
     InviteRecord,
     KeyAsked,
+    LogClaim,
     LogEntryRecord,
     MemberRecord,
     PendingMessage,
@@ -546,7 +548,7 @@ class CryptoSession:
             if header.sender != sender:
                 raise CryptoError("message header sender differs from the relay's sender")
             parsed.verify()
-            self._compare_head(op, room_id, LogHead(header.log_length, header.log_head))
+            self._compare_head(op, room_id, sender, LogHead(header.log_length, header.log_head))
         except (CryptoError, LogError) as exc:
             op.events.append(MessageRejected(room_id, sender, seq, str(exc)))
             return
@@ -713,6 +715,9 @@ class CryptoSession:
         if room.join_key is None:
             return room
         sender = payload.sender
+        if payload.epoch > room.epoch:
+            # a proof for an epoch we have not reached: our log (or its secret) is behind
+            raise _AheadOfLogError(room.room_id, f"membership proof is for epoch {payload.epoch}")
         if payload.epoch != room.epoch:
             raise ProofError(
                 f"membership proof is for epoch {payload.epoch}, the room is at {room.epoch}"
@@ -727,7 +732,7 @@ class CryptoSession:
         op.txn.put(SEEN, seen_key, SeenNonce(now))
         state = op.txn.get(LOG, room.room_id, LogState)
         if state is not None and sender not in state.members:
-            raise _AheadOfLogError(room.room_id)
+            raise _AheadOfLogError(room.room_id, "the sender is not in the room's membership log")
         record = room.members.get(sender)
         if record is not None and record.validated:
             return room
@@ -854,13 +859,19 @@ class CryptoSession:
             return None
         return RoomSecret(room.room_secret)
 
-    def apply_log(self, room_id: bytes, entries: Iterable[bytes], now: int) -> Outcome:
+    def apply_log(
+        self, room_id: bytes, entries: Iterable[bytes], now: int, start: int | None = None
+    ) -> Outcome:
         """Validate and apply log entries from the relay, in order.
 
+        ``start`` is the position the relay says the first entry has: an entry whose own
+        position differs (an old entry replayed as new, entries reordered) is rejected.
         Entries we already hold must be byte-identical (else the relay forked the log:
         the room is frozen); the first entry that fails validation is reported and it
         and every later one are ignored. Removals drop the member from our roster and
         rotate our chain; rotations install the new room secret once it has arrived.
+        Once the log reaches a position a member's message named (``LogBehind``), our
+        hash there must be the one it signed, or the log forked.
         """
         op = _Op(self._records.begin())
         room = self._room(op, room_id)
@@ -870,10 +881,12 @@ class CryptoSession:
         def join_key_for(current: LogState) -> bytes | None:
             return room.join_key if ours is not None and current.verifier == ours else None
 
-        for wire in entries:
+        for offset, wire in enumerate(entries):
             position = state.length if state is not None else 0
             try:
                 entry = parse_entry(wire)
+                if start is not None and entry.seq != start + offset:
+                    raise LogError(f"the relay served entry {entry.seq} as entry {start + offset}")
                 if state is not None and entry.seq < state.length:
                     if entry.hash != self._hash_at(op, room_id, entry.seq + 1):
                         raise LogForkError(f"the relay showed another entry at {entry.seq}")
@@ -891,12 +904,39 @@ class CryptoSession:
             op.txn.put(LOG_ENTRIES, log_entry_key(room_id, entry.seq), LogEntryRecord(wire))
             op.events.append(RoomChanged(room_id, entry))
             room = self._after_entry(op, room, state, entry, proven, now)
+        if state is not None and room.ahead is not None:
+            room = self._settle_claim(op, room, state)
         if state is not None:
             op.txn.put(LOG, room_id, state)
             if state.secret and room.epoch != state.epoch:
                 op.events.append(RoomKeyMissing(room_id, state.epoch))
         op.txn.put(ROOMS, room_id, room)
         return op.finish()
+
+    def _settle_claim(self, op: _Op, room: RoomRecord, state: LogState) -> RoomRecord:
+        """Check the position a member's message named beyond our log, now that our log
+        may have reached it: the same hash there, or the relay forked the log. A claim of
+        a member the log has removed since counts no more."""
+        claim = room.ahead
+        assert claim is not None
+        if claim.sender not in state.members:
+            return msgspec.structs.replace(room, ahead=None)
+        if claim.length > state.length:
+            return room
+        try:
+            compare_head(
+                LogHead(claim.length, claim.head),
+                state.position,
+                lambda n: self._hash_at(op, room.room_id, n),
+            )
+        except LogForkError as exc:
+            room = self._freeze(op, room, str(exc))
+        return msgspec.structs.replace(room, ahead=None)
+
+    def log_ahead(self, room_id: bytes) -> LogClaim | None:
+        """The longest log a member's message named beyond ours (None: not behind)."""
+        room = self._records.get(ROOMS, room_id, RoomRecord)
+        return None if room is None else room.ahead
 
     def _after_entry(
         self, op: _Op, room: RoomRecord, state: LogState, entry: LogEntry, proven: bool, now: int
@@ -1045,17 +1085,32 @@ class CryptoSession:
             raise CryptoError("a log entry we validated is missing from the store")
         return entry_hash(record.wire)
 
-    def _compare_head(self, op: _Op, room_id: bytes, theirs: LogHead) -> None:
-        """Check a sender's signed log position against our log; a fork freezes the room."""
+    def _compare_head(self, op: _Op, room_id: bytes, sender: bytes, theirs: LogHead) -> None:
+        """Check a sender's signed log position against our log; a fork freezes the room.
+
+        A position beyond ours, signed by a member of our log, means entries have not
+        reached us (``LogBehind``): it is kept until our log reaches it. Two members
+        naming different heads at one position beyond ours is a fork already."""
         state = op.txn.get(LOG, room_id, LogState)
         if state is None:
-            if theirs.length:
-                return  # we have not fetched the log yet: nothing to compare against
-            return
+            return  # we have not fetched the log yet: nothing to compare against
+        room = op.txn.get(ROOMS, room_id, RoomRecord)
         try:
-            compare_head(theirs, state.position, lambda n: self._hash_at(op, room_id, n))
+            if compare_head(theirs, state.position, lambda n: self._hash_at(op, room_id, n)):
+                return
+            if room is None or sender not in state.members:
+                return  # a key outside our log tells us nothing about it
+            claim = room.ahead
+            if claim is not None and claim.length == theirs.length:
+                if not hmac.compare_digest(claim.head, theirs.head):
+                    raise LogForkError(
+                        f"two members' messages name different logs at position {theirs.length}"
+                    )
+            elif claim is None or theirs.length > claim.length:
+                claim = LogClaim(sender, theirs.length, theirs.head)
+                op.txn.put(ROOMS, room_id, msgspec.structs.replace(room, ahead=claim))
+            op.events.append(LogBehind(room_id, sender, state.length, theirs.length))
         except LogForkError as exc:
-            room = op.txn.get(ROOMS, room_id, RoomRecord)
             if room is not None:
                 op.txn.put(ROOMS, room_id, self._freeze(op, room, str(exc)))
             raise
@@ -1145,7 +1200,9 @@ class CryptoSession:
         if kind in TAGGED and state is not None and state.secret:
             if room.room_secret is None or RoomSecret(room.room_secret).verifier != state.verifier:
                 raise ProofError(
-                    "the room secret was changed: the old password or invite no longer works"
+                    "our room secret does not match the room's log: the room secret was"
+                    " changed and the old password or invite no longer works, or the relay"
+                    " withholds the log's newest changes"
                 )
             join_key = room.join_key
         wire = encode_entry(
@@ -1289,11 +1346,12 @@ MAX_ROOM_KEY_ASKED = 8
 
 
 class _AheadOfLogError(ProofError):
-    """The sender is not in our copy of the room's log (yet): nothing of the envelope
-    is kept here, and the caller may hand it in again once the log has grown."""
+    """The envelope is ahead of our copy of the room's log (its sender is not in it yet,
+    or its proof names a later epoch): nothing of it is kept here, and the caller may
+    hand it in again once the log has grown."""
 
-    def __init__(self, room_id: bytes) -> None:
-        super().__init__("the sender is not a member in the room's membership log")
+    def __init__(self, room_id: bytes, reason: str) -> None:
+        super().__init__(reason)
         self.room_id = room_id
 
 

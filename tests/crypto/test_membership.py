@@ -11,6 +11,7 @@ from e2echat.crypto import (
     AuthorityError,
     DirectRejected,
     Kind,
+    LogBehind,
     LogForked,
     LogRejected,
     MemberValidated,
@@ -271,6 +272,43 @@ def test_relay_forking_the_log_between_two_members_is_detected(room: Room) -> No
     assert [type(e) for e in alice.session.apply_log(ROOM, [to_bob.entry], NOW).events] == [
         LogForked
     ]
+
+
+def test_a_longer_log_named_in_a_message_is_checked_once_it_arrives(room: Room) -> None:
+    """carol lags (the relay withholds alice's entry): alice's message says so, and the
+    entry the relay later serves carol at that position must be the one alice signed."""
+    alice, bob, carol = room["alice"], room["bob"], room["carol"]
+    room.relay.append(alice, alice.session.set_role(ROOM, bob.key, Role.ADMIN, NOW))
+    to_alice = alice.session.describe(ROOM, "alice's view", NOW)
+    to_bob = bob.session.describe(ROOM, "bob's view", NOW)
+    alice.session.apply_log(ROOM, [to_alice.entry], NOW)
+    body = room.relay.send(alice, "my log is longer")
+    outcome = room.relay.deliver(alice, body, carol)
+    (behind,) = [e for e in outcome.events if isinstance(e, LogBehind)]
+    assert (behind.sender, behind.held, behind.named) == (alice.key, 4, 5)
+    assert carol.session.log_ahead(ROOM) is not None
+    # served bob's entry at that position instead: not the log alice signed
+    events = carol.session.apply_log(ROOM, [to_bob.entry], NOW, start=4).events
+    assert [type(e) for e in events] == [RoomChanged, LogForked]
+    assert carol.session.log_ahead(ROOM) is None
+
+
+def test_two_members_naming_different_logs_beyond_ours_is_a_fork(room: Room) -> None:
+    alice, bob, carol = room["alice"], room["bob"], room["carol"]
+    room.relay.append(alice, alice.session.set_role(ROOM, bob.key, Role.ADMIN, NOW))
+    alice.session.apply_log(ROOM, [alice.session.describe(ROOM, "a", NOW).entry], NOW)
+    bob.session.apply_log(ROOM, [bob.session.describe(ROOM, "b", NOW).entry], NOW)
+    room.relay.deliver(alice, room.relay.send(alice, "from alice's log"), carol)
+    outcome = room.relay.deliver(bob, room.relay.send(bob, "from bob's log"), carol)
+    assert [type(e) for e in outcome.events] == [LogForked, MessageRejected]
+
+
+def test_an_entry_served_out_of_place_is_rejected(room: Room) -> None:
+    carol = room["carol"]
+    log = room.relay.log
+    outcome = carol.session.apply_log(ROOM, [log[1]], NOW, start=3)
+    (rejected,) = [e for e in outcome.events if isinstance(e, LogRejected)]
+    assert rejected.reason == "the relay served entry 1 as entry 3"
 
 
 def test_equivocating_sender_cannot_show_members_different_texts() -> None:
