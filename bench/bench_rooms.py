@@ -166,6 +166,8 @@ async def measure(count: int, url: str, proxy: CountingProxy, home: Path) -> dic
             start = time.perf_counter()
             rooms.append(await member.join("big", invite=invite))
             joins.append(time.perf_counter() - start)
+            if len(joins) % 25 == 0:
+                print(f"{len(joins) + 1} members, last join {joins[-1]:.2f} s", file=sys.stderr)
         built = time.perf_counter() - build
         inboxes = [m.messages() for m in others]
         # every member reads the owner's first message: from now on all hold its chain
