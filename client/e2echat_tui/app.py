@@ -32,6 +32,7 @@ from e2echat import (
     ClockSkewed,
     ConnectionChanged,
     E2EChatError,
+    LogBehind,
     Member,
     MemberJoined,
     MemberLeft,
@@ -39,6 +40,8 @@ from e2echat import (
     Notice,
     PresenceChanged,
     Room,
+    RoomChanged,
+    RoomFrozen,
     RoomJoined,
     RoomLeft,
     Undecryptable,
@@ -65,6 +68,8 @@ from e2echat_tui.keys import APP_KEYS, NEWLINE_KEYS, SEND_KEYS, help_lines, spli
 from e2echat_tui.lines import Entry, RoomLog
 from e2echat_tui.links import links_in
 from e2echat_tui.members import MembersPanel, sorted_members
+from e2echat_tui.moderation import RoomInfoScreen, info_text, moderate
+from e2echat_tui.names import pick_member
 from e2echat_tui.notify import DesktopNotifier
 from e2echat_tui.preview import Graphics, PreviewScreen, describe_image, image_widget
 from e2echat_tui.progress import Activity, ProgressBoard
@@ -77,20 +82,6 @@ from e2echat_tui.transfers import Running, Transfers
 
 def _utc_now() -> datetime:
     return datetime.now(UTC)
-
-
-def _named(members: Sequence[Member], name: str) -> list[Member]:
-    """The members ``name`` means: ``NAME#TAG`` is a name and a fingerprint prefix (as the
-    timeline shows namesakes); any other text is a name (and has no ``#``)."""
-    if "#" not in name:
-        return [m for m in members if m.name == name]
-    base, _, tag = name.rpartition("#")
-    prefix = tag.replace(" ", "")
-    return [
-        m
-        for m in members
-        if m.name == base and prefix and m.fingerprint.replace(" ", "").startswith(prefix)
-    ]
 
 
 def _readable_file(typed: str) -> Path:
@@ -585,6 +576,25 @@ class ChatApp(App[None]):
                 await self._verify(name)
             case cmd.Members():
                 await self._list_members()
+            case cmd.RoomInfo():
+                room = self._require_room().room
+                who = functools.partial(self._who, room)
+                info = info_text(room, await room.changes(), who, self.timezone)
+                await self.push_screen_wait(RoomInfoScreen(info))
+            case cmd.Moderate(action, name):
+                await moderate(self._require_room().room, action, name)
+            case cmd.ChangePassword():
+                room = self._require_room().room
+                if room.access != "password":
+                    raise cmd.CommandError(
+                        f"{room.name} has no password: /rotate gives an invite room a new secret"
+                    )
+                password = await self._ask_password(f"New password for {room.name}:")
+                if password is not None:
+                    await room.change_password(password)
+            case cmd.Rotate():
+                await self._require_room().room.rotate_secret()
+                self.say("Every earlier invite stops working: /invite prints the new one.")
             case cmd.Rooms():
                 await self._list_rooms()
             case cmd.Act(action):
@@ -783,17 +793,9 @@ class ChatApp(App[None]):
         """``/msg``: the direct conversation with the one member ``name`` means (by key:
         a name that fits several members is refused), shown; ``text`` is sent there."""
         members = {m.key: m for tab in self.tabs.values() for m in tab.room.member_list}
-        matches = _named([m for m in members.values() if not m.is_me], name)
-        if not matches:
-            raise cmd.CommandError(f"no member of your rooms is named {name}")
-        if len(matches) > 1:
-            choices = " or ".join(f"/msg {m.name}#{name_tag(m)}" for m in matches)
-            if len({name_tag(m) for m in matches}) < len(matches):  # a ground-out tag
-                choices = "add more of the fingerprint after the #: " + ", ".join(
-                    m.fingerprint for m in matches
-                )
-            raise cmd.CommandError(f"{len(matches)} members are named {name}: {choices}")
-        room = await self.chat.direct(matches[0])
+        others = [m for m in members.values() if not m.is_me]
+        member = pick_member(others, name, "msg", f"no member of your rooms is named {name}")
+        room = await self.chat.direct(member)
         await self._add_room(room)
         self.switch_to(room.name)
         if text:
@@ -813,17 +815,9 @@ class ChatApp(App[None]):
     async def _verify(self, name: str) -> None:
         tab = self._require_room()
         room = tab.room
-        matches = _named(room.member_list, name)
-        if not matches:
-            raise cmd.CommandError(f"no member named {name} in {room.name}")
-        if len(matches) > 1:
-            choices = " or ".join(f"/verify {m.name}#{name_tag(m)}" for m in matches)
-            if len({name_tag(m) for m in matches}) < len(matches):  # a ground-out tag
-                choices = "add more of the fingerprint after the #: " + ", ".join(
-                    m.fingerprint for m in matches
-                )
-            raise cmd.CommandError(f"{len(matches)} members are named {name}: {choices}")
-        member = matches[0]
+        member = pick_member(
+            room.member_list, name, "verify", f"no member named {name} in {room.name}"
+        )
         screen = VerifyScreen(member, self.chat.safety_number(member))
         if not await self.push_screen_wait(screen):
             return
@@ -960,6 +954,21 @@ class ChatApp(App[None]):
                     self.run_worker(self._track(room), group="commands")
             case RoomLeft(room=room):
                 self._room_left(room)
+            case RoomChanged(room=room) as change if change.kind not in ("join", "leave"):
+                # joins and leaves show as the relay announces them; /info lists them
+                said = change.describe(functools.partial(self._who, room))
+                self._append(room.name, said, Level.INFO)
+                self._sync_roster(room)
+                if change.subject is not None and change.subject.is_me:
+                    self.notify(escape_controls(f"{room.name}: {said}"), markup=False)
+            case RoomFrozen(room=room, reason=reason):
+                text = (
+                    f"Nothing more is sent in {room.name}: the relay showed a forked log ({reason})"
+                )
+                self._append(room.name, text, Level.ERROR)
+            case LogBehind(room=room) as behind:
+                level = Level.ERROR if behind.withheld else Level.WARNING
+                self._append(room.name, behind.text, level)
             case Notice(text=text) | ClockSkewed(text=text):
                 self.say(text, Level.WARNING)
                 self.notify(escape_controls(text), severity="warning", markup=False)

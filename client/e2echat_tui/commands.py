@@ -49,6 +49,28 @@ COMMANDS: Final[tuple[CommandSpec, ...]] = (
     CommandSpec("me", "/me ACTION", "Say what you do: shown as * NAME ACTION."),
     CommandSpec("topic", "/topic", "Show the description of the current room."),
     CommandSpec("members", "/members", "List the members of the current room."),
+    CommandSpec(
+        "info", "/info", "This room's members with their roles, its epoch and its change log."
+    ),
+    CommandSpec(
+        "kick",
+        "/kick NAME[#TAG]",
+        "Remove a member (admins): a new room secret; it reads nothing sent after.",
+    ),
+    CommandSpec("ban", "/ban NAME[#TAG]", "Remove a member and refuse its return (admins)."),
+    CommandSpec("unban", "/unban NAME[#TAG]", "Lift a ban (admins); it rejoins with the secret."),
+    CommandSpec("op", "/op NAME[#TAG]", "Make a member an admin of this room (owners)."),
+    CommandSpec("deop", "/deop NAME[#TAG]", "Make an admin a plain member again (owners)."),
+    CommandSpec(
+        "password",
+        "/password",
+        "Change this room's password (asked for; admins): members read on, the old one fails.",
+    ),
+    CommandSpec(
+        "rotate",
+        "/rotate",
+        "A new secret for this invite room (admins): every earlier invite stops working.",
+    ),
     CommandSpec("names", "/names", "The names in the current room on one line, online first."),
     CommandSpec("clear", "/clear", "Clear the timeline of this room (its stored history stays)."),
     CommandSpec("rooms", "/rooms", "List the relay's listed rooms."),
@@ -134,6 +156,34 @@ class Rooms:
     pass
 
 
+Moderation = Literal["kick", "ban", "unban", "op", "deop"]
+MODERATIONS: Final[tuple[Moderation, ...]] = ("kick", "ban", "unban", "op", "deop")
+
+
+@dataclass(frozen=True, slots=True)
+class Moderate:
+    """``/kick``, ``/ban``, ``/unban``, ``/op`` or ``/deop`` of the member ``name`` (as
+    typed: ``NAME`` or ``NAME#TAG``, without a leading ``@``)."""
+
+    action: Moderation
+    name: str
+
+
+@dataclass(frozen=True, slots=True)
+class RoomInfo:
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class ChangePassword:
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class Rotate:
+    pass
+
+
 @dataclass(frozen=True, slots=True)
 class Act:
     """``/me ACTION``: sent as the text ``/me ACTION``, which clients show as an action."""
@@ -206,6 +256,10 @@ Command = (
     | SetStatus
     | Verify
     | Members
+    | RoomInfo
+    | Moderate
+    | ChangePassword
+    | Rotate
     | Rooms
     | Act
     | Topic
@@ -225,6 +279,9 @@ _NO_ARGS: Final[dict[str, Command]] = {
     "leave": Leave(),
     "invite": Invite(),
     "members": Members(),
+    "info": RoomInfo(),
+    "password": ChangePassword(),
+    "rotate": Rotate(),
     "rooms": Rooms(),
     "topic": Topic(),
     "names": Names(),
@@ -326,7 +383,10 @@ def parse(line: str) -> Parsed:
         return Act(rest)
     if name == "verify" and rest:
         return Verify(rest.removeprefix("@"))  # others' names may contain spaces
-    if name in ("verify", "me") or len(args) != 1:
+    moderation = next((action for action in MODERATIONS if action == name), None)
+    if moderation is not None and rest:
+        return Moderate(moderation, rest.removeprefix("@"))
+    if name in ("verify", "me", *MODERATIONS) or len(args) != 1:
         raise _usage(name)
     return Nick(args[0])
 

@@ -6,6 +6,7 @@ Events about one room derive from ``RoomEvent``: like ``Message`` they are gener
 publishing, see ``models``), so a new kind of room event needs no code in the client.
 """
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Generic
 
@@ -242,12 +243,16 @@ class RoomChanged(RoomEvent[R]):
     @property
     def text(self) -> str:
         """The change in words, for a person ("alice kicked carol")."""
-        subject = self.subject.display_name if self.subject is not None else ""
+        return self.describe(lambda member: member.display_name)
+
+    def describe(self, name: Callable[[Member], str]) -> str:
+        """The change in words with members named by ``name`` (an app tags namesakes)."""
+        subject = name(self.subject) if self.subject is not None else ""
         if self.kind == "role":
             words = ROLE_CHANGE_WORDS.get(self.role or "", "changed the role of {subject}")
         else:
             words = _CHANGE_WORDS.get(self.kind, self.kind)
-        return f"{self.author.display_name} {words.format(subject=subject)}"
+        return f"{name(self.author)} {words.format(subject=subject)}"
 
 
 @dataclass(frozen=True)

@@ -140,6 +140,24 @@ class Room:
             return {}
         return {key: ROLE_NAMES[Role(value)] for key, value in log.members.items()}
 
+    @property
+    def access(self) -> str:
+        """How the room is entered: "open", "password" or "invite"."""
+        return self._state.record.access
+
+    @property
+    def banned(self) -> frozenset[bytes]:
+        """The keys the membership log bans (``unban`` lifts a ban)."""
+        log = self._state.log
+        return log.banned if log is not None else frozenset()
+
+    @property
+    def log_head(self) -> tuple[int, bytes]:
+        """How many entries our validated log holds and the hash of the newest: members
+        whose heads at one length differ were shown different histories by the relay."""
+        log = self._state.log
+        return (log.length, log.head) if log is not None else (0, bytes(32))
+
     def role(self, member: Member) -> str | None:
         """``member``'s role ("owner", "admin", "member"), None if the log lacks it."""
         return self.roles.get(member.key)
@@ -292,8 +310,10 @@ class Room:
         await self._client._log_change(self, lambda s, r, now: s.ban(r, key, now))
 
     async def unban(self, member: Member) -> None:
-        """Lift ``member``'s ban (admins and owners); it may take part again once it
-        has the current password or a new invite."""
+        """Lift ``member``'s ban and admit it (admins and owners): the log lists it as a
+        member again, so members share their keys with it at once (it reads what is
+        sent from now on, nothing from before); to enter the room through the relay it
+        still needs the current password or invite."""
         key = member.key
         await self._client._log_change(self, lambda s, r, now: s.admit(r, key, now))
 

@@ -29,6 +29,7 @@ from e2echat import (
     Message,
     PresenceChanged,
     RelayError,
+    RoomChanged,
     RoomSummary,
 )
 
@@ -99,6 +100,56 @@ class FakeRoom:
     member_list: list[Member] = field(default_factory=list)
     stored: list[Message] = field(default_factory=list)
     peer: bytes | None = None
+    log: list[RoomChanged] = field(default_factory=list)
+    """The membership log's changes (``changes()``); ``roles`` and ``epoch`` follow it."""
+    roles: dict[bytes, str] = field(default_factory=dict)
+    banned: frozenset[bytes] = frozenset()
+    frozen: str | None = None
+
+    @property
+    def access(self) -> str:
+        return "password" if self.password is not None else "invite" if self.secret else "open"
+
+    @property
+    def epoch(self) -> int:
+        return max((c.epoch for c in self.log), default=0)
+
+    @property
+    def log_head(self) -> tuple[int, bytes]:
+        return len(self.log), bytes(range(32)) if self.log else bytes(32)
+
+    async def changes(self) -> list[RoomChanged]:
+        return list(self.log)
+
+    def change(
+        self, kind: str, author: Member, subject: Member | None = None, **fields: object
+    ) -> None:
+        """Append a change to the log, as a validated entry would (roles follow)."""
+        epoch = self.epoch + (kind in ("kick", "ban", "rotate"))
+        created = int((EPOCH + timedelta(minutes=len(self.log))).timestamp() * 1000)
+        values: dict[str, object] = {"role": None, "description": None, **fields}
+        self.log.append(
+            RoomChanged(
+                self,
+                kind,
+                author,
+                subject,
+                epoch=epoch,
+                position=len(self.log),
+                created=created,
+                **values,
+            )  # type: ignore[arg-type]
+        )
+        if kind == "create":
+            self.roles[author.key] = "owner"
+        elif kind == "join":
+            self.roles[author.key] = "member"
+        elif subject is not None and kind in ("kick", "ban"):
+            self.roles.pop(subject.key, None)
+            if kind == "ban":
+                self.banned |= {subject.key}
+        elif subject is not None and kind == "role":
+            self.roles[subject.key] = str(fields["role"])
 
     @property
     def joined(self) -> bool:

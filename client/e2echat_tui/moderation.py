@@ -1,0 +1,132 @@
+"""Room moderation in the TUI: ``/kick``, ``/ban``, ``/unban``, ``/op``, ``/deop``, and
+the room info view (``/info``): members with their roles, the epoch, the change log.
+
+The library decides everything from the signed membership log (a member without the
+role gets ``NotAllowed``, saying which role it lacks, and nothing changes); this module
+only picks the member a typed name means and lays out what the log says. Every name and
+description is the sender's text: it is escaped, never read as markup.
+"""
+
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime, tzinfo
+from typing import ClassVar
+
+from rich.style import Style
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.screen import ModalScreen
+from textual.widgets import Button, Static
+
+from e2echat import Member, Room, RoomChanged
+from e2echat_tui.commands import Moderation
+from e2echat_tui.dialogs import DIALOG_CSS
+from e2echat_tui.format import counted
+from e2echat_tui.names import pick_member
+from e2echat_tui.safe import escape_controls
+
+_ROLE_ORDER = {"owner": 0, "admin": 1, "member": 2}
+_ROLE_STYLES = {"owner": Style(bold=True, color="#ffaf00"), "admin": Style(color="#5fafff")}
+
+
+async def moderate(room: Room, action: Moderation, name: str) -> None:
+    """Run ``/action name`` in ``room``. A ban is lifted for a key the log bans (named by
+    the ban entry that banned it); the other actions are for a current member."""
+    if action == "unban":
+        banned = {
+            change.subject.key: change.subject
+            for change in await room.changes()
+            if change.kind == "ban"
+            and change.subject is not None
+            and change.subject.key in room.banned
+        }
+        missing = f"nobody named {name} is banned from {room.name}"
+        await room.unban(pick_member(list(banned.values()), name, action, missing))
+        return
+    missing = f"no member named {name} in {room.name}"
+    member = pick_member(room.member_list, name, action, missing)
+    if action == "kick":
+        await room.kick(member)
+    elif action == "ban":
+        await room.ban(member)
+    else:
+        await room.set_role(member, "admin" if action == "op" else "member")
+
+
+def info_text(
+    room: Room,
+    changes: Sequence[RoomChanged[Room]],
+    who: Callable[[Member], str],
+    timezone: tzinfo | None,
+) -> Text:
+    """The room info view: access, epoch, log head, members by role, then every change
+    of the membership log, oldest first. ``who`` names a member (tagging namesakes)."""
+    text = Text()
+    text.append(escape_controls(room.name), Style(bold=True))
+    text.append(f" — {room.access} room, epoch {room.epoch}\n")
+    if room.description:
+        text.append(escape_controls(room.description) + "\n")
+    length, head = room.log_head
+    groups = " ".join(head.hex()[i : i + 4] for i in range(0, 16, 4))
+    entries = f"{length:,} entry" if length == 1 else f"{length:,} entries"
+    text.append(f"Membership log: {entries}, head {groups} …\n")
+    text.append(
+        "(every member with this length sees this head, unless the relay forked the log)\n",
+        Style(dim=True),
+    )
+    if room.frozen:
+        text.append(f"Frozen: {escape_controls(room.frozen)}\n", Style(bold=True, color="red"))
+    roles = room.roles
+    present = {m.key: m for m in room.member_list}
+    named = {c.author.key: c.author for c in changes}
+    members = [present.get(key) or named.get(key) for key in roles]
+    known = [m for m in members if m is not None]
+    known.sort(key=lambda m: (_ROLE_ORDER.get(roles[m.key], 3), m.name.casefold()))
+    text.append(f"\n{counted(len(known), 'member')}\n", Style(bold=True))
+    for member in known:
+        role = roles[member.key]
+        text.append(f"  {who(member)}  ")
+        text.append(role, _ROLE_STYLES.get(role, Style()))
+        text.append("\n")
+    if room.banned:
+        text.append(f"  banned: {counted(len(room.banned), 'key')}\n", Style(dim=True))
+    text.append(f"\n{counted(len(changes), 'change')}\n", Style(bold=True))
+    for change in changes:
+        moment = datetime.fromtimestamp(change.created / 1000, UTC).astimezone(timezone)
+        text.append(f"  {change.position:>3} {moment:%Y-%m-%d %H:%M}  ", Style(dim=True))
+        text.append(escape_controls(change.describe(who)))
+        if change.kind in ("kick", "ban", "rotate"):
+            text.append(f" (epoch {change.epoch})", Style(dim=True))
+        if change.kind == "describe" and change.description is not None:
+            text.append(f": {escape_controls(change.description)}")
+        text.append("\n")
+    return text
+
+
+class RoomInfoScreen(ModalScreen[None]):
+    """The room info view (``/info``): closes with Escape or its button."""
+
+    DEFAULT_CSS = (
+        DIALOG_CSS.format(name="RoomInfoScreen")
+        + """
+    RoomInfoScreen > Vertical { width: 90; max-height: 90%; }
+    RoomInfoScreen VerticalScroll { height: auto; max-height: 30; }
+    """
+    )
+    BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "dismiss", "Close")]
+    AUTO_FOCUS = "#close"
+
+    def __init__(self, text: Text) -> None:
+        super().__init__()
+        self._text = text
+
+    def compose(self) -> ComposeResult:
+        with Vertical():
+            with VerticalScroll():
+                yield Static(self._text, markup=False, id="room-info")
+            with Horizontal():
+                yield Button("Close", id="close")
+
+    def on_button_pressed(self, _event: Button.Pressed) -> None:
+        self.dismiss()
