@@ -580,6 +580,8 @@ class Client:
                 return session.create_log(room_id, now, description=description, salt=salt)
 
             await self._change(room, create)
+        elif not log:
+            await driver.step(driver.engine.follow_log, info.id)
         elif await driver.call(driver.engine.needs_join, info.id):
             await self._change(room, _join)
         return room

@@ -1044,7 +1044,10 @@ class Engine:
 
         A push beyond our length means we missed entries: fetch from our length. Our
         fetch goes on page by page; caught up after a reconnect, we sign the ``join`` the
-        log still lacks (its append was lost with the connection)."""
+        log still lacks (its append was lost with the connection). A push that starts
+        the log of a room we are in already (its creator's entry came after our join:
+        the invitation to a direct conversation goes out before it) is followed the same
+        way, so our ``join`` is signed once the log lists its creator."""
         state = self.rooms.get(frame.room)
         if state is None:
             return
@@ -1054,9 +1057,12 @@ class Engine:
             return
         if frame.id is not None and not ours:
             return
+        started = state.log is None
         with self.store.transaction():
             self._apply_log(state, frame.entries, out, frame.start)
         if not ours:
+            if started and self.needs_join(state.id):
+                out.extend(self.follow_log(state.id))
             return
         if len(frame.entries) >= MAX_LOG_PAGE:
             out.frames.append(self._log_request(state))
@@ -1121,6 +1127,18 @@ class Engine:
         self._early_directs = [d for d in self._early_directs if d.room_id != room_id]
         for direct in held:
             self._apply(self.session.receive_direct(direct.sender, direct.body, self.clock()), out)
+
+    def follow_log(self, room_id: bytes) -> Output:
+        """Fetch the room's log again and sign our ``join`` if it still lacks us: we
+        entered while its creator's entry was not appended yet (nor pushed to us), so
+        neither our fetch nor a push started it. Without the entry, the log's members
+        would never list us and refuse to share with us."""
+        out = Output()
+        state = self.rooms.get(room_id)
+        if state is not None and self.connected and (state.log is None or self.needs_join(room_id)):
+            state.log_rejoin = True
+            out.frames.append(self._log_request(state))
+        return out
 
     def needs_join(self, room_id: bytes) -> bool:
         """Whether the room has a log that does not list us (nor bans us): we must

@@ -1,6 +1,7 @@
 """Direct conversations between library clients through a real relay, and what a
 rewriting relay can (not) do to them (crypto.md section 14)."""
 
+import asyncio
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -17,6 +18,7 @@ from e2echat.protocol import (
 )
 from e2echat.protocol import (
     DirectSend,
+    LogEntries,
     Member,
     MemberJoined,
     RelayFrame,
@@ -80,6 +82,49 @@ async def test_a_direct_conversation_is_private_to_two_keys_both_ways(
     assert [m.text for m in await dm.history()] == ["just us", "indeed"]
     assert {m.key for m in await dm.members()} == {alice.key, bob.key}
     assert carol.directs == []
+
+
+@pytest.mark.parametrize("hidden", ["first fetch", "until pushed late"])
+async def test_an_invitee_that_enters_before_the_log_exists_joins_it_when_it_comes(
+    make_client: MakeClient, proxy: EvilProxy, hidden: str
+) -> None:
+    # The invitation goes out before its room's create entry is appended (so a crash
+    # cannot lose it), so bob can enter a room whose log is still empty. bob is behind
+    # a relay that shows him an empty log, then (second case) delivers the create
+    # entry only as a late push: either way bob must sign his join, or alice (whose
+    # log lacks him) never shares with him and her message stays unreadable.
+    bob, alice = await lobby(make_client, "bob", "alice", url=proxy.url)
+    lobby_id = bob.get_room("lobby").id  # type: ignore[union-attr]
+    bob_events, bob_inbox = bob.events(), bob.messages()
+    kept: list[bytes] = []
+    replies = 0
+    hidden_both = asyncio.Event()  # both of bob's fetches answered, the entry kept
+
+    def empty_log(frame: RelayFrame) -> list[RelayFrame]:
+        nonlocal replies
+        if not isinstance(frame, LogEntries) or frame.room == lobby_id:
+            return [frame]
+        if frame.id is not None:
+            replies += 1
+            if hidden == "first fetch" and replies > 1:
+                return [frame]
+        kept.extend(frame.entries)
+        if replies >= 2 and kept:
+            hidden_both.set()
+        return [msgspec.structs.replace(frame, entries=[])] if frame.id is not None else []
+
+    proxy.rewrite = empty_log
+    dm = await alice.direct(bob.key)
+    await collect(bob_events, 1, started)
+    await dm.send("before bob's join")
+    if hidden == "until pushed late":
+        await asyncio.wait_for(hidden_both.wait(), 10)
+        proxy.rewrite = lambda frame: [frame]
+        await proxy.inject(LogEntries(room=dm.id, start=0, entries=kept[:1]))
+    (got,) = await collect(bob_inbox, 1)
+    assert (got.text, got.room.id) == ("before bob's join", dm.id)
+    joins = [c for c in await dm.changes() if c.kind == "join"]
+    assert [c.author.key for c in joins] == [bob.key]
 
 
 async def test_a_peer_offline_finds_the_conversation_and_its_messages_later(
@@ -185,9 +230,13 @@ async def test_a_relay_cannot_hand_an_invitation_to_a_namesake(
         carol = await make_client("bob", carol_proxy.url, identity=e2echat.Identity.generate())
         await carol.join("lobby")
         carol_events, bob_events = carol.events(), bob.events()
+        before = len(proxy.sent)
         dm = await alice.direct(bob.key)
         await collect(bob_events, 1, started)
-        (invite,) = [f for f in proxy.sent if isinstance(f, DirectSend) and f.to == bob.key]
+        # the invitation is alice's first direct to bob; her key share follows his join
+        invite = next(
+            f for f in proxy.sent[before:] if isinstance(f, DirectSend) and f.to == bob.key
+        )
         for sender in (alice.key, carol.key):
             await carol_proxy.inject(
                 RelayDirect(sender=sender, seq=1, ts=int(time.time() * 1000), body=invite.body)
