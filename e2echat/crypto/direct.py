@@ -157,9 +157,14 @@ def direct_transcript(inner: bytes) -> bytes:
     return length_prefixed(DIRECT_LABEL, inner)
 
 
+def encode_direct(payload: DirectPayload) -> bytes:
+    """The ``inner`` JSON of ``payload``: its canonical bytes (crypto.md section 8.2)."""
+    return _encoder.encode(payload)
+
+
 def seal_direct(sign: SignFn, payload: DirectPayload, prekey: SignedPrekey) -> bytes:
     """Sign ``payload`` and seal it to ``prekey`` (already verified by the caller)."""
-    inner = _encoder.encode(payload)
+    inner = encode_direct(payload)
     sealed = seal(prekey.key, inner + sign(direct_transcript(inner)))
     return _PREFIX.pack(VERSION, KIND_DIRECT, prekey.id) + sealed
 

@@ -107,17 +107,29 @@ class Identity:
 
         With ``overwrite=False`` an existing file is left alone: ``FileExistsError``.
         """
+        data = self.encrypted_file(
+            passphrase, limits, random_bytes(SALT_SIZE), random_bytes(NONCE_SIZE)
+        )
+        _write_private(path, data, overwrite)
+
+    def encrypted_file(
+        self, passphrase: str, limits: KdfLimits, salt: bytes, nonce: bytes
+    ) -> bytes:
+        """The bytes of an encrypted identity file (``save`` draws ``salt`` and ``nonce``
+        at random; fixed ones are for known-answer vectors)."""
         if not passphrase:
             raise PassphraseError("an empty passphrase is not allowed; use save_unencrypted")
         _check_limits(limits)
         prefix = _PREFIX.pack(MAGIC, VERSION, MODE_ENCRYPTED, self._public_key)
-        salt = random_bytes(SALT_SIZE)
-        nonce = random_bytes(NONCE_SIZE)
         header = prefix + _KDF_PARAMS.pack(limits.opslimit, limits.memlimit, salt, nonce)
         key = argon2id(
             passphrase.encode(), salt, opslimit=limits.opslimit, memlimit=limits.memlimit
         )
-        _write_private(path, header + aead_encrypt(key, nonce, self._seed, header), overwrite)
+        return header + aead_encrypt(key, nonce, self._seed, header)
+
+    def plain_file(self) -> bytes:
+        """The bytes of an unencrypted identity file (what ``save_unencrypted`` writes)."""
+        return _PREFIX.pack(MAGIC, VERSION, MODE_PLAIN, self._public_key) + self._seed
 
     def save_unencrypted(self, path: Path, *, overwrite: bool = True, stacklevel: int = 2) -> None:
         """Write the identity to ``path`` in clear (atomic, mode 0600), with a warning.
@@ -125,9 +137,7 @@ class Identity:
         ``stacklevel`` is passed to ``warnings.warn``, so that a wrapper can point the
         warning at its own caller's line.
         """
-        _write_private(
-            path, _PREFIX.pack(MAGIC, VERSION, MODE_PLAIN, self._public_key) + self._seed, overwrite
-        )
+        _write_private(path, self.plain_file(), overwrite)
         warnings.warn(
             f"identity key written WITHOUT encryption to {path}; protect this file",
             UnencryptedKeyWarning,

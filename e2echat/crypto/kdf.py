@@ -62,17 +62,17 @@ def join_key(room_secret: bytes) -> bytes:
 
 
 def proof(
-    join_key_: bytes, room_id: bytes, epoch: int, prover: bytes, verifier_key: bytes, nonce: bytes
+    join_key_: bytes, room_id: bytes, epoch: int, prover: bytes, recipient: bytes, nonce: bytes
 ) -> bytes:
-    """``prover``'s proof to ``verifier_key`` that it knows the secret of ``room_id``'s
-    ``epoch``, made fresh by ``nonce`` (16 random bytes, seen once by the verifier).
+    """``prover``'s proof to ``recipient`` that it knows the secret of ``room_id``'s
+    ``epoch``, made fresh by ``nonce`` (16 random bytes, accepted once by the recipient).
 
     The inputs are fixed-size (16 + 4 + 32 + 32 + 16 bytes), so plain concatenation is
     unambiguous; binding both keys means a proof shown to one member is useless to anyone
     else, binding the epoch kills every proof of a member once it is removed, and the
     nonce makes each proof one-time, so a replayed envelope validates nothing.
     """
-    data = room_id + struct.pack(">I", epoch) + prover + verifier_key + nonce
+    data = room_id + struct.pack(">I", epoch) + prover + recipient + nonce
     return blake2b(data, key=join_key_, person=PROOF_PERSON)
 
 

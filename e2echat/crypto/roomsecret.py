@@ -93,12 +93,12 @@ PROOF_NONCE_SIZE = 16
 
 
 def make_proof(
-    join_key: bytes, room_id: bytes, epoch: int, prover: bytes, verifier_key: bytes
+    join_key: bytes, room_id: bytes, epoch: int, prover: bytes, recipient: bytes
 ) -> tuple[bytes, bytes]:
     """``(proof, nonce)``: ``prover``'s fresh membership proof for ``room_id`` at
-    ``epoch``, addressed to ``verifier_key``."""
+    ``epoch``, addressed to ``recipient``."""
     nonce = random_bytes(PROOF_NONCE_SIZE)
-    return kdf.proof(join_key, room_id, epoch, prover, verifier_key, nonce), nonce
+    return kdf.proof(join_key, room_id, epoch, prover, recipient, nonce), nonce
 
 
 def check_proof(
@@ -106,7 +106,7 @@ def check_proof(
     room_id: bytes,
     epoch: int,
     prover: bytes,
-    verifier_key: bytes,
+    recipient: bytes,
     proof: bytes | None,
     nonce: bytes | None,
 ) -> None:
@@ -117,7 +117,7 @@ def check_proof(
     """
     if proof is None or nonce is None:
         raise ProofError("membership proof is missing")
-    expected = kdf.proof(join_key, room_id, epoch, prover, verifier_key, nonce)
+    expected = kdf.proof(join_key, room_id, epoch, prover, recipient, nonce)
     if not hmac.compare_digest(expected, proof):
         raise ProofError("membership proof does not check")
 

@@ -1,18 +1,21 @@
-"""Write the known-answer vectors of the crypto core to tests/vectors/*.json.
+"""Write the known-answer vectors of docs/crypto.md to tests/vectors/*.json.
 
 Run from the repository root:  uv run python tests/vectors/generate.py
 
-All inputs are fixed, so every output is reproducible, except the sealed box of the
-direct body (libsodium picks its ephemeral key): that vector is checked by opening it
-with the given prekey secret. Bytes are lowercase hex. tests/crypto/test_vectors.py
-checks the files against the implementation and, where the construction is plain
-BLAKE2b or SHA-512, against Python's hashlib as an independent implementation.
+Every input is fixed and every output comes from the implementation, so the files are
+reproducible byte for byte (tests/crypto/test_vectors.py checks that the committed files
+equal this script's output), with one exception: libsodium's secretstream draws a file's
+header at random, so the file blobs are checked by opening them. Sealed boxes use a
+given ephemeral key (``sealed_box``, the construction of crypto.md section 2), which the
+implementation's ``seal_open`` opens. Bytes are lowercase hex; crypto.md's
+"Known-answer vectors" section names every field.
 """
 
 import json
+import unicodedata
 from pathlib import Path
 
-import msgspec
+import nacl.bindings as sodium
 
 from e2echat.crypto import (
     Delete,
@@ -29,25 +32,40 @@ from e2echat.crypto import (
     safety_number,
 )
 from e2echat.crypto.chain import advance
-from e2echat.crypto.direct import DirectInvite, Share, direct_transcript, seal_direct
+from e2echat.crypto.direct import (
+    DirectInvite,
+    DirectPayload,
+    Join,
+    KeyRequest,
+    RoomKey,
+    RoomKeyRequest,
+    Share,
+    direct_transcript,
+    encode_direct,
+)
 from e2echat.crypto.files import CHUNK_SIZE, encrypt_file
-from e2echat.crypto.identity import INTERACTIVE
-from e2echat.crypto.message import seal_body
+from e2echat.crypto.identity import INTERACTIVE, KdfLimits
+from e2echat.crypto.message import PAD_BLOCK, seal_body
 from e2echat.crypto.payload import File
-from e2echat.crypto.prekeys import PrekeyRecord, SignedPrekey
-from e2echat.crypto.primitives import x25519_public
+from e2echat.crypto.prekeys import SignedPrekey
+from e2echat.crypto.primitives import blake2b, pad, x25519_public
 from e2echat.crypto.roomlog import Kind, Role, apply_entry, encode_entry
-from e2echat.crypto.safety import safety_half
+from e2echat.crypto.roomsecret import Invite
+from e2echat.crypto.safety import fingerprint, format_safety_number, safety_half
 from e2echat.crypto.statements import (
     name_transcript,
     sign_name,
     sign_successor,
     successor_transcript,
 )
-from e2echat.protocol.transcripts import prekey_transcript
+from e2echat.protocol import Hello, encode_frame, hello_transcript, prekey_transcript
+from e2echat.protocol.frames import SignedPrekey as WirePrekey
 
 HERE = Path(__file__).parent
 CREATED = 1_800_000_000_000
+PASSWORD = "correct horse battery staple"
+NON_ASCII_PASSWORD = "Gr\u00fc\u00dfe, J\u00fcrgen"
+"""Typed in NFC; the same text in NFD derives another secret (no normalisation)."""
 
 
 def seq(start: int, size: int = 32) -> bytes:
@@ -64,23 +82,38 @@ def hexed(value: object) -> object:
     return value
 
 
+def sealed_box(recipient: bytes, message: bytes, ephemeral_secret: bytes) -> bytes:
+    """libsodium's ``crypto_box_seal`` with a given ephemeral key: ``epk || box`` where
+    ``box = crypto_box_easy(message, B2-192(epk || recipient), recipient, esk)``."""
+    ephemeral = x25519_public(ephemeral_secret)
+    nonce = blake2b(ephemeral + recipient, size=24)
+    return ephemeral + sodium.crypto_box(message, nonce, recipient, ephemeral_secret)
+
+
 def kdf_vectors() -> dict[str, object]:
     room_secret = seq(0x40)
-    password_salt = seq(0xA0, 16)
+    relay_salt = seq(0xA0, 16)
+    nfd = unicodedata.normalize("NFD", NON_ASCII_PASSWORD)
     return {
         "room_secret": room_secret,
         "relay_token": kdf.relay_token(room_secret),
         "verifier": kdf.verifier(kdf.relay_token(room_secret)),
         "join_key": kdf.join_key(room_secret),
-        "password": "correct horse battery staple",
-        "password_salt": password_salt,
+        "password": PASSWORD,
+        "relay_salt": relay_salt,
         "argon2id_opslimit": INTERACTIVE.opslimit,
         "argon2id_memlimit": INTERACTIVE.memlimit,
         "password_room": "ops",
-        "password_argon2id_salt": kdf.password_salt(password_salt, "ops"),
-        "password_room_secret": RoomSecret.from_password(
-            "correct horse battery staple", password_salt, room="ops"
+        "password_salt": kdf.password_salt(relay_salt, "ops"),
+        "password_room_secret": RoomSecret.from_password(PASSWORD, relay_salt, room="ops").secret,
+        "password_nfc": NON_ASCII_PASSWORD,
+        "password_nfc_utf8": NON_ASCII_PASSWORD.encode(),
+        "password_nfc_room_secret": RoomSecret.from_password(
+            NON_ASCII_PASSWORD, relay_salt, room="ops"
         ).secret,
+        "password_nfd": nfd,
+        "password_nfd_utf8": nfd.encode(),
+        "password_nfd_room_secret": RoomSecret.from_password(nfd, relay_salt, room="ops").secret,
     }
 
 
@@ -170,6 +203,11 @@ def payload_vectors() -> dict[str, object]:
 
 
 def direct_vectors() -> dict[str, object]:
+    """One envelope of every kind from the message vector's sender to its recipient.
+
+    The open-room ``share`` carries the message vector's own chain at that message's
+    index, so its ``ck`` must open that body; the secret-room ``share`` carries the proof
+    vector's proof."""
     sender, recipient = Identity(seq(0x10)), Identity(seq(0x20))
     prekey_secret = seq(0x30)
     prekey_public = x25519_public(prekey_secret)
@@ -177,44 +215,70 @@ def direct_vectors() -> dict[str, object]:
     signed = SignedPrekey(
         prekey_id, prekey_public, recipient.sign(prekey_transcript(prekey_id, prekey_public))
     )
-    record = PrekeyRecord(prekey_id, prekey_secret, signed, CREATED)
-    share = Share(
-        sender.public_key, recipient.public_key, seq(0x80, 16), CREATED, seq(0x90, 16), 5, seq(0x50)
-    )
-    inner = msgspec.json.encode(share)
-    invite = DirectInvite(
-        sender.public_key, recipient.public_key, seq(0x80, 16), CREATED, "dm-0a1b2c", seq(0x60)
-    )
-    invite_inner = msgspec.json.encode(invite)
+    room_id, chain_id, ck3 = seq(0x80, 16), seq(0x90, 16), advance(seq(0x00), 3)
+    join_key, epoch, nonce, request_nonce = kdf.join_key(seq(0x40)), 3, seq(0xF0, 16), seq(0xF8, 16)
+    me, you = sender.public_key, recipient.public_key
+    proof = kdf.proof(join_key, room_id, epoch, me, you, nonce)
+    request_proof = kdf.proof(join_key, room_id, epoch, me, you, request_nonce)
+    payloads: list[DirectPayload] = [
+        Share(me, you, room_id, CREATED, chain_id, 3, ck3),
+        Share(me, you, room_id, CREATED, chain_id, 3, ck3, proof, epoch, nonce),
+        Join(me, you, room_id, CREATED, proof, epoch, nonce),
+        KeyRequest(me, you, room_id, CREATED, chain_id, request_proof, epoch, request_nonce),
+        RoomKey(me, you, room_id, CREATED, 4, seq(0x60), seq(0xA0, 16)),
+        RoomKeyRequest(me, you, room_id, CREATED, 4),
+        DirectInvite(me, you, room_id, CREATED, "dm-0a1b2c", seq(0x60)),
+    ]
+    envelopes = []
+    for number, payload in enumerate(payloads):
+        inner = encode_direct(payload)
+        inner_sig = sender.sign(direct_transcript(inner))
+        ephemeral_secret = seq(0xB0 + number)
+        ephemeral_public = x25519_public(ephemeral_secret)
+        envelopes.append(
+            {
+                "t": payload.__struct_config__.tag,
+                "inner_json": inner.decode(),
+                "inner_sig": inner_sig,
+                "ephemeral_secret": ephemeral_secret,
+                "ephemeral_public": ephemeral_public,
+                "seal_nonce": blake2b(ephemeral_public + prekey_public, size=24),
+                "body": bytes([1, 2])
+                + prekey_id.to_bytes(4, "big")
+                + sealed_box(prekey_public, inner + inner_sig, ephemeral_secret),
+            }
+        )
     return {
         "sender_seed": seq(0x10),
+        "sender_key": sender.public_key,
         "recipient_seed": seq(0x20),
+        "recipient_key": recipient.public_key,
         "prekey_id": prekey_id,
-        "prekey_secret": record.secret,
+        "prekey_secret": prekey_secret,
         "prekey_public": prekey_public,
         "prekey_sig": signed.sig,
-        "inner_json": inner.decode(),
-        "inner_sig": sender.sign(direct_transcript(inner)),
         "now": CREATED,
-        "body": seal_direct(sender.sign, share, signed),
-        "invite_inner_json": invite_inner.decode(),
-        "invite_inner_sig": sender.sign(direct_transcript(invite_inner)),
-        "invite_body": seal_direct(sender.sign, invite, signed),
+        "envelopes": envelopes,
     }
 
 
 def proof_vectors() -> dict[str, object]:
+    """The direct vector's sender proving to its recipient (the public keys, not seeds)."""
     join_key = kdf.join_key(seq(0x40))
-    room_id, prover, verifier = seq(0x80, 16), seq(0x10), seq(0x20)
+    room_id = seq(0x80, 16)
+    prover, recipient = Identity(seq(0x10)).public_key, Identity(seq(0x20)).public_key
     epoch, nonce = 3, seq(0xF0, 16)
     return {
+        "room_secret": seq(0x40),
         "join_key": join_key,
         "room_id": room_id,
         "epoch": epoch,
-        "prover": prover,
-        "verifier": verifier,
+        "prover_seed": seq(0x10),
+        "prover_key": prover,
+        "recipient_seed": seq(0x20),
+        "recipient_key": recipient,
         "nonce": nonce,
-        "proof": kdf.proof(join_key, room_id, epoch, prover, verifier, nonce),
+        "proof": kdf.proof(join_key, room_id, epoch, prover, recipient, nonce),
     }
 
 
@@ -294,6 +358,140 @@ def safety_vectors() -> dict[str, object]:
         "half_a": safety_half(key_a),
         "half_b": safety_half(key_b),
         "safety_number": safety_number(key_a, key_b),
+        "safety_number_shown": format_safety_number(safety_number(key_a, key_b)),
+    }
+
+
+def identity_vectors() -> dict[str, object]:
+    """Both identity file layouts of one seed (the encrypted one at libsodium's minimum
+    Argon2id cost, so that it is quick to check) and the key's fingerprint."""
+    identity = Identity(seq(0x10))
+    limits = KdfLimits(
+        sodium.crypto_pwhash_argon2id_OPSLIMIT_MIN, sodium.crypto_pwhash_argon2id_MEMLIMIT_MIN
+    )
+    salt, nonce, passphrase = seq(0x50, 16), seq(0x60, 24), "p\u00e4ssw\u00f6rd"
+    return {
+        "seed": seq(0x10),
+        "public_key": identity.public_key,
+        "fingerprint": fingerprint(identity.public_key),
+        "plain_file": identity.plain_file(),
+        "passphrase": passphrase,
+        "opslimit": limits.opslimit,
+        "memlimit": limits.memlimit,
+        "salt": salt,
+        "nonce": nonce,
+        "file_key": sodium.crypto_pwhash_alg(
+            32,
+            passphrase.encode(),
+            salt,
+            limits.opslimit,
+            limits.memlimit,
+            sodium.crypto_pwhash_ALG_ARGON2ID13,
+        ),
+        "encrypted_file": identity.encrypted_file(passphrase, limits, salt, nonce),
+    }
+
+
+def invite_vectors() -> dict[str, object]:
+    """An invite string and strings that must be refused (each is one rule of section 6)."""
+    secret = RoomSecret(seq(0x40))
+    invite = str(Invite("wss://chat.example.org/e2e", "ops", secret))
+    encoded = invite.rpartition("#")[2]
+    return {
+        "relay": "wss://chat.example.org/e2e",
+        "room": "ops",
+        "room_secret": secret.secret,
+        "invite": invite,
+        "accepted": [f"  {invite}\n", f"\t{invite} "],
+        "rejected": [
+            invite.replace("/ops#", "//ops#"),  # not canonical: doubled slash
+            invite.replace("/e2e/", "/e2e//"),
+            invite + "=",  # padding
+            invite[:-1],  # 42 characters
+            # the last character carries 2 unused bits, which must be zero
+            invite.replace("#" + encoded, "#" + encoded[:-1] + chr(ord(encoded[-1]) + 1)),
+            invite.replace("wss://", "https://"),
+            invite.replace("/ops#", "/Ops#"),
+            invite.replace("#", " #"),  # inner whitespace
+        ],
+    }
+
+
+def pad_vectors() -> dict[str, object]:
+    """``pad`` at the block edges, and padded inputs a receiver must refuse."""
+    cases = [
+        {"data": seq(0x41, size), "padded": pad(seq(0x41, size), PAD_BLOCK)}
+        for size in (0, 1, 255, 256, 300)
+    ]
+    return {
+        "block": PAD_BLOCK,
+        "cases": cases,
+        "rejected": [
+            bytes(PAD_BLOCK),  # no 0x80 marker
+            seq(0x41, 100) + b"\x80" + bytes(154) + b"\x01",  # a non-zero byte after the marker
+            seq(0x41, 10) + b"\x80" + bytes(2 * PAD_BLOCK - 11),  # padding longer than a block
+            seq(0x41, 255) + b"\x80" + b"\x00",  # not a multiple of the block
+            b"",
+        ],
+    }
+
+
+def prekey_vectors() -> dict[str, object]:
+    """Signed prekey bytes, and X25519 public keys a client must refuse: every encoding of
+    a point of small order (X25519 of it is all zeros for any clamped scalar)."""
+    identity = Identity(seq(0x20))
+    secret = seq(0x30)
+    public = x25519_public(secret)
+    p = 2**255 - 19
+    small = [
+        0,
+        1,
+        0x00B8495F16056286FDB1329CEB8D09DA6AC49FF1FAE35616AEB8413B7C7AEBE0,
+        0x57119FD0DD4E22D8868E1C58C45C44045BEF839C55B1D0B1248C50A3BC959C5F,
+        p - 1,
+        p,
+        p + 1,
+    ]
+    encodings = [u.to_bytes(32, "little") for u in small]
+    encodings += [(u + 2**255).to_bytes(32, "little") for u in small if u + 2**255 < 2**256]
+    return {
+        "owner_seed": seq(0x20),
+        "owner_key": identity.public_key,
+        "id": 7,
+        "secret": secret,
+        "public": public,
+        "transcript": prekey_transcript(7, public),
+        "sig": identity.sign(prekey_transcript(7, public)),
+        "low_order": encodings,
+    }
+
+
+def hello_vectors() -> dict[str, object]:
+    """A ``hello`` answering a given ``challenge`` (protocol.md section 4)."""
+    identity = Identity(seq(0x10))
+    relay, nonce, name = "e2echat", seq(0xC0), "al\u00efce"
+    prekey_public = x25519_public(seq(0x30))
+    signed = identity.sign(prekey_transcript(1, prekey_public))
+    transcript = hello_transcript(relay, nonce, identity.public_key, name, 1, prekey_public, signed)
+    sig = identity.sign(transcript)
+    frame = Hello(
+        key=identity.public_key,
+        name=name,
+        prekey=WirePrekey(id=1, key=prekey_public, sig=signed),
+        sig=sig,
+    )
+    return {
+        "seed": seq(0x10),
+        "key": identity.public_key,
+        "relay": relay,
+        "nonce": nonce,
+        "name": name,
+        "prekey_id": 1,
+        "prekey_public": prekey_public,
+        "prekey_sig": signed,
+        "transcript": transcript,
+        "sig": sig,
+        "hello_json": encode_frame(frame).decode(),
     }
 
 
@@ -340,13 +538,23 @@ VECTORS = {
     "safety": safety_vectors,
     "file": file_vectors,
     "statements": statement_vectors,
+    "identity": identity_vectors,
+    "invite": invite_vectors,
+    "pad": pad_vectors,
+    "prekey": prekey_vectors,
+    "hello": hello_vectors,
 }
 
 
+def build(name: str) -> object:
+    """The JSON value of vector file ``name``, as written."""
+    return json.loads(json.dumps(hexed(VECTORS[name]())))
+
+
 def main() -> None:
-    for name, build in VECTORS.items():
+    for name in VECTORS:
         path = HERE / f"{name}.json"
-        path.write_text(json.dumps(hexed(build()), indent=2) + "\n")
+        path.write_text(json.dumps(build(name), indent=2) + "\n")
         print(f"wrote {path}")
 
 
