@@ -203,8 +203,10 @@ def open_direct(
     verify(claimed_sender, direct_transcript(inner), signature)
     try:
         payload: DirectPayload = _decoder.decode(inner)
-    except msgspec.DecodeError:
+    except (msgspec.DecodeError, RecursionError):  # msgspec's guard on very deep nesting
         raise MalformedError("direct envelope payload is not a valid direct payload") from None
+    if encode_direct(payload) != inner:
+        raise MalformedError("direct envelope payload is not in canonical form")
     if payload.sender != claimed_sender:
         raise EnvelopeError("direct envelope 'from' differs from the relay's sender")
     if payload.to != me:

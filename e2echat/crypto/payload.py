@@ -3,9 +3,11 @@
 Payloads only ever travel inside the AEAD, under the sender's signature, so nothing in
 them (mentions, which message an edit or reaction names, who is typing) is visible to
 the relay. Decoding is strict (unknown field, wrong type, bound exceeded) because the
-bytes come from an authenticated member who may still run a buggy or hostile client;
-a well-formed object of a kind this version does not know decodes as ``Unsupported``
-so that future kinds never break a client (docs/crypto.md section 8.3).
+bytes come from an authenticated member who may still run a buggy or hostile client,
+and the bytes must be the one canonical encoding of what they decode to (msgspec's
+compact output, docs/crypto.md section 8.4), so that two implementations never read one
+payload differently; a well-formed object of a kind this version does not know decodes
+as ``Unsupported`` so that future kinds never break a client (section 8.3).
 
 Messages are named by a ``MessageId``: the sender's key, chain id and index of the
 message, exactly the triple receivers accept once (the replay identity). It is bound to
@@ -218,6 +220,9 @@ class _Probe(msgspec.Struct, frozen=True):
 _encoder = msgspec.json.Encoder()
 _decoder = msgspec.json.Decoder(RoomPayload)
 _probe = msgspec.json.Decoder(_Probe)
+_any = msgspec.json.Decoder()
+MAX_INTEGER = 2**53
+"""The largest magnitude of a JSON integer in any payload, so every JSON reader keeps it."""
 
 
 def encode_payload(payload: RoomPayload) -> bytes:
@@ -229,8 +234,10 @@ def decode_sent(data: bytes) -> RoomPayload:
     """Strictly decode a payload of a kind this version sends, or raise ``PayloadError``."""
     try:
         payload: RoomPayload = _decoder.decode(data)
-    except msgspec.DecodeError:
+    except (msgspec.DecodeError, RecursionError):  # msgspec's guard on very deep nesting
         raise PayloadError("decrypted payload is not a valid room payload") from None
+    if _encoder.encode(payload) != data:
+        raise PayloadError("decrypted payload is not in canonical form")
     return payload
 
 
@@ -246,11 +253,41 @@ def decode_payload(data: bytes) -> Received:
         error = exc
     try:
         probe = _probe.decode(data)
-    except msgspec.DecodeError:
+    except (msgspec.DecodeError, RecursionError):
         raise error from None
     if probe.t in KNOWN_KINDS or not KIND_PATTERN.fullmatch(probe.t):
         raise error from None
+    check_canonical(data)
     return Unsupported(probe.t, probe.ts)
+
+
+def check_canonical(data: bytes) -> None:
+    """Raise ``PayloadError`` unless ``data`` is a canonical JSON object whose first key is
+    ``t``: compact, each key once, strings escaped only as msgspec escapes them, integers
+    in plain decimal within 2^53, no other numbers. Key order is the sender's (a kind we
+    do not know has no schema to fix it)."""
+    try:
+        value = _any.decode(data)
+    except (msgspec.DecodeError, RecursionError):
+        raise PayloadError("decrypted payload is not JSON") from None
+    if not isinstance(value, dict) or next(iter(value), None) != "t":
+        raise PayloadError("a payload is a JSON object whose first key is 't'")
+    _check_numbers(value)
+    if _encoder.encode(value) != data:
+        raise PayloadError("decrypted payload is not in canonical form")
+
+
+def _check_numbers(value: object) -> None:
+    if isinstance(value, float) or (
+        isinstance(value, int) and not isinstance(value, bool) and abs(value) > MAX_INTEGER
+    ):
+        raise PayloadError("a payload's numbers are integers of at most 2^53")
+    if isinstance(value, dict):
+        for item in value.values():
+            _check_numbers(item)
+    elif isinstance(value, list):
+        for item in value:
+            _check_numbers(item)
 
 
 def check_signer(payload: Received, signer: bytes) -> None:
