@@ -150,6 +150,13 @@ class RelayLimits(_Value):
     max_members: MaxMembers
     history: Count
     mailbox: Count
+    rate: Annotated[float, msgspec.Meta(gt=0)] | None = None
+    """Frames per second a connection may send (sustained); None: not announced."""
+    burst: Annotated[int, msgspec.Meta(ge=1, le=c.MAX_SEQ)] | None = None
+    """Frames a connection may send at once."""
+    signal_rate: Annotated[float, msgspec.Meta(gt=0)] | None = None
+    """``signal`` frames per second (within ``rate``); more are dropped silently."""
+    signal_burst: Annotated[int, msgspec.Meta(ge=1, le=c.MAX_SEQ)] | None = None
 
 
 class OpenAccess(msgspec.Struct, tag_field="kind", tag="open", forbid_unknown_fields=True):

@@ -18,6 +18,8 @@ from websockets.exceptions import ConnectionClosed
 
 from e2echat.protocol import (
     PROTOCOL_VERSION,
+    SIGNAL_BURST,
+    SIGNAL_RATE,
     Challenge,
     ClientFrame,
     CloseCode,
@@ -44,6 +46,23 @@ from e2echat_server.ratelimit import AddressBudgets, ConnectionLimiter, Verdict
 from e2echat_server.refusals import request_id
 from e2echat_server.registration_tokens import RegistrationTokens
 from e2echat_server.session import AbuseError, Session, SlowConsumerError, peer
+
+
+def limits(config: RelayConfig) -> RelayLimits:
+    """What ``challenge`` announces: the sizes this relay accepts and the rates a client
+    paces its frames to (read at each connection, so a reload shows at once)."""
+    return RelayLimits(
+        max_frame=config.max_frame,
+        max_body=config.max_body,
+        max_members=config.max_members,
+        history=config.history_count,
+        mailbox=config.mailbox_max,
+        rate=config.rate,
+        burst=config.burst,
+        signal_rate=SIGNAL_RATE,
+        signal_burst=SIGNAL_BURST,
+    )
+
 
 REPLACED_REASON = "Your identity connected from another place; this connection was replaced."
 BANNED_REASON = "This key is banned from this relay."
@@ -86,13 +105,6 @@ class Sessions:
         self._live: dict[bytes, Session] = {}  # the one live connection of each key
         self._replaced: set[asyncio.Task[None]] = set()  # closings of replaced connections
         self.new_keys = AddressBudgets(config.new_keys_per_ip / 3600, config.new_keys_burst)
-        self._limits = RelayLimits(
-            max_frame=config.max_frame,
-            max_body=config.max_body,
-            max_members=config.max_members,
-            history=config.history_count,
-            mailbox=config.mailbox_max,
-        )
 
     def reconfigure(self, config: RelayConfig) -> None:
         """Take a reloaded config's live settings (SIGHUP): limits apply to new connections
@@ -174,7 +186,7 @@ class Sessions:
         nonce = random_bytes(32)
         output.reply(
             session,
-            Challenge(v=PROTOCOL_VERSION, relay=config.name, nonce=nonce, limits=self._limits),
+            Challenge(v=PROTOCOL_VERSION, relay=config.name, nonce=nonce, limits=limits(config)),
         )
         try:
             async with asyncio.timeout(config.handshake_timeout_s):

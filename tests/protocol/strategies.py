@@ -36,6 +36,15 @@ def _value(info: mi.Type) -> st.SearchStrategy[Any]:
         return st.booleans()
     if isinstance(info, mi.IntType):
         return st.integers(min_value=info.ge, max_value=info.le)
+    if isinstance(info, mi.FloatType):
+        low = info.gt if info.gt is not None else info.ge
+        return st.floats(
+            min_value=low,
+            max_value=info.le if info.le is not None else 1e6,
+            exclude_min=info.gt is not None,
+            allow_nan=False,
+            allow_infinity=False,
+        )
     if isinstance(info, mi.BytesType):
         low = info.min_length or 0
         high = info.max_length if info.max_length is not None else 64
