@@ -6,6 +6,15 @@ import re
 from pathlib import Path
 from typing import Any
 
+from e2echat.crypto.message import (
+    HEADER_SIZE,
+    MAX_BODY,
+    MAX_PAYLOAD,
+    MIN_BODY,
+    PAD_BLOCK,
+)
+from e2echat.crypto.primitives import SIGNATURE_SIZE, TAG_SIZE
+
 ROOT = Path(__file__).parent.parent.parent
 VECTORS = ROOT / "tests" / "vectors"
 SPEC = ROOT / "docs" / "crypto.md"
@@ -64,3 +73,12 @@ def test_every_field_the_spec_names_is_in_its_file_and_every_field_is_named() ->
             f"{name}.json: spec names {sorted(set(named) - set(present))} not in the file;"
             f" file has {sorted(set(present) - set(named))} the spec does not name"
         )
+
+
+def test_the_body_sizes_the_spec_states_are_the_codes() -> None:
+    """Section 8.1's range: the smallest body and the largest that fits the body limit."""
+    largest = HEADER_SIZE + MAX_PAYLOAD + 1 + TAG_SIZE + SIGNATURE_SIZE
+    assert largest <= MAX_BODY < largest + PAD_BLOCK
+    stated = f"bodies are {MIN_BODY} to {largest:,} bytes"
+    assert stated in " ".join(SPEC.read_text().split())
+    assert f"| room body | {MIN_BODY} .. {largest:,} bytes" in SPEC.read_text()
