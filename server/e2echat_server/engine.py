@@ -89,7 +89,8 @@ class Broker(Protocol[C_contra]):
 
     async def catch_up(self) -> None:
         """Return once this relay has applied what other relays published before the
-        call (a room created there a moment ago), or after a bounded wait."""
+        call (a room created there a moment ago); raise ProtocolError (unavailable) if it
+        cannot tell within a bounded wait."""
         ...
 
     async def close(self) -> None:

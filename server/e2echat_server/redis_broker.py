@@ -32,7 +32,7 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 
-from e2echat.protocol import Presence, encode_frame
+from e2echat.protocol import ErrorCode, Presence, ProtocolError, encode_frame
 from e2echat_server import bus
 from e2echat_server.directory import OFFLINE, Directory, PresenceStatus
 from e2echat_server.engine import Deliver, LocalBroker
@@ -41,7 +41,10 @@ from e2echat_server.store.base import RoomRecord, UserRecord
 from e2echat_server.store.redis import Command, RedisStore
 
 C = TypeVar("C")
-_CATCH_UP_S: Final = 1.0
+# How long a join by name waits for the other relays' news before saying it cannot
+# tell: far above a working bus's milliseconds, so a loaded machine still gets an answer.
+_CATCH_UP_S: Final = 5.0
+_BUS_BEHIND: Final = "The relay is behind on other relays' news; try again shortly."
 _RESUBSCRIBE_S: Final = (0.05, 0.1, 0.2, 0.5, 1.0)  # backoff while the bus is unreachable
 
 
@@ -150,8 +153,12 @@ class RedisBroker(LocalBroker[C], Generic[C]):
     # Publishing ----------------------------------------------------------------------
 
     async def catch_up(self) -> None:
-        """Publish a barrier to ourselves and wait (at most ``_CATCH_UP_S``) until it
-        comes back: every notice Redis took before it has been applied by then."""
+        """Publish a barrier to ourselves and wait until it comes back: every notice Redis
+        took before it has been applied by then.
+
+        Raises ProtocolError (unavailable) if it is not back within ``_CATCH_UP_S`` (the
+        bus is down or stuck): the directory cannot be trusted to answer "no such room".
+        """
         token = os.urandom(8)
         waiter = asyncio.get_running_loop().create_future()
         self._barriers[token] = waiter
@@ -160,7 +167,8 @@ class RedisBroker(LocalBroker[C], Generic[C]):
             async with asyncio.timeout(_CATCH_UP_S):
                 await waiter
         except TimeoutError:
-            pass  # the bus is slow or down: decide with what the directory has
+            event(LOGGER, "bus_behind", logging.WARNING, waited_s=_CATCH_UP_S)
+            raise ProtocolError(ErrorCode.UNAVAILABLE, _BUS_BEHIND) from None
         finally:
             self._barriers.pop(token, None)
 

@@ -6,7 +6,8 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
-from e2echat_server import Relay, RelayConfig
+import pytest
+from e2echat_server import Relay, RelayConfig, redis_broker
 from e2echat_server.redis_broker import RedisBroker
 
 from e2echat.protocol import (
@@ -27,8 +28,9 @@ from e2echat.protocol import (
 )
 from tests.server.wire import Identity, WireClient, login
 
-# A short keepalive window, so that a dead relay's users go offline within the test.
-PING_S = 0.5
+# No relay dies here (test_cluster_process.py kills them), so a long keepalive window: a
+# relay whose loop stalls under load must not be buried alive as a dead one mid-test.
+PING_S = 5.0
 
 
 def node_config(redis_url: str, data_dir: Path) -> RelayConfig:
@@ -167,3 +169,19 @@ async def test_a_join_waits_for_a_room_created_on_another_relay_a_moment_ago(
             assert missing.code == ErrorCode.NO_SUCH_ROOM  # after the wait, still refused
         finally:
             lagging.cancel()
+
+
+async def test_a_join_by_name_on_a_relay_cut_off_from_the_bus_is_unavailable_not_refused(
+    redis_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(redis_broker, "_CATCH_UP_S", 0.2)
+    async with relays(redis_url, tmp_path) as (one, two):
+        broker = two.engine.broker
+        assert isinstance(broker, RedisBroker)
+        alice = await login(one.url, Identity("alice"))
+        bob = await login(two.url, Identity("bob"))
+        broker._receive = lambda data: None  # type: ignore[method-assign]  # nothing arrives
+        await alice.request(CreateRoom(name="fresh", access=OpenAccess(), id="c"), RoomReply)
+        await bob.send(JoinRoom(name="fresh", id="j"))
+        refused = await bob.next_of(Error)
+        assert refused.code == ErrorCode.UNAVAILABLE  # it cannot tell, so it does not say "no"
