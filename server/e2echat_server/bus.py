@@ -3,9 +3,11 @@
 Each relay keeps the directory in memory, as a single relay does, and follows the others'
 changes from these notices: the store publishes one after each directory write it made
 durable (a user, a room, a membership), the broker publishes presence, node liveness and
-the frames to fan out to the other relays' connections. A notice carries the state
-itself, not a pointer to reload it, so a relay applies it in one step of its event loop.
-Notices from one relay arrive in the order it sent them; every relay ignores its own.
+the frames to fan out to the other relays' connections; the store's append function
+publishes each room message it stored (`Appended`), in the same call. A notice carries
+the state itself, not a pointer to reload it, so a relay applies it in one step of its
+event loop. Notices from one relay arrive in the order it sent them; every relay ignores
+its own.
 """
 
 from typing import Literal
@@ -81,6 +83,18 @@ class ToRoom(msgspec.Struct, tag="to_room", frozen=True):
     data: bytes
 
 
+class Appended(msgspec.Struct, tag="appended", frozen=True):
+    """A room message as the store numbered it: every relay delivers it to its own
+    connections in ``room``. Published by the store's append function itself, which
+    completes `appended_head` with ``seq`` and ``ts`` (so they are the last fields)."""
+
+    room: bytes
+    sender: bytes
+    body: bytes
+    seq: int
+    ts: int
+
+
 class ToKeys(msgspec.Struct, tag="to_keys", frozen=True):
     """An encoded frame for every connection of each of ``keys``."""
 
@@ -106,6 +120,7 @@ Notice = (
     | KeyOnline
     | NodeGone
     | ToRoom
+    | Appended
     | ToKeys
     | Barrier
 )
@@ -126,6 +141,26 @@ def encode(origin: bytes, notice: Notice) -> bytes:
     return _ENCODER.encode(Publication(origin, notice))
 
 
+def origin_prefix(origin: bytes) -> bytes:
+    """The bytes every publication of ``origin`` starts with (a two-field array, then the
+    origin), so a relay tells its own apart without decoding them."""
+    return b"\x92" + _ENCODER.encode(origin)
+
+
 def decode(data: bytes) -> Publication:
     """Raises msgspec.DecodeError (a ValueError) on anything that is not a publication."""
     return _DECODER.decode(data)
+
+
+# An Appended notice with seq and ts 0 ends with the seq's value, then the ts field.
+_APPENDED_TAIL = b"\x00\xa2ts\x00"
+
+
+def appended_head(origin: bytes, room: bytes, sender: bytes, body: bytes) -> bytes:
+    """The publication of an `Appended` notice cut before the value of its ``seq``: the
+    store's append function adds the two msgpack integers (seq, then b"\\xa2ts" and ts)
+    once it has numbered the message, and publishes it."""
+    whole = encode(origin, Appended(room, sender, body, 0, 0))
+    if not whole.endswith(_APPENDED_TAIL):  # msgspec keeps struct fields in order
+        raise RuntimeError("unexpected msgpack layout of an Appended notice")
+    return whole[: -len(_APPENDED_TAIL)]

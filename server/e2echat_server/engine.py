@@ -19,7 +19,8 @@ Contract of a Broker, for any implementation:
   a node that dies must have its keys go offline within the keepalive window).
 - ``joined``/``left`` change which connections get a room's traffic, on every node;
   ``enter`` lets a freshly authenticated connection receive its rooms' traffic.
-- ``to_room``/``to_keys`` get each frame encoded once; a broker passes the bytes
+- ``to_room``/``to_keys`` get each frame encoded once (``to_room_stored`` a room message
+  that a shared store's append already handed to the other nodes); a broker passes the bytes
   unchanged to ``deliver`` (the shell's write, with its slow-consumer check) for its
   local connections, skipping ``skip``, and returns how many local connections it wrote
   to (the relay's fan-out counter).
@@ -76,6 +77,11 @@ class Broker(Protocol[C_contra]):
         """Deliver ``data`` to every connection in ``room`` but ``skip``."""
         ...
 
+    def to_room_stored(self, room: bytes, data: bytes, skip: C_contra | None = None) -> int:
+        """Deliver a room message the store has just appended to this relay's connections
+        in ``room`` but ``skip``: a shared store's append hands it to the other relays."""
+        ...
+
     def to_keys(self, keys: Iterable[bytes], data: bytes) -> int:
         """Deliver ``data`` to every connection of each of ``keys``."""
         ...
@@ -121,6 +127,9 @@ class LocalBroker(Generic[C]):
         self.connections.leave(room, key)
 
     def to_room(self, room: bytes, data: bytes, skip: C | None = None) -> int:
+        return self._deliver(self.connections.in_room(room), data, skip)
+
+    def to_room_stored(self, room: bytes, data: bytes, skip: C | None = None) -> int:
         return self._deliver(self.connections.in_room(room), data, skip)
 
     def to_keys(self, keys: Iterable[bytes], data: bytes) -> int:

@@ -13,7 +13,15 @@ from collections.abc import Iterable
 
 from websockets.asyncio.server import ServerConnection, broadcast
 
-from e2echat.protocol import Error, ErrorCode, Presence, RelayFrame, Renamed, encode_frame
+from e2echat.protocol import (
+    Error,
+    ErrorCode,
+    Message,
+    Presence,
+    RelayFrame,
+    Renamed,
+    encode_frame,
+)
 from e2echat_server.directory import OFFLINE, Directory
 from e2echat_server.engine import Broker
 from e2echat_server.metrics import Metrics
@@ -101,6 +109,11 @@ class Output:
     def to_room(self, room: bytes, frame: RelayFrame, skip: Session | None = None) -> int:
         """Fan ``frame`` out to ``room``'s connections (but ``skip``'s); how many got it."""
         return self._broker.to_room(room, encode_frame(frame), None if skip is None else skip.conn)
+
+    def stored_message(self, room: bytes, frame: Message, skip: Session) -> int:
+        """Fan a room message out as `to_room` does, once the store appended it (a shared
+        store's append has handed it to the other relays: see `Store.append`)."""
+        return self._broker.to_room_stored(room, encode_frame(frame), skip.conn)
 
     def to_key(self, key: bytes, frame: RelayFrame) -> int:
         """Deliver ``frame`` to every live connection of ``key``."""

@@ -101,7 +101,7 @@ class SendPipeline:
                         self._directory.numbered(room, stored.seq, stored.ts)
                 message = room_message(frame.room, envelope)
                 metrics.messages_in += 1
-                metrics.messages_out += output.to_room(frame.room, message, skip=session)
+                metrics.messages_out += output.stored_message(frame.room, message, session)
                 output.reply(
                     session, Sent(id=frame.id, room=frame.room, seq=envelope.seq, ts=envelope.ts)
                 )

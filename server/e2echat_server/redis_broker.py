@@ -32,7 +32,7 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 
-from e2echat.protocol import ErrorCode, Presence, ProtocolError, encode_frame
+from e2echat.protocol import ErrorCode, Message, Presence, ProtocolError, encode_frame
 from e2echat_server import bus
 from e2echat_server.directory import OFFLINE, Directory, PresenceStatus
 from e2echat_server.engine import Deliver, LocalBroker
@@ -77,6 +77,7 @@ class RedisBroker(LocalBroker[C], Generic[C]):
         self._subscribed = asyncio.Event()
         self.outages = 0  # subscriptions lost (monitoring, tests)
         self._barriers: dict[bytes, asyncio.Future[None]] = {}
+        self._own = bus.origin_prefix(self.node)
 
     # Lifecycle -----------------------------------------------------------------------
 
@@ -136,6 +137,10 @@ class RedisBroker(LocalBroker[C], Generic[C]):
 
     def to_room(self, room: bytes, data: bytes, skip: C | None = None) -> int:
         self._send(self._notice(bus.ToRoom(room, data)))
+        return super().to_room(room, data, skip)
+
+    def to_room_stored(self, room: bytes, data: bytes, skip: C | None = None) -> int:
+        """The store's append function published it to the other relays (bus.Appended)."""
         return super().to_room(room, data, skip)
 
     def to_keys(self, keys: Iterable[bytes], data: bytes) -> int:
@@ -204,6 +209,8 @@ class RedisBroker(LocalBroker[C], Generic[C]):
             await asyncio.sleep(next(pause, _RESUBSCRIBE_S[-1]))
 
     def _receive(self, data: Any) -> None:
+        if data.startswith(self._own) and not self._barriers:
+            return  # our own notice back (every relay gets the whole bus): nothing to do
         try:
             publication = bus.decode(data)
         except (msgspec.DecodeError, TypeError):
@@ -227,6 +234,12 @@ class RedisBroker(LocalBroker[C], Generic[C]):
         match notice:
             case bus.ToRoom(room, data):
                 self._deliver(self.connections.in_room(room), data, None)
+            case bus.Appended(room, sender, body, seq, ts):
+                known = directory.rooms.get(room)
+                if known is not None:
+                    directory.numbered(known, seq, ts)
+                message = Message(room=room, seq=seq, ts=ts, sender=sender, body=body)
+                self._deliver(self.connections.in_room(room), encode_frame(message), None)
             case bus.ToKeys(keys, data):
                 LocalBroker.to_keys(self, keys, data)
             case bus.UserSaved(key, name, prekey_id, prekey, prekey_sig):

@@ -4,6 +4,7 @@ import asyncio
 from collections import defaultdict
 
 import pytest
+from e2echat_server import bus
 from e2echat_server.store import Envelope, MemberRecord, RedisStore, UserRecord
 from e2echat_server.store.redis import RedisKeys, StoreClosedError
 from redis.crc import key_slot
@@ -160,3 +161,40 @@ async def test_more_reads_at_once_than_connections_wait_for_one(redis_url: str) 
         assert all([e.seq for e in page] in ([1], [1, 2]) for page in pages[:-1])
     finally:
         await store.close()
+
+
+async def test_an_append_publishes_the_message_as_stored_once(redis_url: str) -> None:
+    store = await RedisStore.open(redis_url)
+    listener = store.client.pubsub()
+    try:
+        await store.create_room(room(), MemberRecord(ROOM, ALICE, 0))
+        await listener.subscribe(store.keys.bus)
+        await listener.get_message(timeout=5)  # the subscription's confirmation
+        big = b"\xff" * 70_000  # a body needing a 32-bit length, next to 8-bit ones
+        late = 1_900_000_000_000  # a ts in ms past 2**32
+        await store.append(ROOM, Envelope(1, late, ALICE, big), keep=10)
+        await store.append(ROOM, Envelope(1, 5, BOB, b"b"), keep=10)  # renumbered: 2, ts kept
+        await store.append(ROOM, Envelope(1, late, ALICE, big), keep=10)  # a resend
+        await store.append(ROOM, Envelope(300, 5, BOB, b"c"), keep=10)
+        got = []
+        while len(got) < 3:
+            message = await listener.get_message(ignore_subscribe_messages=True, timeout=5)
+            assert message is not None
+            got.append(bus.decode(message["data"]))
+        assert [p.origin for p in got] == [store.node] * 3
+        assert [p.notice for p in got] == [
+            bus.Appended(ROOM, ALICE, big, 1, late),
+            bus.Appended(ROOM, BOB, b"b", 2, late),
+            bus.Appended(ROOM, BOB, b"c", 300, late),  # the resend published nothing
+        ]
+    finally:
+        await listener.aclose()  # type: ignore[no-untyped-call]
+        await store.close()
+
+
+def test_a_relay_tells_its_own_publications_by_their_first_bytes() -> None:
+    for node in (b"n" * 8, b"m" * 16):
+        mine = bus.origin_prefix(node)
+        assert bus.encode(node, bus.Barrier(b"t")).startswith(mine)
+        assert bus.encode(node, bus.Appended(ROOM, ALICE, b"x", 1, 2)).startswith(mine)
+        assert not bus.encode(b"o" * len(node), bus.Barrier(b"t")).startswith(mine)

@@ -109,7 +109,9 @@ class Store(Protocol):
         The answer is None if the message was stored as given. A store shared by several
         relays numbers messages itself, atomically: it answers the envelope as stored,
         whose seq (above every earlier one) and ts (never below an earlier one) may differ
-        from the ones given.
+        from the ones given, and hands the stored message to the other relays in the same
+        write (each delivers it to its own connections), so the relay that appended
+        delivers it to its own connections only (`Broker.to_room_stored`).
 
         The one hot write, so not necessarily a coroutine: a store may return a future
         (SqliteStore does) and spare the relay a task per message.

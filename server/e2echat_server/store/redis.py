@@ -71,12 +71,14 @@ _MAX_CONNECTIONS: Final = 32  # to Redis, per relay: reads in flight plus the wr
 
 # Lua scripts: each touches the keys of one slot only, so each runs on one shard.
 
-# KEYS: room, history, recent; ARGV: seq, ts, sender, body, keep. Numbers the message
-# above every earlier one (the given seq unless another relay took it), its ts never
-# below the last; answers {seq, ts}. A body already among the room's last RECENT from
-# the same sender is a resend (a pipeline replayed after a lost connection, or a client
-# resending after a lost reply): it answers the stored copy's number, storing nothing.
-# RECENT is 64: the rank cut below keeps the 64 newest digests.
+# KEYS: room, history, recent; ARGV: seq, ts, sender, body, keep, bus channel, notice
+# head. Numbers the message above every earlier one (the given seq unless another relay
+# took it), its ts never below the last, and publishes it to the other relays (the head
+# from bus.appended_head, completed with seq and ts as msgpack integers): one call per
+# message stores, numbers and fans it out. Answers {seq, ts}. A body already among the
+# room's last RECENT from the same sender is a resend (a pipeline replayed after a lost
+# connection, or a client resending after a lost reply): it answers the stored copy's
+# number, storing and publishing nothing. RECENT is 64: the rank cut keeps the 64 newest.
 _APPEND: Final = """
 if redis.call('EXISTS', KEYS[1]) == 0 then return redis.error_reply('ERR no such room') end
 local digest = redis.sha1hex(ARGV[3] .. ARGV[4])
@@ -92,6 +94,7 @@ redis.call('XADD', KEYS[2], 'MAXLEN', ARGV[5], seq .. '-0', 't', ts, 's', ARGV[3
 redis.call('HSET', KEYS[1], 'seq', seq, 'ts', ts)
 redis.call('ZADD', KEYS[3], seq, digest)
 redis.call('ZREMRANGEBYRANK', KEYS[3], 0, -65)
+redis.call('PUBLISH', ARGV[6], ARGV[7] .. cmsgpack.pack(seq) .. '\\162ts' .. cmsgpack.pack(ts))
 return {seq, ts}
 """
 
@@ -573,12 +576,13 @@ class RedisStore:
             seq, ts = answers[0]
             return Envelope(int(seq), int(ts), message.sender, message.body)
 
+        head = bus.appended_head(self.node, room, message.sender, message.body)
         return self._submit(
             [
                 _eval(
                     _APPEND,
                     [k.room(room), k.history(room), k.recent(room)],
-                    [message.seq, message.ts, message.sender, message.body, keep],
+                    [message.seq, message.ts, message.sender, message.body, keep, k.bus, head],
                 )
             ],
             stored,
