@@ -46,10 +46,13 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, Final, Literal, cast
 
+import hiredis
 from redis.asyncio import BlockingConnectionPool, Redis
+from redis.asyncio.connection import AbstractConnection
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from e2echat_server import bus
@@ -318,7 +321,9 @@ class StoreClosedError(RuntimeError):
 class RedisStore:
     """The Store interface over one Redis database (``redis://host:port/db``)."""
 
-    def __init__(self, client: "Redis", keys: RedisKeys, node: bytes) -> None:
+    def __init__(
+        self, client: "Redis", keys: RedisKeys, node: bytes, timeout_s: float = 5.0
+    ) -> None:
         """Use `RedisStore.open`; this only prepares the fields."""
         self.client = client
         self.keys = keys
@@ -327,6 +332,8 @@ class RedisStore:
         self._wake = asyncio.Event()
         self._closed = False
         self._writer: asyncio.Task[None] | None = None
+        self._lane: AbstractConnection | None = None  # the write lane's own connection
+        self._timeout_s = timeout_s
 
     @classmethod
     async def open(
@@ -366,7 +373,7 @@ class RedisStore:
         except BaseException:
             await client.aclose(close_connection_pool=True)
             raise
-        store = cls(client, RedisKeys(prefix), node or os.urandom(8))
+        store = cls(client, RedisKeys(prefix), node or os.urandom(8), timeout_s)
         store._writer = asyncio.create_task(store._write_forever(), name="e2echat-redis-writer")
         return store
 
@@ -396,12 +403,9 @@ class RedisStore:
 
     async def _run_batch(self, batch: list[_Write]) -> None:
         """Send a batch as one pipeline; each write gets its own answers or error."""
-        pipe = self.client.pipeline(transaction=False)
-        for write in batch:
-            for command in write.commands:
-                pipe.execute_command(*command)
+        commands = [command for write in batch for command in write.commands]
         try:
-            answers = await pipe.execute(raise_on_error=False)
+            answers = await self._exchange(commands)
         except Exception as exc:  # the connection failed: none of it is known to be done
             for write in batch:
                 if not write.future.done():
@@ -424,6 +428,44 @@ class RedisStore:
             else:
                 write.future.set_result(write.outcome(mine) if write.outcome else None)
 
+    async def _exchange(self, commands: list[Command]) -> list[Any]:
+        """Send ``commands`` in one write on the lane's own connection and read every
+        answer (an error answer stands in its place).
+
+        The hot path of every write, so it packs with hiredis and sends and reads under
+        one timeout of its own rather than through redis-py's pipeline and per-read
+        timeouts (which cost about as much again per batch). A lost connection is
+        retried by the pool's policy (resending is safe: see the module docstring).
+        """
+        lane = self._lane
+        if lane is None:
+            pool = self.client.connection_pool
+            # Its own connection, outside the pool's count, without a socket timeout:
+            # `attempt` bounds the whole exchange instead.
+            lane = pool.connection_class(**{**pool.connection_kwargs, "socket_timeout": None})
+            self._lane = lane
+        packed = b"".join([hiredis.pack_command(command) for command in commands])
+
+        async def attempt() -> list[Any]:
+            answers: list[Any] = []
+            try:
+                async with asyncio.timeout(self._timeout_s):
+                    await lane.send_packed_command(packed, check_health=False)
+                    for _ in commands:
+                        try:
+                            answers.append(await lane.read_response())
+                        except ResponseError as error:
+                            answers.append(error)
+            except TimeoutError:  # answers left unread would be taken for the next ones
+                await lane.disconnect(nowait=True)
+                raise RedisTimeoutError("Redis did not answer the write lane") from None
+            return answers
+
+        async def reconnect(_: Exception) -> None:
+            await lane.disconnect()
+
+        return await lane.retry.call_with_retry(attempt, reconnect)
+
     def send_later(self, commands: list[Command]) -> None:
         """Queue writes behind the others without waiting for them (presence, fan-out):
         a failure is logged, not raised."""
@@ -442,6 +484,8 @@ class RedisStore:
         if self._writer is not None:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._writer
+        if self._lane is not None:
+            await self._lane.disconnect()
         await self.client.aclose(close_connection_pool=True)
 
     # Users -----------------------------------------------------------------------------
