@@ -2,7 +2,8 @@
 
 Tests (and the cluster benchmarks) start one per need: a plain in-memory one for the
 store contract, one with an append-only file fsynced on every write for the durability
-tests, which kill and restart it on the same port with the same directory.
+tests, which kill and restart it on the same port with the same directory, and replicas
+of one for the tests of acknowledging only what replicas confirmed (`WAIT`).
 """
 
 import contextlib
@@ -36,12 +37,20 @@ def free_port() -> int:
 
 
 class RedisServer:
-    """One redis-server child process. ``appendfsync=None``: no persistence at all."""
+    """One redis-server child process. ``appendfsync=None``: no persistence at all;
+    ``replica_of``: a replica of that (started) server."""
 
-    def __init__(self, binary: str, directory: Path, appendfsync: Fsync | None = None) -> None:
+    def __init__(
+        self,
+        binary: str,
+        directory: Path,
+        appendfsync: Fsync | None = None,
+        replica_of: "RedisServer | None" = None,
+    ) -> None:
         self.binary = binary
         self.directory = directory
         self.appendfsync = appendfsync
+        self.replica_of = replica_of
         self.port = 0
         self.process: subprocess.Popen[bytes] | None = None
 
@@ -55,6 +64,9 @@ class RedisServer:
             if self.appendfsync is None
             else ["--appendonly", "yes", "--appendfsync", self.appendfsync]
         )
+        replication = []
+        if self.replica_of is not None:
+            replication = ["--replicaof", "127.0.0.1", str(self.replica_of.port)]
         return [
             self.binary,
             "--port",
@@ -70,6 +82,10 @@ class RedisServer:
             "--save",
             "",
             *persistence,
+            *replication,
+            # A replica gets its first copy at once, not after the 5 s default delay.
+            "--repl-diskless-sync-delay",
+            "0",
         ]
 
     def start(self) -> None:

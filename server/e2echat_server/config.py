@@ -81,6 +81,20 @@ class RelayConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_on
             ' over Redis")'
         ),
     ] = None
+    redis_replicas: Annotated[
+        int,
+        _about(
+            "with `redis`: acknowledge a write only once this many replicas have it (`WAIT`"
+            " after each batch of writes; 0: once the primary has it)"
+        ),
+    ] = 0
+    redis_replica_timeout_s: Annotated[
+        float,
+        _about(
+            "with `redis_replicas`: how long a batch waits for the replicas before its"
+            " writes fail with `unavailable` (clients resend; a resent message is stored once)"
+        ),
+    ] = 1.0
     create_db: Annotated[
         bool, _about('start on an empty database file (refused otherwise; see "Safe start")')
     ] = False
@@ -205,6 +219,9 @@ class RelayConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_on
             "must be a URL like redis://host:6379/0 (or rediss://, unix://)",
         )
         _check(not (self.redis and self.memory), "redis", "cannot be combined with memory")
+        _check(self.redis_replicas >= 0, "redis_replicas", "must be 0 or more")
+        _check(not self.redis_replicas or self.redis is not None, "redis_replicas", "needs redis")
+        _check(self.redis_replica_timeout_s > 0, "redis_replica_timeout_s", "must be above 0")
         _check((self.tls_cert is None) == (self.tls_key is None), "tls_cert", "needs tls_key")
         _check(
             self.metrics_listen is None or split_address(self.metrics_listen) is not None,

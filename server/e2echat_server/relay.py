@@ -220,7 +220,11 @@ class Relay:
         single-node store the config asks for."""
         config = self.config
         if self._given_store is None and config.redis is not None:
-            shared = await RedisStore.open(config.redis)
+            shared = await RedisStore.open(
+                config.redis,
+                replicas=config.redis_replicas,
+                replica_timeout_s=config.redis_replica_timeout_s,
+            )
             keepalive = config.ping_interval_s + config.ping_timeout_s
             broker = RedisBroker(
                 shared, config.redis, delivery.send, keepalive, self._drop_connections

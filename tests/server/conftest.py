@@ -70,3 +70,22 @@ def durable_redis(redis_server_binary: str, tmp_path: Path) -> Iterator[RedisSer
     server.start()
     yield server
     server.stop()
+
+
+@pytest.fixture
+def replicated_redis(
+    redis_server_binary: str, tmp_path: Path
+) -> Iterator[tuple[RedisServer, RedisServer]]:
+    """A primary and one replica of it, in sync (``WAIT`` saw the replica) when yielded."""
+    primary = RedisServer(redis_server_binary, tmp_path / "primary")
+    primary.start()
+    replica = RedisServer(redis_server_binary, tmp_path / "replica", replica_of=primary)
+    try:
+        replica.start()
+        with Redis.from_url(primary.url) as client:
+            client.set("synced", 1)
+            assert client.wait(1, 10_000) == 1, "the replica did not come up"
+        yield primary, replica
+    finally:
+        replica.stop()
+        primary.stop()

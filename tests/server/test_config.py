@@ -85,6 +85,9 @@ def test_toml_file_accepts_dashes_and_rejects_unknown_keys(tmp_path: Path) -> No
         ({"new_keys_burst": 0}, "'new_keys_burst' must be at least 1"),
         ({"forget_after_s": 0}, "'forget_after_s' must be at least 1"),
         ({"welcome_members": -1}, "'welcome_members' must be at least 0"),
+        ({"redis_replicas": 1}, "'redis_replicas' needs redis"),
+        ({"redis": "redis://r", "redis_replicas": -1}, "'redis_replicas' must be 0 or more"),
+        ({"redis_replica_timeout_s": 0}, "'redis_replica_timeout_s' must be above 0"),
     ],
 )
 def test_bad_values_are_refused_with_the_setting_named(

@@ -32,7 +32,9 @@ Writes go through one ordered lane: every write queued while the previous batch 
 flight is sent as one pipeline on one connection, so writes apply in the order they were
 made (as the relay relies on), and N writes cost one round trip instead of N. A write's
 awaitable completes once Redis has answered it, so it is as durable as the server's
-persistence settings make an answered write: docs/server.md says which to use. A room
+persistence settings make an answered write: docs/server.md says which to use. Asked to
+(``replicas``), the lane ends each batch with a `WAIT` and acknowledges its writes only
+if that many replicas confirmed them, so a failover to one of them keeps them. A room
 message already stored (a pipeline the client library resent after a lost connection, a
 client resending after a lost reply) is recognised by its body and not stored twice.
 """
@@ -318,16 +320,30 @@ class StoreClosedError(RuntimeError):
     """A write was submitted after close()."""
 
 
+class ReplicasBehindError(RuntimeError):
+    """Redis applied a batch of writes, but fewer replicas than asked confirmed it in time:
+    not acknowledged (a failover could lose it), so the client resends it."""
+
+
 class RedisStore:
     """The Store interface over one Redis database (``redis://host:port/db``)."""
 
     def __init__(
-        self, client: "Redis", keys: RedisKeys, node: bytes, timeout_s: float = 5.0
+        self,
+        client: "Redis",
+        keys: RedisKeys,
+        node: bytes,
+        timeout_s: float = 5.0,
+        replicas: int = 0,
+        replica_timeout_s: float = 1.0,
     ) -> None:
         """Use `RedisStore.open`; this only prepares the fields."""
         self.client = client
         self.keys = keys
         self.node = node  # this relay's id in the notices it publishes
+        self._wait: Command | None = None  # WAIT after each batch, if replicas are asked for
+        if replicas:
+            self._wait = ("WAIT", replicas, max(1, round(replica_timeout_s * 1000)))
         self._pending: list[_Write] = []
         self._wake = asyncio.Event()
         self._closed = False
@@ -342,11 +358,16 @@ class RedisStore:
         prefix: str = DEFAULT_PREFIX,
         timeout_s: float = 5.0,
         node: bytes | None = None,
+        replicas: int = 0,
+        replica_timeout_s: float = 1.0,
     ) -> "RedisStore":
         """Connect, load the function library (which checks that the server answers);
         start the write lane.
 
         ``node`` is the relay's id in its notices to the other relays (random if None).
+        With ``replicas``, a write is acknowledged only once that many replicas have it
+        (`WAIT` after each batch, up to ``replica_timeout_s``); else it fails with
+        ReplicasBehindError.
 
         Raises redis.exceptions.RedisError (a ConnectionError if nothing answers) or
         ValueError (a malformed URL) here, to the caller.
@@ -373,7 +394,8 @@ class RedisStore:
         except BaseException:
             await client.aclose(close_connection_pool=True)
             raise
-        store = cls(client, RedisKeys(prefix), node or os.urandom(8), timeout_s)
+        node = node or os.urandom(8)
+        store = cls(client, RedisKeys(prefix), node, timeout_s, replicas, replica_timeout_s)
         store._writer = asyncio.create_task(store._write_forever(), name="e2echat-redis-writer")
         return store
 
@@ -404,6 +426,8 @@ class RedisStore:
     async def _run_batch(self, batch: list[_Write]) -> None:
         """Send a batch as one pipeline; each write gets its own answers or error."""
         commands = [command for write in batch for command in write.commands]
+        if self._wait is not None:
+            commands.append(self._wait)
         try:
             answers = await self._exchange(commands)
         except Exception as exc:  # the connection failed: none of it is known to be done
@@ -411,6 +435,11 @@ class RedisStore:
                 if not write.future.done():
                     write.future.set_exception(exc)
             return
+        behind: Exception | None = None
+        if self._wait is not None:
+            confirmed, asked = answers.pop(), self._wait[1]
+            if isinstance(confirmed, Exception) or confirmed < asked:
+                behind = ReplicasBehindError(f"{confirmed} of {asked} replicas confirmed")
         if any(isinstance(a, Exception) and _NO_FUNCTION in str(a) for a in answers):
             # Redis lost the library (restarted empty): these writes fail, later ones work.
             event(LOGGER, "redis_functions_reloaded", logging.WARNING)
@@ -422,7 +451,7 @@ class RedisStore:
             start += len(write.commands)
             if write.future.done():
                 continue
-            error = next((a for a in mine if isinstance(a, Exception)), None)
+            error = next((a for a in mine if isinstance(a, Exception)), behind)
             if error is not None:
                 write.future.set_exception(error)
             else:
