@@ -21,6 +21,7 @@ again closes any made meanwhile, so that every client resumes from its sequence 
 import asyncio
 import contextlib
 import logging
+import math
 import os
 import time
 from collections.abc import Callable, Iterable
@@ -67,7 +68,8 @@ class RedisBroker(LocalBroker[C], Generic[C]):
         self._store = store
         self._keys = store.keys
         self.node = store.node
-        self._subscriber: Redis = Redis.from_url(url, retry=Retry(NoBackoff(), 0))
+        # RESP2: a notice is a plain [b"message", channel, data] answer on its connection.
+        self._subscriber: Redis = Redis.from_url(url, retry=Retry(NoBackoff(), 0), protocol=2)
         self._keepalive_s = keepalive_s
         self._close_all = close_all  # drop every client connection: they resume by sync
         self.remote: dict[bytes, set[bytes]] = {}  # key -> the other relays it is online on
@@ -187,25 +189,30 @@ class RedisBroker(LocalBroker[C], Generic[C]):
     # Following -----------------------------------------------------------------------
 
     async def _listen_forever(self) -> None:
+        """Follow the bus on a connection of its own, read raw: every relay gets every
+        notice (its own too), so redis-py's PubSub layer would cost per message."""
         pause = iter(_RESUBSCRIBE_S)
         while True:
-            pubsub = self._subscriber.pubsub()
+            conn = self._subscriber.connection_pool.make_connection()  # type: ignore[no-untyped-call]
             try:
-                await pubsub.subscribe(self._keys.bus)
+                await conn.connect()
+                await conn.send_command("SUBSCRIBE", self._keys.bus)
+                await conn.read_response(timeout=math.inf)  # subscribed from here on
                 if self.outages:  # notices may have been missed meanwhile: resume clients
                     self._close_all()
                 self._subscribed.set()
                 pause = iter(_RESUBSCRIBE_S)
-                async for message in pubsub.listen():
-                    if message["type"] == "message":
-                        self._receive(message["data"])
+                while True:
+                    kind, _, data = await conn.read_response(timeout=math.inf)
+                    if kind == b"message":
+                        self._receive(data)
             except (RedisError, OSError) as exc:
                 self.outages += 1
                 event(LOGGER, "bus_lost", logging.WARNING, error=type(exc).__name__)
                 self._close_all()
             finally:
                 with contextlib.suppress(RedisError, OSError):
-                    await pubsub.aclose()  # type: ignore[no-untyped-call]
+                    await conn.disconnect()
             await asyncio.sleep(next(pause, _RESUBSCRIBE_S[-1]))
 
     def _receive(self, data: Any) -> None:
