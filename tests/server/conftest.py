@@ -82,9 +82,9 @@ def replicated_redis(
     replica = RedisServer(redis_server_binary, tmp_path / "replica", replica_of=primary)
     try:
         replica.start()
-        with Redis.from_url(primary.url) as client:
-            client.set("synced", 1)
-            assert client.wait(1, 10_000) == 1, "the replica did not come up"
+        with Redis.from_url(primary.url, socket_timeout=60) as client:
+            client.set("synced", 1)  # WAIT returns once the replica has it: in sync
+            assert client.wait(1, 30_000) == 1, "the replica did not come up"
         yield primary, replica
     finally:
         replica.stop()
