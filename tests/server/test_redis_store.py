@@ -169,7 +169,7 @@ async def test_an_append_publishes_the_message_as_stored_once(redis_url: str) ->
     try:
         await store.create_room(room(), MemberRecord(ROOM, ALICE, 0))
         await listener.subscribe(store.keys.bus)
-        await listener.get_message(timeout=5)  # the subscription's confirmation
+        await listener.get_message(timeout=30)  # the subscription's confirmation
         big = b"\xff" * 70_000  # a body needing a 32-bit length, next to 8-bit ones
         late = 1_900_000_000_000  # a ts in ms past 2**32
         await store.append(ROOM, Envelope(1, late, ALICE, big), keep=10)
@@ -178,7 +178,7 @@ async def test_an_append_publishes_the_message_as_stored_once(redis_url: str) ->
         await store.append(ROOM, Envelope(300, 5, BOB, b"c"), keep=10)
         got = []
         while len(got) < 3:
-            message = await listener.get_message(ignore_subscribe_messages=True, timeout=5)
+            message = await listener.get_message(ignore_subscribe_messages=True, timeout=30)
             assert message is not None
             got.append(bus.decode(message["data"]))
         assert [p.origin for p in got] == [store.node] * 3
