@@ -77,16 +77,17 @@ _MAX_CONNECTIONS: Final = 32  # to Redis, per relay: reads in flight plus the wr
 # Lua scripts: each touches the keys of one slot only, so each runs on one shard.
 
 # KEYS: room, history, recent; ARGV: seq, ts, sender, body, keep, bus channel, notice
-# head. Numbers the message above every earlier one (the given seq unless another relay
-# took it), its ts never below the last, and publishes it to the other relays (the head
-# from bus.appended_head, completed with seq and ts as msgpack integers): one call per
-# message stores, numbers and fans it out. Answers {seq, ts}. A body already among the
-# room's last RECENT from the same sender is a resend (a pipeline replayed after a lost
-# connection, or a client resending after a lost reply): it answers the stored copy's
-# number, storing and publishing nothing. RECENT is 64: the rank cut keeps the 64 newest.
+# head, digest (`_digest`: SHA-1 of sender and body, hex). Numbers the message above
+# every earlier one (the given seq unless another relay took it), its ts never below the
+# last, and publishes it to the other relays (the head from bus.appended_head, completed
+# with seq and ts as msgpack integers): one call per message stores, numbers and fans it
+# out. Answers {seq, ts}. A body already among the room's last RECENT from the same
+# sender is a resend (a pipeline replayed after a lost connection, or a client resending
+# after a lost reply): it answers the stored copy's number, storing and publishing
+# nothing. RECENT is 64: the rank cut keeps the 64 newest.
 _APPEND: Final = """
 if redis.call('EXISTS', KEYS[1]) == 0 then return redis.error_reply('ERR no such room') end
-local digest = redis.sha1hex(ARGV[3] .. ARGV[4])
+local digest = ARGV[8]
 local copy = redis.call('ZSCORE', KEYS[3], digest)
 if copy then
   local stored = redis.call('XRANGE', KEYS[2], copy, copy)
@@ -655,7 +656,10 @@ class RedisStore:
                 _eval(
                     _APPEND,
                     [k.room(room), k.history(room), k.recent(room)],
-                    [message.seq, message.ts, message.sender, message.body, keep, k.bus, head],
+                    [
+                        *(message.seq, message.ts, message.sender, message.body, keep),
+                        *(k.bus, head, _digest(message.sender, message.body)),
+                    ],
                 )
             ],
             stored,
@@ -789,6 +793,12 @@ def _log_failure(future: asyncio.Future[Any]) -> None:
 def _eval(script: str, keys: list[str], args: Iterable[Any]) -> Command:
     """The call of ``script`` (one of _SCRIPTS) as a function of the relay's library."""
     return ("FCALL", _FUNCTION_OF[script], len(keys), *keys, *args)
+
+
+def _digest(sender: bytes, body: bytes) -> str:
+    """What recognises a resent room message: computed here, where it costs a fraction of
+    what Redis's sha1hex did inside the append function (about half its time)."""
+    return hashlib.sha1(sender + body, usedforsecurity=False).hexdigest()
 
 
 def _first(answers: list[Any]) -> Any:
