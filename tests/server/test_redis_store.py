@@ -198,3 +198,19 @@ def test_a_relay_tells_its_own_publications_by_their_first_bytes() -> None:
         assert bus.encode(node, bus.Barrier(b"t")).startswith(mine)
         assert bus.encode(node, bus.Appended(ROOM, ALICE, b"x", 1, 2)).startswith(mine)
         assert not bus.encode(b"o" * len(node), bus.Barrier(b"t")).startswith(mine)
+
+
+async def test_resends_are_recognised_among_the_last_64_and_the_digests_stay_bounded(
+    redis_url: str,
+) -> None:
+    store = await RedisStore.open(redis_url)
+    try:
+        await store.create_room(room(), MemberRecord(ROOM, ALICE, 0))
+        for seq in range(1, 201):
+            await store.append(ROOM, envelope(seq), keep=1000)
+            assert await store.client.zcard(store.keys.recent(ROOM)) <= 128
+        again = await store.append(ROOM, envelope(137), keep=1000)  # 64th newest
+        assert again.seq == 137
+        assert await store.latest_seq(ROOM) == 200  # nothing stored
+    finally:
+        await store.close()

@@ -84,22 +84,26 @@ _MAX_CONNECTIONS: Final = 32  # to Redis, per relay: reads in flight plus the wr
 # out. Answers {seq, ts}. A body already among the room's last RECENT from the same
 # sender is a resend (a pipeline replayed after a lost connection, or a client resending
 # after a lost reply): it answers the stored copy's number, storing and publishing
-# nothing. RECENT is 64: the rank cut keeps the 64 newest.
+# nothing. RECENT is at least 64: the rank cut to the 64 newest runs each time seq
+# passes a multiple of 64 (every room hash has a seq from its creation on).
 _APPEND: Final = """
-if redis.call('EXISTS', KEYS[1]) == 0 then return redis.error_reply('ERR no such room') end
+local last = redis.call('HMGET', KEYS[1], 'seq', 'ts')
+if not last[1] then return redis.error_reply('ERR no such room') end
 local digest = ARGV[8]
 local copy = redis.call('ZSCORE', KEYS[3], digest)
 if copy then
   local stored = redis.call('XRANGE', KEYS[2], copy, copy)
   if #stored == 1 then return {tonumber(copy), tonumber(stored[1][2][2])} end
 end
-local last = redis.call('HMGET', KEYS[1], 'seq', 'ts')
-local seq = math.max(tonumber(ARGV[1]), tonumber(last[1] or '0') + 1)
+local before = tonumber(last[1])
+local seq = math.max(tonumber(ARGV[1]), before + 1)
 local ts = math.max(tonumber(ARGV[2]), tonumber(last[2] or '0'))
 redis.call('XADD', KEYS[2], 'MAXLEN', ARGV[5], seq .. '-0', 't', ts, 's', ARGV[3], 'b', ARGV[4])
 redis.call('HSET', KEYS[1], 'seq', seq, 'ts', ts)
 redis.call('ZADD', KEYS[3], seq, digest)
-redis.call('ZREMRANGEBYRANK', KEYS[3], 0, -65)
+if math.floor(seq / 64) > math.floor(before / 64) then
+  redis.call('ZREMRANGEBYRANK', KEYS[3], 0, -65)
+end
 redis.call('PUBLISH', ARGV[6], ARGV[7] .. cmsgpack.pack(seq) .. '\\162ts' .. cmsgpack.pack(ts))
 return {seq, ts}
 """
