@@ -3,11 +3,15 @@
     uv run python bench/relay/run.py            # about 5 minutes
     uv run python bench/relay/run.py --repeat 1 --seconds 2   # quick look
     uv run python bench/relay/run.py --only-1to1              # rooms of 2 only, 2 minutes
+    uv run --group bench python bench/relay/run.py --only-1to1 --redis   # and a Redis node
 
 The relay (SQLite store in a temporary directory, the default durable configuration) and
 the baseline are pinned to CPU 0, the load generator to CPU 1, so "one core" means one
-core. Each figure is the median of ``--repeat`` runs; CPU is the target's own CPU time
-over the measured window divided by its length (1.0 = one core saturated).
+core. With ``--redis``, a relay node on Redis (a redis-server of its own, append-only
+file with ``appendfsync everysec``, also on CPU 0) runs every row too, its CPU counted
+with the redis-server's; ``--svg`` then draws CPU per message of the three (``bench``
+dependency group). Each figure is the median of ``--repeat`` runs; CPU is the target's
+own CPU time over the measured window divided by its length (1.0 = one core saturated).
 """
 
 import argparse
@@ -18,7 +22,8 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -139,20 +144,39 @@ def main() -> None:
     parser.add_argument(
         "--only-1to1", action="store_true", help="only rooms of 2 (no fan-out, handshakes, idle)"
     )
+    parser.add_argument(
+        "--redis", action="store_true", help="also a relay node on Redis (needs redis-server)"
+    )
+    parser.add_argument("--svg", type=Path, default=None, help="draw CPU per message here")
+    parser.add_argument(
+        "--rates",
+        default="15000,5000",
+        help="offered msgs/s of the open-loop 1:1 rows (a loaded machine needs lower ones)",
+    )
     opts = parser.parse_args()
+    rates = [int(rate) for rate in opts.rates.split(",")]
+    loads = [load for load in FANOUT if load[0] != 2 or load[3] == 0]
+    loads[1:1] = [(2, 25, 0, rate) for rate in rates]
     results: dict[str, Any] = {"machine": {"nproc": os.cpu_count()}}
-    with tempfile.TemporaryDirectory() as data:
+    with tempfile.TemporaryDirectory() as data, ExitStack() as stack:
         relay, relay_port = start(relay_argv(Path(data) / "load"))
         baseline, baseline_port = start([sys.executable, str(HERE / "baseline.py"), "--port", "0"])
+        started = [relay, baseline]
         try:
             rows = []
-            targets = (("relay", relay_port, relay.pid), ("baseline", baseline_port, baseline.pid))
-            for size, rooms, window, rate in FANOUT:
+            targets = [("relay", relay_port, (relay.pid,))]
+            if opts.redis:
+                redis_pid, redis_url = stack.enter_context(redis_server(Path(data) / "redis"))
+                node, node_port = start([*relay_argv(Path(data) / "node"), "--redis", redis_url])
+                started.append(node)
+                targets.append(("redis", node_port, (node.pid, redis_pid)))
+            targets.append(("baseline", baseline_port, (baseline.pid,)))
+            for size, rooms, window, rate in loads:
                 if opts.only_1to1 and size != 2:
                     continue
-                runs: dict[str, list[dict[str, Any]]] = {"relay": [], "baseline": []}
-                for _ in range(opts.repeat):  # alternate, so both see the same noise
-                    for name, port, pid in targets:
+                runs: dict[str, list[dict[str, Any]]] = {name: [] for name, _, _ in targets}
+                for _ in range(opts.repeat):  # alternate, so all see the same noise
+                    for name, port, pids in targets:
                         runs[name].append(
                             loadgen(
                                 [
@@ -160,7 +184,7 @@ def main() -> None:
                                     "--port",
                                     str(port),
                                     "--target",
-                                    name,
+                                    "baseline" if name == "baseline" else "relay",
                                     "--size",
                                     str(size),
                                     "--rooms",
@@ -172,14 +196,19 @@ def main() -> None:
                                     "--rate",
                                     str(rate),
                                 ],
-                                pid,
+                                *pids,
                             )
                         )
+                        runs[name][-1]["target"] = name
                         print(json.dumps(runs[name][-1]), file=sys.stderr)
-                rows += [median_of(runs["relay"]), median_of(runs["baseline"])]
+                rows += [median_of(runs[name]) for name, _, _ in targets]
             results["fanout"] = rows
+            if opts.svg:
+                draw(rows, opts.svg)
             if opts.only_1to1:
                 print(table(results))
+                if opts.json:
+                    opts.json.write_text(json.dumps(results, indent=2))
                 return
             hs = [
                 loadgen(
@@ -191,7 +220,7 @@ def main() -> None:
             results["handshakes"] = median_of(hs)
             print(json.dumps(results["handshakes"]), file=sys.stderr)
         finally:
-            for p in (relay, baseline):
+            for p in started:
                 p.terminate()
                 p.wait(timeout=30)
         # A fresh relay: one that served the load above would reuse freed memory.
@@ -242,31 +271,61 @@ def idle(pid: int, port: int, count: int) -> dict[str, Any]:
     }
 
 
+@contextmanager
+def redis_server(directory: Path) -> Iterator[tuple[int, str]]:
+    """A redis-server on CPU 0 with an append-only file (``everysec``): its pid and URL."""
+    sys.path.insert(0, str(HERE.parent.parent))
+    from tests.redis_server import RedisServer, redis_binary
+
+    binary = redis_binary()
+    if binary is None:
+        raise SystemExit("redis-server is not installed (Debian: apt-get install redis-server)")
+    server = RedisServer(binary, directory, appendfsync="everysec")
+    server.start()
+    assert server.process is not None
+    os.sched_setaffinity(server.process.pid, {SERVER_CPU})
+    try:
+        yield server.process.pid, server.url
+    finally:
+        server.stop()
+
+
+def load_name(row: dict[str, Any]) -> str:
+    load = f"{row['rate']:,.0f}/s open" if row["rate"] else f"{row['window']} in flight"
+    return f"{row['size']} x {row['rooms']}, {load}"
+
+
+TARGET_NAMES = {"relay": "relay (SQLite)", "redis": "relay on Redis", "baseline": "baseline"}
+
+
 def table(results: dict[str, Any]) -> str:
     lines = [
         "| room size x rooms, load | target | deliveries/s | msgs/s | p50 ms | p99 ms "
-        "| gen. lag p99 ms | target CPU | deliveries per CPU-s "
-        "| relay/baseline (per s, per CPU-s) |",
-        "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |",
+        "| gen. lag p99 ms | target CPU | µs CPU per delivery | deliveries per CPU-s "
+        "| vs baseline (per s, per CPU-s) | vs SQLite relay (CPU per delivery) "
+        "| load gen. CPU |",
+        "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- | ---: | ---: |",
     ]
     rows = results["fanout"]
-    for i, row in enumerate(rows):
-        ratio = ""
+    for row in rows:
+        same_load = [r for r in rows if load_name(r) == load_name(row)]
+        base = next(r for r in same_load if r["target"] == "baseline")
+        sqlite = next(r for r in same_load if r["target"] == "relay")
         per_cpu = row["per_cpu"]
-        if row["target"] == "relay":
-            base = rows[i + 1]
-            base_per_cpu = base["per_cpu"]
+        ratio = vs_sqlite = ""
+        if row["target"] != "baseline":
             ratio = (
                 f"{row['deliveries_per_s'] / base['deliveries_per_s']:.2f}x, "
-                f"{per_cpu / base_per_cpu:.2f}x"
+                f"{per_cpu / base['per_cpu']:.2f}x"
             )
-        load = f"{row['rate']:,.0f}/s open" if row["rate"] else f"{row['window']} in flight"
+        if row["target"] == "redis":
+            vs_sqlite = f"{sqlite['per_cpu'] / per_cpu:.2f}x"
         lag = f"{row['send_lag_p99_ms']:.2f}" if row["rate"] else "-"
         lines.append(
-            f"| {row['size']} x {row['rooms']}, {load} | {row['target']} | "
+            f"| {load_name(row)} | {TARGET_NAMES[row['target']]} | "
             f"{row['deliveries_per_s']:,.0f} | {row['msgs_per_s']:,.0f} | {row['p50_ms']:.2f} | "
-            f"{row['p99_ms']:.2f} | {lag} | {row['target_cpu']:.2f} | "
-            f"{per_cpu:,.0f} | {ratio} |"
+            f"{row['p99_ms']:.2f} | {lag} | {row['target_cpu']:.2f} | {1e6 / per_cpu:.1f} | "
+            f"{per_cpu:,.0f} | {ratio} | {vs_sqlite} | {row['loadgen_cpu']:.2f} |"
         )
     if "handshakes" not in results:
         return "\n".join(lines)
@@ -281,6 +340,30 @@ def table(results: dict[str, Any]) -> str:
         f"{idle_['connections_per_gib']:,.0f} connections per GiB.",
     ]
     return "\n".join(lines)
+
+
+def draw(rows: list[dict[str, Any]], path: Path) -> None:
+    """CPU per delivery of each target, grouped by load."""
+    import matplotlib
+
+    matplotlib.use("svg")
+    import matplotlib.pyplot as plt
+
+    loads = list(dict.fromkeys(load_name(r) for r in rows))
+    targets = list(dict.fromkeys(r["target"] for r in rows))
+    fig, ax = plt.subplots(figsize=(8, 3.4))
+    width = 0.8 / len(targets)
+    for i, target in enumerate(targets):
+        mine = {load_name(r): 1e6 / r["per_cpu"] for r in rows if r["target"] == target}
+        xs = [j + (i - (len(targets) - 1) / 2) * width for j in range(len(loads))]
+        bars = ax.bar(xs, [mine[load] for load in loads], width, label=TARGET_NAMES[target])
+        ax.bar_label(bars, fmt="%.0f", fontsize=7)
+    ax.set_xticks(range(len(loads)), loads, fontsize=8)
+    ax.set_ylabel("server CPU µs per delivery")
+    ax.legend(fontsize=8)
+    fig.suptitle("Same offered load, each target on one core", fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, metadata={"Date": None})
 
 
 if __name__ == "__main__":
