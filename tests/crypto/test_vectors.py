@@ -381,9 +381,12 @@ def test_proof_vector() -> None:
 
 
 def test_log_vector() -> None:
-    """Each entry: layout by hand, signature, hash with hashlib, tag, and the chain."""
+    """Each entry, one of every kind: its layout field by field, signature, hash with
+    hashlib, tag (a MAC of everything before it under the epoch's join key), the chain."""
     v = load("log")
-    secret0 = RoomSecret(v["secret_epoch0"])
+    secrets = [RoomSecret(bytes.fromhex(secret)) for secret in v["secrets"]]
+    join_keys = {secret.verifier: secret.join_key for secret in secrets}
+    assert [item["kind"] for item in v["entries"]] == [1, 2, 7, 6, 3, 4, 8, 5, 9]
     state = None
     prev = bytes(32)
     for position, item in enumerate(v["entries"]):
@@ -391,18 +394,34 @@ def test_log_vector() -> None:
         author = Identity(bytes.fromhex(item["author_seed"])).public_key
         fixed = struct.unpack_from(">BB16sI32s32sQ32sBI32s", wire)
         assert fixed[:6] == (1, item["kind"], v["room_id"], position, prev, author)
+        assert fixed[7:] == (
+            bytes.fromhex(item["subject"]),
+            item["role"],
+            item["epoch"],
+            bytes.fromhex(item["verifier"]),
+        )
+        rest = wire[struct.calcsize(">BB16sI32s32sQ32sBI32s") :]
+        salt, description = bytes.fromhex(item["salt"]), item["description"].encode()
+        tag = bytes.fromhex(item["tag"])
+        assert rest == lp(salt) + lp(description) + tag + rest[-64:]
+        assert len(wire) == 267 + len(salt) + len(description)
         entry, signature = wire[:-64], wire[-64:]
         verify(author, struct.pack(">I", 14) + b"e2echat/v1/log" + lp(entry), signature)
         assert b2(wire, person=b"e2echat-log-v1") == bytes.fromhex(item["hash"])
-        if item["kind"] == 2:  # join: the tag is a MAC of everything before it
-            assert entry[-32:] == b2(entry[:-32], secret0.join_key, b"e2echat-jtag-v1")
-        state, parsed = apply_entry(state, wire, lambda _s: secret0.join_key)
+        if item["kind"] in (2, 3):  # join, admit
+            current = state.verifier if state is not None else b""
+            assert tag == b2(entry[:-32], join_keys[current], b"e2echat-jtag-v1")
+        else:
+            assert tag == bytes(32)
+        state, parsed = apply_entry(state, wire, lambda s: join_keys[s.verifier])
         assert parsed.hash == bytes.fromhex(item["hash"])
         prev = parsed.hash
     assert state is not None
     assert state.head == v["final_head"]
-    assert state.epoch == v["final_epoch"] == 1
-    assert state.verifier == RoomSecret(v["secret_epoch1"]).verifier
+    assert state.epoch == v["final_epoch"] == 3
+    assert state.verifier == secrets[3].verifier
+    assert len(bytes.fromhex(v["entries"][6]["salt"])) == 16  # the rotation to a password
+    assert state.salt == b""  # the kick after it made a random secret
     assert state.description == "ops room, v2"
 
 

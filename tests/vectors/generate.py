@@ -338,10 +338,13 @@ def proof_vectors() -> dict[str, object]:
 
 
 def log_vectors() -> dict[str, object]:
-    """A log of five entries: create (secret room), join, role, remove, describe."""
-    owner, joiner = Identity(seq(0x10)), Identity(seq(0x20))
+    """A log with an entry of every kind: create (secret room), join (tagged), role,
+    ban (epoch 1), admit (tagged by the admitter), leave, rotate to a password (epoch 2,
+    a 16-byte salt), remove (epoch 3) and describe."""
+    owner, joiner, guest = Identity(seq(0x10)), Identity(seq(0x20)), Identity(seq(0x30))
     room_id = seq(0x80, 16)
-    secret0, secret1 = RoomSecret(seq(0x40)), RoomSecret(seq(0x60))
+    secrets = [RoomSecret(seq(start)) for start in (0x40, 0x60, 0xA0, 0xC0)]
+    salt = seq(0xE0, 16)
     steps: list[tuple[Identity, dict[str, object]]] = [
         (
             owner,
@@ -349,19 +352,51 @@ def log_vectors() -> dict[str, object]:
                 "kind": Kind.CREATE,
                 "subject": owner.public_key,
                 "role": Role.OWNER,
-                "verifier": secret0.verifier,
+                "verifier": secrets[0].verifier,
                 "description": "ops room",
             },
         ),
-        (joiner, {"kind": Kind.JOIN, "subject": joiner.public_key, "join_key": secret0.join_key}),
+        (
+            joiner,
+            {"kind": Kind.JOIN, "subject": joiner.public_key, "join_key": secrets[0].join_key},
+        ),
         (owner, {"kind": Kind.ROLE, "subject": joiner.public_key, "role": Role.ADMIN}),
+        (
+            joiner,
+            {
+                "kind": Kind.BAN,
+                "subject": guest.public_key,
+                "epoch": 1,
+                "verifier": secrets[1].verifier,
+            },
+        ),
+        (
+            joiner,
+            {
+                "kind": Kind.ADMIT,
+                "subject": guest.public_key,
+                "epoch": 1,
+                "join_key": secrets[1].join_key,
+            },
+        ),
+        (guest, {"kind": Kind.LEAVE, "subject": guest.public_key, "epoch": 1}),
+        (
+            owner,
+            {
+                "kind": Kind.ROTATE,
+                "subject": owner.public_key,
+                "epoch": 2,
+                "verifier": secrets[2].verifier,
+                "salt": salt,
+            },
+        ),
         (
             owner,
             {
                 "kind": Kind.REMOVE,
                 "subject": joiner.public_key,
-                "epoch": 1,
-                "verifier": secret1.verifier,
+                "epoch": 3,
+                "verifier": secrets[3].verifier,
             },
         ),
         (
@@ -369,11 +404,13 @@ def log_vectors() -> dict[str, object]:
             {
                 "kind": Kind.DESCRIBE,
                 "subject": owner.public_key,
-                "epoch": 1,
+                "epoch": 3,
                 "description": "ops room, v2",
             },
         ),
     ]
+    join_keys = {secret.verifier: secret.join_key for secret in secrets}
+    seeds = {owner.public_key: seq(0x10), joiner.public_key: seq(0x20), guest.public_key: seq(0x30)}
     entries, state = [], None
     for position, (author, fields) in enumerate(steps):
         wire = encode_entry(
@@ -385,11 +422,18 @@ def log_vectors() -> dict[str, object]:
             created=CREATED + position,
             **fields,  # type: ignore[arg-type]
         )
-        state, entry = apply_entry(state, wire, lambda _s: secret0.join_key)
+        state, entry = apply_entry(state, wire, lambda s: join_keys[s.verifier])
         entries.append(
             {
-                "author_seed": seq(0x10) if author is owner else seq(0x20),
+                "author_seed": seeds[author.public_key],
                 "kind": int(entry.kind),
+                "subject": entry.subject,
+                "role": int(entry.role),
+                "epoch": entry.epoch,
+                "verifier": entry.verifier,
+                "salt": entry.salt,
+                "description": entry.description,
+                "tag": entry.tag,
                 "wire": wire,
                 "hash": entry.hash,
             }
@@ -397,8 +441,7 @@ def log_vectors() -> dict[str, object]:
     assert state is not None
     return {
         "room_id": room_id,
-        "secret_epoch0": secret0.secret,
-        "secret_epoch1": secret1.secret,
+        "secrets": [secret.secret for secret in secrets],
         "entries": entries,
         "final_epoch": state.epoch,
         "final_head": state.head,
