@@ -693,6 +693,8 @@ class Engine:
             member = self.view.presence(frame)
             if member is not None:
                 out.events.append(ev.PresenceChanged(member))
+                if frame.status == "online":  # it can answer the key requests it missed
+                    self._apply(self.session.member_online(frame.key, self.clock()), out)
         return out
 
     def _room_message(self, frame: RelayMessage, out: Output) -> None:

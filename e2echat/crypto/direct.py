@@ -229,10 +229,11 @@ def open_direct(
 
 
 def duration_text(ms: int) -> str:
-    """A duration in ms for a person: minutes, hours or days, rounded down."""
-    minutes = ms // 60_000
-    if minutes < 120:
-        return f"{minutes} minutes"
-    if minutes < 48 * 60:
-        return f"{minutes // 60} hours"
-    return f"{minutes // (24 * 60)} days"
+    """A duration in ms for a person: minutes, hours or days, to the nearest (a clock
+    8 days off, measured a few milliseconds late, is still "8 days")."""
+    minutes = ms / 60_000
+    if minutes < 119.5:
+        return f"{round(minutes)} minutes"
+    if minutes < 47.5 * 60:
+        return f"{round(minutes / 60)} hours"
+    return f"{round(minutes / (24 * 60))} days"

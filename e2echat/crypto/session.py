@@ -63,7 +63,13 @@ from e2echat.crypto.events import (
     Undecryptable,
 )
 from e2echat.crypto.identity import Identity
-from e2echat.crypto.message import body_digest, parse_body, seal_body
+from e2echat.crypto.message import (
+    CHAIN_ID_SIZE,
+    ROOM_ID_SIZE,
+    body_digest,
+    parse_body,
+    seal_body,
+)
 from e2echat.crypto.payload import RoomPayload, check_signer, decode_payload, encode_payload
 from e2echat.crypto.policy import DEFAULT_POLICY, Policy
 from e2echat.crypto.prekeys import PrekeyRecord, SignedPrekey, new_prekey
@@ -766,6 +772,7 @@ class CryptoSession:
             installed = msgspec.structs.replace(installed, retired=now)
         op.txn.put(INBOUND, chain_key, installed)
         op.txn.delete(REFUSED, chain_key)
+        op.txn.delete(ASKED, chain_key)  # what waited for it is handed in again below
         waiting = op.txn.scan(PENDING, chain_key, PendingMessage)
         if existing is None and tombstone is None and not waiting:
             # a new chain replaces the sender's older ones; one its messages came before
@@ -1319,26 +1326,36 @@ class CryptoSession:
                 wait = self._policy.pending_timeout << asked.times
                 if now - asked.at < min(wait, self._policy.max_request_interval):
                     continue
-            self._request_key(op, message, now)
+            self._request_key(op, message.room_id, message.sender, message.chain_id, now)
             op.txn.put(ASKED, chain_key, KeyAsked(now, 1 if asked is None else asked.times + 1))
 
-    def _request_key(self, op: _Op, message: PendingMessage, now: int) -> None:
-        room = op.txn.get(ROOMS, message.room_id, RoomRecord)
-        record = room.members.get(message.sender) if room is not None else None
+    def member_online(self, key: bytes, now: int) -> Outcome:
+        """A member came online (the relay's presence): ask it at once for the chains of
+        its that messages still wait for, rather than at the next doubled wait. An owner
+        that was offline, or ran with a clock that was off and restarted with it set
+        right, answers now. Asked at most once per ``pending_timeout`` a chain, however
+        often its presence comes."""
+        op = _Op(self._records.begin())
+        for chain_key, asked in op.txn.scan(ASKED, b"", KeyAsked):
+            room_id, sender = chain_key[:ROOM_ID_SIZE], chain_key[ROOM_ID_SIZE:-CHAIN_ID_SIZE]
+            if sender != key or 0 <= now - asked.at < self._policy.pending_timeout:
+                continue
+            self._request_key(op, room_id, sender, chain_key[-CHAIN_ID_SIZE:], now)
+            op.txn.put(ASKED, chain_key, KeyAsked(now, asked.times))
+        return op.finish()
+
+    def _request_key(
+        self, op: _Op, room_id: bytes, sender: bytes, chain_id: bytes, now: int
+    ) -> None:
+        room = op.txn.get(ROOMS, room_id, RoomRecord)
+        record = room.members.get(sender) if room is not None else None
         if room is None or record is None or record.prekey is None:
             return
-        proof, nonce = self._proof_to(room, message.sender)
+        proof, nonce = self._proof_to(room, sender)
         request = KeyRequest(
-            self._me,
-            message.sender,
-            room.room_id,
-            now,
-            message.chain_id,
-            proof,
-            room.epoch,
-            nonce,
+            self._me, sender, room.room_id, now, chain_id, proof, room.epoch, nonce
         )
-        self._send(op, message.sender, request, record.prekey)
+        self._send(op, sender, request, record.prekey)
 
 
 MAX_ROOM_KEY_ASKED = 8

@@ -26,6 +26,7 @@ from e2echat.protocol import (
     MembersList,
     MembersRequest,
     Message,
+    Presence,
     RelayLimits,
     RoomInfo,
     Send,
@@ -465,3 +466,29 @@ def test_a_key_share_that_overtakes_entering_its_room_is_kept_for_it() -> None:
     bob.enter_room(room_info(alice, bob), "open", None)
     frame = Message(room=ROOM_ID, seq=1, ts=NOW, sender=alice.me, body=send.body)
     assert [m.text for m in bob.receive(frame).messages] == ["the share came first"]
+
+
+def test_a_member_coming_online_is_asked_at_once_for_a_key_still_missing(
+    pair: tuple[Engine, Engine],
+) -> None:
+    """Its key share was lost (or refused): when the relay says the owner is online
+    again, the key request goes out then, not at the next doubled wait."""
+    alice, bob = pair
+    _item, _msg, out = alice.queue(ROOM_ID, "its share is lost")
+    (send,) = [f for f in out.frames if isinstance(f, Send)]
+    bob.receive(Message(room=ROOM_ID, seq=1, ts=NOW, sender=alice.me, body=send.body))
+    clock = bob.clock
+    assert isinstance(clock, Clock)
+    clock.now += 31_000
+    assert [f.to for f in bob.tick().frames if isinstance(f, DirectSend)] == [alice.me]
+    clock.now += 31_000  # the next request is due only after 60 s
+    assert not [f for f in bob.tick().frames if isinstance(f, DirectSend)]
+    offline = bob.receive(Presence(key=alice.me, status="offline", last_seen=NOW))
+    assert not [f for f in offline.frames if isinstance(f, DirectSend)]
+    online = bob.receive(Presence(key=alice.me, status="online"))
+    (request,) = [f for f in online.frames if isinstance(f, DirectSend)]
+    assert request.to == alice.me
+    answer = alice.receive(DirectDelivery(sender=bob.me, seq=1, ts=NOW, body=request.body))
+    (share,) = [f for f in answer.frames if isinstance(f, DirectSend)]
+    got = bob.receive(DirectDelivery(sender=alice.me, seq=2, ts=NOW, body=share.body))
+    assert [m.text for m in got.messages] == ["its share is lost"]

@@ -1,12 +1,14 @@
 """Delivery under faults, with real relay processes killed with SIGKILL and restarted on
-the same data directory: every message reaches every reader exactly once, in the
-relay's order, with its text, and nothing is left undecryptable.
+the same data directory, and members whose clocks are off: every message reaches every
+reader exactly once, in the relay's order, with its text, and nothing is left
+undecryptable.
 
 "Nothing more arrives" is shown with a barrier: a last message sent after everything
 else must be the next one each reader gets.
 """
 
 import asyncio
+import functools
 import sys
 import warnings
 from collections.abc import AsyncIterator
@@ -301,4 +303,141 @@ async def test_a_reader_killed_and_restarted_gets_everything_once(
         assert got == sorted(got)
         stuck = {int(line[1]) for line in lines if line[0] == "undecryptable"}
         assert stuck <= {seq for seq, _ in history}
+        await reader.stop()
+
+
+MINUTE = 60_000
+DAY = 24 * 60 * MINUTE
+FRESHNESS = ("direct envelope is dated in the future", "direct envelope is too old")
+
+
+def refused_for_freshness(reason: str) -> bool:
+    """Whether a message is reported as waiting for a share refused for its date."""
+    return "not arrived" not in reason and any(
+        reason.startswith(f"its key share was refused: {why}") for why in FRESHNESS
+    )
+
+
+def assert_skew_reported(lines: list[list[str]], offset: int) -> None:
+    (skewed,) = [line for line in lines if line[0] == "skewed"]
+    assert abs(int(skewed[1]) - offset) < MINUTE
+
+
+async def test_senders_with_skewed_clocks_are_reported_then_read_once_set_right(
+    make_client: MakeClient, tmp_path: Path
+) -> None:
+    """Writers whose clocks are 20 minutes ahead and 8 days behind learn it at connect;
+    the reader reports each of their messages with the freshness reason (never "not
+    arrived"); once each runs again with its clock set right, every message follows,
+    once, in order."""
+    count = 15
+    offsets = {"ahead": 20 * MINUTE, "behind": -8 * DAY}
+    why = {"ahead": "dated in the future", "behind": "too old"}
+    async with running_relay(tmp_path) as relay:
+        owner = await make_client("owner", relay.url)
+        room = await owner.create("faults")
+        events = owner.events()
+        members = {
+            name: await peer_member(make_client, tmp_path, name, relay.url) for name in offsets
+        }
+        reader = Reader(await make_client("reader", relay.url))
+        reports = reader.client.events()
+        await reader.client.join("faults")
+        await collect(events, 3, lambda e: isinstance(e, e2echat.MemberValidated))
+        args = {
+            name: ("write", relay.url, str(store), str(key), "faults", str(count))
+            for name, (store, key) in members.items()
+        }
+        writers = {
+            name: Peer(*args[name], "--clock-offset", str(offsets[name])) for name in offsets
+        }
+        for name, writer in writers.items():
+            await writer.start()
+            assert_skew_reported(await writer.until("skewed"), offsets[name])
+            await writer.until("done")
+        reported: dict[int, str] = {}
+        async with asyncio.timeout(CATCH_UP_TIMEOUT):
+            async for event in reports:
+                if isinstance(event, e2echat.Undecryptable):
+                    assert event.sender is not None
+                    assert event.waiting
+                    assert refused_for_freshness(event.reason), event.reason
+                    assert why[event.sender.name] in event.reason
+                    reported[event.seq] = event.reason
+                    if len(reported) == 2 * count:
+                        break
+        got: list[e2echat.Message[e2echat.Room]] = []
+        for name, writer in writers.items():
+            await writer.kill()
+            await collect(reports, 1, functools.partial(offline, name=name))
+            writers[name] = Peer(*args[name])  # the same store, the clock set right
+            await writers[name].start()
+            lines = await writers[name].until("done")
+            assert lines[0] == ["resume", str(count)]
+            assert "skewed" not in [line[0] for line in lines]
+            # its messages follow (it answers the key requests at once): all of them
+            # before the next writer runs again
+            got += await collect(reader.inbox, count, seconds=CATCH_UP_TIMEOUT)
+        await room.send(BARRIER)
+        (barrier,) = await collect(reader.inbox, 1)
+        assert barrier.text == BARRIER
+        assert {m.seq for m in got} == set(reported)
+        expected = {name: [f"{name} {i}" for i in range(count)] for name in offsets}
+        assert_exactly_once_in_order(got, expected, reader)
+        for writer in writers.values():
+            await writer.stop()
+        reader.stop()
+
+
+def offline(event: e2echat.Event, name: str) -> bool:
+    """Whether ``event`` says the member called ``name`` went offline."""
+    return (
+        isinstance(event, e2echat.PresenceChanged)
+        and event.member.name == name
+        and event.member.status == "offline"
+    )
+
+
+async def test_a_reader_with_a_clock_days_ahead_is_told_why_then_reads_everything_once(
+    make_client: MakeClient, tmp_path: Path
+) -> None:
+    """A reader 8 days ahead learns it at connect and reports each message with the
+    freshness reason; run again with its clock set right, it gets each one once, in
+    order, and nothing after the barrier."""
+    count, offset = 20, 8 * DAY
+    async with running_relay(tmp_path) as relay:
+        writer = await make_client("writer", relay.url)
+        room = await writer.create("faults")
+        events = writer.events()
+        store, key = await peer_member(make_client, tmp_path, "reader", relay.url)
+        await collect(events, 1, lambda e: isinstance(e, e2echat.MemberValidated))
+        args = ("read", relay.url, str(store), str(key), "faults", BARRIER)
+        reader = Peer(*args, "--clock-offset", str(offset))
+        await reader.start()
+        assert_skew_reported(await reader.until("skewed"), offset)
+        texts = [f"numbered {i}" for i in range(count)]
+        for text in texts:
+            await room.send(text)
+        reported: dict[int, str] = {}
+        while len(reported) < count:
+            (*before, (_, seq, reason)) = await reader.until("undecryptable")
+            assert "got" not in [line[0] for line in before]
+            assert refused_for_freshness(reason), reason
+            reported[int(seq)] = reason
+        await reader.kill()
+        reader = Peer(*args)  # the same store, the clock set right
+        await reader.start()
+        got: list[tuple[int, str]] = []
+        while len(got) < count:
+            (*before, (_, seq, text)) = await reader.until("got")
+            assert "skewed" not in [line[0] for line in before]
+            got.append((int(seq), text))
+        await room.send(BARRIER)
+        lines = await reader.until("end")
+        assert lines[0][0] == "got"
+        assert lines[0][2] == BARRIER
+        assert [text for _, text in got] == texts
+        assert [seq for seq, _ in got] == sorted(reported)
+        history = [line[2] for line in lines if line[0] == "history"]
+        assert history == [*texts, BARRIER]
         await reader.stop()

@@ -517,6 +517,28 @@ def test_a_waiting_chain_is_asked_for_again_each_wait_twice_the_last() -> None:
     assert bob.session.tick(NOW + 100 * timeout).directs == []  # nothing waits: no more
 
 
+def test_a_waiting_chain_is_asked_for_at_once_when_its_owner_comes_online() -> None:
+    """An owner that comes online (restarted with its clock set right, say) is asked
+    for the chains still waiting at once, not at the next doubled wait; at most once a
+    ``pending_timeout``, however often the relay says it is online."""
+    alice, bob, carol = Party("alice"), Party("bob"), Party("carol")
+    relay = Relay(alice, bob, carol)
+    for party in (alice, bob, carol):
+        relay.join(party)
+    lost = alice.session.encrypt(ROOM, Text("one", (), NOW), NOW)  # its shares are lost
+    relay.deliver(alice, lost.body, bob, 1)
+    timeout = DEFAULT_POLICY.pending_timeout
+    assert len(bob.session.tick(NOW + timeout).directs) == 1  # asked, then waits 2 timeouts
+    assert bob.session.member_online(carol.key, NOW + 2 * timeout).directs == []  # not its
+    assert bob.session.member_online(alice.key, NOW + timeout + 1).directs == []  # just asked
+    (request,) = bob.session.member_online(alice.key, NOW + 2 * timeout).directs
+    assert request.recipient == alice.key
+    assert bob.session.tick(NOW + 3 * timeout).directs == []  # the doubled wait goes on
+    relay.route(bob, [request])  # alice answers: the message follows
+    assert texts(bob) == ["one"]
+    assert bob.session.member_online(alice.key, NOW + 10 * timeout).directs == []  # none waits
+
+
 def test_a_transaction_counts_records_with_its_own_writes_and_reads_none() -> None:
     store = MemoryStore()
     store.apply([Write("pending", b"r1", b"x"), Write("pending", b"r2", b"y")])
