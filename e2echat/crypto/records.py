@@ -16,6 +16,7 @@ import msgspec
 
 from e2echat.crypto.chain import ChainTombstone, InboundChain, OutboundChain
 from e2echat.crypto.direct import ChainId, RoomId
+from e2echat.crypto.message import CHAIN_ID_SIZE, ROOM_ID_SIZE
 from e2echat.crypto.prekeys import U32, Key32, PrekeyRecord, SignedPrekey
 from e2echat.crypto.redact import redacted_fields
 from e2echat.crypto.roomlog import LogState
@@ -28,6 +29,7 @@ RETAINED = "kept"
 INBOUND = "in"
 GONE = "gone"
 PENDING = "pending"
+WAITING = "waiting"
 CONTACTS = "contact"
 LOG = "log"
 LOG_ENTRIES = "logentry"
@@ -122,10 +124,22 @@ class PendingMessage(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     seq: Annotated[int, msgspec.Meta(ge=0)]
     body: bytes
     received: int
-    reported: bool = False
 
     def __repr__(self) -> str:
         return f"PendingMessage(seq={self.seq}, index={self.index}, body=<{len(self.body)} bytes>)"
+
+
+class WaitingChain(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """The messages of one chain that wait for it (space ``pending``), summed up so the
+    periodic ``tick`` reads this small record per chain, never the messages: they are
+    read again only when something is due for them (reported, expired, decrypted)."""
+
+    since: int
+    """When the oldest of them arrived: the chain is overdue ``pending_timeout`` later,
+    and that message expires ``pending_expiry`` later."""
+    count: Annotated[int, msgspec.Meta(ge=1)]
+    reported: bool = False
+    """They were reported ``Undecryptable``; one arriving now is reported at once."""
 
 
 class RefusedShare(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -202,6 +216,15 @@ def inbound_key(room_id: bytes, sender: bytes, chain_id: bytes = b"") -> bytes:
     return room_id + sender + chain_id
 
 
+def split_chain_key(chain_key: bytes) -> tuple[bytes, bytes, bytes]:
+    """The room id, sender and chain id of an ``inbound_key``."""
+    return (
+        chain_key[:ROOM_ID_SIZE],
+        chain_key[ROOM_ID_SIZE:-CHAIN_ID_SIZE],
+        chain_key[-CHAIN_ID_SIZE:],
+    )
+
+
 def pending_key(message: PendingMessage) -> bytes:
     """Store key of a pending message; duplicates of one message share it."""
     return inbound_key(message.room_id, message.sender, message.chain_id) + struct.pack(
@@ -218,6 +241,7 @@ _TYPES: dict[str, type[msgspec.Struct]] = {
     INBOUND: InboundChain,
     GONE: ChainTombstone,
     PENDING: PendingMessage,
+    WAITING: WaitingChain,
     CONTACTS: ContactRecord,
     LOG: LogState,
     LOG_ENTRIES: LogEntryRecord,
@@ -280,8 +304,16 @@ class Records:
         return cast("list[tuple[bytes, R]]", found)
 
     def keys(self, space: str, prefix: bytes) -> set[bytes]:
-        """The keys of ``space`` under ``prefix`` (no record read)."""
-        return set(self._store.keys(space, prefix))
+        """The keys of ``space`` under ``prefix`` (no record read), with the writes of
+        ``deferred`` not handed to the store yet."""
+        found = set(self._store.keys(space, prefix))
+        for (written_space, key), value in (self._unwritten or {}).items():
+            if written_space == space and key.startswith(prefix):
+                if value is _DELETED:
+                    found.discard(key)
+                else:
+                    found.add(key)
+        return found
 
     def begin(self) -> "Txn":
         """A new transaction over these records."""

@@ -63,13 +63,7 @@ from e2echat.crypto.events import (
     Undecryptable,
 )
 from e2echat.crypto.identity import Identity
-from e2echat.crypto.message import (
-    CHAIN_ID_SIZE,
-    ROOM_ID_SIZE,
-    body_digest,
-    parse_body,
-    seal_body,
-)
+from e2echat.crypto.message import body_digest, parse_body, seal_body
 from e2echat.crypto.payload import RoomPayload, check_signer, decode_payload, encode_payload
 from e2echat.crypto.policy import DEFAULT_POLICY, Policy
 from e2echat.crypto.prekeys import PrekeyRecord, SignedPrekey, new_prekey
@@ -89,6 +83,7 @@ from e2echat.crypto.records import (
     ROOM_KEYS,
     ROOMS,
     SEEN,
+    WAITING,
     InviteRecord,
     KeyAsked,
     LogClaim,
@@ -101,10 +96,12 @@ from e2echat.crypto.records import (
     RoomRecord,
     SeenNonce,
     Txn,
+    WaitingChain,
     inbound_key,
     log_entry_key,
     pending_key,
     prekey_key,
+    split_chain_key,
 )
 from e2echat.crypto.roomlog import (
     NO_HASH,
@@ -126,6 +123,9 @@ from e2echat.crypto.roomlog import (
 )
 from e2echat.crypto.roomsecret import RoomSecret, check_proof, make_proof
 from e2echat.crypto.store import CryptoStore
+
+NOT_ARRIVED = "its key has not arrived from the sender yet (asked again)"
+"""Why a message still waits when no share of its chain came (not even a refused one)."""
 
 
 class Member(msgspec.Struct, frozen=True):
@@ -292,6 +292,8 @@ class CryptoSession:
         _bury_room_chains(txn, room_id, None)
         for key, _ in txn.scan(PENDING, room_id, PendingMessage):
             txn.delete(PENDING, key)
+        for key, _ in txn.scan(WAITING, room_id, WaitingChain):
+            txn.delete(WAITING, key)
         txn.delete(OUTBOUND, room_id)
         _forget_retained(txn, room_id)
         txn.delete(ROOMS, room_id)
@@ -586,17 +588,47 @@ class CryptoSession:
         )
 
     def _defer(self, op: _Op, message: PendingMessage) -> None:
-        room_id = message.room_id
+        """Keep a message until its chain comes (``_install``), counted in its chain's
+        ``WaitingChain``; reported at once if that chain's messages already were (or a
+        share of it was refused)."""
+        room_id, sender, seq = message.room_id, message.sender, message.seq
         if op.txn.get(ROOMS, room_id, RoomRecord) is None:
-            op.events.append(MessageRejected(room_id, message.sender, message.seq, "unknown room"))
+            op.events.append(MessageRejected(room_id, sender, seq, "unknown room"))
             return
-        if op.txn.count(PENDING, room_id) >= self._policy.max_pending:
+        key = pending_key(message)
+        if op.txn.count(PENDING, key):  # a copy of one waiting already
+            op.events.append(MessageDeferred(room_id, sender, seq))
+            return
+        chains = op.txn.scan(WAITING, room_id, WaitingChain)
+        if sum(chain.count for _, chain in chains) >= self._policy.max_pending:
+            op.events.append(Undecryptable(room_id, sender, seq, "too many messages waiting"))
+            return
+        chain_key = inbound_key(room_id, sender, message.chain_id)
+        waiting = op.txn.get(WAITING, chain_key, WaitingChain)
+        if waiting is None:
+            refused = op.txn.get(REFUSED, chain_key, RefusedShare) is not None
+            waiting = WaitingChain(message.received, 1, reported=refused)
+        else:
+            waiting = msgspec.structs.replace(waiting, count=waiting.count + 1)
+        op.txn.put(PENDING, key, message)
+        op.txn.put(WAITING, chain_key, waiting)
+        op.events.append(MessageDeferred(room_id, sender, seq))
+        if waiting.reported:
+            reason = self._waiting_reason(op, chain_key)
+            op.events.append(Undecryptable(room_id, sender, seq, reason, True))
+
+    def _waiting_reason(self, op: _Op, chain_key: bytes) -> str:
+        """Why the messages of a chain still wait: a share refused for its date, or none
+        came."""
+        refused = op.txn.get(REFUSED, chain_key, RefusedShare)
+        return NOT_ARRIVED if refused is None else refused.reason
+
+    def _report_waiting(self, op: _Op, chain_key: bytes, reason: str) -> None:
+        """Report every message waiting for a chain, in index order, with ``reason``."""
+        for _, message in op.txn.scan(PENDING, chain_key, PendingMessage):
             op.events.append(
-                Undecryptable(room_id, message.sender, message.seq, "too many messages waiting")
+                Undecryptable(message.room_id, message.sender, message.seq, reason, True)
             )
-            return
-        op.txn.put(PENDING, pending_key(message), message)
-        op.events.append(MessageDeferred(room_id, message.sender, message.seq))
 
     # -- receiving direct envelopes ------------------------------------------------------------
 
@@ -701,11 +733,14 @@ class CryptoSession:
         if isinstance(share, Share) and op.txn.get(ROOMS, share.room_id, RoomRecord) is not None:
             chain_key = inbound_key(share.room_id, sender, share.chain_id)
             reason = f"its key share was refused: {exc}"
+            refused_before = op.txn.get(REFUSED, chain_key, RefusedShare) is not None
             op.txn.put(REFUSED, chain_key, RefusedShare(reason, now))
-            for key, message in op.txn.scan(PENDING, chain_key, PendingMessage):
-                # waiting already: say why now (``tick`` keeps asking for the key)
-                op.events.append(Undecryptable(message.room_id, sender, message.seq, reason, True))
-                op.txn.put(PENDING, key, msgspec.structs.replace(message, reported=True))
+            waiting = op.txn.get(WAITING, chain_key, WaitingChain)
+            if waiting is not None and not (waiting.reported and refused_before):
+                # waiting already (reported as "not arrived", or not at all): say why now
+                # (``tick`` keeps asking for the key); once is enough for each reason
+                self._report_waiting(op, chain_key, reason)
+                op.txn.put(WAITING, chain_key, msgspec.structs.replace(waiting, reported=True))
         return op.finish()
 
     def _validate(
@@ -783,7 +818,8 @@ class CryptoSession:
                 if key != chain_key and older.retired is None:
                     op.txn.put(INBOUND, key, msgspec.structs.replace(older, retired=now))
         self._cap_chains(op, share.room_id, share.sender, chain_key, now)
-        for key, message in sorted(waiting, key=lambda item: item[1].index):
+        op.txn.delete(WAITING, chain_key)
+        for key, message in waiting:  # in index order (the key ends with it)
             op.txn.delete(PENDING, key)
             self._receive(op, message.room_id, message.sender, message.body, now, message.seq)
 
@@ -1251,33 +1287,25 @@ class CryptoSession:
         op = _Op(self._records.begin())
         self._maintain_prekeys(op, now)
         policy = self._policy
-        overdue: dict[bytes, PendingMessage] = {}
-        """Chains with a message waiting past the timeout, and one of those messages."""
-        for key, message in op.txn.scan(PENDING, b"", PendingMessage):
-            if message.received > now:
+        overdue: list[bytes] = []
+        """Chains whose oldest message waits past the timeout."""
+        for chain_key, waiting in op.txn.scan(WAITING, b"", WaitingChain):
+            if waiting.since > now:
                 # our clock was set back (it was ahead): wait afresh from now, not for
                 # the clock to catch up with it
-                message = msgspec.structs.replace(message, received=now)
-                op.txn.put(PENDING, key, message)
-            age = now - message.received
-            if age >= policy.pending_expiry:
-                op.txn.delete(PENDING, key)
+                waiting = msgspec.structs.replace(waiting, since=now)
+                op.txn.put(WAITING, chain_key, waiting)
+            if now - waiting.since >= policy.pending_expiry:
+                left = self._expire_waiting(op, chain_key, waiting, now)
+                if left is None:
+                    continue
+                waiting = left
+            if now - waiting.since < policy.pending_timeout:
                 continue
-            if age < policy.pending_timeout:
-                continue
-            chain_key = inbound_key(message.room_id, message.sender, message.chain_id)
-            overdue.setdefault(chain_key, message)
-            if not message.reported:
-                refused = op.txn.get(REFUSED, chain_key, RefusedShare)
-                reason = (
-                    "its key has not arrived from the sender yet (asked again)"
-                    if refused is None
-                    else refused.reason
-                )
-                op.events.append(
-                    Undecryptable(message.room_id, message.sender, message.seq, reason, True)
-                )
-                op.txn.put(PENDING, key, msgspec.structs.replace(message, reported=True))
+            overdue.append(chain_key)
+            if not waiting.reported:
+                self._report_waiting(op, chain_key, self._waiting_reason(op, chain_key))
+                op.txn.put(WAITING, chain_key, msgspec.structs.replace(waiting, reported=True))
         self._ask_again(op, overdue, now)
         for key, inbound in op.txn.scan(INBOUND, b"", InboundChain):
             if inbound.retired is not None and now - inbound.retired >= policy.inbound_grace:
@@ -1312,21 +1340,41 @@ class CryptoSession:
                 op.txn.delete(INVITES, key)
         return op.finish()
 
-    def _ask_again(self, op: _Op, overdue: dict[bytes, PendingMessage], now: int) -> None:
+    def _expire_waiting(
+        self, op: _Op, chain_key: bytes, waiting: WaitingChain, now: int
+    ) -> WaitingChain | None:
+        """Drop the messages of a chain that waited ``pending_expiry``; the chain's
+        record for those left (None: none is)."""
+        left: list[int] = []
+        for key, message in op.txn.scan(PENDING, chain_key, PendingMessage):
+            if now - message.received >= self._policy.pending_expiry:
+                op.txn.delete(PENDING, key)
+            else:
+                left.append(message.received)
+        if not left:
+            op.txn.delete(WAITING, chain_key)
+            return None
+        since = min(*left, now)  # (one from "the future": our clock was set back)
+        updated = msgspec.structs.replace(waiting, since=since, count=len(left))
+        op.txn.put(WAITING, chain_key, updated)
+        return updated
+
+    def _ask_again(self, op: _Op, overdue: list[bytes], now: int) -> None:
         """Ask the owner of each overdue chain for it: at once, then again after twice
         the previous wait (up to ``max_request_interval``), for as long as messages wait.
         A request or its answer may be lost or refused (a clock that was off and is
         right again): the messages still follow when the key does."""
+        waiting = set(overdue)
         for chain_key, _asked in op.txn.scan(ASKED, b"", KeyAsked):
-            if chain_key not in overdue:
+            if chain_key not in waiting:
                 op.txn.delete(ASKED, chain_key)
-        for chain_key, message in overdue.items():
+        for chain_key in overdue:
             asked = op.txn.get(ASKED, chain_key, KeyAsked)
             if asked is not None and asked.at <= now:  # (later: our clock was set back)
                 wait = self._policy.pending_timeout << asked.times
                 if now - asked.at < min(wait, self._policy.max_request_interval):
                     continue
-            self._request_key(op, message.room_id, message.sender, message.chain_id, now)
+            self._request_key(op, *split_chain_key(chain_key), now)
             op.txn.put(ASKED, chain_key, KeyAsked(now, 1 if asked is None else asked.times + 1))
 
     def member_online(self, key: bytes, now: int) -> Outcome:
@@ -1337,10 +1385,10 @@ class CryptoSession:
         often its presence comes."""
         op = _Op(self._records.begin())
         for chain_key, asked in op.txn.scan(ASKED, b"", KeyAsked):
-            room_id, sender = chain_key[:ROOM_ID_SIZE], chain_key[ROOM_ID_SIZE:-CHAIN_ID_SIZE]
+            room_id, sender, chain_id = split_chain_key(chain_key)
             if sender != key or 0 <= now - asked.at < self._policy.pending_timeout:
                 continue
-            self._request_key(op, room_id, sender, chain_key[-CHAIN_ID_SIZE:], now)
+            self._request_key(op, room_id, sender, chain_id, now)
             op.txn.put(ASKED, chain_key, KeyAsked(now, asked.times))
         return op.finish()
 

@@ -9,11 +9,15 @@ import msgspec
 from e2echat.crypto.prekeys import Key32, SignedPrekey
 from e2echat.crypto.records import (
     CONTACTS,
+    PENDING,
     ROOMS,
+    WAITING,
     ContactRecord,
     MemberRecord,
+    PendingMessage,
     Records,
     RoomRecord,
+    WaitingChain,
 )
 from e2echat.crypto.store import CryptoStore
 
@@ -70,4 +74,43 @@ def trust_by_key(store: CryptoStore) -> None:
         txn.put(ROOMS, row_key, RoomRecord(room.room_id, room.join_key, members))
     for key, contact in contacts.items():
         txn.put(CONTACTS, key, contact)
+    txn.commit()
+
+
+class _PendingV6(msgspec.Struct, frozen=True):
+    room_id: bytes
+    sender: bytes
+    chain_id: bytes
+    index: int
+    seq: int
+    body: bytes
+    received: int
+    reported: bool = False
+
+
+def index_waiting(store: CryptoStore) -> None:
+    """Version 6 to 7: the messages waiting for their chain are summed up per chain
+    (space ``waiting``), which the periodic tick reads instead of every message; each
+    message loses its own ``reported`` flag: its chain's record holds one, set if every
+    message of the chain was reported (otherwise the tick reports them all, some again).
+    """
+    txn = Records(store).begin()
+    chains: dict[bytes, WaitingChain] = {}
+    for row_key, raw in store.scan(PENDING):
+        old = msgspec.msgpack.decode(raw, type=_PendingV6)
+        message = PendingMessage(
+            old.room_id, old.sender, old.chain_id, old.index, old.seq, old.body, old.received
+        )
+        txn.put(PENDING, row_key, message)
+        chain_key = row_key[:-4]  # the key ends with the u32 index
+        known = chains.get(chain_key)
+        chains[chain_key] = (
+            WaitingChain(old.received, 1, old.reported)
+            if known is None
+            else WaitingChain(
+                min(known.since, old.received), known.count + 1, known.reported and old.reported
+            )
+        )
+    for chain_key, chain in chains.items():
+        txn.put(WAITING, chain_key, chain)
     txn.commit()

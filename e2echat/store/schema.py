@@ -11,7 +11,7 @@ import sqlite3
 from collections.abc import Callable
 
 from e2echat.crypto.store import CryptoStore
-from e2echat.crypto.upgrade import trust_by_key
+from e2echat.crypto.upgrade import index_waiting, trust_by_key
 
 Migration = str | Callable[[CryptoStore], None]
 
@@ -90,6 +90,9 @@ MIGRATIONS: tuple[Migration, ...] = (
     ALTER TABLE annotations ADD COLUMN held INTEGER;
     CREATE INDEX annotations_held ON annotations (room_id, held) WHERE held IS NOT NULL
     """,
+    # 7: messages waiting for their key are summed up per chain (crypto space
+    # ``waiting``), so housekeeping reads no message that nothing is due for.
+    index_waiting,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 

@@ -517,20 +517,22 @@ class Store:
 
     def scan(self, space: str, prefix: bytes = b"") -> list[tuple[bytes, bytes]]:
         """Every ``(key, value)`` of ``space`` whose key starts with ``prefix``, by key."""
-        rows = self._db.execute(
-            "SELECT key, value FROM state WHERE ns = ? AND substr(key, 1, ?) = ? ORDER BY key",
-            (space, len(prefix), prefix),
-        ).fetchall()
         label = space.encode()
+        rows = self._state_rows(space, prefix, "key, value")
         return [(key, self._sealer.open(value, b"state", label, key)) for key, value in rows]
 
     def keys(self, space: str, prefix: bytes = b"") -> list[bytes]:
         """The keys of ``space`` that start with ``prefix``, by key (nothing unsealed)."""
-        rows = self._db.execute(
-            "SELECT key FROM state WHERE ns = ? AND substr(key, 1, ?) = ? ORDER BY key",
-            (space, len(prefix), prefix),
-        ).fetchall()
-        return [key for (key,) in rows]
+        return [key for (key,) in self._state_rows(space, prefix, "key")]
+
+    def _state_rows(self, space: str, prefix: bytes, columns: str) -> list[tuple[Any, ...]]:
+        """The state rows of ``space`` whose key starts with ``prefix``, asked for as a
+        key range the primary key answers (one chain's rows are found without reading
+        every row of the space)."""
+        above = _successor(prefix)
+        query = _RANGE_QUERIES[columns, above is not None]
+        args = (space, prefix) if above is None else (space, prefix, above)
+        return self._db.execute(query, args).fetchall()
 
     def apply(self, writes: Sequence[Write]) -> None:
         """Apply every write (a None value deletes), atomically."""
@@ -544,3 +546,22 @@ class Store:
                         "INSERT OR REPLACE INTO state (ns, key, value) VALUES (?, ?, ?)",
                         (space, key, sealed),
                     )
+
+
+_RANGE_QUERIES = {
+    (columns, bounded): f"SELECT {columns} FROM state WHERE ns = ? AND key >= ?"  # noqa: S608
+    + (" AND key < ?" if bounded else "")
+    + " ORDER BY key"
+    for columns in ("key", "key, value")
+    for bounded in (False, True)
+}
+"""The queries of ``Store._state_rows``, fixed text (the columns and bounds are ours)."""
+
+
+def _successor(prefix: bytes) -> bytes | None:
+    """The smallest key above every key that starts with ``prefix`` (None: there is none,
+    the prefix is empty or all 0xff)."""
+    stripped = prefix.rstrip(b"\xff")
+    if not stripped:
+        return None
+    return stripped[:-1] + bytes([stripped[-1] + 1])

@@ -4,6 +4,8 @@ import sqlite3
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from e2echat.crypto import Text, encode_payload, message_id
 from e2echat.crypto.identity import Identity
@@ -136,6 +138,23 @@ def test_crypto_state_is_atomic_and_scannable(store: Store) -> None:
     assert store.get("in", b"ab1") == b"x"
     store.apply([Write("in", b"ab1", None)])
     assert store.get("in", b"ab1") is None
+
+
+IDENTITY = Identity.generate()
+
+
+@settings(max_examples=50, deadline=None)  # a store per example: its schema takes time
+@given(st.sets(st.binary(max_size=4), max_size=12), st.binary(max_size=3))
+def test_a_prefix_scan_finds_exactly_the_keys_that_start_with_it(
+    keys: set[bytes], prefix: bytes
+) -> None:
+    """Scans ask SQLite for a key range (the primary key answers it): the range holds
+    the keys that start with the prefix, 0x00 and 0xff bytes included, and no other."""
+    store = Store(MEMORY, IDENTITY)
+    store.apply([Write("in", key, b"v") for key in keys] + [Write("out", prefix, b"v")])
+    expected = sorted(key for key in keys if key.startswith(prefix))
+    assert store.keys("in", prefix) == expected
+    assert store.scan("in", prefix) == [(key, b"v") for key in expected]
 
 
 def test_nothing_secret_is_on_disk_in_clear(tmp_path: Path, identity: Identity) -> None:

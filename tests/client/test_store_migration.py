@@ -1,4 +1,5 @@
-"""Schema 1 -> 2: a store that kept TOFU per name comes back with trust per key."""
+"""Migrations of sealed records: schema 1 -> 2, a store that kept TOFU per name comes
+back with trust per key; 6 -> 7, messages waiting for their key are indexed by chain."""
 
 import sqlite3
 from pathlib import Path
@@ -7,7 +8,7 @@ import msgspec
 import pytest
 
 from e2echat.crypto import CryptoSession, Identity
-from e2echat.crypto.records import CONTACTS, ROOMS
+from e2echat.crypto.records import CONTACTS, PENDING, ROOMS, WAITING, WaitingChain
 from e2echat.crypto.upgrade import LEGACY_TRUST
 from e2echat.store import SCHEMA_VERSION, Store, StoreKeyError, migrate
 from e2echat.store.atrest import Sealer
@@ -101,3 +102,61 @@ def test_a_migration_of_another_identitys_store_fails_and_changes_nothing(
     assert db.execute("PRAGMA user_version").fetchone() == (1,)
     assert db.execute("SELECT count(*) FROM state WHERE ns = ?", (LEGACY_TRUST,)).fetchone() == (3,)
     db.close()
+
+
+def seal_rows(
+    db: sqlite3.Connection, identity: Identity, rows: dict[tuple[str, bytes], object]
+) -> None:
+    sealer = Sealer(identity)
+    for (space, key), record in rows.items():
+        value = sealer.seal(msgspec.msgpack.encode(record), b"state", space.encode(), key)
+        db.execute("INSERT INTO state (ns, key, value) VALUES (?, ?, ?)", (space, key, value))
+
+
+def test_a_v6_store_indexes_its_waiting_messages_by_chain(tmp_path: Path) -> None:
+    """Two chains wait: one whose messages were all reported, one with a message that
+    was not. Each gets its record; the messages keep everything but their flag."""
+    identity = Identity.generate()
+    path = tmp_path / "v6.sqlite3"
+    store = Store(path, identity)
+    store.close()
+    db = sqlite3.connect(path, isolation_level=None)
+    db.execute("PRAGMA user_version = 6")
+    reported, fresh = ROOM + ALICE + b"c" * 16, ROOM + BOB + b"d" * 16
+    waiting = {(reported, 1, 1000, True), (reported, 2, 900, True), (fresh, 5, 2000, True)}
+    waiting.add((fresh, 6, 2500, False))
+    seal_rows(
+        db,
+        identity,
+        {
+            (PENDING, chain + index.to_bytes(4, "big")): {
+                "room_id": ROOM,
+                "sender": chain[16:48],
+                "chain_id": chain[48:],
+                "index": index,
+                "seq": index,
+                "body": b"signed body",
+                "received": received,
+                "reported": was_reported,
+            }
+            for chain, index, received, was_reported in waiting
+        },
+    )
+    db.close()
+    store = Store(path, identity)
+    chains = {
+        key: msgspec.msgpack.decode(raw, type=WaitingChain) for key, raw in store.scan(WAITING)
+    }
+    assert chains == {
+        reported: WaitingChain(since=900, count=2, reported=True),
+        fresh: WaitingChain(since=2000, count=2, reported=False),
+    }
+    messages = [msgspec.msgpack.decode(raw) for _, raw in store.scan(PENDING)]
+    assert [(m["index"], m["received"]) for m in messages] == [
+        (1, 1000),
+        (2, 900),
+        (5, 2000),
+        (6, 2500),
+    ]
+    assert all("reported" not in m and m["body"] == b"signed body" for m in messages)
+    store.close()

@@ -6,6 +6,7 @@ import pytest
 from e2echat.crypto import (
     DEFAULT_POLICY,
     CryptoError,
+    CryptoSession,
     DirectForUnknownRoom,
     DirectRejected,
     MemberUnverified,
@@ -21,7 +22,7 @@ from e2echat.crypto import (
 )
 from e2echat.crypto.direct import KeyRequest, Share, seal_direct
 from e2echat.crypto.message import parse_body
-from e2echat.crypto.policy import DAY, MINUTE, SECOND
+from e2echat.crypto.policy import DAY, HOUR, MINUTE, SECOND
 from e2echat.crypto.records import PendingMessage, Records
 from e2echat.crypto.store import MemoryStore, Write
 from e2echat.protocol.constants import HISTORY_AGE_S, HISTORY_COUNT
@@ -475,9 +476,10 @@ def test_a_share_refused_for_its_date_is_the_reason_given_for_its_messages(
     assert [type(e) for e in refused.events][:1] == [DirectRejected]
     assert why in refused.events[0].reason  # type: ignore[union-attr]
     reports += refused.events[1:]
-    if share_first:
-        assert bob.session.receive(ROOM, alice.key, skewed.body, NOW, 1).messages == []
-        reports += bob.session.tick(NOW + 31 * SECOND).events
+    if share_first:  # the message comes after its refused share: reported at once
+        arrived = bob.session.receive(ROOM, alice.key, skewed.body, NOW, 1)
+        assert arrived.messages == []
+        reports += arrived.events
     (report,) = [e for e in reports if isinstance(e, Undecryptable)]
     assert report.waiting
     assert report.reason.startswith("its key share was refused: direct envelope is")
@@ -537,6 +539,75 @@ def test_a_waiting_chain_is_asked_for_at_once_when_its_owner_comes_online() -> N
     relay.route(bob, [request])  # alice answers: the message follows
     assert texts(bob) == ["one"]
     assert bob.session.member_online(alice.key, NOW + 10 * timeout).directs == []  # none waits
+
+
+class CountingStore(MemoryStore):
+    """A store that counts the waiting messages read (``scan`` of ``pending``)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.messages_read = 0
+
+    def scan(self, space: str, prefix: bytes = b"") -> list[tuple[bytes, bytes]]:
+        found = super().scan(space, prefix)
+        if space == "pending":
+            self.messages_read += len(found)
+        return found
+
+
+def test_the_tick_reads_a_waiting_message_only_when_something_is_due_for_it() -> None:
+    """Housekeeping reads one small record per waiting chain, not the messages: those
+    are read once to be reported (their chain overdue), once to be decrypted (its key
+    came); one arriving for a chain already reported is reported at once."""
+    alice, bob = Party("alice"), Party("bob")
+    bob.store = CountingStore()
+    bob.session = CryptoSession(bob.identity, bob.store)
+    bob.prekey = bob.session.current_prekey(NOW)
+    relay = Relay(alice, bob)
+    relay.join(alice)
+    relay.join(bob)
+    bodies = [alice.session.encrypt(ROOM, Text(f"m{i}", (), NOW), NOW) for i in range(50)]
+    (share,) = bodies[0].directs  # lost for now
+    for seq, outgoing in enumerate(bodies[:40], start=1):
+        relay.deliver(alice, outgoing.body, bob, seq)
+    timeout = DEFAULT_POLICY.pending_timeout
+    for at in range(0, timeout, SECOND):
+        assert bob.session.tick(NOW + at).events == []
+    assert bob.store.messages_read == 0
+    reported = bob.session.tick(NOW + timeout)
+    assert [e.seq for e in reported.events if isinstance(e, Undecryptable)] == list(range(1, 41))
+    assert bob.store.messages_read == 40
+    for at in range(timeout, 10 * timeout, SECOND):
+        assert bob.session.tick(NOW + at).events == []
+    late = relay.deliver(alice, bodies[40].body, bob, 41)
+    assert [(type(e), e.seq) for e in late.events] == [(MessageDeferred, 41), (Undecryptable, 41)]
+    assert bob.store.messages_read == 40
+    relay.route(alice, [share])  # the key comes: each waiting message is read once more
+    assert texts(bob) == [f"m{i}" for i in range(41)]
+    assert bob.store.messages_read == 40 + 41
+    assert bob.session.tick(NOW + 11 * timeout).directs == []  # nothing waits
+
+
+def test_waiting_messages_are_capped_per_room_and_expire() -> None:
+    """At most ``max_pending`` wait per room (over all chains); each is dropped once it
+    waited ``pending_expiry`` (and a chain with none left is forgotten)."""
+    policy = Policy(max_pending=3, pending_expiry=DAY, rotate_messages=2)
+    alice, bob = Party("alice", policy), Party("bob", policy)
+    relay = Relay(alice, bob)
+    relay.join(alice)
+    relay.join(bob)
+    sent = [alice.session.encrypt(ROOM, Text(f"m{i}", (), NOW), NOW) for i in range(4)]
+    shares = [direct for outgoing in sent for direct in outgoing.directs]
+    assert len(shares) == 2  # two chains of two messages
+    for seq, outgoing in enumerate(sent[:3], start=1):
+        relay.deliver(alice, outgoing.body, bob, seq, NOW + seq * HOUR)
+    (full,) = relay.deliver(alice, sent[3].body, bob, 4).events
+    assert full == Undecryptable(ROOM, alice.key, 4, "too many messages waiting")
+    bob.session.tick(NOW + DAY + HOUR)  # m0 expired; m1 (same chain) and m2 still wait
+    bob.session.tick(NOW + DAY + 3 * HOUR)  # m1 and m2 too: nothing is left
+    relay.route(alice, shares)
+    assert texts(bob) == []
+    assert bob.store.snapshot().get("waiting") is None
 
 
 def test_a_transaction_counts_records_with_its_own_writes_and_reads_none() -> None:
