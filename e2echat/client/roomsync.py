@@ -15,7 +15,8 @@ a ``synced`` nobody asked for changes nothing).
 It also owns what the states decide: the window of processed seqs (``SeqWindow``,
 whose floor the store persists and ``sync`` resumes after), the counts of the current
 sync, the delayed floor move after an empty sync, and the messages held while a sync
-runs (so the application sees a room's messages in seq order, backlog before live).
+runs (so the application sees a room's messages in seq order, backlog before live; at
+most ``MAX_HELD``, the rest fetched again with one page more).
 """
 
 from enum import Enum, auto
@@ -28,6 +29,8 @@ SYNC_ID = "s"
 MEMBERS_ID = "m"
 SYNC_SETTLE_MS = 5000
 """An empty sync moves the floor to ``synced.seq`` only after this long (see ``synced``)."""
+MAX_HELD = 2 * MAX_SYNC_LIMIT
+"""Most messages held during a sync: a full page and as many live ones (see ``message``)."""
 T = TypeVar("T")
 
 
@@ -91,6 +94,9 @@ class RoomSync(Generic[T]):
         """After an empty sync: move the floor to this seq at this time (ms)."""
         self._held: dict[int, T] = {}
         """Messages received during the current sync, by seq, not processed yet."""
+        self._dropped = False
+        """A message was let go for ``MAX_HELD`` since the last ``sync``: a page more
+        brings it (and whatever else the hold could not keep)."""
 
     def __repr__(self) -> str:
         return f"RoomSync({self.room_id.hex()[:8]}, {self.state.name}, floor={self.floor})"
@@ -140,7 +146,12 @@ class RoomSync(Generic[T]):
         During a sync it is held instead (False), whether it is of the backlog or live:
         live messages interleave with the sync's pages (protocol.md section 6), and
         processed at once they would reach the application before older messages of
-        the backlog. ``synced`` releases them in seq order."""
+        the backlog. ``synced`` releases them in seq order.
+
+        At most ``MAX_HELD`` are held (a relay that keeps pushing while a sync runs
+        cannot grow the hold without bound): beyond it the newest is let go, unmarked,
+        and the sync asks for one page more, which brings it again from the relay's
+        history (it stores a message before broadcasting it)."""
         if self.state is SyncState.AWAITING_ROSTER:
             return False
         if self.state is SyncState.SYNCING:
@@ -148,6 +159,9 @@ class RoomSync(Generic[T]):
             self._lowest = seq if self._lowest is None else min(self._lowest, seq)
             if not self.seqs.done(seq):
                 self._held.setdefault(seq, item)
+                if len(self._held) > MAX_HELD:
+                    del self._held[max(self._held)]
+                    self._dropped = True
             return False
         return self.seqs.add(seq)
 
@@ -175,7 +189,7 @@ class RoomSync(Generic[T]):
             self.seqs.advance_to(lowest - 1)
         elif seq > self.seqs.floor:
             self.floor_due = (seq, now + SYNC_SETTLE_MS)
-        if received >= MAX_SYNC_LIMIT:
+        if received >= MAX_SYNC_LIMIT or self._dropped:
             self._move(SyncInput.PAGE_FULL)
             held = sorted(self._held)
             released = self._release(held[min(len(held), MAX_SYNC_LIMIT) - 1] if held else 0)
@@ -194,7 +208,7 @@ class RoomSync(Generic[T]):
         """The connection is gone (held messages are dropped: the next sync, from the
         floor they never moved, brings them again)."""
         self._move(SyncInput.DISCONNECT)
-        self._received, self._lowest, self.floor_due = 0, None, None
+        self._received, self._lowest, self.floor_due, self._dropped = 0, None, None, False
         self._held.clear()
 
     def _release(self, upto: int | None) -> list[T]:
@@ -213,7 +227,7 @@ class RoomSync(Generic[T]):
         return True
 
     def _sync(self) -> Sync:
-        self._received, self._lowest = 0, None
+        self._received, self._lowest, self._dropped = 0, None, False
         return Sync(
             room=self.room_id,
             after=self.seqs.floor,

@@ -1,6 +1,13 @@
 """The room-sync state machine: every path through its table, and inputs it ignores."""
 
-from e2echat.client.roomsync import SYNC_SETTLE_MS, TRANSITIONS, RoomSync, SyncInput, SyncState
+from e2echat.client.roomsync import (
+    MAX_HELD,
+    SYNC_SETTLE_MS,
+    TRANSITIONS,
+    RoomSync,
+    SyncInput,
+    SyncState,
+)
 from e2echat.protocol import MAX_SYNC_LIMIT, MembersRequest, Sync
 
 ROOM = b"R" * 16
@@ -100,3 +107,32 @@ def test_a_refused_sync_releases_what_it_held_and_a_disconnect_drops_it() -> Non
     sync.message(3, 3)
     sync.disconnect()
     assert (sync.floor, sync.synced(9, now=0)) == (2, (None, []))
+
+
+def test_a_flood_during_a_sync_is_held_up_to_its_bound_and_nothing_is_lost() -> None:
+    """Live messages three times as fast as the pages: the hold never exceeds
+    ``MAX_HELD`` (the newest are let go and asked for again with one page more), and
+    every seq reaches the application once, in order."""
+    sync: RoomSync[int] = RoomSync(ROOM)
+    request: Sync | MembersRequest | None = sync.connect(partial=False)
+    stored, last = 1500, 6000
+    live = iter(range(stored + 1, last + 1))
+    released: list[int] = []
+    pages = 0
+    while request is not None:
+        assert isinstance(request, Sync)
+        pages += 1
+        upto = min(request.after + MAX_SYNC_LIMIT, stored)  # the relay's page, as it stands
+        for seq in range(request.after + 1, upto + 1):
+            sync.message(seq, seq)
+            for pushed in [next(live, None) for _ in range(3)]:
+                if pushed is not None:  # stored, then broadcast
+                    stored = pushed
+                    sync.message(pushed, pushed)
+            assert len(sync._held) <= MAX_HELD
+        request, due = sync.synced(stored, now=0)
+        released += due
+    assert sync.state is SyncState.LIVE
+    assert released == list(range(1, last + 1))
+    assert pages > last // MAX_SYNC_LIMIT  # more pages than the backlog alone needed
+    assert sync.message(last + 1, last + 1)  # live now: processed at once
