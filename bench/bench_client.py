@@ -211,7 +211,14 @@ def prepared_frames(count: int, home: Path) -> tuple[Engine, list[bytes], list[b
         v=1,
         relay="bench",
         nonce=bytes(32),
-        limits=RelayLimits(max_frame=65536, max_body=48000, max_members=10, history=10, mailbox=10),
+        limits=RelayLimits(
+            max_frame=65536,
+            max_body=48000,
+            max_members=10,
+            history=10,
+            mailbox=10,
+            history_age=86_400,
+        ),
     )
     members = []
     for engine in (sender, receiver):

@@ -429,8 +429,11 @@ class Engine:
     # Connection --------------------------------------------------------------------
 
     def hello(self, challenge: Challenge) -> Hello:
-        """Our signed ``hello`` for this challenge."""
-        self.max_body = challenge.limits.max_body
+        """Our signed ``hello`` for this challenge (whose limits we follow: its body size,
+        and its history, which the crypto core's windows and caps must cover)."""
+        limits = challenge.limits
+        self.max_body = limits.max_body
+        self.session.cover_relay_retention(limits.history, limits.history_age * 1000)
         prekey = self.session.current_prekey(self.clock())
         signed = SignedPrekey(id=prekey.id, key=prekey.key, sig=prekey.sig)
         transcript = hello_transcript(

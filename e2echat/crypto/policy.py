@@ -3,6 +3,7 @@
 The defaults are the normative values of docs/crypto.md; tests shrink them to stay fast.
 """
 
+import dataclasses
 from dataclasses import dataclass
 
 from e2echat.protocol.constants import HISTORY_AGE_S, HISTORY_COUNT
@@ -14,6 +15,12 @@ DAY = 24 * HOUR
 RETENTION = HISTORY_AGE_S * SECOND
 """The relay's default history age (30 days; it also keeps at most 10,000 messages per
 room): whatever can still open a message the relay retains is kept at least this long."""
+MAX_COVERED_AGE = 365 * DAY
+"""The longest relay retention a client follows (``Policy.covering``): a relay cannot
+make it keep chain keys, and so weaken forward secrecy, for longer."""
+MAX_COVERED_MESSAGES = 100_000
+"""The most retained messages per room a client follows (``Policy.covering``): a relay
+cannot make it hold unbounded key material per sender."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,6 +60,27 @@ class Policy:
     max_inbound_chains: int = 128
     """Most chains kept per sender and room (each may hold ``max_skipped`` keys); beyond
     it the oldest retired chains are deleted early, leaving tombstones."""
+
+    def covering(self, messages: int, age_ms: int) -> "Policy":
+        """This policy, with every window and cap that decides whether a retained
+        message can still be read raised to cover a relay that keeps ``messages`` per
+        room for ``age_ms`` (what its ``challenge`` announces): the windows to the age,
+        the pending cap to the count, the chain caps to the chains that many messages
+        fill. Never lowered (a relay keeping less changes nothing), and followed at most
+        up to ``MAX_COVERED_AGE`` and ``MAX_COVERED_MESSAGES``."""
+        age = min(age_ms, MAX_COVERED_AGE)
+        count = min(messages, MAX_COVERED_MESSAGES)
+        chains = -(-count // self.rotate_messages)
+        return dataclasses.replace(
+            self,
+            retention=max(self.retention, age),
+            skipped_ttl=max(self.skipped_ttl, age),
+            inbound_grace=max(self.inbound_grace, age),
+            pending_expiry=max(self.pending_expiry, age),
+            max_pending=max(self.max_pending, count),
+            max_retained_chains=max(self.max_retained_chains, chains),
+            max_inbound_chains=max(self.max_inbound_chains, chains),
+        )
 
 
 DEFAULT_POLICY = Policy()

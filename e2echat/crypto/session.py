@@ -164,12 +164,24 @@ class CryptoSession:
         self._identity = identity
         self._me = identity.public_key
         self._records = Records(store)
+        self._chosen = policy
         self._policy = policy
         self.contacts = Contacts(self._records)
         """Trust, verification, petnames and names of every key seen (per key, section 9.6)."""
 
     def __repr__(self) -> str:
         return f"CryptoSession(me={self._me.hex()[:16]})"
+
+    @property
+    def policy(self) -> Policy:
+        """The limits in force: those chosen, raised to cover the relay's retention."""
+        return self._policy
+
+    def cover_relay_retention(self, messages: int, age_ms: int) -> None:
+        """The relay keeps ``messages`` per room for ``age_ms`` (its ``challenge``):
+        keep whatever can still open one of them at least that long (``Policy.covering``
+        of the policy chosen at construction)."""
+        self._policy = self._chosen.covering(messages, age_ms)
 
     # -- prekeys -------------------------------------------------------------------
 

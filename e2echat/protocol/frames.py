@@ -150,6 +150,8 @@ class RelayLimits(_Value):
     max_members: MaxMembers
     history: Count
     mailbox: Count
+    history_age: Annotated[int, msgspec.Meta(ge=1, le=c.MAX_SEQ)]
+    """Seconds a room message is kept (clients keep the keys that open it as long)."""
     rate: Annotated[float, msgspec.Meta(gt=0)] | None = None
     """Frames per second a connection may send (sustained); None: not announced."""
     burst: Annotated[int, msgspec.Meta(ge=1, le=c.MAX_SEQ)] | None = None

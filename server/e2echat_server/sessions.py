@@ -49,14 +49,16 @@ from e2echat_server.session import AbuseError, Session, SlowConsumerError, peer
 
 
 def limits(config: RelayConfig) -> RelayLimits:
-    """What ``challenge`` announces: the sizes this relay accepts and the rates a client
-    paces its frames to (read at each connection, so a reload shows at once)."""
+    """What ``challenge`` announces: the sizes this relay accepts, how long it keeps
+    history and the rates a client paces its frames to (read at each connection, so a
+    reload shows at once)."""
     return RelayLimits(
         max_frame=config.max_frame,
         max_body=config.max_body,
         max_members=config.max_members,
         history=config.history_count,
         mailbox=config.mailbox_max,
+        history_age=config.history_age_s,
         rate=config.rate,
         burst=config.burst,
         signal_rate=SIGNAL_RATE,

@@ -66,7 +66,12 @@ def relay_member(engine: Engine) -> Member:
             relay="r",
             nonce=b"n" * 32,
             limits=RelayLimits(
-                max_frame=65536, max_body=4096, max_members=10, history=10, mailbox=10
+                max_frame=65536,
+                max_body=4096,
+                max_members=10,
+                history=10,
+                mailbox=10,
+                history_age=86_400,
             ),
         )
     )
@@ -492,3 +497,22 @@ def test_a_member_coming_online_is_asked_at_once_for_a_key_still_missing(
     (share,) = [f for f in answer.frames if isinstance(f, DirectSend)]
     got = bob.receive(DirectDelivery(sender=alice.me, seq=2, ts=NOW, body=share.body))
     assert [m.text for m in got.messages] == ["its share is lost"]
+
+
+def test_the_crypto_limits_cover_the_history_the_relay_announces() -> None:
+    """A relay that keeps 30,000 messages per room for 60 days: the keys that open them
+    are kept as long, and enough chains per sender for all of them."""
+    engine = make_engine("alice", Clock())
+    limits = RelayLimits(
+        max_frame=65536,
+        max_body=4096,
+        max_members=10,
+        history=30_000,
+        mailbox=10,
+        history_age=60 * 86_400,
+    )
+    engine.hello(Challenge(v=1, relay="r", nonce=b"n" * 32, limits=limits))
+    policy = engine.session.policy
+    assert policy.max_inbound_chains * policy.rotate_messages >= 30_000
+    assert policy.max_pending == 30_000
+    assert policy.inbound_grace == policy.pending_expiry == 60 * 86_400_000

@@ -9,6 +9,7 @@ from e2echat.crypto import (
     CryptoSession,
     DirectForUnknownRoom,
     DirectRejected,
+    Identity,
     MemberUnverified,
     MemberValidated,
     MessageDeferred,
@@ -435,6 +436,31 @@ def test_chain_caps_and_windows_cover_what_the_relay_retains() -> None:
     assert policy.max_pending >= HISTORY_COUNT
     windows = (policy.retention, policy.inbound_grace, policy.skipped_ttl, policy.pending_expiry)
     assert min(windows) >= HISTORY_AGE_S * SECOND
+
+
+def test_a_relay_keeping_more_raises_the_windows_and_caps_never_lowers_or_unbounds_them() -> None:
+    """What the relay announces it retains decides how long keys are kept: a relay that
+    keeps 50,000 messages for 90 days gets caps and windows that cover them; one that
+    keeps less leaves the policy as chosen; one that claims for ever is followed only up
+    to a year and 100,000 messages."""
+    chosen = Policy(pending_timeout=300)
+    bigger = chosen.covering(50_000, 90 * DAY)
+    assert (bigger.max_retained_chains, bigger.max_inbound_chains) == (500, 500)
+    assert bigger.max_pending == 50_000
+    windows = (bigger.retention, bigger.inbound_grace, bigger.skipped_ttl, bigger.pending_expiry)
+    assert windows == (90 * DAY,) * 4
+    assert bigger.pending_timeout == 300  # what it does not decide stays as chosen
+    assert chosen.covering(1000, DAY) == chosen
+    greedy = chosen.covering(10**12, 10**15)
+    assert (greedy.retention, greedy.max_pending, greedy.max_inbound_chains) == (
+        365 * DAY,
+        100_000,
+        1000,
+    )
+    session = CryptoSession(Identity.generate(), MemoryStore(), policy=chosen)
+    session.cover_relay_retention(50_000, 90 * DAY)
+    session.cover_relay_retention(20_000, 60 * DAY)  # another relay: from the chosen policy
+    assert session.policy == chosen.covering(20_000, 60 * DAY)
 
 
 def test_a_direct_for_a_room_not_entered_yet_is_handed_back_unchanged() -> None:

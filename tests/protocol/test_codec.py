@@ -78,6 +78,7 @@ RELAY_EXAMPLES: dict[str, dict[str, Any]] = {
             "max_members": 1000,
             "history": 10000,
             "mailbox": 10000,
+            "history_age": 2592000,
         },
     },
     "welcome": {

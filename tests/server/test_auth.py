@@ -32,6 +32,8 @@ async def test_challenge_announces_version_name_nonce_and_limits(relay: Relay) -
         32,
     )
     assert (challenge.limits.max_frame, challenge.limits.max_body) == (MAX_FRAME, MAX_BODY)
+    history = (challenge.limits.history, challenge.limits.history_age)
+    assert history == (relay.config.history_count, relay.config.history_age_s)
     other = await open_raw(relay.url)
     assert (await other.expect(Challenge)).nonce != challenge.nonce
 
