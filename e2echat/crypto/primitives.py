@@ -1,12 +1,15 @@
 """Typed, minimal access to the PyNaCl (libsodium) calls the crypto core is built from.
 
-Only the low-level bindings are used: they are the cheapest path into libsodium, which
-keeps our per-message overhead close to the bare calls (see docs/benchmarks.md).
+Only the low-level bindings are used (for BLAKE2b, the binding under them): they are
+the cheapest path into libsodium, which keeps our per-message overhead close to the bare
+calls (see docs/benchmarks.md).
 Every libsodium failure is translated into a ``CryptoError`` subclass here, once.
 """
 
 import nacl.bindings as sodium
 import nacl.exceptions
+from nacl._sodium import ffi as _ffi
+from nacl._sodium import lib as _lib
 
 from e2echat.crypto.errors import DecryptionError, MalformedError, PrekeyError, SignatureError
 
@@ -23,11 +26,32 @@ def random_bytes(size: int) -> bytes:
     return sodium.randombytes(size)
 
 
+_NO_SALT = bytes(sodium.crypto_generichash_SALTBYTES)
+
+
 def blake2b(data: bytes, *, key: bytes = b"", person: bytes = b"", size: int = 32) -> bytes:
-    """BLAKE2b of ``data``; ``person`` (at most 16 bytes) is zero-padded by libsodium."""
-    return sodium.crypto_generichash_blake2b_salt_personal(
-        data, digest_size=size, key=key, person=person
+    """BLAKE2b of ``data``; ``person`` (at most 16 bytes) is zero-padded.
+
+    It calls PyNaCl's libsodium binding (``nacl._sodium``, what ``nacl.bindings`` wraps)
+    directly: the wrapper's per-call argument checks, which format their error messages
+    eagerly, cost several times the hash of a chain step, and a received message takes
+    three of these (docs/benchmarks.md, catch-up).
+    """
+    if not (
+        isinstance(data, bytes)
+        and len(key) <= sodium.crypto_generichash_KEYBYTES_MAX
+        and len(person) <= sodium.crypto_generichash_PERSONALBYTES
+        and sodium.crypto_generichash_BYTES_MIN <= size <= sodium.crypto_generichash_BYTES_MAX
+    ):
+        raise MalformedError("BLAKE2b input, key, personalization or size out of range")
+    digest = _ffi.new("unsigned char[]", size)
+    padded = person.ljust(sodium.crypto_generichash_PERSONALBYTES, b"\0")
+    rc = _lib.crypto_generichash_blake2b_salt_personal(
+        digest, size, data, len(data), key or _ffi.NULL, len(key), _NO_SALT, padded
     )
+    if rc != 0:
+        raise MalformedError("BLAKE2b failed")
+    return bytes(_ffi.buffer(digest, size))
 
 
 def sha512(data: bytes) -> bytes:
