@@ -721,8 +721,10 @@ class Engine:
         transaction; then store the room's floor, unless the caller does (``receive_all``
         once per batch)."""
         with self.store.transaction():
+            seqs = [frame.seq for frame in frames]
+            stored = self.store.stored_seqs(state.id, min(seqs), max(seqs)) if seqs else set()
             for frame in frames:
-                if frame.sender != self.me and not self.store.has_history(state.id, frame.seq):
+                if frame.sender != self.me and frame.seq not in stored:
                     outcome = self.session.receive(
                         state.id, frame.sender, frame.body, self.clock(), frame.seq
                     )
