@@ -5,7 +5,7 @@ p to preview it."""
 import asyncio
 import io
 import threading
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +35,20 @@ class FileApp(WatchedApp):
 
 
 Session = tuple[FileApp, Pilot[None], Client, Path]
+
+
+async def settle(pilot: Pilot[None], predicate: Callable[[], bool]) -> None:
+    """Let the app process and paint until ``predicate`` holds (bounded): a screen just
+    pushed or a line just added is on the screen only after a refresh."""
+    async with asyncio.timeout(TIMEOUT):
+        while not predicate():
+            await pilot.pause()
+
+
+async def shown_with(pilot: Pilot[None], text: str) -> str:
+    """The screen, once it shows ``text``."""
+    await settle(pilot, lambda: text in screen_text(pilot.app))
+    return screen_text(pilot.app)
 
 
 @pytest.fixture
@@ -87,8 +101,7 @@ async def test_upload_and_save_a_file_both_ways(files_session: Session) -> None:
     hostile.write_bytes(png_bytes())
     await bob.get_room(LOBBY).send_file(hostile, caption="[i]look[/i]")  # type: ignore[union-attr]
     await until(app, lambda: any("cat.png" in b for b in bodies(app)))
-    await pilot.pause()
-    shown = screen_text(app)
+    shown = await shown_with(pilot, "cat.png")
     assert "bob 📎 _[31m[bold red]cat.png · 78 B · image/png —" in shown
     assert "[i]look[/i]" in shown
 
@@ -125,11 +138,10 @@ async def test_the_progress_bar_and_f4_cancel_an_upload(
     source.write_bytes(b"\0" * (8 * 1024 * 1024))
     try:
         await type_line(pilot, f"/upload {source}")
-        async with asyncio.timeout(TIMEOUT):
-            while not (app.transfers.running and app.transfers.running[0].progress):
-                await pilot.pause()
-        await pilot.pause()
-        shown = screen_text(app)
+        await settle(
+            pilot, lambda: bool(app.transfers.running and app.transfers.running[0].progress)
+        )
+        shown = await shown_with(pilot, "f4 cancels")
         assert "↑ big.bin [" in shown
         assert "/8.0 MiB" in shown
         assert " left" in shown
@@ -140,9 +152,8 @@ async def test_the_progress_bar_and_f4_cancel_an_upload(
         )
     finally:
         release.set()
-    await pilot.pause()
-    assert not app.transfers.running
-    assert "↑ big.bin" not in screen_text(app)
+    await settle(pilot, lambda: not app.transfers.running)
+    await settle(pilot, lambda: "↑ big.bin" not in screen_text(app))
     assert not any(b.startswith("📎") for b in bodies(app))
     assert not [m for m in await bob.get_room(LOBBY).history() if m.file]  # type: ignore[union-attr]
 
@@ -153,20 +164,17 @@ async def test_a_pasted_path_asks_before_it_uploads(files_session: Session) -> N
     source.write_text("pasted")
     pasted = str(source).replace(" ", "\\ ")  # as a terminal pastes a dragged file
     app.composer.post_message(events.Paste(pasted))
-    async with asyncio.timeout(TIMEOUT):
-        while not isinstance(app.screen, ConfirmScreen):
-            await pilot.pause()
-    assert "Upload notes one.txt (6 B) to lobby?" in screen_text(app)
+    await settle(pilot, lambda: isinstance(app.screen, ConfirmScreen))
+    await shown_with(pilot, "Upload notes one.txt (6 B) to lobby?")
     await pilot.press("enter")  # focus starts on Cancel: the paste becomes text
-    await pilot.pause()
-    assert app.composer.text == pasted
+    await settle(pilot, lambda: not isinstance(app.screen, ConfirmScreen))
+    await settle(pilot, lambda: app.composer.text == pasted)
     assert not any(b.startswith("📎") for b in bodies(app))
     app.composer.text = ""
     inbox = bob.messages()
     app.composer.post_message(events.Paste(pasted))
-    async with asyncio.timeout(TIMEOUT):
-        while not isinstance(app.screen, ConfirmScreen):
-            await pilot.pause()
+    await settle(pilot, lambda: isinstance(app.screen, ConfirmScreen))
+    await shown_with(pilot, "Upload notes one.txt (6 B) to lobby?")
     await pilot.click("#confirm")
     got = await next_file(inbox)
     assert got.file is not None
