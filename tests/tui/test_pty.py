@@ -41,6 +41,29 @@ async def relay(data: Path) -> AsyncIterator[str]:
         await process.wait()
 
 
+def watch(
+    child: pexpect.spawn, loop: asyncio.AbstractEventLoop, marks: list[tuple[str, asyncio.Event]]
+) -> None:
+    """Read everything the program writes until it exits, setting each mark's event once
+    its text was shown (in order). A TUI whose terminal is not read blocks on its next
+    write, so its output is drained all along, not only while a test expects something."""
+    for text, event in marks:
+        child.expect_exact(text, timeout=60)
+        loop.call_soon_threadsafe(event.set)
+    child.expect(pexpect.EOF, timeout=80)
+
+
+async def wait_for_mark(mark: asyncio.Event, watcher: "asyncio.Task[None]") -> None:
+    """Wait until ``mark`` is set, or fail with the watcher's error if it gave up."""
+    waiting = asyncio.create_task(mark.wait())
+    await asyncio.wait({waiting, watcher}, timeout=60, return_when=asyncio.FIRST_COMPLETED)
+    if not mark.is_set():
+        waiting.cancel()
+        if watcher.done():
+            watcher.result()  # raises the watcher's timeout or EOF
+        raise AssertionError("the program never showed what the test waits for")
+
+
 async def next_message(inbox: AsyncIterator[e2echat.Message[e2echat.Room]]) -> str:
     message = await asyncio.wait_for(anext(inbox), 20)
     return message.text
@@ -81,10 +104,18 @@ async def test_connect_in_a_terminal_pastes_completes_and_quits(tmp_path: Path) 
             child = pexpect.spawn(
                 program, ["connect"], env=env, dimensions=(30, 110), encoding="utf-8"
             )
+            connected, entered = asyncio.Event(), asyncio.Event()
+            marks = [("connected", connected), ("You joined lobby", entered)]
+            watcher = asyncio.create_task(
+                asyncio.to_thread(watch, child, asyncio.get_running_loop(), marks)
+            )
             try:
-                await asyncio.to_thread(child.expect, "connected", timeout=30)
+                await wait_for_mark(connected, watcher)
                 child.send("/join lobby\r")
                 await joined(events, "alice")
+                # entered on alice's side too, not only on the relay's: what she types
+                # next goes to lobby, not to the room-less start screen
+                await wait_for_mark(entered, watcher)
                 child.send(f"{PASTE_START}first line\r\nsecond line\x1b[31m{PASTE_END}")
                 child.send("\r")  # the paste's line breaks stay; the escape shows as text
                 assert await next_message(inbox) == "first line\nsecond line\\x1b[31m"
@@ -92,7 +123,8 @@ async def test_connect_in_a_terminal_pastes_completes_and_quits(tmp_path: Path) 
                 child.send("\r")
                 assert (await next_message(inbox)).startswith("hello @bob")
                 child.send(CTRL_Q)
-                await asyncio.to_thread(child.expect, pexpect.EOF, timeout=20)
+                await asyncio.wait_for(watcher, 20)  # it ends when the program has exited
             finally:
                 child.close(force=True)
+                await asyncio.gather(watcher, return_exceptions=True)
             assert child.exitstatus == 0
