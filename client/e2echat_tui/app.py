@@ -41,6 +41,7 @@ from e2echat import (
     PresenceChanged,
     Room,
     RoomChanged,
+    RoomDeleted,
     RoomFrozen,
     RoomJoined,
     RoomLeft,
@@ -952,6 +953,8 @@ class ChatApp(App[None]):
             case RoomJoined(room=room):
                 if room.name not in self.tabs:
                     self.run_worker(self._track(room), group="commands")
+            case RoomDeleted(room=room, reason=reason):
+                self._room_left(room, f"The relay's operator deleted {room.name}: {reason}")
             case RoomLeft(room=room):
                 self._room_left(room)
             case RoomChanged(room=room) as change if change.kind not in ("join", "leave"):
@@ -1014,10 +1017,13 @@ class ChatApp(App[None]):
         await self._add_room(room)
         await self._load_older(self.tabs[room.name])
 
-    def _room_left(self, room: Room) -> None:
+    def _room_left(self, room: Room, why: str | None = None) -> None:
         if self.tabs.pop(room.name, None) is None:
             return
         self.room_list.discard(room.name)
         if self.current == room.name:
             self.current = next(iter(self.tabs), None)
-        self.notify(escape_controls(f"You left {room.name}"), markup=False)
+        text = why or f"You left {room.name}"
+        self.notify(
+            escape_controls(text), markup=False, severity="warning" if why else "information"
+        )

@@ -78,6 +78,7 @@ from e2echat.protocol import (
     RelayFrame,
     Renamed,
     Retract,
+    RoomDeleted,
     RoomInfo,
     Sent,
     SetName,
@@ -414,8 +415,9 @@ class Engine:
             out.frames.append(sync)
             out.extend(self.flush_outbox())
 
-    def left(self, room_id: bytes, *, lost: bool = False) -> Output:
-        """We left a room (or, ``lost``, the relay no longer lists us): forget it."""
+    def left(self, room_id: bytes, *, lost: bool = False, deleted: str | None = None) -> Output:
+        """We left a room (or, ``lost``, the relay no longer lists us; or the relay's
+        operator ``deleted`` it, with this reason): forget it."""
         out = Output()
         state = self.rooms.pop(room_id, None)
         if state is not None:
@@ -423,7 +425,10 @@ class Engine:
             self.session.leave_room(room_id)
             self.store.delete_room(room_id)
             self.chat.forget_room(room_id)
-            out.events.append(ev.RoomLost(room_id) if lost else ev.RoomLeft(room_id))
+            if deleted is not None:
+                out.events.append(ev.RoomDeleted(room_id, deleted))
+            else:
+                out.events.append(ev.RoomLost(room_id) if lost else ev.RoomLeft(room_id))
         return out
 
     # Connection --------------------------------------------------------------------
@@ -690,6 +695,8 @@ class Engine:
             self._member_joined(frame, out)
         elif isinstance(frame, MemberLeft):
             self._member_left(frame, out)
+        elif isinstance(frame, RoomDeleted):
+            out.extend(self.left(frame.room, deleted=frame.reason))
         elif isinstance(frame, Renamed):
             self._renamed(frame, out)
         elif isinstance(frame, Presence):

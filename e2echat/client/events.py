@@ -144,6 +144,16 @@ class RoomLost(RoomLeft[R]):
 
 
 @dataclass(frozen=True)
+class RoomDeleted(RoomLeft[R]):
+    """The relay's operator deleted ``room`` (``reason`` is the operator's text, as the
+    relay sent it): its history is gone from the relay and its name is free. The room's
+    keys and history are gone from this device too. Not a `RoomLost`: ``rejoin`` does
+    not create it again."""
+
+    reason: str
+
+
+@dataclass(frozen=True)
 class Notice(Event):
     """A readable message for the user: a relay error that answered no request, etc."""
 

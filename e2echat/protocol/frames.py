@@ -409,6 +409,17 @@ class MemberLeft(_Frame, tag="member_left"):
     key: PublicKey
 
 
+class RoomDeleted(_Frame, tag="room_deleted"):
+    """The relay's operator deleted ``room``: its history and membership log are gone on
+    the relay and its name is free. Sent to the members connected at the time."""
+
+    room: RoomId
+    reason: Annotated[str, msgspec.Meta(max_length=c.MAX_ERROR_MESSAGE_CHARS)]
+
+    def __post_init__(self) -> None:
+        validate_display_text(self.reason, "reason")
+
+
 class LogEntries(_Frame, tag="log"):
     """Entries of ``room``'s log from position ``start`` on (a reply, or a new entry)."""
 
@@ -525,6 +536,7 @@ RelayFrame = (
     | RoomReply
     | MemberJoined
     | MemberLeft
+    | RoomDeleted
     | MembersList
     | LogEntries
     | RoomList

@@ -17,9 +17,11 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any, Final
 
-from e2echat.protocol import CloseCode
+from e2echat.protocol import CloseCode, ProtocolError, validate_display_text
+from e2echat.protocol.constants import MAX_ERROR_MESSAGE_CHARS, ROOM_ID_BYTES
 from e2echat_server.access import parse_key
 from e2echat_server.clock import now_ms
+from e2echat_server.directory import Room
 from e2echat_server.logs import LOGGER, event, fingerprint
 from e2echat_server.registration_tokens import ID_CHARS
 from e2echat_server.relay import Relay
@@ -28,6 +30,7 @@ from e2echat_server.version import __version__
 SOCKET_NAME: Final = "admin.sock"
 MAX_REQUEST: Final = 64 * 1024
 KICKED_REASON: Final = "Closed by the relay's operator."
+DELETED_REASON: Final = "The relay's operator deleted this room."
 _PREFIX_MIN: Final = 8  # hex digits of a key prefix an operator may type
 
 
@@ -55,6 +58,7 @@ class AdminSocket:
             "kick": self.kick,
             "ban": self.ban,
             "unban": self.unban,
+            "delete": self.delete,
             "token": self.token,
             "tokens": self.tokens,
             "revoke": self.revoke,
@@ -201,6 +205,39 @@ class AdminSocket:
     async def unban(self, args: list[str]) -> dict[str, Any]:
         key = self._key(args)
         return {"key": key.hex(), "changed": await self._relay.ban(key, banned=False)}
+
+    async def delete(self, args: list[str]) -> dict[str, Any]:
+        """Delete a room for everyone: ``[ROOM, REASON]`` (ROOM: its name or hex id;
+        REASON: text for its members, empty for the default)."""
+        _arity(args, 2)
+        room = await self._room(args[0])
+        reason = args[1] or DELETED_REASON
+        if len(reason) > MAX_ERROR_MESSAGE_CHARS:
+            raise AdminError(f"The reason is over {MAX_ERROR_MESSAGE_CHARS} characters.")
+        try:
+            validate_display_text(reason, "reason")
+        except ProtocolError as exc:
+            raise AdminError(exc.message) from None
+        try:
+            members = await self._relay.delete_room(room.record.id, reason)
+        except ProtocolError as exc:
+            raise AdminError(exc.message) from None
+        return {"id": room.record.id.hex(), "name": room.record.name, "members": members}
+
+    async def _room(self, text: str) -> Room:
+        """The room an argument names: its name, or its id in hex."""
+        directory = self._relay.directory
+        for attempt in range(2):
+            room_id = directory.by_name.get(text)
+            if room_id is None and len(text) == 2 * ROOM_ID_BYTES:
+                with contextlib.suppress(ValueError):
+                    room_id = bytes.fromhex(text)
+            room = directory.rooms.get(room_id) if room_id is not None else None
+            if room is not None:
+                return room
+            if not attempt:  # made on another relay a moment ago? its notice may be due
+                await self._relay.engine.broker.catch_up()
+        raise AdminError(f"There is no room named {text!r} (or with that id).")
 
     async def token(self, args: list[str]) -> dict[str, Any]:
         """A new token: ``[USES, EXPIRES_IN_S]`` (0: unlimited uses, never expires)."""

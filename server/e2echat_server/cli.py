@@ -153,6 +153,8 @@ _ADMIN_COMMANDS = {
     "kick": "KEY: close that key's connection (it may reconnect)",
     "ban": "KEY: close its connection and refuse it from now on (kept in the data dir)",
     "unban": "KEY: admit it again",
+    "delete": "ROOM (its name or id): delete the room for everyone, with its history;"
+    " members online are told --reason, and the name is free",
     "token": "make a registration token (shown once) for --registration token:"
     " --uses N (0: unlimited), --expires-in SECONDS (0: never)",
     "tokens": "every registration token: id, uses left, expiry, whether still valid",
@@ -183,6 +185,7 @@ _ADMIN_COMMANDS = {
     show_default=True,
     help="token: seconds it stays valid.",
 )
+@click.option("--reason", default="", help="delete: what the room's members are told.")
 @click.pass_context
 def admin(
     ctx: click.Context,
@@ -191,6 +194,7 @@ def admin(
     as_json: bool,
     uses: int,
     expires_in: int,
+    reason: str,
 ) -> None:
     parent = ctx.parent
     assert parent is not None
@@ -204,7 +208,7 @@ def admin(
     if path is None:
         click.echo("e2echat-server: a memory relay has no admin socket unless given.", err=True)
         ctx.exit(2)
-    takes_key = command in ("kick", "ban", "unban", "revoke")
+    takes_key = command in ("kick", "ban", "unban", "revoke", "delete")
     if takes_key != (key is not None):
         wrong = "needs an argument" if takes_key else "takes no argument"
         click.echo(f"e2echat-server: {command} {wrong}.", err=True)
@@ -213,6 +217,8 @@ def admin(
         args = [key] if key is not None else []
         if command == "token":
             args = [str(uses), str(expires_in)]
+        elif command == "delete":
+            args.append(reason)
         result = request(path, command, args)
     except AdminError as exc:
         click.echo(f"e2echat-server: {exc}", err=True)

@@ -418,6 +418,20 @@ class Directory:
             "remove_member", lambda store: store.remove_member(room_id, key, last), undo
         )
 
+    def delete_room(self, room_id: bytes) -> tuple[Room, Change]:
+        """Drop a room with all its members (the operator's ``admin delete``): its name is
+        free at once; the store drops its members, history and membership log."""
+        room = self.rooms.get(room_id)
+        if room is None:
+            raise ProtocolError(ErrorCode.NO_SUCH_ROOM, "There is no room with that id.")
+        anyone = next(iter(room.members))  # a room always has a member: the last drops it
+        self._drop_room(room_id)
+        return room, Change(
+            "remove_member",
+            lambda store: store.remove_member(room_id, anyone, True),
+            lambda: self._restore_room(room),
+        )
+
     # The membership log ------------------------------------------------------------------
 
     def load_log(self, room_id: bytes, entries: list[bytes]) -> None:

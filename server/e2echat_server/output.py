@@ -117,7 +117,11 @@ class Output:
 
     def to_key(self, key: bytes, frame: RelayFrame) -> int:
         """Deliver ``frame`` to every live connection of ``key``."""
-        return self._broker.to_keys((key,), encode_frame(frame))
+        return self.to_keys((key,), frame)
+
+    def to_keys(self, keys: Iterable[bytes], frame: RelayFrame) -> int:
+        """Deliver ``frame`` to every live connection of each of ``keys``, on any relay."""
+        return self._broker.to_keys(keys, encode_frame(frame))
 
     def announce(self, key: bytes) -> None:
         """Broadcast ``key``'s presence after it went online or offline, within its budget.

@@ -261,8 +261,13 @@ class RedisBroker(LocalBroker[C], Generic[C]):
                 if directory.follow_join(room, key, joined):
                     self.connections.join(room, key)
             case bus.MemberLeft(room, key, dropped):
+                # A dropped room (its last member left, or the operator deleted it with
+                # everyone in it) takes all its members' routing with it.
+                known = directory.rooms.get(room)
+                routed = {key, *(known.members if dropped and known is not None else ())}
                 directory.follow_leave(room, key, dropped)
-                self.connections.leave(room, key)
+                for member in routed:
+                    self.connections.leave(room, member)
             case bus.PresenceSet(key, status, text, last_seen):
                 directory.follow_presence(key, status, text, last_seen)
             case bus.KeyOnline(key, True):

@@ -16,7 +16,7 @@ from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.http11 import Request, Response
 from websockets.typing import Origin, Subprotocol
 
-from e2echat.protocol import BLOB_PATH, SUBPROTOCOL, CloseCode, ProtocolError
+from e2echat.protocol import BLOB_PATH, SUBPROTOCOL, CloseCode, ProtocolError, RoomDeleted
 from e2echat_server import logs, registration_tokens
 from e2echat_server.access import BANNED_FILE, AccessPolicy, read_keys, write_keys
 from e2echat_server.blobs import BlobLimits, BlobStore
@@ -26,7 +26,7 @@ from e2echat_server.config import LIVE, RelayConfig, field_names, split_address
 from e2echat_server.directory import Directory, DirectoryLimits
 from e2echat_server.engine import Engine, LocalBroker, open_store
 from e2echat_server.http import info_document, metrics_route, route
-from e2echat_server.logs import ACCESS, LOGGER, event
+from e2echat_server.logs import ACCESS, LOGGER, event, fingerprint
 from e2echat_server.metrics import Metrics
 from e2echat_server.output import Delivery, Output
 from e2echat_server.proxies import client_address, networks
@@ -338,6 +338,24 @@ class Relay:
         if live is not None:
             await live.conn.close(CloseCode.AUTH_FAILED, BANNED_REASON)
         return True
+
+    async def delete_room(self, room_id: bytes, reason: str) -> int:
+        """Delete a room for everyone (``admin delete``): its members, history, membership
+        log and files go, its name is free at once, and every member's live connections,
+        on any relay sharing the store, get ``room_deleted`` with ``reason``. Returns how
+        many members it had. Raises ProtocolError (no such room, or the store failed,
+        changing nothing)."""
+        room, change = self.directory.delete_room(room_id)
+        await self.engine.apply(change)
+        members = list(room.members)
+        for key in members:
+            self.engine.broker.left(room_id, key)
+        self.metrics.rooms = len(self.directory.rooms)
+        assert self._output is not None
+        self._output.to_keys(members, RoomDeleted(room=room_id, reason=reason))
+        await asyncio.to_thread(self.blobs.sweep, self.config.history_age_s)
+        event(LOGGER, "room_deleted", room=fingerprint(room_id), members=len(members))
+        return len(members)
 
     def reload(self, config: RelayConfig) -> tuple[list[str], list[str]]:
         """Apply ``config``'s live settings (SIGHUP): the TLS certificate, logging, limits.

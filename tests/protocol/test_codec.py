@@ -90,6 +90,7 @@ RELAY_EXAMPLES: dict[str, dict[str, Any]] = {
     "room": {"room": ROOM_INFO, "id": "1"},
     "member_joined": {"room": ROOM, "member": MEMBER},
     "member_left": {"room": ROOM, "key": KEY},
+    "room_deleted": {"room": ROOM, "reason": "Spam."},
     "members": {"room": ROOM, "members": [MEMBER]},
     "rooms": {"rooms": [SUMMARY]},
     "summary": {"room": SUMMARY},

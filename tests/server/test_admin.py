@@ -2,6 +2,7 @@
 
 import asyncio
 import json
+import re
 import socket
 import stat
 from collections.abc import AsyncIterator
@@ -14,7 +15,18 @@ from e2echat_server import Relay, RelayConfig
 from e2echat_server.admin import KICKED_REASON, AdminError, AdminSocket, request
 from e2echat_server.cli import app
 
-from e2echat.protocol import CloseCode, CreateRoom, OpenAccess, RoomReply, Send, Sent
+from e2echat.protocol import (
+    CloseCode,
+    CreateRoom,
+    ErrorCode,
+    JoinRoom,
+    OpenAccess,
+    RoomDeleted,
+    RoomReply,
+    Send,
+    Sent,
+)
+from e2echat.protocol import Sync as SyncRequest
 from tests.server.test_access import refused
 from tests.server.test_process import relay_process
 from tests.server.wire import Identity, closed_with, login
@@ -156,3 +168,84 @@ async def test_a_socket_in_use_is_not_taken_over_and_a_stale_one_is(
     listener.close()  # the file stays, nobody listens: a relay killed with SIGKILL
     async with AdminSocket(relay, stale):
         assert (await ask(stale, "stats"))["rooms"] == 0
+
+
+async def test_delete_tells_live_members_drops_history_and_frees_the_name(
+    admin: tuple[Relay, Path], tmp_path: Path
+) -> None:
+    relay, path = admin
+    alice, bob, carol = Identity("alice"), Identity("bob"), Identity("carol")
+    a = await login(relay.url, alice)
+    room = (await a.request(CreateRoom(name="lobby", access=OpenAccess()), RoomReply)).room.id
+    b = await login(relay.url, bob)
+    await b.request(JoinRoom(name="lobby"), RoomReply)
+    await a.request(Send(room=room, body=b"before"), Sent)
+    await b.close()  # bob is offline when it goes
+
+    answer = await ask(path, "delete", "lobby", "Spam.")
+    assert answer == {"id": room.hex(), "name": "lobby", "members": 2}
+    deleted = await a.next_of(RoomDeleted)
+    assert (deleted.room, deleted.reason) == (room, "Spam.")
+    error = await a.error(SyncRequest(room=room, after=0))
+    assert error.code == ErrorCode.NO_SUCH_ROOM
+    assert relay.directory.rooms_of[alice.key] == set()
+
+    b = await login(relay.url, bob)
+    assert b.welcome is not None
+    assert b.welcome.rooms == []  # offline members: gone too
+    c = await login(relay.url, carol)
+    new = (await c.request(CreateRoom(name="lobby", access=OpenAccess()), RoomReply)).room
+    assert new.id != room
+    assert await relay.store.history(room, 0, 0, 10) == []
+    assert await relay.store.log_entries(room, 0, 10) == []
+    for client in (a, b, c):
+        await client.close()
+    assert (await ask(path, "rooms"))[0]["id"] == new.id.hex()
+
+
+async def test_delete_outlives_a_restart(tmp_path: Path) -> None:
+    config = RelayConfig(port=0, data_dir=tmp_path, create_db=True)
+    async with Relay(config) as relay:
+        a = await login(relay.url, Identity("alice"))
+        room = (await a.request(CreateRoom(name="lobby", access=OpenAccess()), RoomReply)).room.id
+        await a.request(Send(room=room, body=b"gone"), Sent)
+        await a.close()
+        assert await relay.delete_room(room, "Closed.") == 1
+    async with Relay(config) as relay:
+        assert relay.directory.rooms == {}
+        assert await relay.store.history(room, 0, 0, 10) == []
+
+
+@pytest.mark.parametrize(
+    ("args", "error"),
+    [
+        (["nowhere", ""], "no room named 'nowhere'"),
+        (["lobby"], "2 argument"),
+        (["lobby", "bad\x1b[31m"], "reason is not accepted"),
+        (["lobby", "x" * 501], "over 500 characters"),
+    ],
+)
+async def test_delete_refuses_what_it_cannot_do_and_changes_nothing(
+    admin: tuple[Relay, Path], args: list[str], error: str
+) -> None:
+    relay, path = admin
+    a = await login(relay.url, Identity("alice"))
+    await a.request(CreateRoom(name="lobby", access=OpenAccess()), RoomReply)
+    with pytest.raises(AdminError, match=re.escape(error)):
+        await ask(path, "delete", *args)
+    assert [r.record.name for r in relay.directory.rooms.values()] == ["lobby"]
+    await a.close()
+
+
+async def test_the_admin_command_deletes_a_room_with_a_reason(tmp_path: Path) -> None:
+    async with relay_process("--data-dir", str(tmp_path), "--create-db") as (_, url):
+        a = await login(url, Identity("alice"))
+        room = (await a.request(CreateRoom(name="lobby", access=OpenAccess()), RoomReply)).room
+        rc, out, _ = admin_cli(tmp_path, "delete", room.id.hex(), "--reason", "Moved to #ops.")
+        assert (rc, "members: 1" in out) == (0, True)
+        assert (await a.next_of(RoomDeleted)).reason == "Moved to #ops."
+        rc, _, err = admin_cli(tmp_path, "delete", "lobby")
+        assert (rc, "no room named 'lobby'" in err) == (1, True)
+        rc, _, err = admin_cli(tmp_path, "delete")
+        assert (rc, err.strip()) == (2, "e2echat-server: delete needs an argument.")
+        await a.close()

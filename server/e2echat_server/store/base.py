@@ -100,7 +100,8 @@ class Store(Protocol):
     async def add_member(self, member: MemberRecord) -> None: ...
 
     async def remove_member(self, room: bytes, key: bytes, drop_room: bool) -> None:
-        """Remove a membership; with ``drop_room`` also the room and its history."""
+        """Remove a membership; with ``drop_room`` also the room, every other member, its
+        history and its membership log (the last member left, or the operator deleted it)."""
         ...
 
     def append(self, room: bytes, message: Envelope, keep: int) -> Awaitable[Envelope | None]:
