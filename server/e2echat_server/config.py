@@ -113,6 +113,14 @@ class RelayConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_on
             live=True,
         ),
     ] = ()
+    proxy_protocol: Annotated[
+        bool,
+        _about(
+            "read a PROXY protocol header (v1 or v2) first on every connection from a"
+            " `trusted_proxy` (a TCP load balancer): its client address stands for the peer;"
+            " others are not read for one"
+        ),
+    ] = False
     metrics_listen: Annotated[
         str | None,
         _about(
@@ -245,6 +253,16 @@ class RelayConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_on
             "must name a key file when registration or room_creation is allowlist",
         )
         _check(_networks_valid(self.trusted_proxy), "trusted_proxy", "must be addresses or CIDRs")
+        _check(
+            not self.proxy_protocol or bool(self.trusted_proxy),
+            "proxy_protocol",
+            "needs trusted_proxy: the load balancers' addresses",
+        )
+        _check(
+            not (self.proxy_protocol and self.tls_cert),
+            "proxy_protocol",
+            "cannot be combined with tls_cert: terminate TLS at the load balancer",
+        )
         _check(1024 <= self.max_frame <= MAX_FRAME, "max_frame", f"must be 1024..{MAX_FRAME}")
         _check(256 <= self.max_body <= MAX_BODY, "max_body", f"must be 256..{MAX_BODY}")
         _check(self.max_body < self.max_frame, "max_body", "must be below max_frame")

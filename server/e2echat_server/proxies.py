@@ -37,6 +37,12 @@ def _address(text: str) -> Address | None:
     return found
 
 
+def trusted_peer(peer: str, trusted: tuple[Network, ...]) -> bool:
+    """Whether the TCP peer ``peer`` is one of the ``trusted`` proxies."""
+    found = _address(peer)
+    return found is not None and any(found in network for network in trusted)
+
+
 def _forwarded_for(values: Iterable[str]) -> list[str]:
     """The ``for=`` of each element of ``Forwarded`` headers, in order."""
     found = []

@@ -29,6 +29,7 @@ from e2echat_server.http import info_document, metrics_route, route
 from e2echat_server.logs import ACCESS, LOGGER, event, fingerprint
 from e2echat_server.metrics import Metrics
 from e2echat_server.output import Delivery, Output
+from e2echat_server.proxied import proxied_connection
 from e2echat_server.proxies import client_address, networks
 from e2echat_server.redis_broker import RedisBroker
 from e2echat_server.registration_tokens import TOKENS_FILE
@@ -179,6 +180,7 @@ class Relay:
                 max_size=config.max_frame * _OVERSIZE_FACTOR,
                 max_queue=_MAX_QUEUE,
                 ssl=self._tls_context(),
+                create_connection=self._connection_class(),
             )
             self._metrics_server = await self._serve_metrics()
         except BaseException:  # cannot listen (port taken, bad TLS files)
@@ -280,6 +282,15 @@ class Relay:
             per_ip[ip] -= 1
             if not per_ip[ip]:
                 del per_ip[ip]
+
+    def _connection_class(self) -> type[ServerConnection] | None:
+        """With ``proxy_protocol``: connections that read a trusted peer's PROXY header."""
+        if not self.config.proxy_protocol:
+            return None
+        return proxied_connection(
+            lambda: networks(self.config.trusted_proxy),
+            lambda reason, ip: self.metrics.refusals.refused(reason, peer=ip),
+        )
 
     def _origins(self) -> list[Origin | None] | None:
         """Allowed Origin headers; a request without one (not a browser) is always allowed."""

@@ -35,12 +35,23 @@ class Session:
 
 # The client address of each connection, resolved from its request (see proxies.py).
 _clients: WeakKeyDictionary[ServerConnection, str] = WeakKeyDictionary()
+# The address a trusted load balancer's PROXY header gave (see proxied.py).
+_proxied: WeakKeyDictionary[ServerConnection, str] = WeakKeyDictionary()
 
 
 def remote(conn: ServerConnection) -> str:
-    """The TCP peer's address (a proxy's, behind one)."""
+    """The TCP peer's address (a proxy's, behind one), or the address a trusted load
+    balancer's PROXY header gave for it."""
+    found = _proxied.get(conn)
+    if found is not None:
+        return found
     address = conn.remote_address
     return str(address[0]) if address else "-"
+
+
+def remember_proxied(conn: ServerConnection, address: str) -> None:
+    """Record the client address a trusted PROXY header named."""
+    _proxied[conn] = address
 
 
 def remember_client(conn: ServerConnection, address: str) -> None:

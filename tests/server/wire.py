@@ -5,6 +5,7 @@ to docs/protocol.md, not to whatever the client library happens to do.
 """
 
 import asyncio
+import socket
 import ssl
 from collections import deque
 from dataclasses import dataclass, field
@@ -169,7 +170,9 @@ async def open_raw(
     url: str,
     ssl_context: ssl.SSLContext | None = None,
     headers: dict[str, str] | None = None,
+    sock: socket.socket | None = None,
 ) -> WireClient:
+    """A WebSocket to ``url`` (over ``sock``, a connected socket, if given)."""
     conn = await connect(
         url,
         subprotocols=[Subprotocol(SUBPROTOCOL)],
@@ -177,6 +180,7 @@ async def open_raw(
         ssl=ssl_context,
         max_size=None,
         additional_headers=headers,
+        sock=sock,
     )
     return WireClient(conn, None)
 
@@ -186,9 +190,10 @@ async def login(
     identity: Identity,
     ssl_context: ssl.SSLContext | None = None,
     headers: dict[str, str] | None = None,
+    sock: socket.socket | None = None,
 ) -> WireClient:
     """Connect and authenticate; the client's ``welcome`` is set."""
-    client = await open_raw(url, ssl_context, headers)
+    client = await open_raw(url, ssl_context, headers, sock)
     client.identity = identity
     client.challenge = await client.expect(Challenge)
     await client.send(identity.hello(client.challenge))
