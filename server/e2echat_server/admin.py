@@ -250,21 +250,19 @@ class AdminSocket:
             raise AdminError("USES and EXPIRES_IN are 0 (no limit) or more.")
         now = now_ms()
         expires = now + expires_in * 1000 if expires_in else None
-        token = self._relay.registration_tokens.issue(uses or None, expires, now)
-        await self._relay.save_registration_tokens()
+        token = await self._relay.operator.issue_token(uses or None, expires, now)
         event(LOGGER, "token_issued", uses=uses or "unlimited", expires=expires or "never")
         return {"token": token, "uses": uses or None, "expires": expires}
 
     async def tokens(self, args: list[str]) -> list[dict[str, object]]:
         _arity(args, 0)
-        return self._relay.registration_tokens.listed(now_ms())
+        return (await self._relay.operator.tokens()).listed(now_ms())
 
     async def revoke(self, args: list[str]) -> dict[str, Any]:
         _arity(args, 1)
-        found = self._relay.registration_tokens.revoke(args[0])
+        found = await self._relay.operator.revoke_token(args[0])
         if found is None:
             raise AdminError(f"No one token has an id starting with {args[0]!r}.")
-        await self._relay.save_registration_tokens()
         return {"id": found[:ID_CHARS], "revoked": True}
 
     def _key(self, args: list[str]) -> bytes:

@@ -102,6 +102,14 @@ class ToKeys(msgspec.Struct, tag="to_keys", frozen=True):
     data: bytes
 
 
+class KeyBanned(msgspec.Struct, tag="banned", frozen=True):
+    """The operator banned ``key`` (or, False, unbanned it) on the sending relay: every
+    relay closes its connection and refuses it (operator_state.py keeps the set)."""
+
+    key: bytes
+    banned: bool
+
+
 class Barrier(msgspec.Struct, tag="barrier", frozen=True):
     """Sent by a relay to itself: once it is back, every notice that Redis had before it
     has arrived (Redis sends a channel's messages to a subscriber in the order it took
@@ -122,6 +130,7 @@ Notice = (
     | ToRoom
     | Appended
     | ToKeys
+    | KeyBanned
     | Barrier
 )
 

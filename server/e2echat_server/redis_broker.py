@@ -78,6 +78,8 @@ class RedisBroker(LocalBroker[C], Generic[C]):
         self._tasks: list[asyncio.Task[None]] = []
         self._subscribed = asyncio.Event()
         self.outages = 0  # subscriptions lost (monitoring, tests)
+        # The relay's hook for a ban made on another relay (operator_state.py).
+        self.on_banned: Callable[[bytes, bool], None] = _ignore_ban
         self._barriers: dict[bytes, asyncio.Future[None]] = {}
         self._own = bus.origin_prefix(self.node)
 
@@ -268,6 +270,8 @@ class RedisBroker(LocalBroker[C], Generic[C]):
                 directory.follow_leave(room, key, dropped)
                 for member in routed:
                     self.connections.leave(room, member)
+            case bus.KeyBanned(key, banned):
+                self.on_banned(key, banned)
             case bus.PresenceSet(key, status, text, last_seen):
                 directory.follow_presence(key, status, text, last_seen)
             case bus.KeyOnline(key, True):
@@ -373,3 +377,7 @@ def _room_record(notice: bus.RoomCreated) -> RoomRecord:
         notice.salt,
         notice.created,
     )
+
+
+def _ignore_ban(key: bytes, banned: bool) -> None:
+    """Until the relay sets its hook: nothing to close yet."""

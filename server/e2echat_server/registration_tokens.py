@@ -36,6 +36,22 @@ class TokenRules:
     def valid(self, now: int) -> bool:
         return (self.uses is None or self.uses > 0) and (self.expires is None or now < self.expires)
 
+    def dumps(self) -> str:
+        """``uses|expires|created``, empty for None (as a shared store keeps it)."""
+        return "|".join(
+            "" if v is None else str(v) for v in (self.uses, self.expires, self.created)
+        )
+
+    @classmethod
+    def loads(cls, text: str) -> "TokenRules":
+        uses, expires, created = text.split("|")
+        return cls(int(uses) if uses else None, int(expires) if expires else None, int(created))
+
+
+def new_token() -> str:
+    """A new random token: 192 bits, URL-safe."""
+    return secrets.token_urlsafe(24)
+
 
 class RegistrationTokens:
     """Every registration token's rules, by digest."""
@@ -45,7 +61,7 @@ class RegistrationTokens:
 
     def issue(self, uses: int | None, expires: int | None, now: int) -> str:
         """A new random token (shown once); ``uses`` None for unlimited."""
-        token = secrets.token_urlsafe(24)
+        token = new_token()
         self.by_digest[digest(token)] = TokenRules(uses, expires, now)
         return token
 
@@ -62,14 +78,18 @@ class RegistrationTokens:
             rules.uses -= 1
         return True
 
-    def revoke(self, prefix: str) -> str | None:
-        """Drop the one token whose id starts with ``prefix`` (4+ hex digits); its digest,
-        or None if not exactly one matches."""
+    def match(self, prefix: str) -> str | None:
+        """The digest of the one token whose id starts with ``prefix`` (4+ hex digits), or
+        None if not exactly one does."""
         found = [d for d in self.by_digest if d.startswith(prefix.lower())]
-        if len(found) != 1 or len(prefix) < 4:
-            return None
-        del self.by_digest[found[0]]
-        return found[0]
+        return found[0] if len(found) == 1 and len(prefix) >= 4 else None
+
+    def revoke(self, prefix: str) -> str | None:
+        """Drop the token `match` finds; its digest, or None."""
+        found = self.match(prefix)
+        if found is not None:
+            del self.by_digest[found]
+        return found
 
     def listed(self, now: int) -> list[dict[str, object]]:
         return [

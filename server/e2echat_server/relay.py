@@ -17,8 +17,8 @@ from websockets.http11 import Request, Response
 from websockets.typing import Origin, Subprotocol
 
 from e2echat.protocol import BLOB_PATH, SUBPROTOCOL, CloseCode, ProtocolError, RoomDeleted
-from e2echat_server import logs, registration_tokens
-from e2echat_server.access import BANNED_FILE, AccessPolicy, read_keys, write_keys
+from e2echat_server import logs
+from e2echat_server.access import AccessPolicy, read_keys
 from e2echat_server.blobs import BlobLimits, BlobStore
 from e2echat_server.blobservice import BlobService
 from e2echat_server.clock import now_ms
@@ -28,12 +28,12 @@ from e2echat_server.engine import Engine, LocalBroker, open_store
 from e2echat_server.http import info_document, metrics_route, route
 from e2echat_server.logs import ACCESS, LOGGER, event, fingerprint
 from e2echat_server.metrics import Metrics
+from e2echat_server.operator_state import LocalOperatorState, OperatorState, RedisOperatorState
 from e2echat_server.output import Delivery, Output
 from e2echat_server.proxied import proxied_connection
 from e2echat_server.proxies import client_address, networks
 from e2echat_server.redis_broker import RedisBroker
-from e2echat_server.registration_tokens import TOKENS_FILE
-from e2echat_server.session import peer, remember_client, remote
+from e2echat_server.session import Session, peer, remember_client, remote
 from e2echat_server.sessions import BANNED_REASON, Sessions
 from e2echat_server.store import RedisStore, Store
 from e2echat_server.tls import ReloadableTls
@@ -81,7 +81,7 @@ class Relay:
         self._info = info_document(self.config, __version__)
         self._tls: ReloadableTls | None = None
         self._banned: frozenset[bytes] = frozenset()
-        self.registration_tokens = registration_tokens.RegistrationTokens()
+        self._operator: OperatorState | None = None
 
     # Lifecycle ---------------------------------------------------------------------
 
@@ -151,14 +151,12 @@ class Relay:
         self._sessions = Sessions(config, directory, engine, self._output)
         self._blobs = BlobService(self._open_blobs(), directory, self._output)
         self._sessions.handlers.table.update(self._blobs.handlers())
-        self._banned = await asyncio.to_thread(read_keys, self._ban_file())
+        operator = self._operator = await self._open_operator_state(store)
+        self._banned = await operator.banned()
         self._sessions.set_access(self._access(config))
-        self.registration_tokens = await asyncio.to_thread(
-            registration_tokens.load, self._state_file(TOKENS_FILE)
-        )
-        self._sessions.keep_registration_tokens(
-            self.registration_tokens, self.save_registration_tokens
-        )
+        self._sessions.operator = operator
+        if isinstance(broker, RedisBroker):
+            broker.on_banned = self._banned_elsewhere
         self.metrics.rooms = len(directory.rooms)
         self.metrics.users = len(directory.users)
         try:
@@ -310,45 +308,53 @@ class Relay:
             config.registration, config.room_creation, read_keys(config.allow_keys), self._banned
         )
 
-    def _ban_file(self) -> Path | None:
-        path = self._state_file(BANNED_FILE)
-        return path if path is not None and path.exists() else None
+    async def _open_operator_state(self, store: Store) -> OperatorState:
+        """Bans and tokens: in the shared Redis, or beside the database (a memory relay,
+        or one given its store, keeps them in memory)."""
+        if isinstance(store, RedisStore):
+            return RedisOperatorState(store)
+        keep = self._given_store is None and not self.config.memory
+        local = LocalOperatorState(self.config.data_dir if keep else None)
+        await local.load()
+        return local
 
-    def _state_file(self, name: str) -> Path | None:
-        """Where the operator's lists are kept: beside the database (not for memory or
-        Redis relays, which keep them in memory)."""
-        if self.config.memory or self.config.redis is not None:
-            return None
-        return self.config.data_dir / name
-
-    async def save_registration_tokens(self) -> None:
-        """Write the registration tokens (after one was made, spent or revoked)."""
-        path = self._state_file(TOKENS_FILE)
-        if path is not None:
-            await asyncio.to_thread(registration_tokens.save, path, self.registration_tokens)
+    @property
+    def operator(self) -> OperatorState:
+        """Banned keys and registration tokens (shared with every relay of one Redis)."""
+        if self._operator is None:
+            raise RuntimeError("the relay is not started")
+        return self._operator
 
     @property
     def banned(self) -> frozenset[bytes]:
         return self._banned
 
     async def ban(self, key: bytes, banned: bool = True) -> bool:
-        """Ban (or unban) ``key``: its connection is closed and it may not authenticate.
-        Kept in the data dir's ``banned-keys`` file. Returns False if nothing changed."""
-        keys = self._banned | {key} if banned else self._banned - {key}
-        if keys == self._banned:
-            return False
-        path = self._state_file(BANNED_FILE)
-        if path is not None:
-            await asyncio.to_thread(write_keys, path, keys)
-        self._banned = keys
-        access = self.sessions.access
-        self.sessions.set_access(
-            AccessPolicy(access.registration, access.room_creation, access.allowed, keys)
-        )
-        live = self.sessions.live(key) if banned else None
+        """Ban (or unban) ``key``: its connection is closed and it may not authenticate,
+        on this relay and every relay sharing its Redis. Kept in the data dir's
+        ``banned-keys`` file, or in Redis. Returns False if nothing changed."""
+        changed = await self.operator.set_banned(key, banned)
+        live = self._follow_ban(key, banned)
         if live is not None:
             await live.conn.close(CloseCode.AUTH_FAILED, BANNED_REASON)
-        return True
+        return changed
+
+    def _banned_elsewhere(self, key: bytes, banned: bool) -> None:
+        """Another relay banned (or unbanned) ``key``: do the same here."""
+        live = self._follow_ban(key, banned)
+        if live is not None:
+            task = asyncio.create_task(live.conn.close(CloseCode.AUTH_FAILED, BANNED_REASON))
+            self._closing.add(task)
+            task.add_done_callback(self._closing.discard)
+
+    def _follow_ban(self, key: bytes, banned: bool) -> Session | None:
+        """Refuse (or admit) ``key`` from now on; its live connection to close, if any."""
+        self._banned = self._banned | {key} if banned else self._banned - {key}
+        access = self.sessions.access
+        self.sessions.set_access(
+            AccessPolicy(access.registration, access.room_creation, access.allowed, self._banned)
+        )
+        return self.sessions.live(key) if banned else None
 
     async def delete_room(self, room_id: bytes, reason: str) -> int:
         """Delete a room for everyone (``admin delete``): its members, history, membership

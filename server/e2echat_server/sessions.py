@@ -10,7 +10,6 @@ import asyncio
 import contextlib
 import logging
 from collections import Counter
-from collections.abc import Awaitable, Callable
 
 from nacl.utils import random as random_bytes
 from websockets.asyncio.server import ServerConnection
@@ -40,11 +39,11 @@ from e2echat_server.engine import Engine
 from e2echat_server.handlers import Handlers
 from e2echat_server.handshake import verify_hello
 from e2echat_server.logs import ACCESS, LOGGER, crash_site, event, fingerprint
+from e2echat_server.operator_state import LocalOperatorState, OperatorState
 from e2echat_server.output import Output
 from e2echat_server.pipeline import MAX_INFLIGHT, SendPipeline
 from e2echat_server.ratelimit import AddressBudgets, ConnectionLimiter, Verdict
 from e2echat_server.refusals import request_id
-from e2echat_server.registration_tokens import RegistrationTokens
 from e2echat_server.session import AbuseError, Session, SlowConsumerError, peer
 
 
@@ -77,10 +76,6 @@ _ACCESS_REFUSALS = {
 }
 
 
-async def _nothing() -> None:
-    return None
-
-
 class Sessions:
     """Every open connection's life, and the per-address budgets they share."""
 
@@ -98,8 +93,8 @@ class Sessions:
         self._output = output
         self.handlers = Handlers(config, directory, engine, output)
         self.access = AccessPolicy()
-        self.registration_tokens = RegistrationTokens()
-        self._tokens_changed: Callable[[], Awaitable[None]] = _nothing
+        # Where registration tokens are spent (the relay sets the one it keeps).
+        self.operator: OperatorState = LocalOperatorState(None)
         self.pipeline = SendPipeline(
             directory, engine, output, config.max_body, config.history_count
         )
@@ -207,13 +202,15 @@ class Sessions:
             await conn.close(CloseCode.AUTH_FAILED, "Authentication failed.")
             return False
         refusal = self.access.refusal(hello.key, hello.key in directory.users)
+        if refusal in ("closed", "token_needed"):
+            # Registered on another relay a moment ago? Its notice may still be on its way.
+            await self._engine.broker.catch_up()
+            refusal = self.access.refusal(hello.key, hello.key in directory.users)
         token = hello.registration_token if refusal == "token_needed" else None
-        if token is not None and self.registration_tokens.valid(token, now_ms()):
+        if token is not None:
             refusal = None  # spent below, once the identity budget lets it in
         if refusal is not None:
-            self._metrics.refusals.refused(refusal, peer=session.ip, key=fingerprint(hello.key))
-            output.error(session, None, ErrorCode.FORBIDDEN, _ACCESS_REFUSALS[refusal])
-            await conn.close(CloseCode.AUTH_FAILED, "This key may not use this relay.")
+            await self._refuse_access(session, refusal, hello.key)
             return False
         if hello.key not in directory.users and not self.new_keys.take(
             session.ip, asyncio.get_running_loop().time()
@@ -228,9 +225,9 @@ class Sessions:
             )
             await conn.close(CloseCode.RATE_LIMIT, "Too many new identities from your address.")
             return False
-        if token is not None:
-            self.registration_tokens.redeem(token, now_ms())
-            await self._tokens_changed()
+        if token is not None and not await self.operator.redeem_token(token, now_ms()):
+            await self._refuse_access(session, "token_needed", hello.key)
+            return False
         known = directory.users.get(hello.key)
         renamed = known is not None and known.name != hello.name
         user, change = directory.authenticate(
@@ -263,11 +260,10 @@ class Sessions:
             output.announce(hello.key)
         return True
 
-    def keep_registration_tokens(
-        self, tokens: RegistrationTokens, changed: Callable[[], Awaitable[None]]
-    ) -> None:
-        """The registration tokens new keys may spend, and what to call when one is."""
-        self.registration_tokens, self._tokens_changed = tokens, changed
+    async def _refuse_access(self, session: Session, refusal: str, key: bytes) -> None:
+        self._metrics.refusals.refused(refusal, peer=session.ip, key=fingerprint(key))
+        self._output.error(session, None, ErrorCode.FORBIDDEN, _ACCESS_REFUSALS[refusal])
+        await session.conn.close(CloseCode.AUTH_FAILED, "This key may not use this relay.")
 
     def set_access(self, access: AccessPolicy) -> None:
         """New access rules: they apply to new connections and new requests."""

@@ -11,7 +11,7 @@ import e2echat
 async def test_a_client_with_a_token_gets_in_and_one_without_is_told_why(tmp_path: Path) -> None:
     config = RelayConfig(port=0, memory=True, registration="token")
     async with Relay(config) as relay:
-        token = relay.registration_tokens.issue(1, None, 0)
+        token = await relay.operator.issue_token(1, None, 0)
         admitted = e2echat.Client(
             relay.url,
             identity=e2echat.Identity.generate(),

@@ -81,8 +81,7 @@ async def test_a_new_key_needs_a_valid_token_and_a_known_key_none(tmp_path: Path
 async def test_tokens_survive_a_restart(tmp_path: Path) -> None:
     config = RelayConfig(port=0, data_dir=tmp_path, create_db=True, registration="token")
     async with Relay(config) as relay:
-        token = relay.registration_tokens.issue(None, None, 0)
-        await relay.save_registration_tokens()
+        token = await relay.operator.issue_token(None, None, 0)
     async with Relay(RelayConfig(port=0, data_dir=tmp_path, registration="token")) as relay:
         for name in ("a", "b"):  # unlimited uses
             client = await hello(relay.url, Identity(name), token)
