@@ -78,6 +78,9 @@ def _serve(ctx: click.Context, config: Path | None, **flags: object) -> None:
         click.echo(f"e2echat-server: {exc}", err=True)
         ctx.exit(2)
     logs.configure(settings.log_level, settings.log_json)
+    # A SIGHUP before the event loop takes it over (run) has nothing to reload: the
+    # settings were just read. Ignored, never the default action, which kills.
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)
     try:
         asyncio.run(run(settings, lambda: load(flags, os.environ, config_path)))
     except StartRefusedError as exc:  # the data dir is locked, the database refused
@@ -121,28 +124,41 @@ async def run(config: RelayConfig, reread: Callable[[], RelayConfig] | None = No
     """Serve until SIGTERM or SIGINT, then close connections (1001) and flush the store.
 
     SIGHUP re-reads the settings (``reread``: the same flags, the environment, the file)
-    and applies the live ones; a bad new setting is logged and changes nothing.
+    and applies the live ones; a bad new setting is logged and changes nothing. One that
+    comes while the relay is still starting (a large database, a slow Redis) is applied
+    once it listens: never the default action, which would kill it.
     """
-    stop = asyncio.Event()
+    stop, reload_asked = asyncio.Event(), asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
+    loop.add_signal_handler(signal.SIGHUP, reload_asked.set)
     admin_path = admin_socket_path(config)
     async with Relay(config) as relay, contextlib.AsyncExitStack() as admin:
         if admin_path is not None:
             await admin.enter_async_context(AdminSocket(relay, admin_path))
-        if reread is not None:
-            loop.add_signal_handler(signal.SIGHUP, _reload, relay, reread)
         sys.stdout.write(relay.url + "\n")
         sys.stdout.flush()
-        await stop.wait()
+        reloads = asyncio.create_task(_reload_when_asked(reload_asked, relay, reread))
+        try:
+            await stop.wait()
+        finally:
+            reloads.cancel()
 
 
-def _reload(relay: Relay, reread: Callable[[], RelayConfig]) -> None:
-    try:
-        relay.reload(reread())
-    except (ConfigError, KeyListError, OSError, ssl.SSLError) as exc:
-        event(LOGGER, "reload_failed", logging.ERROR, error=str(exc))
+async def _reload_when_asked(
+    asked: asyncio.Event, relay: Relay, reread: Callable[[], RelayConfig] | None
+) -> None:
+    while True:
+        await asked.wait()
+        asked.clear()
+        if reread is None:  # an embedded run: nothing to read the settings from again
+            event(LOGGER, "reload_failed", logging.ERROR, error="no settings to re-read")
+            continue
+        try:
+            relay.reload(reread())
+        except (ConfigError, KeyListError, OSError, ssl.SSLError) as exc:
+            event(LOGGER, "reload_failed", logging.ERROR, error=str(exc))
 
 
 _ADMIN_COMMANDS = {

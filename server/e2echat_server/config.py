@@ -254,6 +254,12 @@ class RelayConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_on
         )
         _check(_networks_valid(self.trusted_proxy), "trusted_proxy", "must be addresses or CIDRs")
         _check(
+            not _trusts_everyone(self.trusted_proxy),
+            "trusted_proxy",
+            "must not trust every address (0.0.0.0/0, ::/0): any client could name any"
+            " address and escape the per-address limits; list the proxies",
+        )
+        _check(
             not self.proxy_protocol or bool(self.trusted_proxy),
             "proxy_protocol",
             "needs trusted_proxy: the load balancers' addresses",
@@ -315,6 +321,10 @@ def _networks_valid(cidrs: tuple[str, ...]) -> bool:
     except ValueError:
         return False
     return True
+
+
+def _trusts_everyone(cidrs: tuple[str, ...]) -> bool:
+    return _networks_valid(cidrs) and any(n.prefixlen == 0 for n in networks(cidrs))
 
 
 def _check(ok: bool, name: str, rule: str) -> None:

@@ -3,7 +3,9 @@
 import logging
 
 import pytest
+from click.testing import CliRunner
 from e2echat_server import Relay, RelayConfig
+from e2echat_server.cli import app
 from e2echat_server.config import ConfigError
 from e2echat_server.proxies import client_address, networks
 
@@ -43,6 +45,18 @@ def test_without_trusted_proxies_headers_are_ignored() -> None:
 def test_a_bad_cidr_is_a_config_error() -> None:
     with pytest.raises(ConfigError, match="trusted_proxy"):
         RelayConfig(trusted_proxy=("10.0.0.0/33",))
+
+
+@pytest.mark.parametrize("everyone", ["0.0.0.0/0", "::/0", "10.0.0.1,0.0.0.0/0"])
+def test_trusting_every_address_is_refused_as_unsafe(everyone: str) -> None:
+    with pytest.raises(ConfigError, match="must not trust every address"):
+        RelayConfig(trusted_proxy=tuple(everyone.split(",")))
+
+
+def test_the_cli_refuses_to_trust_everyone_with_exit_code_2() -> None:
+    result = CliRunner().invoke(app, ["--memory", "--trusted-proxy", "0.0.0.0/0"])
+    assert result.exit_code == 2
+    assert "must not trust every address" in result.stderr
 
 
 async def test_a_trusted_proxy_sets_the_address_limits_and_logs_use(

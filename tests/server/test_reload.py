@@ -15,6 +15,9 @@ from e2echat_server.config import ConfigError
 from e2echat.protocol import CloseCode, ListRooms, RoomList
 from tests.server.wire import TIMEOUT, Identity, closed_with, login, open_raw
 
+# A new Python process imports the relay before it listens: seconds on a loaded machine.
+START_TIMEOUT = 30.0
+
 
 def issue(directory: Path) -> tuple[Path, Path, ssl.SSLContext]:
     """A fresh CA's certificate for 127.0.0.1 at fixed paths, and a client trusting that CA."""
@@ -105,3 +108,60 @@ async def test_sighup_reloads_the_config_file_and_the_relay_keeps_serving(tmp_pa
         if process.returncode is None:
             process.kill()
             await process.wait()
+
+
+async def test_a_sighup_while_the_relay_starts_is_applied_once_it_listens(
+    tmp_path: Path, redis_url: str
+) -> None:
+    """The relay is held in its start (its Redis connections wait at a gate) when SIGHUP
+    comes: the relay must neither die of it (rc 129) nor drop it."""
+    accepted, gate = asyncio.Event(), asyncio.Event()
+    redis_port = int(redis_url.rsplit(":", 1)[1].split("/")[0])
+
+    async def forward(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        accepted.set()
+        await gate.wait()
+        to_redis, from_redis = await asyncio.open_connection("127.0.0.1", redis_port)
+
+        async def pipe(source: asyncio.StreamReader, sink: asyncio.StreamWriter) -> None:
+            while data := await source.read(65536):
+                sink.write(data)
+                await sink.drain()
+            sink.close()
+
+        await asyncio.gather(pipe(reader, from_redis), pipe(to_redis, writer))
+
+    held = await asyncio.start_server(forward, "127.0.0.1", 0)
+    port = held.sockets[0].getsockname()[1]
+    path = tmp_path / "relay.toml"
+    settings = f'port = 0\nredis = "redis://127.0.0.1:{port}/0"\n'
+    path.write_text(settings + "max-conn-per-ip = 5\n")
+    process = await asyncio.create_subprocess_exec(
+        *(sys.executable, "-m", "e2echat_server", "--config", str(path)),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    assert process.stdout is not None
+    assert process.stderr is not None
+    try:
+        async with asyncio.timeout(START_TIMEOUT):
+            await accepted.wait()  # the relay is starting: it waits for Redis
+        path.write_text(settings + "max-conn-per-ip = 1\n")
+        process.send_signal(signal.SIGHUP)
+        gate.set()
+        url = (await asyncio.wait_for(process.stdout.readline(), START_TIMEOUT)).decode().strip()
+        async with asyncio.timeout(START_TIMEOUT):
+            while b"reloaded" not in (line := await process.stderr.readline()):
+                assert line, "the relay exited"
+        assert b"applied=max_conn_per_ip" in line
+        client = await login(url, Identity("alice"))
+        refused = await open_raw(url)
+        await closed_with(refused.conn, CloseCode.POLICY)  # the new limit holds
+        await client.close()
+        process.send_signal(signal.SIGTERM)
+        assert await asyncio.wait_for(process.wait(), TIMEOUT) == 0
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
+        held.close()
