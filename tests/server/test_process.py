@@ -1,9 +1,11 @@
 """The relay as a real process: the URL line, SIGKILL durability, SIGTERM shutdown, the CLI."""
 
 import asyncio
+import contextlib
 import os
 import signal
 import socket
+import sqlite3
 import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -11,6 +13,7 @@ from pathlib import Path
 
 from click.testing import CliRunner
 from e2echat_server.cli import app
+from websockets.exceptions import ConnectionClosed
 
 from e2echat.protocol import (
     Ack,
@@ -103,6 +106,40 @@ async def test_sigterm_closes_sessions_with_1001_and_exits_cleanly(tmp_path: Pat
         assert await asyncio.wait_for(process.wait(), 10) == 0
     wal = tmp_path / "relay.sqlite3-wal"
     assert not wal.exists() or wal.stat().st_size == 0  # checkpointed on the way out
+
+
+async def test_sigterm_mid_stream_keeps_every_acknowledged_message_and_last_seen(
+    tmp_path: Path,
+) -> None:
+    """SIGTERM while a client has 100 sends in flight: each ``sent`` that reached it
+    names a stored message, nothing stored is numbered twice, and the user's last_seen
+    is written on the way out (read from the database once the relay has exited)."""
+    alice_id = Identity("alice")
+    limits = ("--rate", "1000", "--burst", "1000")
+    async with relay_process("--data-dir", str(tmp_path), *limits) as (process, url):
+        alice = await login(url, alice_id)
+        room = (await alice.request(CreateRoom(name="log", access=OpenAccess()), RoomReply)).room
+        for i in range(100):
+            await alice.send(Send(room=room.id, body=b"m%d" % i))
+        process.send_signal(signal.SIGTERM)
+        acked: list[int] = []
+        with contextlib.suppress(ConnectionClosed):
+            while True:
+                frame = await alice.recv()
+                if isinstance(frame, Sent):
+                    acked.append(frame.seq)
+        assert alice.conn.close_code == CloseCode.GOING_AWAY
+        assert await asyncio.wait_for(process.wait(), 10) == 0
+    with contextlib.closing(sqlite3.connect(tmp_path / "relay.sqlite3")) as db:
+        query = "SELECT last_seen FROM users WHERE key = ?"
+        (last_seen,) = db.execute(query, (alice_id.key,)).fetchone()
+        query = "SELECT seq, body FROM messages WHERE room = ? ORDER BY seq"
+        stored = db.execute(query, (room.id,)).fetchall()
+    assert last_seen is not None  # alice went offline on the way out
+    seqs = [seq for seq, _ in stored]
+    assert seqs == list(range(1, len(seqs) + 1))  # in order, none twice
+    assert set(acked) <= set(seqs)
+    assert [body for _, body in stored] == [b"m%d" % i for i in range(len(stored))]
 
 
 async def test_no_flags_just_works_with_sqlite_under_the_user_data_dir(tmp_path: Path) -> None:
