@@ -1,12 +1,16 @@
 """deploy/: what the files reference exists in the code: settings, metric names, ports,
-paths. Reads the files only (no docker, no systemd, no network)."""
+paths. Reads the files only (no docker, no systemd, no network): the Dockerfile through
+Docker's own parser (the ``dockerfile`` package), since no Docker engine runs here."""
 
+import fnmatch
 import json
 import re
 import shlex
+import tomllib
 from pathlib import Path
 from typing import Any
 
+import dockerfile
 import yaml
 from e2echat_server.config import SETTINGS, RelayConfig, convert, from_env, split_address
 from e2echat_server.metrics import Metrics
@@ -140,3 +144,59 @@ def test_the_compose_file_and_dockerfile_agree_with_the_settings() -> None:
     assert f"EXPOSE {config.port} {metrics_port}" in dockerfile
     assert f"http://127.0.0.1:{config.port}/healthz" in dockerfile
     assert re.search(r"^USER relay$", dockerfile, re.MULTILINE)
+
+
+def dockerfile_stages() -> list[list[dockerfile.Command]]:
+    """deploy/Dockerfile as Docker's own parser reads it, one list per FROM."""
+    stages: list[list[dockerfile.Command]] = []
+    for command in dockerfile.parse_file(str(DEPLOY / "Dockerfile")):
+        if command.cmd == "FROM":
+            stages.append([])
+        stages[-1].append(command)
+    return stages
+
+
+def test_the_dockerfile_builds_from_pinned_images_and_runs_the_relay_unprivileged() -> None:
+    stages = dockerfile_stages()
+    names = {stage[0].value[2] for stage in stages if len(stage[0].value) == 3}
+    for stage in stages:
+        image = stage[0].value[0]
+        assert ":" in image, f"{image} has no tag"
+        assert not image.endswith(":latest")
+    every = [command for stage in stages for command in stage]
+    assert "ADD" not in {c.cmd for c in every}  # COPY only: nothing fetched at build
+    for command in every:
+        for flag in command.flags:
+            if flag.startswith("--from="):
+                source = flag.removeprefix("--from=")
+                assert source in names or ":" in source, f"unknown stage {source}"
+    final = {c.cmd: c for c in stages[-1]}
+    order = [c.cmd for c in stages[-1]]
+    assert final["USER"].value == ("relay",)
+    assert order.index("USER") < order.index("ENTRYPOINT")
+    assert final["ENTRYPOINT"].json  # exec form: the relay is PID 1 and gets SIGTERM
+    scripts = tomllib.loads((ROOT / "server" / "pyproject.toml").read_text())
+    assert final["ENTRYPOINT"].value[0] in scripts["project"]["scripts"]
+    assert final["HEALTHCHECK"].value[0] == "CMD"
+    assert final["STOPSIGNAL"].value == ("SIGTERM",)
+
+
+def test_the_build_context_sends_the_sources_and_no_local_state() -> None:
+    """``docker build -f deploy/Dockerfile .`` reads deploy/Dockerfile.dockerignore."""
+    patterns = [
+        line.strip()
+        for line in (DEPLOY / "Dockerfile.dockerignore").read_text().splitlines()
+        if line.strip() and not line.startswith("#")
+    ]
+
+    def ignored(path: str) -> bool:
+        return any(
+            fnmatch.fnmatch(path, p) or fnmatch.fnmatch(path, p.removeprefix("**/"))
+            for p in patterns
+        )
+
+    for local in (".git", ".venv", "server/.venv", "e2echat/__pycache__", "dist"):
+        assert ignored(local), local
+    needed = ["pyproject.toml", "uv.lock", "e2echat", "server", "client"]
+    needed += [str(p.relative_to(ROOT)) for p in (ROOT / "server").rglob("*.py")]
+    assert not [path for path in needed if ignored(path)]
