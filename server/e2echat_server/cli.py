@@ -18,9 +18,9 @@ import ssl
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import click
+from click.decorators import FC
 from redis.exceptions import RedisError
 
 from e2echat_server import logs
@@ -63,7 +63,8 @@ def _option(setting: Setting) -> click.Option:
     )
 
 
-def version_option() -> Any:
+def version_option() -> Callable[[FC], FC]:
+    """``--version``, the same on the relay and each of its commands."""
     return click.version_option(__version__, "--version", prog_name="e2echat-server")
 
 
@@ -202,6 +203,7 @@ _ADMIN_COMMANDS = {
     help="token: seconds it stays valid.",
 )
 @click.option("--reason", default="", help="delete: what the room's members are told.")
+@version_option()
 @click.pass_context
 def admin(
     ctx: click.Context,

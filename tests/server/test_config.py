@@ -130,8 +130,9 @@ def test_every_setting_is_a_flag_an_env_variable_and_a_toml_key(tmp_path: Path) 
         assert getattr(load({}, {}, path), name) == value
 
 
-def test_version_on_every_command() -> None:
-    result = CliRunner().invoke(app, ["--version"])
+@pytest.mark.parametrize("command", [[], ["admin"]])
+def test_version_on_every_command(command: list[str]) -> None:
+    result = CliRunner().invoke(app, [*command, "--version"])
     assert (result.exit_code, result.output.strip()) == (
         0,
         f"e2echat-server, version {__version__}",
