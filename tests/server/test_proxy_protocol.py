@@ -173,3 +173,31 @@ def test_the_flag_needs_trusted_proxies_and_no_relay_tls() -> None:
             tls_cert="c.pem",  # type: ignore[arg-type]
             tls_key="k.pem",  # type: ignore[arg-type]
         )
+
+
+# Known answers written out by hand from the PROXY protocol specification (haproxy.org,
+# proxy-protocol.txt, sections 2.1 and 2.2), independent of the library that parses them.
+V2_TCP4 = bytes.fromhex(
+    "0d0a0d0a000d0a515549540a"  # the v2 signature
+    "21"  # version 2, command PROXY
+    "11"  # AF_INET, STREAM
+    "000c"  # 12 bytes of addresses follow
+    "cb007109"  # source 203.0.113.9
+    "0a000001"  # destination 10.0.0.1
+    "0fa0"  # source port 4000
+    "223d"  # destination port 8765
+)
+V2_LOCAL = bytes.fromhex("0d0a0d0a000d0a515549540a20000000")  # LOCAL, UNSPEC
+
+
+@pytest.mark.parametrize(
+    ("header", "found"),
+    [
+        (V1, ProxyHeader("192.0.2.7", 41)),
+        (b"PROXY TCP6 2001:db8::1 ::1 5555 8765\r\n", ProxyHeader("2001:db8::1", 38)),
+        (V2_TCP4, ProxyHeader("203.0.113.9", 28)),
+        (V2_LOCAL, ProxyHeader(None, 16)),
+    ],
+)
+def test_headers_written_from_the_specification_are_read(header: bytes, found: ProxyHeader) -> None:
+    assert parse(header + b"GET / HTTP/1.1\r\n") == found
