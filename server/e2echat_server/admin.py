@@ -15,7 +15,7 @@ import socket
 import stat
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, Final, TypeVar
 
 from e2echat.protocol import CloseCode, ProtocolError, validate_display_text
 from e2echat.protocol.constants import MAX_ERROR_MESSAGE_CHARS, ROOM_ID_BYTES
@@ -27,6 +27,7 @@ from e2echat_server.registration_tokens import ID_CHARS
 from e2echat_server.relay import Relay
 from e2echat_server.version import __version__
 
+_T = TypeVar("_T")
 SOCKET_NAME: Final = "admin.sock"
 MAX_REQUEST: Final = 64 * 1024
 KICKED_REASON: Final = "Closed by the relay's operator."
@@ -200,11 +201,15 @@ class AdminSocket:
 
     async def ban(self, args: list[str]) -> dict[str, Any]:
         key = self._key(args)
-        return {"key": key.hex(), "changed": await self._relay.ban(key)}
+        return {"key": key.hex(), "changed": await _answer(self._relay.ban(key))}
 
     async def unban(self, args: list[str]) -> dict[str, Any]:
         key = self._key(args)
-        return {"key": key.hex(), "changed": await self._relay.ban(key, banned=False)}
+        return {"key": key.hex(), "changed": await _answer(self._relay.ban(key, banned=False))}
+
+    def _stored(self, operation: str, work: Awaitable[_T]) -> Awaitable[_T]:
+        """A call to the operator state, timed and failing as every store call does."""
+        return _answer(self._relay.engine.call(operation, work))
 
     async def delete(self, args: list[str]) -> dict[str, Any]:
         """Delete a room for everyone: ``[ROOM, REASON]`` (ROOM: its name or hex id;
@@ -218,10 +223,7 @@ class AdminSocket:
             validate_display_text(reason, "reason")
         except ProtocolError as exc:
             raise AdminError(exc.message) from None
-        try:
-            members = await self._relay.delete_room(room.record.id, reason)
-        except ProtocolError as exc:
-            raise AdminError(exc.message) from None
+        members = await _answer(self._relay.delete_room(room.record.id, reason))
         return {"id": room.record.id.hex(), "name": room.record.name, "members": members}
 
     async def _room(self, text: str) -> Room:
@@ -250,17 +252,19 @@ class AdminSocket:
             raise AdminError("USES and EXPIRES_IN are 0 (no limit) or more.")
         now = now_ms()
         expires = now + expires_in * 1000 if expires_in else None
-        token = await self._relay.operator.issue_token(uses or None, expires, now)
+        operator = self._relay.operator
+        token = await self._stored("token", operator.issue_token(uses or None, expires, now))
         event(LOGGER, "token_issued", uses=uses or "unlimited", expires=expires or "never")
         return {"token": token, "uses": uses or None, "expires": expires}
 
     async def tokens(self, args: list[str]) -> list[dict[str, object]]:
         _arity(args, 0)
-        return (await self._relay.operator.tokens()).listed(now_ms())
+        tokens = await self._stored("tokens", self._relay.operator.tokens())
+        return tokens.listed(now_ms())
 
     async def revoke(self, args: list[str]) -> dict[str, Any]:
         _arity(args, 1)
-        found = await self._relay.operator.revoke_token(args[0])
+        found = await self._stored("revoke", self._relay.operator.revoke_token(args[0]))
         if found is None:
             raise AdminError(f"No one token has an id starting with {args[0]!r}.")
         return {"id": found[:ID_CHARS], "revoked": True}
@@ -281,6 +285,15 @@ class AdminSocket:
         if len(found) != 1:
             raise AdminError(f"{len(found)} known keys start with {text}; give more digits.")
         return found[0]
+
+
+async def _answer(work: Awaitable[_T]) -> _T:
+    """``work``'s result; a refusal or a store that failed (an unreachable Redis, say)
+    becomes the operator's error message instead of a dropped admin connection."""
+    try:
+        return await work
+    except ProtocolError as exc:
+        raise AdminError(exc.message) from None
 
 
 def _answers(path: Path) -> bool:

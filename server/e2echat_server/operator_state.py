@@ -14,8 +14,9 @@ it from then on; a node that starts reads the set.
 """
 
 import asyncio
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Final, Protocol
+from typing import Any, Final, Protocol, TypeVar
 
 from e2echat_server import bus, registration_tokens
 from e2echat_server.access import BANNED_FILE, read_keys, write_keys
@@ -27,6 +28,8 @@ from e2echat_server.registration_tokens import (
     new_token,
 )
 from e2echat_server.store import RedisStore
+
+_T = TypeVar("_T")
 
 # KEYS: tokens; ARGV: digest, now (ms). Spends one use of a valid token: 1, else 0.
 _REDEEM: Final = """
@@ -100,29 +103,31 @@ class LocalOperatorState:
         return True
 
     async def issue_token(self, uses: int | None, expires: int | None, now: int) -> str:
-        token = self._tokens.issue(uses, expires, now)
-        await self._save_tokens()
-        return token
+        return await self._change(lambda tokens: tokens.issue(uses, expires, now))
 
     async def redeem_token(self, token: str, now: int) -> bool:
-        if not self._tokens.redeem(token, now):
+        if not self._tokens.valid(token, now):
             return False
-        await self._save_tokens()
-        return True
+        return await self._change(lambda tokens: tokens.redeem(token, now))
 
     async def revoke_token(self, prefix: str) -> str | None:
-        found = self._tokens.revoke(prefix)
-        if found is not None:
-            await self._save_tokens()
-        return found
+        if self._tokens.match(prefix) is None:
+            return None
+        return await self._change(lambda tokens: tokens.revoke(prefix))
 
     async def tokens(self) -> RegistrationTokens:
         return self._tokens
 
-    async def _save_tokens(self) -> None:
+    async def _change(self, change: Callable[[RegistrationTokens], _T]) -> _T:
+        """Apply ``change`` to a copy, write the copy, and only then keep it: a token file
+        that cannot be written leaves the tokens as they were (and the error raised)."""
+        changed = RegistrationTokens.loads(self._tokens.dumps())
+        answer = change(changed)
         if self._dir is not None:
             path = self._dir / TOKENS_FILE
-            await asyncio.to_thread(registration_tokens.save, path, self._tokens)
+            await asyncio.to_thread(registration_tokens.save, path, changed)
+        self._tokens = changed
+        return answer
 
 
 class RedisOperatorState:

@@ -333,7 +333,7 @@ class Relay:
         """Ban (or unban) ``key``: its connection is closed and it may not authenticate,
         on this relay and every relay sharing its Redis. Kept in the data dir's
         ``banned-keys`` file, or in Redis. Returns False if nothing changed."""
-        changed = await self.operator.set_banned(key, banned)
+        changed = await self.engine.call("ban", self.operator.set_banned(key, banned))
         live = self._follow_ban(key, banned)
         if live is not None:
             await live.conn.close(CloseCode.AUTH_FAILED, BANNED_REASON)

@@ -225,7 +225,8 @@ class Sessions:
             )
             await conn.close(CloseCode.RATE_LIMIT, "Too many new identities from your address.")
             return False
-        if token is not None and not await self.operator.redeem_token(token, now_ms()):
+        redeem = self.operator.redeem_token
+        if token is not None and not await self._engine.call("redeem", redeem(token, now_ms())):
             await self._refuse_access(session, "token_needed", hello.key)
             return False
         known = directory.users.get(hello.key)

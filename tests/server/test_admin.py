@@ -249,3 +249,16 @@ async def test_the_admin_command_deletes_a_room_with_a_reason(tmp_path: Path) ->
         rc, _, err = admin_cli(tmp_path, "delete")
         assert (rc, err.strip()) == (2, "e2echat-server: delete needs an argument.")
         await a.close()
+
+
+async def test_a_store_that_fails_is_an_answer_not_a_dropped_connection(
+    admin: tuple[Relay, Path], tmp_path: Path
+) -> None:
+    relay, path = admin
+    (tmp_path / "banned-keys.new").mkdir()  # the ban list cannot be written
+    (tmp_path / "registration-tokens.json.new").mkdir()
+    for command, args in [("ban", ["ab" * 32]), ("token", ["1", "0"])]:
+        with pytest.raises(AdminError, match="could not save"):
+            await ask(path, command, *args)
+    assert relay.banned == frozenset()
+    assert await ask(path, "tokens") == []
