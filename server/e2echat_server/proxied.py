@@ -15,7 +15,7 @@ from websockets.asyncio.server import ServerConnection
 
 from e2echat_server import proxy_header
 from e2echat_server.proxies import Network, trusted_peer
-from e2echat_server.session import remember_proxied
+from e2echat_server.session import remember_proxied, remote
 
 
 def proxied_connection(
@@ -42,7 +42,7 @@ def proxied_connection(
                 found = proxy_header.parse(bytes(self._header))
             except proxy_header.ProxyHeaderError:
                 self._header = None
-                refused("proxy_header", self._peer_text())
+                refused("proxy_header", remote(self))
                 self.transport.abort()
                 return
             if found is None:
@@ -53,9 +53,5 @@ def proxied_connection(
                 remember_proxied(self, found.client)
             if rest:
                 super().data_received(rest)
-
-        def _peer_text(self) -> str:
-            address = self.remote_address
-            return str(address[0]) if address else "-"
 
     return ProxiedConnection
