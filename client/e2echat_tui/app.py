@@ -37,8 +37,11 @@ from e2echat import (
     MemberJoined,
     MemberLeft,
     MemberValidated,
+    MessageDeleted,
+    MessageEdited,
     Notice,
     PresenceChanged,
+    ReactionsChanged,
     Room,
     RoomChanged,
     RoomDeleted,
@@ -46,6 +49,7 @@ from e2echat import (
     RoomJoined,
     RoomLeft,
     Undecryptable,
+    UnreadChanged,
 )
 from e2echat_tui import commands as cmd
 from e2echat_tui import terminal
@@ -53,6 +57,7 @@ from e2echat_tui.chooser import Choice, choose
 from e2echat_tui.completion import Completion, complete
 from e2echat_tui.composer import CompletionMenu, Composer, InputHistory
 from e2echat_tui.config import Preferences
+from e2echat_tui.conversation import MessageActions
 from e2echat_tui.dialogs import ConfirmScreen, PasswordScreen, VerifyScreen
 from e2echat_tui.files import human_size, is_image
 from e2echat_tui.format import (
@@ -60,8 +65,8 @@ from e2echat_tui.format import (
     counted,
     display_name,
     message_entry,
-    name_tag,
     namesakes,
+    peer_label,
     system_entry,
 )
 from e2echat_tui.header import Header, Topic
@@ -209,6 +214,8 @@ class ChatApp(App[None]):
         self.progress = ProgressBoard(self._progress_changed)
         """Long work for the status line: ``progress.start(label, total)``."""
         self._connecting: Activity | None = None
+        self.actions = MessageActions(self)
+        """Replies, edits, deletes, reactions and read state."""
 
     def deliver_screenshot(
         self, filename: str | None = None, path: str | None = None, time_format: str | None = None
@@ -307,6 +314,8 @@ class ChatApp(App[None]):
         tab = self.tabs[room.name] = RoomTab(room, RoomLog(self.history_limit))  # claimed
         row = self.room_list.add(room.name, room.secret, self._peer_label(room))
         row.muted = room.name in self.muted
+        if room.name != self.current:  # the counts of the library survive restarts
+            row.unread, row.mentions = room.unread, room.mentions
         history = await room.history(limit=self.first_page)
         tab.log.extend(self._entries(history))
         tab.loaded_seq = max((message.seq for message in history), default=0)
@@ -359,11 +368,16 @@ class ChatApp(App[None]):
 
     def watch_current(self, old: str | None, new: str | None) -> None:
         composer, previous, tab = self.composer, self.tabs.get(old or ""), self.shown
+        if self.actions.composing is not None:
+            self.actions.cancel()  # a reply or edit belongs to the room it was started in
         if previous is not None:
             previous.draft = composer.text
+            self.actions.hidden(previous)
         composer.input_history = tab.history if tab else self.roomless_history
         if previous is not None or tab is not None:  # a draft written in no room stays
             composer.set_draft(tab.draft if tab else "")
+        if tab is not None:
+            self.actions.shown(tab)
         self.timeline.show(tab.log if tab else RoomLog())
         self.query_one(Topic).room = tab.room if tab else None
         self._sync_roster()
@@ -373,6 +387,10 @@ class ChatApp(App[None]):
         tab = self.shown
         if room is None or (tab is not None and tab.room.name == room.name):
             self.roster = tuple(tab.room.member_list) if tab else ()
+        topic = self.query_one(Topic)
+        if tab is not None and tab.room.peer is not None:  # its header names the peer
+            topic.known = tuple(m for t in self.tabs.values() for m in t.room.member_list)
+            topic.refresh()
 
     def switch_to(self, name: str) -> None:
         """Show room ``name`` (its unread and mention badges clear)."""
@@ -472,6 +490,12 @@ class ChatApp(App[None]):
     def action_help(self) -> None:
         self.show_help()
 
+    def action_select_message(self) -> None:
+        if self.timeline.select_newest() is None:
+            self.say("No message in this room yet.")
+            return
+        self.timeline.focus()
+
     def action_select_files(self) -> None:
         if self.timeline.select_newest_file() is None:
             self.say("No file in this room yet: /upload PATH sends one.")
@@ -487,8 +511,11 @@ class ChatApp(App[None]):
         message = event.entry.message
         if message is None:
             return
-        work = self._preview(message) if event.action == "preview" else self._download(message)
-        self.run_worker(self._guarded(work), group="transfers")
+        if message.file is not None and event.action in ("open", "preview"):
+            work = self._preview(message) if event.action == "preview" else self._download(message)
+            self.run_worker(self._guarded(work), group="transfers")
+            return
+        self.run_worker(self._guarded(self.actions.act(event.action, message)), group="commands")
 
     def on_timeline_left(self, _event: Timeline.Left) -> None:
         self.composer.focus()
@@ -518,6 +545,9 @@ class ChatApp(App[None]):
         event.composer.input_history.remember(line)
         event.composer.set_draft("")
         self.run_worker(self.execute(parsed, tab, line), group="commands")
+
+    def on_composer_cancelled(self, _event: Composer.Cancelled) -> None:
+        self.actions.cancel()
 
     def on_composer_escaped(self, event: Composer.Escaped) -> None:
         self.say(
@@ -631,6 +661,9 @@ class ChatApp(App[None]):
             case cmd.Cancel():
                 for entry in list(self.transfers.running):
                     entry.transfer.cancel()
+            case cmd.React(emoji):
+                tab = self._require_room()
+                await self.actions.react(self.actions.selected_or_newest(tab), emoji)
             case cmd.Help(command):
                 self.show_help(command)
             case cmd.Quit():
@@ -644,6 +677,8 @@ class ChatApp(App[None]):
 
     async def _send(self, text: str) -> None:
         tab = self._require_room()
+        if await self.actions.send(tab, text):
+            return
         message = await tab.room.send(text)
         tab.log.extend(self._entries([message]))
         self.timeline.appended(tab.log)
@@ -704,7 +739,9 @@ class ChatApp(App[None]):
         selected = self.timeline.selected
         if selected is not None and selected.message is not None:
             return selected.message
-        newest = next((e.message for e in reversed(tab.log.entries) if e.message), None)
+        newest = next(
+            (e.message for e in reversed(tab.log.entries) if e.message and e.message.file), None
+        )
         if newest is None:
             raise cmd.CommandError(f"there is no file in {tab.name} to download")
         return newest
@@ -780,15 +817,8 @@ class ChatApp(App[None]):
         await self._load_older(self.tabs[room.name])
 
     def _peer_label(self, room: Room) -> str | None:
-        """A direct conversation's other person as the sidebar shows it (its name and
-        tag: a namesake's conversation never reads like the real one's); else None."""
-        if room.peer is None:
-            return None
-        known = [m for tab in self.tabs.values() for m in tab.room.member_list]
-        member = next((m for m in [*room.member_list, *known] if m.key == room.peer), None)
-        if member is None:
-            return room.peer.hex()[:8]
-        return f"{member.display_name}#{name_tag(member)}"
+        """A direct conversation's other person as the sidebar shows it; else None."""
+        return peer_label(room, [m for tab in self.tabs.values() for m in tab.room.member_list])
 
     async def _direct(self, name: str, text: str) -> None:
         """``/msg``: the direct conversation with the one member ``name`` means (by key:
@@ -881,10 +911,6 @@ class ChatApp(App[None]):
         tab.log.extend(self._entries([message]))
         if name == self.current:
             self.timeline.appended(tab.log)
-        else:
-            row = self.room_list.rows[name]
-            row.unread += 1
-            row.mentions += message.mentions_me
         if self._notifies(message):
             self._announce(tab, message)
 
@@ -950,6 +976,12 @@ class ChatApp(App[None]):
                 if waiting:
                     text += " (it is kept, and shown when its key arrives)"
                 self._append(room.name, text, Level.ERROR)
+            case MessageEdited(message=message) | ReactionsChanged(message=message):
+                self.actions.changed(message)
+            case MessageDeleted(room=room, message_id=message_id):
+                self.actions.deleted(room, message_id)
+            case UnreadChanged():
+                self.actions.unread_changed(posted.event)
             case RoomJoined(room=room):
                 if room.name not in self.tabs:
                     self.run_worker(self._track(room), group="commands")

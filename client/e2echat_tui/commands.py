@@ -84,6 +84,11 @@ COMMANDS: Final[tuple[CommandSpec, ...]] = (
         "Save the selected file message (f3 selects; else the newest) to your downloads.",
     ),
     CommandSpec("cancel", "/cancel", "Cancel every running upload and download."),
+    CommandSpec(
+        "react",
+        "/react EMOJI",
+        "React to the selected message (ctrl+up selects; else the newest); again removes it.",
+    ),
     CommandSpec("help", "/help [COMMAND]", "Show the commands and keys, or one command."),
     CommandSpec("quit", "/quit", "Leave the program."),
 )
@@ -236,6 +241,13 @@ class Cancel:
 
 
 @dataclass(frozen=True, slots=True)
+class React:
+    """``/react EMOJI``: the library checks that it is one emoji."""
+
+    emoji: str
+
+
+@dataclass(frozen=True, slots=True)
 class Help:
     """``command`` is the name of one command to explain (None: all of them)."""
 
@@ -270,6 +282,7 @@ Command = (
     | Upload
     | Download
     | Cancel
+    | React
     | Help
     | Quit
 )
@@ -379,6 +392,8 @@ def parse(line: str) -> Parsed:
         return Upload(rest[1:-1] if quoted else rest)  # a path may contain spaces
     if name == "help":
         return _parse_help(args)
+    if name == "react" and len(args) == 1:
+        return React(args[0])
     if name == "me" and rest:
         return Act(rest)
     if name == "verify" and rest:
@@ -386,7 +401,7 @@ def parse(line: str) -> Parsed:
     moderation = next((action for action in MODERATIONS if action == name), None)
     if moderation is not None and rest:
         return Moderate(moderation, rest.removeprefix("@"))
-    if name in ("verify", "me", *MODERATIONS) or len(args) != 1:
+    if name in ("verify", "me", "react", *MODERATIONS) or len(args) != 1:
         raise _usage(name)
     return Nick(args[0])
 

@@ -119,6 +119,10 @@ class Composer(TextArea):
             self.path = path
             self.text = text
 
+    class Cancelled(Message):
+        """Escape with nothing else to do (no completion shown; in vi mode, in normal
+        mode already): drop the reply or edit the draft is for, if any."""
+
     class PastEnd(Message):
         """End with the cursor already at the end of the draft: show the newest message."""
 
@@ -176,7 +180,7 @@ class Composer(TextArea):
         handled = True
         if self.normal_mode and key not in self.send_keys and self._vi_normal(event):
             pass
-        elif self.vi and key == "escape" and self._cycle is None:
+        elif self.vi and key == "escape" and self._cycle is None and not self.normal_mode:
             self.set_normal_mode(True)
         elif key == "end" and self.cursor_location == self.document.end:
             self.post_message(self.PastEnd())
@@ -196,6 +200,8 @@ class Composer(TextArea):
             self.complete(-1 if key == "up" else 1)
         elif self._cycle is not None and key in ("escape", *self.send_keys):
             self._end_cycle()  # accept the shown candidate; the next Enter sends
+        elif key == "escape":
+            self.post_message(self.Cancelled())
         elif key in self.send_keys:
             self.post_message(self.Submitted(self, self.text))
         elif key in self.newline_keys:

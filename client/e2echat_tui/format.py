@@ -40,6 +40,14 @@ MENTION_BACKGROUND = Style(bgcolor="#3d3200")
 MENTION_BODY_STYLE = Style(bold=True)
 ACTION_MARK = Segment("* ", Style(color="#8a8a8a"))
 """Before the sender of a ``/me`` action: ``* alice waves``."""
+QUOTE_STYLE = Style(color="#8a8a8a")
+DELETED_STYLE = Style(color="#6c6c6c", italic=True)
+FOOTER_STYLE = Style(color="#8a8a8a")
+REACTION_STYLE = Style(color="#d0d0d0")
+MY_REACTION_STYLE = Style(color="#5fafff", bold=True)
+UNREAD_LINE_STYLE = Style(color="#ff8787", bold=True)
+FOOTER_NAMES = 3
+"""Up to this many members who reacted with one emoji are named; more are counted."""
 
 
 class Level(Enum):
@@ -117,9 +125,14 @@ def message_entry(message: Message[Room], timezone: tzinfo | None, names: Namesa
     sender = message.sender
     own = message.own or sender.is_me
     author = Segment(display_name(sender, names), OWN_NAME_STYLE if own else name_style(sender.key))
-    mentioned = message.mentions_me and not own
+    mentioned = message.mentions_me and not own and not message.deleted
     action = action_of(message.text) if message.file is None else None
-    if message.file is not None:
+    style = OWN_BODY_STYLE if own else MENTION_BODY_STYLE if mentioned else BODY_STYLE
+    if message.deleted:
+        body, style, action = "message deleted", DELETED_STYLE, None
+    elif message.unsupported is not None:
+        body, style = f"unsupported message ({escape_controls(message.unsupported)})", DELETED_STYLE
+    elif message.file is not None:
         body = file_line(message.file, message.text)
     else:
         body = escape_controls(message.text if action is None else action, keep_newlines=True)
@@ -128,10 +141,52 @@ def message_entry(message: Message[Room], timezone: tzinfo | None, names: Namesa
     return Entry(
         prefix=(*prefix, Segment(" ")),
         body=body,
-        body_style=OWN_BODY_STYLE if own else MENTION_BODY_STYLE if mentioned else BODY_STYLE,
+        body_style=style,
         background=MENTION_BACKGROUND if mentioned else None,
-        message=message if message.file is not None else None,
+        message=message,
+        quote=quote_line(message, names),
+        footer=() if message.deleted else footer_line(message, names),
     )
+
+
+def quote_line(message: Message[Room], names: Namesakes) -> tuple[Segment, ...]:
+    """The line above a reply: whom and what it answers (one line, at most 80 chars)."""
+    quote = message.reply_to
+    if quote is None:
+        return ()
+    if not quote.available or quote.sender is None:
+        return (Segment("↱ original not available", QUOTE_STYLE),)
+    who = Segment(display_name(quote.sender, names), name_style(quote.sender.key))
+    if quote.deleted:
+        return (Segment("↱ ", QUOTE_STYLE), who, Segment(": message deleted", DELETED_STYLE))
+    excerpt = escape_controls(quote.excerpt)
+    return (Segment("↱ ", QUOTE_STYLE), who, Segment(": " + excerpt, QUOTE_STYLE))
+
+
+def footer_line(message: Message[Room], names: Namesakes) -> tuple[Segment, ...]:
+    """The line below a message: "(edited)" and its reactions, with who reacted while
+    they are few (``(edited) · 👍 bob, carol · 🎉 5``); ours stand out."""
+    parts: list[Segment] = []
+    if message.edited:
+        parts.append(Segment("(edited)", FOOTER_STYLE))
+    for reaction in message.reactions:
+        if parts:
+            parts.append(Segment(" · ", FOOTER_STYLE))
+        mine = any(member.is_me for member in reaction.members)
+        if reaction.count <= FOOTER_NAMES:
+            who = ", ".join(display_name(member, names) for member in reaction.members)
+        else:
+            who = f"{reaction.count:,}"
+        text = f"{escape_controls(reaction.emoji)} {who}"
+        parts.append(Segment(text, MY_REACTION_STYLE if mine else REACTION_STYLE))
+    return tuple(parts)
+
+
+def unread_line(count: int, moment: datetime, timezone: tzinfo | None) -> Entry:
+    """The line above the first message that arrived since the room was last read."""
+    text = f"── {counted(count, 'new message')} ──"
+    prefix = (Segment(clock(moment, timezone) + " ", TIME_STYLE),)
+    return Entry(prefix=prefix, body=text, body_style=UNREAD_LINE_STYLE)
 
 
 def system_entry(text: str, moment: datetime, timezone: tzinfo | None, level: Level) -> Entry:
@@ -170,8 +225,29 @@ def room_marker(room: Room) -> str:
     return "🔒" if room.secret else "#"
 
 
-def topic(room: Room) -> Text:
-    """The line above the timeline; an open room says plainly who can read it."""
+def peer_of(room: Room, known: Iterable[Member] = ()) -> Member | None:
+    """The other person of a direct conversation, from its roster or ``known`` members."""
+    if room.peer is None:
+        return None
+    return next((m for m in [*room.member_list, *known] if m.key == room.peer), None)
+
+
+def peer_label(room: Room, known: Iterable[Member] = ()) -> str | None:
+    """A direct conversation's other person as ``name#tag`` (so a namesake's
+    conversation never reads like the real one's); None for any other room."""
+    if room.peer is None:
+        return None
+    member = peer_of(room, known)
+    if member is None:
+        return room.peer.hex()[:8]
+    return f"{escape_controls(member.display_name)}#{escape_controls(name_tag(member))}"
+
+
+def topic(room: Room, known: Iterable[Member] = ()) -> Text:
+    """The line above the timeline; an open room says plainly who can read it, a direct
+    conversation names the other person (with their trust), never the room's name."""
+    if room.peer is not None:
+        return _direct_topic(room, known)
     text = Text.assemble((f"{room_marker(room)} {escape_controls(room.name)}", Style(bold=True)))
     if room.secret:
         text.append(" · secret room: only members who proved the secret get keys", "#87d787")
@@ -179,4 +255,16 @@ def topic(room: Room) -> Text:
         text.append(" · open room: anyone the relay admits can read new messages", "#d7af00")
     if room.description:
         text.append(" · " + escape_controls(room.description))
+    return text
+
+
+def _direct_topic(room: Room, known: Iterable[Member]) -> Text:
+    member = peer_of(room, known)
+    text = Text.assemble(("@ " + (peer_label(room, known) or ""), Style(bold=True)))
+    if member is not None:
+        label, style = trust_label(member)
+        text.append(" " + label, style)
+        if member.warning:
+            text.append(" · " + escape_controls(member.warning), Style(color="#ff5f5f"))
+    text.append(" · direct conversation: only your two keys can read it", Style(color="#87d787"))
     return text

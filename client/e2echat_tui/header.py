@@ -6,7 +6,7 @@ from rich.text import Text
 from textual.reactive import reactive
 from textual.widget import Widget
 
-from e2echat import Room
+from e2echat import Member, Room
 from e2echat_tui.format import short_fingerprint, topic
 from e2echat_tui.safe import escape_controls
 
@@ -70,6 +70,10 @@ class Topic(Widget):
     """
 
     room: reactive[Room | None] = reactive(None, layout=True)
+    known: reactive[tuple[Member, ...]] = reactive((), layout=True)
+    """Members of every room: a direct conversation's peer may not be in its own yet."""
 
     def render(self) -> Text:
-        return topic(self.room) if self.room else Text("No room: /join NAME or /create NAME")
+        if self.room is None:
+            return Text("No room: /join NAME or /create NAME")
+        return topic(self.room, self.known)

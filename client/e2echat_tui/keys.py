@@ -81,6 +81,13 @@ APP_KEYS: Final[tuple[KeySpec, ...]] = (
         "select the newest file; then up / down, enter saves, p previews, escape",
     ),
     KeySpec("cancel_transfer", "f4", "cancel_transfer", "cancel the newest upload or download"),
+    KeySpec(
+        "select_message",
+        "ctrl+up,f5",
+        "select_message",
+        "select the newest message; then up / down, r replies, e edits, d deletes,"
+        " + reacts, v shows versions, enter jumps to a quoted original, escape",
+    ),
     KeySpec("quit", "ctrl+q", "quit", "quit", "Quit", priority=True),
 )
 

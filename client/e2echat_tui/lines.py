@@ -27,17 +27,27 @@ _MIN_BODY_WIDTH = 8
 @dataclass(frozen=True, slots=True)
 class Entry:
     """One timeline item: a message or a system line, already escaped and styled;
-    ``message`` is the file message it shows (to download or preview it)."""
+    ``message`` is the message it shows (to reply to, edit, react to, download...).
+
+    ``quote`` (the message a reply answers) follows the prefix on the first line, the
+    body then starting on the next; ``footer`` is a line below the body ("(edited)",
+    reactions). Both are cut to the width, never wrapped."""
 
     prefix: tuple[Segment, ...]
     body: str
     body_style: Style
     background: Style | None = None
     message: Message[Room] | None = None
+    quote: tuple[Segment, ...] = ()
+    footer: tuple[Segment, ...] = ()
 
     @property
     def prefix_width(self) -> int:
         return sum(segment.cell_length for segment in self.prefix)
+
+    @property
+    def extra_lines(self) -> int:
+        return bool(self.quote) + bool(self.footer)
 
 
 def wrap_cells(text: str, first: int, rest: int) -> list[str]:
@@ -91,25 +101,32 @@ def _indent(entry: Entry, width: int) -> int:
 
 
 def _wrap(entry: Entry, width: int) -> list[str]:
-    prefix_width = entry.prefix_width
-    if "\n" not in entry.body and prefix_width + cell_len(entry.body) <= width:
+    """The body's lines (all indented under the prefix when a quote line comes first)."""
+    first = width - (_indent(entry, width) if entry.quote else entry.prefix_width)
+    if "\n" not in entry.body and cell_len(entry.body) <= first:
         return [entry.body]
-    return wrap_cells(entry.body, width - prefix_width, width - _indent(entry, width))
+    return wrap_cells(entry.body, first, width - _indent(entry, width))
 
 
 def line_count(entry: Entry, width: int) -> int:
     """How many lines ``entry`` takes at ``width`` (cheap for one-line messages)."""
-    return len(_wrap(entry, width))
+    return len(_wrap(entry, width)) + entry.extra_lines
 
 
 def render_entry(entry: Entry, width: int) -> list[Strip]:
     """The strips of ``entry`` at ``width``, the background (if any) filling each line."""
     indent = _indent(entry, width)
-    texts = _wrap(entry, width)
+    lines: list[list[Segment]] = []
+    if entry.quote:
+        lines.append([*entry.prefix, *entry.quote])
+    for number, text in enumerate(_wrap(entry, width)):
+        lead = list(entry.prefix) if number == 0 and not entry.quote else [Segment(" " * indent)]
+        lines.append([*lead, Segment(text, entry.body_style)])
+    if entry.footer:
+        lines.append([Segment(" " * indent), *entry.footer])
     strips: list[Strip] = []
-    for number, text in enumerate(texts):
-        lead = list(entry.prefix) if number == 0 else [Segment(" " * indent)]
-        strip = Strip([*lead, Segment(text, entry.body_style)])
+    for segments in lines:
+        strip = Strip(segments).crop(0, width)
         if entry.background is not None:
             strip = strip.apply_style(entry.background).extend_cell_length(width, entry.background)
         strips.append(strip)
@@ -186,6 +203,40 @@ class RoomLog:
             self._reindex()
         self._dropped += excess
         self._cache.clear()
+
+    def replace(self, index: int, entry: Entry) -> None:
+        """Put ``entry`` in place of entry ``index`` (an edit, a delete, a reaction)."""
+        self.entries[index] = entry
+        self._cache.pop(self._dropped + index, None)
+        if self._width:
+            self._counts[index] = line_count(entry, self._width)
+            self._reindex()
+
+    def insert(self, index: int, entry: Entry) -> None:
+        """Put ``entry`` before entry ``index`` (the "new messages" line)."""
+        self.entries.insert(index, entry)
+        self._cache.clear()
+        if self._width:
+            self._counts.insert(index, line_count(entry, self._width))
+            self._reindex()
+
+    def remove(self, index: int) -> None:
+        """Take entry ``index`` out."""
+        del self.entries[index]
+        self._cache.clear()
+        if self._width:
+            del self._counts[index]
+            self._reindex()
+
+    def find(self, message_id: bytes) -> int | None:
+        """The index of the entry showing the message ``message_id`` (newest first)."""
+        if not message_id:
+            return None
+        for index in range(len(self.entries) - 1, -1, -1):
+            message = self.entries[index].message
+            if message is not None and message.id == message_id:
+                return index
+        return None
 
     def span(self, index: int) -> range:
         """The lines entry ``index`` takes (empty before the first layout)."""

@@ -4,7 +4,7 @@ from dataclasses import dataclass, field
 
 from e2echat import Room
 from e2echat_tui.composer import InputHistory
-from e2echat_tui.lines import RoomLog
+from e2echat_tui.lines import Entry, RoomLog
 
 
 @dataclass(eq=False)
@@ -25,6 +25,9 @@ class RoomTab:
     quiet_until: float = 0.0
     draft: str = ""
     history: InputHistory = field(default_factory=InputHistory)
+    unread_line: Entry | None = None
+    """The "new messages" line shown above the first message unread when the room was
+    opened (it goes when another room is shown)."""
 
     @property
     def name(self) -> str:

@@ -4,8 +4,9 @@ One widget for the whole scrollback, rendering only the visible lines, so 10,000
 messages cost a list of line counts, not 10,000 widgets. It follows the bottom
 while the reader is there and stays put when they scrolled up to read history.
 
-Focused, it selects file messages: Up and Down move between them, Enter downloads
-the selected one, ``p`` previews it, Escape goes back to the composer.
+Focused, it selects messages (or only file messages, after ``f3``): Up and Down move
+between them, and the keys below act on the selected one (the app does the work:
+``Chosen`` names the action); Escape goes back to the composer.
 """
 
 from typing import ClassVar
@@ -28,15 +29,22 @@ class Timeline(ScrollView, can_focus=True):
     """Shows one ``RoomLog``; ``show`` switches rooms, ``appended`` follows new lines."""
 
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("up", "select(-1)", "Previous file", show=False),
-        Binding("down", "select(1)", "Next file", show=False),
-        Binding("enter", "choose('download')", "Download"),
+        Binding("up", "select(-1)", "Previous", show=False),
+        Binding("down", "select(1)", "Next", show=False),
+        Binding("enter", "choose('open')", "Open"),
+        Binding("r", "choose('reply')", "Reply"),
+        Binding("e", "choose('edit')", "Edit"),
+        Binding("d", "choose('delete')", "Delete"),
+        Binding("plus,equals_sign", "choose('react')", "React"),
+        Binding("v", "choose('versions')", "Versions"),
         Binding("p", "choose('preview')", "Preview"),
         Binding("escape", "leave", "Back", show=False),
     ]
+    ACTIONS = ("open", "reply", "edit", "delete", "react", "versions", "preview")
+    """What ``Chosen.action`` can be: "open" saves a file or jumps to a quoted original."""
 
     class Chosen(Message):
-        """Enter or ``p`` on a selected file message: ``action`` is what to do."""
+        """A key on the selected message: ``action`` (one of ``ACTIONS``) is what to do."""
 
         def __init__(self, entry: Entry, action: str) -> None:
             super().__init__()
@@ -61,6 +69,8 @@ class Timeline(ScrollView, can_focus=True):
         self._base_style: Style | None = None  # self.rich_style walks the DOM: once per CSS
         self.selected: Entry | None = None
         self._selected_at = -1
+        self.files_only = False
+        """Up and Down move between file messages only (``f3``), else between messages."""
         self.unseen = 0
         """Entries appended while the reader was scrolled up: the marker counts them."""
         self._known = 0
@@ -106,6 +116,17 @@ class Timeline(ScrollView, can_focus=True):
         if at_bottom:
             self._follow()
 
+    def changed(self, log: RoomLog) -> None:
+        """Entries of ``log`` changed in place (an edit, a reaction): lay out again,
+        staying at the bottom if we were there."""
+        if log is not self.log_view:
+            return
+        at_bottom = self.at_bottom
+        self._known = len(log.entries)
+        self._relayout()
+        if at_bottom:
+            self._follow()
+
     def prepended(self, log: RoomLog) -> None:
         """Older entries were added above: keep the reader's place (or the bottom)."""
         if log is not self.log_view:
@@ -141,7 +162,7 @@ class Timeline(ScrollView, can_focus=True):
         self.virtual_size = Size(width, self.log_view.line_count)
         self.refresh()
 
-    # ------------------------------------------------------------ file selection
+    # ------------------------------------------------------------ selection
 
     def _selected_index(self) -> int | None:
         """Where the selected entry is now (entries shift as older ones load above)."""
@@ -158,24 +179,39 @@ class Timeline(ScrollView, can_focus=True):
 
     def select_newest_file(self) -> Entry | None:
         """Select the newest file message (None if the room shows none)."""
+        return self.select_newest(files_only=True)
+
+    def select_newest(self, *, files_only: bool = False) -> Entry | None:
+        """Select the newest message (or file message); None if the room shows none."""
+        self.files_only = files_only
         self.selected = None
         self.action_select(-1)
         return self.selected
 
+    def _selectable(self, entry: Entry) -> bool:
+        message = entry.message
+        return message is not None and (not self.files_only or message.file is not None)
+
     def action_select(self, step: int) -> None:
-        """Move the selection ``step`` file messages (from the bottom if none)."""
+        """Move the selection ``step`` messages (from the bottom if none)."""
         entries = self.log_view.entries
-        files = [i for i, entry in enumerate(entries) if entry.message is not None]
-        if not files:
+        choices = [i for i, entry in enumerate(entries) if self._selectable(entry)]
+        if not choices:
             return
         current = self._selected_index()
         if current is None:
-            target = files[-1]
+            target = choices[-1]
         elif step < 0:
-            target = next((i for i in reversed(files) if i < current), files[0])
+            target = next((i for i in reversed(choices) if i < current), choices[0])
         else:
-            target = next((i for i in files if i > current), files[-1])
+            target = next((i for i in choices if i > current), choices[-1])
+        self.select_at(target)
+
+    def select_at(self, target: int) -> None:
+        """Select entry ``target`` and scroll it into view."""
+        entries = self.log_view.entries
         self.selected = entries[target]
+        self._selected_at = target
         lines = self.log_view.span(target)
         if lines:
             top, height = self.scroll_offset.y, self.scrollable_content_region.height

@@ -22,15 +22,24 @@ from e2echat import (
     E2EChatError,
     Event,
     FileInfo,
+    InvalidReaction,
     Member,
     MemberJoined,
     MemberLeft,
     MemberValidated,
     Message,
+    MessageDeleted,
+    MessageEdited,
+    NotAllowed,
     PresenceChanged,
+    Quote,
+    Reaction,
+    ReactionsChanged,
     RelayError,
     RoomChanged,
     RoomSummary,
+    UnreadChanged,
+    Version,
 )
 
 EPOCH = datetime(2026, 1, 2, 9, 30, tzinfo=UTC)
@@ -105,6 +114,10 @@ class FakeRoom:
     roles: dict[bytes, str] = field(default_factory=dict)
     banned: frozenset[bytes] = frozenset()
     frozen: str | None = None
+    unread: int = 0
+    mentions: int = 0
+    read_seq: int = 0
+    versions_of: dict[bytes, list[Version]] = field(default_factory=dict)
 
     @property
     def access(self) -> str:
@@ -155,9 +168,52 @@ class FakeRoom:
     def joined(self) -> bool:
         return self in self.chat.joined
 
-    async def send(self, text: str) -> Message:
+    async def send(self, text: str, *, reply_to: Message | None = None) -> Message:
         self.chat.sent.append((self.name, text))
-        return self.chat.record(self, self.chat.me, text, own=True)
+        message = self.chat.record(self, self.chat.me, text, own=True)
+        if reply_to is not None:
+            quote = Quote(reply_to.id, True, reply_to.sender, reply_to.text, reply_to.seq)
+            message = replace(message, reply_to=quote)
+            self.stored[-1] = message
+        return message
+
+    def _stored(self, message: Message) -> int:
+        return next(i for i, m in enumerate(self.stored) if m.id == message.id)
+
+    async def edit(self, message: Message, text: str) -> None:
+        if not message.own:
+            raise NotAllowed("That cannot be done: only its sender may edit a message.")
+        index = self._stored(message)
+        old = self.stored[index]
+        self.versions_of.setdefault(old.id, [Version(old.text, old.sent_at)])
+        self.versions_of[old.id].append(Version(text, old.sent_at))
+        self.stored[index] = replace(old, text=text, edited=True)
+        self.chat.edits.append((message.id, text))
+        self.chat.emit(MessageEdited(self, self.stored[index]))  # type: ignore[arg-type]
+
+    async def delete(self, message: Message) -> None:
+        if not message.own:
+            raise NotAllowed("That cannot be done: only its sender may delete a message.")
+        index = self._stored(message)
+        self.stored[index] = replace(self.stored[index], text="", deleted=True)
+        self.chat.deletes.append(message.id)
+        self.chat.emit(MessageDeleted(self, message.id, message.seq))  # type: ignore[arg-type]
+
+    async def react(self, message: Message, emoji: str, add: bool = True) -> None:
+        if " " in emoji or len(emoji) > 16:
+            raise InvalidReaction("A reaction is one emoji.")
+        self.chat.reactions.append((message.id, emoji, add))
+        self.chat.react(self, message, self.chat.me, emoji, add)
+
+    async def versions(self, message: Message) -> list[Version]:
+        return list(self.versions_of.get(message.id, []))
+
+    async def mark_read(self, message: Message | None = None) -> None:
+        newest = max((m.seq for m in self.stored), default=0)
+        self.read_seq = max(self.read_seq, newest if message is None else message.seq)
+        self.unread = self.mentions = 0
+        self.chat.marked.append(self.name)
+        self.chat.emit(UnreadChanged(self, 0, 0, self.read_seq))  # type: ignore[arg-type]
 
     async def members(self) -> list[Member]:
         return list(self.member_list)
@@ -188,6 +244,10 @@ class FakeChat:
         self.statuses: list[tuple[str, str | None]] = []
         self.verified: list[str] = []
         self.unverified: list[str] = []
+        self.edits: list[tuple[bytes, str]] = []
+        self.deletes: list[bytes] = []
+        self.reactions: list[tuple[bytes, str, bool]] = []
+        self.marked: list[str] = []
         self.listening = asyncio.Event()
         self._message_subscriptions: list[FakeSubscription[Message]] = []
         self._event_subscriptions: list[FakeSubscription[Event]] = []
@@ -331,6 +391,7 @@ class FakeChat:
             seq=self._seq,
             sent_at=at or EPOCH + timedelta(minutes=self._seq),
             own=own,
+            id=sender.key + self._seq.to_bytes(20, "big"),
         )
         room.stored.append(message)
         return message
@@ -354,8 +415,24 @@ class FakeChat:
         target = self.directory[room]
         member = next((m for m in target.member_list if m.name == sender), None)
         message = self.record(target, member or self.member(sender), text)
+        target.unread += 1  # as the library counts what others sent past the read marker
+        target.mentions += message.mentions_me
         self.publish(message)
+        self.emit(UnreadChanged(target, target.unread, target.mentions, target.read_seq))  # type: ignore[arg-type]
         return message
+
+    def react(
+        self, room: FakeRoom, message: Message, member: Member, emoji: str, add: bool
+    ) -> None:
+        """``member`` adds (or takes back) ``emoji`` on ``message``, as published."""
+        index = room._stored(message)
+        held = {r.emoji: list(r.members) for r in room.stored[index].reactions}
+        who = [m for m in held.get(emoji, []) if m.key != member.key]
+        held[emoji] = [*who, member] if add else who
+        reactions = tuple(Reaction(e, tuple(ms)) for e, ms in held.items() if ms)
+        room.stored[index] = replace(room.stored[index], reactions=reactions)
+        changed = ReactionsChanged(room, room.stored[index], member, emoji, add)
+        self.emit(changed)  # type: ignore[arg-type]
 
     def arrive(self, room: str, member: Member) -> None:
         target = self.directory[room]
