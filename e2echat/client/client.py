@@ -59,7 +59,7 @@ from e2echat.client.pubsub import DEFAULT_BACKLOG, Hub, Subscription
 from e2echat.client.relays import relay_urls
 from e2echat.client.room import Relation, Room
 from e2echat.client.tasks import cancel_and_wait
-from e2echat.crypto.errors import CryptoError
+from e2echat.crypto.errors import CryptoError, PrekeyError
 from e2echat.crypto.events import DirectInvited, LogStatement
 from e2echat.crypto.identity import KdfLimits
 from e2echat.crypto.payload import File
@@ -86,6 +86,8 @@ from e2echat.protocol import (
     MembersRequest,
     Ok,
     OpenAccess,
+    PrekeyFound,
+    PrekeyLookup,
     ProtocolError,
     RelayFrame,
     RoomInfo,
@@ -626,10 +628,13 @@ class Client:
         one we have, else a new one, started now (crypto.md section 14).
 
         A new one is a secret two-member room of random name; its invitation is sealed
-        to the member's signed prekey, so the key must be one a room we share lists.
+        to the member's signed prekey: the one a room we share lists, else the one the
+        relay holds for the key (``prekey_lookup``), checked against the key, so a
+        relay that substitutes one is refused (``InvalidInput``) and nothing is made.
         The member need not be online: the relay's mailbox keeps the invitation, and
         messages sent meanwhile wait in the room for it. Only this key can ever read it:
-        the relay can neither add a reader nor hand it to a namesake.
+        the relay can neither add a reader nor hand it to a namesake. A key the relay
+        has never seen raises ``NotAMember``.
         """
         key = member if isinstance(member, bytes) else member.key
         if len(key) != 32:
@@ -639,11 +644,23 @@ class Client:
         existing = self.get_direct(key)
         if existing is not None:
             return existing
-        if not any(key in state.members for state in self._driver.engine.rooms.values()):
-            raise NotAMember(
-                "no room we share lists that key: a direct conversation starts from a"
-                " member of a shared room (its signed prekey seals the invitation)"
-            )
+        driver = self._driver
+        if not any(key in state.members for state in driver.engine.rooms.values()):
+            try:
+                found = await self._request(PrekeyLookup(key=key), PrekeyFound)
+            except RelayError as exc:
+                if exc.code != ErrorCode.FORBIDDEN:
+                    raise
+                raise NotAMember(
+                    "no room we share lists that key, and the relay does not know it"
+                    f" ({exc.message})"
+                ) from None
+            try:
+                if found.key != key:
+                    raise PrekeyError("the relay answered with another key's prekey")
+                await driver.call(driver.engine.looked_up, key, found.prekey)
+            except PrekeyError as exc:
+                raise InvalidInput(f"The relay's prekey for that key was refused: {exc}.") from None
         secret = RoomSecret.generate()
         frame = CreateRoom(
             name=f"dm-{secrets.token_hex(12)}",

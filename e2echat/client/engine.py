@@ -195,6 +195,8 @@ class Engine:
         """Room id + sender + body digest of recently delivered messages, oldest first."""
         self._early: list[RelayMessage] = []
         self._early_directs: list[cev.DirectForUnknownRoom | cev.DirectAheadOfLog] = []
+        self._looked_up: dict[bytes, CryptoPrekey] = {}
+        """Checked prekeys of keys no shared room lists (``looked_up``)."""
         for record in store.rooms():
             self._add_room(record)
 
@@ -317,18 +319,31 @@ class Engine:
     def _secret_of(self, record: RoomRecord) -> RoomSecret | None:
         return None if record.secret is None else RoomSecret(record.secret)
 
+    def looked_up(self, peer: bytes, prekey: SignedPrekey) -> None:
+        """``peer``'s signed prekey as the relay answered a ``prekey_lookup``: kept (in
+        memory) for inviting a key no shared room lists. Raises ``PrekeyError`` unless
+        ``peer`` signed it and it is usable: the relay cannot substitute one."""
+        checked = CryptoPrekey(prekey.id, prekey.key, prekey.sig)
+        checked.verify(peer)
+        self._looked_up[peer] = checked
+
     def invite(self, room_id: bytes, peer: bytes) -> Output:
         """Invite ``peer`` to our direct conversation ``room_id``: the invitation is kept
         in the outbox until the relay confirms it (the mailbox holds it while ``peer`` is
-        away). Raises ``LookupError`` when no room we share lists ``peer``'s prekey."""
+        away). Raises ``LookupError`` when neither a room we share lists ``peer``'s
+        prekey nor a lookup found it (``looked_up``)."""
         state = self.rooms[room_id]
         listed = next((s.members[peer] for s in self.rooms.values() if peer in s.members), None)
-        if listed is None or state.record.secret is None:
+        prekey = (
+            CryptoPrekey(listed.prekey.id, listed.prekey.key, listed.prekey.sig)
+            if listed is not None
+            else self._looked_up.get(peer)
+        )
+        if prekey is None or state.record.secret is None:
             raise LookupError("no room we share lists that key's signed prekey")
-        prekey = listed.prekey
         direct = self.session.invite_direct(
             peer,
-            CryptoPrekey(prekey.id, prekey.key, prekey.sig),
+            prekey,
             room_id,
             state.record.name,
             state.record.secret,

@@ -240,6 +240,14 @@ class PrekeyUpdate(_Frame, tag="prekey"):
     id: RequestId | None = None
 
 
+class PrekeyLookup(_Frame, tag="prekey_lookup"):
+    """Ask for the signed prekey the relay holds for ``key`` (to start a direct
+    conversation with a key no shared room lists)."""
+
+    key: PublicKey
+    id: RequestId | None = None
+
+
 class Send(_Frame, tag="send"):
     room: RoomId
     body: Body
@@ -356,6 +364,7 @@ ClientFrame = (
     | ListRooms
     | Lookup
     | PrekeyUpdate
+    | PrekeyLookup
     | Send
     | Retract
     | SignalSend
@@ -442,6 +451,15 @@ class RoomList(_Frame, tag="rooms"):
 
 class SummaryReply(_Frame, tag="summary"):
     room: RoomSummary
+    id: RequestId | None = None
+
+
+class PrekeyFound(_Frame, tag="prekey_found"):
+    """The answer to ``prekey_lookup``: ``key``'s latest signed prekey, as the key
+    published it. Clients check its signature against ``key``: the relay cannot make one."""
+
+    key: PublicKey
+    prekey: SignedPrekey
     id: RequestId | None = None
 
 
@@ -541,6 +559,7 @@ RelayFrame = (
     | LogEntries
     | RoomList
     | SummaryReply
+    | PrekeyFound
     | Message
     | Signal
     | DirectDelivery

@@ -35,6 +35,8 @@ from e2echat.protocol import (
     MembersList,
     MembersRequest,
     Ok,
+    PrekeyFound,
+    PrekeyLookup,
     PrekeyUpdate,
     ProtocolError,
     Retract,
@@ -100,6 +102,7 @@ class Handlers:
             ListRooms: self.list_rooms,
             Lookup: self.lookup,
             PrekeyUpdate: self.prekey,
+            PrekeyLookup: self.prekey_lookup,
             DirectSend: self.direct,
             Retract: self.retract,
             SignalSend: self.signal,
@@ -245,6 +248,16 @@ class Handlers:
             )
         await self._engine.apply(self._directory.set_prekey(session.key, frame.prekey))
         self._output.reply(session, Ok(id=frame.id))
+
+    async def prekey_lookup(self, session: Session, frame: PrekeyLookup) -> None:
+        """A key's signed prekey, as it published it (the asker checks the signature)."""
+        user = self._directory.users.get(frame.key)
+        if user is None:
+            raise ProtocolError(
+                ErrorCode.FORBIDDEN,
+                "That key is unknown: this relay has never seen it authenticate.",
+            )
+        self._output.reply(session, PrekeyFound(id=frame.id, key=frame.key, prekey=user.prekey))
 
     async def direct(self, session: Session, frame: DirectSend) -> None:
         check_body(frame.body, self._config.max_body)

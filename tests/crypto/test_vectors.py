@@ -40,7 +40,13 @@ from e2echat.crypto.direct import (
     encode_direct,
     open_direct,
 )
-from e2echat.crypto.errors import CryptoError, InviteError, MalformedError, PayloadError
+from e2echat.crypto.errors import (
+    CryptoError,
+    InviteError,
+    MalformedError,
+    PayloadError,
+    PrekeyError,
+)
 from e2echat.crypto.files import CHUNK_SIZE, blob_size, decrypt_file
 from e2echat.crypto.identity import read_public_key
 from e2echat.crypto.message import parse_body, seal_body
@@ -51,7 +57,16 @@ from e2echat.crypto.roomlog import apply_entry
 from e2echat.crypto.roomsecret import Invite
 from e2echat.crypto.safety import fingerprint, format_safety_number
 from e2echat.crypto.statements import open_name, open_successor, sign_name, sign_successor
-from e2echat.protocol import decode_client_frame, hello_transcript, prekey_transcript
+from e2echat.protocol import (
+    PrekeyFound,
+    PrekeyLookup,
+    decode_client_frame,
+    decode_relay_frame,
+    encode_frame,
+    hello_transcript,
+    prekey_transcript,
+)
+from e2echat.protocol import SignedPrekey as WirePrekey
 
 VECTORS = Path(__file__).parent.parent / "vectors"
 
@@ -71,6 +86,8 @@ TEXT_FIELDS = {
     "unsupported_json",
     "inner_json",
     "invite_inner_json",
+    "lookup_json",
+    "found_json",
     "password",
     "password_room",
     "half_a",
@@ -643,3 +660,25 @@ def test_statement_vectors() -> None:
     verify(v["new"], v["successor_transcript"], successor[137:])
     assert sign_successor(old, new, v["issued"]) == successor
     assert open_successor(successor) == (v["old"], v["new"], v["issued"])
+
+
+def test_prekey_lookup_vector() -> None:
+    """The lookup frames byte for byte, carrying the prekey vector's prekey, and the same
+    prekey signed by another key (a relay's substitute), which the owner's key refuses."""
+    v, p = load("prekey_lookup"), load("prekey")
+    assert v["owner_key"] == p["owner_key"] == Identity(p["owner_seed"]).public_key
+    wire = WirePrekey(id=p["id"], key=p["public"], sig=p["sig"])
+    lookup = PrekeyLookup(key=v["owner_key"], id="p1")
+    found = PrekeyFound(key=v["owner_key"], prekey=wire, id="p1")
+    assert encode_frame(lookup).decode() == v["lookup_json"]
+    assert encode_frame(found).decode() == v["found_json"]
+    assert decode_client_frame(v["lookup_json"]) == lookup
+    assert decode_relay_frame(v["found_json"]) == found
+    SignedPrekey(p["id"], p["public"], p["sig"]).verify(v["owner_key"])
+    other = Identity(v["substitute_seed"])
+    assert other.public_key == v["substitute_key"]
+    assert other.sign(p["transcript"]) == v["substitute_sig"]
+    substitute = SignedPrekey(p["id"], p["public"], v["substitute_sig"])
+    substitute.verify(v["substitute_key"])  # a good signature, of the wrong key
+    with pytest.raises(PrekeyError, match="does not verify"):
+        substitute.verify(v["owner_key"])

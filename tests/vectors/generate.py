@@ -60,7 +60,14 @@ from e2echat.crypto.statements import (
     sign_successor,
     successor_transcript,
 )
-from e2echat.protocol import Hello, encode_frame, hello_transcript, prekey_transcript
+from e2echat.protocol import (
+    Hello,
+    PrekeyFound,
+    PrekeyLookup,
+    encode_frame,
+    hello_transcript,
+    prekey_transcript,
+)
 from e2echat.protocol.frames import SignedPrekey as WirePrekey
 
 HERE = Path(__file__).parent
@@ -564,6 +571,25 @@ def prekey_vectors() -> dict[str, object]:
     }
 
 
+def prekey_lookup_vectors() -> dict[str, object]:
+    """The prekey vector's prekey as ``prekey_lookup`` / ``prekey_found`` carry it, and
+    the same prekey signed by another key: what a relay substituting a prekey can offer."""
+    owner, other = Identity(seq(0x20)), Identity(seq(0x40))
+    public = x25519_public(seq(0x30))
+    transcript = prekey_transcript(7, public)
+    wire = WirePrekey(id=7, key=public, sig=owner.sign(transcript))
+    lookup = PrekeyLookup(key=owner.public_key, id="p1")
+    found = PrekeyFound(key=owner.public_key, prekey=wire, id="p1")
+    return {
+        "owner_key": owner.public_key,
+        "lookup_json": encode_frame(lookup).decode(),
+        "found_json": encode_frame(found).decode(),
+        "substitute_seed": seq(0x40),
+        "substitute_key": other.public_key,
+        "substitute_sig": other.sign(transcript),
+    }
+
+
 def hello_vectors() -> dict[str, object]:
     """A ``hello`` answering a given ``challenge`` (protocol.md section 4)."""
     identity = Identity(seq(0x10))
@@ -640,6 +666,7 @@ VECTORS = {
     "invite": invite_vectors,
     "pad": pad_vectors,
     "prekey": prekey_vectors,
+    "prekey_lookup": prekey_lookup_vectors,
     "hello": hello_vectors,
 }
 
