@@ -31,11 +31,13 @@ import e2echat
 from e2echat import (
     ClockSkewed,
     ConnectionChanged,
+    ConnectionReplaced,
     E2EChatError,
     LogBehind,
     Member,
     MemberJoined,
     MemberLeft,
+    MemberRenamed,
     MemberValidated,
     MessageDeleted,
     MessageEdited,
@@ -60,15 +62,7 @@ from e2echat_tui.config import Preferences
 from e2echat_tui.conversation import MessageActions
 from e2echat_tui.dialogs import ConfirmScreen, PasswordScreen, VerifyScreen
 from e2echat_tui.files import human_size, is_image
-from e2echat_tui.format import (
-    Level,
-    counted,
-    display_name,
-    message_entry,
-    namesakes,
-    peer_label,
-    system_entry,
-)
+from e2echat_tui.format import Level, counted, message_entry, peer_label, system_entry
 from e2echat_tui.header import Header, Topic
 from e2echat_tui.keys import APP_KEYS, NEWLINE_KEYS, SEND_KEYS, help_lines, split_keys
 from e2echat_tui.lines import Entry, RoomLog
@@ -84,6 +78,13 @@ from e2echat_tui.safe import escape_controls
 from e2echat_tui.sidebar import RoomList
 from e2echat_tui.timeline import Timeline
 from e2echat_tui.transfers import Running, Transfers
+from e2echat_tui.trust import (
+    labels,
+    marked_name,
+    plain_name,
+    tag,
+    trust_label,
+)
 
 
 def _utc_now() -> datetime:
@@ -347,14 +348,15 @@ class ChatApp(App[None]):
             loading.finish()
 
     def _entries(self, messages: Sequence[e2echat.Message[Room]]) -> list[Entry]:
-        """Timeline entries for messages of one room (namesakes looked up once)."""
-        names = namesakes(messages[0].room.member_list) if messages else {}
-        return [message_entry(message, self.timezone, names) for message in messages]
+        """Timeline entries for messages of one room (its labels looked up once)."""
+        shown = labels(messages[0].room.member_list) if messages else {}
+        return [message_entry(message, self.timezone, shown) for message in messages]
 
     def _who(self, room: Room | None, member: Member) -> str:
-        """``member``'s name for a line about it, tagged if a namesake shares the room."""
+        """``member``'s trust marker and name for a line about it, tagged if it could pass
+        for someone else in the room (or a contact)."""
         rooms = [room] if room is not None else self.chat.rooms
-        return display_name(member, namesakes(m for r in rooms for m in r.member_list))
+        return marked_name(member, labels(m for r in rooms for m in r.member_list))
 
     @property
     def shown(self) -> RoomTab | None:
@@ -605,6 +607,10 @@ class ChatApp(App[None]):
                 self.say(f"Your status is now {status}" + (f": {text}" if text else ""))
             case cmd.Verify(name):
                 await self._verify(name)
+            case cmd.Unverify(name):
+                await self._unverify(name)
+            case cmd.Petname(name, petname):
+                await self._set_petname(name, petname)
             case cmd.Members():
                 await self._list_members()
             case cmd.RoomInfo():
@@ -825,8 +831,9 @@ class ChatApp(App[None]):
         a name that fits several members is refused), shown; ``text`` is sent there."""
         members = {m.key: m for tab in self.tabs.values() for m in tab.room.member_list}
         others = [m for m in members.values() if not m.is_me]
-        member = pick_member(others, name, "msg", f"no member of your rooms is named {name}")
-        room = await self.chat.direct(member)
+        room = await self.chat.direct(
+            pick_member(others, name, "msg", f"no member of your rooms is named {name}")
+        )
         await self._add_room(room)
         self.switch_to(room.name)
         if text:
@@ -843,30 +850,52 @@ class ChatApp(App[None]):
             self._sync_roster()
         self.say(f"You are now {self.chat.name}")
 
+    def _member_named(self, name: str, command: str) -> tuple[Room, Member]:
+        """The shown room and the one member of it ``name`` means (by key)."""
+        room = self._require_room().room
+        missing = f"no member named {name} in {room.name}"
+        return room, pick_member(room.member_list, name, command, missing)
+
     async def _verify(self, name: str) -> None:
-        tab = self._require_room()
-        room = tab.room
-        member = pick_member(
-            room.member_list, name, "verify", f"no member named {name} in {room.name}"
-        )
+        """The safety number, and the key verified only by a deliberate press."""
+        room, member = self._member_named(name, "verify")
         screen = VerifyScreen(member, self.chat.safety_number(member))
         if not await self.push_screen_wait(screen):
             return
         await self.chat.mark_verified(member)
-        self.say(f"{self._who(room, member)} is verified")
-        await room.members()  # refreshes the cached roster, which now carries the mark
+        self.say(f"{self._who(room, await self._refreshed(room, member))} is verified")
+
+    async def _unverify(self, name: str) -> None:
+        room, member = self._member_named(name, "unverify")
+        if member.is_me or not member.verified:
+            raise cmd.CommandError(f"{self._who(room, member)} is not verified")
+        await self.chat.unverify(member)
+        self.say(f"{self._who(room, await self._refreshed(room, member))} is no longer verified")
+
+    async def _set_petname(self, name: str, petname: str | None) -> None:
+        room, member = self._member_named(name, "petname")
+        if member.is_me:
+            raise cmd.CommandError("a petname is your name for someone else's key")
+        await self.chat.set_petname(member, petname)
+        now = self._who(room, await self._refreshed(room, member))
+        own = f"{escape_controls(member.name)}#{tag(member)}"
+        self.say(f"{own} is {now} to you" if petname else f"{now} has no petname any more")
+
+    async def _refreshed(self, room: Room, member: Member) -> Member:
+        """``member`` as the library knows it now (after a trust change), the shown
+        roster with it."""
+        members = await room.members()  # refreshes the cached roster, which carries it
         self._sync_roster(room)
+        return next((m for m in members if m.key == member.key), member)
 
     async def _list_members(self) -> None:
         room = self._require_room().room
         members = await room.members()
         lines = [f"{counted(len(members), 'member')} of {room.name}:"]
-        names = namesakes(members)
+        shown = labels(members)
         for member in members:
-            trust = "you" if member.is_me else "verified" if member.verified else "unverified"
-            if not member.validated and not member.is_me:
-                trust = "no keys shared"
-            lines.append(f"  {display_name(member, names)} — {member.status}, {trust}")
+            trust = trust_label(member)[0]
+            lines.append(f"  {plain_name(member, shown)} — {member.status}, {trust}")
         self.say("\n".join(lines))
         self._sync_roster(room)
 
@@ -884,9 +913,9 @@ class ChatApp(App[None]):
     async def _list_names(self) -> None:
         room = self._require_room().room
         members = sorted_members(await room.members())
-        names = namesakes(members)
-        shown = ", ".join(display_name(member, names) for member in members)
-        self.say(f"{counted(len(members), 'member')} in {room.name}: {shown}")
+        shown = labels(members)
+        listed = ", ".join(marked_name(member, shown) for member in members)
+        self.say(f"{counted(len(members), 'member')} in {room.name}: {listed}")
         self._sync_roster(room)
 
     def show_help(self, command: str | None = None) -> None:
@@ -958,8 +987,9 @@ class ChatApp(App[None]):
             case ConnectionChanged(state=state, detail=detail):
                 self._connection_changed(str(state), detail)
             case MemberJoined(room=room, member=member):
-                self._append(room.name, f"{self._who(room, member)} joined", Level.INFO)
-                self._sync_roster(room)
+                self._joined(room, member)
+            case MemberRenamed(member=member, previous=previous):
+                self._renamed(member, previous)
             case MemberValidated(room=room, member=member):
                 if room.secret and not member.is_me:
                     text = f"{self._who(room, member)} proved the room secret: keys shared"
@@ -1004,9 +1034,35 @@ class ChatApp(App[None]):
             case LogBehind(room=room) as behind:
                 level = Level.ERROR if behind.withheld else Level.WARNING
                 self._append(room.name, behind.text, level)
+            case ConnectionReplaced():
+                self.say(
+                    "Your identity connected from another place (another terminal or bot)"
+                    " and the relay handed the connection over to it. This window stays"
+                    " closed: quit, and connect again here to take the identity back.",
+                    Level.WARNING,
+                )
             case Notice(text=text) | ClockSkewed(text=text):
                 self.say(text, Level.WARNING)
                 self.notify(escape_controls(text), severity="warning", markup=False)
+
+    def _joined(self, room: Room, member: Member) -> None:
+        """A join line; a name that could pass for someone else's says whose."""
+        warning = None if member.verified else member.warning
+        line = f"{self._who(room, member)} joined"
+        level = Level.INFO
+        if warning is not None:
+            line, level = f"{line}: {warning} (key {member.fingerprint})", Level.WARNING
+        self._append(room.name, line, level)
+        self._sync_roster(room)
+
+    def _renamed(self, member: Member, previous: str | None) -> None:
+        """A signed rename, told in every room we share with the key."""
+        for tab in self.tabs.values():
+            if any(m.key == member.key for m in tab.room.member_list):
+                was = f"{escape_controls(previous)}#{tag(member)}" if previous else tag(member)
+                line = f"{was} is now {self._who(tab.room, member)}"
+                self._append(tab.name, line, Level.INFO)
+        self._sync_roster()
 
     def _progress_changed(self, text: str) -> None:
         self.progress_text = text

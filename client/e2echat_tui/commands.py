@@ -45,7 +45,13 @@ COMMANDS: Final[tuple[CommandSpec, ...]] = (
     CommandSpec("leave", "/leave", "Leave the current room."),
     CommandSpec("invite", "/invite", "Show (and copy) an invite string for this secret room."),
     CommandSpec("status", "/status online|away|busy [TEXT]", "Set your presence."),
-    CommandSpec("verify", "/verify NAME", "Show a member's safety number; mark it verified."),
+    CommandSpec("verify", "/verify NAME", "Show a member's safety number; mark its key verified."),
+    CommandSpec("unverify", "/unverify NAME", "Withdraw your verification of a member's key."),
+    CommandSpec(
+        "petname",
+        "/petname NAME[#TAG] [PETNAME]",
+        "Your own name for a member's key, shown instead of theirs (none: remove it).",
+    ),
     CommandSpec("me", "/me ACTION", "Say what you do: shown as * NAME ACTION."),
     CommandSpec("topic", "/topic", "Show the description of the current room."),
     CommandSpec("members", "/members", "List the members of the current room."),
@@ -149,6 +155,19 @@ class SetStatus:
 @dataclass(frozen=True, slots=True)
 class Verify:
     name: str
+
+
+@dataclass(frozen=True, slots=True)
+class Unverify:
+    name: str
+
+
+@dataclass(frozen=True, slots=True)
+class Petname:
+    """``name`` as typed (``NAME`` or ``NAME#TAG``); ``petname`` None removes it."""
+
+    name: str
+    petname: str | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -267,6 +286,8 @@ Command = (
     | Invite
     | SetStatus
     | Verify
+    | Unverify
+    | Petname
     | Members
     | RoomInfo
     | Moderate
@@ -398,10 +419,15 @@ def parse(line: str) -> Parsed:
         return Act(rest)
     if name == "verify" and rest:
         return Verify(rest.removeprefix("@"))  # others' names may contain spaces
+    if name == "unverify" and rest:
+        return Unverify(rest.removeprefix("@"))
+    if name == "petname" and args:
+        target, _, petname = rest.partition(" ")
+        return Petname(target.removeprefix("@"), petname.strip() or None)
     moderation = next((action for action in MODERATIONS if action == name), None)
     if moderation is not None and rest:
         return Moderate(moderation, rest.removeprefix("@"))
-    if name in ("verify", "me", "react", *MODERATIONS) or len(args) != 1:
+    if name in ("verify", "unverify", "petname", "me", "react", *MODERATIONS) or len(args) != 1:
         raise _usage(name)
     return Nick(args[0])
 

@@ -6,23 +6,27 @@ knows (members, room names), and cycles through the answer on each Tab.
 - ``/ver`` at the start of a line completes commands;
 - ``/join ta`` and ``#ta`` complete room names;
 - a word anywhere (``ca``, ``@ca``) completes the names of the shown room's members as
-  a mention, ``@carol``; the arguments of ``/verify`` complete to bare names.
+  a mention, ``@carol``; the arguments of ``/verify`` and ``/unverify`` and the first of
+  ``/petname`` complete to bare names.
 
-Names are labels, not identities: when several members share a name, each is offered
-by key as ``name#tag`` (the first fingerprint group, as the timeline tags namesakes).
+Names are labels, not identities: when several members share a name, or a name looks
+like a contact's, each is offered by key as ``name#tag`` (the first fingerprint group,
+as the timeline tags them), which is how a mention picks one key.
 A name that would need escaping to be shown is never offered: it could not be typed
 back.
 """
 
+from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from e2echat import Member
 from e2echat_tui.commands import COMMANDS
-from e2echat_tui.format import name_tag, namesakes
 from e2echat_tui.safe import escape_controls
+from e2echat_tui.trust import tag
 
-_NAME_ARGUMENT = frozenset({"verify"})
+_NAME_ARGUMENT = frozenset({"verify", "unverify"})
+_FIRST_NAME_ARGUMENT = frozenset({"petname"})
 _ROOM_ARGUMENT = frozenset({"join"})
 
 
@@ -51,15 +55,15 @@ def _typable(name: str) -> bool:
 
 def _member_candidates(members: Iterable[Member], prefix: str, *, mention: bool) -> list[Candidate]:
     others = [m for m in members if not m.is_me and _typable(m.name)]
-    names = namesakes(others)
+    names = Counter(m.name for m in others)
     wanted = prefix.casefold()
     found: list[Candidate] = []
     lead = "@" if mention else ""
     for member in sorted(others, key=lambda m: (m.name.casefold(), m.key)):
         if not member.name.casefold().startswith(wanted):
             continue
-        shared = len(names.get(member.name, ())) > 1 or "#" in member.name
-        text = f"{lead}{member.name}#{name_tag(member)}" if shared else f"{lead}{member.name}"
+        shared = names[member.name] > 1 or "#" in member.name or bool(member.lookalikes)
+        text = f"{lead}{member.name}#{tag(member)}" if shared else f"{lead}{member.name}"
         label = f"{text}  {member.fingerprint[:19]}" if shared else text
         found.append(Candidate(text + " ", label))
     return found
@@ -91,7 +95,7 @@ def complete(before: str, members: Sequence[Member], rooms: Iterable[str]) -> Co
         return Completion(start, tuple(_room_candidates(rooms, word, "")))
     if word.startswith("#"):
         return Completion(start, tuple(_room_candidates(rooms, word[1:], "#")))
-    if command in _NAME_ARGUMENT:
+    if command in _NAME_ARGUMENT or (command in _FIRST_NAME_ARGUMENT and before.count(" ") == 1):
         typed = word.removeprefix("@")
         return Completion(start, tuple(_member_candidates(members, typed, mention=False)))
     if not word:

@@ -17,10 +17,11 @@ from e2echat import E2EChatError, Message, Room, UnreadChanged
 from e2echat_tui import commands as cmd
 from e2echat_tui.chooser import Choice, choose
 from e2echat_tui.dialogs import ConfirmScreen
-from e2echat_tui.format import clock, display_name, namesakes, unread_line
+from e2echat_tui.format import clock, unread_line
 from e2echat_tui.lines import Entry
 from e2echat_tui.rooms import RoomTab
 from e2echat_tui.safe import escape_controls
+from e2echat_tui.trust import labels, marked_name
 
 if TYPE_CHECKING:
     from e2echat_tui.app import ChatApp
@@ -96,8 +97,7 @@ class MessageActions:
         if composing.kind == "reply" and (composing.message.deleted or not composing.message.id):
             raise cmd.CommandError("that message cannot be replied to")
         self.composing = composing
-        names = namesakes(composing.message.room.member_list)
-        who = display_name(composing.message.sender, names)
+        who = marked_name(composing.message.sender, labels(composing.message.room.member_list))
         if composing.kind == "reply":
             excerpt = escape_controls(composing.message.text.split("\n", 1)[0])[:40]
             title = f"replying to {who}: {excerpt}"

@@ -7,15 +7,16 @@ This is the only module of the TUI allowed to import the relay package.
 
 import asyncio
 import contextlib
+import functools
 import logging
 import tempfile
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 from e2echat_server.config import RelayConfig
 from e2echat_server.relay import Relay
 
-from e2echat import AmbiguousMention, Client, Identity, MemberJoined, Message, Room
+from e2echat import AmbiguousMention, Client, Identity, Member, MemberJoined, Message, Room
 from e2echat_tui.app import ChatApp
 from e2echat_tui.config import Preferences
 from e2echat_tui.launch import run_app
@@ -25,7 +26,7 @@ LOBBY = "lobby"
 GREETER = "greeter"
 WELCOME = (
     "Welcome to e2echat, @{name}! This room is open: anyone the relay admits can read it. "
-    "Mention @greeter and I answer; /help lists the commands; try /verify greeter."
+    "Mention me and I answer; /help lists the commands; try /verify greeter."
 )
 
 
@@ -39,6 +40,15 @@ def greeter_reply(sender: str, text: str) -> str:
     return f"@{sender} hello! I read your message end-to-end encrypted: “{text}”"
 
 
+async def _send_to(room: Room, member: Member, text_for: Callable[[str], str]) -> None:
+    """Send ``text_for(name)``, which mentions ``member``; with a namesake about, by key
+    (``name#tag``): a bare name of namesakes is refused, and anyone may take a name."""
+    try:
+        await room.send(text_for(member.name))
+    except AmbiguousMention:
+        await room.send(text_for(f"{member.name}#{member.tag}"))
+
+
 async def run_greeter(bot: Client) -> None:
     """Welcome newcomers to the lobby and answer every mention, until cancelled."""
     events, messages = bot.events(), bot.messages()
@@ -46,17 +56,14 @@ async def run_greeter(bot: Client) -> None:
     async def welcome() -> None:
         async for event in events:
             if isinstance(event, MemberJoined) and event.room.name == LOBBY:
-                member = event.member
-                try:
-                    await event.room.send(WELCOME.format(name=member.name))
-                except AmbiguousMention:  # a namesake is in the room: mention by key
-                    await event.room.send(WELCOME.format(name=f"{member.name}#{member.tag}"))
+                await _send_to(event.room, event.member, lambda name: WELCOME.format(name=name))
 
     async def answer() -> None:
         message: Message[Room]
         async for message in messages:
             if message.mentions_me:
-                await message.room.send(greeter_reply(message.sender.name, message.text))
+                reply = functools.partial(greeter_reply, text=message.text)
+                await _send_to(message.room, message.sender, reply)
 
     async with asyncio.TaskGroup() as group:
         group.create_task(welcome())

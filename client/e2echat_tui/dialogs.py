@@ -11,8 +11,8 @@ from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label, Static
 
 from e2echat import Member
-from e2echat_tui.format import trust_label
 from e2echat_tui.safe import escape_controls
+from e2echat_tui.trust import about, trust_label
 
 DIALOG_CSS = """
 {name} {{
@@ -43,11 +43,13 @@ def _rows(number: str, per_row: int = 4) -> str:
 
 
 def safety_text(member: Member, safety_number: str) -> Text:
-    """What the verify dialog says: who, their fingerprint, and the number to compare."""
+    """What the verify dialog says: who, the fingerprint being trusted, the number to
+    compare, and the key's trust now (with whose name it resembles)."""
     label, label_style = trust_label(member)
+    note = about(member)
     text = Text.assemble(
         ("Verify ", Style(bold=True)),
-        (escape_controls(member.name), Style(bold=True, color="#5fafff")),
+        (escape_controls(member.display_name), Style(bold=True, color="#5fafff")),
         "\n\nCompare this safety number with them in person or on a call you trust.\n"
         "If it matches on both screens, nobody is in the middle.\n\n",
         (_rows(safety_number), Style(bold=True)),
@@ -56,6 +58,8 @@ def safety_text(member: Member, safety_number: str) -> Text:
         "\nNow: ",
         (label, label_style),
     )
+    if note is not None:
+        text.append("\n" + note, Style(color="#8a8a8a"))
     return text
 
 

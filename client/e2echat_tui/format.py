@@ -6,7 +6,7 @@ through ``escape_controls`` and lands in a ``Segment`` or ``Text`` as plain text
 
 import functools
 import zlib
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from datetime import datetime, tzinfo
 from enum import Enum
 
@@ -19,6 +19,15 @@ from e2echat_tui.commands import action_of
 from e2echat_tui.files import file_line
 from e2echat_tui.lines import Entry
 from e2echat_tui.safe import escape_controls
+from e2echat_tui.trust import (
+    Labels,
+    about,
+    marked_name,
+    plain_name,
+    tag,
+    trust_label,
+    trust_mark,
+)
 
 NAME_COLOURS = (
     "#5fafff",
@@ -72,38 +81,6 @@ def name_style(key: bytes) -> Style:
     return Style(color=NAME_COLOURS[zlib.crc32(key) % len(NAME_COLOURS)], bold=True)
 
 
-Namesakes = Mapping[str, frozenset[bytes]]
-"""The keys that go by each name in a room: more than one means a name is shared."""
-
-
-def namesakes(members: Iterable[Member]) -> Namesakes:
-    keys: dict[str, set[bytes]] = {}
-    for member in members:
-        keys.setdefault(member.name, set()).add(member.key)
-    return {name: frozenset(each) for name, each in keys.items()}
-
-
-def name_tag(member: Member) -> str:
-    """A short suffix from the key (the first fingerprint group) that tells namesakes apart."""
-    return member.fingerprint.split()[0] if member.fingerprint.strip() else member.key.hex()[:4]
-
-
-def display_name(member: Member, names: Namesakes) -> str:
-    """The escaped name; ``name#tag`` when someone else in the room has the same name.
-
-    Names are labels, not identities: without the tag a newcomer calling itself "bob"
-    would read exactly like the bob you know (the colour alone is not enough). A name
-    that contains ``#`` is always tagged, so that nobody can call itself "bob#TAG" and
-    read like a tagged bob. The tag is a hint (16 bits can be ground out); the safety
-    number of ``/verify`` is the proof.
-    """
-    shown = escape_controls(member.name)
-    keys = names.get(member.name)
-    if "#" in member.name or (keys is not None and (len(keys) > 1 or member.key not in keys)):
-        shown += "#" + escape_controls(name_tag(member))
-    return shown
-
-
 def short_fingerprint(fingerprint: str, groups: int = 4) -> str:
     """The first groups of a fingerprint, enough to recognise oneself at a glance."""
     parts = fingerprint.split()
@@ -119,12 +96,21 @@ def clock(moment: datetime, timezone: tzinfo | None) -> str:
     return moment.astimezone(timezone).strftime("%H:%M")
 
 
-def message_entry(message: Message[Room], timezone: tzinfo | None, names: Namesakes) -> Entry:
+def name_segments(member: Member, shown: Labels, style: Style | None = None) -> list[Segment]:
+    """A member's trust marker and (maybe tagged) name, each in its own style."""
+    mark = trust_mark(member)
+    colour = style or (OWN_NAME_STYLE if member.is_me else name_style(member.key))
+    name = Segment(plain_name(member, shown), colour)
+    return [name] if mark is None else [Segment(*mark), name]
+
+
+def message_entry(message: Message[Room], timezone: tzinfo | None, shown: Labels) -> Entry:
     """The timeline entry of a message: own messages muted, mentions of me highlighted;
-    ``names`` are the room's namesakes (see ``display_name``)."""
+    ``shown`` are the room's labels (see ``trust.needs_tag``). The sender's marker is
+    its trust when the message arrived."""
     sender = message.sender
     own = message.own or sender.is_me
-    author = Segment(display_name(sender, names), OWN_NAME_STYLE if own else name_style(sender.key))
+    author = name_segments(sender, shown, OWN_NAME_STYLE if own else None)
     mentioned = message.mentions_me and not own and not message.deleted
     action = action_of(message.text) if message.file is None else None
     style = OWN_BODY_STYLE if own else MENTION_BODY_STYLE if mentioned else BODY_STYLE
@@ -137,33 +123,33 @@ def message_entry(message: Message[Room], timezone: tzinfo | None, names: Namesa
     else:
         body = escape_controls(message.text if action is None else action, keep_newlines=True)
     time = Segment(clock(message.sent_at, timezone) + " ", TIME_STYLE)
-    prefix = (time, author) if action is None else (time, ACTION_MARK, author)
+    prefix = (time, *author) if action is None else (time, ACTION_MARK, *author)
     return Entry(
         prefix=(*prefix, Segment(" ")),
         body=body,
         body_style=style,
         background=MENTION_BACKGROUND if mentioned else None,
         message=message,
-        quote=quote_line(message, names),
-        footer=() if message.deleted else footer_line(message, names),
+        quote=quote_line(message, shown),
+        footer=() if message.deleted else footer_line(message, shown),
     )
 
 
-def quote_line(message: Message[Room], names: Namesakes) -> tuple[Segment, ...]:
+def quote_line(message: Message[Room], shown: Labels) -> tuple[Segment, ...]:
     """The line above a reply: whom and what it answers (one line, at most 80 chars)."""
     quote = message.reply_to
     if quote is None:
         return ()
     if not quote.available or quote.sender is None:
         return (Segment("↱ original not available", QUOTE_STYLE),)
-    who = Segment(display_name(quote.sender, names), name_style(quote.sender.key))
+    who = name_segments(quote.sender, shown)
     if quote.deleted:
-        return (Segment("↱ ", QUOTE_STYLE), who, Segment(": message deleted", DELETED_STYLE))
+        return (Segment("↱ ", QUOTE_STYLE), *who, Segment(": message deleted", DELETED_STYLE))
     excerpt = escape_controls(quote.excerpt)
-    return (Segment("↱ ", QUOTE_STYLE), who, Segment(": " + excerpt, QUOTE_STYLE))
+    return (Segment("↱ ", QUOTE_STYLE), *who, Segment(": " + excerpt, QUOTE_STYLE))
 
 
-def footer_line(message: Message[Room], names: Namesakes) -> tuple[Segment, ...]:
+def footer_line(message: Message[Room], shown: Labels) -> tuple[Segment, ...]:
     """The line below a message: "(edited)" and its reactions, with who reacted while
     they are few (``(edited) · 👍 bob, carol · 🎉 5``); ours stand out."""
     parts: list[Segment] = []
@@ -174,7 +160,7 @@ def footer_line(message: Message[Room], names: Namesakes) -> tuple[Segment, ...]
             parts.append(Segment(" · ", FOOTER_STYLE))
         mine = any(member.is_me for member in reaction.members)
         if reaction.count <= FOOTER_NAMES:
-            who = ", ".join(display_name(member, names) for member in reaction.members)
+            who = ", ".join(marked_name(member, shown) for member in reaction.members)
         else:
             who = f"{reaction.count:,}"
         text = f"{escape_controls(reaction.emoji)} {who}"
@@ -198,26 +184,20 @@ def system_entry(text: str, moment: datetime, timezone: tzinfo | None, level: Le
     )
 
 
-def trust_label(member: Member) -> tuple[str, Style]:
-    """The member list's trust marker: verified, unverified, or no keys shared."""
-    if member.is_me:
-        return "you", Style(color="#8a8a8a")
-    if not member.validated:
-        return "✗ no keys shared", Style(color="#ff5f5f")
-    if member.verified:
-        return "✔ verified", Style(color="#5fd75f")
-    return "? unverified", Style(color="#d7af00")
-
-
-def member_line(member: Member, names: Namesakes) -> Text:
-    """One line of the members panel: presence, coloured name, trust marker."""
+def member_line(member: Member, shown: Labels) -> Text:
+    """One line of the members panel: presence, marker and name, then the trust spelled
+    out (with whose name it resembles), and the status text."""
     mark, mark_style = STATUS_MARKS.get(member.status, OFFLINE_MARK)
     label, label_style = trust_label(member)
-    style = OWN_NAME_STYLE if member.is_me else name_style(member.key)
-    line = Text.assemble((mark + " ", mark_style), (display_name(member, names), style))
+    line = Text.assemble((mark + " ", mark_style))
+    for segment in name_segments(member, shown):
+        line.append(segment.text, segment.style)
     line.append("\n  " + label, label_style)
     if member.status_text:
         line.append(" · " + escape_controls(member.status_text), Style(color="#8a8a8a"))
+    note = about(member)
+    if note is not None:
+        line.append("\n  " + note, Style(color="#8a8a8a"))
     return line
 
 
@@ -240,7 +220,9 @@ def peer_label(room: Room, known: Iterable[Member] = ()) -> str | None:
     member = peer_of(room, known)
     if member is None:
         return room.peer.hex()[:8]
-    return f"{escape_controls(member.display_name)}#{escape_controls(name_tag(member))}"
+    mark = trust_mark(member)
+    label = f"{escape_controls(member.display_name)}#{escape_controls(tag(member))}"
+    return (mark[0] if mark else "") + label
 
 
 def topic(room: Room, known: Iterable[Member] = ()) -> Text:

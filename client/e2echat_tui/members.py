@@ -7,7 +7,8 @@ from textual.reactive import reactive
 from textual.widgets import Static
 
 from e2echat import Member
-from e2echat_tui.format import member_line, namesakes
+from e2echat_tui.format import member_line
+from e2echat_tui.trust import labels
 
 _PRESENCE_ORDER = {"online": 0, "busy": 1, "away": 2}
 
@@ -16,7 +17,7 @@ def sorted_members(members: Sequence[Member]) -> list[Member]:
     """Me first, then by presence, then by name (case-insensitive)."""
     return sorted(
         members,
-        key=lambda m: (not m.is_me, _PRESENCE_ORDER.get(m.status, 3), m.name.casefold()),
+        key=lambda m: (not m.is_me, _PRESENCE_ORDER.get(m.status, 3), m.display_name.casefold()),
     )
 
 
@@ -36,7 +37,7 @@ class MembersPanel(Static):
     members: reactive[tuple[Member, ...]] = reactive(())
 
     def watch_members(self, members: tuple[Member, ...]) -> None:
-        names = namesakes(members)
-        lines = [member_line(member, names) for member in sorted_members(members)]
+        shown = labels(members)
+        lines = [member_line(member, shown) for member in sorted_members(members)]
         header = Text(f"Members ({len(lines)})\n", style="bold")
         self.update(Text("\n").join([header, *lines]) if lines else header)

@@ -9,20 +9,23 @@ from collections.abc import Sequence
 
 from e2echat import Member
 from e2echat_tui.commands import CommandError
-from e2echat_tui.format import name_tag
+from e2echat_tui.trust import tag
 
 
 def named(members: Sequence[Member], name: str) -> list[Member]:
-    """The members ``name`` means: ``NAME#TAG`` is a name and a fingerprint prefix (as the
-    timeline shows namesakes); any other text is a name (and has no ``#``)."""
+    """The members ``name`` means: ``NAME#TAG`` is a name (or the user's petname for the
+    key) and a fingerprint prefix, as names are tagged on screen; any other text is a
+    name or a petname (and has no ``#``)."""
     if "#" not in name:
-        return [m for m in members if m.name == name]
-    base, _, tag = name.rpartition("#")
-    prefix = tag.replace(" ", "")
+        return [m for m in members if name in (m.name, m.petname)]
+    base, _, tagged = name.rpartition("#")
+    prefix = tagged.replace(" ", "")
     return [
         m
         for m in members
-        if m.name == base and prefix and m.fingerprint.replace(" ", "").startswith(prefix)
+        if base in (m.name, m.petname)
+        and prefix
+        and m.fingerprint.replace(" ", "").startswith(prefix)
     ]
 
 
@@ -33,8 +36,8 @@ def pick_member(members: Sequence[Member], name: str, command: str, missing: str
     if not matches:
         raise CommandError(missing)
     if len(matches) > 1:
-        choices = " or ".join(f"/{command} {m.name}#{name_tag(m)}" for m in matches)
-        if len({name_tag(m) for m in matches}) < len(matches):  # a ground-out tag
+        choices = " or ".join(f"/{command} {m.name}#{tag(m)}" for m in matches)
+        if len({tag(m) for m in matches}) < len(matches):  # a ground-out tag
             choices = "add more of the fingerprint after the #: " + ", ".join(
                 m.fingerprint for m in matches
             )

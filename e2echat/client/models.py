@@ -59,6 +59,18 @@ class Lookalike:
 
 
 @dataclass(frozen=True)
+class Predecessor:
+    """The old key a member's key succeeds: a successor statement signed by both keys
+    says it is the same person. ``verified`` means the user had verified the old key
+    (and so the new key carries that verification)."""
+
+    key: bytes = field(repr=False)
+    name: str
+    fingerprint: str
+    verified: bool
+
+
+@dataclass(frozen=True)
 class Member:
     """A room member as this client knows it. An identity is its key; ``name`` is a label.
 
@@ -82,6 +94,8 @@ class Member:
     lookalikes: tuple[Lookalike, ...] = ()
     mixed_script: bool = False
     """The name mixes letters of several scripts (as a Cyrillic "a" in "alice" would)."""
+    predecessor: "Predecessor | None" = None
+    """The key this one replaced by a checked successor statement (``identity rotate``)."""
 
     @property
     def display_name(self) -> str:

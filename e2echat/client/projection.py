@@ -8,7 +8,7 @@ member data plus our crypto state (trust, validation) into ``Member`` values.
 import functools
 from datetime import UTC, datetime
 
-from e2echat.client.models import FileInfo, Lookalike, Member, Message
+from e2echat.client.models import FileInfo, Lookalike, Member, Message, Predecessor
 from e2echat.client.roomstate import RoomState
 from e2echat.crypto.lookalike import NamedKey, is_mixed_script
 from e2echat.crypto.payload import File, Text
@@ -85,7 +85,15 @@ class Projection:
                 for r in flags
             ),
             mixed_script=_mixed_script(name),
+            predecessor=self._predecessor(contact.predecessor if contact is not None else None),
         )
+
+    def _predecessor(self, old: bytes | None) -> Predecessor | None:
+        if old is None:
+            return None
+        record = self._session.contacts.get(old)
+        verified = record is not None and record.verified
+        return Predecessor(old, self._name_of(old, None), _fingerprint(old), verified)
 
     def _name_of(self, key: bytes, relay_member: RelayMember | None) -> str:
         """The name ``key`` goes by: ours as we set it; else the one its key signed, else

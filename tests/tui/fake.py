@@ -26,6 +26,7 @@ from e2echat import (
     Member,
     MemberJoined,
     MemberLeft,
+    MemberRenamed,
     MemberValidated,
     Message,
     MessageDeleted,
@@ -248,6 +249,7 @@ class FakeChat:
         self.deletes: list[bytes] = []
         self.reactions: list[tuple[bytes, str, bool]] = []
         self.marked: list[str] = []
+        self.petnames: list[tuple[str, str | None]] = []
         self.listening = asyncio.Event()
         self._message_subscriptions: list[FakeSubscription[Message]] = []
         self._event_subscriptions: list[FakeSubscription[Event]] = []
@@ -330,6 +332,10 @@ class FakeChat:
     async def unverify(self, member: Member) -> None:
         self.unverified.append(member.name)
         self._update(member.key, verified=False)
+
+    async def set_petname(self, member: Member, petname: str | None) -> None:
+        self.petnames.append((member.name, petname))
+        self._update(member.key, petname=petname)
 
     async def rename(self, name: str) -> None:
         if not name or len(name) > 32:
@@ -456,6 +462,12 @@ class FakeChat:
         self._update(fake_key(name), status=status)
         member = next(m for r in self.joined for m in r.member_list if m.name == name)
         self.emit(PresenceChanged(member))
+
+    def rename_member(self, name: str, new_name: str) -> None:
+        """``name`` signed a new name: every room lists it, and the library says so."""
+        self._update(fake_key(name), name=new_name)
+        member = next(m for r in self.joined for m in r.member_list if m.key == fake_key(name))
+        self.emit(MemberRenamed(member, name))
 
     def change_connection(self, state: ConnectionState, detail: str | None = None) -> None:
         self.state = state

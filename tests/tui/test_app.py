@@ -80,7 +80,7 @@ async def test_startup_shows_rooms_history_members_and_identity(app: ChatApp) ->
         assert "# lobby" in text
         assert "🔒 team" in text
         assert "open room: anyone the relay admits can read" in text
-        assert "09:31 bob hi everyone" in text
+        assert "09:31 ✔bob hi everyone" in text
         assert "✔ verified" in text
         assert "? unverified · lunch" in text
         assert "✗ no keys shared" in text
@@ -134,7 +134,7 @@ async def test_a_mention_elsewhere_rings_toasts_and_marks_the_room(chat: FakeCha
         assert (team.unread, team.mentions) == (2, 1)
         assert "🔒 team 2 @1" in screen_text(app)
         assert len(rings) == 1
-        assert [n.title for n in app._notifications] == ["bob in team"]
+        assert [n.title for n in app._notifications] == ["✔bob in team"]
         await pilot.press("ctrl+n")
         assert app.current == "team"
         assert (team.unread, team.mentions) == (0, 0)
@@ -274,7 +274,7 @@ async def test_verify_marks_a_member_verified(app: ChatApp, chat: FakeChat) -> N
         await pilot.click("#confirm")
         await commands_done(app)
         assert chat.verified == ["carol"]
-        assert last_line(app) == "carol is verified"
+        assert last_line(app) == "✔carol is verified"
         assert screen is not app.screen
         await submit(pilot, "/verify nobody")
         assert last_line(app) == "no member named nobody in lobby"
@@ -305,9 +305,9 @@ async def test_members_rooms_help_and_nick(app: ChatApp, chat: FakeChat) -> None
         assert last_line(app).splitlines() == [
             "4 members of lobby:",
             "  alice — online, you",
-            "  bob — online, verified",
-            "  carol — away, unverified",
-            "  dave — offline, no keys shared",
+            "  bob — online, ✔ verified",
+            "  carol — away, ? unverified",
+            "  dave — offline, ✗ no keys shared",
         ]
         await submit(pilot, "/rooms")
         assert last_line(app).splitlines() == [
@@ -350,9 +350,9 @@ async def test_me_names_topic_and_clear(app: ChatApp, chat: FakeChat) -> None:
         await settle(pilot)
         text = screen_text(app)
         assert "* alice waves [b]hi[/b]" in text
-        assert "* bob waves back" in text
+        assert "* ✔bob waves back" in text
         await submit(pilot, "/names")
-        assert last_line(app) == "4 members in lobby: alice, bob, carol, dave"
+        assert last_line(app) == "4 members in lobby: alice, ✔bob, ?carol, ?dave"
         await submit(pilot, "/topic")
         assert last_line(app) == "Topic of lobby: Say hello"
         await submit(pilot, "/clear")
@@ -391,14 +391,14 @@ async def test_events_become_system_lines(app: ChatApp, chat: FakeChat) -> None:
         await started(app, chat)
         chat.arrive("lobby", chat.member("erin"))
         await settle(pilot)
-        assert last_line(app) == "erin joined"
+        assert last_line(app) == "?erin joined"
         chat.depart("lobby", "erin")
         await settle(pilot)
-        assert last_line(app) == "erin left"
+        assert last_line(app) == "?erin left"
         chat.arrive("team", chat.member("frank", validated=False))
         chat.validate("team", "frank")
         await settle(pilot)
-        assert last_line(app, "team") == "frank proved the room secret: keys shared"
+        assert last_line(app, "team") == "?frank proved the room secret: keys shared"
         chat.change_presence("dave", "online")
         chat.emit(Undecryptable(chat.directory["lobby"], None, 7, "no key yet"))  # type: ignore[arg-type]
         await settle(pilot)
@@ -421,7 +421,7 @@ async def test_events_become_system_lines(app: ChatApp, chat: FakeChat) -> None:
         assert last_line(app).startswith("This computer's clock is 8 days behind the relay's")
         text = screen_text(app)
         assert "● reconnecting" in text
-        assert "● dave" in text
+        assert "● ?dave" in text
         chat.emit(RoomLeft(chat.directory["team"]))  # type: ignore[arg-type]
         chat.emit(RoomJoined(chat.directory["elsewhere"]))  # type: ignore[arg-type]
         await settle(pilot)

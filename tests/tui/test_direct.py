@@ -7,8 +7,8 @@ from pathlib import Path
 
 from e2echat_tui.app import ChatApp
 from e2echat_tui.demo import LOBBY
-from e2echat_tui.format import name_tag
 from e2echat_tui.sidebar import RoomList
+from e2echat_tui.trust import tag
 from textual.pilot import Pilot
 
 from e2echat import Client, DirectStarted, Identity, Message
@@ -44,8 +44,7 @@ async def test_msg_starts_a_direct_conversation_by_key_and_refuses_namesakes(
         await until(
             app,
             lambda: (
-                bodies(app).count("bob joined")
-                + sum(b.startswith("bob#") and b.endswith(" joined") for b in bodies(app))
+                sum(b.startswith(("?bob joined", "⚠bob#")) and "joined" in b for b in bodies(app))
                 >= 2
             ),
         )
@@ -54,7 +53,7 @@ async def test_msg_starts_a_direct_conversation_by_key_and_refuses_namesakes(
         await until(app, lambda: any("2 members are named bob" in b for b in bodies(app)))
         assert app.chat.directs == []
         real = next(m for m in app.tabs[LOBBY].room.member_list if m.key == bob.key)
-        await type_line(pilot, f"/msg @bob#{name_tag(real)} only for you")
+        await type_line(pilot, f"/msg @bob#{tag(real)} only for you")
         started = await next_of(bob_events, DirectStarted)
         assert isinstance(started, DirectStarted)
         got = await next_of(bob_inbox, Message, in_direct=True)
@@ -62,10 +61,10 @@ async def test_msg_starts_a_direct_conversation_by_key_and_refuses_namesakes(
         assert (got.text, got.room.id) == ("only for you", started.room.id)
         (dm,) = app.chat.directs
         await until(app, lambda: app.current == dm.name)
-        assert sidebar_peers(app)[dm.name] == f"bob#{name_tag(real)}"
+        assert sidebar_peers(app)[dm.name] == f"⚠bob#{tag(real)}"
         assert sidebar_peers(app)[LOBBY] is None
         await pilot.pause()
-        assert f"@ bob#{name_tag(real)}" in screen_text(app)
+        assert f"@ ⚠bob#{tag(real)}" in screen_text(app)
         assert "only for you" in bodies(app, dm.name)
         await fake.get_room(LOBBY).members()  # type: ignore[union-attr]  # barrier
         assert fake.directs == []
@@ -84,7 +83,7 @@ async def test_a_conversation_someone_else_starts_appears_in_the_sidebar(
         await dm.send("psst")
         await until(app, lambda: dm.name in app.tabs and "psst" in bodies(app, dm.name))
         assert sidebar_peers(app)[dm.name] is not None
-        assert sidebar_peers(app)[dm.name].startswith("carol#")  # type: ignore[union-attr]
+        assert sidebar_peers(app)[dm.name].startswith("?carol#")  # type: ignore[union-attr]
         inbox = carol.messages()
         await type_line(pilot, "/msg carol and back")
         async with asyncio.timeout(TIMEOUT):

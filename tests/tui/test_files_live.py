@@ -63,7 +63,7 @@ async def files_session(tmp_path: Path) -> AsyncIterator[Session]:
             )
             async with bob:
                 await bob.join(LOBBY)
-                await until(app, lambda: "bob joined" in bodies(app))
+                await until(app, lambda: "?bob joined" in bodies(app))
                 # The greeter welcomes bob: let that line come before the test's own.
                 await until(app, lambda: any("Welcome to e2echat, @bob" in b for b in bodies(app)))
                 yield app, pilot, bob, tmp_path
@@ -102,7 +102,7 @@ async def test_upload_and_save_a_file_both_ways(files_session: Session) -> None:
     await bob.get_room(LOBBY).send_file(hostile, caption="[i]look[/i]")  # type: ignore[union-attr]
     await until(app, lambda: any("cat.png" in b for b in bodies(app)))
     shown = await shown_with(pilot, "cat.png")
-    assert "bob 📎 _[31m[bold red]cat.png · 78 B · image/png —" in shown
+    assert "?bob 📎 _[31m[bold red]cat.png · 78 B · image/png" in shown
     assert "[i]look[/i]" in shown
 
     await pilot.press("f3")

@@ -63,7 +63,7 @@ async def test_the_members_panel_follows_the_roster_after_a_reconnect(
         ]
         chat.change_connection(ConnectionState.CONNECTED)
         await settle(pilot)
-        assert "⊘ dave" in screen_text(app)
+        assert "⊘ ?dave" in screen_text(app)
 
 
 async def test_nick_redraws_the_members_panel(app: ChatApp, chat: FakeChat) -> None:
@@ -120,18 +120,18 @@ async def test_two_members_with_one_name_are_told_apart(app: ChatApp, chat: Fake
         await settle(pilot)
         real_tag, fake_tag = bob.fingerprint.split()[0], impostor.fingerprint.split()[0]
         bodies = [entry.body for entry in app.tabs["lobby"].log.entries]
-        assert f"bob#{fake_tag} joined" in bodies  # system lines tell them apart too
+        assert f"?bob#{fake_tag} joined" in bodies  # system lines tell them apart too
         chat.depart("lobby", "bob")  # the first bob: the real one
         await settle(pilot)
-        assert app.tabs["lobby"].log.entries[-1].body == f"bob#{real_tag} left"
+        assert app.tabs["lobby"].log.entries[-1].body == f"✔bob#{real_tag} left"
         chat.arrive("lobby", bob)
         await settle(pilot)
         text = screen_text(app)
-        assert f"bob#{fake_tag} it's me, send the file" in text
-        assert f"● bob#{real_tag}" in text
-        assert f"● bob#{fake_tag}" in text
+        assert f"?bob#{fake_tag} it's me, send the file" in text
+        assert f"● ✔bob#{real_tag}" in text
+        assert f"● ?bob#{fake_tag}" in text
         await submit(pilot, "/members")
-        assert f"  bob#{fake_tag} — online, unverified" in app.tabs["lobby"].log.entries[-1].body
+        assert f"  bob#{fake_tag} — online, ? unverified" in app.tabs["lobby"].log.entries[-1].body
         await submit(pilot, "/verify bob")
         assert f"/verify bob#{real_tag}" in app.tabs["lobby"].log.entries[-1].body
         app.query_one(Composer).text = f"/verify bob#{fake_tag}"
@@ -173,7 +173,7 @@ async def test_a_name_that_looks_tagged_cannot_pass_for_a_tagged_namesake(
         chat.arrive("lobby", forger)
         await settle(pilot)
         forged_tag = forger.fingerprint.split()[0]
-        assert app.tabs["lobby"].log.entries[-1].body == f"bob#{real_tag}#{forged_tag} joined"
+        assert app.tabs["lobby"].log.entries[-1].body == f"?bob#{real_tag}#{forged_tag} joined"
         app.query_one(Composer).text = f"/verify bob#{real_tag}"
         await pilot.press("enter")
         screen = await until_screen(pilot, VerifyScreen)

@@ -191,7 +191,7 @@ async def test_mute_and_notification_modes(chat: FakeChat) -> None:
         await submit(pilot, "/unmute")
         chat.deliver("lobby", "bob", "no mention, another room")
         await settle(pilot)
-        assert [n.title for n in app._notifications] == ["bob in lobby"]
+        assert [n.title for n in app._notifications] == ["✔bob in lobby"]
 
 
 async def test_mentions_only_by_default(app: ChatApp, chat: FakeChat) -> None:

@@ -101,7 +101,7 @@ async def test_verify_the_greeter_and_a_refused_nick(
     first_group = app.chat.safety_number(greeter).split()[0]
     assert first_group in screen_text(app)
     await pilot.click("#confirm")
-    await until(app, lambda: bodies(app)[-1] == f"{GREETER} is verified")
+    await until(app, lambda: bodies(app)[-1] == f"✔{GREETER} is verified")
     await pilot.pause()
     greeter = next(m for m in app.chat.rooms[0].member_list if m.name == GREETER)
     assert greeter.verified
@@ -119,7 +119,7 @@ async def test_messages_from_another_library_client_arrive_as_literal_text(
     bob = Client(url, identity=Identity.generate(), name="bob", store=tmp_path / "bob.sqlite3")
     async with bob:
         room = await bob.join(LOBBY)
-        await until(app, lambda: "bob joined" in bodies(app))
+        await until(app, lambda: "?bob joined" in bodies(app))
         await room.send("[red]x[/red] and \x1b[31mred\x1b[0m @tess")
         await until(app, lambda: any(b.startswith("[red]x[/red]") for b in bodies(app)))
         await pilot.pause()
@@ -147,7 +147,7 @@ async def test_secret_room_invite_status_members_and_nick(
     carol = Client(url, identity=Identity.generate(), name="carol", store=tmp_path / "c.sqlite3")
     async with carol:
         await carol.join("vault", invite=invite)
-        await until(app, lambda: "carol joined" in bodies(app, "vault"))
+        await until(app, lambda: "?carol joined" in bodies(app, "vault"))
         await type_line(pilot, "/members")
         await until(app, lambda: bodies(app, "vault")[-1].startswith("2 members of vault"))
         await type_line(pilot, "/status away lunch")

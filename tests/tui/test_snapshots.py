@@ -1,5 +1,5 @@
 """Screenshots: the main screen, a mention, the verify dialog, an error notice, the
-composer, the completion menu and the narrow layout.
+composer, the completion menu, the narrow layout and the trust markers.
 
 Everything on screen is fixed (keys, fingerprints, times, size), so the SVGs under
 ``__snapshots__`` only change when the look changes; update them with
@@ -7,10 +7,13 @@ Everything on screen is fixed (keys, fingerprints, times, size), so the SVGs und
 """
 
 from collections.abc import Callable
+from dataclasses import replace
 
 from e2echat_tui.composer import Composer
 from e2echat_tui.dialogs import VerifyScreen
 from textual.pilot import Pilot
+
+from e2echat import Lookalike, Predecessor
 
 from .conftest import SIZE, fixed_app, populated_chat
 from .test_app import settle
@@ -112,3 +115,26 @@ def test_new_messages_marker(snap_compare: SnapCompare) -> None:
         await settle(pilot)
 
     assert snap_compare(fixed_app(chat), terminal_size=SIZE, run_before=scrolled_up)
+
+
+def test_trust_markers(snap_compare: SnapCompare) -> None:
+    """Verified, unverified, a namesake of a verified contact, a petname, a new key."""
+    chat = populated_chat()
+    lobby = chat.directory["lobby"]
+    bob = next(m for m in lobby.member_list if m.name == "bob")
+    flag = Lookalike(bob.key, bob.name, bob.fingerprint, same_name=True, verified=True)
+    mallory = replace(chat.member("mallory"), name="bob", lookalikes=(flag,))
+    old = chat.member("erin-old")
+    erin = chat.member("erin", predecessor=Predecessor(old.key, "erin", old.fingerprint, False))
+    lobby.member_list = [
+        replace(m, petname="Carol W") if m.name == "carol" else m for m in lobby.member_list
+    ]
+
+    async def arrive(pilot: Pilot[None]) -> None:
+        await chat.listening.wait()
+        chat.arrive("lobby", mallory)
+        chat.arrive("lobby", erin)
+        chat.publish(chat.record(lobby, mallory, "it's me, send the keys"))
+        await settle(pilot)
+
+    assert snap_compare(fixed_app(chat), terminal_size=(110, 36), run_before=arrive)
