@@ -23,6 +23,7 @@ class UserSaved(msgspec.Struct, tag="user", frozen=True):
     prekey_id: int
     prekey: bytes
     prekey_sig: bytes
+    name_statement: bytes | None = None
 
 
 class UsersForgotten(msgspec.Struct, tag="forgotten", frozen=True):
@@ -64,10 +65,13 @@ class PresenceSet(msgspec.Struct, tag="presence", frozen=True):
 
 
 class KeyOnline(msgspec.Struct, tag="online", frozen=True):
-    """``key``'s first connection to the sending relay opened, or (False) its last closed."""
+    """A connection of ``key`` authenticated on the sending relay at ``since`` (Unix ms),
+    or (False) its last there closed. Relays holding an older connection of ``key``
+    close it: the newest connection of an identity wins, across relays too."""
 
     key: bytes
     online: bool
+    since: int = 0
 
 
 class NodeGone(msgspec.Struct, tag="gone", frozen=True):

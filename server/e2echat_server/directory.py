@@ -67,11 +67,18 @@ class UserState:
     presence_budget: TokenBucket | None = None  # made on the first presence change
     presence_pending: bool = False  # a change was not broadcast: a catch-up is owed
     stored: bool = True  # the store holds this name and prekey (False until first written)
-    name_statement: bytes | None = None  # ``name`` signed by ``key``; kept in memory only
+    name_statement: bytes | None = None  # ``name`` signed by ``key``, stored with the rest
 
     def record(self) -> UserRecord:
+        prekey = self.prekey
         return UserRecord(
-            self.key, self.name, self.prekey.id, self.prekey.key, self.prekey.sig, self.last_seen
+            self.key,
+            self.name,
+            prekey.id,
+            prekey.key,
+            prekey.sig,
+            self.last_seen,
+            self.name_statement,
         )
 
 
@@ -129,6 +136,7 @@ class Directory:
                 u.name,
                 SignedPrekey(id=u.prekey_id, key=u.prekey, sig=u.prekey_sig),
                 u.last_seen,
+                name_statement=u.name_statement,
                 mailbox_seq=snapshot.mailbox_seqs.get(u.key, 0),
                 mailbox_count=snapshot.mailbox_counts.get(u.key, 0),
             )
@@ -161,10 +169,9 @@ class Directory:
         else:
             user.sessions += 1
             self.idle.pop(key, None)
-        if user.stored and user.name == name and user.prekey == prekey:
-            if statement is not None:
-                user.name_statement = statement
-            return user, None
+        held = user.name_statement is not None or statement is None
+        if user.stored and user.name == name and user.prekey == prekey and held:
+            return user, None  # a statement of the same name is kept: one write per rename
         return user, self._profile_change(user, name, prekey, statement)
 
     def rename(self, key: bytes, name: str, statement: bytes) -> Change:
@@ -575,11 +582,14 @@ class Directory:
         """Another relay stored this user's name and prekey (``now`` in ms)."""
         prekey = SignedPrekey(id=record.prekey_id, key=record.prekey, sig=record.prekey_sig)
         user = self.users.get(record.key)
+        statement = record.name_statement
         if user is None:
-            self.users[record.key] = UserState(record.key, record.name, prekey, record.last_seen)
+            self.users[record.key] = UserState(
+                record.key, record.name, prekey, record.last_seen, name_statement=statement
+            )
             self.idle[record.key] = now
         else:
-            user.name, user.prekey = record.name, prekey
+            user.name, user.prekey, user.name_statement = record.name, prekey, statement
 
     def follow_forgotten(self, keys: list[bytes]) -> None:
         """Another relay forgot these users (the store refuses any that is online anywhere)."""

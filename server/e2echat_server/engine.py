@@ -99,6 +99,11 @@ class Broker(Protocol[C_contra]):
         cannot tell within a bounded wait."""
         ...
 
+    def on_taken(self, taken: Callable[[bytes], None]) -> None:
+        """Call ``taken(key)`` when a newer connection of ``key`` authenticated on another
+        relay: one identity, one live connection, across every relay of a cluster."""
+        ...
+
     async def close(self) -> None:
         """Stop delivering and release what the broker holds (subscriptions, sockets)."""
         ...
@@ -145,6 +150,9 @@ class LocalBroker(Generic[C]):
 
     async def catch_up(self) -> None:
         """One relay: there is no other to wait for."""
+
+    def on_taken(self, taken: Callable[[bytes], None]) -> None:
+        """One relay: no connection opens anywhere else."""
 
     async def close(self) -> None:
         """Nothing to release: the connections close with the server."""

@@ -82,6 +82,8 @@ class RedisBroker(LocalBroker[C], Generic[C]):
         self.on_banned: Callable[[bytes, bool], None] = _ignore_ban
         self._barriers: dict[bytes, asyncio.Future[None]] = {}
         self._own = bus.origin_prefix(self.node)
+        self._attached: dict[bytes, int] = {}  # key -> when its newest connection here opened
+        self._taken: Callable[[bytes], None] = lambda _key: None
 
     # Lifecycle -----------------------------------------------------------------------
 
@@ -118,19 +120,25 @@ class RedisBroker(LocalBroker[C], Generic[C]):
     # Broker --------------------------------------------------------------------------
 
     def attach(self, key: bytes, conn: C) -> bool:
+        """Every new connection is told to the other relays (not only a key's first
+        here): any of them holding an older connection of ``key`` closes it."""
         first = super().attach(key, conn)
-        if first:
-            k = self._keys
-            self._send(
-                ("HSET", k.online(key), self.node, 1),
-                ("SADD", k.node_keys(self.node), key),
-                self._notice(bus.KeyOnline(key, True)),
-            )
-        return first
+        since = self._attached[key] = _now_ms()
+        k = self._keys
+        self._send(
+            ("HSET", k.online(key), self.node, 1),
+            ("SADD", k.node_keys(self.node), key),
+            self._notice(bus.KeyOnline(key, True, since)),
+        )
+        return first and not self.remote.get(key)  # online elsewhere: it did not come online
+
+    def on_taken(self, taken: Callable[[bytes], None]) -> None:
+        self._taken = taken
 
     def detach(self, key: bytes, conn: C, rooms: Iterable[bytes]) -> bool:
         last = super().detach(key, conn, rooms)
         if last:
+            self._attached.pop(key, None)
             k = self._keys
             self._send(
                 ("HDEL", k.online(key), self.node),
@@ -251,8 +259,8 @@ class RedisBroker(LocalBroker[C], Generic[C]):
                 self._deliver(self.connections.in_room(room), encode_frame(message), None)
             case bus.ToKeys(keys, data):
                 LocalBroker.to_keys(self, keys, data)
-            case bus.UserSaved(key, name, prekey_id, prekey, prekey_sig):
-                record = UserRecord(key, name, prekey_id, prekey, prekey_sig)
+            case bus.UserSaved(key, name, prekey_id, prekey, prekey_sig, statement):
+                record = UserRecord(key, name, prekey_id, prekey, prekey_sig, None, statement)
                 directory.follow_user(record, _now_ms())
             case bus.UsersForgotten(keys):
                 directory.follow_forgotten(keys)
@@ -274,8 +282,11 @@ class RedisBroker(LocalBroker[C], Generic[C]):
                 self.on_banned(key, banned)
             case bus.PresenceSet(key, status, text, last_seen):
                 directory.follow_presence(key, status, text, last_seen)
-            case bus.KeyOnline(key, True):
+            case bus.KeyOnline(key, True, since):
                 self.remote.setdefault(key, set()).add(origin)
+                mine = self._attached.get(key)
+                if mine is not None and (mine, self.node) < (since, origin):
+                    self._taken(key)  # the newer connection wins (ties: the higher node id)
             case bus.KeyOnline(key, False):
                 self._offline_on(key, origin)
             case bus.NodeGone(node) if node == self.node:

@@ -101,6 +101,7 @@ class Sessions:
         self.per_ip: Counter[str] = Counter()
         self._live: dict[bytes, Session] = {}  # the one live connection of each key
         self._replaced: set[asyncio.Task[None]] = set()  # closings of replaced connections
+        engine.broker.on_taken(self._taken_elsewhere)
         self.new_keys = AddressBudgets(config.new_keys_per_ip / 3600, config.new_keys_burst)
 
     def reconfigure(self, config: RelayConfig) -> None:
@@ -288,8 +289,19 @@ class Sessions:
         key = session.key
         old = self._live.get(key)
         self._live[key] = session
-        if old is None:
-            return
+        if old is not None:
+            self._hand_over(old)
+
+    def _taken_elsewhere(self, key: bytes) -> None:
+        """A newer connection of ``key`` authenticated on another relay of the cluster:
+        ours is replaced exactly as by a newer one here (the key stays online there)."""
+        old = self._live.pop(key, None)
+        if old is not None:
+            self._hand_over(old)
+
+    def _hand_over(self, old: Session) -> None:
+        """Stop ``old``'s traffic now and close it with 4409 in the background."""
+        key = old.key
         self._engine.broker.detach(key, old.conn, self._directory.rooms_of.get(key, ()))
         closing = asyncio.create_task(old.conn.close(CloseCode.REPLACED, REPLACED_REASON))
         self._replaced.add(closing)

@@ -11,6 +11,7 @@ from e2echat_server import Relay, RelayConfig, redis_broker
 from e2echat_server.redis_broker import RedisBroker
 
 from e2echat.protocol import (
+    CloseCode,
     CreateRoom,
     Error,
     ErrorCode,
@@ -26,7 +27,7 @@ from e2echat.protocol import (
     Sync,
     Synced,
 )
-from tests.server.wire import Identity, WireClient, login
+from tests.server.wire import Identity, WireClient, closed_with, login
 
 # No relay dies here (test_cluster_process.py kills them), so a long keepalive window: a
 # relay whose loop stalls under load must not be buried alive as a dead one mid-test.
@@ -185,3 +186,27 @@ async def test_a_join_by_name_on_a_relay_cut_off_from_the_bus_is_unavailable_not
         await bob.send(JoinRoom(name="fresh", id="j"))
         refused = await bob.next_of(Error)
         assert refused.code == ErrorCode.UNAVAILABLE  # it cannot tell, so it does not say "no"
+
+
+async def test_one_identity_moving_between_relays_keeps_one_live_connection(
+    redis_url: str, tmp_path: Path
+) -> None:
+    """A user who moves to a terminal connected to another relay of the cluster: the
+    newest connection wins there too (4409 for the old one), and never looks offline."""
+    async with relays(redis_url, tmp_path) as (one, two):
+        alice_id = Identity("alice")
+        first, bob = await login(one.url, alice_id), await login(one.url, Identity("bob"))
+        room = await room_of_two(first, bob)
+        await two.engine.broker.catch_up()  # two has applied the room and its members
+        second = await login(two.url, alice_id)
+        await closed_with(first.conn, CloseCode.REPLACED)
+        assert "replaced" in (first.conn.close_reason or "")
+        await bob.request(Send(room=room, body=b"to the new place", id="s"), Sent)
+        assert (await second.next_of(Message)).body == b"to the new place"
+        await bob.request(Lookup(name="lobby", id="barrier"), SummaryReply)
+        assert not [f for f in bob._stash if isinstance(f, Presence) and f.key == alice_id.key]
+        assert one.directory.users[alice_id.key].status == "online"
+        third = await login(one.url, alice_id)  # and back again: the second gives way
+        await closed_with(second.conn, CloseCode.REPLACED)
+        await bob.request(Send(room=room, body=b"back home", id="t"), Sent)
+        assert (await third.next_of(Message)).body == b"back home"

@@ -26,6 +26,7 @@ from e2echat.protocol import (
     Synced,
 )
 from tests.redis_server import RedisServer
+from tests.server.test_names import signed_rename_then_listed
 from tests.server.test_process import relay_process
 from tests.server.wire import Identity, WireClient, login
 
@@ -144,3 +145,22 @@ async def test_redis_killed_and_restarted_under_load_loses_and_repeats_nothing(
         assert len(bodies) == len(set(bodies))  # nothing stored twice
         assert {m.seq: m.body for m in stored if m.seq in acknowledged} == acknowledged
         assert set(acknowledged.values()) == {b"body-%d" % i for i in range(200)}
+
+
+async def test_a_signed_name_survives_its_relay_killed_and_redis_restarted(
+    durable_redis: RedisServer,
+) -> None:
+    """The name statement lives in Redis with the user: a relay started after the first
+    was killed (and Redis restarted from its append-only file) still lists it."""
+    async with AsyncExitStack() as stack:
+        first, url = await stack.enter_async_context(node(durable_redis))
+
+        async def restart() -> str:
+            first.kill()
+            await first.wait()
+            durable_redis.kill()
+            durable_redis.start()
+            _, again = await stack.enter_async_context(node(durable_redis))
+            return again
+
+        await signed_rename_then_listed(url, restart)

@@ -2,6 +2,8 @@
 live connection per identity (the newest replaces the one before)."""
 
 from collections.abc import Awaitable, Callable
+from contextlib import AsyncExitStack
+from pathlib import Path
 
 from e2echat_server import Relay
 
@@ -19,9 +21,11 @@ from e2echat.protocol import (
     SetName,
     SetStatus,
 )
+from tests.server.test_process import relay_process
 from tests.server.wire import Identity, WireClient, closed_with, login
 
 Connect = Callable[[str], Awaitable[WireClient]]
+Restart = Callable[[], Awaitable[str]]
 
 
 async def two_in_a_room(relay: Relay, alice_id: Identity) -> tuple[WireClient, WireClient]:
@@ -87,3 +91,31 @@ async def test_a_second_connection_of_a_key_replaces_the_first(relay: Relay) -> 
     await bob.quiet()  # alice never looked offline (nor came online again)
     assert not any(isinstance(frame, Presence) for frame in bob._stash)
     assert relay.directory.users[alice_id.key].status == "online"
+
+
+async def signed_rename_then_listed(url_before: str, restart: Restart) -> None:
+    """Alice renames with a signed statement; after ``restart`` (relay killed and started
+    again, returning its new URL) a member list still carries the statement."""
+    alice_id = Identity("alice", signs_name=True)
+    alice = await login(url_before, alice_id)
+    await alice.request(CreateRoom(id="1", name="lobby", access=OpenAccess()), RoomReply)
+    statement = alice_id.name_statement("robert", issued=2)
+    await alice.request(SetName(id="2", name="robert", name_statement=statement), Ok)
+    url = await restart()
+    bob = await login(url, Identity("bob"))
+    joined = await bob.request(JoinRoom(id="3", name="lobby"), RoomReply)
+    listed = {m.key: m for m in joined.room.members}[alice_id.key]
+    assert (listed.name, listed.name_statement) == ("robert", statement)
+
+
+async def test_a_signed_name_survives_a_relay_killed_and_restarted(tmp_path: Path) -> None:
+    async with AsyncExitStack() as stack:
+        process, url = await stack.enter_async_context(relay_process("--data-dir", str(tmp_path)))
+
+        async def restart() -> str:
+            process.kill()  # SIGKILL: what was acknowledged is on disk, nothing else ran
+            await process.wait()
+            _, again = await stack.enter_async_context(relay_process("--data-dir", str(tmp_path)))
+            return again
+
+        await signed_rename_then_listed(url, restart)

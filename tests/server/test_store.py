@@ -1,6 +1,7 @@
 """The Store contract, run against every implementation: memory, SQLite and Redis."""
 
 import asyncio
+import dataclasses
 import sqlite3
 from collections.abc import AsyncIterator, Awaitable
 from pathlib import Path
@@ -66,6 +67,19 @@ async def test_directory_round_trips_through_load(store: Store) -> None:
     assert snapshot.room_seqs == {ROOM: 1}
     assert snapshot.mailbox_seqs[BOB] == 3
     assert snapshot.mailbox_counts == {BOB: 1}
+
+
+async def test_a_name_statement_is_kept_with_its_user(store: Store) -> None:
+    """The signed name outlives the process: members listed after a restart carry it."""
+    signed = dataclasses.replace(user(ALICE, "robert"), name_statement=b"\x01" + b"n" * 79)
+    await store.put_user(signed)
+    await store.put_user(user(BOB))
+    await store.set_last_seen(ALICE, 9)
+    by_key = {u.key: u for u in (await store.load()).users}
+    assert by_key[ALICE].name_statement == signed.name_statement
+    assert by_key[BOB].name_statement is None
+    await store.put_user(user(ALICE, "alice"))  # a new name with no statement drops it
+    assert [u.name_statement for u in (await store.load()).users if u.key == ALICE] == [None]
 
 
 async def test_history_is_ordered_bounded_by_count_and_filtered_by_age(store: Store) -> None:

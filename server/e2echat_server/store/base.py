@@ -20,7 +20,9 @@ class RoomExistsError(ValueError):
 
 @dataclass(frozen=True, slots=True)
 class UserRecord:
-    """A key the relay has seen authenticate, with its display name and latest prekey."""
+    """A key the relay has seen authenticate, with its display name and latest prekey;
+    ``name_statement`` is ``name`` signed by ``key`` (opaque here, checked on arrival),
+    kept so that members listed after a restart still carry the signed name."""
 
     key: bytes
     name: str
@@ -28,6 +30,7 @@ class UserRecord:
     prekey: bytes
     prekey_sig: bytes
     last_seen: int | None = None
+    name_statement: bytes | None = None
 
 
 @dataclass(frozen=True, slots=True)

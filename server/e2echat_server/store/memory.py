@@ -1,6 +1,7 @@
 """A Store in process memory: for `--memory` runs, tests and embedded demos. Lost on exit."""
 
 import bisect
+import dataclasses
 from collections import defaultdict
 
 from e2echat_server.store.base import (
@@ -43,9 +44,7 @@ class MemoryStore:
     async def set_last_seen(self, key: bytes, ts: int) -> None:
         user = self._users.get(key)
         if user is not None:
-            self._users[key] = UserRecord(
-                user.key, user.name, user.prekey_id, user.prekey, user.prekey_sig, ts
-            )
+            self._users[key] = dataclasses.replace(user, last_seen=ts)
 
     async def create_room(self, room: RoomRecord, creator: MemberRecord) -> None:
         if room.id in self._rooms or any(r.name == room.name for r in self._rooms.values()):

@@ -9,7 +9,7 @@ stream ranges and trims. Redis numbers them itself, atomically, so relays sharin
 hand out one number twice. ::
 
     <prefix>:user:{<key>}              hash   name, prekey_id, prekey, prekey_sig,
-                                              last_seen, mailbox_seq
+                                              last_seen, mailbox_seq, name_statement
     <prefix>:user:{<key>}:mailbox      stream t (ms), s (sender), b (body)
     <prefix>:room:{<id>}               hash   the RoomRecord fields, seq
     <prefix>:room:{<id>}:members       hash   member key -> joined (ms)
@@ -134,6 +134,8 @@ redis.call('HSET', KEYS[1], 'name', ARGV[1], 'prekey_id', ARGV[2], 'prekey', ARG
            'prekey_sig', ARGV[4])
 if ARGV[5] == '' then redis.call('HDEL', KEYS[1], 'last_seen')
 else redis.call('HSET', KEYS[1], 'last_seen', ARGV[5]) end
+if ARGV[6] == '' then redis.call('HDEL', KEYS[1], 'name_statement')
+else redis.call('HSET', KEYS[1], 'name_statement', ARGV[6]) end
 return 1
 """
 
@@ -532,11 +534,25 @@ class RedisStore:
                 _eval(
                     _PUT_USER,
                     [k.user(user.key)],
-                    [user.name, user.prekey_id, user.prekey, user.prekey_sig, last_seen],
+                    [
+                        user.name,
+                        user.prekey_id,
+                        user.prekey,
+                        user.prekey_sig,
+                        last_seen,
+                        user.name_statement or b"",
+                    ],
                 ),
                 ("SADD", k.users, user.key),
                 self._notice(
-                    bus.UserSaved(user.key, user.name, user.prekey_id, user.prekey, user.prekey_sig)
+                    bus.UserSaved(
+                        user.key,
+                        user.name,
+                        user.prekey_id,
+                        user.prekey,
+                        user.prekey_sig,
+                        user.name_statement,
+                    )
                 ),
             ]
         )
@@ -831,6 +847,7 @@ def _user(key: bytes, f: dict[bytes, bytes]) -> UserRecord:
         f[b"prekey"],
         f[b"prekey_sig"],
         None if last_seen is None else int(last_seen),
+        f.get(b"name_statement"),
     )
 
 

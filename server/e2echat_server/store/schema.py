@@ -15,7 +15,8 @@ of a schema this relay knows is refused with one line, unless the operator asks 
 
 Schema versions: 0 is the first released layout (no version recorded); 1 stamps
 ``application_id`` and ``user_version``, so a foreign SQLite file is told from ours; 2
-adds ``room_log`` (each room's signed membership-log entries, opaque to the relay).
+adds ``room_log`` (each room's signed membership-log entries, opaque to the relay); 3
+adds ``users.name_statement`` (the user's signed name, opaque to the relay).
 """
 
 import sqlite3
@@ -27,7 +28,7 @@ from typing import Final
 from e2echat_server.datadir import StartRefusedError
 
 APPLICATION_ID: Final = 0x65326563  # "e2ec"
-CURRENT: Final = 2
+CURRENT: Final = 3
 TABLES: Final = ("users", "rooms", "members", "messages", "mailbox")
 """The tables of schema 0 (a file holding them all is ours)."""
 COPIED: Final = (*TABLES, "room_log")
@@ -75,9 +76,14 @@ def _room_log_v2(db: sqlite3.Connection) -> None:
     db.execute(ROOM_LOG)
 
 
+def _name_statement_v3(db: sqlite3.Connection) -> None:
+    db.execute("ALTER TABLE users ADD COLUMN name_statement BLOB")
+
+
 MIGRATIONS: Final[dict[int, Callable[[sqlite3.Connection], None]]] = {
     1: _stamp_v1,
     2: _room_log_v2,
+    3: _name_statement_v3,
 }
 
 

@@ -230,7 +230,8 @@ class SqliteStore:
             users = [
                 UserRecord(*row)
                 for row in db.execute(
-                    "SELECT key, name, prekey_id, prekey, prekey_sig, last_seen FROM users"
+                    "SELECT key, name, prekey_id, prekey, prekey_sig, last_seen, name_statement"
+                    " FROM users"
                 )
             ]
             rooms = [
@@ -264,11 +265,20 @@ class SqliteStore:
     async def put_user(self, user: UserRecord) -> None:
         await self._submit(
             lambda db: db.execute(
-                "INSERT INTO users (key, name, prekey_id, prekey, prekey_sig, last_seen)"
-                " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (key) DO UPDATE SET name=excluded.name,"
-                " prekey_id=excluded.prekey_id, prekey=excluded.prekey,"
-                " prekey_sig=excluded.prekey_sig, last_seen=excluded.last_seen",
-                (user.key, user.name, user.prekey_id, user.prekey, user.prekey_sig, user.last_seen),
+                "INSERT INTO users (key, name, prekey_id, prekey, prekey_sig, last_seen,"
+                " name_statement) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (key) DO UPDATE SET"
+                " name=excluded.name, prekey_id=excluded.prekey_id, prekey=excluded.prekey,"
+                " prekey_sig=excluded.prekey_sig, last_seen=excluded.last_seen,"
+                " name_statement=excluded.name_statement",
+                (
+                    user.key,
+                    user.name,
+                    user.prekey_id,
+                    user.prekey,
+                    user.prekey_sig,
+                    user.last_seen,
+                    user.name_statement,
+                ),
             )
         )
 
