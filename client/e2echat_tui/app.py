@@ -50,6 +50,7 @@ from e2echat import (
     RoomFrozen,
     RoomJoined,
     RoomLeft,
+    SuccessorAnnounced,
     Undecryptable,
     UnreadChanged,
 )
@@ -990,6 +991,10 @@ class ChatApp(App[None]):
                 self._joined(room, member)
             case MemberRenamed(member=member, previous=previous):
                 self._renamed(member, previous)
+            case SuccessorAnnounced(room=room, member=member, successor=new, carried=carried):
+                after = "your verification carries over to it" if carried else "not verified"
+                line = f"{self._who(room, member)} moved to a new key {new.hex()[:4]}: {after}"
+                self._append(room.name, line, Level.INFO)
             case MemberValidated(room=room, member=member):
                 if room.secret and not member.is_me:
                     text = f"{self._who(room, member)} proved the room secret: keys shared"

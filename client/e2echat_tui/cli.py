@@ -1,4 +1,4 @@
-"""The ``e2echat`` command: init, connect, fingerprint, demo.
+"""The ``e2echat`` command: init, connect, fingerprint, identity rotate, demo.
 
 Errors a user can fix (wrong passphrase, unreachable relay, existing identity) end the
 command with one readable line on stderr and exit status 1, never a traceback.
@@ -284,6 +284,84 @@ def connect(
         )
     except E2EChatError as exc:
         raise _fail(str(exc)) from None
+
+
+identity_app = typer.Typer(help="Manage your identity key.", no_args_is_help=True)
+app.add_typer(identity_app, name="identity")
+
+
+@identity_app.command("rotate")
+def rotate(
+    url: Annotated[
+        list[str] | None,
+        typer.Argument(
+            help="Relay URL ($E2ECHAT_RELAY; default: relay in the config file).",
+            show_default=False,
+        ),
+    ] = None,
+    identity: IdentityOption = None,
+    store: Annotated[
+        Path | None,
+        typer.Option(
+            "--store",
+            help="Message store of the current identity ($E2ECHAT_STORE; default: one per"
+            " identity under the data dir).",
+            show_default=False,
+        ),
+    ] = None,
+    config_path: ConfigOption = None,
+) -> None:
+    """Move to a new identity key: the old key and the new one sign a successor statement,
+    sent to every room the old key is in. Contacts who verified the old key carry the
+    verification over after checking it; everyone else sees a new, unverified key of the
+    same person. The new key then replaces the old one in the identity file (the old file
+    is kept next to it, ending in .old); join your rooms again with it."""
+    settings = _load_config(config_path)
+    file = settings.settings
+    file_relays = [file.relay] if isinstance(file.relay, str) else file.relay
+    urls, url_origin = pick(
+        url or None, "the URL argument", RELAY_ENV, _split_urls, file_relays, "relay", settings
+    )
+    if not urls:
+        raise _fail(f"no relay URL: give one, set $E2ECHAT_RELAY, or set relay in {settings.path}")
+    store_path, _ = pick(
+        store,
+        "--store",
+        STORE_ENV,
+        lambda text: Path(text).expanduser(),
+        settings.file_path(file.store),
+        "store",
+        settings,
+    )
+    path = _identity_path(identity, settings)
+    kept, fresh = path.with_name(path.name + ".old"), path.with_name(path.name + ".new")
+    if kept.exists():
+        raise _fail(f"{kept} exists (an earlier rotation): move it away first")
+    old = _load_identity(path)
+    passphrase = os.environ.get(PASSPHRASE_ENV) or typer.prompt(
+        "Passphrase for the new key", hide_input=True, confirmation_prompt=True
+    )
+    new = Identity.generate()
+    try:
+        new.save(fresh, passphrase, overwrite=True)  # on disk before anyone is told of it
+        rooms = asyncio.run(_announce(urls, old, new, store_path))
+    except E2EChatError as exc:
+        fresh.unlink(missing_ok=True)
+        raise _fail(f"{url_origin}: {exc}") from None
+    os.replace(path, kept)
+    os.replace(fresh, path)
+    typer.echo(f"Successor statement sent to {rooms} room{'s' if rooms != 1 else ''}")
+    typer.echo(f"Old identity kept as {kept}")
+    typer.echo(f"New fingerprint: {new.fingerprint}")
+
+
+async def _announce(urls: list[str], old: Identity, new: Identity, store: Path | None) -> int:
+    """Connect as ``old``, name ``new`` its successor in every room; how many rooms."""
+    async with Client(urls, identity=old, store=store, connect_timeout=0) as chat:
+        await chat.announce_successor(new)
+        if await chat.flush():
+            raise E2EChatError("the relay did not confirm the statement in every room; try again")
+        return len(chat.rooms)
 
 
 def _split_urls(text: str) -> list[str]:

@@ -67,6 +67,7 @@ from e2echat.crypto.policy import DEFAULT_POLICY, Policy
 from e2echat.crypto.roomsecret import Invite, RoomSecret
 from e2echat.crypto.safety import format_safety_number, safety_number
 from e2echat.crypto.session import CryptoSession
+from e2echat.crypto.statements import sign_successor
 from e2echat.protocol import (
     BURST,
     RATE,
@@ -822,6 +823,30 @@ class Client:
             await self._driver.call(engine.set_petname, member.key, petname)
         except CryptoError as exc:
             raise E2EChatError(str(exc)) from None
+
+    async def announce_successor(self, successor: Identity) -> bytes:
+        """Name ``successor`` as the new key of this identity, in every room we are in.
+
+        The successor statement is signed by both keys (so nobody can name someone
+        else's key); members who verified this key carry the verification over to the
+        new one after checking it, everyone else learns that the new key is the same
+        person's (``SuccessorAnnounced``). Returns the statement. ``e2echat identity
+        rotate`` calls it before it replaces the identity file.
+        """
+        if successor.public_key == self.key:
+            raise InvalidInput("a key cannot be its own successor")
+        statement = sign_successor(self._identity, successor, _now_ms())
+        driver = self._driver
+        for room in self.rooms:
+
+            async def queue(room_id: bytes = room.id) -> tuple[int, None, Output]:
+                item_id, out = await driver.call(
+                    driver.engine.announce_successor, room_id, statement
+                )
+                return item_id, None, out
+
+            await self._confirmed(queue)
+        return statement
 
     # Room operations (called by Room) --------------------------------------------------
 

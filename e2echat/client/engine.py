@@ -43,6 +43,7 @@ from e2echat.crypto.payload import (
     File,
     Read,
     RoomPayload,
+    Successor,
     Text,
     Typing,
     Unsupported,
@@ -634,7 +635,7 @@ class Engine:
             else:
                 self.store.add_history(dataclasses.replace(stored, shown=False))
                 message = None
-                if not isinstance(payload, Typing | Read):
+                if not isinstance(payload, Typing | Read | Successor):
                     events, erased = self.chat.relate(state, payload, self.me, msg_id)
                     out.events += events
                     if erased is not None:  # our own message: the relay may drop its copy
@@ -944,9 +945,29 @@ class Engine:
         if not self.store.add_history(item):
             return  # that room seq was processed before
         self._remember_delivered(decrypted)
-        if not isinstance(payload, Typing | Read):  # those belong on the ephemeral path
+        if isinstance(payload, Successor):
+            self._successor(state, decrypted.sender, payload.statement, out)
+        elif not isinstance(payload, Typing | Read):  # those belong on the ephemeral path
             events, _ = self.chat.relate(state, payload, decrypted.sender, decrypted.message_id)
             out.events += events
+
+    def _successor(self, state: RoomState, sender: bytes, statement: bytes, out: Output) -> None:
+        """``sender`` names its new key: only its own statement counts (both keys signed
+        it), and verification moves only through it (docs/crypto.md section 9.6)."""
+        if statement[1 : 1 + len(sender)] != sender:
+            log.warning("a successor statement of another key was refused")
+            return
+        result = self.session.contacts.accept_successor(statement)
+        if isinstance(result, cev.StatementRejected):
+            log.warning("a successor statement was rejected: %s", result.reason)
+            return
+        self.view.refresh_all()
+        member = self.member(sender, state.id)
+        out.events.append(ev.SuccessorAnnounced(state.id, member, result.new, result.carried))
+
+    def announce_successor(self, room_id: bytes, statement: bytes) -> tuple[int, Output]:
+        """Queue our successor statement for ``room_id``'s members."""
+        return self._enqueue(self._room_state(room_id), Successor(statement, self.clock()))
 
     def _ephemeral(self, state: RoomState, decrypted: cev.Decrypted, out: Output) -> None:
         payload = decrypted.payload

@@ -82,6 +82,18 @@ class MemberRenamed(Event):
 
 
 @dataclass(frozen=True)
+class SuccessorAnnounced(RoomEvent[R]):
+    """``member``'s key named ``successor`` as its new key, in a statement both keys
+    signed (``e2echat identity rotate``). ``carried`` is True when the user had verified
+    the old key: the new key is verified now (and has its petname); otherwise the new
+    key is known to be the same person's, unverified."""
+
+    member: Member
+    successor: bytes = field(repr=False)
+    carried: bool
+
+
+@dataclass(frozen=True)
 class Undecryptable(RoomEvent[R]):
     """A room message that was rejected or cannot be read: ``reason`` says why.
 

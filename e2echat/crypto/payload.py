@@ -29,6 +29,7 @@ from e2echat.crypto.files import HASH_SIZE, MAX_FILE_SIZE
 from e2echat.crypto.prekeys import Key32
 from e2echat.crypto.primitives import KEY_SIZE
 from e2echat.crypto.redact import redacted_fields
+from e2echat.crypto.statements import SUCCESSOR_SIZE
 
 MAX_MENTIONS = 256
 MAX_EMOJI_CODEPOINTS = 16
@@ -188,13 +189,22 @@ class File(_Payload, frozen=True, tag="file"):
         return redacted_fields(self, ("key", "name", "caption", "hash", "blob"))
 
 
-RoomPayload = Text | Edit | Delete | Reaction | Typing | Read | File
+class Successor(_Payload, frozen=True, tag="successor"):
+    """The sender's key names its successor (``e2echat identity rotate``): ``statement``
+    is a successor statement (section 9.6) signed by both keys, whose old key must be
+    the sender's. Sent in every room of the old key, so its members link the keys."""
+
+    statement: Annotated[bytes, msgspec.Meta(min_length=SUCCESSOR_SIZE, max_length=SUCCESSOR_SIZE)]
+    ts: Millis
+
+
+RoomPayload = Text | Edit | Delete | Reaction | Typing | Read | File | Successor
 """Every payload kind a client of this version sends."""
 
 Relation = Edit | Delete | Reaction | Read
 """The kinds that name another message by ``target``."""
 
-KNOWN_KINDS = frozenset(("text", "edit", "delete", "react", "typing", "read", "file"))
+KNOWN_KINDS = frozenset(("text", "edit", "delete", "react", "typing", "read", "file", "successor"))
 
 
 @dataclass(frozen=True, slots=True)

@@ -50,7 +50,7 @@ from e2echat.crypto.errors import (
 from e2echat.crypto.files import CHUNK_SIZE, blob_size, decrypt_file
 from e2echat.crypto.identity import read_public_key
 from e2echat.crypto.message import parse_body, seal_body
-from e2echat.crypto.payload import File, check_signer
+from e2echat.crypto.payload import File, Successor, check_signer
 from e2echat.crypto.prekeys import SignedPrekey
 from e2echat.crypto.primitives import argon2id, pad, seal, seal_open, unpad, verify, x25519_usable
 from e2echat.crypto.roomlog import apply_entry
@@ -218,13 +218,15 @@ def test_payload_vector() -> None:
         Typing,
         Read,
         File,
+        Successor,
     ]
+    assert kinds[-1].statement == load("statements")["successor_statement"]  # type: ignore[union-attr]
     assert [encode_payload(kind).decode() for kind in kinds] == v["kinds"]  # type: ignore[arg-type]
     assert kinds[1].reply_to == v["message_id"]  # type: ignore[union-attr]
     assert all(
         kind.target == v["message_id"]  # type: ignore[union-attr]
         for kind in kinds[2:]
-        if not isinstance(kind, Typing | File)
+        if not isinstance(kind, Typing | File | Successor)
     )  # type: ignore[union-attr]
     assert decode_payload(v["unsupported_json"].encode()) == Unsupported("poll", 1_800_000_000_000)
     escapes = decode_payload(v["escapes_json"].encode())

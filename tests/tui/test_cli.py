@@ -1,14 +1,17 @@
 """The `e2echat` command: help everywhere, init/fingerprint, readable failures."""
 
+import asyncio
 import socket
 from pathlib import Path
 
 import nacl.bindings as sodium
 import pytest
+from e2echat_server import Relay, RelayConfig
 from e2echat_tui.cli import app
 from typer.testing import CliRunner
 
-from e2echat import Identity
+from e2echat import Client, Identity, SuccessorAnnounced
+from e2echat.client import kdfcost
 from e2echat.crypto.identity import KdfLimits
 
 CHEAP = KdfLimits(
@@ -32,7 +35,9 @@ def cheap_identity(tmp_path: Path) -> tuple[Path, Identity]:
     return path, identity
 
 
-@pytest.mark.parametrize("command", [[], ["init"], ["connect"], ["fingerprint"], ["demo"]])
+@pytest.mark.parametrize(
+    "command", [[], ["init"], ["connect"], ["fingerprint"], ["identity", "rotate"], ["demo"]]
+)
 def test_help_everywhere(runner: CliRunner, command: list[str]) -> None:
     result = runner.invoke(app, [*command, "--help"])
     assert result.exit_code == 0
@@ -178,3 +183,37 @@ def test_keys_of_the_config(tmp_path: Path) -> None:
 def test_connect_help_names_the_environment(runner: CliRunner) -> None:
     result = runner.invoke(app, ["connect", "--help"], env={"COLUMNS": "200"})
     assert all(f"${name}" in result.output for name in ("E2ECHAT_RELAY", "E2ECHAT_NAME"))
+
+
+async def test_identity_rotate_moves_verification_to_the_new_key(
+    runner: CliRunner, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("E2ECHAT_PASSPHRASE", "pw")
+    monkeypatch.setattr(kdfcost, "_fast", True)  # the new key file at the test cost
+    path, store = tmp_path / "bob.key", tmp_path / "bob.sqlite3"
+    old = Identity.generate()
+    old.save(path, "pw", limits=CHEAP)
+    async with Relay(RelayConfig(port=0, memory=True)) as relay:
+        alice = Client(relay.url, identity=Identity.generate(), name="alice", store=tmp_path / "a")
+        async with alice:
+            async with Client(relay.url, identity=old, name="bob", store=store) as bob:
+                await bob.create("lobby")
+                room = await alice.join("lobby")
+            (listed,) = [m for m in await room.members() if m.key == old.public_key]
+            await alice.mark_verified(listed)
+            events = alice.events()
+            argv = ["identity", "rotate", relay.url, "-i", str(path), "--store", str(store)]
+            result = await asyncio.to_thread(runner.invoke, app, argv)
+            assert result.exit_code == 0, result.output
+            assert "Successor statement sent to 1 room" in result.output
+            new = Identity.load(path, "pw")
+            assert f"New fingerprint: {new.fingerprint}" in result.output
+            assert Identity.load(tmp_path / "bob.key.old", "pw").public_key == old.public_key
+            async with asyncio.timeout(10):
+                async for event in events:
+                    if isinstance(event, SuccessorAnnounced):
+                        break
+            assert (event.successor, event.carried) == (new.public_key, True)
+            again = await asyncio.to_thread(runner.invoke, app, argv)
+            assert again.exit_code == 1
+            assert "bob.key.old exists" in again.output

@@ -11,7 +11,7 @@ from e2echat_tui.members import MembersPanel
 from e2echat_tui.trust import LOOKALIKE, NEW_KEY, UNVERIFIED, VERIFIED, trust_mark
 from textual.widgets import Static
 
-from e2echat import ConnectionReplaced, Lookalike, Member, Predecessor
+from e2echat import ConnectionReplaced, Lookalike, Member, Predecessor, SuccessorAnnounced
 
 from .conftest import SIZE
 from .fake import FakeChat, fake_fingerprint, fake_key
@@ -197,3 +197,15 @@ async def test_names_are_never_markup(app: ChatApp, chat: FakeChat) -> None:
         text = screen_text(app)
         assert "?[b]eve[/b]" in text
         assert "\x1b" not in text
+
+
+async def test_a_successor_announced_is_told(app: ChatApp, chat: FakeChat) -> None:
+    async with app.run_test(size=SIZE) as pilot:
+        await started(app, chat)
+        lobby, bob = chat.directory["lobby"], bob_of(chat)
+        chat.emit(SuccessorAnnounced(lobby, bob, fake_key("bob2"), carried=True))  # type: ignore[arg-type]
+        await settle(pilot)
+        new_tag = fake_key("bob2").hex()[:4]
+        assert last_line(app) == (
+            f"✔bob moved to a new key {new_tag}: your verification carries over to it"
+        )

@@ -48,7 +48,7 @@ from e2echat.crypto.direct import (
 from e2echat.crypto.files import CHUNK_SIZE, encrypt_file
 from e2echat.crypto.identity import INTERACTIVE, KdfLimits
 from e2echat.crypto.message import PAD_BLOCK, seal_body
-from e2echat.crypto.payload import File
+from e2echat.crypto.payload import File, Successor
 from e2echat.crypto.prekeys import SignedPrekey
 from e2echat.crypto.primitives import blake2b, pad, x25519_public
 from e2echat.crypto.roomlog import Kind, Role, apply_entry, encode_entry
@@ -171,8 +171,9 @@ def message_vectors() -> dict[str, object]:
 
 
 def payload_vectors() -> dict[str, object]:
-    """Every payload kind's exact JSON, and an edit sealed as message 4 of the message
-    vector's chain (the edit names message 3, its signer's own)."""
+    """Every payload kind's exact JSON (the successor's statement is the one of
+    statements.json), and an edit sealed as message 4 of the message vector's chain (the
+    edit names message 3, its signer's own)."""
     sender, mentioned = Identity(seq(0x10)), Identity(seq(0x20)).public_key
     chain_id, nonce = seq(0x90, 16), seq(0xD0, 24)
     target = message_id(sender.public_key, chain_id, 3)
@@ -186,6 +187,7 @@ def payload_vectors() -> dict[str, object]:
         Typing(True, CREATED + 6),
         Read(target, CREATED + 7),
         File(seq(0xE0, 16), seq(0x60), seq(0x70), 5, "notes.txt", "text/plain", CREATED + 8),
+        Successor(sign_successor(sender, Identity(seq(0x20)), CREATED), CREATED + 9),
     ]
     edit = encode_payload(kinds[2])
     edit_body = seal_body(
