@@ -199,6 +199,7 @@ async def test_one_identity_moving_between_relays_keeps_one_live_connection(
         room = await room_of_two(first, bob)
         await two.engine.broker.catch_up()  # two has applied the room and its members
         second = await login(two.url, alice_id)
+        await second.request(Lookup(name="lobby", id="in"), SummaryReply)  # it is in its rooms
         await closed_with(first.conn, CloseCode.REPLACED)
         assert "replaced" in (first.conn.close_reason or "")
         await bob.request(Send(room=room, body=b"to the new place", id="s"), Sent)
@@ -207,6 +208,7 @@ async def test_one_identity_moving_between_relays_keeps_one_live_connection(
         assert not [f for f in bob._stash if isinstance(f, Presence) and f.key == alice_id.key]
         assert one.directory.users[alice_id.key].status == "online"
         third = await login(one.url, alice_id)  # and back again: the second gives way
+        await third.request(Lookup(name="lobby", id="in"), SummaryReply)
         await closed_with(second.conn, CloseCode.REPLACED)
         await bob.request(Send(room=room, body=b"back home", id="t"), Sent)
         assert (await third.next_of(Message)).body == b"back home"

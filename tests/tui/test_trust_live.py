@@ -1,9 +1,11 @@
 """Trust by key in the TUI over the real library and a real relay: a namesake of a
 verified contact, a signed rename, a petname."""
 
+import asyncio
 from pathlib import Path
 
 from e2echat_tui.demo import GREETER
+from e2echat_tui.dialogs import VerifyScreen
 from textual.pilot import Pilot
 
 from e2echat import Client, Identity
@@ -16,10 +18,9 @@ __all__ = ["session"]  # the fixture, used by name
 
 async def verify_greeter(app: WatchedApp, pilot: Pilot[None]) -> None:
     await type_line(pilot, f"/verify {GREETER}")
-    for _ in range(TIMEOUT * 100):
-        if app.screen.query("#confirm"):
-            break
-        await pilot.pause(0.01)
+    async with asyncio.timeout(TIMEOUT):
+        while not isinstance(app.screen, VerifyScreen):
+            await pilot.pause()
     await pilot.click("#confirm")
     await until(app, lambda: bodies(app)[-1] == f"✔{GREETER} is verified")
 
