@@ -61,10 +61,10 @@ async def test_replies_edits_reactions_and_deletes_render_as_plain_text() -> Non
         await started(app, chat)
         await settle(pilot)
         text = screen_text(app)
-        assert "carol ↱ bob: hi everyone\\x1b]0;x" in text  # the quote, escaped
+        assert "?carol ↱ ✔bob: hi everyone\\x1b]0;x" in text  # the quote, escaped
         assert "welcome [b]bob[/b]\\x1b[2J" in text  # markup shown as it is
         assert "(edited)" in text
-        assert "👍 alice, carol · 🎉 bob" in text
+        assert "👍 alice, ?carol · 🎉 ✔bob" in text
         assert "message deleted" in text
         assert "oops, wrong room" not in text
 
@@ -78,7 +78,7 @@ async def test_live_edits_reactions_and_deletes_redraw_the_message_and_its_quote
         original = chat.deliver("lobby", "bob", "deploy at 5")
         quoting(chat, original, "carol", "ok")
         await settle(pilot)
-        assert "↱ bob: deploy at 5" in screen_text(app)
+        assert "↱ ✔bob: deploy at 5" in screen_text(app)
         edited = replace(original, text="deploy at 6", edited=True)
         lobby.stored[lobby._stored(original)] = edited  # as the library keeps it
         chat.emit(MessageEdited(lobby, edited))  # type: ignore[arg-type]
@@ -86,13 +86,13 @@ async def test_live_edits_reactions_and_deletes_redraw_the_message_and_its_quote
         await settle(pilot)
         text = screen_text(app)
         assert "deploy at 6" in text
-        assert "(edited) · ✅ carol" in text
-        assert "↱ bob: deploy at 6" in text  # the reply quotes the newest version
+        assert "(edited) · ✅ ?carol" in text
+        assert "↱ ✔bob: deploy at 6" in text  # the reply quotes the newest version
         chat.emit(MessageDeleted(lobby, original.id, original.seq))  # type: ignore[arg-type]
         await settle(pilot)
         text = screen_text(app)
         assert "deploy at 6" not in text
-        assert "↱ bob: message deleted" in text
+        assert "↱ ✔bob: message deleted" in text
         assert "✅" not in text
 
 
@@ -117,7 +117,7 @@ async def test_keys_reply_to_edit_react_to_and_delete_the_selected_message() -> 
         await commands_done(app)
         composer = app.query_one(Composer)
         assert composer.has_focus
-        assert "replying to bob: @alice did you see" in str(composer.border_title)
+        assert "replying to ✔bob: @alice did you see" in str(composer.border_title)
         await pilot.press(*"yes, great", "enter")
         await commands_done(app)
         await pilot.pause()
@@ -127,7 +127,7 @@ async def test_keys_reply_to_edit_react_to_and_delete_the_selected_message() -> 
             selected.message.id,
         )
         assert composer.border_title is None
-        assert "↱ bob: @alice did you see the release notes?" in screen_text(app)
+        assert "↱ ✔bob: @alice did you see the release" in screen_text(app)
         # Up twice from the newest (my reply) selects my "morning!" two messages back.
         await select_newest(pilot)
         await pilot.press("up", "up")
@@ -257,7 +257,7 @@ async def test_a_direct_conversation_header_names_the_peer_with_its_trust() -> N
         app.switch_to(dm.name)
         await pilot.pause()
         header = str(app.query_one(Topic).render())
-        assert header.startswith(f"@ bob#{bob.fingerprint.split()[0]} ✔ verified")
+        assert header.startswith(f"@ ✔bob#{bob.fingerprint.split()[0]} ✔ verified")
         assert "dm-" not in header
         assert "dm-" not in screen_text(app)
 
