@@ -637,10 +637,8 @@ class ChatApp(App[None]):
                 await self._list_rooms()
             case cmd.Act(action):
                 await self._send(cmd.ACTION_PREFIX + action)
-            case cmd.Topic():
-                room = self._require_room().room
-                about = room.description or "no description"
-                self.say(f"Topic of {room.name}: {about}")
+            case cmd.Topic(text):
+                await self._topic(text)
             case cmd.Names():
                 await self._list_names()
             case cmd.Mute(mute):
@@ -911,6 +909,23 @@ class ChatApp(App[None]):
             lines.append(f"  {summary.name} ({kind}, {members}){about}")
         self.say("\n".join(lines))
 
+    async def _topic(self, text: str | None) -> None:
+        """``/topic``: show the room's description; ``/topic TEXT``: set it, through the
+        room's signed log (the library refuses a member who is not an admin or owner,
+        and a text too long, before anything is sent)."""
+        room = self._require_room().room
+        if text is None:
+            self.say(f"Topic of {room.name}: {room.description or 'no description'}")
+            return
+        await room.set_description(text)
+        self._room_changed(room)
+        self.say(f"You set the topic of {room.name}: {room.description}")
+
+    def _room_changed(self, room: Room) -> None:
+        """A change of ``room``'s log (its description, roles, members) was applied."""
+        if room.name == self.current:
+            self.query_one(Topic).refresh(layout=True)
+
     async def _list_names(self) -> None:
         room = self._require_room().room
         members = sorted_members(await room.members())
@@ -1029,6 +1044,7 @@ class ChatApp(App[None]):
                 said = change.describe(functools.partial(self._who, room))
                 self._append(room.name, said, Level.INFO)
                 self._sync_roster(room)
+                self._room_changed(room)
                 if change.subject is not None and change.subject.is_me:
                     self.notify(escape_controls(f"{room.name}: {said}"), markup=False)
             case RoomFrozen(room=room, reason=reason):

@@ -53,7 +53,11 @@ COMMANDS: Final[tuple[CommandSpec, ...]] = (
         "Your own name for a member's key, shown instead of theirs (none: remove it).",
     ),
     CommandSpec("me", "/me ACTION", "Say what you do: shown as * NAME ACTION."),
-    CommandSpec("topic", "/topic", "Show the description of the current room."),
+    CommandSpec(
+        "topic",
+        "/topic [TEXT]",
+        "Show the description of the current room, or set it (admins and owners).",
+    ),
     CommandSpec("members", "/members", "List the members of the current room."),
     CommandSpec(
         "info", "/info", "This room's members with their roles, its epoch and its change log."
@@ -217,7 +221,9 @@ class Act:
 
 @dataclass(frozen=True, slots=True)
 class Topic:
-    pass
+    """``/topic`` shows the description (``text`` None); ``/topic TEXT`` sets it."""
+
+    text: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -317,7 +323,6 @@ _NO_ARGS: Final[dict[str, Command]] = {
     "password": ChangePassword(),
     "rotate": Rotate(),
     "rooms": Rooms(),
-    "topic": Topic(),
     "names": Names(),
     "clear": Clear(),
     "mute": Mute(True),
@@ -417,6 +422,8 @@ def parse(line: str) -> Parsed:
         return React(args[0])
     if name == "me" and rest:
         return Act(rest)
+    if name == "topic":
+        return Topic(rest or None)  # a description is free text, spaces and all
     if name == "verify" and rest:
         return Verify(rest.removeprefix("@"))  # others' names may contain spaces
     if name == "unverify" and rest:

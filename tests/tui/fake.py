@@ -22,6 +22,7 @@ from e2echat import (
     E2EChatError,
     Event,
     FileInfo,
+    InvalidInput,
     InvalidReaction,
     Member,
     MemberJoined,
@@ -119,6 +120,7 @@ class FakeRoom:
     mentions: int = 0
     read_seq: int = 0
     versions_of: dict[bytes, list[Version]] = field(default_factory=dict)
+    my_role: str = "owner"
 
     @property
     def access(self) -> str:
@@ -218,6 +220,14 @@ class FakeRoom:
 
     async def members(self) -> list[Member]:
         return list(self.member_list)
+
+    async def set_description(self, description: str) -> None:
+        """As the library's: admins and owners only, at most 512 bytes of UTF-8."""
+        if self.my_role == "member":
+            raise NotAllowed("You are not allowed to do that: a member cannot describe.")
+        if len(description.encode()) > 512:
+            raise InvalidInput("A description has at most 512 bytes.")
+        self.description = description
 
     async def leave(self) -> None:
         self.chat.joined.remove(self)

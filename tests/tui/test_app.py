@@ -14,7 +14,15 @@ from textual import events
 from textual.pilot import Pilot
 from textual.screen import Screen
 
-from e2echat import ClockSkewed, ConnectionState, Notice, RoomJoined, RoomLeft, Undecryptable
+from e2echat import (
+    ClockSkewed,
+    ConnectionState,
+    Notice,
+    RoomChanged,
+    RoomJoined,
+    RoomLeft,
+    Undecryptable,
+)
 
 from .conftest import SIZE, fixed_app, populated_chat
 from .fake import FakeChat
@@ -362,6 +370,41 @@ async def test_me_names_topic_and_clear(app: ChatApp, chat: FakeChat) -> None:
         chat.deliver("lobby", "bob", "after the clear")
         await settle(pilot)
         assert "after the clear" in screen_text(app)
+
+
+async def test_topic_sets_the_description_and_a_refusal_keeps_the_draft(
+    app: ChatApp, chat: FakeChat
+) -> None:
+    async with app.run_test(size=SIZE) as pilot:
+        await started(app, chat)
+        await submit(pilot, "/topic Plans for [b]Friday[/b]")
+        assert chat.directory["lobby"].description == "Plans for [b]Friday[/b]"
+        assert last_line(app) == "You set the topic of lobby: Plans for [b]Friday[/b]"
+        assert "· Plans for [b]Friday[/b]" in screen_text(app)
+        await submit(pilot, "/topic")
+        assert last_line(app) == "Topic of lobby: Plans for [b]Friday[/b]"
+        await submit(pilot, "/topic " + "é" * 300)
+        assert last_line(app) == "A description has at most 512 bytes."
+        assert app.composer.text == "/topic " + "é" * 300  # the draft comes back
+        app.composer.text = ""
+        chat.directory["lobby"].my_role = "member"
+        await submit(pilot, "/topic mine now")
+        assert last_line(app).startswith("You are not allowed to do that")
+        assert chat.directory["lobby"].description == "Plans for [b]Friday[/b]"
+        assert app.composer.text == "/topic mine now"
+
+
+async def test_a_description_changed_by_someone_else_shows_in_the_topic_line(
+    app: ChatApp, chat: FakeChat
+) -> None:
+    async with app.run_test(size=SIZE) as pilot:
+        await started(app, chat)
+        lobby = chat.directory["lobby"]
+        lobby.description = "Release on Friday"
+        bob = lobby.member_list[1]
+        chat.emit(RoomChanged(lobby, "describe", bob, None, None, 0, lobby.description, 3, 0))  # type: ignore[arg-type]
+        await settle(pilot)
+        assert "Release on Friday" in screen_text(app)
 
 
 async def test_a_screenshot_makes_its_missing_folder(chat: FakeChat, tmp_path: Path) -> None:

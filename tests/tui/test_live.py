@@ -166,3 +166,26 @@ async def test_secret_room_invite_status_members_and_nick(
         await type_line(pilot, "/leave")
         await until(app, lambda: "vault" not in app.tabs)
         assert app.current == LOBBY
+
+
+async def test_topic_sets_a_description_the_others_read_and_a_member_is_refused(
+    session: tuple[WatchedApp, Pilot[None], str], tmp_path: Path
+) -> None:
+    app, pilot, url = session
+    await type_line(pilot, "/topic mine now")  # the greeter owns the lobby
+    refused = "You are not allowed to do that"  # (the greeter's welcome may come after it)
+    await until(app, lambda: any(body.startswith(refused) for body in bodies(app)))
+    assert app.chat.rooms[0].description == "The demo room: say hi to @greeter"
+    await type_line(pilot, "/create plans")
+    await until(app, lambda: app.current == "plans")
+    await type_line(pilot, "/topic " + "é" * 300)
+    await until(app, lambda: bodies(app, "plans")[-1] == "A description has at most 512 bytes.")
+    app.composer.text = ""
+    await type_line(pilot, "/topic Friday: [b]release[/b]")
+    await until(app, lambda: bodies(app, "plans")[-1].startswith("You set the topic of plans"))
+    await pilot.pause()
+    assert "· Friday: [b]release[/b]" in screen_text(app)
+    bob = Client(url, identity=Identity.generate(), name="bob", store=tmp_path / "bob.sqlite3")
+    async with bob:
+        room = await bob.join("plans")
+        assert room.description == "Friday: [b]release[/b]"

@@ -41,6 +41,7 @@ from textual import events
         ("/help /Join", cmd.Help("join")),
         ("/me waves at  everyone", cmd.Act("waves at  everyone")),
         ("/topic", cmd.Topic()),
+        ("/topic  Plans for  [b]Friday[/b] ", cmd.Topic("Plans for  [b]Friday[/b]")),
         ("/names", cmd.Names()),
         ("/clear", cmd.Clear()),
         ("/quit", cmd.Quit()),
