@@ -8,7 +8,8 @@ that is the path of a file is handed to the app instead, to offer an upload. Up 
 first line and Down on the last walk the room's input history. Tab completes the
 word before the cursor and cycles on each press; it never moves focus. End with the
 cursor already at the end of the draft asks the app for the newest message. With
-``vi``, Escape enters a small normal mode (``_vi_normal``) where letters move and edit.
+``vi``, Escape enters vi's normal mode: its keys go to ``vi.Normal``, a pure model of
+the commands, and the edit it returns is applied here (as one undoable change).
 """
 
 from collections.abc import Callable
@@ -24,6 +25,7 @@ from e2echat_tui.commands import history_text
 from e2echat_tui.completion import NOTHING, Completion
 from e2echat_tui.files import pasted_file
 from e2echat_tui.safe import escape_controls
+from e2echat_tui.vi import Draft, Normal, Outcome, normal_cursor
 
 DEFAULT_SEND_KEYS = ("enter",)
 DEFAULT_NEWLINE_KEYS = ("shift+enter", "alt+enter", "ctrl+j")
@@ -159,7 +161,7 @@ class Composer(TextArea):
         self.vi = vi
         self.normal_mode = False
         """vi's normal mode (``vi`` only): keys move and edit, letters are not typed."""
-        self._pending = ""  # the first key of a two-key vi command (dd)
+        self._normal = Normal()
 
     # ------------------------------------------------------------ drafts
 
@@ -172,8 +174,22 @@ class Composer(TextArea):
     # ------------------------------------------------------------ keys
 
     def set_normal_mode(self, normal: bool) -> None:
-        self.normal_mode, self._pending = normal, ""
-        self.border_subtitle = "NORMAL  i: insert" if normal else ""
+        """Enter vi's normal mode (the cursor steps back onto a character, as in vi)
+        or go back to typing."""
+        if normal and not self.normal_mode:
+            offset = self._offset()
+            if offset > 0 and self.text[offset - 1] != "\n":
+                offset -= 1
+            self.move_cursor(self._location(normal_cursor(self.text, offset)))
+        self.normal_mode = normal
+        self._normal.keys = ""
+        self._show_mode()
+
+    def _show_mode(self) -> None:
+        keys = self._normal.keys
+        self.border_subtitle = (
+            (f"NORMAL {keys}" if keys else "NORMAL  i: insert") if (self.normal_mode) else ""
+        )
 
     async def _on_key(self, event: events.Key) -> None:
         key = event.key
@@ -219,46 +235,52 @@ class Composer(TextArea):
         await super()._on_key(event)
 
     def _vi_normal(self, event: events.Key) -> bool:
-        """A key of vi's normal mode; True if it was one (letters never get typed)."""
-        char, pending = event.character or "", self._pending
-        self._pending = ""
-        motions = {
-            "h": self.action_cursor_left,
-            "l": self.action_cursor_right,
-            "0": self.action_cursor_line_start,
-            "$": self.action_cursor_line_end,
-            "w": self.action_cursor_word_right,
-            "b": self.action_cursor_word_left,
-            "x": self.action_delete_right,
-            "D": self.action_delete_to_end_of_line,
-            "u": self.action_undo,
-        }
-        if char in motions:
-            motions[char]()
-        elif char in ("j", "k"):
-            step = 1 if char == "j" else -1
-            if not self._walk_history(step):
-                (self.action_cursor_down if step > 0 else self.action_cursor_up)()
-        elif char == "d":
-            if pending == "d":
-                self.set_draft("")
-            else:
-                self._pending = "d"
-        elif char in ("i", "a", "A", "I", "o"):
-            {
-                "a": self.action_cursor_right,
-                "A": self.action_cursor_line_end,
-                "I": self.action_cursor_line_start,
-            }.get(char, lambda: None)()
-            if char == "o":
-                self.action_cursor_line_end()
-                self.insert("\n")
-            self.set_normal_mode(False)
-        elif event.is_printable:
-            self.app.bell()  # not a command of normal mode; nothing is typed
+        """A key of vi's normal mode; True if it was one (letters never get typed):
+        arrows, Home, End, Tab and the app's keys work as in insert mode."""
+        if event.key in ("escape", "ctrl+r"):
+            key = event.key
+        elif event.key == "backspace":
+            key = "\x7f"  # a step left, as in vi
+        elif event.is_printable and event.character:
+            key = event.character
         else:
-            return False  # arrows, Home, End, ... work as in insert mode
+            return False
+        self._apply(self._normal.feed(key, Draft(self.text, self._offset())))
         return True
+
+    def _apply(self, outcome: Outcome) -> None:
+        """Carry out what a normal-mode key asked for."""
+        if outcome.refused:
+            self.app.bell()
+        for _ in range(outcome.undo):
+            self.action_undo()
+        for _ in range(-outcome.undo):
+            self.action_redo()
+        if outcome.history and not self._walk_history(outcome.history):
+            self.app.bell()
+        if outcome.draft is not None:
+            self._edit(outcome.draft)
+        if outcome.mode == "insert":
+            self.set_normal_mode(False)
+        else:
+            self._show_mode()
+
+    def _edit(self, draft: Draft) -> None:
+        """Make the text ``draft.text`` by replacing only the part that differs (one
+        change for undo, as in vi), and put the cursor at ``draft.cursor``."""
+        old, new = self.text, draft.text
+        if new != old:
+            same = min(len(old), len(new))
+            head = next((i for i in range(same) if old[i] != new[i]), same)
+            tail = 0
+            while tail < same - head and old[-1 - tail] == new[-1 - tail]:
+                tail += 1
+            self.history.checkpoint()
+            self.replace(
+                new[head : len(new) - tail], self._location(head), self._location(len(old) - tail)
+            )
+            self.history.checkpoint()
+        self.move_cursor(self._location(draft.cursor))
 
     def _walk_history(self, step: int) -> bool:
         """Up on the first line / Down on the last walk the history; True if it did."""

@@ -95,19 +95,51 @@ async def test_vi_mode(chat: FakeChat) -> None:
         await pilot.press("escape")
         assert composer.normal_mode
         assert "NORMAL" in screen_text(app)
-        await pilot.press("0", "x", "w", "D")  # delete "h"; past "ello", delete the rest
-        assert composer.text == "ello"
+        await pilot.press("0", "x", "w", "D")  # delete "h"; on to "world", delete it
+        assert composer.text == "ello "
         await pilot.press("q")  # not a command: nothing typed
-        assert composer.text == "ello"
+        assert composer.text == "ello "
         await pilot.press("I", *"y")
         assert not composer.normal_mode
-        assert composer.text == "yello"
+        assert composer.text == "yello "
         await pilot.press("escape", "d", "d")
         assert composer.text == ""
         await pilot.press("i", *"sent")
         await pilot.press("enter")
         await settle(pilot)
         assert chat.sent[-1] == ("lobby", "sent")
+
+
+async def test_vi_counts_operators_registers_undo_and_history(chat: FakeChat) -> None:
+    app = fixed_app(chat, preferences=Preferences(vi=True))
+    async with app.run_test(size=SIZE) as pilot:
+        await started(app, chat)
+        composer = app.composer
+        await pilot.press(*"one two three four", "escape", "0")
+        await pilot.press("c", "w", *"ONE", "escape")
+        assert composer.text == "ONE two three four"
+        assert composer.cursor_location == (0, 2)  # back on the last letter typed
+        await pilot.press("w", "2")
+        await pilot.press("d")
+        assert "NORMAL 2d" in screen_text(app)  # the command so far
+        await pilot.press("w")
+        assert composer.text == "ONE four"
+        await pilot.press("u")
+        assert composer.text == "ONE two three four"
+        await pilot.press("ctrl+r")
+        assert composer.text == "ONE four"
+        await pilot.press("$", "p")  # what 2dw deleted, put after the cursor
+        assert composer.text == "ONE fourtwo three "
+        await pilot.press("0", "y", "y", "p")
+        assert composer.text == "ONE fourtwo three \nONE fourtwo three "
+        await pilot.press("k", "d", "d", "d", "d")
+        assert composer.text == ""
+        await pilot.press("i", *"sent", "enter")
+        await settle(pilot)
+        assert chat.sent[-1] == ("lobby", "sent")
+        await pilot.press("escape", "k")  # on the first line: the history
+        assert composer.text == "sent"
+        assert composer.normal_mode
 
 
 async def test_keys_are_remapped_from_the_config(chat: FakeChat) -> None:
