@@ -51,6 +51,7 @@ from e2echat.client.errors import (
     WrongPassphrase,
 )
 from e2echat.client.events import (
+    CatchingUp,
     ClockSkewed,
     ConnectionChanged,
     ConnectionReplaced,
@@ -105,6 +106,7 @@ __all__ = [
     "AmbiguousMention",
     "AuthError",
     "BadStatus",
+    "CatchingUp",
     "Client",
     "ClockSkewed",
     "ConnectError",

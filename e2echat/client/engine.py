@@ -507,7 +507,8 @@ class Engine:
                 # diff would replay those events. (Secret-room proofs come as directs,
                 # checked against the room secret, so they need not wait.) One round
                 # trip later the room resumes in ``reconcile`` as a full room does here.
-                out.frames.append(state.sync.connect(info.partial))
+                out.frames.append(state.sync.connect(info.partial, info.seq))
+                self._report_catch_up(state, out)
                 state.log_rejoin = True
                 out.frames.append(self._log_request(state))
         out.extend(self.flush_outbox())
@@ -774,6 +775,13 @@ class Engine:
         self._process_messages(state, released, out)
         if more is not None:
             out.frames.append(more)
+        self._report_catch_up(state, out)
+
+    def _report_catch_up(self, state: RoomState, out: Output) -> None:
+        """Where the room's catch-up stands, for the application (``CatchingUp``)."""
+        progress = state.sync.report()
+        if progress is not None:
+            out.events.append(ev.CatchingUp(state.id, *progress))
 
     def _direct(self, frame: DirectDelivery, out: Output) -> None:
         """A direct envelope. Mailbox delivery is at-least-once, and a copy is harmless:
@@ -809,6 +817,7 @@ class Engine:
             state = self.rooms.get(_hex_or_empty(rid[len(SYNC_ID) :]))
             if state is not None:
                 self._process_messages(state, state.sync.sync_refused(), out)
+                self._report_catch_up(state, out)
         if rid.startswith(MEMBERS_ID):
             state = self.rooms.get(_hex_or_empty(rid[len(MEMBERS_ID) :]))
             if state is not None:

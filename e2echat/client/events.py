@@ -108,6 +108,22 @@ class Undecryptable(RoomEvent[R]):
 
 
 @dataclass(frozen=True)
+class CatchingUp(RoomEvent[R]):
+    """``room`` is fetching what it missed while we were away: ``done`` of ``total``
+    room seqs, counted from the last one processed to the room's latest when we
+    connected (an upper bound of the messages: retention may have deleted some). It
+    comes when the catch-up starts, after each page the relay sends, and once more when
+    it ends, with ``done == total``. A room with nothing to catch up sends none."""
+
+    done: int
+    total: int
+
+    @property
+    def finished(self) -> bool:
+        return self.done >= self.total
+
+
+@dataclass(frozen=True)
 class ClockSkewed(Event):
     """Our clock differs from the relay's by ``offset_ms`` (ours minus the relay's),
     more than the 10 minutes key shares tolerate: members whose clocks are right will

@@ -97,6 +97,9 @@ class RoomSync(Generic[T]):
         self._dropped = False
         """A message was let go for ``MAX_HELD`` since the last ``sync``: a page more
         brings it (and whatever else the hold could not keep)."""
+        self._catch_up: tuple[int, int] | None = None
+        """The floor when the sync began and the room's latest seq then, while there
+        is a catch-up to report (``report``)."""
 
     def __repr__(self) -> str:
         return f"RoomSync({self.room_id.hex()[:8]}, {self.state.name}, floor={self.floor})"
@@ -120,9 +123,10 @@ class RoomSync(Generic[T]):
 
     # Inputs ----------------------------------------------------------------------------
 
-    def connect(self, partial: bool) -> Sync | MembersRequest:
-        """The room is listed in ``welcome``: ask for what we missed, or first for its
-        members if it was listed partial."""
+    def connect(self, partial: bool, latest: int = 0) -> Sync | MembersRequest:
+        """The room is listed in ``welcome`` (its latest seq ``latest``): ask for what we
+        missed, or first for its members if it was listed partial."""
+        self._catch_up = (self.floor, latest) if latest > self.floor else None
         if partial:
             self._move(SyncInput.CONNECT_PARTIAL)
             return MembersRequest(room=self.room_id, id=f"{MEMBERS_ID}{self.room_id.hex()}")
@@ -209,7 +213,21 @@ class RoomSync(Generic[T]):
         floor they never moved, brings them again)."""
         self._move(SyncInput.DISCONNECT)
         self._received, self._lowest, self.floor_due, self._dropped = 0, None, None, False
+        self._catch_up = None
         self._held.clear()
+
+    def report(self) -> tuple[int, int] | None:
+        """How far the catch-up is: ``(done, total)`` seqs, from the floor at ``connect``
+        to the room's latest seq then; None if there was nothing to catch up. Once the
+        room is live it is ``(total, total)``, reported once: then None again."""
+        if self._catch_up is None:
+            return None
+        start, latest = self._catch_up
+        total = latest - start
+        if self.state is SyncState.LIVE:
+            self._catch_up = None
+            return total, total
+        return min(max(self.floor - start, 0), total), total
 
     def _release(self, upto: int | None) -> list[T]:
         """The held messages up to seq ``upto`` (all if None), in seq order, marked

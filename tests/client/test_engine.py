@@ -206,6 +206,31 @@ def test_sync_pages_until_the_relay_has_no_more(pair: tuple[Engine, Engine]) -> 
     assert state.sync.floor == 1200
 
 
+def test_a_catch_up_is_reported_as_it_goes(pair: tuple[Engine, Engine]) -> None:
+    alice, bob = pair
+    bob.disconnected()
+    back = Welcome(
+        user=User(key=bob.me, name=bob.name), rooms=[room_info(bob, alice, seq=1500)], mailbox=0
+    )
+    started = bob.welcome(back)
+
+    def reported(out: object) -> list[tuple[int, int]]:
+        events = getattr(out, "events", [])
+        return [(e.done, e.total) for e in events if isinstance(e, e2echat.CatchingUp)]
+
+    assert reported(started) == [(0, 1500)]
+    assert {e.room for e in started.events if isinstance(e, e2echat.CatchingUp)} == {ROOM_ID}
+    for first, last in ((1, MAX_SYNC_LIMIT), (MAX_SYNC_LIMIT + 1, 1500)):
+        for seq in range(first, last + 1):  # a page (our own messages: not decrypted here)
+            bob.receive(Message(room=ROOM_ID, seq=seq, ts=NOW, sender=bob.me, body=b"x" * 500))
+        page = bob.receive(Synced(room=ROOM_ID, seq=1500, id=SYNC_REPLY))
+        assert reported(page) == [(last, 1500)]
+    assert bob.rooms[ROOM_ID].sync.state is SyncState.LIVE
+    assert reported(bob.receive(Synced(room=ROOM_ID, seq=1500, id=SYNC_REPLY))) == []
+    bob.disconnected()
+    assert reported(bob.welcome(back)) == []  # nothing more to catch up
+
+
 def test_mailbox_is_acknowledged_once_per_tick(pair: tuple[Engine, Engine]) -> None:
     alice, bob = pair
     deliver(alice, bob, "share me", 5)
