@@ -29,6 +29,7 @@ from textual.widgets import Footer
 
 import e2echat
 from e2echat import (
+    CatchingUp,
     ClockSkewed,
     ConnectionChanged,
     ConnectionReplaced,
@@ -218,6 +219,7 @@ class ChatApp(App[None]):
         self._connecting: Activity | None = None
         self.actions = MessageActions(self)
         """Replies, edits, deletes, reactions and read state."""
+        self._catching_up: dict[str, Activity] = {}  # room name -> its catch-up
 
     def deliver_screenshot(
         self, filename: str | None = None, path: str | None = None, time_format: str | None = None
@@ -291,7 +293,8 @@ class ChatApp(App[None]):
         self.composer.focus()
         self.run_worker(self._pump(self._messages, ChatMessage), name="messages", group="pump")
         self.run_worker(self._pump(self._events, ChatEvent), name="events", group="pump")
-        self.call_after_refresh(self.run_worker, self._load_backlog(), group="history")
+        # (the coroutine is made only then: an app that ends first leaves none unawaited)
+        self.call_after_refresh(lambda: self.run_worker(self._load_backlog(), group="history"))
         self.run_worker(self._learn_listed_rooms(), group="commands")
         self.ready.set()
 
@@ -1062,6 +1065,8 @@ class ChatApp(App[None]):
                     " closed: quit, and connect again here to take the identity back.",
                     Level.WARNING,
                 )
+            case CatchingUp(room=room, done=done, total=total):
+                self._catch_up_progress(room.name, done, total)
             case Notice(text=text) | ClockSkewed(text=text):
                 self.say(text, Level.WARNING)
                 self.notify(escape_controls(text), severity="warning", markup=False)
@@ -1099,9 +1104,25 @@ class ChatApp(App[None]):
             self._connecting.finish()
             self._connecting = None
 
+    def _catch_up_progress(self, name: str, done: int, total: int) -> None:
+        """A room fetching what it missed shows in the status line until it is done."""
+        activity = self._catching_up.get(name)
+        if done >= total:
+            if activity is not None:
+                activity.finish()
+                del self._catching_up[name]
+            return
+        if activity is None:
+            activity = self._catching_up[name] = self.progress.start(f"syncing #{name}", total)
+        activity.advance(done, total)
+
     def _connection_changed(self, state: str, detail: str | None) -> None:
         """The header always follows; the timeline hears of losses and recoveries only."""
         self._connection_progress(state)
+        if state != "connected":  # a catch-up cut short starts again at the next connect
+            for activity in self._catching_up.values():
+                activity.finish()
+            self._catching_up.clear()
         previous, self.connection = self.connection, state
         if state in ("reconnecting", "closed"):
             self.say(f"Connection {state}" + (f": {detail}" if detail else ""), Level.WARNING)
@@ -1129,6 +1150,9 @@ class ChatApp(App[None]):
     def _room_left(self, room: Room, why: str | None = None) -> None:
         if self.tabs.pop(room.name, None) is None:
             return
+        catching_up = self._catching_up.pop(room.name, None)
+        if catching_up is not None:
+            catching_up.finish()
         self.room_list.discard(room.name)
         if self.current == room.name:
             self.current = next(iter(self.tabs), None)

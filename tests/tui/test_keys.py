@@ -276,3 +276,36 @@ async def test_connecting_shows_in_the_status_line(app: ChatApp, chat: FakeChat)
         chat.change_connection(ConnectionState.CONNECTED)
         await settle(pilot)
         assert "reconnecting…" not in screen_text(app).splitlines()[0]
+
+
+async def test_a_catch_up_shows_in_the_status_line_until_it_ends(
+    app: ChatApp, chat: FakeChat
+) -> None:
+    from e2echat import CatchingUp, ConnectionState
+
+    def status_line() -> str:
+        return screen_text(app).splitlines()[0]
+
+    async with app.run_test(size=(160, 30)) as pilot:
+        await started(app, chat)
+        lobby, team = chat.directory["lobby"], chat.directory["team"]
+        chat.emit(CatchingUp(lobby, 0, 9_800))  # type: ignore[arg-type]
+        chat.emit(CatchingUp(team, 0, 40))  # type: ignore[arg-type]
+        chat.emit(CatchingUp(lobby, 3_000, 9_800))  # type: ignore[arg-type]
+        await settle(pilot)
+        assert "syncing #lobby: 3,000 of 9,800 · syncing #team: 0 of 40" in status_line()
+        chat.emit(CatchingUp(team, 40, 40))  # type: ignore[arg-type]
+        await settle(pilot)
+        assert "syncing #team" not in status_line()
+        assert "syncing #lobby: 3,000 of 9,800" in status_line()
+        chat.change_connection(ConnectionState.RECONNECTING, "relay restarting")
+        await settle(pilot)
+        assert "syncing" not in status_line()  # it starts again at the next connect
+        chat.change_connection(ConnectionState.CONNECTED)
+        chat.emit(CatchingUp(lobby, 0, 6_800))  # type: ignore[arg-type]
+        await settle(pilot)
+        assert "syncing #lobby: 0 of 6,800" in status_line()
+        chat.emit(CatchingUp(lobby, 6_800, 6_800))  # type: ignore[arg-type]
+        await settle(pilot)
+        assert "syncing" not in status_line()
+        assert app.progress_text == ""

@@ -5,6 +5,8 @@ from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import pytest
+from e2echat_server.config import RelayConfig
+from e2echat_server.relay import Relay
 from e2echat_tui.app import ChatApp, ChatEvent, ChatMessage
 from e2echat_tui.composer import Composer
 from e2echat_tui.demo import GREETER, LOBBY, demo_session, greeter_reply
@@ -189,3 +191,35 @@ async def test_topic_sets_a_description_the_others_read_and_a_member_is_refused(
     async with bob:
         room = await bob.join("plans")
         assert room.description == "Friday: [b]release[/b]"
+
+
+class ProgressApp(WatchedApp):
+    """A WatchedApp that keeps every status-line text it showed."""
+
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)
+        self.status_texts: list[str] = []
+
+    def _progress_changed(self, text: str) -> None:
+        super()._progress_changed(text)
+        self.status_texts.append(text)
+
+
+async def test_a_catch_up_after_an_absence_shows_in_the_status_line(tmp_path: Path) -> None:
+    missed = 40
+    async with Relay(RelayConfig(port=0, memory=True)) as relay:
+        me, store = Identity.generate(), tmp_path / "tess.sqlite3"
+        bob = Client(relay.url, identity=Identity.generate(), name="bob", store=tmp_path / "b")
+        async with bob:
+            news = await bob.create("news")
+            async with Client(relay.url, identity=me, name="tess", store=store) as tess:
+                await tess.join("news")
+            for number in range(missed):  # while tess is away
+                await news.send(f"news {number}")
+        tess = Client(relay.url, identity=me, name="tess", store=store)
+        app = ProgressApp(tess, room="news", bell=False)  # subscribed before it connects
+        async with tess, app.run_test(size=SIZE):
+            await until(app, lambda: len(bodies(app, "news")) == missed and not app.progress_text)
+    shown = [text for text in app.status_texts if text.startswith("syncing #news")]
+    assert shown[0] == f"syncing #news: 0 of {missed}"
+    assert bodies(app, "news") == [f"news {number}" for number in range(missed)]
