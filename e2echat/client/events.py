@@ -110,13 +110,15 @@ class Undecryptable(RoomEvent[R]):
 @dataclass(frozen=True)
 class CatchingUp(RoomEvent[R]):
     """``room`` is fetching what it missed while we were away: ``done`` of ``total``
-    room seqs, counted from the last one processed to the room's latest when we
-    connected (an upper bound of the messages: retention may have deleted some). It
+    room seqs, counted from the last one processed to ``seq``, the room's latest when
+    we connected (an upper bound of the messages: retention may have deleted some). It
     comes when the catch-up starts, after each page the relay sends, and once more when
-    it ends, with ``done == total``. A room with nothing to catch up sends none."""
+    it ends, with ``done == total``. A room with nothing to catch up sends none.
+    Every message of the catch-up has a seq from ``seq - total + 1`` to ``seq``."""
 
     done: int
     total: int
+    seq: int
 
     @property
     def finished(self) -> bool:

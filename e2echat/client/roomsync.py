@@ -216,18 +216,19 @@ class RoomSync(Generic[T]):
         self._catch_up = None
         self._held.clear()
 
-    def report(self) -> tuple[int, int] | None:
-        """How far the catch-up is: ``(done, total)`` seqs, from the floor at ``connect``
-        to the room's latest seq then; None if there was nothing to catch up. Once the
-        room is live it is ``(total, total)``, reported once: then None again."""
+    def report(self) -> tuple[int, int, int] | None:
+        """How far the catch-up is: ``(done, total, latest)``, in seqs from the floor at
+        ``connect`` to ``latest``, the room's latest seq then; None if there was nothing
+        to catch up. Once the room is live ``done`` is ``total``, reported once: then
+        None again."""
         if self._catch_up is None:
             return None
         start, latest = self._catch_up
         total = latest - start
         if self.state is SyncState.LIVE:
             self._catch_up = None
-            return total, total
-        return min(max(self.floor - start, 0), total), total
+            return total, total, latest
+        return min(max(self.floor - start, 0), total), total, latest
 
     def _release(self, upto: int | None) -> list[T]:
         """The held messages up to seq ``upto`` (all if None), in seq order, marked

@@ -218,6 +218,8 @@ def test_a_catch_up_is_reported_as_it_goes(pair: tuple[Engine, Engine]) -> None:
         events = getattr(out, "events", [])
         return [(e.done, e.total) for e in events if isinstance(e, e2echat.CatchingUp)]
 
+    assert {e.seq for e in started.events if isinstance(e, e2echat.CatchingUp)} == {1500}
+
     assert reported(started) == [(0, 1500)]
     assert {e.room for e in started.events if isinstance(e, e2echat.CatchingUp)} == {ROOM_ID}
     for first, last in ((1, MAX_SYNC_LIMIT), (MAX_SYNC_LIMIT + 1, 1500)):

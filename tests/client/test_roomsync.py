@@ -140,17 +140,17 @@ def test_a_catch_up_reports_how_far_it_is_then_that_it_ended_once() -> None:
     sync: RoomSync[int] = RoomSync(ROOM, floor=100)
     sync.connect(partial=False, latest=100 + MAX_SYNC_LIMIT + 500)
     total = MAX_SYNC_LIMIT + 500
-    assert sync.report() == (0, total)
+    assert sync.report() == (0, total, 100 + total)
     for seq in range(101, 101 + MAX_SYNC_LIMIT):
         sync.message(seq, seq)
     sync.synced(100 + total, now=0)
-    assert sync.report() == (MAX_SYNC_LIMIT, total)
+    assert sync.report() == (MAX_SYNC_LIMIT, total, 100 + total)
     sync.message(100 + total + 1, 0)  # a live message overtaking the rest: held
     for seq in range(101 + MAX_SYNC_LIMIT, 101 + total):
         sync.message(seq, seq)
     sync.synced(100 + total, now=0)
     assert sync.state is SyncState.LIVE
-    assert sync.report() == (total, total)  # never past the total
+    assert sync.report() == (total, total, 100 + total)  # never past the total
     assert sync.report() is None  # reported once
 
 
@@ -160,6 +160,6 @@ def test_nothing_to_catch_up_reports_nothing_and_a_disconnect_forgets_it() -> No
     assert sync.report() is None
     sync.disconnect()
     sync.connect(partial=True, latest=50)
-    assert sync.report() == (0, 43)  # waiting for its roster counts as under way
+    assert sync.report() == (0, 43, 50)  # waiting for its roster counts as under way
     sync.disconnect()
     assert sync.report() is None
