@@ -66,7 +66,7 @@ from e2echat_tui.dialogs import ConfirmScreen, PasswordScreen, VerifyScreen
 from e2echat_tui.files import human_size, is_image
 from e2echat_tui.format import Level, counted, message_entry, peer_label, system_entry
 from e2echat_tui.header import Header, Topic
-from e2echat_tui.keys import APP_KEYS, NEWLINE_KEYS, SEND_KEYS, help_lines, split_keys
+from e2echat_tui.keys import APP_KEYS, help_lines
 from e2echat_tui.lines import Entry, RoomLog
 from e2echat_tui.links import links_in
 from e2echat_tui.members import MembersPanel, sorted_members
@@ -74,7 +74,7 @@ from e2echat_tui.moderation import RoomInfoScreen, info_text, moderate
 from e2echat_tui.names import pick_member
 from e2echat_tui.notify import DesktopNotifier
 from e2echat_tui.preview import Graphics, PreviewScreen, describe_image, image_widget
-from e2echat_tui.progress import Activity, ProgressBoard
+from e2echat_tui.progress import Activity, CatchUp, ProgressBoard
 from e2echat_tui.rooms import RoomTab
 from e2echat_tui.safe import escape_controls
 from e2echat_tui.sidebar import RoomList
@@ -252,11 +252,9 @@ class ChatApp(App[None]):
                 yield Timeline(id="timeline")
                 yield CompletionMenu(id="completions")
                 yield Transfers(id="transfers")
-                keymap = self.preferences.keymap
                 yield Composer(
                     completer=self._complete,
-                    send_keys=split_keys(keymap.get("send", SEND_KEYS)),
-                    newline_keys=split_keys(keymap.get("newline", NEWLINE_KEYS)),
+                    keymap=self.preferences.keymap,
                     vi=self.preferences.vi,
                     id="composer",
                 )

@@ -12,7 +12,7 @@ cursor already at the end of the draft asks the app for the newest message. With
 the commands, and the edit it returns is applied here (as one undoable change).
 """
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -24,11 +24,9 @@ from textual.widgets import OptionList, TextArea
 from e2echat_tui.commands import history_text
 from e2echat_tui.completion import NOTHING, Completion
 from e2echat_tui.files import pasted_file
+from e2echat_tui.keys import composer_keys
 from e2echat_tui.safe import escape_controls
 from e2echat_tui.vi import Draft, Normal, Outcome, normal_cursor
-
-DEFAULT_SEND_KEYS = ("enter",)
-DEFAULT_NEWLINE_KEYS = ("shift+enter", "alt+enter", "ctrl+j")
 
 
 def clean_paste(text: str) -> tuple[str, int]:
@@ -140,8 +138,7 @@ class Composer(TextArea):
         self,
         *,
         completer: Completer = lambda before: NOTHING,
-        send_keys: tuple[str, ...] = DEFAULT_SEND_KEYS,
-        newline_keys: tuple[str, ...] = DEFAULT_NEWLINE_KEYS,
+        keymap: Mapping[str, str] | None = None,
         vi: bool = False,
         id: str | None = None,
     ) -> None:
@@ -154,8 +151,13 @@ class Composer(TextArea):
             placeholder="Message, or /help  (Enter sends, Alt+Enter: new line)",
         )
         self.completer = completer
-        self.send_keys = frozenset(send_keys)
-        self.newline_keys = frozenset(newline_keys)
+        keys = composer_keys(keymap or {})  # the config's [keymap] over the defaults
+        self.send_keys, self.newline_keys = keys["send"], keys["newline"]
+        self.complete_keys, self.complete_previous_keys = (
+            keys["complete"],
+            keys["complete_previous"],
+        )
+        self.older_keys, self.newer_keys = keys["history_previous"], keys["history_next"]
         self.input_history = InputHistory()
         self._cycle: _Cycle | None = None
         self.vi = vi
@@ -200,20 +202,16 @@ class Composer(TextArea):
             self.set_normal_mode(True)
         elif key == "end" and self.cursor_location == self.document.end:
             self.post_message(self.PastEnd())
-        elif key == "tab":
+        elif key in self.complete_keys:
             self.complete(1)
-        elif key == "shift+tab":
+        elif key in self.complete_previous_keys:
             self.complete(-1)
         elif (
             self._cycle is not None
             and len(self._cycle.completion.candidates) > 1
-            and key
-            in (
-                "up",
-                "down",
-            )
+            and key in self.older_keys | self.newer_keys
         ):
-            self.complete(-1 if key == "up" else 1)
+            self.complete(-1 if key in self.older_keys else 1)
         elif self._cycle is not None and key in ("escape", *self.send_keys):
             self._end_cycle()  # accept the shown candidate; the next Enter sends
         elif key == "escape":
@@ -223,7 +221,9 @@ class Composer(TextArea):
         elif key in self.newline_keys:
             self._end_cycle()
             self.insert("\n")
-        elif key in ("up", "down") and self._walk_history(-1 if key == "up" else 1):
+        elif key in self.older_keys | self.newer_keys and self._walk_history(
+            -1 if key in self.older_keys else 1
+        ):
             pass
         else:
             handled = False

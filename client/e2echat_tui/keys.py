@@ -2,8 +2,8 @@
 and docs/tui.md all come from it.
 
 A key's ``id`` is its name in ``[keymap]``; remapping goes through Textual's keymap
-(``App.set_keymap``), so a remapped key works wherever the default did. ``send`` and
-``newline`` are the composer's: a draft is sent, or a line break put in.
+(``App.set_keymap``), so a remapped key works wherever the default did. The composer's
+own keys (send, line break, completion, history) are remapped by the composer itself.
 """
 
 from collections.abc import Mapping
@@ -91,18 +91,19 @@ APP_KEYS: Final[tuple[KeySpec, ...]] = (
     KeySpec("quit", "ctrl+q", "quit", "quit", "Quit", priority=True),
 )
 
-SEND_KEYS: Final = "enter"
-NEWLINE_KEYS: Final = "shift+enter,alt+enter,ctrl+j"
 COMPOSER_KEYS: Final[tuple[tuple[str, str, str], ...]] = (
-    ("send", SEND_KEYS, "send the draft"),
-    ("newline", NEWLINE_KEYS, "a line break in the draft"),
+    ("send", "enter", "send the draft"),
+    ("newline", "shift+enter,alt+enter,ctrl+j", "a line break in the draft"),
+    ("complete", "tab", "complete a name, command or room; again for the next one"),
+    ("complete_previous", "shift+tab", "the previous completion"),
+    ("history_previous", "up", "the room's input history, older (or up the completion list)"),
+    ("history_next", "down", "the room's input history, newer (or down the completion list)"),
 )
 """``(id, default keys, summary)`` of the composer's remappable keys."""
 
 FIXED_KEYS: Final[tuple[tuple[str, str], ...]] = (
-    ("up / down", "the room's input history (or move in the completion list)"),
-    ("tab", "complete a name, command or room; again for the next one"),
     ("end", "end of the line; at the end of the draft, the newest message"),
+    ("escape", "accept the shown completion; close a dialog; vi mode: normal mode"),
 )
 """Keys of the composer that are not remapped."""
 
@@ -115,6 +116,14 @@ ACTIONS: Final[dict[str, str]] = {
 
 def split_keys(keys: str) -> tuple[str, ...]:
     return tuple(key.strip() for key in keys.split(",") if key.strip())
+
+
+def composer_keys(keymap: Mapping[str, str]) -> dict[str, frozenset[str]]:
+    """The keys of each of the composer's actions, as ``keymap`` remaps them."""
+    return {
+        id_: frozenset(split_keys(keymap.get(id_, default)))
+        for id_, default, _summary in COMPOSER_KEYS
+    }
 
 
 def help_lines(keymap: Mapping[str, str]) -> list[tuple[str, str]]:

@@ -142,6 +142,34 @@ async def test_vi_counts_operators_registers_undo_and_history(chat: FakeChat) ->
         assert composer.normal_mode
 
 
+async def test_completion_and_history_keys_are_remapped_from_the_config(chat: FakeChat) -> None:
+    keymap = {
+        "complete": "ctrl+t",
+        "complete_previous": "ctrl+b",
+        "history_previous": "ctrl+up",
+        "history_next": "ctrl+down",
+    }
+    app = fixed_app(chat, preferences=Preferences(keymap=keymap))
+    async with app.run_test(size=SIZE) as pilot:
+        await started(app, chat)
+        composer = app.composer
+        await pilot.press(*"hi @", "ctrl+t")  # the first of bob, carol, dave
+        assert composer.text == "hi @bob "
+        await pilot.press("ctrl+down")  # moves in the list, as down did
+        assert composer.text == "hi @carol "
+        await pilot.press("ctrl+b", "ctrl+b")  # back past the first: the last
+        assert composer.text == "hi @dave "
+        await pilot.press("escape", "enter")
+        await settle(pilot)
+        assert chat.sent[-1] == ("lobby", "hi @dave ")
+        await pilot.press("up")  # up is no longer the history
+        assert composer.text == ""
+        await pilot.press("ctrl+up")
+        assert composer.text == "hi @dave "
+        await pilot.press("ctrl+down")
+        assert composer.text == ""
+
+
 async def test_keys_are_remapped_from_the_config(chat: FakeChat) -> None:
     keymap = {"switch_room": "ctrl+k", "room_2": "f9", "send": "ctrl+s", "newline": "enter"}
     app = fixed_app(chat, preferences=Preferences(keymap=keymap))
