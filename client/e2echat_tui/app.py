@@ -219,7 +219,7 @@ class ChatApp(App[None]):
         self._connecting: Activity | None = None
         self.actions = MessageActions(self)
         """Replies, edits, deletes, reactions and read state."""
-        self._catching_up: dict[str, Activity] = {}  # room name -> its catch-up
+        self._catch_ups: dict[str, CatchUp] = {}  # by room name
 
     def deliver_screenshot(
         self, filename: str | None = None, path: str | None = None, time_format: str | None = None
@@ -290,7 +290,7 @@ class ChatApp(App[None]):
         self.current = first
         self.composer.focus()
         self.run_worker(self._pump(self._messages, ChatMessage), name="messages", group="pump")
-        self.run_worker(self._pump(self._events, ChatEvent), name="events", group="pump")
+        self.run_worker(self._pump_events(), name="events", group="pump")
         # (the coroutine is made only then: an app that ends first leaves none unawaited)
         self.call_after_refresh(lambda: self.run_worker(self._load_backlog(), group="history"))
         self.run_worker(self._learn_listed_rooms(), group="commands")
@@ -308,6 +308,17 @@ class ChatApp(App[None]):
     ) -> None:
         async for item in source:
             self.post_message(wrap(item))
+
+    async def _pump_events(self) -> None:
+        """The library's events as ``ChatEvent``s, in order, but for the start of a
+        catch-up, taken at once: the messages it brings may be queued ahead of it
+        (thousands, at start), and the status line counts them as they are shown. Its
+        end comes in order, after them."""
+        async for event in self._events:
+            if isinstance(event, CatchingUp) and not event.finished:
+                self._catch_up_started(event)
+            else:
+                self.post_message(ChatEvent(event))
 
     async def _add_room(self, room: Room) -> None:
         """Start showing ``room`` with its stored history (idempotent: a command and the
@@ -949,8 +960,13 @@ class ChatApp(App[None]):
     # ---------------------------------------------------------------- the library's news
 
     def on_chat_message(self, posted: ChatMessage) -> None:
+        if not self.is_running:
+            return  # the app is closing: its widgets are going away
         message = posted.message
         name = message.room.name
+        catch_up = self._catch_ups.get(name)
+        if catch_up is not None and catch_up.shown(message.seq):
+            self._end_catch_up(name)
         tab = self.tabs.get(name)
         if tab is None or 0 < message.seq <= tab.loaded_seq:
             return  # not a room we show, or already loaded from history
@@ -1000,6 +1016,8 @@ class ChatApp(App[None]):
             self.say(problem, Level.WARNING)
 
     def on_chat_event(self, posted: ChatEvent) -> None:
+        if not self.is_running:
+            return  # the app is closing: its widgets are going away
         match posted.event:
             case ConnectionChanged(state=state, detail=detail):
                 self._connection_changed(str(state), detail)
@@ -1063,8 +1081,8 @@ class ChatApp(App[None]):
                     " closed: quit, and connect again here to take the identity back.",
                     Level.WARNING,
                 )
-            case CatchingUp(room=room, done=done, total=total):
-                self._catch_up_progress(room.name, done, total)
+            case CatchingUp(room=room):  # the end (``_pump_events`` takes the rest)
+                self._end_catch_up(room.name)
             case Notice(text=text) | ClockSkewed(text=text):
                 self.say(text, Level.WARNING)
                 self.notify(escape_controls(text), severity="warning", markup=False)
@@ -1102,25 +1120,27 @@ class ChatApp(App[None]):
             self._connecting.finish()
             self._connecting = None
 
-    def _catch_up_progress(self, name: str, done: int, total: int) -> None:
-        """A room fetching what it missed shows in the status line until it is done."""
-        activity = self._catching_up.get(name)
-        if done >= total:
-            if activity is not None:
-                activity.finish()
-                del self._catching_up[name]
-            return
-        if activity is None:
-            activity = self._catching_up[name] = self.progress.start(f"syncing #{name}", total)
-        activity.advance(done, total)
+    def _catch_up_started(self, event: CatchingUp[Room]) -> None:
+        """A room fetching what it missed shows in the status line until it is shown."""
+        name = event.room.name
+        known = self._catch_ups.get(name)
+        if known is not None and known.end == event.seq:
+            return  # the same catch-up, a page further
+        self._end_catch_up(name)
+        activity = self.progress.start(f"syncing #{name}", event.total)
+        self._catch_ups[name] = CatchUp(activity, event.seq - event.total, event.seq)
+
+    def _end_catch_up(self, name: str) -> None:
+        catch_up = self._catch_ups.pop(name, None)
+        if catch_up is not None:
+            catch_up.activity.finish()
 
     def _connection_changed(self, state: str, detail: str | None) -> None:
         """The header always follows; the timeline hears of losses and recoveries only."""
         self._connection_progress(state)
         if state != "connected":  # a catch-up cut short starts again at the next connect
-            for activity in self._catching_up.values():
-                activity.finish()
-            self._catching_up.clear()
+            for name in list(self._catch_ups):
+                self._end_catch_up(name)
         previous, self.connection = self.connection, state
         if state in ("reconnecting", "closed"):
             self.say(f"Connection {state}" + (f": {detail}" if detail else ""), Level.WARNING)
@@ -1148,9 +1168,7 @@ class ChatApp(App[None]):
     def _room_left(self, room: Room, why: str | None = None) -> None:
         if self.tabs.pop(room.name, None) is None:
             return
-        catching_up = self._catching_up.pop(room.name, None)
-        if catching_up is not None:
-            catching_up.finish()
+        self._end_catch_up(room.name)
         self.room_list.discard(room.name)
         if self.current == room.name:
             self.current = next(iter(self.tabs), None)

@@ -69,3 +69,23 @@ class ProgressBoard:
     @property
     def text(self) -> str:
         return " · ".join(activity.text for activity in self.activities)
+
+
+@dataclass(eq=False)
+class CatchUp:
+    """A room's catch-up as the app shows it: counted by what reached the screen, not
+    by how far the library is (at start it may be thousands of messages ahead)."""
+
+    activity: Activity
+    start: int
+    """The seq before the catch-up's first message."""
+    end: int
+    """Its last seq."""
+
+    def shown(self, seq: int) -> bool:
+        """The room's message ``seq`` is on screen; True once the whole catch-up is."""
+        total = self.end - self.start
+        done = min(max(seq - self.start, 0), total)
+        if done > self.activity.done:
+            self.activity.advance(done, total)
+        return seq >= self.end

@@ -2,6 +2,7 @@
 marker, vi mode, remapping, links, and notifications (mute, modes, desktop)."""
 
 import asyncio
+from dataclasses import replace
 
 import pytest
 from e2echat_tui.app import ChatApp
@@ -306,7 +307,7 @@ async def test_connecting_shows_in_the_status_line(app: ChatApp, chat: FakeChat)
         assert "reconnecting…" not in screen_text(app).splitlines()[0]
 
 
-async def test_a_catch_up_shows_in_the_status_line_until_it_ends(
+async def test_a_catch_up_shows_in_the_status_line_as_its_messages_are_shown(
     app: ChatApp, chat: FakeChat
 ) -> None:
     from e2echat import CatchingUp, ConnectionState
@@ -314,26 +315,33 @@ async def test_a_catch_up_shows_in_the_status_line_until_it_ends(
     def status_line() -> str:
         return screen_text(app).splitlines()[0]
 
+    def arrives(room: str, seq: int) -> None:
+        """A message of the catch-up, with its seq, reaches the app."""
+        chat.publish(replace(chat.record(chat.directory[room], chat.member("bob"), "x"), seq=seq))
+
     async with app.run_test(size=(160, 30)) as pilot:
         await started(app, chat)
         lobby, team = chat.directory["lobby"], chat.directory["team"]
-        chat.emit(CatchingUp(lobby, 0, 9_800))  # type: ignore[arg-type]
-        chat.emit(CatchingUp(team, 0, 40))  # type: ignore[arg-type]
-        chat.emit(CatchingUp(lobby, 3_000, 9_800))  # type: ignore[arg-type]
+        chat.emit(CatchingUp(lobby, 0, 9_800, seq=10_000))  # type: ignore[arg-type]
+        chat.emit(CatchingUp(team, 0, 40, seq=40))  # type: ignore[arg-type]
+        chat.emit(CatchingUp(lobby, 5_000, 9_800, seq=10_000))  # type: ignore[arg-type]
         await settle(pilot)
-        assert "syncing #lobby: 3,000 of 9,800 · syncing #team: 0 of 40" in status_line()
-        chat.emit(CatchingUp(team, 40, 40))  # type: ignore[arg-type]
+        # counted by what is on screen, not by how far the library is
+        assert "syncing #lobby: 0 of 9,800 · syncing #team: 0 of 40" in status_line()
+        arrives("lobby", 3_200)
         await settle(pilot)
-        assert "syncing #team" not in status_line()
         assert "syncing #lobby: 3,000 of 9,800" in status_line()
+        chat.emit(CatchingUp(team, 40, 40, seq=40))  # type: ignore[arg-type]
+        await settle(pilot)
+        assert "syncing #team" not in status_line()  # its end, after what it brought
         chat.change_connection(ConnectionState.RECONNECTING, "relay restarting")
         await settle(pilot)
         assert "syncing" not in status_line()  # it starts again at the next connect
         chat.change_connection(ConnectionState.CONNECTED)
-        chat.emit(CatchingUp(lobby, 0, 6_800))  # type: ignore[arg-type]
+        chat.emit(CatchingUp(lobby, 0, 6_800, seq=10_000))  # type: ignore[arg-type]
         await settle(pilot)
         assert "syncing #lobby: 0 of 6,800" in status_line()
-        chat.emit(CatchingUp(lobby, 6_800, 6_800))  # type: ignore[arg-type]
+        arrives("lobby", 10_000)  # the last one: shown whole, before the library says so
         await settle(pilot)
         assert "syncing" not in status_line()
         assert app.progress_text == ""

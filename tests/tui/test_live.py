@@ -222,4 +222,7 @@ async def test_a_catch_up_after_an_absence_shows_in_the_status_line(tmp_path: Pa
             await until(app, lambda: len(bodies(app, "news")) == missed and not app.progress_text)
     shown = [text for text in app.status_texts if text.startswith("syncing #news")]
     assert shown[0] == f"syncing #news: 0 of {missed}"
+    counts = [int(text.split(": ")[1].split(" of ")[0]) for text in shown]
+    assert counts == sorted(set(counts))  # counted up as the messages were shown
+    assert len(counts) > 2
     assert bodies(app, "news") == [f"news {number}" for number in range(missed)]
