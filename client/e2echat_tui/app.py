@@ -313,12 +313,15 @@ class ChatApp(App[None]):
         """The library's events as ``ChatEvent``s, in order, but for the start of a
         catch-up, taken at once: the messages it brings may be queued ahead of it
         (thousands, at start), and the status line counts them as they are shown. Its
-        end comes in order, after them."""
+        end comes in order, after them; a lost connection ends it here too, in order
+        with the starts."""
         async for event in self._events:
             if isinstance(event, CatchingUp) and not event.finished:
                 self._catch_up_started(event)
-            else:
-                self.post_message(ChatEvent(event))
+                continue
+            if isinstance(event, ConnectionChanged) and str(event.state) != "connected":
+                self._end_catch_ups()  # a catch-up cut short starts again at the next connect
+            self.post_message(ChatEvent(event))
 
     async def _add_room(self, room: Room) -> None:
         """Start showing ``room`` with its stored history (idempotent: a command and the
@@ -1135,12 +1138,13 @@ class ChatApp(App[None]):
         if catch_up is not None:
             catch_up.activity.finish()
 
+    def _end_catch_ups(self) -> None:
+        for name in list(self._catch_ups):
+            self._end_catch_up(name)
+
     def _connection_changed(self, state: str, detail: str | None) -> None:
         """The header always follows; the timeline hears of losses and recoveries only."""
         self._connection_progress(state)
-        if state != "connected":  # a catch-up cut short starts again at the next connect
-            for name in list(self._catch_ups):
-                self._end_catch_up(name)
         previous, self.connection = self.connection, state
         if state in ("reconnecting", "closed"):
             self.say(f"Connection {state}" + (f": {detail}" if detail else ""), Level.WARNING)
