@@ -66,6 +66,9 @@ class Timeline(ScrollView, can_focus=True):
         super().__init__(id=id)
         self.log_view = RoomLog()
         self._follow_pending = False
+        self.following = True
+        """The reader is at the end (or on the way there): new messages scroll it on.
+        Only scrolling up stops it, not a layout that is not known yet."""
         self._base_style: Style | None = None  # self.rich_style walks the DOM: once per CSS
         self.selected: Entry | None = None
         self._selected_at = -1
@@ -82,6 +85,7 @@ class Timeline(ScrollView, can_focus=True):
     def show(self, log: RoomLog) -> None:
         """Display ``log``, scrolled to its end."""
         self.log_view = log
+        self.following = True
         self.selected = None
         self.unseen, self._known = 0, len(log.entries)
         self._relayout()
@@ -90,18 +94,23 @@ class Timeline(ScrollView, can_focus=True):
     def newest(self) -> None:
         """Back to the bottom (End): the marker goes."""
         self.unseen = 0
+        self.following = True
         self.refresh()
         self._follow()
 
     @property
     def at_bottom(self) -> bool:
-        return self.scroll_offset.y >= self.max_scroll_y
+        return self.following
 
     def watch_scroll_y(self, old: float, new: float) -> None:
         super().watch_scroll_y(old, new)
-        if self.unseen and new >= self.max_scroll_y:
-            self.unseen = 0
-            self.refresh()
+        if new >= self.max_scroll_y:
+            self.following = True
+            if self.unseen:
+                self.unseen = 0
+                self.refresh()
+        elif new < old:  # the reader scrolled up
+            self.following = False
 
     def appended(self, log: RoomLog) -> None:
         """``log`` grew: update the scroll extent, and follow if we were at the bottom."""
@@ -131,7 +140,7 @@ class Timeline(ScrollView, can_focus=True):
         """Older entries were added above: keep the reader's place (or the bottom)."""
         if log is not self.log_view:
             return
-        at_bottom = self.scroll_offset.y >= self.max_scroll_y
+        at_bottom = self.at_bottom
         before = self.virtual_size.height
         self._known = len(log.entries)
         self._relayout()
@@ -151,7 +160,7 @@ class Timeline(ScrollView, can_focus=True):
         self.scroll_end(animate=False, immediate=True)
 
     def on_resize(self) -> None:
-        at_bottom = self.scroll_offset.y >= self.max_scroll_y
+        at_bottom = self.at_bottom
         self._relayout()
         if at_bottom:
             self._follow()

@@ -218,8 +218,11 @@ async def test_a_catch_up_after_an_absence_shows_in_the_status_line(tmp_path: Pa
                 await news.send(f"news {number}")
         tess = Client(relay.url, identity=me, name="tess", store=store)
         app = ProgressApp(tess, room="news", bell=False)  # subscribed before it connects
-        async with tess, app.run_test(size=SIZE):
+        async with tess, app.run_test(size=SIZE) as pilot:
             await until(app, lambda: len(bodies(app, "news")) == missed and not app.progress_text)
+            await pilot.pause()
+            assert app.timeline.unseen == 0  # it followed the catch-up to the newest
+            assert f"news {missed - 1}" in screen_text(app)
     shown = [text for text in app.status_texts if text.startswith("syncing #news")]
     assert shown[0] == f"syncing #news: 0 of {missed}"
     counts = [int(text.split(": ")[1].split(" of ")[0]) for text in shown]
