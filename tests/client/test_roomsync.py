@@ -136,6 +136,8 @@ def test_a_flood_during_a_sync_is_held_up_to_its_bound_and_nothing_is_lost() -> 
     assert released == list(range(1, last + 1))
     assert pages > last // MAX_SYNC_LIMIT  # more pages than the backlog alone needed
     assert sync.message(last + 1, last + 1)  # live now: processed at once
+
+
 def test_a_catch_up_reports_how_far_it_is_then_that_it_ended_once() -> None:
     sync: RoomSync[int] = RoomSync(ROOM, floor=100)
     sync.connect(partial=False, latest=100 + MAX_SYNC_LIMIT + 500)
