@@ -1013,6 +1013,14 @@ class CryptoSession:
                 room = _with_member(room, entry.subject, record)
                 op.txn.put(LOG, room.room_id, state)
                 self._share_current(op, room, entry.subject, now)
+            elif room.secret:
+                # validated before the log listed it (its ``join`` envelope came first):
+                # the chain we send on now was kept from it until this entry (a chain
+                # we gave it before the log started is not that chain)
+                outbound = op.txn.get(OUTBOUND, room.room_id, OutboundChain)
+                if outbound is not None and entry.subject not in outbound.shared:
+                    op.txn.put(LOG, room.room_id, state)
+                    self._share_current(op, room, entry.subject, now)
         if entry.kind in (Kind.LEAVE, Kind.REMOVE, Kind.BAN):
             if entry.subject == self._me:
                 verb = {Kind.LEAVE: "left", Kind.REMOVE: "were kicked", Kind.BAN: "were banned"}

@@ -374,3 +374,22 @@ def statement_epoch(party: Party) -> int:
     state = party.session.log_state(ROOM)
     assert state is not None
     return state.epoch
+
+
+def test_a_peer_validated_before_the_log_started_gets_the_chain_once_listed() -> None:
+    # bob, invited to alice's direct conversation, enters (its join envelope validates
+    # it to alice) before her create entry is appended; alice writes before bob's join
+    # entry lists him: once it does, he gets her chain from index 0
+    secret = RoomSecret.generate()
+    alice, bob = Party("alice"), Party("bob")
+    relay = Relay(alice, bob)
+    relay.members.append(alice)
+    relay.record(
+        alice, alice.session.enter_room(ROOM, [alice.member], NOW, secret=secret, peer=bob.key)
+    )
+    relay.join(bob, secret)
+    relay.append(alice, alice.session.create_log(ROOM, NOW))
+    body = relay.send(alice, "before your join entry")
+    relay.append(bob, bob.session.join_log(ROOM, NOW))
+    relay.deliver(alice, body, bob)
+    assert texts(bob) == ["before your join entry"]
