@@ -93,6 +93,21 @@ def _load_config(path: Path | None) -> Config:
         raise _fail(str(exc)) from None
 
 
+def _store_path(flag: Path | None, settings: Config) -> Path | None:
+    """The store from ``--store``, ``$E2ECHAT_STORE`` or the config file (None: the
+    default next to the identity)."""
+    path, _ = pick(
+        flag,
+        "--store",
+        STORE_ENV,
+        lambda text: Path(text).expanduser(),
+        settings.file_path(settings.settings.store),
+        "store",
+        settings,
+    )
+    return path
+
+
 def _identity_path(flag: Path | None, settings: Config) -> Path:
     path, _ = pick(
         flag,
@@ -247,15 +262,7 @@ def connect(
     chosen, name_origin = pick(name, "--name", NAME_ENV, str, file.name, "name", settings)
     if chosen is None:
         raise _fail(f"no name: give --name NAME, set $E2ECHAT_NAME, or set name in {settings.path}")
-    store_path, _ = pick(
-        store,
-        "--store",
-        STORE_ENV,
-        lambda text: Path(text).expanduser(),
-        settings.file_path(file.store),
-        "store",
-        settings,
-    )
+    store_path = _store_path(store, settings)
     loaded = _load_identity(_identity_path(identity, settings))
     try:
         # a person at the terminal is told at once that the relay is unreachable (one
@@ -324,15 +331,7 @@ def rotate(
     )
     if not urls:
         raise _fail(f"no relay URL: give one, set $E2ECHAT_RELAY, or set relay in {settings.path}")
-    store_path, _ = pick(
-        store,
-        "--store",
-        STORE_ENV,
-        lambda text: Path(text).expanduser(),
-        settings.file_path(file.store),
-        "store",
-        settings,
-    )
+    store_path = _store_path(store, settings)
     path = _identity_path(identity, settings)
     kept, fresh = path.with_name(path.name + ".old"), path.with_name(path.name + ".new")
     if kept.exists():
