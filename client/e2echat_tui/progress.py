@@ -51,6 +51,7 @@ class ProgressBoard:
     def __init__(self, on_change: Callable[[str], None] = lambda text: None) -> None:
         self.activities: list[Activity] = []
         self.on_change = on_change
+        self._shown = ""
 
     def start(self, label: str, total: int | None = None) -> Activity:
         activity = Activity(self, label, 0, total)
@@ -64,7 +65,10 @@ class ProgressBoard:
             self.changed()
 
     def changed(self) -> None:
-        self.on_change(self.text)
+        text = self.text
+        if text != self._shown:
+            self._shown = text
+            self.on_change(text)
 
     @property
     def text(self) -> str:
