@@ -93,31 +93,32 @@ def _load_config(path: Path | None) -> Config:
         raise _fail(str(exc)) from None
 
 
-def _store_path(flag: Path | None, settings: Config) -> Path | None:
-    """The store from ``--store``, ``$E2ECHAT_STORE`` or the config file (None: the
-    default next to the identity)."""
+def _path_setting(
+    flag: Path | None, option: str, env: str, key: str, configured: str | None, settings: Config
+) -> Path | None:
+    """A path from ``option``, then ``env``, then the config file's ``key`` (its value
+    ``configured``, relative to the file); None when none of them gives one."""
     path, _ = pick(
         flag,
-        "--store",
-        STORE_ENV,
+        option,
+        env,
         lambda text: Path(text).expanduser(),
-        settings.file_path(settings.settings.store),
-        "store",
+        settings.file_path(configured),
+        key,
         settings,
     )
     return path
 
 
+def _store_path(flag: Path | None, settings: Config) -> Path | None:
+    """The store (None: the default next to the identity)."""
+    store = settings.settings.store
+    return _path_setting(flag, "--store", STORE_ENV, "store", store, settings)
+
+
 def _identity_path(flag: Path | None, settings: Config) -> Path:
-    path, _ = pick(
-        flag,
-        "--identity",
-        IDENTITY_ENV,
-        lambda text: Path(text).expanduser(),
-        settings.file_path(settings.settings.identity),
-        "identity",
-        settings,
-    )
+    configured = settings.settings.identity
+    path = _path_setting(flag, "--identity", IDENTITY_ENV, "identity", configured, settings)
     return path or default_identity_path()
 
 
