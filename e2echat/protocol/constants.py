@@ -20,6 +20,9 @@ MAX_CONN_PER_IP = 256
 MAX_SIGNAL_BODY = 1024  # an ephemeral body (typing): one pad block of ciphertext fits
 SIGNAL_RATE = 2  # ephemeral frames per second per connection, at most ...
 SIGNAL_BURST = 10  # ... after a burst of this many; more are dropped
+MAX_DIRECTS = 128  # sealed envelopes one `directs` frame may carry
+SHARE_RATE = 500  # envelopes per second per connection in `directs` frames, sustained ...
+SHARE_BURST = 1000  # ... after a burst of this many (a 1,000-member room's shares at once)
 
 # Hard caps of the wire format itself: no relay may configure past these.
 # Relay frames may exceed MAX_FRAME: a member list of a 1,000-member room is ~330 KB.

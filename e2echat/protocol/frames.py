@@ -159,6 +159,11 @@ class RelayLimits(_Value):
     signal_rate: Annotated[float, msgspec.Meta(gt=0)] | None = None
     """``signal`` frames per second (within ``rate``); more are dropped silently."""
     signal_burst: Annotated[int, msgspec.Meta(ge=1, le=c.MAX_SEQ)] | None = None
+    max_directs: Annotated[int, msgspec.Meta(ge=1, le=c.MAX_DIRECTS)] | None = None
+    """Envelopes one ``directs`` frame may carry; None: the relay has no ``directs``."""
+    share_rate: Annotated[float, msgspec.Meta(gt=0)] | None = None
+    """Envelopes per second in ``directs`` frames (their own budget, beside ``rate``)."""
+    share_burst: Annotated[int, msgspec.Meta(ge=1, le=c.MAX_SEQ)] | None = None
 
 
 class OpenAccess(msgspec.Struct, tag_field="kind", tag="open", forbid_unknown_fields=True):
@@ -294,6 +299,20 @@ class DirectSend(_Frame, tag="direct"):
     id: RequestId | None = None
 
 
+class DirectItem(msgspec.Struct, forbid_unknown_fields=True):
+    """One sealed envelope of a ``directs`` frame, for ``to``'s mailbox."""
+
+    to: PublicKey
+    body: Body
+
+
+class DirectsSend(_Frame, tag="directs"):
+    """Sealed envelopes to many mailboxes in one frame (key shares to a room's members)."""
+
+    items: Annotated[list[DirectItem], msgspec.Meta(max_length=c.MAX_DIRECTS)]
+    id: RequestId | None = None
+
+
 class Ack(_Frame, tag="ack"):
     mailbox: Seq
     id: RequestId | None = None
@@ -369,6 +388,7 @@ ClientFrame = (
     | Retract
     | SignalSend
     | DirectSend
+    | DirectsSend
     | Ack
     | Sync
     | SetStatus
@@ -493,6 +513,14 @@ class Sent(_Frame, tag="sent"):
     id: RequestId | None = None
 
 
+class DirectsSent(_Frame, tag="sent_directs"):
+    """Every envelope of a ``directs`` frame is stored: each one's mailbox seq, in order."""
+
+    seqs: Annotated[list[Seq], msgspec.Meta(max_length=c.MAX_DIRECTS)]
+    ts: Timestamp
+    id: RequestId | None = None
+
+
 class Synced(_Frame, tag="synced"):
     room: RoomId
     seq: Seq
@@ -564,6 +592,7 @@ RelayFrame = (
     | Signal
     | DirectDelivery
     | Sent
+    | DirectsSent
     | Synced
     | Presence
     | BlobTicket

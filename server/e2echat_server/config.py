@@ -31,10 +31,13 @@ from e2echat.protocol import (
     MAX_BLOB_SIZE_DEFAULT,
     MAX_BODY,
     MAX_CONN_PER_IP,
+    MAX_DIRECTS,
     MAX_FRAME,
     MAX_MEMBERS,
     MAX_ROOMS_PER_USER,
     RATE,
+    SHARE_BURST,
+    SHARE_RATE,
 )
 from e2echat_server.access import REGISTRATION_MODES, ROOM_CREATION_MODES
 from e2echat_server.proxies import networks
@@ -174,6 +177,12 @@ class RelayConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_on
     mailbox_max: Annotated[int, _about("direct entries queued per user", live=True)] = MAILBOX_MAX
     rate: Annotated[float, _about("frames per second per connection", live=True)] = RATE
     burst: Annotated[int, _about("frames a connection may send at once", live=True)] = BURST
+    share_rate: Annotated[
+        float, _about("envelopes per second per connection in `directs` frames", live=True)
+    ] = SHARE_RATE
+    share_burst: Annotated[
+        int, _about("envelopes a connection may send at once in `directs` frames", live=True)
+    ] = SHARE_BURST
     handshake_timeout_s: Annotated[float, _about("seconds to complete `hello`")] = (
         HANDSHAKE_TIMEOUT_S
     )
@@ -279,6 +288,8 @@ class RelayConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_on
         _check(self.mailbox_max >= 1, "mailbox_max", "must be at least 1")
         _check(self.rate > 0, "rate", "must be positive")
         _check(self.burst >= 1, "burst", "must be at least 1")
+        _check(self.share_rate > 0, "share_rate", "must be positive")
+        _check(self.share_burst >= MAX_DIRECTS, "share_burst", f"must be at least {MAX_DIRECTS}")
         _check(self.handshake_timeout_s > 0, "handshake_timeout_s", "must be positive")
         _check(self.max_conn_per_ip >= 1, "max_conn_per_ip", "must be at least 1")
         _check(self.new_keys_per_ip > 0, "new_keys_per_ip", "must be positive")

@@ -547,16 +547,48 @@ class Directory:
         Undone, the entry no longer counts against the mailbox; its seq stays used (a gap
         clients never see: they acknowledge by seq).
         """
+        self._check_recipient(to, 1)
+        return self._queue_direct(to, sender, body, now)
+
+    def post_directs(
+        self, sender: bytes, items: list[tuple[bytes, bytes]], now: int
+    ) -> list[tuple[Envelope, Change]]:
+        """Queue the ``(to, body)`` items of one `directs` frame, all or none.
+
+        Every recipient is checked before any is queued (known, not full, and a member of
+        a room ``sender`` is in: a batch is for a room's key shares, and a relay that lets
+        anyone fill any mailbox at the share rate would hand out a flooding tool).
+        """
+        shared = self.rooms_of.get(sender, set())
+        recipients = [to for to, _ in items]
+        if len(set(recipients)) != len(recipients):
+            raise ProtocolError(ErrorCode.BAD_FRAME, "A `directs` frame names a recipient twice.")
+        for to in recipients:
+            if shared.isdisjoint(self.rooms_of.get(to, ())):
+                raise ProtocolError(
+                    ErrorCode.FORBIDDEN,
+                    "A `directs` recipient is in no room with you; send it a single `direct`.",
+                )
+            self._check_recipient(to, 1)
+        return [self._queue_direct(to, sender, body, now) for to, body in items]
+
+    def _check_recipient(self, to: bytes, count: int) -> None:
+        """Raise unless ``to`` is known and its mailbox has room for ``count`` more."""
         user = self.users.get(to)
         if user is None:
             raise ProtocolError(
                 ErrorCode.FORBIDDEN,
                 "The recipient is unknown: this relay has never seen that key authenticate.",
             )
-        if user.mailbox_count >= self.limits.mailbox_max:
+        if user.mailbox_count + count > self.limits.mailbox_max:
             raise ProtocolError(
                 ErrorCode.UNAVAILABLE, "The recipient's mailbox is full; try again later."
             )
+
+    def _queue_direct(
+        self, to: bytes, sender: bytes, body: bytes, now: int
+    ) -> tuple[Envelope, Change]:
+        user = self.users[to]
         user.mailbox_seq += 1
         user.mailbox_count += 1
         entry = Envelope(user.mailbox_seq, now, sender, body)

@@ -21,6 +21,8 @@ from e2echat.protocol import (
     CreateRoom,
     DirectDelivery,
     DirectSend,
+    DirectsSend,
+    DirectsSent,
     ErrorCode,
     Hello,
     JoinRoom,
@@ -104,6 +106,7 @@ class Handlers:
             PrekeyUpdate: self.prekey,
             PrekeyLookup: self.prekey_lookup,
             DirectSend: self.direct,
+            DirectsSend: self.directs,
             Retract: self.retract,
             SignalSend: self.signal,
             Ack: self.ack,
@@ -268,6 +271,45 @@ class Handlers:
         self._engine.metrics.directs_in += 1
         self._output.to_key(frame.to, direct_delivery(entry))
         self._output.reply(session, Sent(id=frame.id, room=None, seq=entry.seq, ts=entry.ts))
+
+    async def directs(self, session: Session, frame: DirectsSend) -> None:
+        """Store many envelopes (a room's key shares) as single directs would be, against
+        the connection's share budget: checked all or none, then stored together (one
+        group commit), delivered, and answered once every one is durable."""
+        if not frame.items:
+            raise ProtocolError(ErrorCode.BAD_FRAME, "A `directs` frame needs at least one item.")
+        for item in frame.items:
+            check_body(item.body, self._config.max_body)
+        now = asyncio.get_running_loop().time()
+        config = self._config
+        if session.shares is None:
+            session.shares = TokenBucket.full(config.share_rate, config.share_burst, now)
+        session.shares.rate, session.shares.burst = config.share_rate, config.share_burst
+        if session.shares.wait(now, len(frame.items)) > 0:
+            raise ProtocolError(
+                ErrorCode.RATE_LIMITED,
+                f"Slow down: at most {config.share_rate:g} `directs` envelopes per second.",
+            )
+        items = [(item.to, item.body) for item in frame.items]
+        posted = self._directory.post_directs(session.key, items, now_ms())
+        session.shares.take(now, len(frame.items))
+        results = await asyncio.gather(
+            *(self._engine.apply(change) for _, change in posted), return_exceptions=True
+        )
+        seqs = []
+        for (to, _), (entry, _), stored in zip(items, posted, results, strict=True):
+            if isinstance(stored, BaseException):
+                continue
+            if isinstance(stored, Envelope):  # a shared store's numbering
+                entry = stored
+            self._engine.metrics.directs_in += 1
+            self._output.to_key(to, direct_delivery(entry))
+            seqs.append(entry.seq)
+        for failed in results:
+            if isinstance(failed, BaseException):
+                raise failed  # `unavailable`: the client sends the frame again
+        ts = posted[0][0].ts
+        self._output.reply(session, DirectsSent(id=frame.id, seqs=seqs, ts=ts))
 
     async def retract(self, session: Session, frame: Retract) -> None:
         """Drop a stored body its authenticated sender deleted; clients decide the delete

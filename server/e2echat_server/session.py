@@ -31,6 +31,7 @@ class Session:
     inflight: int = 0  # pipelined sends not yet acknowledged
     drained: asyncio.Future[None] | None = None  # set when ``inflight`` falls to 0
     signals: TokenBucket | None = None  # the budget of ephemeral frames, from the first
+    shares: TokenBucket | None = None  # the budget of `directs` envelopes, from the first
 
 
 # The client address of each connection, resolved from its request (see proxies.py).

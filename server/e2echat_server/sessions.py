@@ -16,6 +16,7 @@ from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import ConnectionClosed
 
 from e2echat.protocol import (
+    MAX_DIRECTS,
     PROTOCOL_VERSION,
     SIGNAL_BURST,
     SIGNAL_RATE,
@@ -62,6 +63,9 @@ def limits(config: RelayConfig) -> RelayLimits:
         burst=config.burst,
         signal_rate=SIGNAL_RATE,
         signal_burst=SIGNAL_BURST,
+        max_directs=MAX_DIRECTS,
+        share_rate=config.share_rate,
+        share_burst=config.share_burst,
     )
 
 
