@@ -29,6 +29,7 @@ from e2echat.protocol import (
     SUBPROTOCOL,
     ClientFrame,
     CloseCode,
+    DirectsSend,
     ProtocolError,
     RelayFrame,
     decode_relay_frame,
@@ -79,6 +80,8 @@ class Connection:
     def __init__(self, ws: ClientConnection, pacer: TokenBucket) -> None:
         self._ws = ws
         self._pacer = pacer
+        self.share_pacer: TokenBucket | None = None
+        """The relay's announced budget of ``directs`` envelopes (set from its challenge)."""
         self._send_lock = asyncio.Lock()
         self.open = True
         """False once the link closed (sends are then dropped)."""
@@ -178,7 +181,10 @@ class Connection:
             for frame in frames:
                 if not self.open:
                     return
-                delay = self._pacer.delay(asyncio.get_running_loop().time())
+                now = asyncio.get_running_loop().time()
+                delay = self._pacer.delay(now)
+                if isinstance(frame, DirectsSend) and self.share_pacer is not None:
+                    delay = max(delay, self.share_pacer.delay(now, len(frame.items)))
                 if delay:
                     await asyncio.sleep(delay)
                 try:

@@ -484,6 +484,9 @@ class Driver:
                 challenge = await link.recv()
                 if not isinstance(challenge, Challenge):
                     raise ConnectError("the relay did not start with a challenge")
+                limits = challenge.limits
+                if limits.share_rate is not None and limits.share_burst is not None:
+                    link.share_pacer = TokenBucket(limits.share_rate, limits.share_burst)
                 hello = await self.call(self.engine.hello, challenge)
                 await link.send([hello])
                 reply = await link.recv()

@@ -27,7 +27,7 @@ from e2echat.client.errors import E2EChatError, NotAllowed, NotAMember, NotInHis
 from e2echat.client.membership import room_changed
 from e2echat.client.mentions import resolve_mentions
 from e2echat.client.models import Member, Message, Version
-from e2echat.client.outbox import DIRECT_ID, Outbox, outbox_id
+from e2echat.client.outbox import BATCH_ID, DIRECT_ID, BatchLimits, Outbox, outbox_id
 from e2echat.client.output import Output
 from e2echat.client.projection import Projection
 from e2echat.client.roomstate import RoomState
@@ -65,6 +65,7 @@ from e2echat.protocol import (
     Challenge,
     ClientFrame,
     DirectDelivery,
+    DirectsSent,
     Error,
     ErrorCode,
     Hello,
@@ -177,7 +178,7 @@ class Engine:
         """The relay's body limit, from its challenge (the protocol default until then)."""
         self.rooms: dict[bytes, RoomState] = {}
         self.connected = False
-        self.outbox = Outbox(store, session)
+        self.outbox = Outbox(store, session, self._shares_room)
         remembered = store.own_name()
         if name is None and remembered is None:
             raise E2EChatError("No display name yet: pass name= the first time this key connects.")
@@ -454,6 +455,11 @@ class Engine:
         and its history, which the crypto core's windows and caps must cover)."""
         limits = challenge.limits
         self.max_body = limits.max_body
+        self.outbox.batch_limits = (
+            None
+            if limits.max_directs is None
+            else BatchLimits(limits.max_directs, limits.max_frame)
+        )
         self.session.cover_relay_retention(limits.history, limits.history_age * 1000)
         prekey = self.session.current_prekey(self.clock())
         signed = SignedPrekey(id=prekey.id, key=prekey.key, sig=prekey.sig)
@@ -613,6 +619,11 @@ class Engine:
             out = self.flush_outbox() if self.connected else Output()
         return item_id, out
 
+    def _shares_room(self, key: bytes) -> bool:
+        """Whether ``key`` is, as the relay tells, in a room we are in (a batch may go
+        only to such keys)."""
+        return any(key in state.members for state in self.rooms.values() if state.joined)
+
     def flush_outbox(self) -> Output:
         """Send every queued direct and message not already on its way, oldest first
         (nothing while disconnected: what is sent then would count as on its way)."""
@@ -700,6 +711,9 @@ class Engine:
         elif isinstance(frame, Sent) and (item_id := outbox_id(frame.id, DIRECT_ID)) is not None:
             with self.store.transaction():
                 self.outbox.direct_confirmed(item_id)
+        elif isinstance(frame, DirectsSent) and (batch := outbox_id(frame.id, BATCH_ID)):
+            with self.store.transaction():
+                self.outbox.batch_confirmed(batch)
         elif isinstance(frame, Synced):
             self._synced(frame, out)
         elif isinstance(frame, LogEntries):
@@ -794,6 +808,10 @@ class Engine:
 
     def _error(self, frame: Error, out: Output) -> None:
         rid = frame.id or ""
+        batch = outbox_id(rid, BATCH_ID)
+        if batch is not None and self.outbox.batch_refused(batch):
+            out.extend(self.flush_outbox())  # its directs again at once, each alone
+            return
         item_id = outbox_id(rid)
         direct_id = outbox_id(rid, DIRECT_ID)
         if item_id is not None or direct_id is not None:

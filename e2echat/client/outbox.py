@@ -10,9 +10,17 @@ crypto core produces is stored in the transaction that produced it, and each flu
 the unconfirmed directs before any message. A connection carries frames in order and
 the relay handles one connection's frames in order, so a message is never stored at the
 relay before the shares it needs (docs/protocol.md, "Directs").
+
+Against a relay that announces ``directs`` (docs/protocol.md, "Batched directs"), runs
+of directs to keys we share a room with go out as ``directs`` frames (``b<n>``) of at
+most the announced count and frame size; a refused batch is sent again as single
+directs, whose per-recipient answers the outbox already handles.
 """
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+
+import msgspec
 
 from e2echat.client import events as ev
 from e2echat.client.roomstate import RoomState
@@ -20,11 +28,20 @@ from e2echat.crypto.errors import CryptoError
 from e2echat.crypto.events import OutgoingDirect
 from e2echat.crypto.payload import decode_sent
 from e2echat.crypto.session import CryptoSession
-from e2echat.protocol import ClientFrame, DirectSend, Error, ErrorCode, Send
+from e2echat.protocol import (
+    ClientFrame,
+    DirectItem,
+    DirectSend,
+    DirectsSend,
+    Error,
+    ErrorCode,
+    Send,
+)
 from e2echat.store import OutboxItem, Store
 
 OUTBOX_ID = "o"
 DIRECT_ID = "d"
+BATCH_ID = "b"
 MAX_OUTBOX_DIGITS = 18
 """Outbox ids have at most this many digits (SQLite integers are 64-bit)."""
 _DROP_ON = frozenset(
@@ -51,14 +68,29 @@ def outbox_id(request_id: str | None, prefix: str = OUTBOX_ID) -> int | None:
     return int(digits)
 
 
+@dataclass(frozen=True, slots=True)
+class BatchLimits:
+    """What the relay's challenge allows a ``directs`` frame: items and bytes."""
+
+    max_items: int
+    max_frame: int
+
+
 class Outbox:
     """Queued messages of one store. Runs on the engine's thread, like the engine."""
 
-    def __init__(self, store: Store, session: CryptoSession) -> None:
+    def __init__(
+        self, store: Store, session: CryptoSession, shares_room: Callable[[bytes], bool]
+    ) -> None:
         self._store = store
         self._session = session
+        self._shares_room = shares_room  # whether a key is in a room we are in
         self._inflight: set[int] = set()
         self._directs_inflight: set[int] = set()
+        self.batch_limits: BatchLimits | None = None  # None: the relay has no ``directs``
+        self._batches: dict[int, list[int]] = {}  # batch number -> its direct ids
+        self._next_batch = 0
+        self._single: set[int] = set()  # directs of a refused batch: sent alone from now
 
     def enqueue(self, room_id: bytes, payload: bytes) -> int:
         """Queue an encoded payload for ``room_id``; its outbox id."""
@@ -68,20 +100,65 @@ class Outbox:
         """Every queued message, oldest first."""
         return self._store.outbox()
 
-    def queue_directs(self, directs: Iterable[OutgoingDirect], connected: bool) -> list[DirectSend]:
+    def queue_directs(
+        self, directs: Iterable[OutgoingDirect], connected: bool
+    ) -> list[ClientFrame]:
         """Keep directs until the relay confirms them (call inside the transaction that
         produced them); the frames to send now if ``connected``, else none (the next
         ``flush`` sends them)."""
-        frames = []
-        for direct in directs:
-            item_id = self._store.queue_direct(direct.recipient, direct.body)
-            if connected:
-                frames.append(self._direct_frame(item_id, direct.recipient, direct.body))
-        return frames
+        queued = [
+            (self._store.queue_direct(direct.recipient, direct.body), direct.recipient, direct.body)
+            for direct in directs
+        ]
+        return self._direct_frames(queued) if connected else []
 
-    def _direct_frame(self, item_id: int, recipient: bytes, body: bytes) -> DirectSend:
-        self._directs_inflight.add(item_id)
-        return DirectSend(to=recipient, body=body, id=f"{DIRECT_ID}{item_id}")
+    def _direct_frames(self, directs: list[tuple[int, bytes, bytes]]) -> list[ClientFrame]:
+        """Frames for ``(id, recipient, body)`` directs, in order: batched where the relay
+        allows it and the recipient shares a room with us, single otherwise."""
+        frames: list[ClientFrame] = []
+        run: list[tuple[int, bytes, bytes]] = []
+        for item_id, recipient, body in directs:
+            self._directs_inflight.add(item_id)
+            if (
+                self.batch_limits is None
+                or item_id in self._single
+                or not self._shares_room(recipient)
+            ):
+                frames += self._batches_of(run)
+                run = []
+                frames.append(_single(item_id, recipient, body))
+            else:
+                run.append((item_id, recipient, body))
+        return frames + self._batches_of(run)
+
+    def _batches_of(self, run: list[tuple[int, bytes, bytes]]) -> list[ClientFrame]:
+        """Frames for a run of batchable directs: ``directs`` frames each within the
+        limits, and a chunk of one as a plain ``direct`` (nothing to save)."""
+        limits = self.batch_limits
+        if limits is None:
+            return []
+        chunks: list[list[tuple[int, bytes, bytes]]] = []
+        size = 0
+        for direct in run:
+            item_size = _item_size(direct[2])
+            if (
+                not chunks
+                or len(chunks[-1]) == limits.max_items
+                or size + item_size > limits.max_frame
+            ):
+                chunks.append([])
+                size = _FRAME_OVERHEAD
+            chunks[-1].append(direct)
+            size += item_size
+        return [self._batch(chunk) for chunk in chunks]
+
+    def _batch(self, chunk: list[tuple[int, bytes, bytes]]) -> ClientFrame:
+        if len(chunk) == 1:
+            return _single(*chunk[0])
+        self._next_batch += 1
+        self._batches[self._next_batch] = [item_id for item_id, _, _ in chunk]
+        items = [DirectItem(to=recipient, body=body) for _, recipient, body in chunk]
+        return DirectsSend(items=items, id=f"{BATCH_ID}{self._next_batch}")
 
     def flush(
         self, rooms: Mapping[bytes, RoomState], now: int
@@ -89,11 +166,13 @@ class Outbox:
         """Frames for every queued direct, then every queued message, not already on its
         way, oldest first (a message's key shares before it), and notices for what could
         not be encrypted."""
-        frames: list[ClientFrame] = [
-            self._direct_frame(d.id, d.recipient, d.body)
-            for d in self._store.directs()
-            if d.id not in self._directs_inflight
-        ]
+        frames = self._direct_frames(
+            [
+                (d.id, d.recipient, d.body)
+                for d in self._store.directs()
+                if d.id not in self._directs_inflight
+            ]
+        )
         notices: list[ev.Event] = []
         for item in self._store.outbox():
             if item.id in self._inflight:
@@ -144,6 +223,7 @@ class Outbox:
     def direct_confirmed(self, item_id: int) -> None:
         """The relay stored direct ``item_id`` in its recipient's mailbox."""
         self._directs_inflight.discard(item_id)
+        self._single.discard(item_id)
         self._store.remove_direct(item_id)
 
     def direct_refused(self, item_id: int, frame: Error) -> ev.Notice | None:
@@ -152,10 +232,40 @@ class Outbox:
         self._directs_inflight.discard(item_id)
         if frame.code not in _DROP_DIRECT_ON:
             return None
+        self._single.discard(item_id)
         self._store.remove_direct(item_id)
         return ev.Notice(f"A key message could not be sent: {frame.message}")
+
+    def batch_confirmed(self, batch: int) -> None:
+        """The relay stored every envelope of batch ``batch`` (unknown numbers: ignored)."""
+        for item_id in self._batches.pop(batch, []):
+            self.direct_confirmed(item_id)
+
+    def batch_refused(self, batch: int) -> bool:
+        """The relay refused batch ``batch``: its directs go again, each alone, on the
+        next flush (whose single answers say which recipient it was). Whether it was ours."""
+        ids = self._batches.pop(batch, None)
+        if ids is None:
+            return False
+        self._directs_inflight.difference_update(ids)
+        self._single.update(ids)
+        return True
 
     def disconnected(self) -> None:
         """The connection is gone: everything not confirmed goes out again."""
         self._inflight.clear()
         self._directs_inflight.clear()
+        self._batches.clear()
+
+
+_FRAME_OVERHEAD = len(msgspec.json.encode(DirectsSend(items=[], id=f"{BATCH_ID}{10**18}")))
+"""Bytes of a ``directs`` frame around its items (with the longest id we make)."""
+
+
+def _single(item_id: int, recipient: bytes, body: bytes) -> DirectSend:
+    return DirectSend(to=recipient, body=body, id=f"{DIRECT_ID}{item_id}")
+
+
+def _item_size(body: bytes) -> int:
+    """Bytes one item adds to a ``directs`` frame: its JSON with a comma."""
+    return len(msgspec.json.encode(DirectItem(to=bytes(32), body=body))) + 1

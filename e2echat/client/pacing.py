@@ -21,9 +21,9 @@ class TokenBucket:
         if self.tokens < 0:
             self.tokens = self.burst
 
-    def delay(self, now: float) -> float:
-        """Take one token; how long to wait before using it (0 if one was available)."""
+    def delay(self, now: float, cost: float = 1.0) -> float:
+        """Take ``cost`` tokens; how long to wait before using them (0 if they were there)."""
         self.tokens = min(self.burst, self.tokens + (now - self.updated) * self.rate)
         self.updated = now
-        self.tokens -= 1
+        self.tokens -= cost
         return 0.0 if self.tokens >= 0 else -self.tokens / self.rate

@@ -17,6 +17,8 @@ from websockets.typing import Subprotocol
 from e2echat.protocol import (
     SUBPROTOCOL,
     ClientFrame,
+    DirectSend,
+    DirectsSend,
     RelayFrame,
     decode_client_frame,
     decode_relay_frame,
@@ -37,6 +39,17 @@ class EvilProxy:
         self.accepted = 0
         """Connections accepted so far (a client that reconnects counts again)."""
         self.url = ""
+
+    def directs_to(self, key: bytes, since: int = 0) -> list[bytes]:
+        """The envelopes the client sent ``key`` (singly or in a batch) from frame
+        ``since`` on."""
+        bodies = []
+        for frame in self.sent[since:]:
+            if isinstance(frame, DirectSend) and frame.to == key:
+                bodies.append(frame.body)
+            elif isinstance(frame, DirectsSend):
+                bodies += [item.body for item in frame.items if item.to == key]
+        return bodies
 
     async def inject(self, frame: RelayFrame) -> None:
         """Send ``frame`` to every connected client as if the relay had said it."""

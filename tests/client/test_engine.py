@@ -18,6 +18,8 @@ from e2echat.protocol import (
     Challenge,
     DirectDelivery,
     DirectSend,
+    DirectsSend,
+    DirectsSent,
     Error,
     ErrorCode,
     LogRequest,
@@ -59,22 +61,13 @@ def make_engine(name: str, clock: Clock) -> Engine:
     return Engine(identity, name, store, session, clock)
 
 
+LIMITS = RelayLimits(
+    max_frame=65536, max_body=4096, max_members=10, history=10, mailbox=10, history_age=86_400
+)
+
+
 def relay_member(engine: Engine) -> Member:
-    hello = engine.hello(
-        Challenge(
-            v=1,
-            relay="r",
-            nonce=b"n" * 32,
-            limits=RelayLimits(
-                max_frame=65536,
-                max_body=4096,
-                max_members=10,
-                history=10,
-                mailbox=10,
-                history_age=86_400,
-            ),
-        )
-    )
+    hello = engine.hello(Challenge(v=1, relay="r", nonce=b"n" * 32, limits=LIMITS))
     prekey = SignedPrekey(id=hello.prekey.id, key=hello.prekey.key, sig=hello.prekey.sig)
     return Member(key=engine.me, name=engine.name, status="online", prekey=prekey, joined=NOW)
 
@@ -543,3 +536,53 @@ def test_the_crypto_limits_cover_the_history_the_relay_announces() -> None:
     assert policy.max_inbound_chains * policy.rotate_messages >= 30_000
     assert policy.max_pending == 30_000
     assert policy.inbound_grace == policy.pending_expiry == 60 * 86_400_000
+
+
+def batching(engine: Engine, max_directs: int) -> None:
+    """``engine`` connects to a relay that announces ``directs`` of ``max_directs`` items."""
+    limits = msgspec.structs.replace(
+        LIMITS, max_directs=max_directs, share_rate=500.0, share_burst=1000
+    )
+    engine.hello(Challenge(v=1, relay="r", nonce=b"n" * 32, limits=limits))
+
+
+def test_a_new_chain_is_shared_in_batches_and_a_refused_batch_goes_again_singly() -> None:
+    """Four members' shares in batches of at most three (before the message); a refused
+    batch goes again at once as single directs, a confirmed one is done."""
+    clock = Clock()
+    engines = [make_engine(name, clock) for name in ("alice", "bob", "carol", "dave", "erin")]
+    alice = engines[0]
+    alice.enter_room(room_info(*engines), "open", None)
+    connect(alice, *engines[1:])
+    batching(alice, 3)  # after the member list, whose making says hello for each engine
+    frames = alice.queue(ROOM_ID, "to all")[2].frames
+    assert [type(f) for f in frames] == [DirectsSend, DirectSend, Send]
+    batch, single = frames[0], frames[1]
+    assert isinstance(batch, DirectsSend)
+    assert isinstance(single, DirectSend)
+    assert {i.to for i in batch.items} | {single.to} == {e.me for e in engines[1:]}
+    refused = Error(code=ErrorCode.FORBIDDEN, message="Not in a room with you.", id=batch.id)
+    again = [f for f in alice.receive(refused).frames if isinstance(f, DirectSend | DirectsSend)]
+    assert [(type(f), f.to) for f in again] == [(DirectSend, i.to) for i in batch.items]
+    for direct in again:
+        alice.receive(Sent(room=None, seq=1, ts=NOW, id=direct.id))
+    alice.receive(Sent(room=None, seq=1, ts=NOW, id=single.id))
+    alice.disconnected()
+    connect(alice, *engines[1:])
+    batching(alice, 128)
+    assert not [f for f in alice.flush_outbox().frames if isinstance(f, DirectSend | DirectsSend)]
+
+
+def test_a_confirmed_batch_is_not_sent_again() -> None:
+    clock = Clock()
+    engines = [make_engine(name, clock) for name in ("alice", "bob", "carol")]
+    alice = engines[0]
+    alice.enter_room(room_info(*engines), "open", None)
+    connect(alice, *engines[1:])
+    batching(alice, 128)
+    (batch,) = [f for f in alice.queue(ROOM_ID, "to all")[2].frames if isinstance(f, DirectsSend)]
+    alice.receive(DirectsSent(seqs=[4, 9], ts=NOW, id=batch.id))
+    alice.disconnected()
+    connect(alice, *engines[1:])
+    batching(alice, 128)
+    assert not [f for f in alice.flush_outbox().frames if isinstance(f, DirectSend | DirectsSend)]

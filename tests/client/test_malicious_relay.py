@@ -12,7 +12,6 @@ import e2echat
 from e2echat.crypto.identity import Identity
 from e2echat.crypto.prekeys import new_prekey
 from e2echat.protocol import (
-    DirectSend,
     Error,
     ErrorCode,
     Member,
@@ -187,8 +186,7 @@ async def test_ghost_member_in_password_room_gets_no_keys(
     assert not joined.member.validated
     await bob_room.send("for members only")
     await collect(alice_inbox, 1)
-    to_ghost = [f for f in proxy.sent if isinstance(f, DirectSend) and f.to == ghost.public_key]
-    assert to_ghost == []
+    assert proxy.directs_to(ghost.public_key) == []
     (listed,) = [m for m in bob_room.member_list if m.name == "ghost"]
     assert not listed.validated
 

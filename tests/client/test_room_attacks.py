@@ -72,8 +72,7 @@ class Trio:
         return {parse_body(f.body).header.chain_id for f in sent if isinstance(f, Send)}
 
     def shares_to_carol_after_kick(self) -> int:
-        sent = self.proxy.sent[self.at_kick :]
-        return sum(isinstance(f, DirectSend) and f.to == self.carol for f in sent)
+        return len(self.proxy.directs_to(self.carol, self.at_kick))
 
     def carol_reads_nothing_after_kick(self) -> None:
         """No share of bob's went to carol since the kick, and what bob sent since is on
