@@ -930,8 +930,10 @@ class Engine:
             # the sender's own (inside the signed payload) stands in for it.
             sent = ts if ts is not None else decrypted.payload.ts
             self._delivered_message(state, decrypted, sent, out)
-        if any(isinstance(e, _ROSTER_EVENTS) for e in outcome.events):
-            self.view.refresh_all()
+        for room_id in {e.room_id for e in outcome.events if isinstance(e, _ROSTER_EVENTS)}:
+            refreshed = self.rooms.get(room_id)
+            if refreshed is not None:
+                self.view.refresh(refreshed)  # validation shows in that room's roster only
         for event in outcome.events:
             self._event(event, out)
 

@@ -255,6 +255,10 @@ _decoders = {space: msgspec.msgpack.Decoder(kind) for space, kind in _TYPES.item
 _DELETED: Any = object()
 ABSENT_CACHED = 4096
 """Keys ``Records`` remembers as missing, at most (then it forgets them all)."""
+SCANNED_WHOLE = frozenset({CONTACTS})
+"""Spaces whose ``scan`` is served from memory after the first: every roster refresh
+compares the members' names with every contact, and decoding the whole space from the
+store each time made a join into a room of n members cost O(n) store reads."""
 
 
 class Records:
@@ -263,8 +267,9 @@ class Records:
     Records read by ``get`` are cached, and so is their absence (an open room has no
     log, which every message asks for), for at most ``ABSENT_CACHED`` keys: the keys
     asked for come from the relay. Pending messages (read by ``scan`` only) never are.
-    Every write goes through ``_commit``, which updates both, so the cache holds what
-    the store holds and no more.
+    A space of ``SCANNED_WHOLE`` is held whole once scanned. Every write goes through
+    ``_commit``, which updates all of them, so the cache holds what the store holds and
+    no more.
     """
 
     def __init__(self, store: CryptoStore) -> None:
@@ -273,6 +278,10 @@ class Records:
         self._absent: set[tuple[str, bytes]] = set()
         self._unwritten: dict[tuple[str, bytes], Any] | None = None
         """Inside ``deferred``: committed writes not yet handed to the store."""
+        self._whole: dict[str, dict[bytes, Any]] = {}
+        """Spaces of ``SCANNED_WHOLE`` read whole, by key."""
+        self._whole_sorted: dict[str, list[tuple[bytes, Any]]] = {}
+        """The same, in key order, until the next write to the space."""
 
     def get(self, space: str, key: bytes, kind: type[R]) -> R | None:
         """The record at ``space``/``key`` (cached after the first read, found or not)."""
@@ -297,6 +306,20 @@ class Records:
 
     def scan(self, space: str, prefix: bytes, kind: type[R]) -> list[tuple[bytes, R]]:
         """Every record of ``space`` under ``prefix``, in key order."""
+        if space not in SCANNED_WHOLE:
+            return self._read(space, prefix, kind)
+        ordered = self._whole_sorted.get(space)
+        if ordered is None:
+            whole = self._whole.get(space)
+            if whole is None:
+                whole = self._whole[space] = dict(self._read(space, b"", kind))
+            ordered = self._whole_sorted[space] = sorted(whole.items(), key=lambda i: i[0])
+        if prefix:
+            ordered = [item for item in ordered if item[0].startswith(prefix)]
+        return cast("list[tuple[bytes, R]]", list(ordered))
+
+    def _read(self, space: str, prefix: bytes, kind: type[R]) -> list[tuple[bytes, R]]:
+        """``scan`` from the store, with the writes of ``deferred`` not handed to it yet."""
         decoder = _decoders[space]
         found = [(key, decoder.decode(raw)) for key, raw in self._store.scan(space, prefix)]
         if self._unwritten:
@@ -344,6 +367,13 @@ class Records:
             self._unwritten.update(writes)
         for cache_key, value in writes.items():
             self._absent.discard(cache_key)
+            whole = self._whole.get(cache_key[0])
+            if whole is not None:
+                self._whole_sorted.pop(cache_key[0], None)
+                if value is _DELETED:
+                    whole.pop(cache_key[1], None)
+                else:
+                    whole[cache_key[1]] = value
             if value is _DELETED or cache_key[0] == PENDING:
                 self._cache.pop(cache_key, None)
             else:
