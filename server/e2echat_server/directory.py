@@ -92,6 +92,7 @@ class Room:
     last_ts: int = 0
     log: LogState | None = None  # the membership log as validated here (no join tags)
     log_loaded: bool = False  # read from the store since start-up (or since a conflict)
+    views: dict[bytes, Member] = field(default_factory=dict)  # members as last listed
 
 
 @dataclass(frozen=True, slots=True)
@@ -503,7 +504,9 @@ class Directory:
         self.rooms_of.setdefault(key, set()).add(room_id)
 
     def _remove_member(self, room_id: bytes, key: bytes) -> None:
-        self.rooms[room_id].members.pop(key, None)
+        room = self.rooms[room_id]
+        room.members.pop(key, None)
+        room.views.pop(key, None)
         self.rooms_of.get(key, set()).discard(room_id)
 
     def lookup(self, name: str) -> Room:
@@ -687,7 +690,24 @@ class Directory:
         )
 
     def members(self, room: Room) -> list[Member]:
-        return [self.member(key, joined) for key, joined in room.members.items()]
+        return [self._view(room, key, joined) for key, joined in room.members.items()]
+
+    def _view(self, room: Room, key: bytes, joined: int) -> Member:
+        """``member``, kept per room while the user's listed fields stay the same: every
+        join lists the whole room to the joiner, and building (and checking) a ``Member``
+        per member made that reply the relay's largest cost per join."""
+        user = self.users[key]
+        view = room.views.get(key)
+        if (
+            view is None
+            or view.joined != joined
+            or view.name != user.name
+            or view.status != user.status
+            or view.prekey is not user.prekey
+            or view.name_statement is not user.name_statement
+        ):
+            view = room.views[key] = self.member(key, joined)
+        return view
 
     def room_info(self, room: Room) -> RoomInfo:
         return self._room_info(room, self.members(room))
@@ -720,7 +740,7 @@ class Directory:
         """``room``'s members and the budget left, or (None, None) if they exceed it."""
         members = []
         for key, joined in room.members.items():
-            member = self.member(key, joined)
+            member = self._view(room, key, joined)
             budget -= len(_ENCODER.encode(member)) + 1  # + the separating comma
             if budget < 0:
                 return None, None
