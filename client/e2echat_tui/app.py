@@ -392,8 +392,12 @@ class ChatApp(App[None]):
             previous.draft = composer.text
             self.actions.hidden(previous)
         composer.input_history = tab.history if tab else self.roomless_history
-        if previous is not None or tab is not None:  # a draft written in no room stays
+        if previous is not None:
             composer.set_draft(tab.draft if tab else "")
+        elif tab is not None and tab.draft:  # after the room's own draft, if it had one
+            composer.set_draft("\n".join(filter(None, (tab.draft, composer.text))))
+        # else what was written while no room was shown (before the first one came, or
+        # while a /join ran) stays where it is, cursor and all: it is now the room's
         if tab is not None:
             self.actions.shown(tab)
         self.timeline.show(tab.log if tab else RoomLog())
@@ -1166,7 +1170,11 @@ class ChatApp(App[None]):
         self._sync_roster(tab.room)
 
     async def _track(self, room: Room) -> None:
+        """A room joined elsewhere (another device, a peer's direct conversation): it is
+        listed, and shown if no room is."""
         await self._add_room(room)
+        if self.current is None:
+            self.switch_to(room.name)
         await self._load_older(self.tabs[room.name])
 
     def _room_left(self, room: Room, why: str | None = None) -> None:

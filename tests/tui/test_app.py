@@ -526,6 +526,61 @@ async def test_a_draft_survives_errors_and_having_no_room(app: ChatApp, chat: Fa
         assert any("you are in no room" in n.message for n in app._notifications)
 
 
+def roomless_chat() -> FakeChat:
+    """alice with no room yet; ``lobby`` exists on the relay."""
+    chat = FakeChat("alice")
+    chat.add_room("lobby", joined=False, members=[chat.member("bob")])
+    return chat
+
+
+async def test_a_draft_typed_while_the_first_join_runs_survives_it() -> None:
+    chat = roomless_chat()
+    app = fixed_app(chat)
+    gate = asyncio.Event()
+    join = chat.join
+
+    async def slow_join(name: str, password: str | None = None, invite: str | None = None) -> Any:
+        await gate.wait()
+        return await join(name, password, invite)
+
+    chat.join = slow_join  # type: ignore[method-assign]
+    async with app.run_test(size=SIZE) as pilot:
+        await started(app, chat)
+        composer = app.query_one(Composer)
+        composer.text = "/join lobby"
+        await pilot.press("enter")
+        await pilot.press(*"hello bob")
+        await pilot.press("enter")  # no room yet: nothing is sent, the draft stays
+        assert composer.text == "hello bob"
+        assert any("you are in no room" in n.message for n in app._notifications)
+        gate.set()
+        await commands_done(app)
+        await pilot.pause()
+        assert app.current == "lobby"
+        assert composer.text == "hello bob"
+        assert chat.sent == []
+        await pilot.press("enter")
+        await commands_done(app)
+        assert chat.sent == [("lobby", "hello bob")]
+
+
+async def test_a_draft_written_in_no_room_stays_when_a_room_arrives() -> None:
+    chat = roomless_chat()
+    app = fixed_app(chat)
+    async with app.run_test(size=SIZE) as pilot:
+        await started(app, chat)
+        composer = app.query_one(Composer)
+        await pilot.press(*"hi all")
+        assert app.current is None
+        lobby = await chat.join("lobby")  # joined elsewhere: the library tells the app
+        chat.emit(RoomJoined(lobby))  # type: ignore[arg-type]
+        await settle(pilot)
+        assert app.current == "lobby"  # the first room to arrive is shown
+        assert composer.text == "hi all"
+        assert composer.cursor_location == (0, len("hi all"))
+        assert chat.sent == []
+
+
 async def test_multi_line_messages_and_pastes(app: ChatApp, chat: FakeChat) -> None:
     async with app.run_test(size=SIZE) as pilot:
         await started(app, chat)
