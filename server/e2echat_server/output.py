@@ -1,7 +1,10 @@
 """The one port handlers write to: replies, fan-out and presence announcements.
 
 Every frame is written without waiting, after a check of the recipient's send buffer, so
-a slow consumer is dropped instead of stalling anyone (`Delivery`); fan-out goes through
+a slow consumer is dropped instead of stalling anyone (`Delivery`); the frames a
+connection is given during one turn of the event loop leave in one socket write at the
+end of that turn (a commit that acknowledges a batch of sends gives a sender its `sent`s
+and a recipient its `message`s together); fan-out goes through
 the engine's broker, which knows which connections get it. Bulk replies (welcome, sync,
 the mailbox flush) are the exception: they wait for the client to drain, each frame
 within ``send_timeout_s``, so a client that stops reading holds a page of replies for
@@ -11,7 +14,8 @@ that long at most, and is then dropped like any slow consumer.
 import asyncio
 from collections.abc import Iterable
 
-from websockets.asyncio.server import ServerConnection, broadcast
+from websockets.asyncio.server import ServerConnection
+from websockets.protocol import OPEN
 
 from e2echat.protocol import (
     Error,
@@ -30,31 +34,52 @@ from e2echat_server.session import Session, SlowConsumerError, peer
 
 
 class Delivery:
-    """Writes encoded frames to local connections, dropping any whose buffer overflowed."""
+    """Writes encoded frames to local connections, dropping any whose buffer overflowed.
+
+    A frame is framed at once into the connection's protocol (so it keeps its order with
+    any frame websockets itself sends) and written with the others of the same loop turn
+    by one `_flush`: one system call per connection per turn instead of one per frame.
+    """
 
     def __init__(self, send_buffer: int, metrics: Metrics) -> None:
         self.send_buffer = send_buffer
         self._metrics = metrics
+        self._unflushed: set[ServerConnection] = set()
 
     def send(
         self, conns: Iterable[ServerConnection], data: bytes, skip: ServerConnection | None
     ) -> int:
         """Send ``data`` to ``conns`` but ``skip`` without waiting; return how many got it."""
         limit = self.send_buffer
-        targets = []
+        unflushed = self._unflushed
+        sent = 0
         for conn in conns:
             if conn is skip:
                 continue
             transport = conn.transport
-            if transport.is_closing():
+            if transport.is_closing() or conn.protocol.state is not OPEN:
                 continue
             if transport.get_write_buffer_size() > limit:
                 self.drop(conn)
                 continue
-            targets.append(conn)
-        broadcast(targets, data, text=True)
-        self._metrics.bytes_out += len(data) * len(targets)
-        return len(targets)
+            conn.protocol.send_text(data)
+            if not unflushed:
+                asyncio.get_running_loop().call_soon(self._flush)
+            unflushed.add(conn)
+            sent += 1
+        self._metrics.bytes_out += len(data) * sent
+        return sent
+
+    def _flush(self) -> None:
+        """Write each connection's frames of this loop turn in one system call."""
+        conns, self._unflushed = self._unflushed, set()
+        for conn in conns:
+            if conn.transport.is_closing():  # aborted as a slow consumer, or gone
+                continue
+            writes = conn.protocol.writes
+            if len(writes) > 1 and all(writes):  # an empty item is websockets' EOF mark
+                conn.protocol.writes = [b"".join(writes)]
+            conn.send_data()
 
     def drop(self, conn: ServerConnection) -> None:
         """Abort a connection that does not read what it is sent."""
