@@ -930,10 +930,10 @@ class Engine:
             # the sender's own (inside the signed payload) stands in for it.
             sent = ts if ts is not None else decrypted.payload.ts
             self._delivered_message(state, decrypted, sent, out)
-        for room_id in {e.room_id for e in outcome.events if isinstance(e, _ROSTER_EVENTS)}:
-            refreshed = self.rooms.get(room_id)
-            if refreshed is not None:
-                self.view.refresh(refreshed)  # validation shows in that room's roster only
+        for event in outcome.events:
+            if isinstance(event, _ROSTER_EVENTS) and event.room_id in self.rooms:
+                # validation shows in that member's entry in that room only
+                self.view.refresh_member(self.rooms[event.room_id], event.member)
         for event in outcome.events:
             self._event(event, out)
 

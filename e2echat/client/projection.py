@@ -143,6 +143,16 @@ class Projection:
         keys = sorted(names, key=lambda k: (names[k].casefold(), k))
         state.member_list = tuple(self.member(key, state.id) for key in keys)
 
+    def refresh_member(self, state: RoomState, key: bytes) -> None:
+        """Replace ``key``'s entry alone: its presence or validation changed, which moves
+        neither its place (the name) nor any look-alike flag, so a room of n members does
+        not rebuild n entries for it."""
+        if any(member.key == key for member in state.member_list):
+            view = self.member(key, state.id)
+            state.member_list = tuple(
+                view if member.key == key else member for member in state.member_list
+            )
+
     def refresh_all(self) -> None:
         """Refresh every room's snapshot (trust or presence that shows everywhere)."""
         for state in self._rooms.values():
@@ -170,7 +180,9 @@ class Projection:
         if room_id is None:
             return None  # not someone we share a room with: nothing to show, nothing to keep
         self._presence[frame.key] = (frame.status, frame.text)
-        self.refresh_key(frame.key)
+        for state in self._rooms.values():
+            if frame.key in state.members:
+                self.refresh_member(state, frame.key)
         return self.member(frame.key, room_id)
 
     def set_own_status(self, status: str, text: str | None) -> None:
