@@ -25,7 +25,7 @@ then disconnects. Relay CPU (user + system, from /proc/PID/stat) is read around 
 joins of a batch only, so connecting and authenticating are not counted as joins (they
 are given per connection apart); the load generator's CPU (this process: joiners and
 owner) likewise. The same-run baseline is a batch of the same joins into rooms that
-hold only their owner (one room per joiner, at most 40: the owner creates them within
+hold only their owner (one room per joiner, at most 20: the owner creates them within
 its connection's burst). The build time counts everything: every batch's connects,
 joins and disconnects.
 
@@ -72,8 +72,9 @@ from e2echat.protocol import (
 )
 from e2echat.protocol.constants import MAX_LOG_PAGE
 
-BASELINE_ROOMS = 40
-"""Rooms of the baseline (each created by the owner: within the relay's burst of 60)."""
+BASELINE_ROOMS = 20
+"""Rooms of the baseline: the owner creates them, two frames each (`create_room`, then
+its `create` entry), within its connection's burst of 60 frames."""
 
 
 def cpu_seconds(pid: int) -> float:
