@@ -6,7 +6,7 @@ Run:  uv run python bench/bench_joins.py [--members 2000] [--batch 50] [--plot P
 The relay is a subprocess with its default limits and its durable default store
 (SQLite in a temporary ``--data-dir``), except two: the new identities one address may
 register (every joiner is a new key from 127.0.0.1) and the members a room may have
-(the default is 1,000; the room here grows to ``--members``).
+(the default is 1,000; the room here grows to ``--members``, and one more joins last).
 
 The owner is a library ``Client`` (this process), online throughout: it creates the
 invite room and validates every join as any member does (the signed entry's signature,
@@ -42,6 +42,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from bench_catchup import cpu_seconds
 from nacl.public import PrivateKey
 from nacl.signing import SigningKey
 from websockets.asyncio.client import ClientConnection, connect
@@ -77,12 +78,6 @@ BASELINE_ROOMS = 20
 its `create` entry), within its connection's burst of 60 frames."""
 
 
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU of process ``pid`` so far."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 def own_cpu() -> float:
     return time.process_time()
 
@@ -102,7 +97,7 @@ async def start_relay(data: Path, members: int) -> tuple[asyncio.subprocess.Proc
         "--new-keys-burst",  # every joiner is a new identity from 127.0.0.1
         "100000",
         "--max-members",  # the default is 1,000
-        str(max(members, 1000)),
+        str(max(members + 1, 1000)),  # and the library client that joins last
         "--log-level",
         "warning",
         stdout=asyncio.subprocess.PIPE,
