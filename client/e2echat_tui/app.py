@@ -217,6 +217,8 @@ class ChatApp(App[None]):
         self.progress = ProgressBoard(self._progress_changed)
         """Long work for the status line: ``progress.start(label, total)``."""
         self._connecting: Activity | None = None
+        self.transfers = Transfers(self.progress, self._transfers_changed)
+        """The running uploads and downloads (in the status line)."""
         self.actions = MessageActions(self)
         """Replies, edits, deletes, reactions and read state."""
         self._catch_ups: dict[str, CatchUp] = {}  # by room name
@@ -251,7 +253,6 @@ class ChatApp(App[None]):
                 yield Topic(id="topic")
                 yield Timeline(id="timeline")
                 yield CompletionMenu(id="completions")
-                yield Transfers(id="transfers")
                 yield Composer(
                     completer=self._complete,
                     keymap=self.preferences.keymap,
@@ -272,10 +273,6 @@ class ChatApp(App[None]):
     @property
     def room_list(self) -> RoomList:
         return self.query_one(RoomList)
-
-    @property
-    def transfers(self) -> Transfers:
-        return self.query_one(Transfers)
 
     async def on_mount(self) -> None:
         app_keys = {spec.id for spec in APP_KEYS}
@@ -524,6 +521,14 @@ class ChatApp(App[None]):
             return
         self.timeline.focus()
 
+    def _transfers_changed(self) -> None:
+        if self.screen_stack:  # (none once the app is closing)
+            self.refresh_bindings()
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """``f4`` is offered in the footer only while a transfer runs."""
+        return action != "cancel_transfer" or bool(self.transfers.running)
+
     def action_cancel_transfer(self) -> None:
         entry = self.transfers.newest()
         if entry is not None:
@@ -717,13 +722,12 @@ class ChatApp(App[None]):
             self.error_notice(str(exc))
 
     async def _follow(self, transfer: e2echat.Transfer[Any], name: str, direction: str) -> Any:
-        """Show ``transfer`` in the progress bars until it ends; its result, or None if
+        """Show ``transfer`` in the status line until it ends; its result, or None if
         it was cancelled (by f4 or /cancel: leaving the app cancels the worker too)."""
-        bar = self.transfers  # held: at exit the screen may be gone before the finally
-        entry: Running = bar.start(transfer, name, direction)
+        entry: Running = self.transfers.start(transfer, name, direction)
         try:
             async for progress in transfer:
-                bar.advance(entry, progress)
+                self.transfers.advance(entry, progress)
             return await transfer
         except asyncio.CancelledError:
             if not transfer.done() or asyncio.current_task().cancelling():  # type: ignore[union-attr]
@@ -731,7 +735,7 @@ class ChatApp(App[None]):
             self.say(f"{direction.capitalize()} of {name} cancelled: nothing was kept.")
             return None
         finally:
-            bar.finish(entry)
+            self.transfers.finish(entry)
 
     async def _offer_upload(self, path: Path, text: str) -> None:
         """A pasted file path: ask before uploading; a "no" pastes it as text."""

@@ -14,7 +14,6 @@ from e2echat import FileInfo, TransferProgress
 from e2echat_tui.safe import escape_controls
 
 FILE_MARK = "📎"
-BAR_CELLS = 10
 MAX_NAME_CELLS = 24
 MAX_PASTED_PATH = 4096
 _UNITS = ("B", "KiB", "MiB", "GiB", "TiB")
@@ -84,27 +83,22 @@ def _duration(seconds: float) -> str:
     return f"{hours} h {minutes:02d} min"
 
 
-def progress_bar(fraction: float, cells: int = BAR_CELLS) -> str:
-    """``[█████▌    ]``-style bar of ``cells`` cells, in eighths of a cell."""
-    eighths = round(min(max(fraction, 0.0), 1.0) * cells * 8)
-    full, part = divmod(eighths, 8)
-    partial = " ▏▎▍▌▋▊▉"[part] if full < cells else ""
-    return "█" * full + partial + " " * (cells - full - len(partial))
-
-
-def progress_line(name: str, progress: TransferProgress | None, direction: str) -> str:
-    """One transfer: direction, name, bar, percent, bytes, rate and time left."""
+def transfer_label(name: str, direction: str) -> str:
+    """A transfer in the status line: its direction and name (cut when long)."""
     arrow = "↑" if direction == "upload" else "↓"
     label = escape_controls(name)
     if len(label) > MAX_NAME_CELLS:
         label = label[: MAX_NAME_CELLS - 1] + "…"
+    return f"{arrow} {label}"
+
+
+def transfer_detail(progress: TransferProgress | None, direction: str) -> str:
+    """How far a transfer is: percent, bytes, rate and time left."""
     if progress is None:  # an upload is first encrypted into a temporary file
-        waiting = "encrypting…" if direction == "upload" else "connecting…"
-        return f"{arrow} {label} [{progress_bar(0.0)}] {waiting}"
+        return "encrypting…" if direction == "upload" else "connecting…"
     eta = progress.eta
     left = "—" if eta is None else _duration(eta)
     return (
-        f"{arrow} {label} [{progress_bar(progress.fraction)}] {progress.fraction:.0%}"
-        f" {human_size(progress.done)}/{human_size(progress.total)}"
+        f"{progress.fraction:.0%} {human_size(progress.done)}/{human_size(progress.total)}"
         f" {human_size(progress.rate)}/s {left} left"
     )

@@ -3,6 +3,7 @@ my name and fingerprint, progress) and the shown room's topic."""
 
 from rich.style import Style
 from rich.text import Text
+from textual.geometry import Size
 from textual.reactive import reactive
 from textual.widget import Widget
 
@@ -16,13 +17,16 @@ STATE_STYLES = {
     "reconnecting": Style(color="#d7af00", bold=True),
     "closed": Style(color="#ff5f5f", bold=True),
 }
+PROGRESS_STYLE = Style(color="#d7af00", italic=True)
 
 
 class Header(Widget):
-    """One line; the whole fingerprint when it fits, else its first groups and ``…``."""
+    """The status line: one line, the whole fingerprint when it fits, else its first
+    groups and ``…``; long work under way at its end, or on a second line when the
+    first has no room for it (it is never cut off for the identity's sake)."""
 
     DEFAULT_CSS = """
-    Header { height: 1; background: $panel; padding: 0 1; }
+    Header { height: auto; max-height: 2; background: $panel; padding: 0 1; }
     """
 
     url: reactive[str] = reactive("")
@@ -30,15 +34,16 @@ class Header(Widget):
     user: reactive[str] = reactive("")
     fingerprint: reactive[str] = reactive("")
     progress: reactive[str] = reactive("")
-    """Long work under way (connecting, catching up), or empty."""
+    """Long work under way (connecting, catching up, transfers), or empty."""
 
     def __init__(self, url: str, fingerprint: str, *, id: str | None = None) -> None:
         super().__init__(id=id)
         self.set_reactive(Header.url, url)
         self.set_reactive(Header.fingerprint, fingerprint)
+        self._rows = 1
 
     def _line(self, fingerprint: str) -> Text:
-        line = Text.assemble(
+        return Text.assemble(
             ("e2echat", Style(bold=True)),
             "  relay ",
             (escape_controls(self.url), Style(color="#5fafff")),
@@ -51,15 +56,29 @@ class Header(Widget):
             no_wrap=True,
             overflow="ellipsis",
         )
-        if self.progress:
-            line.append("  " + escape_controls(self.progress), Style(color="#d7af00", italic=True))
-        return line
+
+    def _lines(self, width: int) -> list[Text]:
+        work = Text(
+            escape_controls(self.progress), PROGRESS_STYLE, no_wrap=True, overflow="ellipsis"
+        )
+        for fingerprint in (self.fingerprint, short_fingerprint(self.fingerprint)):
+            line = self._line(fingerprint)
+            if self.progress:
+                line.append_text(Text("  ").append_text(work))
+            if line.cell_len <= width:
+                return [line]
+        identity = self._line(short_fingerprint(self.fingerprint))
+        return [identity, work] if self.progress else [identity]
+
+    def get_content_height(self, container: Size, viewport: Size, width: int) -> int:
+        self._rows = len(self._lines(width))
+        return self._rows
 
     def render(self) -> Text:
-        full = self._line(self.fingerprint)
-        if full.cell_len <= self.content_region.width:
-            return full
-        return self._line(short_fingerprint(self.fingerprint))
+        lines = self._lines(self.content_region.width)
+        if len(lines) != self._rows:  # work began or ended that takes a line of its own
+            self.call_after_refresh(self.refresh, layout=True)
+        return Text("\n", no_wrap=True, overflow="ellipsis").join(lines)
 
 
 class Topic(Widget):

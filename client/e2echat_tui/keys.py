@@ -80,7 +80,13 @@ APP_KEYS: Final[tuple[KeySpec, ...]] = (
         "select_files",
         "select the newest file; then up / down, enter saves, p previews, escape",
     ),
-    KeySpec("cancel_transfer", "f4", "cancel_transfer", "cancel the newest upload or download"),
+    KeySpec(  # in the footer while a transfer runs (ChatApp.check_action)
+        "cancel_transfer",
+        "f4",
+        "cancel_transfer",
+        "cancel the newest upload or download",
+        "Cancel transfer",
+    ),
     KeySpec(
         "select_message",
         "ctrl+up,f5",

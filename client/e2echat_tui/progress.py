@@ -4,7 +4,8 @@
 ``Activity`` the worker advances and finishes. The board only keeps state and says
 when its text changed (``on_change``): the app binds that text to the header, so a
 thousand steps cost a thousand string updates and one redraw per frame, never a wait
-in the worker. Any part of the app may use it (connecting, loading history, files).
+in the worker. Any part of the app may use it (connecting, catching up, loading
+history, uploads and downloads).
 """
 
 from collections.abc import Callable
@@ -21,12 +22,18 @@ class Activity:
     label: str
     done: int = 0
     total: int | None = None
+    detail: str | None = None
+    """Said after the label instead of the count (a transfer's rate and time left)."""
 
     def advance(self, done: int, total: int | None = None) -> None:
         """``done`` units so far (of ``total``, if given now or before)."""
         self.done = done
         if total is not None:
             self.total = total
+        self.board.changed()
+
+    def describe(self, detail: str) -> None:
+        self.detail = detail
         self.board.changed()
 
     def relabel(self, label: str) -> None:
@@ -40,6 +47,8 @@ class Activity:
     @property
     def text(self) -> str:
         label = escape_controls(self.label)
+        if self.detail is not None:
+            return f"{label} {escape_controls(self.detail)}"
         if self.total is None:
             return f"{label}: {self.done:,}" if self.done else f"{label}…"
         return f"{label}: {self.done:,} of {self.total:,}"

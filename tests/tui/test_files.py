@@ -8,7 +8,9 @@ from pathlib import Path
 import pytest
 from e2echat_tui import commands as cmd
 from e2echat_tui import preview
-from e2echat_tui.files import file_line, human_size, pasted_file, progress_bar, progress_line
+from e2echat_tui.app import ChatApp
+from e2echat_tui.files import file_line, human_size, pasted_file, transfer_detail, transfer_label
+from e2echat_tui.header import Header
 from e2echat_tui.preview import describe_image
 from textual.pilot import Pilot
 
@@ -77,18 +79,14 @@ def test_a_pasted_path_counts_only_when_it_names_a_regular_file(
 
 
 def test_progress_text() -> None:
-    assert progress_bar(0.0, 4) == "    "
-    assert progress_bar(1.0, 4) == "████"
-    assert progress_bar(0.5625, 4) == "██▎ "
     moving = TransferProgress("download", 3 * 2**20, 8 * 2**20, 2**20, 3.0)
-    line = progress_line("cat\x1b.png", moving, "download")
-    assert line.startswith("↓ cat\\x1b.png [")
-    assert line.endswith("] 38% 3.0 MiB/8.0 MiB 1.0 MiB/s 5 s left")
+    assert transfer_label("cat\x1b.png", "download") == "↓ cat\\x1b.png"
+    assert transfer_detail(moving, "download") == "38% 3.0 MiB/8.0 MiB 1.0 MiB/s 5 s left"
     stalled = TransferProgress("upload", 0, 2**30, 0.0, 1.0)
-    assert progress_line("big", stalled, "upload").endswith("0 B/s — left")
-    assert progress_line("big", None, "upload") == "↑ big [          ] encrypting…"
-    assert progress_line("big", None, "download") == "↓ big [          ] connecting…"
-    assert progress_line("n" * 40, None, "upload").startswith("↑ " + "n" * 23 + "… [")
+    assert transfer_detail(stalled, "upload").endswith("0 B/s — left")
+    assert transfer_detail(None, "upload") == "encrypting…"
+    assert transfer_detail(None, "download") == "connecting…"
+    assert transfer_label("n" * 40, "upload") == "↑ " + "n" * 23 + "…"
 
 
 def test_file_commands_parse() -> None:
@@ -132,27 +130,78 @@ async def test_a_hostile_file_name_is_shown_as_text_and_download_needs_a_file() 
         assert app.focused is app.composer
 
 
-def test_file_message_and_transfer_bar(snap_compare: SnapCompare) -> None:
+class HeldTransfer:
+    """A transfer that runs until cancelled: it only counts the cancels."""
+
+    def __init__(self) -> None:
+        self.cancels = 0
+
+    def cancel(self) -> bool:
+        self.cancels += 1
+        return True
+
+
+async def until_status(pilot: Pilot[None], rows: int) -> None:
+    """Process messages until the status line has ``rows`` rows (bounded, no sleeping)."""
+    for _ in range(50):
+        if pilot.app.query_one(Header).size.height == rows:
+            return
+        await pilot.pause()
+    raise AssertionError(f"the status line never had {rows} rows")
+
+
+def test_file_message_and_transfers_in_the_status_line(snap_compare: SnapCompare) -> None:
     chat = populated_chat()
     lobby = chat.directory["lobby"]
     bob = next(m for m in lobby.member_list if m.name == "bob")
     chat.record_file(lobby, bob, "holiday [1].jpg", 3 * 2**20, "image/jpeg", "the beach")
 
-    class Stub:
-        def cancel(self) -> bool:
-            return True
-
     async def transfer(pilot: Pilot[None]) -> None:
-        app = pilot.app
-        await app.ready.wait()  # type: ignore[attr-defined]
-        bar = app.transfers  # type: ignore[attr-defined]
-        up = bar.start(Stub(), "slides.pdf", "upload")
-        bar.advance(up, TransferProgress("upload", 5 * 2**20, 20 * 2**20, 2.5 * 2**20, 2.0))
-        bar.start(Stub(), "holiday [1].jpg", "download")
+        app: ChatApp = pilot.app  # type: ignore[assignment]
+        await app.ready.wait()
+        up = app.transfers.start(HeldTransfer(), "slides.pdf", "upload")  # type: ignore[arg-type]
+        app.transfers.advance(
+            up, TransferProgress("upload", 5 * 2**20, 20 * 2**20, 2.5 * 2**20, 2.0)
+        )
+        app.transfers.start(HeldTransfer(), "holiday [1].jpg", "download")  # type: ignore[arg-type]
         await pilot.press("f3")
-        await pilot.pause()
+        await until_status(pilot, 2)
 
     assert snap_compare(fixed_app(chat), terminal_size=SIZE, run_before=transfer)
+
+
+async def test_transfers_show_in_the_status_line_and_f4_cancels_the_newest() -> None:
+    app = fixed_app(populated_chat())
+    async with app.run_test(size=(200, 30)) as pilot:
+        await app.ready.wait()
+        footer = lambda: screen_text(app).splitlines()[-1]  # noqa: E731
+        assert "Cancel transfer" not in footer()
+        first, second = HeldTransfer(), HeldTransfer()
+        up = app.transfers.start(first, "a.txt", "upload")  # type: ignore[arg-type]
+        app.transfers.start(second, "b\x1b[31m.txt", "download")  # type: ignore[arg-type]
+        app.transfers.advance(up, TransferProgress("upload", 2**20, 4 * 2**20, 2**20, 1.0))
+        await pilot.press(*"typing on")  # nothing waits for the transfers
+        await pilot.pause()
+        assert app.composer.text == "typing on"
+        status = screen_text(app).splitlines()[0]  # wide enough: one line
+        assert "● connected" in status
+        assert (
+            "↑ a.txt 25% 1.0 MiB/4.0 MiB 1.0 MiB/s 3 s left · ↓ b\\x1b[31m.txt connecting…"
+            in status
+        )
+        assert "f4 Cancel transfer" in footer()
+        await pilot.press("f4")
+        assert (first.cancels, second.cancels) == (0, 1)
+        app.transfers.finish(app.transfers.running[-1])
+        await pilot.press("f4")
+        assert first.cancels == 1
+        app.transfers.finish(up)
+        await until_status(pilot, 1)
+        await pilot.pause()
+        assert "↑" not in screen_text(app).splitlines()[0]
+        assert app.progress_text == ""
+        assert "Cancel transfer" not in footer()
+        await pilot.press("f4")  # nothing runs: nothing to cancel, nothing fails
 
 
 def test_graphics_are_asked_of_a_real_terminal_only(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -1,5 +1,5 @@
 """Files in the TUI over the real library and relay: /upload, a pasted path, the
-progress bar and its cancel key, a received file shown safely, f3 + Enter to save it,
+progress in the status line and its cancel key, a received file shown safely, f3 + Enter to save it,
 p to preview it."""
 
 import asyncio
@@ -121,7 +121,7 @@ async def test_upload_and_save_a_file_both_ways(files_session: Session) -> None:
     assert app.focused is app.composer
 
 
-async def test_the_progress_bar_and_f4_cancel_an_upload(
+async def test_an_upload_shows_in_the_status_line_and_f4_cancels_it(
     files_session: Session, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     app, pilot, bob, tmp_path = files_session
@@ -141,13 +141,16 @@ async def test_the_progress_bar_and_f4_cancel_an_upload(
         await settle(
             pilot, lambda: bool(app.transfers.running and app.transfers.running[0].progress)
         )
-        # the line drawn at the start has no size yet; the first progress is drawn
-        # at the next redraw (at most REDRAW_S later)
+        # in the status line, beside the connection, while the composer takes keys
         shown = await shown_with(pilot, "/8.0 MiB")
-        assert "↑ big.bin [" in shown
-        assert "/8.0 MiB" in shown
-        assert " left" in shown
-        assert "f4 cancels" in shown
+        status = "\n".join(shown.splitlines()[:2])
+        assert "↑ big.bin " in status
+        assert "% " in status
+        assert "/8.0 MiB" in status
+        assert " left" in status
+        assert "f4 Cancel transfer" in shown.splitlines()[-1]
+        await pilot.press(*"still typing")
+        assert app.composer.text == "still typing"
         await pilot.press("f4")
         await until(
             app, lambda: any(b.startswith("Upload of big.bin cancelled") for b in bodies(app))
@@ -156,6 +159,7 @@ async def test_the_progress_bar_and_f4_cancel_an_upload(
         release.set()
     await settle(pilot, lambda: not app.transfers.running)
     await settle(pilot, lambda: "↑ big.bin" not in screen_text(app))
+    assert "Cancel transfer" not in screen_text(app).splitlines()[-1]
     assert not any(b.startswith("📎") for b in bodies(app))
     assert not [m for m in await bob.get_room(LOBBY).history() if m.file]  # type: ignore[union-attr]
 
