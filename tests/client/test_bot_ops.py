@@ -102,14 +102,17 @@ async def test_the_first_connect_waits_for_a_relay_that_starts_late(tmp_path: Pa
 
 async def test_the_first_connect_gives_up_after_its_timeout(tmp_path: Path) -> None:
     url = f"ws://127.0.0.1:{free_port()}/"
-    bot = client(url, tmp_path, "bot", e2echat.Identity.generate(), connect_timeout=0.4)
+    bot = client(url, tmp_path, "bot", e2echat.Identity.generate(), connect_timeout=1.0)
     async with watching("e2echat") as log:
         loop = asyncio.get_running_loop()
         began = loop.time()
         with pytest.raises(e2echat.ConnectError, match="cannot reach the relay"):
             await bot.connect()
-        assert loop.time() - began >= 0.4
-    assert sum("trying" in line for line in log.lines()) >= 2  # it did retry
+        assert loop.time() - began >= 1.0
+    # it did retry: every failed try logs "cannot reach" (with "trying" while time is
+    # left, the last one with "closed"); how many tries fit in the timeout is the
+    # machine's load, not the client's (a second "trying" line is not sure to come)
+    assert sum("cannot reach the relay" in line for line in log.lines()) >= 2
     assert bot.state is e2echat.ConnectionState.CLOSED
 
 
