@@ -8,6 +8,7 @@ import nacl.bindings as sodium
 import pytest
 from e2echat_server import Relay, RelayConfig
 from e2echat_tui.cli import app
+from syrupy.assertion import SnapshotAssertion
 from typer.testing import CliRunner
 
 from e2echat import Client, Identity, SuccessorAnnounced
@@ -171,6 +172,27 @@ def test_a_bad_config_is_one_error_naming_file_and_key(
         assert "Traceback" not in result.output
     assert path.read_text() == text  # nothing changed
     assert not (tmp_path / "identity.key").exists()
+
+
+BAD_CONFIGS = {
+    "toml-syntax": 'relay = ["ws://relay.example/"\nname = "alice"\n',
+    "wrong-type": 'relay = "ws://relay.example/"\n[notifications]\nbell = "yes"\n',
+    "unknown-key": 'relay = "ws://relay.example/"\nnmae = "alice"\n',
+    "keymap-action": '[keymap]\nfly = "f9"\n',
+    "keymap-key": '[keymap]\nquit = "ctrl+qq"\n',
+}
+
+
+@pytest.mark.parametrize("case", BAD_CONFIGS)
+def test_what_a_bad_config_prints(
+    runner: CliRunner, tmp_path: Path, case: str, snapshot: SnapshotAssertion
+) -> None:
+    """The exact text `e2echat connect` prints before anything starts (golden: a change
+    of wording shows in the diff of tests/tui/__snapshots__/test_cli.ambr)."""
+    (tmp_path / "config.toml").write_text(BAD_CONFIGS[case])
+    result = runner.invoke(app, ["connect"])
+    assert result.exit_code == 1
+    assert result.output.replace(str(tmp_path), "$E2ECHAT_HOME") == snapshot
 
 
 def test_keys_of_the_config(tmp_path: Path) -> None:
