@@ -194,8 +194,12 @@ class ChatApp(App[None]):
         store is skipped by seq)."""
         super().__init__()
         self.chat = chat
-        self._messages: AsyncIterable[e2echat.Message[Room]] = chat.messages()
-        self._events: AsyncIterable[e2echat.Event] = chat.events()
+        # Unbounded: the pumps move each item at once into Textual's queue, but only from
+        # mount on, and a catch-up may publish more than the library's bound (10,000) by
+        # then; bounded, the oldest would be dropped, and what came after the history
+        # was read would be missing on screen.
+        self._messages: AsyncIterable[e2echat.Message[Room]] = chat.messages(bounded=False)
+        self._events: AsyncIterable[e2echat.Event] = chat.events(bounded=False)
         self.timezone = timezone
         self.clock = clock
         self.bell_on_mention = bell

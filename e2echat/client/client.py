@@ -1082,13 +1082,15 @@ class Client:
 
     # Messages, events, handlers ---------------------------------------------------------
 
-    def messages(self) -> Subscription[Message[Room]]:
-        """Every message from now on (not our own unless ``include_own``)."""
-        return self._driver.messages.subscribe()
+    def messages(self, *, bounded: bool = True) -> Subscription[Message[Room]]:
+        """Every message from now on (not our own unless ``include_own``). Past the
+        client's ``backlog`` unread, the oldest are dropped, unless not ``bounded``:
+        then all are kept until read, for a reader that takes them at once."""
+        return self._driver.messages.subscribe(bounded=bounded)
 
-    def events(self) -> Subscription[Event]:
-        """Every event from now on."""
-        return self._driver.events.subscribe()
+    def events(self, *, bounded: bool = True) -> Subscription[Event]:
+        """Every event from now on (``bounded`` as for ``messages``)."""
+        return self._driver.events.subscribe(bounded=bounded)
 
     def on_message(
         self, handler: Callable[[Message[Room]], Awaitable[None]]

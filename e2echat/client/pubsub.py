@@ -11,6 +11,9 @@ Memory stays bounded whatever the application does:
   logged once per overrun). Newest-wins suits a chat: the dropped messages are still in
   ``room.history()``, while blocking the connection would stall every other consumer
   and the relay's acknowledgements.
+- unless the application asks for an unbounded subscription (``bounded=False``): one
+  that drains it at once into a queue of its own (the TUI, into Textual's) loses
+  nothing that way, even while it starts, and bounds its memory itself.
 - the hub holds subscriptions weakly: one the application no longer references (made
   and never iterated, or left by ``break`` without ``aclose()``) stops receiving and is
   freed, instead of queueing every later message forever.
@@ -39,7 +42,7 @@ _END = _End()
 class Subscription(Generic[T]):
     """An async iterator over what is published after its creation."""
 
-    def __init__(self, hub: "Hub[T]", backlog: int) -> None:
+    def __init__(self, hub: "Hub[T]", backlog: int | None) -> None:
         self._hub = hub
         self._items: deque[T] = deque()
         self._backlog = backlog
@@ -59,7 +62,7 @@ class Subscription(Generic[T]):
                 raise StopAsyncIteration
             self._wakeup.clear()
             await self._wakeup.wait()
-        if len(self._items) <= self._backlog // 2:
+        if self._overrun and len(self._items) <= (self._backlog or 0) // 2:
             self._overrun = False  # caught up: warn again on the next overrun
         return self._items.popleft()
 
@@ -67,7 +70,7 @@ class Subscription(Generic[T]):
         """Deliver ``item`` (called by the hub); drops the oldest item if full."""
         if self._ended:
             return
-        if len(self._items) >= self._backlog:
+        if self._backlog is not None and len(self._items) >= self._backlog:
             self._items.popleft()
             if not self._overrun:
                 log.warning("a subscriber fell %d items behind: dropping the oldest", self._backlog)
@@ -98,9 +101,10 @@ class Hub(Generic[T]):
         self._subscriptions: weakref.WeakSet[Subscription[T]] = weakref.WeakSet()
         self.closed = False
 
-    def subscribe(self) -> Subscription[T]:
-        """A new subscription; after ``close`` it is born ended."""
-        subscription = Subscription(self, self._backlog)
+    def subscribe(self, *, bounded: bool = True) -> Subscription[T]:
+        """A new subscription (holding at most the hub's backlog, unless not
+        ``bounded``); after ``close`` it is born ended."""
+        subscription = Subscription(self, self._backlog if bounded else None)
         if self.closed:
             subscription.end()
         else:

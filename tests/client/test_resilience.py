@@ -36,6 +36,18 @@ async def test_a_slow_subscriber_keeps_the_newest_backlog_and_counts_the_rest() 
     assert slow.dropped == 2
 
 
+async def test_an_unbounded_subscriber_keeps_everything() -> None:
+    """``messages(bounded=False)``: for a reader that queues items itself (the TUI)."""
+    hub: Hub[int] = Hub(backlog=3)
+    everything, bounded = hub.subscribe(bounded=False), hub.subscribe()
+    for i in range(5):
+        hub.publish(i)
+    hub.close()
+    assert [i async for i in everything] == [0, 1, 2, 3, 4]
+    assert everything.dropped == 0
+    assert [i async for i in bounded] == [2, 3, 4]
+
+
 async def test_an_abandoned_or_closed_subscription_is_released() -> None:
     """``chat.messages()`` called and then dropped (or a loop left by ``break``) must not
     keep queueing every later message forever."""

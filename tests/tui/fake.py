@@ -286,12 +286,12 @@ class FakeChat:
     def get_room(self, name: str) -> FakeRoom | None:
         return next((room for room in self.joined if room.name == name), None)
 
-    def messages(self) -> FakeSubscription[Message]:
+    def messages(self, *, bounded: bool = True) -> FakeSubscription[Message]:
         subscription: FakeSubscription[Message] = FakeSubscription(self)
         self._message_subscriptions.append(subscription)
         return subscription
 
-    def events(self) -> FakeSubscription[Event]:
+    def events(self, *, bounded: bool = True) -> FakeSubscription[Event]:
         subscription: FakeSubscription[Event] = FakeSubscription(self)
         self._event_subscriptions.append(subscription)
         return subscription

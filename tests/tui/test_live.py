@@ -233,3 +233,34 @@ async def test_a_catch_up_after_an_absence_shows_in_the_status_line(tmp_path: Pa
     assert counts == sorted(counts)
     assert len(set(counts)) > 2
     assert news_bodies(app) == [f"news {number}" for number in range(missed)]
+
+
+async def test_a_catch_up_longer_than_the_backlog_loses_nothing(tmp_path: Path) -> None:
+    """The library keeps at most ``backlog`` undelivered items per subscription (10,000
+    by default) and drops the oldest past it; a catch-up longer than that, with live
+    messages after it, must still reach the screen whole, and so must its events (the
+    bound is made small here so that the test is fast: the TUI's consumption is the
+    same at any size)."""
+    backlog, missed, live = 10, 40, 5
+    async with Relay(RelayConfig(port=0, memory=True)) as relay:
+        me, store = Identity.generate(), tmp_path / "tess.sqlite3"
+        bob = Client(relay.url, identity=Identity.generate(), name="bob", store=tmp_path / "b")
+        async with bob:
+            news = await bob.create("news")
+            async with Client(relay.url, identity=me, name="tess", store=store) as tess:
+                await tess.join("news")
+            for number in range(missed):  # while tess is away
+                await news.send(f"news {number}")
+            tess = Client(relay.url, identity=me, name="tess", store=store, backlog=backlog)
+            app = ProgressApp(tess, room="news", bell=False)  # subscribed before it connects
+            async with tess, app.run_test(size=SIZE):
+                for number in range(missed, missed + live):
+                    await news.send(f"news {number}")
+                await until(app, lambda: len(news_bodies(app)) == missed + live)
+                await until(app, lambda: not app.progress_text)
+                assert news_bodies(app) == [f"news {n}" for n in range(missed + live)]
+                # nothing was dropped on the way either (bounded, the catch-up that
+                # came before the app mounted lost its oldest 30 to the bound)
+                assert app._messages.dropped == 0  # type: ignore[attr-defined]
+                assert app._events.dropped == 0  # type: ignore[attr-defined]
+    assert f"syncing #news: 0 of {missed}" in app.status_texts  # its start was not lost
