@@ -335,6 +335,8 @@ class ChatApp(App[None]):
         if room.name != self.current:  # the counts of the library survive restarts
             row.unread, row.mentions = room.unread, room.mentions
         history = await room.history(limit=self.first_page)
+        if not self.is_running:
+            return  # the app is closing: its widgets are going away
         tab.log.extend(self._entries(history))
         tab.loaded_seq = max((message.seq for message in history), default=0)
         if history and len(history) == self.first_page:  # there may be older messages
@@ -356,6 +358,8 @@ class ChatApp(App[None]):
             history = await tab.room.history(limit=self.history_limit)
             older = [message for message in history if 0 < message.seq < oldest]
             for end in range(len(older), 0, -self.BACKLOG_CHUNK):  # newest first, yielding
+                if not self.is_running:
+                    return  # the app is closing: its widgets are going away
                 chunk = older[max(end - self.BACKLOG_CHUNK, 0) : end]
                 tab.log.prepend(self._entries(chunk))
                 self.timeline.prepended(tab.log)
@@ -1175,7 +1179,8 @@ class ChatApp(App[None]):
             await tab.room.members()
         except E2EChatError:
             return  # offline again: the next "connected" asks again
-        self._sync_roster(tab.room)
+        if self.is_running:  # (else the app is closing: its widgets are going away)
+            self._sync_roster(tab.room)
 
     async def _track(self, room: Room) -> None:
         """A room joined elsewhere (another device, a peer's direct conversation): it is
