@@ -893,7 +893,7 @@ class Engine:
                 out,
             )
             self._signed_names([frame.member])
-        self.view.refresh(state)
+        self.view.member_added(state, key)
         if key != self.me:
             out.events.append(ev.MemberJoined(state.id, self.member(key, frame.room)))
 
@@ -911,7 +911,7 @@ class Engine:
         state.awaiting.discard(frame.key)
         with self.store.transaction():
             self._apply(self.session.member_left(frame.room, frame.key, self.clock()), out)
-        self.view.refresh(state)
+        self.view.member_removed(state, frame.key)
         out.events.append(ev.MemberLeft(state.id, member))
 
     # Crypto outcomes -----------------------------------------------------------------

@@ -5,12 +5,13 @@ a room with) and the rosters' ``member_list`` snapshots, and it turns the relay'
 member data plus our crypto state (trust, validation) into ``Member`` values.
 """
 
+import bisect
 import functools
 from datetime import UTC, datetime
 
 from e2echat.client.models import FileInfo, Lookalike, Member, Message, Predecessor
 from e2echat.client.roomstate import RoomState
-from e2echat.crypto.lookalike import NamedKey, is_mixed_script
+from e2echat.crypto.lookalike import NamedKey, is_mixed_script, name_skeleton
 from e2echat.crypto.payload import File, Text
 from e2echat.crypto.safety import fingerprint
 from e2echat.crypto.session import CryptoSession
@@ -137,21 +138,96 @@ class Projection:
     def refresh(self, state: RoomState) -> None:
         """Replace the room's ``member_list`` snapshot (and its look-alike flags)."""
         names = {key: self._name_of(key, member) for key, member in state.members.items()}
+        state.listed_names = names
+        state.namesakes = {}
+        for key, name in names.items():
+            state.namesakes.setdefault(name_skeleton(name), set()).add(key)
         state.lookalikes = self._session.contacts.resemblances(
             NamedKey(key, name) for key, name in names.items()
         )
-        keys = sorted(names, key=lambda k: (names[k].casefold(), k))
-        state.member_list = tuple(self.member(key, state.id) for key in keys)
+        state.listed_order = sorted((name.casefold(), key) for key, name in names.items())
+        state.member_list = tuple(self.member(key, state.id) for _, key in state.listed_order)
+
+    def member_added(self, state: RoomState, key: bytes) -> None:
+        """``key`` joined (or was listed again): a delta on the snapshot, as ``refresh``
+        would leave it. Its entry goes in at its place and only its namesakes (names of
+        its skeleton, the only ones that can resemble it) are flagged anew, so a join
+        into a room of n members builds one entry, not n."""
+        if len(state.members) != len(state.listed_names) + (key not in state.listed_names):
+            self.refresh(state)  # the snapshot lags the roster by more than this member
+            return
+        entries = list(state.member_list)
+        changed = set()
+        if key in state.listed_names:
+            del entries[self._place(state, key)]
+            changed = self._unlist(state, key)
+        name = self._name_of(key, state.members[key])
+        state.listed_names[key] = name
+        namesakes = state.namesakes.setdefault(name_skeleton(name), set())
+        namesakes.add(key)
+        changed |= self._reflag(state, namesakes)
+        place = bisect.bisect_left(state.listed_order, (name.casefold(), key))
+        state.listed_order.insert(place, (name.casefold(), key))
+        entries.insert(place, self.member(key, state.id))
+        self._rebuild(state, entries, changed - {key})
+
+    def member_removed(self, state: RoomState, key: bytes) -> None:
+        """``key`` left: its entry goes, and only its namesakes are flagged anew."""
+        if key not in state.listed_names:
+            return
+        entries = list(state.member_list)
+        del entries[self._place(state, key)]
+        changed = self._unlist(state, key)
+        self._rebuild(state, entries, changed)
 
     def refresh_member(self, state: RoomState, key: bytes) -> None:
         """Replace ``key``'s entry alone: its presence or validation changed, which moves
         neither its place (the name) nor any look-alike flag, so a room of n members does
         not rebuild n entries for it."""
-        if any(member.key == key for member in state.member_list):
-            view = self.member(key, state.id)
-            state.member_list = tuple(
-                view if member.key == key else member for member in state.member_list
-            )
+        if key in state.listed_names:
+            self._rebuild(state, list(state.member_list), {key})
+
+    def _unlist(self, state: RoomState, key: bytes) -> set[bytes]:
+        """Take ``key`` out of the sort keys, names and namesakes (its entry is the
+        caller's to drop); the keys whose flags changed with it."""
+        name = state.listed_names.pop(key)
+        del state.listed_order[self._place(state, key, name)]
+        skeleton = name_skeleton(name)
+        namesakes = state.namesakes[skeleton]
+        namesakes.discard(key)
+        if not namesakes:
+            del state.namesakes[skeleton]
+        state.lookalikes.pop(key, None)
+        return self._reflag(state, namesakes)
+
+    def _place(self, state: RoomState, key: bytes, name: str | None = None) -> int:
+        """Where ``key``'s entry is in ``member_list``."""
+        folded = (state.listed_names[key] if name is None else name).casefold()
+        return bisect.bisect_left(state.listed_order, (folded, key))
+
+    def _reflag(self, state: RoomState, namesakes: set[bytes]) -> set[bytes]:
+        """Flag ``namesakes`` (listed keys whose names share a skeleton) anew; the keys
+        whose flags changed. Resemblance needs equal skeletons, so the others' flags
+        cannot change."""
+        flags = self._session.contacts.resemblances(
+            NamedKey(key, state.listed_names[key]) for key in namesakes
+        )
+        changed = set()
+        for key in namesakes:
+            found = flags.get(key)
+            if found != state.lookalikes.get(key):
+                changed.add(key)
+                if found is None:
+                    del state.lookalikes[key]
+                else:
+                    state.lookalikes[key] = found
+        return changed
+
+    def _rebuild(self, state: RoomState, entries: list[Member], keys: set[bytes]) -> None:
+        """Replace the entries of ``keys`` in ``entries`` and publish them as the snapshot."""
+        for key in keys:
+            entries[self._place(state, key)] = self.member(key, state.id)
+        state.member_list = tuple(entries)
 
     def refresh_all(self) -> None:
         """Refresh every room's snapshot (trust or presence that shows everywhere)."""

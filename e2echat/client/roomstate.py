@@ -24,6 +24,12 @@ class RoomState:
     members: dict[bytes, RelayMember] = field(default_factory=dict)
     """The relay's member list, by key."""
     member_list: tuple[Member, ...] = ()
+    listed_order: list[tuple[str, bytes]] = field(default_factory=list)
+    """``member_list``'s sort keys (case-folded name, key), in its order."""
+    listed_names: dict[bytes, str] = field(default_factory=dict)
+    """The name each entry of ``member_list`` is listed under, by key."""
+    namesakes: dict[str, set[bytes]] = field(default_factory=dict)
+    """The listed keys by the skeleton of their name: only equal skeletons resemble."""
     lookalikes: dict[bytes, tuple[Resemblance, ...]] = field(default_factory=dict)
     """Members whose names equal or resemble another key's (refreshed with the list)."""
     joined: bool = True

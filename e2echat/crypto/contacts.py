@@ -33,10 +33,6 @@ class Contacts:
         """What we know of ``key``, or None if it was never seen."""
         return self._records.get(CONTACTS, key, ContactRecord)
 
-    def all(self) -> list[tuple[bytes, ContactRecord]]:
-        """Every key ever seen, by key."""
-        return self._records.scan(CONTACTS, b"", ContactRecord)
-
     def display_name(self, key: bytes) -> str | None:
         """The petname of ``key`` if the user gave one, else the name it goes by."""
         contact = self.get(key)
@@ -127,25 +123,29 @@ class Contacts:
         txn.commit()
         return SuccessorAccepted(old, new, carried)
 
+    def relied_on(self) -> dict[bytes, ContactRecord]:
+        """The verified contacts and those with a petname, by key: the names a user relies
+        on (kept up to date by every write, so a roster change reads no other contact)."""
+        return self._records.matching(CONTACTS, ContactRecord, _relied_on)
+
     def resemblances(self, shown: Iterable[NamedKey]) -> dict[bytes, tuple[Resemblance, ...]]:
         """Which of ``shown`` (keys with the names they go by) resemble another key.
 
         References are the shown keys themselves, every verified contact and every
         contact with a petname: the names a user relies on. A key with a petname is
-        shown by it, so it is never flagged itself.
+        shown by it, so it is never flagged itself. Only equal skeletons match, so the
+        flags of a set of namesakes depend on that set alone (and on the contacts).
         """
-        shown = list(shown)
-        contacts = dict(self.all())
+        known = [(named, self.get(named.key)) for named in shown]
         references = [
-            NamedKey(key, name, key in contacts and contacts[key].verified)
-            for key, name, _ in shown
+            NamedKey(named.key, named.name, contact is not None and contact.verified)
+            for named, contact in known
         ]
         references += [
             NamedKey(key, contact.name, contact.verified)
-            for key, contact in contacts.items()
-            if contact.verified or contact.petname is not None
+            for key, contact in self.relied_on().items()
         ]
-        subjects = [k for k in shown if k.key not in contacts or contacts[k.key].petname is None]
+        subjects = [named for named, contact in known if contact is None or contact.petname is None]
         return resemblances(subjects, references)
 
     def _update(self, key: bytes, **changes: object) -> None:
@@ -157,3 +157,7 @@ class Contacts:
             raise CryptoError("that key was never seen: nothing to record")
         txn.put(CONTACTS, key, msgspec.structs.replace(contact, **changes))
         txn.commit()
+
+
+def _relied_on(contact: ContactRecord) -> bool:
+    return contact.verified or contact.petname is not None

@@ -9,7 +9,7 @@ path (one message) decodes nothing.
 
 import contextlib
 import struct
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Annotated, Any, TypeVar, cast
 
 import msgspec
@@ -255,10 +255,6 @@ _decoders = {space: msgspec.msgpack.Decoder(kind) for space, kind in _TYPES.item
 _DELETED: Any = object()
 ABSENT_CACHED = 4096
 """Keys ``Records`` remembers as missing, at most (then it forgets them all)."""
-SCANNED_WHOLE = frozenset({CONTACTS})
-"""Spaces whose ``scan`` is served from memory after the first: every roster refresh
-compares the members' names with every contact, and decoding the whole space from the
-store each time made a join into a room of n members cost O(n) store reads."""
 
 
 class Records:
@@ -267,7 +263,7 @@ class Records:
     Records read by ``get`` are cached, and so is their absence (an open room has no
     log, which every message asks for), for at most ``ABSENT_CACHED`` keys: the keys
     asked for come from the relay. Pending messages (read by ``scan`` only) never are.
-    A space of ``SCANNED_WHOLE`` is held whole once scanned. Every write goes through
+    Subsets asked for by ``matching`` are held once scanned. Every write goes through
     ``_commit``, which updates all of them, so the cache holds what the store holds and
     no more.
     """
@@ -278,10 +274,8 @@ class Records:
         self._absent: set[tuple[str, bytes]] = set()
         self._unwritten: dict[tuple[str, bytes], Any] | None = None
         """Inside ``deferred``: committed writes not yet handed to the store."""
-        self._whole: dict[str, dict[bytes, Any]] = {}
-        """Spaces of ``SCANNED_WHOLE`` read whole, by key."""
-        self._whole_sorted: dict[str, list[tuple[bytes, Any]]] = {}
-        """The same, in key order, until the next write to the space."""
+        self._matching: dict[tuple[str, Callable[[Any], bool]], dict[bytes, Any]] = {}
+        """Subsets of spaces: the records a predicate keeps (``matching``)."""
 
     def get(self, space: str, key: bytes, kind: type[R]) -> R | None:
         """The record at ``space``/``key`` (cached after the first read, found or not)."""
@@ -304,22 +298,21 @@ class Records:
         assert isinstance(found, kind)
         return found
 
-    def scan(self, space: str, prefix: bytes, kind: type[R]) -> list[tuple[bytes, R]]:
-        """Every record of ``space`` under ``prefix``, in key order."""
-        if space not in SCANNED_WHOLE:
-            return self._read(space, prefix, kind)
-        ordered = self._whole_sorted.get(space)
-        if ordered is None:
-            whole = self._whole.get(space)
-            if whole is None:
-                whole = self._whole[space] = dict(self._read(space, b"", kind))
-            ordered = self._whole_sorted[space] = sorted(whole.items(), key=lambda i: i[0])
-        if prefix:
-            ordered = [item for item in ordered if item[0].startswith(prefix)]
-        return cast("list[tuple[bytes, R]]", list(ordered))
+    def matching(self, space: str, kind: type[R], predicate: Callable[[R], bool]) -> dict[bytes, R]:
+        """The records of ``space`` that ``predicate`` keeps, by key: scanned once, then
+        kept up to date by every commit, so a caller that needs a few of many records (the
+        verified contacts among every key seen, on every roster change) reads no others.
+        The dict is the cache's own: read it, never change it."""
+        found = self._matching.get((space, predicate))
+        if found is None:
+            scanned = self.scan(space, b"", kind)
+            found = {key: record for key, record in scanned if predicate(record)}
+            self._matching[(space, predicate)] = found
+        return cast("dict[bytes, R]", found)
 
-    def _read(self, space: str, prefix: bytes, kind: type[R]) -> list[tuple[bytes, R]]:
-        """``scan`` from the store, with the writes of ``deferred`` not handed to it yet."""
+    def scan(self, space: str, prefix: bytes, kind: type[R]) -> list[tuple[bytes, R]]:
+        """Every record of ``space`` under ``prefix``, in key order, from the store, with
+        the writes of ``deferred`` not handed to it yet."""
         decoder = _decoders[space]
         found = [(key, decoder.decode(raw)) for key, raw in self._store.scan(space, prefix)]
         if self._unwritten:
@@ -367,13 +360,12 @@ class Records:
             self._unwritten.update(writes)
         for cache_key, value in writes.items():
             self._absent.discard(cache_key)
-            whole = self._whole.get(cache_key[0])
-            if whole is not None:
-                self._whole_sorted.pop(cache_key[0], None)
-                if value is _DELETED:
-                    whole.pop(cache_key[1], None)
-                else:
-                    whole[cache_key[1]] = value
+            for (space, predicate), subset in self._matching.items():
+                if space == cache_key[0]:
+                    if value is not _DELETED and predicate(value):
+                        subset[cache_key[1]] = value
+                    else:
+                        subset.pop(cache_key[1], None)
             if value is _DELETED or cache_key[0] == PENDING:
                 self._cache.pop(cache_key, None)
             else:

@@ -64,3 +64,33 @@ def test_deferred_writes_reach_the_store_once_with_their_last_value() -> None:
     fresh = Records(store)
     assert fresh.get(CONTACTS, KEY, ContactRecord) == ContactRecord("c")
     assert [k for k, _ in fresh.scan(PENDING, KEY, PendingMessage)] == [KEY + b"a", KEY + b"c"]
+
+
+def verified(contact: ContactRecord) -> bool:
+    return contact.verified
+
+
+def test_a_matching_subset_follows_every_commit_and_reads_the_store_once() -> None:
+    store = CountingStore()
+    records = Records(store)
+    other = b"o" * 32
+    txn = records.begin()
+    txn.put(CONTACTS, KEY, ContactRecord("alice", verified=True))
+    txn.put(CONTACTS, other, ContactRecord("bob"))
+    txn.commit()
+    assert records.matching(CONTACTS, ContactRecord, verified) == {
+        KEY: ContactRecord("alice", verified=True)
+    }
+    with records.deferred():
+        txn = records.begin()
+        txn.put(CONTACTS, other, ContactRecord("bob", verified=True))
+        txn.delete(CONTACTS, KEY)
+        txn.commit()
+        assert records.matching(CONTACTS, ContactRecord, verified) == {
+            other: ContactRecord("bob", verified=True)
+        }
+    txn = records.begin()
+    txn.put(CONTACTS, other, ContactRecord("bob"))
+    txn.commit()
+    assert records.matching(CONTACTS, ContactRecord, verified) == {}
+    assert store.gets == 0  # the subset came from one scan, then from the commits

@@ -1,0 +1,101 @@
+"""A join or a leave changes a room's roster snapshot by delta: exactly as a full refresh
+would leave it (entries, order, look-alike flags both ways), without rebuilding it."""
+
+import dataclasses
+import functools
+
+import msgspec
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from e2echat.client.engine import Engine
+from e2echat.client.roomstate import RoomState
+from e2echat.protocol import Member, MemberJoined, MemberLeft
+from tests.client.test_engine import ROOM_ID, Clock, connect, make_engine, relay_member, room_info
+
+NAMES = ["alice", "Alice", "a1ice", "\u0430lice", "bob", "b0b", "BOB", "carol", "dave"]
+"""Names that are the same up to case, or look alike (1/l, 0/o, a Cyrillic a), or not."""
+POOL = 8
+
+
+@functools.cache
+def pool() -> tuple[Engine, ...]:
+    """Identities that join and leave the room (their signed prekeys are real)."""
+    clock = Clock()
+    return tuple(make_engine(f"p{i}", clock) for i in range(POOL))
+
+
+def as_member(engine: Engine, name: str) -> Member:
+    return msgspec.structs.replace(relay_member(engine), name=name)
+
+
+def owner() -> Engine:
+    me = make_engine("alice", Clock())
+    me.enter_room(room_info(me), "open", None)
+    connect(me)
+    return me
+
+
+def assert_as_refreshed(me: Engine) -> None:
+    state = me.rooms[ROOM_ID]
+    full = dataclasses.replace(state)  # refresh replaces every snapshot field it sets
+    me.view.refresh(full)
+    assert state.member_list == full.member_list
+    assert state.lookalikes == full.lookalikes
+    assert state.listed_order == full.listed_order
+    assert state.listed_names == full.listed_names
+    assert state.namesakes == full.namesakes
+
+
+def flags(state: RoomState, key: bytes) -> list[tuple[bytes, bool, bool]]:
+    (entry,) = [m for m in state.member_list if m.key == key]
+    return [(x.key, x.same_name, x.verified) for x in entry.lookalikes]
+
+
+def test_a_joiner_makes_an_existing_member_a_look_alike_and_a_leave_undoes_it() -> None:
+    me = owner()
+    a, b = pool()[:2]
+    me.receive(MemberJoined(room=ROOM_ID, member=as_member(a, "a1ice")))
+    state = me.rooms[ROOM_ID]
+    assert flags(state, a.me) == [(me.me, False, False)]  # looks like us
+    me.set_verified(a.me, True)
+    me.receive(MemberJoined(room=ROOM_ID, member=as_member(b, "A1ice")))
+    assert flags(state, b.me) == [(a.me, True, True), (me.me, False, False)]
+    assert flags(state, a.me) == [(b.me, True, False), (me.me, False, False)]  # the other way
+    assert_as_refreshed(me)
+    me.receive(MemberLeft(room=ROOM_ID, key=a.me))
+    assert flags(state, b.me) == [(a.me, True, True), (me.me, False, False)]  # still verified
+    me.set_verified(a.me, False)
+    me.receive(MemberLeft(room=ROOM_ID, key=b.me))
+    assert flags(state, me.me) == []
+    assert [m.key for m in state.member_list] == [me.me]
+
+
+Op = tuple[str, int, int]
+ops = st.lists(
+    st.tuples(
+        st.sampled_from(["join", "join", "join", "leave", "verify", "unverify", "petname"]),
+        st.integers(0, POOL - 1),
+        st.integers(0, len(NAMES) - 1),
+    ),
+    max_size=30,
+)
+
+
+@settings(max_examples=60, deadline=None)
+@given(ops)
+def test_any_joins_and_leaves_leave_the_roster_as_a_full_refresh_would(steps: list[Op]) -> None:
+    me = owner()
+    for op, who, name in steps:
+        engine = pool()[who]
+        listed = engine.me in me.rooms[ROOM_ID].members
+        if op == "join":  # a join, or a listed member announced again (maybe renamed)
+            me.receive(MemberJoined(room=ROOM_ID, member=as_member(engine, NAMES[name])))
+        elif op == "leave":
+            me.receive(MemberLeft(room=ROOM_ID, key=engine.me))
+        elif me.session.contacts.get(engine.me) is not None:  # keys seen, in the room or not
+            if op == "petname":
+                me.set_petname(engine.me, NAMES[name] if listed else None)
+            else:
+                me.set_verified(engine.me, op == "verify")
+        assert_as_refreshed(me)
