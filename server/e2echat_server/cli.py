@@ -36,6 +36,7 @@ from e2echat_server.config import (
     shown_default,
 )
 from e2echat_server.datadir import StartRefusedError
+from e2echat_server.eventloop import LoopUnavailableError, loop_factory
 from e2echat_server.logs import LOGGER, event
 from e2echat_server.relay import Relay
 from e2echat_server.version import __version__
@@ -83,7 +84,12 @@ def _serve(ctx: click.Context, config: Path | None, **flags: object) -> None:
     # settings were just read. Ignored, never the default action, which kills.
     signal.signal(signal.SIGHUP, signal.SIG_IGN)
     try:
-        asyncio.run(run(settings, lambda: load(flags, os.environ, config_path)))
+        _, factory = loop_factory(settings.event_loop)
+        with asyncio.Runner(loop_factory=factory) as runner:
+            runner.run(run(settings, lambda: load(flags, os.environ, config_path)))
+    except LoopUnavailableError as exc:
+        click.echo(f"e2echat-server: cannot start: {exc}", err=True)
+        ctx.exit(1)
     except StartRefusedError as exc:  # the data dir is locked, the database refused
         click.echo(f"e2echat-server: {exc}", err=True)
         ctx.exit(EXIT_REFUSED)

@@ -44,6 +44,7 @@ from e2echat_server.proxies import networks
 
 ENV_PREFIX: Final = "E2ECHAT_SERVER_"
 _LOG_LEVELS: Final = ("debug", "info", "warning", "error")
+EVENT_LOOPS: Final = ("auto", "uvloop", "asyncio")
 _REDIS_SCHEMES: Final = ("redis://", "rediss://", "unix://")
 
 
@@ -166,6 +167,13 @@ class RelayConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_on
     )
     log_level: Annotated[str, _about("`debug`, `info`, `warning` or `error`", live=True)] = "info"
     log_json: Annotated[bool, _about("one JSON object per log line", live=True)] = False
+    event_loop: Annotated[
+        str,
+        _about(
+            "`auto` (uvloop if installed: the `e2echat-server[uvloop]` extra), `uvloop`"
+            " (refuse to start without it) or `asyncio` (the standard loop)"
+        ),
+    ] = "auto"
     max_frame: Annotated[int, _about("largest frame (bytes of JSON)")] = MAX_FRAME
     max_body: Annotated[int, _about("largest `body` (decoded bytes)")] = MAX_BODY
     max_members: Annotated[int, _about("members per room (a room may ask for fewer)")] = MAX_MEMBERS
@@ -302,6 +310,7 @@ class RelayConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_on
         _check(self.ping_timeout_s > 0, "ping_timeout_s", "must be positive")
         _check(1 <= len(self.name) <= 64 and self.name.isprintable(), "name", "1..64 printable")
         _check(self.log_level in _LOG_LEVELS, "log_level", f"must be one of {_LOG_LEVELS}")
+        _check(self.event_loop in EVENT_LOOPS, "event_loop", f"must be one of {EVENT_LOOPS}")
         _check(0 <= self.blob_max_size <= MAX_BLOB_SIZE, "blob_max_size", "must be 0..2^40")
         _check(self.blob_quota >= 0, "blob_quota", "must be at least 0")
 

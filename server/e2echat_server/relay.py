@@ -25,6 +25,7 @@ from e2echat_server.clock import now_ms
 from e2echat_server.config import LIVE, RelayConfig, field_names, split_address
 from e2echat_server.directory import Directory, DirectoryLimits
 from e2echat_server.engine import Engine, LocalBroker, open_store
+from e2echat_server.eventloop import running_loop_name
 from e2echat_server.http import info_document, metrics_route, route
 from e2echat_server.logs import ACCESS, LOGGER, event, fingerprint
 from e2echat_server.metrics import Metrics
@@ -188,7 +189,13 @@ class Relay:
             await engine.close()
             raise
         self._pruner = asyncio.create_task(self._sweep_forever())
-        event(LOGGER, "listening", url=self.url, store=type(store).__name__)
+        event(
+            LOGGER,
+            "listening",
+            url=self.url,
+            store=type(store).__name__,
+            loop=running_loop_name(),
+        )
         if self._metrics_server is not None:
             event(LOGGER, "metrics_listening", url=self.metrics_url)
 
