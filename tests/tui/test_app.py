@@ -414,11 +414,12 @@ async def test_a_screenshot_makes_its_missing_folder(chat: FakeChat, tmp_path: P
     async with app.run_test(size=SIZE) as pilot:
         await started(app, chat)
         app.action_screenshot("shot.svg")
-        for _ in range(200):
-            if (folder / "shot.svg").exists():
+        shot = folder / "shot.svg"
+        for _ in range(1000):  # a writer thread creates the file, then fills it
+            if shot.exists() and shot.read_text().rstrip().endswith("</svg>"):
                 break
             await pilot.pause(0.01)
-        assert (folder / "shot.svg").read_text().startswith("<svg")
+        assert shot.read_text().startswith("<svg")
 
 
 async def test_quit(app: ChatApp, chat: FakeChat) -> None:
