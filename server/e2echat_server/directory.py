@@ -11,7 +11,7 @@ import hmac
 from collections import OrderedDict
 from dataclasses import dataclass, field, replace
 from heapq import nlargest
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 import msgspec
 from nacl.encoding import RawEncoder
@@ -92,7 +92,10 @@ class Room:
     last_ts: int = 0
     log: LogState | None = None  # the membership log as validated here (no join tags)
     log_loaded: bool = False  # read from the store since start-up (or since a conflict)
-    views: dict[bytes, Member] = field(default_factory=dict)  # members as last listed
+    listed: dict[bytes, bytes] = field(default_factory=dict)
+    """Each member's encoded ``Member``, in ``members``' order (see ``listed_members``)."""
+    relist: set[bytes] = field(default_factory=set)
+    """Members whose ``listed`` entry is to be encoded anew (what is listed of them changed)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -192,11 +195,13 @@ class Directory:
         if statement is None and name == user.name:
             statement = user.name_statement
         user.name, user.prekey, user.name_statement = name, prekey, statement
+        self._listing_changed(user.key)
         record = user.record()
 
         def undo() -> None:
             if user.stored:  # a new user keeps its values: `stored` says they need writing
                 user.name, user.prekey, user.name_statement = before
+                self._listing_changed(user.key)
 
         def commit() -> None:
             user.stored = True
@@ -250,6 +255,7 @@ class Directory:
         """``key``'s first connection is live: it shows online, without a status text."""
         user = self.users[key]
         user.status, user.text = "online", None
+        self._listing_changed(key)
 
     def went_offline(self, key: bytes, now: int) -> Change:
         """``key``'s last connection ended at ``now`` (ms); the change records ``last_seen``.
@@ -258,6 +264,7 @@ class Directory:
         """
         user = self.users[key]
         user.status, user.text, user.last_seen = OFFLINE, None, now
+        self._listing_changed(key)
         return Change("set_last_seen", lambda store: store.set_last_seen(key, now))
 
     def set_status(self, key: bytes, status: PresenceStatus, text: str | None, now: float) -> bool:
@@ -275,6 +282,7 @@ class Directory:
                 f"Too many status changes: at most {STATUS_RATE:g} per second; try again soon.",
             )
         user.status, user.text = status, text
+        self._listing_changed(key)
         user.presence_pending = False  # this broadcast carries the latest state
         return True
 
@@ -500,13 +508,17 @@ class Directory:
             room.record = replace(room.record, verifier=state.verifier, salt=state.salt or None)
 
     def _add_member(self, room_id: bytes, key: bytes, joined: int) -> None:
-        self.rooms[room_id].members[key] = joined
+        room = self.rooms[room_id]
+        room.members[key] = joined
+        room.listed[key] = b""  # its place, in the order of ``members``; encoded when listed
+        room.relist.add(key)
         self.rooms_of.setdefault(key, set()).add(room_id)
 
     def _remove_member(self, room_id: bytes, key: bytes) -> None:
         room = self.rooms[room_id]
         room.members.pop(key, None)
-        room.views.pop(key, None)
+        room.listed.pop(key, None)
+        room.relist.discard(key)
         self.rooms_of.get(key, set()).discard(room_id)
 
     def lookup(self, name: str) -> Room:
@@ -625,6 +637,7 @@ class Directory:
             self.idle[record.key] = now
         else:
             user.name, user.prekey, user.name_statement = record.name, prekey, statement
+            self._listing_changed(record.key)
 
     def follow_forgotten(self, keys: list[bytes]) -> None:
         """Another relay forgot these users (the store refuses any that is online anywhere)."""
@@ -673,6 +686,7 @@ class Directory:
         user = self.users.get(key)
         if user is not None:
             user.status, user.text = status, text
+            self._listing_changed(key)
             if last_seen is not None:
                 user.last_seen = last_seen
 
@@ -689,28 +703,32 @@ class Directory:
             name_statement=user.name_statement,
         )
 
-    def members(self, room: Room) -> list[Member]:
-        return [self._view(room, key, joined) for key, joined in room.members.items()]
+    def _listing_changed(self, key: bytes) -> None:
+        """What a room lists of ``key`` changed: its rooms encode its entry anew."""
+        for room_id in self.rooms_of.get(key, ()):
+            room = self.rooms.get(room_id)
+            if room is not None:
+                room.relist.add(key)
 
-    def _view(self, room: Room, key: bytes, joined: int) -> Member:
-        """``member``, kept per room while the user's listed fields stay the same: every
-        join lists the whole room to the joiner, and building (and checking) a ``Member``
-        per member made that reply the relay's largest cost per join."""
-        user = self.users[key]
-        view = room.views.get(key)
-        if (
-            view is None
-            or view.joined != joined
-            or view.name != user.name
-            or view.status != user.status
-            or view.prekey is not user.prekey
-            or view.name_statement is not user.name_statement
-        ):
-            view = room.views[key] = self.member(key, joined)
-        return view
+    def listed_members(self, room: Room) -> list[Member]:
+        """``room``'s members for a frame, already encoded: the JSON array that encoding
+        ``list[Member]`` gives, byte for byte (a ``msgspec.Raw``, written as it is).
+
+        Each member's entry is encoded once per change of what is listed of it (its name,
+        status, prekey, name statement; a join or leave), never per reply: every join
+        lists the whole room to the joiner, and encoding n members made that reply the
+        relay's largest cost per join, growing with the room. The value is for encoding,
+        not for reading.
+        """
+        for key in room.relist:
+            room.listed[key] = _ENCODER.encode(self.member(key, room.members[key]))
+        room.relist.clear()
+        listed = msgspec.Raw(b"[" + b",".join(room.listed.values()) + b"]")
+        return cast(list[Member], listed)
 
     def room_info(self, room: Room) -> RoomInfo:
-        return self._room_info(room, self.members(room))
+        """``room`` with its members (as ``listed_members`` gives them: for encoding)."""
+        return self._room_info(room, self.listed_members(room))
 
     def _room_info(self, room: Room, members: list[Member] | None) -> RoomInfo:
         """``room`` with ``members``, or partial (no members) if None."""
@@ -727,25 +745,16 @@ class Directory:
         would exceed it on (protocol.md section 4). Encoding stops there too, so the
         work, like the frame, is bounded by the budget rather than by rooms x members."""
         infos = []
-        left: int | None = budget
+        left = budget
         for room_id in self.rooms_of.get(key, ()):
             room = self.rooms[room_id]
             members = None
-            if left is not None:
-                members, left = self._members_within(room, left)
-            infos.append(self._room_info(room, members))
+            if left >= 0:
+                members = self.listed_members(room)
+                # each member's bytes and its separating comma: the array less one bracket
+                left -= len(cast(msgspec.Raw, members)) - 1
+            infos.append(self._room_info(room, members if left >= 0 else None))
         return infos
-
-    def _members_within(self, room: Room, budget: int) -> tuple[list[Member] | None, int | None]:
-        """``room``'s members and the budget left, or (None, None) if they exceed it."""
-        members = []
-        for key, joined in room.members.items():
-            member = self._view(room, key, joined)
-            budget -= len(_ENCODER.encode(member)) + 1  # + the separating comma
-            if budget < 0:
-                return None, None
-            members.append(member)
-        return members, budget
 
     def summary(self, room: Room) -> RoomSummary:
         return RoomSummary(**_public_fields(room), member_count=len(room.members))

@@ -61,6 +61,7 @@ from e2echat_server.config import RelayConfig
 from e2echat_server.directory import Directory
 from e2echat_server.engine import Engine
 from e2echat_server.handshake import prekey_signed, verify_name_statement
+from e2echat_server.logpages import LogPages
 from e2echat_server.logs import fingerprint
 from e2echat_server.output import Output
 from e2echat_server.pipeline import check_body, room_message
@@ -96,6 +97,7 @@ class Handlers:
         self._directory = directory
         self._engine = engine
         self._output = output
+        self._log_pages = LogPages()
         self.table: dict[type[Any], Handler] = {
             CreateRoom: self.create_room,
             JoinRoom: self.join_room,
@@ -194,6 +196,7 @@ class Handlers:
             entries += page
             if len(page) < MAX_LOG_PAGE:
                 break
+        self._log_pages.add(room_id, 0, entries)
         if room_id in self._directory.rooms:
             self._directory.load_log(room_id, entries)
 
@@ -212,6 +215,7 @@ class Handlers:
                 ErrorCode.LOG_CONFLICT, "Another entry was appended first: fetch it, sign again."
             )
         self._directory.log_appended(frame.room, state)
+        self._log_pages.add(frame.room, entry.seq, [frame.entry])
         update = LogEntries(room=frame.room, start=entry.seq, entries=[frame.entry])
         self._output.to_room(frame.room, update)
         room = self._directory.rooms.get(frame.room)
@@ -222,17 +226,19 @@ class Handlers:
 
     async def log(self, session: Session, frame: LogRequest) -> None:
         self._directory.member_room(session.key, frame.room)
-        store = self._engine.store
-        entries = await self._engine.call(
-            "log_entries", store.log_entries(frame.room, frame.after, MAX_LOG_PAGE)
-        )
-        self._output.reply(
-            session, LogEntries(id=frame.id, room=frame.room, start=frame.after, entries=entries)
-        )
+        page = self._log_pages.page(frame.room, frame.after, MAX_LOG_PAGE, frame.id)
+        if page is None:
+            store = self._engine.store
+            entries = await self._engine.call(
+                "log_entries", store.log_entries(frame.room, frame.after, MAX_LOG_PAGE)
+            )
+            self._log_pages.add(frame.room, frame.after, entries)
+            page = LogEntries(id=frame.id, room=frame.room, start=frame.after, entries=entries)
+        self._output.reply(session, page)
 
     async def members(self, session: Session, frame: MembersRequest) -> None:
         room = self._directory.member_room(session.key, frame.room)
-        members = self._directory.members(room)
+        members = self._directory.listed_members(room)
         self._output.reply(session, MembersList(id=frame.id, room=frame.room, members=members))
 
     async def list_rooms(self, session: Session, frame: ListRooms) -> None:

@@ -15,14 +15,20 @@ from e2echat_server.directory import (
 )
 from e2echat_server.store import MemberRecord, MemoryStore, RoomRecord, Snapshot, UserRecord
 
+from e2echat.crypto import Identity, sign_name
 from e2echat.protocol import (
     CreateRoom,
     ErrorCode,
     JoinRoom,
+    Member,
     OpenAccess,
     ProtocolError,
+    RoomInfo,
+    RoomReply,
     SecretAccess,
     SignedPrekey,
+    decode_relay_frame,
+    encode_frame,
 )
 from e2echat.protocol.constants import MAX_LIST_ITEMS
 from tests.server.wire import verifier_for
@@ -38,6 +44,13 @@ def directory(max_members: int = 3, max_rooms: int = 2, mailbox: int = 2) -> Dir
         _, change = d.authenticate(key, name, PREKEY)
         committed(change)
     return d
+
+
+def listed(info: RoomInfo) -> RoomInfo:
+    """A room as its member reads it from the wire (the relay lists members encoded)."""
+    reply = decode_relay_frame(encode_frame(RoomReply(room=info)))
+    assert isinstance(reply, RoomReply)
+    return reply.room
 
 
 def committed(change: Change | None) -> None:
@@ -176,7 +189,7 @@ def test_snapshot_rebuilds_the_directory() -> None:
     assert (rebuilt.seq, rebuilt.members) == (42, {A: 3})
     assert (d.users[A].mailbox_seq, d.users[A].mailbox_count, d.users[A].last_seen) == (7, 2, 9)
     assert d.listed() == []
-    info = d.room_info(rebuilt)
+    info = listed(d.room_info(rebuilt))
     assert (info.seq, [m.name for m in info.members], info.members[0].status) == (
         42,
         ["alice"],
@@ -370,3 +383,47 @@ async def test_each_change_persists_what_it_changed() -> None:
     assert keys == []  # nobody idle: both still have sessions
     await forget.persist(store)
     assert (await store.load()).rooms == []
+
+
+def test_members_are_listed_as_they_are_now_whatever_changed_since_the_last_listing() -> None:
+    """Each member's entry is encoded once and kept: every change of what is listed of it
+    (name, statement, prekey, presence, here or on another relay) and every join or leave
+    must show in the next listing, in join order, byte for byte as encoding them gives."""
+    d = directory(max_members=5)
+    room = create(d, A, "lobby", b"1" * 16)
+    join(d, B, "lobby")
+
+    def assert_current() -> None:
+        fresh = [d.member(key, joined) for key, joined in room.members.items()]
+        expected = encode_frame(RoomReply(room=d._room_info(room, fresh)))
+        assert encode_frame(RoomReply(room=d.room_info(room))) == expected
+        assert [m.key for m in listed(d.room_info(room)).members] == list(room.members)
+
+    assert_current()
+    signer = Identity.generate()  # the directory leaves checking statements to its caller
+    committed(d.rename(B, "bobby", sign_name(signer, "bobby", 1)))
+    assert_current()
+    d.went_online(A)
+    assert_current()
+    assert d.set_status(A, "busy", "away a while", 0.0)
+    assert_current()
+    committed(d.set_prekey(B, SignedPrekey(id=2, key=b"q" * 32, sig=b"r" * 64)))
+    assert_current()
+    d.went_offline(A, 5)
+    join(d, C, "lobby")
+    assert_current()
+    undone = d.rename(C, "carl", sign_name(signer, "carl", 1))
+    assert_current()  # listed while its write is on its way, then the write fails
+    undone.undo()
+    assert_current()
+    d.follow_presence(C, "away", None, None)
+    assert_current()
+    d.follow_user(UserRecord(B, "robert", 3, b"k" * 32, b"g" * 64, None, None), 0)
+    assert_current()
+    _, change = d.leave(B, room.record.id)
+    committed(change)
+    assert_current()
+    join(d, B, "lobby")  # back, listed last as it joined last
+    assert_current()
+    assert [m.name for m in listed(d.room_info(room)).members] == ["alice", "carol", "robert"]
+    assert isinstance(listed(d.room_info(room)).members[0], Member)
