@@ -2,6 +2,7 @@
 
 import asyncio
 from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import pytest
@@ -14,7 +15,7 @@ from e2echat_tui.dialogs import VerifyScreen
 from e2echat_tui.format import Level
 from textual.pilot import Pilot
 
-from e2echat import Client, Identity
+from e2echat import Client, Identity, Room
 
 from .screen import screen_text
 
@@ -210,8 +211,12 @@ def news_bodies(app: ChatApp) -> list[str]:
     return [body for body in bodies(app, "news") if body.startswith("news ")]
 
 
-async def test_a_catch_up_after_an_absence_shows_in_the_status_line(tmp_path: Path) -> None:
-    missed = 40
+@asynccontextmanager
+async def news_missed_by_tess(
+    tmp_path: Path, missed: int
+) -> AsyncIterator[tuple[str, Room, Identity, Path]]:
+    """A relay where bob's room "news" got ``missed`` messages while tess, a member, was
+    away: its URL, bob's room (bob stays connected), and tess's identity and store."""
     async with Relay(RelayConfig(port=0, memory=True)) as relay:
         me, store = Identity.generate(), tmp_path / "tess.sqlite3"
         bob = Client(relay.url, identity=Identity.generate(), name="bob", store=tmp_path / "b")
@@ -221,7 +226,13 @@ async def test_a_catch_up_after_an_absence_shows_in_the_status_line(tmp_path: Pa
                 await tess.join("news")
             for number in range(missed):  # while tess is away
                 await news.send(f"news {number}")
-        tess = Client(relay.url, identity=me, name="tess", store=store)
+            yield relay.url, news, me, store
+
+
+async def test_a_catch_up_after_an_absence_shows_in_the_status_line(tmp_path: Path) -> None:
+    missed = 40
+    async with news_missed_by_tess(tmp_path, missed) as (url, _, me, store):
+        tess = Client(url, identity=me, name="tess", store=store)
         app = ProgressApp(tess, room="news", bell=False)  # subscribed before it connects
         async with tess, app.run_test(size=SIZE):
             await until(app, lambda: len(news_bodies(app)) == missed and not app.progress_text)
@@ -242,25 +253,17 @@ async def test_a_catch_up_longer_than_the_backlog_loses_nothing(tmp_path: Path) 
     bound is made small here so that the test is fast: the TUI's consumption is the
     same at any size)."""
     backlog, missed, live = 10, 40, 5
-    async with Relay(RelayConfig(port=0, memory=True)) as relay:
-        me, store = Identity.generate(), tmp_path / "tess.sqlite3"
-        bob = Client(relay.url, identity=Identity.generate(), name="bob", store=tmp_path / "b")
-        async with bob:
-            news = await bob.create("news")
-            async with Client(relay.url, identity=me, name="tess", store=store) as tess:
-                await tess.join("news")
-            for number in range(missed):  # while tess is away
+    async with news_missed_by_tess(tmp_path, missed) as (url, news, me, store):
+        tess = Client(url, identity=me, name="tess", store=store, backlog=backlog)
+        app = ProgressApp(tess, room="news", bell=False)  # subscribed before it connects
+        async with tess, app.run_test(size=SIZE):
+            for number in range(missed, missed + live):
                 await news.send(f"news {number}")
-            tess = Client(relay.url, identity=me, name="tess", store=store, backlog=backlog)
-            app = ProgressApp(tess, room="news", bell=False)  # subscribed before it connects
-            async with tess, app.run_test(size=SIZE):
-                for number in range(missed, missed + live):
-                    await news.send(f"news {number}")
-                await until(app, lambda: len(news_bodies(app)) == missed + live)
-                await until(app, lambda: not app.progress_text)
-                assert news_bodies(app) == [f"news {n}" for n in range(missed + live)]
-                # nothing was dropped on the way either (bounded, the catch-up that
-                # came before the app mounted lost its oldest 30 to the bound)
-                assert app._messages.dropped == 0  # type: ignore[attr-defined]
-                assert app._events.dropped == 0  # type: ignore[attr-defined]
+            await until(app, lambda: len(news_bodies(app)) == missed + live)
+            await until(app, lambda: not app.progress_text)
+            assert news_bodies(app) == [f"news {n}" for n in range(missed + live)]
+            # nothing was dropped on the way either (bounded, the catch-up that
+            # came before the app mounted lost its oldest 30 to the bound)
+            assert app._messages.dropped == 0  # type: ignore[attr-defined]
+            assert app._events.dropped == 0  # type: ignore[attr-defined]
     assert f"syncing #news: 0 of {missed}" in app.status_texts  # its start was not lost
