@@ -173,20 +173,33 @@ class Member:
 
 
 async def members(url: str, names: list[str]) -> None:
-    """A worker: join every member, say ``ready``, then report each message read."""
-    joined = [(member, await member.join(url)) for member in map(Member, names)]
-    print("ready", flush=True)
+    """A worker: join every member, say ``ready``, then report each message read.
 
-    async def read(member: Member, ws: ClientConnection) -> None:
+    Each member reads its connection from the moment it has joined, as a client does: a
+    connection left unread while later members join fills its receive queue with their
+    roster pushes, stops reading its socket, leaves the relay's keepalive pings
+    unanswered, and is closed by the relay 40 s later. A closed connection is reported
+    (``closed``), so the run fails at once instead of waiting for a read that cannot come.
+    """
+    readers: list[asyncio.Task[None]] = []
+    joined: list[ClientConnection] = []
+
+    async def read(name: str, member: Member, ws: ClientConnection) -> None:
         async for raw in ws:
             for text in await member.handle(ws, decode_relay_frame(raw)):
                 print(f"read {text} {time.monotonic():.6f}", flush=True)
+        print(f"closed {name} {ws.close_code} {ws.close_reason!r}", flush=True)
 
-    readers = [asyncio.create_task(read(member, ws)) for member, ws in joined]
+    for name in names:
+        member = Member(name)
+        ws = await member.join(url)
+        joined.append(ws)
+        readers.append(asyncio.create_task(read(name, member, ws)))
+    print("ready", flush=True)
     await asyncio.get_running_loop().run_in_executor(None, sys.stdin.read)  # until closed
     for task in readers:
         task.cancel()
-    for _, ws in joined:
+    for ws in joined:
         await ws.close()
 
 
@@ -207,7 +220,10 @@ async def line_of(worker: asyncio.subprocess.Process) -> list[str]:
     line = await worker.stdout.readline()
     if not line:
         raise RuntimeError("a member process ended")
-    return line.decode().split()
+    words = line.decode().split()
+    if words[:1] == ["closed"]:
+        raise RuntimeError(f"the relay closed a member's connection: {line.decode().strip()}")
+    return words
 
 
 async def timed_first_message(
