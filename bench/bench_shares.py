@@ -58,6 +58,8 @@ from e2echat.store import MEMORY, Store
 F = TypeVar("F")
 
 ROOM = "big"
+JOINS_AT_ONCE = 20
+"""Joins a worker has under way at once (their round trips overlap)."""
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 
@@ -113,23 +115,25 @@ async def start_relay(data_dir: Path) -> tuple[asyncio.subprocess.Process, str]:
     return process, url
 
 
-def client(url: str, name: str, home: Path) -> e2echat.Client:
-    return e2echat.Client(
-        url, identity=e2echat.Identity.generate(), name=name, store=home / f"{name}.sqlite3"
-    )
+def client(url: str, identity: e2echat.Identity, name: str, home: Path) -> e2echat.Client:
+    return e2echat.Client(url, identity=identity, name=name, store=home / f"{name}.sqlite3")
 
 
 class Member:
     """A light member: a real identity and the library's own protocol and crypto core
     (``Engine``, in-memory store) on one WebSocket, without the ``Client`` around it.
 
-    It joins the open room as the library does, then hands the engine every frame but
-    the roster pushes of later joiners (``member_joined``, presence): it needs none of
-    them to read the senders, and applying them is O(members) a join, which would make
-    building the room O(members²) across the workers (see "Membership changes")."""
+    It joins the open room as the library does, but enters it knowing only the
+    ``senders`` of the roster the relay lists, and then hands the engine every frame
+    but the roster pushes of later joiners (``member_joined``, presence): it needs no
+    other member to read the senders, and checking each listed member's signed prekey
+    and name (what a real joiner does, once, on its own machine) is O(members) a join,
+    which made building the room O(members²) across the workers: 1,000 members took
+    285 s, most of it these checks (see "Membership changes")."""
 
-    def __init__(self, name: str) -> None:
+    def __init__(self, name: str, senders: frozenset[bytes]) -> None:
         identity = e2echat.Identity.generate()
+        self.known = senders | {identity.public_key}
         store = Store(MEMORY, identity)
         self.engine = Engine(
             identity, name, store, CryptoSession(identity, store), lambda: int(time.time() * 1000)
@@ -147,7 +151,9 @@ class Member:
         reply = await self.reply(ws, RoomReply, "j")
         await self.send(ws, [LogRequest(room=reply.room.id, id="l")])
         log = await self.reply(ws, LogEntries, "l")
-        entered = self.engine.enter_room(reply.room, "open", None, log=log.entries)
+        listed = [m for m in reply.room.members if m.key in self.known]
+        room = msgspec.structs.replace(reply.room, members=listed)
+        entered = self.engine.enter_room(room, "open", None, log=log.entries)
         await self.send(ws, entered.frames)
         return ws
 
@@ -172,7 +178,7 @@ class Member:
             await ws.send(encode_frame(frame).decode())
 
 
-async def members(url: str, names: list[str]) -> None:
+async def members(url: str, senders: frozenset[bytes], names: list[str]) -> None:
     """A worker: join every member, say ``ready``, then report each message read.
 
     Each member reads its connection from the moment it has joined, as a client does: a
@@ -190,11 +196,14 @@ async def members(url: str, names: list[str]) -> None:
                 print(f"read {text} {time.monotonic():.6f}", flush=True)
         print(f"closed {name} {ws.close_code} {ws.close_reason!r}", flush=True)
 
-    for name in names:
-        member = Member(name)
+    async def join(name: str) -> None:
+        member = Member(name, senders)
         ws = await member.join(url)
         joined.append(ws)
         readers.append(asyncio.create_task(read(name, member, ws)))
+
+    for start in range(0, len(names), JOINS_AT_ONCE):
+        await asyncio.gather(*map(join, names[start : start + JOINS_AT_ONCE]))
     print("ready", flush=True)
     await asyncio.get_running_loop().run_in_executor(None, sys.stdin.read)  # until closed
     for task in readers:
@@ -203,12 +212,13 @@ async def members(url: str, names: list[str]) -> None:
         await ws.close()
 
 
-async def spawn(url: str, names: list[str]) -> asyncio.subprocess.Process:
+async def spawn(url: str, senders: list[bytes], names: list[str]) -> asyncio.subprocess.Process:
     return await asyncio.create_subprocess_exec(
         sys.executable,
         __file__,
         "members",
         url,
+        ",".join(key.hex() for key in senders),
         *names,
         stdin=asyncio.subprocess.PIPE,
         stdout=asyncio.subprocess.PIPE,
@@ -263,6 +273,8 @@ def split_counts(total: int, parts: int) -> list[int]:
 async def run(count: int, workers_count: int, home: Path) -> dict[str, float]:
     process, url = await start_relay(home / "relay")
     workers: list[asyncio.subprocess.Process] = []
+    identities = [e2echat.Identity.generate() for _ in range(2)]
+    senders = [identity.public_key for identity in identities]
     try:
         async with serve(
             lambda conn: hide_directs(url, conn),
@@ -273,8 +285,8 @@ async def run(count: int, workers_count: int, home: Path) -> dict[str, float]:
         ) as proxy:
             proxy_url = f"ws://127.0.0.1:{proxy.sockets[0].getsockname()[1]}/"
             async with (
-                client(url, "batched", home) as batched,
-                client(proxy_url, "single", home) as single,
+                client(url, identities[0], "batched", home) as batched,
+                client(proxy_url, identities[1], "single", home) as single,
             ):
                 batched_room = await batched.create(ROOM)
                 single_room = await single.join(ROOM)
@@ -284,7 +296,7 @@ async def run(count: int, workers_count: int, home: Path) -> dict[str, float]:
                 build = time.monotonic()
                 start = 0
                 for n in split_counts(readers, workers_count):
-                    workers.append(await spawn(url, names[start : start + n]))
+                    workers.append(await spawn(url, senders, names[start : start + n]))
                     start += n
                 for worker in workers:
                     assert await line_of(worker) == ["ready"]
@@ -335,8 +347,8 @@ def report(result: dict[str, float]) -> None:
 
 def main() -> None:
     if sys.argv[1:2] == ["members"]:
-        url, *names = sys.argv[2:]
-        asyncio.run(members(url, names))
+        url, senders, *names = sys.argv[2:]
+        asyncio.run(members(url, frozenset(map(bytes.fromhex, senders.split(","))), names))
         return
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--members", type=int, default=1000)
