@@ -4,14 +4,18 @@
     uv run python bench/relay/run.py --repeat 1 --seconds 2   # quick look
     uv run python bench/relay/run.py --only-1to1              # rooms of 2 only, 2 minutes
     uv run --group bench python bench/relay/run.py --only-1to1 --redis   # and a Redis node
+    uv run --group bench python bench/relay/run.py --only-1to1 --uvloop  # and one on uvloop
 
 The relay (SQLite store in a temporary directory, the default durable configuration) and
 the baseline are pinned to CPU 0, the load generator to CPU 1, so "one core" means one
 core. With ``--redis``, a relay node on Redis (a redis-server of its own, append-only
 file with ``appendfsync everysec``, also on CPU 0) runs every row too, its CPU counted
 with the redis-server's; ``--svg`` then draws CPU per message of the three (``bench``
-dependency group). Each figure is the median of ``--repeat`` runs; CPU is the target's
-own CPU time over the measured window divided by its length (1.0 = one core saturated).
+dependency group). With ``--uvloop``, a second SQLite relay on uvloop (the server's
+``uvloop`` extra, in the ``bench`` group) runs every row too; the first relay is always
+on asyncio's own loop, as is the baseline. Each figure is the median of ``--repeat``
+runs; CPU is the target's own CPU time over the measured window divided by its length
+(1.0 = one core saturated).
 """
 
 import argparse
@@ -54,8 +58,9 @@ def start(argv: list[str]) -> tuple[subprocess.Popen[str], int]:
     return process, int(url.rsplit(":", 1)[1].rstrip("/"))
 
 
-def relay_argv(data_dir: Path) -> list[str]:
-    """The relay with its default SQLite store; limits raised so the load is not refused."""
+def relay_argv(data_dir: Path, loop: str = "asyncio") -> list[str]:
+    """The relay with its default SQLite store on ``loop``; limits raised so the load is
+    not refused."""
     return [
         sys.executable,
         "-m",
@@ -74,6 +79,8 @@ def relay_argv(data_dir: Path) -> list[str]:
         "1000000",
         "--log-level",
         "warning",
+        "--event-loop",
+        loop,
     ]
 
 
@@ -147,6 +154,9 @@ def main() -> None:
     parser.add_argument(
         "--redis", action="store_true", help="also a relay node on Redis (needs redis-server)"
     )
+    parser.add_argument(
+        "--uvloop", action="store_true", help="also a SQLite relay on uvloop (bench group)"
+    )
     parser.add_argument("--svg", type=Path, default=None, help="draw CPU per message here")
     parser.add_argument(
         "--rates",
@@ -170,6 +180,10 @@ def main() -> None:
                 node, node_port = start([*relay_argv(Path(data) / "node"), "--redis", redis_url])
                 started.append(node)
                 targets.append(("redis", node_port, (node.pid, redis_pid)))
+            if opts.uvloop:
+                fast, fast_port = start(relay_argv(Path(data) / "uvloop", "uvloop"))
+                started.append(fast)
+                targets.append(("uvloop", fast_port, (fast.pid,)))
             targets.append(("baseline", baseline_port, (baseline.pid,)))
             for size, rooms, window, rate in loads:
                 if opts.only_1to1 and size != 2:
@@ -295,7 +309,12 @@ def load_name(row: dict[str, Any]) -> str:
     return f"{row['size']} x {row['rooms']}, {load}"
 
 
-TARGET_NAMES = {"relay": "relay (SQLite)", "redis": "relay on Redis", "baseline": "baseline"}
+TARGET_NAMES = {
+    "relay": "relay (SQLite)",
+    "redis": "relay on Redis",
+    "uvloop": "relay (SQLite) on uvloop",
+    "baseline": "baseline",
+}
 
 
 def table(results: dict[str, Any]) -> str:
@@ -318,7 +337,7 @@ def table(results: dict[str, Any]) -> str:
                 f"{row['deliveries_per_s'] / base['deliveries_per_s']:.2f}x, "
                 f"{per_cpu / base['per_cpu']:.2f}x"
             )
-        if row["target"] == "redis":
+        if row["target"] not in ("relay", "baseline"):
             vs_sqlite = f"{sqlite['per_cpu'] / per_cpu:.2f}x"
         lag = f"{row['send_lag_p99_ms']:.2f}" if row["rate"] else "-"
         lines.append(
