@@ -8,6 +8,7 @@ Every decision about who may do what is the library's (signed statements): a ref
 action comes back as an ``E2EChatError`` and becomes a notice like any other.
 """
 
+import asyncio
 import dataclasses
 import functools
 from dataclasses import dataclass
@@ -38,6 +39,12 @@ QUICK_REACTIONS = (
 )
 """What ``+`` offers (``/react EMOJI`` takes any one emoji)."""
 
+READ_MARK_EVERY = 0.5
+"""Seconds the read marker of a room stays put after it moved. Every message that comes
+into the room on screen asks to move it, and each move is a store write (and a read
+receipt to the members, if they are on): a busy room moves it at most this often, the
+last time after its last message, instead of once per message."""
+
 
 @dataclass(frozen=True)
 class Composing:
@@ -56,7 +63,8 @@ class MessageActions:
         self.app = app
         self.composing: Composing | None = None
         self._marking: set[str] = set()
-        """Rooms whose ``mark_read`` is running (another is asked for once it ends)."""
+        """Rooms whose read marker is moving, or was moved less than ``READ_MARK_EVERY``
+        ago (another move asked for meanwhile waits for that)."""
         self._mark_again: set[str] = set()
 
     # ------------------------------------------------------------ the selected message
@@ -293,7 +301,9 @@ class MessageActions:
         tab.log.insert(first, line)
 
     def mark_read(self, tab: RoomTab) -> None:
-        """Move the room's read marker to its newest message (one call at a time)."""
+        """Move the room's read marker to its newest message: at once, unless it moved
+        less than ``READ_MARK_EVERY`` ago; then once that is over, for every ask
+        meanwhile together (one call at a time)."""
         if tab.name in self._marking:
             self._mark_again.add(tab.name)
             return
@@ -308,6 +318,7 @@ class MessageActions:
                     await tab.room.mark_read()
                 except E2EChatError:
                     return  # left meanwhile, or closed: nothing to mark
+                await asyncio.sleep(READ_MARK_EVERY)
                 if tab.name not in self._mark_again:
                     return
         finally:

@@ -1,10 +1,13 @@
 """Replies, edits, deletes, reactions, read state and direct conversation headers in the
 app, over the library double: what each looks like, and the keys that do each."""
 
+import asyncio
 from collections.abc import Callable
 from dataclasses import replace
 
+from e2echat_tui.app import ChatApp
 from e2echat_tui.composer import Composer
+from e2echat_tui.conversation import READ_MARK_EVERY
 from e2echat_tui.dialogs import ConfirmScreen
 from e2echat_tui.header import Topic
 from textual.command import CommandPalette
@@ -20,6 +23,13 @@ from .test_app import commands_done, last_line, settle, started, until_screen
 
 def lobby_of(chat: FakeChat) -> FakeRoom:
     return chat.directory["lobby"]
+
+
+async def marks_done(app: ChatApp) -> None:
+    """Wait until no read marker moves or waits to move again."""
+    running = [worker for worker in app.workers if worker.group == "read"]
+    if running:  # an empty list would mean "every worker" to wait_for_complete
+        await app.workers.wait_for_complete(running)
 
 
 def quoting(chat: FakeChat, original: Message, sender: str, text: str) -> Message:
@@ -243,7 +253,28 @@ async def test_unread_counts_survive_restarts_and_a_line_marks_where_you_left_of
         chat.deliver("lobby", "bob", "and again")  # the room on screen is read as it comes
         await settle(pilot)
         assert app.room_list.rows["lobby"].unread == 0
+        await marks_done(app)
         assert lobby_of(chat).unread == 0
+
+
+async def test_a_busy_room_on_screen_moves_its_read_marker_at_most_twice_a_second() -> None:
+    chat = populated_chat()
+    app = fixed_app(chat)
+    lobby = lobby_of(chat)
+    async with app.run_test(size=SIZE) as pilot:
+        await started(app, chat)
+        await settle(pilot)
+        await marks_done(app)
+        before, start = len(chat.marked), asyncio.get_running_loop().time()
+        for number in range(100):
+            chat.deliver("lobby", "bob", f"busy {number}")
+            await asyncio.sleep(0)  # one by one, as the pump hands them in
+        await settle(pilot)
+        await marks_done(app)
+        elapsed = asyncio.get_running_loop().time() - start
+        assert 1 <= len(chat.marked) - before <= 1 + elapsed / READ_MARK_EVERY
+        assert (lobby.unread, lobby.read_seq) == (0, lobby.stored[-1].seq)
+        assert app.room_list.rows["lobby"].unread == 0
 
 
 async def test_a_direct_conversation_header_names_the_peer_with_its_trust() -> None:
