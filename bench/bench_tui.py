@@ -73,6 +73,7 @@ class WatchingApp(ChatApp):
 
     def on_chat_message(self, posted: ChatMessage) -> None:
         super().on_chat_message(posted)
+        posted.prevent_default()  # else Textual calls ChatApp's handler too: each shown twice
         if posted.message.text == self.awaited:
             self.seen.set()
 
