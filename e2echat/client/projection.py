@@ -158,7 +158,8 @@ class Projection:
             return
         entries = list(state.member_list)
         changed = set()
-        if key in state.listed_names:
+        listed = key in state.listed_names
+        if listed:
             del entries[self._place(state, key)]
             changed = self._unlist(state, key)
         name = self._name_of(key, state.members[key])
@@ -166,6 +167,12 @@ class Projection:
         namesakes = state.namesakes.setdefault(name_skeleton(name), set())
         namesakes.add(key)
         changed |= self._reflag(state, namesakes)
+        if listed:  # maybe renamed: the entries whose flags name it show its new name
+            changed |= {
+                other
+                for other in namesakes
+                if any(flag.other == key for flag in state.lookalikes.get(other, ()))
+            }
         place = bisect.bisect_left(state.listed_order, (name.casefold(), key))
         state.listed_order.insert(place, (name.casefold(), key))
         entries.insert(place, self.member(key, state.id))

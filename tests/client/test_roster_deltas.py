@@ -5,7 +5,7 @@ import dataclasses
 import functools
 
 import msgspec
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from e2echat.client.engine import Engine
@@ -84,6 +84,7 @@ ops = st.lists(
 
 @settings(max_examples=60, deadline=None)
 @given(ops)
+@example([("join", 1, 1), ("petname", 1, 0), ("join", 1, 0)])  # renamed: flags name it anew
 def test_any_joins_and_leaves_leave_the_roster_as_a_full_refresh_would(steps: list[Op]) -> None:
     me = owner()
     for op, who, name in steps:
