@@ -10,14 +10,15 @@ path (one message) decodes nothing.
 import contextlib
 import struct
 from collections.abc import Callable, Iterator
-from typing import Annotated, Any, TypeVar, cast
+from typing import Annotated, Any, NamedTuple, TypeVar, cast
 
 import msgspec
 
-from e2echat.crypto.chain import ChainTombstone, InboundChain, OutboundChain
+from e2echat.crypto.chain import ChainTombstone, InboundChain, Index, OutboundChain
 from e2echat.crypto.direct import ChainId, RoomId
 from e2echat.crypto.message import CHAIN_ID_SIZE, ROOM_ID_SIZE
 from e2echat.crypto.prekeys import U32, Key32, PrekeyRecord, SignedPrekey
+from e2echat.crypto.primitives import KEY_SIZE
 from e2echat.crypto.redact import redacted_fields
 from e2echat.crypto.roomlog import LogState
 from e2echat.crypto.store import CryptoStore, Write
@@ -38,6 +39,10 @@ ROOM_KEYS = "roomkey"
 REFUSED = "refused"
 ASKED = "asked"
 INVITES = "invited"
+ROOM_MEMBERS = "member"
+LOG_ROLES = "role"
+OUTBOUND_SHARED = "shared"
+RETAINED_SHARED = "keptshared"
 
 R = TypeVar("R", bound=msgspec.Struct)
 
@@ -252,6 +257,26 @@ _TYPES: dict[str, type[msgspec.Struct]] = {
     INVITES: InviteRecord,
 }
 _decoders = {space: msgspec.msgpack.Decoder(kind) for space, kind in _TYPES.items()}
+
+
+class Part(NamedTuple):
+    """A dict field of a record that the store keeps as rows of their own, one per key
+    of the dict, at ``space``/record key || dict key (every dict key is 32 bytes): a
+    change of one member of a room's roster or log, or of who holds our chain, writes
+    that member's row, not the whole dict (a join into a room of n wrote n entries)."""
+
+    field: str
+    space: str
+    decoder: msgspec.msgpack.Decoder[Any]
+
+
+PARTS: dict[str, Part] = {
+    ROOMS: Part("members", ROOM_MEMBERS, msgspec.msgpack.Decoder(MemberRecord)),
+    LOG: Part("members", LOG_ROLES, msgspec.msgpack.Decoder(int)),
+    OUTBOUND: Part("shared", OUTBOUND_SHARED, msgspec.msgpack.Decoder(Index)),
+    RETAINED: Part("shared", RETAINED_SHARED, msgspec.msgpack.Decoder(Index)),
+}
+"""The spaces whose records keep a dict field as rows (``Part``), by space."""
 _DELETED: Any = object()
 ABSENT_CACHED = 4096
 """Keys ``Records`` remembers as missing, at most (then it forgets them all)."""
@@ -276,6 +301,9 @@ class Records:
         """Inside ``deferred``: committed writes not yet handed to the store."""
         self._matching: dict[tuple[str, Callable[[Any], bool]], dict[bytes, Any]] = {}
         """Subsets of spaces: the records a predicate keeps (``matching``)."""
+        self._stored_parts: dict[tuple[str, bytes], dict[bytes, Any]] = {}
+        """The ``Part`` dicts as the store holds them, of the records read or written
+        here: a write of such a record writes the rows of the keys that changed."""
 
     def get(self, space: str, key: bytes, kind: type[R]) -> R | None:
         """The record at ``space``/``key`` (cached after the first read, found or not)."""
@@ -294,6 +322,9 @@ class Records:
                 self._absent.add(cache_key)
                 return None
             found = _decoders[space].decode(raw)
+            part = PARTS.get(space)
+            if part is not None:
+                found = self._with_part(space, key, found, part, self._store.scan(part.space, key))
             self._cache[cache_key] = found
         assert isinstance(found, kind)
         return found
@@ -315,6 +346,14 @@ class Records:
         the writes of ``deferred`` not handed to it yet."""
         decoder = _decoders[space]
         found = [(key, decoder.decode(raw)) for key, raw in self._store.scan(space, prefix)]
+        part = PARTS.get(space)
+        if part is not None:
+            rows: dict[bytes, list[tuple[bytes, bytes]]] = {key: [] for key, _ in found}
+            for row_key, raw in self._store.scan(part.space, prefix):
+                rows.get(row_key[:-KEY_SIZE], []).append((row_key, raw))
+            found = [
+                (key, self._with_part(space, key, record, part, rows[key])) for key, record in found
+            ]
         if self._unwritten:
             found = _merged(found, self._unwritten, space, prefix)
         return cast("list[tuple[bytes, R]]", found)
@@ -371,13 +410,52 @@ class Records:
             else:
                 self._cache[cache_key] = value
 
+    def _with_part(
+        self, space: str, key: bytes, record: Any, part: Part, rows: list[tuple[bytes, bytes]]
+    ) -> Any:
+        """``record`` as read from the store, its ``part`` dict made of its ``rows`` (the
+        dict known to be stored, if any: the same object, so a write of a record made
+        from it compares the keys it changed only)."""
+        values = self._stored_parts.get((space, key))
+        if values is None:
+            values = {row_key[len(key) :]: part.decoder.decode(raw) for row_key, raw in rows}
+            self._stored_parts[(space, key)] = values
+        return msgspec.structs.replace(record, **{part.field: values})
+
     def _write(self, writes: dict[tuple[str, bytes], Any]) -> None:
-        self._store.apply(
-            [
-                Write(space, key, None if value is _DELETED else _encoder.encode(value))
-                for (space, key), value in writes.items()
+        batch: list[Write] = []
+        for (space, key), value in writes.items():
+            part = PARTS.get(space)
+            if part is None:
+                encoded = None if value is _DELETED else _encoder.encode(value)
+                batch.append(Write(space, key, encoded))
+            else:
+                batch += self._part_writes(space, key, value, part)
+        self._store.apply(batch)
+
+    def _part_writes(self, space: str, key: bytes, value: Any, part: Part) -> list[Write]:
+        """The writes of a record with a ``Part``: its other fields, and the rows of the
+        dict's keys that were added, changed or removed since the store last had it (a
+        record not read here since it was opened has each row written anew)."""
+        stored = self._stored_parts.pop((space, key), None)
+        if stored is None:
+            stored = dict.fromkeys(
+                (row_key[len(key) :] for row_key in self._store.keys(part.space, key)), _DELETED
+            )
+        if value is _DELETED:
+            return [Write(space, key, None)] + [Write(part.space, key + k, None) for k in stored]
+        values: dict[bytes, Any] = getattr(value, part.field)
+        self._stored_parts[(space, key)] = values
+        rest = msgspec.structs.replace(value, **{part.field: {}})
+        batch = [Write(space, key, _encoder.encode(rest))]
+        if values is not stored:
+            batch += [
+                Write(part.space, key + k, _encoder.encode(v))
+                for k, v in values.items()
+                if stored.get(k, _DELETED) is not v
             ]
-        )
+            batch += [Write(part.space, key + k, None) for k in stored.keys() - values.keys()]
+        return batch
 
 
 def _merged(

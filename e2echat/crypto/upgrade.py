@@ -6,10 +6,15 @@ migration (e2echat.store.schema), so a crash leaves the old layout whole.
 
 import msgspec
 
+from e2echat.crypto.chain import OutboundChain
 from e2echat.crypto.prekeys import Key32, SignedPrekey
 from e2echat.crypto.records import (
     CONTACTS,
+    LOG,
+    OUTBOUND,
+    PARTS,
     PENDING,
+    RETAINED,
     ROOMS,
     WAITING,
     ContactRecord,
@@ -19,6 +24,7 @@ from e2echat.crypto.records import (
     RoomRecord,
     WaitingChain,
 )
+from e2echat.crypto.roomlog import LogState
 from e2echat.crypto.store import CryptoStore
 
 LEGACY_TRUST = "trust"
@@ -113,4 +119,25 @@ def index_waiting(store: CryptoStore) -> None:
         )
     for chain_key, chain in chains.items():
         txn.put(WAITING, chain_key, chain)
+    txn.commit()
+
+
+_WITH_PARTS: dict[str, type[msgspec.Struct]] = {
+    ROOMS: RoomRecord,
+    LOG: LogState,
+    OUTBOUND: OutboundChain,
+    RETAINED: OutboundChain,
+}
+
+
+def parts_as_rows(store: CryptoStore) -> None:
+    """Version 7 to 8: the dicts a join or a share changes by one key (a room's roster,
+    its log's roles, who holds each of our chains) move out of their records into rows
+    of their own, one per key (``records.PARTS``), so that change writes one row."""
+    txn = Records(store).begin()
+    for space, kind in _WITH_PARTS.items():
+        for row_key, raw in store.scan(space):
+            record = msgspec.msgpack.decode(raw, type=kind)
+            if getattr(record, PARTS[space].field):  # empty: in rows already (version 2)
+                txn.put(space, row_key, record)
     txn.commit()

@@ -11,7 +11,7 @@ import sqlite3
 from collections.abc import Callable
 
 from e2echat.crypto.store import CryptoStore
-from e2echat.crypto.upgrade import index_waiting, trust_by_key
+from e2echat.crypto.upgrade import index_waiting, parts_as_rows, trust_by_key
 
 Migration = str | Callable[[CryptoStore], None]
 
@@ -93,6 +93,10 @@ MIGRATIONS: tuple[Migration, ...] = (
     # 7: messages waiting for their key are summed up per chain (crypto space
     # ``waiting``), so housekeeping reads no message that nothing is due for.
     index_waiting,
+    # 8: a room's roster, its log's roles and who holds each of our chains are kept as
+    # rows per member (crypto spaces ``member``, ``role``, ``shared``, ``keptshared``),
+    # so a join writes that member's rows, not the room's whole roster.
+    parts_as_rows,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 

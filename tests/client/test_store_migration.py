@@ -1,5 +1,6 @@
 """Migrations of sealed records: schema 1 -> 2, a store that kept TOFU per name comes
-back with trust per key; 6 -> 7, messages waiting for their key are indexed by chain."""
+back with trust per key; 6 -> 7, messages waiting for their key are indexed by chain;
+7 -> 8, rosters, log roles and chain holders move to rows per member."""
 
 import sqlite3
 from pathlib import Path
@@ -8,7 +9,25 @@ import msgspec
 import pytest
 
 from e2echat.crypto import CryptoSession, Identity
-from e2echat.crypto.records import CONTACTS, PENDING, ROOMS, WAITING, WaitingChain
+from e2echat.crypto.chain import OutboundChain
+from e2echat.crypto.records import (
+    CONTACTS,
+    LOG,
+    LOG_ROLES,
+    OUTBOUND,
+    OUTBOUND_SHARED,
+    PENDING,
+    RETAINED,
+    RETAINED_SHARED,
+    ROOM_MEMBERS,
+    ROOMS,
+    WAITING,
+    MemberRecord,
+    Records,
+    RoomRecord,
+    WaitingChain,
+)
+from e2echat.crypto.roomlog import LogState
 from e2echat.crypto.upgrade import LEGACY_TRUST
 from e2echat.store import SCHEMA_VERSION, Store, StoreKeyError, migrate
 from e2echat.store.atrest import Sealer
@@ -159,4 +178,35 @@ def test_a_v6_store_indexes_its_waiting_messages_by_chain(tmp_path: Path) -> Non
         (6, 2500),
     ]
     assert all("reported" not in m and m["body"] == b"signed body" for m in messages)
+    store.close()
+
+
+def test_a_v7_store_keeps_rosters_roles_and_shares_as_rows(tmp_path: Path) -> None:
+    """A v7 store held each room's roster, its log's roles and who holds each chain in
+    one record each; they come back the same, each member's entry in a row of its own."""
+    identity = Identity.generate()
+    path = tmp_path / "v7.sqlite3"
+    Store(path, identity).close()
+    db = sqlite3.connect(path, isolation_level=None)
+    db.execute("PRAGMA user_version = 7")
+    room = RoomRecord(ROOM, b"j" * 32, {ALICE: MemberRecord("alice", None, True, True)})
+    log = LogState(ROOM, 2, b"h" * 32, 0, b"v" * 32, b"s" * 16, "", {ALICE: 2, BOB: 0})
+    chain = OutboundChain(b"c" * 16, b"k" * 32, 3, b"i" * 32, 5, {ALICE: 0, CAROL: 2})
+    records = {
+        (ROOMS, ROOM): room,
+        (LOG, ROOM): log,
+        (OUTBOUND, ROOM): chain,
+        (RETAINED, ROOM + b"d" * 16): chain,
+    }
+    seal_rows(db, identity, dict(records))  # encoded as v7 did: each dict inline
+    db.close()
+    store = Store(path, identity)
+    fresh = Records(store)
+    for (space, key), record in records.items():
+        assert fresh.get(space, key, type(record)) == record
+    assert [key for key, _ in store.scan(ROOM_MEMBERS)] == [ROOM + ALICE]
+    assert [key for key, _ in store.scan(LOG_ROLES)] == [ROOM + ALICE, ROOM + BOB]
+    assert len(store.scan(RETAINED_SHARED)) == len(store.scan(OUTBOUND_SHARED)) == 2
+    inline = msgspec.msgpack.decode(store.get(ROOMS, ROOM) or b"")
+    assert inline["members"] == {}
     store.close()

@@ -1,7 +1,20 @@
 """The crypto core's record cache: absent records, and writes grouped by ``deferred``."""
 
+import msgspec
+import pytest
+
 from e2echat.crypto import MemoryStore
-from e2echat.crypto.records import CONTACTS, PENDING, ContactRecord, PendingMessage, Records
+from e2echat.crypto.records import (
+    CONTACTS,
+    PENDING,
+    ROOM_MEMBERS,
+    ROOMS,
+    ContactRecord,
+    MemberRecord,
+    PendingMessage,
+    Records,
+    RoomRecord,
+)
 
 KEY = b"k" * 32
 
@@ -94,3 +107,77 @@ def test_a_matching_subset_follows_every_commit_and_reads_the_store_once() -> No
     txn.commit()
     assert records.matching(CONTACTS, ContactRecord, verified) == {}
     assert store.gets == 0  # the subset came from one scan, then from the commits
+
+
+ROOM = b"r" * 16
+
+
+class WritingStore(MemoryStore):
+    """A ``MemoryStore`` that keeps the rows of every write batch."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.written: list[tuple[str, bytes, bool]] = []
+
+    def apply(self, writes):  # type: ignore[no-untyped-def]
+        self.written += [(w.space, w.key, w.value is not None) for w in writes]
+        super().apply(writes)
+
+
+def member_key(i: int) -> bytes:
+    return i.to_bytes(32, "big")
+
+
+def roster(size: int) -> RoomRecord:
+    members = {member_key(i): MemberRecord(f"m{i}", None, True, True) for i in range(size)}
+    return RoomRecord(ROOM, None, members)
+
+
+def put(records: Records, room: RoomRecord | None) -> None:
+    txn = records.begin()
+    if room is None:
+        txn.delete(ROOMS, ROOM)
+    else:
+        txn.put(ROOMS, ROOM, room)
+    txn.commit()
+
+
+@pytest.mark.parametrize("size", [10, 1000])
+def test_a_roster_change_writes_the_members_row_alone_whatever_the_size(size: int) -> None:
+    store = WritingStore()
+    put(Records(store), roster(size))
+    records = Records(store)
+    room = records.get(ROOMS, ROOM, RoomRecord)
+    assert room == roster(size)
+    store.written = []
+    joiner = MemberRecord("new", None, True, False)
+    room = msgspec.structs.replace(room, members={**room.members, member_key(size): joiner})
+    put(records, room)
+    assert store.written == [(ROOMS, ROOM, True), (ROOM_MEMBERS, ROOM + member_key(size), True)]
+    store.written = []
+    validated = msgspec.structs.replace(joiner, validated=True)
+    members = {**room.members, member_key(size): validated}
+    del members[member_key(0)]
+    room = msgspec.structs.replace(room, members=members)
+    put(records, room)
+    assert sorted(store.written) == [
+        (ROOM_MEMBERS, ROOM + member_key(0), False),
+        (ROOM_MEMBERS, ROOM + member_key(size), True),
+        (ROOMS, ROOM, True),
+    ]
+    assert Records(store).get(ROOMS, ROOM, RoomRecord) == room
+
+
+def test_a_roster_written_unread_replaces_every_row_and_a_delete_leaves_none() -> None:
+    store = WritingStore()
+    put(Records(store), roster(5))
+    put(Records(store), roster(3))  # not read first: the rows of 3 and 4 go too
+    assert Records(store).get(ROOMS, ROOM, RoomRecord) == roster(3)
+    assert [room for _, room in Records(store).scan(ROOMS, b"", RoomRecord)] == [roster(3)]
+    records = Records(store)
+    with records.deferred():
+        put(records, roster(4))
+        assert records.get(ROOMS, ROOM, RoomRecord) == roster(4)
+    put(records, None)
+    assert Records(store).get(ROOMS, ROOM, RoomRecord) is None
+    assert store.snapshot() == {}
