@@ -20,6 +20,7 @@ from e2echat.crypto.message import CHAIN_ID_SIZE, ROOM_ID_SIZE
 from e2echat.crypto.prekeys import U32, Key32, PrekeyRecord, SignedPrekey
 from e2echat.crypto.primitives import KEY_SIZE
 from e2echat.crypto.redact import redacted_fields
+from e2echat.crypto.revised import changed_since, settle
 from e2echat.crypto.roomlog import LogState
 from e2echat.crypto.store import CryptoStore, Write
 
@@ -445,16 +446,24 @@ class Records:
         if value is _DELETED:
             return [Write(space, key, None)] + [Write(part.space, key + k, None) for k in stored]
         values: dict[bytes, Any] = getattr(value, part.field)
-        self._stored_parts[(space, key)] = values
         rest = msgspec.structs.replace(value, **{part.field: {}})
         batch = [Write(space, key, _encoder.encode(rest))]
-        if values is not stored:
+        changed = changed_since(values, stored)
+        if changed is None:
             batch += [
                 Write(part.space, key + k, _encoder.encode(v))
                 for k, v in values.items()
                 if stored.get(k, _DELETED) is not v
             ]
             batch += [Write(part.space, key + k, None) for k in stored.keys() - values.keys()]
+        else:
+            for k in changed:
+                v = values.get(k, _DELETED)
+                if v is not stored.get(k, _DELETED):
+                    encoded = None if v is _DELETED else _encoder.encode(v)
+                    batch.append(Write(part.space, key + k, encoded))
+        settle(values)
+        self._stored_parts[(space, key)] = values
         return batch
 
 

@@ -8,7 +8,10 @@ too); a member additionally checks, with the room secret of the current epoch, t
 import hmac
 from collections.abc import Callable
 
+import msgspec
+
 from e2echat.crypto import kdf
+from e2echat.crypto.revised import revised
 from e2echat.protocol.roomlog import (
     EMPTY_HEAD,
     NO_HASH,
@@ -62,7 +65,8 @@ def apply_entry(
     state: LogState | None, wire: bytes, join_key_for: JoinKeyFor = lambda _state: None
 ) -> tuple[LogState, LogEntry]:
     """``protocol.roomlog.apply_entry`` with join tags checked whenever ``join_key_for``
-    knows the join key of the epoch (members of the current epoch always do)."""
+    knows the join key of the epoch (members of the current epoch always do); the new
+    state's roles remember the key they changed (``Revised``), so storing it writes one."""
 
     def check_tag(current: LogState, entry: LogEntry) -> None:
         join_key = join_key_for(current)
@@ -71,7 +75,15 @@ def apply_entry(
         if not hmac.compare_digest(kdf.join_tag(join_key, entry.before_tag), entry.tag):
             raise LogError("join tag does not prove the room secret of this epoch")
 
-    return _apply_rules(state, wire, check_tag)
+    after, entry = _apply_rules(state, wire, check_tag)
+    # an entry changes the role of its subject (of its author: a create) and no other's
+    touched = {entry.author, entry.subject}
+    members = revised(
+        state.members if state is not None else {},
+        {key: after.members[key] for key in touched if key in after.members},
+        [key for key in touched if key not in after.members],
+    )
+    return msgspec.structs.replace(after, members=members), entry
 
 
 def validate_log(wires: list[bytes], join_key_for: JoinKeyFor = lambda _state: None) -> LogState:

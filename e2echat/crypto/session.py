@@ -103,6 +103,7 @@ from e2echat.crypto.records import (
     prekey_key,
     split_chain_key,
 )
+from e2echat.crypto.revised import revised
 from e2echat.crypto.roomlog import (
     NO_HASH,
     NO_VERIFIER,
@@ -382,9 +383,7 @@ class CryptoSession:
         outbound = op.txn.get(OUTBOUND, room.room_id, OutboundChain)
         if outbound is not None and key in outbound.shared:
             self._retire_outbound(op, room.room_id)
-        members = dict(room.members)
-        del members[key]
-        return msgspec.structs.replace(room, members=members)
+        return msgspec.structs.replace(room, members=revised(room.members, removed=[key]))
 
     @staticmethod
     def _shareable(
@@ -481,7 +480,7 @@ class CryptoSession:
         ]
         if not missing:
             return outbound
-        shared = dict(outbound.shared)
+        shared: dict[bytes, int] = {}
         for key, record in missing:
             assert record.prekey is not None
             proof, nonce = self._proof_to(room, key)
@@ -499,7 +498,7 @@ class CryptoSession:
             )
             self._send(op, key, share, record.prekey)
             shared[key] = outbound.index
-        outbound = msgspec.structs.replace(outbound, shared=shared)
+        outbound = msgspec.structs.replace(outbound, shared=revised(outbound.shared, shared))
         op.txn.put(OUTBOUND, room.room_id, outbound)
         return outbound
 
@@ -531,7 +530,7 @@ class CryptoSession:
         )
         self._send(op, key, share, record.prekey)
         if key not in outbound.shared:
-            shared = {**outbound.shared, key: index}
+            shared = revised(outbound.shared, {key: index})
             op.txn.put(OUTBOUND, room.room_id, msgspec.structs.replace(outbound, shared=shared))
 
     def _proof_to(self, room: RoomRecord, key: bytes) -> tuple[bytes | None, bytes | None]:
@@ -891,7 +890,7 @@ class CryptoSession:
         )
         self._send(op, key, share, record.prekey)
         if current and key not in chain.shared:
-            shared = {**chain.shared, key: index}
+            shared = revised(chain.shared, {key: index})
             op.txn.put(OUTBOUND, room.room_id, msgspec.structs.replace(chain, shared=shared))
 
     # -- the membership log ------------------------------------------------------------------
@@ -1474,4 +1473,4 @@ def _bury_room_chains(txn: Txn, room_id: bytes, now: int | None) -> None:
 
 
 def _with_member(room: RoomRecord, key: bytes, record: MemberRecord) -> RoomRecord:
-    return msgspec.structs.replace(room, members={**room.members, key: record})
+    return msgspec.structs.replace(room, members=revised(room.members, {key: record}))
