@@ -35,40 +35,16 @@ import time
 import warnings
 from pathlib import Path
 
+from relay_process import cpu_seconds, start_relay
+
 ROOT = Path(__file__).resolve().parents[1]
 PAGE = 1000
+RAISED_RATE = ("--rate", "1000000", "--burst", "1000000")
+"""The relay's frame rate limit, raised: the writer sends as fast as it can."""
 
 
 def text_of(i: int) -> str:
     return f"message {i:05d} of the long absence"
-
-
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU of process ``pid`` so far."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-async def start_relay(data: Path) -> tuple[asyncio.subprocess.Process, str]:
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "e2echat_server",
-        "--port",
-        "0",
-        "--data-dir",
-        str(data),
-        "--rate",
-        "1000000",
-        "--burst",
-        "1000000",
-        "--log-level",
-        "warning",
-        stdout=asyncio.subprocess.PIPE,
-    )
-    assert process.stdout is not None
-    url = (await asyncio.wait_for(process.stdout.readline(), 30)).decode().strip()
-    return process, url
 
 
 async def stop(process: asyncio.subprocess.Process) -> None:
@@ -80,7 +56,7 @@ async def prefill(snapshot: Path, sizes: list[int]) -> float:
     """Fill ``snapshot`` (relay data, reader stores and keys); the writer's CPU per send."""
     import e2echat
 
-    relay, url = await start_relay(snapshot / "relay")
+    relay, url = await start_relay("--data-dir", str(snapshot / "relay"), *RAISED_RATE)
     writer_id = e2echat.Identity.generate()
     fast = {"send_rate": 1e6, "send_burst": 1_000_000}
     cpu = 0.0
@@ -184,7 +160,7 @@ def measure(kind: str, snapshot: Path, n: int) -> dict[str, float]:
         shutil.copytree(snapshot, folder)
 
         async def run() -> dict[str, float]:
-            relay, url = await start_relay(folder / "relay")
+            relay, url = await start_relay("--data-dir", str(folder / "relay"), *RAISED_RATE)
             before = cpu_seconds(relay.pid)
             done = await asyncio.create_subprocess_exec(
                 sys.executable,

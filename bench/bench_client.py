@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any, cast
 
 import nacl.bindings as sodium
+from relay_process import start_relay
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.typing import Subprotocol
 
@@ -67,27 +68,6 @@ ROOM_ID = bytes(16)
 def percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
-
-
-async def start_relay() -> tuple[asyncio.subprocess.Process, str]:
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "e2echat_server",
-        "--port",
-        "0",
-        "--memory",
-        "--rate",
-        "5000",
-        "--burst",
-        "5000",
-        "--log-level",
-        "warning",
-        stdout=asyncio.subprocess.PIPE,
-    )
-    assert process.stdout is not None
-    url = (await process.stdout.readline()).decode().strip()
-    return process, url
 
 
 async def paced(count: int, send: Any) -> None:
@@ -303,7 +283,7 @@ async def main(quick: bool) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         home = Path(tmp)
         per_msg, bare_per_msg, body_size = receive_cpu(200 if quick else 1000, 5, home)
-        process, url = await start_relay()
+        process, url = await start_relay("--memory", "--rate", "5000", "--burst", "5000")
         try:
             bare = await bare_latency(url, count, body_size)
             ours, cpu = await library_latency(url, count, home)

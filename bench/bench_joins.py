@@ -43,9 +43,9 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from bench_catchup import cpu_seconds
 from nacl.public import PrivateKey
 from nacl.signing import SigningKey
+from relay_process import cpu_seconds, start_relay
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.typing import Subprotocol
 
@@ -86,38 +86,24 @@ def own_cpu() -> float:
 def engine_cpu() -> float:
     """CPU seconds of the library clients' engine threads (the owner's, during the curve):
     the part of the load generator's CPU that is the owner's, not the joiners'."""
-    total = 0.0
-    for thread in threading.enumerate():
-        if thread.name.startswith("e2echat-engine") and thread.native_id is not None:
-            stat = Path(f"/proc/self/task/{thread.native_id}/stat").read_text()
-            fields = stat.rsplit(")", 1)[1].split()
-            total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-    return total
+    return sum(
+        cpu_seconds(os.getpid(), thread.native_id)
+        for thread in threading.enumerate()
+        if thread.name.startswith("e2echat-engine") and thread.native_id is not None
+    )
 
 
-async def start_relay(data: Path, members: int) -> tuple[asyncio.subprocess.Process, str]:
+async def start_joins_relay(data: Path, members: int) -> tuple[asyncio.subprocess.Process, str]:
     profile = os.environ.get("BENCH_RELAY_PROFILE")  # a path: the relay runs under cProfile
-    under = ["-m", "cProfile", "-o", profile] if profile else []
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        *under,
-        "-m",
-        "e2echat_server",
-        "--port",
-        "0",
+    return await start_relay(
         "--data-dir",
         str(data),
         "--new-keys-burst",  # every joiner is a new identity from 127.0.0.1
         "100000",
         "--max-members",  # the default is 1,000
         str(max(members + 1, 1000)),  # and the library client that joins last
-        "--log-level",
-        "warning",
-        stdout=asyncio.subprocess.PIPE,
+        python_options=["-m", "cProfile", "-o", profile] if profile else [],
     )
-    assert process.stdout is not None
-    url = (await asyncio.wait_for(process.stdout.readline(), 30)).decode().strip()
-    return process, url
 
 
 class Joiner:
@@ -268,7 +254,7 @@ async def run_batch(
 
 
 async def measure(members: int, batch: int, home: Path) -> Result:
-    process, url = await start_relay(home / "relay", members)
+    process, url = await start_joins_relay(home / "relay", members)
     pid = process.pid
     client = e2echat.Client(
         url,

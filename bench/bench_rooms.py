@@ -29,6 +29,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from relay_process import start_relay
 from websockets.asyncio.client import connect
 from websockets.asyncio.server import ServerConnection, serve
 from websockets.typing import Subprotocol
@@ -72,27 +73,6 @@ class CountingProxy:
         return self.sent_bytes - mark[0], self.sent_frames - mark[1]
 
 
-async def start_relay() -> tuple[asyncio.subprocess.Process, str]:
-    """A relay subprocess with its default limits (but for new identities per address:
-    every member registers from 127.0.0.1); its URL."""
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "e2echat_server",
-        "--port",
-        "0",
-        "--memory",
-        "--new-keys-burst",  # every member is a new identity from 127.0.0.1
-        "100000",
-        "--log-level",
-        "warning",
-        stdout=asyncio.subprocess.PIPE,
-    )
-    assert process.stdout is not None
-    url = (await process.stdout.readline()).decode().strip()
-    return process, url
-
-
 async def until_all(
     subscriptions: list[e2echat.client.pubsub.Subscription[object]],
     done: Callable[[object], bool],
@@ -127,7 +107,9 @@ async def timed_send(
 
 
 async def run(members: int, home: Path) -> dict[str, float]:
-    process, url = await start_relay()
+    # the relay's default limits, but for new identities per address: every member
+    # registers from 127.0.0.1
+    process, url = await start_relay("--memory", "--new-keys-burst", "100000")
     proxy = CountingProxy(url)
     try:
         async with serve(

@@ -22,7 +22,6 @@ seconds over it.
 
 import argparse
 import asyncio
-import os
 import sys
 import tempfile
 import time
@@ -30,6 +29,7 @@ from pathlib import Path
 from typing import TypeVar
 
 import msgspec
+from relay_process import cpu_seconds, start_relay
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.asyncio.server import ServerConnection, serve
 from websockets.typing import Subprotocol
@@ -61,13 +61,13 @@ F = TypeVar("F")
 ROOM = "big"
 JOINS_AT_ONCE = 20
 """Joins a worker has under way at once (their round trips overlap)."""
-CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
-
-
-def cpu_seconds(pid: int) -> float:
-    """User plus system CPU seconds ``pid`` has used so far."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+RAISED_LIMITS = (
+    "--new-keys-burst",  # every member is a new identity from 127.0.0.1 ...
+    "100000",
+    "--max-conn-per-ip",  # ... with a connection of its own
+    "100000",
+)
+"""The relay's only limits not at their defaults: the per-address ones."""
 
 
 async def hide_directs(upstream: str, downstream: ServerConnection) -> None:
@@ -92,28 +92,6 @@ async def hide_directs(upstream: str, downstream: ServerConnection) -> None:
         await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
         for task in tasks:
             task.cancel()
-
-
-async def start_relay(data_dir: Path) -> tuple[asyncio.subprocess.Process, str]:
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "e2echat_server",
-        "--port",
-        "0",
-        "--data-dir",
-        str(data_dir),
-        "--new-keys-burst",  # every member is a new identity from 127.0.0.1 ...
-        "100000",
-        "--max-conn-per-ip",  # ... with a connection of its own
-        "100000",
-        "--log-level",
-        "warning",
-        stdout=asyncio.subprocess.PIPE,
-    )
-    assert process.stdout is not None
-    url = (await process.stdout.readline()).decode().strip()
-    return process, url
 
 
 def client(url: str, identity: e2echat.Identity, name: str, home: Path) -> e2echat.Client:
@@ -273,7 +251,7 @@ def split_counts(total: int, parts: int) -> list[int]:
 
 
 async def run(count: int, workers_count: int, home: Path) -> dict[str, float]:
-    process, url = await start_relay(home / "relay")
+    process, url = await start_relay("--data-dir", str(home / "relay"), *RAISED_LIMITS)
     workers: list[asyncio.subprocess.Process] = []
     identities = [e2echat.Identity.generate() for _ in range(2)]
     senders = [identity.public_key for identity in identities]

@@ -22,7 +22,6 @@ import os
 import shutil
 import signal
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -35,6 +34,7 @@ import pexpect
 from e2echat_server.config import RelayConfig
 from e2echat_server.relay import Relay
 from e2echat_tui.app import ChatApp, ChatMessage
+from relay_process import cpu_seconds, relay_command, start_server
 from textual.app import App, ComposeResult
 from textual.widgets import Log
 
@@ -205,12 +205,6 @@ QUIT = "\x11"  # ctrl+q
 IDLE_WINDOW, IDLE_CPU = 0.5, 0.05  # typing starts once the program idles: < 5 % CPU for 0.5 s
 
 
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU of process ``pid`` so far (Linux)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 def end(child: pexpect.spawn) -> None:
     """Quit the program with ctrl+q and wait; then end its whole process group.
 
@@ -323,16 +317,12 @@ def type_into_connect(program: str, keys: int, interval: float, stored: int = 10
     a relay process on its SQLite store, the room holding ``stored`` messages."""
     with tempfile.TemporaryDirectory() as name:
         tmp = Path(name)
-        relay = subprocess.Popen(
-            [
-                *(sys.executable, "-m", "e2echat_server", "--port", "0", "--log-level", "warning"),
-                *("--data-dir", str(tmp / "relay"), "--rate", str(FAST), "--burst", "1000000"),
-            ],
-            stdout=subprocess.PIPE,
+        relay, url = start_server(
+            relay_command(
+                "--data-dir", str(tmp / "relay"), "--rate", str(FAST), "--burst", "1000000"
+            )
         )
         try:
-            assert relay.stdout is not None
-            url = relay.stdout.readline().decode().strip()
             asyncio.run(fill_room(url, tmp, stored))
             env = {
                 "E2ECHAT_CONFIG": str(tmp / "config.toml"),

@@ -32,7 +32,9 @@ from pathlib import Path
 from typing import Any
 
 HERE = Path(__file__).parent
-CLK_TCK = os.sysconf("SC_CLK_TCK")
+sys.path.insert(0, str(HERE.parent))
+from relay_process import cpu_seconds, relay_command, start_server  # noqa: E402
+
 SERVER_CPU, LOADGEN_CPU = 0, 1
 # (room size, rooms, sends in flight per sender, offered msgs/s): 2 = 1:1 traffic, closed
 # loop at full load for throughput, then open loop (a fixed schedule of sends that does
@@ -47,26 +49,14 @@ def pin(cpu: int) -> Any:
 
 
 def start(argv: list[str]) -> tuple[subprocess.Popen[str], int]:
-    process = subprocess.Popen(
-        argv,
-        stdout=subprocess.PIPE,
-        text=True,
-        preexec_fn=pin(SERVER_CPU),
-    )
-    assert process.stdout is not None
-    url = process.stdout.readline().strip()
+    process, url = start_server(argv, preexec_fn=pin(SERVER_CPU))
     return process, int(url.rsplit(":", 1)[1].rstrip("/"))
 
 
 def relay_argv(data_dir: Path, loop: str = "asyncio") -> list[str]:
     """The relay with its default SQLite store on ``loop``; limits raised so the load is
     not refused."""
-    return [
-        sys.executable,
-        "-m",
-        "e2echat_server",
-        "--port",
-        "0",
+    return relay_command(
         "--data-dir",
         str(data_dir),
         "--max-conn-per-ip",
@@ -77,16 +67,9 @@ def relay_argv(data_dir: Path, loop: str = "asyncio") -> list[str]:
         "1000000",
         "--new-keys-burst",
         "1000000",
-        "--log-level",
-        "warning",
         "--event-loop",
         loop,
-    ]
-
-
-def cpu_time(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / CLK_TCK
+    )
 
 
 def rss_bytes(pid: int) -> int:
@@ -116,7 +99,7 @@ def loadgen(
     for line in gen.stdout:
         message = json.loads(line)
         if "mark" in message:
-            marks[message["mark"]] = ([cpu_time(p) for p in target_pids], time.monotonic())
+            marks[message["mark"]] = ([cpu_seconds(p) for p in target_pids], time.monotonic())
             if on_mark is not None:
                 on_mark(message["mark"])
         else:
