@@ -43,6 +43,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from bench_rooms import new_client
 from nacl.public import PrivateKey
 from nacl.signing import SigningKey
 from relay_process import cpu_seconds, start_relay
@@ -256,13 +257,7 @@ async def run_batch(
 async def measure(members: int, batch: int, home: Path) -> Result:
     process, url = await start_joins_relay(home / "relay", members)
     pid = process.pid
-    client = e2echat.Client(
-        url,
-        identity=e2echat.Identity.generate(),
-        name="owner",
-        store=home / "owner.sqlite3",
-        proof_wait=0.0,
-    )
+    client = new_client(url, "owner", home)
     await client.__aenter__()
     try:
         owner = Owner(client)
@@ -290,13 +285,7 @@ async def measure(members: int, batch: int, home: Path) -> Result:
                 flush=True,
             )
         built = time.perf_counter() - build
-        last = e2echat.Client(
-            url,
-            identity=e2echat.Identity.generate(),
-            name="last",
-            store=home / "last.sqlite3",
-            proof_wait=0.0,
-        )
+        last = new_client(url, "last", home)
         await last.__aenter__()
         try:
             before, start = cpu_seconds(pid), time.perf_counter()

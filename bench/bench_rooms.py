@@ -123,7 +123,9 @@ async def run(members: int, home: Path) -> dict[str, float]:
         await process.wait()
 
 
-def client(url: str, name: str, home: Path) -> e2echat.Client:
+def new_client(url: str, name: str, home: Path) -> e2echat.Client:
+    """A library client with a new identity and its store in ``home``; its sends in a
+    secret room do not wait for a new member's membership proof."""
     return e2echat.Client(
         url,
         identity=e2echat.Identity.generate(),
@@ -134,8 +136,8 @@ def client(url: str, name: str, home: Path) -> e2echat.Client:
 
 
 async def measure(count: int, url: str, proxy: CountingProxy, home: Path) -> dict[str, float]:
-    owner = client(proxy.url, "owner", home)
-    others = [client(url, f"m{i:04d}", home) for i in range(1, count)]
+    owner = new_client(proxy.url, "owner", home)
+    others = [new_client(url, f"m{i:04d}", home) for i in range(1, count)]
     await owner.__aenter__()
     try:
         owner_room = await owner.create("big", secret=True)
