@@ -168,7 +168,20 @@ class Timeline(ScrollView, can_focus=True):
     def _relayout(self) -> None:
         width = self.scrollable_content_region.width
         self.log_view.set_width(width)
-        self.virtual_size = Size(width, self.log_view.line_count)
+        size = Size(width, self.log_view.line_count)
+        if (
+            size.width == self.virtual_size.width
+            and self.show_vertical_scrollbar
+            and size.height > self.scrollable_content_region.height
+        ):
+            # Only the length changed and the scrollbar stays: with a stable gutter no
+            # other widget moves, so no layout of the screen (assigning the reactive
+            # asks for one, which redraws every widget, each frame while messages come).
+            self.set_reactive(Timeline.virtual_size, size)
+            self.vertical_scrollbar.window_virtual_size = size.height
+            self.vertical_scrollbar.refresh()
+        else:
+            self.virtual_size = size
         self.refresh()
 
     # ------------------------------------------------------------ selection

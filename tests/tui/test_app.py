@@ -5,11 +5,13 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+import pytest
 from e2echat_tui import commands as cmd
 from e2echat_tui.app import ChatApp
 from e2echat_tui.composer import CompletionMenu, Composer
 from e2echat_tui.dialogs import PasswordScreen, VerifyScreen
 from e2echat_tui.sidebar import RoomList
+from e2echat_tui.timeline import Timeline
 from textual import events
 from textual.pilot import Pilot
 from textual.screen import Screen
@@ -716,6 +718,40 @@ async def test_ten_thousand_messages_of_scrollback(chat: FakeChat) -> None:
         timeline.scroll_home(animate=False, immediate=True)
         await pilot.pause()
         assert "bob message 0 " in screen_text(app)
+
+
+async def test_new_lines_in_a_long_room_need_no_layout_of_the_screen(
+    chat: FakeChat, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A room that already scrolls grows without asking Textual for a layout: a layout
+    redraws every widget, and a busy room asked for one every frame."""
+    lobby = chat.directory["lobby"]
+    for number in range(100):
+        chat.record(lobby, lobby.member_list[1], f"message {number}")
+    app = fixed_app(chat)
+    async with app.run_test(size=SIZE) as pilot:
+        await started(app, chat)
+        await pilot.pause()
+        timeline = app.timeline
+        assert timeline.show_vertical_scrollbar
+        layouts: list[bool] = []
+        refresh = Timeline.refresh
+
+        def spy(self: Timeline, *regions: Any, layout: bool = False, **kwargs: Any) -> Any:
+            layouts.append(layout)
+            return refresh(self, *regions, layout=layout, **kwargs)
+
+        monkeypatch.setattr(Timeline, "refresh", spy)
+        for number in range(20):
+            chat.deliver("lobby", "bob", f"new {number}")
+        await settle(pilot)
+        assert layouts
+        assert not any(layouts)
+        lines = app.tabs["lobby"].log.line_count
+        assert timeline.virtual_size.height == lines
+        assert timeline.vertical_scrollbar.window_virtual_size == lines
+        assert timeline.scroll_offset.y == timeline.max_scroll_y  # it follows the newest
+        assert "bob new 19" in screen_text(app)
 
 
 async def test_older_history_arrives_above_without_moving_the_reader(
