@@ -6,8 +6,9 @@ The app runs headless (Textual's ``run_test``). First over the test double of th
 library (``tests/tui/fake.py``), so the figures are the TUI's own cost (layout,
 rendering, bookkeeping); baselines from the same run: launching with an empty history,
 and appending the same lines to Textual's stock ``Log`` widget. Then end to end over the
-real library and an embedded relay: connect + load 10,000 messages from the encrypted
-store, and 1,000 messages sent by another client, encrypted, relayed, decrypted and shown.
+real library and a relay process on its SQLite store: connect + load 10,000 messages from
+the encrypted store, and 1,000 messages sent by another client (a process of its own, as
+on another machine), encrypted, relayed, decrypted and shown.
 Typing latency is measured on the real program in a pseudo-terminal: from writing one key
 to the terminal to reading its echo back, one key every ``--interval`` seconds; first
 ``e2echat demo`` (a relay, a greeter and the library in one process), then ``e2echat
@@ -31,8 +32,6 @@ from typing import Any
 
 import nacl.bindings as sodium
 import pexpect
-from e2echat_server.config import RelayConfig
-from e2echat_server.relay import Relay
 from e2echat_tui.app import ChatApp, ChatMessage
 from relay_process import cpu_seconds, relay_command, start_server
 from textual.app import App, ComposeResult
@@ -137,55 +136,102 @@ async def append_log(count: int) -> float:
 FAST = 1_000_000.0  # no rate limit between the bench's own clients and relay
 
 
-async def library_cases(stored: int, runs: int) -> tuple[list[float], list[float], list[float]]:
-    """Launch times over a real store of ``stored`` messages, and times to show 1,000 more
-    sent by another client through the relay."""
+def library_cases(
+    stored: int, runs: int
+) -> tuple[list[float], list[float], list[float], list[float]]:
+    """Launch times over a real store of ``stored`` messages, times to show 1,000 more
+    sent by another client through a relay process on its SQLite store, and that
+    client's own time to send them (until the relay confirmed all: the same-run floor)."""
+    with tempfile.TemporaryDirectory() as name:
+        tmp = Path(name)
+        relay, url = start_server(
+            relay_command(
+                *("--data-dir", str(tmp / "relay"), "--rate", str(FAST), "--burst", "1000000"),
+                *("--history-count", "100000"),
+            )
+        )
+        try:
+            asyncio.run(fill_room(url, tmp, stored))
+            return asyncio.run(library_runs(url, tmp, runs))
+        finally:
+            relay.kill()
+            relay.wait()
+
+
+async def library_runs(
+    url: str, tmp: Path, runs: int
+) -> tuple[list[float], list[float], list[float], list[float]]:
+    """Each run: ``alice`` connects in the app over her store; then ``bob``, in a process
+    of his own as on another machine, sends 1,000 messages, timed until the last is shown."""
+    me = Identity.load(tmp / "alice.key", "pw")
     launches: list[float] = []
     loaded: list[float] = []
     appends: list[float] = []
-    with tempfile.TemporaryDirectory() as tmp:
-        config = RelayConfig(port=0, memory=True, rate=FAST, burst=10**6, history_count=10**5)
-        async with Relay(config) as relay:
-            me = Identity.generate()
-            store = Path(tmp) / "me.sqlite3"
-            bob = Client(
-                relay.url,
-                identity=Identity.generate(),
-                name="bob",
-                store=Path(tmp) / "bob.sqlite3",
-                send_rate=FAST,
-                send_burst=10**6,
-            )
-            async with bob:
-                room = await bob.create("lobby")
-                async with Client(relay.url, identity=me, name="alice", store=store) as alice:
-                    await alice.join("lobby")
-                    received = alice.messages()
-                    for number in range(stored):
-                        await room.send(text_of(number))
-                    async for message in received:
-                        if message.text == text_of(stored - 1):
-                            break
-                for run in range(runs):
-                    chat = Client(relay.url, identity=me, name="alice", store=store)
-                    app = WatchingApp(chat, bell=False, toast=False)
-                    start = time.perf_counter()
-                    async with chat, app.run_test(size=SIZE) as pilot:
-                        await app.ready.wait()
-                        await pilot.pause()
-                        launches.append(time.perf_counter() - start)
-                        await app.backlog_loaded.wait()
-                        await pilot.pause()
-                        loaded.append(time.perf_counter() - start)
-                        app.seen = asyncio.Event()
-                        app.awaited = f"run {run} message 999"
-                        start = time.perf_counter()
-                        for number in range(1_000):
-                            await room.send(f"run {run} message {number}")
-                        await asyncio.wait_for(app.seen.wait(), 120)
-                        await pilot.pause()
-                        appends.append(time.perf_counter() - start)
-    return launches, loaded, appends
+    sending: list[float] = []  # the sender's own time: all sent and confirmed by the relay
+    for run in range(runs):
+        label = f"run {run} message"
+        sender = await asyncio.create_subprocess_exec(
+            *(sys.executable, __file__, "sender", url, str(tmp), label),
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+        )
+        assert sender.stdin is not None
+        assert sender.stdout is not None
+        try:
+            assert (await asyncio.wait_for(sender.stdout.readline(), 60)).strip() == b"ready"
+            chat = Client(url, identity=me, name="alice", store=tmp / "alice.db")
+            app = WatchingApp(chat, bell=False, toast=False)
+            start = time.perf_counter()
+            async with chat, app.run_test(size=SIZE) as pilot:
+                await app.ready.wait()
+                await pilot.pause()
+                launches.append(time.perf_counter() - start)
+                await app.backlog_loaded.wait()
+                await pilot.pause()
+                loaded.append(time.perf_counter() - start)
+                app.seen = asyncio.Event()
+                app.awaited = f"{label} {SENT - 1}"
+                start = time.perf_counter()
+                sender.stdin.write(b"go\n")
+                await sender.stdin.drain()
+                await asyncio.wait_for(app.seen.wait(), 120)
+                await pilot.pause()
+                appends.append(time.perf_counter() - start)
+            words = (await asyncio.wait_for(sender.stdout.readline(), 60)).split()
+            assert words[:1] == [b"sent"]
+            sending.append(float(words[1]))
+            assert await asyncio.wait_for(sender.wait(), 60) == 0
+        finally:
+            if sender.returncode is None:
+                sender.kill()
+                await sender.wait()
+    return launches, loaded, appends, sending
+
+
+SENT = 1_000  # messages the other client sends in each library run
+
+
+async def send_when_told(url: str, home: Path, label: str) -> None:
+    """``bob`` (his identity and store under ``home``): connect, print ``ready``, then on
+    a line on stdin send ``SENT`` messages ``label N`` and return once the relay has
+    them all."""
+    bob = Client(
+        url,
+        identity=Identity.load(home / "bob.key", "pw"),
+        name="bob",
+        store=home / "bob.db",
+        send_rate=FAST,
+        send_burst=10**6,
+    )
+    async with bob:
+        room = bob.get_room(TYPED_ROOM) or await bob.join(TYPED_ROOM)
+        print("ready", flush=True)
+        await asyncio.get_running_loop().run_in_executor(None, sys.stdin.readline)
+        start = time.perf_counter()
+        for number in range(SENT):
+            await room.send(f"{label} {number}")
+        assert await bob.flush(timeout=60) == 0
+        print(f"sent {time.perf_counter() - start}", flush=True)
 
 
 BARE_TEXT_AREA = """
@@ -292,9 +338,11 @@ async def fill_room(url: str, tmp: Path, stored: int) -> None:
     (tmp / "config.toml").write_text(
         f'relay = "{url}"\nname = "alice"\nidentity = "alice.key"\nstore = "alice.db"\n'
     )
+    bob_identity = Identity.generate()
+    bob_identity.save(tmp / "bob.key", "pw", limits=CHEAP)  # for the library runs' sender
     bob = Client(
         url,
-        identity=Identity.generate(),
+        identity=bob_identity,
         name="bob",
         store=tmp / "bob.db",
         send_rate=FAST,
@@ -368,6 +416,10 @@ def measure(name: str, runs: int, case: Callable[[], Coroutine[Any, Any, float]]
 
 
 def main() -> None:
+    if sys.argv[1:2] == ["sender"]:
+        url, home, label = sys.argv[2:]
+        asyncio.run(send_when_told(url, Path(home), label))
+        return
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=7)
     parser.add_argument("--keys", type=int, default=500, help="keys typed per latency case")
@@ -402,9 +454,10 @@ def main() -> None:
     )
     log = measure("append 1,000 lines to textual Log (baseline)", runs, lambda: append_log(1_000))
     chat = measure("append 1,000 incoming messages", runs, lambda: append_chat(1_000))
-    launches, loaded, appends = asyncio.run(library_cases(10_000, runs))
+    launches, loaded, appends, sending = library_cases(10_000, runs)
     real_launch = report("library+relay: connect, first frame (10,000 stored)", launches)
     report("library+relay: connect, all 10,000 loaded from the store", loaded)
+    report("library+relay: the other client alone, 1,000 sent and confirmed", sending)
     real_append = report("library+relay: 1,000 sent by another client, shown", appends)
 
     def goal(seconds: float, limit: float) -> str:
