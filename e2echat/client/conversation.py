@@ -33,8 +33,10 @@ from e2echat.store.search import SearchIndex
 
 Relation = Edit | Delete | ReactionPayload
 EXCERPT_CHARS = 80
-INDEX_STEP = 5000
-"""Messages indexed per worker step while the index is built in the background."""
+INDEX_STEP = 250
+"""Messages indexed per worker step while the index is built in the background: every
+other call of the engine (a launch's first page of history) waits for the step under
+way, and 5,000 a step made that wait about 0.4 s at 10,000 stored."""
 
 
 def excerpt(text: str) -> str:
