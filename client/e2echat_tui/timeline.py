@@ -171,12 +171,13 @@ class Timeline(ScrollView, can_focus=True):
         size = Size(width, self.log_view.line_count)
         if (
             size.width == self.virtual_size.width
+            and size.height >= self.virtual_size.height
             and self.show_vertical_scrollbar
-            and size.height > self.scrollable_content_region.height
         ):
-            # Only the length changed and the scrollbar stays: with a stable gutter no
-            # other widget moves, so no layout of the screen (assigning the reactive
-            # asks for one, which redraws every widget, each frame while messages come).
+            # The room only grew and the scrollbar stays: with a stable gutter no other
+            # widget moves, so no layout of the screen (assigning the reactive asks for
+            # one, which redraws every widget, each frame while messages come). A room
+            # that got shorter goes the long way, which keeps the offset within it.
             self.set_reactive(Timeline.virtual_size, size)
             self.vertical_scrollbar.window_virtual_size = size.height
             self.vertical_scrollbar.refresh()

@@ -19,6 +19,7 @@ from textual.screen import Screen
 from e2echat import (
     ClockSkewed,
     ConnectionState,
+    MessageDeleted,
     Notice,
     RoomChanged,
     RoomJoined,
@@ -752,6 +753,30 @@ async def test_new_lines_in_a_long_room_need_no_layout_of_the_screen(
         assert timeline.vertical_scrollbar.window_virtual_size == lines
         assert timeline.scroll_offset.y == timeline.max_scroll_y  # it follows the newest
         assert "bob new 19" in screen_text(app)
+
+
+async def test_a_long_room_that_gets_shorter_keeps_the_reader_within_it(
+    chat: FakeChat,
+) -> None:
+    """A message deleted at the bottom takes lines away: the view stays on the last line,
+    not below the end."""
+    lobby = chat.directory["lobby"]
+    for number in range(100):
+        chat.record(lobby, lobby.member_list[1], f"message {number}")
+    app = fixed_app(chat)
+    async with app.run_test(size=SIZE) as pilot:
+        await started(app, chat)
+        long = chat.deliver("lobby", "bob", " ".join(["a long message that wraps"] * 40))
+        await settle(pilot)
+        timeline = app.timeline
+        before = timeline.virtual_size.height
+        assert timeline.scroll_offset.y == timeline.max_scroll_y
+        chat.emit(MessageDeleted(lobby, long.id, long.seq))  # type: ignore[arg-type]
+        await settle(pilot)
+        assert timeline.virtual_size.height < before
+        assert timeline.virtual_size.height == app.tabs["lobby"].log.line_count
+        assert timeline.scroll_offset.y == timeline.max_scroll_y
+        assert "message deleted" in screen_text(app)
 
 
 async def test_older_history_arrives_above_without_moving_the_reader(
