@@ -28,7 +28,7 @@ from e2echat import (
 )
 
 from .conftest import SIZE, fixed_app, populated_chat
-from .fake import FakeChat
+from .fake import FakeChat, FakeRoom
 from .screen import screen_text
 
 
@@ -695,11 +695,16 @@ async def test_tab_completes_commands_and_rooms(app: ChatApp, chat: FakeChat) ->
         assert composer.text == "see #team "
 
 
-async def test_ten_thousand_messages_of_scrollback(chat: FakeChat) -> None:
+def with_stored(chat: FakeChat, count: int) -> FakeRoom:
+    """The lobby, holding ``count`` messages from bob (``message 0`` first)."""
     lobby = chat.directory["lobby"]
-    bob = lobby.member_list[1]
-    for number in range(10_000):
-        chat.record(lobby, bob, f"message {number}")
+    for number in range(count):
+        chat.record(lobby, lobby.member_list[1], f"message {number}")
+    return lobby
+
+
+async def test_ten_thousand_messages_of_scrollback(chat: FakeChat) -> None:
+    with_stored(chat, 10_000)
     app = fixed_app(chat)
     async with app.run_test(size=SIZE) as pilot:
         await started(app, chat)
@@ -726,9 +731,7 @@ async def test_new_lines_in_a_long_room_need_no_layout_of_the_screen(
 ) -> None:
     """A room that already scrolls grows without asking Textual for a layout: a layout
     redraws every widget, and a busy room asked for one every frame."""
-    lobby = chat.directory["lobby"]
-    for number in range(100):
-        chat.record(lobby, lobby.member_list[1], f"message {number}")
+    with_stored(chat, 100)
     app = fixed_app(chat)
     async with app.run_test(size=SIZE) as pilot:
         await started(app, chat)
@@ -760,9 +763,7 @@ async def test_a_long_room_that_gets_shorter_keeps_the_reader_within_it(
 ) -> None:
     """A message deleted at the bottom takes lines away: the view stays on the last line,
     not below the end."""
-    lobby = chat.directory["lobby"]
-    for number in range(100):
-        chat.record(lobby, lobby.member_list[1], f"message {number}")
+    lobby = with_stored(chat, 100)
     app = fixed_app(chat)
     async with app.run_test(size=SIZE) as pilot:
         await started(app, chat)
@@ -782,9 +783,7 @@ async def test_a_long_room_that_gets_shorter_keeps_the_reader_within_it(
 async def test_older_history_arrives_above_without_moving_the_reader(
     chat: FakeChat,
 ) -> None:
-    lobby = chat.directory["lobby"]
-    for number in range(500):
-        chat.record(lobby, lobby.member_list[1], f"message {number}")
+    with_stored(chat, 500)
     app = fixed_app(chat)
     async with app.run_test(size=SIZE) as pilot:
         await app.ready.wait()
