@@ -151,6 +151,12 @@ class Timeline(ScrollView, can_focus=True):
             self.scroll_to(y=self.scroll_offset.y + shift, animate=False, immediate=True)
 
     def _follow(self) -> None:
+        """To the end now, so the next frame shows it, and again after the refresh, which
+        settles a layout that is still pending. ``force``: before that layout Textual
+        has not yet decided to show the scrollbar and would not scroll, yet the extent
+        is known (the size, and the stable gutter keeps the width)."""
+        if self.size.height:
+            self.scroll_end(animate=False, immediate=True, force=True)
         if not self._follow_pending:
             self._follow_pending = True
             self.call_after_refresh(self._scroll_to_end)
