@@ -153,7 +153,7 @@ class ChatApp(App[None]):
     """
     BINDINGS: ClassVar[list[BindingType]] = [spec.binding() for spec in APP_KEYS]
 
-    BACKLOG_CHUNK = 1_000
+    BACKLOG_CHUNK = 500
     MENTION_QUIET = 3.0  # seconds between two announced mentions
 
     current: reactive[str | None] = reactive(None, init=False)
@@ -364,7 +364,9 @@ class ChatApp(App[None]):
                 tab.log.prepend(self._entries(chunk))
                 self.timeline.prepended(tab.log)
                 loading.advance(len(older) - end + len(chunk), len(older))
-                await asyncio.sleep(0)  # let keys and frames through between chunks
+                # a frame between chunks, and the keys that came meanwhile: a bare
+                # sleep(0) let the next chunk in before the screen painted again
+                await self.timeline.wait_for_refresh()
         finally:
             loading.finish()
 
