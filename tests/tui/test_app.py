@@ -1,6 +1,7 @@
 """Pilot tests of the app over the library double: every command and key."""
 
 import asyncio
+import itertools
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -804,3 +805,46 @@ def test_populated_chat_is_deterministic() -> None:
     assert [m.sent_at for m in one.directory["lobby"].stored] == [
         m.sent_at for m in two.directory["lobby"].stored
     ]
+
+
+async def test_a_long_room_is_at_its_end_when_the_app_is_ready(chat: FakeChat) -> None:
+    """The first frame shows the newest messages: the timeline scrolls to its end as it
+    is shown, not one frame later (which drew the top of the first page first)."""
+    with_stored(chat, 300)
+    app = fixed_app(chat)
+    async with app.run_test(size=SIZE):
+        await app.ready.wait()
+        timeline = app.timeline
+        assert timeline.max_scroll_y > 0
+        assert timeline.scroll_offset.y == timeline.max_scroll_y
+
+
+async def test_older_history_loads_with_a_frame_between_its_chunks(
+    chat: FakeChat, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The screen paints between chunks of older history, so what is typed meanwhile is
+    drawn (the chunks once ran back to back, with no frame until the last)."""
+    with_stored(chat, 500)
+    monkeypatch.setattr(ChatApp, "BACKLOG_CHUNK", 50)
+    drawn = 0
+    render_line = Timeline.render_line
+
+    def counting(self: Timeline, y: int) -> Any:
+        nonlocal drawn
+        drawn += 1
+        return render_line(self, y)
+
+    monkeypatch.setattr(Timeline, "render_line", counting)
+    drawn_at: list[int] = []
+    prepended = Timeline.prepended
+
+    def spy(self: Timeline, log: Any) -> None:
+        drawn_at.append(drawn)
+        prepended(self, log)
+
+    monkeypatch.setattr(Timeline, "prepended", spy)
+    app = fixed_app(chat)
+    async with app.run_test(size=SIZE):
+        await app.backlog_loaded.wait()
+    assert len(drawn_at) == 7  # 304 older than the first page of 200 (4 are the double's)
+    assert all(before < after for before, after in itertools.pairwise(drawn_at))
