@@ -982,7 +982,7 @@ class Client:
         if not out.frames:
             return item_id, provisional, None
         future = driver.expect_confirmation(item_id, provisional)  # type: ignore[arg-type]
-        await driver.dispatch(out)
+        driver.dispatch(out)
         return item_id, provisional, future
 
     async def _versions(self, room: Room, message: Message[Room]) -> list[Version]:

@@ -2,17 +2,21 @@
 
 ``Connection`` knows frames and bytes, nothing of chat: a ``websockets`` client
 connection with subprotocol ``e2echat.v1`` and no compression, decoding of what
-arrives, and pacing of what leaves. The driver dials it, runs the handshake over it,
-and decides what each frame means.
+arrives, and a writer that paces what leaves. Posting a frame does not wait for the
+pacer: frames wait in the writer's queue, and the directs frames that piled up there
+meanwhile are handed to ``coalesce`` (the driver's, which asks the outbox) to go as
+fewer frames. The driver dials it, runs the handshake over it, and decides what each
+frame means.
 """
 
 import asyncio
 import contextlib
 import logging
 import ssl
-from collections.abc import AsyncGenerator, AsyncIterator, Sequence
+from collections import deque
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -29,6 +33,7 @@ from e2echat.protocol import (
     SUBPROTOCOL,
     ClientFrame,
     CloseCode,
+    DirectSend,
     DirectsSend,
     ProtocolError,
     RelayFrame,
@@ -44,6 +49,9 @@ BATCH_LIMIT = 500
 """At most this many frames are handed on in one list (``Connection.batches``)."""
 READ_AHEAD = 2000
 """Frames read off the socket ahead of their handling, at most."""
+Coalesce = Callable[[list[ClientFrame]], Awaitable[list[ClientFrame]]]
+"""``Connection.coalesce``: directs frames waiting to be written, as the frames to write
+instead."""
 TlsOption = ssl.SSLContext | Path | str | None
 """``Client(ssl=...)``: a context, or the path of a CA file (PEM) to trust."""
 
@@ -70,23 +78,49 @@ class _End:
     error: websockets.ConnectionClosed | None
 
 
+@dataclass(eq=False, slots=True)
+class _Queued:
+    """A frame waiting for the writer, and whoever waits for it to be written."""
+
+    frame: ClientFrame
+    waiters: list[asyncio.Future[None]] = field(default_factory=list)
+    coalesced: bool = False
+    """Made by ``coalesce``: asking again with nothing new would give it back as it is."""
+
+
+def _done(entry: _Queued) -> None:
+    for waiter in entry.waiters:
+        if not waiter.done():
+            waiter.set_result(None)
+
+
+def _is_directs(frame: ClientFrame) -> bool:
+    return isinstance(frame, DirectSend | DirectsSend)
+
+
 class FrameRefusedError(ConnectError):
     """A frame from the relay that does not decode (a newer relay, or a broken one)."""
 
 
 class Connection:
-    """One open link. Sends are paced by a ``TokenBucket`` shared across links."""
+    """One open link. What is sent is queued and written by one writer task, paced by
+    a ``TokenBucket`` shared across links."""
 
     def __init__(self, ws: ClientConnection, pacer: TokenBucket) -> None:
         self._ws = ws
         self._pacer = pacer
         self.share_pacer: TokenBucket | None = None
         """The relay's announced budget of ``directs`` envelopes (set from its challenge)."""
-        self._send_lock = asyncio.Lock()
+        self.coalesce: Coalesce | None = None
+        """Makes fewer frames of the directs frames waiting to be written (set by the
+        driver: the outbox numbers batches, on the engine's thread)."""
+        self._queue: deque[_Queued] = deque()
+        self._queued = asyncio.Event()
         self.open = True
         """False once the link closed (sends are then dropped)."""
         self.leaving_code = CloseCode.NORMAL
         """The close code we send when the block exits: 1001 when the program stops."""
+        self._writer = asyncio.create_task(self._write(), name="e2echat-writer")
 
     @classmethod
     @asynccontextmanager
@@ -116,9 +150,15 @@ class Connection:
         try:
             yield link
         finally:
-            link.open = False
+            await link.stop_writing()
             with contextlib.suppress(websockets.WebSocketException, OSError):
                 await ws.close(link.leaving_code)
+
+    async def stop_writing(self) -> None:
+        """Stop the writer (what is still queued is dropped) and drop later posts; any
+        ``coalesce`` it asked for was submitted before this returns."""
+        self.open = False
+        await cancel_and_wait(self._writer)
 
     async def recv(self) -> RelayFrame:
         """The next frame; ``FrameRefusedError`` if it does not decode, ``ConnectionClosed``
@@ -172,25 +212,105 @@ class Connection:
             error = exc
         await queue.put(_End(error))
 
+    def post(self, frames: Sequence[ClientFrame]) -> None:
+        """Queue ``frames`` for the writer and return at once; once the link is closed
+        they are dropped (the engine re-creates what matters on the next link)."""
+        if not self.open:
+            return
+        self._queue.extend(_Queued(frame) for frame in frames)
+        if self._queue:
+            self._queued.set()
+
     async def send(self, frames: Sequence[ClientFrame]) -> None:
-        """Send ``frames`` in order, paced; once the link is closed the rest are dropped
-        (the engine re-creates what matters on the next link)."""
+        """Queue ``frames`` and return once they are written (or dropped, the link
+        closed): a request's timeout starts when it is on its way."""
+        self.post(frames)
+        await self.drained()
+
+    async def drained(self) -> None:
+        """Return once everything queued so far is written (or dropped)."""
+        if not self._queue:
+            return
+        written: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._queue[-1].waiters.append(written)
+        await written
+
+    async def _write(self) -> None:
+        """The writer: queued frames in order, each when the pacer has a token for it.
+
+        While it waits, frames pile up; before a directs frame goes, the directs frames
+        queued are handed to ``coalesce``, so directs posted by many steps within one
+        frame slot go as few ``directs`` frames."""
+        loop = asyncio.get_running_loop()
+        try:
+            while True:
+                await self._queued.wait()
+                wait = self._pacer.wait(loop.time())
+                if wait:
+                    await asyncio.sleep(wait)
+                    continue
+                await self._coalesce_head()
+                entry = self._queue[0]
+                now = loop.time()
+                self._pacer.delay(now)
+                frame = entry.frame
+                if isinstance(frame, DirectsSend) and self.share_pacer is not None:
+                    delay = self.share_pacer.delay(now, len(frame.items))
+                    if delay:
+                        await asyncio.sleep(delay)
+                if self.open:
+                    try:
+                        await self._ws.send(encode_frame(frame), text=True)
+                    except websockets.ConnectionClosed:
+                        self.open = False
+                self._queue.popleft()
+                _done(entry)
+                if not self.open:
+                    self._drop_queued()
+                if not self._queue:
+                    self._queued.clear()
+        except Exception:
+            log.exception("internal error writing to the relay; closing the link")
+            await self.close()
+        finally:
+            self.open = False
+            self._drop_queued()
+
+    async def _coalesce_head(self) -> None:
+        """When the head of the queue is a directs frame: every directs frame queued
+        goes as what ``coalesce`` makes of them, at the head.
+
+        Directs overtake the other frames that wait (never each other): a direct
+        depends on no frame of ours that is not yet written, and a message depends only
+        on directs queued before it, which stay before it. The frames stay queued while
+        ``coalesce`` is asked."""
+        if self.coalesce is None or not self._queue or not _is_directs(self._queue[0].frame):
+            return
+        run = [entry for entry in self._queue if _is_directs(entry.frame)]
+        if len(run) < 2 or all(entry.coalesced for entry in run):
+            return
+        try:
+            frames = await self.coalesce([entry.frame for entry in run])
+        except Exception:
+            log.exception("internal error rebatching %d directs frames", len(run))
+            return
         if not frames:
             return
-        async with self._send_lock:
-            for frame in frames:
-                if not self.open:
-                    return
-                now = asyncio.get_running_loop().time()
-                delay = self._pacer.delay(now)
-                if isinstance(frame, DirectsSend) and self.share_pacer is not None:
-                    delay = max(delay, self.share_pacer.delay(now, len(frame.items)))
-                if delay:
-                    await asyncio.sleep(delay)
-                try:
-                    await self._ws.send(encode_frame(frame), text=True)
-                except websockets.ConnectionClosed:
-                    self.open = False
+        merged = [_Queued(frame, coalesced=True) for frame in frames]
+        pulled = set(run)
+        kept: list[_Queued] = []
+        for entry in self._queue:
+            if entry not in pulled:
+                kept.append(entry)
+            else:  # whoever waits for the frames up to it waits for the last kept before it
+                (kept[-1] if kept else merged[-1]).waiters.extend(entry.waiters)
+        self._queue = deque(merged + kept)
+
+    def _drop_queued(self) -> None:
+        """The link closed: nothing queued will be written; whoever waits is told."""
+        while self._queue:
+            _done(self._queue.popleft())
+        self._queued.clear()
 
     @property
     def close_code(self) -> int | None:

@@ -1,11 +1,18 @@
 """The driver: owns the worker, the engine and the connection, and runs every step.
 
 A step is always the same three moves, in this order: run the engine (on its worker
-thread) with what happened, send the frames it returns, then publish what it returns,
-bound to ``Room`` handles. Everything that happens goes through here: frames read from
-the relay, the once-a-second tick, connects and disconnects, and the API's calls. It
-also keeps the link up: reconnection forever with backoff and jitter unless
-``reconnect=False``, going round the relay URLs it was given (``RelayRotation``).
+thread) with what happened, post the frames it returns to the link's writer, then
+publish what it returns, bound to ``Room`` handles. Posting does not wait for the
+pacer, so the next step (the next join to validate) is not held behind it; the directs
+of many steps that wait for one frame slot go out together, rebatched by the outbox on
+the engine's thread into ``directs`` frames. The outbox's directs and messages are
+stored before they are posted, and the rest is made again on connecting, so what a
+lost link dropped from the queue goes on the next one.
+
+Everything that happens goes through here: frames read from the relay, the
+once-a-second tick, connects and disconnects, and the API's calls. It also keeps the
+link up: reconnection forever with backoff and jitter unless ``reconnect=False``,
+going round the relay URLs it was given (``RelayRotation``).
 """
 
 import asyncio
@@ -161,8 +168,12 @@ class Driver:
         close code 1000, or 1001 (going away) when the program is stopping."""
         if self._steps:
             await asyncio.wait(set(self._steps), timeout=REQUEST_TIMEOUT_S)
-        if self._link is not None:
-            self._link.leaving_code = CloseCode.GOING_AWAY if going_away else CloseCode.NORMAL
+        link = self._link
+        if link is not None:
+            link.leaving_code = CloseCode.GOING_AWAY if going_away else CloseCode.NORMAL
+            with contextlib.suppress(TimeoutError):  # what the steps posted goes first
+                async with asyncio.timeout(REQUEST_TIMEOUT_S):
+                    await link.drained()
         runner, self._runner = self._runner, None
         if runner is not None:
             await cancel_and_wait(runner)
@@ -205,12 +216,15 @@ class Driver:
         return await self._worker.call(fn, *args, **kwargs)
 
     async def step(self, fn: Callable[P, Output], *args: P.args, **kwargs: P.kwargs) -> None:
-        """One engine step: run it, send its frames, publish what it returns."""
-        await self.dispatch(await self.call(fn, *args, **kwargs))
+        """One engine step: run it, post its frames, publish what it returns."""
+        self.dispatch(await self.call(fn, *args, **kwargs))
 
-    async def dispatch(self, out: Output) -> None:
-        """Send an engine output's frames, then publish it."""
-        await self._send(out.frames)
+    def dispatch(self, out: Output) -> None:
+        """Post an engine output's frames to the link (in order, behind what waits
+        there), then publish it."""
+        link = self._link
+        if link is not None:
+            link.post(out.frames)
         self._publish(out)
 
     def shielded(self, work: Coroutine[Any, Any, T]) -> "asyncio.Future[T]":
@@ -269,6 +283,10 @@ class Driver:
         link = self._link
         if link is not None:
             await link.send(frames)
+
+    async def _rebatch(self, frames: list[ClientFrame]) -> list[ClientFrame]:
+        """``Connection.coalesce``: the outbox rebatches directs that wait for the pacer."""
+        return await self.call(self.engine.rebatch_directs, frames)
 
     # Publishing --------------------------------------------------------------------------
 
@@ -444,6 +462,7 @@ class Driver:
         async with Connection.dial(self.url, self._pacer, self._tls) as link:
             welcome = await self._handshake(link)
             self.relay_rooms.welcomed(welcome.rooms)
+            link.coalesce = self._rebatch
             self._link = link
             ticker: asyncio.Task[None] | None = None
             try:
@@ -452,7 +471,7 @@ class Driver:
                 self._connected_at = asyncio.get_running_loop().time()
                 if self._ready is not None and not self._ready.done():
                     self._ready.set_result(None)
-                await self.dispatch(out)
+                self.dispatch(out)
                 if self._invited is not None:  # kept across a crash or a failed join
                     for invitation in await self.call(self.engine.pending_invites):
                         self._invited(invitation)
@@ -474,6 +493,9 @@ class Driver:
                 self._link = None
                 if ticker is not None:
                     await cancel_and_wait(ticker)
+                # Before the engine hears of it: a rebatch the writer asked for runs
+                # first (the worker runs calls in order), on this link's batches.
+                await link.stop_writing()
                 self._requests.fail_all(ConnectError("the connection to the relay was lost"))
                 await self.call(self.engine.disconnected)
                 self._lost()
@@ -537,7 +559,7 @@ class Driver:
                 ", ".join(kinds),
             )
             return
-        await self.dispatch(out)
+        self.dispatch(out)
 
     async def _tick_forever(self) -> None:
         """Housekeeping once a second: crypto timers, mailbox ack, outbox retries."""
@@ -546,7 +568,7 @@ class Driver:
             try:
                 out = await self.call(self.engine.tick)
                 out.extend(await self.call(self.engine.flush_outbox))
-                await self.dispatch(out)
+                self.dispatch(out)
             except Exception:
                 log.exception("internal error in e2echat housekeeping")
 

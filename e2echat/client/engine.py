@@ -632,6 +632,11 @@ class Engine:
         frames, notices = self.outbox.flush(self.rooms, self.clock())
         return Output(frames=frames, events=notices)
 
+    def rebatch_directs(self, frames: list[ClientFrame]) -> list[ClientFrame]:
+        """Directs frames that wait in a row for the link's pacer, as fewer frames (see
+        ``Outbox.rebatch``)."""
+        return self.outbox.rebatch(frames)
+
     def _confirm(self, frame: Sent, item_id: int, out: Output) -> None:
         state = self.rooms.get(frame.room) if frame.room is not None else None
         with self.store.transaction():

@@ -14,10 +14,14 @@ relay before the shares it needs (docs/protocol.md, "Directs").
 Against a relay that announces ``directs`` (docs/protocol.md, "Batched directs"), runs
 of directs to keys we share a room with go out as ``directs`` frames (``b<n>``) of at
 most the announced count and frame size; a refused batch is sent again as single
-directs, whose per-recipient answers the outbox already handles.
+directs, whose per-recipient answers the outbox already handles. Directs of many steps
+that wait for the link's pacer are rebatched (``rebatch``, asked by the connection's
+writer): a member validating a join a frame slot shares with every joiner of that slot
+in one frame. Directs may overtake other frames there, never each other, so a message
+still follows its shares.
 """
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 import msgspec
@@ -159,6 +163,34 @@ class Outbox:
         self._batches[self._next_batch] = [item_id for item_id, _, _ in chunk]
         items = [DirectItem(to=recipient, body=body) for _, recipient, body in chunk]
         return DirectsSend(items=items, id=f"{BATCH_ID}{self._next_batch}")
+
+    def rebatch(self, frames: Sequence[ClientFrame]) -> list[ClientFrame]:
+        """Directs frames of this connection still waiting to be written, as few frames
+        as the limits allow, their directs in the same order (the shell's writer asks
+        while the pacer holds them: directs made by many steps within one frame slot
+        then cost one frame). Their directs stay on their way under the new frames' ids.
+        Frames that are not all ours and on their way (another connection's) are left
+        as they are."""
+        directs: list[tuple[int, bytes, bytes]] = []
+        batches: list[int] = []
+        for frame in frames:
+            if isinstance(frame, DirectSend):
+                item_id = outbox_id(frame.id, DIRECT_ID)
+                if item_id is None or item_id not in self._directs_inflight:
+                    return list(frames)
+                directs.append((item_id, frame.to, frame.body))
+            elif isinstance(frame, DirectsSend):
+                batch = outbox_id(frame.id, BATCH_ID)
+                ids = self._batches.get(batch) if batch is not None else None
+                if batch is None or ids is None or len(ids) != len(frame.items):
+                    return list(frames)
+                batches.append(batch)
+                directs += [(i, d.to, d.body) for i, d in zip(ids, frame.items, strict=True)]
+            else:
+                return list(frames)
+        for batch in batches:
+            del self._batches[batch]
+        return self._direct_frames(directs)
 
     def flush(
         self, rooms: Mapping[bytes, RoomState], now: int

@@ -23,7 +23,15 @@ class TokenBucket:
 
     def delay(self, now: float, cost: float = 1.0) -> float:
         """Take ``cost`` tokens; how long to wait before using them (0 if they were there)."""
-        self.tokens = min(self.burst, self.tokens + (now - self.updated) * self.rate)
-        self.updated = now
+        self._refill(now)
         self.tokens -= cost
         return 0.0 if self.tokens >= 0 else -self.tokens / self.rate
+
+    def wait(self, now: float, cost: float = 1.0) -> float:
+        """How long until ``cost`` tokens are there (0: now); takes none."""
+        self._refill(now)
+        return 0.0 if self.tokens >= cost else (cost - self.tokens) / self.rate
+
+    def _refill(self, now: float) -> None:
+        self.tokens = min(self.burst, self.tokens + (now - self.updated) * self.rate)
+        self.updated = now

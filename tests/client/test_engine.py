@@ -9,6 +9,7 @@ from hypothesis import strategies as st
 
 import e2echat
 from e2echat.client.engine import Engine, body_size
+from e2echat.client.output import Output
 from e2echat.client.roomsync import SYNC_SETTLE_MS, SyncState
 from e2echat.crypto.identity import Identity
 from e2echat.crypto.session import CryptoSession
@@ -16,6 +17,7 @@ from e2echat.protocol import (
     MAX_SYNC_LIMIT,
     Ack,
     Challenge,
+    ClientFrame,
     DirectDelivery,
     DirectSend,
     DirectsSend,
@@ -586,3 +588,80 @@ def test_a_confirmed_batch_is_not_sent_again() -> None:
     connect(alice, *engines[1:])
     batching(alice, 128)
     assert not [f for f in alice.flush_outbox().frames if isinstance(f, DirectSend | DirectsSend)]
+
+
+DEN_ID = b"D" * 16
+
+
+def welcome_to_two_rooms(alice: Engine, bob: Engine, carol: Engine, dave: Engine) -> Output:
+    """alice connects; she shares the lobby with bob and the den with carol and dave,
+    both live; what she sends on connecting."""
+    lobby = room_info(alice, bob)
+    den = msgspec.structs.replace(room_info(alice, carol, dave), id=DEN_ID, name="den")
+    out = alice.welcome(
+        Welcome(user=User(key=alice.me, name="alice"), rooms=[lobby, den], mailbox=0)
+    )
+    for room_id in (ROOM_ID, DEN_ID):
+        alice.receive(Synced(room=room_id, seq=0, id="s" + room_id.hex()))
+    return out
+
+
+def in_two_rooms() -> tuple[Engine, list[Engine], list[DirectSend | DirectsSend]]:
+    """alice, in the lobby and the den, starts a chain in each, one step each: a single
+    share to bob, then a batch to the den."""
+    clock = Clock()
+    alice, bob, carol, dave = (make_engine(n, clock) for n in ("alice", "bob", "carol", "dave"))
+    alice.enter_room(room_info(alice, bob), "open", None)
+    den = msgspec.structs.replace(room_info(alice, carol, dave), id=DEN_ID, name="den")
+    alice.enter_room(den, "open", None)
+    welcome_to_two_rooms(alice, bob, carol, dave)
+    batching(alice, 128)
+    directs = [
+        frame
+        for room_id in (ROOM_ID, DEN_ID)
+        for frame in alice.queue(room_id, "first")[2].frames
+        if isinstance(frame, DirectSend | DirectsSend)
+    ]
+    return alice, [bob, carol, dave], directs
+
+
+def shares(frames: list[ClientFrame]) -> list[tuple[bytes, bytes]]:
+    """The (recipient, body) of every direct in ``frames``, in order."""
+    found: list[tuple[bytes, bytes]] = []
+    for frame in frames:
+        if isinstance(frame, DirectSend):
+            found.append((frame.to, frame.body))
+        elif isinstance(frame, DirectsSend):
+            found += [(item.to, item.body) for item in frame.items]
+    return found
+
+
+def test_directs_of_several_steps_are_rebatched_into_one_frame_confirmed_as_one() -> None:
+    alice, members, directs = in_two_rooms()
+    assert [type(f) for f in directs] == [DirectSend, DirectsSend]
+    (merged,) = alice.rebatch_directs(list(directs))
+    assert isinstance(merged, DirectsSend)
+    assert shares([merged]) == shares(list(directs))
+    assert [to for to, _ in shares([merged])] == [m.me for m in members]
+    assert not alice.flush_outbox().frames  # all three are on their way
+    alice.receive(DirectsSent(seqs=[1, 2, 3], ts=NOW, id=merged.id))
+    alice.disconnected()
+    assert not shares(welcome_to_two_rooms(alice, *members).frames)
+
+
+def test_a_refused_rebatched_frame_goes_again_singly() -> None:
+    alice, _members, directs = in_two_rooms()
+    (merged,) = alice.rebatch_directs(list(directs))
+    refused = Error(code=ErrorCode.FORBIDDEN, message="Not in a room with you.", id=merged.id)
+    again = [f for f in alice.receive(refused).frames if isinstance(f, DirectSend | DirectsSend)]
+    assert [type(f) for f in again] == [DirectSend] * 3
+    assert shares(again) == shares([merged])
+
+
+def test_directs_frames_of_a_connection_gone_are_left_as_they_are() -> None:
+    """A rebatch asked after the disconnect changes nothing: the next connection sends
+    the directs again."""
+    alice, members, directs = in_two_rooms()
+    alice.disconnected()
+    assert alice.rebatch_directs(list(directs)) == directs
+    assert shares(welcome_to_two_rooms(alice, *members).frames) == shares(list(directs))

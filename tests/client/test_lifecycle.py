@@ -34,7 +34,7 @@ async def test_late_joiner_reads_every_later_message_but_no_earlier_one(
     driver = carol._driver
     state = driver.engine.rooms[carol_room.id]
     state.sync = RoomSync(carol_room.id, 0)
-    await driver.dispatch(Output(frames=[state.sync.connect(partial=False)]))
+    driver.dispatch(Output(frames=[state.sync.connect(partial=False)]))
     after = [await room.send(f"after {i}") for i in range(3)]
     got = await collect(carol_inbox, 3)
     assert [m.text for m in got] == [m.text for m in after]

@@ -35,6 +35,15 @@ def test_token_bucket_allows_a_burst_then_paces() -> None:
     assert bucket.delay(101.0) == 0.0
 
 
+def test_token_bucket_says_how_long_until_a_token_without_taking_it() -> None:
+    bucket = TokenBucket(rate=10, burst=1)
+    assert bucket.wait(100.0) == bucket.wait(100.0) == 0.0
+    assert bucket.delay(100.0) == 0.0
+    assert bucket.wait(100.0) == pytest.approx(0.1)
+    assert bucket.wait(100.05) == pytest.approx(0.05)
+    assert bucket.wait(100.2) == 0.0
+
+
 async def test_subscriptions_see_what_is_published_after_they_are_made() -> None:
     hub: Hub[int] = Hub()
     hub.publish(0)

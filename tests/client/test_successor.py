@@ -91,7 +91,7 @@ async def test_a_member_cannot_pass_on_another_keys_successor_statement(
     mallory_room = mallory.get_room("lobby")
     assert mallory_room is not None
     _item, out = await driver.call(driver.engine.announce_successor, mallory_room.id, stolen)
-    await driver.dispatch(out)
+    driver.dispatch(out)
     await mallory_room.send("barrier")
     await collect(inbox, 1, lambda m: m.text == "barrier")
     contacts = alice._driver.engine.session.contacts
