@@ -52,6 +52,12 @@ READ_AHEAD = 2000
 Coalesce = Callable[[list[ClientFrame]], Awaitable[list[ClientFrame]]]
 """``Connection.coalesce``: directs frames waiting to be written, as the frames to write
 instead."""
+SLACK = 1.0
+"""Frame tokens the writer leaves in the pacer while frames keep coming. The relay counts
+a frame when it handles it: one handled sooner after the one before than it was sent
+(the one before waited in a busy relay's socket) finds the relay's bucket a fraction of
+a token lower than ours, and a writer that spends ours to zero is refused now and then
+(``rate_limited``, a strike against the connection)."""
 TlsOption = ssl.SSLContext | Path | str | None
 """``Client(ssl=...)``: a context, or the path of a CA file (PEM) to trust."""
 
@@ -245,7 +251,7 @@ class Connection:
         try:
             while True:
                 await self._queued.wait()
-                wait = self._pacer.wait(loop.time())
+                wait = self._pacer.wait(loop.time(), min(1 + SLACK, self._pacer.burst))
                 if wait:
                     await asyncio.sleep(wait)
                     continue

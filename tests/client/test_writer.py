@@ -191,3 +191,23 @@ def recipients(frame: ClientFrame) -> list[bytes]:
     if isinstance(frame, DirectsSend):
         return [item.to for item in frame.items]
     return []
+
+
+async def test_the_writer_leaves_a_token_in_the_pacer_unless_the_burst_is_one() -> None:
+    """With frames coming steadily, our bucket never runs dry: the relay's, a fraction
+    behind when a frame waited in its socket, is then not dry either."""
+    socket = Socket()
+    pacer = TokenBucket(rate=1e-9, burst=3)  # no refill within the test
+    link = Connection(cast(ClientConnection, socket), pacer)
+    await link.send([message(1)])
+    await link.send([message(2)])
+    link.post([message(3)])
+    for _ in range(3):
+        await asyncio.sleep(0)
+    await link.stop_writing()
+    assert socket.sent == [message(1), message(2)]
+    assert pacer.tokens == pytest.approx(1)
+    single = Connection(cast(ClientConnection, socket), TokenBucket(rate=1000.0, burst=1))
+    await asyncio.wait_for(single.send([message(4), message(5)]), 5)
+    await single.stop_writing()
+    assert socket.sent[2:] == [message(4), message(5)]
