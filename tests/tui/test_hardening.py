@@ -1,16 +1,18 @@
 """Regressions found by driving the client in a real terminal (tmux) as a daily user would."""
 
 import asyncio
+import gc
 import os
 import signal
 from dataclasses import replace
 
+import pytest
 from e2echat_tui.app import ChatApp
 from e2echat_tui.commands import history_text
 from e2echat_tui.composer import Composer
 from e2echat_tui.dialogs import VerifyScreen
 from e2echat_tui.header import Header
-from e2echat_tui.launch import exit_on_hangup
+from e2echat_tui.launch import exit_on_hangup, freeze_when_loaded
 from e2echat_tui.members import MembersPanel
 from e2echat_tui.sidebar import RoomList
 from e2echat_tui.timeline import Timeline
@@ -18,10 +20,10 @@ from textual.widgets import Static
 
 from e2echat import ConnectionState
 
-from .conftest import fixed_app
+from .conftest import SIZE, fixed_app
 from .fake import FakeChat
 from .screen import screen_text
-from .test_app import commands_done, settle, started, submit, until_screen
+from .test_app import commands_done, settle, started, submit, until_screen, with_stored
 
 NARROW = (80, 24)
 
@@ -199,3 +201,20 @@ async def test_f2_shows_the_members_on_a_narrow_terminal(app: ChatApp, chat: Fak
         assert not panel.display  # toggled: hidden on a wide terminal too
         await pilot.press("f2")
         assert panel.display
+
+
+async def test_the_program_freezes_its_memory_once_the_history_is_loaded(
+    chat: FakeChat, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A full pass of the garbage collector over 10,000 loaded messages paused a typed
+    key for about 90 ms: the program freezes what it holds once the history is in, and
+    not before (what is frozen then would be walked again)."""
+    with_stored(chat, 500)
+    app = fixed_app(chat)
+    frozen: list[bool] = []
+    monkeypatch.setattr(gc, "freeze", lambda: frozen.append(app.backlog_loaded.is_set()))
+    async with app.run_test(size=SIZE):
+        freezing = asyncio.create_task(freeze_when_loaded(app))
+        await app.backlog_loaded.wait()
+        await asyncio.wait_for(freezing, 10)
+    assert frozen == [True]
