@@ -896,6 +896,7 @@ class ChatApp(App[None]):
             return
         await self.chat.mark_verified(member)
         self.say(f"{self._who(room, await self._refreshed(room, member))} is verified")
+        await self._remark()
 
     async def _unverify(self, name: str) -> None:
         room, member = self._member_named(name, "unverify")
@@ -903,6 +904,7 @@ class ChatApp(App[None]):
             raise cmd.CommandError(f"{self._who(room, member)} is not verified")
         await self.chat.unverify(member)
         self.say(f"{self._who(room, await self._refreshed(room, member))} is no longer verified")
+        await self._remark()
 
     async def _set_petname(self, name: str, petname: str | None) -> None:
         room, member = self._member_named(name, "petname")
@@ -912,6 +914,20 @@ class ChatApp(App[None]):
         now = self._who(room, await self._refreshed(room, member))
         own = f"{escape_controls(member.name)}#{tag(member)}"
         self.say(f"{own} is {now} to you" if petname else f"{now} has no petname any more")
+        await self._remark()
+
+    async def _remark(self) -> None:
+        """Every room's lines show their senders' keys as the library knows them now
+        (after a change of trust, a rename, a successor): each roster is read again."""
+        for tab in list(self.tabs.values()):
+            try:
+                members = await tab.room.members()
+            except E2EChatError:
+                continue  # a room left meanwhile
+            if not self.is_running:
+                return  # the app is closing: its widgets are going away
+            if self.tabs.get(tab.name) is tab:
+                self.actions.remark(tab, {member.key: member for member in members})
 
     async def _refreshed(self, room: Room, member: Member) -> Member:
         """``member`` as the library knows it now (after a trust change), the shown
@@ -1050,6 +1066,7 @@ class ChatApp(App[None]):
                 after = "your verification carries over to it" if carried else "not verified"
                 line = f"{self._who(room, member)} moved to a new key {new.hex()[:4]}: {after}"
                 self._append(room.name, line, Level.INFO)
+                self.run_worker(self._remark(), group="trust", exclusive=True)
             case MemberValidated(room=room, member=member):
                 if room.secret and not member.is_me:
                     text = f"{self._who(room, member)} proved the room secret: keys shared"
@@ -1117,6 +1134,8 @@ class ChatApp(App[None]):
             line, level = f"{line}: {warning} (key {member.fingerprint})", Level.WARNING
         self._append(room.name, line, level)
         self._sync_roster(room)
+        if member.lookalikes or member.mixed_script:  # its namesakes are flagged too
+            self.run_worker(self._remark(), group="trust", exclusive=True)
 
     def _renamed(self, member: Member, previous: str | None) -> None:
         """A signed rename, told in every room we share with the key."""
@@ -1126,6 +1145,7 @@ class ChatApp(App[None]):
                 line = f"{was} is now {self._who(tab.room, member)}"
                 self._append(tab.name, line, Level.INFO)
         self._sync_roster()
+        self.run_worker(self._remark(), group="trust", exclusive=True)
 
     def _progress_changed(self, text: str) -> None:
         self.progress_text = text

@@ -11,10 +11,11 @@ action comes back as an ``E2EChatError`` and becomes a notice like any other.
 import asyncio
 import dataclasses
 import functools
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
-from e2echat import E2EChatError, Message, Room, UnreadChanged
+from e2echat import E2EChatError, Member, Message, Room, UnreadChanged
 from e2echat_tui import commands as cmd
 from e2echat_tui.chooser import Choice, choose
 from e2echat_tui.dialogs import ConfirmScreen
@@ -234,11 +235,34 @@ class MessageActions:
         self.app.timeline.changed(tab.log)
 
     def _put(self, tab: RoomTab, index: int, message: Message[Room]) -> None:
-        old = tab.log.entries[index]
         (entry,) = self.app._entries([message])
+        self._replace(tab, index, entry)
+
+    def _replace(self, tab: RoomTab, index: int, entry: Entry) -> None:
+        old = tab.log.entries[index]
         tab.log.replace(index, entry)
         if self.app.timeline.selected is old:
             self.app.timeline.selected = entry
+
+    # ------------------------------------------------------------ trust on lines shown
+
+    def remark(self, tab: RoomTab, members: Mapping[bytes, Member]) -> None:
+        """The lines of ``tab`` show each sender, and each quoted sender, as ``members``
+        (the room's roster now, by key) says: a line whose marker or label would differ
+        is drawn again. Trust belongs to the key, so a key verified, unverified,
+        petnamed, renamed or flagged as a look-alike today shows so on what it wrote
+        yesterday too."""
+        changed: dict[int, Message[Room]] = {}
+        for index, entry in enumerate(tab.log.entries):
+            message = entry.message
+            if message is not None and (now := as_known(message, members)) is not message:
+                changed[index] = now
+        if not changed:
+            return
+        entries = self.app._entries(list(changed.values()))  # the room's labels once
+        for index, entry in zip(changed, entries, strict=True):
+            self._replace(tab, index, entry)
+        self.app.timeline.changed(tab.log)
 
     def _requote(self, tab: RoomTab, original: Message[Room]) -> None:
         """Replies on screen quote ``original`` as it is now."""
@@ -323,3 +347,33 @@ class MessageActions:
                     return
         finally:
             self._marking.discard(tab.name)
+
+
+def as_known(message: Message[Room], members: Mapping[bytes, Member]) -> Message[Room]:
+    """``message`` with its sender and quoted sender as ``members`` knows their keys now
+    (``message`` itself if neither would show differently)."""
+    sender = _known(message.sender, members)
+    quote = message.reply_to
+    quoted = quote.sender if quote is not None else None
+    quoted_now = _known(quoted, members) if quoted is not None else None
+    if sender is message.sender and quoted_now is quoted:
+        return message
+    if quote is not None and quoted_now is not quoted:
+        quote = dataclasses.replace(quote, sender=quoted_now)
+    return dataclasses.replace(message, sender=sender, reply_to=quote)
+
+
+def _known(member: Member, members: Mapping[bytes, Member]) -> Member:
+    now = members.get(member.key)
+    return member if now is None or _shown_as(now) == _shown_as(member) else now
+
+
+def _shown_as(member: Member) -> tuple[object, ...]:
+    """What of a member a line shows: its label and what decides its marker and tag."""
+    return (
+        member.display_name,
+        member.verified,
+        member.lookalikes,
+        member.mixed_script,
+        member.predecessor,
+    )

@@ -107,7 +107,8 @@ def name_segments(member: Member, shown: Labels, style: Style | None = None) -> 
 def message_entry(message: Message[Room], timezone: tzinfo | None, shown: Labels) -> Entry:
     """The timeline entry of a message: own messages muted, mentions of me highlighted;
     ``shown`` are the room's labels (see ``trust.needs_tag``). The sender's marker is
-    its trust when the message arrived."""
+    its trust when the entry is made (``MessageActions.remark`` makes it again when that
+    trust changes)."""
     sender = message.sender
     own = message.own or sender.is_me
     author = name_segments(sender, shown, OWN_NAME_STYLE if own else None)

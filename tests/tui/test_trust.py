@@ -11,7 +11,14 @@ from e2echat_tui.members import MembersPanel
 from e2echat_tui.trust import LOOKALIKE, NEW_KEY, UNVERIFIED, VERIFIED, trust_mark
 from textual.widgets import Static
 
-from e2echat import ConnectionReplaced, Lookalike, Member, Predecessor, SuccessorAnnounced
+from e2echat import (
+    ConnectionReplaced,
+    Lookalike,
+    Member,
+    Predecessor,
+    Quote,
+    SuccessorAnnounced,
+)
 
 from .conftest import SIZE
 from .fake import FakeChat, fake_fingerprint, fake_key
@@ -209,3 +216,57 @@ async def test_a_successor_announced_is_told(app: ChatApp, chat: FakeChat) -> No
         assert last_line(app) == (
             f"✔bob moved to a new key {new_tag}: your verification carries over to it"
         )
+
+
+def lines_of(app: ChatApp) -> list[str]:
+    """The lobby's lines, prefix and body, as plain text."""
+    return [
+        "".join(segment.text for segment in entry.prefix) + entry.body
+        for entry in app.tabs["lobby"].log.entries
+    ]
+
+
+async def test_lines_already_shown_follow_the_trust_in_their_key(
+    app: ChatApp, chat: FakeChat
+) -> None:
+    """A marker belongs to the key, not to the moment a line arrived: unverifying bob
+    and naming carol take effect on what they wrote before too, and a reply quoting
+    carol quotes her under the petname."""
+    async with app.run_test(size=WIDE) as pilot:
+        await started(app, chat)
+        chat.deliver("lobby", "bob", "written while verified")
+        asked = chat.deliver("lobby", "carol", "written before the petname")
+        lobby = chat.directory["lobby"]
+        quote = Quote(asked.id, True, asked.sender, asked.text, asked.seq)
+        chat.publish(replace(chat.record(lobby, bob_of(chat), "an answer"), reply_to=quote))
+        await settle(pilot)
+        assert any(line.endswith("✔bob written while verified") for line in lines_of(app))
+        await submit(pilot, "/unverify bob")
+        await submit(pilot, "/petname carol Carol from work")
+        lines = lines_of(app)
+        assert any(line.endswith("?bob written while verified") for line in lines)
+        assert not any("✔bob" in line for line in lines)
+        assert any(line.endswith("?Carol from work written before the petname") for line in lines)
+        answer = app.tabs["lobby"].log.entries[-3]  # then the two lines of the commands
+        assert "".join(s.text for s in answer.quote).startswith("↱ ?Carol from work: written")
+        assert "?Carol from work: written before" in screen_text(app)
+
+
+async def test_a_namesake_arriving_tags_what_the_first_one_wrote(
+    app: ChatApp, chat: FakeChat
+) -> None:
+    """A second "carol" joins: the library flags both keys, and carol's earlier lines get
+    her tag, as her new ones do, so no line reads as either of them."""
+    async with app.run_test(size=WIDE) as pilot:
+        await started(app, chat)
+        chat.deliver("lobby", "carol", "hello from the first carol")
+        await settle(pilot)
+        lobby = chat.directory["lobby"]
+        carol = next(m for m in lobby.member_list if m.name == "carol")
+        stranger = impostor_of(chat, carol)
+        flag = Lookalike(stranger.key, "carol", stranger.fingerprint, True, False)
+        lobby.member_list[lobby.member_list.index(carol)] = replace(carol, lookalikes=(flag,))
+        chat.arrive("lobby", stranger)
+        await settle(pilot)
+        tagged = f"⚠carol#{carol.fingerprint.split()[0]} hello from the first carol"
+        assert any(line.endswith(tagged) for line in lines_of(app))
