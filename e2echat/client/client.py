@@ -1,7 +1,7 @@
 """``Client``: the public API over the driver.
 
 It validates what the application passes, turns API calls into relay requests and
-engine steps that the ``Driver`` runs (engine, then send, then publish), and serves
+engine steps that the ``Driver`` runs (engine, then post its frames, then publish), and serves
 subscriptions and handlers. Reconnection runs forever with exponential backoff and
 jitter unless ``reconnect=False``.
 """

@@ -2,9 +2,9 @@
 
 ``Engine`` owns the store and the crypto session and knows nothing of sockets, the
 event loop or the shell: the driver feeds it every decoded relay frame and a clock,
-sends the frames it returns, then binds and publishes the messages and events it
-returns. All of its methods run on one worker thread, one at a time, so it needs no
-locks.
+queues the frames it returns for sending, then binds and publishes the messages and
+events it returns. All of its methods run on one worker thread, one at a time, so it
+needs no locks.
 
 It coordinates parts that each own one kind of state: the ``Outbox`` (queued messages,
 send ids, confirmation, retry), a ``RoomSync`` per room (the explicit sync state
