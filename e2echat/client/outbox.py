@@ -137,22 +137,28 @@ class Outbox:
 
     def _batches_of(self, run: list[tuple[int, bytes, bytes]]) -> list[ClientFrame]:
         """Frames for a run of batchable directs: ``directs`` frames each within the
-        limits, and a chunk of one as a plain ``direct`` (nothing to save)."""
+        limits and naming each recipient once (the relay refuses a frame that names one
+        twice, and a run of several steps' directs, or a flush after a reconnect, may
+        hold two for one key), and a chunk of one as a plain ``direct``."""
         limits = self.batch_limits
         if limits is None:
             return []
         chunks: list[list[tuple[int, bytes, bytes]]] = []
         size = 0
+        named: set[bytes] = set()
         for direct in run:
             item_size = _item_size(direct[2])
             if (
                 not chunks
                 or len(chunks[-1]) == limits.max_items
                 or size + item_size > limits.max_frame
+                or direct[1] in named
             ):
                 chunks.append([])
                 size = _FRAME_OVERHEAD
+                named = set()
             chunks[-1].append(direct)
+            named.add(direct[1])
             size += item_size
         return [self._batch(chunk) for chunk in chunks]
 
@@ -188,9 +194,10 @@ class Outbox:
                 directs += [(i, d.to, d.body) for i, d in zip(ids, frame.items, strict=True)]
             else:
                 return list(frames)
-        for batch in batches:
+        rebatched = self._direct_frames(directs)
+        for batch in batches:  # only once the new frames stand: the old ids then go
             del self._batches[batch]
-        return self._direct_frames(directs)
+        return rebatched
 
     def flush(
         self, rooms: Mapping[bytes, RoomState], now: int

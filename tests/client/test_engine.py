@@ -665,3 +665,32 @@ def test_directs_frames_of_a_connection_gone_are_left_as_they_are() -> None:
     alice.disconnected()
     assert alice.rebatch_directs(list(directs)) == directs
     assert shares(welcome_to_two_rooms(alice, *members).frames) == shares(list(directs))
+
+
+def test_a_rebatch_names_each_recipient_once_per_frame() -> None:
+    """bob is in both of alice's rooms and gets a share of each chain: merged, the two
+    would make one frame that names him twice, which the relay refuses whole (and the
+    messages queued behind it would reach the relay before their shares)."""
+    clock = Clock()
+    alice, bob, carol = (make_engine(n, clock) for n in ("alice", "bob", "carol"))
+    lobby = room_info(alice, bob)
+    den = msgspec.structs.replace(room_info(alice, bob, carol), id=DEN_ID, name="den")
+    for info in (lobby, den):
+        alice.enter_room(info, "open", None)
+    alice.welcome(Welcome(user=User(key=alice.me, name="alice"), rooms=[lobby, den], mailbox=0))
+    for room_id in (ROOM_ID, DEN_ID):
+        alice.receive(Synced(room=room_id, seq=0, id="s" + room_id.hex()))
+    batching(alice, 128)
+    directs = [
+        frame
+        for room_id in (ROOM_ID, DEN_ID)
+        for frame in alice.queue(room_id, "first")[2].frames
+        if isinstance(frame, DirectSend | DirectsSend)
+    ]
+    assert [to for to, _ in shares(list(directs))] == [bob.me, bob.me, carol.me]
+    frames = alice.rebatch_directs(list(directs))
+    assert shares(frames) == shares(list(directs))  # the same directs, in order
+    for frame in frames:
+        named = [to for to, _ in shares([frame])]
+        assert len(named) == len(set(named))
+    assert len(frames) == 2
