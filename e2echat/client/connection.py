@@ -92,6 +92,8 @@ class _Queued:
     waiters: list[asyncio.Future[None]] = field(default_factory=list)
     coalesced: bool = False
     """Made by ``coalesce``: asking again with nothing new would give it back as it is."""
+    overtaken: bool = False
+    """Directs were pulled ahead of it once: later ones wait behind it."""
 
 
 def _done(entry: _Queued) -> None:
@@ -288,11 +290,25 @@ class Connection:
 
         Directs overtake the other frames that wait (never each other): a direct
         depends on no frame of ours that is not yet written, and a message depends only
-        on directs queued before it, which stay before it. The frames stay queued while
-        ``coalesce`` is asked."""
+        on directs queued before it, which stay before it. A frame is overtaken by one
+        such run at most: directs queued behind a frame that was overtaken once wait
+        behind it, or directs coming steadily would hold it back for ever (a relay
+        without ``directs``, whose directs a rebatch cannot merge). The frames stay
+        queued while ``coalesce`` is asked."""
         if self.coalesce is None or not self._queue or not _is_directs(self._queue[0].frame):
             return
-        run = [entry for entry in self._queue if _is_directs(entry.frame)]
+        run: list[_Queued] = []
+        passed: list[_Queued] = []  # frames a direct of the run is behind
+        between: list[_Queued] = []
+        for entry in self._queue:
+            if _is_directs(entry.frame):
+                run.append(entry)
+                passed += between
+                between = []
+            elif entry.overtaken:
+                break
+            else:
+                between.append(entry)
         if len(run) < 2 or all(entry.coalesced for entry in run):
             return
         try:
@@ -302,6 +318,8 @@ class Connection:
             return
         if not frames:
             return
+        for entry in passed:
+            entry.overtaken = True
         merged = [_Queued(frame, coalesced=True) for frame in frames]
         pulled = set(run)
         kept: list[_Queued] = []

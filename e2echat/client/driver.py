@@ -462,7 +462,6 @@ class Driver:
         async with Connection.dial(self.url, self._pacer, self._tls) as link:
             welcome = await self._handshake(link)
             self.relay_rooms.welcomed(welcome.rooms)
-            link.coalesce = self._rebatch
             self._link = link
             ticker: asyncio.Task[None] | None = None
             try:
@@ -509,6 +508,8 @@ class Driver:
                 limits = challenge.limits
                 if limits.share_rate is not None and limits.share_burst is not None:
                     link.share_pacer = TokenBucket(limits.share_rate, limits.share_burst)
+                if limits.max_directs is not None:  # without ``directs`` nothing merges
+                    link.coalesce = self._rebatch
                 hello = await self.call(self.engine.hello, challenge)
                 await link.send([hello])
                 reply = await link.recv()

@@ -211,3 +211,26 @@ async def test_the_writer_leaves_a_token_in_the_pacer_unless_the_burst_is_one() 
     await asyncio.wait_for(single.send([message(4), message(5)]), 5)
     await single.stop_writing()
     assert socket.sent[2:] == [message(4), message(5)]
+
+
+async def test_a_frame_is_overtaken_by_one_run_of_directs_at_most(
+    held: tuple[Connection, Socket, Hold],
+) -> None:
+    """Directs that keep coming (here one more each time the writer asks for a rebatch
+    that cannot merge them) do not hold a message back: it goes after the directs that
+    overtook it once, and those that came later wait behind it."""
+    link, socket, hold = held
+    asked = 0
+
+    async def unmerged(frames: list[ClientFrame]) -> list[ClientFrame]:
+        nonlocal asked
+        asked += 1
+        if asked < 50:
+            link.post([direct(100 + asked)])
+        return frames
+
+    link.coalesce = unmerged
+    link.post([direct(1), message(1), direct(2)])
+    hold.on = False
+    await asyncio.wait_for(link.drained(), 5)
+    assert socket.sent[:3] == [direct(1), direct(2), message(1)]
