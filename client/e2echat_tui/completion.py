@@ -91,11 +91,12 @@ def complete(before: str, members: Sequence[Member], rooms: Iterable[str]) -> Co
             ),
         )
     command = before.split(" ", 1)[0][1:].casefold() if before.startswith("/") else ""
-    if command in _ROOM_ARGUMENT and before.count(" ") == 1:
+    first_argument = len(before[:start].split()) == 1  # "/join  lob": two spaces, still
+    if command in _ROOM_ARGUMENT and first_argument:
         return Completion(start, tuple(_room_candidates(rooms, word, "")))
     if word.startswith("#"):
         return Completion(start, tuple(_room_candidates(rooms, word[1:], "#")))
-    if command in _NAME_ARGUMENT or (command in _FIRST_NAME_ARGUMENT and before.count(" ") == 1):
+    if command in _NAME_ARGUMENT or (command in _FIRST_NAME_ARGUMENT and first_argument):
         typed = word.removeprefix("@")
         return Completion(start, tuple(_member_candidates(members, typed, mention=False)))
     if not word:

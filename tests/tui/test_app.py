@@ -691,6 +691,9 @@ async def test_tab_completes_commands_and_rooms(app: ChatApp, chat: FakeChat) ->
         composer.text = "/join el"
         await pilot.press("end", "tab")
         assert composer.text == "/join elsewhere "
+        composer.text = "/join  el"  # two spaces (a "/jo" Tab leaves one, then one typed)
+        await pilot.press("end", "tab")
+        assert composer.text == "/join  elsewhere "
         composer.text = "see #te"
         await pilot.press("end", "tab")
         assert composer.text == "see #team "
