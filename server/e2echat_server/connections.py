@@ -5,6 +5,7 @@ than walking a room's members and looking up their connections each time.
 """
 
 from collections.abc import Iterable
+from collections.abc import Set as AbstractSet
 from typing import Generic, TypeVar
 
 C = TypeVar("C")
@@ -70,6 +71,19 @@ class Connections(Generic[C]):
 
     def of(self, key: bytes) -> set[C] | frozenset[C]:
         return self._by_key.get(key) or _EMPTY  # type: ignore[return-value]
+
+    def of_keys(self, keys: Iterable[bytes]) -> set[C]:
+        """Every live connection of ``keys``, walking the smaller side: a presence change
+        goes to every peer of a key, thousands in a large room, of whom a few are online."""
+        found: set[C] = set()
+        if isinstance(keys, AbstractSet) and len(keys) > len(self._by_key):
+            for key, conns in self._by_key.items():
+                if key in keys:
+                    found.update(conns)
+        else:
+            for key in keys:
+                found.update(self.of(key))
+        return found
 
     def in_room(self, room: bytes) -> set[C] | frozenset[C]:
         return self._by_room.get(room) or _EMPTY  # type: ignore[return-value]

@@ -138,10 +138,7 @@ class LocalBroker(Generic[C]):
         return self._deliver(self.connections.in_room(room), data, skip)
 
     def to_keys(self, keys: Iterable[bytes], data: bytes) -> int:
-        targets: set[C] = set()
-        for key in keys:
-            targets.update(self.connections.of(key))
-        return self._deliver(targets, data, None)
+        return self._deliver(self.connections.of_keys(keys), data, None)
 
     def presence(
         self, key: bytes, status: PresenceStatus, text: str | None, last_seen: int | None

@@ -58,3 +58,17 @@ def test_the_local_broker_delivers_to_room_and_key_connections_once() -> None:
     assert broker.to_room(ROOM, b"m") == 1
     assert broker.detach(b"a", "a1", [ROOM]) is True
     assert broker.to_room(ROOM, b"m") == 0
+
+
+def test_connections_of_many_keys_are_those_of_the_keys_online() -> None:
+    """A set of keys larger than the keys online is walked from the online side (a
+    presence change to every peer in a large room): the same connections either way."""
+    connections: Connections[str] = Connections()
+    connections.attach(b"a", "a1")
+    connections.attach(b"a", "a2")
+    connections.attach(b"b", "b1")
+    peers = {b"a", b"c", b"d", b"e"}
+    assert connections.of_keys(peers) == {"a1", "a2"}
+    assert connections.of_keys(sorted(peers)) == {"a1", "a2"}
+    assert connections.of_keys({b"b"}) == {"b1"}
+    assert connections.of_keys(set()) == set()
