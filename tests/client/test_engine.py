@@ -593,28 +593,33 @@ def test_a_confirmed_batch_is_not_sent_again() -> None:
 DEN_ID = b"D" * 16
 
 
-def welcome_to_two_rooms(alice: Engine, bob: Engine, carol: Engine, dave: Engine) -> Output:
-    """alice connects; she shares the lobby with bob and the den with carol and dave,
-    both live; what she sends on connecting."""
-    lobby = room_info(alice, bob)
-    den = msgspec.structs.replace(room_info(alice, carol, dave), id=DEN_ID, name="den")
-    out = alice.welcome(
-        Welcome(user=User(key=alice.me, name="alice"), rooms=[lobby, den], mailbox=0)
-    )
+def welcome_to_two_rooms(alice: Engine, lobby: list[Engine], den: list[Engine]) -> Output:
+    """alice connects; she shares the lobby with ``lobby`` and the den with ``den``, both
+    live; what she sends on connecting."""
+    rooms = [room_info(alice, *lobby), den_info(alice, *den)]
+    out = alice.welcome(Welcome(user=User(key=alice.me, name="alice"), rooms=rooms, mailbox=0))
     for room_id in (ROOM_ID, DEN_ID):
         alice.receive(Synced(room=room_id, seq=0, id="s" + room_id.hex()))
     return out
 
 
-def in_two_rooms() -> tuple[Engine, list[Engine], list[DirectSend | DirectsSend]]:
-    """alice, in the lobby and the den, starts a chain in each, one step each: a single
-    share to bob, then a batch to the den."""
+def den_info(*engines: Engine) -> RoomInfo:
+    return msgspec.structs.replace(room_info(*engines), id=DEN_ID, name="den")
+
+
+def in_two_rooms(
+    den_names: tuple[str, ...] = ("carol", "dave"),
+) -> tuple[Engine, list[Engine], list[Engine], list[DirectSend | DirectsSend]]:
+    """alice, in the lobby with bob and in the den with ``den_names`` (by default carol
+    and dave), starts a chain in each, one step each: a single share to bob, then a
+    batch to the den. alice, the lobby's and the den's other members, her directs."""
     clock = Clock()
-    alice, bob, carol, dave = (make_engine(n, clock) for n in ("alice", "bob", "carol", "dave"))
-    alice.enter_room(room_info(alice, bob), "open", None)
-    den = msgspec.structs.replace(room_info(alice, carol, dave), id=DEN_ID, name="den")
-    alice.enter_room(den, "open", None)
-    welcome_to_two_rooms(alice, bob, carol, dave)
+    alice, bob = make_engine("alice", clock), make_engine("bob", clock)
+    others = {"bob": bob} | {n: make_engine(n, clock) for n in den_names if n != "bob"}
+    lobby, den = [bob], [others[n] for n in den_names]
+    alice.enter_room(room_info(alice, *lobby), "open", None)
+    alice.enter_room(den_info(alice, *den), "open", None)
+    welcome_to_two_rooms(alice, lobby, den)
     batching(alice, 128)
     directs = [
         frame
@@ -622,7 +627,7 @@ def in_two_rooms() -> tuple[Engine, list[Engine], list[DirectSend | DirectsSend]
         for frame in alice.queue(room_id, "first")[2].frames
         if isinstance(frame, DirectSend | DirectsSend)
     ]
-    return alice, [bob, carol, dave], directs
+    return alice, lobby, den, directs
 
 
 def shares(frames: list[ClientFrame]) -> list[tuple[bytes, bytes]]:
@@ -637,7 +642,8 @@ def shares(frames: list[ClientFrame]) -> list[tuple[bytes, bytes]]:
 
 
 def test_directs_of_several_steps_are_rebatched_into_one_frame_confirmed_as_one() -> None:
-    alice, members, directs = in_two_rooms()
+    alice, lobby, den, directs = in_two_rooms()
+    members = lobby + den
     assert [type(f) for f in directs] == [DirectSend, DirectsSend]
     (merged,) = alice.rebatch_directs(list(directs))
     assert isinstance(merged, DirectsSend)
@@ -646,11 +652,11 @@ def test_directs_of_several_steps_are_rebatched_into_one_frame_confirmed_as_one(
     assert not alice.flush_outbox().frames  # all three are on their way
     alice.receive(DirectsSent(seqs=[1, 2, 3], ts=NOW, id=merged.id))
     alice.disconnected()
-    assert not shares(welcome_to_two_rooms(alice, *members).frames)
+    assert not shares(welcome_to_two_rooms(alice, lobby, den).frames)
 
 
 def test_a_refused_rebatched_frame_goes_again_singly() -> None:
-    alice, _members, directs = in_two_rooms()
+    alice, _lobby, _den, directs = in_two_rooms()
     (merged,) = alice.rebatch_directs(list(directs))
     refused = Error(code=ErrorCode.FORBIDDEN, message="Not in a room with you.", id=merged.id)
     again = [f for f in alice.receive(refused).frames if isinstance(f, DirectSend | DirectsSend)]
@@ -661,32 +667,17 @@ def test_a_refused_rebatched_frame_goes_again_singly() -> None:
 def test_directs_frames_of_a_connection_gone_are_left_as_they_are() -> None:
     """A rebatch asked after the disconnect changes nothing: the next connection sends
     the directs again."""
-    alice, members, directs = in_two_rooms()
+    alice, lobby, den, directs = in_two_rooms()
     alice.disconnected()
     assert alice.rebatch_directs(list(directs)) == directs
-    assert shares(welcome_to_two_rooms(alice, *members).frames) == shares(list(directs))
+    assert shares(welcome_to_two_rooms(alice, lobby, den).frames) == shares(list(directs))
 
 
 def test_a_rebatch_names_each_recipient_once_per_frame() -> None:
     """bob is in both of alice's rooms and gets a share of each chain: merged, the two
     would make one frame that names him twice, which the relay refuses whole (and the
     messages queued behind it would reach the relay before their shares)."""
-    clock = Clock()
-    alice, bob, carol = (make_engine(n, clock) for n in ("alice", "bob", "carol"))
-    lobby = room_info(alice, bob)
-    den = msgspec.structs.replace(room_info(alice, bob, carol), id=DEN_ID, name="den")
-    for info in (lobby, den):
-        alice.enter_room(info, "open", None)
-    alice.welcome(Welcome(user=User(key=alice.me, name="alice"), rooms=[lobby, den], mailbox=0))
-    for room_id in (ROOM_ID, DEN_ID):
-        alice.receive(Synced(room=room_id, seq=0, id="s" + room_id.hex()))
-    batching(alice, 128)
-    directs = [
-        frame
-        for room_id in (ROOM_ID, DEN_ID)
-        for frame in alice.queue(room_id, "first")[2].frames
-        if isinstance(frame, DirectSend | DirectsSend)
-    ]
+    alice, [bob], [_, carol], directs = in_two_rooms(("bob", "carol"))
     assert [to for to, _ in shares(list(directs))] == [bob.me, bob.me, carol.me]
     frames = alice.rebatch_directs(list(directs))
     assert shares(frames) == shares(list(directs))  # the same directs, in order
