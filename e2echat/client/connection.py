@@ -263,9 +263,7 @@ class Connection:
                 self._pacer.delay(now)
                 frame = entry.frame
                 if isinstance(frame, DirectsSend) and self.share_pacer is not None:
-                    delay = self.share_pacer.delay(now, len(frame.items))
-                    if delay:
-                        await asyncio.sleep(delay)
+                    await self._pace_shares(len(frame.items))
                 if self.open:
                     try:
                         await self._ws.send(encode_frame(frame), text=True)
@@ -283,6 +281,21 @@ class Connection:
         finally:
             self.open = False
             self._drop_queued()
+
+    async def _pace_shares(self, items: int) -> None:
+        """Wait until the share budget holds ``items`` envelopes and the same slack as
+        the frame pacer's (``SLACK`` frames' time of envelopes), then take ``items``.
+
+        The relay counts a batch's envelopes when it handles the frame, so the two
+        buckets drift apart as the frame buckets do; and a refused batch goes again as
+        single directs, at the frame rate: 128 of them take four seconds."""
+        shares, loop = self.share_pacer, asyncio.get_running_loop()
+        assert shares is not None
+        slack = SLACK / self._pacer.rate * shares.rate
+        wait = shares.wait(loop.time(), min(items + slack, shares.burst))
+        if wait:
+            await asyncio.sleep(wait)
+        shares.delay(loop.time(), items)
 
     async def _coalesce_head(self) -> None:
         """When the head of the queue is a directs frame: every directs frame queued

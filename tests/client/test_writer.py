@@ -234,3 +234,24 @@ async def test_a_frame_is_overtaken_by_one_run_of_directs_at_most(
     hold.on = False
     await asyncio.wait_for(link.drained(), 5)
     assert socket.sent[:3] == [direct(1), direct(2), message(1)]
+
+
+async def test_the_writer_leaves_slack_in_the_share_budget() -> None:
+    """A second batch waits until the share bucket holds its envelopes and one frame's
+    time of envelopes more (at 30 frames and 500 envelopes a second: about 17)."""
+    socket = Socket()
+    link = Connection(cast(ClientConnection, socket), TokenBucket(rate=30.0, burst=60))
+    link.share_pacer = TokenBucket(rate=500.0, burst=40)
+
+    def batch(n: int) -> DirectsSend:
+        return DirectsSend(items=[DirectItem(to=bytes([n, i]) * 16, body=b"s") for i in range(20)])
+
+    await link.send([batch(1)])
+    link.post([batch(2)])
+    for _ in range(3):
+        await asyncio.sleep(0)
+    assert len(socket.sent) == 1  # 20 left: not 20 + 16.7
+    await asyncio.wait_for(link.drained(), 5)
+    assert socket.sent == [batch(1), batch(2)]
+    assert link.share_pacer.tokens < 20
+    await link.stop_writing()
