@@ -4,11 +4,25 @@ Fan-out reads ``in_room`` on every message, so the relay keeps that set ready ra
 than walking a room's members and looking up their connections each time.
 """
 
-from collections.abc import Iterable
+from collections.abc import Container, Iterable, Iterator, Sized
 from collections.abc import Set as AbstractSet
-from typing import Generic, TypeVar
+from typing import Generic, Protocol, TypeVar
 
 C = TypeVar("C")
+
+
+class Keyed(Container[bytes], Sized, Iterable[bytes], Protocol):
+    """What ``among`` walks from either side: a set of keys, or a dict by key."""
+
+
+def among(keys: Iterable[bytes], present: Keyed) -> Iterator[bytes]:
+    """The keys of ``keys`` that ``present`` holds, walking the smaller side: a presence
+    change goes to every peer of a key, thousands in a large room, of whom a few are
+    online (on this relay, or on another)."""
+    if isinstance(keys, AbstractSet) and len(keys) > len(present):
+        return (key for key in present if key in keys)
+    return (key for key in keys if key in present)
+
 
 _EMPTY: frozenset[object] = frozenset()
 
@@ -73,16 +87,10 @@ class Connections(Generic[C]):
         return self._by_key.get(key) or _EMPTY  # type: ignore[return-value]
 
     def of_keys(self, keys: Iterable[bytes]) -> set[C]:
-        """Every live connection of ``keys``, walking the smaller side: a presence change
-        goes to every peer of a key, thousands in a large room, of whom a few are online."""
+        """Every live connection of ``keys`` (``among`` the keys connected)."""
         found: set[C] = set()
-        if isinstance(keys, AbstractSet) and len(keys) > len(self._by_key):
-            for key, conns in self._by_key.items():
-                if key in keys:
-                    found.update(conns)
-        else:
-            for key in keys:
-                found.update(self.of(key))
+        for key in among(keys, self._by_key):
+            found.update(self._by_key[key])
         return found
 
     def in_room(self, room: bytes) -> set[C] | frozenset[C]:

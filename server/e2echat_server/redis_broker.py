@@ -25,6 +25,7 @@ import math
 import os
 import time
 from collections.abc import Callable, Iterable
+from collections.abc import Set as AbstractSet
 from typing import Any, Final, Generic, TypeVar, cast
 
 import msgspec
@@ -35,6 +36,7 @@ from redis.exceptions import RedisError
 
 from e2echat.protocol import ErrorCode, Message, Presence, ProtocolError, encode_frame
 from e2echat_server import bus
+from e2echat_server.connections import among
 from e2echat_server.directory import OFFLINE, Directory, PresenceStatus
 from e2echat_server.engine import Deliver, LocalBroker
 from e2echat_server.logs import LOGGER, event
@@ -156,8 +158,8 @@ class RedisBroker(LocalBroker[C], Generic[C]):
         return super().to_room(room, data, skip)
 
     def to_keys(self, keys: Iterable[bytes], data: bytes) -> int:
-        keys = list(keys)
-        elsewhere = [key for key in keys if key in self.remote]
+        keys = keys if isinstance(keys, AbstractSet) else set(keys)  # walked twice
+        elsewhere = list(among(keys, self.remote))
         if elsewhere:
             self._send(self._notice(bus.ToKeys(elsewhere, data)))
         return super().to_keys(keys, data)

@@ -2,7 +2,7 @@
 
 from collections.abc import Iterable
 
-from e2echat_server.connections import Connections
+from e2echat_server.connections import Connections, among
 from e2echat_server.engine import LocalBroker
 
 ROOM = b"r" * 16
@@ -72,3 +72,14 @@ def test_connections_of_many_keys_are_those_of_the_keys_online() -> None:
     assert connections.of_keys(sorted(peers)) == {"a1", "a2"}
     assert connections.of_keys({b"b"}) == {"b1"}
     assert connections.of_keys(set()) == set()
+
+
+def test_among_walks_the_smaller_side_and_finds_the_same_keys() -> None:
+    """A peer set larger than what is present is walked from the present side (a dict by
+    key on this relay, the keys online on other relays); a list is walked as it is."""
+    present = {b"a": 1, b"b": 2}
+    peers = {b"a", b"c", b"d"}
+    assert sorted(among(peers, present)) == [b"a"]
+    assert list(among([b"d", b"b", b"a"], present)) == [b"b", b"a"]  # in the given order
+    assert list(among(set(), present)) == []
+    assert list(among({b"a", b"b", b"c"}, {b"c"})) == [b"c"]
