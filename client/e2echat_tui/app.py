@@ -45,6 +45,7 @@ from e2echat import (
     Notice,
     PresenceChanged,
     ReactionsChanged,
+    ReadReceipt,
     Room,
     RoomChanged,
     RoomDeleted,
@@ -371,9 +372,18 @@ class ChatApp(App[None]):
             loading.finish()
 
     def _entries(self, messages: Sequence[e2echat.Message[Room]]) -> list[Entry]:
-        """Timeline entries for messages of one room (its labels looked up once)."""
-        shown = labels(messages[0].room.member_list) if messages else {}
-        return [message_entry(message, self.timezone, shown) for message in messages]
+        """Timeline entries for messages of one room (its labels and who read what
+        looked up once)."""
+        if not messages:
+            return []
+        room = messages[0].room
+        shown = labels(room.member_list)
+        tab = self.tabs.get(room.name)
+        readers = tab.readers() if tab is not None and tab.receipts else {}
+        return [
+            message_entry(message, self.timezone, shown, readers.get(message.id, ()))
+            for message in messages
+        ]
 
     def _who(self, room: Room | None, member: Member) -> str:
         """``member``'s trust marker and name for a line about it, tagged if it could pass
@@ -1083,6 +1093,8 @@ class ChatApp(App[None]):
                 if waiting:
                     text += " (it is kept, and shown when its key arrives)"
                 self._append(room.name, text, Level.ERROR)
+            case ReadReceipt(room=room, member=member, message_id=message_id):
+                self.actions.read_by(room, member, message_id)
             case MessageEdited(message=message) | ReactionsChanged(message=message):
                 self.actions.changed(message)
             case MessageDeleted(room=room, message_id=message_id):

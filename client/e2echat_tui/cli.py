@@ -275,6 +275,7 @@ def connect(
             store=store_path,
             connect_timeout=0,
             registration_token=registration_token,
+            read_receipts=file.read_receipts,
         )
     except InvalidName as exc:
         raise _fail(f"{name_origin}: {exc}") from None

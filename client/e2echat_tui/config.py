@@ -78,6 +78,7 @@ class FileConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True, froze
     room: str | None = None
     theme: str | None = None
     vi: bool = False
+    read_receipts: bool = False
     notifications: Notifications = Notifications()
     keymap: dict[str, str] = {}
 
@@ -243,6 +244,7 @@ def render(relay: Sequence[str], name: str | None, identity: Path | None) -> str
         '# room = "lobby"          # the room shown first',
         '# theme = "textual-dark"',
         "# vi = false             # vi-style normal mode in the composer (Escape)",
+        "# read_receipts = false  # tell the members of your rooms how far you read",
         "",
         "[notifications]",
         "# bell = true",

@@ -244,6 +244,23 @@ class MessageActions:
         if self.app.timeline.selected is old:
             self.app.timeline.selected = entry
 
+    # ------------------------------------------------------------ read receipts
+
+    def read_by(self, room: Room, member: Member, message_id: bytes) -> None:
+        """``member`` read ``room`` up to ``message_id`` (its receipt): the "read by" of
+        its footer moves there from the message it read up to before."""
+        tab = self.app.tabs.get(room.name)
+        if tab is None or member.is_me:
+            return
+        before = tab.receipts.get(member.key)
+        tab.receipts[member.key] = (message_id, member)
+        for moved in {message_id, before[0] if before else message_id}:
+            index = tab.log.find(moved)
+            message = tab.log.entries[index].message if index is not None else None
+            if index is not None and message is not None:
+                self._put(tab, index, message)
+        self.app.timeline.changed(tab.log)
+
     # ------------------------------------------------------------ trust on lines shown
 
     def remark(self, tab: RoomTab, members: Mapping[bytes, Member]) -> None:

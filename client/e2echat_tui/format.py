@@ -6,7 +6,7 @@ through ``escape_controls`` and lands in a ``Segment`` or ``Text`` as plain text
 
 import functools
 import zlib
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from datetime import datetime, tzinfo
 from enum import Enum
 
@@ -104,7 +104,12 @@ def name_segments(member: Member, shown: Labels, style: Style | None = None) -> 
     return [name] if mark is None else [Segment(*mark), name]
 
 
-def message_entry(message: Message[Room], timezone: tzinfo | None, shown: Labels) -> Entry:
+def message_entry(
+    message: Message[Room],
+    timezone: tzinfo | None,
+    shown: Labels,
+    readers: Sequence[Member] = (),
+) -> Entry:
     """The timeline entry of a message: own messages muted, mentions of me highlighted;
     ``shown`` are the room's labels (see ``trust.needs_tag``). The sender's marker is
     its trust when the entry is made (``MessageActions.remark`` makes it again when that
@@ -132,7 +137,7 @@ def message_entry(message: Message[Room], timezone: tzinfo | None, shown: Labels
         background=MENTION_BACKGROUND if mentioned else None,
         message=message,
         quote=quote_line(message, shown),
-        footer=() if message.deleted else footer_line(message, shown),
+        footer=() if message.deleted else footer_line(message, shown, readers),
     )
 
 
@@ -150,9 +155,12 @@ def quote_line(message: Message[Room], shown: Labels) -> tuple[Segment, ...]:
     return (Segment("↱ ", QUOTE_STYLE), *who, Segment(": " + excerpt, QUOTE_STYLE))
 
 
-def footer_line(message: Message[Room], shown: Labels) -> tuple[Segment, ...]:
-    """The line below a message: "(edited)" and its reactions, with who reacted while
-    they are few (``(edited) · 👍 bob, carol · 🎉 5``); ours stand out."""
+def footer_line(
+    message: Message[Room], shown: Labels, readers: Sequence[Member] = ()
+) -> tuple[Segment, ...]:
+    """The line below a message: "(edited)", its reactions, with who reacted while they
+    are few (``(edited) · 👍 bob, carol · 🎉 5``; ours stand out), and the members who
+    read up to it, by their receipts (``read by ✔bob``)."""
     parts: list[Segment] = []
     if message.edited:
         parts.append(Segment("(edited)", FOOTER_STYLE))
@@ -166,6 +174,14 @@ def footer_line(message: Message[Room], shown: Labels) -> tuple[Segment, ...]:
             who = f"{reaction.count:,}"
         text = f"{escape_controls(reaction.emoji)} {who}"
         parts.append(Segment(text, MY_REACTION_STYLE if mine else REACTION_STYLE))
+    if readers:
+        if parts:
+            parts.append(Segment(" · ", FOOTER_STYLE))
+        if len(readers) <= FOOTER_NAMES:
+            who = ", ".join(marked_name(member, shown) for member in readers)
+        else:
+            who = f"{len(readers):,} members"
+        parts.append(Segment(f"read by {who}", FOOTER_STYLE))
     return tuple(parts)
 
 

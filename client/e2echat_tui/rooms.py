@@ -2,7 +2,7 @@
 
 from dataclasses import dataclass, field
 
-from e2echat import Room
+from e2echat import Member, Room
 from e2echat_tui.composer import InputHistory
 from e2echat_tui.lines import Entry, RoomLog
 
@@ -28,6 +28,16 @@ class RoomTab:
     unread_line: Entry | None = None
     """The "new messages" line shown above the first message unread when the room was
     opened (it goes when another room is shown)."""
+    receipts: dict[bytes, tuple[bytes, Member]] = field(default_factory=dict)
+    """By key: the message each member that sends read receipts read up to, and that
+    member (its footer says "read by" them)."""
+
+    def readers(self) -> dict[bytes, list[Member]]:
+        """By message id: the members who read up to it."""
+        by_message: dict[bytes, list[Member]] = {}
+        for message_id, member in self.receipts.values():
+            by_message.setdefault(message_id, []).append(member)
+        return by_message
 
     @property
     def name(self) -> str:

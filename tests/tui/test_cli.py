@@ -7,6 +7,7 @@ from pathlib import Path
 import nacl.bindings as sodium
 import pytest
 from e2echat_server import Relay, RelayConfig
+from e2echat_tui import cli, launch
 from e2echat_tui.cli import app
 from syrupy.assertion import SnapshotAssertion
 from typer.testing import CliRunner
@@ -137,6 +138,33 @@ def test_init_writes_a_config_that_connect_reads(
     assert "error: --name:" in flag.output
 
 
+@pytest.mark.parametrize(("line", "sent"), [("", False), ("read_receipts = true", True)])
+def test_read_receipts_are_sent_only_when_the_config_says_so(
+    runner: CliRunner, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, line: str, sent: bool
+) -> None:
+    made: dict[str, object] = {}
+
+    def recording(*_: object, **options: object) -> object:
+        made.update(options)
+        return object()
+
+    async def run_nothing(*_: object, **__: object) -> None:
+        return None
+
+    monkeypatch.setattr(cli, "Client", recording)
+    monkeypatch.setattr(launch, "run_chat", run_nothing)
+    result = runner.invoke(
+        app, ["init", "--relay", "ws://relay.example/", "--name", "ann"], input="pw\npw\n"
+    )
+    assert result.exit_code == 0, result.output
+    config = tmp_path / "config.toml"
+    config.write_text(f"{line}\n{config.read_text()}")  # at the top, before any [table]
+    monkeypatch.setenv("E2ECHAT_PASSPHRASE", "pw")
+    result = runner.invoke(app, ["connect"])
+    assert result.exit_code == 0, result.output
+    assert made["read_receipts"] is sent
+
+
 def test_connect_without_a_relay_says_where_to_give_one(runner: CliRunner) -> None:
     result = runner.invoke(app, ["connect"])
     assert result.exit_code == 1
@@ -156,6 +184,7 @@ def test_connect_without_a_relay_says_where_to_give_one(runner: CliRunner) -> No
         ("[keymap]\nfly = 'f9'", "keymap.fly: no such action"),
         ("[keymap]\nquit = 'ctrl+qq'", 'keymap.quit: "ctrl+qq" is not a key name'),
         ("theme = 'neon'", 'theme: no theme "neon"'),
+        ("read_receipts = 'yes'", "read_receipts: expected bool, got str"),
         ("relay = [", "not valid TOML"),
     ],
 )

@@ -13,7 +13,7 @@ from e2echat_tui.header import Topic
 from textual.command import CommandPalette
 from textual.pilot import Pilot
 
-from e2echat import Message, MessageDeleted, MessageEdited, Quote
+from e2echat import Message, MessageDeleted, MessageEdited, Quote, ReadReceipt
 
 from .conftest import SIZE, fixed_app, populated_chat
 from .fake import FakeChat, FakeRoom
@@ -329,3 +329,40 @@ def test_snapshot_of_the_new_messages_line_and_a_direct_conversation(
         await settle(pilot)
 
     assert snap_compare(fixed_app(chat), terminal_size=SIZE, run_before=open_it)
+
+
+async def test_read_receipts_show_under_the_last_message_each_member_read() -> None:
+    """A member who sends receipts is shown under the message it read up to, one
+    message per member, moving down as it reads on; an edit keeps the footer; our own
+    receipts (another device of ours) are not shown."""
+    chat = populated_chat()
+    app = fixed_app(chat)
+    lobby = lobby_of(chat)
+    bob, carol = lobby.member_list[1], lobby.member_list[2]
+    async with app.run_test(size=SIZE) as pilot:
+        await started(app, chat)
+        first = chat.deliver("lobby", "bob", "first")
+        second = chat.deliver("lobby", "bob", "second")
+        await settle(pilot)
+        chat.emit(ReadReceipt(lobby, carol, first.id))  # type: ignore[arg-type]
+        chat.emit(ReadReceipt(lobby, chat.me, second.id))  # type: ignore[arg-type]
+        await settle(pilot)
+        assert footers(app) == {"first": "read by ?carol"}
+        chat.emit(ReadReceipt(lobby, carol, second.id))  # type: ignore[arg-type]
+        chat.emit(ReadReceipt(lobby, bob, second.id))  # type: ignore[arg-type]
+        await settle(pilot)
+        assert footers(app) == {"second": "read by ?carol, ✔bob"}
+        assert "read by ?carol, ✔bob" in screen_text(app)
+        edited = replace(second, text="second, edited", edited=True)
+        chat.emit(MessageEdited(lobby, edited))  # type: ignore[arg-type]
+        await settle(pilot)
+        assert footers(app) == {"second, edited": "(edited) · read by ?carol, ✔bob"}
+
+
+def footers(app: ChatApp) -> dict[str, str]:
+    """The lobby's messages that have a footer line, by body."""
+    return {
+        entry.body: "".join(segment.text for segment in entry.footer)
+        for entry in app.tabs["lobby"].log.entries
+        if entry.footer and entry.message is not None
+    }

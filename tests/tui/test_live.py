@@ -267,3 +267,38 @@ async def test_a_catch_up_longer_than_the_backlog_loses_nothing(tmp_path: Path) 
             assert app._messages.dropped == 0  # type: ignore[attr-defined]
             assert app._events.dropped == 0  # type: ignore[attr-defined]
     assert f"syncing #news: 0 of {missed}" in app.status_texts  # its start was not lost
+
+
+async def test_a_read_receipt_of_another_client_shows_under_what_it_read(
+    session: tuple[WatchedApp, Pilot[None], str], tmp_path: Path
+) -> None:
+    """bob's client sends read receipts (the library's option, off by default); when he
+    marks the room read, the line below tess's message says so."""
+    app, pilot, url = session
+    bob = Client(
+        url,
+        identity=Identity.generate(),
+        name="bob",
+        store=tmp_path / "bob.sqlite3",
+        read_receipts=True,
+    )
+    async with bob:
+        room = await bob.join(LOBBY)
+        await until(app, lambda: "?bob joined" in bodies(app))
+        arrived = bob.messages()
+        await type_line(pilot, "did you read this?")
+        async with asyncio.timeout(TIMEOUT):
+            async for message in arrived:
+                if message.text == "did you read this?":
+                    break
+        await room.mark_read(message)
+        line = "did you read this?"
+        await until(
+            app,
+            lambda: any(
+                e.body == line and "read by ?bob" in "".join(s.text for s in e.footer)
+                for e in app.tabs[LOBBY].log.entries
+            ),
+        )
+        await pilot.pause()
+        assert "read by ?bob" in screen_text(app)
