@@ -14,7 +14,7 @@ from textual.pilot import Pilot
 from e2echat import Client, DirectStarted, Identity, Message
 
 from .screen import screen_text
-from .test_live import TIMEOUT, WatchedApp, bodies, session, type_line, until
+from .test_live import TIMEOUT, WatchedApp, bodies, first_message, session, type_line, until
 
 __all__ = ["session"]  # the fixture, shared with test_live
 
@@ -86,9 +86,6 @@ async def test_a_conversation_someone_else_starts_appears_in_the_sidebar(
         assert sidebar_peers(app)[dm.name].startswith("?carol#")  # type: ignore[union-attr]
         inbox = carol.messages()
         await type_line(pilot, "/msg carol and back")
-        async with asyncio.timeout(TIMEOUT):
-            async for message in inbox:
-                if message.text == "and back":
-                    break
+        message = await first_message(inbox, lambda m: m.text == "and back")
         assert message.room.id == dm.id
         assert len(app.chat.directs) == 1

@@ -21,7 +21,7 @@ from textual.pilot import Pilot
 from e2echat import Client, Identity, Message, Room
 
 from .screen import screen_text
-from .test_live import SIZE, TIMEOUT, WatchedApp, bodies, type_line, until
+from .test_live import SIZE, TIMEOUT, WatchedApp, bodies, first_message, type_line, until
 
 
 class FileApp(WatchedApp):
@@ -76,11 +76,7 @@ def png_bytes() -> bytes:
 
 
 async def next_file(inbox: AsyncIterator[Message[Room]]) -> Message[Room]:
-    async with asyncio.timeout(TIMEOUT):
-        async for message in inbox:
-            if message.file is not None:
-                return message
-    raise AssertionError("no file arrived")
+    return await first_message(inbox, lambda message: message.file is not None)
 
 
 async def test_upload_and_save_a_file_both_ways(files_session: Session) -> None:

@@ -15,7 +15,7 @@ from e2echat_tui.dialogs import VerifyScreen
 from e2echat_tui.format import Level
 from textual.pilot import Pilot
 
-from e2echat import Client, Identity, Room
+from e2echat import Client, Identity, Message, Room
 
 from .screen import screen_text
 
@@ -48,6 +48,17 @@ async def until(app: WatchedApp, predicate: Callable[[], bool]) -> None:
         while not predicate():
             app.changed.clear()
             await app.changed.wait()
+
+
+async def first_message(
+    messages: AsyncIterator[Message[Room]], wanted: Callable[[Message[Room]], bool]
+) -> Message[Room]:
+    """The first of ``messages`` (a library subscription) that is ``wanted`` (bounded)."""
+    async with asyncio.timeout(TIMEOUT):
+        async for message in messages:
+            if wanted(message):
+                return message
+    raise AssertionError("the subscription ended")
 
 
 def bodies(app: ChatApp, room: str = LOBBY) -> list[str]:
@@ -129,10 +140,7 @@ async def test_messages_from_another_library_client_arrive_as_literal_text(
         assert "bob [red]x[/red] and \\x1b[31mred\\x1b[0m @tess" in screen_text(app)
         replies = bob.messages()
         await type_line(pilot, "hello @bob")
-        async with asyncio.timeout(TIMEOUT):
-            async for message in replies:
-                if message.sender.name == "tess":
-                    break
+        message = await first_message(replies, lambda m: m.sender.name == "tess")
         assert message.text == "hello @bob"
         assert message.mentions_me
 
@@ -286,13 +294,9 @@ async def test_a_read_receipt_of_another_client_shows_under_what_it_read(
         room = await bob.join(LOBBY)
         await until(app, lambda: "?bob joined" in bodies(app))
         arrived = bob.messages()
-        await type_line(pilot, "did you read this?")
-        async with asyncio.timeout(TIMEOUT):
-            async for message in arrived:
-                if message.text == "did you read this?":
-                    break
-        await room.mark_read(message)
         line = "did you read this?"
+        await type_line(pilot, line)
+        await room.mark_read(await first_message(arrived, lambda m: m.text == line))
         await until(
             app,
             lambda: any(
