@@ -379,7 +379,7 @@ class ChatApp(App[None]):
         room = messages[0].room
         shown = labels(room.member_list)
         tab = self.tabs.get(room.name)
-        readers = tab.readers() if tab is not None and tab.receipts else {}
+        readers = tab.readers if tab is not None else {}
         return [
             message_entry(message, self.timezone, shown, readers.get(message.id, ()))
             for message in messages

@@ -252,9 +252,8 @@ class MessageActions:
         tab = self.app.tabs.get(room.name)
         if tab is None or member.is_me:
             return
-        before = tab.receipts.get(member.key)
-        tab.receipts[member.key] = (message_id, member)
-        for moved in {message_id, before[0] if before else message_id}:
+        before = tab.read(member, message_id)
+        for moved in {message_id, before or message_id}:
             index = tab.log.find(moved)
             message = tab.log.entries[index].message if index is not None else None
             if index is not None and message is not None:

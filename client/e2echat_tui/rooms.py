@@ -28,16 +28,25 @@ class RoomTab:
     unread_line: Entry | None = None
     """The "new messages" line shown above the first message unread when the room was
     opened (it goes when another room is shown)."""
-    receipts: dict[bytes, tuple[bytes, Member]] = field(default_factory=dict)
-    """By key: the message each member that sends read receipts read up to, and that
-    member (its footer says "read by" them)."""
+    read_up_to: dict[bytes, bytes] = field(default_factory=dict)
+    """By key: the message each member that sends read receipts read up to."""
+    readers: dict[bytes, list[Member]] = field(default_factory=dict)
+    """By message id: the members who read up to it (what its footer names), kept with
+    ``read_up_to`` by ``read``, so drawing a message looks it up once."""
 
-    def readers(self) -> dict[bytes, list[Member]]:
-        """By message id: the members who read up to it."""
-        by_message: dict[bytes, list[Member]] = {}
-        for message_id, member in self.receipts.values():
-            by_message.setdefault(message_id, []).append(member)
-        return by_message
+    def read(self, member: Member, message_id: bytes) -> bytes | None:
+        """``member``'s receipt: it read up to ``message_id``; the message it had read up
+        to before, if any."""
+        before = self.read_up_to.get(member.key)
+        if before is not None:
+            left = [m for m in self.readers[before] if m.key != member.key]
+            if left:
+                self.readers[before] = left
+            else:
+                del self.readers[before]
+        self.read_up_to[member.key] = message_id
+        self.readers.setdefault(message_id, []).append(member)
+        return before
 
     @property
     def name(self) -> str:
