@@ -47,6 +47,7 @@ from e2echat.protocol import (
     RelayLimits,
     RoomInfo,
     RoomReply,
+    RosterEntry,
     Send,
     Sent,
     Sync,
@@ -56,7 +57,6 @@ from e2echat.protocol import (
     decode_relay_frame,
     encode_frame,
 )
-from e2echat.protocol import Member as RelayMember
 from e2echat.store import Store
 
 RATE = 200
@@ -204,7 +204,7 @@ def prepared_frames(count: int, home: Path) -> tuple[Engine, list[bytes], list[b
     for engine in (sender, receiver):
         h = engine.hello(hello)
         members.append(
-            RelayMember(
+            RosterEntry(
                 key=engine.me, name=engine.name, status="online", prekey=h.prekey, joined=NOW
             )
         )

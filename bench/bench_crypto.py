@@ -20,7 +20,7 @@ from collections.abc import Callable
 
 import nacl.bindings as sodium
 
-from e2echat.crypto import CryptoSession, Identity, Member, MemoryStore, Policy, Text
+from e2echat.crypto import AnnouncedMember, CryptoSession, Identity, MemoryStore, Policy, Text
 from e2echat.crypto.message import HEADER_SIZE, PAD_BLOCK
 from e2echat.crypto.payload import encode_payload
 from e2echat.crypto.prekeys import new_prekey
@@ -52,10 +52,10 @@ def payload_of_size(size: int) -> Text:
     return payload
 
 
-def session(name: bytes, policy: Policy) -> tuple[CryptoSession, Member]:
+def session(name: bytes, policy: Policy) -> tuple[CryptoSession, AnnouncedMember]:
     identity = Identity(name * 32)
     crypto = CryptoSession(identity, MemoryStore(), policy=policy)
-    return crypto, Member(identity.public_key, name.hex(), crypto.current_prekey(NOW))
+    return crypto, AnnouncedMember(identity.public_key, name.hex(), crypto.current_prekey(NOW))
 
 
 def bench_messages(calls: int, repeats: int) -> dict[str, float]:
@@ -142,7 +142,7 @@ def bench_rotation(shares: int, repeats: int) -> dict[str, float]:
     for number in range(shares + repeats + 1):
         identity = Identity(number.to_bytes(4, "big") * 8)
         prekey = new_prekey(identity, NOW, set()).signed
-        roster.append(Member(identity.public_key, f"m{number}", prekey))
+        roster.append(AnnouncedMember(identity.public_key, f"m{number}", prekey))
     owner.enter_room(ROOM, roster, NOW)
     payload = payload_of_size(256)
     owner.encrypt(ROOM, payload, NOW)

@@ -55,8 +55,7 @@ from e2echat.crypto.prekeys import SignedPrekey as CryptoPrekey
 from e2echat.crypto.primitives import SIGNATURE_SIZE, TAG_SIZE
 from e2echat.crypto.roomlog import AuthorityError, LogError, validate_log
 from e2echat.crypto.roomsecret import RoomSecret
-from e2echat.crypto.session import CryptoSession
-from e2echat.crypto.session import Member as CryptoMember
+from e2echat.crypto.session import AnnouncedMember, CryptoSession
 from e2echat.crypto.statements import sign_name
 from e2echat.protocol import (
     MAX_BODY,
@@ -82,6 +81,7 @@ from e2echat.protocol import (
     Retract,
     RoomDeleted,
     RoomInfo,
+    RosterEntry,
     Sent,
     SetName,
     SetStatus,
@@ -92,7 +92,6 @@ from e2echat.protocol import (
     Welcome,
     hello_transcript,
 )
-from e2echat.protocol import Member as RelayMember
 from e2echat.protocol import Message as RelayMessage
 from e2echat.protocol.constants import MAX_LOG_PAGE
 from e2echat.store import HistoryItem, ReadState, RoomRecord, Store
@@ -140,9 +139,9 @@ def body_size(payload_size: int) -> int:
     return HEADER_SIZE + padded + TAG_SIZE + SIGNATURE_SIZE
 
 
-def _crypto_member(member: RelayMember) -> CryptoMember:
+def _crypto_member(member: RosterEntry) -> AnnouncedMember:
     prekey = member.prekey
-    return CryptoMember(member.key, member.name, CryptoPrekey(prekey.id, prekey.key, prekey.sig))
+    return AnnouncedMember(member.key, member.name, CryptoPrekey(prekey.id, prekey.key, prekey.sig))
 
 
 def _hex_or_empty(text: str) -> bytes:
@@ -366,8 +365,8 @@ class Engine:
             self.session.invite_done(room_id, self.clock())
 
     def _outsiders(
-        self, state: RoomState, members: list[RelayMember], out: Output
-    ) -> list[RelayMember]:
+        self, state: RoomState, members: list[RosterEntry], out: Output
+    ) -> list[RosterEntry]:
         """The relay's members, less any it lists in a direct conversation besides its
         two keys: they are ignored (no key is shared with them) and reported."""
         peer = state.record.peer
@@ -387,7 +386,7 @@ class Engine:
         return kept
 
     def _reconcile(
-        self, state: RoomState, members: list[RelayMember], out: Output, *, proofs: bool = True
+        self, state: RoomState, members: list[RosterEntry], out: Output, *, proofs: bool = True
     ) -> None:
         """Take the relay's full member list (join, reconnect, ``members``); without
         ``proofs`` the ``join`` directs of a first entry are not sent (see ``enter_room``)."""
@@ -414,7 +413,7 @@ class Engine:
                 out.events.append(ev.MemberJoined(state.id, self.member(key, state.id)))
         out.events += [ev.MemberLeft(state.id, member) for member in gone]
 
-    def reconcile(self, room_id: bytes, members: list[RelayMember]) -> Output:
+    def reconcile(self, room_id: bytes, members: list[RosterEntry]) -> Output:
         """A fresh member list from the relay (a ``members`` reply, the shell's or ours).
         If it is the roster a partial room waited for, the room resumes (see ``welcome``)."""
         out = Output()
@@ -872,7 +871,7 @@ class Engine:
         if member.name != previous:
             out.events.append(ev.MemberRenamed(member, previous))
 
-    def _signed_names(self, members: list[RelayMember]) -> None:
+    def _signed_names(self, members: list[RosterEntry]) -> None:
         """Adopt the signed names the relay lists with members (newer ones only)."""
         for member in members:
             if member.name_statement is not None and member.key != self.me:

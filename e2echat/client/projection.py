@@ -15,8 +15,7 @@ from e2echat.crypto.lookalike import NamedKey, is_mixed_script, name_skeleton
 from e2echat.crypto.payload import File, Text
 from e2echat.crypto.safety import fingerprint
 from e2echat.crypto.session import CryptoSession
-from e2echat.protocol import Member as RelayMember
-from e2echat.protocol import Presence
+from e2echat.protocol import Presence, RosterEntry
 
 _fingerprint = functools.lru_cache(maxsize=4096)(fingerprint)
 """``fingerprint``, remembered: every message shows its sender's."""
@@ -96,7 +95,7 @@ class Projection:
         verified = record is not None and record.verified
         return Predecessor(old, self._name_of(old, None), _fingerprint(old), verified)
 
-    def _name_of(self, key: bytes, relay_member: RelayMember | None) -> str:
+    def _name_of(self, key: bytes, relay_member: RosterEntry | None) -> str:
         """The name ``key`` goes by: ours as we set it; else the one its key signed, else
         the relay's; else the last one we saw it under."""
         if key == self.me:

@@ -10,8 +10,8 @@ from e2echat.client.models import Member
 from e2echat.client.roomsync import RoomSync
 from e2echat.crypto.lookalike import Resemblance
 from e2echat.crypto.roomlog import LogState
-from e2echat.protocol import Member as RelayMember
 from e2echat.protocol import Message as RelayMessage
+from e2echat.protocol import RosterEntry
 from e2echat.store import ReadState, RoomRecord
 
 
@@ -21,7 +21,7 @@ class RoomState:
 
     record: RoomRecord
     sync: RoomSync[RelayMessage]
-    members: dict[bytes, RelayMember] = field(default_factory=dict)
+    members: dict[bytes, RosterEntry] = field(default_factory=dict)
     """The relay's member list, by key."""
     member_list: tuple[Member, ...] = ()
     listed_order: list[tuple[str, bytes]] = field(default_factory=list)

@@ -84,7 +84,7 @@ from e2echat.crypto.roomlog import (
 )
 from e2echat.crypto.roomsecret import Invite, RoomSecret
 from e2echat.crypto.safety import fingerprint, format_safety_number, safety_number
-from e2echat.crypto.session import CryptoSession, Member
+from e2echat.crypto.session import AnnouncedMember, CryptoSession
 from e2echat.crypto.statements import (
     SignedName,
     Successor,
@@ -99,6 +99,7 @@ __all__ = [
     "DEFAULT_POLICY",
     "INTERACTIVE",
     "MODERATE",
+    "AnnouncedMember",
     "AuthorityError",
     "ChainError",
     "ContactRecord",
@@ -130,7 +131,6 @@ __all__ = [
     "LogState",
     "LogStatement",
     "MalformedError",
-    "Member",
     "MemberUnverified",
     "MemberValidated",
     "MemoryStore",

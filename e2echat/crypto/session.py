@@ -129,7 +129,7 @@ NOT_ARRIVED = "its key has not arrived from the sender yet (asked again)"
 """Why a message still waits when no share of its chain came (not even a refused one)."""
 
 
-class Member(msgspec.Struct, frozen=True):
+class AnnouncedMember(msgspec.Struct, frozen=True):
     """A member as the relay announces it: identity key, display name, signed prekey."""
 
     key: bytes
@@ -219,7 +219,7 @@ class CryptoSession:
     def enter_room(
         self,
         room_id: bytes,
-        members: Iterable[Member],
+        members: Iterable[AnnouncedMember],
         now: int,
         *,
         secret: RoomSecret | None = None,
@@ -280,7 +280,7 @@ class CryptoSession:
             and RoomSecret(room.room_secret).verifier == state.verifier
         )
 
-    def member_joined(self, room_id: bytes, member: Member, now: int) -> Outcome:
+    def member_joined(self, room_id: bytes, member: AnnouncedMember, now: int) -> Outcome:
         """The relay announced a new member (``member_joined``)."""
         op = _Op(self._records.begin())
         room = self._room(op, room_id)
@@ -351,7 +351,7 @@ class CryptoSession:
             raise CryptoError("unknown room: call enter_room first")
         return room
 
-    def _announce(self, op: _Op, room: RoomRecord, member: Member, now: int) -> RoomRecord:
+    def _announce(self, op: _Op, room: RoomRecord, member: AnnouncedMember, now: int) -> RoomRecord:
         """Record a relay-announced member: prekey check, first sight, open-room validation."""
         if len(member.key) != KEY_SIZE:
             # the client must pass wire-validated members; a bad key would be stored and

@@ -86,7 +86,10 @@ def _check_statement(name: str, statement: bytes | None) -> None:
         raise ProtocolError(ErrorCode.BAD_FRAME, "The name statement names another name.")
 
 
-class Member(_Value):
+class RosterEntry(_Value):
+    """One member of a room as the relay lists it (unverified: the library's public
+    ``Member`` joins it with the validated log and the contacts' trust)."""
+
     key: PublicKey
     name: UserName
     status: Presence_
@@ -116,7 +119,7 @@ class RoomInfo(_Value):
     listed: bool
     access_kind: AccessKind
     salt: Salt | None
-    members: Annotated[list[Member], msgspec.Meta(max_length=c.MAX_MEMBERS_CAP)]
+    members: Annotated[list[RosterEntry], msgspec.Meta(max_length=c.MAX_MEMBERS_CAP)]
     seq: Seq
     partial: bool = False
 
@@ -430,7 +433,7 @@ class RoomReply(_Frame, tag="room"):
 
 class MemberJoined(_Frame, tag="member_joined"):
     room: RoomId
-    member: Member
+    member: RosterEntry
 
 
 class MemberLeft(_Frame, tag="member_left"):
@@ -460,7 +463,7 @@ class LogEntries(_Frame, tag="log"):
 
 class MembersList(_Frame, tag="members"):
     room: RoomId
-    members: Annotated[list[Member], msgspec.Meta(max_length=c.MAX_MEMBERS_CAP)]
+    members: Annotated[list[RosterEntry], msgspec.Meta(max_length=c.MAX_MEMBERS_CAP)]
     id: RequestId | None = None
 
 

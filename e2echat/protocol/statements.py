@@ -1,7 +1,7 @@
 """The byte layout of a name statement: a display name signed by the key it labels.
 
 It lives in the protocol because the relay checks it before carrying it (in `hello`,
-`set_name`, `Member` and `renamed`); clients check it again (e2echat.crypto.statements)
+`set_name`, `RosterEntry` and `renamed`); clients check it again (e2echat.crypto.statements)
 and never take the relay's word for it. Normative text: docs/crypto.md section 9.6.
 """
 

@@ -21,10 +21,10 @@ from e2echat.protocol import (
     CreateRoom,
     ErrorCode,
     JoinRoom,
-    Member,
     ProtocolError,
     RoomInfo,
     RoomSummary,
+    RosterEntry,
     SecretAccess,
     SignedPrekey,
 )
@@ -93,7 +93,7 @@ class Room:
     log: LogState | None = None  # the membership log as validated here (no join tags)
     log_loaded: bool = False  # read from the store since start-up (or since a conflict)
     listed: dict[bytes, bytes] = field(default_factory=dict)
-    """Each member's encoded ``Member``, in ``members``' order (see ``listed_members``)."""
+    """Each member's encoded ``RosterEntry``, in ``members``' order (see ``listed_members``)."""
     relist: set[bytes] = field(default_factory=set)
     """Members whose ``listed`` entry is to be encoded anew (what is listed of them changed)."""
 
@@ -692,9 +692,9 @@ class Directory:
 
     # Views -------------------------------------------------------------------------
 
-    def member(self, key: bytes, joined: int) -> Member:
+    def member(self, key: bytes, joined: int) -> RosterEntry:
         user = self.users[key]
-        return Member(
+        return RosterEntry(
             key=key,
             name=user.name,
             status=user.status,
@@ -710,9 +710,9 @@ class Directory:
             if room is not None:
                 room.relist.add(key)
 
-    def listed_members(self, room: Room) -> list[Member]:
+    def listed_members(self, room: Room) -> list[RosterEntry]:
         """``room``'s members for a frame, already encoded: the JSON array that encoding
-        ``list[Member]`` gives, byte for byte (a ``msgspec.Raw``, written as it is).
+        ``list[RosterEntry]`` gives, byte for byte (a ``msgspec.Raw``, written as it is).
 
         Each member's entry is encoded once per change of what is listed of it (its name,
         status, prekey, name statement; a join or leave), never per reply: every join
@@ -724,13 +724,13 @@ class Directory:
             room.listed[key] = _ENCODER.encode(self.member(key, room.members[key]))
         room.relist.clear()
         listed = msgspec.Raw(b"[" + b",".join(room.listed.values()) + b"]")
-        return cast(list[Member], listed)
+        return cast(list[RosterEntry], listed)
 
     def room_info(self, room: Room) -> RoomInfo:
         """``room`` with its members (as ``listed_members`` gives them: for encoding)."""
         return self._room_info(room, self.listed_members(room))
 
-    def _room_info(self, room: Room, members: list[Member] | None) -> RoomInfo:
+    def _room_info(self, room: Room, members: list[RosterEntry] | None) -> RoomInfo:
         """``room`` with ``members``, or partial (no members) if None."""
         return RoomInfo(
             **_public_fields(room),

@@ -19,10 +19,10 @@ from e2echat.protocol import (
 from e2echat.protocol import (
     DirectSend,
     LogEntries,
-    Member,
     MemberJoined,
     RelayFrame,
     RoomReply,
+    RosterEntry,
     SignedPrekey,
 )
 from tests.client.conftest import FAST_POLICY, MakeClient, collect
@@ -181,11 +181,11 @@ async def test_bad_targets_are_refused_and_change_nothing(make_client: MakeClien
     assert [room.name for room in alice.rooms] == ["lobby"]
 
 
-def namesake(name: str) -> tuple[e2echat.Identity, Member]:
+def namesake(name: str) -> tuple[e2echat.Identity, RosterEntry]:
     """A stranger's key under ``name``, as a relay would announce it."""
     stranger = e2echat.Identity.generate()
     prekey = new_prekey(stranger, int(time.time() * 1000), set()).signed
-    member = Member(
+    member = RosterEntry(
         key=stranger.public_key,
         name=name,
         status="online",

@@ -25,7 +25,6 @@ from e2echat.protocol import (
     Error,
     ErrorCode,
     LogRequest,
-    Member,
     MemberLeft,
     MembersList,
     MembersRequest,
@@ -33,6 +32,7 @@ from e2echat.protocol import (
     Presence,
     RelayLimits,
     RoomInfo,
+    RosterEntry,
     Send,
     Sent,
     SetStatus,
@@ -68,10 +68,10 @@ LIMITS = RelayLimits(
 )
 
 
-def relay_member(engine: Engine) -> Member:
+def relay_member(engine: Engine) -> RosterEntry:
     hello = engine.hello(Challenge(v=1, relay="r", nonce=b"n" * 32, limits=LIMITS))
     prekey = SignedPrekey(id=hello.prekey.id, key=hello.prekey.key, sig=hello.prekey.sig)
-    return Member(key=engine.me, name=engine.name, status="online", prekey=prekey, joined=NOW)
+    return RosterEntry(key=engine.me, name=engine.name, status="online", prekey=prekey, joined=NOW)
 
 
 def room_info(*engines: Engine, seq: int = 0) -> RoomInfo:

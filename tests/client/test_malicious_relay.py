@@ -14,10 +14,10 @@ from e2echat.crypto.prekeys import new_prekey
 from e2echat.protocol import (
     Error,
     ErrorCode,
-    Member,
     MemberJoined,
     Message,
     RelayFrame,
+    RosterEntry,
     SignedPrekey,
     Welcome,
 )
@@ -169,7 +169,7 @@ async def test_ghost_member_in_password_room_gets_no_keys(
     alice, bob, _room = await _pair(make_client, proxy, password="s3cret")
     ghost = Identity.generate()
     prekey = new_prekey(ghost, int(time.time() * 1000), set()).signed
-    member = Member(
+    member = RosterEntry(
         key=ghost.public_key,
         name="ghost",
         status="online",

@@ -22,9 +22,9 @@ from e2echat.protocol import (
     DirectDelivery,
     DirectSend,
     LogEntries,
-    Member,
     MemberJoined,
     RelayFrame,
+    RosterEntry,
     Send,
     SignedPrekey,
 )
@@ -274,7 +274,7 @@ async def test_a_kicked_member_re_added_by_the_relay_gets_nothing(trio: Trio) ->
     now = int(time.time() * 1000)
     ghost = Identity.generate()
     prekey = new_prekey(ghost, now, set()).signed
-    carol = Member(
+    carol = RosterEntry(
         key=trio.carol,
         name="carol",
         status="online",

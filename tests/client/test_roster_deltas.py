@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from e2echat.client.engine import Engine
 from e2echat.client.roomstate import RoomState
-from e2echat.protocol import Member, MemberJoined, MemberLeft
+from e2echat.protocol import MemberJoined, MemberLeft, RosterEntry
 from tests.client.test_engine import ROOM_ID, Clock, connect, make_engine, relay_member, room_info
 
 NAMES = ["alice", "Alice", "a1ice", "\u0430lice", "bob", "b0b", "BOB", "carol", "dave"]
@@ -25,7 +25,7 @@ def pool() -> tuple[Engine, ...]:
     return tuple(make_engine(f"p{i}", clock) for i in range(POOL))
 
 
-def as_member(engine: Engine, name: str) -> Member:
+def as_member(engine: Engine, name: str) -> RosterEntry:
     return msgspec.structs.replace(relay_member(engine), name=name)
 
 

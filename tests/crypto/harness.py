@@ -10,11 +10,11 @@ from hypothesis import HealthCheck, settings
 
 from e2echat.crypto import (
     DEFAULT_POLICY,
+    AnnouncedMember,
     CryptoSession,
     Decrypted,
     Identity,
     LogStatement,
-    Member,
     MemoryStore,
     Outcome,
     OutgoingDirect,
@@ -45,8 +45,8 @@ class Party:
         return self.identity.public_key
 
     @property
-    def member(self) -> Member:
-        return Member(self.key, self.name, self.prekey)
+    def member(self) -> AnnouncedMember:
+        return AnnouncedMember(self.key, self.name, self.prekey)
 
     def __repr__(self) -> str:
         return f"Party({self.name})"

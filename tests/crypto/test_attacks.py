@@ -12,11 +12,11 @@ import pytest
 from rich.pretty import pretty_repr
 
 from e2echat.crypto import (
+    AnnouncedMember,
     Decrypted,
     Invite,
     InviteError,
     MalformedError,
-    Member,
     MemberUnverified,
     Policy,
     PrekeyError,
@@ -277,7 +277,7 @@ def test_a_signed_low_order_prekey_cannot_stop_the_room(point: bytes) -> None:
     relay.add(mallory)
     prekey_id = 7
     sig = mallory.identity.sign(prekey_transcript(prekey_id, point))
-    bad = Member(mallory.key, "mallory", SignedPrekey(prekey_id, point, sig))
+    bad = AnnouncedMember(mallory.key, "mallory", SignedPrekey(prekey_id, point, sig))
     outcome = alice.session.member_joined(ROOM, bad, NOW)
     assert any(isinstance(event, MemberUnverified) for event in outcome.events)
     assert mallory.key not in alice.session.validated_members(ROOM)
@@ -292,12 +292,14 @@ def test_sealing_to_a_low_order_key_is_a_crypto_error() -> None:
 
 @pytest.mark.parametrize(("prekey_id", "size"), [(2**32, 32), (-1, 32), (7, 31), (7, 33)])
 def test_an_out_of_range_prekey_is_refused_not_raised(prekey_id: int, size: int) -> None:
-    """``Member`` is built by the client without validation: a prekey id or key outside
+    """``AnnouncedMember`` is built by the client without validation: a prekey id or key outside
     the wire ranges must be refused like a bad signature, never raise or be stored."""
     _relay, alice, _bob = pair()
     mallory = Party("mallory")
     prekey = SignedPrekey(prekey_id, b"\x09" * size, b"\x00" * 64)
-    outcome = alice.session.member_joined(ROOM, Member(mallory.key, "mallory", prekey), NOW)
+    outcome = alice.session.member_joined(
+        ROOM, AnnouncedMember(mallory.key, "mallory", prekey), NOW
+    )
     assert any(isinstance(event, MemberUnverified) for event in outcome.events)
     assert mallory.key not in alice.session.validated_members(ROOM)
     alice.session.tick(NOW)
@@ -309,7 +311,7 @@ def test_a_member_key_of_the_wrong_size_is_misuse_and_stores_nothing() -> None:
     _relay, alice, bob = pair()
     before = alice.store.snapshot()
     with pytest.raises(MalformedError):
-        alice.session.member_joined(ROOM, Member(b"\x01" * 31, "odd", bob.prekey), NOW)
+        alice.session.member_joined(ROOM, AnnouncedMember(b"\x01" * 31, "odd", bob.prekey), NOW)
     with pytest.raises(MalformedError):
-        alice.session.enter_room(ROOM, [Member(b"\x01" * 33, "odd", bob.prekey)], NOW)
+        alice.session.enter_room(ROOM, [AnnouncedMember(b"\x01" * 33, "odd", bob.prekey)], NOW)
     assert alice.store.snapshot() == before

@@ -3,7 +3,7 @@ room's size: the joiner's rows, not the room's roster, log roles or chain holder
 
 import hashlib
 
-from e2echat.crypto import CryptoSession, Identity, Member, MemoryStore, RoomSecret
+from e2echat.crypto import AnnouncedMember, CryptoSession, Identity, MemoryStore, RoomSecret
 from e2echat.crypto.roomlog import Kind, encode_entry, entry_hash
 
 from .harness import NOW, ROOM
@@ -32,7 +32,7 @@ class Owner:
         self.identity = Identity(hashlib.sha256(b"owner").digest())
         self.session = CryptoSession(self.identity, self.store)
         self.secret = RoomSecret.generate()
-        me = Member(self.identity.public_key, "owner", self.session.current_prekey(NOW))
+        me = AnnouncedMember(self.identity.public_key, "owner", self.session.current_prekey(NOW))
         self.session.enter_room(ROOM, [me], NOW, secret=self.secret)
         self.log = [self.session.create_log(ROOM, NOW).entry]
         self.session.apply_log(ROOM, self.log, NOW)
@@ -43,7 +43,7 @@ class Owner:
         prekey = CryptoSession(identity, MemoryStore()).current_prekey(NOW)
         name = f"j{self.joined:04d}"
         self.joined += 1
-        self.session.member_joined(ROOM, Member(identity.public_key, name, prekey), NOW)
+        self.session.member_joined(ROOM, AnnouncedMember(identity.public_key, name, prekey), NOW)
         entry = encode_entry(
             identity.sign,
             join_key=self.secret.join_key,

@@ -20,11 +20,11 @@ from e2echat.protocol import (
     CreateRoom,
     ErrorCode,
     JoinRoom,
-    Member,
     OpenAccess,
     ProtocolError,
     RoomInfo,
     RoomReply,
+    RosterEntry,
     SecretAccess,
     SignedPrekey,
     decode_relay_frame,
@@ -426,4 +426,4 @@ def test_members_are_listed_as_they_are_now_whatever_changed_since_the_last_list
     join(d, B, "lobby")  # back, listed last as it joined last
     assert_current()
     assert [m.name for m in listed(d.room_info(room)).members] == ["alice", "carol", "robert"]
-    assert isinstance(listed(d.room_info(room)).members[0], Member)
+    assert isinstance(listed(d.room_info(room)).members[0], RosterEntry)
