@@ -106,6 +106,7 @@ from e2echat.protocol import (
     Access as WireAccess,
 )
 from e2echat.protocol.constants import MAX_LOG_PAGE
+from e2echat.protocol.roomlog import parse_entry
 from e2echat.store import SchemaError, Store, StoreKeyError, StoreLockedError
 
 log = logging.getLogger("e2echat")
@@ -124,7 +125,14 @@ Handler = Callable[[Any], Awaitable[None]]
 AccessKind = Literal["open", "password", "invite"]
 ACCESS_KINDS = ("open", "password", "invite")
 LOG_ATTEMPTS = 3
-"""Times a membership statement is signed again after another entry won its position."""
+"""Times a membership statement is signed again after a ``log_conflict`` that brought no
+new valid entry (a relay refusing for nothing); a conflict lost to a real entry is
+contention, and is tried again for as long as the log keeps growing."""
+LOG_RETRY_S = 0.01
+LOG_RETRY_MAX_S = 1.0
+"""The bounds (seconds) of the first and the longest wait, a uniform draw below the
+bound, before signing again after a lost position: members joining at once spread out
+instead of colliding again."""
 _RELAY_ERRORS: dict[str, type[RelayError]] = {
     ErrorCode.NO_SUCH_ROOM: NoSuchRoom,
     ErrorCode.NAME_TAKEN: NameTaken,
@@ -605,9 +613,13 @@ class Client:
         The relay pushes the appended entry to every member (us included) before it
         answers, so when this returns the change is in our validated log. If another
         entry won the position, we fetch it and sign again (the rules are checked anew:
-        the other entry may have taken our right away)."""
+        the other entry may have taken our right away). Many members joining at once
+        all sign for the same position and all but one lose it: each loser waits a
+        jittered, growing moment and tries again, for as long as the log keeps growing."""
         driver = self._driver
-        for _attempt in range(LOG_ATTEMPTS):
+        backoff = Backoff(initial=LOG_RETRY_S, maximum=LOG_RETRY_MAX_S, fixed=0.0)
+        stalled = 0
+        while True:
             statement = await driver.call(driver.engine.sign_log, room.id, sign)
             try:
                 await self._request(LogAppend(room=room.id, entry=statement.entry), Ok)
@@ -619,10 +631,16 @@ class Client:
                 length = await driver.call(driver.engine.log_length, room.id)
                 entries = await self._fetch_log(room.id, length)
                 await driver.step(driver.engine.apply_log, room.id, entries, length)
+                if await driver.call(driver.engine.log_length, room.id) <= _position(statement):
+                    stalled += 1  # nothing valid took our position: the relay's word only
+                    if stalled >= LOG_ATTEMPTS:
+                        raise RelayError(
+                            ErrorCode.LOG_CONFLICT, "The room's log kept changing: try again."
+                        ) from None
+                await asyncio.sleep(backoff.next_delay())
                 continue
             await driver.step(driver.engine.log_appended, room.id, statement)
             return
-        raise RelayError(ErrorCode.LOG_CONFLICT, "The room's log kept changing: try again.")
 
     async def direct(self, member: Member | bytes) -> Room:
         """The direct conversation with ``member`` (a ``Member`` or a 32-byte key): the
@@ -1144,6 +1162,11 @@ class Client:
 
 def _join(session: CryptoSession, room_id: bytes, now: int) -> LogStatement:
     return session.join_log(room_id, now)
+
+
+def _position(statement: LogStatement) -> int:
+    """The log position ``statement`` was signed for."""
+    return parse_entry(statement.entry).seq
 
 
 def _check_room_name(name: str) -> None:

@@ -27,6 +27,13 @@ def test_backoff_grows_with_jitter_up_to_the_cap_and_resets() -> None:
     assert backoff.next_delay() <= 1.0
 
 
+def test_full_jitter_backoff_draws_anywhere_below_the_bound() -> None:
+    backoff = Backoff(initial=1.0, maximum=1.0, fixed=0.0, rng=random.Random(7))
+    delays = [backoff.next_delay() for _ in range(200)]
+    assert all(0 <= d <= 1.0 for d in delays)
+    assert min(delays) < 0.1  # equal jitter never goes below half the bound
+
+
 def test_token_bucket_allows_a_burst_then_paces() -> None:
     bucket = TokenBucket(rate=10, burst=3)
     assert [bucket.delay(100.0) for _ in range(3)] == [0.0, 0.0, 0.0]
