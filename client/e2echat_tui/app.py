@@ -448,12 +448,16 @@ class ChatApp(App[None]):
         if self.current in self.tabs:
             self._append(self.current, text, level)
         else:
-            self.notify(escape_controls(text), markup=False)
+            self.notify(escape_controls(text, keep_newlines=True), markup=False)
 
     def error_notice(self, text: str) -> None:
-        """A readable failure: a red line in the timeline and an error toast."""
-        self.say(text, Level.ERROR)
-        self.notify(escape_controls(text), title="Error", severity="error", markup=False)
+        """A readable failure: a red line in the timeline (if a room is shown) and an
+        error toast."""
+        if self.current in self.tabs:
+            self._append(self.current, text, Level.ERROR)
+        self.notify(
+            escape_controls(text, keep_newlines=True), title="Error", severity="error", markup=False
+        )
 
     # ---------------------------------------------------------------- keys
 

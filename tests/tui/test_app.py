@@ -538,6 +538,25 @@ def roomless_chat() -> FakeChat:
     return chat
 
 
+async def test_with_no_room_a_reply_toasts_with_its_lines_and_an_error_once() -> None:
+    """Before the first room there is no timeline: a reply of several lines is a toast
+    with its line breaks (not ``\\x0a``), and an error is one error toast."""
+    app = fixed_app(roomless_chat())
+    async with app.run_test(size=SIZE) as pilot:
+        await started(app, app.chat)  # type: ignore[arg-type]
+        await submit(pilot, "/rooms")
+        (listed,) = app._notifications
+        assert listed.message.splitlines() == [
+            "1 listed room on the relay:",
+            "  lobby (open, 1 member)",
+        ]
+        app.clear_notifications()
+        await submit(pilot, "/frobnicate")
+        (error,) = app._notifications
+        assert error.severity == "error"
+        assert "frobnicate" in error.message
+
+
 async def test_a_draft_typed_while_the_first_join_runs_survives_it() -> None:
     chat = roomless_chat()
     app = fixed_app(chat)
