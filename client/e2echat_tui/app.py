@@ -20,11 +20,13 @@ from typing import Any, ClassVar
 
 import textual.message
 from platformdirs import user_downloads_path
+from rich.text import Text
 from textual.app import App, ComposeResult
 from textual.binding import BindingType
 from textual.containers import Horizontal, Vertical
 from textual.driver import Driver
 from textual.reactive import reactive
+from textual.screen import ModalScreen
 from textual.widgets import Footer
 
 import e2echat
@@ -63,7 +65,7 @@ from e2echat_tui.completion import Completion, complete
 from e2echat_tui.composer import CompletionMenu, Composer, InputHistory
 from e2echat_tui.config import Preferences
 from e2echat_tui.conversation import MessageActions
-from e2echat_tui.dialogs import ConfirmScreen, PasswordScreen, VerifyScreen
+from e2echat_tui.dialogs import ConfirmScreen, PasswordScreen, ReadingScreen, VerifyScreen
 from e2echat_tui.files import human_size, is_image
 from e2echat_tui.format import Level, counted, message_entry, peer_label, system_entry
 from e2echat_tui.header import Header, Topic
@@ -71,7 +73,7 @@ from e2echat_tui.keys import APP_KEYS, help_lines
 from e2echat_tui.lines import Entry, RoomLog
 from e2echat_tui.links import links_in
 from e2echat_tui.members import MembersPanel, sorted_members
-from e2echat_tui.moderation import RoomInfoScreen, info_text, moderate
+from e2echat_tui.moderation import info_text, moderate
 from e2echat_tui.names import pick_member
 from e2echat_tui.notify import DesktopNotifier
 from e2echat_tui.preview import Graphics, PreviewScreen, describe_image, image_widget
@@ -550,7 +552,11 @@ class ChatApp(App[None]):
             self.refresh_bindings()
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        """``f4`` is offered in the footer only while a transfer runs."""
+        """``f4`` is offered in the footer only while a transfer runs. The timeline's
+        scroll keys, bound with priority, pass over it while a dialog is on top, so the
+        dialog's own text scrolls instead of the timeline behind it."""
+        if action in ("scroll_timeline", "newest"):
+            return not isinstance(self.screen, ModalScreen)
         return action != "cancel_transfer" or bool(self.transfers.running)
 
     def action_cancel_transfer(self) -> None:
@@ -666,7 +672,7 @@ class ChatApp(App[None]):
                 room = self._require_room().room
                 who = functools.partial(self._who, room)
                 info = info_text(room, await room.changes(), who, self.timezone)
-                await self.push_screen_wait(RoomInfoScreen(info))
+                await self.push_screen_wait(ReadingScreen(info))
             case cmd.Moderate(action, name):
                 await moderate(self._require_room().room, action, name)
             case cmd.ChangePassword():
@@ -1006,7 +1012,10 @@ class ChatApp(App[None]):
         lines += [f"  {spec.usage} — {spec.summary}" for spec in cmd.COMMANDS]
         lines += ["Keys:"]
         lines += [f"  {key} — {what}" for key, what in help_lines(self.preferences.keymap)]
-        self.say("\n".join(lines))
+        if self.current in self.tabs:
+            self.say("\n".join(lines))
+        else:  # no timeline to hold it, and a toast is too short for it
+            self.push_screen(ReadingScreen(Text("\n".join(lines))))
 
     # ---------------------------------------------------------------- the library's news
 

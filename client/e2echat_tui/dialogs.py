@@ -1,4 +1,5 @@
-"""Modal dialogs: the safety-number check, the hidden password prompt, a confirmation."""
+"""Modal dialogs: the safety-number check, the hidden password prompt, a confirmation, and
+a long text to read (the room info view; help while no room is shown)."""
 
 from typing import ClassVar
 
@@ -6,7 +7,7 @@ from rich.style import Style
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
-from textual.containers import Horizontal, Vertical
+from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label, Static
 
@@ -137,3 +138,43 @@ class ConfirmScreen(ModalScreen[bool]):
 
     def on_button_pressed(self, event: Button.Pressed) -> None:
         self.dismiss(event.button.id == "confirm")
+
+
+class ReadingScreen(ModalScreen[None]):
+    """A text to read that may be longer than the screen: it scrolls (the arrows and
+    page keys, or the mouse wheel) and closes with Escape or its button, which stays in
+    view at any terminal size (docked, below a text that takes what is left)."""
+
+    DEFAULT_CSS = (
+        DIALOG_CSS.format(name="ReadingScreen")
+        + """
+    ReadingScreen > Vertical { width: 90; max-width: 100%; max-height: 90%; }
+    ReadingScreen VerticalScroll { height: auto; max-height: 1fr; }
+    ReadingScreen Horizontal { dock: bottom; }
+    """
+    )
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("escape", "dismiss", "Close"),
+        Binding("up", "scroll('scroll_up')", show=False),
+        Binding("down", "scroll('scroll_down')", show=False),
+        Binding("pageup", "scroll('scroll_page_up')", show=False),
+        Binding("pagedown", "scroll('scroll_page_down')", show=False),
+    ]
+    AUTO_FOCUS = "#close"
+
+    def __init__(self, text: Text) -> None:
+        super().__init__()
+        self._text = text
+
+    def compose(self) -> ComposeResult:
+        with Vertical():
+            with VerticalScroll():
+                yield Static(self._text, markup=False, id="reading")
+            with Horizontal():
+                yield Button("Close", id="close")
+
+    def action_scroll(self, how: str) -> None:
+        getattr(self.query_one(VerticalScroll), how)(animate=False)
+
+    def on_button_pressed(self, _event: Button.Pressed) -> None:
+        self.dismiss()

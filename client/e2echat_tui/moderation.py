@@ -9,19 +9,12 @@ description is the sender's text: it is escaped, never read as markup.
 
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, tzinfo
-from typing import ClassVar
 
 from rich.style import Style
 from rich.text import Text
-from textual.app import ComposeResult
-from textual.binding import Binding, BindingType
-from textual.containers import Horizontal, Vertical, VerticalScroll
-from textual.screen import ModalScreen
-from textual.widgets import Button, Static
 
 from e2echat import Member, Room, RoomChanged
 from e2echat_tui.commands import Moderation
-from e2echat_tui.dialogs import DIALOG_CSS
 from e2echat_tui.format import counted
 from e2echat_tui.names import pick_member
 from e2echat_tui.safe import escape_controls
@@ -102,31 +95,3 @@ def info_text(
             text.append(f": {escape_controls(change.description)}")
         text.append("\n")
     return text
-
-
-class RoomInfoScreen(ModalScreen[None]):
-    """The room info view (``/info``): closes with Escape or its button."""
-
-    DEFAULT_CSS = (
-        DIALOG_CSS.format(name="RoomInfoScreen")
-        + """
-    RoomInfoScreen > Vertical { width: 90; max-height: 90%; }
-    RoomInfoScreen VerticalScroll { height: auto; max-height: 30; }
-    """
-    )
-    BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "dismiss", "Close")]
-    AUTO_FOCUS = "#close"
-
-    def __init__(self, text: Text) -> None:
-        super().__init__()
-        self._text = text
-
-    def compose(self) -> ComposeResult:
-        with Vertical():
-            with VerticalScroll():
-                yield Static(self._text, markup=False, id="room-info")
-            with Horizontal():
-                yield Button("Close", id="close")
-
-    def on_button_pressed(self, _event: Button.Pressed) -> None:
-        self.dismiss()

@@ -10,12 +10,14 @@ import pytest
 from e2echat_tui import commands as cmd
 from e2echat_tui.app import ChatApp
 from e2echat_tui.composer import CompletionMenu, Composer
-from e2echat_tui.dialogs import PasswordScreen, VerifyScreen
+from e2echat_tui.dialogs import PasswordScreen, ReadingScreen, VerifyScreen
 from e2echat_tui.sidebar import RoomList
 from e2echat_tui.timeline import Timeline
 from textual import events
+from textual.containers import Vertical, VerticalScroll
 from textual.pilot import Pilot
 from textual.screen import Screen
+from textual.widgets import Static
 
 from e2echat import (
     ClockSkewed,
@@ -555,6 +557,29 @@ async def test_with_no_room_a_reply_toasts_with_its_lines_and_an_error_once() ->
         (error,) = app._notifications
         assert error.severity == "error"
         assert "frobnicate" in error.message
+
+
+async def test_with_no_room_help_opens_in_a_dialog_that_scrolls() -> None:
+    """A toast of sixty lines is cut off and gone in seconds: with no timeline to hold
+    it, /help is a dialog whose text scrolls with the page keys (not the timeline behind
+    it) and whose Close button stays on an 80x24 screen."""
+    app = fixed_app(roomless_chat())
+    async with app.run_test(size=(80, 24)) as pilot:
+        await started(app, app.chat)  # type: ignore[arg-type]
+        await submit(pilot, "/help")
+        screen = await until_screen(pilot, ReadingScreen)
+        help_text = str(screen.query_one("#reading", Static).render())
+        assert help_text.startswith("Commands:\n  /create NAME")
+        assert "\nKeys:\n" in help_text
+        dialog = screen.query_one(Vertical).content_region
+        assert dialog.contains_region(screen.query_one("#close").region)
+        text = screen.query_one(VerticalScroll)
+        await pilot.press("pagedown")
+        await pilot.pause()
+        assert text.scroll_y > 0
+        await pilot.press("escape")
+        await pilot.pause()
+        assert not isinstance(app.screen, ReadingScreen)
 
 
 async def test_a_draft_typed_while_the_first_join_runs_survives_it() -> None:

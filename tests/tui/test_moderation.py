@@ -9,8 +9,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from e2echat_tui.composer import Composer
-from e2echat_tui.dialogs import PasswordScreen
-from e2echat_tui.moderation import RoomInfoScreen
+from e2echat_tui.dialogs import PasswordScreen, ReadingScreen
 from textual.pilot import Pilot
 from textual.widgets import Input
 
@@ -51,7 +50,7 @@ def test_the_info_view(snap_compare: SnapCompare) -> None:
         pilot.app.switch_to("ops")  # type: ignore[attr-defined]
         pilot.app.query_one(Composer).text = "/info"
         await pilot.press("enter")
-        await wait_for_screen(pilot, RoomInfoScreen)
+        await wait_for_screen(pilot, ReadingScreen)
         await pilot.pause()
 
     assert snap_compare(fixed_app(ops_chat()), terminal_size=SIZE, run_before=info)  # type: ignore[arg-type]
@@ -64,7 +63,7 @@ async def test_the_info_view_lists_roles_epoch_and_changes() -> None:
         app.switch_to("ops")
         app.query_one(Composer).text = "/info"
         await pilot.press("enter")
-        await wait_for_screen(pilot, RoomInfoScreen)
+        await wait_for_screen(pilot, ReadingScreen)
         await pilot.pause()
         text = screen_text(app)
         assert "ops — invite room, epoch 1" in text
@@ -75,7 +74,7 @@ async def test_the_info_view_lists_roles_epoch_and_changes() -> None:
         assert "ops, after the [b]incident[/b]" in text  # literal, never markup
         await pilot.press("escape")
         await pilot.pause()
-        assert not isinstance(app.screen, RoomInfoScreen)
+        assert not isinstance(app.screen, ReadingScreen)
 
 
 async def until_body(app: WatchedApp, room: str, wanted: str) -> None:
