@@ -114,6 +114,14 @@ class KeyBanned(msgspec.Struct, tag="banned", frozen=True):
     banned: bool
 
 
+class LogGrew(msgspec.Struct, tag="log", frozen=True):
+    """An entry was offered for ``room``'s membership log on the sending relay: every other
+    relay reads the log from the store again before it next decides on it (who may join
+    with which secret, who is banned, where the next entry goes)."""
+
+    room: bytes
+
+
 class Barrier(msgspec.Struct, tag="barrier", frozen=True):
     """Sent by a relay to itself: once it is back, every notice that Redis had before it
     has arrived (Redis sends a channel's messages to a subscriber in the order it took
@@ -135,6 +143,7 @@ Notice = (
     | Appended
     | ToKeys
     | KeyBanned
+    | LogGrew
     | Barrier
 )
 

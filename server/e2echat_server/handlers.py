@@ -204,7 +204,16 @@ class Handlers:
         """Append a signed membership statement at the head, tell the room, and act on an
         authorised removal: the removed member stops being routed to at once."""
         await self._load_log(frame.room)
-        state, entry = self._directory.check_log_append(session.key, frame.room, frame.entry)
+        try:
+            state, entry = self._directory.check_log_append(session.key, frame.room, frame.entry)
+        except ProtocolError as exc:
+            if exc.code != ErrorCode.LOG_CONFLICT:
+                raise
+            # Another relay sharing the store may have appended (its notice still on the
+            # bus): read the log again before calling the entry stale.
+            self._directory.log_stale(frame.room)
+            await self._load_log(frame.room)
+            state, entry = self._directory.check_log_append(session.key, frame.room, frame.entry)
         store = self._engine.store
         stored = await self._engine.call(
             "log_append", store.log_append(frame.room, entry.seq, frame.entry)

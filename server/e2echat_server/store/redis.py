@@ -737,8 +737,13 @@ class RedisStore:
         return Envelope(int(seq), entry.ts, entry.sender, entry.body)
 
     async def log_append(self, room: bytes, position: int, entry: bytes) -> bool:
-        """HSETNX on the room's log hash: only one append per position ever wins."""
-        done = await self._submit([("HSETNX", self.keys.log(room), position, entry)], _first)
+        """HSETNX on the room's log hash: only one append per position ever wins. The other
+        relays are told to read the log again (their copies may be stale either way)."""
+        commands = [
+            ("HSETNX", self.keys.log(room), position, entry),
+            self._notice(bus.LogGrew(room)),
+        ]
+        done = await self._submit(commands, _first)
         return bool(done)
 
     async def log_entries(self, room: bytes, after: int, limit: int) -> list[bytes]:
