@@ -11,9 +11,11 @@ import asyncio
 import functools
 import sys
 import warnings
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
 from pathlib import Path
+
+import pytest
 
 import e2echat
 from tests.client.conftest import MakeClient, collect
@@ -218,6 +220,10 @@ class Peer:
         self.process.kill()
         await self.process.wait()
 
+    async def kill_if_running(self) -> None:
+        if self.process is not None and self.process.returncode is None:
+            await self.kill()
+
     async def stop(self) -> None:
         """Close its stdin: it disconnects and exits."""
         if self.process is not None and self.process.returncode is None:
@@ -225,6 +231,24 @@ class Peer:
             self.process.stdin.close()
             async with asyncio.timeout(CATCH_UP_TIMEOUT):
                 await self.process.wait()
+
+
+PeerFactory = Callable[..., Peer]
+
+
+@pytest.fixture
+async def peer() -> AsyncIterator[PeerFactory]:
+    """Makes ``Peer``s, and kills any still running when the test ends: one that failed
+    or hit the timeout would otherwise leave its process behind."""
+    made: list[Peer] = []
+
+    def make(*args: str) -> Peer:
+        made.append(Peer(*args))
+        return made[-1]
+
+    yield make
+    for each in made:
+        await each.kill_if_running()
 
 
 async def peer_member(
@@ -244,7 +268,7 @@ async def peer_member(
 
 
 async def test_a_writer_killed_mid_send_resumes_from_its_store(
-    make_client: MakeClient, tmp_path: Path
+    make_client: MakeClient, tmp_path: Path, peer: PeerFactory
 ) -> None:
     count = 40
     async with running_relay(tmp_path) as relay:
@@ -255,7 +279,7 @@ async def test_a_writer_killed_mid_send_resumes_from_its_store(
         reader = Reader(await make_client("reader", relay.url))
         await reader.client.join("faults")
         await collect(events, 2, lambda e: isinstance(e, e2echat.MemberValidated))
-        writer = Peer("write", relay.url, str(store), str(key), "faults", str(count))
+        writer = peer("write", relay.url, str(store), str(key), "faults", str(count))
         await writer.start()
         lines = await writer.until("sent")
         assert lines[0] == ["resume", "0"]
@@ -273,7 +297,7 @@ async def test_a_writer_killed_mid_send_resumes_from_its_store(
 
 
 async def test_a_reader_killed_and_restarted_gets_everything_once(
-    make_client: MakeClient, tmp_path: Path
+    make_client: MakeClient, tmp_path: Path, peer: PeerFactory
 ) -> None:
     count = 60
     async with running_relay(tmp_path) as relay:
@@ -282,7 +306,7 @@ async def test_a_reader_killed_and_restarted_gets_everything_once(
         events = writer.events()
         store, key = await peer_member(make_client, tmp_path, "reader", relay.url)
         await collect(events, 1, lambda e: isinstance(e, e2echat.MemberValidated))
-        reader = Peer("read", relay.url, str(store), str(key), "faults", BARRIER)
+        reader = peer("read", relay.url, str(store), str(key), "faults", BARRIER)
         await reader.start()
         await reader.until("ready")
         texts = [f"numbered {i}" for i in range(count)]
@@ -324,7 +348,7 @@ def assert_skew_reported(lines: list[list[str]], offset: int) -> None:
 
 
 async def test_senders_with_skewed_clocks_are_reported_then_read_once_set_right(
-    make_client: MakeClient, tmp_path: Path
+    make_client: MakeClient, tmp_path: Path, peer: PeerFactory
 ) -> None:
     """Writers whose clocks are 20 minutes ahead and 8 days behind learn it at connect;
     the reader reports each of their messages with the freshness reason (never "not
@@ -349,7 +373,7 @@ async def test_senders_with_skewed_clocks_are_reported_then_read_once_set_right(
             for name, (store, key) in members.items()
         }
         writers = {
-            name: Peer(*args[name], "--clock-offset", str(offsets[name])) for name in offsets
+            name: peer(*args[name], "--clock-offset", str(offsets[name])) for name in offsets
         }
         for name, writer in writers.items():
             await writer.start()
@@ -370,7 +394,7 @@ async def test_senders_with_skewed_clocks_are_reported_then_read_once_set_right(
         for name, writer in writers.items():
             await writer.kill()
             await collect(reports, 1, functools.partial(offline, name=name))
-            writers[name] = Peer(*args[name])  # the same store, the clock set right
+            writers[name] = peer(*args[name])  # the same store, the clock set right
             await writers[name].start()
             lines = await writers[name].until("done")
             assert lines[0] == ["resume", str(count)]
@@ -399,7 +423,7 @@ def offline(event: e2echat.Event, name: str) -> bool:
 
 
 async def test_a_reader_with_a_clock_days_ahead_is_told_why_then_reads_everything_once(
-    make_client: MakeClient, tmp_path: Path
+    make_client: MakeClient, tmp_path: Path, peer: PeerFactory
 ) -> None:
     """A reader 8 days ahead learns it at connect and reports each message with the
     freshness reason; run again with its clock set right, it gets each one once, in
@@ -412,7 +436,7 @@ async def test_a_reader_with_a_clock_days_ahead_is_told_why_then_reads_everythin
         store, key = await peer_member(make_client, tmp_path, "reader", relay.url)
         await collect(events, 1, lambda e: isinstance(e, e2echat.MemberValidated))
         args = ("read", relay.url, str(store), str(key), "faults", BARRIER)
-        reader = Peer(*args, "--clock-offset", str(offset))
+        reader = peer(*args, "--clock-offset", str(offset))
         await reader.start()
         assert_skew_reported(await reader.until("skewed"), offset)
         texts = [f"numbered {i}" for i in range(count)]
@@ -425,7 +449,7 @@ async def test_a_reader_with_a_clock_days_ahead_is_told_why_then_reads_everythin
             assert refused_for_freshness(reason), reason
             reported[int(seq)] = reason
         await reader.kill()
-        reader = Peer(*args)  # the same store, the clock set right
+        reader = peer(*args)  # the same store, the clock set right
         await reader.start()
         got: list[tuple[int, str]] = []
         while len(got) < count:
