@@ -54,6 +54,7 @@ from e2echat import (
     RoomFrozen,
     RoomJoined,
     RoomLeft,
+    RoomLost,
     SuccessorAnnounced,
     Undecryptable,
     UnreadChanged,
@@ -229,6 +230,7 @@ class ChatApp(App[None]):
         self.actions = MessageActions(self)
         """Replies, edits, deletes, reactions and read state."""
         self._catch_ups: dict[str, CatchUp] = {}  # by room name
+        self._removed: dict[str, str] = {}  # room name: who kicked or banned me, till it goes
 
     def deliver_screenshot(
         self, filename: str | None = None, path: str | None = None, time_format: str | None = None
@@ -1119,8 +1121,14 @@ class ChatApp(App[None]):
                     self.run_worker(self._track(room), group="commands")
             case RoomDeleted(room=room, reason=reason):
                 self._room_left(room, f"The relay's operator deleted {room.name}: {reason}")
+            case RoomLost(room=room):
+                self._room_left(
+                    room,
+                    f"The relay no longer lists you in {room.name} (it lost its data, or you"
+                    " left it from another place): its history is gone from this device",
+                )
             case RoomLeft(room=room):
-                self._room_left(room)
+                self._room_left(room, self._removed.pop(room.name, None))
             case RoomChanged(room=room) as change if change.kind not in ("join", "leave"):
                 # joins and leaves show as the relay announces them; /info lists them
                 said = change.describe(functools.partial(self._who, room))
@@ -1128,7 +1136,13 @@ class ChatApp(App[None]):
                 self._sync_roster(room)
                 self._room_changed(room)
                 if change.subject is not None and change.subject.is_me:
-                    self.notify(escape_controls(f"{room.name}: {said}"), markup=False)
+                    if change.kind in ("kick", "ban"):  # said when the room goes (RoomLeft)
+                        self._removed[room.name] = (
+                            f"You are no longer in {room.name}: {said}. Nothing sent there"
+                            " reaches you now, and its history is gone from this device"
+                        )
+                    else:
+                        self.notify(escape_controls(f"{room.name}: {said}"), markup=False)
             case RoomFrozen(room=room, reason=reason):
                 text = (
                     f"Nothing more is sent in {room.name}: the relay showed a forked log ({reason})"
@@ -1244,7 +1258,10 @@ class ChatApp(App[None]):
         self.room_list.discard(room.name)
         if self.current == room.name:
             self.current = next(iter(self.tabs), None)
-        text = why or f"You left {room.name}"
-        self.notify(
-            escape_controls(text), markup=False, severity="warning" if why else "information"
-        )
+        if why is None:
+            self.notify(f"You left {escape_controls(room.name)}", markup=False)
+            return
+        # not of my doing: a toast is gone in seconds, the line stays in the room shown
+        self.notify(escape_controls(why), markup=False, severity="warning")
+        if self.current is not None:
+            self._append(self.current, why, Level.WARNING)

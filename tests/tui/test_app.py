@@ -27,6 +27,7 @@ from e2echat import (
     RoomChanged,
     RoomJoined,
     RoomLeft,
+    RoomLost,
     Undecryptable,
 )
 
@@ -477,6 +478,10 @@ async def test_events_become_system_lines(app: ChatApp, chat: FakeChat) -> None:
         await settle(pilot)
         assert list(app.tabs) == ["lobby", "elsewhere"]
         assert list(app.room_list.rows) == ["lobby", "elsewhere"]
+        chat.emit(RoomLost(chat.directory["elsewhere"]))  # type: ignore[arg-type]
+        await settle(pilot)
+        assert list(app.tabs) == ["lobby"]
+        assert last_line(app).startswith("The relay no longer lists you in elsewhere")
 
 
 async def test_composer_history_skips_secrets(app: ChatApp, chat: FakeChat) -> None:

@@ -9,6 +9,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from e2echat_tui.composer import Composer
+from e2echat_tui.demo import LOBBY
 from e2echat_tui.dialogs import PasswordScreen, ReadingScreen
 from textual.pilot import Pilot
 from textual.widgets import Input
@@ -173,3 +174,30 @@ async def test_a_member_without_the_role_is_told_and_nothing_changes(
         await until(app, lambda: sum("not allowed" in b for b in bodies(app, "vault")) >= 2)
         assert len(await room.changes()) == before
         assert len(await bob_room.changes()) == before
+
+
+async def test_the_member_kicked_is_told_why_and_it_stays_on_screen(
+    session: tuple[WatchedApp, Pilot[None], str], tmp_path: Path
+) -> None:
+    """bob kicks tess from his invite room: its tab goes, and the room she is shown
+    next keeps a line saying who removed her from where (a toast alone is gone in
+    seconds, and used to say "You left", as if she had)."""
+    app, pilot, url = session
+    bob = Client(url, identity=Identity.generate(), name="bob", store=tmp_path / "bob.db")
+    async with bob:
+        bob_room = await bob.create("ops", secret=True)
+        bob_events = bob.events()
+        await type_line(pilot, f"/join ops {bob_room.invite()}")
+        async with asyncio.timeout(TIMEOUT):  # bob's client has her join in its log
+            while app.chat.key not in bob_room.roles:
+                await anext(bob_events)
+        await until(app, lambda: "ops" in app.tabs)
+        tess = next(m for m in await bob_room.members() if m.key == app.chat.key)
+        await bob_room.kick(tess)
+        said = "You are no longer in ops: ?bob kicked tess. Nothing sent there reaches you now"
+        await until_body(app, LOBBY, said)
+        assert "ops" not in app.tabs
+        assert app.current == LOBBY
+        toasts = [n for n in app._notifications if "ops" in n.message]
+        assert [n.severity for n in toasts] == ["warning"]
+        assert toasts[0].message.startswith(said)
