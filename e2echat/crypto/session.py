@@ -1071,6 +1071,19 @@ class CryptoSession:
             installed = self._install_epoch(op, room, state)
             if installed.epoch != room.epoch:
                 op.txn.put(ROOMS, room.room_id, installed)
+                self._share_again(op, installed, now)
+
+    def _share_again(self, op: _Op, room: RoomRecord, now: int) -> None:
+        """Share our chain again, now proven with the epoch's secret, with each member we
+        gave it to: a chain we started once the log moved to the epoch but before its
+        secret came went out with the old epoch's proof, which members already at the new
+        epoch refuse (they would read our messages only once a key request of theirs
+        timed out)."""
+        outbound = op.txn.get(OUTBOUND, room.room_id, OutboundChain)
+        if outbound is None:
+            return
+        for key in list(outbound.shared):
+            self._share_current(op, room, key, now)
 
     def request_room_key(self, room_id: bytes, now: int) -> Outcome:
         """Ask for the secret of the log's current epoch if we lack it (``RoomKeyMissing``):

@@ -393,3 +393,24 @@ def test_a_peer_validated_before_the_log_started_gets_the_chain_once_listed() ->
     relay.append(bob, bob.session.join_log(ROOM, NOW))
     relay.deliver(alice, body, bob)
     assert texts(bob) == ["before your join entry"]
+
+
+def test_a_chain_shared_before_the_new_secret_came_is_shared_again_with_it(room: Room) -> None:
+    # bob (an admin) bans carol; alice applies the ban before bob's sealed new secret
+    # reaches her and writes at once: her new chain's share to bob carries a proof of the
+    # old epoch, which bob, already at the new one, refuses. Once the secret comes alice
+    # shares the chain again, proven with it, so bob reads her message then, not only
+    # after his key request times out.
+    alice, bob, carol = room["alice"], room["bob"], room["carol"]
+    room.relay.append(alice, alice.session.set_role(ROOM, bob.key, Role.ADMIN, NOW))
+    statement = bob.session.ban(ROOM, carol.key, NOW)
+    room.relay.log.append(statement.entry)
+    for member in room.relay.members:
+        room.relay.record(member, member.session.apply_log(ROOM, [statement.entry], NOW))
+    body = room.relay.send(alice, "after the ban")
+    assert events_of(bob, DirectRejected)  # the share with the old epoch's proof
+    room.relay.deliver(alice, body, bob)
+    assert texts(bob) == []  # it waits for its key
+    room.relay.route(bob, statement.directs)  # the new secret reaches alice
+    assert texts(bob) == ["after the ban"]
+    assert texts(carol) == []
