@@ -11,7 +11,12 @@ from pathlib import Path
 
 def _context(cert: Path, key: Path) -> ssl.SSLContext:
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    context.load_cert_chain(cert, key)
+    try:
+        context.load_cert_chain(cert, key)
+    except ssl.SSLError:
+        raise
+    except OSError as exc:  # ssl names neither file ("[Errno 2] No such file or directory")
+        raise OSError(f"TLS certificate {cert} with key {key}: {exc.strerror}") from None
     return context
 
 

@@ -189,3 +189,12 @@ def test_cli_reports_a_taken_port_with_exit_code_1() -> None:
         result = CliRunner().invoke(app, ["--memory", "--port", str(port)])
     assert result.exit_code == 1
     assert "cannot start" in result.output
+
+
+def test_cli_names_the_tls_file_it_cannot_read(tmp_path: Path) -> None:
+    cert, key = tmp_path / "chain.pem", tmp_path / "key.pem"
+    result = CliRunner().invoke(
+        app, ["--memory", "--port", "0", "--tls-cert", str(cert), "--tls-key", str(key)]
+    )
+    assert result.exit_code == 1
+    assert f"cannot start: TLS certificate {cert} with key {key}" in result.output
