@@ -615,7 +615,10 @@ class Client:
         entry won the position, we fetch it and sign again (the rules are checked anew:
         the other entry may have taken our right away). Many members joining at once
         all sign for the same position and all but one lose it: each loser waits a
-        jittered, growing moment and tries again, for as long as the log keeps growing."""
+        jittered, growing moment and tries again, for as long as the log keeps growing.
+        A fetched log that holds our own statement means the relay appended it and its
+        ``ok`` was lost or withheld: the change stands, and signing again would repeat
+        it (another rotation each time, for as long as the relay went on)."""
         driver = self._driver
         backoff = Backoff(initial=LOG_RETRY_S, maximum=LOG_RETRY_MAX_S, fixed=0.0)
         stalled = 0
@@ -623,6 +626,7 @@ class Client:
             statement = await driver.call(driver.engine.sign_log, room.id, sign)
             try:
                 await self._request(LogAppend(room=room.id, entry=statement.entry), Ok)
+                break
             except RelayError as exc:
                 if exc.code == ErrorCode.FORBIDDEN:
                     raise NotAllowed(f"The relay refused the change: {exc.message}") from None
@@ -631,6 +635,8 @@ class Client:
                 length = await driver.call(driver.engine.log_length, room.id)
                 entries = await self._fetch_log(room.id, length)
                 await driver.step(driver.engine.apply_log, room.id, entries, length)
+                if await driver.call(driver.engine.log_holds, room.id, statement):
+                    break  # appended after all (its ok lost, or a lie): signing again repeats it
                 if await driver.call(driver.engine.log_length, room.id) <= _position(statement):
                     stalled += 1  # nothing valid took our position: the relay's word only
                     if stalled >= LOG_ATTEMPTS:
@@ -638,9 +644,7 @@ class Client:
                             ErrorCode.LOG_CONFLICT, "The room's log kept changing: try again."
                         ) from None
                 await asyncio.sleep(backoff.next_delay())
-                continue
-            await driver.step(driver.engine.log_appended, room.id, statement)
-            return
+        await driver.step(driver.engine.log_appended, room.id, statement)
 
     async def direct(self, member: Member | bytes) -> Room:
         """The direct conversation with ``member`` (a ``Member`` or a 32-byte key): the

@@ -1112,6 +1112,11 @@ class Engine:
         log = self._room_state(room_id).log
         return log.length if log is not None else 0
 
+    def log_holds(self, room_id: bytes, statement: LogStatement) -> bool:
+        """Whether the room's validated log holds our ``statement`` at its position."""
+        self._room_state(room_id)
+        return self.session.log_holds(room_id, statement.entry)
+
     def apply_log(self, room_id: bytes, entries: list[bytes], start: int) -> Output:
         """Log entries from position ``start`` on that the client fetched (after a
         ``log_conflict``)."""

@@ -906,6 +906,13 @@ class CryptoSession:
             for _, record in self._records.scan(LOG_ENTRIES, room_id, LogEntryRecord)
         ]
 
+    def log_holds(self, room_id: bytes, wire: bytes) -> bool:
+        """Whether our validated log holds ``wire`` (a statement we signed) at its
+        position: the relay appended it, whatever it answered."""
+        key = log_entry_key(room_id, parse_entry(wire).seq)
+        record = self._records.get(LOG_ENTRIES, key, LogEntryRecord)
+        return record is not None and hmac.compare_digest(record.wire, wire)
+
     def room_secret(self, room_id: bytes) -> RoomSecret | None:
         """The room secret of the current epoch as far as we have it (None: open room)."""
         room = self._records.get(ROOMS, room_id, RoomRecord)

@@ -10,8 +10,8 @@ from e2echat_server import Relay
 import e2echat
 from e2echat.client.client import LOG_ATTEMPTS
 from e2echat.protocol import Error, ErrorCode, LogAppend, LogEntries, Ok, RelayFrame
-from tests.client.conftest import MakeClient, collect, validated
-from tests.client.proxy import evil_proxy
+from tests.client.conftest import EVENT_TIMEOUT, MakeClient, collect, validated
+from tests.client.proxy import EvilProxy, Rewrite, evil_proxy
 
 BURST = 12
 """Joiners at once: with three tries each, most of them used to fail ``log_conflict``."""
@@ -54,3 +54,58 @@ async def test_a_relay_that_claims_conflicts_and_hides_the_winner_ends_the_retri
         assert caught.value.code == ErrorCode.LOG_CONFLICT
         appends = [frame for frame in proxy.sent if isinstance(frame, LogAppend)]
         assert len(appends) == LOG_ATTEMPTS
+
+
+def conflict_for_our_appends(proxy: EvilProxy) -> Rewrite:
+    """A relay that appends every statement of ours, pushes it to us, and then answers
+    ``log_conflict`` as if another entry had taken its position (or a reply that says
+    ``ok`` lost on the way and its request answered again)."""
+
+    def rewrite(frame: RelayFrame) -> list[RelayFrame]:
+        appends = {sent.id for sent in proxy.sent if isinstance(sent, LogAppend)}
+        if isinstance(frame, Ok) and frame.id in appends:
+            return [Error(code=ErrorCode.LOG_CONFLICT, message="taken", id=frame.id)]
+        return [frame]
+
+    return rewrite
+
+
+async def test_a_join_the_relay_appended_but_called_a_conflict_is_not_signed_again(
+    relay: Relay, make_client: MakeClient
+) -> None:
+    owner = await make_client("owner")
+    room = await owner.create("told", secret=True)
+    events = owner.events()
+    async with evil_proxy(relay.url) as proxy:
+        proxy.rewrite = conflict_for_our_appends(proxy)
+        bob = await make_client("bob", proxy.url)
+        bob_room = await bob.join("told", invite=room.invite())
+        await collect(events, 1, lambda event: validated(event, "bob"))
+        assert len([frame for frame in proxy.sent if isinstance(frame, LogAppend)]) == 1
+        assert [change.kind for change in await bob_room.changes()] == ["create", "join"]
+        assert room.log_head[0] == bob_room.log_head[0] == 2
+
+
+async def test_a_rotation_the_relay_appended_but_called_a_conflict_is_made_once_and_shared(
+    relay: Relay, make_client: MakeClient
+) -> None:
+    """Before, each rotation appended this way counted as another member's entry: the
+    owner signed a new one after it, for as long as the relay went on."""
+    async with evil_proxy(relay.url) as proxy:
+        owner = await make_client("owner", proxy.url)
+        room = await owner.create("spun", secret=True)
+        bob = await make_client("bob")
+        events = owner.events()
+        bob_room = await bob.join("spun", invite=room.invite())
+        await collect(events, 1, lambda event: validated(event, "bob"))
+        proxy.rewrite = conflict_for_our_appends(proxy)
+        before = len(proxy.sent)
+        async with asyncio.timeout(EVENT_TIMEOUT):
+            await room.rotate_secret()
+        rotations = [f for f in proxy.sent[before:] if isinstance(f, LogAppend)]
+        assert len(rotations) == 1
+        assert room.epoch == 1
+        inbox = bob.messages()  # bob has the new secret: what is sent now, he reads
+        await room.send("after the rotation")
+        assert [m.text for m in await collect(inbox, 1)] == ["after the rotation"]
+        assert bob_room.epoch == 1
