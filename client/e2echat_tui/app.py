@@ -491,7 +491,8 @@ class ChatApp(App[None]):
             self.switch_to(names[number - 1])
 
     def action_switch_room(self) -> None:
-        """A fuzzy finder over the joined rooms (Textual's command palette)."""
+        """A fuzzy finder over the joined rooms (Textual's command palette); a direct
+        conversation is found by the other person's name, never by its random one."""
         rows = self.room_list.rows
 
         def about(name: str) -> str:
@@ -501,7 +502,13 @@ class ChatApp(App[None]):
             badges.append("muted" if name in self.muted else "")
             return " · ".join(b for b in badges if b) or "no unread messages"
 
-        rooms = [Choice(n, functools.partial(self.switch_to, n), about(n)) for n in self.tabs]
+        def shown(name: str) -> str:  # a direct conversation as the sidebar names it
+            row = rows.get(name)
+            return f"@ {row.peer}" if row is not None and row.peer is not None else name
+
+        rooms = [
+            Choice(shown(n), functools.partial(self.switch_to, n), about(n)) for n in self.tabs
+        ]
         choose(self, rooms, "Room…")
 
     def action_newest(self) -> None:

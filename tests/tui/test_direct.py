@@ -9,11 +9,13 @@ from e2echat_tui.app import ChatApp
 from e2echat_tui.demo import LOBBY
 from e2echat_tui.sidebar import RoomList
 from e2echat_tui.trust import tag
+from textual.command import CommandPalette
 from textual.pilot import Pilot
 
 from e2echat import Client, DirectStarted, Identity, Message
 
 from .screen import screen_text
+from .test_app import until_screen
 from .test_live import TIMEOUT, WatchedApp, bodies, first_message, session, type_line, until
 
 __all__ = ["session"]  # the fixture, shared with test_live
@@ -89,3 +91,31 @@ async def test_a_conversation_someone_else_starts_appears_in_the_sidebar(
         message = await first_message(inbox, lambda m: m.text == "and back")
         assert message.room.id == dm.id
         assert len(app.chat.directs) == 1
+
+
+async def test_the_room_switcher_finds_a_direct_conversation_by_the_persons_name(
+    session: tuple[WatchedApp, Pilot[None], str], tmp_path: Path
+) -> None:
+    """ctrl+g lists a direct conversation as the sidebar does (``@ ?carol#TAG``), so
+    typing "carol" finds it; its random room name is never shown."""
+    app, pilot, url = session
+    carol = Client(url, identity=Identity.generate(), name="carol", store=tmp_path / "c.sqlite3")
+    async with carol:
+        lobby = await carol.join(LOBBY)
+        tess = next(m for m in await lobby.members() if m.name == "tess")
+        dm = await carol.direct(tess)
+        await dm.send("psst")
+        await until(app, lambda: dm.name in app.tabs and "psst" in bodies(app, dm.name))
+        app.switch_to(LOBBY)
+        await pilot.press("ctrl+g")
+        await until_screen(pilot, CommandPalette)
+        await pilot.press(*"carol")
+        async with asyncio.timeout(TIMEOUT):  # the palette searches in a worker of its own
+            while "@ ?carol#" not in screen_text(app):
+                await pilot.pause()
+        assert "@ ?carol#" in screen_text(app)
+        assert dm.name not in screen_text(app)
+        await pilot.press("down", "enter")
+        async with asyncio.timeout(TIMEOUT):  # the palette calls the choice after it closes
+            while app.current != dm.name:
+                await pilot.pause()
