@@ -616,14 +616,18 @@ class Client:
         the other entry may have taken our right away). Many members joining at once
         all sign for the same position and all but one lose it: each loser waits a
         jittered, growing moment and tries again, for as long as the log keeps growing.
-        A fetched log that holds our own statement means the relay appended it and its
-        ``ok`` was lost or withheld: the change stands, and signing again would repeat
-        it (another rotation each time, for as long as the relay went on)."""
+        A fetched log that holds a statement of ours means the relay appended it and its
+        ``ok`` was lost or withheld (this try's, or an earlier one's for the same
+        position): the change stands, with that statement's directs, and signing again
+        would repeat it (another rotation each time, for as long as the relay went on)."""
         driver = self._driver
         backoff = Backoff(initial=LOG_RETRY_S, maximum=LOG_RETRY_MAX_S, fixed=0.0)
         stalled = 0
+        signed: list[LogStatement] = []
+        """Our statements for the position we sign for: any one may be the one appended."""
         while True:
             statement = await driver.call(driver.engine.sign_log, room.id, sign)
+            signed.append(statement)
             try:
                 await self._request(LogAppend(room=room.id, entry=statement.entry), Ok)
                 break
@@ -635,9 +639,13 @@ class Client:
                 length = await driver.call(driver.engine.log_length, room.id)
                 entries = await self._fetch_log(room.id, length)
                 await driver.step(driver.engine.apply_log, room.id, entries, length)
-                if await driver.call(driver.engine.log_holds, room.id, statement):
-                    break  # appended after all (its ok lost, or a lie): signing again repeats it
-                if await driver.call(driver.engine.log_length, room.id) <= _position(statement):
+                held = await driver.call(driver.engine.log_held, room.id, signed)
+                if held is not None:
+                    statement = held  # appended after all (its ok lost, or a lie)
+                    break
+                if await driver.call(driver.engine.log_length, room.id) > _position(statement):
+                    signed.clear()  # another entry took the position: none of these fits now
+                else:
                     stalled += 1  # nothing valid took our position: the relay's word only
                     if stalled >= LOG_ATTEMPTS:
                         raise RelayError(

@@ -1112,10 +1112,11 @@ class Engine:
         log = self._room_state(room_id).log
         return log.length if log is not None else 0
 
-    def log_holds(self, room_id: bytes, statement: LogStatement) -> bool:
-        """Whether the room's validated log holds our ``statement`` at its position."""
+    def log_held(self, room_id: bytes, statements: Sequence[LogStatement]) -> LogStatement | None:
+        """The one of our ``statements`` the room's validated log holds at its position."""
         self._room_state(room_id)
-        return self.session.log_holds(room_id, statement.entry)
+        held = (s for s in statements if self.session.log_holds(room_id, s.entry))
+        return next(held, None)
 
     def apply_log(self, room_id: bytes, entries: list[bytes], start: int) -> Output:
         """Log entries from position ``start`` on that the client fetched (after a

@@ -109,3 +109,51 @@ async def test_a_rotation_the_relay_appended_but_called_a_conflict_is_made_once_
         await room.send("after the rotation")
         assert [m.text for m in await collect(inbox, 1)] == ["after the rotation"]
         assert bob_room.epoch == 1
+
+
+def conflict_once_then_reveal(proxy: EvilProxy) -> Rewrite:
+    """A relay that appends our first statement, hides it from us (its push, and the log
+    we fetch after) and answers ``log_conflict``; from then on it tells the truth: our
+    next statement, signed for the same position, loses it to the first."""
+    since = len(proxy.sent)
+    hiding = True
+
+    def rewrite(frame: RelayFrame) -> list[RelayFrame]:
+        nonlocal hiding
+        appends = {sent.id for sent in proxy.sent[since:] if isinstance(sent, LogAppend)}
+        if not hiding or not appends:
+            return [frame]
+        if isinstance(frame, Ok) and frame.id in appends:
+            return [Error(code=ErrorCode.LOG_CONFLICT, message="taken", id=frame.id)]
+        if isinstance(frame, LogEntries):
+            hiding = frame.id is None  # our fetch's reply is the last one hidden
+            return [LogEntries(room=frame.room, start=frame.start, entries=[], id=frame.id)]
+        return [frame]
+
+    return rewrite
+
+
+async def test_a_rotation_appended_on_an_earlier_try_stands_and_no_other_is_signed(
+    relay: Relay, make_client: MakeClient
+) -> None:
+    """The relay's first ``log_conflict`` was a lie and the second the truth: the
+    rotation it appended is ours, and its secret is the one shared."""
+    async with evil_proxy(relay.url) as proxy:
+        owner = await make_client("owner", proxy.url)
+        room = await owner.create("twice", secret=True)
+        bob = await make_client("bob")
+        events = owner.events()
+        bob_room = await bob.join("twice", invite=room.invite())
+        await collect(events, 1, lambda event: validated(event, "bob"))
+        before = len(proxy.sent)
+        proxy.rewrite = conflict_once_then_reveal(proxy)
+        async with asyncio.timeout(EVENT_TIMEOUT):
+            await room.rotate_secret()
+        rotations = [f for f in proxy.sent[before:] if isinstance(f, LogAppend)]
+        assert len(rotations) == 2  # the first, and the second that lost to it
+        assert room.epoch == 1
+        assert [c.kind for c in await room.changes()] == ["create", "join", "rotate"]
+        inbox = bob.messages()  # bob has the new secret: what is sent now, he reads
+        await room.send("one rotation")
+        assert [m.text for m in await collect(inbox, 1)] == ["one rotation"]
+        assert bob_room.epoch == 1
