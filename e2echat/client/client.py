@@ -615,7 +615,8 @@ class Client:
         entry won the position, we fetch it and sign again (the rules are checked anew:
         the other entry may have taken our right away). Many members joining at once
         all sign for the same position and all but one lose it: each loser waits a
-        jittered, growing moment and tries again, for as long as the log keeps growing.
+        jittered, growing moment, then fetches and signs again, for as long as the log
+        keeps growing (what was pushed while it waited is in the log it checks).
         A fetched log that holds a statement of ours means the relay appended it and its
         ``ok`` was lost or withheld (this try's, or an earlier one's for the same
         position): the change stands, with that statement's directs, and signing again
@@ -636,6 +637,7 @@ class Client:
                     raise NotAllowed(f"The relay refused the change: {exc.message}") from None
                 if exc.code != ErrorCode.LOG_CONFLICT:
                     raise
+                await asyncio.sleep(backoff.next_delay())
                 length = await driver.call(driver.engine.log_length, room.id)
                 entries = await self._fetch_log(room.id, length)
                 await driver.step(driver.engine.apply_log, room.id, entries, length)
@@ -651,7 +653,6 @@ class Client:
                         raise RelayError(
                             ErrorCode.LOG_CONFLICT, "The room's log kept changing: try again."
                         ) from None
-                await asyncio.sleep(backoff.next_delay())
         await driver.step(driver.engine.log_appended, room.id, statement)
 
     async def direct(self, member: Member | bytes) -> Room:

@@ -8,6 +8,7 @@ import pytest
 from e2echat_server import Relay
 
 import e2echat
+from e2echat.client import client as client_module
 from e2echat.client.client import LOG_ATTEMPTS
 from e2echat.protocol import Error, ErrorCode, LogAppend, LogEntries, Ok, RelayFrame
 from tests.client.conftest import EVENT_TIMEOUT, MakeClient, collect, validated
@@ -157,3 +158,58 @@ async def test_a_rotation_appended_on_an_earlier_try_stands_and_no_other_is_sign
         await room.send("one rotation")
         assert [m.text for m in await collect(inbox, 1)] == ["one rotation"]
         assert bob_room.epoch == 1
+
+
+class HeldWait:
+    """``asyncio`` for the client module, but its wait before signing again lasts until
+    the test lets it go (what the relay does meanwhile is then up to the test)."""
+
+    def __init__(self) -> None:
+        self.waiting = asyncio.Event()
+        self.go = asyncio.Event()
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(asyncio, name)
+
+    async def sleep(self, _delay: float) -> None:
+        self.waiting.set()
+        await self.go.wait()
+
+
+async def test_a_rotation_pushed_while_the_client_waits_to_sign_again_stands(
+    relay: Relay, make_client: MakeClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The relay appends the rotation, hides it and answers ``log_conflict``, then
+    pushes it while the owner waits: before, the owner signed a second one after it."""
+    async with evil_proxy(relay.url) as proxy:
+        owner = await make_client("owner", proxy.url)
+        room = await owner.create("late", secret=True)
+        bob = await make_client("bob")
+        events = owner.events()
+        await bob.join("late", invite=room.invite())
+        await collect(events, 1, lambda event: validated(event, "bob"))
+        since = len(proxy.sent)
+        held: list[LogEntries] = []
+
+        def hide(frame: RelayFrame) -> list[RelayFrame]:
+            appends = {sent.id for sent in proxy.sent[since:] if isinstance(sent, LogAppend)}
+            if isinstance(frame, Ok) and frame.id in appends:
+                return [Error(code=ErrorCode.LOG_CONFLICT, message="taken", id=frame.id)]
+            if isinstance(frame, LogEntries) and frame.entries and appends:
+                held.append(frame)
+                return [LogEntries(room=frame.room, start=frame.start, entries=[], id=frame.id)]
+            return [frame]
+
+        proxy.rewrite = hide
+        wait = HeldWait()
+        monkeypatch.setattr(client_module, "asyncio", wait)
+        rotating = asyncio.ensure_future(room.rotate_secret())
+        async with asyncio.timeout(EVENT_TIMEOUT):
+            await wait.waiting.wait()
+        await proxy.inject(held[0])  # the push of the rotation, late
+        await collect(events, 1, lambda event: isinstance(event, e2echat.RoomChanged))
+        wait.go.set()
+        async with asyncio.timeout(EVENT_TIMEOUT):
+            await rotating
+        assert len([f for f in proxy.sent[since:] if isinstance(f, LogAppend)]) == 1
+        assert room.epoch == 1
