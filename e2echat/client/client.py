@@ -125,8 +125,8 @@ Handler = Callable[[Any], Awaitable[None]]
 AccessKind = Literal["open", "password", "invite"]
 ACCESS_KINDS = ("open", "password", "invite")
 LOG_ATTEMPTS = 3
-"""Times a membership statement is signed again after a ``log_conflict`` that brought no
-new valid entry (a relay refusing for nothing); a conflict lost to a real entry is
+"""How many ``log_conflict`` answers that brought no new valid entry (a relay refusing
+for nothing) a change takes before it gives up; a conflict lost to a real entry is
 contention, and is tried again for as long as the log keeps growing."""
 LOG_RETRY_S = 0.01
 LOG_RETRY_MAX_S = 1.0
