@@ -594,7 +594,12 @@ class Client:
         elif not log:
             await driver.step(driver.engine.follow_log, info.id)
         elif await driver.call(driver.engine.needs_join, info.id):
-            await self._change(room, _join)
+            try:
+                await self._change(room, _join)
+            except NotAllowed:
+                # "already a member": the join a reconnect signs (``Engine.welcome``) won
+                if self.key not in room.roles:
+                    raise
         return room
 
     async def _fetch_log(self, room_id: bytes, after: int) -> list[bytes]:

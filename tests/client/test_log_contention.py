@@ -213,3 +213,42 @@ async def test_a_rotation_pushed_while_the_client_waits_to_sign_again_stands(
             await rotating
         assert len([f for f in proxy.sent[since:] if isinstance(f, LogAppend)]) == 1
         assert room.epoch == 1
+
+
+async def test_a_join_made_by_the_reconnect_while_the_client_waits_is_the_join(
+    relay: Relay, make_client: MakeClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """bob's join loses its position (the relay hid an entry from him), and while he
+    waits to sign again the connection drops: the client's own rejoin after the
+    reconnect gets him in. The join call then returns; before, it raised
+    ``NotAllowed`` ("already a member") for a join that had been made."""
+    owner = await make_client("owner")
+    room = await owner.create("blip", secret=True)
+    await room.set_description("taken before bob comes")
+    async with evil_proxy(relay.url) as proxy:
+        revealed = False
+
+        def hide_the_description(frame: RelayFrame) -> list[RelayFrame]:
+            if revealed or not isinstance(frame, LogEntries) or frame.start > 0:
+                return [frame]
+            return [LogEntries(room=frame.room, start=0, entries=frame.entries[:1], id=frame.id)]
+
+        proxy.rewrite = hide_the_description
+        bob = await make_client("bob", proxy.url)
+        events = bob.events()
+        wait = HeldWait()
+        monkeypatch.setattr(client_module, "asyncio", wait)
+        joining = asyncio.ensure_future(bob.join("blip", invite=room.invite()))
+        async with asyncio.timeout(EVENT_TIMEOUT):
+            await wait.waiting.wait()
+        revealed = True
+        await proxy.close_all()
+        await collect(
+            events,
+            1,
+            lambda e: isinstance(e, e2echat.RoomChanged) and e.kind == "join" and e.author.is_me,
+        )
+        wait.go.set()
+        async with asyncio.timeout(EVENT_TIMEOUT):
+            bob_room = await joining
+        assert [c.kind for c in await bob_room.changes()] == ["create", "describe", "join"]
