@@ -598,19 +598,26 @@ class ChatApp(App[None]):
         back (without any secret) unless something new was written meanwhile."""
         line = event.text
         if not line.strip():
+            self._keep_draft(event.composer, line)
             return
         try:
             parsed = cmd.parse(line)
         except cmd.CommandError as exc:
             self.error_notice(str(exc))
+            self._keep_draft(event.composer, line)
             return
         tab = self.shown
         if isinstance(parsed, cmd.SendText) and tab is None:
             self.error_notice("you are in no room: /join NAME or /create NAME first")
+            self._keep_draft(event.composer, line)
             return
         event.composer.input_history.remember(line)
-        event.composer.set_draft("")
         self.run_worker(self.execute(parsed, tab, line), group="commands")
+
+    @staticmethod
+    def _keep_draft(composer: Composer, line: str) -> None:
+        """Put back a draft that cannot go anywhere, before what was typed since."""
+        composer.set_draft(line + composer.text)
 
     def on_composer_cancelled(self, _event: Composer.Cancelled) -> None:
         self.actions.cancel()

@@ -97,7 +97,8 @@ class Composer(TextArea):
     """
 
     class Submitted(Message):
-        """The user pressed a send key; ``text`` is the whole draft."""
+        """The user pressed a send key; ``text`` is the whole draft, which the composer
+        no longer holds."""
 
         def __init__(self, composer: "Composer", text: str) -> None:
             super().__init__()
@@ -217,7 +218,11 @@ class Composer(TextArea):
         elif key == "escape":
             self.post_message(self.Cancelled())
         elif key in self.send_keys:
-            self.post_message(self.Submitted(self, self.text))
+            # emptied now, in key order: what is typed next, before the app has taken
+            # this draft, belongs to the next one (the app puts back a draft it keeps)
+            text = self.text
+            self.set_draft("")
+            self.post_message(self.Submitted(self, text))
         elif key in self.newline_keys:
             self._end_cycle()
             self.insert("\n")

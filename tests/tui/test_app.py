@@ -900,3 +900,19 @@ async def test_older_history_loads_with_a_frame_between_its_chunks(
         await app.backlog_loaded.wait()
     assert len(drawn_at) == 7  # 304 older than the first page of 200 (4 are the double's)
     assert all(before < after for before, after in itertools.pairwise(drawn_at))
+
+
+async def test_lines_typed_fast_are_each_sent_whole(app: ChatApp, chat: FakeChat) -> None:
+    """A terminal hands over keys as fast as they are typed (or pasted by a tool), so
+    the next line can be in the composer before the app has taken the last one: that
+    must not wipe it. The keys go in as the driver posts them, all at once."""
+    async with app.run_test(size=SIZE) as pilot:
+        await started(app, chat)
+        for line in ("first", "second", "third"):
+            for char in line:
+                app.post_message(events.Key(char, char))
+            app.post_message(events.Key("enter", None))
+        await settle(pilot)
+        await commands_done(app)
+        assert chat.sent[-3:] == [("lobby", "first"), ("lobby", "second"), ("lobby", "third")]
+        assert app.query_one(Composer).text == ""
