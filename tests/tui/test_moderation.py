@@ -198,6 +198,9 @@ async def test_the_member_kicked_is_told_why_and_it_stays_on_screen(
         await until_body(app, LOBBY, said)
         assert "ops" not in app.tabs
         assert app.current == LOBBY
+        async with asyncio.timeout(TIMEOUT):  # a toast is a message, handled after the line
+            while not any("ops" in n.message for n in app._notifications):
+                await pilot.pause()
         toasts = [n for n in app._notifications if "ops" in n.message]
         assert [n.severity for n in toasts] == ["warning"]
         assert toasts[0].message.startswith(said)
