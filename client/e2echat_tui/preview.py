@@ -28,13 +28,15 @@ Graphics = Literal["kitty", "sixel"]
 IMAGES_ENV = "E2ECHAT_IMAGES"
 MAX_PIXELS = 40_000_000
 _found: list[Graphics | None] = []
+_MULTIPLEXERS = ("TMUX", "STY")  # set inside tmux, GNU screen
 
 
 def detect_graphics() -> Graphics | None:
     """Which image protocol the terminal speaks (asked once; None without one).
 
-    Call it before the app starts. Only a terminal on stdin and stdout is asked, and
-    only if textual-image is installed and ``E2ECHAT_IMAGES`` is not ``off``.
+    Call it before the app starts. Only a terminal on stdin and stdout is asked, not
+    inside tmux or screen, and only if textual-image is installed and
+    ``E2ECHAT_IMAGES`` is not ``off``.
     """
     if _found:
         return _found[0]
@@ -47,6 +49,8 @@ def _detect() -> Graphics | None:
         return None
     if not (sys.stdin.isatty() and sys.stdout.isatty()):
         return None
+    if any(os.environ.get(name) for name in _MULTIPLEXERS):
+        return None  # tmux and screen take the kitty query (an APC) for the pane's title
     try:
         from textual_image import renderable, widget  # both ask the terminal, once
         from textual_image.renderable import sixel, tgp

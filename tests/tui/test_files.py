@@ -2,6 +2,8 @@
 a hostile file name on screen, and the transfer bar's look."""
 
 import os
+import sys
+import types
 from collections.abc import Callable
 from pathlib import Path
 
@@ -209,6 +211,35 @@ def test_graphics_are_asked_of_a_real_terminal_only(monkeypatch: pytest.MonkeyPa
     assert preview._detect() is None
     monkeypatch.delenv(preview.IMAGES_ENV)
     assert preview._detect() is None  # pytest's stdin is no terminal: nothing is asked
+
+
+class _Asked(types.ModuleType):
+    """Stands for textual_image, whose import asks the terminal: records that it was."""
+
+    def __init__(self, asked: list[str]) -> None:
+        super().__init__("textual_image")
+        self.asked = asked
+
+    def __getattr__(self, name: str) -> object:
+        self.asked.append(name)
+        raise AttributeError(name)
+
+
+def test_graphics_are_not_asked_inside_tmux(monkeypatch: pytest.MonkeyPatch) -> None:
+    """tmux takes the kitty query for a title: every pane running e2echat was renamed
+    ``Gi=...;AAAA``. Inside tmux (or screen) nothing is asked; previews are text."""
+    asked: list[str] = []
+    monkeypatch.setattr(sys.stdin, "isatty", lambda: True)
+    monkeypatch.setattr(sys.stdout, "isatty", lambda: True)
+    monkeypatch.setitem(sys.modules, "textual_image", _Asked(asked))
+    monkeypatch.delenv("TMUX", raising=False)
+    monkeypatch.delenv("STY", raising=False)
+    assert preview._detect() is None
+    assert asked  # outside tmux it is asked (and, here, fails)
+    asked.clear()
+    monkeypatch.setenv("TMUX", "/tmp/tmux-0/default,1234,0")
+    assert preview._detect() is None
+    assert asked == []
 
 
 async def test_an_image_previews_with_a_graphics_protocol_and_a_huge_one_is_refused(
