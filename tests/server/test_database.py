@@ -204,6 +204,22 @@ def test_a_truncated_file_is_refused_with_one_line(tmp_path: Path) -> None:
     assert "is damaged" in refused(tmp_path)
 
 
+def test_repair_db_refuses_a_file_whose_tables_cannot_be_read(tmp_path: Path) -> None:
+    # a truncated relay database often loses the pages of its schema (written last, by
+    # the migrations): nothing can be copied, and an empty rebuild would drop every room
+    path = tmp_path / "relay.sqlite3"
+    v0_database(path, users=50, messages=300)
+    data = bytearray(path.read_bytes())
+    page_size = int.from_bytes(data[16:18], "big")
+    data[100:page_size] = b"\xa5" * (page_size - 100)  # the schema's page, after the header
+    path.write_bytes(bytes(data))
+    line = refused(tmp_path, "--repair-db")
+    assert "is damaged beyond repair" in line
+    assert "restore it from a backup" in line
+    assert path.read_bytes() == data  # left as it was, nothing beside it
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["relay.lock", "relay.sqlite3"]
+
+
 async def test_the_first_released_schema_is_migrated_with_its_data(tmp_path: Path) -> None:
     v0_database(tmp_path / "relay.sqlite3", users=3, messages=5)
     store = await SqliteStore.open(tmp_path)

@@ -209,12 +209,24 @@ def rebuild(path: Path) -> int:
     copied = 0
     try:
         initialise(new)
-        new.execute("ATTACH DATABASE ? AS old", (str(path),))
+        try:
+            new.execute("ATTACH DATABASE ? AS old", (str(path),))
+            new.execute("SELECT count(*) FROM old.sqlite_master").fetchone()
+        except sqlite3.DatabaseError as exc:
+            # no table can be found, so no row: a rebuild would be an empty relay
+            raise _refused(
+                path,
+                f"is damaged beyond repair (its list of tables cannot be read: {exc})",
+                "restore it from a backup; nothing was changed",
+            ) from None
         for table in COPIED:
             copied += _copy_rows(new, table)
         new.execute("DETACH DATABASE old")
-    finally:
+    except BaseException:
         new.close()
+        fresh.unlink(missing_ok=True)
+        raise
+    new.close()
     aside = path.with_name(f"{path.name}.damaged-{time.strftime('%Y%m%dT%H%M%S')}")
     for old in (path, *_sidecars(path)):
         if old.exists():
