@@ -1060,6 +1060,8 @@ class Engine:
             state.log_behind = max(state.log_behind, event.named)
             if not state.log_fetch[0] and self.connected:
                 out.frames.append(self._log_request(state))
+        elif isinstance(event, cev.RoomKeyInstalled) and (state := self.rooms.get(event.room_id)):
+            self._keep_secret(state)  # it came after the log's rotation, in a direct
         elif isinstance(event, cev.RoomKeyMissing) and (state := self.rooms.get(event.room_id)):
             if state.room_key_asked[0] != event.epoch:
                 state.room_key_asked = (event.epoch, self.clock())  # its author sends it now
@@ -1185,12 +1187,17 @@ class Engine:
             state.log_withheld = 0
             out.extend(self.flush_outbox())  # what waited for the missing entries goes now
         self._replay_held_directs(state.id, out)
+        self._keep_secret(state)
+        if was_member and state.log is not None and self.me not in state.log.members:
+            out.extend(self.left(state.id))  # kicked or banned: the relay dropped us too
+
+    def _keep_secret(self, state: RoomState) -> None:
+        """Record the room's current secret (a rotation installs a new one), which its
+        invite is made of."""
         current = self.session.room_secret(state.id)
         if current is not None and current.secret != state.record.secret:
             state.record = dataclasses.replace(state.record, secret=current.secret)
             self.store.save_room(state.record)
-        if was_member and state.log is not None and self.me not in state.log.members:
-            out.extend(self.left(state.id))  # kicked or banned: the relay dropped us too
 
     def _report_withheld(self, state: RoomState, out: Output) -> None:
         """Our fetch is answered and the log still lacks entries a member's message

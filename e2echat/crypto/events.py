@@ -228,6 +228,15 @@ class RoomKeyMissing:
     epoch: int
 
 
+@dataclass(frozen=True, slots=True)
+class RoomKeyInstalled:
+    """The secret of ``epoch`` came after the log had moved to it and is ours now: the
+    room's invite and our proofs use it from here on."""
+
+    room_id: bytes
+    epoch: int
+
+
 Event = (
     MemberValidated
     | MemberUnverified
@@ -244,6 +253,7 @@ Event = (
     | LogForked
     | LogBehind
     | RoomKeyMissing
+    | RoomKeyInstalled
 )
 
 

@@ -59,6 +59,7 @@ from e2echat.crypto.events import (
     OutgoingDirect,
     ReplayRejected,
     RoomChanged,
+    RoomKeyInstalled,
     RoomKeyMissing,
     Undecryptable,
 )
@@ -1078,6 +1079,7 @@ class CryptoSession:
             installed = self._install_epoch(op, room, state)
             if installed.epoch != room.epoch:
                 op.txn.put(ROOMS, room.room_id, installed)
+                op.events.append(RoomKeyInstalled(room.room_id, installed.epoch))
                 self._share_again(op, installed, now)
 
     def _share_again(self, op: _Op, room: RoomRecord, now: int) -> None:
