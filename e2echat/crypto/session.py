@@ -1030,11 +1030,14 @@ class CryptoSession:
                     self._share_current(op, room, entry.subject, now)
         if entry.kind in (Kind.LEAVE, Kind.REMOVE, Kind.BAN):
             if entry.subject == self._me:
+                # not returned at once: a log read again with the invite that let us back
+                # in must still move to each later epoch, or our proofs name an old one
                 verb = {Kind.LEAVE: "left", Kind.REMOVE: "were kicked", Kind.BAN: "were banned"}
                 self._retire_outbound(op, room.room_id)
                 reason = f"you {verb[entry.kind]} (log entry {entry.seq})"
-                return msgspec.structs.replace(room, removed=reason)
-            room = self._remove_member(op, room, entry.subject)
+                room = msgspec.structs.replace(room, removed=reason)
+            else:
+                room = self._remove_member(op, room, entry.subject)
         if entry.kind in TAGGED and entry.subject == self._me:
             room = msgspec.structs.replace(room, removed=None)
             op.txn.put(LOG, room.room_id, state)
