@@ -93,12 +93,7 @@ async def test_a_rotation_the_relay_appended_but_called_a_conflict_is_made_once_
     """Before, each rotation appended this way counted as another member's entry: the
     owner signed a new one after it, for as long as the relay went on."""
     async with evil_proxy(relay.url) as proxy:
-        owner = await make_client("owner", proxy.url)
-        room = await owner.create("spun", secret=True)
-        bob = await make_client("bob")
-        events = owner.events()
-        bob_room = await bob.join("spun", invite=room.invite())
-        await collect(events, 1, lambda event: validated(event, "bob"))
+        room, bob, bob_room = await owner_and_bob(make_client, proxy, "spun")
         proxy.rewrite = conflict_for_our_appends(proxy)
         before = len(proxy.sent)
         async with asyncio.timeout(EVENT_TIMEOUT):
@@ -110,6 +105,20 @@ async def test_a_rotation_the_relay_appended_but_called_a_conflict_is_made_once_
         await room.send("after the rotation")
         assert [m.text for m in await collect(inbox, 1)] == ["after the rotation"]
         assert bob_room.epoch == 1
+
+
+async def owner_and_bob(
+    make_client: MakeClient, proxy: EvilProxy, name: str
+) -> tuple[e2echat.Room, e2echat.Client, e2echat.Room]:
+    """An owner behind ``proxy`` creates secret room ``name``; bob joins it and the
+    owner has validated him: the owner's room, bob and his room."""
+    owner = await make_client("owner", proxy.url)
+    room = await owner.create(name, secret=True)
+    bob = await make_client("bob")
+    events = owner.events()
+    bob_room = await bob.join(name, invite=room.invite())
+    await collect(events, 1, lambda event: validated(event, "bob"))
+    return room, bob, bob_room
 
 
 def conflict_once_then_reveal(proxy: EvilProxy) -> Rewrite:
@@ -140,12 +149,7 @@ async def test_a_rotation_appended_on_an_earlier_try_stands_and_no_other_is_sign
     """The relay's first ``log_conflict`` was a lie and the second the truth: the
     rotation it appended is ours, and its secret is the one shared."""
     async with evil_proxy(relay.url) as proxy:
-        owner = await make_client("owner", proxy.url)
-        room = await owner.create("twice", secret=True)
-        bob = await make_client("bob")
-        events = owner.events()
-        bob_room = await bob.join("twice", invite=room.invite())
-        await collect(events, 1, lambda event: validated(event, "bob"))
+        room, bob, bob_room = await owner_and_bob(make_client, proxy, "twice")
         before = len(proxy.sent)
         proxy.rewrite = conflict_once_then_reveal(proxy)
         async with asyncio.timeout(EVENT_TIMEOUT):

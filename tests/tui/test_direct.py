@@ -3,6 +3,8 @@ name that fits two keys is refused), listed with an @ in the sidebar, and one st
 by someone else appears there too."""
 
 import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 from e2echat_tui.app import ChatApp
@@ -12,7 +14,7 @@ from e2echat_tui.trust import tag
 from textual.command import CommandPalette
 from textual.pilot import Pilot
 
-from e2echat import Client, DirectStarted, Identity, Message
+from e2echat import Client, DirectStarted, Identity, Message, Room
 
 from .screen import screen_text
 from .test_app import until_screen
@@ -73,10 +75,12 @@ async def test_msg_starts_a_direct_conversation_by_key_and_refuses_namesakes(
         assert fake_events.dropped == 0
 
 
-async def test_a_conversation_someone_else_starts_appears_in_the_sidebar(
-    session: tuple[WatchedApp, Pilot[None], str], tmp_path: Path
-) -> None:
-    app, pilot, url = session
+@asynccontextmanager
+async def carol_writes_first(
+    app: WatchedApp, url: str, tmp_path: Path
+) -> AsyncIterator[tuple[Client, Room]]:
+    """carol starts a direct conversation with tess and writes in it; it is on tess's
+    screen: carol's client and the conversation."""
     carol = Client(url, identity=Identity.generate(), name="carol", store=tmp_path / "c.sqlite3")
     async with carol:
         lobby = await carol.join(LOBBY)
@@ -84,6 +88,14 @@ async def test_a_conversation_someone_else_starts_appears_in_the_sidebar(
         dm = await carol.direct(tess)
         await dm.send("psst")
         await until(app, lambda: dm.name in app.tabs and "psst" in bodies(app, dm.name))
+        yield carol, dm
+
+
+async def test_a_conversation_someone_else_starts_appears_in_the_sidebar(
+    session: tuple[WatchedApp, Pilot[None], str], tmp_path: Path
+) -> None:
+    app, pilot, url = session
+    async with carol_writes_first(app, url, tmp_path) as (carol, dm):
         assert sidebar_peers(app)[dm.name] is not None
         assert sidebar_peers(app)[dm.name].startswith("?carol#")  # type: ignore[union-attr]
         inbox = carol.messages()
@@ -99,13 +111,7 @@ async def test_the_room_switcher_finds_a_direct_conversation_by_the_persons_name
     """ctrl+g lists a direct conversation as the sidebar does (``@ ?carol#TAG``), so
     typing "carol" finds it; its random room name is never shown."""
     app, pilot, url = session
-    carol = Client(url, identity=Identity.generate(), name="carol", store=tmp_path / "c.sqlite3")
-    async with carol:
-        lobby = await carol.join(LOBBY)
-        tess = next(m for m in await lobby.members() if m.name == "tess")
-        dm = await carol.direct(tess)
-        await dm.send("psst")
-        await until(app, lambda: dm.name in app.tabs and "psst" in bodies(app, dm.name))
+    async with carol_writes_first(app, url, tmp_path) as (_carol, dm):
         app.switch_to(LOBBY)
         await pilot.press("ctrl+g")
         await until_screen(pilot, CommandPalette)
