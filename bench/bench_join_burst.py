@@ -58,9 +58,10 @@ async def timed_joins(
     start = time.perf_counter()
     results = await run(joiners)
     returned = time.perf_counter() - start
-    failed = sum(isinstance(result, BaseException) for result in results)
+    refused = {j.key for j, r in zip(joiners, results, strict=True) if isinstance(r, BaseException)}
+    failed = len(refused)
     if failed:
-        keys -= {j.key for j, r in zip(joiners, results, strict=True) if isinstance(r, Exception)}
+        keys -= refused
         if validated >= keys:
             done.set()
     async with asyncio.timeout(VALIDATE_TIMEOUT_S):

@@ -23,10 +23,8 @@ def printable_problem(text: str) -> str | None:
     """
     if text.isprintable():
         return None
-    for char in text:
-        if not char.isprintable():
-            return f"it contains the non-printable character U+{ord(char):04X}"
-    return None
+    char = next(char for char in text if not char.isprintable())
+    return f"it contains the non-printable character U+{ord(char):04X}"
 
 
 def validate_user_name(name: str) -> str:
