@@ -577,7 +577,7 @@ class Engine:
         item_id, out = self._enqueue(state, payload)
         state.typing_sent = (False, 0)  # receivers stop showing us typing at the message
         provisional = self.view.message(room_id, self.me, 0, now, payload)
-        return item_id, dataclasses.replace(provisional, reply_to=quote), out
+        return item_id, dataclasses.replace(provisional, reply_to=quote, send_id=item_id), out
 
     def relate(self, room_id: bytes, relation: Relation) -> tuple[int, Output]:
         """Queue an edit, delete or reaction of a stored message; raises ``E2EChatError``
@@ -604,7 +604,8 @@ class Engine:
     def queue_file(self, room_id: bytes, payload: File) -> tuple[int, Message[bytes], Output]:
         """Put the message of an uploaded file in the outbox; send it now if connected."""
         item_id, out = self._enqueue(self._room_state(room_id), payload)
-        return item_id, self.view.message(room_id, self.me, 0, payload.ts, payload), out
+        provisional = self.view.message(room_id, self.me, 0, payload.ts, payload)
+        return item_id, dataclasses.replace(provisional, send_id=item_id), out
 
     def _enqueue(self, state: RoomState, payload: RoomPayload) -> tuple[int, Output]:
         encoded = encode_payload(payload)
@@ -628,8 +629,8 @@ class Engine:
         (nothing while disconnected: what is sent then would count as on its way)."""
         if not self.connected:
             return Output()
-        frames, notices = self.outbox.flush(self.rooms, self.clock())
-        return Output(frames=frames, events=notices)
+        frames, failures = self.outbox.flush(self.rooms, self.clock())
+        return Output(frames=frames, events=failures)
 
     def rebatch_directs(self, frames: list[ClientFrame]) -> list[ClientFrame]:
         """Directs frames that wait in a row for the link's pacer, as fewer frames (see
@@ -662,7 +663,9 @@ class Engine:
             state.sync.seqs.add(frame.seq)
             self.store.set_last_seq(state.id, state.sync.floor)
         if message is not None:
+            message = dataclasses.replace(message, send_id=item_id)
             out.confirmed.append((item_id, message))
+            out.events.append(ev.MessageSent(state.id, message))
         else:
             out.related.append(item_id)
 
@@ -820,13 +823,13 @@ class Engine:
         direct_id = outbox_id(rid, DIRECT_ID)
         if item_id is not None or direct_id is not None:
             with self.store.transaction():
-                notice = (
+                dropped = (
                     self.outbox.refused(item_id, frame)
                     if item_id is not None
                     else self.outbox.direct_refused(cast(int, direct_id), frame)
                 )
-            if notice is not None:
-                out.events.append(notice)
+            if dropped is not None:
+                out.events.append(dropped)
             return
         rejoining = rid.startswith(LOG_JOIN_ID) and frame.code == ErrorCode.LOG_CONFLICT
         if rejoining and (state := self.rooms.get(_hex_or_empty(rid[len(LOG_JOIN_ID) :]))):

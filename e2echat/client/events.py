@@ -198,6 +198,30 @@ class MessageEdited(RoomEvent[R]):
 
 
 @dataclass(frozen=True)
+class MessageSent(RoomEvent[R]):
+    """The relay stored our ``message`` (now with its ``seq`` and ``id``).
+    ``message.send_id`` names the message ``send`` returned for it: if that one had
+    ``seq`` 0 (sent offline, or not confirmed in time), it is sent now."""
+
+    message: Message[R]
+
+
+@dataclass(frozen=True)
+class SendFailed(RoomEvent[R]):
+    """Our message, edit, delete or reaction ``send_id`` (``Message.send_id`` of what
+    ``send`` returned) will never be sent, for ``reason``: the relay refused it in a way
+    no resend can cure, or it could not be encrypted. It is out of the outbox."""
+
+    send_id: int
+    reason: str
+
+    @property
+    def text(self) -> str:
+        """The failure in words, for a person."""
+        return f"A message could not be sent: {self.reason}"
+
+
+@dataclass(frozen=True)
 class MessageDeleted(RoomEvent[R]):
     """The message ``message_id`` (at ``seq``, 0 if it is not here) was deleted by its
     sender; its text is gone from this device."""

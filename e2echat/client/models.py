@@ -195,6 +195,10 @@ class Message(Generic[R]):
     ``id`` is its signed name (empty until the relay confirmed our own message). An
     ``edited`` message shows its newest version in ``text``; a ``deleted`` one has no
     text; ``unsupported`` names the kind of a message this version cannot show.
+
+    ``send_id`` numbers our own message as this client sent it (unique in the store):
+    the message ``send`` returned and the one of its ``MessageSent`` (or the
+    ``SendFailed`` that ends it) carry the same; 0 for others' messages and for history.
     """
 
     text: str = field(repr=False)
@@ -212,6 +216,7 @@ class Message(Generic[R]):
     deleted: bool = False
     reactions: tuple[Reaction, ...] = ()
     unsupported: str | None = None
+    send_id: int = 0
     live: bool = False
     """True for a message published as it came: sent after this client connected (or
     joined the room), or our own. False for backlog, what the relay already held (a

@@ -51,7 +51,7 @@ MAX_OUTBOX_DIGITS = 18
 _DROP_ON = frozenset(
     {ErrorCode.NOT_MEMBER, ErrorCode.NO_SUCH_ROOM, ErrorCode.TOO_LARGE, ErrorCode.BAD_FRAME}
 )
-"""Refusals a resend cannot cure: the message is dropped with a notice."""
+"""Refusals a resend cannot cure: the message is dropped with a ``SendFailed``."""
 _DROP_DIRECT_ON = frozenset({ErrorCode.FORBIDDEN, ErrorCode.TOO_LARGE, ErrorCode.BAD_FRAME})
 """Refusals of a direct a resend cannot cure (an unknown recipient, a bad body); a full
 mailbox or a rate limit is retried."""
@@ -203,8 +203,8 @@ class Outbox:
         self, rooms: Mapping[bytes, RoomState], now: int
     ) -> tuple[list[ClientFrame], list[ev.Event]]:
         """Frames for every queued direct, then every queued message, not already on its
-        way, oldest first (a message's key shares before it), and notices for what could
-        not be encrypted."""
+        way, oldest first (a message's key shares before it), and a ``SendFailed`` for
+        each message that could not be encrypted."""
         frames = self._direct_frames(
             [
                 (d.id, d.recipient, d.body)
@@ -212,7 +212,7 @@ class Outbox:
                 if d.id not in self._directs_inflight
             ]
         )
-        notices: list[ev.Event] = []
+        failures: list[ev.Event] = []
         for item in self._store.outbox():
             if item.id in self._inflight:
                 continue
@@ -233,12 +233,13 @@ class Outbox:
                         frames += self.queue_directs(outgoing.directs, connected=True)
                 except CryptoError as exc:
                     self._store.remove_outbox(item.id)
-                    notices.append(ev.Notice(f"A message could not be encrypted: {exc}."))
+                    reason = f"it could not be encrypted ({exc})"
+                    failures.append(ev.SendFailed(item.room_id, item.id, reason))
                     continue
                 body = outgoing.body
             frames.append(Send(room=item.room_id, body=body, id=f"{OUTBOX_ID}{item.id}"))
             self._inflight.add(item.id)
-        return frames, notices
+        return frames, failures
 
     def confirm(self, item_id: int, room_id: bytes | None) -> OutboxItem | None:
         """The relay stored message ``item_id`` in ``room_id``: dequeue and return it
@@ -250,14 +251,17 @@ class Outbox:
         self._store.remove_outbox(item_id)
         return item
 
-    def refused(self, item_id: int, frame: Error) -> ev.Notice | None:
-        """The relay refused a send: it is retried later, or dropped with a notice if no
-        retry can succeed."""
+    def refused(self, item_id: int, frame: Error) -> ev.SendFailed[bytes] | None:
+        """The relay refused a send: it is retried later, or dropped with a
+        ``SendFailed`` if no retry can succeed (None too for an id not in the outbox)."""
         self._inflight.discard(item_id)
         if frame.code not in _DROP_ON:
             return None
+        item = self._store.outbox_item(item_id)
+        if item is None:
+            return None
         self._store.remove_outbox(item_id)
-        return ev.Notice(f"A message could not be sent: {frame.message}")
+        return ev.SendFailed(item.room_id, item_id, frame.message)
 
     def direct_confirmed(self, item_id: int) -> None:
         """The relay stored direct ``item_id`` in its recipient's mailbox."""

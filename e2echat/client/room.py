@@ -220,7 +220,8 @@ class Room:
         ``@name`` in the text mentions the member of that name; ``@name#tag`` picks one
         of several namesakes by fingerprint tag (``Member.tag``), and a bare ``@name``
         that fits several raises ``AmbiguousMention``. Offline, the message waits in the
-        outbox and goes out in order on reconnect; the returned message then has ``seq`` 0.
+        outbox and goes out in order on reconnect; the returned message then has ``seq`` 0,
+        and a ``MessageSent`` (or ``SendFailed``) with its ``send_id`` follows.
         """
         return await self._client._send(self, text, reply_to, tuple(m.key for m in mentions))
 

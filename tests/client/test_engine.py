@@ -144,11 +144,12 @@ def test_offline_sends_wait_in_the_outbox_and_go_out_in_order() -> None:
     clock = Clock()
     alice, bob = make_engine("alice", clock), make_engine("bob", clock)
     alice.enter_room(room_info(alice, bob), "open", None)
-    for text in ("one", "two", "three"):
+    for number, text in enumerate(("one", "two", "three"), 1):
         _id, provisional, out = alice.queue(ROOM_ID, text)
         assert out.frames == []
         assert provisional.seq == 0
         assert provisional.own
+        assert provisional.send_id == number
     out = alice.welcome(welcome(alice, bob))
     sends = [f for f in out.frames if isinstance(f, Send)]
     assert [f.id for f in sends] == ["o1", "o2", "o3"]
@@ -158,8 +159,10 @@ def test_offline_sends_wait_in_the_outbox_and_go_out_in_order() -> None:
     alice.disconnected()
     again = [f for f in alice.welcome(welcome(alice, bob)).frames if isinstance(f, Send)]
     assert [f.body for f in again] == [f.body for f in sends]
-    confirmed = alice.receive(Sent(room=ROOM_ID, seq=1, ts=NOW, id="o1")).confirmed
-    assert [(i, m.text, m.seq) for i, m in confirmed] == [(1, "one", 1)]
+    out = alice.receive(Sent(room=ROOM_ID, seq=1, ts=NOW, id="o1"))
+    assert [(i, m.text, m.seq, m.send_id) for i, m in out.confirmed] == [(1, "one", 1, 1)]
+    # the app learns that the message "one" it showed as pending is sent
+    assert out.events == [e2echat.MessageSent(ROOM_ID, out.confirmed[0][1])]
     assert [i.id for i in alice.store.outbox()] == [2, 3]
     assert [m.text for m in alice.history(ROOM_ID, 10)] == ["one"]
 
@@ -171,7 +174,7 @@ def test_relay_errors_on_sends(pair: tuple[Engine, Engine]) -> None:
     limited = alice.receive(Error(code=ErrorCode.RATE_LIMITED, message="Slow down.", id="o1"))
     assert limited.events == []
     refused = alice.receive(Error(code=ErrorCode.NOT_MEMBER, message="Not a member.", id="o2"))
-    assert [type(e) for e in refused.events] == [e2echat.Notice]
+    assert refused.events == [e2echat.SendFailed(ROOM_ID, 2, "Not a member.")]
     assert [i.id for i in alice.store.outbox()] == [1]
     resent = [f for f in alice.flush_outbox().frames if isinstance(f, Send)]
     assert [f.id for f in resent] == ["o1"]
