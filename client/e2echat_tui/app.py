@@ -44,6 +44,7 @@ from e2echat import (
     MemberValidated,
     MessageDeleted,
     MessageEdited,
+    MessageSent,
     Notice,
     PresenceChanged,
     ReactionsChanged,
@@ -55,6 +56,7 @@ from e2echat import (
     RoomJoined,
     RoomLeft,
     RoomLost,
+    SendFailed,
     SuccessorAnnounced,
     Undecryptable,
     UnreadChanged,
@@ -384,10 +386,52 @@ class ChatApp(App[None]):
         shown = labels(room.member_list)
         tab = self.tabs.get(room.name)
         readers = tab.readers if tab is not None else {}
+        failed = tab.failed if tab is not None else {}
         return [
-            message_entry(message, self.timezone, shown, readers.get(message.id, ()))
+            message_entry(
+                message,
+                self.timezone,
+                shown,
+                readers.get(message.id, ()),
+                failed.get(message.send_id) if message.send_id else None,
+            )
             for message in messages
         ]
+
+    def show_sent(self, tab: RoomTab, message: e2echat.Message[Room]) -> None:
+        """Show our ``message`` as ``send`` returned it (pending while its seq is 0) or
+        as its ``MessageSent`` says: in place of its pending entry, else at the bottom.
+        An entry of it that is confirmed already stays (a ``MessageSent`` can come
+        before the pending copy that ``send`` returned), as does one from history."""
+        index = tab.log.find_sent(message.send_id)
+        if index is None:
+            if 0 < message.seq <= tab.loaded_seq:
+                return
+            tab.log.extend(self._entries([message]))
+            self.timeline.appended(tab.log)
+            return
+        shown = tab.log.entries[index].message
+        if message.seq and shown is not None and not shown.seq:
+            self.actions.put(tab, index, message)
+            self.timeline.changed(tab.log)
+
+    def _send_failed(self, event: SendFailed[Room]) -> None:
+        """The library gave up sending our message ``event.send_id``: its entry says why
+        (or a line does, for an edit, delete or reaction), and a toast."""
+        room = event.room
+        tab = self.tabs.get(room.name)
+        if tab is None:
+            return
+        tab.failed[event.send_id] = event.reason
+        index = tab.log.find_sent(event.send_id)
+        message = tab.log.entries[index].message if index is not None else None
+        if index is not None and message is not None:
+            self.actions.put(tab, index, message)
+            self.timeline.changed(tab.log)
+        else:
+            self._append(room.name, event.text, Level.ERROR)
+        toast = escape_controls(f"{room.name}: {event.text}")
+        self.notify(toast, severity="error", markup=False)
 
     def _who(self, room: Room | None, member: Member) -> str:
         """``member``'s trust marker and name for a line about it, tagged if it could pass
@@ -754,9 +798,7 @@ class ChatApp(App[None]):
         tab = self._require_room()
         if await self.actions.send(tab, text):
             return
-        message = await tab.room.send(text)
-        tab.log.extend(self._entries([message]))
-        self.timeline.appended(tab.log)
+        self.show_sent(tab, await tab.room.send(text))
 
     # ---------------------------------------------------------------- files
 
@@ -802,10 +844,8 @@ class ChatApp(App[None]):
         tab = self._require_room()
         path = _readable_file(typed)
         message = await self._follow(tab.room.send_file(path), path.name, "upload")
-        if message is None:
-            return
-        tab.log.extend(self._entries([message]))
-        self.timeline.appended(tab.log)
+        if message is not None:
+            self.show_sent(tab, message)
 
     def _file_to_fetch(self) -> e2echat.Message[Room]:
         """The selected file message, else the newest one of the shown room."""
@@ -905,9 +945,7 @@ class ChatApp(App[None]):
         await self._add_room(room)
         self.switch_to(room.name)
         if text:
-            tab = self.tabs[room.name]
-            tab.log.extend(self._entries([await room.send(text)]))
-            self.timeline.appended(tab.log)
+            self.show_sent(self.tabs[room.name], await room.send(text))
 
     async def _rename(self, name: str) -> None:
         """A signed rename: the relay announces it to every room we are in."""
@@ -1128,6 +1166,11 @@ class ChatApp(App[None]):
                 self.actions.changed(message)
             case MessageDeleted(room=room, message_id=message_id):
                 self.actions.deleted(room, message_id)
+            case MessageSent(room=room, message=message):
+                if (tab := self.tabs.get(room.name)) is not None:
+                    self.show_sent(tab, message)
+            case SendFailed() as failed:
+                self._send_failed(failed)
             case UnreadChanged():
                 self.actions.unread_changed(posted.event)
             case RoomJoined(room=room):

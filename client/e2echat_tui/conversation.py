@@ -133,9 +133,7 @@ class MessageActions:
             if not self.app.composer.text:
                 self.app.composer.set_draft(composing.draft)
             return True
-        sent = await tab.room.send(text, reply_to=composing.message)
-        tab.log.extend(self.app._entries([sent]))
-        self.app.timeline.appended(tab.log)
+        self.app.show_sent(tab, await tab.room.send(text, reply_to=composing.message))
         return True
 
     def _end_compose(self) -> None:
@@ -211,7 +209,7 @@ class MessageActions:
             return
         index = tab.log.find(message.id)
         if index is not None:
-            self._put(tab, index, message)
+            self.put(tab, index, message)
         self._requote(tab, message)
         self.app.timeline.changed(tab.log)
 
@@ -228,13 +226,14 @@ class MessageActions:
         gone = dataclasses.replace(
             old, text="", deleted=True, edited=False, reactions=(), file=None, reply_to=None
         )
-        self._put(tab, index, gone)
+        self.put(tab, index, gone)
         self._requote(tab, gone)
         if self.composing is not None and self.composing.message.id == message_id:
             self.cancel()
         self.app.timeline.changed(tab.log)
 
-    def _put(self, tab: RoomTab, index: int, message: Message[Room]) -> None:
+    def put(self, tab: RoomTab, index: int, message: Message[Room]) -> None:
+        """Draw entry ``index`` of ``tab`` again, showing ``message``."""
         (entry,) = self.app._entries([message])
         self._replace(tab, index, entry)
 
@@ -257,7 +256,7 @@ class MessageActions:
             index = tab.log.find(moved)
             message = tab.log.entries[index].message if index is not None else None
             if index is not None and message is not None:
-                self._put(tab, index, message)
+                self.put(tab, index, message)
         self.app.timeline.changed(tab.log)
 
     # ------------------------------------------------------------ trust on lines shown
@@ -289,7 +288,7 @@ class MessageActions:
                 continue
             excerpt = "" if original.deleted else original.text.strip().split("\n", 1)[0][:80]
             requoted = dataclasses.replace(quote, excerpt=excerpt, deleted=original.deleted)
-            self._put(tab, index, dataclasses.replace(reply, reply_to=requoted))
+            self.put(tab, index, dataclasses.replace(reply, reply_to=requoted))
 
     # ------------------------------------------------------------ read state
 

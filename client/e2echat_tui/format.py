@@ -55,6 +55,12 @@ FOOTER_STYLE = Style(color="#8a8a8a")
 REACTION_STYLE = Style(color="#d0d0d0")
 MY_REACTION_STYLE = Style(color="#5fafff", bold=True)
 UNREAD_LINE_STYLE = Style(color="#ff8787", bold=True)
+PENDING_STYLE = Style(color="#d7af00")
+FAILED_STYLE = Style(color="#ff5f5f", bold=True)
+PENDING_MARK = "◷ sending…"
+"""Under our message while the relay has not confirmed it (offline, reconnecting, slow)."""
+FAILED_MARK = "✗ not sent: "
+"""Under our message the library gave up sending, before its reason."""
 FOOTER_NAMES = 3
 """Up to this many members who reacted with one emoji are named; more are counted."""
 
@@ -109,11 +115,13 @@ def message_entry(
     timezone: tzinfo | None,
     shown: Labels,
     readers: Sequence[Member] = (),
+    failed: str | None = None,
 ) -> Entry:
     """The timeline entry of a message: own messages muted, mentions of me highlighted;
     ``shown`` are the room's labels (see ``trust.needs_tag``). The sender's marker is
     its trust when the entry is made (``MessageActions.remark`` makes it again when that
-    trust changes)."""
+    trust changes). Our message the relay has not confirmed (seq 0) says so under it:
+    sending, or not sent and why (``failed``: the library gave up)."""
     sender = message.sender
     own = message.own or sender.is_me
     author = name_segments(sender, shown, OWN_NAME_STYLE if own else None)
@@ -137,8 +145,22 @@ def message_entry(
         background=MENTION_BACKGROUND if mentioned else None,
         message=message,
         quote=quote_line(message, shown),
-        footer=() if message.deleted else footer_line(message, shown, readers),
+        footer=(
+            sending_line(failed)
+            if own and not message.seq
+            else ()
+            if message.deleted
+            else footer_line(message, shown, readers)
+        ),
     )
+
+
+def sending_line(failed: str | None) -> tuple[Segment, ...]:
+    """The line below our message the relay has not confirmed: still sending, or the
+    reason the library gave up (text from the relay: escaped)."""
+    if failed is None:
+        return (Segment(PENDING_MARK, PENDING_STYLE),)
+    return (Segment(FAILED_MARK + escape_controls(failed), FAILED_STYLE),)
 
 
 def quote_line(message: Message[Room], shown: Labels) -> tuple[Segment, ...]:

@@ -10,6 +10,7 @@ Text arrives here already escaped (``safe.escape_controls``) and is placed into
 import re
 from bisect import bisect_right
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
 from itertools import accumulate
 
@@ -232,9 +233,19 @@ class RoomLog:
         """The index of the entry showing the message ``message_id`` (newest first)."""
         if not message_id:
             return None
+        return self._newest(lambda message: message.id == message_id)
+
+    def find_sent(self, send_id: int) -> int | None:
+        """The index of the entry showing our message ``send_id`` (``Message.send_id``:
+        pending or confirmed), newest first."""
+        if not send_id:
+            return None
+        return self._newest(lambda message: message.send_id == send_id)
+
+    def _newest(self, matches: Callable[[Message[Room]], bool]) -> int | None:
         for index in range(len(self.entries) - 1, -1, -1):
             message = self.entries[index].message
-            if message is not None and message.id == message_id:
+            if message is not None and matches(message):
                 return index
         return None
 

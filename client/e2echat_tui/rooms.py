@@ -33,6 +33,8 @@ class RoomTab:
     readers: dict[bytes, list[Member]] = field(default_factory=dict)
     """By message id: the members who read up to it (what its footer names), kept with
     ``read_up_to`` by ``read``, so drawing a message looks it up once."""
+    failed: dict[int, str] = field(default_factory=dict)
+    """By send id (``Message.send_id``): why the library gave up sending our message."""
 
     def read(self, member: Member, message_id: bytes) -> bytes | None:
         """``member``'s receipt: it read up to ``message_id``; the message it had read up

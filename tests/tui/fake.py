@@ -32,6 +32,7 @@ from e2echat import (
     Message,
     MessageDeleted,
     MessageEdited,
+    MessageSent,
     NotAllowed,
     PresenceChanged,
     Quote,
@@ -40,6 +41,7 @@ from e2echat import (
     RelayError,
     RoomChanged,
     RoomSummary,
+    SendFailed,
     UnreadChanged,
     Version,
 )
@@ -172,8 +174,19 @@ class FakeRoom:
         return self in self.chat.joined
 
     async def send(self, text: str, *, reply_to: Message | None = None) -> Message:
+        """As the library's: offline, the message waits in the outbox and comes back with
+        seq 0 (``FakeChat.flush_outbox`` sends it, ``give_up`` drops it)."""
         self.chat.sent.append((self.name, text))
+        self.chat.send_ids += 1
+        if self.chat.state is not ConnectionState.CONNECTED:
+            at = EPOCH + timedelta(minutes=self.chat._seq + 1)
+            pending = Message(
+                text, self.chat.me, self, (), False, 0, at, True, send_id=self.chat.send_ids
+            )  # type: ignore[arg-type]
+            self.chat.outbox.append(pending)
+            return pending
         message = self.chat.record(self, self.chat.me, text, own=True)
+        message = self.stored[-1] = replace(message, send_id=self.chat.send_ids)
         if reply_to is not None:
             quote = Quote(reply_to.id, True, reply_to.sender, reply_to.text, reply_to.seq)
             message = replace(message, reply_to=quote)
@@ -252,6 +265,9 @@ class FakeChat:
         self.directory: dict[str, FakeRoom] = {}
         self.joined: list[FakeRoom] = []
         self.sent: list[tuple[str, str]] = []
+        self.send_ids = 0
+        self.outbox: list[Message] = []
+        """Our messages sent offline, not confirmed yet (each with its ``send_id``)."""
         self.statuses: list[tuple[str, str | None]] = []
         self.verified: list[str] = []
         self.unverified: list[str] = []
@@ -421,6 +437,24 @@ class FakeChat:
         stored = replace(message, file=info)
         room.stored[-1] = stored
         return stored
+
+    def flush_outbox(self) -> list[Message]:
+        """The relay confirms every queued message: each is stored, and published as the
+        library does, in a ``MessageSent``."""
+        sent = []
+        for pending in self.outbox:
+            room: FakeRoom = pending.room  # type: ignore[assignment]
+            stored = self.record(room, self.me, pending.text, own=True)
+            stored = room.stored[-1] = replace(stored, send_id=pending.send_id)
+            self.emit(MessageSent(room, stored))  # type: ignore[arg-type]
+            sent.append(stored)
+        self.outbox.clear()
+        return sent
+
+    def give_up(self, message: Message, reason: str) -> None:
+        """The library drops queued ``message`` (a refusal no resend cures)."""
+        self.outbox.remove(message)
+        self.emit(SendFailed(message.room, message.send_id, reason))
 
     def publish(self, message: Message) -> None:
         for subscription in self._message_subscriptions:

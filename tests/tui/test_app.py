@@ -313,6 +313,47 @@ async def test_the_verify_dialog_does_not_focus_the_granting_button(
         assert chat.verified == []
 
 
+def entry_lines(app: ChatApp, room: str, body: str) -> list[str]:
+    """The body and the line under it (its footer) of the newest entry showing ``body``."""
+    entry = next(e for e in reversed(app.tabs[room].log.entries) if e.body == body)
+    return [entry.body, "".join(segment.text for segment in entry.footer)]
+
+
+async def test_a_message_sent_offline_shows_pending_until_the_relay_confirms_it(
+    app: ChatApp, chat: FakeChat
+) -> None:
+    """Offline, ``send`` returns the message with seq 0 from the outbox: it says
+    "sending…" under it (not colour alone) until its ``MessageSent``, then looks like
+    any sent message; one the library gives up on says "not sent" and why."""
+    async with app.run_test(size=SIZE) as pilot:
+        await started(app, chat)
+        chat.change_connection(ConnectionState.RECONNECTING, "connection lost")
+        await settle(pilot)
+        await submit(pilot, "written on the train")
+        await submit(pilot, "and this one is refused")
+        assert entry_lines(app, "lobby", "written on the train") == [
+            "written on the train",
+            "◷ sending…",
+        ]
+        assert "◷ sending…" in screen_text(app)
+        refused = chat.outbox[1]
+        chat.give_up(refused, "Not a [b]member[/b]\x1b[31m.")
+        chat.change_connection(ConnectionState.CONNECTED)
+        (sent,) = chat.flush_outbox()
+        await settle(pilot)
+        entries = [e for e in app.tabs["lobby"].log.entries if e.body == "written on the train"]
+        assert len(entries) == 1  # the pending entry became the sent one, in place
+        assert entries[0].message == sent
+        assert entry_lines(app, "lobby", "written on the train")[1] == ""
+        assert entry_lines(app, "lobby", "and this one is refused")[1] == (
+            "✗ not sent: Not a [b]member[/b]\\x1b[31m."
+        )
+        assert "◷ sending…" not in screen_text(app)
+        assert any("could not be sent" in n.message for n in app._notifications)
+        await submit(pilot, "online again")  # confirmed at once: never pending
+        assert entry_lines(app, "lobby", "online again") == ["online again", ""]
+
+
 async def test_members_rooms_help_and_nick(app: ChatApp, chat: FakeChat) -> None:
     async with app.run_test(size=SIZE) as pilot:
         await started(app, chat)
