@@ -1058,8 +1058,12 @@ class Client:
         self._check_member(room)
         await self._shielded(self._change(room, sign))
 
-    async def _change_password(self, room: Room, password: str) -> None:
+    def _check_rotator(self, room: Room) -> None:
         self._check_member(room)
+        self._driver.engine.check_rotator(room.id)
+
+    async def _change_password(self, room: Room, password: str) -> None:
+        self._check_rotator(room)  # before the costly derivation of a refused change
         salt = RoomSecret.new_salt()
         secret = await self._derive(room.name, password, salt)
 

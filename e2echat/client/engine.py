@@ -53,7 +53,7 @@ from e2echat.crypto.payload import (
 )
 from e2echat.crypto.prekeys import SignedPrekey as CryptoPrekey
 from e2echat.crypto.primitives import SIGNATURE_SIZE, TAG_SIZE
-from e2echat.crypto.roomlog import AuthorityError, LogError, validate_log
+from e2echat.crypto.roomlog import AuthorityError, LogError, require_rotator, validate_log
 from e2echat.crypto.roomsecret import RoomSecret
 from e2echat.crypto.session import AnnouncedMember, CryptoSession
 from e2echat.crypto.statements import sign_name
@@ -1250,15 +1250,32 @@ class Engine:
 
         Raises ``NotAllowed`` (nothing signed, nothing changed) if the rules refuse it:
         our role does not permit it, the subject is not a member, the room has no log."""
-        state = self._room_state(room_id)
-        if state.frozen is not None:
-            raise NotAllowed(f"Nothing can be changed in this room: {state.frozen}.")
+        self._changeable(room_id)
         try:
             return sign(self.session, room_id, self.clock())
         except AuthorityError as exc:
             raise NotAllowed(f"You are not allowed to do that: {exc}.") from None
         except (CryptoError, LogError) as exc:
             raise NotAllowed(f"That cannot be done in this room: {exc}.") from None
+
+    def check_rotator(self, room_id: bytes) -> None:
+        """Raise ``NotAllowed`` (as ``sign_log`` would) if the rules refuse us a change
+        of the room's secret now: the room is frozen, or we are not an admin or owner.
+        Nothing is signed: this is asked before a new password is asked for."""
+        log = self._changeable(room_id).log
+        if log is None:
+            return  # no log: signing says so
+        try:
+            require_rotator(log, self.me)
+        except AuthorityError as exc:
+            raise NotAllowed(f"You are not allowed to do that: {exc}.") from None
+
+    def _changeable(self, room_id: bytes) -> RoomState:
+        """The room's state, unless its log is frozen (``NotAllowed``)."""
+        state = self._room_state(room_id)
+        if state.frozen is not None:
+            raise NotAllowed(f"Nothing can be changed in this room: {state.frozen}.")
+        return state
 
     def log_appended(self, room_id: bytes, statement: LogStatement) -> Output:
         """The relay appended our statement: send its directs (a rotation's new secret,

@@ -79,6 +79,8 @@ class RoomOps(Protocol):
 
     async def _change_password(self, room: "Room", password: str) -> None: ...
 
+    def _check_rotator(self, room: "Room") -> None: ...
+
     async def _changes(self, room: "Room") -> list[RoomChanged["Room"]]: ...
 
     async def _history(
@@ -335,6 +337,12 @@ class Room:
         if self._state.record.access == "password":
             raise WrongAccess("A password room changes its secret with change_password.")
         await self._client._log_change(self, lambda s, r, now: s.rotate_secret(r, now))
+
+    def check_secret_change(self) -> None:
+        """Raise ``NotAllowed`` now if the room's rules would refuse us ``rotate_secret``
+        or ``change_password``: we are not an admin or owner, or the room is frozen.
+        Nothing is signed or sent: an app asks before it asks for a new password."""
+        self._client._check_rotator(self)
 
     async def change_password(self, password: str) -> None:
         """Give a password room a new password (admins and owners): the old one opens

@@ -30,6 +30,7 @@ from e2echat.protocol.roomlog import (
     compare_head,
     entry_hash,
     parse_entry,
+    require_rotator,
 )
 from e2echat.protocol.roomlog import apply_entry as _apply_rules
 from e2echat.protocol.roomlog import encode_entry as _encode
@@ -57,6 +58,7 @@ __all__ = [
     "encode_entry",
     "entry_hash",
     "parse_entry",
+    "require_rotator",
     "validate_log",
 ]
 

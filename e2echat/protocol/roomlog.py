@@ -388,11 +388,18 @@ def _check_ban(state: LogState, entry: LogEntry) -> None:
     _check_rotation(state, entry)
 
 
-def _check_rotate(state: LogState, entry: LogEntry) -> None:
+def require_rotator(state: LogState, author: bytes) -> None:
+    """Raise ``AuthorityError`` unless ``author`` may change the room secret (an admin or
+    owner): the role a rotation entry is checked for, which a client can ask about
+    before it asks its user for a new password."""
     _require(
-        _rank(state, entry.author) >= Role.ADMIN,
+        _rank(state, author) >= Role.ADMIN,
         "only an admin or owner can change the room secret",
     )
+
+
+def _check_rotate(state: LogState, entry: LogEntry) -> None:
+    require_rotator(state, entry.author)
     _require(entry.subject == entry.author, "a rotation names its author")
     _check_rotation(state, entry)
 

@@ -88,6 +88,9 @@ async def test_a_member_without_the_role_gets_not_allowed_and_nothing_changes(
         await bob_room.rotate_secret()
     with pytest.raises(e2echat.NotAllowed):
         await bob_room.set_description("mine now")
+    with pytest.raises(e2echat.NotAllowed, match="only an admin or owner can change"):
+        bob_room.check_secret_change()  # asked before an app asks for a new password
+    rooms["alice"].check_secret_change()  # the owner may
     assert len(await bob_room.changes()) == before
     assert bob_room.epoch == 0
 
