@@ -741,6 +741,7 @@ class ChatApp(App[None]):
                     raise cmd.CommandError(
                         f"{room.name} has no password: /rotate gives an invite room a new secret"
                     )
+                room.check_secret_change()  # a member who may not is told before any prompt
                 password = await self._ask_password(f"New password for {room.name}:")
                 if password is not None:
                     await room.change_password(password)
