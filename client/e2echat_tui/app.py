@@ -1018,7 +1018,10 @@ class ChatApp(App[None]):
         shown = labels(members)
         for member in members:
             trust = trust_label(member)[0]
-            lines.append(f"  {plain_name(member, shown)} — {member.status}, {trust}")
+            line = f"  {plain_name(member, shown)} — {member.status}, {trust}"
+            if member.status_text:  # the member's own words, last, on this one line
+                line += " · " + escape_controls(member.status_text)
+            lines.append(line)
         self.say("\n".join(lines))
         self._sync_roster(room)
 

@@ -362,7 +362,7 @@ async def test_members_rooms_help_and_nick(app: ChatApp, chat: FakeChat) -> None
             "4 members of lobby:",
             "  alice — online, you",
             "  bob — online, ✔ verified",
-            "  carol — away, ? unverified",
+            "  carol — away, ? unverified · lunch",
             "  dave — offline, ✗ no keys shared",
         ]
         await submit(pilot, "/rooms")

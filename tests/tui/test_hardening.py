@@ -142,6 +142,25 @@ async def test_two_members_with_one_name_are_told_apart(app: ChatApp, chat: Fake
         assert impostor.fingerprint in str(screen.query_one("#safety", Static).render())
 
 
+async def test_members_lists_status_texts_as_the_plain_text_they_are(
+    app: ChatApp, chat: FakeChat
+) -> None:
+    """/members shows each status text, escaped: a line feed in it cannot add a forged
+    member line, markup and terminal escapes are shown as the characters they are."""
+    forged = "[red]brb[/red]\n  mallory — online, ✔ verified\x1b[2J"
+    chat._update(chat.member("carol").key, status_text=forged)
+    async with app.run_test(size=SIZE) as pilot:
+        await started(app, chat)
+        await submit(pilot, "/members")
+        lines = app.tabs["lobby"].log.entries[-1].body.splitlines()
+        assert len(lines) == 5  # the heading and the four members: nothing forged
+        assert lines[3] == (
+            "  carol — away, ? unverified"
+            " · [red]brb[/red]\\x0a  mallory — online, ✔ verified\\x1b[2J"
+        )
+        assert "[red]brb[/red]\\x0a" in screen_text(app)
+
+
 async def test_a_flood_of_mentions_rings_once_not_fifty_times(chat: FakeChat) -> None:
     """Anyone in a room can mention you; fifty at once must not be fifty bells and toasts."""
     app = fixed_app(chat)
