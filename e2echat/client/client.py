@@ -64,6 +64,7 @@ from e2echat.crypto.events import DirectInvited, LogStatement
 from e2echat.crypto.identity import KdfLimits
 from e2echat.crypto.payload import File
 from e2echat.crypto.policy import DEFAULT_POLICY, Policy
+from e2echat.crypto.roomlog import Role
 from e2echat.crypto.roomsecret import Invite, RoomSecret
 from e2echat.crypto.safety import format_safety_number, safety_number
 from e2echat.crypto.session import CryptoSession
@@ -643,9 +644,7 @@ class Client:
                 if exc.code != ErrorCode.LOG_CONFLICT:
                     raise
                 await asyncio.sleep(backoff.next_delay())
-                length = await driver.call(driver.engine.log_length, room.id)
-                entries = await self._fetch_log(room.id, length)
-                await driver.step(driver.engine.apply_log, room.id, entries, length)
+                await self._catch_up_log(room)
                 held = await driver.call(driver.engine.log_held, room.id, signed)
                 if held is not None:
                     statement = held  # appended after all (its ok lost, or a lie)
@@ -659,6 +658,13 @@ class Client:
                             ErrorCode.LOG_CONFLICT, "The room's log kept changing: try again."
                         ) from None
         await driver.step(driver.engine.log_appended, room.id, statement)
+
+    async def _catch_up_log(self, room: Room) -> None:
+        """Fetch and apply what the relay's log holds beyond ours (not waiting for its push)."""
+        driver = self._driver
+        length = await driver.call(driver.engine.log_length, room.id)
+        entries = await self._fetch_log(room.id, length)
+        await driver.step(driver.engine.apply_log, room.id, entries, length)
 
     async def direct(self, member: Member | bytes) -> Room:
         """The direct conversation with ``member`` (a ``Member`` or a 32-byte key): the
@@ -883,6 +889,50 @@ class Client:
 
             await self._confirmed(queue)
         return statement
+
+    async def join_rooms_of(self, predecessor: Client) -> list[tuple[Room, Room | E2EChatError]]:
+        """Enter, with this key, every room ``predecessor`` (the old key, still connected)
+        is in: the second half of a key move, after ``predecessor.announce_successor``.
+
+        Open rooms are joined by name, password and invite rooms with the secret the old
+        key holds (no password or invite asked again), and each direct conversation is
+        started again with the same peer. Where the old key owns the room it makes
+        this key an admin; ownership itself stays with the old key (the membership log
+        has no entry that moves it). A room that cannot be entered (full, this key
+        banned, its secret changed meanwhile) does not stop the others: each of the old
+        key's rooms comes back paired with this key's room, or with the error.
+        """
+        if predecessor.key == self.key:
+            raise InvalidInput("a key cannot follow itself into its own rooms")
+        moved: list[tuple[Room, Room | E2EChatError]] = []
+        for old in predecessor.rooms:
+            try:
+                moved.append((old, await self._follow_into(old, predecessor)))
+            except E2EChatError as exc:
+                moved.append((old, exc))
+        return moved
+
+    async def _follow_into(self, old: Room, predecessor: Client) -> Room:
+        """Enter ``old``'s room as ``predecessor``'s successor (see ``join_rooms_of``)."""
+        if old.peer is not None:
+            return await self.direct(old.peer)
+        record = old._state.record
+        if record.secret is None:
+            return await self.join(old.name)
+        secret = RoomSecret(record.secret)
+        room = await self._shielded(
+            self._enter(JoinRoom(name=old.name, token=secret.relay_token), record.access, secret)
+        )
+        if old.roles.get(predecessor.key) == "owner":
+            key = self.key
+            try:
+                await predecessor._catch_up_log(old)  # our join: its push may be on the way
+                await predecessor._log_change(
+                    old, lambda session, rid, now: session.set_role(rid, key, Role.ADMIN, now)
+                )
+            except E2EChatError as exc:
+                raise E2EChatError(f"Joined {old.name!r}, but not made its admin: {exc}") from None
+        return room
 
     # Room operations (called by Room) --------------------------------------------------
 

@@ -136,3 +136,78 @@ async def test_a_rewriting_relay_moves_no_trust(make_client: MakeClient, proxy: 
     await room.members()
     assert not member_of(room, new.public_key).verified
     assert member_of(room, new.public_key).predecessor is None
+
+
+def validated_key(event: e2echat.Event, key: bytes) -> bool:
+    return isinstance(event, e2echat.MemberValidated) and event.member.key == key
+
+
+async def test_the_new_key_enters_every_room_of_the_old_one_without_asking(
+    make_client: MakeClient,
+) -> None:
+    """No invite, password or peer asked again: open, invite, password and direct rooms
+    all follow, and where the old key owns the room the new one is its admin."""
+    alice, bob = await make_client("alice"), await make_client("bob")
+    club = await bob.create("club", secret=True)
+    await alice.join("club", invite=club.invite())
+    await alice.create("pw", "a long room password")
+    await bob.join("pw", "a long room password")
+    await alice.create("lobby")
+    await bob.join("lobby")
+    alice_events = alice.events()
+    await bob.direct(alice.key)
+    await collect(alice_events, 1, lambda e: isinstance(e, e2echat.DirectStarted))
+    new = e2echat.Identity.generate()
+    await bob.announce_successor(new)
+    moved = await make_client("bob", identity=new)
+    alice_events = alice.events()
+    followed = await moved.join_rooms_of(bob)
+    rooms = {old.name: room for old, room in followed}
+    assert all(isinstance(room, e2echat.Room) for room in rooms.values()), rooms
+    assert sorted((r.name, r.access) for r in moved.rooms if r.peer is None) == [
+        ("club", "invite"),
+        ("lobby", "open"),
+        ("pw", "password"),
+    ]
+    assert bob.get_room("club").roles[new.public_key] == "admin"  # type: ignore[union-attr]
+    assert alice.get_room("pw").roles[new.public_key] == "member"  # type: ignore[union-attr]
+    direct = moved.get_direct(alice.key)
+    assert direct is not None
+    # alice's client takes the new key in (proofs checked, the direct accepted) ...
+    await collect(alice_events, 3, lambda e: validated_key(e, new.public_key))
+    # ... and each side reads the other in the secret rooms
+    inbox, alice_inbox = moved.messages(), alice.messages()
+    for name in ("club", "pw"):
+        alice_room = alice.get_room(name)
+        assert alice_room is not None
+        await alice_room.send(f"hello in {name}")
+        await rooms[name].send(f"back in {name}")  # type: ignore[union-attr]
+    got = sorted(m.text for m in await collect(inbox, 2))
+    assert got == ["hello in club", "hello in pw"]
+    got = sorted(m.text for m in await collect(alice_inbox, 2))
+    assert got == ["back in club", "back in pw"]
+
+
+async def test_a_room_the_new_key_cannot_enter_does_not_stop_the_others(
+    make_client: MakeClient,
+) -> None:
+    alice, bob = await make_client("alice"), await make_client("bob")
+    await alice.create("pw", "a long room password")
+    await bob.join("pw", "a long room password")
+    await alice.create("lobby")
+    await bob.join("lobby")
+    new = e2echat.Identity.generate()
+    await bob.announce_successor(new)
+    moved = await make_client("bob", identity=new)
+    pw = alice.get_room("pw")
+    assert pw is not None
+    alice_events = alice.events()
+    await moved.join("pw", "a long room password")
+    await collect(alice_events, 1, lambda e: validated_key(e, new.public_key))
+    await pw.ban(member_of(pw, new.public_key))
+    followed = dict((old.name, room) for old, room in await moved.join_rooms_of(bob))
+    assert isinstance(followed["pw"], e2echat.E2EChatError)
+    assert isinstance(followed["lobby"], e2echat.Room)
+    assert [room.name for room in moved.rooms] == ["lobby"]
+    with pytest.raises(e2echat.InvalidInput):
+        await bob.join_rooms_of(bob)
