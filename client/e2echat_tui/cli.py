@@ -11,7 +11,15 @@ from typing import Annotated
 
 import typer
 
-from e2echat import Client, E2EChatError, Identity, InvalidName, default_identity_path
+from e2echat import (
+    Client,
+    E2EChatError,
+    Identity,
+    InvalidName,
+    Room,
+    default_identity_path,
+    default_store_path,
+)
 from e2echat import __version__ as e2echat_version
 from e2echat_tui import __version__, config
 from e2echat_tui.config import (
@@ -24,6 +32,7 @@ from e2echat_tui.config import (
     pick,
 )
 from e2echat_tui.keys import ACTIONS
+from e2echat_tui.safe import escape_controls
 
 app = typer.Typer(
     help="e2echat: end-to-end encrypted chat in your terminal.",
@@ -324,7 +333,8 @@ def rotate(
     sent to every room the old key is in. Contacts who verified the old key carry the
     verification over after checking it; everyone else sees a new, unverified key of the
     same person. The new key then replaces the old one in the identity file (the old file
-    is kept next to it, ending in .old); join your rooms again with it."""
+    is kept next to it, ending in .old). The new key then enters every room of the old
+    one, with nothing asked again, and becomes admin where the old key is owner."""
     settings = _load_config(config_path)
     file = settings.settings
     file_relays = [file.relay] if isinstance(file.relay, str) else file.relay
@@ -345,24 +355,51 @@ def rotate(
     new = Identity.generate()
     try:
         new.save(fresh, passphrase, overwrite=True)  # on disk before anyone is told of it
-        rooms = asyncio.run(_announce(urls, old, new, store_path))
+        rooms, followed = asyncio.run(_announce(urls, old, new, store_path))
     except E2EChatError as exc:
         fresh.unlink(missing_ok=True)
         raise _fail(f"{url_origin}: {exc}") from None
     os.replace(path, kept)
     os.replace(fresh, path)
     typer.echo(f"Successor statement sent to {rooms} room{'s' if rooms != 1 else ''}")
+    for line in followed:
+        typer.echo(line)
     typer.echo(f"Old identity kept as {kept}")
     typer.echo(f"New fingerprint: {new.fingerprint}")
+    if store_path is not None:
+        typer.echo(f"The new key has a store of its own: {default_store_path(new)}")
 
 
-async def _announce(urls: list[str], old: Identity, new: Identity, store: Path | None) -> int:
-    """Connect as ``old``, name ``new`` its successor in every room; how many rooms."""
+async def _announce(
+    urls: list[str], old: Identity, new: Identity, store: Path | None
+) -> tuple[int, list[str]]:
+    """Connect as ``old``, name ``new`` its successor in every room, then enter them all
+    as ``new`` (its own store); how many rooms, and a line for each room entered or not."""
     async with Client(urls, identity=old, store=store, connect_timeout=0) as chat:
         await chat.announce_successor(new)
         if await chat.flush():
             raise E2EChatError("the relay did not confirm the statement in every room; try again")
-        return len(chat.rooms)
+        try:  # the statement is out: the rotation stands whatever happens from here
+            async with Client(urls, identity=new, name=chat.name, connect_timeout=0) as moved:
+                followed = await moved.join_rooms_of(chat)
+        except E2EChatError as exc:
+            return len(chat.rooms), [f"No room entered with the new key ({exc}): join them by hand"]
+        return len(chat.rooms), [
+            _followed_line(old_room, room, new.public_key) for old_room, room in followed
+        ]
+
+
+def _followed_line(old: Room, new: Room | E2EChatError, key: bytes) -> str:
+    """How the new key entered ``old`` (or why not), without control characters."""
+    if old.peer is not None:
+        peers = [m.display_name for m in old.member_list if m.key == old.peer]
+        what = f"direct conversation with {peers[0] if peers else old.peer.hex()[:8]}"
+    else:
+        what = f"room {old.name}"
+    if isinstance(new, E2EChatError):
+        return escape_controls(f"Not entered with the new key: {what}: {new}")
+    admin = " (as its admin)" if old.roles.get(key) == "admin" else ""
+    return escape_controls(f"Entered with the new key: {what}{admin}")
 
 
 def _split_urls(text: str) -> list[str]:

@@ -257,7 +257,9 @@ async def test_identity_rotate_moves_verification_to_the_new_key(
             result = await asyncio.to_thread(runner.invoke, app, argv)
             assert result.exit_code == 0, result.output
             assert "Successor statement sent to 1 room" in result.output
+            assert "Entered with the new key: room lobby\n" in result.output
             new = Identity.load(path, "pw")
+            assert new.public_key in {m.key for m in await room.members()}
             assert f"New fingerprint: {new.fingerprint}" in result.output
             assert Identity.load(tmp_path / "bob.key.old", "pw").public_key == old.public_key
             async with asyncio.timeout(10):
@@ -268,3 +270,27 @@ async def test_identity_rotate_moves_verification_to_the_new_key(
             again = await asyncio.to_thread(runner.invoke, app, argv)
             assert again.exit_code == 1
             assert "bob.key.old exists" in again.output
+
+
+async def test_identity_rotate_stands_when_the_new_key_cannot_enter(
+    runner: CliRunner, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A relay that admits new keys with a token only keeps the new key out: the
+    statement is out, so the rotation still completes and says why no room followed."""
+    monkeypatch.setenv("E2ECHAT_PASSPHRASE", "pw")
+    monkeypatch.setattr(kdfcost, "_fast", True)
+    path, store = tmp_path / "bob.key", tmp_path / "bob.sqlite3"
+    old = Identity.generate()
+    old.save(path, "pw", limits=CHEAP)
+    async with Relay(RelayConfig(port=0, memory=True, registration="token")) as relay:
+        token = await relay.operator.issue_token(1, None, 0)
+        bob = Client(relay.url, identity=old, name="bob", store=store, registration_token=token)
+        async with bob:
+            await bob.create("lobby")
+        argv = ["identity", "rotate", relay.url, "-i", str(path), "--store", str(store)]
+        result = await asyncio.to_thread(runner.invoke, app, argv)
+    assert result.exit_code == 0, result.output
+    assert "No room entered with the new key (" in result.output
+    assert "registration token only" in result.output
+    assert Identity.load(path, "pw").public_key != old.public_key
+    assert Identity.load(tmp_path / "bob.key.old", "pw").public_key == old.public_key
