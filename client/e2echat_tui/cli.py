@@ -352,13 +352,11 @@ def rotate(
     passphrase = os.environ.get(PASSPHRASE_ENV) or typer.prompt(
         "Passphrase for the new key", hide_input=True, confirmation_prompt=True
     )
-    new = Identity.generate()
+    new = _successor(fresh, passphrase)
     try:
-        new.save(fresh, passphrase, overwrite=True)  # on disk before anyone is told of it
         rooms, followed = asyncio.run(_announce(urls, old, new, store_path))
     except E2EChatError as exc:
-        fresh.unlink(missing_ok=True)
-        raise _fail(f"{url_origin}: {exc}") from None
+        raise _fail(f"{url_origin}: {exc}; run it again to name the same new key") from None
     os.replace(path, kept)
     os.replace(fresh, path)
     typer.echo(f"Successor statement sent to {rooms} room{'s' if rooms != 1 else ''}")
@@ -368,6 +366,22 @@ def rotate(
     typer.echo(f"New fingerprint: {new.fingerprint}")
     if store_path is not None:
         typer.echo(f"The new key has a store of its own: {default_store_path(new)}")
+
+
+def _successor(fresh: Path, passphrase: str) -> Identity:
+    """The new key: the one an earlier rotation that did not finish saved in ``fresh``
+    (some rooms may have its statement, and an old key names one successor only), else
+    a new one, saved there before anyone is told of it."""
+    if fresh.exists():
+        try:
+            return Identity.load(fresh, passphrase)
+        except E2EChatError as exc:
+            raise _fail(
+                f"{fresh} holds the new key of a rotation that did not finish: {exc}"
+            ) from None
+    new = Identity.generate()
+    new.save(fresh, passphrase)
+    return new
 
 
 async def _announce(

@@ -294,3 +294,33 @@ async def test_identity_rotate_stands_when_the_new_key_cannot_enter(
     assert "registration token only" in result.output
     assert Identity.load(path, "pw").public_key != old.public_key
     assert Identity.load(tmp_path / "bob.key.old", "pw").public_key == old.public_key
+
+
+async def test_identity_rotate_tried_again_names_the_same_new_key(
+    runner: CliRunner, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A rotation that failed part-way may have reached some rooms, and an old key names
+    one successor only: the next try names the same new key, kept in FILE.new."""
+    monkeypatch.setenv("E2ECHAT_PASSPHRASE", "pw")
+    monkeypatch.setattr(kdfcost, "_fast", True)
+    path, store = tmp_path / "bob.key", tmp_path / "bob.sqlite3"
+    old = Identity.generate()
+    old.save(path, "pw", limits=CHEAP)
+    async with Relay(RelayConfig(port=0, memory=True)) as relay:
+        url = relay.url
+        async with Client(url, identity=old, name="bob", store=store) as bob:
+            await bob.create("lobby")
+    argv = ["identity", "rotate", url, "-i", str(path), "--store", str(store)]
+    failed = await asyncio.to_thread(runner.invoke, app, argv)  # the relay is gone
+    assert failed.exit_code == 1
+    assert "run it again to name the same new key" in failed.output
+    pending = Identity.load(tmp_path / "bob.key.new", "pw")
+    assert Identity.load(path, "pw").public_key == old.public_key
+    async with Relay(RelayConfig(port=0, memory=True)) as relay:
+        argv[2] = relay.url
+        async with Client(relay.url, identity=old, name="bob", store=store) as bob:
+            await bob.create("lobby")
+        result = await asyncio.to_thread(runner.invoke, app, argv)
+    assert result.exit_code == 0, result.output
+    assert Identity.load(path, "pw").public_key == pending.public_key
+    assert not (tmp_path / "bob.key.new").exists()
