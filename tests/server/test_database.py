@@ -10,7 +10,13 @@ import pytest
 from click.testing import CliRunner
 from e2echat_server.cli import EXIT_REFUSED, app
 from e2echat_server.datadir import DataDirLock, StartRefusedError
-from e2echat_server.store import MemberRecord, RoomRecord, SqliteStore, UserRecord
+from e2echat_server.store import (
+    MemberRecord,
+    RoomDeletionRecord,
+    RoomRecord,
+    SqliteStore,
+    UserRecord,
+)
 from e2echat_server.store.schema import APPLICATION_ID, CURRENT
 
 from tests.server.test_process import relay_process
@@ -262,3 +268,26 @@ async def test_a_version_1_file_gains_the_room_log(tmp_path: Path) -> None:
     assert await store.log_entries(ROOM, 0, 5) == [b"create"]
     assert len((await store.load()).rooms) == 1
     await store.close()
+
+
+async def test_a_version_3_file_gains_the_room_deletion_notices(tmp_path: Path) -> None:
+    store = await SqliteStore.open(tmp_path)
+    await store.put_user(UserRecord(ALICE, "alice", 1, b"p" * 32, b"s" * 64))
+    await store.close()
+    db = sqlite3.connect(tmp_path / "relay.sqlite3")  # as a relay of schema 3 left it
+    db.execute("DROP TABLE room_deletions")
+    db.execute("PRAGMA user_version=3")
+    db.commit()
+    db.close()
+    store = await SqliteStore.open(tmp_path)
+    await store.create_room(
+        RoomRecord(ROOM, "lobby", "", 5, True, "open", None, None, 0), MemberRecord(ROOM, ALICE, 0)
+    )
+    deletion = RoomDeletionRecord(ROOM, "Spam.", 1, 2)
+    await store.delete_room(ROOM, deletion, [ALICE])
+    assert await store.deletions(ALICE, 1) == [deletion]
+    assert [u.name for u in (await store.load()).users] == ["alice"]
+    await store.close()
+    db = sqlite3.connect(tmp_path / "relay.sqlite3")
+    assert db.execute("PRAGMA user_version").fetchone()[0] == CURRENT == 4
+    db.close()

@@ -7,11 +7,13 @@ from collections.abc import AsyncIterator, Awaitable
 from pathlib import Path
 
 import pytest
+from e2echat_server.clock import now_ms
 from e2echat_server.store import (
     Envelope,
     MemberRecord,
     MemoryStore,
     RedisStore,
+    RoomDeletionRecord,
     RoomRecord,
     SqliteStore,
     Store,
@@ -142,6 +144,56 @@ async def test_leaving_keeps_the_room_until_the_last_member_drops_it(store: Stor
     await store.create_room(room(b"x" * 16), MemberRecord(b"x" * 16, BOB, 2))  # name reusable
 
 
+async def test_a_deleted_room_leaves_each_member_a_notice_until_it_expires(store: Store) -> None:
+    """Times are near the real clock: Redis expires its notices by its own."""
+    other, carol = b"o" * 16, b"c" * 32
+    await store.create_room(room(), MemberRecord(ROOM, ALICE, 0))
+    await store.add_member(MemberRecord(ROOM, BOB, 1))
+    await store.append(ROOM, envelope(1), keep=5)
+    await store.log_append(ROOM, 0, b"create")
+    await store.create_room(room(other, "other"), MemberRecord(other, ALICE, 0))
+    now = now_ms()
+    first = RoomDeletionRecord(ROOM, "Spam.", now, now + 60_000)
+    await store.delete_room(ROOM, first, [ALICE, BOB])
+    second = RoomDeletionRecord(other, "", now + 1, now + 60_001)
+    await store.delete_room(other, second, [ALICE])
+    snapshot = await store.load()
+    assert (snapshot.rooms, snapshot.members, snapshot.room_seqs) == ([], [], {})
+    assert await store.history(ROOM, 0, 0, 10) == []
+    assert await store.log_entries(ROOM, 0, 10) == []
+    assert await store.deletions(ALICE, now) == [first, second]  # oldest first
+    assert await store.deletions(BOB, now + 59_999) == [first]
+    assert await store.deletions(BOB, now + 60_000) == []  # expired: never told again
+    assert await store.deletions(carol, now) == []
+    assert await store.prune_deletions(now) == 0  # none expired yet
+    assert await store.deletions(BOB, now) == [first]
+    await store.create_room(room(b"x" * 16), MemberRecord(b"x" * 16, BOB, 2))  # name reusable
+    again = RoomDeletionRecord(b"x" * 16, "Again.", now + 2, now + 60_002)
+    await store.delete_room(b"x" * 16, again, [BOB])
+    assert await store.deletions(BOB, now) == [first, again]
+
+
+async def test_expired_deletion_notices_are_deleted(store: Store) -> None:
+    now = now_ms()
+    await store.create_room(room(), MemberRecord(ROOM, ALICE, 0))
+    await store.add_member(MemberRecord(ROOM, BOB, 1))
+    old = RoomDeletionRecord(ROOM, "Old.", now - 2_000, now - 1_000)
+    await store.delete_room(ROOM, old, [ALICE, BOB])
+    other = b"o" * 16
+    await store.create_room(room(other), MemberRecord(other, ALICE, 0))
+    fresh = RoomDeletionRecord(other, "New.", now, now + 60_000)
+    await store.delete_room(other, fresh, [ALICE])
+    pruned = await store.prune_deletions(now)
+    assert await store.deletions(ALICE, 0) == [fresh]
+    if isinstance(store, RedisStore):  # a notice drops the expired ones, the hash expires
+        assert pruned == 0
+        assert await store.client.pexpiretime(store.keys.deletions(BOB)) == -2  # gone
+        assert await store.client.pexpiretime(store.keys.deletions(ALICE)) == now + 60_000
+    else:
+        assert pruned == 2
+    assert await store.deletions(BOB, 0) == []
+
+
 async def test_mailbox_pages_and_acks(store: Store) -> None:
     await store.put_user(user(BOB, "bob"))
     for seq in range(1, 6):
@@ -166,6 +218,19 @@ async def test_forgotten_users_are_gone_with_their_mailbox_counter(store: Store)
     assert ALICE not in snapshot.mailbox_seqs
     await store.put_user(user(ALICE))  # new again: the mailbox numbering restarts
     assert (await store.load()).mailbox_seqs.get(ALICE, 0) == 0
+
+
+async def test_forgotten_users_are_gone_with_their_deletion_notices(store: Store) -> None:
+    now = now_ms()
+    await store.put_user(user(ALICE))
+    await store.put_user(user(BOB, "bob"))
+    await store.create_room(room(), MemberRecord(ROOM, ALICE, 0))
+    await store.add_member(MemberRecord(ROOM, BOB, 1))
+    deletion = RoomDeletionRecord(ROOM, "Spam.", now, now + 60_000)
+    await store.delete_room(ROOM, deletion, [ALICE, BOB])
+    await store.forget_users([ALICE])
+    assert await store.deletions(ALICE, now) == []
+    assert await store.deletions(BOB, now) == [deletion]
 
 
 async def test_sqlite_state_survives_reopening(tmp_path: Path) -> None:

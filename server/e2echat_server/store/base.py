@@ -65,6 +65,17 @@ class Envelope:
     body: bytes
 
 
+@dataclass(frozen=True, slots=True)
+class RoomDeletionRecord:
+    """The operator deleted ``room`` at ``ts`` (ms) for ``reason``: a notice kept for each
+    member it had, told after each of its ``welcome``s until ``expires`` (ms)."""
+
+    room: bytes
+    reason: str
+    ts: int
+    expires: int
+
+
 Retraction = Literal["removed", "absent", "foreign"]
 """What `Store.retract` did: removed the body, found none at that seq, or found someone
 else's (and removed nothing)."""
@@ -105,6 +116,23 @@ class Store(Protocol):
     async def remove_member(self, room: bytes, key: bytes, drop_room: bool) -> None:
         """Remove a membership; with ``drop_room`` also the room, every other member, its
         history and its membership log (the last member left, or the operator deleted it)."""
+        ...
+
+    async def delete_room(
+        self, room: bytes, deletion: RoomDeletionRecord, members: list[bytes]
+    ) -> None:
+        """Drop the room as its last member's ``remove_member`` does (``members`` is every
+        member it has, at least one) and keep ``deletion`` for each of them (replacing an
+        older notice of the same room), as one write."""
+        ...
+
+    async def deletions(self, key: bytes, now: int) -> list[RoomDeletionRecord]:
+        """``key``'s room deletion notices that expire after ``now`` (ms), oldest first."""
+        ...
+
+    async def prune_deletions(self, now: int) -> int:
+        """Delete the deletion notices expired at ``now`` (ms); return how many (a store
+        that expires them by itself answers 0)."""
         ...
 
     def append(self, room: bytes, message: Envelope, keep: int) -> Awaitable[Envelope | None]:
@@ -164,7 +192,8 @@ class Store(Protocol):
         ...
 
     async def forget_users(self, keys: list[bytes]) -> None:
-        """Delete these users (record, mailbox counter and any mailbox entry), as if never seen.
+        """Delete these users (record, mailbox counter, mailbox entries and room deletion
+        notices), as if never seen.
 
         The caller passes only users that are in no room: memberships are not looked up
         (SQLite has no index on a member's key, and the relay knows this in memory).

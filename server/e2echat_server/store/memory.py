@@ -8,6 +8,7 @@ from e2echat_server.store.base import (
     Envelope,
     MemberRecord,
     Retraction,
+    RoomDeletionRecord,
     RoomExistsError,
     RoomRecord,
     Snapshot,
@@ -27,6 +28,7 @@ class MemoryStore:
         self._mailbox_seqs: dict[bytes, int] = {}
         self._mailboxes: dict[bytes, list[Envelope]] = defaultdict(list)
         self._logs: dict[bytes, list[bytes]] = defaultdict(list)
+        self._deletions: dict[bytes, dict[bytes, RoomDeletionRecord]] = defaultdict(dict)
 
     async def load(self) -> Snapshot:
         return Snapshot(
@@ -64,6 +66,27 @@ class MemoryStore:
             self._room_seqs.pop(room, None)
             self._history.pop(room, None)
             self._logs.pop(room, None)
+
+    async def delete_room(
+        self, room: bytes, deletion: RoomDeletionRecord, members: list[bytes]
+    ) -> None:
+        await self.remove_member(room, members[0], drop_room=True)
+        for key in members:
+            self._deletions[key][room] = deletion
+
+    async def deletions(self, key: bytes, now: int) -> list[RoomDeletionRecord]:
+        kept = self._deletions.get(key, {}).values()
+        return sorted((d for d in kept if d.expires > now), key=lambda d: d.ts)
+
+    async def prune_deletions(self, now: int) -> int:
+        removed = 0
+        for key, notices in list(self._deletions.items()):
+            for room in [room for room, d in notices.items() if d.expires <= now]:
+                del notices[room]
+                removed += 1
+            if not notices:
+                del self._deletions[key]
+        return removed
 
     async def append(self, room: bytes, message: Envelope, keep: int) -> None:
         log = self._history[room]
@@ -128,6 +151,7 @@ class MemoryStore:
             self._users.pop(key, None)
             self._mailbox_seqs.pop(key, None)
             self._mailboxes.pop(key, None)
+            self._deletions.pop(key, None)
 
     async def close(self) -> None:
         """Nothing to flush."""

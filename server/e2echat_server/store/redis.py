@@ -11,6 +11,8 @@ hand out one number twice. ::
     <prefix>:user:{<key>}              hash   name, prekey_id, prekey, prekey_sig,
                                               last_seen, mailbox_seq, name_statement
     <prefix>:user:{<key>}:mailbox      stream t (ms), s (sender), b (body)
+    <prefix>:user:{<key>}:deletions    hash   room id -> "<expires>:<ts>:<reason>" (ms),
+                                              expiring with its newest notice
     <prefix>:room:{<id>}               hash   the RoomRecord fields, seq
     <prefix>:room:{<id>}:members       hash   member key -> joined (ms)
     <prefix>:room:{<id>}:history       stream t, s, b
@@ -63,6 +65,7 @@ from e2echat_server.store.base import (
     Envelope,
     MemberRecord,
     Retraction,
+    RoomDeletionRecord,
     RoomExistsError,
     RoomRecord,
     Snapshot,
@@ -164,11 +167,29 @@ redis.call('DEL', KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5])
 return name
 """
 
-# KEYS: user, mailbox, online. Deletes the user unless it is online on some relay or
-# has mail waiting (another relay may know what this one's directory does not); 1 if so.
+# KEYS: user, mailbox, online, deletions. Deletes the user (and its deletion notices)
+# unless it is online on some relay or has mail waiting (another relay may know what
+# this one's directory does not); 1 if so.
 _FORGET_USER: Final = """
 if redis.call('EXISTS', KEYS[3]) == 1 or redis.call('XLEN', KEYS[2]) > 0 then return 0 end
-redis.call('DEL', KEYS[1], KEYS[2])
+redis.call('DEL', KEYS[1], KEYS[2], KEYS[4])
+return 1
+"""
+
+# KEYS: deletions; ARGV: room, notice ("<expires>:<ts>:<reason>"), ts, expires. Drops
+# the notices expired by ``ts``, keeps this one, and makes the hash expire with its
+# newest notice: nothing else ever has to sweep them.
+_NOTE_DELETION: Final = """
+local held = redis.call('HGETALL', KEYS[1])
+for i = 1, #held, 2 do
+  if tonumber(string.match(held[i + 1], '^(%d+):')) <= tonumber(ARGV[3]) then
+    redis.call('HDEL', KEYS[1], held[i])
+  end
+end
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+if redis.call('PEXPIRETIME', KEYS[1]) < tonumber(ARGV[4]) then
+  redis.call('PEXPIREAT', KEYS[1], ARGV[4])
+end
 return 1
 """
 
@@ -231,6 +252,7 @@ _SCRIPTS: Final = {
     "create_room": _CREATE_ROOM,
     "drop_room": _DROP_ROOM,
     "forget_user": _FORGET_USER,
+    "note_deletion": _NOTE_DELETION,
     "claim_name": _CLAIM_NAME,
     "take_over_name": _TAKE_OVER_NAME,
     "release_name": _RELEASE_NAME,
@@ -293,6 +315,10 @@ class RedisKeys:
 
     def mailbox(self, key: bytes) -> str:
         return f"{self.user(key)}:mailbox"
+
+    def deletions(self, key: bytes) -> str:
+        """The notices of rooms deleted while ``key`` was a member, a hash by room id."""
+        return f"{self.user(key)}:deletions"
 
     def room(self, room: bytes) -> str:
         return f"{self.prefix}:room:{{{room.hex()}}}"
@@ -565,7 +591,12 @@ class RedisStore:
             return
         k = self.keys
         answers = await self._submit(
-            [_eval(_FORGET_USER, [k.user(key), k.mailbox(key), k.online(key)], []) for key in keys],
+            [
+                _eval(
+                    _FORGET_USER, [k.user(key), k.mailbox(key), k.online(key), k.deletions(key)], []
+                )
+                for key in keys
+            ],
             list,
         )
         gone = [key for key, deleted in zip(keys, answers, strict=True) if deleted]
@@ -660,6 +691,32 @@ class RedisStore:
         name = await self._submit([_eval(_DROP_ROOM, room_keys, [])], _first)
         release = _eval(_RELEASE_NAME, [k.room_names, k.rooms], [name or "", room])
         await self._submit([release, left])
+
+    async def delete_room(
+        self, room: bytes, deletion: RoomDeletionRecord, members: list[bytes]
+    ) -> None:
+        """Every member's notice first, then the room goes as its last member's leave drops
+        it. A crash between the two leaves notices of a room that still exists (which
+        clients take as they take ``room_deleted``, and the operator deletes it again),
+        never a deletion without its notices."""
+        k = self.keys
+        notice = b"%d:%d:" % (deletion.expires, deletion.ts) + deletion.reason.encode()
+        args = [room, notice, deletion.ts, deletion.expires]
+        await self._submit([_eval(_NOTE_DELETION, [k.deletions(key)], args) for key in members])
+        await self.remove_member(room, members[0], drop_room=True)
+
+    async def deletions(self, key: bytes, now: int) -> list[RoomDeletionRecord]:
+        found = []
+        held = cast(dict[bytes, bytes], await self.client.hgetall(self.keys.deletions(key)))
+        for room, notice in held.items():
+            expires, ts, reason = notice.split(b":", 2)
+            if int(expires) > now:
+                found.append(RoomDeletionRecord(room, reason.decode(), int(ts), int(expires)))
+        return sorted(found, key=lambda d: (d.ts, d.room))
+
+    async def prune_deletions(self, now: int) -> int:
+        """Redis expires them by itself (`_NOTE_DELETION`)."""
+        return 0
 
     # History ---------------------------------------------------------------------------
 

@@ -16,7 +16,8 @@ of a schema this relay knows is refused with one line, unless the operator asks 
 Schema versions: 0 is the first released layout (no version recorded); 1 stamps
 ``application_id`` and ``user_version``, so a foreign SQLite file is told from ours; 2
 adds ``room_log`` (each room's signed membership-log entries, opaque to the relay); 3
-adds ``users.name_statement`` (the user's signed name, opaque to the relay).
+adds ``users.name_statement`` (the user's signed name, opaque to the relay); 4 adds
+``room_deletions`` (the notice, per member, of a room the operator deleted).
 """
 
 import sqlite3
@@ -28,10 +29,10 @@ from typing import Final
 from e2echat_server.datadir import StartRefusedError
 
 APPLICATION_ID: Final = 0x65326563  # "e2ec"
-CURRENT: Final = 3
+CURRENT: Final = 4
 TABLES: Final = ("users", "rooms", "members", "messages", "mailbox")
 """The tables of schema 0 (a file holding them all is ours)."""
-COPIED: Final = (*TABLES, "room_log")
+COPIED: Final = (*TABLES, "room_log", "room_deletions")
 """Every table a rebuild copies."""
 _HEADER: Final = b"SQLite format 3\x00"
 
@@ -65,6 +66,12 @@ CREATE TABLE IF NOT EXISTS room_log (
     PRIMARY KEY (room, position)
 ) WITHOUT ROWID
 """
+ROOM_DELETIONS: Final = """
+CREATE TABLE IF NOT EXISTS room_deletions (
+    recipient BLOB NOT NULL, room BLOB NOT NULL, reason TEXT NOT NULL, ts INTEGER NOT NULL,
+    expires INTEGER NOT NULL, PRIMARY KEY (recipient, room)
+) WITHOUT ROWID
+"""
 
 
 def _stamp_v1(db: sqlite3.Connection) -> None:
@@ -80,10 +87,15 @@ def _name_statement_v3(db: sqlite3.Connection) -> None:
     db.execute("ALTER TABLE users ADD COLUMN name_statement BLOB")
 
 
+def _room_deletions_v4(db: sqlite3.Connection) -> None:
+    db.execute(ROOM_DELETIONS)
+
+
 MIGRATIONS: Final[dict[int, Callable[[sqlite3.Connection], None]]] = {
     1: _stamp_v1,
     2: _room_log_v2,
     3: _name_statement_v3,
+    4: _room_deletions_v4,
 }
 
 

@@ -38,6 +38,7 @@ from e2echat_server.store.base import (
     Envelope,
     MemberRecord,
     Retraction,
+    RoomDeletionRecord,
     RoomRecord,
     Snapshot,
     UserRecord,
@@ -323,12 +324,35 @@ class SqliteStore:
         def write(db: sqlite3.Connection) -> None:
             db.execute("DELETE FROM members WHERE room = ? AND key = ?", (room, key))
             if drop_room:
-                db.execute("DELETE FROM members WHERE room = ?", (room,))
-                db.execute("DELETE FROM messages WHERE room = ?", (room,))
-                db.execute("DELETE FROM room_log WHERE room = ?", (room,))
-                db.execute("DELETE FROM rooms WHERE id = ?", (room,))
+                _drop_room(db, room)
 
         await self._submit(write)
+
+    async def delete_room(
+        self, room: bytes, deletion: RoomDeletionRecord, members: list[bytes]
+    ) -> None:
+        def write(db: sqlite3.Connection) -> None:
+            _drop_room(db, room)
+            db.executemany(
+                "INSERT OR REPLACE INTO room_deletions (recipient, room, reason, ts, expires)"
+                " VALUES (?, ?, ?, ?, ?)",
+                [(key, room, deletion.reason, deletion.ts, deletion.expires) for key in members],
+            )
+
+        await self._submit(write)
+
+    async def deletions(self, key: bytes, now: int) -> list[RoomDeletionRecord]:
+        query = (
+            "SELECT room, reason, ts, expires FROM room_deletions"
+            " WHERE recipient = ? AND expires > ? ORDER BY ts, room"
+        )
+        rows = await self._submit(lambda db: db.execute(query, (key, now)).fetchall())
+        return [RoomDeletionRecord(*row) for row in rows]
+
+    async def prune_deletions(self, now: int) -> int:
+        return await self._submit(
+            lambda db: db.execute("DELETE FROM room_deletions WHERE expires <= ?", (now,)).rowcount
+        )
 
     def append(self, room: bytes, message: Envelope, keep: int) -> asyncio.Future[None]:
         return self._enqueue((room, message.seq, message.ts, message.sender, message.body, keep))
@@ -446,6 +470,7 @@ class SqliteStore:
         def write(db: sqlite3.Connection) -> None:
             rows = [(key,) for key in keys]
             db.executemany("DELETE FROM mailbox WHERE recipient = ?", rows)
+            db.executemany("DELETE FROM room_deletions WHERE recipient = ?", rows)
             db.executemany("DELETE FROM users WHERE key = ?", rows)
 
         await self._submit(write)
@@ -483,6 +508,14 @@ def _connect(path: Path, synchronous: str) -> sqlite3.Connection:
     db.execute(f"PRAGMA synchronous={synchronous}")
     schema.initialise(db)
     return db
+
+
+def _drop_room(db: sqlite3.Connection, room: bytes) -> None:
+    """Delete a room with every member, its history and its membership log."""
+    db.execute("DELETE FROM members WHERE room = ?", (room,))
+    db.execute("DELETE FROM messages WHERE room = ?", (room,))
+    db.execute("DELETE FROM room_log WHERE room = ?", (room,))
+    db.execute("DELETE FROM rooms WHERE id = ?", (room,))
 
 
 def _insert_sql(rows: int) -> str:
