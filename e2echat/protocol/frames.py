@@ -452,6 +452,19 @@ class RoomDeleted(_Frame, tag="room_deleted"):
         validate_display_text(self.reason, "reason")
 
 
+class RoomDeletion(_Frame, tag="room_deletion"):
+    """The relay's notice, after ``welcome``, that its operator deleted ``room`` at ``ts``
+    (relay time) while this connection did not exist: kept for every member it had, for
+    the relay's retention (protocol.md section 5). A relay's statement, signed by no one."""
+
+    room: RoomId
+    reason: Annotated[str, msgspec.Meta(max_length=c.MAX_ERROR_MESSAGE_CHARS)]
+    ts: Timestamp
+
+    def __post_init__(self) -> None:
+        validate_display_text(self.reason, "reason")
+
+
 class LogEntries(_Frame, tag="log"):
     """Entries of ``room``'s log from position ``start`` on (a reply, or a new entry)."""
 
@@ -586,6 +599,7 @@ RelayFrame = (
     | MemberJoined
     | MemberLeft
     | RoomDeleted
+    | RoomDeletion
     | MembersList
     | LogEntries
     | RoomList

@@ -39,7 +39,15 @@ from e2echat.protocol.roomlog import (
 )
 from e2echat_server.change import Change
 from e2echat_server.ratelimit import TokenBucket
-from e2echat_server.store import Envelope, MemberRecord, RoomRecord, Snapshot, Store, UserRecord
+from e2echat_server.store import (
+    Envelope,
+    MemberRecord,
+    RoomDeletionRecord,
+    RoomRecord,
+    Snapshot,
+    Store,
+    UserRecord,
+)
 
 PresenceStatus = Literal["online", "away", "busy", "offline"]
 OFFLINE: PresenceStatus = "offline"
@@ -434,17 +442,19 @@ class Directory:
             "remove_member", lambda store: store.remove_member(room_id, key, last), undo
         )
 
-    def delete_room(self, room_id: bytes) -> tuple[Room, Change]:
+    def delete_room(self, deletion: RoomDeletionRecord) -> tuple[Room, Change]:
         """Drop a room with all its members (the operator's ``admin delete``): its name is
-        free at once; the store drops its members, history and membership log."""
+        free at once; the store drops its members, history and membership log, and keeps
+        ``deletion`` for each member it had, to tell it after its next ``welcome``."""
+        room_id = deletion.room
         room = self.rooms.get(room_id)
         if room is None:
             raise ProtocolError(ErrorCode.NO_SUCH_ROOM, "There is no room with that id.")
-        anyone = next(iter(room.members))  # a room always has a member: the last drops it
+        members = list(room.members)  # never empty: the last member's leave drops a room
         self._drop_room(room_id)
         return room, Change(
-            "remove_member",
-            lambda store: store.remove_member(room_id, anyone, True),
+            "delete_room",
+            lambda store: store.delete_room(room_id, deletion, members),
             lambda: self._restore_room(room),
         )
 

@@ -42,6 +42,7 @@ from e2echat.protocol import (
     PrekeyUpdate,
     ProtocolError,
     Retract,
+    RoomDeletion,
     RoomList,
     RoomReply,
     Sent,
@@ -382,6 +383,15 @@ class Handlers:
         if self._directory.set_status(session.key, frame.status, frame.text, now):
             self._output.presence(session.key)
         self._output.reply(session, Ok(id=frame.id))
+
+    async def tell_deletions(self, session: Session) -> None:
+        """Send ``session`` the notices of rooms the operator deleted while it was a member
+        (after `welcome`, before its first reply: protocol.md section 5)."""
+        store = self._engine.store
+        kept = await self._engine.call("deletions", store.deletions(session.key, now_ms()))
+        for deletion in kept:
+            notice = RoomDeletion(room=deletion.room, reason=deletion.reason, ts=deletion.ts)
+            await self._output.reply_paced(session, notice)
 
     async def flush_mailbox(self, session: Session) -> None:
         """Send ``session``'s queued directs (after `welcome`), a page at a time."""

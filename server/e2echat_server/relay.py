@@ -36,7 +36,7 @@ from e2echat_server.proxies import client_address, networks
 from e2echat_server.redis_broker import RedisBroker
 from e2echat_server.session import Session, peer, remember_client, remote
 from e2echat_server.sessions import BANNED_REASON, Sessions
-from e2echat_server.store import RedisStore, Store
+from e2echat_server.store import RedisStore, RoomDeletionRecord, Store
 from e2echat_server.tls import ReloadableTls
 from e2echat_server.version import __version__
 
@@ -368,8 +368,12 @@ class Relay:
         log and files go, its name is free at once, and every member's live connections,
         on any relay sharing the store, get ``room_deleted`` with ``reason``. Returns how
         many members it had. Raises ProtocolError (no such room, or the store failed,
-        changing nothing)."""
-        room, change = self.directory.delete_room(room_id)
+        changing nothing). Each member it had is told again after every ``welcome`` for
+        ``forget_after_s`` (``room_deletion``): one offline now is told at its next
+        connection, and does not take the room for lost."""
+        now = now_ms()
+        deletion = RoomDeletionRecord(room_id, reason, now, now + self.config.forget_after_s * 1000)
+        room, change = self.directory.delete_room(deletion)
         await self.engine.apply(change)
         members = list(room.members)
         for key in members:
@@ -455,6 +459,8 @@ class Relay:
             cutoff = now_ms() - self.config.history_age_s * 1000
             with contextlib.suppress(ProtocolError):
                 await self.engine.call("prune", self.store.prune(cutoff))
+            with contextlib.suppress(ProtocolError):
+                await self.engine.call("prune_deletions", self.store.prune_deletions(now_ms()))
             await self.forget_idle(now_ms())
             await asyncio.to_thread(self.blobs.sweep, self.config.history_age_s)
             self.sessions.new_keys.prune(asyncio.get_running_loop().time())

@@ -1,9 +1,10 @@
 """Serving one connection from accept to close: authentication, the read loop, release.
 
-A connection is challenged, must answer with a valid `hello` in time, is welcomed, gets
-its mailbox, and then goes live (directs first, then its rooms' traffic). The read loop
-validates and paces every frame, passes `send` to the send pipeline and every other
-request to its handler, and turns a refusal into an `error` reply.
+A connection is challenged, must answer with a valid `hello` in time, is welcomed, is
+told of the rooms deleted while it was away, gets its mailbox, and then goes live
+(directs first, then its rooms' traffic). The read loop validates and paces every
+frame, passes `send` to the send pipeline and every other request to its handler, and
+turns a refusal into an `error` reply.
 """
 
 import asyncio
@@ -183,7 +184,8 @@ class Sessions:
             )
 
     async def _authenticate(self, session: Session) -> bool:
-        """Challenge, wait for a valid hello, welcome, flush the mailbox, go live."""
+        """Challenge, wait for a valid hello, welcome, tell deletions, flush the mailbox,
+        go live."""
         conn, config, directory, output = session.conn, self._config, self._directory, self._output
         nonce = random_bytes(32)
         output.reply(
@@ -256,9 +258,12 @@ class Sessions:
         )
         # Directs go live first, then the mailbox is flushed: a direct that commits before
         # `attach` is in the flush, one after it is delivered live (maybe both: at least once).
+        # Deletion notices are read after `attach` too: a room deleted as we connect is in
+        # them, or (written after) its `room_deleted` comes live.
         broker = self._engine.broker
         first = broker.attach(hello.key, conn)
         self._replace(session)
+        await self.handlers.tell_deletions(session)
         await self.handlers.flush_mailbox(session)
         broker.enter(conn, directory.rooms_of.get(hello.key, ()))
         if first:

@@ -93,6 +93,7 @@ RELAY_EXAMPLES: dict[str, dict[str, Any]] = {
     "member_joined": {"room": ROOM, "member": MEMBER},
     "member_left": {"room": ROOM, "key": KEY},
     "room_deleted": {"room": ROOM, "reason": "Spam."},
+    "room_deletion": {"room": ROOM, "reason": "Spam.", "ts": 1764295200123},
     "members": {"room": ROOM, "members": [MEMBER]},
     "rooms": {"rooms": [SUMMARY]},
     "summary": {"room": SUMMARY},
@@ -265,3 +266,27 @@ def test_protocol_error_is_printable() -> None:
     err = ProtocolError(ErrorCode.FORBIDDEN, "Wrong password.")
     assert repr(err) == "ProtocolError('forbidden', 'Wrong password.')"
     assert isinstance(msgspec.json.encode({"code": err.code}), bytes)
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"reason": "Spam.\x1b[2J"},  # a control character
+        {"reason": "Spam.\u202e"},  # a bidi override
+        {"reason": "x" * 501},
+        {"room": "AAAAAAAAAAAAAAAAAAAA"},  # 15 bytes
+        {"ts": -1},
+        {"ts": True},
+        {"ts": 1.0},
+        {"ts": None},
+        {"name": "lobby"},  # no such field
+    ],
+)
+def test_a_room_deletion_notice_is_decoded_strictly(change: dict[str, Any]) -> None:
+    fields = RELAY_EXAMPLES["room_deletion"] | change
+    with pytest.raises(ProtocolError) as info:
+        decode_relay_frame(json.dumps({"type": "room_deletion", **fields}))
+    assert info.value.code is ErrorCode.BAD_FRAME
+    missing = {k: v for k, v in RELAY_EXAMPLES["room_deletion"].items() if k != "ts"}
+    with pytest.raises(ProtocolError):
+        decode_relay_frame(json.dumps({"type": "room_deletion", **missing}))

@@ -22,6 +22,7 @@ from e2echat.protocol import (
     JoinRoom,
     OpenAccess,
     RoomDeleted,
+    RoomDeletion,
     RoomReply,
     Send,
     Sent,
@@ -38,6 +39,12 @@ async def admin(tmp_path: Path) -> AsyncIterator[tuple[Relay, Path]]:
         path = tmp_path / "admin.sock"
         async with AdminSocket(relay, path):
             yield relay, path
+
+
+async def deleted_at(relay: Relay, key: bytes, room: bytes) -> int:
+    """When ``room`` was deleted, by the notice the store keeps for ``key``."""
+    (kept,) = [d for d in await relay.store.deletions(key, 0) if d.room == room]
+    return kept.ts
 
 
 async def ask(path: Path, command: str, *args: str) -> Any:
@@ -192,7 +199,10 @@ async def test_delete_tells_live_members_drops_history_and_frees_the_name(
 
     b = await login(relay.url, bob)
     assert b.welcome is not None
-    assert b.welcome.rooms == []  # offline members: gone too
+    assert b.welcome.rooms == []  # offline members: gone too, and told so after welcome
+    notice = await b.expect(RoomDeletion)
+    assert (notice.room, notice.reason) == (room, "Spam.")
+    assert notice.ts == await deleted_at(relay, bob.key, room)
     c = await login(relay.url, carol)
     new = (await c.request(CreateRoom(name="lobby", access=OpenAccess()), RoomReply)).room
     assert new.id != room
@@ -205,8 +215,9 @@ async def test_delete_tells_live_members_drops_history_and_frees_the_name(
 
 async def test_delete_outlives_a_restart(tmp_path: Path) -> None:
     config = RelayConfig(port=0, data_dir=tmp_path, create_db=True)
+    alice = Identity("alice")
     async with Relay(config) as relay:
-        a = await login(relay.url, Identity("alice"))
+        a = await login(relay.url, alice)
         room = (await a.request(CreateRoom(name="lobby", access=OpenAccess()), RoomReply)).room.id
         await a.request(Send(room=room, body=b"gone"), Sent)
         await a.close()
@@ -214,6 +225,29 @@ async def test_delete_outlives_a_restart(tmp_path: Path) -> None:
     async with Relay(config) as relay:
         assert relay.directory.rooms == {}
         assert await relay.store.history(room, 0, 0, 10) == []
+        for _ in range(2):  # told at every connection: nothing is acknowledged
+            a = await login(relay.url, alice)
+            notice = await a.expect(RoomDeletion)  # before the reply to anything sent
+            assert (notice.room, notice.reason) == (room, "Closed.")
+            await a.close()
+
+
+async def test_a_deletion_notice_is_kept_for_the_time_a_relay_keeps_an_idle_user(
+    tmp_path: Path,
+) -> None:
+    config = RelayConfig(port=0, data_dir=tmp_path, create_db=True, forget_after_s=3600)
+    async with Relay(config) as relay:
+        alice = Identity("alice")
+        a = await login(relay.url, alice)
+        room = (await a.request(CreateRoom(name="lobby", access=OpenAccess()), RoomReply)).room.id
+        await a.close()
+        await relay.delete_room(room, "Closed.")
+        (kept,) = await relay.store.deletions(alice.key, 0)
+        assert kept.expires == kept.ts + 3600 * 1000
+        assert await relay.store.deletions(alice.key, kept.expires) == []
+        a = await login(relay.url, alice)
+        await a.expect(RoomDeletion)
+        await a.close()
 
 
 @pytest.mark.parametrize(

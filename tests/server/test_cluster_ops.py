@@ -13,6 +13,7 @@ from e2echat.protocol import (
     ErrorCode,
     OpenAccess,
     RoomDeleted,
+    RoomDeletion,
     RoomReply,
     Send,
     Sent,
@@ -46,6 +47,27 @@ async def test_a_room_deleted_on_one_relay_is_gone_on_the_other(
         assert reply.room.seq == 0
         await alice.close()
         await bob.close()
+
+
+async def test_a_member_offline_when_a_room_is_deleted_is_told_on_any_relay(
+    redis_url: str, tmp_path: Path
+) -> None:
+    async with relays(redis_url, tmp_path) as (one, two):
+        alice, bob_identity = await login(one.url, Identity("alice")), Identity("bob")
+        bob = await login(two.url, bob_identity)
+        room = await room_of_two(alice, bob)
+        await bob.close()
+        await two.engine.broker.catch_up()  # node two knows bob went
+        assert await one.delete_room(room, "Spam.") == 2
+        await two.engine.broker.catch_up()  # and that the room is gone
+        for node in (two, one):  # every node reads the notice from the shared store
+            bob = await login(node.url, bob_identity)
+            assert bob.welcome is not None
+            assert bob.welcome.rooms == []
+            notice = await bob.expect(RoomDeletion)
+            assert (notice.room, notice.reason) == (room, "Spam.")
+            await bob.close()
+        await alice.close()
 
 
 def token_nodes(redis_url: str, tmp_path: Path) -> list[Relay]:
