@@ -1181,7 +1181,7 @@ class ChatApp(App[None]):
                 if room.name not in self.tabs:
                     self.run_worker(self._track(room), group="commands")
             case RoomDeleted(room=room, reason=reason):
-                self._room_left(room, f"The relay's operator deleted {room.name}: {reason}")
+                self._room_left(room, f"The relay says its operator deleted {room.name}: {reason}")
             case RoomLost(room=room):
                 self._room_left(
                     room,

@@ -177,9 +177,10 @@ class Client:
     handlers what the relay already held when we connected or joined (``msg.live`` is
     False for it; it is still in ``room.history()``). ``rejoin=True`` joins again (or
     creates again, as it was) a room the relay no longer lists for us, after it lost
-    its data. ``e2echat.run`` turns both on. ``registration_token`` is a token from the
-    relay's operator, for a relay that admits new keys with one only (the relay spends
-    it on the first connection; later ones need none).
+    its data (not one the relay says its operator deleted: that is a ``RoomDeleted``,
+    live or at the next connect). ``e2echat.run`` turns both on. ``registration_token``
+    is a token from the relay's operator, for a relay that admits new keys with one only
+    (the relay spends it on the first connection; later ones need none).
     """
 
     def __init__(

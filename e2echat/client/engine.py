@@ -74,12 +74,14 @@ from e2echat.protocol import (
     MemberJoined,
     MemberLeft,
     MembersList,
+    MembersRequest,
     PrekeyUpdate,
     Presence,
     RelayFrame,
     Renamed,
     Retract,
     RoomDeleted,
+    RoomDeletion,
     RoomInfo,
     RosterEntry,
     Sent,
@@ -121,6 +123,9 @@ EPHEMERAL_FRESH_MS = 30_000
 LOG_FETCH_ID = "g"
 """Request id prefix (+ room id hex) of the engine's own membership-log fetches."""
 LOG_JOIN_ID = "j"
+UNLISTED_ID = "u"
+"""Request id prefix (+ room id hex) of the ``members`` request whose answer settles a
+room that ``welcome`` did not list: deleted, if a notice came before it, else lost."""
 """Request id prefix (+ room id hex) of a ``join`` entry the engine signs on its own."""
 LOG_REFETCH_MS = 30_000
 """While a member's message names a longer log than the relay served, it is fetched
@@ -176,6 +181,9 @@ class Engine:
         self.max_body = MAX_BODY
         """The relay's body limit, from its challenge (the protocol default until then)."""
         self.rooms: dict[bytes, RoomState] = {}
+        self._unlisted: dict[bytes, RoomState] = {}
+        """Rooms held here that this connection's ``welcome`` did not list, until the
+        relay answers their ``UNLISTED_ID`` request (``welcome``)."""
         self.connected = False
         self.outbox = Outbox(store, session, self._shares_room)
         remembered = store.own_name()
@@ -436,6 +444,8 @@ class Engine:
         operator ``deleted`` it, with this reason): forget it."""
         out = Output()
         state = self.rooms.pop(room_id, None)
+        if state is None:
+            state = self._unlisted.pop(room_id, None)
         if state is not None:
             state.joined = False
             self.session.leave_room(room_id)
@@ -488,7 +498,10 @@ class Engine:
             out.frames.append(SetStatus(status=cast(Status, own[0]), text=own[1]))
         listed = {info.id: info for info in welcome.rooms}
         for room_id in [r for r in self.rooms if r not in listed]:
-            out.extend(self.left(room_id, lost=True))
+            # Lost, or deleted by the operator while we were away: the relay's notices of
+            # deletions come before its answer to this request (protocol.md section 5).
+            self._unlisted[room_id] = self.rooms.pop(room_id)
+            out.frames.append(MembersRequest(room=room_id, id=f"{UNLISTED_ID}{room_id.hex()}"))
         with self.store.transaction():
             for info in welcome.rooms:
                 state = self.rooms.get(info.id)
@@ -522,6 +535,8 @@ class Engine:
     def disconnected(self) -> None:
         """The connection is gone: sends queue up until the next ``welcome``."""
         self.connected = self.view.connected = False
+        self.rooms.update(self._unlisted)  # not settled: the next welcome decides again
+        self._unlisted.clear()
         self._early.clear()
         self.outbox.disconnected()
         for state in self.rooms.values():
@@ -725,6 +740,8 @@ class Engine:
             self._synced(frame, out)
         elif isinstance(frame, LogEntries):
             self._log_entries(frame, out)
+        elif isinstance(frame, MembersList) and frame.id == f"{UNLISTED_ID}{frame.room.hex()}":
+            out.extend(self._unlisted_answered(frame.room))
         elif isinstance(frame, MembersList) and frame.id == f"{MEMBERS_ID}{frame.room.hex()}":
             out.extend(self.reconcile(frame.room, frame.members))
         elif isinstance(frame, Error):
@@ -733,7 +750,7 @@ class Engine:
             self._member_joined(frame, out)
         elif isinstance(frame, MemberLeft):
             self._member_left(frame, out)
-        elif isinstance(frame, RoomDeleted):
+        elif isinstance(frame, RoomDeleted | RoomDeletion):
             out.extend(self.left(frame.room, deleted=frame.reason))
         elif isinstance(frame, Renamed):
             self._renamed(frame, out)
@@ -838,6 +855,9 @@ class Engine:
             return
         if rid == BLOB_DELETE_ID:
             return  # the file of a deleted message is gone already (expired, its room deleted)
+        if rid.startswith(UNLISTED_ID):
+            out.extend(self._unlisted_answered(_hex_or_empty(rid[len(UNLISTED_ID) :])))
+            return  # no_such_room (or not_member): what made the room unlisted
         if rid.startswith(SYNC_ID):
             state = self.rooms.get(_hex_or_empty(rid[len(SYNC_ID) :]))
             if state is not None:
@@ -848,6 +868,11 @@ class Engine:
             if state is not None:
                 self._resume(state, out, refused=True)  # no roster: don't hold the room up
         out.events.append(ev.Notice(f"The relay reports: {frame.message}"))
+
+    def _unlisted_answered(self, room_id: bytes) -> Output:
+        """The relay answered after every deletion notice: a room ``welcome`` did not list
+        and no notice deleted is lost."""
+        return self.left(room_id, lost=True) if room_id in self._unlisted else Output()
 
     def _renamed(self, frame: Renamed, out: Output) -> None:
         """A key renamed itself: only its signed statement changes the name we show."""

@@ -167,18 +167,20 @@ class DirectStarted(RoomEvent[R]):
 
 @dataclass(frozen=True)
 class RoomLost(RoomLeft[R]):
-    """The relay no longer lists us in ``room`` at connect: it lost its data, or this
-    identity left the room from another place. The room's keys and history are gone
-    from this device; ``Client(rejoin=True)`` (the default of ``e2echat.run``) joins
-    it again, or creates it again as it was, and logs both steps at INFO."""
+    """The relay no longer lists us in ``room`` at connect, and sent no notice that its
+    operator deleted it: it lost its data, or this identity left the room from another
+    place. The room's keys and history are gone from this device;
+    ``Client(rejoin=True)`` (the default of ``e2echat.run``) joins it again, or creates
+    it again as it was, and logs both steps at INFO."""
 
 
 @dataclass(frozen=True)
 class RoomDeleted(RoomLeft[R]):
-    """The relay's operator deleted ``room`` (``reason`` is the operator's text, as the
-    relay sent it): its history is gone from the relay and its name is free. The room's
-    keys and history are gone from this device too. Not a `RoomLost`: ``rejoin`` does
-    not create it again."""
+    """The relay says its operator deleted ``room`` (``reason`` is the operator's text,
+    as the relay sent it): its history is gone from the relay and its name is free. Live,
+    or at the first connect after it (the relay keeps a notice for every member). The
+    room's keys and history are gone from this device too. Not a `RoomLost`: ``rejoin``
+    does not create it again."""
 
     reason: str
 

@@ -34,7 +34,10 @@ KEEPALIVE_S = 1.0  # ping interval + ping timeout of the relays below
 
 
 @asynccontextmanager
-async def node(redis: RedisServer) -> AsyncIterator[tuple[asyncio.subprocess.Process, str]]:
+async def node(
+    redis: RedisServer, **settings: str
+) -> AsyncIterator[tuple[asyncio.subprocess.Process, str]]:
+    """A relay process over ``redis``; ``settings`` are more of its options (``admin_socket``)."""
     env = {
         **os.environ,
         "E2ECHAT_SERVER_PORT": "0",
@@ -44,6 +47,7 @@ async def node(redis: RedisServer) -> AsyncIterator[tuple[asyncio.subprocess.Pro
         "E2ECHAT_SERVER_PING_TIMEOUT_S": str(KEEPALIVE_S / 2),
         "E2ECHAT_SERVER_RATE": "1000",
         "E2ECHAT_SERVER_BURST": "1000",
+        **{f"E2ECHAT_SERVER_{name.upper()}": value for name, value in settings.items()},
     }
     async with relay_process(env=env) as started:
         yield started
