@@ -31,6 +31,7 @@ from e2echat.protocol import (
     Message,
     Presence,
     RelayLimits,
+    RoomDeletion,
     RoomInfo,
     RosterEntry,
     Send,
@@ -688,3 +689,54 @@ def test_a_rebatch_names_each_recipient_once_per_frame() -> None:
         named = [to for to, _ in shares([frame])]
         assert len(named) == len(set(named))
     assert len(frames) == 2
+
+
+# A room the welcome does not list ------------------------------------------------------------
+
+UNLISTED_REPLY = "u" + ROOM_ID.hex()
+
+
+def left_events(out: Output) -> list[object]:
+    return [e for e in out.events if isinstance(e, e2echat.RoomLeft)]
+
+
+def unlisted(engine: Engine) -> Output:
+    """``engine`` connects to a relay whose welcome lists none of its rooms."""
+    out = engine.welcome(Welcome(user=User(key=engine.me, name=engine.name), rooms=[], mailbox=0))
+    assert MembersRequest(room=ROOM_ID, id=UNLISTED_REPLY) in out.frames
+    assert left_events(out) == []  # not lost yet: a deletion notice may come first
+    assert engine.rooms == {}
+    return out
+
+
+def test_a_room_with_a_deletion_notice_is_deleted_not_lost(pair: tuple[Engine, Engine]) -> None:
+    alice, _ = pair
+    unlisted(alice)
+    notice = alice.receive(RoomDeletion(room=ROOM_ID, reason="Spam.", ts=NOW))
+    assert left_events(notice) == [e2echat.RoomDeleted(ROOM_ID, "Spam.")]
+    answer = Error(code=ErrorCode.NO_SUCH_ROOM, message="There is no such room.", id=UNLISTED_REPLY)
+    assert alice.receive(answer).events == []  # settled: no RoomLost, no notice of the error
+    assert alice.store.rooms() == []  # forgotten here, as after a live room_deleted
+
+
+def test_a_room_without_a_notice_is_lost_once_the_relay_answers(
+    pair: tuple[Engine, Engine],
+) -> None:
+    alice, _ = pair
+    unlisted(alice)
+    answer = Error(code=ErrorCode.NO_SUCH_ROOM, message="There is no such room.", id=UNLISTED_REPLY)
+    assert left_events(alice.receive(answer)) == [e2echat.RoomLost(ROOM_ID)]
+    assert alice.receive(RoomDeletion(room=ROOM_ID, reason="Late.", ts=NOW)).events == []
+
+
+def test_an_unlisted_room_not_settled_before_a_disconnect_is_decided_again(
+    pair: tuple[Engine, Engine],
+) -> None:
+    alice, bob = pair
+    unlisted(alice)
+    alice.disconnected()
+    assert list(alice.rooms) == [ROOM_ID]
+    out = alice.welcome(welcome(alice, bob))  # listed this time: it resumes
+    assert left_events(out) == []
+    assert any(isinstance(f, Sync) for f in out.frames)
+    assert list(alice.rooms) == [ROOM_ID]
