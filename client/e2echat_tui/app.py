@@ -342,9 +342,10 @@ class ChatApp(App[None]):
         if room.name != self.current:  # the counts of the library survive restarts
             row.unread, row.mentions = room.unread, room.mentions
         history = await room.history(limit=self.first_page)
+        pending = await room.pending()  # sent before a restart, and not stored yet
         if not self.is_running:
             return  # the app is closing: its widgets are going away
-        tab.log.extend(self._entries(history))
+        tab.log.extend(self._entries([*history, *pending]))
         tab.loaded_seq = max((message.seq for message in history), default=0)
         if history and len(history) == self.first_page:  # there may be older messages
             tab.older_than = min((m.seq for m in history if m.seq), default=0)

@@ -1146,6 +1146,11 @@ class Client:
         messages = await driver.call(driver.engine.history, room.id, limit, before, after)
         return [placed(message, room) for message in messages]
 
+    async def _pending(self, room: Room) -> list[Message[Room]]:
+        driver = self._driver
+        messages = await driver.call(driver.engine.pending, room.id)
+        return [placed(message, room) for message in messages]
+
     # Trust -------------------------------------------------------------------------------
 
     def safety_number(self, member: Member) -> str:

@@ -1348,6 +1348,25 @@ class Engine:
         )
         return [m for m in map(self.chat.message, items) if m is not None]
 
+    def pending(self, room_id: bytes) -> list[Message[bytes]]:
+        """Our messages of a room still in the outbox (kept across restarts), oldest
+        first, as ``queue`` returned them: seq 0, and the ``send_id`` their
+        ``MessageSent`` or ``SendFailed`` will name. Edits, deletes and reactions are
+        not messages of their own and are left out."""
+        pending: list[Message[bytes]] = []
+        for item in self.outbox.items():
+            if item.room_id != room_id:
+                continue
+            payload = decode_sent(item.payload)
+            if not isinstance(payload, Text | File):
+                continue
+            message = self.view.message(room_id, self.me, 0, payload.ts, payload)
+            quote = None
+            if isinstance(payload, Text) and payload.reply_to is not None:
+                quote = self.chat.quote(room_id, payload.reply_to)
+            pending.append(dataclasses.replace(message, reply_to=quote, send_id=item.id))
+        return pending
+
     def versions(self, room_id: bytes, msg_id: bytes) -> list[Version]:
         """Every version of a stored message, the original first."""
         return self.chat.versions(room_id, msg_id)

@@ -87,6 +87,8 @@ class RoomOps(Protocol):
         self, room: "Room", limit: int, before: int | None, after: int | None
     ) -> list[Message["Room"]]: ...
 
+    async def _pending(self, room: "Room") -> list[Message["Room"]]: ...
+
     async def _send_file(
         self, room: "Room", path: Path, caption: str, progress: Progress
     ) -> Message["Room"]: ...
@@ -374,6 +376,12 @@ class Room:
         """Up to ``limit`` messages from the local store, oldest first: the newest (below
         seq ``before``), or from seq ``after`` on (to show a quoted or found message)."""
         return await self._client._history(self, limit, before, after)
+
+    async def pending(self) -> list[Message["Room"]]:
+        """Our messages the relay has not stored yet, oldest first, also those sent
+        before a restart: as ``send`` returned them (seq 0, with their ``send_id``).
+        Each is followed by its ``MessageSent``, or by ``SendFailed`` if it is given up."""
+        return await self._client._pending(self)
 
     def invite(self) -> str:
         """The invite string of an invite room (anyone holding it can join and read)."""

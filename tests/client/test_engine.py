@@ -12,6 +12,7 @@ from e2echat.client.engine import Engine, body_size
 from e2echat.client.output import Output
 from e2echat.client.roomsync import SYNC_SETTLE_MS, SyncState
 from e2echat.crypto.identity import Identity
+from e2echat.crypto.payload import Reaction
 from e2echat.crypto.session import CryptoSession
 from e2echat.protocol import (
     MAX_SYNC_LIMIT,
@@ -321,6 +322,35 @@ def test_the_outbox_survives_a_restart_of_the_client(tmp_path: Path) -> None:
     (share,) = [f for f in frames if isinstance(f, DirectSend)]
     out = bob.receive(DirectDelivery(sender=again.me, seq=1, ts=NOW, body=share.body))
     assert [m.text for m in out.messages] == ["written on the train"]
+
+
+def test_messages_waiting_in_the_outbox_are_listed_after_a_restart(tmp_path: Path) -> None:
+    """What the app showed as pending before a restart it can show again: our queued
+    messages with seq 0 and their send ids, until the relay stores them."""
+    clock, identity = Clock(), Identity.generate()
+    bob = make_engine("bob", clock)
+
+    def open_alice() -> Engine:
+        store = Store(tmp_path / "alice.sqlite3", identity)
+        return Engine(identity, "alice", store, CryptoSession(identity, store), clock)
+
+    alice = open_alice()
+    alice.enter_room(room_info(alice, bob), "open", None)
+    alice.queue(ROOM_ID, "written on the train")
+    alice.queue(ROOM_ID, "and at the station")
+    alice.store.close()
+    again = open_alice()
+    pending = again.pending(ROOM_ID)
+    assert [(m.text, m.seq, m.send_id, m.own) for m in pending] == [
+        ("written on the train", 0, 1, True),
+        ("and at the station", 0, 2, True),
+    ]
+    assert again.pending(b"\x07" * 16) == []
+    again.welcome(welcome(again, bob))
+    again.receive(Sent(room=ROOM_ID, seq=1, ts=NOW, id="o1"))
+    (stored,) = again.history(ROOM_ID, 10)
+    again.relate(ROOM_ID, Reaction(stored.id, "👍", True, NOW))  # queued, not a message
+    assert [m.send_id for m in again.pending(ROOM_ID)] == [2]
 
 
 def test_a_frame_the_crypto_core_refuses_is_dropped_with_a_notice(

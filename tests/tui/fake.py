@@ -254,6 +254,9 @@ class FakeRoom:
     async def history(self, limit: int = 100) -> list[Message]:
         return self.stored[-limit:] if limit else []
 
+    async def pending(self) -> list[Message]:
+        return [message for message in self.chat.outbox if message.room is self]
+
 
 class FakeChat:
     """A scripted, connected ``e2echat.Client`` for user ``name``."""

@@ -354,6 +354,28 @@ async def test_a_message_sent_offline_shows_pending_until_the_relay_confirms_it(
         assert entry_lines(app, "lobby", "online again") == ["online again", ""]
 
 
+async def test_messages_queued_before_a_restart_show_pending_from_the_start(
+    app: ChatApp, chat: FakeChat
+) -> None:
+    """Still in the outbox when the app last closed: shown as sending at once (before,
+    they appeared only when the relay stored them), then in place once it did."""
+    lobby = next(room for room in chat.joined if room.name == "lobby")
+    chat.state = ConnectionState.RECONNECTING
+    await lobby.send("typed before the restart")
+    chat.state = ConnectionState.CONNECTED
+    async with app.run_test(size=SIZE) as pilot:
+        await started(app, chat)
+        assert entry_lines(app, "lobby", "typed before the restart") == [
+            "typed before the restart",
+            "◷ sending…",
+        ]
+        (sent,) = chat.flush_outbox()
+        await settle(pilot)
+        log = app.tabs["lobby"].log
+        entries = [e for e in log.entries if e.body == "typed before the restart"]
+        assert [entry.message for entry in entries] == [sent]
+
+
 async def test_members_rooms_help_and_nick(app: ChatApp, chat: FakeChat) -> None:
     async with app.run_test(size=SIZE) as pilot:
         await started(app, chat)
