@@ -202,6 +202,33 @@ def assert_repaired(data_dir: Path) -> None:
     db.close()
 
 
+def test_a_damage_that_sqlite_reports_on_several_lines_is_refused_with_one(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "relay.sqlite3"
+    v0_database(path, users=50, messages=300)
+    data = path.read_bytes()
+    page_size = int.from_bytes(data[16:18], "big")
+    for page in range(1, len(data) // page_size):  # an interior page whose header is garbage
+        damaged = bytearray(data)
+        damaged[page * page_size : page * page_size + 16] = b"\xa5" * 16
+        path.write_bytes(bytes(damaged))
+        db = sqlite3.connect(path)
+        try:
+            finding = db.execute("PRAGMA quick_check").fetchone()[0]
+        except sqlite3.DatabaseError:
+            continue
+        finally:
+            db.close()
+        if "\n" in finding:
+            break
+    else:
+        pytest.fail("no page whose damage quick_check reports on several lines")
+    line = refused(tmp_path)
+    assert "is damaged (*** in database main ***; Page " in line
+    assert "--repair-db" in line
+
+
 def test_a_truncated_file_is_refused_with_one_line(tmp_path: Path) -> None:
     path = tmp_path / "relay.sqlite3"
     v0_database(path, users=50, messages=300)

@@ -180,9 +180,12 @@ def _check(path: Path, db: sqlite3.Connection, *, create: bool, repair: bool) ->
 
 
 def _damaged(path: Path, detail: object) -> StartRefusedError:
+    # quick_check's first finding may span lines ("*** in database main ***\nPage 9: ..."):
+    # the refusal is one line, so its lines are joined
+    said = "; ".join(line.strip() for line in str(detail).splitlines() if line.strip())
     return _refused(
         path,
-        f"is damaged ({str(detail)[:120]})",
+        f"is damaged ({said[:120]})",
         "restore it from a backup, or pass --repair-db to keep every row still readable"
         " (the damaged file is kept beside it)",
     )
