@@ -282,7 +282,9 @@ class AdminSocket:
             )
         candidates = set(self._relay.directory.users) | self._relay.banned
         found = [k for k in candidates if k.hex().startswith(text)]
-        if len(found) != 1:
+        if not found:
+            raise AdminError(f"No key the relay knows starts with {text}.")
+        if len(found) > 1:
             raise AdminError(f"{len(found)} known keys start with {text}; give more digits.")
         return found[0]
 
