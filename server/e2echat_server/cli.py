@@ -230,7 +230,12 @@ def admin(
         ctx.exit(2)
     path = admin_socket_path(settings)
     if path is None:
-        click.echo("e2echat-server: a memory relay has no admin socket unless given.", err=True)
+        kind = "a Redis" if settings.redis else "a memory"
+        click.echo(
+            f"e2echat-server: {kind} relay has no admin socket unless given: name the"
+            " one it was started with (--admin-socket PATH).",
+            err=True,
+        )
         ctx.exit(2)
     takes_key = command in ("kick", "ban", "unban", "revoke", "delete")
     if takes_key != (key is not None):

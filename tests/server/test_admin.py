@@ -137,6 +137,20 @@ def admin_cli(data_dir: Path, *args: str) -> tuple[int, str, str]:
     return result.exit_code, result.stdout, result.stderr
 
 
+@pytest.mark.parametrize(
+    ("flags", "kind"), [(["--memory"], "a memory"), (["--redis", "redis://127.0.0.1/0"], "a Redis")]
+)
+def test_the_admin_command_asks_a_relay_without_a_default_socket_for_one(
+    flags: list[str], kind: str
+) -> None:
+    result = CliRunner().invoke(app, [*flags, "admin", "stats"])
+    assert result.exit_code == 2
+    assert result.stderr == (
+        f"e2echat-server: {kind} relay has no admin socket unless given: name the one it"
+        " was started with (--admin-socket PATH).\n"
+    )
+
+
 async def test_the_admin_command_talks_to_a_relay_process(tmp_path: Path) -> None:
     data = ("--data-dir", str(tmp_path), "--create-db")
     async with relay_process(*data) as (_, url):
