@@ -79,6 +79,11 @@ _ACCESS_REFUSALS = {
     "token_needed": "This relay admits new identities with a registration token only; ask"
     " its operator for one.",
 }
+# A token was given but not admitted: counted as `token_needed`, told apart in words.
+UNKNOWN_OR_SPENT_REASON = (
+    "This registration token is not valid (unknown, used up, expired or revoked); ask the"
+    " relay's operator for a new one."
+)
 
 
 class Sessions:
@@ -234,7 +239,7 @@ class Sessions:
             return False
         redeem = self.operator.redeem_token
         if token is not None and not await self._engine.call("redeem", redeem(token, now_ms())):
-            await self._refuse_access(session, "token_needed", hello.key)
+            await self._refuse_access(session, "token_needed", hello.key, UNKNOWN_OR_SPENT_REASON)
             return False
         known = directory.users.get(hello.key)
         renamed = known is not None and known.name != hello.name
@@ -271,9 +276,12 @@ class Sessions:
             output.announce(hello.key)
         return True
 
-    async def _refuse_access(self, session: Session, refusal: str, key: bytes) -> None:
+    async def _refuse_access(
+        self, session: Session, refusal: str, key: bytes, message: str | None = None
+    ) -> None:
         self._metrics.refusals.refused(refusal, peer=session.ip, key=fingerprint(key))
-        self._output.error(session, None, ErrorCode.FORBIDDEN, _ACCESS_REFUSALS[refusal])
+        said = message or _ACCESS_REFUSALS[refusal]
+        self._output.error(session, None, ErrorCode.FORBIDDEN, said)
         await session.conn.close(CloseCode.AUTH_FAILED, "This key may not use this relay.")
 
     def set_access(self, access: AccessPolicy) -> None:

@@ -64,7 +64,12 @@ async def test_a_new_key_needs_a_valid_token_and_a_known_key_none(tmp_path: Path
         again = await hello(relay.url, alice, None)  # known now: no token needed
         assert isinstance(again, WireClient)
         await again.close()
-        assert isinstance(await hello(relay.url, bob, token), Error)  # single use: spent
+        spent = await hello(relay.url, bob, token)  # single use: spent
+        assert isinstance(spent, Error)
+        assert spent.message.startswith("This registration token is not valid")
+        wrong = await hello(relay.url, bob, "x" * 32)
+        assert isinstance(wrong, Error)
+        assert wrong.message == spent.message  # not "ask for one": one was given
         (listed,) = await ask("tokens")
         assert (listed["uses"], listed["valid"]) == (0, False)
         several = (await ask("token", "0", "3600"))["token"]
@@ -75,7 +80,7 @@ async def test_a_new_key_needs_a_valid_token_and_a_known_key_none(tmp_path: Path
             await ask("revoke", "ffff")
         with pytest.raises(AdminError, match="whole numbers"):
             await ask("token", "one", "0")
-        assert relay.metrics.refusals.counts["token_needed"] == 3
+        assert relay.metrics.refusals.counts["token_needed"] == 4
 
 
 async def test_tokens_survive_a_restart(tmp_path: Path) -> None:
