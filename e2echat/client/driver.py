@@ -596,6 +596,10 @@ def closed_detail(code: int | None, reason: str) -> str:
 
 
 def _describe(exc: BaseException) -> str:
+    if isinstance(exc, websockets.ConnectionClosed):  # it was reached, then it ended
+        if exc.rcvd is not None:
+            return closed_detail(exc.rcvd.code, exc.rcvd.reason)
+        return "the connection to the relay was lost (no close frame)"
     text = str(exc) or type(exc).__name__
     if isinstance(exc, ssl.SSLCertVerificationError):
         text += " (a relay with its own CA: Client(..., ssl='ca.pem'))"

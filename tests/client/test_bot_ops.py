@@ -161,6 +161,29 @@ async def test_close_codes_on_both_sides(tmp_path: Path) -> None:
     assert _closes(access)[3] == 1001  # the relay's own close, as its access log shows it
 
 
+def reconnecting(event: e2echat.Event) -> bool:
+    return (
+        isinstance(event, e2echat.ConnectionChanged)
+        and event.state is e2echat.ConnectionState.RECONNECTING
+    )
+
+
+async def test_a_ban_is_reported_as_the_relay_closing_the_connection(tmp_path: Path) -> None:
+    identity = e2echat.Identity.generate()
+    async with Relay(relay_config(tmp_path)) as relay:
+        bot = client(relay.url, tmp_path, "bot", identity)
+        await bot.connect()
+        events = bot.events()
+        await relay.ban(identity.public_key)
+        (changed,) = await collect(events, 1, reconnecting)
+        await bot.close()
+    assert isinstance(changed, e2echat.ConnectionChanged)
+    # the relay was reached: it closed the connection, and says why
+    assert changed.detail == (
+        "the relay closed the connection (4401, This key is banned from this relay.)"
+    )
+
+
 # TLS ----------------------------------------------------------------------------------------
 
 
