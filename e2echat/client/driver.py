@@ -393,10 +393,13 @@ class Driver:
 
     async def _run(self) -> None:
         detail: str | None = None
+        ended: str | None = None  # the URL whose connection or try ``detail`` is about
         while True:
             ever = self._ready is not None and self._ready.done()
             self._set_state(
-                ConnectionState.RECONNECTING if ever else ConnectionState.CONNECTING, detail
+                ConnectionState.RECONNECTING if ever else ConnectionState.CONNECTING,
+                detail,
+                ended,
             )
             try:
                 detail = await self._session()
@@ -426,6 +429,7 @@ class Driver:
             if not self._reconnect and not first_pending:
                 self._set_state(ConnectionState.CLOSED, detail)
                 return
+            ended = self.url
             round_over = self._relays.advance()
             delay = self._backoff.next_delay() if round_over else self._relays.pause()
             if first_pending:
@@ -573,7 +577,11 @@ class Driver:
             except Exception:
                 log.exception("internal error in e2echat housekeeping")
 
-    def _set_state(self, state: ConnectionState, detail: str | None) -> None:
+    def _set_state(
+        self, state: ConnectionState, detail: str | None, ended: str | None = None
+    ) -> None:
+        """Enter ``state``; ``detail`` says why, about ``ended`` when that is another URL
+        than the one now in use (the node that died, not the one dialled next)."""
         if state is ConnectionState.CONNECTED:
             self.up.set()
         else:
@@ -582,7 +590,10 @@ class Driver:
             self.state = state
             if state is not ConnectionState.CONNECTING:  # the rest are worth a line at INFO
                 reason = f": {detail}" if detail else ""
-                log.info("%s %s%s", state.value, self.url, reason)
+                if ended is not None and ended != self.url:
+                    log.info("%s to %s after %s%s", state.value, self.url, ended, reason)
+                else:
+                    log.info("%s %s%s", state.value, self.url, reason)
             self.events.publish(ConnectionChanged(state, detail))
 
 

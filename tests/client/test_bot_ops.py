@@ -184,6 +184,27 @@ async def test_a_ban_is_reported_as_the_relay_closing_the_connection(tmp_path: P
     )
 
 
+async def test_a_failover_logs_the_url_that_ended_and_the_one_dialled(tmp_path: Path) -> None:
+    identity = e2echat.Identity.generate()
+    async with Relay(relay_config(tmp_path / "b")) as other, watching("e2echat") as log:
+        first = Relay(relay_config(tmp_path / "a"))
+        await first.start()
+        bot = client([first.url, other.url], tmp_path, "bot", identity)
+        try:
+            await bot.connect()
+            events = bot.events()
+            gone, next_url = first.url, other.url
+            await first.close()
+            await collect(events, 1, reconnecting)
+        finally:
+            await bot.close()
+    line = next(line for line in log.lines() if line.startswith("reconnecting"))
+    assert line == (
+        f"reconnecting to {next_url} after {gone}: the relay closed the connection"
+        " (1001, going away: the relay is restarting or stopping)"
+    )
+
+
 # TLS ----------------------------------------------------------------------------------------
 
 
