@@ -23,7 +23,7 @@ import click
 from click.decorators import FC
 from redis.exceptions import RedisError
 
-from e2echat_server import logs
+from e2echat_server import entry, logs
 from e2echat_server.access import KeyListError
 from e2echat_server.admin import AdminError, AdminSocket, request
 from e2echat_server.config import (
@@ -80,9 +80,9 @@ def _serve(ctx: click.Context, config: Path | None, **flags: object) -> None:
         click.echo(f"e2echat-server: {exc}", err=True)
         ctx.exit(2)
     logs.configure(settings.log_level, settings.log_json)
-    # A SIGHUP before the event loop takes it over (run) has nothing to reload: the
-    # settings were just read. Ignored, never the default action, which kills.
-    signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    # A SIGHUP before the event loop takes it over (run) is noted, never the default
+    # action, which kills (the command's entry noted those before its modules loaded).
+    entry.note_hangups()
     try:
         _, factory = loop_factory(settings.event_loop)
         with asyncio.Runner(loop_factory=factory) as runner:
@@ -140,6 +140,8 @@ async def run(config: RelayConfig, reread: Callable[[], RelayConfig] | None = No
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     loop.add_signal_handler(signal.SIGHUP, reload_asked.set)
+    if entry.taken():  # one came while the command was loading: applied once it listens
+        reload_asked.set()
     admin_path = admin_socket_path(config)
     async with Relay(config) as relay, contextlib.AsyncExitStack() as admin:
         if admin_path is not None:

@@ -19,6 +19,14 @@ from tests.server.wire import TIMEOUT, Identity, closed_with, login, open_raw
 START_TIMEOUT = 30.0
 
 
+async def line_saying(stream: asyncio.StreamReader, text: bytes) -> bytes:
+    """The next line of a process's ``stream`` that holds ``text``."""
+    async with asyncio.timeout(START_TIMEOUT):
+        while text not in (line := await stream.readline()):
+            assert line, "the process exited"
+    return line
+
+
 def issue(directory: Path) -> tuple[Path, Path, ssl.SSLContext]:
     """A fresh CA's certificate for 127.0.0.1 at fixed paths, and a client trusting that CA."""
     ca = trustme.CA()
@@ -150,9 +158,7 @@ async def test_a_sighup_while_the_relay_starts_is_applied_once_it_listens(
         process.send_signal(signal.SIGHUP)
         gate.set()
         url = (await asyncio.wait_for(process.stdout.readline(), START_TIMEOUT)).decode().strip()
-        async with asyncio.timeout(START_TIMEOUT):
-            while b"reloaded" not in (line := await process.stderr.readline()):
-                assert line, "the relay exited"
+        line = await line_saying(process.stderr, b"reloaded")
         assert b"applied=max_conn_per_ip" in line
         client = await login(url, Identity("alice"))
         refused = await open_raw(url)
@@ -165,3 +171,49 @@ async def test_a_sighup_while_the_relay_starts_is_applied_once_it_listens(
             process.kill()
             await process.wait()
         held.close()
+
+
+# The command as its console script runs it (the installed entry point), with the import
+# of the relay's modules held until the test says go: a SIGHUP lands while they load.
+HELD_COMMAND = """
+import importlib.abc, importlib.metadata, sys
+
+class Hold(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path, target=None):
+        if name == "e2echat_server.relay":
+            sys.stderr.write("loading\\n")
+            sys.stderr.flush()
+            sys.stdin.readline()
+        return None
+
+sys.meta_path.insert(0, Hold())
+(command,) = importlib.metadata.entry_points(group="console_scripts", name="e2echat-server")
+sys.argv = ["e2echat-server", "--memory", "--port", "0"]
+command.load()()
+"""
+
+
+async def test_a_sighup_while_the_command_loads_its_modules_is_applied_once_it_listens() -> None:
+    """Loading the relay's modules takes a second or more on a busy host: a SIGHUP then
+    (a reload just after a start) must neither kill the relay (rc 129) nor be dropped."""
+    process = await asyncio.create_subprocess_exec(
+        *(sys.executable, "-c", HELD_COMMAND),
+        stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    assert process.stdin is not None
+    assert process.stdout is not None
+    assert process.stderr is not None
+    try:
+        await line_saying(process.stderr, b"loading")
+        process.send_signal(signal.SIGHUP)
+        process.stdin.write(b"go\n")
+        await process.stdin.drain()
+        url = (await asyncio.wait_for(process.stdout.readline(), START_TIMEOUT)).decode()
+        assert url.startswith("ws://127.0.0.1:"), await process.wait()
+        await line_saying(process.stderr, b"reloaded")
+        assert process.returncode is None  # serving
+    finally:
+        process.kill()
+        await process.wait()
