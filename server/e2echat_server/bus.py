@@ -115,11 +115,13 @@ class KeyBanned(msgspec.Struct, tag="banned", frozen=True):
 
 
 class LogGrew(msgspec.Struct, tag="log", frozen=True):
-    """An entry was offered for ``room``'s membership log on the sending relay: every other
-    relay reads the log from the store again before it next decides on it (who may join
-    with which secret, who is banned, where the next entry goes)."""
+    """The sending relay appended to ``room``'s membership log, which now has ``length``
+    entries: every other relay whose copy is shorter reads the log from the store again
+    before it next decides on it (who may join with which secret, who is banned, where
+    the next entry goes)."""
 
     room: bytes
+    length: int
 
 
 class Barrier(msgspec.Struct, tag="barrier", frozen=True):

@@ -310,8 +310,10 @@ async def test_the_writer_bounds_the_wal_by_itself(tmp_path: Path) -> None:
 
 async def test_log_appends_once_per_position_and_reads_in_order(store: Store) -> None:
     await store.create_room(room(), MemberRecord(ROOM, ALICE, 1))
+    assert not await store.log_append(ROOM, 1, b"early")  # only at the head: no gap
     assert await store.log_append(ROOM, 0, b"create")
     assert not await store.log_append(ROOM, 0, b"rival")  # one entry per position, ever
+    assert not await store.log_append(ROOM, 2, b"ahead")
     assert await store.log_append(ROOM, 1, b"join")
     assert await store.log_entries(ROOM, 0, 10) == [b"create", b"join"]
     assert await store.log_entries(ROOM, 1, 1) == [b"join"]

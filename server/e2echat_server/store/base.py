@@ -170,8 +170,10 @@ class Store(Protocol):
         ...
 
     async def log_append(self, room: bytes, position: int, entry: bytes) -> bool:
-        """Store ``entry`` at ``position`` of the room's membership log unless an entry is
-        there already (False: another append won; the caller re-reads the log)."""
+        """Store ``entry`` at ``position`` of the room's membership log if that is the
+        log's head (its length), atomically; False, storing nothing, if another entry is
+        there already (another append won: the caller re-reads the log) or the log is
+        shorter."""
         ...
 
     async def log_entries(self, room: bytes, after: int, limit: int) -> list[bytes]:

@@ -17,6 +17,7 @@ hand out one number twice. ::
     <prefix>:room:{<id>}:members       hash   member key -> joined (ms)
     <prefix>:room:{<id>}:history       stream t, s, b
     <prefix>:room:{<id>}:recent        zset   digests of the latest bodies, by seq
+    <prefix>:room:{<id>}:log           hash   position -> signed membership-log entry
     <prefix>:{directory}:users         set    user keys
     <prefix>:{directory}:rooms         set    room ids
     <prefix>:{directory}:room-names    hash   room name -> room id
@@ -220,6 +221,17 @@ redis.call('SREM', KEYS[2], ARGV[2])
 return 1
 """
 
+# KEYS: log; ARGV: position, entry, bus channel, notice (bus.LogGrew). Stores the entry
+# only at the log's head (its positions are 0..n-1, so the head is its length) and
+# announces the new length to the other relays; 1 if stored, else 0 (another entry won
+# the position, or the log has fewer entries than the position says).
+_LOG_APPEND: Final = """
+if redis.call('HLEN', KEYS[1]) ~= tonumber(ARGV[1]) then return 0 end
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+redis.call('PUBLISH', ARGV[3], ARGV[4])
+return 1
+"""
+
 # KEYS: history; ARGV: not_before. Trim the prefix older than it (ts grows along seq).
 _PRUNE: Final = """
 local removed = 0
@@ -257,6 +269,7 @@ _SCRIPTS: Final = {
     "take_over_name": _TAKE_OVER_NAME,
     "release_name": _RELEASE_NAME,
     "prune": _PRUNE,
+    "log_append": _LOG_APPEND,
 }
 _LIBRARY_NAME: Final = (
     "e2echat_"
@@ -330,7 +343,7 @@ class RedisKeys:
         return f"{self.room(room)}:history"
 
     def log(self, room: bytes) -> str:
-        """The room's membership-log entries, by position (a hash: HSETNX orders them)."""
+        """The room's membership-log entries, by position (a hash: fields 0..n-1)."""
         return f"{self.room(room)}:log"
 
     def recent(self, room: bytes) -> str:
@@ -794,13 +807,12 @@ class RedisStore:
         return Envelope(int(seq), entry.ts, entry.sender, entry.body)
 
     async def log_append(self, room: bytes, position: int, entry: bytes) -> bool:
-        """HSETNX on the room's log hash: only one append per position ever wins. The other
-        relays are told to read the log again (their copies may be stale either way)."""
-        commands = [
-            ("HSETNX", self.keys.log(room), position, entry),
-            self._notice(bus.LogGrew(room)),
-        ]
-        done = await self._submit(commands, _first)
+        """One function checks that ``position`` is the log's head and stores the entry
+        there, so two relays can never both win a position nor leave a gap; the other
+        relays are told the log's new length (their copies are stale)."""
+        notice = bus.encode(self.node, bus.LogGrew(room, position + 1))
+        script = _eval(_LOG_APPEND, [self.keys.log(room)], [position, entry, self.keys.bus, notice])
+        done = await self._submit([script], _first)
         return bool(done)
 
     async def log_entries(self, room: bytes, after: int, limit: int) -> list[bytes]:

@@ -422,9 +422,12 @@ class SqliteStore:
 
     async def log_append(self, room: bytes, position: int, entry: bytes) -> bool:
         def write(db: sqlite3.Connection) -> bool:
+            # Positions are 0..n-1: a free one whose predecessor is stored is the head.
             cursor = db.execute(
-                "INSERT OR IGNORE INTO room_log (room, position, entry) VALUES (?, ?, ?)",
-                (room, position, entry),
+                "INSERT OR IGNORE INTO room_log (room, position, entry) SELECT ?, ?, ?"
+                " WHERE ? = 0 OR EXISTS"
+                " (SELECT 1 FROM room_log WHERE room = ? AND position = ?)",
+                (room, position, entry, position, room, position - 1),
             )
             return cursor.rowcount == 1
 
