@@ -99,11 +99,20 @@ class Room:
     seq: int = 0
     last_ts: int = 0
     log: LogState | None = None  # the membership log as validated here (no join tags)
-    log_loaded: bool = False  # read from the store since start-up (or since a conflict)
+    log_read: int = -1
+    """How many of the log's stored entries this relay has read or appended (-1: none read
+    yet); ``log`` holds them, up to a damaged one."""
+    log_seen: int = 0
+    """The longest the log is known to be in the store (a relay sharing it announced it)."""
     listed: dict[bytes, bytes] = field(default_factory=dict)
     """Each member's encoded ``RosterEntry``, in ``members``' order (see ``listed_members``)."""
     relist: set[bytes] = field(default_factory=set)
     """Members whose ``listed`` entry is to be encoded anew (what is listed of them changed)."""
+
+    @property
+    def log_stale(self) -> bool:
+        """The log was never read, or the store holds more of it than this relay read."""
+        return self.log_read < 0 or self.log_read < self.log_seen
 
 
 @dataclass(frozen=True, slots=True)
@@ -460,16 +469,22 @@ class Directory:
 
     # The membership log ------------------------------------------------------------------
 
-    def load_log(self, room_id: bytes, entries: list[bytes]) -> None:
-        """Adopt the stored log of a room (validated again: a damaged entry ends it)."""
+    def load_log(self, room_id: bytes, start: int, entries: list[bytes]) -> None:
+        """Adopt the room's stored log entries from position ``start`` on (validated again:
+        a damaged entry ends the log). Only what extends the entries already read counts: a
+        read answered after a later one, or after this relay's own append, changes nothing."""
         room = self.rooms[room_id]
-        state = None
-        for entry in entries:
+        read = max(room.log_read, 0)
+        if start > read:
+            return
+        fresh = entries[read - start :]
+        state = room.log
+        for entry in fresh:
             try:
                 state, _ = apply_entry(state, entry)
             except LogError:
                 break
-        room.log, room.log_loaded = state, True
+        room.log, room.log_read = state, read + len(fresh)
         if state is not None:
             self._follow_log(room, state)
 
@@ -499,16 +514,19 @@ class Directory:
         return state, parsed
 
     def log_appended(self, room_id: bytes, state: LogState) -> None:
-        """The store holds the new entry: the log is ``state``."""
+        """The store holds the new entry: the log is ``state`` (unless a read answered
+        meanwhile already brought this entry, and maybe later ones)."""
         room = self.rooms[room_id]
-        room.log = state
-        self._follow_log(room, state)
+        if room.log_read == state.length - 1:
+            room.log, room.log_read = state, state.length
+            self._follow_log(room, state)
 
-    def log_stale(self, room_id: bytes) -> None:
-        """Another relay appended first (a shared store): read the log again when needed."""
+    def log_grew(self, room_id: bytes, length: int) -> None:
+        """The store holds at least ``length`` entries of the room's log (a relay sharing
+        it appended): read it again before the next decision on it."""
         room = self.rooms.get(room_id)
         if room is not None:
-            room.log_loaded = False
+            room.log_seen = max(room.log_seen, length)
 
     @staticmethod
     def _follow_log(room: Room, state: LogState) -> None:

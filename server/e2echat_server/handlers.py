@@ -183,23 +183,33 @@ class Handlers:
         if room.members:
             self._output.to_room(room_id, MemberLeft(room=room_id, key=key))
 
-    async def _load_log(self, room_id: bytes) -> None:
-        """Read the room's stored membership log once (again after a conflict)."""
+    async def _load_log(self, room_id: bytes, again: bool = False) -> None:
+        """Read what this relay lacks of the room's stored membership log: the whole log
+        once, then what another relay sharing the store announced it appended (or, with
+        ``again``, whatever the store holds beyond this relay's copy). Read again while an
+        announcement comes in during the read: that read may have been answered before
+        the entry announced was stored."""
         room = self._directory.rooms.get(room_id)
-        if room is None or room.log_loaded:
-            return
-        entries: list[bytes] = []
         store = self._engine.store
-        while True:
-            page = await self._engine.call(
-                "log_entries", store.log_entries(room_id, len(entries), MAX_LOG_PAGE)
-            )
-            entries += page
-            if len(page) < MAX_LOG_PAGE:
-                break
-        self._log_pages.add(room_id, 0, entries)
-        if room_id in self._directory.rooms:
-            self._directory.load_log(room_id, entries)
+        while room is not None and (again or room.log_stale):
+            again = False
+            start, seen = max(room.log_read, 0), room.log_seen
+            entries: list[bytes] = []
+            while True:
+                page = await self._engine.call(
+                    "log_entries", store.log_entries(room_id, start + len(entries), MAX_LOG_PAGE)
+                )
+                entries += page
+                if len(page) < MAX_LOG_PAGE:
+                    break
+            self._log_pages.add(room_id, start, entries)
+            if self._directory.rooms.get(room_id) is not room:
+                return  # dropped meanwhile
+            self._directory.load_log(room_id, start, entries)
+            # Nothing announced during the read: it is as new as any announcement (a room
+            # dropped from the store reads nothing more; the drop's notice is on its way).
+            if room.log_seen == seen:
+                return
 
     async def log_append(self, session: Session, frame: LogAppend) -> None:
         """Append a signed membership statement at the head, tell the room, and act on an
@@ -211,16 +221,15 @@ class Handlers:
             if exc.code != ErrorCode.LOG_CONFLICT:
                 raise
             # Another relay sharing the store may have appended (its notice still on the
-            # bus): read the log again before calling the entry stale.
-            self._directory.log_stale(frame.room)
-            await self._load_log(frame.room)
+            # bus): read what the store holds beyond this copy before calling it stale.
+            await self._load_log(frame.room, again=True)
             state, entry = self._directory.check_log_append(session.key, frame.room, frame.entry)
         store = self._engine.store
         stored = await self._engine.call(
             "log_append", store.log_append(frame.room, entry.seq, frame.entry)
         )
         if not stored:
-            self._directory.log_stale(frame.room)
+            self._directory.log_grew(frame.room, entry.seq + 1)
             raise ProtocolError(
                 ErrorCode.LOG_CONFLICT, "Another entry was appended first: fetch it, sign again."
             )

@@ -282,8 +282,8 @@ class RedisBroker(LocalBroker[C], Generic[C]):
                     self.connections.leave(room, member)
             case bus.KeyBanned(key, banned):
                 self.on_banned(key, banned)
-            case bus.LogGrew(room):
-                directory.log_stale(room)
+            case bus.LogGrew(room, length):
+                directory.log_grew(room, length)
             case bus.PresenceSet(key, status, text, last_seen):
                 directory.follow_presence(key, status, text, last_seen)
             case bus.KeyOnline(key, True, since):

@@ -1,13 +1,36 @@
 """A room's membership log over relays sharing one Redis: each relay keeps the log it
 read in memory, and an entry appended through another relay must not leave it stale."""
 
+import asyncio
 from pathlib import Path
 
-from e2echat.protocol import ErrorCode, JoinRoom, LogAppend, Ok, RoomReply
+import pytest
+from e2echat_server.store import RedisStore
+
+from e2echat.protocol import Error, ErrorCode, JoinRoom, LogAppend, Ok, RoomReply
 from e2echat.protocol.roomlog import Kind
 from tests.server.test_cluster import relays
 from tests.server.test_roomlog import NEW_TOKEN, TOKEN, after, pushed_at, secret_room, statement
-from tests.server.wire import Identity, login, verifier_for
+from tests.server.wire import TIMEOUT, Identity, login, verifier_for
+
+
+class HeldRead:
+    """A relay's next read of a membership log, held once Redis has answered it until the
+    test releases it: what another relay appends meanwhile comes in between the read and
+    the decision made on it."""
+
+    def __init__(self, store: RedisStore) -> None:
+        self._read = store.log_entries
+        self.answered = asyncio.Event()
+        self.release = asyncio.Event()
+
+    async def __call__(self, room: bytes, after: int, limit: int) -> list[bytes]:
+        entries = await self._read(room, after, limit)
+        if not self.answered.is_set():
+            self.answered.set()
+            async with asyncio.timeout(TIMEOUT):
+                await self.release.wait()
+        return entries
 
 
 async def test_an_append_after_one_through_another_relay_is_taken(
@@ -61,3 +84,36 @@ async def test_a_kick_through_another_relay_closes_the_old_secret_everywhere(
         error = await carol.error(JoinRoom(name="vault", token=TOKEN))
         assert error.code == ErrorCode.FORBIDDEN
         assert "banned" in error.message
+
+
+async def test_a_kick_announced_while_a_relay_reads_the_log_still_closes_the_old_secret(
+    redis_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async with relays(redis_url, tmp_path) as (one, two):
+        alice = await login(two.url, Identity("alice"))
+        bob = await login(one.url, Identity("bob"))  # relay one reads the log here
+        room, head = await secret_room(alice, bob)
+        dave_id = Identity("dave")
+        dave = await login(two.url, dave_id)
+        await dave.request(JoinRoom(name="vault", token=TOKEN), RoomReply)
+        join = statement(dave, room, head, Kind.JOIN)
+        await dave.request(LogAppend(room=room, entry=join), Ok)
+        head = after(head, join)
+        await one.engine.broker.catch_up()  # relay one knows its copy lacks dave's join
+        store = one.engine.store
+        assert isinstance(store, RedisStore)
+        held = HeldRead(store)
+        monkeypatch.setattr(store, "log_entries", held)
+        carol = await login(one.url, Identity("carol"))
+        await carol.send(JoinRoom(name="vault", token=TOKEN, id="j"))
+        async with asyncio.timeout(TIMEOUT):
+            await held.answered.wait()  # relay one has read the log up to dave's join
+        kick = statement(
+            alice, room, head, Kind.REMOVE, dave_id.key, epoch=1, verifier=verifier_for(NEW_TOKEN)
+        )
+        await alice.request(LogAppend(room=room, entry=kick), Ok)
+        await one.engine.broker.catch_up()  # relay one has heard of the kick, mid-read
+        held.release.set()
+        answer = await carol.next_of((RoomReply, Error))  # type: ignore[arg-type]
+        assert isinstance(answer, Error), answer  # was admitted with the old secret
+        assert answer.code == ErrorCode.FORBIDDEN

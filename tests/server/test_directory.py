@@ -14,6 +14,7 @@ from e2echat_server.directory import (
     token_matches,
 )
 from e2echat_server.store import MemberRecord, MemoryStore, RoomRecord, Snapshot, UserRecord
+from nacl.signing import SigningKey
 
 from e2echat.crypto import Identity, sign_name
 from e2echat.protocol import (
@@ -31,6 +32,7 @@ from e2echat.protocol import (
     encode_frame,
 )
 from e2echat.protocol.constants import MAX_LIST_ITEMS
+from e2echat.protocol.roomlog import EMPTY_HEAD, Kind, LogHead, Role, encode_entry, entry_hash
 from tests.server.wire import verifier_for
 
 A, B, C = b"a" * 32, b"b" * 32, b"c" * 32
@@ -427,3 +429,43 @@ def test_members_are_listed_as_they_are_now_whatever_changed_since_the_last_list
     assert_current()
     assert [m.name for m in listed(d.room_info(room)).members] == ["alice", "carol", "robert"]
     assert isinstance(listed(d.room_info(room)).members[0], RosterEntry)
+
+
+def test_a_copy_of_the_log_only_grows_and_an_announcement_outlives_an_older_read() -> None:
+    owner = SigningKey.generate()
+    author = bytes(owner.verify_key)
+    d = directory()
+    _, change = d.authenticate(author, "owen", PREKEY)
+    committed(change)
+    room = create(d, author, "den", b"1" * 16)
+    room_id = room.record.id
+    entries, head = [], EMPTY_HEAD
+    for kind in (Kind.CREATE, Kind.DESCRIBE, Kind.DESCRIBE):
+        entry = encode_entry(
+            lambda message: owner.sign(message).signature,
+            kind=kind,
+            room_id=room_id,
+            seq=head.length,
+            prev=head.head,
+            author=author,
+            created=1,
+            subject=author,
+            role=Role.OWNER,
+            description=f"take {head.length}",
+        )
+        entries.append(entry)
+        head = LogHead(head.length + 1, entry_hash(entry))
+    assert room.log_stale  # never read
+    d.load_log(room_id, 0, entries[:1])
+    assert not room.log_stale
+    state, _ = d.check_log_append(author, room_id, entries[1])
+    d.log_appended(room_id, state)
+    d.load_log(room_id, 0, entries[:1])  # a read answered after this relay's own append
+    assert room.log is not None
+    assert room.log.length == 2
+    d.log_grew(room_id, 3)  # another relay appended entry 2, announced during a read...
+    d.load_log(room_id, 2, [])  # ...which Redis had answered before that append
+    assert room.log_stale  # so the next decision reads again
+    d.load_log(room_id, 1, entries[1:])
+    assert not room.log_stale
+    assert room.log.length == 3
