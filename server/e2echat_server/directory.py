@@ -426,9 +426,10 @@ class Directory:
         room_id = room.record.id
         self._add_member(room_id, key, now)
         member = MemberRecord(room_id, key, now)
+        decided_on = max(room.log_read, 0)  # the store's log as this relay has read it
         return room, Change(
             "add_member",
-            lambda store: store.add_member(member),
+            lambda store: store.add_member(member, decided_on),
             lambda: self._remove_member(room_id, key),
         )
 

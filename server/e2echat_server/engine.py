@@ -39,7 +39,13 @@ from e2echat_server.connections import Connections
 from e2echat_server.directory import PresenceStatus
 from e2echat_server.logs import LOGGER, event
 from e2echat_server.metrics import Metrics
-from e2echat_server.store import MemoryStore, RoomExistsError, SqliteStore, Store
+from e2echat_server.store import (
+    LogMovedError,
+    MemoryStore,
+    RoomExistsError,
+    SqliteStore,
+    Store,
+)
 
 C = TypeVar("C")
 C_contra = TypeVar("C_contra", contravariant=True)
@@ -170,6 +176,8 @@ class Engine(Generic[C]):
             return await work
         except RoomExistsError:  # another relay sharing the store created it first
             raise ProtocolError(ErrorCode.NAME_TAKEN, "A room of that name exists.") from None
+        except LogMovedError:  # the caller decides again on the log as it is now
+            raise
         except Exception as exc:
             event(LOGGER, "store_failed", logging.ERROR, op=operation, error=type(exc).__name__)
             raise ProtocolError(ErrorCode.UNAVAILABLE, UNSAVED) from None
@@ -177,13 +185,14 @@ class Engine(Generic[C]):
             self.metrics.observe_store(operation, time.perf_counter() - start)
 
     async def apply(self, change: Change) -> object:
-        """Make a directory change durable and commit it, or undo it and raise `unavailable`.
+        """Make a directory change durable and commit it, or undo it and raise `unavailable`
+        (or the store's LogMovedError, for the caller to decide again).
 
         Returns the store's answer (a shared store's numbering of a direct, say).
         """
         try:
             stored = await self.call(change.operation, change.persist(self.store))
-        except ProtocolError:
+        except (ProtocolError, LogMovedError):
             change.undo()
             raise
         change.commit()

@@ -59,7 +59,7 @@ from e2echat.protocol.roomlog import Kind
 from e2echat_server.access import AccessPolicy
 from e2echat_server.clock import now_ms
 from e2echat_server.config import RelayConfig
-from e2echat_server.directory import Directory
+from e2echat_server.directory import Directory, Room
 from e2echat_server.engine import Engine
 from e2echat_server.handshake import prekey_signed, verify_name_statement
 from e2echat_server.logpages import LogPages
@@ -68,12 +68,15 @@ from e2echat_server.output import Output
 from e2echat_server.pipeline import check_body, room_message
 from e2echat_server.ratelimit import TokenBucket
 from e2echat_server.session import Session
-from e2echat_server.store import Envelope
+from e2echat_server.store import Envelope, LogMovedError
 
 # Sync and the mailbox flush read the store in pages of this many bodies (at most ~3 MiB
 # at the largest body), and send each page before reading the next: one request never
 # holds a whole history in memory, nor the store's single thread for long.
 READ_PAGE = 64
+# A join decided on a log that another relay appended to meanwhile is decided again on
+# the log read anew; appends come at the pace of people, so a third try is rare.
+JOIN_ATTEMPTS = 3
 
 Handler = Callable[[Session, Any], Awaitable[None]]
 
@@ -161,15 +164,36 @@ class Handlers:
             # Created on another relay a moment ago? Its notice may still be on its way.
             await self._engine.broker.catch_up()
             found = directory.lookup(frame.name)
-        await self._load_log(found.record.id)
-        room, change = directory.join(key, frame, now_ms())
-        if change is not None:
-            await self._engine.apply(change)
+        room, added = await self._admit(key, frame, found.record.id)
+        if added:
             room_id = room.record.id
             self._engine.broker.joined(room_id, key)
             member = directory.member(key, room.members[key])
             self._output.to_room(room_id, MemberJoined(room=room_id, member=member), skip=session)
         self._output.reply(session, RoomReply(id=frame.id, room=directory.room_info(room)))
+
+    async def _admit(self, key: bytes, frame: JoinRoom, room_id: bytes) -> tuple[Room, bool]:
+        """Decide the join on this relay's copy of the room's log and store it if the
+        store's log is still that long, else read what it lacks and decide again (a kick,
+        a ban or a new secret came in through another relay sharing the store); a refusal
+        is decided again too, on the log read anew (a new secret the copy lacks opens the
+        room). Whether ``key`` was added (False: a member already)."""
+        for attempt in range(JOIN_ATTEMPTS):
+            await self._load_log(room_id, again=attempt > 0)
+            try:
+                room, change = self._directory.join(key, frame, now_ms())
+            except ProtocolError as exc:
+                if exc.code != ErrorCode.FORBIDDEN or attempt > 0:
+                    raise
+                continue
+            if change is None:
+                return room, False
+            try:
+                await self._engine.apply(change)
+            except LogMovedError:
+                continue
+            return room, True
+        raise ProtocolError(ErrorCode.UNAVAILABLE, "The room's log kept changing; try again.")
 
     async def leave_room(self, session: Session, frame: LeaveRoom) -> None:
         await self._leave(session.key, frame.room)

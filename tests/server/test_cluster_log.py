@@ -5,13 +5,23 @@ import asyncio
 from pathlib import Path
 
 import pytest
+from e2echat_server.redis_broker import RedisBroker
 from e2echat_server.store import RedisStore
 
 from e2echat.protocol import Error, ErrorCode, JoinRoom, LogAppend, Ok, RoomReply
 from e2echat.protocol.roomlog import Kind
 from tests.server.test_cluster import relays
 from tests.server.test_roomlog import NEW_TOKEN, TOKEN, after, pushed_at, secret_room, statement
-from tests.server.wire import TIMEOUT, Identity, login, verifier_for
+from tests.server.wire import TIMEOUT, Identity, WireClient, login, verifier_for
+
+
+async def join_refused(client: WireClient, token: bytes) -> Error:
+    """The answer to ``client``'s join of the vault with ``token``: a refusal."""
+    await client.send(JoinRoom(name="vault", token=token, id="join"))
+    answer = await client.next_of((RoomReply, Error))  # type: ignore[arg-type]
+    assert isinstance(answer, Error), answer  # not admitted
+    assert answer.code == ErrorCode.FORBIDDEN
+    return answer
 
 
 class HeldRead:
@@ -105,7 +115,7 @@ async def test_a_kick_announced_while_a_relay_reads_the_log_still_closes_the_old
         held = HeldRead(store)
         monkeypatch.setattr(store, "log_entries", held)
         carol = await login(one.url, Identity("carol"))
-        await carol.send(JoinRoom(name="vault", token=TOKEN, id="j"))
+        refusal = asyncio.create_task(join_refused(carol, TOKEN))
         async with asyncio.timeout(TIMEOUT):
             await held.answered.wait()  # relay one has read the log up to dave's join
         kick = statement(
@@ -114,6 +124,36 @@ async def test_a_kick_announced_while_a_relay_reads_the_log_still_closes_the_old
         await alice.request(LogAppend(room=room, entry=kick), Ok)
         await one.engine.broker.catch_up()  # relay one has heard of the kick, mid-read
         held.release.set()
-        answer = await carol.next_of((RoomReply, Error))  # type: ignore[arg-type]
-        assert isinstance(answer, Error), answer  # was admitted with the old secret
-        assert answer.code == ErrorCode.FORBIDDEN
+        await refusal  # was admitted with the old secret
+
+
+async def test_a_join_through_a_relay_that_has_not_heard_of_a_kick_or_ban_is_refused(
+    redis_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async with relays(redis_url, tmp_path) as (one, two):
+        alice = await login(two.url, Identity("alice"))
+        bob_id = Identity("bob")
+        bob = await login(one.url, bob_id)  # relay one reads the log here
+        room, head = await secret_room(alice, bob)
+        erin_id = Identity("erin")
+        erin = await login(one.url, erin_id)
+        broker = one.engine.broker
+        assert isinstance(broker, RedisBroker)
+        late: list[bytes] = []  # relay one's notices from here on: still on their way
+        monkeypatch.setattr(broker, "_receive", late.append)
+        kick = statement(
+            alice, room, head, Kind.REMOVE, bob_id.key, epoch=1, verifier=verifier_for(NEW_TOKEN)
+        )
+        await alice.request(LogAppend(room=room, entry=kick), Ok)
+        error = await join_refused(erin, TOKEN)  # the old secret opens nothing, at once
+        assert "secret" in error.message
+        frank = await login(one.url, Identity("frank"))
+        await frank.request(JoinRoom(name="vault", token=NEW_TOKEN), RoomReply)  # the new one
+        head = after(head, kick)
+        ban = statement(
+            alice, room, head, Kind.BAN, erin_id.key, epoch=2, verifier=verifier_for(TOKEN)
+        )
+        await alice.request(LogAppend(room=room, entry=ban), Ok)
+        error = await join_refused(erin, TOKEN)  # the secret now
+        assert "banned" in error.message
+        assert late  # no announcement had reached relay one

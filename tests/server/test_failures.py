@@ -25,7 +25,7 @@ from tests.server.wire import Identity, closed_with, login, open_raw
 class BrokenStore(MemoryStore):
     """Accepts users and rooms; every other write fails, as a full disk would."""
 
-    async def add_member(self, member: MemberRecord) -> None:
+    async def add_member(self, member: MemberRecord, log_length: int) -> None:
         raise OSError("disk full")
 
     async def append(self, room: bytes, message: Envelope, keep: int) -> None:

@@ -10,6 +10,7 @@ import pytest
 from e2echat_server.clock import now_ms
 from e2echat_server.store import (
     Envelope,
+    LogMovedError,
     MemberRecord,
     MemoryStore,
     RedisStore,
@@ -55,7 +56,7 @@ async def test_directory_round_trips_through_load(store: Store) -> None:
     await store.put_user(user(BOB, "robert"))
     await store.set_last_seen(BOB, 77)
     await store.create_room(room(), MemberRecord(ROOM, ALICE, 5))
-    await store.add_member(MemberRecord(ROOM, BOB, 6))
+    await store.add_member(MemberRecord(ROOM, BOB, 6), 0)
     await store.append(ROOM, envelope(1), keep=10)
     await store.mailbox_put(BOB, envelope(3))
     snapshot = await store.load()
@@ -133,7 +134,7 @@ async def test_a_taken_room_name_is_refused_and_changes_nothing(store: Store) ->
 
 async def test_leaving_keeps_the_room_until_the_last_member_drops_it(store: Store) -> None:
     await store.create_room(room(), MemberRecord(ROOM, ALICE, 0))
-    await store.add_member(MemberRecord(ROOM, BOB, 1))
+    await store.add_member(MemberRecord(ROOM, BOB, 1), 0)
     await store.append(ROOM, envelope(1), keep=5)
     await store.remove_member(ROOM, BOB, drop_room=False)
     assert [m.key for m in (await store.load()).members] == [ALICE]
@@ -148,7 +149,7 @@ async def test_a_deleted_room_leaves_each_member_a_notice_until_it_expires(store
     """Times are near the real clock: Redis expires its notices by its own."""
     other, carol = b"o" * 16, b"c" * 32
     await store.create_room(room(), MemberRecord(ROOM, ALICE, 0))
-    await store.add_member(MemberRecord(ROOM, BOB, 1))
+    await store.add_member(MemberRecord(ROOM, BOB, 1), 0)
     await store.append(ROOM, envelope(1), keep=5)
     await store.log_append(ROOM, 0, b"create")
     await store.create_room(room(other, "other"), MemberRecord(other, ALICE, 0))
@@ -176,7 +177,7 @@ async def test_a_deleted_room_leaves_each_member_a_notice_until_it_expires(store
 async def test_expired_deletion_notices_are_deleted(store: Store) -> None:
     now = now_ms()
     await store.create_room(room(), MemberRecord(ROOM, ALICE, 0))
-    await store.add_member(MemberRecord(ROOM, BOB, 1))
+    await store.add_member(MemberRecord(ROOM, BOB, 1), 0)
     old = RoomDeletionRecord(ROOM, "Old.", now - 2_000, now - 1_000)
     await store.delete_room(ROOM, old, [ALICE, BOB])
     other = b"o" * 16
@@ -225,7 +226,7 @@ async def test_forgotten_users_are_gone_with_their_deletion_notices(store: Store
     await store.put_user(user(ALICE))
     await store.put_user(user(BOB, "bob"))
     await store.create_room(room(), MemberRecord(ROOM, ALICE, 0))
-    await store.add_member(MemberRecord(ROOM, BOB, 1))
+    await store.add_member(MemberRecord(ROOM, BOB, 1), 0)
     deletion = RoomDeletionRecord(ROOM, "Spam.", now, now + 60_000)
     await store.delete_room(ROOM, deletion, [ALICE, BOB])
     await store.forget_users([ALICE])
@@ -319,3 +320,17 @@ async def test_log_appends_once_per_position_and_reads_in_order(store: Store) ->
     assert await store.log_entries(ROOM, 1, 1) == [b"join"]
     await store.remove_member(ROOM, ALICE, drop_room=True)
     assert await store.log_entries(ROOM, 0, 10) == []
+
+
+async def test_a_member_is_added_only_on_the_log_its_admission_was_decided_on(
+    store: Store,
+) -> None:
+    await store.create_room(room(), MemberRecord(ROOM, ALICE, 1))
+    await store.log_append(ROOM, 0, b"create")
+    await store.log_append(ROOM, 1, b"kick")  # appended after the admission was decided
+    for decided_on in (1, 3):
+        with pytest.raises(LogMovedError):
+            await store.add_member(MemberRecord(ROOM, BOB, 2), decided_on)
+    assert [m.key for m in (await store.load()).members] == [ALICE]  # nothing written
+    await store.add_member(MemberRecord(ROOM, BOB, 2), 2)
+    assert {m.key for m in (await store.load()).members} == {ALICE, BOB}

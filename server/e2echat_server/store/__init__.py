@@ -2,6 +2,7 @@
 
 from e2echat_server.store.base import (
     Envelope,
+    LogMovedError,
     MemberRecord,
     Retraction,
     RoomDeletionRecord,
@@ -17,6 +18,7 @@ from e2echat_server.store.sqlite import SqliteStore
 
 __all__ = [
     "Envelope",
+    "LogMovedError",
     "MemberRecord",
     "MemoryStore",
     "RedisStore",

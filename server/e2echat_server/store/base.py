@@ -18,6 +18,11 @@ class RoomExistsError(ValueError):
     """``create_room`` found the room's id or name taken (another relay won the race)."""
 
 
+class LogMovedError(RuntimeError):
+    """``add_member`` found the room's membership log longer than the join was decided
+    against (another relay sharing the store appended a kick, a ban or a new secret)."""
+
+
 @dataclass(frozen=True, slots=True)
 class UserRecord:
     """A key the relay has seen authenticate, with its display name and latest prekey;
@@ -111,7 +116,11 @@ class Store(Protocol):
         name is taken (a shared store: another relay created it first), writing nothing."""
         ...
 
-    async def add_member(self, member: MemberRecord) -> None: ...
+    async def add_member(self, member: MemberRecord, log_length: int) -> None:
+        """Add a membership if the room's membership log still has ``log_length`` entries
+        (the log the admission was decided against), atomically; LogMovedError, writing
+        nothing, if it has another length."""
+        ...
 
     async def remove_member(self, room: bytes, key: bytes, drop_room: bool) -> None:
         """Remove a membership; with ``drop_room`` also the room, every other member, its

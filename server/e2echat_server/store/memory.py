@@ -6,6 +6,7 @@ from collections import defaultdict
 
 from e2echat_server.store.base import (
     Envelope,
+    LogMovedError,
     MemberRecord,
     Retraction,
     RoomDeletionRecord,
@@ -55,7 +56,9 @@ class MemoryStore:
         self._room_seqs[room.id] = 0
         self._members[room.id][creator.key] = creator
 
-    async def add_member(self, member: MemberRecord) -> None:
+    async def add_member(self, member: MemberRecord, log_length: int) -> None:
+        if len(self._logs.get(member.room, ())) != log_length:
+            raise LogMovedError("the room's membership log has another length")
         self._members[member.room][member.key] = member
 
     async def remove_member(self, room: bytes, key: bytes, drop_room: bool) -> None:

@@ -64,6 +64,7 @@ from e2echat_server import bus
 from e2echat_server.logs import LOGGER, event
 from e2echat_server.store.base import (
     Envelope,
+    LogMovedError,
     MemberRecord,
     Retraction,
     RoomDeletionRecord,
@@ -232,6 +233,16 @@ redis.call('PUBLISH', ARGV[3], ARGV[4])
 return 1
 """
 
+# KEYS: members, log; ARGV: key, joined, log length, bus channel, notice (bus.MemberJoined).
+# Adds the member only if the room's log has the length its admission was decided
+# against (no kick, ban or new secret appended since), and announces it; 1 if added.
+_ADD_MEMBER: Final = """
+if redis.call('HLEN', KEYS[2]) ~= tonumber(ARGV[3]) then return 0 end
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+redis.call('PUBLISH', ARGV[4], ARGV[5])
+return 1
+"""
+
 # KEYS: history; ARGV: not_before. Trim the prefix older than it (ts grows along seq).
 _PRUNE: Final = """
 local removed = 0
@@ -270,6 +281,7 @@ _SCRIPTS: Final = {
     "release_name": _RELEASE_NAME,
     "prune": _PRUNE,
     "log_append": _LOG_APPEND,
+    "add_member": _ADD_MEMBER,
 }
 _LIBRARY_NAME: Final = (
     "e2echat_"
@@ -686,13 +698,16 @@ class RedisStore:
             if taken:
                 return
 
-    async def add_member(self, member: MemberRecord) -> None:
-        await self._submit(
-            [
-                ("HSET", self.keys.members(member.room), member.key, member.joined),
-                self._notice(bus.MemberJoined(member.room, member.key, member.joined)),
-            ]
-        )
+    async def add_member(self, member: MemberRecord, log_length: int) -> None:
+        """One function checks the log's length, adds the member and announces it: a kick
+        or ban another relay appends is either in the log the join was decided against or
+        after the member is in Redis (and announced before it)."""
+        k = self.keys
+        notice = bus.encode(self.node, bus.MemberJoined(member.room, member.key, member.joined))
+        keys = [k.members(member.room), k.log(member.room)]
+        args = [member.key, member.joined, log_length, k.bus, notice]
+        if not await self._submit([_eval(_ADD_MEMBER, keys, args)], _first):
+            raise LogMovedError("the room's membership log has another length")
 
     async def remove_member(self, room: bytes, key: bytes, drop_room: bool) -> None:
         k = self.keys

@@ -36,6 +36,7 @@ from e2echat_server.datadir import DataDirLock
 from e2echat_server.store import schema
 from e2echat_server.store.base import (
     Envelope,
+    LogMovedError,
     MemberRecord,
     Retraction,
     RoomDeletionRecord,
@@ -312,13 +313,18 @@ class SqliteStore:
 
         await self._submit(write, isolated=True)
 
-    async def add_member(self, member: MemberRecord) -> None:
-        await self._submit(
-            lambda db: db.execute(
+    async def add_member(self, member: MemberRecord, log_length: int) -> None:
+        def write(db: sqlite3.Connection) -> bool:
+            if not _log_has(db, member.room, log_length):
+                return False
+            db.execute(
                 "INSERT OR REPLACE INTO members (room, key, joined) VALUES (?, ?, ?)",
                 (member.room, member.key, member.joined),
             )
-        )
+            return True
+
+        if not await self._submit(write):
+            raise LogMovedError("the room's membership log has another length")
 
     async def remove_member(self, room: bytes, key: bytes, drop_room: bool) -> None:
         def write(db: sqlite3.Connection) -> None:
@@ -422,14 +428,13 @@ class SqliteStore:
 
     async def log_append(self, room: bytes, position: int, entry: bytes) -> bool:
         def write(db: sqlite3.Connection) -> bool:
-            # Positions are 0..n-1: a free one whose predecessor is stored is the head.
-            cursor = db.execute(
-                "INSERT OR IGNORE INTO room_log (room, position, entry) SELECT ?, ?, ?"
-                " WHERE ? = 0 OR EXISTS"
-                " (SELECT 1 FROM room_log WHERE room = ? AND position = ?)",
-                (room, position, entry, position, room, position - 1),
+            if not _log_has(db, room, position):
+                return False
+            db.execute(
+                "INSERT INTO room_log (room, position, entry) VALUES (?, ?, ?)",
+                (room, position, entry),
             )
-            return cursor.rowcount == 1
+            return True
 
         return await self._submit(write)
 
@@ -554,3 +559,13 @@ def _resolve(futures: list[asyncio.Future[Any]], results: list[tuple[bool, Any]]
             future.set_result(value)
         else:
             future.set_exception(value)
+
+
+def _log_has(db: sqlite3.Connection, room: bytes, length: int) -> bool:
+    """Whether the room's membership log has exactly ``length`` entries (its positions are
+    0..n-1: the last one stored and the next one free)."""
+    rows = db.execute(
+        "SELECT position FROM room_log WHERE room = ? AND position IN (?, ?)",
+        (room, length - 1, length),
+    ).fetchall()
+    return rows == ([] if length == 0 else [(length - 1,)])
