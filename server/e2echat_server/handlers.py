@@ -6,6 +6,7 @@ read loop (sessions.py) catches what a handler raises; `send` goes to the send p
 """
 
 import asyncio
+import contextlib
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -261,11 +262,22 @@ class Handlers:
         self._log_pages.add(frame.room, entry.seq, [frame.entry])
         update = LogEntries(room=frame.room, start=entry.seq, entries=[frame.entry])
         self._output.to_room(frame.room, update)
-        room = self._directory.rooms.get(frame.room)
-        removed = entry.kind in (Kind.LEAVE, Kind.REMOVE, Kind.BAN)
-        if removed and room is not None and entry.subject in room.members:
-            await self._leave(entry.subject, frame.room)
+        if entry.kind in (Kind.LEAVE, Kind.REMOVE, Kind.BAN):
+            await self._remove_subject(frame.room, entry.subject)
         self._output.reply(session, Ok(id=frame.id))
+
+    async def _remove_subject(self, room_id: bytes, subject: bytes) -> None:
+        """Stop routing ``room_id`` to the subject of a removal just appended. A join stored
+        through another relay sharing the store before the entry (a join is stored only on
+        the log it was decided on) was announced before it: if the subject is not a member
+        here, wait for the bus to bring what was announced before now."""
+        room = self._directory.rooms.get(room_id)
+        if room is not None and subject not in room.members:
+            with contextlib.suppress(ProtocolError):  # the bus is stuck (logged): as known
+                await self._engine.broker.catch_up()
+            room = self._directory.rooms.get(room_id)
+        if room is not None and subject in room.members:
+            await self._leave(subject, room_id)
 
     async def log(self, session: Session, frame: LogRequest) -> None:
         self._directory.member_room(session.key, frame.room)

@@ -5,6 +5,7 @@ import asyncio
 from pathlib import Path
 
 import pytest
+from e2echat_server import bus
 from e2echat_server.redis_broker import RedisBroker
 from e2echat_server.store import RedisStore
 
@@ -22,6 +23,30 @@ async def join_refused(client: WireClient, token: bytes) -> Error:
     assert isinstance(answer, Error), answer  # not admitted
     assert answer.code == ErrorCode.FORBIDDEN
     return answer
+
+
+class LateBus:
+    """A relay's bus, its notices held back (still on their way) until it waits for its
+    own barrier (`catch_up`) or the test releases them, then passed on in order."""
+
+    def __init__(self, broker: RedisBroker) -> None:
+        self._receive = broker._receive
+        self._node = broker.node
+        self._held: list[bytes] | None = []
+
+    def __call__(self, data: bytes) -> None:
+        if self._held is None:
+            self._receive(data)
+            return
+        self._held.append(data)
+        publication = bus.decode(data)
+        if publication.origin == self._node and isinstance(publication.notice, bus.Barrier):
+            self.release()
+
+    def release(self) -> None:
+        held, self._held = self._held or [], None
+        for data in held:
+            self._receive(data)
 
 
 class HeldRead:
@@ -157,3 +182,28 @@ async def test_a_join_through_a_relay_that_has_not_heard_of_a_kick_or_ban_is_ref
         error = await join_refused(erin, TOKEN)  # the secret now
         assert "banned" in error.message
         assert late  # no announcement had reached relay one
+
+
+async def test_a_ban_through_a_relay_that_has_not_heard_of_the_join_still_removes_the_member(
+    redis_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async with relays(redis_url, tmp_path) as (one, two):
+        alice = await login(two.url, Identity("alice"))
+        bob = await login(one.url, Identity("bob"))
+        room, head = await secret_room(alice, bob)
+        broker = two.engine.broker
+        assert isinstance(broker, RedisBroker)
+        late = LateBus(broker)
+        monkeypatch.setattr(broker, "_receive", late)
+        erin_id = Identity("erin")
+        erin = await login(one.url, erin_id)
+        await erin.request(JoinRoom(name="vault", token=TOKEN), RoomReply)  # two not told yet
+        ban = statement(
+            alice, room, head, Kind.BAN, erin_id.key, epoch=1, verifier=verifier_for(NEW_TOKEN)
+        )
+        await alice.request(LogAppend(room=room, entry=ban), Ok)
+        late.release()
+        await two.engine.broker.catch_up()
+        await one.engine.broker.catch_up()
+        for node in (one, two):  # nothing of the room is routed to erin any more
+            assert erin_id.key not in node.directory.rooms[room].members
