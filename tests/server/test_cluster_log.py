@@ -5,15 +5,55 @@ import asyncio
 from pathlib import Path
 
 import pytest
-from e2echat_server import bus
+from e2echat_server import Relay, bus
 from e2echat_server.redis_broker import RedisBroker
 from e2echat_server.store import RedisStore
 
 from e2echat.protocol import Error, ErrorCode, JoinRoom, LogAppend, Ok, RoomReply
-from e2echat.protocol.roomlog import Kind
+from e2echat.protocol.roomlog import Kind, LogHead
 from tests.server.test_cluster import relays
 from tests.server.test_roomlog import NEW_TOKEN, TOKEN, after, pushed_at, secret_room, statement
 from tests.server.wire import TIMEOUT, Identity, WireClient, login, verifier_for
+
+
+async def vault_over(one: Relay, two: Relay) -> tuple[WireClient, WireClient, bytes, LogHead]:
+    """alice, on relay two, owns the vault; bob, on relay one (which reads its log then),
+    is its member. The two clients, the room and its log's head."""
+    alice = await login(two.url, Identity("alice"))
+    bob = await login(one.url, Identity("bob"))
+    room, head = await secret_room(alice, bob)
+    return alice, bob, room, head
+
+
+def removal(
+    author: WireClient,
+    room: bytes,
+    head: LogHead,
+    kind: Kind,
+    subject: bytes,
+    epoch: int,
+    token: bytes,
+) -> bytes:
+    """A kick or ban of ``subject`` at ``head``, to ``epoch`` and the secret ``token``."""
+    return statement(author, room, head, kind, subject, epoch=epoch, verifier=verifier_for(token))
+
+
+def broker_of(relay: Relay) -> RedisBroker:
+    broker = relay.engine.broker
+    assert isinstance(broker, RedisBroker)
+    return broker
+
+
+async def joined(
+    relay: Relay, identity: Identity, room: bytes, head: LogHead
+) -> tuple[WireClient, LogHead]:
+    """``identity`` logs in to ``relay``, joins the vault with its secret and appends its
+    join entry at ``head``; the log's head after it."""
+    client = await login(relay.url, identity)
+    await client.request(JoinRoom(name="vault", token=TOKEN), RoomReply)
+    join = statement(client, room, head, Kind.JOIN)
+    await client.request(LogAppend(room=room, entry=join), Ok)
+    return client, after(head, join)
 
 
 async def join_refused(client: WireClient, token: bytes) -> Error:
@@ -88,15 +128,9 @@ async def test_a_kick_through_another_relay_closes_the_old_secret_everywhere(
     redis_url: str, tmp_path: Path
 ) -> None:
     async with relays(redis_url, tmp_path) as (one, two):
-        alice = await login(two.url, Identity("alice"))
-        bob = await login(one.url, Identity("bob"))  # relay one reads the log here
-        room, head = await secret_room(alice, bob)
+        alice, bob, room, head = await vault_over(one, two)
         carol_id = Identity("carol")
-        carol = await login(one.url, carol_id)
-        await carol.request(JoinRoom(name="vault", token=TOKEN), RoomReply)
-        join = statement(carol, room, head, Kind.JOIN)
-        await carol.request(LogAppend(room=room, entry=join), Ok)
-        head = after(head, join)
+        carol, head = await joined(one, carol_id, room, head)
         kick = statement(
             alice, room, head, Kind.REMOVE, carol_id.key, epoch=1, verifier=verifier_for(NEW_TOKEN)
         )
@@ -125,15 +159,9 @@ async def test_a_kick_announced_while_a_relay_reads_the_log_still_closes_the_old
     redis_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     async with relays(redis_url, tmp_path) as (one, two):
-        alice = await login(two.url, Identity("alice"))
-        bob = await login(one.url, Identity("bob"))  # relay one reads the log here
-        room, head = await secret_room(alice, bob)
+        alice, _, room, head = await vault_over(one, two)
         dave_id = Identity("dave")
-        dave = await login(two.url, dave_id)
-        await dave.request(JoinRoom(name="vault", token=TOKEN), RoomReply)
-        join = statement(dave, room, head, Kind.JOIN)
-        await dave.request(LogAppend(room=room, entry=join), Ok)
-        head = after(head, join)
+        _, head = await joined(two, dave_id, room, head)
         await one.engine.broker.catch_up()  # relay one knows its copy lacks dave's join
         store = one.engine.store
         assert isinstance(store, RedisStore)
@@ -143,9 +171,7 @@ async def test_a_kick_announced_while_a_relay_reads_the_log_still_closes_the_old
         refusal = asyncio.create_task(join_refused(carol, TOKEN))
         async with asyncio.timeout(TIMEOUT):
             await held.answered.wait()  # relay one has read the log up to dave's join
-        kick = statement(
-            alice, room, head, Kind.REMOVE, dave_id.key, epoch=1, verifier=verifier_for(NEW_TOKEN)
-        )
+        kick = removal(alice, room, head, Kind.REMOVE, dave_id.key, 1, NEW_TOKEN)
         await alice.request(LogAppend(room=room, entry=kick), Ok)
         await one.engine.broker.catch_up()  # relay one has heard of the kick, mid-read
         held.release.set()
@@ -156,28 +182,20 @@ async def test_a_join_through_a_relay_that_has_not_heard_of_a_kick_or_ban_is_ref
     redis_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     async with relays(redis_url, tmp_path) as (one, two):
-        alice = await login(two.url, Identity("alice"))
-        bob_id = Identity("bob")
-        bob = await login(one.url, bob_id)  # relay one reads the log here
-        room, head = await secret_room(alice, bob)
+        alice, bob, room, head = await vault_over(one, two)
         erin_id = Identity("erin")
         erin = await login(one.url, erin_id)
-        broker = one.engine.broker
-        assert isinstance(broker, RedisBroker)
         late: list[bytes] = []  # relay one's notices from here on: still on their way
-        monkeypatch.setattr(broker, "_receive", late.append)
-        kick = statement(
-            alice, room, head, Kind.REMOVE, bob_id.key, epoch=1, verifier=verifier_for(NEW_TOKEN)
-        )
+        monkeypatch.setattr(broker_of(one), "_receive", late.append)
+        assert bob.identity is not None
+        kick = removal(alice, room, head, Kind.REMOVE, bob.identity.key, 1, NEW_TOKEN)
         await alice.request(LogAppend(room=room, entry=kick), Ok)
         error = await join_refused(erin, TOKEN)  # the old secret opens nothing, at once
         assert "secret" in error.message
         frank = await login(one.url, Identity("frank"))
         await frank.request(JoinRoom(name="vault", token=NEW_TOKEN), RoomReply)  # the new one
         head = after(head, kick)
-        ban = statement(
-            alice, room, head, Kind.BAN, erin_id.key, epoch=2, verifier=verifier_for(TOKEN)
-        )
+        ban = removal(alice, room, head, Kind.BAN, erin_id.key, 2, TOKEN)
         await alice.request(LogAppend(room=room, entry=ban), Ok)
         error = await join_refused(erin, TOKEN)  # the secret now
         assert "banned" in error.message
@@ -188,19 +206,13 @@ async def test_a_ban_through_a_relay_that_has_not_heard_of_the_join_still_remove
     redis_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     async with relays(redis_url, tmp_path) as (one, two):
-        alice = await login(two.url, Identity("alice"))
-        bob = await login(one.url, Identity("bob"))
-        room, head = await secret_room(alice, bob)
-        broker = two.engine.broker
-        assert isinstance(broker, RedisBroker)
-        late = LateBus(broker)
-        monkeypatch.setattr(broker, "_receive", late)
+        alice, _, room, head = await vault_over(one, two)
+        late = LateBus(broker_of(two))
+        monkeypatch.setattr(broker_of(two), "_receive", late)
         erin_id = Identity("erin")
         erin = await login(one.url, erin_id)
         await erin.request(JoinRoom(name="vault", token=TOKEN), RoomReply)  # two not told yet
-        ban = statement(
-            alice, room, head, Kind.BAN, erin_id.key, epoch=1, verifier=verifier_for(NEW_TOKEN)
-        )
+        ban = removal(alice, room, head, Kind.BAN, erin_id.key, 1, NEW_TOKEN)
         await alice.request(LogAppend(room=room, entry=ban), Ok)
         late.release()
         await two.engine.broker.catch_up()
