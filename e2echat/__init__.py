@@ -18,7 +18,7 @@ See docs/bots.md for the tour. Everything an application needs is exported here;
 subpackages (protocol, crypto, store, client) are internal layers.
 """
 
-from e2echat.client.client import Client
+from e2echat.client.client import Client, FollowedRoom
 from e2echat.client.errors import (
     AlreadyConnected,
     AmbiguousMention,
@@ -120,6 +120,7 @@ __all__ = [
     "EmptyMessage",
     "Event",
     "FileInfo",
+    "FollowedRoom",
     "Identity",
     "IdentityExists",
     "IdentityFileError",

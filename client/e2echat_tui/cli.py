@@ -14,9 +14,9 @@ import typer
 from e2echat import (
     Client,
     E2EChatError,
+    FollowedRoom,
     Identity,
     InvalidName,
-    Room,
     default_identity_path,
     default_store_path,
 )
@@ -68,6 +68,14 @@ BellOption = Annotated[
 ToastOption = Annotated[
     bool | None,
     typer.Option("--toast/--no-toast", help="Show a toast on a mention.", show_default=False),
+]
+RegistrationTokenOption = Annotated[
+    str | None,
+    typer.Option(
+        help="Token from the relay's operator, for a relay that admits new identities"
+        " with one only (needed on the first connection only).",
+        envvar="E2ECHAT_REGISTRATION_TOKEN",
+    ),
 ]
 
 
@@ -242,14 +250,7 @@ def connect(
         ),
     ] = None,
     room: Annotated[str | None, typer.Option(help="Room to show first.")] = None,
-    registration_token: Annotated[
-        str | None,
-        typer.Option(
-            help="Token from the relay's operator, for a relay that admits new identities"
-            " with one only (needed on the first connection only).",
-            envvar="E2ECHAT_REGISTRATION_TOKEN",
-        ),
-    ] = None,
+    registration_token: RegistrationTokenOption = None,
     bell: BellOption = None,
     toast: ToastOption = None,
     config_path: ConfigOption = None,
@@ -327,14 +328,15 @@ def rotate(
             show_default=False,
         ),
     ] = None,
+    registration_token: RegistrationTokenOption = None,
     config_path: ConfigOption = None,
 ) -> None:
     """Move to a new identity key: the old key and the new one sign a successor statement,
     sent to every room the old key is in. Contacts who verified the old key carry the
     verification over after checking it; everyone else sees a new, unverified key of the
-    same person. The new key then replaces the old one in the identity file (the old file
-    is kept next to it, ending in .old). The new key then enters every room of the old
-    one, with nothing asked again, and becomes admin where the old key is owner."""
+    same person. The new key then enters every room of the old one, with nothing asked
+    again (admin where the old key is owner), and replaces the old key in the identity
+    file (the old file is kept next to it, ending in .old)."""
     settings = _load_config(config_path)
     file = settings.settings
     file_relays = [file.relay] if isinstance(file.relay, str) else file.relay
@@ -349,43 +351,50 @@ def rotate(
     if kept.exists():
         raise _fail(f"{kept} exists (an earlier rotation): move it away first")
     old = _load_identity(path)
-    passphrase = os.environ.get(PASSPHRASE_ENV) or typer.prompt(
-        "Passphrase for the new key", hide_input=True, confirmation_prompt=True
-    )
-    new = _successor(fresh, passphrase)
+    new = _successor(fresh)
     try:
-        rooms, followed = asyncio.run(_announce(urls, old, new, store_path))
+        rooms, followed = asyncio.run(_announce(urls, old, new, store_path, registration_token))
     except E2EChatError as exc:
         raise _fail(f"{url_origin}: {exc}; run it again to name the same new key") from None
     os.replace(path, kept)
     os.replace(fresh, path)
     typer.echo(f"Successor statement sent to {rooms} room{'s' if rooms != 1 else ''}")
     for line in followed:
-        typer.echo(line)
+        typer.echo(escape_controls(line))
     typer.echo(f"Old identity kept as {kept}")
     typer.echo(f"New fingerprint: {new.fingerprint}")
     if store_path is not None:
-        typer.echo(f"The new key has a store of its own: {default_store_path(new)}")
+        typer.echo(
+            f"The new key has a store of its own: {default_store_path(new)}; --store,"
+            f" ${STORE_ENV} and store in the config file name the old key's: change them"
+        )
 
 
-def _successor(fresh: Path, passphrase: str) -> Identity:
+def _successor(fresh: Path) -> Identity:
     """The new key: the one an earlier rotation that did not finish saved in ``fresh``
     (some rooms may have its statement, and an old key names one successor only), else
     a new one, saved there before anyone is told of it."""
     if fresh.exists():
+        passphrase = os.environ.get(PASSPHRASE_ENV) or typer.prompt(
+            f"Passphrase of {fresh} (the new key of a rotation that did not finish)",
+            hide_input=True,
+        )
         try:
             return Identity.load(fresh, passphrase)
         except E2EChatError as exc:
             raise _fail(
                 f"{fresh} holds the new key of a rotation that did not finish: {exc}"
             ) from None
+    passphrase = os.environ.get(PASSPHRASE_ENV) or typer.prompt(
+        "Passphrase for the new key", hide_input=True, confirmation_prompt=True
+    )
     new = Identity.generate()
     new.save(fresh, passphrase)
     return new
 
 
 async def _announce(
-    urls: list[str], old: Identity, new: Identity, store: Path | None
+    urls: list[str], old: Identity, new: Identity, store: Path | None, token: str | None
 ) -> tuple[int, list[str]]:
     """Connect as ``old``, name ``new`` its successor in every room, then enter them all
     as ``new`` (its own store); how many rooms, and a line for each room entered or not."""
@@ -394,26 +403,31 @@ async def _announce(
         if await chat.flush():
             raise E2EChatError("the relay did not confirm the statement in every room; try again")
         try:  # the statement is out: the rotation stands whatever happens from here
-            async with Client(urls, identity=new, name=chat.name, connect_timeout=0) as moved:
+            async with Client(
+                urls, identity=new, name=chat.name, connect_timeout=0, registration_token=token
+            ) as moved:
                 followed = await moved.join_rooms_of(chat)
         except E2EChatError as exc:
             return len(chat.rooms), [f"No room entered with the new key ({exc}): join them by hand"]
-        return len(chat.rooms), [
-            _followed_line(old_room, room, new.public_key) for old_room, room in followed
-        ]
+        entered = sum(1 for each in followed if each.room is not None)
+        summary = f"{entered} of {len(followed)} rooms entered with the new key"
+        return len(chat.rooms), [*(_followed_line(f, new.public_key) for f in followed), summary]
 
 
-def _followed_line(old: Room, new: Room | E2EChatError, key: bytes) -> str:
-    """How the new key entered ``old`` (or why not), without control characters."""
+def _followed_line(followed: FollowedRoom, key: bytes) -> str:
+    """How the new key entered a room of the old one, or why not."""
+    old = followed.old
     if old.peer is not None:
         peers = [m.display_name for m in old.member_list if m.key == old.peer]
         what = f"direct conversation with {peers[0] if peers else old.peer.hex()[:8]}"
     else:
         what = f"room {old.name}"
-    if isinstance(new, E2EChatError):
-        return escape_controls(f"Not entered with the new key: {what}: {new}")
+    if followed.room is None:
+        return f"Not entered with the new key: {what}: {followed.problem}"
+    if followed.problem is not None:
+        return f"Entered with the new key: {what}, but not made its admin: {followed.problem}"
     admin = " (as its admin)" if old.roles.get(key) == "admin" else ""
-    return escape_controls(f"Entered with the new key: {what}{admin}")
+    return f"Entered with the new key: {what}{admin}"
 
 
 def _split_urls(text: str) -> list[str]:

@@ -144,6 +144,17 @@ def _now_ms() -> int:
     return time.time_ns() // 1_000_000
 
 
+@dataclasses.dataclass(frozen=True)
+class FollowedRoom:
+    """One room of an old key after ``Client.join_rooms_of``: ``room`` is the new key's
+    (None if it could not enter), ``problem`` why not, or, with a ``room``, why the new
+    key was not made the admin of a room the old key owns."""
+
+    old: Room
+    room: Room | None
+    problem: E2EChatError | None = None
+
+
 class Client:
     """A connection to one relay under one identity. Use ``async with Client(...)``.
 
@@ -891,49 +902,73 @@ class Client:
             await self._confirmed(queue)
         return statement
 
-    async def join_rooms_of(self, predecessor: Client) -> list[tuple[Room, Room | E2EChatError]]:
+    async def join_rooms_of(self, predecessor: Client) -> list[FollowedRoom]:
         """Enter, with this key, every room ``predecessor`` (the old key, still connected)
         is in: the second half of a key move, after ``predecessor.announce_successor``.
 
         Open rooms are joined by name, password and invite rooms with the secret the old
-        key holds (no password or invite asked again), and each direct conversation is
-        started again with the same peer. Where the old key owns the room it makes
-        this key an admin; ownership itself stays with the old key (the membership log
-        has no entry that moves it). A room that cannot be entered (full, this key
-        banned, its secret changed meanwhile) does not stop the others: each of the old
-        key's rooms comes back paired with this key's room, or with the error.
+        key holds (no password or invite asked again), and each direct conversation the
+        peer is still in is started again with that peer. Where the old key owns the
+        room it makes this key an admin; ownership itself stays with the old key (the
+        membership log has no entry that moves it). A room that cannot be entered (full,
+        this key banned, a secret changed that the old key has not received yet) does not
+        stop the others. Calling it again enters what is left and changes nothing else.
         """
         if predecessor.key == self.key:
             raise InvalidInput("a key cannot follow itself into its own rooms")
-        moved: list[tuple[Room, Room | E2EChatError]] = []
+        followed: list[FollowedRoom] = []
         for old in predecessor.rooms:
             try:
-                moved.append((old, await self._follow_into(old, predecessor)))
+                room = await self._follow_into(old)
             except E2EChatError as exc:
-                moved.append((old, exc))
-        return moved
+                followed.append(FollowedRoom(old, None, exc))
+                continue
+            followed.append(FollowedRoom(old, room, await self._made_admin(old, predecessor)))
+        return followed
 
-    async def _follow_into(self, old: Room, predecessor: Client) -> Room:
-        """Enter ``old``'s room as ``predecessor``'s successor (see ``join_rooms_of``)."""
+    async def _follow_into(self, old: Room) -> Room:
+        """Enter ``old``'s room as its member's successor (see ``join_rooms_of``)."""
         if old.peer is not None:
+            if old.peer not in {member.key for member in old.member_list}:
+                raise NotAMember("The peer has left this direct conversation: not started again.")
             return await self.direct(old.peer)
         record = old._state.record
         if record.secret is None:
-            return await self.join(old.name)
-        secret = RoomSecret(record.secret)
-        room = await self._shielded(
-            self._enter(JoinRoom(name=old.name, token=secret.relay_token), record.access, secret)
-        )
-        if old.roles.get(predecessor.key) == "owner":
-            key = self.key
+            room = await self.join(old.name)
+        else:
+            secret = RoomSecret(record.secret)
+            frame = JoinRoom(name=old.name, token=secret.relay_token)
             try:
-                await predecessor._catch_up_log(old)  # our join: its push may be on the way
-                await predecessor._log_change(
-                    old, lambda session, rid, now: session.set_role(rid, key, Role.ADMIN, now)
-                )
-            except E2EChatError as exc:
-                raise E2EChatError(f"Joined {old.name!r}, but not made its admin: {exc}") from None
+                room = await self._shielded(self._enter(frame, record.access, secret))
+            except RelayError as exc:
+                if exc.code != ErrorCode.FORBIDDEN:
+                    raise
+                raise NotAllowed(
+                    f"The relay refused the old key's secret of {old.name!r} ({exc.message}):"
+                    " the room may have a new one that the old key has not received yet."
+                ) from None
+        if room.id != old.id:  # a room of that name, but not the old key's
+            await room.leave()
+            raise NoSuchRoom(
+                ErrorCode.NO_SUCH_ROOM, f"The relay's room {old.name!r} is not the old key's."
+            )
         return room
+
+    async def _made_admin(self, old: Room, predecessor: Client) -> E2EChatError | None:
+        """Where ``predecessor`` owns ``old``, make this key its admin; why not, if not."""
+        if old.peer is not None or old.roles.get(predecessor.key) != "owner":
+            return None  # a direct conversation is started anew, not joined
+        key = self.key
+        try:  # our join is in the relay's log, its push to the old key maybe on the way
+            await predecessor._shielded(predecessor._catch_up_log(old))
+            if old.roles.get(key) == "admin":
+                return None
+            await predecessor._log_change(
+                old, lambda session, rid, now: session.set_role(rid, key, Role.ADMIN, now)
+            )
+        except E2EChatError as exc:
+            return exc
+        return None
 
     # Room operations (called by Room) --------------------------------------------------
 

@@ -10,7 +10,7 @@ from e2echat_server import Relay
 
 import e2echat
 from e2echat.crypto.statements import sign_successor
-from e2echat.protocol import Message, RelayFrame
+from e2echat.protocol import LogEntries, Message, RelayFrame
 from tests.client.conftest import MakeClient, collect
 from tests.client.proxy import EvilProxy, evil_proxy
 from tests.client.test_trust import admit, member_of
@@ -142,60 +142,80 @@ def validated_key(event: e2echat.Event, key: bytes) -> bool:
     return isinstance(event, e2echat.MemberValidated) and event.member.key == key
 
 
+def entered(followed: list[e2echat.FollowedRoom]) -> dict[str, e2echat.Room]:
+    """The new key's rooms by the old rooms' names; fails on any problem."""
+    assert [(f.old.name, f.problem) for f in followed if f.problem] == []
+    return {f.old.name: f.room for f in followed if f.room is not None}
+
+
 async def test_the_new_key_enters_every_room_of_the_old_one_without_asking(
     make_client: MakeClient,
 ) -> None:
     """No invite, password or peer asked again: open, invite, password and direct rooms
-    all follow, and where the old key owns the room the new one is its admin."""
+    all follow, and where the old key owns the room (open or secret) the new one is its
+    admin; a second call changes nothing."""
     alice, bob = await make_client("alice"), await make_client("bob")
     club = await bob.create("club", secret=True)
     await alice.join("club", invite=club.invite())
     await alice.create("pw", "a long room password")
     await bob.join("pw", "a long room password")
-    await alice.create("lobby")
-    await bob.join("lobby")
+    await bob.create("lobby")
+    await alice.join("lobby")
     alice_events = alice.events()
-    await bob.direct(alice.key)
+    old_direct = await bob.direct(alice.key)
     await collect(alice_events, 1, lambda e: isinstance(e, e2echat.DirectStarted))
     new = e2echat.Identity.generate()
     await bob.announce_successor(new)
     moved = await make_client("bob", identity=new)
-    alice_events = alice.events()
+    alice_events, alice_validated = alice.events(), alice.events()
     followed = await moved.join_rooms_of(bob)
-    rooms = {old.name: room for old, room in followed}
-    assert all(isinstance(room, e2echat.Room) for room in rooms.values()), rooms
+    rooms = entered(followed)
+    assert len(rooms) == 4
     assert sorted((r.name, r.access) for r in moved.rooms if r.peer is None) == [
         ("club", "invite"),
         ("lobby", "open"),
         ("pw", "password"),
     ]
-    assert bob.get_room("club").roles[new.public_key] == "admin"  # type: ignore[union-attr]
-    assert alice.get_room("pw").roles[new.public_key] == "member"  # type: ignore[union-attr]
-    direct = moved.get_direct(alice.key)
-    assert direct is not None
-    # alice's client takes the new key in (proofs checked, the direct accepted) ...
-    await collect(alice_events, 3, lambda e: validated_key(e, new.public_key))
-    # ... and each side reads the other in the secret rooms
+    for name, role in (("club", "admin"), ("lobby", "admin"), ("pw", "member")):
+        assert bob.get_room(name).roles[new.public_key] == role  # type: ignore[union-attr]
+    # alice's client takes the new key in: proofs checked, and the new direct accepted
+    (started,) = await collect(alice_events, 1, lambda e: isinstance(e, e2echat.DirectStarted))
+    assert isinstance(started, e2echat.DirectStarted)
+    assert started.peer.key == new.public_key
+    await collect(alice_validated, 4, lambda e: validated_key(e, new.public_key))
+    # each side reads the other in the secret rooms and the new direct
+    new_direct = rooms[old_direct.name]
+    assert new_direct.peer == alice.key
     inbox, alice_inbox = moved.messages(), alice.messages()
-    for name in ("club", "pw"):
-        alice_room = alice.get_room(name)
+    for name, alice_room in (("club", alice.get_room("club")), ("pw", alice.get_room("pw"))):
         assert alice_room is not None
         await alice_room.send(f"hello in {name}")
-        await rooms[name].send(f"back in {name}")  # type: ignore[union-attr]
-    got = sorted(m.text for m in await collect(inbox, 2))
-    assert got == ["hello in club", "hello in pw"]
-    got = sorted(m.text for m in await collect(alice_inbox, 2))
-    assert got == ["back in club", "back in pw"]
+        await rooms[name].send(f"back in {name}")
+    await started.room.send("hello in private")
+    await new_direct.send("back in private")
+    got = sorted(m.text for m in await collect(inbox, 3))
+    assert got == ["hello in club", "hello in private", "hello in pw"]
+    got = sorted(m.text for m in await collect(alice_inbox, 3))
+    assert got == ["back in club", "back in private", "back in pw"]
+    again = entered(await moved.join_rooms_of(bob))  # nothing left to do, and no error
+    assert [room.id for room in again.values()] == [room.id for room in rooms.values()]
 
 
-async def test_a_room_the_new_key_cannot_enter_does_not_stop_the_others(
+async def test_rooms_the_new_key_cannot_or_should_not_enter_do_not_stop_the_others(
     make_client: MakeClient,
 ) -> None:
-    alice, bob = await make_client("alice"), await make_client("bob")
+    """A room that bans the new key is reported, and a direct conversation the peer
+    left is not started again (it would pull the peer back in)."""
+    alice, bob, carol = [await make_client(n) for n in ("alice", "bob", "carol")]
     await alice.create("pw", "a long room password")
     await bob.join("pw", "a long room password")
     await alice.create("lobby")
     await bob.join("lobby")
+    carol_events = carol.events()
+    await bob.direct(carol.key)
+    (started,) = await collect(carol_events, 1, lambda e: isinstance(e, e2echat.DirectStarted))
+    assert isinstance(started, e2echat.DirectStarted)
+    await started.room.leave()
     new = e2echat.Identity.generate()
     await bob.announce_successor(new)
     moved = await make_client("bob", identity=new)
@@ -205,9 +225,42 @@ async def test_a_room_the_new_key_cannot_enter_does_not_stop_the_others(
     await moved.join("pw", "a long room password")
     await collect(alice_events, 1, lambda e: validated_key(e, new.public_key))
     await pw.ban(member_of(pw, new.public_key))
-    followed = dict((old.name, room) for old, room in await moved.join_rooms_of(bob))
-    assert isinstance(followed["pw"], e2echat.E2EChatError)
-    assert isinstance(followed["lobby"], e2echat.Room)
+    direct = bob.get_direct(carol.key)
+    assert direct is not None
+    await direct.members()  # bob's client has seen carol leave
+    followed = {f.old.name: f for f in await moved.join_rooms_of(bob)}
+    assert isinstance(followed["pw"].problem, e2echat.E2EChatError)
+    assert followed["pw"].room is None
+    assert followed["lobby"].room is not None
+    assert followed["lobby"].problem is None
+    assert isinstance(followed[direct.name].problem, e2echat.NotAMember)
+    assert moved.get_direct(carol.key) is None
     assert [room.name for room in moved.rooms] == ["lobby"]
     with pytest.raises(e2echat.InvalidInput):
         await bob.join_rooms_of(bob)
+
+
+async def test_the_old_key_catches_up_with_the_join_before_it_names_the_admin(
+    make_client: MakeClient, proxy: EvilProxy
+) -> None:
+    """A relay that withholds the new key's join from the old key's client: the old key
+    fetches the log itself, so the new key still becomes the admin of its room."""
+    bob = await make_client("bob", proxy.url)
+    await bob.create("club", secret=True)
+    new = e2echat.Identity.generate()
+    await bob.announce_successor(new)
+    moved = await make_client("bob", identity=new)
+
+    withheld: list[LogEntries] = []
+
+    def withhold_the_join(frame: RelayFrame) -> list[RelayFrame]:
+        if isinstance(frame, LogEntries) and frame.id is None and not withheld:
+            withheld.append(frame)  # the push of the new key's join entry
+            return []
+        return [frame]
+
+    proxy.rewrite = withhold_the_join
+    (followed,) = await moved.join_rooms_of(bob)
+    assert followed.problem is None
+    assert len(withheld) == 1
+    assert bob.get_room("club").roles[new.public_key] == "admin"  # type: ignore[union-attr]

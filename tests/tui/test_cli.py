@@ -257,7 +257,8 @@ async def test_identity_rotate_moves_verification_to_the_new_key(
             result = await asyncio.to_thread(runner.invoke, app, argv)
             assert result.exit_code == 0, result.output
             assert "Successor statement sent to 1 room" in result.output
-            assert "Entered with the new key: room lobby\n" in result.output
+            assert "Entered with the new key: room lobby (as its admin)\n" in result.output
+            assert "1 of 1 rooms entered with the new key" in result.output
             new = Identity.load(path, "pw")
             assert new.public_key in {m.key for m in await room.members()}
             assert f"New fingerprint: {new.fingerprint}" in result.output
@@ -299,28 +300,45 @@ async def test_identity_rotate_stands_when_the_new_key_cannot_enter(
 async def test_identity_rotate_tried_again_names_the_same_new_key(
     runner: CliRunner, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """A rotation that failed part-way may have reached some rooms, and an old key names
-    one successor only: the next try names the same new key, kept in FILE.new."""
+    """A rotation that failed after some rooms got its statement (the relay did not
+    confirm them all) is tried again: an old key names one successor only, so the next
+    try names the same new key, kept in FILE.new, and verification still carries over."""
     monkeypatch.setenv("E2ECHAT_PASSPHRASE", "pw")
     monkeypatch.setattr(kdfcost, "_fast", True)
     path, store = tmp_path / "bob.key", tmp_path / "bob.sqlite3"
     old = Identity.generate()
     old.save(path, "pw", limits=CHEAP)
+    flush = Client.flush
+    unconfirmed = [1]
+
+    async def flush_once_unconfirmed(self: Client, *within: float | None) -> int:
+        left = await flush(self, *within)
+        return left + (unconfirmed.pop() if unconfirmed else 0)
+
+    monkeypatch.setattr(Client, "flush", flush_once_unconfirmed)
     async with Relay(RelayConfig(port=0, memory=True)) as relay:
-        url = relay.url
-        async with Client(url, identity=old, name="bob", store=store) as bob:
-            await bob.create("lobby")
-    argv = ["identity", "rotate", url, "-i", str(path), "--store", str(store)]
-    failed = await asyncio.to_thread(runner.invoke, app, argv)  # the relay is gone
-    assert failed.exit_code == 1
-    assert "run it again to name the same new key" in failed.output
-    pending = Identity.load(tmp_path / "bob.key.new", "pw")
-    assert Identity.load(path, "pw").public_key == old.public_key
-    async with Relay(RelayConfig(port=0, memory=True)) as relay:
-        argv[2] = relay.url
-        async with Client(relay.url, identity=old, name="bob", store=store) as bob:
-            await bob.create("lobby")
-        result = await asyncio.to_thread(runner.invoke, app, argv)
-    assert result.exit_code == 0, result.output
-    assert Identity.load(path, "pw").public_key == pending.public_key
-    assert not (tmp_path / "bob.key.new").exists()
+        alice = Client(relay.url, identity=Identity.generate(), name="alice", store=tmp_path / "a")
+        async with alice:
+            async with Client(relay.url, identity=old, name="bob", store=store) as bob:
+                await bob.create("lobby")
+                room = await alice.join("lobby")
+            (listed,) = [m for m in await room.members() if m.key == old.public_key]
+            await alice.mark_verified(listed)
+            events = alice.events()
+            argv = ["identity", "rotate", relay.url, "-i", str(path), "--store", str(store)]
+            failed = await asyncio.to_thread(runner.invoke, app, argv)
+            assert failed.exit_code == 1
+            assert "run it again to name the same new key" in failed.output
+            pending = Identity.load(tmp_path / "bob.key.new", "pw")
+            assert Identity.load(path, "pw").public_key == old.public_key
+            result = await asyncio.to_thread(runner.invoke, app, argv)
+            assert result.exit_code == 0, result.output
+            assert Identity.load(path, "pw").public_key == pending.public_key
+            assert not (tmp_path / "bob.key.new").exists()
+            async with asyncio.timeout(10):
+                async for event in events:
+                    if isinstance(event, SuccessorAnnounced):
+                        break
+            assert (event.successor, event.carried) == (pending.public_key, True)
+            (moved,) = [m for m in await room.members() if m.key == pending.public_key]
+            assert moved.verified
