@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
+import trustme
 from click.testing import CliRunner
 from e2echat_server.cli import app
 from websockets.exceptions import ConnectionClosed
@@ -189,6 +190,26 @@ def test_cli_reports_a_taken_port_with_exit_code_1() -> None:
         result = CliRunner().invoke(app, ["--memory", "--port", str(port)])
     assert result.exit_code == 1
     assert "cannot start" in result.output
+
+
+def test_cli_says_which_tls_file_does_not_load_and_why(tmp_path: Path) -> None:
+    ca = trustme.CA()
+    issued, other = ca.issue_cert("127.0.0.1"), ca.issue_cert("127.0.0.1")
+    cert, key, not_pem = tmp_path / "chain.pem", tmp_path / "key.pem", tmp_path / "notes.txt"
+    issued.cert_chain_pems[0].write_to_path(str(cert))
+    other.private_key_pem.write_to_path(str(key))
+    not_pem.write_text("not a certificate\n")
+    for pair, why in [
+        ((not_pem, key), f"{not_pem} holds no PEM certificate"),
+        ((cert, not_pem), f"{not_pem} holds no PEM private key"),
+        ((cert, key), "the key is not the certificate's"),
+    ]:
+        flags = ["--tls-cert", str(pair[0]), "--tls-key", str(pair[1])]
+        result = CliRunner().invoke(app, ["--memory", "--port", "0", *flags])
+        assert result.exit_code == 1
+        assert result.output == (
+            f"e2echat-server: cannot start: TLS certificate {pair[0]} with key {pair[1]}: {why}\n"
+        )
 
 
 def test_cli_names_the_tls_file_it_cannot_read(tmp_path: Path) -> None:
