@@ -24,7 +24,8 @@ _HEX = re.compile(r"[0-9a-fA-F]{64}")
 
 
 class KeyListError(ValueError):
-    """A key list line that is not a key; the message names the file and line."""
+    """A key file that cannot be read, or a line of it that is not a key; the message
+    names the file (and the line)."""
 
 
 def parse_key(text: str) -> bytes | None:
@@ -44,8 +45,14 @@ def read_keys(path: Path | None) -> frozenset[bytes]:
     """The keys in a file, one a line; blank lines and ``#`` comments are skipped."""
     if path is None:
         return frozenset()
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except OSError as exc:
+        raise KeyListError(f"Cannot read the key file {path}: {exc.strerror}.") from None
+    except UnicodeDecodeError:
+        raise KeyListError(f"{path} is not a text file of keys (not UTF-8).") from None
     keys = set()
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+    for number, line in enumerate(lines, 1):
         text = line.split("#", 1)[0].strip()
         if not text:
             continue

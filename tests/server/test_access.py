@@ -1,11 +1,15 @@
 """Registration and room-creation policy, banned keys: each mode against a real relay."""
 
 import base64
+import re
 from pathlib import Path
 
+import msgspec
 import pytest
+from click.testing import CliRunner
 from e2echat_server import Relay, RelayConfig
 from e2echat_server.access import KeyListError, parse_key, read_keys
+from e2echat_server.cli import app
 from e2echat_server.config import ConfigError
 
 from e2echat.protocol import (
@@ -129,3 +133,44 @@ async def test_a_banned_key_is_disconnected_refused_and_stays_banned(tmp_path: P
         assert "banned" in (await refused(relay.url, eve)).message
         assert await relay.ban(eve.key, banned=False)
         await (await login(relay.url, eve)).close()
+
+
+UNREADABLE = [
+    (None, "Cannot read the key file {path}: No such file or directory."),
+    (b"\xf9\x00binary", "{path} is not a text file of keys (not UTF-8)."),
+]
+
+
+def put(path: Path, content: bytes | None) -> None:
+    """``content`` at ``path``, or no file there for None."""
+    if content is None:
+        path.unlink(missing_ok=True)
+    else:
+        path.write_bytes(content)
+
+
+@pytest.mark.parametrize(("content", "said"), UNREADABLE)
+def test_a_key_file_that_cannot_be_read_stops_the_start_in_one_line(
+    tmp_path: Path, content: bytes | None, said: str
+) -> None:
+    path = tmp_path / "keys"
+    put(path, content)
+    flags = ["--memory", "--port", "0", "--registration", "allowlist", "--allow-keys", str(path)]
+    result = CliRunner().invoke(app, flags)
+    assert result.exit_code == 2
+    assert result.output == f"e2echat-server: {said.format(path=path)}\n"  # no traceback
+
+
+@pytest.mark.parametrize(("content", "said"), UNREADABLE)
+async def test_a_reload_with_a_key_file_that_cannot_be_read_changes_nothing(
+    tmp_path: Path, content: bytes | None, said: str
+) -> None:
+    path, alice = tmp_path / "keys", Identity("alice")
+    path.write_text(alice.key.hex() + "\n")
+    config = RelayConfig(port=0, memory=True, registration="allowlist", allow_keys=path)
+    async with Relay(config) as relay:
+        put(path, content)
+        with pytest.raises(KeyListError, match=re.escape(said.format(path=path))):
+            relay.reload(msgspec.structs.replace(config, rate=99.0))  # what SIGHUP does
+        assert relay.config == config
+        await (await login(relay.url, alice)).close()  # still admitted
