@@ -448,6 +448,11 @@ class Engine:
             state = self._unlisted.pop(room_id, None)
         if state is not None:
             state.joined = False
+            if deleted is not None:
+                gone = "the relay says its operator deleted the room"
+            else:
+                gone = "the relay no longer lists us in the room" if lost else "we left the room"
+            out.events += self.outbox.abandon(room_id, gone)
             self.session.leave_room(room_id)
             self.store.delete_room(room_id)
             self.chat.forget_room(room_id)
@@ -644,7 +649,7 @@ class Engine:
         (nothing while disconnected: what is sent then would count as on its way)."""
         if not self.connected:
             return Output()
-        frames, failures = self.outbox.flush(self.rooms, self.clock())
+        frames, failures = self.outbox.flush(self.rooms, self.clock(), self._unlisted)
         return Output(frames=frames, events=failures)
 
     def rebatch_directs(self, frames: list[ClientFrame]) -> list[ClientFrame]:

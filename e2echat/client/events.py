@@ -212,7 +212,8 @@ class MessageSent(RoomEvent[R]):
 class SendFailed(RoomEvent[R]):
     """Our message, edit, delete or reaction ``send_id`` (``Message.send_id`` of what
     ``send`` returned) will never be sent, for ``reason``: the relay refused it in a way
-    no resend can cure, or it could not be encrypted. It is out of the outbox."""
+    no resend can cure, it could not be encrypted, or its room is gone from here (we
+    left it, or the relay lost or deleted it) first. It is out of the outbox."""
 
     send_id: int
     reason: str

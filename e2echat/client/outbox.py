@@ -21,7 +21,7 @@ in one frame. Directs may overtake other frames there, never each other, so a me
 still follows its shares.
 """
 
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Container, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 import msgspec
@@ -47,6 +47,7 @@ OUTBOX_ID = "o"
 DIRECT_ID = "d"
 BATCH_ID = "b"
 MAX_OUTBOX_DIGITS = 18
+NOT_IN_ROOM = "we are no longer in the room"
 """Outbox ids have at most this many digits (SQLite integers are 64-bit)."""
 _DROP_ON = frozenset(
     {ErrorCode.NOT_MEMBER, ErrorCode.NO_SUCH_ROOM, ErrorCode.TOO_LARGE, ErrorCode.BAD_FRAME}
@@ -200,11 +201,12 @@ class Outbox:
         return rebatched
 
     def flush(
-        self, rooms: Mapping[bytes, RoomState], now: int
+        self, rooms: Mapping[bytes, RoomState], now: int, settling: Container[bytes] = ()
     ) -> tuple[list[ClientFrame], list[ev.Event]]:
         """Frames for every queued direct, then every queued message, not already on its
         way, oldest first (a message's key shares before it), and a ``SendFailed`` for
-        each message that could not be encrypted."""
+        each message that could not be encrypted or whose room we are not in. Messages
+        of the rooms ``settling`` (held here, the relay's word on them awaited) wait."""
         frames = self._direct_frames(
             [
                 (d.id, d.recipient, d.body)
@@ -218,7 +220,9 @@ class Outbox:
                 continue
             state = rooms.get(item.room_id)
             if state is None:
-                self._store.remove_outbox(item.id)
+                if item.room_id not in settling:
+                    self._store.remove_outbox(item.id)
+                    failures.append(ev.SendFailed(item.room_id, item.id, NOT_IN_ROOM))
                 continue
             if state.holds(now):
                 continue
@@ -240,6 +244,16 @@ class Outbox:
             frames.append(Send(room=item.room_id, body=body, id=f"{OUTBOX_ID}{item.id}"))
             self._inflight.add(item.id)
         return frames, failures
+
+    def abandon(self, room_id: bytes, reason: str) -> list[ev.SendFailed[bytes]]:
+        """A ``SendFailed`` for everything queued for ``room_id``, which we are leaving
+        (the store forgets the room's outbox with the room)."""
+        failed = []
+        for item in self._store.outbox():
+            if item.room_id == room_id:
+                self._inflight.discard(item.id)
+                failed.append(ev.SendFailed(room_id, item.id, reason))
+        return failed
 
     def confirm(self, item_id: int, room_id: bytes | None) -> OutboxItem | None:
         """The relay stored message ``item_id`` in ``room_id``: dequeue and return it

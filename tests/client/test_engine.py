@@ -759,6 +759,49 @@ def test_a_room_without_a_notice_is_lost_once_the_relay_answers(
     assert alice.receive(RoomDeletion(room=ROOM_ID, reason="Late.", ts=NOW)).events == []
 
 
+def failures(out: Output) -> list[tuple[int, str]]:
+    return [(e.send_id, e.reason) for e in out.events if isinstance(e, e2echat.SendFailed)]
+
+
+def test_messages_queued_for_an_unlisted_room_wait_for_the_relays_word(
+    pair: tuple[Engine, Engine],
+) -> None:
+    """Queued while away: kept while the room is unsettled (they went unsaid before),
+    sent if the next welcome lists the room again."""
+    alice, bob = pair
+    alice.disconnected()
+    alice.queue(ROOM_ID, "written on the train")
+    out = unlisted(alice)
+    assert not any(isinstance(f, Send) for f in out.frames)
+    assert failures(out) == []
+    assert [item.id for item in alice.store.outbox()] == [1]
+    alice.disconnected()
+    out = alice.welcome(welcome(alice, bob))
+    assert [f.id for f in out.frames if isinstance(f, Send)] == ["o1"]
+
+
+def test_messages_queued_for_a_room_we_lose_or_leave_fail_and_say_why(
+    pair: tuple[Engine, Engine],
+) -> None:
+    """No message goes silently: each queued one gets a ``SendFailed`` naming why."""
+    alice, _ = pair
+    alice.disconnected()
+    alice.queue(ROOM_ID, "one")
+    alice.queue(ROOM_ID, "two")
+    unlisted(alice)
+    notice = alice.receive(RoomDeletion(room=ROOM_ID, reason="Spam.", ts=NOW))
+    deleted = "the relay says its operator deleted the room"
+    assert failures(notice) == [(1, deleted), (2, deleted)]
+    assert alice.store.outbox() == []
+
+
+def test_a_message_queued_for_a_room_we_leave_fails(pair: tuple[Engine, Engine]) -> None:
+    alice, _ = pair
+    alice.disconnected()
+    alice.queue(ROOM_ID, "never mind")
+    assert failures(alice.left(ROOM_ID)) == [(1, "we left the room")]
+
+
 def test_an_unlisted_room_not_settled_before_a_disconnect_is_decided_again(
     pair: tuple[Engine, Engine],
 ) -> None:
