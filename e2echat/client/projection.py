@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 
 from e2echat.client.models import FileInfo, Lookalike, Member, Message, Predecessor
 from e2echat.client.roomstate import RoomState
-from e2echat.crypto.lookalike import NamedKey, is_mixed_script, name_skeleton
+from e2echat.crypto.lookalike import NamedKey, is_mixed_script, name_skeletons
 from e2echat.crypto.payload import File, Text
 from e2echat.crypto.safety import fingerprint
 from e2echat.crypto.session import CryptoSession
@@ -140,7 +140,8 @@ class Projection:
         state.listed_names = names
         state.namesakes = {}
         for key, name in names.items():
-            state.namesakes.setdefault(name_skeleton(name), set()).add(key)
+            for skeleton in name_skeletons(name):
+                state.namesakes.setdefault(skeleton, set()).add(key)
         state.lookalikes = self._session.contacts.resemblances(
             NamedKey(key, name) for key, name in names.items()
         )
@@ -149,9 +150,9 @@ class Projection:
 
     def member_added(self, state: RoomState, key: bytes) -> None:
         """``key`` joined (or was listed again): a delta on the snapshot, as ``refresh``
-        would leave it. Its entry goes in at its place and only its namesakes (names of
-        its skeleton, the only ones that can resemble it) are flagged anew, so a join
-        into a room of n members builds one entry, not n."""
+        would leave it. Its entry goes in at its place and only its namesakes (names
+        sharing a skeleton with it, the only ones that can resemble it) are flagged
+        anew, so a join into a room of n members builds one entry, not n."""
         if len(state.members) != len(state.listed_names) + (key not in state.listed_names):
             self.refresh(state)  # the snapshot lags the roster by more than this member
             return
@@ -163,8 +164,9 @@ class Projection:
             changed = self._unlist(state, key)
         name = self._name_of(key, state.members[key])
         state.listed_names[key] = name
-        namesakes = state.namesakes.setdefault(name_skeleton(name), set())
-        namesakes.add(key)
+        for skeleton in name_skeletons(name):
+            state.namesakes.setdefault(skeleton, set()).add(key)
+        namesakes = self._namesakes(state, name)
         changed |= self._reflag(state, namesakes)
         if listed:  # maybe renamed: the entries whose flags name it show its new name
             changed |= {
@@ -198,25 +200,34 @@ class Projection:
         caller's to drop); the keys whose flags changed with it."""
         name = state.listed_names.pop(key)
         del state.listed_order[self._place(state, key, name)]
-        skeleton = name_skeleton(name)
-        namesakes = state.namesakes[skeleton]
-        namesakes.discard(key)
-        if not namesakes:
-            del state.namesakes[skeleton]
+        for skeleton in name_skeletons(name):
+            sharing = state.namesakes[skeleton]
+            sharing.discard(key)
+            if not sharing:
+                del state.namesakes[skeleton]
         state.lookalikes.pop(key, None)
-        return self._reflag(state, namesakes)
+        return self._reflag(state, self._namesakes(state, name))
 
     def _place(self, state: RoomState, key: bytes, name: str | None = None) -> int:
         """Where ``key``'s entry is in ``member_list``."""
         folded = (state.listed_names[key] if name is None else name).casefold()
         return bisect.bisect_left(state.listed_order, (folded, key))
 
+    def _namesakes(self, state: RoomState, name: str) -> set[bytes]:
+        """The listed keys whose names share a skeleton with ``name``."""
+        return set().union(*(state.namesakes.get(s, ()) for s in name_skeletons(name)))
+
     def _reflag(self, state: RoomState, namesakes: set[bytes]) -> set[bytes]:
-        """Flag ``namesakes`` (listed keys whose names share a skeleton) anew; the keys
-        whose flags changed. Resemblance needs equal skeletons, so the others' flags
-        cannot change."""
+        """Flag ``namesakes`` (the listed keys whose names share a skeleton with a name
+        that came or went) anew; the keys whose flags changed. Resemblance needs a shared
+        skeleton, so the others' flags cannot change. A name has several skeletons, so
+        a namesake may resemble keys that share none with that name: each is flagged
+        against the keys sharing one of its own skeletons."""
+        references = set().union(
+            *(self._namesakes(state, state.listed_names[key]) for key in namesakes)
+        )
         flags = self._session.contacts.resemblances(
-            NamedKey(key, state.listed_names[key]) for key in namesakes
+            (NamedKey(key, state.listed_names[key]) for key in references), only=namesakes
         )
         changed = set()
         for key in namesakes:

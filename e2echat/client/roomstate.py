@@ -29,7 +29,7 @@ class RoomState:
     listed_names: dict[bytes, str] = field(default_factory=dict)
     """The name each entry of ``member_list`` is listed under, by key."""
     namesakes: dict[str, set[bytes]] = field(default_factory=dict)
-    """The listed keys by the skeleton of their name: only equal skeletons resemble."""
+    """The listed keys by each skeleton of their name: only names sharing one resemble."""
     lookalikes: dict[bytes, tuple[Resemblance, ...]] = field(default_factory=dict)
     """Members whose names equal or resemble another key's (refreshed with the list)."""
     joined: bool = True

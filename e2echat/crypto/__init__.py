@@ -55,7 +55,7 @@ from e2echat.crypto.identity import (
     UnencryptedKeyWarning,
     read_public_key,
 )
-from e2echat.crypto.lookalike import NamedKey, Resemblance, is_mixed_script, name_skeleton
+from e2echat.crypto.lookalike import NamedKey, Resemblance, is_mixed_script, name_skeletons
 from e2echat.crypto.payload import (
     Delete,
     Edit,
@@ -178,7 +178,7 @@ __all__ = [
     "format_safety_number",
     "is_mixed_script",
     "message_id",
-    "name_skeleton",
+    "name_skeletons",
     "open_name",
     "open_successor",
     "read_public_key",

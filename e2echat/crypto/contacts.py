@@ -9,7 +9,7 @@ newer one), and a petname, the user's own name for a key, is shown before either
 Normative text: docs/crypto.md section 9.6.
 """
 
-from collections.abc import Iterable
+from collections.abc import Container, Iterable
 
 import msgspec
 
@@ -128,13 +128,17 @@ class Contacts:
         on (kept up to date by every write, so a roster change reads no other contact)."""
         return self._records.matching(CONTACTS, ContactRecord, _relied_on)
 
-    def resemblances(self, shown: Iterable[NamedKey]) -> dict[bytes, tuple[Resemblance, ...]]:
-        """Which of ``shown`` (keys with the names they go by) resemble another key.
+    def resemblances(
+        self, shown: Iterable[NamedKey], only: Container[bytes] | None = None
+    ) -> dict[bytes, tuple[Resemblance, ...]]:
+        """Which of ``shown`` (keys with the names they go by), or of those of them in
+        ``only``, resemble another key.
 
         References are the shown keys themselves, every verified contact and every
         contact with a petname: the names a user relies on. A key with a petname is
-        shown by it, so it is never flagged itself. Only equal skeletons match, so the
-        flags of a set of namesakes depend on that set alone (and on the contacts).
+        shown by it, so it is never flagged itself. Only names sharing a skeleton match,
+        so a key's flags depend on the shown keys whose names share one of its skeletons
+        alone (and on the contacts).
         """
         known = [(named, self.get(named.key)) for named in shown]
         references = [
@@ -145,7 +149,11 @@ class Contacts:
             NamedKey(key, contact.name, contact.verified)
             for key, contact in self.relied_on().items()
         ]
-        subjects = [named for named, contact in known if contact is None or contact.petname is None]
+        subjects = [
+            named
+            for named, contact in known
+            if (only is None or named.key in only) and (contact is None or contact.petname is None)
+        ]
         return resemblances(subjects, references)
 
     def _update(self, key: bytes, **changes: object) -> None:

@@ -14,7 +14,11 @@ from e2echat.protocol import MemberJoined, MemberLeft, RosterEntry
 from tests.client.test_engine import ROOM_ID, Clock, connect, make_engine, relay_member, room_info
 
 NAMES = ["alice", "Alice", "a1ice", "\u0430lice", "bob", "b0b", "BOB", "carol", "dave"]
-"""Names that are the same up to case, or look alike (1/l, 0/o, a Cyrillic a), or not."""
+NAMES += ["ALICE", "\uff21\uff2c\uff29\uff23\uff25", "Ian", "lan", "ian"]
+"""Names that are the same up to case, or look alike (1/l, 0/o, a Cyrillic a), or not;
+and names of two skeletons (a capital I is an l as written, an i once folded), so "Ian"
+looks like "lan" and "ian", which do not look alike."""
+IAN, LAN, SMALL_IAN = (NAMES.index(n) for n in ["Ian", "lan", "ian"])
 POOL = 8
 
 
@@ -71,12 +75,26 @@ def test_a_joiner_makes_an_existing_member_a_look_alike_and_a_leave_undoes_it() 
     assert [m.key for m in state.member_list] == [me.me]
 
 
+def test_a_joiner_in_capitals_is_flagged_and_a_capital_i_still_looks_like_an_l() -> None:
+    me = owner()
+    a, b, c = pool()[:3]
+    me.receive(MemberJoined(room=ROOM_ID, member=as_member(a, "ALICE")))
+    state = me.rooms[ROOM_ID]
+    assert flags(state, a.me) == [(me.me, True, False)]
+    assert flags(state, me.me) == [(a.me, True, False)]
+    me.receive(MemberJoined(room=ROOM_ID, member=as_member(b, "lan")))
+    me.receive(MemberJoined(room=ROOM_ID, member=as_member(c, "Ian")))
+    assert flags(state, b.me) == [(c.me, False, False)]
+    assert flags(state, c.me) == [(b.me, False, False)]
+    assert_as_refreshed(me)
+
+
 Op = tuple[str, int, int]
 ops = st.lists(
     st.tuples(
         st.sampled_from(["join", "join", "join", "leave", "verify", "unverify", "petname"]),
         st.integers(0, POOL - 1),
-        st.integers(0, len(NAMES) - 1),
+        st.integers(0, len(NAMES) - 1) | st.sampled_from([IAN, LAN, SMALL_IAN]),
     ),
     max_size=30,
 )
@@ -85,6 +103,9 @@ ops = st.lists(
 @settings(max_examples=60, deadline=None)
 @given(ops)
 @example([("join", 1, 1), ("petname", 1, 0), ("join", 1, 0)])  # renamed: flags name it anew
+@example([("join", 1, SMALL_IAN), ("join", 2, IAN), ("join", 3, LAN)])  # "Ian" keeps "ian"
+@example([("join", 1, SMALL_IAN), ("join", 2, IAN), ("join", 3, LAN), ("leave", 3, 0)])
+@example([("join", 1, SMALL_IAN), ("join", 2, IAN), ("join", 3, LAN), ("join", 3, 4)])
 def test_any_joins_and_leaves_leave_the_roster_as_a_full_refresh_would(steps: list[Op]) -> None:
     me = owner()
     for op, who, name in steps:

@@ -12,7 +12,7 @@ from e2echat.crypto import (
     StatementRejected,
     SuccessorAccepted,
     is_mixed_script,
-    name_skeleton,
+    name_skeletons,
     open_name,
     open_successor,
     sign_name,
@@ -166,16 +166,29 @@ def test_statement_layouts_are_strict() -> None:
         ("a1ice", "digit one for l"),
         ("aIice", "capital I for l"),
         ("Alice", "case"),
+        ("ALICE", "capitals, whose I is no l"),
+        ("aLiCe", "mixed case"),
+        ("\uff21\uff2c\uff29\uff23\uff25", "full-width capitals"),
+        ("\U0001d400\U0001d40b\U0001d408\U0001d402\U0001d404", "mathematical bold capitals"),
         ("\U0001d51e\U0001d529\U0001d526\U0001d520\U0001d522", "mathematical fraktur"),
     ],
 )
 def test_confusable_names_share_a_skeleton(lookalike: str, why: str) -> None:
-    assert name_skeleton(lookalike) == name_skeleton("alice"), why
+    assert set(name_skeletons(lookalike)) & set(name_skeletons("alice")), why
+
+
+@pytest.mark.parametrize(
+    ("name", "lookalike"), [("lan", "Ian"), ("lan", "IAN"), ("ian", "Ian"), ("all", "AIL")]
+)
+def test_a_capital_i_still_passes_for_an_l(name: str, lookalike: str) -> None:
+    assert set(name_skeletons(lookalike)) & set(name_skeletons(name))
 
 
 def test_distinct_names_have_distinct_skeletons() -> None:
     names = ["alice", "alicia", "bob", "rob", "carol", "\u0431\u043e\u0440\u0438\u0441"]
-    assert len({name_skeleton(n) for n in names}) == len(names)
+    names += ["al", "all", "ail", "ian", "lan"]  # a small i is no l, whatever its case
+    skeletons = [set(name_skeletons(n)) for n in names]
+    assert len(set().union(*skeletons)) == sum(len(s) for s in skeletons)
 
 
 def test_mixed_scripts_are_detected() -> None:
@@ -201,6 +214,71 @@ def test_resemblances_name_the_verified_key_first() -> None:
     )
     assert found[lookalike][0] == Resemblance(real, same_name=False, other_verified=True)
     assert [r.other for r in found[real]] == [namesake, lookalike]
+
+
+FULL_WIDTH_ALICE = "\uff21\uff2c\uff29\uff23\uff25"
+
+
+def test_names_differing_in_case_or_width_are_flagged() -> None:
+    alice, upper, mixed, wide, bob = (bytes([n]) * 32 for n in range(5))
+    shown = [NamedKey(alice, "alice"), NamedKey(upper, "ALICE"), NamedKey(mixed, "aLiCe")]
+    shown += [NamedKey(wide, FULL_WIDTH_ALICE), NamedKey(bob, "bob")]
+    found = resemblances(shown, shown)
+    assert found[upper][0] == Resemblance(alice, same_name=True, other_verified=False)
+    assert found[mixed][0] == Resemblance(alice, same_name=True, other_verified=False)
+    assert found[wide][0] == Resemblance(alice, same_name=False, other_verified=False)
+    assert [r.other for r in found[alice]] == sorted([upper, mixed, wide])
+    assert bob not in found
+
+
+def test_a_capital_i_looks_like_an_l_and_an_i_which_do_not_look_alike() -> None:
+    capital, small_l, small_i = (bytes([n]) * 32 for n in range(3))
+    shown = [NamedKey(capital, "Ian"), NamedKey(small_l, "lan"), NamedKey(small_i, "ian")]
+    found = resemblances(shown, shown)
+    assert found[capital] == (
+        Resemblance(small_i, same_name=True, other_verified=False),
+        Resemblance(small_l, same_name=False, other_verified=False),
+    )
+    assert found[small_l] == (Resemblance(capital, same_name=False, other_verified=False),)
+    assert found[small_i] == (Resemblance(capital, same_name=True, other_verified=False),)
+
+
+def test_a_key_known_by_two_names_is_one_resemblance() -> None:
+    """A shown key that is also a contact under another name, both resembled."""
+    ian, impostor = bytes(32), b"\x01" * 32
+    references = [NamedKey(ian, "lan"), NamedKey(ian, "Ian", True), NamedKey(impostor, "IAN")]
+    found = resemblances([NamedKey(impostor, "IAN")], references)
+    assert found == {impostor: (Resemblance(ian, same_name=True, other_verified=True),)}
+
+
+@pytest.mark.parametrize(
+    ("contact", "stranger", "same_name"),
+    [
+        ("alice", "ALICE", True),
+        ("alice", FULL_WIDTH_ALICE, False),
+        ("ALICE", "alice", True),
+        ("lan", "Ian", False),
+        ("Ian", "lan", False),
+    ],
+)
+def test_a_stranger_is_flagged_against_a_verified_contact_by_the_same_rule(
+    book: Contacts, contact: str, stranger: str, same_name: bool
+) -> None:
+    known, other = bytes(32), b"\x01" * 32
+    seen(book, known, contact)
+    book.mark_verified(known)
+    flags = book.resemblances([NamedKey(other, stranger)])
+    assert flags == {other: (Resemblance(known, same_name, other_verified=True),)}
+
+
+@pytest.mark.parametrize(("contact", "stranger"), [("alice", "bob"), ("al", "all"), ("lan", "ian")])
+def test_a_stranger_of_another_name_is_not_flagged(
+    book: Contacts, contact: str, stranger: str
+) -> None:
+    known, other = bytes(32), b"\x01" * 32
+    seen(book, known, contact)
+    book.mark_verified(known)
+    assert book.resemblances([NamedKey(other, stranger)]) == {}
 
 
 def test_a_room_flags_the_namesake_of_a_verified_contact_absent_from_it() -> None:
