@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 
 from e2echat.client.models import FileInfo, Lookalike, Member, Message, Predecessor
 from e2echat.client.roomstate import RoomState
-from e2echat.crypto.lookalike import NamedKey, is_mixed_script, name_skeletons
+from e2echat.crypto.lookalike import NamedKey, Resemblance, is_mixed_script, name_skeletons
 from e2echat.crypto.payload import File, Text
 from e2echat.crypto.safety import fingerprint
 from e2echat.crypto.session import CryptoSession
@@ -21,6 +21,11 @@ _fingerprint = functools.lru_cache(maxsize=4096)(fingerprint)
 """``fingerprint``, remembered: every message shows its sender's."""
 _mixed_script = functools.lru_cache(maxsize=4096)(is_mixed_script)
 """``is_mixed_script``, remembered: every message shows its sender's name."""
+
+
+def _against(flags: tuple[Resemblance, ...], key: bytes) -> bool:
+    """Whether one of ``flags`` names ``key``."""
+    return any(flag.other == key for flag in flags)
 
 
 def sent_at(ts: int) -> datetime:
@@ -157,23 +162,23 @@ class Projection:
             self.refresh(state)  # the snapshot lags the roster by more than this member
             return
         entries = list(state.member_list)
-        changed = set()
-        listed = key in state.listed_names
-        if listed:
+        changed: set[bytes] = set()
+        flagging: set[bytes] = set()
+        if key in state.listed_names:
             del entries[self._place(state, key)]
             changed = self._unlist(state, key)
+        elif key in self._session.contacts.relied_on():
+            # absent, it was a reference under its contact's name, which this join may
+            # have changed: the entries flagged against it are flagged anew
+            flagging = {k for k, found in state.lookalikes.items() if _against(found, key)}
         name = self._name_of(key, state.members[key])
         state.listed_names[key] = name
         for skeleton in name_skeletons(name):
             state.namesakes.setdefault(skeleton, set()).add(key)
-        namesakes = self._namesakes(state, name)
+        namesakes = self._namesakes(state, name) | flagging
         changed |= self._reflag(state, namesakes)
-        if listed:  # maybe renamed: the entries whose flags name it show its new name
-            changed |= {
-                other
-                for other in namesakes
-                if any(flag.other == key for flag in state.lookalikes.get(other, ()))
-            }
+        # maybe renamed: the entries whose flags name it show its new name
+        changed |= {k for k in namesakes if _against(state.lookalikes.get(k, ()), key)}
         place = bisect.bisect_left(state.listed_order, (name.casefold(), key))
         state.listed_order.insert(place, (name.casefold(), key))
         entries.insert(place, self.member(key, state.id))

@@ -89,6 +89,25 @@ def test_a_joiner_in_capitals_is_flagged_and_a_capital_i_still_looks_like_an_l()
     assert_as_refreshed(me)
 
 
+def test_a_contact_back_under_another_name_moves_the_flags_against_it() -> None:
+    """A petnamed key is flagged against while away, under the name it went by."""
+    me = owner()
+    a = pool()[0]
+    me.receive(MemberJoined(room=ROOM_ID, member=as_member(a, "alice")))
+    me.set_petname(a.me, "Alice B.")
+    me.receive(MemberLeft(room=ROOM_ID, key=a.me))
+    state = me.rooms[ROOM_ID]
+    (mine,) = state.member_list
+    assert [x.name for x in mine.lookalikes] == ["alice"]
+    me.receive(MemberJoined(room=ROOM_ID, member=as_member(a, "Alice")))
+    (mine,) = [m for m in state.member_list if m.is_me]
+    assert [x.name for x in mine.lookalikes] == ["Alice"]
+    me.receive(MemberLeft(room=ROOM_ID, key=a.me))
+    me.receive(MemberJoined(room=ROOM_ID, member=as_member(a, "bob")))
+    assert flags(state, me.me) == []
+    assert_as_refreshed(me)
+
+
 Op = tuple[str, int, int]
 ops = st.lists(
     st.tuples(
@@ -103,6 +122,7 @@ ops = st.lists(
 @settings(max_examples=60, deadline=None)
 @given(ops)
 @example([("join", 1, 1), ("petname", 1, 0), ("join", 1, 0)])  # renamed: flags name it anew
+@example([("join", 0, 0), ("petname", 0, 0), ("leave", 0, 0), ("join", 0, 1)])  # a contact
 @example([("join", 1, SMALL_IAN), ("join", 2, IAN), ("join", 3, LAN)])  # "Ian" keeps "ian"
 @example([("join", 1, SMALL_IAN), ("join", 2, IAN), ("join", 3, LAN), ("leave", 3, 0)])
 @example([("join", 1, SMALL_IAN), ("join", 2, IAN), ("join", 3, LAN), ("join", 3, 4)])
