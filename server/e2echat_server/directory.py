@@ -9,6 +9,7 @@ runs (`Engine.apply`) without knowing what the change was.
 
 import hmac
 from collections import OrderedDict
+from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from heapq import nlargest
 from typing import Any, Literal, cast
@@ -21,6 +22,7 @@ from e2echat.protocol import (
     CreateRoom,
     ErrorCode,
     JoinRoom,
+    Presence,
     ProtocolError,
     RoomInfo,
     RoomSummary,
@@ -738,6 +740,22 @@ class Directory:
             room = self.rooms.get(room_id)
             if room is not None:
                 room.relist.add(key)
+
+    def status_texts(self, room_ids: Iterable[bytes]) -> list[Presence]:
+        """A ``presence`` for each member of these rooms who has a status text, once per
+        key: a roster entry carries no text, so a client that connected after a member
+        set one learns it from these (protocol.md section 7)."""
+        seen: set[bytes] = set()
+        texts = []
+        for room_id in room_ids:
+            room = self.rooms.get(room_id)
+            for key in room.members if room is not None else ():
+                user = self.users.get(key)
+                if key in seen or user is None or user.text is None:
+                    continue
+                seen.add(key)
+                texts.append(Presence(key=key, status=user.status, text=user.text))
+        return texts
 
     def listed_members(self, room: Room) -> list[RosterEntry]:
         """``room``'s members for a frame, already encoded: the JSON array that encoding

@@ -172,6 +172,7 @@ class Handlers:
             member = directory.member(key, room.members[key])
             self._output.to_room(room_id, MemberJoined(room=room_id, member=member), skip=session)
         self._output.reply(session, RoomReply(id=frame.id, room=directory.room_info(room)))
+        self._output.status_texts(session, (room.record.id,))
 
     async def _admit(self, key: bytes, frame: JoinRoom, room_id: bytes) -> tuple[Room, bool]:
         """Decide the join on this relay's copy of the room's log and store it if the
@@ -295,6 +296,7 @@ class Handlers:
         room = self._directory.member_room(session.key, frame.room)
         members = self._directory.listed_members(room)
         self._output.reply(session, MembersList(id=frame.id, room=frame.room, members=members))
+        self._output.status_texts(session, (frame.room,))
 
     async def list_rooms(self, session: Session, frame: ListRooms) -> None:
         rooms = [self._directory.summary(room) for room in self._directory.listed()]

@@ -114,6 +114,11 @@ class Output:
         """Queue one reply without waiting (bounded like fan-out)."""
         self._delivery.send((session.conn,), encode_frame(frame), None)
 
+    def status_texts(self, session: Session, room_ids: Iterable[bytes]) -> None:
+        """After a roster (which carries no status texts): the texts of its members."""
+        for frame in self._directory.status_texts(room_ids):
+            self.reply(session, frame)
+
     async def reply_paced(self, session: Session, frame: RelayFrame) -> None:
         """Send one of many replies (sync, mailbox), waiting while the client's buffer is
         full, but no longer than ``send_timeout_s``: then drop it (SlowConsumerError)."""

@@ -271,6 +271,7 @@ class Sessions:
         await self.handlers.tell_deletions(session)
         await self.handlers.flush_mailbox(session)
         broker.enter(conn, directory.rooms_of.get(hello.key, ()))
+        output.status_texts(session, directory.rooms_of.get(hello.key, ()))
         if first:
             directory.went_online(hello.key)
             output.announce(hello.key)

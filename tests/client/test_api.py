@@ -181,3 +181,33 @@ async def test_a_relay_limiting_new_identities_is_a_connect_error_not_an_auth_er
         finally:
             await second.close()
         assert not isinstance(info.value, e2echat.AuthError)
+
+
+async def test_a_status_text_set_before_we_came_is_known(
+    make_client: MakeClient, tmp_path: Path
+) -> None:
+    """A roster entry carries no status text: the relay follows each roster with the
+    texts of its members, so a member who joins, or connects, after a text was set
+    knows it (before, it saw the status without its text until the next change)."""
+    alice, bob = await make_client("alice"), await make_client("bob")
+    await alice.create("lobby")
+    await bob.join("lobby")
+    identity, store = e2echat.Identity.generate(), tmp_path / "dave.sqlite3"
+    async with e2echat.Client(alice.url, identity=identity, name="dave", store=store) as dave:
+        await dave.join("lobby")
+    alice_events = alice.events()
+    await bob.set_status("away", "lunch")
+    await collect(alice_events, 1, lambda e: isinstance(e, e2echat.PresenceChanged))
+    carol = await make_client("carol")
+    room = await carol.join("lobby")
+    await room.members()  # a barrier: what the relay sent after the join is in by now
+    assert [(m.status, m.status_text) for m in room.member_list if m.name == "bob"] == [
+        ("away", "lunch")
+    ]
+    async with e2echat.Client(alice.url, identity=identity, name="dave", store=store) as dave:
+        await dave.list_rooms()  # a barrier after the welcome and what follows it
+        again = dave.get_room("lobby")
+        assert again is not None
+        assert [(m.status, m.status_text) for m in again.member_list if m.name == "bob"] == [
+            ("away", "lunch")
+        ]

@@ -22,6 +22,7 @@ from e2echat.protocol import (
     ErrorCode,
     JoinRoom,
     OpenAccess,
+    Presence,
     ProtocolError,
     RoomInfo,
     RoomReply,
@@ -225,6 +226,19 @@ def test_status_changes_have_a_budget_and_repeats_are_not_changes() -> None:
     assert (snapshot_of(d), (d.users[A].status, d.users[A].text)) == before
     assert d.set_status(A, "away", None, 1 / STATUS_RATE)  # the budget refills
     assert d.set_status(B, "away", None, 0.0)  # every user has their own
+
+
+def test_the_status_texts_after_a_roster_name_each_member_with_one_once() -> None:
+    d = directory()
+    create(d, A, "one", b"1" * 16)
+    create(d, A, "two", b"2" * 16)
+    for name in ("one", "two"):
+        join(d, B, name)
+    join(d, C, "two")
+    assert d.set_status(B, "away", "lunch", 0.0)
+    assert d.set_status(C, "busy", None, 0.0)  # a status without a text: in the roster
+    texts = d.status_texts([b"1" * 16, b"2" * 16, b"?" * 16])
+    assert texts == [Presence(key=B, status="away", text="lunch")]
 
 
 def test_idle_users_are_forgotten_oldest_first_unless_something_keeps_them() -> None:
