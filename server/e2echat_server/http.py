@@ -102,8 +102,9 @@ def route(
             " Sec-WebSocket-Protocol.\n"
         )
         return response(http.HTTPStatus.BAD_REQUEST, text.encode(), "text/plain; charset=utf-8")
+    served = "/healthz, /metrics or /api/info" if render_metrics else "/healthz or /api/info"
     text = (
         "Not found. This is an e2echat relay: connect a WebSocket client to / with the"
-        f" subprotocol {SUBPROTOCOL}, or GET /healthz, /metrics or /api/info.\n"
+        f" subprotocol {SUBPROTOCOL}, or GET {served}.\n"
     )
     return response(http.HTTPStatus.NOT_FOUND, text.encode(), "text/plain; charset=utf-8")

@@ -45,8 +45,9 @@ async def test_the_metrics_listener_serves_refusals_process_and_build_info() -> 
         assert samples[("process_resident_memory_bytes", ())] > 0
         build = [labels for name, labels in samples if name == "e2echat_build_info"]
         assert dict(build[0])["version"] == __version__
-        status, _, _ = await http_get(relay, "/metrics")
-        assert status == 404  # no longer on the public port
+        status, _, body = await http_get(relay, "/metrics")
+        assert status == 404  # no longer on the public port, nor named there
+        assert body.endswith(b"or GET /healthz or /api/info.\n")
         status, _ = await scrape(relay.metrics_url.replace("/metrics", "/nope"))
         assert status == 404
         await alice.close()
