@@ -9,6 +9,7 @@ unreadable), 2 for a bad setting, 3 if the data directory or its database is ref
 
 import asyncio
 import contextlib
+import datetime
 import json
 import logging
 import os
@@ -264,12 +265,12 @@ def _table(result: object) -> str:
     """A human view of an answer: aligned columns for lists, ``key: value`` lines else.
     Names come from clients: anything not printable is shown as U+FFFD."""
     if isinstance(result, dict):
-        return "\n".join(f"{k}: {_cell(v)}" for k, v in result.items())
+        return "\n".join(f"{k}: {_cell(v, k)}" for k, v in result.items())
     rows = result if isinstance(result, list) else []
     if not rows:
         return "(none)"
     columns = list(rows[0])
-    cells = [columns, *([_cell(row[c]) for c in columns] for row in rows)]
+    cells = [columns, *([_cell(row[c], c) for c in columns] for row in rows)]
     widths = [max(len(line[i]) for line in cells) for i in range(len(columns))]
     return "\n".join(
         "  ".join(cell.ljust(width) for cell, width in zip(line, widths, strict=True)).rstrip()
@@ -277,8 +278,15 @@ def _table(result: object) -> str:
     )
 
 
-def _cell(value: object) -> str:
+# Fields that hold a time in milliseconds since the epoch (as --json gives them).
+_TIMES = frozenset({"created", "expires", "last_seen"})
+
+
+def _cell(value: object, field: str) -> str:
     text = "-" if value is None else str(value).lower() if isinstance(value, bool) else str(value)
+    if field in _TIMES and isinstance(value, int) and not isinstance(value, bool):
+        moment = datetime.datetime.fromtimestamp(value / 1000, datetime.UTC)
+        text = moment.strftime("%Y-%m-%dT%H:%M:%SZ")
     if isinstance(value, dict):
         text = ", ".join(f"{k}={v}" for k, v in value.items()) or "-"
     return "".join(c if c.isprintable() else "\ufffd" for c in text)

@@ -1,6 +1,7 @@
 """The admin socket: each command against a running relay over a real Unix socket."""
 
 import asyncio
+import datetime
 import json
 import re
 import socket
@@ -167,6 +168,13 @@ async def test_the_admin_command_talks_to_a_relay_process(tmp_path: Path) -> Non
         assert f"{alice.key.hex()}  alice  true" in out
         rc, out, _ = admin_cli(tmp_path, "stats", "--json")
         assert (rc, json.loads(out)["users"]) == (0, 1)
+        admin_cli(tmp_path, "token", "--expires-in", "3600")
+        rc, out, _ = admin_cli(tmp_path, "tokens")
+        (listed,) = json.loads(admin_cli(tmp_path, "tokens", "--json")[1])
+        expires = datetime.datetime.fromtimestamp(listed["expires"] // 1000, datetime.UTC)
+        created = datetime.datetime.fromtimestamp(listed["created"] // 1000, datetime.UTC)
+        shown = f"{expires:%Y-%m-%dT%H:%M:%SZ}  {created:%Y-%m-%dT%H:%M:%SZ}  true"
+        assert shown in out  # times in UTC, not milliseconds since the epoch
         rc, _, err = admin_cli(tmp_path, "kick")
         assert (rc, err.strip()) == (2, "e2echat-server: kick needs an argument.")
         rc, out, _ = admin_cli(tmp_path, "ban", alice.key.hex())
