@@ -38,7 +38,7 @@ from e2echat_server.config import (
 )
 from e2echat_server.datadir import StartRefusedError
 from e2echat_server.eventloop import LoopUnavailableError, loop_factory
-from e2echat_server.logs import LOGGER, event
+from e2echat_server.logs import LOGGER, crash_site, event
 from e2echat_server.relay import Relay
 from e2echat_server.version import __version__
 
@@ -169,6 +169,10 @@ async def _reload_when_asked(
             relay.reload(reread())
         except (ConfigError, KeyListError, OSError, ssl.SSLError) as exc:
             event(LOGGER, "reload_failed", logging.ERROR, error=str(exc))
+        except Exception as exc:  # a bug: said as request_failed says one; the next SIGHUP
+            # is still applied (the task ended, and no later SIGHUP did anything)
+            name = type(exc).__name__
+            event(LOGGER, "reload_failed", logging.ERROR, error=name, at=crash_site(exc))
 
 
 _ADMIN_COMMANDS = {

@@ -1,18 +1,22 @@
 """SIGHUP: a new TLS certificate, log settings and live limits without a restart."""
 
 import asyncio
+import logging
+import os
 import signal
 import ssl
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import msgspec
 import pytest
 import trustme
-from e2echat_server import Relay, RelayConfig
+from e2echat_server import Relay, RelayConfig, cli
 from e2echat_server.config import ConfigError
 
 from e2echat.protocol import CloseCode, ListRooms, RoomList
+from tests.client.test_bot_ops import watching
 from tests.server.wire import TIMEOUT, Identity, closed_with, login, open_raw
 
 # A new Python process imports the relay before it listens: seconds on a loaded machine.
@@ -217,3 +221,31 @@ async def test_a_sighup_while_the_command_loads_its_modules_is_applied_once_it_l
     finally:
         process.kill()
         await process.wait()
+
+
+async def test_a_reload_that_fails_on_a_bug_is_logged_and_the_next_one_applies() -> None:
+    config = RelayConfig(port=0, memory=True)
+    rereads = 0
+
+    def reread() -> RelayConfig:
+        nonlocal rereads
+        rereads += 1
+        if rereads == 1:
+            raise RuntimeError("a bug while reading the settings")
+        return msgspec.structs.replace(config, rate=99.0)
+
+    def named(name: str) -> Callable[[logging.LogRecord], bool]:
+        return lambda record: record.getMessage() == name
+
+    async with watching("e2echat_server") as log:
+        serving = asyncio.create_task(cli.run(config, reread))
+        await log.wait(named("listening"))
+        os.kill(os.getpid(), signal.SIGHUP)
+        failed = await log.wait(named("reload_failed"))
+        os.kill(os.getpid(), signal.SIGHUP)
+        reloaded = await log.wait(named("reloaded"))
+        os.kill(os.getpid(), signal.SIGTERM)
+        await asyncio.wait_for(serving, TIMEOUT)
+    assert failed.__dict__["fields"]["error"] == "RuntimeError"  # the type, not the message
+    assert not [r for r in log.records if "a bug" in str(r.__dict__.get("fields"))]
+    assert reloaded.__dict__["fields"]["applied"] == "rate"
