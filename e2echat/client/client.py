@@ -609,10 +609,15 @@ class Client:
         elif await driver.call(driver.engine.needs_join, info.id):
             try:
                 await self._change(room, _join)
-            except NotAllowed:
+            except (NotAllowed, RelayError):
                 # "already a member": the join a reconnect signs (``Engine.welcome``) won
-                if self.key not in room.roles:
-                    raise
+                if self.key in room.roles:
+                    return room
+                # the log does not list us (an entry took our right away, a rotation
+                # our secret, or the relay would not append): no member will ever share
+                # with us, so we are not in the room, here or at the relay
+                await self._quit(room, (RelayError, ConnectError))
+                raise
         return room
 
     async def _fetch_log(self, room_id: bytes, after: int) -> list[bytes]:
@@ -1170,7 +1175,14 @@ class Client:
         self._check_member(room)
         with contextlib.suppress(NotAllowed, RelayError):
             await self._shielded(self._change(room, lambda s, r, now: s.leave_log(r, now)))
-        with contextlib.suppress(RelayError):
+        await self._quit(room)
+
+    async def _quit(
+        self, room: Room, ignored: tuple[type[E2EChatError], ...] = (RelayError,)
+    ) -> None:
+        """Leave the relay's room (an ``ignored`` error of that request is let go: the
+        relay no longer lists us there, or it is out of reach), then forget it here."""
+        with contextlib.suppress(*ignored):
             await self._request(LeaveRoom(room=room.id), Ok)
         await self._shielded(self._driver.step(self._driver.engine.left, room.id))
 

@@ -256,3 +256,44 @@ async def test_a_join_made_by_the_reconnect_while_the_client_waits_is_the_join(
         async with asyncio.timeout(EVENT_TIMEOUT):
             bob_room = await joining
         assert [c.kind for c in await bob_room.changes()] == ["create", "describe", "join"]
+
+
+async def test_a_join_that_loses_to_a_rotation_leaves_nothing_behind(
+    relay: Relay, make_client: MakeClient
+) -> None:
+    """bob joins with the invite of epoch 0, and the owner rotates the secret between
+    bob's log fetch and his ``join`` entry: his entry loses the position, and with the
+    old secret he cannot sign for the new epoch. The join raises ``NotAllowed`` and
+    nothing of the room remains: before, it stayed entered on bob's side (listed in
+    ``bob.rooms``, kept in his store) though the log never listed him."""
+    owner = await make_client("owner")
+    room = await owner.create("turned", secret=True)
+    invite = room.invite()
+    async with evil_proxy(relay.url) as proxy:
+        held: list[LogEntries] = []
+        fetched = asyncio.Event()
+
+        def hold_the_first_fetch(frame: RelayFrame) -> list[RelayFrame]:
+            if isinstance(frame, LogEntries) and frame.id is not None and not held:
+                held.append(frame)
+                fetched.set()
+                return []
+            return [frame]
+
+        proxy.rewrite = hold_the_first_fetch
+        bob = await make_client("bob", proxy.url)
+        events = bob.events()
+        joining = asyncio.ensure_future(bob.join("turned", invite=invite))
+        async with asyncio.timeout(EVENT_TIMEOUT):
+            await fetched.wait()
+        await room.rotate_secret()
+        await proxy.inject(held[0])  # the log as it was before the rotation
+        with pytest.raises(e2echat.NotAllowed):
+            async with asyncio.timeout(EVENT_TIMEOUT):
+                await joining
+        assert bob.rooms == []
+        assert bob.get_room("turned") is None
+        left = await collect(events, 1, lambda e: isinstance(e, e2echat.RoomLeft))
+        assert left[0].room.name == "turned"
+        members = await owner.rooms[0].members()  # the relay no longer lists bob either
+        assert [m.name for m in members] == ["owner"]
