@@ -34,6 +34,7 @@ from e2echat.client.errors import (
     InvalidInvite,
     InvalidName,
     InvalidRoomOption,
+    LogRefused,
     MessageTooLong,
     NameTaken,
     NoSuchRoom,
@@ -589,13 +590,36 @@ class Client:
         *,
         invited: bool = False,
     ) -> Room:
-        """Enter a room the relay put us in, then sign our create or join entry."""
+        """Enter a room the relay put us in, then sign our create or join entry.
+
+        The log comes page by page, each applied (validated and stored) before the next
+        is asked for: the first with the room, the rest after. A page that does not
+        extend the log, or a failed join, leaves a room new to this device again
+        (``_quit``); one we had stays as it was."""
         driver = self._driver
-        log = [] if creating else await self._fetch_log(info.id, 0)
+        fresh = info.id not in driver.engine.rooms
+        log = [] if creating else await self._log_page(info.id, 0)
+        whole_log = len(log) < MAX_LOG_PAGE
         await driver.step(
-            driver.engine.enter_room, info, kind, secret, peer, invited=invited, log=log
+            driver.engine.enter_room,
+            info,
+            kind,
+            secret,
+            peer,
+            invited=invited,
+            log=log,
+            whole_log=whole_log,
         )
         room = driver.room(info.id)
+        try:
+            await self._extended(info.id, 0, log)
+            if not whole_log:
+                await self._fetch_log(info.id, len(log))
+                await driver.step(driver.engine.log_fetched, info.id)
+        except E2EChatError:
+            if fresh:
+                await self._quit(room, (RelayError, ConnectError))
+            raise
         if creating:
             salt = info.salt or b""
             description = info.description
@@ -609,26 +633,52 @@ class Client:
         elif await driver.call(driver.engine.needs_join, info.id):
             try:
                 await self._change(room, _join)
-            except (NotAllowed, RelayError):
+            except (NotAllowed, RelayError, LogRefused):
                 # "already a member": the join a reconnect signs (``Engine.welcome``) won
                 if self.key in room.roles:
                     return room
                 # the log does not list us (an entry took our right away, a rotation
                 # our secret, or the relay would not append): no member will ever share
                 # with us, so we are not in the room, here or at the relay
-                await self._quit(room, (RelayError, ConnectError))
+                if fresh:
+                    await self._quit(room, (RelayError, ConnectError))
                 raise
         return room
 
-    async def _fetch_log(self, room_id: bytes, after: int) -> list[bytes]:
-        """The room's log entries from position ``after`` on, page by page."""
-        entries: list[bytes] = []
+    async def _fetch_log(self, room_id: bytes, after: int) -> None:
+        """Fetch and apply the room's log from position ``after`` on, a page at a time:
+        each page is validated and stored before the next is asked for, and a page
+        that does not extend the log ends the fetch (``LogRefused``), so a relay serving
+        pages for ever, or entries that never validate, holds nothing in memory."""
+        driver = self._driver
         while True:
-            page = await self._request(LogRequest(room=room_id, after=after), LogEntries)
-            entries += page.entries
-            after += len(page.entries)
-            if len(page.entries) < MAX_LOG_PAGE:
-                return entries
+            entries = await self._log_page(room_id, after)
+            await driver.step(driver.engine.apply_log, room_id, entries, after)
+            after = await self._extended(room_id, after, entries)
+            if len(entries) < MAX_LOG_PAGE:
+                return
+
+    async def _log_page(self, room_id: bytes, after: int) -> list[bytes]:
+        """One page of the room's log, from position ``after`` (as the relay says)."""
+        page = await self._request(LogRequest(room=room_id, after=after), LogEntries)
+        if page.start != after:
+            raise LogRefused(
+                f"The relay answered a fetch of the room's log from entry {after} with"
+                f" entries from {page.start}."
+            )
+        return page.entries
+
+    async def _extended(self, room_id: bytes, after: int, entries: list[bytes]) -> int:
+        """The length of the room's validated log once ``entries`` (from ``after``) were
+        applied; raise ``LogRefused`` unless it holds them all."""
+        driver = self._driver
+        length = await driver.call(driver.engine.log_length, room_id)
+        if length < after + len(entries):
+            raise LogRefused(
+                f"The relay served entries of the room's log that do not validate (entry"
+                f" {length} of the {after + len(entries)} served); the fetch was stopped."
+            )
+        return after + len(entries)
 
     async def _change(self, room: Room, sign: SignLog) -> None:
         """Sign a membership statement, have the relay append it, then send its directs.
@@ -680,8 +730,7 @@ class Client:
         """Fetch and apply what the relay's log holds beyond ours (not waiting for its push)."""
         driver = self._driver
         length = await driver.call(driver.engine.log_length, room.id)
-        entries = await self._fetch_log(room.id, length)
-        await driver.step(driver.engine.apply_log, room.id, entries, length)
+        await self._fetch_log(room.id, length)
 
     async def direct(self, member: Member | bytes) -> Room:
         """The direct conversation with ``member`` (a ``Member`` or a 32-byte key): the

@@ -260,17 +260,21 @@ class Engine:
         *,
         invited: bool = False,
         log: Sequence[bytes] = (),
+        whole_log: bool = True,
     ) -> Output:
         """We created or joined a room (the relay's ``room`` reply); ``peer`` makes it
         our direct conversation with that key (crypto.md section 14): one we created
         (its invitation to ``peer`` is queued in the same transaction as the room, so a
         crash cannot leave a conversation nobody was invited to) or, ``invited``, one
         ``peer`` invited us to (``DirectStarted``). ``log`` is the room's membership log
-        as fetched right after joining (empty for a new room).
+        as fetched right after joining (empty for a new room), or only its first page
+        unless ``whole_log``: the client applies the rest page by page, then calls
+        ``log_fetched``.
 
         A secret room with a log does not get our ``join`` proofs as directs: its members
         refuse them until our ``join`` entry is in the log, whose tag proves us to all of
-        them at once (``needs_join``, then the client appends it)."""
+        them at once (``needs_join``, then the client appends it). Before the whole log is
+        here the proofs are held (``log_fetched`` sends them if the log lists us)."""
         existing = self.rooms.get(info.id)
         if existing is not None and secret is None:
             # Joined again without the password or invite: the room stays what the
@@ -304,9 +308,9 @@ class Engine:
                 online = {m.key for m in info.members if m.status != "offline"}
                 state.awaiting = online - {self.me}
                 state.hold_until = self.clock() + self.proof_wait
-            self._reconcile(
-                state, info.members, out, proofs=existing is not None or not _lacks(log, self.me)
-            )
+            proofs = existing is not None or (whole_log and not _lacks(log, self.me))
+            withheld = self._reconcile(state, info.members, out, proofs=proofs)
+            state.held_proofs = [] if whole_log else withheld
             if log:
                 self._apply_log(state, log, out, 0)
             if existing is None and peer is not None and not invited:
@@ -395,9 +399,10 @@ class Engine:
 
     def _reconcile(
         self, state: RoomState, members: list[RosterEntry], out: Output, *, proofs: bool = True
-    ) -> None:
+    ) -> list[cev.OutgoingDirect]:
         """Take the relay's full member list (join, reconnect, ``members``); without
-        ``proofs`` the ``join`` directs of a first entry are not sent (see ``enter_room``)."""
+        ``proofs`` the ``join`` directs of a first entry are not sent but returned (see
+        ``enter_room``)."""
         members = self._outsiders(state, members, out)
         before = set(state.members)
         listed = {member.key for member in members}
@@ -411,8 +416,9 @@ class Engine:
             secret=self._secret_of(state.record),
             peer=state.record.peer,
         )
+        withheld: list[cev.OutgoingDirect] = []
         if not proofs:
-            outcome = dataclasses.replace(outcome, directs=[])
+            withheld, outcome = outcome.directs, dataclasses.replace(outcome, directs=[])
         self._apply(outcome, out)
         self._signed_names(members)
         self.view.refresh(state)
@@ -420,6 +426,7 @@ class Engine:
             for key in listed - before - {self.me}:
                 out.events.append(ev.MemberJoined(state.id, self.member(key, state.id)))
         out.events += [ev.MemberLeft(state.id, member) for member in gone]
+        return withheld
 
     def reconcile(self, room_id: bytes, members: list[RosterEntry]) -> Output:
         """A fresh member list from the relay (a ``members`` reply, the shell's or ours).
@@ -1161,6 +1168,18 @@ class Engine:
         if state is not None:
             with self.store.transaction():
                 self._apply_log(state, entries, out, start)
+        return out
+
+    def log_fetched(self, room_id: bytes) -> Output:
+        """The rest of the log the client fetched page by page after entering is applied:
+        send the ``join`` proofs held for it if the log lists us (else our ``join`` entry
+        proves us, and they would be refused)."""
+        out = Output()
+        state = self._room_state(room_id)
+        held, state.held_proofs = state.held_proofs, []
+        if state.log is None or self.me in state.log.members:
+            with self.store.transaction():
+                out.frames += self.outbox.queue_directs(held, self.connected)
         return out
 
     def _log_entries(self, frame: LogEntries, out: Output) -> None:

@@ -36,6 +36,13 @@ class RelayError(E2EChatError):
         self.message = message
 
 
+class LogRefused(E2EChatError):
+    """The relay served a page of a room's membership log that does not extend the log
+    we hold: an entry that does not validate, or a page from another position than the
+    one asked for. The fetch stops at that page; what needed the log (a join, a change)
+    is abandoned."""
+
+
 class NoSuchRoom(RelayError):
     """The relay has no room of that name (``code`` ``no_such_room``)."""
 
