@@ -22,6 +22,7 @@ from typing import Any, Literal, ParamSpec, TypeVar, cast
 from e2echat.client import fileops, kdfcost
 from e2echat.client.backoff import Backoff
 from e2echat.client.connection import TlsOption, tls_context
+from e2echat.client.contention import LogContention
 from e2echat.client.driver import Driver
 from e2echat.client.engine import PROOF_WAIT_MS, Access, Engine, SignLog
 from e2echat.client.errors import (
@@ -126,15 +127,6 @@ PROOF_WAIT_S = PROOF_WAIT_MS / 1000
 Handler = Callable[[Any], Awaitable[None]]
 AccessKind = Literal["open", "password", "invite"]
 ACCESS_KINDS = ("open", "password", "invite")
-LOG_ATTEMPTS = 3
-"""How many ``log_conflict`` answers that brought no new valid entry (a relay refusing
-for nothing) a change takes before it gives up; a conflict lost to a real entry is
-contention, and is tried again for as long as the log keeps growing."""
-LOG_RETRY_S = 0.01
-LOG_RETRY_MAX_S = 1.0
-"""The bounds (seconds) of the first and the longest wait, a uniform draw below the
-bound, before signing again after a lost position: members joining at once spread out
-instead of colliding again."""
 _RELAY_ERRORS: dict[str, type[RelayError]] = {
     ErrorCode.NO_SUCH_ROOM: NoSuchRoom,
     ErrorCode.NAME_TAKEN: NameTaken,
@@ -695,13 +687,13 @@ class Client:
         position): the change stands, with that statement's directs, and signing again
         would repeat it (another rotation each time, for as long as the relay went on)."""
         driver = self._driver
-        backoff = Backoff(initial=LOG_RETRY_S, maximum=LOG_RETRY_MAX_S, fixed=0.0)
-        stalled = 0
+        contention = LogContention()
         signed: list[LogStatement] = []
         """Our statements for the position we sign for: any one may be the one appended."""
         while True:
             statement = await driver.call(driver.engine.sign_log, room.id, sign)
             signed.append(statement)
+            contention.signed(_position(statement))
             try:
                 await self._request(LogAppend(room=room.id, entry=statement.entry), Ok)
                 break
@@ -710,20 +702,19 @@ class Client:
                     raise NotAllowed(f"The relay refused the change: {exc.message}") from None
                 if exc.code != ErrorCode.LOG_CONFLICT:
                     raise
-                await asyncio.sleep(backoff.next_delay())
+                await asyncio.sleep(contention.next_delay())
                 await self._catch_up_log(room)
                 held = await driver.call(driver.engine.log_held, room.id, signed)
                 if held is not None:
                     statement = held  # appended after all (its ok lost, or a lie)
                     break
-                if await driver.call(driver.engine.log_length, room.id) > _position(statement):
+                length = await driver.call(driver.engine.log_length, room.id)
+                if contention.took_position(length):
                     signed.clear()  # another entry took the position: none of these fits now
-                else:
-                    stalled += 1  # nothing valid took our position: the relay's word only
-                    if stalled >= LOG_ATTEMPTS:
-                        raise RelayError(
-                            ErrorCode.LOG_CONFLICT, "The room's log kept changing: try again."
-                        ) from None
+                elif contention.exhausted:  # nothing valid took it: the relay's word only
+                    raise RelayError(
+                        ErrorCode.LOG_CONFLICT, "The room's log kept changing: try again."
+                    ) from None
         await driver.step(driver.engine.log_appended, room.id, statement)
 
     async def _catch_up_log(self, room: Room) -> None:

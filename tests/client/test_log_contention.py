@@ -9,7 +9,7 @@ from e2echat_server import Relay
 
 import e2echat
 from e2echat.client import client as client_module
-from e2echat.client.client import LOG_ATTEMPTS
+from e2echat.client.contention import LOG_ATTEMPTS
 from e2echat.protocol import Error, ErrorCode, LogAppend, LogEntries, Ok, RelayFrame
 from tests.client.conftest import EVENT_TIMEOUT, MakeClient, collect, validated
 from tests.client.proxy import EvilProxy, Rewrite, evil_proxy
