@@ -4,8 +4,9 @@ Members joining (or changing the log) at once all sign for the same position and
 but one lose it (``log_conflict``). Each loser waits a full-jitter moment, fetches what
 took the position and signs again, for as long as the log keeps growing; a relay that
 answers ``log_conflict`` with no new valid entry behind it is followed only
-``LOG_ATTEMPTS`` times. Pure: no clock and no I/O, the caller waits ``next_delay()``
-its own way (``Client._change`` sleeps).
+``LOG_ATTEMPTS`` times. The client's changes (``Client._change``, which sleeps) and the
+engine's own rejoin after a reconnect (``Engine``, whose tick runs out the wait) share
+this. Pure: no clock and no I/O, the caller waits ``next_delay()`` its own way.
 """
 
 from dataclasses import dataclass, field

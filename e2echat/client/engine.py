@@ -22,6 +22,7 @@ from typing import Literal, cast
 import msgspec
 
 from e2echat.client import events as ev
+from e2echat.client.contention import LogContention
 from e2echat.client.conversation import Conversation, Relation, announced_blob
 from e2echat.client.errors import E2EChatError, NotAllowed, NotAMember, NotInHistory
 from e2echat.client.membership import room_changed
@@ -96,6 +97,7 @@ from e2echat.protocol import (
 )
 from e2echat.protocol import Message as RelayMessage
 from e2echat.protocol.constants import MAX_LOG_PAGE
+from e2echat.protocol.roomlog import parse_entry
 from e2echat.store import HistoryItem, ReadState, RoomRecord, Store
 from e2echat.store.relations import RelationError
 
@@ -540,6 +542,7 @@ class Engine:
                 out.frames.append(state.sync.connect(info.partial, info.seq))
                 self._report_catch_up(state, out)
                 state.log_rejoin = True
+                state.rejoin, state.rejoin_at = None, None  # a new connection starts over
                 out.frames.append(self._log_request(state))
         out.extend(self.flush_outbox())
         return out
@@ -565,6 +568,10 @@ class Engine:
                     self.store.set_last_seq(state.id, state.sync.floor)
                 self._ask_room_key(state, now, out)
                 if state.log_behind and now - state.log_fetch[1] >= LOG_REFETCH_MS:
+                    out.frames.append(self._log_request(state))
+                if self.connected and state.rejoin_at is not None and now >= state.rejoin_at:
+                    state.rejoin_at = None
+                    state.log_rejoin = True
                     out.frames.append(self._log_request(state))
         if self.connected and self._mailbox_seen > self._mailbox_acked:
             out.frames.append(Ack(mailbox=self._mailbox_seen))
@@ -862,8 +869,10 @@ class Engine:
             return
         rejoining = rid.startswith(LOG_JOIN_ID) and frame.code == ErrorCode.LOG_CONFLICT
         if rejoining and (state := self.rooms.get(_hex_or_empty(rid[len(LOG_JOIN_ID) :]))):
-            state.log_rejoin = True  # another entry came first: fetch it, sign again
-            out.frames.append(self._log_request(state))
+            # another entry came first (or so the relay says): after a full-jitter wait
+            # that the tick runs out, fetch it and sign again (``_log_entries``)
+            if state.rejoin is not None:
+                state.rejoin_at = self.clock() + round(state.rejoin.next_delay() * 1000)
             return
         if rid == BLOB_DELETE_ID:
             return  # the file of a deleted message is gone already (expired, its room deleted)
@@ -1215,13 +1224,35 @@ class Engine:
         if state.log_rejoin and state.id in self.rooms:
             state.log_rejoin = False
             if self.needs_join(state.id):
-                try:
-                    statement = self.session.join_log(state.id, self.clock())
-                except CryptoError as exc:
-                    out.events.append(ev.Notice(f"Could not rejoin {state.record.name!r}: {exc}."))
-                    return
-                join_id = f"{LOG_JOIN_ID}{state.id.hex()}"
-                out.frames.append(LogAppend(room=state.id, entry=statement.entry, id=join_id))
+                self._rejoin(state, out)
+            else:
+                state.rejoin = None  # the log lists us: the join stands
+
+    def _rejoin(self, state: RoomState, out: Output) -> None:
+        """Sign the ``join`` the log still lacks after a reconnect, as ``Client._change``
+        signs one: after a lost position, again for as long as the log grows, and at most
+        ``LOG_ATTEMPTS`` times for conflicts the relay only claimed (until the next
+        connection)."""
+        contention = state.rejoin
+        if contention is None:
+            contention = state.rejoin = LogContention()
+        elif not contention.took_position(self.log_length(state.id)) and contention.exhausted:
+            state.rejoin = None
+            out.events.append(
+                ev.Notice(
+                    f"Could not rejoin {state.record.name!r}: the relay kept answering"
+                    " log_conflict with no new entry; it is tried again after the next connect."
+                )
+            )
+            return
+        try:
+            statement = self.session.join_log(state.id, self.clock())
+        except CryptoError as exc:
+            out.events.append(ev.Notice(f"Could not rejoin {state.record.name!r}: {exc}."))
+            return
+        contention.signed(parse_entry(statement.entry).seq)
+        join_id = f"{LOG_JOIN_ID}{state.id.hex()}"
+        out.frames.append(LogAppend(room=state.id, entry=statement.entry, id=join_id))
 
     def _apply_log(
         self, state: RoomState, entries: Sequence[bytes], out: Output, start: int

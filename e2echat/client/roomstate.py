@@ -6,6 +6,7 @@
 
 from dataclasses import dataclass, field
 
+from e2echat.client.contention import LogContention
 from e2echat.client.models import Member
 from e2echat.client.roomsync import RoomSync
 from e2echat.crypto.events import OutgoingDirect
@@ -50,6 +51,11 @@ class RoomState:
     log_rejoin: bool = False
     """A log fetch after a reconnect is under way: once caught up, sign our ``join`` if
     the log lacks us (a join whose append was lost)."""
+    rejoin: LogContention | None = None
+    """The tries of the ``join`` the engine signs on its own, this connection."""
+    rejoin_at: int | None = None
+    """When (ms) to fetch the log and sign that ``join`` again after a ``log_conflict``
+    (the tick runs the wait out; None: no try waits)."""
     room_key_asked: tuple[int, int] = (-1, 0)
     """The epoch whose secret we last asked for, and when (ms)."""
     log_behind: int = 0

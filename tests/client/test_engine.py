@@ -8,7 +8,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import e2echat
-from e2echat.client.engine import Engine, body_size
+from e2echat.client.contention import LOG_ATTEMPTS, LOG_RETRY_MAX_S
+from e2echat.client.engine import LOG_FETCH_ID, LOG_JOIN_ID, Engine, body_size
 from e2echat.client.output import Output
 from e2echat.client.roomsync import SYNC_SETTLE_MS, SyncState
 from e2echat.crypto.identity import Identity
@@ -25,6 +26,8 @@ from e2echat.protocol import (
     DirectsSent,
     Error,
     ErrorCode,
+    LogAppend,
+    LogEntries,
     LogRequest,
     MemberLeft,
     MembersList,
@@ -813,3 +816,39 @@ def test_an_unlisted_room_not_settled_before_a_disconnect_is_decided_again(
     assert left_events(out) == []
     assert any(isinstance(f, Sync) for f in out.frames)
     assert list(alice.rooms) == [ROOM_ID]
+
+
+def test_the_engines_own_rejoin_waits_after_a_conflict_and_gives_up_on_claimed_ones(
+    pair: tuple[Engine, Engine],
+) -> None:
+    """After a reconnect bob signs the ``join`` the log lacks; the relay answers every
+    one ``log_conflict`` and serves the same log again. Before, bob fetched and signed
+    again at once on each answer, as fast as the relay replied, for ever: now each try
+    waits for a full-jitter moment that the tick runs out, and after ``LOG_ATTEMPTS``
+    claimed conflicts bob gives up until the next connection."""
+    alice, bob = pair
+    create = alice.sign_log(ROOM_ID, lambda s, room, now: s.create_log(room, now))
+    fetch_id, join_id = LOG_FETCH_ID + ROOM_ID.hex(), LOG_JOIN_ID + ROOM_ID.hex()
+    same_log = LogEntries(room=ROOM_ID, start=0, entries=[create.entry], id=fetch_id)
+    clock = bob.clock
+    assert isinstance(clock, Clock)
+    out = bob.welcome(welcome(bob, alice))
+    assert [f.id for f in out.frames if isinstance(f, LogRequest)] == [fetch_id]
+    appends: list[LogAppend] = []
+    notices: list[str] = []
+    while True:
+        out = bob.receive(same_log)
+        appends += [f for f in out.frames if isinstance(f, LogAppend)]
+        notices += [e.text for e in out.events if isinstance(e, e2echat.Notice)]
+        if notices:
+            break
+        assert appends[-1].id == join_id
+        out = bob.receive(Error(code=ErrorCode.LOG_CONFLICT, message="taken", id=join_id))
+        assert not [f for f in out.frames if isinstance(f, LogRequest | LogAppend)]
+        clock.now += round(LOG_RETRY_MAX_S * 1000)
+        out = bob.tick()
+        assert [f.id for f in out.frames if isinstance(f, LogRequest)] == [fetch_id]
+    assert len(appends) == LOG_ATTEMPTS
+    assert "kept answering log_conflict" in notices[0]
+    clock.now += round(LOG_RETRY_MAX_S * 1000)
+    assert not [f for f in bob.tick().frames if isinstance(f, LogRequest | LogAppend)]

@@ -10,7 +10,9 @@ from e2echat_server import Relay
 import e2echat
 from e2echat.client import client as client_module
 from e2echat.client.contention import LOG_ATTEMPTS
+from e2echat.client.engine import LOG_JOIN_ID
 from e2echat.protocol import Error, ErrorCode, LogAppend, LogEntries, Ok, RelayFrame
+from e2echat.protocol.roomlog import parse_entry
 from tests.client.conftest import EVENT_TIMEOUT, MakeClient, collect, validated
 from tests.client.proxy import EvilProxy, Rewrite, evil_proxy
 
@@ -297,3 +299,51 @@ async def test_a_join_that_loses_to_a_rotation_leaves_nothing_behind(
         assert left[0].room.name == "turned"
         members = await owner.rooms[0].members()  # the relay no longer lists bob either
         assert [m.name for m in members] == ["owner"]
+
+
+async def test_the_rejoin_after_a_reconnect_gives_up_on_conflicts_the_relay_only_claims(
+    relay: Relay, make_client: MakeClient
+) -> None:
+    """The relay appends bob's join, drops the connection instead of its ``ok`` and from
+    then on hides the entry from him: after the reconnect bob's engine signs the join
+    again and the relay answers ``log_conflict`` each time, with nothing new in the log
+    it serves. Before, the engine fetched and signed again on each answer, for as long
+    as the relay went on; now it waits and gives up after ``LOG_ATTEMPTS``, saying so."""
+    owner = await make_client("owner")
+    invite = (await owner.create("claimed", secret=True)).invite()
+    bob_identity = e2echat.Identity.generate()
+    async with evil_proxy(relay.url) as proxy:
+
+        def hide_bobs_join(frame: RelayFrame) -> list[RelayFrame]:
+            if isinstance(frame, LogEntries):
+                kept = [
+                    w for w in frame.entries if parse_entry(w).author != bob_identity.public_key
+                ]
+                return [LogEntries(room=frame.room, start=frame.start, entries=kept, id=frame.id)]
+            first_append = next(f for f in proxy.sent if isinstance(f, LogAppend))
+            if isinstance(frame, Ok) and frame.id == first_append.id and proxy.accepted == 1:
+                asyncio.get_running_loop().create_task(proxy.close_all())
+                return []
+            return [frame]
+
+        def rewrite(frame: RelayFrame) -> list[RelayFrame]:
+            if not any(isinstance(f, LogAppend) for f in proxy.sent):
+                return [frame]  # the join itself and the log fetched for it pass
+            return hide_bobs_join(frame)
+
+        proxy.rewrite = rewrite
+        bob = await make_client("bob", proxy.url, identity=bob_identity)
+        events = bob.events()
+        with pytest.raises(e2echat.ConnectError):
+            await bob.join("claimed", invite=invite)
+        notices = await collect(
+            events, 1, lambda e: isinstance(e, e2echat.Notice) and "kept answering" in e.text
+        )
+        assert "claimed" in notices[0].text
+        await bob.list_rooms()  # a barrier: whatever the engine sent before has come
+        rejoins = [
+            f
+            for f in proxy.sent
+            if isinstance(f, LogAppend) and (f.id or "").startswith(LOG_JOIN_ID)
+        ]
+        assert len(rejoins) == LOG_ATTEMPTS
