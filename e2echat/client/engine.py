@@ -1195,11 +1195,12 @@ class Engine:
         """A log push (a new entry) or the reply to our own fetch.
 
         A push beyond our length means we missed entries: fetch from our length. Our
-        fetch goes on page by page; caught up after a reconnect, we sign the ``join`` the
-        log still lacks (its append was lost with the connection). A push that starts
-        the log of a room we are in already (its creator's entry came after our join:
-        the invitation to a direct conversation goes out before it) is followed the same
-        way, so our ``join`` is signed once the log lists its creator."""
+        fetch goes on page by page while each page extends the log; caught up (or
+        stopped) after a reconnect, we sign the ``join`` the log still lacks (its append
+        was lost with the connection). A push that starts the log of a room we are in
+        already (its creator's entry came after our join: the invitation to a direct
+        conversation goes out before it) is followed the same way, so our ``join`` is
+        signed once the log lists its creator."""
         state = self.rooms.get(frame.room)
         if state is None:
             return
@@ -1210,13 +1211,18 @@ class Engine:
         if frame.id is not None and not ours:
             return
         started = state.log is None
+        before = state.log.length if state.log is not None else 0
         with self.store.transaction():
             self._apply_log(state, frame.entries, out, frame.start)
         if not ours:
             if started and self.needs_join(state.id):
                 out.extend(self.follow_log(state.id))
             return
-        if len(frame.entries) >= MAX_LOG_PAGE:
+        # the next page only after one that extended the log (all of it applied): a
+        # relay serving pages that do not validate, or old ones again, is not followed
+        held = state.log.length if state.log is not None else 0
+        served = frame.start + len(frame.entries)
+        if len(frame.entries) >= MAX_LOG_PAGE and held >= served > before:
             out.frames.append(self._log_request(state))
             return
         state.log_fetch = (False, state.log_fetch[1])

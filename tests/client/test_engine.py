@@ -47,6 +47,7 @@ from e2echat.protocol import (
     User,
     Welcome,
 )
+from e2echat.protocol.constants import MAX_LOG_PAGE
 from e2echat.store import MEMORY, Store
 
 ROOM_ID = b"R" * 16
@@ -852,3 +853,21 @@ def test_the_engines_own_rejoin_waits_after_a_conflict_and_gives_up_on_claimed_o
     assert "kept answering log_conflict" in notices[0]
     clock.now += round(LOG_RETRY_MAX_S * 1000)
     assert not [f for f in bob.tick().frames if isinstance(f, LogRequest | LogAppend)]
+
+
+@pytest.mark.parametrize("start", [0, 1], ids=["copies", "shifted"])
+def test_the_engines_log_fetch_stops_at_a_full_page_that_does_not_extend_the_log(
+    pair: tuple[Engine, Engine], start: int
+) -> None:
+    """After a reconnect bob fetches the log and the relay answers with a full page that
+    does not validate (copies of the create entry; the entry at another position than
+    served): before, bob asked for the next page on every such answer, for as long as
+    the relay served them."""
+    alice, bob = pair
+    create = alice.sign_log(ROOM_ID, lambda s, room, now: s.create_log(room, now))
+    fetch_id = LOG_FETCH_ID + ROOM_ID.hex()
+    bob.welcome(welcome(bob, alice))
+    page = [create.entry] * MAX_LOG_PAGE
+    out = bob.receive(LogEntries(room=ROOM_ID, start=start, entries=page, id=fetch_id))
+    assert not [f for f in out.frames if isinstance(f, LogRequest)]
+    assert [e for e in out.events if isinstance(e, e2echat.Notice) and "rejected" in e.text]
