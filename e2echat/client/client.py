@@ -667,8 +667,8 @@ class Client:
         length = await driver.call(driver.engine.log_length, room_id)
         if length < after + len(entries):
             raise LogRefused(
-                f"The relay served entries of the room's log that do not validate (entry"
-                f" {length} of the {after + len(entries)} served); the fetch was stopped."
+                f"The relay served an entry of the room's log that does not validate (at"
+                f" position {length}); the fetch was stopped."
             )
         return after + len(entries)
 
@@ -1213,7 +1213,7 @@ class Client:
         routing to us), then leave the relay's room and forget it here. A room with no
         log, a frozen one, or one whose log no longer lists us gets no entry."""
         self._check_member(room)
-        with contextlib.suppress(NotAllowed, RelayError):
+        with contextlib.suppress(NotAllowed, RelayError, LogRefused):
             await self._shielded(self._change(room, lambda s, r, now: s.leave_log(r, now)))
         await self._quit(room)
 

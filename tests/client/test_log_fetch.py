@@ -10,7 +10,7 @@ import pytest
 from e2echat_server import Relay
 
 import e2echat
-from e2echat.protocol import LogEntries, LogRequest, RelayFrame
+from e2echat.protocol import Error, ErrorCode, LogAppend, LogEntries, LogRequest, Ok, RelayFrame
 from e2echat.protocol.constants import MAX_LOG_PAGE
 from tests.client.conftest import EVENT_TIMEOUT, MakeClient, collect, validated
 from tests.client.proxy import EvilProxy, evil_proxy
@@ -69,7 +69,7 @@ async def test_a_relay_serving_full_pages_for_ever_gets_refused_at_the_first(
 
         proxy.rewrite = endless
         bob = await make_client("bob", proxy.url)
-        with pytest.raises(e2echat.LogRefused, match="do not validate"):
+        with pytest.raises(e2echat.LogRefused, match="does not validate"):
             async with asyncio.timeout(EVENT_TIMEOUT):
                 await bob.join("endless", invite=invite)
         assert len(fetches(proxy)) == 1
@@ -134,3 +134,46 @@ async def test_a_log_of_two_pages_is_joined(make_client: MakeClient) -> None:
     assert bob_room.log_head == owner.rooms[0].log_head
     assert bob_room.log_head[0] == LONG_LOG + 1
     assert bob_room.description == f"take {LONG_LOG - 2}"
+
+
+async def test_a_leave_whose_refetch_does_not_validate_still_leaves(
+    relay: Relay, make_client: MakeClient
+) -> None:
+    """The relay appends bob's ``leave`` entry, hides it from him, answers
+    ``log_conflict``, and serves the log he fetches then as a forgery (the create entry
+    again): the leave goes on as for any refused entry, and bob is out of the room."""
+    owner = await make_client("owner")
+    room = await owner.create("exit", secret=True)
+    events = owner.events()
+    async with evil_proxy(relay.url) as proxy:
+        seen: list[bytes] = []
+
+        def record(frame: RelayFrame) -> list[RelayFrame]:
+            if isinstance(frame, LogEntries):
+                seen.extend(frame.entries)
+            return [frame]
+
+        proxy.rewrite = record
+        bob = await make_client("bob", proxy.url)
+        bob_room = await bob.join("exit", invite=room.invite())
+        await collect(events, 1, lambda event: validated(event, "bob"))
+        since = len(proxy.sent)
+
+        def conflict_then_forge(frame: RelayFrame) -> list[RelayFrame]:
+            appends = {f.id for f in proxy.sent[since:] if isinstance(f, LogAppend)}
+            if isinstance(frame, Ok) and frame.id in appends:
+                return [Error(code=ErrorCode.LOG_CONFLICT, message="taken", id=frame.id)]
+            if isinstance(frame, LogEntries) and frame.id is None:
+                return []  # the push of the leave, hidden
+            asked = {f.id: f for f in fetches(proxy)[-1:] if proxy.sent.index(f) >= since}
+            if frame.id in asked and not isinstance(frame, Ok):  # (not_member: it left)
+                after = asked[frame.id].after  # type: ignore[index]
+                return [LogEntries(room=bob_room.id, start=after, entries=seen[:1], id=frame.id)]
+            return [frame]
+
+        proxy.rewrite = conflict_then_forge
+        async with asyncio.timeout(EVENT_TIMEOUT):
+            await bob_room.leave()
+        assert len(fetches(proxy)) == 2  # the join's, and the forged one after the leave
+        assert bob.rooms == []
+        await owner_only(owner)
