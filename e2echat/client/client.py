@@ -1211,9 +1211,11 @@ class Client:
     async def _leave(self, room: Room) -> None:
         """Sign our ``leave`` entry (members then stop sharing with us and the relay stops
         routing to us), then leave the relay's room and forget it here. A room with no
-        log, a frozen one, or one whose log no longer lists us gets no entry."""
+        log, a frozen one, or one whose log no longer lists us gets no entry; one whose
+        log removed us while the entry went (``NotAMember``: pushed, then called a
+        conflict) is left already."""
         self._check_member(room)
-        with contextlib.suppress(NotAllowed, RelayError, LogRefused):
+        with contextlib.suppress(NotAllowed, NotAMember, RelayError, LogRefused):
             await self._shielded(self._change(room, lambda s, r, now: s.leave_log(r, now)))
         await self._quit(room)
 

@@ -347,3 +347,24 @@ async def test_the_rejoin_after_a_reconnect_gives_up_on_conflicts_the_relay_only
             if isinstance(f, LogAppend) and (f.id or "").startswith(LOG_JOIN_ID)
         ]
         assert len(rejoins) == LOG_ATTEMPTS
+
+
+async def test_a_leave_the_relay_appended_but_called_a_conflict_leaves(
+    relay: Relay, make_client: MakeClient
+) -> None:
+    """The relay appends bob's ``leave`` and pushes it (bob's log then removes him),
+    then answers ``log_conflict``: before, ``leave()`` raised ``NotAMember`` for the
+    leave it had made."""
+    owner = await make_client("owner")
+    room = await owner.create("gone", secret=True)
+    events = owner.events()
+    async with evil_proxy(relay.url) as proxy:
+        bob = await make_client("bob", proxy.url)
+        bob_room = await bob.join("gone", invite=room.invite())
+        await collect(events, 1, lambda event: validated(event, "bob"))
+        proxy.rewrite = conflict_for_our_appends(proxy)
+        async with asyncio.timeout(EVENT_TIMEOUT):
+            await bob_room.leave()
+        assert bob.rooms == []
+        left = await collect(events, 1, lambda e: isinstance(e, e2echat.RoomChanged))
+        assert left[0].kind == "leave"
