@@ -745,17 +745,21 @@ class Directory:
         """A ``presence`` for each member of these rooms who has a status text, once per
         key: a roster entry carries no text, so a client that connected after a member
         set one learns it from these (protocol.md section 7)."""
-        seen: set[bytes] = set()
-        texts = []
-        for room_id in room_ids:
-            room = self.rooms.get(room_id)
-            for key in room.members if room is not None else ():
-                user = self.users.get(key)
-                if key in seen or user is None or user.text is None:
-                    continue
-                seen.add(key)
-                texts.append(Presence(key=key, status=user.status, text=user.text))
-        return texts
+        members = (key for room_id in room_ids for key in self._members_of(room_id))
+        return self.status_texts_of(dict.fromkeys(members))
+
+    def _members_of(self, room_id: bytes) -> Iterable[bytes]:
+        room = self.rooms.get(room_id)
+        return room.members if room is not None else ()
+
+    def status_texts_of(self, keys: Iterable[bytes]) -> list[Presence]:
+        """A ``presence`` for each of ``keys`` that has a status text."""
+        users = (self.users.get(key) for key in keys)
+        return [
+            Presence(key=user.key, status=user.status, text=user.text)
+            for user in users
+            if user is not None and user.text is not None
+        ]
 
     def listed_members(self, room: Room) -> list[RosterEntry]:
         """``room``'s members for a frame, already encoded: the JSON array that encoding

@@ -171,6 +171,8 @@ class Handlers:
             self._engine.broker.joined(room_id, key)
             member = directory.member(key, room.members[key])
             self._output.to_room(room_id, MemberJoined(room=room_id, member=member), skip=session)
+            for text in directory.status_texts_of((key,)):  # a text its entry does not carry
+                self._output.to_room(room_id, text, skip=session)
         self._output.reply(session, RoomReply(id=frame.id, room=directory.room_info(room)))
         self._output.status_texts(session, (room.record.id,))
 

@@ -211,3 +211,17 @@ async def test_a_status_text_set_before_we_came_is_known(
         assert [(m.status, m.status_text) for m in again.member_list if m.name == "bob"] == [
             ("away", "lunch")
         ]
+
+
+async def test_a_member_who_joins_with_a_status_text_shows_it(make_client: MakeClient) -> None:
+    alice, bob = await make_client("alice"), await make_client("bob")
+    await alice.create("lobby")
+    await bob.set_status("busy", "on a call")
+    room = alice.get_room("lobby")
+    assert room is not None
+    alice_events = alice.events()
+    await bob.join("lobby")
+    await collect(alice_events, 1, lambda e: isinstance(e, e2echat.PresenceChanged))
+    assert [(m.status, m.status_text) for m in room.member_list if m.name == "bob"] == [
+        ("busy", "on a call")
+    ]
