@@ -994,7 +994,8 @@ class ChatApp(App[None]):
 
     async def _remark(self) -> None:
         """Every room's lines show their senders' keys as the library knows them now
-        (after a change of trust, a rename, a successor): each roster is read again."""
+        (after a change of trust, a rename, a successor): each roster is read again,
+        and the sidebar's direct conversations name their peer with it."""
         for tab in list(self.tabs.values()):
             try:
                 members = await tab.room.members()
@@ -1004,6 +1005,10 @@ class ChatApp(App[None]):
                 return  # the app is closing: its widgets are going away
             if self.tabs.get(tab.name) is tab:
                 self.actions.remark(tab, {member.key: member for member in members})
+        for tab in self.tabs.values():  # the sidebar names each direct peer as it is now
+            row = self.room_list.rows.get(tab.name)
+            if row is not None and tab.room.peer is not None:
+                row.peer = self._peer_label(tab.room)
 
     async def _refreshed(self, room: Room, member: Member) -> Member:
         """``member`` as the library knows it now (after a trust change), the shown

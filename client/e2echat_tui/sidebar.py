@@ -27,13 +27,15 @@ class RoomRow(Widget):
     unread: reactive[int] = reactive(0)
     mentions: reactive[int] = reactive(0)
     muted: reactive[bool] = reactive(False)
+    peer: reactive[str | None] = reactive(None)
+    """A direct conversation's other person (shown instead of the room's name), with
+    the trust marker its key has now."""
 
     def __init__(self, room: str, secret: bool, peer: str | None = None) -> None:
         super().__init__()
         self.room = room
         self.secret = secret
         self.peer = peer
-        """A direct conversation's other person (shown instead of the room's name)."""
 
     def render(self) -> Text:
         marker = "@" if self.peer is not None else "🔒" if self.secret else "#"

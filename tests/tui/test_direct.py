@@ -9,6 +9,7 @@ from pathlib import Path
 
 from e2echat_tui.app import ChatApp
 from e2echat_tui.demo import LOBBY
+from e2echat_tui.dialogs import VerifyScreen
 from e2echat_tui.sidebar import RoomList
 from e2echat_tui.trust import tag
 from textual.command import CommandPalette
@@ -125,3 +126,23 @@ async def test_the_room_switcher_finds_a_direct_conversation_by_the_persons_name
         async with asyncio.timeout(TIMEOUT):  # the palette calls the choice after it closes
             while app.current != dm.name:
                 await pilot.pause()
+
+
+async def test_the_sidebar_follows_the_trust_of_the_peers_key(
+    session: tuple[WatchedApp, Pilot[None], str], tmp_path: Path
+) -> None:
+    """Verifying the other person marks the conversation's sidebar row (and the room
+    switcher, which names it as the row does) ✔ at once, as the header; unverifying
+    takes it back."""
+    app, pilot, url = session
+    async with carol_writes_first(app, url, tmp_path) as (_carol, dm):
+        app.switch_to(dm.name)
+        await type_line(pilot, "/verify carol")
+        await until_screen(pilot, VerifyScreen)
+        await pilot.click("#confirm")
+        await until(app, lambda: bodies(app, dm.name)[-1].endswith(" is verified"))
+        await until(app, lambda: (sidebar_peers(app)[dm.name] or "").startswith("✔carol#"))
+        await pilot.pause()
+        assert "@ ✔carol#" in screen_text(app)
+        await type_line(pilot, "/unverify carol")
+        await until(app, lambda: (sidebar_peers(app)[dm.name] or "").startswith("?carol#"))
