@@ -436,7 +436,8 @@ class Driver:
                 if self._first_deadline is not None:
                     left = self._first_deadline - asyncio.get_running_loop().time()
                     delay = max(0.0, min(delay, left))
-                log.info("%s; trying %s in %.1f s", detail, self.url, delay)
+                failed = f"{ended}: " if ended != self.url else ""  # another node's try
+                log.info("%s%s; trying %s in %.1f s", failed, detail, self.url, delay)
             await asyncio.sleep(delay)
 
     def _fail_first(self, error: E2EChatError) -> bool:

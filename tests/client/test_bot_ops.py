@@ -100,6 +100,17 @@ async def test_the_first_connect_waits_for_a_relay_that_starts_late(tmp_path: Pa
     assert f"trying ws://127.0.0.1:{port}/ in" in retry
 
 
+async def test_a_first_connect_that_moves_on_names_the_url_that_failed(tmp_path: Path) -> None:
+    dead = f"ws://127.0.0.1:{free_port()}/"
+    async with Relay(relay_config(tmp_path)) as relay, watching("e2echat") as log:
+        bot = client([dead, relay.url], tmp_path, "bot", e2echat.Identity.generate())
+        await bot.connect()
+        await bot.close()
+        retry = next(line for line in log.lines() if "cannot reach" in line)
+        assert retry.startswith(f"{dead}: cannot reach the relay: ")
+        assert f"; trying {relay.url} in" in retry
+
+
 async def test_the_first_connect_gives_up_after_its_timeout(tmp_path: Path) -> None:
     url = f"ws://127.0.0.1:{free_port()}/"
     bot = client(url, tmp_path, "bot", e2echat.Identity.generate(), connect_timeout=1.0)
