@@ -525,6 +525,9 @@ class Driver:
         if isinstance(reply, Error) and reply.code == ErrorCode.RATE_LIMITED:
             # Temporary (e.g. too many new identities from our address): retry, don't blame us.
             raise ConnectError(f"the relay asks us to wait: {reply.message}")
+        if isinstance(reply, Error) and reply.code in (ErrorCode.UNAVAILABLE, ErrorCode.INTERNAL):
+            # The relay failed (its store could not save us): retry, the identity is fine.
+            raise ConnectError(f"the relay cannot serve us now: {reply.message}")
         if isinstance(reply, Error):
             raise AuthError(f"the relay refused our identity: {reply.message}")
         if not isinstance(reply, Welcome):

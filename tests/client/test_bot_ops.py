@@ -16,6 +16,7 @@ import msgspec
 import pytest
 import trustme
 from e2echat_server import Relay, RelayConfig
+from e2echat_server.store import MemoryStore, UserRecord
 
 import e2echat
 from e2echat.client.backoff import Backoff
@@ -109,6 +110,29 @@ async def test_a_first_connect_that_moves_on_names_the_url_that_failed(tmp_path:
         retry = next(line for line in log.lines() if "cannot reach" in line)
         assert retry.startswith(f"{dead}: cannot reach the relay: ")
         assert f"; trying {relay.url} in" in retry
+
+
+class StoreDownOnce(MemoryStore):
+    """A store whose first write of a user fails, as a Redis restarting would."""
+
+    failed = False
+
+    async def put_user(self, user: UserRecord) -> None:
+        if not self.failed:
+            self.failed = True
+            raise OSError("the store is restarting")
+        await super().put_user(user)
+
+
+async def test_a_relay_that_cannot_save_us_at_connect_is_tried_again(tmp_path: Path) -> None:
+    store = StoreDownOnce()
+    async with Relay(relay_config(tmp_path), store=store) as relay, watching("e2echat") as log:
+        bot = client(relay.url, tmp_path, "bot", e2echat.Identity.generate())
+        await bot.connect()  # not an AuthError: the identity was never refused
+        assert bot.state is e2echat.ConnectionState.CONNECTED
+        await bot.close()
+    assert store.failed
+    assert any("the relay cannot serve us now" in line for line in log.lines())
 
 
 async def test_the_first_connect_gives_up_after_its_timeout(tmp_path: Path) -> None:
