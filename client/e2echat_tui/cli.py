@@ -347,10 +347,12 @@ def rotate(
         raise _fail(f"no relay URL: give one, set $E2ECHAT_RELAY, or set relay in {settings.path}")
     store_path = _store_path(store, settings)
     path = _identity_path(identity, settings)
-    kept, fresh = path.with_name(path.name + ".old"), path.with_name(path.name + ".new")
+    kept = path.with_name(path.name + ".old")
     if kept.exists():
         raise _fail(f"{kept} exists (an earlier rotation): move it away first")
     old = _load_identity(path)
+    # named for the old key: an unfinished rotation's new key is only ever its successor
+    fresh = path.with_name(f"{path.name}.new-{old.public_key.hex()[:16]}")
     new = _successor(fresh)
     try:
         rooms, followed = asyncio.run(_announce(urls, old, new, store_path, registration_token))

@@ -302,7 +302,7 @@ async def test_identity_rotate_tried_again_names_the_same_new_key(
 ) -> None:
     """A rotation that failed after some rooms got its statement (the relay did not
     confirm them all) is tried again: an old key names one successor only, so the next
-    try names the same new key, kept in FILE.new, and verification still carries over."""
+    try names the same new key, kept in FILE.new-<old key>, and verification still carries over."""
     monkeypatch.setenv("E2ECHAT_PASSPHRASE", "pw")
     monkeypatch.setattr(kdfcost, "_fast", True)
     path, store = tmp_path / "bob.key", tmp_path / "bob.sqlite3"
@@ -316,6 +316,8 @@ async def test_identity_rotate_tried_again_names_the_same_new_key(
         return left + (unconfirmed.pop() if unconfirmed else 0)
 
     monkeypatch.setattr(Client, "flush", flush_once_unconfirmed)
+    stray = Identity.generate()  # an unfinished rotation of another key: never reused
+    stray.save(tmp_path / f"bob.key.new-{stray.public_key.hex()[:16]}", "pw", limits=CHEAP)
     async with Relay(RelayConfig(port=0, memory=True)) as relay:
         alice = Client(relay.url, identity=Identity.generate(), name="alice", store=tmp_path / "a")
         async with alice:
@@ -329,12 +331,13 @@ async def test_identity_rotate_tried_again_names_the_same_new_key(
             failed = await asyncio.to_thread(runner.invoke, app, argv)
             assert failed.exit_code == 1
             assert "run it again to name the same new key" in failed.output
-            pending = Identity.load(tmp_path / "bob.key.new", "pw")
+            fresh = tmp_path / f"bob.key.new-{old.public_key.hex()[:16]}"
+            pending = Identity.load(fresh, "pw")
             assert Identity.load(path, "pw").public_key == old.public_key
             result = await asyncio.to_thread(runner.invoke, app, argv)
             assert result.exit_code == 0, result.output
-            assert Identity.load(path, "pw").public_key == pending.public_key
-            assert not (tmp_path / "bob.key.new").exists()
+            assert Identity.load(path, "pw").public_key == pending.public_key != stray.public_key
+            assert not fresh.exists()
             async with asyncio.timeout(10):
                 async for event in events:
                     if isinstance(event, SuccessorAnnounced):
