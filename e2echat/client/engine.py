@@ -914,7 +914,10 @@ class Engine:
         if isinstance(changed, cev.StatementRejected):
             log.warning("a rename was rejected: %s", changed.reason)
             return
-        for state in rooms:
+        # a key the user relies on (verified, or given a petname) is a reference in every
+        # room's look-alike flags, also where it is not a member
+        relied_on = key in self.session.contacts.relied_on()
+        for state in self.rooms.values() if relied_on else rooms:
             self.view.refresh(state)
         member = self.member(key, rooms[0].id if rooms else None)
         if member.name != previous:

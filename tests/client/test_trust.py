@@ -160,3 +160,24 @@ async def test_a_second_connection_of_one_identity_replaces_the_first(
         await second.list_rooms()  # a round trip: the first did not take the key back
         assert first.state is e2echat.ConnectionState.CLOSED
         assert second.state is e2echat.ConnectionState.CONNECTED
+
+
+async def test_a_verified_contacts_rename_reflags_the_rooms_it_is_not_in(
+    make_client: MakeClient,
+) -> None:
+    """Bob verified alice in one room; in another, without her, mallory goes by "alice"
+    and is flagged against her. When alice signs a new name, that flag goes at once (it
+    stayed, naming her old name, until the room's next full refresh)."""
+    alice, bob = await make_client("alice"), await make_client("bob")
+    one = await bob.create("one")
+    await admit(bob, alice, "one")
+    await bob.mark_verified(member_of(one, alice.key))
+    mallory = await make_client("alice", identity=e2echat.Identity.generate())
+    two = await bob.create("two")
+    await admit(bob, mallory, "two")
+    assert [x.key for x in member_of(two, mallory.key).lookalikes] == [alice.key]
+    events = bob.events()
+    await alice.rename("alicia")
+    await collect(events, 1, lambda e: isinstance(e, e2echat.MemberRenamed))
+    assert member_of(two, mallory.key).lookalikes == ()
+    assert member_of(two, mallory.key).warning is None
