@@ -115,7 +115,7 @@ class Member:
         first = self.lookalikes[0]
         other = f"{first.name}#{fingerprint_tag(first.fingerprint)}"
         kind = "same name as" if first.same_name else "looks like"
-        if first.verified:
+        if first.verified and not self.verified:  # a key verified too is not an impostor
             return f"not the {first.name} you verified ({kind} {other})"
         return f"{kind} {other}"
 

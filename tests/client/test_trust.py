@@ -5,6 +5,7 @@ every room (live and at the next connect), mentions pick keys, and one identity 
 live connection.
 """
 
+import dataclasses
 from pathlib import Path
 
 import pytest
@@ -63,6 +64,19 @@ async def test_a_namesake_of_a_verified_member_is_flagged_not_trusted(
     await room.send("for you", mentions=[namesake])
     (second,) = await collect(got_carol, 1)
     assert second.mentions_me
+
+
+def test_a_verified_key_is_never_called_not_the_one_you_verified() -> None:
+    """A new key that carried the verification over (``identity rotate``) shares its
+    name with the old, verified key: its warning says so, but not that it is "not the
+    bob you verified", beside its own ✔."""
+    old = e2echat.Lookalike(b"o" * 32, "bob", "76e2 4aa8", same_name=True, verified=True)
+    new = e2echat.Member(
+        b"n" * 32, "bob", "online", None, "4067 4cf2", True, True, False, lookalikes=(old,)
+    )
+    assert new.warning == "same name as bob#76e2"
+    impostor = dataclasses.replace(new, verified=False)
+    assert impostor.warning == "not the bob you verified (same name as bob#76e2)"
 
 
 async def test_look_alike_names_are_flagged(make_client: MakeClient) -> None:
