@@ -22,7 +22,9 @@ PROGRESS_STYLE = Style(color="#d7af00", italic=True)
 
 class Header(Widget):
     """The status line: one line, the whole fingerprint when it fits, else its first
-    groups and ``…``; long work under way at its end, or on a second line when the
+    groups and ``…`` (narrower still, cut with ``…``, and without the relay's URL where
+    your name would not fit whole);
+    long work under way at its end, or on a second line when the
     first has no room for it (it is never cut off for the identity's sake)."""
 
     DEFAULT_CSS = """
@@ -42,11 +44,11 @@ class Header(Widget):
         self.set_reactive(Header.fingerprint, fingerprint)
         self._rows = 1
 
-    def _line(self, fingerprint: str) -> Text:
+    def _line(self, fingerprint: str, relay: bool = True) -> Text:
         return Text.assemble(
             ("e2echat", Style(bold=True)),
-            "  relay ",
-            (escape_controls(self.url), Style(color="#5fafff")),
+            ("  relay ", Style()) if relay else "",
+            (escape_controls(self.url), Style(color="#5fafff")) if relay else "",
             "  ",
             (f"● {self.state}", STATE_STYLES.get(self.state, Style())),
             "  you: ",
@@ -68,7 +70,12 @@ class Header(Widget):
             if line.cell_len <= width:
                 return [line]
         identity = self._line(short_fingerprint(self.fingerprint))
-        return [identity, work] if self.progress else [identity]
+        if self._line("…").cell_len > width:  # your whole name before the relay's URL
+            identity = self._line(short_fingerprint(self.fingerprint), relay=False)
+        lines = [identity, work] if self.progress else [identity]
+        for line in lines:  # what is cut says so (the widget itself would crop silently)
+            line.truncate(width, overflow="ellipsis")
+        return lines
 
     def get_content_height(self, container: Size, viewport: Size, width: int) -> int:
         self._rows = len(self._lines(width))

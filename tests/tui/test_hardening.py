@@ -16,6 +16,7 @@ from e2echat_tui.launch import exit_on_hangup, freeze_when_loaded
 from e2echat_tui.members import MembersPanel
 from e2echat_tui.sidebar import RoomList
 from e2echat_tui.timeline import Timeline
+from textual.app import App, ComposeResult
 from textual.widgets import Static
 
 from e2echat import ConnectionState
@@ -41,6 +42,29 @@ async def test_a_narrow_terminal_gives_the_timeline_the_room(app: ChatApp, chat:
         await pilot.pause()
         assert app.query_one(MembersPanel).display
         assert "? unverified · lunch" in screen_text(app)
+
+
+class HeaderOnly(App[None]):
+    def compose(self) -> ComposeResult:
+        header = Header("ws://127.0.0.1:44253/", "65da ad4e 38e4 d0a0 ddc7 5178 8381 588f")
+        header.user, header.state = "guest", "connected"
+        yield header
+
+
+@pytest.mark.parametrize(
+    ("width", "shown"),
+    [
+        (80, "e2echat  relay ws://127.0.0.1:44253/  ● connected  you: guest  65da ad4e 38e4…"),
+        (60, "e2echat  ● connected  you: guest  65da ad4e 38e4 d0a0 …"),
+    ],
+)
+async def test_a_narrow_header_says_it_is_cut_and_keeps_your_name(width: int, shown: str) -> None:
+    """The status line used to be cropped by the widget: at 80 columns the fingerprint
+    ended mid-way with no ``…``, and at 60 ``you:`` was followed by nothing at all."""
+    app = HeaderOnly()
+    async with app.run_test(size=(width, 3)) as pilot:
+        await pilot.pause()
+        assert screen_text(app).splitlines()[0].strip() == shown
 
 
 async def test_a_command_typed_fast_runs_on_enter(app: ChatApp, chat: FakeChat) -> None:
