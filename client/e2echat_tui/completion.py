@@ -11,7 +11,8 @@ knows (members, room names), and cycles through the answer on each Tab.
 
 Names are labels, not identities: when several members share a name, or a name looks
 like a contact's, each is offered by key as ``name#tag`` (the first fingerprint group,
-as the timeline tags them), which is how a mention picks one key.
+as the timeline tags them), which is how a mention picks one key. The list shows each
+with its trust marker (``✔``, ``⚠``, ``↻``, ``?``), so cycling onto a look-alike shows.
 A name that would need escaping to be shown is never offered: it could not be typed
 back.
 """
@@ -23,7 +24,7 @@ from dataclasses import dataclass
 from e2echat import Member
 from e2echat_tui.commands import COMMANDS
 from e2echat_tui.safe import escape_controls
-from e2echat_tui.trust import tag
+from e2echat_tui.trust import tag, trust_mark
 
 _NAME_ARGUMENT = frozenset({"verify", "unverify"})
 _FIRST_NAME_ARGUMENT = frozenset({"petname"})
@@ -64,7 +65,9 @@ def _member_candidates(members: Iterable[Member], prefix: str, *, mention: bool)
             continue
         shared = names[member.name] > 1 or "#" in member.name or bool(member.lookalikes)
         text = f"{lead}{member.name}#{tag(member)}" if shared else f"{lead}{member.name}"
-        label = f"{text}  {member.fingerprint[:19]}" if shared else text
+        mark = trust_mark(member)
+        label = f"{mark[0] if mark else ''} {text}"  # a Tab more must not pick ⚠ unseen
+        label = f"{label}  {member.fingerprint[:19]}" if shared else label
         found.append(Candidate(text + " ", label))
     return found
 

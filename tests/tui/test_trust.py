@@ -84,6 +84,10 @@ async def test_a_namesake_of_a_verified_contact_is_flagged_everywhere(
         assert sorted(c.text for c in offered.candidates) == sorted(
             [f"@bob#{real_tag} ", f"@bob#{fake_tag} "]
         )
+        # and the list says which is which: one Tab more must not pick the impostor unseen
+        labels = {c.text: c.label for c in offered.candidates}
+        assert labels[f"@bob#{real_tag} "].startswith(f"✔ @bob#{real_tag}  ")
+        assert labels[f"@bob#{fake_tag} "].startswith(f"⚠ @bob#{fake_tag}  ")
 
 
 async def test_a_look_alike_name_is_tagged_and_warned(app: ChatApp, chat: FakeChat) -> None:
