@@ -52,7 +52,15 @@ from e2echat.client.errors import (
 from e2echat.client.events import Event, Notice, RoomChanged
 from e2echat.client.handlers import HandlerRunner, check_async
 from e2echat.client.identity import Identity
-from e2echat.client.models import ConnectionState, Member, Message, RoomSummary, Version, placed
+from e2echat.client.models import (
+    ConnectionState,
+    Member,
+    Message,
+    RoomSummary,
+    Version,
+    key_of,
+    placed,
+)
 from e2echat.client.output import Output
 from e2echat.client.pacing import TokenBucket
 from e2echat.client.paths import default_store_path, make_private_file
@@ -736,9 +744,7 @@ class Client:
         the relay can neither add a reader nor hand it to a namesake. A key the relay
         has never seen raises ``NotAMember``.
         """
-        key = member if isinstance(member, bytes) else member.key
-        if len(key) != 32:
-            raise InvalidInput("a direct conversation is with a 32-byte public key")
+        key = key_of(member)
         if key == self.key:
             raise InvalidInput("a direct conversation needs someone else's key, not ours")
         existing = self.get_direct(key)
@@ -909,17 +915,18 @@ class Client:
         await driver.call(setattr, driver.engine, "name", name)
         self.name = name
 
-    async def set_petname(self, member: Member, petname: str | None) -> None:
+    async def set_petname(self, member: Member | bytes, petname: str | None) -> None:
         """Give ``member``'s key your own name for it (None removes it).
 
         It stays on this device, is shown instead of the name the member chose
         (``Member.display_name``) and follows the key, whatever it calls itself.
         """
+        key = key_of(member)
         if petname is not None:
             _check_user_name(petname)
         engine = self._driver.engine
         try:
-            await self._driver.call(engine.set_petname, member.key, petname)
+            await self._driver.call(engine.set_petname, key, petname)
         except CryptoError as exc:
             raise E2EChatError(str(exc)) from None
 
@@ -1242,11 +1249,11 @@ class Client:
 
     # Trust -------------------------------------------------------------------------------
 
-    def safety_number(self, member: Member) -> str:
+    def safety_number(self, member: Member | bytes) -> str:
         """The 60-digit safety number of us and ``member``, grouped for reading aloud."""
-        return format_safety_number(safety_number(self.key, member.key))
+        return format_safety_number(safety_number(self.key, key_of(member)))
 
-    async def mark_verified(self, member: Member) -> None:
+    async def mark_verified(self, member: Member | bytes) -> None:
         """Record that the user compared safety numbers with ``member``'s key.
 
         Verification belongs to the key: it survives renames, and another key under the
@@ -1254,14 +1261,15 @@ class Client:
         """
         await self._set_verified(member, True)
 
-    async def unverify(self, member: Member) -> None:
+    async def unverify(self, member: Member | bytes) -> None:
         """Withdraw the verification of ``member``'s key."""
         await self._set_verified(member, False)
 
-    async def _set_verified(self, member: Member, verified: bool) -> None:
+    async def _set_verified(self, member: Member | bytes, verified: bool) -> None:
+        key = key_of(member)
         engine = self._driver.engine
         try:
-            await self._driver.call(engine.set_verified, member.key, verified)
+            await self._driver.call(engine.set_verified, key, verified)
         except CryptoError as exc:
             raise E2EChatError(str(exc)) from None
 

@@ -268,6 +268,25 @@ class Message(Generic[R]):
         return await self.room.versions(self)
 
 
+def key_of(member: Member | bytes) -> bytes:
+    """The public key ``member`` names: a ``Member``'s, or a 32-byte key as given.
+
+    Anything else raises ``InvalidInput`` (a name is not a key: namesakes are other
+    people), so an action on a member is refused before any I/O.
+    """
+    if isinstance(member, Member):
+        return member.key
+    if isinstance(member, bytes) and len(member) == 32:
+        return member
+    if isinstance(member, bytes):
+        raise InvalidInput(
+            f"A member is a Member or a 32-byte public key, not {len(member)} bytes."
+        )
+    raise InvalidInput(
+        f"A member is a Member or a 32-byte public key, not {type(member).__name__}."
+    )
+
+
 def placed(message: Message[Any], room: T) -> Message[T]:
     """``message`` with its room named by ``room`` (the client binds its handles so)."""
     return cast("Message[T]", dataclasses.replace(message, room=room))

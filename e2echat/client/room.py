@@ -19,7 +19,7 @@ from e2echat.client.errors import (
 )
 from e2echat.client.events import RoomChanged
 from e2echat.client.membership import ROLE_NAMES, ROLES_BY_NAME
-from e2echat.client.models import Member, Message, Version
+from e2echat.client.models import Member, Message, Version, key_of
 from e2echat.client.progress import Progress, Transfer
 from e2echat.client.roomstate import RoomState
 from e2echat.client.running import RunningTransfer
@@ -162,9 +162,9 @@ class Room:
         log = self._state.log
         return (log.length, log.head) if log is not None else (0, bytes(32))
 
-    def role(self, member: Member) -> str | None:
+    def role(self, member: Member | bytes) -> str | None:
         """``member``'s role ("owner", "admin", "member"), None if the log lacks it."""
-        return self.roles.get(member.key)
+        return self.roles.get(key_of(member))
 
     @property
     def frozen(self) -> str | None:
@@ -302,32 +302,32 @@ class Room:
         """The member list, fresh from the relay."""
         return await self._client._members(self)
 
-    async def kick(self, member: Member) -> None:
+    async def kick(self, member: Member | bytes) -> None:
         """Remove ``member`` (admins and owners, over a lower role): a new epoch, whose
         secret only the remaining members get, and every sender's chain rotated, so it
         reads nothing sent from now on. Raises ``NotAllowed`` without the role."""
-        key = member.key
+        key = key_of(member)
         await self._client._log_change(self, lambda s, r, now: s.kick(r, key, now))
 
-    async def ban(self, member: Member) -> None:
+    async def ban(self, member: Member | bytes) -> None:
         """Kick ``member`` and refuse its joins until an admin lifts the ban (``unban``)."""
-        key = member.key
+        key = key_of(member)
         await self._client._log_change(self, lambda s, r, now: s.ban(r, key, now))
 
-    async def unban(self, member: Member) -> None:
+    async def unban(self, member: Member | bytes) -> None:
         """Lift ``member``'s ban and admit it (admins and owners): the log lists it as a
         member again, so members share their keys with it at once (it reads what is
         sent from now on, nothing from before); to enter the room through the relay it
         still needs the current password or invite."""
-        key = member.key
+        key = key_of(member)
         await self._client._log_change(self, lambda s, r, now: s.admit(r, key, now))
 
-    async def set_role(self, member: Member, role: str) -> None:
+    async def set_role(self, member: Member | bytes, role: str) -> None:
         """Make ``member`` an "admin" or a plain "member" again (owners only)."""
         wanted = ROLES_BY_NAME.get(role)
         if wanted not in (Role.ADMIN, Role.MEMBER):
             raise InvalidInput(f'A role is "admin" or "member", not {role!r}.')
-        key = member.key
+        key = key_of(member)
         await self._client._log_change(
             self, lambda s, r, now: s.set_role(r, key, Role(wanted), now)
         )

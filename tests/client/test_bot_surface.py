@@ -443,3 +443,33 @@ async def test_connection_changes_are_logged_at_info(
     lines = [r.getMessage() for r in caplog.records if r.name == "e2echat"]
     assert f"connected {alice.url}" in lines
     assert f"closed {alice.url}" in lines
+
+
+async def test_member_arguments_take_a_member_or_its_key_and_refuse_the_rest(
+    make_client: MakeClient,
+) -> None:
+    alice, bob = await make_client("alice"), await make_client("bob")
+    room = await alice.room("mods", create=True, password="s3cret")
+    events = alice.events()
+    await bob.room("mods", password="s3cret")
+    await collect(events, 1, lambda e: isinstance(e, e2echat.MemberValidated))
+    log = await room.changes()
+    assert room.role(bob.key) == "member"
+    for bad in ("bob", b"short", 7):
+        for action in (room.kick, room.ban, room.unban, alice.mark_verified, alice.unverify):
+            with pytest.raises(e2echat.InvalidInput, match="a 32-byte public key"):
+                await action(bad)  # type: ignore[arg-type]
+        with pytest.raises(e2echat.InvalidInput, match="a 32-byte public key"):
+            await room.set_role(bad, "admin")  # type: ignore[arg-type]
+        with pytest.raises(e2echat.InvalidInput, match="a 32-byte public key"):
+            await alice.set_petname(bad, "B.")  # type: ignore[arg-type]
+        with pytest.raises(e2echat.InvalidInput, match="a 32-byte public key"):
+            room.role(bad)  # type: ignore[arg-type]
+        with pytest.raises(e2echat.InvalidInput, match="a 32-byte public key"):
+            alice.safety_number(bad)  # type: ignore[arg-type]
+    assert await room.changes() == log
+    await room.set_role(bob.key, "admin")
+    assert room.role(bob.key) == "admin"
+    assert alice.safety_number(bob.key) == alice.safety_number(
+        next(m for m in room.member_list if m.name == "bob")
+    )
