@@ -457,6 +457,8 @@ class Client:
         admits can read.
         """
         _check_room_name(name)
+        if password is not None:
+            _check_password(password)
         room_secret: RoomSecret | None = None
         access: WireAccess = OpenAccess()
         kind: Access = "open"
@@ -489,7 +491,14 @@ class Client:
                 raise InvalidInvite(f"That invite is for room {parsed.room!r}, not {name!r}.")
             room_secret, kind = parsed.secret, "invite"
         elif password is not None:
+            _check_password(password)
             summary = await self._request(Lookup(name=name), SummaryReply)
+            if summary.room.salt is None and summary.room.access_kind == "secret":
+                raise WrongAccess(
+                    f"Room {name!r} does not open with a password now: it needs an invite,"
+                    " or its secret was changed (a kick, a ban or a new secret); ask an"
+                    " admin for the new password or an invite."
+                )
             if summary.room.salt is None:
                 raise WrongAccess(f"Room {name!r} has no password: join it without one.")
             room_secret, kind = await self._derive(name, password, summary.room.salt), "password"
@@ -1201,6 +1210,7 @@ class Client:
         self._driver.engine.check_rotator(room.id)
 
     async def _change_password(self, room: Room, password: str) -> None:
+        _check_password(password)
         self._check_rotator(room)  # before the costly derivation of a refused change
         salt = RoomSecret.new_salt()
         secret = await self._derive(room.name, password, salt)
@@ -1357,6 +1367,12 @@ def _checked(frame: C) -> C:
     a round trip through the relay's own decoder."""
     decode_client_frame(encode_frame(frame))
     return frame
+
+
+def _check_password(password: str) -> None:
+    """Refuse a room password that could never be used, before any I/O."""
+    if not isinstance(password, str) or not password:
+        raise InvalidInput("A room password is a non-empty string.")
 
 
 def _check_user_name(name: str) -> None:

@@ -375,6 +375,10 @@ class Room:
     ) -> list[Message["Room"]]:
         """Up to ``limit`` messages from the local store, oldest first: the newest (below
         seq ``before``), or from seq ``after`` on (to show a quoted or found message)."""
+        if isinstance(limit, bool) or not isinstance(limit, int) or limit < 0:
+            raise InvalidInput(
+                f"A history limit is a number of messages, 0 or more, not {limit!r}."
+            )
         return await self._client._history(self, limit, before, after)
 
     async def pending(self) -> list[Message["Room"]]:

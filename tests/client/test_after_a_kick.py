@@ -1,8 +1,10 @@
 """After a kick: the owner's invite follows the new secret an admin's kick made (it came
 in a direct after the log's entry), and a kicked member invited again reads again."""
 
+import pytest
+
 import e2echat
-from tests.client.conftest import MakeClient, collect
+from tests.client.conftest import MakeClient, collect, validated
 from tests.client.test_rooms import changed, member, secret_room
 
 
@@ -37,3 +39,23 @@ async def test_a_kicked_member_invited_again_reads_and_is_read(make_client: Make
     assert [m.text for m in await collect(carol_inbox, 1)] == ["welcome back"]
     await carol_room.send("thanks")
     assert [m.text for m in await collect(alice_inbox, 1)] == ["thanks"]
+
+
+async def test_a_password_after_a_kick_is_told_the_secret_changed(
+    make_client: MakeClient,
+) -> None:
+    """A kick in a password room gives it a random secret: the password opens nothing
+    until an admin sets a new one, and a joiner is told so, not "it has no password"."""
+    alice, bob = await make_client("alice"), await make_client("bob")
+    room = await alice.create("vault", password="hunter2")
+    alice_events = alice.events()
+    await bob.join("vault", password="hunter2")
+    await collect(alice_events, 1, lambda e: validated(e, "bob"))
+    await room.kick(member(room, "bob"))
+    await collect(alice_events, 1, lambda e: changed(e, "kick"))
+    carol = await make_client("carol")
+    with pytest.raises(e2echat.WrongAccess, match="its secret was changed") as refused:
+        await carol.join("vault", password="hunter2")
+    assert "has no password" not in str(refused.value)
+    await room.change_password("correct horse")
+    assert (await carol.join("vault", password="correct horse")).epoch == 2

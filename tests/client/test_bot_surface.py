@@ -473,3 +473,22 @@ async def test_member_arguments_take_a_member_or_its_key_and_refuse_the_rest(
     assert alice.safety_number(bob.key) == alice.safety_number(
         next(m for m in room.member_list if m.name == "bob")
     )
+
+
+async def test_an_empty_password_and_a_negative_limit_are_invalid_input(
+    make_client: MakeClient,
+) -> None:
+    alice = await make_client("alice")
+    room = await alice.room("vault", create=True, password="s3cret")
+    await room.send("one")
+    for attempt in (
+        lambda: alice.create("other", password=""),
+        lambda: alice.join("vault", password=""),
+        lambda: room.change_password(""),
+        lambda: room.history(-1),
+    ):
+        with pytest.raises(e2echat.InvalidInput):
+            await attempt()
+    assert room.epoch == 0
+    assert alice.get_room("other") is None
+    assert [m.text for m in await room.history(0)] == []
