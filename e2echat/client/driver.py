@@ -357,7 +357,6 @@ class Driver:
             waiter = self._waiters.pop(item_id, None)
             if bound is None:
                 continue
-            bound = dataclasses.replace(bound, live=True)
             if waiter is not None and not waiter[0].done():
                 waiter[0].set_result(bound)
             if self._include_own:

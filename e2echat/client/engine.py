@@ -697,7 +697,7 @@ class Engine:
             state.sync.seqs.add(frame.seq)
             self.store.set_last_seq(state.id, state.sync.floor)
         if message is not None:
-            message = dataclasses.replace(message, send_id=item_id)
+            message = dataclasses.replace(message, send_id=item_id, live=True)  # our own
             out.confirmed.append((item_id, message))
             out.events.append(ev.MessageSent(state.id, message))
         else:

@@ -167,8 +167,9 @@ def test_offline_sends_wait_in_the_outbox_and_go_out_in_order() -> None:
     assert [f.body for f in again] == [f.body for f in sends]
     out = alice.receive(Sent(room=ROOM_ID, seq=1, ts=NOW, id="o1"))
     assert [(i, m.text, m.seq, m.send_id) for i, m in out.confirmed] == [(1, "one", 1, 1)]
-    # the app learns that the message "one" it showed as pending is sent
+    # the app learns that the message "one" it showed as pending is sent: our own, live
     assert out.events == [e2echat.MessageSent(ROOM_ID, out.confirmed[0][1])]
+    assert out.confirmed[0][1].live
     assert [i.id for i in alice.store.outbox()] == [2, 3]
     assert [m.text for m in alice.history(ROOM_ID, 10)] == ["one"]
 
