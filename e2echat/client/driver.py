@@ -111,6 +111,8 @@ class Driver:
         self.up = asyncio.Event()
         """Set while connected (a lost room's rejoin waits for it)."""
         self.state = ConnectionState.CLOSED
+        self._closed_because: str | None = None
+        """Why the connection closed for good (a replacement), for what is asked after."""
         self.messages = messages
         self.events = events
         self._make_room = make_room
@@ -250,6 +252,8 @@ class Driver:
     async def request(self, frame: ClientFrame, expect: type[F]) -> F:
         """Send a request and wait for its reply; ``error`` replies raise ``RelayError``."""
         if self._link is None:
+            if self.state is ConnectionState.CLOSED and self._closed_because:
+                raise ConnectError(f"not connected to the relay: {self._closed_because}")
             raise ConnectError("not connected to the relay (reconnecting)")
         request_id, future = self._requests.new()
         try:
@@ -589,6 +593,8 @@ class Driver:
             self.up.set()
         else:
             self.up.clear()
+        if state is ConnectionState.CLOSED:
+            self._closed_because = detail
         if state is not self.state:
             self.state = state
             if state is not ConnectionState.CONNECTING:  # the rest are worth a line at INFO

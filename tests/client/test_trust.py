@@ -150,6 +150,17 @@ async def test_petnames_are_shown_and_follow_the_key(make_client: MakeClient) ->
         await bob.set_petname(shown, "bad\x1b[2J")
 
 
+def _second_client(first: e2echat.Client, relay: Relay, tmp_path: Path) -> e2echat.Client:
+    """A client of ``first``'s identity on a store of its own: it takes the connection."""
+    return e2echat.Client(
+        relay.url,
+        identity=first._identity,
+        name="alice",
+        store=tmp_path / "second-store.sqlite3",
+        policy=FAST_POLICY,
+    )
+
+
 async def test_a_second_connection_of_one_identity_replaces_the_first(
     make_client: MakeClient, relay: Relay, tmp_path: Path
 ) -> None:
@@ -158,13 +169,7 @@ async def test_a_second_connection_of_one_identity_replaces_the_first(
     first = await make_client("alice")
     await first.create("lobby")
     events = first.events()
-    second = e2echat.Client(
-        relay.url,
-        identity=first._identity,
-        name="alice",
-        store=tmp_path / "second-store.sqlite3",
-        policy=FAST_POLICY,
-    )
+    second = _second_client(first, relay, tmp_path)
     async with second:
         (replaced,) = await collect(events, 1, lambda e: isinstance(e, e2echat.ConnectionReplaced))
         assert isinstance(replaced, e2echat.ConnectionReplaced)
@@ -195,3 +200,21 @@ async def test_a_verified_contacts_rename_reflags_the_rooms_it_is_not_in(
     await collect(events, 1, lambda e: isinstance(e, e2echat.MemberRenamed))
     assert member_of(two, mallory.key).lookalikes == ()
     assert member_of(two, mallory.key).warning is None
+
+
+async def test_a_request_after_a_replacement_says_why_it_cannot_be_made(
+    make_client: MakeClient, relay: Relay, tmp_path: Path
+) -> None:
+    """A replaced client is closed for good: what it asks the relay then says so, not
+    that it is reconnecting."""
+    first = await make_client("alice")
+    room = await first.create("lobby")
+    events = first.events()
+    second = _second_client(first, relay, tmp_path)
+    async with second:
+        await collect(events, 1, lambda e: isinstance(e, e2echat.ConnectionReplaced))
+        await collect(events, 1, lambda e: isinstance(e, e2echat.ConnectionChanged))
+        with pytest.raises(e2echat.ConnectError) as refused:
+            await room.members()
+        assert "(reconnecting)" not in str(refused.value)
+        assert "another place" in str(refused.value)
