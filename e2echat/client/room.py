@@ -39,6 +39,12 @@ def _now_ms() -> int:
     return time.time_ns() // 1_000_000
 
 
+def _check_text(text: str) -> None:
+    """Refuse a message text that is not a string, before any I/O."""
+    if not isinstance(text, str):
+        raise InvalidInput(f"A message text is a str, not {type(text).__name__}.")
+
+
 def _id_of(message: "Message[Room]") -> bytes:
     if not message.id:
         raise NotInHistory("That message has not reached the relay yet (it has no id).")
@@ -216,7 +222,7 @@ class Room:
         text: str,
         *,
         reply_to: "Message[Room] | None" = None,
-        mentions: Iterable[Member] = (),
+        mentions: Iterable[Member | bytes] = (),
     ) -> Message["Room"]:
         """Encrypt and send ``text``, mentioning ``mentions`` (members, so keys).
         ``reply_to`` (a stored message of this room) makes it a reply that quotes it.
@@ -227,12 +233,14 @@ class Room:
         outbox and goes out in order on reconnect; the returned message then has ``seq`` 0,
         and a ``MessageSent`` (or ``SendFailed``) with its ``send_id`` follows.
         """
-        return await self._client._send(self, text, reply_to, tuple(m.key for m in mentions))
+        _check_text(text)
+        return await self._client._send(self, text, reply_to, tuple(map(key_of, mentions)))
 
     async def edit(self, message: "Message[Room]", text: str) -> None:
         """Replace the text of our own ``message``; members see the newest with "(edited)".
         ``@name`` mentions as in ``send`` (a bare ``@name`` of namesakes raises
         ``AmbiguousMention``)."""
+        _check_text(text)
         if not text:
             raise EmptyMessage("An empty message is not sent.")
         # the engine resolves ``@name`` in the new text as ``send`` does

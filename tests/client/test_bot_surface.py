@@ -492,3 +492,24 @@ async def test_an_empty_password_and_a_negative_limit_are_invalid_input(
     assert room.epoch == 0
     assert alice.get_room("other") is None
     assert [m.text for m in await room.history(0)] == []
+
+
+async def test_a_text_that_is_not_a_string_and_a_mention_that_is_not_a_member_are_refused(
+    make_client: MakeClient,
+) -> None:
+    alice, bob = await make_client("alice"), await make_client("bob")
+    room = await alice.room("texts", create=True)
+    await bob.room("texts")
+    sent = await room.send("fine")
+    for attempt in (
+        lambda: room.send(123),  # type: ignore[arg-type]
+        lambda: room.send(b"bytes"),  # type: ignore[arg-type]
+        lambda: room.send("hi", mentions=["bob"]),  # type: ignore[list-item]
+        lambda: sent.edit(None),  # type: ignore[arg-type]
+    ):
+        with pytest.raises(e2echat.InvalidInput):
+            await attempt()
+    assert await room.pending() == []
+    assert [m.text for m in await room.history()] == ["fine"]
+    mentioned = await room.send("hi", mentions=[bob.key])
+    assert [m.name for m in mentioned.mentions] == ["bob"]
