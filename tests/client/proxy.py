@@ -3,7 +3,8 @@
 It sits between one client and the real relay, decodes every relay-to-client frame and
 passes it through ``rewrite`` (which returns the frames to deliver instead: none, the
 same, altered, duplicated, or extra ones), and records every client-to-relay frame so a
-test can check what a client sent (for example: no key share to a ghost member).
+test can check what a client sent (for example: no key share to a ghost member); those
+``withhold`` picks never reach the relay.
 """
 
 import asyncio
@@ -34,6 +35,8 @@ class EvilProxy:
     def __init__(self, upstream: str) -> None:
         self.upstream = upstream
         self.rewrite: Rewrite = lambda frame: [frame]
+        self.withhold: Callable[[ClientFrame], bool] = lambda frame: False
+        """Client frames for which this is true are recorded but never reach the relay."""
         self.sent: list[ClientFrame] = []
         self._clients: list[ServerConnection] = []
         self.accepted = 0
@@ -75,8 +78,10 @@ class EvilProxy:
 
                 async def up() -> None:
                     async for raw in downstream:
-                        self.sent.append(decode_client_frame(raw))
-                        await upstream.send(raw, text=True)
+                        frame = decode_client_frame(raw)
+                        self.sent.append(frame)
+                        if not self.withhold(frame):
+                            await upstream.send(raw, text=True)
 
                 async def down() -> None:
                     async for raw in upstream:

@@ -1,10 +1,16 @@
 """After a kick: the owner's invite follows the new secret an admin's kick made (it came
-in a direct after the log's entry), and a kicked member invited again reads again."""
+in a direct after the log's entry), a kicked member invited again reads again, a
+password room's old password is refused as changed, and what a member banned while away
+had queued is reported failed."""
 
 import pytest
+from e2echat_server import Relay
 
 import e2echat
+from e2echat.client import client as client_module
+from e2echat.protocol import Send
 from tests.client.conftest import MakeClient, collect, validated
+from tests.client.proxy import evil_proxy
 from tests.client.test_rooms import changed, member, secret_room
 
 
@@ -59,3 +65,32 @@ async def test_a_password_after_a_kick_is_told_the_secret_changed(
     assert "has no password" not in str(refused.value)
     await room.change_password("correct horse")
     assert (await carol.join("vault", password="correct horse")).epoch == 2
+
+
+async def test_sends_queued_by_a_member_banned_while_away_each_fail(
+    make_client: MakeClient, relay: Relay, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """bob's messages wait in his outbox while he is away; alice bans him meanwhile. At
+    his next connect the relay no longer lists the room: each waiting message gets its
+    ``SendFailed`` before ``RoomLost``, none vanishes unreported."""
+    monkeypatch.setattr(client_module, "SEND_CONFIRM_TIMEOUT_S", 0.05)
+    clients, rooms = await secret_room(make_client, "carol")
+    alice_room = rooms["alice"]
+    invite = alice_room.invite()
+    async with evil_proxy(relay.url) as proxy:
+        bob = await make_client("bob", proxy.url)
+        alice_events = clients["alice"].events()
+        bob_room = await bob.join("ops", invite=invite)
+        await collect(alice_events, 1, lambda e: validated(e, "bob"))
+        proxy.withhold = lambda frame: isinstance(frame, Send)  # the relay never has them
+        queued = [await bob_room.send(text) for text in ("one", "two")]
+        assert [m.seq for m in queued] == [0, 0]
+        assert await bob.close() == 2
+    await alice_room.ban(member(alice_room, "bob"))
+    bob = await make_client("bob")  # the same identity and store, straight to the relay
+    events = bob.events()
+    seen = await collect(events, 3, lambda e: isinstance(e, (e2echat.SendFailed, e2echat.RoomLost)))
+    assert [type(e) for e in seen] == [e2echat.SendFailed, e2echat.SendFailed, e2echat.RoomLost]
+    assert [e.send_id for e in seen[:2]] == [m.send_id for m in queued]  # type: ignore[attr-defined]
+    assert "no longer lists us" in seen[0].text  # type: ignore[attr-defined]
+    assert await bob.flush() == 0
