@@ -946,12 +946,17 @@ class Client:
         else's key); members who verified this key carry the verification over to the
         new one after checking it, everyone else learns that the new key is the same
         person's (``SuccessorAnnounced``). Returns the statement. ``e2echat identity
-        rotate`` calls it before it replaces the identity file.
+        rotate`` calls it before it replaces the identity file. A key names one successor:
+        naming another after that raises ``InvalidInput`` and sends nothing.
         """
         if successor.public_key == self.key:
             raise InvalidInput("a key cannot be its own successor")
-        statement = sign_successor(self._identity, successor, _now_ms())
         driver = self._driver
+        try:
+            await driver.call(driver.engine.name_successor, successor.public_key)
+        except CryptoError as exc:
+            raise InvalidInput(f"Not announced: {exc}.") from None
+        statement = sign_successor(self._identity, successor, _now_ms())
         for room in self.rooms:
 
             async def queue(room_id: bytes = room.id) -> tuple[int, None, Output]:

@@ -1050,6 +1050,10 @@ class Engine:
         member = self.member(sender, state.id)
         out.events.append(ev.SuccessorAnnounced(state.id, member, result.new, result.carried))
 
+    def name_successor(self, new: bytes) -> None:
+        """Remember that we name ``new`` our successor (``CryptoError``: we named another)."""
+        self.session.contacts.name_successor(self.me, self.name, new)
+
     def announce_successor(self, room_id: bytes, statement: bytes) -> tuple[int, Output]:
         """Queue our successor statement for ``room_id``'s members."""
         return self._enqueue(self._room_state(room_id), Successor(statement, self.clock()))

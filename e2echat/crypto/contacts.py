@@ -89,6 +89,25 @@ class Contacts:
         txn.commit()
         return None if previous == signed.name else NameChanged(key, previous, signed.name)
 
+    def name_successor(self, me: bytes, name: str, new: bytes) -> None:
+        """We (``me``, going by ``name``) name ``new`` our successor: remembered, so that
+        we never name another, which every member would refuse (one successor per key).
+        Naming the same one again is allowed; another raises ``CryptoError``."""
+        txn = self._records.begin()
+        own = txn.get(CONTACTS, me, ContactRecord)
+        if own is not None and own.successor is not None and own.successor != new:
+            raise CryptoError(
+                "this key already named another successor, and members accept one only"
+            )
+        txn.put(
+            CONTACTS,
+            me,
+            ContactRecord(name, successor=new)
+            if own is None
+            else msgspec.structs.replace(own, successor=new),
+        )
+        txn.commit()
+
     def accept_successor(self, statement: bytes) -> SuccessorAccepted | StatementRejected:
         """Check a successor statement and link the keys; carry verification over.
 

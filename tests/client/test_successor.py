@@ -100,8 +100,13 @@ async def test_a_member_cannot_pass_on_another_keys_successor_statement(
     first = e2echat.Identity.generate()
     await bob.announce_successor(first)
     await collect(events, 1, announced)
-    await bob.announce_successor(e2echat.Identity.generate())  # a second, other key
-    await bob.get_room("lobby").send("after")  # type: ignore[union-attr]
+    # a second, other key, sent past the client's own refusal (a stolen key's thief)
+    second = sign_successor(bob._identity, e2echat.Identity.generate(), 2)  # type: ignore[arg-type]
+    bob_room = bob.get_room("lobby")
+    assert bob_room is not None
+    _item, out = await bob._driver.call(bob._driver.engine.announce_successor, bob_room.id, second)
+    bob._driver.dispatch(out)
+    await bob_room.send("after")
     await collect(inbox, 1, lambda m: m.text == "after")
     assert contacts.get(bob.key).successor == first.public_key  # type: ignore[union-attr]
 
@@ -264,3 +269,25 @@ async def test_the_old_key_catches_up_with_the_join_before_it_names_the_admin(
     assert followed.problem is None
     assert len(withheld) == 1
     assert bob.get_room("club").roles[new.public_key] == "admin"  # type: ignore[union-attr]
+
+
+async def test_a_key_that_named_its_successor_cannot_name_another(
+    make_client: MakeClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Members accept one successor per key, so a second, other one is refused where it
+    is made, also after a restart, and nothing goes out for it."""
+    alice, bob = await make_client("alice"), await make_client("bob")
+    await bob.create("lobby")
+    await admit(bob, alice, "lobby")
+    events = alice.events()
+    new = e2echat.Identity.generate()
+    await bob.announce_successor(new)
+    await collect(events, 1, announced)
+    await bob.close()
+    bob = await make_client("bob")  # the same identity and store
+    with pytest.raises(e2echat.InvalidInput, match="already named another successor"):
+        await bob.announce_successor(e2echat.Identity.generate())
+    await bob.announce_successor(new)  # the same one again: the barrier
+    (again,) = await collect(events, 1, announced)
+    assert again.successor == new.public_key  # type: ignore[attr-defined]
+    assert "successor statement was rejected" not in caplog.text
