@@ -249,6 +249,26 @@ async def test_sqlite_state_survives_reopening(tmp_path: Path) -> None:
         await second.close()
 
 
+def modes(data_dir: Path) -> dict[str, int]:
+    return {f.name: f.stat().st_mode & 0o777 for f in data_dir.glob("relay.sqlite3*")}
+
+
+async def test_sqlite_files_are_for_the_relays_user_only(tmp_path: Path) -> None:
+    """Who is in which room and when: the database and its WAL and shared-memory files
+    are 0600, also a database made before under a looser umask."""
+    (tmp_path / "relay.sqlite3").touch(mode=0o644)
+    store = await SqliteStore.open(tmp_path, create=True)
+    try:
+        await store.put_user(user(ALICE))
+        assert modes(tmp_path) == {
+            "relay.sqlite3": 0o600,
+            "relay.sqlite3-shm": 0o600,
+            "relay.sqlite3-wal": 0o600,
+        }
+    finally:
+        await store.close()
+
+
 async def test_sqlite_failed_job_is_isolated_and_closed_store_refuses(tmp_path: Path) -> None:
     store = await SqliteStore.open(tmp_path)
     await store.create_room(room(), MemberRecord(ROOM, ALICE, 0))

@@ -25,6 +25,7 @@ nearly everything, so the writer's checkpoint is short, and the WAL stays near 4
 
 import asyncio
 import contextlib
+import os
 import queue
 import sqlite3
 import threading
@@ -504,6 +505,12 @@ def _connect(path: Path, synchronous: str) -> sqlite3.Connection:
     if synchronous not in ("NORMAL", "FULL"):
         raise ValueError("synchronous must be NORMAL or FULL")
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    # Only the relay's user reads it (who is in which room, when): SQLite gives its WAL
+    # and shared-memory files the database file's mode.
+    os.close(os.open(path, os.O_RDWR | os.O_CREAT, 0o600))
+    for part in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
+        with contextlib.suppress(FileNotFoundError):
+            part.chmod(0o600)
     # Room for a prepared INSERT per run length (1..64 rows) beside the other statements.
     db = sqlite3.connect(path, isolation_level=None, check_same_thread=False, cached_statements=256)
     # Small pages for a new file: each message lands in its room's own index page, so a
