@@ -173,6 +173,7 @@ async def test_a_leave_whose_refetch_does_not_validate_still_leaves(
             return [frame]
 
         proxy.rewrite = conflict_then_forge
+        await owner.set_status("away")  # a push with no id, in the rewrite's window always
         async with asyncio.timeout(EVENT_TIMEOUT):
             await bob_room.leave()
         assert len(fetches(proxy)) == 2  # the join's, and the forged one after the leave
