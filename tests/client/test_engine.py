@@ -303,20 +303,21 @@ def test_status_is_restored_after_a_reconnect(pair: tuple[Engine, Engine]) -> No
     assert (me.status, me.status_text, me.validated) == ("busy", "deploying", True)
 
 
+def alice_at(tmp_path: Path, clock: Clock, identity: Identity) -> Engine:
+    """alice's engine over her store in ``tmp_path``: made again, it is a restart."""
+    store = Store(tmp_path / "alice.sqlite3", identity)
+    return Engine(identity, "alice", store, CryptoSession(identity, store), clock)
+
+
 def test_the_outbox_survives_a_restart_of_the_client(tmp_path: Path) -> None:
     clock, identity = Clock(), Identity.generate()
     bob = make_engine("bob", clock)
 
-    def open_alice() -> Engine:
-        store = Store(tmp_path / "alice.sqlite3", identity)
-        session = CryptoSession(identity, store)
-        return Engine(identity, "alice", store, session, clock)
-
-    alice = open_alice()
+    alice = alice_at(tmp_path, clock, identity)
     alice.enter_room(room_info(alice, bob), "open", None)
     alice.queue(ROOM_ID, "written on the train")
     alice.store.close()
-    again = open_alice()
+    again = alice_at(tmp_path, clock, identity)
     assert [state.record.name for state in again.rooms.values()] == ["lobby"]
     frames = again.welcome(welcome(again, bob)).frames
     sends = [f for f in frames if isinstance(f, Send)]
@@ -334,17 +335,12 @@ def test_messages_waiting_in_the_outbox_are_listed_after_a_restart(tmp_path: Pat
     messages with seq 0 and their send ids, until the relay stores them."""
     clock, identity = Clock(), Identity.generate()
     bob = make_engine("bob", clock)
-
-    def open_alice() -> Engine:
-        store = Store(tmp_path / "alice.sqlite3", identity)
-        return Engine(identity, "alice", store, CryptoSession(identity, store), clock)
-
-    alice = open_alice()
+    alice = alice_at(tmp_path, clock, identity)
     alice.enter_room(room_info(alice, bob), "open", None)
     alice.queue(ROOM_ID, "written on the train")
     alice.queue(ROOM_ID, "and at the station")
     alice.store.close()
-    again = open_alice()
+    again = alice_at(tmp_path, clock, identity)
     pending = again.pending(ROOM_ID)
     assert [(m.text, m.seq, m.send_id, m.own) for m in pending] == [
         ("written on the train", 0, 1, True),
@@ -471,19 +467,14 @@ def test_key_shares_are_kept_and_resent_until_the_relay_confirms_them(tmp_path: 
     share: the restarted client sends the same share again, ahead of the message."""
     clock, identity = Clock(), Identity.generate()
     bob = make_engine("bob", clock)
-
-    def open_alice() -> Engine:
-        store = Store(tmp_path / "alice.sqlite3", identity)
-        return Engine(identity, "alice", store, CryptoSession(identity, store), clock)
-
-    alice = open_alice()
+    alice = alice_at(tmp_path, clock, identity)
     alice.enter_room(room_info(alice, bob), "open", None)
     alice.welcome(welcome(alice, bob))
     _item, _msg, sent = alice.queue(ROOM_ID, "before the crash")
     assert [(type(f), f.id) for f in sent.frames] == [(DirectSend, "d1"), (Send, "o1")]
     alice.store.close()  # killed: neither the share nor the message was confirmed
 
-    again = open_alice()
+    again = alice_at(tmp_path, clock, identity)
     frames = [f for f in again.welcome(welcome(again, bob)).frames if not _resumes(f)]
     assert [(type(f), f.id) for f in frames] == [(DirectSend, "d1"), (Send, "o1")]
     assert [f.body for f in frames] == [f.body for f in sent.frames]  # the same bytes

@@ -2,6 +2,8 @@
 
 import asyncio
 import socket
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import nacl.bindings as sodium
@@ -12,7 +14,7 @@ from e2echat_tui.cli import app
 from syrupy.assertion import SnapshotAssertion
 from typer.testing import CliRunner
 
-from e2echat import Client, Identity, SuccessorAnnounced
+from e2echat import Client, Identity, Room, SuccessorAnnounced
 from e2echat.client import kdfcost
 from e2echat.crypto.identity import KdfLimits
 
@@ -236,6 +238,21 @@ def test_connect_help_names_the_environment(runner: CliRunner) -> None:
     assert all(f"${name}" in result.output for name in ("E2ECHAT_RELAY", "E2ECHAT_NAME"))
 
 
+@asynccontextmanager
+async def verifying(
+    url: str, tmp_path: Path, old: Identity, store: Path
+) -> AsyncIterator[tuple[Client, Room]]:
+    """alice, connected, who verified bob's ``old`` key in the room lobby he made."""
+    alice = Client(url, identity=Identity.generate(), name="alice", store=tmp_path / "a")
+    async with alice:
+        async with Client(url, identity=old, name="bob", store=store) as bob:
+            await bob.create("lobby")
+            room = await alice.join("lobby")
+        (listed,) = [m for m in await room.members() if m.key == old.public_key]
+        await alice.mark_verified(listed)
+        yield alice, room
+
+
 async def test_identity_rotate_moves_verification_to_the_new_key(
     runner: CliRunner, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -244,33 +261,29 @@ async def test_identity_rotate_moves_verification_to_the_new_key(
     path, store = tmp_path / "bob.key", tmp_path / "bob.sqlite3"
     old = Identity.generate()
     old.save(path, "pw", limits=CHEAP)
-    async with Relay(RelayConfig(port=0, memory=True)) as relay:
-        alice = Client(relay.url, identity=Identity.generate(), name="alice", store=tmp_path / "a")
-        async with alice:
-            async with Client(relay.url, identity=old, name="bob", store=store) as bob:
-                await bob.create("lobby")
-                room = await alice.join("lobby")
-            (listed,) = [m for m in await room.members() if m.key == old.public_key]
-            await alice.mark_verified(listed)
-            events = alice.events()
-            argv = ["identity", "rotate", relay.url, "-i", str(path), "--store", str(store)]
-            result = await asyncio.to_thread(runner.invoke, app, argv)
-            assert result.exit_code == 0, result.output
-            assert "Successor statement sent to 1 room" in result.output
-            assert "Entered with the new key: room lobby (as its admin)\n" in result.output
-            assert "1 of 1 rooms entered with the new key" in result.output
-            new = Identity.load(path, "pw")
-            assert new.public_key in {m.key for m in await room.members()}
-            assert f"New fingerprint: {new.fingerprint}" in result.output
-            assert Identity.load(tmp_path / "bob.key.old", "pw").public_key == old.public_key
-            async with asyncio.timeout(10):
-                async for event in events:
-                    if isinstance(event, SuccessorAnnounced):
-                        break
-            assert (event.successor, event.carried) == (new.public_key, True)
-            again = await asyncio.to_thread(runner.invoke, app, argv)
-            assert again.exit_code == 1
-            assert "bob.key.old exists" in again.output
+    async with (
+        Relay(RelayConfig(port=0, memory=True)) as relay,
+        verifying(relay.url, tmp_path, old, store) as (alice, room),
+    ):
+        events = alice.events()
+        argv = ["identity", "rotate", relay.url, "-i", str(path), "--store", str(store)]
+        result = await asyncio.to_thread(runner.invoke, app, argv)
+        assert result.exit_code == 0, result.output
+        assert "Successor statement sent to 1 room" in result.output
+        assert "Entered with the new key: room lobby (as its admin)\n" in result.output
+        assert "1 of 1 rooms entered with the new key" in result.output
+        new = Identity.load(path, "pw")
+        assert new.public_key in {m.key for m in await room.members()}
+        assert f"New fingerprint: {new.fingerprint}" in result.output
+        assert Identity.load(tmp_path / "bob.key.old", "pw").public_key == old.public_key
+        async with asyncio.timeout(10):
+            async for event in events:
+                if isinstance(event, SuccessorAnnounced):
+                    break
+        assert (event.successor, event.carried) == (new.public_key, True)
+        again = await asyncio.to_thread(runner.invoke, app, argv)
+        assert again.exit_code == 1
+        assert "bob.key.old exists" in again.output
 
 
 async def test_identity_rotate_stands_when_the_new_key_cannot_enter(
@@ -318,30 +331,26 @@ async def test_identity_rotate_tried_again_names_the_same_new_key(
     monkeypatch.setattr(Client, "flush", flush_once_unconfirmed)
     stray = Identity.generate()  # an unfinished rotation of another key: never reused
     stray.save(tmp_path / f"bob.key.new-{stray.public_key.hex()[:16]}", "pw", limits=CHEAP)
-    async with Relay(RelayConfig(port=0, memory=True)) as relay:
-        alice = Client(relay.url, identity=Identity.generate(), name="alice", store=tmp_path / "a")
-        async with alice:
-            async with Client(relay.url, identity=old, name="bob", store=store) as bob:
-                await bob.create("lobby")
-                room = await alice.join("lobby")
-            (listed,) = [m for m in await room.members() if m.key == old.public_key]
-            await alice.mark_verified(listed)
-            events = alice.events()
-            argv = ["identity", "rotate", relay.url, "-i", str(path), "--store", str(store)]
-            failed = await asyncio.to_thread(runner.invoke, app, argv)
-            assert failed.exit_code == 1
-            assert "run it again to name the same new key" in failed.output
-            fresh = tmp_path / f"bob.key.new-{old.public_key.hex()[:16]}"
-            pending = Identity.load(fresh, "pw")
-            assert Identity.load(path, "pw").public_key == old.public_key
-            result = await asyncio.to_thread(runner.invoke, app, argv)
-            assert result.exit_code == 0, result.output
-            assert Identity.load(path, "pw").public_key == pending.public_key != stray.public_key
-            assert not fresh.exists()
-            async with asyncio.timeout(10):
-                async for event in events:
-                    if isinstance(event, SuccessorAnnounced):
-                        break
-            assert (event.successor, event.carried) == (pending.public_key, True)
-            (moved,) = [m for m in await room.members() if m.key == pending.public_key]
-            assert moved.verified
+    async with (
+        Relay(RelayConfig(port=0, memory=True)) as relay,
+        verifying(relay.url, tmp_path, old, store) as (alice, room),
+    ):
+        events = alice.events()
+        argv = ["identity", "rotate", relay.url, "-i", str(path), "--store", str(store)]
+        failed = await asyncio.to_thread(runner.invoke, app, argv)
+        assert failed.exit_code == 1
+        assert "run it again to name the same new key" in failed.output
+        fresh = tmp_path / f"bob.key.new-{old.public_key.hex()[:16]}"
+        pending = Identity.load(fresh, "pw")
+        assert Identity.load(path, "pw").public_key == old.public_key
+        result = await asyncio.to_thread(runner.invoke, app, argv)
+        assert result.exit_code == 0, result.output
+        assert Identity.load(path, "pw").public_key == pending.public_key != stray.public_key
+        assert not fresh.exists()
+        async with asyncio.timeout(10):
+            async for event in events:
+                if isinstance(event, SuccessorAnnounced):
+                    break
+        assert (event.successor, event.carried) == (pending.public_key, True)
+        (moved,) = [m for m in await room.members() if m.key == pending.public_key]
+        assert moved.verified
