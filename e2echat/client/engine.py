@@ -54,7 +54,7 @@ from e2echat.crypto.payload import (
 )
 from e2echat.crypto.prekeys import SignedPrekey as CryptoPrekey
 from e2echat.crypto.primitives import SIGNATURE_SIZE, TAG_SIZE
-from e2echat.crypto.roomlog import AuthorityError, LogError, require_rotator, validate_log
+from e2echat.crypto.roomlog import AuthorityError, LogError, require_rotator
 from e2echat.crypto.roomsecret import RoomSecret
 from e2echat.crypto.session import AnnouncedMember, CryptoSession
 from e2echat.crypto.statements import sign_name
@@ -310,11 +310,14 @@ class Engine:
                 online = {m.key for m in info.members if m.status != "offline"}
                 state.awaiting = online - {self.me}
                 state.hold_until = self.clock() + self.proof_wait
-            proofs = existing is not None or (whole_log and not _lacks(log, self.me))
-            withheld = self._reconcile(state, info.members, out, proofs=proofs)
-            state.held_proofs = [] if whole_log else withheld
+            # a first entry proves us once the log is read: at the epoch it brings us to
+            self._reconcile(state, info.members, out, proofs=existing is not None or not log)
             if log:
                 self._apply_log(state, log, out, 0)
+            if existing is None and log:
+                state.proofs_held = not whole_log
+                if whole_log:
+                    out.extend(self._prove_ourselves(state))
             if existing is None and peer is not None and not invited:
                 out.extend(self.invite(info.id, peer))
         if existing is None:
@@ -401,9 +404,9 @@ class Engine:
 
     def _reconcile(
         self, state: RoomState, members: list[RosterEntry], out: Output, *, proofs: bool = True
-    ) -> list[cev.OutgoingDirect]:
+    ) -> None:
         """Take the relay's full member list (join, reconnect, ``members``); without
-        ``proofs`` the ``join`` directs of a first entry are not sent but returned (see
+        ``proofs`` the ``join`` directs of a first entry wait for the log (see
         ``enter_room``)."""
         members = self._outsiders(state, members, out)
         before = set(state.members)
@@ -417,10 +420,8 @@ class Engine:
             self.clock(),
             secret=self._secret_of(state.record),
             peer=state.record.peer,
+            proofs=proofs,
         )
-        withheld: list[cev.OutgoingDirect] = []
-        if not proofs:
-            withheld, outcome = outcome.directs, dataclasses.replace(outcome, directs=[])
         self._apply(outcome, out)
         self._signed_names(members)
         self.view.refresh(state)
@@ -428,7 +429,6 @@ class Engine:
             for key in listed - before - {self.me}:
                 out.events.append(ev.MemberJoined(state.id, self.member(key, state.id)))
         out.events += [ev.MemberLeft(state.id, member) for member in gone]
-        return withheld
 
     def reconcile(self, room_id: bytes, members: list[RosterEntry]) -> Output:
         """A fresh member list from the relay (a ``members`` reply, the shell's or ours).
@@ -1190,12 +1190,17 @@ class Engine:
         """The rest of the log the client fetched page by page after entering is applied:
         send the ``join`` proofs held for it if the log lists us (else our ``join`` entry
         proves us, and they would be refused)."""
-        out = Output()
         state = self._room_state(room_id)
-        held, state.held_proofs = state.held_proofs, []
+        held, state.proofs_held = state.proofs_held, False
+        return self._prove_ourselves(state) if held else Output()
+
+    def _prove_ourselves(self, state: RoomState) -> Output:
+        """Our ``join`` proofs to the members, if the log lists us (else our ``join``
+        entry proves us, and they would be refused)."""
+        out = Output()
         if state.log is None or self.me in state.log.members:
             with self.store.transaction():
-                out.frames += self.outbox.queue_directs(held, self.connected)
+                self._apply(self.session.join_proofs(state.id, self.clock()), out)
         return out
 
     def _log_entries(self, frame: LogEntries, out: Output) -> None:
@@ -1496,17 +1501,6 @@ class Engine:
             return Output()  # nothing to tell: a typing signal is worth no notice
         frames.append(SignalSend(room=state.id, body=outgoing.body))
         return Output(frames=frames)
-
-
-def _lacks(log: Sequence[bytes], key: bytes) -> bool:
-    """Whether a fetched log (checked by the public rules only) exists and does not list
-    ``key`` as a member; the session validates it fully when it is applied."""
-    if not log:
-        return False
-    try:
-        return key not in validate_log(list(log)).members
-    except LogError:
-        return False
 
 
 def _unsupported(payload: Unsupported) -> bytes:

@@ -9,7 +9,6 @@ from dataclasses import dataclass, field
 from e2echat.client.contention import LogContention
 from e2echat.client.models import Member
 from e2echat.client.roomsync import RoomSync
-from e2echat.crypto.events import OutgoingDirect
 from e2echat.crypto.lookalike import Resemblance
 from e2echat.crypto.roomlog import LogState
 from e2echat.protocol import Message as RelayMessage
@@ -65,8 +64,8 @@ class RoomState:
     """The ``log_behind`` we last told the app the relay did not serve."""
     log_fetch: tuple[bool, int] = (False, 0)
     """Whether our own log fetch is on its way, and when (ms) the last one went out."""
-    held_proofs: list[OutgoingDirect] = field(default_factory=list)
-    """Our ``join`` proofs of a first entry, held until the whole log is fetched."""
+    proofs_held: bool = False
+    """Our ``join`` proofs of a first entry wait until the whole log is fetched."""
 
     @property
     def id(self) -> bytes:

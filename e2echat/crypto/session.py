@@ -225,6 +225,7 @@ class CryptoSession:
         *,
         secret: RoomSecret | None = None,
         peer: bytes | None = None,
+        proofs: bool = True,
     ) -> Outcome:
         """Reconcile a room with the relay's full member list (on join and on reconnect).
 
@@ -233,7 +234,8 @@ class CryptoSession:
         what was sent before it first joined.
 
         ``secret`` makes it a secret room: members are validated by proof only. On the
-        first entry into a secret room we send our proof (``join``) to every member.
+        first entry into a secret room we send our proof (``join``) to every member,
+        unless ``proofs`` is False (then ``join_proofs`` sends them, once the log is read).
         Members no longer listed are treated as having left.
         """
         op = _Op(self._records.begin())
@@ -261,13 +263,28 @@ class CryptoSession:
         for member in listed.values():
             room = self._announce(op, room, member, now)
         op.txn.put(ROOMS, room_id, room)
-        if first and room.join_key is not None:
-            for key, record in room.members.items():
-                if record.prekey is not None:
-                    proof, nonce = make_proof(room.join_key, room_id, room.epoch, self._me, key)
-                    join = Join(self._me, key, room_id, now, proof, room.epoch, nonce)
-                    self._send(op, key, join, record.prekey)
+        if first and proofs:
+            self._join_proofs(op, room, now)
         return op.finish()
+
+    def join_proofs(self, room_id: bytes, now: int) -> Outcome:
+        """Our ``join`` proof to every member, at the epoch we are at: sent once a first
+        entry has read the room's log (proofs made before it named epoch 0, which the
+        members of a room that rotated since refuse)."""
+        op = _Op(self._records.begin())
+        room = op.txn.get(ROOMS, room_id, RoomRecord)
+        if room is not None:
+            self._join_proofs(op, room, now)
+        return op.finish()
+
+    def _join_proofs(self, op: _Op, room: RoomRecord, now: int) -> None:
+        if room.join_key is None:
+            return
+        for key, record in room.members.items():
+            if record.prekey is not None:
+                proof, nonce = make_proof(room.join_key, room.room_id, room.epoch, self._me, key)
+                join = Join(self._me, key, room.room_id, now, proof, room.epoch, nonce)
+                self._send(op, key, join, record.prekey)
 
     def _rotated_since(self, op: _Op, room: RoomRecord, secret: RoomSecret | None) -> bool:
         """Whether ``secret`` is one our log has rotated away from (the client still has

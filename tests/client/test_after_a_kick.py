@@ -94,3 +94,32 @@ async def test_sends_queued_by_a_member_banned_while_away_each_fail(
     assert [e.send_id for e in seen[:2]] == [m.send_id for m in queued]  # type: ignore[attr-defined]
     assert "no longer lists us" in seen[0].text  # type: ignore[attr-defined]
     assert await bob.flush() == 0
+
+
+async def test_a_member_unbanned_after_rotations_proves_itself_at_the_current_epoch(
+    make_client: MakeClient,
+) -> None:
+    """Kicked, then two new epochs (a rotation, a ban), then unbanned: reading the log
+    again from the start, its client shared its chain at its own old join entry, with a
+    proof of epoch 0, and every member refused it ("membership proof is for epoch 0,
+    the room is at 2") in a red line. It shares once the whole log is read, at epoch 2."""
+    clients, rooms = await secret_room(make_client, "bob", "carol")
+    alice, carol = clients["alice"], clients["carol"]
+    alice_room = rooms["alice"]
+    carol_events = carol.events()
+    await alice_room.kick(carol.key)
+    await collect(carol_events, 1, lambda e: isinstance(e, e2echat.RoomLeft))
+    await alice_room.rotate_secret()
+    await alice_room.ban(carol.key)
+    await alice_room.unban(carol.key)
+    alice_events = alice.events()
+    carol_room = await carol.join("ops", invite=alice_room.invite())
+    assert carol_room.epoch == alice_room.epoch == 3
+    inbox = alice.messages()
+    await carol_room.send("back again")
+    assert [m.text for m in await collect(inbox, 1)] == ["back again"]
+    await carol.set_status("away")  # a barrier: relayed to alice after carol's directs
+    seen = await collect(
+        alice_events, 1, lambda e: isinstance(e, e2echat.Notice | e2echat.PresenceChanged)
+    )
+    assert [type(e).__name__ for e in seen] == ["PresenceChanged"], seen
