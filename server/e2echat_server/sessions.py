@@ -252,11 +252,12 @@ class Sessions:
             await self._engine.apply(change)
         if renamed:
             self._output.renamed(hello.key)
+        rooms = directory.welcome_rooms(hello.key, config.welcome_members)
         await output.reply_paced(
             session,
             Welcome(
                 user=User(key=hello.key, name=hello.name),
-                rooms=directory.welcome_rooms(hello.key, config.welcome_members),
+                rooms=rooms,
                 mailbox=user.mailbox_count,
                 ts=now_ms(),
             ),
@@ -271,7 +272,9 @@ class Sessions:
         await self.handlers.tell_deletions(session)
         await self.handlers.flush_mailbox(session)
         broker.enter(conn, directory.rooms_of.get(hello.key, ()))
-        output.status_texts(session, directory.rooms_of.get(hello.key, ()))
+        # the texts of the rosters sent: a partial room's come with its `members` reply,
+        # so this is bounded by the welcome's member budget, as the welcome itself
+        output.status_texts(session, [room.id for room in rooms if not room.partial])
         if first:
             directory.went_online(hello.key)
             output.announce(hello.key)
