@@ -354,3 +354,24 @@ async def test_identity_rotate_tried_again_names_the_same_new_key(
         assert (event.successor, event.carried) == (pending.public_key, True)
         (moved,) = [m for m in await room.members() if m.key == pending.public_key]
         assert moved.verified
+
+
+def test_identity_rotate_refuses_an_unfinished_new_key_it_cannot_open(
+    runner: CliRunner, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The new key of an unfinished rotation under another passphrase: one clear line,
+    and nothing changes (no connection, the identity file and the new key kept)."""
+    monkeypatch.setenv("E2ECHAT_PASSPHRASE", "pw")
+    path = tmp_path / "bob.key"
+    old = Identity.generate()
+    old.save(path, "pw", limits=CHEAP)
+    fresh = tmp_path / f"bob.key.new-{old.public_key.hex()[:16]}"
+    pending = Identity.generate()
+    pending.save(fresh, "another passphrase", limits=CHEAP)
+    result = runner.invoke(app, ["identity", "rotate", "ws://127.0.0.1:9", "-i", str(path)])
+    assert result.exit_code == 1
+    assert "holds the new key of a rotation that did not finish" in result.output
+    assert "Traceback" not in result.output
+    assert Identity.load(path, "pw").public_key == old.public_key
+    assert Identity.load(fresh, "another passphrase").public_key == pending.public_key
+    assert not (tmp_path / "bob.key.old").exists()
