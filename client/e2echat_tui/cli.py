@@ -31,6 +31,7 @@ from e2echat_tui.config import (
     Preferences,
     pick,
 )
+from e2echat_tui.format import peer_of
 from e2echat_tui.keys import ACTIONS
 from e2echat_tui.safe import escape_controls
 
@@ -420,8 +421,8 @@ def _followed_line(followed: FollowedRoom, key: bytes) -> str:
     """How the new key entered a room of the old one, or why not."""
     old = followed.old
     if old.peer is not None:
-        peers = [m.display_name for m in old.member_list if m.key == old.peer]
-        what = f"direct conversation with {peers[0] if peers else old.peer.hex()[:8]}"
+        peer = peer_of(old)
+        what = f"direct conversation with {peer.display_name if peer else old.peer.hex()[:8]}"
     else:
         what = f"room {old.name}"
     if followed.room is None:

@@ -74,7 +74,6 @@ from e2echat.crypto.events import DirectInvited, LogStatement
 from e2echat.crypto.identity import KdfLimits
 from e2echat.crypto.payload import File
 from e2echat.crypto.policy import DEFAULT_POLICY, Policy
-from e2echat.crypto.roomlog import Role
 from e2echat.crypto.roomsecret import Invite, RoomSecret
 from e2echat.crypto.safety import format_safety_number, safety_number
 from e2echat.crypto.session import CryptoSession
@@ -117,7 +116,6 @@ from e2echat.protocol import (
     Access as WireAccess,
 )
 from e2echat.protocol.constants import MAX_LOG_PAGE
-from e2echat.protocol.roomlog import parse_entry
 from e2echat.store import SchemaError, Store, StoreKeyError, StoreLockedError
 
 log = logging.getLogger("e2echat")
@@ -710,7 +708,7 @@ class Client:
         while True:
             statement = await driver.call(driver.engine.sign_log, room.id, sign)
             signed.append(statement)
-            contention.signed(_position(statement))
+            contention.signed(statement)
             try:
                 await self._request(LogAppend(room=room.id, entry=statement.entry), Ok)
                 break
@@ -1029,9 +1027,7 @@ class Client:
             await predecessor._shielded(predecessor._catch_up_log(old))
             if old.roles.get(key) == "admin":
                 return None
-            await predecessor._log_change(
-                old, lambda session, rid, now: session.set_role(rid, key, Role.ADMIN, now)
-            )
+            await old.set_role(key, "admin")
         except E2EChatError as exc:
             return exc
         return None
@@ -1352,11 +1348,6 @@ class Client:
 
 def _join(session: CryptoSession, room_id: bytes, now: int) -> LogStatement:
     return session.join_log(room_id, now)
-
-
-def _position(statement: LogStatement) -> int:
-    """The log position ``statement`` was signed for."""
-    return parse_entry(statement.entry).seq
 
 
 def _check_room_name(name: str) -> None:

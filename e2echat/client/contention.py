@@ -12,6 +12,8 @@ this. Pure: no clock and no I/O, the caller waits ``next_delay()`` its own way.
 from dataclasses import dataclass, field
 
 from e2echat.client.backoff import Backoff
+from e2echat.crypto.events import LogStatement
+from e2echat.protocol.roomlog import parse_entry
 
 LOG_ATTEMPTS = 3
 """How many ``log_conflict`` answers that brought no new valid entry (a relay refusing
@@ -39,9 +41,9 @@ class LogContention:
     stalled: int = 0
     """``log_conflict`` answers with no valid entry at our position behind them."""
 
-    def signed(self, position: int) -> None:
-        """A statement for ``position`` goes to the relay."""
-        self.position = position
+    def signed(self, statement: LogStatement) -> None:
+        """``statement`` goes to the relay: the position it was signed for is ours."""
+        self.position = parse_entry(statement.entry).seq
 
     def next_delay(self) -> float:
         """Seconds to wait after a ``log_conflict`` before fetching and signing again."""

@@ -27,7 +27,7 @@ from e2echat.client.conversation import Conversation, Relation, announced_blob
 from e2echat.client.errors import E2EChatError, NotAllowed, NotAMember, NotInHistory
 from e2echat.client.membership import room_changed
 from e2echat.client.mentions import resolve_mentions
-from e2echat.client.models import Member, Message, Version
+from e2echat.client.models import Member, Message, Quote, Version
 from e2echat.client.outbox import BATCH_ID, DIRECT_ID, BatchLimits, Outbox, outbox_id
 from e2echat.client.output import Output
 from e2echat.client.projection import Projection
@@ -97,7 +97,6 @@ from e2echat.protocol import (
 )
 from e2echat.protocol import Message as RelayMessage
 from e2echat.protocol.constants import MAX_LOG_PAGE
-from e2echat.protocol.roomlog import parse_entry
 from e2echat.store import HistoryItem, ReadState, RoomRecord, Store
 from e2echat.store.relations import RelationError
 
@@ -125,10 +124,10 @@ EPHEMERAL_FRESH_MS = 30_000
 LOG_FETCH_ID = "g"
 """Request id prefix (+ room id hex) of the engine's own membership-log fetches."""
 LOG_JOIN_ID = "j"
+"""Request id prefix (+ room id hex) of a ``join`` entry the engine signs on its own."""
 UNLISTED_ID = "u"
 """Request id prefix (+ room id hex) of the ``members`` request whose answer settles a
 room that ``welcome`` did not list: deleted, if a notice came before it, else lost."""
-"""Request id prefix (+ room id hex) of a ``join`` entry the engine signs on its own."""
 LOG_REFETCH_MS = 30_000
 """While a member's message names a longer log than the relay served, it is fetched
 again this often (and at each such message once the last fetch was answered)."""
@@ -610,8 +609,7 @@ class Engine:
         payload = Text(text, mentions, now, reply_to)
         item_id, out = self._enqueue(state, payload)
         state.typing_sent = (False, 0)  # receivers stop showing us typing at the message
-        provisional = self.view.message(room_id, self.me, 0, now, payload)
-        return item_id, dataclasses.replace(provisional, reply_to=quote, send_id=item_id), out
+        return item_id, self._provisional(room_id, item_id, payload, quote), out
 
     def relate(self, room_id: bytes, relation: Relation) -> tuple[int, Output]:
         """Queue an edit, delete or reaction of a stored message; raises ``E2EChatError``
@@ -638,8 +636,14 @@ class Engine:
     def queue_file(self, room_id: bytes, payload: File) -> tuple[int, Message[bytes], Output]:
         """Put the message of an uploaded file in the outbox; send it now if connected."""
         item_id, out = self._enqueue(self._room_state(room_id), payload)
-        provisional = self.view.message(room_id, self.me, 0, payload.ts, payload)
-        return item_id, dataclasses.replace(provisional, send_id=item_id), out
+        return item_id, self._provisional(room_id, item_id, payload), out
+
+    def _provisional(
+        self, room_id: bytes, item_id: int, payload: Text | File, quote: Quote | None = None
+    ) -> Message[bytes]:
+        """Our queued message as ``send`` returns it: seq 0, with its ``send_id``."""
+        message = self.view.message(room_id, self.me, 0, payload.ts, payload)
+        return dataclasses.replace(message, reply_to=quote, send_id=item_id)
 
     def _enqueue(self, state: RoomState, payload: RoomPayload) -> tuple[int, Output]:
         encoded = encode_payload(payload)
@@ -1268,7 +1272,7 @@ class Engine:
         except CryptoError as exc:
             out.events.append(ev.Notice(f"Could not rejoin {state.record.name!r}: {exc}."))
             return
-        contention.signed(parse_entry(statement.entry).seq)
+        contention.signed(statement)
         join_id = f"{LOG_JOIN_ID}{state.id.hex()}"
         out.frames.append(LogAppend(room=state.id, entry=statement.entry, id=join_id))
 
@@ -1427,17 +1431,15 @@ class Engine:
         ``MessageSent`` or ``SendFailed`` will name. Edits, deletes and reactions are
         not messages of their own and are left out."""
         pending: list[Message[bytes]] = []
-        for item in self.outbox.items():
-            if item.room_id != room_id:
-                continue
+        for item in self.outbox.items(room_id):
             payload = decode_sent(item.payload)
-            if not isinstance(payload, Text | File):
-                continue
-            message = self.view.message(room_id, self.me, 0, payload.ts, payload)
-            quote = None
-            if isinstance(payload, Text) and payload.reply_to is not None:
-                quote = self.chat.quote(room_id, payload.reply_to)
-            pending.append(dataclasses.replace(message, reply_to=quote, send_id=item.id))
+            if isinstance(payload, Text):
+                quote = (
+                    None if payload.reply_to is None else self.chat.quote(room_id, payload.reply_to)
+                )
+                pending.append(self._provisional(room_id, item.id, payload, quote))
+            elif isinstance(payload, File):
+                pending.append(self._provisional(room_id, item.id, payload))
         return pending
 
     def versions(self, room_id: bytes, msg_id: bytes) -> list[Version]:

@@ -47,8 +47,9 @@ OUTBOX_ID = "o"
 DIRECT_ID = "d"
 BATCH_ID = "b"
 MAX_OUTBOX_DIGITS = 18
-NOT_IN_ROOM = "we are no longer in the room"
 """Outbox ids have at most this many digits (SQLite integers are 64-bit)."""
+NOT_IN_ROOM = "we are no longer in the room"
+"""Why a queued message of a room we are not in is given up."""
 _DROP_ON = frozenset(
     {ErrorCode.NOT_MEMBER, ErrorCode.NO_SUCH_ROOM, ErrorCode.TOO_LARGE, ErrorCode.BAD_FRAME}
 )
@@ -101,9 +102,9 @@ class Outbox:
         """Queue an encoded payload for ``room_id``; its outbox id."""
         return self._store.enqueue(room_id, payload)
 
-    def items(self) -> list[OutboxItem]:
-        """Every queued message, oldest first."""
-        return self._store.outbox()
+    def items(self, room_id: bytes | None = None) -> list[OutboxItem]:
+        """Every queued message (of ``room_id`` only, if given), oldest first."""
+        return self._store.outbox(room_id)
 
     def queue_directs(
         self, directs: Iterable[OutgoingDirect], connected: bool
@@ -248,12 +249,9 @@ class Outbox:
     def abandon(self, room_id: bytes, reason: str) -> list[ev.SendFailed[bytes]]:
         """A ``SendFailed`` for everything queued for ``room_id``, which we are leaving
         (the store forgets the room's outbox with the room)."""
-        failed = []
-        for item in self._store.outbox():
-            if item.room_id == room_id:
-                self._inflight.discard(item.id)
-                failed.append(ev.SendFailed(room_id, item.id, reason))
-        return failed
+        items = self._store.outbox(room_id)
+        self._inflight.difference_update(item.id for item in items)
+        return [ev.SendFailed(room_id, item.id, reason) for item in items]
 
     def confirm(self, item_id: int, room_id: bytes | None) -> OutboxItem | None:
         """The relay stored message ``item_id`` in ``room_id``: dequeue and return it

@@ -269,10 +269,12 @@ class Store:
         """Record the encrypted body, so a resend after a lost reply sends the same bytes."""
         self._db.execute("UPDATE outbox SET body = ? WHERE id = ?", (body, item_id))
 
-    def outbox(self) -> list[OutboxItem]:
-        """Every queued message, oldest first."""
+    def outbox(self, room_id: bytes | None = None) -> list[OutboxItem]:
+        """Every queued message (of ``room_id`` only, if given), oldest first."""
         rows = self._db.execute(
-            "SELECT id, uid, room_id, payload, body FROM outbox ORDER BY id"
+            "SELECT id, uid, room_id, payload, body FROM outbox"
+            " WHERE ?1 IS NULL OR room_id = ?1 ORDER BY id",
+            (room_id,),
         ).fetchall()
         return [
             OutboxItem(item_id, room_id, self._sealer.open(payload, b"outbox", uid), body)
