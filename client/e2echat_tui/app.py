@@ -683,8 +683,13 @@ class ChatApp(App[None]):
     async def execute(self, parsed: cmd.Parsed, tab: RoomTab | None = None, line: str = "") -> None:
         """Run one parsed composer line written in ``tab``; expected failures become
         notices, and the line goes back to that room's draft."""
+        await self._guarded(self._execute(parsed, tab, line), tab, line)
+
+    async def _guarded(self, work: Any, tab: RoomTab | None = None, line: str = "") -> None:
+        """Run a command's work: its expected failures become notices, and ``line``, the
+        composer line that asked for it (if any), goes back to the draft of ``tab``."""
         try:
-            await self._execute(parsed)
+            await work
         except (cmd.CommandError, E2EChatError) as exc:
             self.error_notice(str(exc))
             self._restore(tab, cmd.history_text(line))
@@ -699,7 +704,9 @@ class ChatApp(App[None]):
         elif tab is not None and not tab.draft:
             tab.draft = line
 
-    async def _execute(self, parsed: cmd.Parsed) -> None:
+    async def _execute(self, parsed: cmd.Parsed, origin: RoomTab | None, line: str) -> None:
+        """Run ``parsed``, the composer ``line`` written in ``origin``. A transfer runs on
+        in a worker of its own, which gives ``line`` back to that draft if it fails."""
         match parsed:
             case cmd.SendText(text):
                 await self._send(text)
@@ -774,11 +781,11 @@ class ChatApp(App[None]):
                 await self._rename(name)
             case cmd.Upload(path):
                 self._require_room()
-                self.run_worker(self._guarded(self._upload(path)), group="transfers")
+                work = self._guarded(self._upload(path), origin, line)
+                self.run_worker(work, group="transfers")
             case cmd.Download():
-                self.run_worker(
-                    self._guarded(self._download(self._file_to_fetch())), group="transfers"
-                )
+                work = self._guarded(self._download(self._file_to_fetch()), origin, line)
+                self.run_worker(work, group="transfers")
             case cmd.Cancel():
                 for entry in list(self.transfers.running):
                     entry.transfer.cancel()
@@ -803,13 +810,6 @@ class ChatApp(App[None]):
         self.show_sent(tab, await tab.room.send(text))
 
     # ---------------------------------------------------------------- files
-
-    async def _guarded(self, work: Any) -> None:
-        """Run a file command: its expected failures become notices."""
-        try:
-            await work
-        except (cmd.CommandError, E2EChatError) as exc:
-            self.error_notice(str(exc))
 
     async def _follow(self, transfer: e2echat.Transfer[Any], name: str, direction: str) -> Any:
         """Show ``transfer`` in the status line until it ends; its result, or None if

@@ -20,7 +20,7 @@ from e2echat import FileInfo, TransferProgress
 
 from .conftest import SIZE, fixed_app, populated_chat
 from .screen import screen_text
-from .test_app import started
+from .test_app import commands_done, last_line, started
 
 SnapCompare = Callable[..., bool]
 HOSTILE = "\x1b]0;owned\x07[bold red]x[/bold red]\u202egnp.exe"
@@ -130,6 +130,24 @@ async def test_a_hostile_file_name_is_shown_as_text_and_download_needs_a_file() 
         assert app.timeline.selected.message.file is not None
         await pilot.press("escape")
         assert app.focused is app.composer
+
+
+async def test_a_refused_upload_stays_in_the_composer(tmp_path: Path) -> None:
+    """The upload runs in a worker of its own: a refusal there (a path that is no file)
+    gives the line back as any refused command does, not an empty composer."""
+    app = fixed_app(populated_chat())
+    line = f"/upload {tmp_path / 'missing.txt'}"
+    async with app.run_test(size=SIZE) as pilot:
+        await started(app, app.chat)  # type: ignore[arg-type]
+        app.composer.text = line
+        await pilot.press("enter")
+        await commands_done(app)
+        uploads = [worker for worker in app.workers if worker.group == "transfers"]
+        if uploads:  # (an empty list would mean every worker)
+            await app.workers.wait_for_complete(uploads)
+        await pilot.pause()
+        assert app.composer.text == line
+        assert last_line(app).endswith("missing.txt is not a file that can be read")
 
 
 class HeldTransfer:
