@@ -1037,7 +1037,7 @@ class ChatApp(App[None]):
         lines = [f"{counted(len(summaries), 'listed room')} on the relay:"]
         for summary in summaries:
             kind = "secret" if summary.secret else "open"
-            about = f" — {summary.description}" if summary.description else ""
+            about = f" — {escape_controls(summary.description)}" if summary.description else ""
             members = counted(summary.member_count, "member")
             lines.append(f"  {summary.name} ({kind}, {members}){about}")
         self.say("\n".join(lines))
@@ -1048,11 +1048,12 @@ class ChatApp(App[None]):
         and a text too long, before anything is sent)."""
         room = self._require_room().room
         if text is None:
-            self.say(f"Topic of {room.name}: {room.description or 'no description'}")
+            about = escape_controls(room.description) if room.description else "no description"
+            self.say(f"Topic of {room.name}: {about}")  # one line, as the topic line shows it
             return
         await room.set_description(text)
         self._room_changed(room)
-        self.say(f"You set the topic of {room.name}: {room.description}")
+        self.say(f"You set the topic of {room.name}: {escape_controls(room.description)}")
 
     def _room_changed(self, room: Room) -> None:
         """A change of ``room``'s log (its description, roles, members) was applied."""

@@ -464,6 +464,23 @@ async def test_topic_sets_the_description_and_a_refusal_keeps_the_draft(
         assert app.composer.text == "/topic mine now"
 
 
+async def test_topic_shows_a_description_on_one_line_with_its_controls_escaped(
+    app: ChatApp, chat: FakeChat
+) -> None:
+    async with app.run_test(size=SIZE) as pilot:
+        await started(app, chat)
+        chat.directory["lobby"].description = "a\nb [b]c[/b]\x1b[31m\u202ez"
+        await submit(pilot, "/topic")
+        shown = r"Topic of lobby: a\x0ab [b]c[/b]\x1b[31m\u202ez"
+        assert last_line(app) == shown
+        assert any(shown in line for line in screen_text(app).splitlines())  # not wrapped
+        await submit(pilot, "/rooms")
+        assert r"lobby (open, 4 members) — a\x0ab [b]c[/b]" in last_line(app).splitlines()[1]
+        await submit(pilot, "/topic two\nlines")
+        assert chat.directory["lobby"].description == "two\nlines"
+        assert last_line(app) == r"You set the topic of lobby: two\x0alines"
+
+
 async def test_a_description_changed_by_someone_else_shows_in_the_topic_line(
     app: ChatApp, chat: FakeChat
 ) -> None:
