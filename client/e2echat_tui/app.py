@@ -750,7 +750,7 @@ class ChatApp(App[None]):
                         f"{room.name} has no password: /rotate gives an invite room a new secret"
                     )
                 room.check_secret_change()  # a member who may not is told before any prompt
-                password = await self._ask_password(f"New password for {room.name}:")
+                password = await self._ask_new_password(f"New password for {room.name}:")
                 if password is not None:
                     await room.change_password(password)
             case cmd.Rotate():
@@ -901,10 +901,24 @@ class ChatApp(App[None]):
     async def _ask_password(self, prompt: str) -> str | None:
         return await self.push_screen_wait(PasswordScreen(prompt))
 
+    async def _ask_new_password(self, prompt: str) -> str | None:
+        """A password being set, asked for twice (a typo in a hidden entry would lock
+        everyone out); None if either prompt is cancelled. Two entries that differ are
+        refused before anything is sent."""
+        password = await self._ask_password(prompt)
+        if password is None:
+            return None
+        again = await self._ask_password("The same password again:")
+        if again is None:
+            return None
+        if again != password:
+            raise cmd.CommandError("the two passwords differ: nothing changed")
+        return password
+
     async def _create(self, create: cmd.Create) -> None:
         password = None
         if create.ask_password:
-            password = await self._ask_password(f"Password for the new room {create.name}:")
+            password = await self._ask_new_password(f"Password for the new room {create.name}:")
             if password is None:
                 return
         room = await self.chat.create(create.name, password, secret=create.secret)

@@ -44,6 +44,7 @@ from e2echat import (
     SendFailed,
     UnreadChanged,
     Version,
+    WrongAccess,
 )
 
 EPOCH = datetime(2026, 1, 2, 9, 30, tzinfo=UTC)
@@ -241,6 +242,17 @@ class FakeRoom:
         if len(description.encode()) > 512:
             raise InvalidInput("A description has at most 512 bytes.")
         self.description = description
+
+    def check_secret_change(self) -> None:
+        if self.my_role == "member":
+            raise NotAllowed("You are not allowed to do that: a member cannot change it.")
+
+    async def change_password(self, password: str) -> None:
+        """As the library's: a password room's admins and owners only."""
+        if self.password is None:
+            raise WrongAccess(f"Room {self.name!r} has no password to change.")
+        self.check_secret_change()
+        self.password = password
 
     async def leave(self) -> None:
         self.chat.joined.remove(self)

@@ -205,16 +205,61 @@ async def test_create_open_and_invite_rooms(app: ChatApp, chat: FakeChat) -> Non
         assert "🔒 vault" in screen_text(app)
 
 
-async def test_create_with_a_password_asks_hidden(app: ChatApp, chat: FakeChat) -> None:
+async def enter_passwords(pilot: Pilot[None], *passwords: str) -> None:
+    """Type each of ``passwords`` into the hidden prompt that asks for it."""
+    for password in passwords:
+        prompt = await until_screen(pilot, PasswordScreen)
+        await pilot.press(*password, "enter")
+        for _ in range(50):  # the next prompt is a new screen
+            if pilot.app.screen is not prompt:
+                break
+            await pilot.pause()
+    await commands_done(pilot.app)  # type: ignore[arg-type]
+    await pilot.pause()
+
+
+async def test_create_with_a_password_asks_hidden_twice(app: ChatApp, chat: FakeChat) -> None:
     async with app.run_test(size=SIZE) as pilot:
         await started(app, chat)
         app.query_one(Composer).text = "/create safe --password"
         await pilot.press("enter")
-        await until_screen(pilot, PasswordScreen)
-        await pilot.press(*"s3cret", "enter")
-        await commands_done(app)
+        await enter_passwords(pilot, "s3cret", "s3cret")
         assert chat.directory["safe"].password == "s3cret"
+        assert app.current == "safe"
         assert "s3cret" not in screen_text(app)
+
+
+async def test_create_with_two_different_passwords_is_refused(app: ChatApp, chat: FakeChat) -> None:
+    async with app.run_test(size=SIZE) as pilot:
+        await started(app, chat)
+        app.query_one(Composer).text = "/create safe --password"
+        await pilot.press("enter")
+        await enter_passwords(pilot, "s3cret", "s3cert")
+        assert "safe" not in chat.directory
+        assert app.current == "lobby"
+        assert last_line(app) == "the two passwords differ: nothing changed"
+        assert app.composer.text == "/create safe --password"  # the line comes back
+        assert "s3c" not in screen_text(app)
+
+
+async def test_password_asks_twice_and_two_different_entries_change_nothing(
+    app: ChatApp, chat: FakeChat
+) -> None:
+    async with app.run_test(size=SIZE) as pilot:
+        await started(app, chat)
+        chat.add_room("safe", password="old", joined=False)
+        await submit(pilot, "/join safe old")
+        assert app.current == "safe"
+        app.query_one(Composer).text = "/password"
+        await pilot.press("enter")
+        await enter_passwords(pilot, "new one", "new on")
+        assert chat.directory["safe"].password == "old"
+        assert last_line(app) == "the two passwords differ: nothing changed"
+        assert app.composer.text == "/password"
+        app.composer.text = "/password"
+        await pilot.press("enter")
+        await enter_passwords(pilot, "new one", "new one")
+        assert chat.directory["safe"].password == "new one"
 
 
 async def test_relay_refusals_are_readable_notices(app: ChatApp, chat: FakeChat) -> None:
