@@ -28,6 +28,7 @@ from e2echat.client.engine import PROOF_WAIT_MS, Access, Engine, SignLog
 from e2echat.client.errors import (
     AlreadyConnected,
     BadStatus,
+    Banned,
     ConnectError,
     E2EChatError,
     EmptyMessage,
@@ -43,6 +44,7 @@ from e2echat.client.errors import (
     NotAMember,
     NotInHistory,
     RelayError,
+    RoomFull,
     StoreError,
     StoreInUse,
     TransferError,
@@ -115,7 +117,7 @@ from e2echat.protocol import (
 from e2echat.protocol import (
     Access as WireAccess,
 )
-from e2echat.protocol.constants import MAX_LOG_PAGE
+from e2echat.protocol.constants import BANNED_FROM_ROOM, MAX_LOG_PAGE
 from e2echat.store import SchemaError, Store, StoreKeyError, StoreLockedError
 
 log = logging.getLogger("e2echat")
@@ -136,6 +138,7 @@ ACCESS_KINDS = ("open", "password", "invite")
 _RELAY_ERRORS: dict[str, type[RelayError]] = {
     ErrorCode.NO_SUCH_ROOM: NoSuchRoom,
     ErrorCode.NAME_TAKEN: NameTaken,
+    ErrorCode.ROOM_FULL: RoomFull,
 }
 
 
@@ -430,6 +433,8 @@ class Client:
             return await self._driver.request(frame, expect)
         except RelayError as exc:
             specific = _RELAY_ERRORS.get(exc.code)
+            if exc.code == ErrorCode.FORBIDDEN and exc.message == BANNED_FROM_ROOM:
+                specific = Banned  # the one forbidden of a join that is not the secret's
             if specific is None or type(exc) is not RelayError:
                 raise
             raise specific(exc.code, exc.message) from None
@@ -476,7 +481,12 @@ class Client:
         return await self._shielded(self._enter(frame, kind, room_secret))
 
     async def join(self, name: str, password: str | None = None, invite: str | None = None) -> Room:
-        """Join a room: open rooms need nothing, secret rooms a password or an invite."""
+        """Join a room: open rooms need nothing, secret rooms a password or an invite.
+
+        Raises ``NoSuchRoom`` (no room of that name), ``Banned`` (the room's log bans our
+        key, whatever the password or invite), ``RoomFull`` (as many members as it
+        allows), ``WrongPassphrase`` (a password or invite that does not open it).
+        """
         _check_room_name(name)
         room_secret: RoomSecret | None = None
         kind: Access = "open"
@@ -505,6 +515,17 @@ class Client:
             return await self._shielded(
                 self._enter(JoinRoom(name=name, token=token), kind, room_secret)
             )
+        except Banned:
+            raise Banned(
+                ErrorCode.FORBIDDEN,
+                f"You are banned from room {name!r}: an admin or owner must unban this key"
+                " before it can join.",
+            ) from None
+        except RoomFull:
+            raise RoomFull(
+                ErrorCode.ROOM_FULL,
+                f"Room {name!r} is full: it takes another member once one leaves.",
+            ) from None
         except RelayError as exc:
             if exc.code == ErrorCode.FORBIDDEN and password is not None:
                 raise WrongPassphrase(f"Wrong password for room {name!r}.") from None
@@ -529,7 +550,7 @@ class Client:
 
         If someone else creates it in the instant between our join and our create, we
         join theirs. Raises ``NoSuchRoom`` without ``create``, ``WrongAccess`` when the
-        room needs a password or invite we did not give.
+        room needs a password or invite we did not give, and what ``join`` raises.
         """
         _check_room_name(name)
         kind = access or ("password" if password is not None else "open")
@@ -546,7 +567,8 @@ class Client:
             if not create or invite is not None:
                 raise
         except RelayError as exc:
-            if exc.code == ErrorCode.FORBIDDEN and password is None and invite is None:
+            no_secret = password is None and invite is None
+            if type(exc) is RelayError and exc.code == ErrorCode.FORBIDDEN and no_secret:
                 raise WrongAccess(f"Room {name!r} needs a password or an invite.") from None
             raise
         try:
@@ -1005,7 +1027,7 @@ class Client:
             try:
                 room = await self._shielded(self._enter(frame, record.access, secret))
             except RelayError as exc:
-                if exc.code != ErrorCode.FORBIDDEN:
+                if exc.code != ErrorCode.FORBIDDEN or isinstance(exc, Banned):
                     raise
                 raise NotAllowed(
                     f"The relay refused the old key's secret of {old.name!r} ({exc.message}):"

@@ -51,6 +51,16 @@ class NameTaken(RelayError):
     """The relay already has a room of that name (``code`` ``name_taken``)."""
 
 
+class Banned(RelayError):
+    """The room's log bans our key: the relay refuses our join (``code`` ``forbidden``)
+    whatever password or invite it carries, until an admin or owner unbans the key."""
+
+
+class RoomFull(RelayError):
+    """The room has as many members as it allows (``code`` ``room_full``): a join works
+    again once a member leaves."""
+
+
 class WrongPassphrase(E2EChatError):
     """A passphrase (identity file) or room password that does not open what it should."""
 

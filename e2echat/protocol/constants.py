@@ -92,6 +92,10 @@ class CloseCode(IntEnum):
     RATE_LIMIT = 4429
 
 
+BANNED_FROM_ROOM = "You are banned from this room."
+"""The ``message`` of the ``forbidden`` that answers a banned key's ``join_room``
+(docs/protocol.md section 5): the one ``forbidden`` of a join a client tells apart."""
+
 MAX_LOG_ENTRY = 795
 """Bytes of one membership-log entry: 267 fixed, a 16-byte salt, a 512-byte description."""
 MAX_LOG_PAGE = 256

@@ -30,7 +30,7 @@ from e2echat.protocol import (
     SecretAccess,
     SignedPrekey,
 )
-from e2echat.protocol.constants import MAX_LIST_ITEMS
+from e2echat.protocol.constants import BANNED_FROM_ROOM, MAX_LIST_ITEMS
 from e2echat.protocol.roomlog import (
     EMPTY_HEAD,
     LogEntry,
@@ -406,7 +406,7 @@ class Directory:
             return room, True
         record = room.record
         if room.log is not None and key in room.log.banned:
-            raise ProtocolError(ErrorCode.FORBIDDEN, "You are banned from this room.")
+            raise ProtocolError(ErrorCode.FORBIDDEN, BANNED_FROM_ROOM)
         if record.verifier is not None and (
             frame.token is None or not token_matches(frame.token, record.verifier)
         ):

@@ -5,6 +5,7 @@ import functools
 import time
 from pathlib import Path
 
+import msgspec
 import pytest
 from e2echat_server import Relay
 
@@ -12,7 +13,14 @@ import e2echat
 from e2echat.client.backoff import Backoff
 from e2echat.client.engine import ROOM_KEY_WAIT_MS
 from e2echat.protocol import DirectDelivery, RelayFrame
-from tests.client.conftest import EVENT_TIMEOUT, FAST_POLICY, MakeClient, collect, validated
+from tests.client.conftest import (
+    EVENT_TIMEOUT,
+    FAST_POLICY,
+    MakeClient,
+    collect,
+    relay_config,
+    validated,
+)
 from tests.client.proxy import evil_proxy
 
 
@@ -110,8 +118,8 @@ async def test_an_admin_kicks_and_bans_and_the_owner_unbans(make_client: MakeCli
     await bob_room.ban(member(bob_room, "carol"))
     await collect(alice_events, 1, lambda e: changed(e, "ban"))
     assert carol_key not in alice_room.roles
-    with pytest.raises(e2echat.WrongPassphrase):
-        await clients["carol"].join("ops", invite=alice_room.invite())  # banned
+    with pytest.raises(e2echat.Banned, match="banned from room 'ops'"):
+        await clients["carol"].join("ops", invite=alice_room.invite())
     joins = [c.author for c in await alice_room.changes() if c.kind == "join"]
     carol = next(author for author in joins if author.key == carol_key)
     await alice_room.unban(carol)
@@ -120,6 +128,53 @@ async def test_an_admin_kicks_and_bans_and_the_owner_unbans(make_client: MakeCli
     await collect(bob_events, 1, lambda e: changed(e, "describe"))
     assert bob_room.description == "ops, after the incident"
     assert [c.kind for c in await bob_room.changes()][-4:] == ["role", "ban", "admit", "describe"]
+
+
+async def test_a_banned_key_is_told_so_whatever_password_it_brings(
+    make_client: MakeClient,
+) -> None:
+    """A ban is refused as a ban, not as a wrong password: with the room's password, a
+    wrong one, or none (an open room, through ``room()``)."""
+    alice, bob = await make_client("alice"), await make_client("bob")
+    vault = await alice.create("vault", password="hunter2")
+    lobby = await alice.create("lobby")
+    alice_events = alice.events()
+    await bob.join("vault", password="hunter2")
+    await bob.join("lobby")
+    await collect(alice_events, 2, lambda e: validated(e, "bob"))
+    await vault.ban(member(vault, "bob"))
+    await lobby.ban(member(lobby, "bob"))
+    await vault.change_password("correct horse")  # the ban made the secret random
+    for password in ("correct horse", "wrong"):
+        with pytest.raises(e2echat.Banned, match="banned from room 'vault'") as refused:
+            await bob.join("vault", password=password)
+        assert refused.value.code == "forbidden"
+    with pytest.raises(e2echat.Banned, match="banned from room 'lobby'"):
+        await bob.room("lobby")
+    carol = await make_client("carol")
+    with pytest.raises(e2echat.WrongPassphrase):  # not banned: the password is wrong
+        await carol.join("vault", password="hunter2")
+
+
+async def test_a_full_secret_room_is_refused_as_full(
+    make_client: MakeClient, tmp_path: Path
+) -> None:
+    config = msgspec.structs.replace(relay_config(tmp_path / "small"), max_members=2)
+    async with Relay(config) as relay:
+        alice = await make_client("alice", relay.url)
+        ops = await alice.create("ops", secret=True)
+        await alice.create("vault", password="hunter2")
+        bob = await make_client("bob", relay.url)
+        await bob.join("ops", invite=ops.invite())
+        await bob.join("vault", password="hunter2")
+        carol = await make_client("carol", relay.url)
+        with pytest.raises(e2echat.RoomFull, match="Room 'ops' is full") as refused:
+            await carol.join("ops", invite=ops.invite())
+        assert refused.value.code == "room_full"
+        with pytest.raises(e2echat.RoomFull, match="Room 'vault' is full"):
+            await carol.join("vault", password="hunter2")
+        with pytest.raises(e2echat.WrongPassphrase):  # a wrong secret is still that
+            await carol.join("vault", password="wrong")
 
 
 async def test_a_password_change_keeps_members_reading(make_client: MakeClient) -> None:

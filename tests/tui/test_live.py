@@ -16,6 +16,7 @@ from e2echat_tui.format import Level
 from textual.pilot import Pilot
 
 from e2echat import Client, Identity, Message, Room
+from e2echat.testing import wait_for_member
 
 from .screen import screen_text
 
@@ -306,3 +307,21 @@ async def test_a_read_receipt_of_another_client_shows_under_what_it_read(
         )
         await pilot.pause()
         assert "read by ?bob" in screen_text(app)
+
+
+async def test_a_join_refused_for_a_ban_says_the_key_is_banned(
+    session: tuple[WatchedApp, Pilot[None], str], tmp_path: Path
+) -> None:
+    """Banned from an invite room, /join with its invite says so, not 'does not open'."""
+    app, pilot, url = session
+    bob = Client(url, identity=Identity.generate(), name="bob", store=tmp_path / "b.sqlite3")
+    async with bob:
+        ops = await bob.create("ops", secret=True)
+        await type_line(pilot, f"/join ops {ops.invite()}")
+        await until(app, lambda: app.current == "ops")
+        await ops.ban(await wait_for_member(ops, "tess"))
+        await until(app, lambda: "ops" not in app.tabs)
+        await type_line(pilot, f"/join ops {ops.invite()}")
+        banned = "You are banned from room 'ops'"
+        await until(app, lambda: any(body.startswith(banned) for body in bodies(app)))
+        assert not any("does not open" in body for body in bodies(app))
