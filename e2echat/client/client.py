@@ -117,7 +117,12 @@ from e2echat.protocol import (
 from e2echat.protocol import (
     Access as WireAccess,
 )
-from e2echat.protocol.constants import BANNED_FROM_ROOM, MAX_LOG_PAGE
+from e2echat.protocol.constants import (
+    BANNED_FROM_ROOM,
+    MAX_DESCRIPTION_CHARS,
+    MAX_LOG_PAGE,
+    MAX_STATUS_TEXT_CHARS,
+)
 from e2echat.store import SchemaError, Store, StoreKeyError, StoreLockedError
 
 log = logging.getLogger("e2echat")
@@ -460,6 +465,7 @@ class Client:
         admits can read.
         """
         _check_room_name(name)
+        _check_description(description)
         if password is not None:
             _check_password(password)
         room_secret: RoomSecret | None = None
@@ -553,6 +559,7 @@ class Client:
         room needs a password or invite we did not give, and what ``join`` raises.
         """
         _check_room_name(name)
+        _check_description(description)
         kind = access or ("password" if password is not None else "open")
         if kind not in ACCESS_KINDS:
             raise InvalidRoomOption(f"access is one of {', '.join(ACCESS_KINDS)}, not {kind!r}")
@@ -915,6 +922,13 @@ class Client:
         """Set our presence: "online", "away" or "busy", with an optional short text."""
         if status not in STATUSES:
             raise BadStatus(f"A status is one of {', '.join(STATUSES)}, not {status!r}.")
+        if text is not None and not isinstance(text, str):
+            raise BadStatus("A status text is a string (or None for none).")
+        if text is not None and len(text) > MAX_STATUS_TEXT_CHARS:
+            raise BadStatus(
+                f"A status text has at most {MAX_STATUS_TEXT_CHARS} characters;"
+                f" this one has {len(text)}."
+            )
         try:
             frame = _checked(SetStatus(status=status, text=text))  # type: ignore[arg-type]
         except ProtocolError as exc:
@@ -1385,6 +1399,18 @@ def _checked(frame: C) -> C:
     a round trip through the relay's own decoder."""
     decode_client_frame(encode_frame(frame))
     return frame
+
+
+def _check_description(description: str) -> None:
+    """Refuse a room description the relay's ``create_room`` would refuse, before any
+    I/O, with the limit in the protocol's unit (characters)."""
+    if not isinstance(description, str):
+        raise InvalidRoomOption("A room description is a string.")
+    if len(description) > MAX_DESCRIPTION_CHARS:
+        raise InvalidRoomOption(
+            f"A room description has at most {MAX_DESCRIPTION_CHARS} characters;"
+            f" this one has {len(description)}."
+        )
 
 
 def _check_password(password: str) -> None:

@@ -313,6 +313,28 @@ async def test_each_refusal_has_its_own_class(make_client: MakeClient, tmp_path:
         assert issubclass(error, e2echat.E2EChatError)
 
 
+async def test_a_text_over_its_limit_is_refused_naming_the_limit_before_any_io(
+    make_client: MakeClient, tmp_path: Path
+) -> None:
+    """A description or status text longer than the protocol allows (it counts
+    characters) is refused with that limit, not the frame decoder's wording, and before
+    any I/O: an unopened client says so instead of NotConnected."""
+    unopened = e2echat.Client("ws://127.0.0.1:9/", identity=e2echat.Identity.generate())
+    with pytest.raises(e2echat.BadStatus, match=r"^A status text has at most 64 characters;"):
+        await unopened.set_status("away", "x" * 65)
+    too_long = "é" * 201
+    with pytest.raises(e2echat.InvalidRoomOption, match=r"^A room description has at most 200"):
+        await unopened.create("long", description=too_long)
+    alice = await make_client("alice")
+    with pytest.raises(e2echat.InvalidRoomOption, match="at most 200 characters; this one has 201"):
+        await alice.room("long", create=True, description=too_long)
+    with pytest.raises(e2echat.NoSuchRoom):  # neither call made the room
+        await alice.join("long")
+    await alice.set_status("away", "x" * 64)  # the limit itself is allowed
+    room = await alice.create("long", description="d" * 200)
+    assert room.description == "d" * 200
+
+
 async def test_a_store_in_use_is_its_own_error(make_client: MakeClient, tmp_path: Path) -> None:
     alice = await make_client("alice")
     twin = e2echat.Client(
