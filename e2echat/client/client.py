@@ -71,6 +71,7 @@ from e2echat.client.pubsub import DEFAULT_BACKLOG, Hub, Subscription
 from e2echat.client.relays import relay_urls
 from e2echat.client.room import Relation, Room
 from e2echat.client.tasks import cancel_and_wait
+from e2echat.client.texts import check_description
 from e2echat.crypto.errors import CryptoError, PrekeyError
 from e2echat.crypto.events import DirectInvited, LogStatement
 from e2echat.crypto.identity import KdfLimits
@@ -119,7 +120,6 @@ from e2echat.protocol import (
 )
 from e2echat.protocol.constants import (
     BANNED_FROM_ROOM,
-    MAX_DESCRIPTION_CHARS,
     MAX_LOG_PAGE,
     MAX_STATUS_TEXT_CHARS,
 )
@@ -465,7 +465,7 @@ class Client:
         admits can read.
         """
         _check_room_name(name)
-        _check_description(description)
+        check_description(description)
         if password is not None:
             _check_password(password)
         room_secret: RoomSecret | None = None
@@ -559,7 +559,7 @@ class Client:
         room needs a password or invite we did not give, and what ``join`` raises.
         """
         _check_room_name(name)
-        _check_description(description)
+        check_description(description)
         kind = access or ("password" if password is not None else "open")
         if kind not in ACCESS_KINDS:
             raise InvalidRoomOption(f"access is one of {', '.join(ACCESS_KINDS)}, not {kind!r}")
@@ -1399,18 +1399,6 @@ def _checked(frame: C) -> C:
     a round trip through the relay's own decoder."""
     decode_client_frame(encode_frame(frame))
     return frame
-
-
-def _check_description(description: str) -> None:
-    """Refuse a room description the relay's ``create_room`` would refuse, before any
-    I/O, with the limit in the protocol's unit (characters)."""
-    if not isinstance(description, str):
-        raise InvalidRoomOption("A room description is a string.")
-    if len(description) > MAX_DESCRIPTION_CHARS:
-        raise InvalidRoomOption(
-            f"A room description has at most {MAX_DESCRIPTION_CHARS} characters;"
-            f" this one has {len(description)}."
-        )
 
 
 def _check_password(password: str) -> None:

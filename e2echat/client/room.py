@@ -23,13 +23,13 @@ from e2echat.client.models import Member, Message, Version, key_of
 from e2echat.client.progress import Progress, Transfer
 from e2echat.client.roomstate import RoomState
 from e2echat.client.running import RunningTransfer
+from e2echat.client.texts import check_description
 from e2echat.crypto.errors import PayloadError
 from e2echat.crypto.events import LogStatement
 from e2echat.crypto.payload import Delete, Edit, Reaction
 from e2echat.crypto.roomlog import Role
 from e2echat.crypto.roomsecret import Invite, RoomSecret
 from e2echat.crypto.session import CryptoSession
-from e2echat.protocol.roomlog import MAX_DESCRIPTION
 
 Relation = Edit | Delete | Reaction
 SignLog = Callable[[CryptoSession, bytes, int], LogStatement]
@@ -362,9 +362,10 @@ class Room:
         await self._client._change_password(self, password)
 
     async def set_description(self, description: str) -> None:
-        """Set the room's description (admins and owners; at most 512 bytes of UTF-8)."""
-        if len(description.encode()) > MAX_DESCRIPTION:
-            raise InvalidInput(f"A description has at most {MAX_DESCRIPTION} bytes.")
+        """Set the room's description (admins and owners): a printable text of at most
+        200 characters and 512 bytes of UTF-8, as at creation (else ``InvalidRoomOption``,
+        before anything is signed or sent)."""
+        check_description(description)
         text = description
         await self._client._log_change(self, lambda s, r, now: s.describe(r, text, now))
 

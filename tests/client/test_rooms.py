@@ -177,6 +177,38 @@ async def test_a_full_secret_room_is_refused_as_full(
             await carol.join("vault", password="wrong")
 
 
+async def test_a_description_is_held_to_the_frame_and_the_log_limits_alike(
+    make_client: MakeClient,
+) -> None:
+    """At creation and later, a description has at most 200 characters (create_room)
+    and 512 bytes of UTF-8 (the log's entry): 200 characters of 3 bytes each passed
+    the first and broke the second after the relay had made the room; 300 ASCII
+    characters passed set_description, which no creation would take."""
+    alice, bob = await make_client("alice"), await make_client("bob")
+    wide = "中" * 200  # 200 characters, 600 bytes
+    with pytest.raises(e2echat.InvalidRoomOption, match=r"at most 512 bytes of UTF-8.*has 600"):
+        await alice.create("wide", description=wide)
+    with pytest.raises(e2echat.NoSuchRoom):  # nothing reached the relay
+        await bob.join("wide")
+    room = await alice.create("wide", description="中" * 170)  # 510 bytes: both take it
+    assert room.description == "中" * 170
+    for refused, limit in (
+        ("x" * 201, "200 characters"),
+        (wide, "512 bytes"),
+        ("a\nb", "non-printable"),
+    ):
+        with pytest.raises(e2echat.InvalidRoomOption, match=limit):
+            await room.set_description(refused)
+    assert [c.kind for c in await room.changes()] == ["create"]  # nothing was signed
+    alice_events = alice.events()
+    await room.set_description("x" * 200)
+    bob_room = await bob.join("wide")
+    await collect(alice_events, 1, lambda e: validated(e, "bob"))
+    assert bob_room.description == "x" * 200
+    again = await bob.create("again", description=bob_room.description)
+    assert again.description == "x" * 200
+
+
 async def test_a_password_change_keeps_members_reading(make_client: MakeClient) -> None:
     alice = await make_client("alice")
     bob = await make_client("bob")

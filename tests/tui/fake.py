@@ -22,7 +22,6 @@ from e2echat import (
     E2EChatError,
     Event,
     FileInfo,
-    InvalidInput,
     InvalidReaction,
     Member,
     MemberJoined,
@@ -46,6 +45,7 @@ from e2echat import (
     Version,
     WrongAccess,
 )
+from e2echat.client.texts import check_description
 
 EPOCH = datetime(2026, 1, 2, 9, 30, tzinfo=UTC)
 T = TypeVar("T")
@@ -236,11 +236,10 @@ class FakeRoom:
         return list(self.member_list)
 
     async def set_description(self, description: str) -> None:
-        """As the library's: admins and owners only, at most 512 bytes of UTF-8."""
+        """As the library's: admins and owners only, the library's limits."""
         if self.my_role == "member":
             raise NotAllowed("You are not allowed to do that: a member cannot describe.")
-        if len(description.encode()) > 512:
-            raise InvalidInput("A description has at most 512 bytes.")
+        check_description(description)
         self.description = description
 
     def check_secret_change(self) -> None:
