@@ -12,7 +12,7 @@ async def setup(chat: e2echat.Client) -> None:
     @chat.on(e2echat.Message)
     async def ping(msg: e2echat.Message) -> None:
         if msg.text == "!ping":
-            await msg.react("👍")  # one emoji, 1 to 16 code points
+            await msg.react("👍")  # one emoji
             answer = await msg.reply("pong")  # quotes msg, mentions its sender
             await answer.edit("pong (edited)")  # our own messages only
 

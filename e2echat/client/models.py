@@ -256,7 +256,7 @@ class Message(Generic[R]):
         await self.room.delete(self)
 
     async def react(self: "Message[_Postable]", emoji: str) -> None:
-        """Add our ``emoji`` reaction (one emoji, 1 to 16 code points)."""
+        """Add our ``emoji`` reaction (one emoji: ``InvalidReaction`` otherwise)."""
         await self.room.react(self, emoji)
 
     async def unreact(self: "Message[_Postable]", emoji: str) -> None:

@@ -26,7 +26,7 @@ from e2echat.client.running import RunningTransfer
 from e2echat.client.texts import check_description
 from e2echat.crypto.errors import PayloadError
 from e2echat.crypto.events import LogStatement
-from e2echat.crypto.payload import Delete, Edit, Reaction
+from e2echat.crypto.payload import Delete, Edit, Reaction, is_one_emoji
 from e2echat.crypto.roomlog import Role
 from e2echat.crypto.roomsecret import Invite, RoomSecret
 from e2echat.crypto.session import CryptoSession
@@ -251,11 +251,14 @@ class Room:
         await self._client._relate(self, Delete(_id_of(message), _now_ms()))
 
     async def react(self, message: "Message[Room]", emoji: str, add: bool = True) -> None:
-        """Add (or with ``add=False`` withdraw) our ``emoji`` reaction to ``message``."""
+        """Add (or with ``add=False`` withdraw) our ``emoji`` reaction to ``message``: we
+        add one emoji only, and may withdraw any reaction (one an older version sent)."""
         try:
             reaction = Reaction(_id_of(message), emoji, add, _now_ms())
         except PayloadError as exc:
             raise InvalidReaction(str(exc)) from None
+        if add and not is_one_emoji(emoji):
+            raise InvalidReaction("a reaction is one emoji, such as 👍")
         await self._client._relate(self, reaction)
 
     async def versions(self, message: "Message[Room]") -> list[Version]:

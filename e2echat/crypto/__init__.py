@@ -69,6 +69,7 @@ from e2echat.crypto.payload import (
     check_emoji,
     decode_payload,
     encode_payload,
+    is_one_emoji,
     message_id,
 )
 from e2echat.crypto.policy import DEFAULT_POLICY, Policy
@@ -177,6 +178,7 @@ __all__ = [
     "fingerprint",
     "format_safety_number",
     "is_mixed_script",
+    "is_one_emoji",
     "message_id",
     "name_skeletons",
     "open_name",

@@ -79,6 +79,41 @@ def check_emoji(emoji: str) -> None:
             raise PayloadError("a reaction may not contain spaces or control characters")
 
 
+_ZWJ = "\u200d"
+_SKIN_TONES = "".join(map(chr, range(0x1F3FB, 0x1F400)))
+_MODIFIERS = "\ufe0e\ufe0f" + _SKIN_TONES
+"""What may follow an emoji's symbol: the text and emoji variation selectors, skin tones."""
+_REGIONAL = frozenset(map(chr, range(0x1F1E6, 0x1F200)))
+_TAGS = frozenset(map(chr, range(0xE0020, 0xE007F)))
+_CANCEL_TAG = "\U000e007f"
+_KEYCAPS = frozenset(base + end for base in "0123456789#*" for end in ("\u20e3", "\ufe0f\u20e3"))
+_SYMBOLS_OUTSIDE_SO = frozenset(
+    "\u203c\u2049\u2139\u2194\u25fb\u25fc\u25fd\u25fe\u2934\u2935\u3030\u303d" + _SKIN_TONES
+)
+"""The emoji whose Unicode category is not So (other symbol): double exclamation,
+exclamation question, information, left right arrow, four squares, two curving arrows,
+wavy dash, part alternation mark; and the skin tones, emoji on their own too."""
+
+
+def is_one_emoji(emoji: str) -> bool:
+    """Whether ``emoji`` is one emoji, what a sender may react with: ZWJ-joined
+    elements, each a flag (two regional indicators), a keycap (``0``-``9``, ``#`` or
+    ``*``, an optional U+FE0F, U+20E3) or a symbol (category So, or one of the few
+    emoji outside it) followed by variation selectors or skin tones and an optional tag
+    sequence (a subdivision flag). Receivers take any reaction ``check_emoji`` accepts,
+    so one that another client sends is never lost."""
+    return all(_is_emoji_element(part) for part in emoji.split(_ZWJ))
+
+
+def _is_emoji_element(part: str) -> bool:
+    if part in _KEYCAPS or (len(part) == 2 and _REGIONAL.issuperset(part)):
+        return True
+    if not part or not (unicodedata.category(part[0]) == "So" or part[0] in _SYMBOLS_OUTSIDE_SO):
+        return False
+    rest = part[1:].lstrip(_MODIFIERS)
+    return not rest or (len(rest) > 1 and rest[-1] == _CANCEL_TAG and _TAGS.issuperset(rest[:-1]))
+
+
 def check_file_name(name: str) -> None:
     """Raise ``PayloadError`` unless ``name`` is 1 to 255 UTF-8 bytes with no control or
     format characters. It is a label: receivers still make it safe before saving."""

@@ -16,6 +16,7 @@ from e2echat.crypto import (
     check_emoji,
     decode_payload,
     encode_payload,
+    is_one_emoji,
     message_id,
 )
 from e2echat.crypto.payload import check_signer, decode_sent, id_sender
@@ -97,6 +98,39 @@ def test_reactions_are_bounded_and_printable(emoji: str) -> None:
     )
     with pytest.raises(PayloadError):
         decode_payload(data)
+
+
+ONE_EMOJI = [
+    "👍",
+    "❤️",  # with the emoji variation selector
+    "👍🏽",  # a skin tone
+    "🏽",
+    "1️⃣",  # a keycap
+    "#⃣",
+    "🇫🇷",  # a flag
+    "🏴\U000e0067\U000e0062\U000e0073\U000e0063\U000e0074\U000e007f",  # a subdivision flag
+    "👨\u200d👩\u200d👧",  # a ZWJ sequence
+    "🏳️\u200d🌈",
+    "‼️",  # emoji outside the So category
+    "〰",
+    "★",
+    "©",
+]
+NOT_ONE_EMOJI = ["xyz", "a", "1", "+1", "→", "👍👍", "🇫🇷🇩🇪", "😀a", "\u200d👍", "👍\u200d"]
+NOT_ONE_EMOJI += ["👍\u200d\u200d👍", "🏴\U000e007f", "🏴\U000e0067\U000e0062", "1⃣⃣", "x️"]
+
+
+@pytest.mark.parametrize("emoji", ONE_EMOJI)
+def test_one_emoji_is_what_a_sender_reacts_with(emoji: str) -> None:
+    check_emoji(emoji)
+    assert is_one_emoji(emoji)
+
+
+@pytest.mark.parametrize("emoji", NOT_ONE_EMOJI)
+def test_a_word_or_several_emoji_are_not_one_yet_receivers_take_them(emoji: str) -> None:
+    assert not is_one_emoji(emoji)
+    check_emoji(emoji)  # the wire rule: another client's reaction is never lost
+    assert decode_payload(encode_payload(Reaction(TARGET, emoji, True, 1))).emoji == emoji  # type: ignore[union-attr]
 
 
 def test_unknown_kinds_decode_as_unsupported() -> None:

@@ -46,6 +46,7 @@ from e2echat import (
     WrongAccess,
 )
 from e2echat.client.texts import check_description
+from e2echat.crypto import PayloadError, check_emoji, is_one_emoji
 
 EPOCH = datetime(2026, 1, 2, 9, 30, tzinfo=UTC)
 T = TypeVar("T")
@@ -217,8 +218,13 @@ class FakeRoom:
         self.chat.emit(MessageDeleted(self, message.id, message.seq))  # type: ignore[arg-type]
 
     async def react(self, message: Message, emoji: str, add: bool = True) -> None:
-        if " " in emoji or len(emoji) > 16:
-            raise InvalidReaction("A reaction is one emoji.")
+        """As the library's: one emoji is added, any reaction withdrawn."""
+        try:
+            check_emoji(emoji)
+        except PayloadError as exc:
+            raise InvalidReaction(str(exc)) from None
+        if add and not is_one_emoji(emoji):
+            raise InvalidReaction("a reaction is one emoji, such as 👍")
         self.chat.reactions.append((message.id, emoji, add))
         self.chat.react(self, message, self.chat.me, emoji, add)
 

@@ -7,13 +7,14 @@ from dataclasses import replace
 
 from e2echat_tui.app import ChatApp
 from e2echat_tui.composer import Composer
-from e2echat_tui.conversation import READ_MARK_EVERY
+from e2echat_tui.conversation import QUICK_REACTIONS, READ_MARK_EVERY
 from e2echat_tui.dialogs import ConfirmScreen
 from e2echat_tui.header import Topic
 from textual.command import CommandPalette
 from textual.pilot import Pilot
 
 from e2echat import Message, MessageDeleted, MessageEdited, Quote, ReadReceipt
+from e2echat.crypto import is_one_emoji
 
 from .conftest import SIZE, fixed_app, populated_chat
 from .fake import FakeChat, FakeRoom
@@ -197,6 +198,22 @@ async def test_what_cannot_be_done_to_a_message_is_said_and_changes_nothing() ->
         await commands_done(app)
         assert "usage: /react EMOJI" in last_line(app)
         assert chat.edits == chat.deletes == chat.reactions == []
+
+
+async def test_a_reaction_that_is_not_one_emoji_is_refused_and_the_line_stays() -> None:
+    chat = populated_chat()
+    app = fixed_app(chat)
+    async with app.run_test(size=SIZE) as pilot:
+        await started(app, chat)
+        for line in ("/react xyz", "/react 👍👍"):
+            app.query_one(Composer).text = line
+            await pilot.press("enter")
+            await commands_done(app)
+            assert last_line(app) == "a reaction is one emoji, such as 👍"
+            assert app.query_one(Composer).text == line
+            app.query_one(Composer).text = ""
+        assert chat.reactions == []
+        assert all(is_one_emoji(emoji) for emoji, _name in QUICK_REACTIONS)
 
 
 async def test_react_command_and_versions_of_an_edited_message() -> None:

@@ -204,6 +204,18 @@ async def test_topic_sets_a_description_the_others_read_and_a_member_is_refused(
         assert room.description == "Friday: [b]release[/b]"
 
 
+async def test_a_reaction_the_library_refuses_is_a_red_line_and_the_line_stays(
+    session: tuple[WatchedApp, Pilot[None], str],
+) -> None:
+    app, pilot, _ = session
+    await until(app, lambda: any("Welcome to e2echat, @tess" in b for b in bodies(app)))
+    await type_line(pilot, "/react xyz")
+    await until(app, lambda: bodies(app)[-1] == "a reaction is one emoji, such as 👍")
+    assert app.composer.text == "/react xyz"
+    welcome = next(m for m in await app.chat.rooms[0].history() if m.text.startswith("Welcome"))
+    assert welcome.reactions == ()
+
+
 class ProgressApp(WatchedApp):
     """A WatchedApp that keeps every status-line text it showed."""
 
