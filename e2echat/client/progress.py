@@ -82,8 +82,10 @@ class Transfer(Protocol[T_co]):
     ``await transfer`` gives its result (the message sent, the path saved) or raises
     ``TransferError``; ``async for progress in transfer`` yields ``TransferProgress``
     as it advances (the newest one when the loop body is slower than the transfer)
-    and, at the end, raises the error a failed transfer ended with. ``cancel()`` stops
-    it, leaving nothing behind: no partial file on disk, no partial upload on the relay.
+    and, at the end, raises the error a failed transfer ended with; ``exception()``
+    returns that error once it has ended. A failed transfer nobody awaits is no
+    "Task exception was never retrieved" from asyncio. ``cancel()`` stops it, leaving
+    nothing behind: no partial file on disk, no partial upload on the relay.
     """
 
     @property
@@ -97,6 +99,12 @@ class Transfer(Protocol[T_co]):
 
     def cancel(self) -> bool:
         """Stop the transfer; awaiting it then raises ``asyncio.CancelledError``."""
+        ...
+
+    def exception(self) -> BaseException | None:
+        """The error a failed transfer ended with (a ``TransferError``, or another
+        ``E2EChatError`` such as ``NotAMember``); None while it runs, once it succeeded,
+        or when it was cancelled. Never raises."""
         ...
 
     def __await__(self) -> Generator[Any, None, T_co]: ...

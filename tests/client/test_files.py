@@ -2,6 +2,7 @@
 
 import asyncio
 import dataclasses
+import gc
 import os
 import threading
 from pathlib import Path
@@ -13,7 +14,7 @@ from e2echat_server.blobs import BlobStore
 import e2echat
 from e2echat.client import fileops
 from e2echat.crypto.files import CHUNK_SIZE, blob_size
-from tests.client.conftest import MakeClient, collect, validated
+from tests.client.conftest import EVENT_TIMEOUT, MakeClient, collect, validated
 
 
 async def _pair(make_client: MakeClient) -> tuple[e2echat.Client, e2echat.Client, e2echat.Room]:
@@ -155,6 +156,39 @@ async def test_size_and_quota_refusals_are_transfer_errors(
     assert over.value.code == "quota_exceeded"
     assert len([m for m in await room.history() if m.file]) == 1
     assert len(_relay_files(relay)) == 2
+
+
+async def test_a_failed_transfer_left_unawaited_warns_nothing_and_keeps_its_error(
+    make_client: MakeClient, relay: Relay, tmp_path: Path
+) -> None:
+    """An app that starts an upload and never awaits it got asyncio's "Task exception was
+    never retrieved" once the refused transfer was collected; the error stays readable
+    with ``exception()`` and is raised by ``await``."""
+    _alice, _bob, room = await _pair(make_client)
+    relay.blobs.blobs.limits = type(relay.blobs.blobs.limits)(max_size=1000, quota=1000)
+    source = tmp_path / "big.bin"
+    source.write_bytes(b"x" * 2000)
+    loop = asyncio.get_running_loop()
+    reported: list[dict[str, object]] = []
+    loop.set_exception_handler(lambda _loop, context: reported.append(context))
+    try:
+        ignored = room.send_file(source)
+        await asyncio.wait([ignored._task], timeout=EVENT_TIMEOUT)  # type: ignore[attr-defined]
+        assert ignored.done()
+        del ignored
+        gc.collect()
+        kept = room.send_file(source)
+        await asyncio.wait([kept._task], timeout=EVENT_TIMEOUT)  # type: ignore[attr-defined]
+        error = kept.exception()
+        assert isinstance(error, e2echat.TransferError)
+        assert error.code == "too_large"
+        with pytest.raises(e2echat.TransferError) as awaited:
+            await kept
+        assert awaited.value is error
+    finally:
+        loop.set_exception_handler(None)
+    assert [context.get("message") for context in reported] == []
+    assert [m for m in await room.history() if m.file] == []
 
 
 async def test_a_non_member_cannot_fetch_a_rooms_file(
