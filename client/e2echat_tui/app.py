@@ -76,7 +76,7 @@ from e2echat_tui.keys import APP_KEYS, help_lines
 from e2echat_tui.lines import Entry, RoomLog
 from e2echat_tui.links import links_in
 from e2echat_tui.members import MembersPanel, sorted_members
-from e2echat_tui.moderation import info_text, moderate
+from e2echat_tui.moderation import info_view, moderate
 from e2echat_tui.names import pick_member
 from e2echat_tui.notify import DesktopNotifier
 from e2echat_tui.preview import Graphics, PreviewScreen, describe_image, image_widget
@@ -739,7 +739,7 @@ class ChatApp(App[None]):
             case cmd.RoomInfo():
                 room = self._require_room().room
                 who = functools.partial(self._who, room)
-                info = info_text(room, await room.changes(), who, self.timezone)
+                info = info_view(room, await room.changes(), who, self.timezone)
                 await self.push_screen_wait(ReadingScreen(info))
             case cmd.Moderate(action, name):
                 await moderate(self._require_room().room, action, name)

@@ -3,6 +3,7 @@ a long text to read (the room info view; help while no room is shown)."""
 
 from typing import ClassVar
 
+from rich.console import RenderableType
 from rich.style import Style
 from rich.text import Text
 from textual.app import ComposeResult
@@ -162,7 +163,7 @@ class ReadingScreen(ModalScreen[None]):
     ]
     AUTO_FOCUS = "#close"
 
-    def __init__(self, text: Text) -> None:
+    def __init__(self, text: RenderableType) -> None:
         super().__init__()
         self._text = text
 

@@ -10,6 +10,8 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime, tzinfo
 from enum import Enum
 
+from rich.console import Console, ConsoleOptions, RenderResult
+from rich.measure import Measurement
 from rich.segment import Segment
 from rich.style import Style
 from rich.text import Text
@@ -289,3 +291,31 @@ def _direct_topic(room: Room, known: Iterable[Member]) -> Text:
             text.append(" · " + escape_controls(member.warning), Style(color="#ff5f5f"))
     text.append(" · direct conversation: only your two keys can read it", Style(color="#87d787"))
     return text
+
+
+class Hanging:
+    """One line of a view, ``lead`` then ``value``: where the value is too long for the
+    width, its continuation lines start under its first character, keeping the lead's
+    column clear (the room info view's positions and dates, say). On a screen too narrow
+    for that, it wraps as one text."""
+
+    MIN_WIDTH = 16
+    """The least room the value needs beside the lead to wrap under itself."""
+
+    def __init__(self, lead: Text, value: Text) -> None:
+        self.lead = lead
+        self.value = value
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        indent = self.lead.cell_len
+        width = options.max_width - indent
+        if width < self.MIN_WIDTH:
+            yield Text.assemble(self.lead, self.value)
+            return
+        for index, line in enumerate(self.value.wrap(console, width)):
+            yield Text.assemble(self.lead if index == 0 else " " * indent, line)
+
+    def __rich_measure__(self, console: Console, options: ConsoleOptions) -> Measurement:
+        value = Measurement.get(console, options, self.value)
+        indent = self.lead.cell_len
+        return Measurement(indent + value.minimum, indent + value.maximum)

@@ -10,12 +10,13 @@ description is the sender's text: it is escaped, never read as markup.
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, tzinfo
 
+from rich.console import Group, RenderableType
 from rich.style import Style
 from rich.text import Text
 
 from e2echat import Member, Room, RoomChanged
 from e2echat_tui.commands import Moderation
-from e2echat_tui.format import counted
+from e2echat_tui.format import Hanging, counted
 from e2echat_tui.names import pick_member
 from e2echat_tui.safe import escape_controls
 
@@ -47,51 +48,57 @@ async def moderate(room: Room, action: Moderation, name: str) -> None:
         await room.set_role(member, "admin" if action == "op" else "member")
 
 
-def info_text(
+def info_view(
     room: Room,
     changes: Sequence[RoomChanged[Room]],
     who: Callable[[Member], str],
     timezone: tzinfo | None,
-) -> Text:
+) -> Group:
     """The room info view: access, epoch, log head, members by role, then every change
-    of the membership log, oldest first. ``who`` names a member (tagging namesakes)."""
-    text = Text()
-    text.append(escape_controls(room.name), Style(bold=True))
-    text.append(f" — {room.access} room, epoch {room.epoch}\n")
+    of the membership log, oldest first. ``who`` names a member (tagging namesakes).
+    A member or change too long for the width wraps under its own text (``Hanging``)."""
+    lines: list[RenderableType] = [
+        Text.assemble(
+            (escape_controls(room.name), Style(bold=True)),
+            f" — {room.access} room, epoch {room.epoch}",
+        )
+    ]
     if room.description:
-        text.append(escape_controls(room.description) + "\n")
+        lines.append(Text(escape_controls(room.description)))
     length, head = room.log_head
     groups = " ".join(head.hex()[i : i + 4] for i in range(0, 16, 4))
     entries = f"{length:,} entry" if length == 1 else f"{length:,} entries"
-    text.append(f"Membership log: {entries}, head {groups} …\n")
-    text.append(
-        "(every member with this length sees this head, unless the relay forked the log)\n",
-        Style(dim=True),
+    lines.append(Text(f"Membership log: {entries}, head {groups} …"))
+    lines.append(
+        Text(
+            "(every member with this length sees this head, unless the relay forked the log)",
+            Style(dim=True),
+        )
     )
     if room.frozen:
-        text.append(f"Frozen: {escape_controls(room.frozen)}\n", Style(bold=True, color="red"))
+        frozen = Style(bold=True, color="red")
+        lines.append(Hanging(Text("Frozen: ", frozen), Text(escape_controls(room.frozen), frozen)))
     roles = room.roles
     present = {m.key: m for m in room.member_list}
     named = {c.author.key: c.author for c in changes}
     members = [present.get(key) or named.get(key) for key in roles]
     known = [m for m in members if m is not None]
     known.sort(key=lambda m: (_ROLE_ORDER.get(roles[m.key], 3), m.name.casefold()))
-    text.append(f"\n{counted(len(known), 'member')}\n", Style(bold=True))
+    lines += [Text(), Text(counted(len(known), "member"), Style(bold=True))]
     for member in known:
         role = roles[member.key]
-        text.append(f"  {who(member)}  ")
-        text.append(role, _ROLE_STYLES.get(role, Style()))
-        text.append("\n")
+        line = Text.assemble(f"{who(member)}  ", (role, _ROLE_STYLES.get(role, Style())))
+        lines.append(Hanging(Text("  "), line))
     if room.banned:
-        text.append(f"  banned: {counted(len(room.banned), 'key')}\n", Style(dim=True))
-    text.append(f"\n{counted(len(changes), 'change')}\n", Style(bold=True))
+        lines.append(Text(f"  banned: {counted(len(room.banned), 'key')}", Style(dim=True)))
+    lines += [Text(), Text(counted(len(changes), "change"), Style(bold=True))]
     for change in changes:
         moment = datetime.fromtimestamp(change.created / 1000, UTC).astimezone(timezone)
-        text.append(f"  {change.position:>3} {moment:%Y-%m-%d %H:%M}  ", Style(dim=True))
-        text.append(escape_controls(change.describe(who)))
+        lead = Text(f"  {change.position:>3} {moment:%Y-%m-%d %H:%M}  ", Style(dim=True))
+        line = Text(escape_controls(change.describe(who)))
         if change.kind in ("kick", "ban", "rotate"):
-            text.append(f" (epoch {change.epoch})", Style(dim=True))
+            line.append(f" (epoch {change.epoch})", Style(dim=True))
         if change.kind == "describe" and change.description is not None:
-            text.append(f": {escape_controls(change.description)}")
-        text.append("\n")
-    return text
+            line.append(f": {escape_controls(change.description)}")
+        lines.append(Hanging(lead, line))
+    return Group(*lines, Text())  # a blank line above the Close button

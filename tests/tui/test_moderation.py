@@ -5,12 +5,16 @@ and, for the screenshot, over the fake with a fixed log.
 """
 
 import asyncio
+import io
 from collections.abc import Callable
 from pathlib import Path
 
 from e2echat_tui.composer import Composer
 from e2echat_tui.demo import LOBBY
 from e2echat_tui.dialogs import PasswordScreen, ReadingScreen
+from e2echat_tui.format import Hanging
+from rich.console import Console
+from rich.text import Text
 from textual.pilot import Pilot
 
 from e2echat import Client, Identity, Room, RoomLeft
@@ -75,6 +79,41 @@ async def test_the_info_view_lists_roles_epoch_and_changes() -> None:
         await pilot.press("escape")
         await pilot.pause()
         assert not isinstance(app.screen, ReadingScreen)
+
+
+async def test_the_info_view_wraps_a_long_line_under_its_own_text() -> None:
+    chat = ops_chat()
+    ops = chat.directory["ops"]  # type: ignore[attr-defined]
+    words = " ".join(f"w{n:02}" for n in range(40))
+    ops.change("describe", chat.me, description=words)  # type: ignore[attr-defined]
+    app = fixed_app(chat)  # type: ignore[arg-type]
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        app.switch_to("ops")
+        app.query_one(Composer).text = "/info"
+        await pilot.press("enter")
+        await wait_for_screen(pilot, ReadingScreen)
+        await pilot.pause()
+        lines = screen_text(app).splitlines()
+        first = next(i for i, line in enumerate(lines) if "set the description: w00" in line)
+        column = lines[first].index("alice set the description")
+        rest = [line for line in lines[first + 1 :] if "w" in line[column:]][:2]
+        assert len(rest) == 2  # 40 words take three lines of the view
+        for line in rest:
+            assert line[column] == "w"  # under the change's text, not under its date
+            assert line[column - 20 : column].strip(" █") == ""
+        assert lines[first + 1 : first + 3] == rest  # continuation lines, right below it
+
+
+def test_a_hanging_line_wraps_under_its_value_and_as_one_text_when_narrow() -> None:
+    def shown(width: int) -> list[str]:
+        console = Console(width=width, file=io.StringIO(), color_system=None)
+        with console.capture() as capture:
+            console.print(Hanging(Text("  12  "), Text("one two three four five six")))
+        return [line.rstrip() for line in capture.get().splitlines()]
+
+    assert shown(24) == ["  12  one two three four", "      five six"]
+    assert shown(20) == ["  12  one two three", "four five six"]  # no room to indent
 
 
 async def until_body(app: WatchedApp, room: str, wanted: str) -> None:
