@@ -922,9 +922,13 @@ class ChatApp(App[None]):
             if password is None:
                 return
         room = await self.chat.create(create.name, password, secret=create.secret)
-        await self._enter(room)
-        if room.secret and password is None:
-            self.say("Secret room created: /invite prints the invite string to share.")
+        if not room.secret:
+            about = "an open room"
+        elif password is None:
+            about = "a secret room: /invite prints the invite string to share"
+        else:
+            about = "a secret room: its password lets others join"
+        await self._enter(room, f"You created {room.name}, {about}")
 
     async def _join(self, join: cmd.Join) -> None:
         password, invite = None, None
@@ -938,12 +942,13 @@ class ChatApp(App[None]):
             else:
                 password = join.secret
         room = await self.chat.join(join.name, password, invite)
-        await self._enter(room)
+        await self._enter(room, f"You joined {room.name}")
 
-    async def _enter(self, room: Room) -> None:
+    async def _enter(self, room: Room, said: str) -> None:
+        """Show ``room``, just created or joined, with the one line ``said`` about it."""
         await self._add_room(room)
         self.switch_to(room.name)
-        self.say(f"You joined {room.name}")
+        self.say(said)
         await self._load_older(self.tabs[room.name])
 
     def _peer_label(self, room: Room) -> str | None:

@@ -192,12 +192,15 @@ async def test_create_open_and_invite_rooms(app: ChatApp, chat: FakeChat) -> Non
         await submit(pilot, "/create den")
         assert app.current == "den"
         assert not chat.directory["den"].secret
+        assert [e.body for e in app.tabs["den"].log.entries] == ["You created den, an open room"]
         await submit(pilot, "/invite")
         assert "'den' is not an invite room" in last_line(app)
         await submit(pilot, "/create vault --secret")
         assert app.current == "vault"
         assert chat.directory["vault"].secret
-        assert "/invite prints the invite" in last_line(app)
+        assert [e.body for e in app.tabs["vault"].log.entries] == [
+            "You created vault, a secret room: /invite prints the invite string to share"
+        ]
         await submit(pilot, "/invite")
         invite = chat.directory["vault"].invite()
         assert last_line(app).endswith(invite)
@@ -226,6 +229,9 @@ async def test_create_with_a_password_asks_hidden_twice(app: ChatApp, chat: Fake
         await enter_passwords(pilot, "s3cret", "s3cret")
         assert chat.directory["safe"].password == "s3cret"
         assert app.current == "safe"
+        assert [e.body for e in app.tabs["safe"].log.entries] == [
+            "You created safe, a secret room: its password lets others join"
+        ]
         assert "s3cret" not in screen_text(app)
 
 
