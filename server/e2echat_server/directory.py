@@ -142,6 +142,8 @@ class Directory:
     def __init__(self, limits: DirectoryLimits) -> None:
         self.limits = limits
         self.users: dict[bytes, UserState] = {}
+        self.texted: dict[bytes, None] = {}
+        """Keys whose user has a status text now (an ordered set)."""
         self.rooms: dict[bytes, Room] = {}
         self.by_name: dict[str, bytes] = {}
         self.rooms_of: dict[bytes, set[bytes]] = {}
@@ -272,9 +274,7 @@ class Directory:
 
     def went_online(self, key: bytes) -> None:
         """``key``'s first connection is live: it shows online, without a status text."""
-        user = self.users[key]
-        user.status, user.text = "online", None
-        self._listing_changed(key)
+        self._set_presence(self.users[key], "online", None)
 
     def went_offline(self, key: bytes, now: int) -> Change:
         """``key``'s last connection ended at ``now`` (ms); the change records ``last_seen``.
@@ -282,8 +282,8 @@ class Directory:
         Nothing to undo: if the write fails the store keeps an older ``last_seen``.
         """
         user = self.users[key]
-        user.status, user.text, user.last_seen = OFFLINE, None, now
-        self._listing_changed(key)
+        self._set_presence(user, OFFLINE, None)
+        user.last_seen = now
         return Change("set_last_seen", lambda store: store.set_last_seen(key, now))
 
     def set_status(self, key: bytes, status: PresenceStatus, text: str | None, now: float) -> bool:
@@ -300,10 +300,18 @@ class Directory:
                 ErrorCode.RATE_LIMITED,
                 f"Too many status changes: at most {STATUS_RATE:g} per second; try again soon.",
             )
-        user.status, user.text = status, text
-        self._listing_changed(key)
+        self._set_presence(user, status, text)
         user.presence_pending = False  # this broadcast carries the latest state
         return True
+
+    def _set_presence(self, user: UserState, status: PresenceStatus, text: str | None) -> None:
+        """Set a user's presence, keeping ``texted`` (who has a status text) in step."""
+        user.status, user.text = status, text
+        if text is None:
+            self.texted.pop(user.key, None)
+        else:
+            self.texted[user.key] = None
+        self._listing_changed(user.key)
 
     def presence_due(self, key: bytes, now: float) -> float | None:
         """After ``key`` went online or offline: None if the change may be broadcast now.
@@ -716,8 +724,7 @@ class Directory:
         """Another relay announced this user's presence."""
         user = self.users.get(key)
         if user is not None:
-            user.status, user.text = status, text
-            self._listing_changed(key)
+            self._set_presence(user, status, text)
             if last_seen is not None:
                 user.last_seen = last_seen
 
@@ -745,12 +752,19 @@ class Directory:
         """A ``presence`` for each member of these rooms who has a status text, once per
         key: a roster entry carries no text, so a client that connected after a member
         set one learns it from these (protocol.md section 7)."""
-        members = (key for room_id in room_ids for key in self._members_of(room_id))
+        members = (key for room_id in room_ids for key in self._texted_in(room_id))
         return self.status_texts_of(dict.fromkeys(members))
 
-    def _members_of(self, room_id: bytes) -> Iterable[bytes]:
+    def _texted_in(self, room_id: bytes) -> Iterable[bytes]:
+        """The members of ``room_id`` with a status text, walking whichever is smaller:
+        the room or the users with a text (a join into a large room, where few have one,
+        costs no walk of the whole room)."""
         room = self.rooms.get(room_id)
-        return room.members if room is not None else ()
+        if room is None:
+            return ()
+        if len(self.texted) < len(room.members):
+            return [key for key in self.texted if key in room.members]
+        return [key for key in room.members if key in self.texted]
 
     def status_texts_of(self, keys: Iterable[bytes]) -> list[Presence]:
         """A ``presence`` for each of ``keys`` that has a status text."""

@@ -239,6 +239,16 @@ def test_the_status_texts_after_a_roster_name_each_member_with_one_once() -> Non
     assert d.set_status(C, "busy", None, 0.0)  # a status without a text: in the roster
     texts = d.status_texts([b"1" * 16, b"2" * 16, b"?" * 16])
     assert texts == [Presence(key=B, status="away", text="lunch")]
+    # more users with a text than the room has members: the room is walked instead
+    assert d.set_status(A, "online", "here", 0.0)
+    assert d.set_status(C, "busy", "meeting", 0.0)  # C is not in room one
+    assert d.status_texts([b"1" * 16]) == [
+        Presence(key=A, status="online", text="here"),
+        Presence(key=B, status="away", text="lunch"),
+    ]
+    d.went_offline(B, 5)  # going offline clears the text
+    assert d.status_texts([b"1" * 16]) == [Presence(key=A, status="online", text="here")]
+    assert [p.key for p in d.status_texts([b"2" * 16])] == [A, C]
 
 
 def test_idle_users_are_forgotten_oldest_first_unless_something_keeps_them() -> None:
