@@ -14,20 +14,24 @@ chain, authority and join tag, then it shares its chain with the joiner). The jo
 speak the protocol themselves, as the library does on the wire: authenticate (``hello``),
 ``join_room`` with the invite's relay token, fetch the membership log from the start
 (``log``, every page), sign a ``join`` entry tagged with the invite's join key at the
-head and ``log_append`` it. They do not validate the fetched log's signatures (a joiner
-does that on its own machine, once; here it would make the load generator O(n) per
-join), and each closes its connection after its batch, so the room's other members are
-offline: fan-out goes to the owner and the batch still connected.
+head and ``log_append`` it. They do not validate the fetched log's signatures, and
+decode of the relay's frames only the fields they use (the join reply's room id, not
+its member list; the log pages; not the pushes of other joins): a joiner does that on
+its own machine, once, and here it would make the load generator, one process playing
+every joiner, O(n) per join. The relay sends every byte as it would to a library
+client. Each joiner closes its connection after its batch, so the room's other members
+are offline: fan-out goes to the owner and the batch still connected.
 
-Joins go in batches of ``--batch``: the batch connects and authenticates, then joins
-one after another, each waiting until the owner has validated it (``MemberValidated``),
-then disconnects. Relay CPU (user + system, from /proc/PID/stat) is read around the
-joins of a batch only, so connecting and authenticating are not counted as joins (they
-are given per connection apart); the load generator's CPU (this process: joiners and
-owner) likewise. The same-run baseline is a batch of the same joins into rooms that
-hold only their owner (one room per joiner, at most 20: the owner creates them within
-its connection's burst). The build time counts everything: every batch's connects,
-joins and disconnects.
+Joins go in batches of ``--batch``: the batch connects and authenticates (all at once,
+as independent users do), then joins one after another, each waiting until the owner
+has validated it (``MemberValidated``), then disconnects (all at once). Relay CPU
+(user + system, from /proc/PID/stat) is read around the joins of a batch only, so
+connecting and authenticating are not counted as joins (they are given per connection
+apart); the load generator's CPU (this process: joiners and owner) likewise. The
+same-run baseline is a batch of the same joins into rooms that hold only their owner
+(one room per joiner, at most 20: the owner creates them within its connection's
+burst). The build time counts everything: every batch's connects, joins and
+disconnects.
 
 At the end one library ``Client`` joins the full room (it validates the whole log):
 its wall time and the relay's CPU for it.
@@ -42,7 +46,9 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, TypeVar, cast
 
+import msgspec
 from bench_rooms import new_client
 from nacl.public import PrivateKey
 from nacl.signing import SigningKey
@@ -57,14 +63,12 @@ from e2echat.protocol import (
     SUBPROTOCOL,
     Challenge,
     ClientFrame,
-    Error,
     Hello,
     JoinRoom,
     LogAppend,
     LogEntries,
     LogRequest,
     Ok,
-    RelayFrame,
     RoomReply,
     SignedPrekey,
     Welcome,
@@ -107,6 +111,32 @@ async def start_joins_relay(data: Path, members: int) -> tuple[asyncio.subproces
     )
 
 
+class _Peek(msgspec.Struct):
+    """What a joiner reads of every frame first."""
+
+    type: str
+    id: str | None = None
+    code: str | None = None
+    message: str | None = None
+
+
+_PEEK = msgspec.json.Decoder(_Peek)
+
+
+class _RoomId(msgspec.Struct):
+    id: bytes
+
+
+class _JoinReply(msgspec.Struct):
+    """Of the join reply, the room's id."""
+
+    room: _RoomId
+
+
+LIGHT: dict[type[Any], type[Any]] = {RoomReply: _JoinReply}
+T = TypeVar("T")
+
+
 class Joiner:
     """One new identity that joins a secret room over the wire, as the library does."""
 
@@ -124,16 +154,27 @@ class Joiner:
         async for raw in conn:
             self.frames.put_nowait(raw)
 
-    async def recv(self, kind: type[RelayFrame], request: str | None) -> RelayFrame:
-        """The next ``kind`` frame (answering ``request`` if given); others are skipped."""
-        while True:
-            frame = decode_relay_frame(await self.frames.get(), max_frame=1 << 26)
-            if isinstance(frame, Error):
-                raise RuntimeError(f"relay refused {request}: {frame.code} {frame.message}")
-            if isinstance(frame, kind) and (request is None or frame.id == request):
-                return frame
+    async def recv(self, kind: type[T], request: str | None) -> T:
+        """The next ``kind`` frame (answering ``request`` if given); others are skipped.
 
-    async def request(self, frame: ClientFrame, kind: type[RelayFrame]) -> RelayFrame:
+        Each frame is read for its type and id first, and only the one awaited is decoded,
+        to the fields the joiner uses (``LIGHT``): the other members' pushes and the join
+        reply's member list are what a real client reads on its own machine, once; here
+        they would make the load generator, which plays every joiner on one core, O(n)
+        per join."""
+        tag = kind.__struct_config__.tag  # type: ignore[attr-defined]
+        while True:
+            raw = await self.frames.get()
+            peek = _PEEK.decode(raw)
+            if peek.type == "error":
+                raise RuntimeError(f"relay refused {request}: {peek.code} {peek.message}")
+            if peek.type == tag and (request is None or peek.id == request):
+                decoded = LIGHT.get(kind)
+                if decoded is None:
+                    return cast(T, decode_relay_frame(raw, max_frame=1 << 26))
+                return cast(T, msgspec.json.decode(raw, type=decoded))
+
+    async def request(self, frame: ClientFrame, kind: type[T]) -> T:
         assert self.conn is not None
         await self.conn.send(encode_frame(frame), text=True)
         return await self.recv(kind, frame.id)  # type: ignore[attr-defined]
@@ -163,13 +204,12 @@ class Joiner:
     async def join(self, room: str, invite: Invite) -> None:
         """``join_room``, the whole log, then our tagged ``join`` entry at its head."""
         secret = invite.secret
-        reply = await self.request(JoinRoom(name=room, token=secret.relay_token, id="j"), RoomReply)
-        assert isinstance(reply, RoomReply)
+        join = JoinRoom(name=room, token=secret.relay_token, id="j")
+        reply = cast(_JoinReply, await self.request(join, RoomReply))
         room_id = reply.room.id
         log: list[bytes] = []
         while True:
             page = await self.request(LogRequest(room=room_id, after=len(log), id="l"), LogEntries)
-            assert isinstance(page, LogEntries)
             log += page.entries
             if len(page.entries) < MAX_LOG_PAGE:
                 break
@@ -239,8 +279,7 @@ async def run_batch(
 ) -> Batch:
     joiners = [Joiner(first + i) for i in range(len(rooms))]
     before = cpu_seconds(pid)
-    for joiner in joiners:
-        await joiner.connect(url)
+    await asyncio.gather(*(joiner.connect(url) for joiner in joiners))
     connected = cpu_seconds(pid)
     local, engine, start = own_cpu(), engine_cpu(), time.perf_counter()
     for joiner, room, invite in zip(joiners, rooms, invites, strict=True):
@@ -249,8 +288,7 @@ async def run_batch(
     wall, local = time.perf_counter() - start, own_cpu() - local
     engine = engine_cpu() - engine
     relay = cpu_seconds(pid) - connected
-    for joiner in joiners:
-        await joiner.close()
+    await asyncio.gather(*(joiner.close() for joiner in joiners))
     return Batch(0, len(joiners), relay, local, engine, wall, connected - before)
 
 
