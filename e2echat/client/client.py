@@ -47,6 +47,7 @@ from e2echat.client.errors import (
     RoomFull,
     StoreError,
     StoreInUse,
+    TooManyRooms,
     TransferError,
     WrongAccess,
     WrongPassphrase,
@@ -462,7 +463,8 @@ class Client:
 
         With ``password`` it is a password room; with ``secret=True`` and no password an
         invite room (``room.invite()``); otherwise an open room, which anyone the relay
-        admits can read.
+        admits can read. Raises ``NameTaken`` (the relay has a room of that name) and
+        ``TooManyRooms`` (we are in as many rooms as the relay allows).
         """
         _check_room_name(name)
         check_description(description)
@@ -491,7 +493,8 @@ class Client:
 
         Raises ``NoSuchRoom`` (no room of that name), ``Banned`` (the room's log bans our
         key, whatever the password or invite), ``RoomFull`` (as many members as it
-        allows), ``WrongPassphrase`` (a password or invite that does not open it).
+        allows), ``TooManyRooms`` (we are in as many rooms as the relay allows),
+        ``WrongPassphrase`` (a password or invite that does not open it).
         """
         _check_room_name(name)
         room_secret: RoomSecret | None = None
@@ -612,7 +615,12 @@ class Client:
         membership log: the creator its ``create`` entry (we are the owner), a joiner its
         ``join`` (run shielded: once the relay said yes, our membership proofs must go
         out even if the caller gave up)."""
-        reply = await self._request(frame, RoomReply)
+        try:
+            reply = await self._request(frame, RoomReply)
+        except RelayError as exc:
+            if type(exc) is RelayError and exc.code == ErrorCode.QUOTA_EXCEEDED:
+                raise TooManyRooms(exc.code, exc.message) from None  # not a blob's quota
+            raise
         self._driver.relay_rooms.entered(reply.room)
         return await self._entered(reply.room, kind, secret, peer, isinstance(frame, CreateRoom))
 

@@ -61,6 +61,11 @@ class RoomFull(RelayError):
     again once a member leaves."""
 
 
+class TooManyRooms(RelayError):
+    """We are in as many rooms as the relay lets one user be in (``code``
+    ``quota_exceeded`` in reply to ``create_room`` or ``join_room``): leave one first."""
+
+
 class WrongPassphrase(E2EChatError):
     """A passphrase (identity file) or room password that does not open what it should."""
 

@@ -177,9 +177,14 @@ class RelayConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_on
     max_frame: Annotated[int, _about("largest frame (bytes of JSON)")] = MAX_FRAME
     max_body: Annotated[int, _about("largest `body` (decoded bytes)")] = MAX_BODY
     max_members: Annotated[int, _about("members per room (a room may ask for fewer)")] = MAX_MEMBERS
-    max_rooms_per_user: Annotated[int, _about("rooms one user may be in", live=True)] = (
-        MAX_ROOMS_PER_USER
-    )
+    max_rooms_per_user: Annotated[
+        int,
+        _about(
+            "rooms one user may be in (past it, `create_room` and `join_room` answer"
+            " `quota_exceeded`)",
+            live=True,
+        ),
+    ] = MAX_ROOMS_PER_USER
     history_count: Annotated[int, _about("messages kept per room")] = HISTORY_COUNT
     history_age_s: Annotated[int, _about("seconds a room message is kept")] = HISTORY_AGE_S
     mailbox_max: Annotated[int, _about("direct entries queued per user", live=True)] = MAILBOX_MAX

@@ -347,9 +347,10 @@ class Directory:
     def _check_room_quota(self, key: bytes) -> None:
         if len(self.rooms_of.get(key, ())) >= self.limits.max_rooms_per_user:
             raise ProtocolError(
-                ErrorCode.FORBIDDEN,
-                f"You are in {self.limits.max_rooms_per_user} rooms, the most this relay"
-                " allows; leave one before creating or joining another.",
+                ErrorCode.QUOTA_EXCEEDED,
+                "You are in as many rooms as this relay allows"
+                f" ({self.limits.max_rooms_per_user}); leave one before creating or joining"
+                " another.",
             )
 
     def create_room(

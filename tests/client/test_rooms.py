@@ -177,6 +177,31 @@ async def test_a_full_secret_room_is_refused_as_full(
             await carol.join("vault", password="wrong")
 
 
+async def test_a_join_past_the_relays_rooms_per_user_says_so_not_wrong_password(
+    make_client: MakeClient, tmp_path: Path
+) -> None:
+    """The relay's limit of rooms per user answered ``forbidden``, which a password or
+    invite join read as a wrong secret: now it is ``TooManyRooms``, and nothing joined."""
+    config = msgspec.structs.replace(relay_config(tmp_path / "few"), max_rooms_per_user=1)
+    async with Relay(config) as relay:
+        alice = await make_client("alice", relay.url)
+        ops = await alice.create("ops", secret=True)
+        bob = await make_client("bob", relay.url)
+        await bob.create("mine")
+        alice_second = await make_client("alice2", relay.url)
+        await alice_second.create("vault", password="hunter2")
+        with pytest.raises(e2echat.TooManyRooms, match="leave one") as refused:
+            await bob.join("vault", password="hunter2")
+        assert refused.value.code == "quota_exceeded"
+        with pytest.raises(e2echat.TooManyRooms):
+            await bob.join("ops", invite=ops.invite())
+        with pytest.raises(e2echat.TooManyRooms):
+            await bob.create("another")
+        assert [room.name for room in bob.rooms] == ["mine"]
+        await bob.get_room("mine").leave()  # type: ignore[union-attr]
+        assert (await bob.join("vault", password="hunter2")).name == "vault"
+
+
 async def test_a_description_is_held_to_the_frame_and_the_log_limits_alike(
     make_client: MakeClient,
 ) -> None:

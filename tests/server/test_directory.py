@@ -102,7 +102,7 @@ def test_create_and_its_refusals() -> None:
     )
     refused(
         d,
-        ErrorCode.FORBIDDEN,
+        ErrorCode.QUOTA_EXCEEDED,
         lambda: d.create_room(A, CreateRoom(name="other", access=OpenAccess()), b"2" * 16, 0),
     )
     refused(
@@ -126,7 +126,7 @@ def test_join_checks_the_secret_the_size_and_the_quota() -> None:
     assert d.join(B, JoinRoom(name="den"), 2) == (room, None)  # a member needs no token again
     refused(d, ErrorCode.ROOM_FULL, lambda: d.join(C, JoinRoom(name="den", token=TOKEN), 1))
     create(d, C, "mine", b"2" * 16)
-    refused(d, ErrorCode.FORBIDDEN, lambda: d.join(A, JoinRoom(name="mine"), 1))
+    refused(d, ErrorCode.QUOTA_EXCEEDED, lambda: d.join(A, JoinRoom(name="mine"), 1))
 
 
 def test_membership_peers_and_dropping_a_room() -> None:

@@ -102,7 +102,11 @@ async def test_rooms_per_user_is_limited() -> None:
         alice = await login(relay.url, Identity("alice"))
         await make_room(alice)
         refusal = await alice.error(CreateRoom(name="second", access=OpenAccess()))
-        assert refusal.code is ErrorCode.FORBIDDEN
+        assert refusal.code is ErrorCode.QUOTA_EXCEEDED
+        assert "leave one" in refusal.message
+        bob = await login(relay.url, Identity("bob"))
+        await make_room(bob, "second")
+        assert (await alice.error(JoinRoom(name="second"))).code is ErrorCode.QUOTA_EXCEEDED
 
 
 async def test_list_shows_listed_rooms_and_lookup_finds_any(relay: Relay, connect: Connect) -> None:
