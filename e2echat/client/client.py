@@ -268,6 +268,8 @@ class Client:
             invited=self._invited,
         )
         self._joining: dict[bytes, asyncio.Task[None]] = {}
+        self._waiting_invites: set[bytes] = set()
+        """Invitations the relay's rooms-per-user limit refused to follow (room ids)."""
         """Invitations being followed, by room id (one join each)."""
 
     def __repr__(self) -> str:
@@ -842,6 +844,9 @@ class Client:
         except ConnectError:
             return  # kept: followed again after the next welcome
         except RelayError as exc:
+            if exc.code == ErrorCode.QUOTA_EXCEEDED:
+                self._invite_waits(invitation)  # kept: followed again after a leave
+                return
             await self._refuse_invite(invitation, f"the relay refused to join it ({exc})")
             return
         if reply.room.id != invitation.room_id:
@@ -855,6 +860,28 @@ class Client:
         await self._shielded(
             self._entered(reply.room, "invite", secret, invitation.sender, False, invited=True)
         )
+
+    def _invite_waits(self, invitation: DirectInvited) -> None:
+        """Say once that an invitation waits for a room of ours to be left (we are in as
+        many rooms as the relay allows); it is followed after each leave and connect."""
+        if invitation.room_id in self._waiting_invites:
+            return
+        self._waiting_invites.add(invitation.room_id)
+        name = self._driver.engine.member(invitation.sender, None).name
+        self._driver.events.publish(
+            Notice(
+                f"The direct conversation {name} started waits: you are in as many rooms as"
+                " the relay allows; leave one and it is entered."
+            )
+        )
+
+    async def _follow_waiting(self) -> None:
+        """A room was left: follow the invitations that waited for one."""
+        if not self._waiting_invites:
+            return
+        self._waiting_invites.clear()
+        for invitation in await self._driver.call(self._driver.engine.pending_invites):
+            self._invited(invitation)
 
     async def _refuse_invite(self, invitation: DirectInvited, why: str) -> None:
         driver = self._driver
@@ -1289,6 +1316,7 @@ class Client:
         with contextlib.suppress(*ignored):
             await self._request(LeaveRoom(room=room.id), Ok)
         await self._shielded(self._driver.step(self._driver.engine.left, room.id))
+        await self._follow_waiting()
 
     async def _history(
         self, room: Room, limit: int, before: int | None, after: int | None

@@ -25,7 +25,7 @@ from e2echat.protocol import (
     RosterEntry,
     SignedPrekey,
 )
-from tests.client.conftest import FAST_POLICY, MakeClient, collect
+from tests.client.conftest import FAST_POLICY, MakeClient, collect, relay_config
 from tests.client.proxy import EvilProxy, evil_proxy
 
 
@@ -82,6 +82,34 @@ async def test_a_direct_conversation_is_private_to_two_keys_both_ways(
     assert [m.text for m in await dm.history()] == ["just us", "indeed"]
     assert {m.key for m in await dm.members()} == {alice.key, bob.key}
     assert carol.directs == []
+
+
+async def test_an_invitation_past_the_rooms_per_user_limit_waits_for_a_leave(
+    make_client: MakeClient, tmp_path: Path
+) -> None:
+    """An invitee in as many rooms as the relay allows was refused the join and dropped
+    the invitation for good; it now waits, says why, and is entered after a leave."""
+    config = msgspec.structs.replace(relay_config(tmp_path / "few"), max_rooms_per_user=2)
+    async with Relay(config) as relay:
+        alice, bob = await make_client("alice", relay.url), await make_client("bob", relay.url)
+        await alice.create("lobby")
+        await bob.join("lobby")
+        await alice.get_room("lobby").members()  # type: ignore[union-attr]
+        await bob.create("mine")
+        bob_events = bob.events()
+        dm = await alice.direct(member_of(alice, "bob"))
+        (notice,) = await collect(bob_events, 1, lambda e: isinstance(e, e2echat.Notice))
+        assert isinstance(notice, e2echat.Notice)
+        assert "waits" in notice.text
+        assert "leave one" in notice.text
+        assert bob.directs == []
+        await bob.get_room("mine").leave()  # type: ignore[union-attr]
+        (event,) = await collect(bob_events, 1, started)
+        assert isinstance(event, e2echat.DirectStarted)
+        assert event.room.id == dm.id
+        await dm.send("made it")
+        (got,) = await collect(bob.messages(), 1)
+        assert got.text == "made it"
 
 
 @pytest.mark.parametrize("hidden", ["first fetch", "until pushed late"])
