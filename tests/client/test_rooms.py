@@ -197,6 +197,10 @@ async def test_a_join_past_the_relays_rooms_per_user_says_so_not_wrong_password(
             await bob.join("ops", invite=ops.invite())
         with pytest.raises(e2echat.TooManyRooms):
             await bob.create("another")
+        carol = await make_client("carol", relay.url)
+        await carol.create("hall")  # an open room: this read as "needs a password"
+        with pytest.raises(e2echat.TooManyRooms):
+            await bob.room("hall")
         assert [room.name for room in bob.rooms] == ["mine"]
         await bob.get_room("mine").leave()  # type: ignore[union-attr]
         assert (await bob.join("vault", password="hunter2")).name == "vault"
