@@ -268,9 +268,9 @@ class Client:
             invited=self._invited,
         )
         self._joining: dict[bytes, asyncio.Task[None]] = {}
+        """Invitations being followed, by room id (one join each)."""
         self._waiting_invites: set[bytes] = set()
         """Invitations the relay's rooms-per-user limit refused to follow (room ids)."""
-        """Invitations being followed, by room id (one join each)."""
 
     def __repr__(self) -> str:
         return f"Client(name={self.name!r}, url={self.url!r}, state={self.state.value})"
@@ -443,6 +443,8 @@ class Client:
             specific = _RELAY_ERRORS.get(exc.code)
             if exc.code == ErrorCode.FORBIDDEN and exc.message == BANNED_FROM_ROOM:
                 specific = Banned  # the one forbidden of a join that is not the secret's
+            if exc.code == ErrorCode.QUOTA_EXCEEDED and isinstance(frame, CreateRoom | JoinRoom):
+                specific = TooManyRooms  # the rooms-per-user limit, not a blob quota
             if specific is None or type(exc) is not RelayError:
                 raise
             raise specific(exc.code, exc.message) from None
@@ -617,12 +619,7 @@ class Client:
         membership log: the creator its ``create`` entry (we are the owner), a joiner its
         ``join`` (run shielded: once the relay said yes, our membership proofs must go
         out even if the caller gave up)."""
-        try:
-            reply = await self._request(frame, RoomReply)
-        except RelayError as exc:
-            if type(exc) is RelayError and exc.code == ErrorCode.QUOTA_EXCEEDED:
-                raise TooManyRooms(exc.code, exc.message) from None  # not a blob's quota
-            raise
+        reply = await self._request(frame, RoomReply)
         self._driver.relay_rooms.entered(reply.room)
         return await self._entered(reply.room, kind, secret, peer, isinstance(frame, CreateRoom))
 
@@ -843,10 +840,10 @@ class Client:
             )
         except ConnectError:
             return  # kept: followed again after the next welcome
+        except TooManyRooms:
+            self._invite_waits(invitation)  # kept: followed again after a leave
+            return
         except RelayError as exc:
-            if exc.code == ErrorCode.QUOTA_EXCEEDED:
-                self._invite_waits(invitation)  # kept: followed again after a leave
-                return
             await self._refuse_invite(invitation, f"the relay refused to join it ({exc})")
             return
         if reply.room.id != invitation.room_id:
