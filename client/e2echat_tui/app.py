@@ -56,6 +56,7 @@ from e2echat import (
     RoomJoined,
     RoomLeft,
     RoomLost,
+    SecretRequired,
     SendFailed,
     SuccessorAnnounced,
     Undecryptable,
@@ -941,7 +942,16 @@ class ChatApp(App[None]):
                 invite = join.secret
             else:
                 password = join.secret
-        room = await self.chat.join(join.name, password, invite)
+        try:
+            room = await self.chat.join(join.name, password, invite)
+        except SecretRequired as exc:
+            # `/join NAME` of a password room: ask for it, as `/join NAME --password` does.
+            if exc.needs != "password":
+                raise
+            password = await self._ask_password(f"Password for {join.name}:")
+            if password is None:
+                return
+            room = await self.chat.join(join.name, password)
         await self._enter(room, f"You joined {room.name}")
 
     async def _enter(self, room: Room, said: str) -> None:

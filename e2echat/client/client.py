@@ -45,6 +45,7 @@ from e2echat.client.errors import (
     NotInHistory,
     RelayError,
     RoomFull,
+    SecretRequired,
     StoreError,
     StoreInUse,
     TooManyRooms,
@@ -498,7 +499,8 @@ class Client:
         Raises ``NoSuchRoom`` (no room of that name), ``Banned`` (the room's log bans our
         key, whatever the password or invite), ``RoomFull`` (as many members as it
         allows), ``TooManyRooms`` (we are in as many rooms as the relay allows),
-        ``WrongPassphrase`` (a password or invite that does not open it).
+        ``WrongPassphrase`` (a password or invite that does not open it), ``SecretRequired``
+        (neither given, and the room needs one).
         """
         _check_room_name(name)
         room_secret: RoomSecret | None = None
@@ -544,7 +546,19 @@ class Client:
                 raise WrongPassphrase(f"Wrong password for room {name!r}.") from None
             if exc.code == ErrorCode.FORBIDDEN and invite is not None:
                 raise WrongPassphrase(f"That invite does not open room {name!r}.") from None
+            if exc.code == ErrorCode.FORBIDDEN:
+                raise await self._secret_required(name) from None
             raise
+
+    async def _secret_required(self, name: str) -> SecretRequired:
+        """What the room refused a join without a secret for: its password, or an invite
+        (the summary says whether it has a password now)."""
+        summary = await self._request(Lookup(name=name), SummaryReply)
+        if summary.room.salt is not None:
+            return SecretRequired(f"Room {name!r} needs its password.", "password")
+        return SecretRequired(
+            f"Room {name!r} opens with an invite only now: ask a member for one.", "invite"
+        )
 
     async def room(
         self,
@@ -562,8 +576,9 @@ class Client:
         password), "password" (with ``password``) or "invite" (``room.invite()``).
 
         If someone else creates it in the instant between our join and our create, we
-        join theirs. Raises ``NoSuchRoom`` without ``create``, ``WrongAccess`` when the
-        room needs a password or invite we did not give, and what ``join`` raises.
+        join theirs. Raises ``NoSuchRoom`` without ``create``, ``SecretRequired`` (a
+        ``WrongAccess``) when the room needs a password or invite we did not give, and what
+        ``join`` raises.
         """
         _check_room_name(name)
         check_description(description)
@@ -580,11 +595,6 @@ class Client:
         except NoSuchRoom:
             if not create or invite is not None:
                 raise
-        except RelayError as exc:
-            no_secret = password is None and invite is None
-            if type(exc) is RelayError and exc.code == ErrorCode.FORBIDDEN and no_secret:
-                raise WrongAccess(f"Room {name!r} needs a password or an invite.") from None
-            raise
         try:
             return await self.create(
                 name,

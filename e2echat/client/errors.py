@@ -8,6 +8,8 @@ say what was refused, without an ``Error`` suffix, like ``WrongPassphrase``.
 Messages are sentences a person can act on; they never carry keys, secrets or plaintext.
 """
 
+from typing import Literal
+
 
 class E2EChatError(Exception):
     """Base class of every error the ``e2echat`` client library raises."""
@@ -130,6 +132,17 @@ class InvalidRoomOption(InvalidInput):
 class WrongAccess(E2EChatError):
     """The room's kind does not fit the request: a password for a room without one, an
     invite of a room that is not an invite room."""
+
+
+class SecretRequired(WrongAccess):
+    """A join without a password or invite of a room that needs one. ``needs`` is
+    "password" when the room opens with a password now (a client can ask for it and try
+    again), else "invite" (an invite room, or a password room whose secret an admin
+    changed without setting a new password)."""
+
+    def __init__(self, message: str, needs: Literal["password", "invite"]) -> None:
+        super().__init__(message)
+        self.needs = needs
 
 
 class StoreError(E2EChatError):

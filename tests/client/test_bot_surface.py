@@ -375,7 +375,7 @@ async def test_room_joins_or_creates(make_client: MakeClient) -> None:
     with pytest.raises(e2echat.InvalidRoomOption):
         await bob.room("ops2", create=True, access="password")
     invite_room = await alice.room("hideout", create=True, access="invite")
-    with pytest.raises(e2echat.WrongAccess, match="needs a password or an invite"):
+    with pytest.raises(e2echat.SecretRequired, match="invite only"):
         await bob.room("hideout", create=True)
     joined = await bob.room("hideout", invite=invite_room.invite())
     assert joined.id == invite_room.id

@@ -40,6 +40,7 @@ from e2echat import (
     RelayError,
     RoomChanged,
     RoomSummary,
+    SecretRequired,
     SendFailed,
     UnreadChanged,
     Version,
@@ -345,6 +346,10 @@ class FakeChat:
         room = self.directory.get(name)
         if room is None:
             raise RelayError("no_such_room", f"there is no room called {name}")
+        if room.secret and password is None and invite is None:
+            if room.password is not None:
+                raise SecretRequired(f"Room {name!r} needs its password.", "password")
+            raise SecretRequired(f"Room {name!r} opens with an invite only now.", "invite")
         if room.secret:
             proof = password if room.password is not None else invite
             expected = room.password if room.password is not None else room.invite()

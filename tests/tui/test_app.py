@@ -305,6 +305,31 @@ async def test_join_by_name_password_prompt_and_invite(app: ChatApp, chat: FakeC
         assert app.tabs["locked"].history.entries[-1] == "/join hidden"
 
 
+async def test_join_by_name_alone_asks_a_password_rooms_password(
+    app: ChatApp, chat: FakeChat
+) -> None:
+    async with app.run_test(size=SIZE) as pilot:
+        await started(app, chat)
+        locked = chat.add_room("locked", password="pw", joined=False)
+        chat.add_room("hidden", secret=True, joined=False)
+        await submit(pilot, "/join hidden")
+        assert "'hidden' opens with an invite only" in last_line(app)
+        app.query_one(Composer).text = "/join locked"
+        await pilot.press("enter")
+        await until_screen(pilot, PasswordScreen)
+        await pilot.press("escape")  # cancelled: nothing joined
+        await commands_done(app)
+        assert locked not in chat.joined
+        assert app.current != "locked"
+        app.query_one(Composer).text = "/join locked"
+        await pilot.press("enter")
+        await enter_passwords(pilot, "pw")
+        await commands_done(app)
+        assert app.current == "locked"
+        assert locked in chat.joined
+        assert "pw" not in screen_text(app)
+
+
 async def test_leave(app: ChatApp, chat: FakeChat) -> None:
     async with app.run_test(size=SIZE) as pilot:
         await started(app, chat)
