@@ -70,7 +70,7 @@ async def test_listing_and_relay_errors(make_client: MakeClient) -> None:
     assert taken.value.code == "name_taken"
     assert "name_taken" in str(taken.value)
     bob = await make_client("bob")
-    with pytest.raises(e2echat.RelayError):
+    with pytest.raises(e2echat.SecretRequired):
         await bob.join("sealed")
     with pytest.raises(e2echat.E2EChatError):
         await bob.join("Not A Room Name")
