@@ -1122,6 +1122,7 @@ class Engine:
                 out.frames.append(self._log_request(state))
         elif isinstance(event, cev.RoomKeyInstalled) and (state := self.rooms.get(event.room_id)):
             self._keep_secret(state)  # it came after the log's rotation, in a direct
+            out.events.append(ev.SecretArrived(state.id, event.epoch))
         elif isinstance(event, cev.RoomKeyMissing) and (state := self.rooms.get(event.room_id)):
             if state.room_key_asked[0] != event.epoch:
                 state.room_key_asked = (event.epoch, self.clock())  # its author sends it now

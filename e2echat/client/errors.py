@@ -145,6 +145,12 @@ class SecretRequired(WrongAccess):
         self.needs = needs
 
 
+class SecretPending(E2EChatError):
+    """Another member changed the room's secret (a kick, a ban, a new secret) and the new
+    one has not reached this device yet: an invite made now would be the old, dead one.
+    ``SecretArrived`` says when it has."""
+
+
 class StoreError(E2EChatError):
     """The store file cannot be opened: another identity's, a newer schema, damaged."""
 

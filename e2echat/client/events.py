@@ -158,6 +158,15 @@ class RoomLeft(RoomEvent[R]):
 
 
 @dataclass(frozen=True)
+class SecretArrived(RoomEvent[R]):
+    """The secret of ``epoch``, which another member's kick, ban or new secret started,
+    reached this device after the change itself: ``room.invite()`` gives the new invite
+    from now on (before, it raised ``SecretPending``)."""
+
+    epoch: int
+
+
+@dataclass(frozen=True)
 class DirectStarted(RoomEvent[R]):
     """``peer`` started a direct conversation with us (``Client.direct`` on its side):
     ``room`` is it, a secret room of our two keys (``room.peer``), already joined."""

@@ -15,6 +15,7 @@ from e2echat.client.errors import (
     InvalidInput,
     InvalidReaction,
     NotInHistory,
+    SecretPending,
     WrongAccess,
 )
 from e2echat.client.events import RoomChanged
@@ -400,11 +401,21 @@ class Room:
         return await self._client._pending(self)
 
     def invite(self) -> str:
-        """The invite string of an invite room (anyone holding it can join and read)."""
+        """The invite string of an invite room (anyone holding it can join and read).
+
+        Raises ``SecretPending`` between another member's change of the secret and the
+        new secret's arrival (``SecretArrived``): the invite would be the old one."""
         record = self._state.record
         if record.access != "invite" or record.secret is None:
             raise WrongAccess(f"room {record.name!r} is not an invite room: it has no invite")
-        return str(Invite(self._client.url, record.name, RoomSecret(record.secret)))
+        secret, log = RoomSecret(record.secret), self._state.log
+        if log is not None and log.secret and secret.verifier != log.verifier:
+            raise SecretPending(
+                f"The new secret of room {record.name!r} (epoch {log.epoch}) has not reached"
+                " this device yet: an invite now would be the old one. It comes from the"
+                " member who changed it."
+            )
+        return str(Invite(self._client.url, record.name, secret))
 
     def __repr__(self) -> str:
         kind = self._state.record.access

@@ -313,7 +313,8 @@ async def test_a_lost_room_key_is_asked_for_and_answered(
     make_client: MakeClient, relay: Relay, tmp_path: Path
 ) -> None:
     """bob's copy of the new secret is lost on the way (a relay dropping it): he asks
-    the author of the rotation for it and reads on."""
+    the author of the rotation for it and reads on. Until it comes his ``invite()``
+    refuses (it would be the old, dead invite); ``SecretArrived`` says it has."""
     clients, rooms = await secret_room(make_client, "carol")
     later = [0]
     async with evil_proxy(relay.url) as proxy:
@@ -340,6 +341,7 @@ async def test_a_lost_room_key_is_asked_for_and_answered(
                 return [frame]
 
             alice_key = clients["alice"].key
+            old_invite = bob_room.invite()
             inbox, bob_events = bob.messages(), bob.events()
             proxy.rewrite = drop_the_room_key
             await rooms["alice"].kick(member(rooms["alice"], "carol"))
@@ -347,9 +349,17 @@ async def test_a_lost_room_key_is_asked_for_and_answered(
                 await dropped.wait()
             await collect(bob_events, 1, lambda e: isinstance(e, e2echat.RoomChanged))
             assert bob_room.epoch == 1
+            with pytest.raises(e2echat.SecretPending, match="epoch 1"):
+                bob_room.invite()
             later[0] = ROOM_KEY_WAIT_MS  # time passes: bob asks alice for the secret
             await rooms["alice"].send("after the kick")
             assert [m.text for m in await collect(inbox, 1)] == ["after the kick"]
+            arrived = await collect(bob_events, 1, lambda e: isinstance(e, e2echat.SecretArrived))
+            assert arrived[0].room is bob_room
+            assert arrived[0].epoch == 1
+            new_secret = bob_room.invite().partition("#")[2]  # bob's URL is the proxy's
+            assert new_secret == rooms["alice"].invite().partition("#")[2]
+            assert new_secret != old_invite.partition("#")[2]
 
 
 async def test_leaving_signs_a_leave_entry_every_member_applies(
