@@ -119,7 +119,7 @@ async def test_an_admin_kicks_and_bans_and_the_owner_unbans(make_client: MakeCli
     await collect(alice_events, 1, lambda e: changed(e, "ban"))
     assert carol_key not in alice_room.roles
     with pytest.raises(e2echat.Banned, match="banned from room 'ops'"):
-        await clients["carol"].join("ops", invite=alice_room.invite())
+        await clients["carol"].join("ops", invite=bob_room.invite())  # the ban's author's
     joins = [c.author for c in await alice_room.changes() if c.kind == "join"]
     carol = next(author for author in joins if author.key == carol_key)
     await alice_room.unban(carol)
