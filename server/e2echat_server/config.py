@@ -12,6 +12,7 @@ value is checked here, once, so the running relay can trust its config.
 
 import re
 import tomllib
+import urllib.parse
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -46,6 +47,22 @@ ENV_PREFIX: Final = "E2ECHAT_SERVER_"
 _LOG_LEVELS: Final = ("debug", "info", "warning", "error")
 EVENT_LOOPS: Final = ("auto", "uvloop", "asyncio")
 _REDIS_SCHEMES: Final = ("redis://", "rediss://", "unix://")
+
+
+def _redis_url_ok(url: str) -> bool:
+    """A Redis URL the client can open: a known scheme, and for TCP a numeric port and
+    database (the client would fail on them later, with a traceback, not a setting)."""
+    if not url.startswith(_REDIS_SCHEMES):
+        return False
+    if url.startswith("unix://"):
+        return True
+    try:
+        parts = urllib.parse.urlsplit(url)
+        parts.port  # noqa: B018 (raises ValueError for a port that is not a number)
+    except ValueError:
+        return False
+    database = parts.path.strip("/")
+    return bool(parts.hostname) and (database == "" or database.isdigit())
 
 
 class ConfigError(ValueError):
@@ -244,9 +261,10 @@ class RelayConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_on
     def __post_init__(self) -> None:
         _check(0 <= self.port <= 65535, "port", "must be 0..65535")
         _check(
-            self.redis is None or self.redis.startswith(_REDIS_SCHEMES),
+            self.redis is None or _redis_url_ok(self.redis),
             "redis",
-            "must be a URL like redis://host:6379/0 (or rediss://, unix://)",
+            "must be a URL like redis://host:6379/0 (or rediss://, unix://): a numeric"
+            " port and database",
         )
         _check(not (self.redis and self.memory), "redis", "cannot be combined with memory")
         _check(self.redis_replicas >= 0, "redis_replicas", "must be 0 or more")

@@ -142,7 +142,9 @@ def test_version_on_every_command(command: list[str]) -> None:
 def test_redis_takes_a_url_and_excludes_memory() -> None:
     assert merge({"redis": "redis://cache:6379/2"}, {}, {}).redis == "redis://cache:6379/2"
     assert merge({}, {"redis": "unix:///run/redis.sock"}, {}).redis == "unix:///run/redis.sock"
-    with pytest.raises(ConfigError, match="'redis' must be a URL"):
-        merge({"redis": "cache:6379"}, {}, {})
+    assert merge({"redis": "rediss://:pw@cache/"}, {}, {}).redis == "rediss://:pw@cache/"
+    for wrong in ("cache:6379", "redis://cache:notaport/0", "redis://cache:6379/x", "redis://"):
+        with pytest.raises(ConfigError, match="'redis' must be a URL"):
+            merge({"redis": wrong}, {}, {})
     with pytest.raises(ConfigError, match="'redis' cannot be combined with memory"):
         merge({"redis": "redis://cache", "memory": True}, {}, {})
