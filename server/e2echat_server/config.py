@@ -50,8 +50,9 @@ _REDIS_SCHEMES: Final = ("redis://", "rediss://", "unix://")
 
 
 def _redis_url_ok(url: str) -> bool:
-    """A Redis URL the client can open: a known scheme, and for TCP a numeric port and
-    database (the client would fail on them later, with a traceback, not a setting)."""
+    """A Redis URL the client can open: a known scheme, and for TCP a host, a numeric
+    port and a numeric database. redis-py's own parser is laxer: it fails on a bad port
+    only at connect (a traceback, not a setting) and reads a database of "x" as 0."""
     if not url.startswith(_REDIS_SCHEMES):
         return False
     if url.startswith("unix://"):

@@ -63,6 +63,9 @@ async def test_a_password_after_a_kick_is_told_the_secret_changed(
     with pytest.raises(e2echat.WrongAccess, match="its secret was changed") as refused:
         await carol.join("vault", password="hunter2")
     assert "has no password" not in str(refused.value)
+    with pytest.raises(e2echat.SecretRequired) as required:  # without one: not a password
+        await carol.join("vault")
+    assert required.value.needs == "invite"
     await room.change_password("correct horse")
     assert (await carol.join("vault", password="correct horse")).epoch == 2
 
