@@ -28,6 +28,7 @@ from e2echat_server import entry, logs
 from e2echat_server.access import KeyListError
 from e2echat_server.admin import AdminError, AdminSocket, request
 from e2echat_server.config import (
+    CONFIG_ENV,
     SETTINGS,
     ConfigError,
     RelayConfig,
@@ -43,7 +44,6 @@ from e2echat_server.relay import Relay
 from e2echat_server.version import __version__
 
 EXIT_REFUSED = 3  # the data directory is locked or its database refused (1: cannot start)
-CONFIG_ENV = "E2ECHAT_SERVER_CONFIG"
 _METAVARS = {int: "INTEGER", float: "NUMBER", str: "TEXT", Path: "PATH", tuple: "LIST"}
 
 

@@ -10,6 +10,7 @@ defaults, field by field. Environment variables are ``E2ECHAT_SERVER_<FIELD>``: 
 value is checked here, once, so the running relay can trust its config.
 """
 
+import difflib
 import re
 import tomllib
 import urllib.parse
@@ -44,6 +45,7 @@ from e2echat_server.access import REGISTRATION_MODES, ROOM_CREATION_MODES
 from e2echat_server.proxies import networks
 
 ENV_PREFIX: Final = "E2ECHAT_SERVER_"
+CONFIG_ENV: Final = ENV_PREFIX + "CONFIG"  # the config file's path, not a setting
 _LOG_LEVELS: Final = ("debug", "info", "warning", "error")
 EVENT_LOOPS: Final = ("auto", "uvloop", "asyncio")
 _REDIS_SCHEMES: Final = ("redis://", "rediss://", "unix://")
@@ -436,6 +438,8 @@ def _settings() -> tuple[Setting, ...]:
 SETTINGS: Final = _settings()
 _BY_NAME: Final = {s.name: s for s in SETTINGS}
 LIVE: Final = frozenset(s.name for s in SETTINGS if s.live)
+_TOML_NAMES: Final = {s.name: s.name for s in SETTINGS}
+_ENV_NAMES: Final = {s.name: s.env for s in SETTINGS} | {"config": CONFIG_ENV}
 
 
 def field_names() -> tuple[str, ...]:
@@ -491,8 +495,23 @@ def convert(chosen: Mapping[str, object]) -> RelayConfig:
         ) from None
 
 
+def _unknown(given: str, where: str, known: Mapping[str, str]) -> ConfigError:
+    """The error for ``given``, a name no setting has, with the closest known one: ``known``
+    maps setting names to how ``where`` spells them. Names are compared without the env
+    prefix, which would make every variable look close to every other."""
+    text = f"Unknown setting {given!r} {where}"
+    compared = given.removeprefix(ENV_PREFIX).lower().replace("-", "_")
+    close = difflib.get_close_matches(compared, known, n=1)
+    return ConfigError(f"{text}: did you mean {known[close[0]]!r}?" if close else f"{text}.")
+
+
 def from_env(environ: Mapping[str, str]) -> dict[str, object]:
-    """The settings found in ``environ`` (``E2ECHAT_SERVER_*``), still as raw strings."""
+    """The settings found in ``environ`` (``E2ECHAT_SERVER_*``), still as raw strings.
+    Any other ``E2ECHAT_SERVER_`` variable but `CONFIG_ENV` is an error, as an unknown
+    TOML key is: a mistyped name would otherwise change nothing, and say nothing."""
+    for variable in environ:
+        if variable.startswith(ENV_PREFIX) and variable not in _ENV_NAMES.values():
+            raise _unknown(variable, "in the environment", _ENV_NAMES)
     return {s.name: environ[s.env] for s in SETTINGS if s.env in environ}
 
 
@@ -506,7 +525,7 @@ def from_toml(text: str) -> dict[str, object]:
     for key, value in data.items():
         name = key.replace("-", "_")
         if name not in _BY_NAME:
-            raise ConfigError(f"Unknown setting {key!r} in the config file.")
+            raise _unknown(key, "in the config file", _TOML_NAMES)
         found[name] = value
     return found
 

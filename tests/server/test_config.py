@@ -1,5 +1,6 @@
 """Config merging: flags over environment over file over defaults, every value checked."""
 
+import re
 from pathlib import Path
 
 import pytest
@@ -52,6 +53,27 @@ def test_env_variables_are_prefixed_and_typed() -> None:
     assert config.data_dir != Path("/not/ours")
 
 
+def test_an_unknown_server_variable_is_refused_naming_the_closest_setting() -> None:
+    """As an unknown TOML key is: a mistyped variable used to change nothing, silently."""
+    with pytest.raises(
+        ConfigError,
+        match=re.escape(
+            "Unknown setting 'E2ECHAT_SERVER_MAX_MEMBER' in the environment: did you mean"
+            " 'E2ECHAT_SERVER_MAX_MEMBERS'?"
+        ),
+    ):
+        load({}, {"E2ECHAT_SERVER_MAX_MEMBER": "5000"}, None)
+    with pytest.raises(
+        ConfigError, match=r"^Unknown setting 'E2ECHAT_SERVER_COLOUR' in the environment\.$"
+    ):
+        from_env({"E2ECHAT_SERVER_COLOUR": "blue"})
+    with pytest.raises(ConfigError, match=r"did you mean 'E2ECHAT_SERVER_CONFIG'\?$"):
+        from_env({"E2ECHAT_SERVER_CONFIG_FILE": "relay.toml"})
+    # The config file's own variable is no setting but is known; the client's are not ours.
+    env = {"E2ECHAT_SERVER_CONFIG": "relay.toml", "E2ECHAT_NAME": "x", "E2ECHAT_SERVER_PORT": "1"}
+    assert from_env(env) == {"port": "1"}
+
+
 def test_toml_file_accepts_dashes_and_rejects_unknown_keys(tmp_path: Path) -> None:
     path = tmp_path / "relay.toml"
     path.write_text('max-members = 50\ndata_dir = "~/relay"\ntls-cert = ""\n')
@@ -59,8 +81,12 @@ def test_toml_file_accepts_dashes_and_rejects_unknown_keys(tmp_path: Path) -> No
     assert config.max_members == 50
     assert config.data_dir == Path("~/relay").expanduser()
     assert config.tls_cert is None
-    with pytest.raises(ConfigError, match="Unknown setting 'colour'"):
+    with pytest.raises(ConfigError, match=r"^Unknown setting 'colour' in the config file\.$"):
         from_toml("colour = 'blue'")
+    with pytest.raises(
+        ConfigError, match=r"'max-member' in the config file: did you mean 'max_members'\?$"
+    ):
+        from_toml("max-member = 5000")
     with pytest.raises(ConfigError, match="not valid TOML"):
         from_toml("port = ")
     with pytest.raises(ConfigError, match="Cannot read"):

@@ -182,6 +182,14 @@ def test_cli_reads_the_config_file_and_reports_its_errors(tmp_path: Path) -> Non
     assert "Unknown setting 'colour'" in result.output
 
 
+def test_cli_refuses_an_unknown_server_variable_with_exit_code_2() -> None:
+    env = {"E2ECHAT_SERVER_MAX_MEMBER": "5000"}
+    for command in (["admin", "stats"], []):  # the relay last: before, it just ran
+        result = CliRunner().invoke(app, ["--memory", *command], env=env)
+        assert result.exit_code == 2, result.output
+        assert "Unknown setting 'E2ECHAT_SERVER_MAX_MEMBER' in the environment" in result.output
+
+
 def test_cli_reports_a_taken_port_with_exit_code_1() -> None:
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
