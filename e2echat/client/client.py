@@ -235,7 +235,6 @@ class Client:
         """Every relay URL this client may use, in the order it tries them."""
         self.name = name
         """Our display name; None until the first connect reads the remembered one."""
-        self.key = identity.public_key
         self._identity = identity
         self._registration_token = registration_token
         self._store_path = default_store_path(identity) if store is None else store
@@ -287,6 +286,12 @@ class Client:
     def state(self) -> ConnectionState:
         """Where the connection to the relay stands."""
         return self._driver.state
+
+    @property
+    def key(self) -> bytes:
+        """Our identity's public key (32 bytes): our user id, as others hold it in
+        ``Member.key``, ``msg.sender.key`` and a direct conversation's ``room.peer``."""
+        return self._identity.public_key
 
     @property
     def fingerprint(self) -> str:

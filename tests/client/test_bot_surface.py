@@ -361,6 +361,22 @@ async def test_reprs_show_fingerprints_not_keys(make_client: MakeClient) -> None
     assert alice._identity.fingerprint in repr(alice._identity)
 
 
+async def test_the_clients_key_is_read_only_and_the_one_members_see(
+    make_client: MakeClient,
+) -> None:
+    alice, bob = await make_client("alice"), await make_client("bob")
+    await alice.room("keys", create=True)
+    room = await bob.room("keys")
+    assert alice.key == alice._identity.public_key
+    assert (type(alice.key), len(alice.key)) == (bytes, 32)
+    members = {member.name: member for member in await room.members()}
+    assert (members["alice"].key, members["bob"].key) == (alice.key, bob.key)
+    assert members["bob"].is_me
+    with pytest.raises(AttributeError):
+        alice.key = bob.key  # type: ignore[misc]
+    assert alice.key == alice._identity.public_key
+
+
 # Rooms in one call ------------------------------------------------------------------------
 
 
