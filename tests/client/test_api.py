@@ -213,6 +213,31 @@ async def test_a_status_text_set_before_we_came_is_known(
         ]
 
 
+async def test_presence_changes_come_as_the_guide_says(make_client: MakeClient) -> None:
+    """docs/bots.md on PresenceChanged: none for our own set_status, one for a member's,
+    and after a join's or a members request's list one for every listed member with a
+    text, changed or not, ours included."""
+    alice, bob = await make_client("alice"), await make_client("bob")
+    lobby = await alice.create("lobby")
+    await bob.join("lobby")
+    await bob.create("games")
+    alice_events = alice.events()
+
+    async def presences(count: int) -> list[tuple[str, bool, str, str | None]]:
+        found = await collect(alice_events, count, lambda e: isinstance(e, e2echat.PresenceChanged))
+        members = [e.member for e in found if isinstance(e, e2echat.PresenceChanged)]
+        return sorted((m.name, m.is_me, m.status, m.status_text) for m in members)
+
+    await alice.set_status("away", "lunch")
+    await bob.set_status("busy", "on a call")
+    assert await presences(1) == [("bob", False, "busy", "on a call")]  # none of ours first
+    both = [("alice", True, "away", "lunch"), ("bob", False, "busy", "on a call")]
+    await alice.join("games")
+    assert await presences(2) == both
+    await lobby.members()
+    assert await presences(2) == both
+
+
 async def test_a_member_who_joins_with_a_status_text_shows_it(make_client: MakeClient) -> None:
     alice, bob = await make_client("alice"), await make_client("bob")
     await alice.create("lobby")
