@@ -88,17 +88,14 @@ def _serve(ctx: click.Context, config: Path | None, **flags: object) -> None:
         _, factory = loop_factory(settings.event_loop)
         with asyncio.Runner(loop_factory=factory) as runner:
             runner.run(run(settings, lambda: load(flags, os.environ, config_path)))
-    except LoopUnavailableError as exc:
-        click.echo(f"e2echat-server: cannot start: {exc}", err=True)
-        ctx.exit(1)
     except StartRefusedError as exc:  # the data dir is locked, the database refused
         click.echo(f"e2echat-server: {exc}", err=True)
         ctx.exit(EXIT_REFUSED)
     except KeyListError as exc:
         click.echo(f"e2echat-server: {exc}", err=True)
         ctx.exit(2)
-    except (OSError, sqlite3.Error, RedisError) as exc:  # the port is taken, no Redis...
-        click.echo(f"e2echat-server: cannot start: {exc}", err=True)
+    except (LoopUnavailableError, OSError, sqlite3.Error, RedisError) as exc:  # port taken...
+        click.echo(f"e2echat-server: cannot start: {str(exc) or type(exc).__name__}", err=True)
         ctx.exit(1)
 
 

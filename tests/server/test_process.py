@@ -11,8 +11,10 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
+import pytest
 import trustme
 from click.testing import CliRunner
+from e2echat_server import Relay
 from e2echat_server.cli import app
 from websockets.exceptions import ConnectionClosed
 
@@ -198,6 +200,16 @@ def test_cli_reports_a_taken_port_with_exit_code_1() -> None:
         result = CliRunner().invoke(app, ["--memory", "--port", str(port)])
     assert result.exit_code == 1
     assert "cannot start" in result.output
+
+
+def test_cli_never_says_cannot_start_without_saying_why(monkeypatch: pytest.MonkeyPatch) -> None:
+    async def times_out(relay: Relay) -> None:
+        raise TimeoutError  # no text of its own: its type is the reason
+
+    monkeypatch.setattr(Relay, "start", times_out)
+    result = CliRunner().invoke(app, ["--memory", "--port", "0"])
+    assert result.exit_code == 1
+    assert result.output == "e2echat-server: cannot start: TimeoutError\n"
 
 
 def test_cli_says_which_tls_file_does_not_load_and_why(tmp_path: Path) -> None:
