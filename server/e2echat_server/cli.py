@@ -4,7 +4,8 @@ stdout carries exactly one line, the URL the relay is bound to (so a parent proc
 start it with ``--port 0`` and read where it listens); everything else goes to stderr.
 
 Exit status: 0 after a clean stop, 1 if the relay cannot start (port taken, TLS file
-unreadable), 2 for a bad setting, 3 if the data directory or its database is refused.
+unreadable, Redis unreachable), 2 for a bad setting (Redis refusing the credentials or
+the database of ``redis`` too), 3 if the data directory or its database is refused.
 """
 
 import asyncio
@@ -91,7 +92,7 @@ def _serve(ctx: click.Context, config: Path | None, **flags: object) -> None:
     except StartRefusedError as exc:  # the data dir is locked, the database refused
         click.echo(f"e2echat-server: {exc}", err=True)
         ctx.exit(EXIT_REFUSED)
-    except KeyListError as exc:
+    except (KeyListError, ConfigError) as exc:  # ConfigError: Redis refused the `redis` URL
         click.echo(f"e2echat-server: {exc}", err=True)
         ctx.exit(2)
     except (LoopUnavailableError, OSError, sqlite3.Error, RedisError) as exc:  # port taken...

@@ -32,6 +32,7 @@ import msgspec
 from redis.asyncio import Redis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 
 from e2echat.protocol import ErrorCode, Message, Presence, ProtocolError, encode_frame
@@ -41,7 +42,7 @@ from e2echat_server.directory import OFFLINE, Directory, PresenceStatus
 from e2echat_server.engine import Deliver, LocalBroker
 from e2echat_server.logs import LOGGER, event
 from e2echat_server.store.base import RoomRecord, UserRecord
-from e2echat_server.store.redis import Command, RedisStore
+from e2echat_server.store.redis import Command, RedisStore, refused
 
 C = TypeVar("C")
 # How long a join by name waits for the other relays' news before saying it cannot
@@ -91,10 +92,30 @@ class RedisBroker(LocalBroker[C], Generic[C]):
 
     async def start(self) -> None:
         """Subscribe to the bus and announce this relay (before the directory is loaded,
-        so no notice falls between the snapshot and the subscription)."""
-        self._tasks.append(asyncio.create_task(self._listen_forever(), name="e2echat-bus"))
-        async with asyncio.timeout(self._keepalive_s):
-            await self._subscribed.wait()
+        so no notice falls between the snapshot and the subscription).
+
+        Raises what Redis refused (the credentials, an ACL permission: `refused`) at once,
+        and a ConnectionError if the bus is not subscribed within the keepalive window.
+        """
+        listener = asyncio.create_task(self._listen_forever(), name="e2echat-bus")
+        self._tasks.append(listener)
+        subscribed = asyncio.create_task(self._subscribed.wait())
+        try:
+            await asyncio.wait(
+                (listener, subscribed),
+                timeout=self._keepalive_s,
+                return_when=asyncio.FIRST_COMPLETED,
+            )
+        finally:
+            subscribed.cancel()
+        if listener.done():  # it ends only on a refusal
+            self._tasks.remove(listener)
+            listener.result()
+        if not self._subscribed.is_set():
+            raise RedisConnectionError(
+                f"no subscription to the Redis bus within {self._keepalive_s:g} s"
+                " (the bus_lost line says why)"
+            )
         await self._beat()
 
     async def follow(self, directory: Directory) -> None:
@@ -202,7 +223,10 @@ class RedisBroker(LocalBroker[C], Generic[C]):
 
     async def _listen_forever(self) -> None:
         """Follow the bus on a connection of its own, read raw: every relay gets every
-        notice (its own too), so redis-py's PubSub layer would cost per message."""
+        notice (its own too), so redis-py's PubSub layer would cost per message.
+
+        Before the first subscription a refusal (credentials, ACL) ends it, for `start`
+        to raise; any other failure, and every later one, is an outage, retried."""
         pause = iter(_RESUBSCRIBE_S)
         while True:
             conn = self._subscriber.connection_pool.make_connection()  # type: ignore[no-untyped-call]
@@ -219,6 +243,8 @@ class RedisBroker(LocalBroker[C], Generic[C]):
                     if kind == b"message":
                         self._receive(data)
             except (RedisError, OSError) as exc:
+                if not self._subscribed.is_set() and refused(exc):  # never subscribed
+                    raise
                 self.outages += 1
                 event(LOGGER, "bus_lost", logging.WARNING, error=type(exc).__name__)
                 self._close_all()

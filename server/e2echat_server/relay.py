@@ -12,6 +12,7 @@ import ssl
 import tempfile
 from pathlib import Path
 
+from redis.exceptions import RedisError
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.http11 import Request, Response
 from websockets.typing import Origin, Subprotocol
@@ -22,7 +23,7 @@ from e2echat_server.access import AccessPolicy, read_keys
 from e2echat_server.blobs import BlobLimits, BlobStore
 from e2echat_server.blobservice import BlobService
 from e2echat_server.clock import now_ms
-from e2echat_server.config import LIVE, RelayConfig, field_names, split_address
+from e2echat_server.config import LIVE, ConfigError, RelayConfig, field_names, split_address
 from e2echat_server.directory import Directory, DirectoryLimits
 from e2echat_server.engine import Engine, LocalBroker, open_store
 from e2echat_server.eventloop import running_loop_name
@@ -37,6 +38,7 @@ from e2echat_server.redis_broker import RedisBroker
 from e2echat_server.session import Session, peer, remember_client, remote
 from e2echat_server.sessions import BANNED_REASON, Sessions
 from e2echat_server.store import RedisStore, RoomDeletionRecord, Store
+from e2echat_server.store.redis import refusal, refused
 from e2echat_server.tls import ReloadableTls
 from e2echat_server.version import __version__
 
@@ -125,7 +127,19 @@ class Relay:
         return f"{scheme}://{host}:{self.port}/"
 
     async def start(self) -> None:
-        """Open the engine, load the directory and start listening."""
+        """Open the engine, load the directory and start listening.
+
+        Raises ConfigError if Redis refuses the relay (the credentials, an ACL permission,
+        the database): a bad ``redis`` setting, which no retry mends.
+        """
+        try:
+            await self._start()
+        except RedisError as exc:
+            if self.config.redis is None or not refused(exc):
+                raise
+            raise ConfigError(f"Setting 'redis': {refusal(exc, self.config.redis)}") from None
+
+    async def _start(self) -> None:
         config = self.config
         delivery = Delivery(config.send_buffer, self.metrics)
         engine = self._engine = await self._open_engine(delivery)

@@ -72,6 +72,33 @@ def durable_redis(redis_server_binary: str, tmp_path: Path) -> Iterator[RedisSer
     server.stop()
 
 
+REDIS_PASSWORD = "s3cret-pw"  # of every user of `guarded_redis`
+
+
+@pytest.fixture
+def guarded_redis(redis_server_binary: str, tmp_path: Path) -> Iterator[RedisServer]:
+    """A redis-server of this test's own that takes no one without a password: the
+    default user and ``relay`` (the keys and channels a relay uses, no dangerous
+    command), both with REDIS_PASSWORD, and ``no-bus`` (as ``relay``, but no channel)."""
+    server = RedisServer(redis_server_binary, tmp_path / "redis")
+    server.start()
+    try:
+        with Redis.from_url(server.url) as admin:
+            for user, channels in (("relay", ["e2echat:*"]), ("no-bus", [])):
+                admin.acl_setuser(
+                    user,
+                    enabled=True,
+                    passwords=[f"+{REDIS_PASSWORD}"],
+                    keys=["e2echat:*"],
+                    channels=channels,
+                    commands=["+@all", "-@dangerous"],
+                )
+            admin.config_set("requirepass", REDIS_PASSWORD)  # the default user's, from now on
+        yield server
+    finally:
+        server.stop()
+
+
 @pytest.fixture
 def replicated_redis(
     redis_server_binary: str, tmp_path: Path

@@ -53,11 +53,17 @@ from typing import Any, Final, Literal, cast
 
 import hiredis
 from redis.asyncio import BlockingConnectionPool, Redis
-from redis.asyncio.connection import AbstractConnection
+from redis.asyncio.connection import AbstractConnection, parse_url
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff
+from redis.exceptions import (
+    AuthenticationError,
+    AuthenticationWrongNumberOfArgsError,
+    AuthorizationError,
+    NoPermissionError,
+    ResponseError,
+)
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from e2echat_server import bus
@@ -294,6 +300,69 @@ _LIBRARY: Final = f"#!lua name={_LIBRARY_NAME}\n" + "".join(
 )
 _NO_FUNCTION: Final = "Function not found"
 
+# Redis refusing the relay itself: the same answer on every try, so never retried.
+_CREDENTIALS_REFUSED: Final = (
+    AuthenticationError,
+    AuthorizationError,
+    AuthenticationWrongNumberOfArgsError,
+)
+_NO_DATABASE: Final = "DB index is out of range"  # SELECT of a database Redis lacks
+
+
+def refused(error: BaseException) -> bool:
+    """Whether ``error`` is Redis refusing the relay's URL (its credentials, an ACL
+    permission, its database) rather than failing for a while: no retry mends it."""
+    if isinstance(error, (*_CREDENTIALS_REFUSED, NoPermissionError)):
+        return True
+    return isinstance(error, ResponseError) and _NO_DATABASE in str(error)
+
+
+def refusal(error: BaseException, url: str) -> str:
+    """What is wrong with ``url``, for a `refused` error: the server, the problem and
+    Redis's own words, never the URL itself (it may hold the password)."""
+    parts = parse_url(url)
+    host = parts.get("host", "localhost")
+    address = f"[{host}]" if ":" in host else host
+    server = parts.get("path") or f"{address}:{parts.get('port', 6379)}"
+    code = getattr(error, "status_code", None)  # redis-py 8 strips it from the text
+    said = str(error) or type(error).__name__
+    said = f"{code} {said}" if code and not said.startswith(code) else said
+    said += "" if said.endswith((".", "?", "!")) else "."
+    if isinstance(error, NoPermissionError):
+        problem = "refused the relay a command, key or channel it needs (the user's ACL)"
+    elif _NO_DATABASE in str(error):
+        problem = f"has no database {parts.get('db', 0)} (see its 'databases' setting)"
+    elif parts.get("password") is None:
+        problem = "needs credentials and the URL has none (redis://USER:PASSWORD@host/db)"
+    else:
+        problem = "refused the credentials"
+    return f"Redis at {server} {problem}: {said}"
+
+
+class _TransientRetry(Retry):
+    """The pool's retry of a lost connection that gives up at once on a refusal: wrong
+    credentials are wrong on every try (redis-py takes them for a lost connection)."""
+
+    async def call_with_retry(self, do: Any, fail: Any, *args: Any, **kwargs: Any) -> Any:
+        async def once() -> Any:
+            try:
+                return await do()
+            except _CREDENTIALS_REFUSED as error:
+                raise _RefusedError(error) from error
+
+        try:
+            return await super().call_with_retry(once, fail, *args, **kwargs)
+        except _RefusedError as wrapped:
+            raise wrapped.error from None
+
+
+class _RefusedError(Exception):
+    """Carries a refusal past the retry, which retries every connection error."""
+
+    def __init__(self, error: Exception) -> None:
+        super().__init__()
+        self.error = error
+
 
 @dataclass(frozen=True, slots=True)
 class RedisKeys:
@@ -443,7 +512,7 @@ class RedisStore:
             # A lost connection is retried briefly: room messages are recognised when
             # resent, other writes are idempotent, and directs are delivered at least
             # once anyway (protocol.md section 6).
-            retry=Retry(ExponentialBackoff(cap=0.5, base=0.05), retries=3),
+            retry=_TransientRetry(ExponentialBackoff(cap=0.5, base=0.05), retries=3),
             retry_on_error=[RedisConnectionError, RedisTimeoutError],
         )
         client = Redis(connection_pool=pool)
