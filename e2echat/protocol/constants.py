@@ -86,6 +86,7 @@ class CloseCode(IntEnum):
     POLICY = 1008
     TOO_LARGE = 1009
     INTERNAL_ERROR = 1011  # a relay bug outside any request: that connection alone
+    TRY_AGAIN_LATER = 1013  # the relay cannot serve now (its store failed, Redis lost)
     AUTH_FAILED = 4401
     HANDSHAKE_TIMEOUT = 4408
     REPLACED = 4409

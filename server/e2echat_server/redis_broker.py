@@ -79,7 +79,8 @@ class RedisBroker(LocalBroker[C], Generic[C]):
         self._directory: Directory | None = None
         self._early: list[bus.Publication] = []  # notices received before `follow`
         self._tasks: list[asyncio.Task[None]] = []
-        self._subscribed = asyncio.Event()
+        self._subscribed = asyncio.Event()  # set while subscribed to the bus
+        self._down_since: float | None = None  # when the bus was lost (monotonic), if it is
         self.outages = 0  # subscriptions lost (monitoring, tests)
         # The relay's hook for a ban made on another relay (operator_state.py).
         self.on_banned: Callable[[bytes, bool], None] = _ignore_ban
@@ -234,24 +235,41 @@ class RedisBroker(LocalBroker[C], Generic[C]):
                 await conn.connect()
                 await conn.send_command("SUBSCRIBE", self._keys.bus)
                 await conn.read_response(timeout=math.inf)  # subscribed from here on
-                if self.outages:  # notices may have been missed meanwhile: resume clients
-                    self._close_all()
-                self._subscribed.set()
+                self._restored()
                 pause = iter(_RESUBSCRIBE_S)
                 while True:
                     kind, _, data = await conn.read_response(timeout=math.inf)
                     if kind == b"message":
                         self._receive(data)
             except (RedisError, OSError) as exc:
-                if not self._subscribed.is_set() and refused(exc):  # never subscribed
+                if not self.outages and not self._subscribed.is_set() and refused(exc):
                     raise
-                self.outages += 1
-                event(LOGGER, "bus_lost", logging.WARNING, error=type(exc).__name__)
-                self._close_all()
+                self._lost(exc)
             finally:
                 with contextlib.suppress(RedisError, OSError):
                     await conn.disconnect()
             await asyncio.sleep(next(pause, _RESUBSCRIBE_S[-1]))
+
+    def _lost(self, error: BaseException) -> None:
+        """The bus broke: close every connection (they may miss notices from here on),
+        and say so once for the whole outage, not once per try to subscribe again."""
+        if self._subscribed.is_set():
+            self._subscribed.clear()
+            self.outages += 1
+            self._close_all()
+        if self._down_since is None:
+            self._down_since = time.monotonic()
+            event(LOGGER, "bus_lost", logging.WARNING, error=type(error).__name__)
+
+    def _restored(self) -> None:
+        """Subscribed again: close the connections made meanwhile, which may have missed
+        notices, so that they resume by sync; say how long it took."""
+        if self._down_since is not None:
+            self._close_all()
+            down_s = round(time.monotonic() - self._down_since, 3)
+            self._down_since = None
+            event(LOGGER, "bus_restored", down_s=down_s)
+        self._subscribed.set()
 
     def _receive(self, data: Any) -> None:
         if data.startswith(self._own) and not self._barriers:

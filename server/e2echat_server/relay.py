@@ -50,7 +50,7 @@ _OVERSIZE_FACTOR = 4  # frames up to 4x max_frame get `too_large`; bigger ones c
 # Frames received but not yet read by the session, per connection, before websockets stops
 # reading the socket: at most 4 x max_size (1 MiB by default) instead of the default 16.
 _MAX_QUEUE = 4
-_RESTART = 1012  # "service restart": reconnect
+REDIS_LOST_REASON = "The relay lost its connection to Redis; reconnect shortly."
 # Seconds a closing connection waits for the peer's close frame before the socket is
 # dropped: a peer closed for abuse must not keep its socket (and address slot) for long.
 _CLOSE_TIMEOUT_S = 1.0
@@ -261,11 +261,12 @@ class Relay:
         return Engine(store, LocalBroker(delivery.send), self.metrics)
 
     def _drop_connections(self) -> None:
-        """Close every client connection (1012): they reconnect and resume by sync."""
+        """Close every client connection (1013, try again later): they reconnect and
+        resume by sync."""
         if self._server is None:
             return
         for conn in list(self._server.connections):
-            task = asyncio.create_task(conn.close(_RESTART, "The relay lost its bus; reconnect."))
+            task = asyncio.create_task(conn.close(CloseCode.TRY_AGAIN_LATER, REDIS_LOST_REASON))
             self._closing.add(task)
             task.add_done_callback(self._closing.discard)
 

@@ -72,6 +72,7 @@ def limits(config: RelayConfig) -> RelayLimits:
 
 REPLACED_REASON = "Your identity connected from another place; this connection was replaced."
 BANNED_REASON = "This key is banned from this relay."
+STORE_FAILED_REASON = "The relay's store failed; reconnect shortly."
 _ACCESS_REFUSALS = {
     "banned": BANNED_REASON,
     "not_allowed": "This relay admits listed keys only; ask its operator to add yours.",
@@ -158,7 +159,7 @@ class Sessions:
             await conn.close(CloseCode.RATE_LIMIT, "Too many refused frames; slow down.")
         except ProtocolError as exc:  # the store failed while authenticating
             self._output.error(session, None, exc.code, exc.message)
-            await conn.close(CloseCode.GOING_AWAY, "The relay cannot serve you right now.")
+            await conn.close(CloseCode.TRY_AGAIN_LATER, STORE_FAILED_REASON)
         except (ConnectionClosed, SlowConsumerError):
             pass
         except Exception as exc:  # a relay bug outside any request: say where, never what

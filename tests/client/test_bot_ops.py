@@ -16,11 +16,12 @@ import msgspec
 import pytest
 import trustme
 from e2echat_server import Relay, RelayConfig
-from e2echat_server.store import MemoryStore, UserRecord
+from e2echat_server.store import MemoryStore, RoomDeletionRecord, UserRecord
 
 import e2echat
 from e2echat.client.backoff import Backoff
 from e2echat.client.models import FileInfo, Lookalike, Quote
+from e2echat.protocol import CloseCode
 from tests.client.conftest import CHEAP_KDF, FAST_POLICY, collect, relay_config
 from tests.redis_server import free_port
 
@@ -216,6 +217,44 @@ async def test_a_ban_is_reported_as_the_relay_closing_the_connection(tmp_path: P
     # the relay was reached: it closed the connection, and says why
     assert changed.detail == (
         "the relay closed the connection (4401, This key is banned from this relay.)"
+    )
+
+
+class StoreLostOnce(MemoryStore):
+    """A store whose next read fails once ``lose`` is set, as one whose Redis went away."""
+
+    lose = False
+
+    async def deletions(self, key: bytes, now: int) -> list[RoomDeletionRecord]:
+        if self.lose:
+            self.lose = False
+            raise OSError("Redis went away")
+        return await super().deletions(key, now)
+
+
+async def test_a_relay_whose_store_failed_closes_1013_and_the_bot_comes_back(
+    tmp_path: Path,
+) -> None:
+    identity, store = e2echat.Identity.generate(), StoreLostOnce()
+    async with Relay(relay_config(tmp_path), store=store) as relay:
+        bot = client(relay.url, tmp_path, "bot", identity)
+        await bot.connect()
+        events = bot.events()
+        store.lose = True  # the next welcome is followed by the store failing
+        session = relay.sessions.live(identity.public_key)
+        assert session is not None
+        await session.conn.close(CloseCode.POLICY, "Closed by the test.")
+        changed = await collect(events, 4, lambda e: isinstance(e, e2echat.ConnectionChanged))
+        await bot.close()
+    changes = [c for c in changed if isinstance(c, e2echat.ConnectionChanged)]
+    assert [c.state for c in changes] == [
+        e2echat.ConnectionState.RECONNECTING,
+        e2echat.ConnectionState.CONNECTED,  # welcomed, then the relay failed
+        e2echat.ConnectionState.RECONNECTING,
+        e2echat.ConnectionState.CONNECTED,  # and it came back on its own
+    ]
+    assert changes[2].detail == (
+        "the relay closed the connection (1013, The relay's store failed; reconnect shortly.)"
     )
 
 

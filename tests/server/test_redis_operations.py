@@ -1,15 +1,24 @@
 """A relay's Redis as its operator meets it: credentials, ACLs and databases Redis
-refuses."""
+refuses, an outage."""
 
+import logging
 import time
 from pathlib import Path
 
+import msgspec
 import pytest
 from click.testing import CliRunner
+from e2echat_server import Relay, redis_broker
 from e2echat_server.cli import app
+from e2echat_server.relay import REDIS_LOST_REASON
+from e2echat_server.sessions import STORE_FAILED_REASON
 
+from e2echat.protocol import Challenge, CloseCode
+from tests.client.test_bot_ops import watching
 from tests.redis_server import RedisServer
 from tests.server.conftest import REDIS_PASSWORD
+from tests.server.test_cluster import node_config
+from tests.server.wire import Identity, closed_with, login, open_raw
 
 WRONG_PASSWORD = "not-the-password"
 
@@ -47,3 +56,38 @@ def test_redis_refusing_the_relay_is_a_bad_setting_said_at_once_without_the_pass
     assert result.output.count("\n") == 1
     assert REDIS_PASSWORD not in result.output
     assert WRONG_PASSWORD not in result.output
+
+
+def _events(records: list[logging.LogRecord], name: str) -> list[logging.LogRecord]:
+    return [r for r in records if r.getMessage() == name]
+
+
+async def test_a_redis_outage_tells_clients_to_reconnect_and_is_logged_once(
+    durable_redis: RedisServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(redis_broker, "_RESUBSCRIBE_S", (0.01,))  # many tries per outage
+    config = node_config(durable_redis.url, tmp_path)
+    slow = msgspec.structs.replace(config, ping_interval_s=60.0, ping_timeout_s=60.0)
+    async with watching("e2echat_server") as log, Relay(slow) as relay:  # no heartbeat due
+        bob = Identity("bob")
+        await (await login(relay.url, bob)).close()
+        alice = await login(relay.url, Identity("alice"))
+
+        durable_redis.kill()
+        await closed_with(alice.conn, CloseCode.TRY_AGAIN_LATER)
+        assert alice.conn.close_reason == REDIS_LOST_REASON
+        # A returning user is welcomed from memory, then what waits for it is read from Redis.
+        returning = await open_raw(relay.url)
+        await returning.send(bob.hello(await returning.expect(Challenge)))
+        await closed_with(returning.conn, CloseCode.TRY_AGAIN_LATER)
+        assert returning.conn.close_reason == STORE_FAILED_REASON
+
+        durable_redis.start()
+        restored = await log.wait(lambda r: r.getMessage() == "bus_restored")
+        await (await login(relay.url, bob)).close()
+    (lost,) = _events(log.records, "bus_lost")  # once for the outage, not once per try
+    assert lost.levelno == logging.WARNING
+    assert lost.__dict__["fields"]["error"] == "ConnectionError"
+    assert _events(log.records, "bus_restored") == [restored]
+    assert restored.levelno == logging.INFO
+    assert restored.__dict__["fields"]["down_s"] > 0
