@@ -24,6 +24,8 @@ Contract of a Broker, for any implementation:
   unchanged to ``deliver`` (the shell's write, with its slow-consumer check) for its
   local connections, skipping ``skip``, and returns how many local connections it wrote
   to (the relay's fan-out counter).
+- ``unavailable`` says why the relay cannot serve now (a networked broker that lost what
+  the nodes share), or None; /healthz answers 503 with it.
 """
 
 import logging
@@ -110,6 +112,11 @@ class Broker(Protocol[C_contra]):
         relay: one identity, one live connection, across every relay of a cluster."""
         ...
 
+    def unavailable(self) -> str | None:
+        """Why the relay cannot serve now (it lost what it shares with other relays), or
+        None: /healthz says it, so that a load balancer sends clients elsewhere."""
+        ...
+
     async def close(self) -> None:
         """Stop delivering and release what the broker holds (subscriptions, sockets)."""
         ...
@@ -156,6 +163,10 @@ class LocalBroker(Generic[C]):
 
     def on_taken(self, taken: Callable[[bytes], None]) -> None:
         """One relay: no connection opens anywhere else."""
+
+    def unavailable(self) -> str | None:
+        """One relay: it serves while it runs (a failing store fails the requests)."""
+        return None
 
     async def close(self) -> None:
         """Nothing to release: the connections close with the server."""

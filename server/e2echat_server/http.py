@@ -1,5 +1,8 @@
 """Plain HTTP on the WebSocket port: /healthz, /metrics, /api/info. Pure functions.
 
+/healthz answers 200 while the relay serves, and 503 with the reason while it cannot
+(a relay over Redis that lost it), so that a load balancer sends clients elsewhere.
+
 websockets hands us every request before the upgrade; a request for one of these paths
 gets its answer, a WebSocket upgrade of ``/`` proceeds, anything else is a 404 that says
 where to look.
@@ -64,13 +67,23 @@ def metrics_response(render_metrics: Callable[[], str]) -> Response:
     )
 
 
-def metrics_route(request: Request, render_metrics: Callable[[], str]) -> Response:
+def health_response(unavailable: str | None) -> Response:
+    """/healthz: ``ok``, or 503 and why the relay cannot serve (``unavailable``)."""
+    if unavailable is None:
+        return response(http.HTTPStatus.OK, b"ok\n", "text/plain; charset=utf-8")
+    body = f"unavailable: {unavailable}\n".encode()
+    return response(http.HTTPStatus.SERVICE_UNAVAILABLE, body, "text/plain; charset=utf-8")
+
+
+def metrics_route(
+    request: Request, render_metrics: Callable[[], str], unavailable: str | None
+) -> Response:
     """The metrics listener's answer: /metrics and /healthz, 404 for anything else."""
     path = request.path.split("?", 1)[0]
     if path == "/metrics":
         return metrics_response(render_metrics)
     if path == "/healthz":
-        return response(http.HTTPStatus.OK, b"ok\n", "text/plain; charset=utf-8")
+        return health_response(unavailable)
     text = b"Not found. This listener serves /metrics (Prometheus text format).\n"
     return response(http.HTTPStatus.NOT_FOUND, text, "text/plain; charset=utf-8")
 
@@ -80,15 +93,19 @@ def is_upgrade(request: Request) -> bool:
 
 
 def route(
-    request: Request, info: bytes, render_metrics: Callable[[], str] | None
+    request: Request,
+    info: bytes,
+    render_metrics: Callable[[], str] | None,
+    unavailable: str | None,
 ) -> Response | None:
     """The HTTP answer to ``request``, or None to let a WebSocket upgrade proceed.
 
-    ``render_metrics`` is None when the metrics have a listener of their own.
+    ``render_metrics`` is None when the metrics have a listener of their own;
+    ``unavailable`` says why the relay cannot serve now, if it cannot.
     """
     path = request.path.split("?", 1)[0]
     if path == "/healthz":
-        return response(http.HTTPStatus.OK, b"ok\n", "text/plain; charset=utf-8")
+        return health_response(unavailable)
     if path == "/metrics" and render_metrics is not None:
         return metrics_response(render_metrics)
     if path == "/api/info":

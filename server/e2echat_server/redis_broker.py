@@ -15,7 +15,8 @@ relay's keys offline for its own connections.
 When the subscription to the bus breaks (Redis restarted, the network cut), this relay
 may have missed notices and messages: it closes its connections, and once subscribed
 again closes any made meanwhile, so that every client resumes from its sequence numbers
-(``sync``) and misses nothing.
+(``sync``) and misses nothing. Until then, and while Redis refuses its heartbeat, it says
+why it cannot serve (`unavailable`: /healthz answers 503).
 """
 
 import asyncio
@@ -81,6 +82,8 @@ class RedisBroker(LocalBroker[C], Generic[C]):
         self._tasks: list[asyncio.Task[None]] = []
         self._subscribed = asyncio.Event()  # set while subscribed to the bus
         self._down_since: float | None = None  # when the bus was lost (monotonic), if it is
+        self._beat_failing = False  # the last heartbeat failed
+        self._beat_soon = asyncio.Event()  # renew the heartbeat now, not at its next turn
         self.outages = 0  # subscriptions lost (monitoring, tests)
         # The relay's hook for a ban made on another relay (operator_state.py).
         self.on_banned: Callable[[bytes, bool], None] = _ignore_ban
@@ -128,6 +131,15 @@ class RedisBroker(LocalBroker[C], Generic[C]):
             self._apply(publication)
         await self._learn_online()
         self._tasks.append(asyncio.create_task(self._beat_forever(), name="e2echat-heartbeat"))
+
+    def unavailable(self) -> str | None:
+        """Why this relay cannot serve now, or None: it lost the bus (it may have missed
+        notices, and Redis is likely down), or Redis does not take its heartbeat."""
+        if not self._subscribed.is_set():
+            return "the relay lost its Redis bus"
+        if self._beat_failing:
+            return "Redis does not take the relay's heartbeat"
+        return None
 
     async def close(self) -> None:
         """Stop listening; withdraw this relay's heartbeat and its keys' presence."""
@@ -263,12 +275,15 @@ class RedisBroker(LocalBroker[C], Generic[C]):
 
     def _restored(self) -> None:
         """Subscribed again: close the connections made meanwhile, which may have missed
-        notices, so that they resume by sync; say how long it took."""
+        notices, so that they resume by sync; say how long it took; renew the heartbeat
+        now if it failed meanwhile."""
         if self._down_since is not None:
             self._close_all()
             down_s = round(time.monotonic() - self._down_since, 3)
             self._down_since = None
             event(LOGGER, "bus_restored", down_s=down_s)
+        if self._beat_failing:
+            self._beat_soon.set()
         self._subscribed.set()
 
     def _receive(self, data: Any) -> None:
@@ -394,19 +409,32 @@ class RedisBroker(LocalBroker[C], Generic[C]):
         await self._store.client.zadd(self._keys.nodes, {self.node: deadline})
 
     async def _beat_forever(self) -> None:
-        """Renew the heartbeat, and bury relays whose heartbeat ran out, four times a window."""
+        """Renew the heartbeat, and bury relays whose heartbeat ran out, four times a window;
+        renew it at once when asked (`_beat_soon`: the bus is back while it was failing),
+        burying none then: the others' heartbeats may have run out in the outage too."""
         client, k = self._store.client, self._keys
         while True:
-            await asyncio.sleep(self._keepalive_s / 4)
+            soon = False
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(self._keepalive_s / 4):
+                    soon = await self._beat_soon.wait()
+            self._beat_soon.clear()
             try:
                 await self._beat()
-                for node in _bytes(await client.zrangebyscore(k.nodes, "-inf", _now_ms())):
+                lapsed = [] if soon else await client.zrangebyscore(k.nodes, "-inf", _now_ms())
+                for node in _bytes(lapsed):
                     if node != self.node and await client.zrem(k.nodes, node):
                         await self._bury(node)  # this relay noticed first
                         self._send(self._notice(bus.NodeGone(node)))
                         self._node_gone(node)
             except (RedisError, OSError) as exc:
-                event(LOGGER, "heartbeat_failed", logging.WARNING, error=type(exc).__name__)
+                if not self._beat_failing:  # once, until it works again
+                    event(LOGGER, "heartbeat_failed", logging.WARNING, error=type(exc).__name__)
+                self._beat_failing = True
+            else:
+                if self._beat_failing:
+                    event(LOGGER, "heartbeat_restored")
+                self._beat_failing = False
 
     async def _bury(self, node: bytes) -> None:
         """Remove a relay's keys from the online lists (it is gone, or stopping)."""

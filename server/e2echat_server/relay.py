@@ -219,11 +219,13 @@ class Relay:
             return None
         address = split_address(self.config.metrics_listen)
         assert address is not None  # checked by the config
-        render = self.metrics.render
+        render, broker = self.metrics.render, self.engine.broker
         return await serve(
             _no_websocket,
             *address,
-            process_request=lambda conn, request: metrics_route(request, render),
+            process_request=lambda conn, request: metrics_route(
+                request, render, broker.unavailable()
+            ),
             compression=None,
         )
 
@@ -514,7 +516,7 @@ class Relay:
                 ),
             )
         public_metrics = None if self.config.metrics_listen else self.metrics.render
-        answer = route(request, self._info, public_metrics)
+        answer = route(request, self._info, public_metrics, self.engine.broker.unavailable())
         if answer is not None:
             self.metrics.http_requests += 1
         return answer

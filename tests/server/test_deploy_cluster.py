@@ -41,6 +41,13 @@ def test_every_relay_service_is_behind_haproxy() -> None:
     assert services == servers
 
 
+def test_haproxy_takes_out_a_node_whose_healthz_fails() -> None:
+    """A node that lost Redis answers /healthz with 503 (docs/server.md): not a 200."""
+    haproxy = (CLUSTER / "haproxy.cfg").read_text()
+    assert "    option httpchk GET /healthz\n" in haproxy
+    assert "    http-check expect status 200\n" in haproxy
+
+
 def test_redis_fsyncs_every_answered_write() -> None:
     conf = dict(
         line.split(None, 1)
