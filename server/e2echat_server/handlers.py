@@ -75,8 +75,10 @@ from e2echat_server.store import Envelope, LogMovedError
 # at the largest body), and send each page before reading the next: one request never
 # holds a whole history in memory, nor the store's single thread for long.
 READ_PAGE = 64
-# A join decided on a log that another relay appended to meanwhile is decided again on
-# the log read anew; appends come at the pace of people, so a third try is rare.
+# A join decided on a log that grew while the join was stored (an append on this relay
+# or another one sharing the store) is decided again on the log read anew, for as long as
+# the log keeps growing: many members joining at once is contention, not a fault. A store
+# that says the log moved and shows no new entry is believed this many times.
 JOIN_ATTEMPTS = 3
 
 Handler = Callable[[Session, Any], Awaitable[None]]
@@ -179,15 +181,26 @@ class Handlers:
     async def _admit(self, key: bytes, frame: JoinRoom, room_id: bytes) -> tuple[Room, bool]:
         """Decide the join on this relay's copy of the room's log and store it if the
         store's log is still that long, else read what it lacks and decide again (a kick,
-        a ban or a new secret came in through another relay sharing the store); a refusal
-        is decided again too, on the log read anew (a new secret the copy lacks opens the
-        room). Whether ``key`` was added (False: a member already)."""
-        for attempt in range(JOIN_ATTEMPTS):
-            await self._load_log(room_id, again=attempt > 0)
+        a ban or a new secret may have come in, or just other members' joins); a first
+        refusal is decided again too, on the log read anew (a new secret the copy lacks
+        opens the room). Whether ``key`` was added (False: a member already)."""
+        read, stalled = -1, 0  # the log's length at the last decision; reads that found no more
+        while True:
+            await self._load_log(room_id, again=read >= 0)
+            room = self._directory.rooms.get(room_id)
+            length = room.log_read if room is not None else read
+            first = read < 0
+            if length <= read:
+                stalled += 1
+                if stalled == JOIN_ATTEMPTS:
+                    raise ProtocolError(
+                        ErrorCode.UNAVAILABLE, "The room's log kept changing; try again."
+                    )
+            read = length
             try:
                 room, change = self._directory.join(key, frame, now_ms())
             except ProtocolError as exc:
-                if exc.code != ErrorCode.FORBIDDEN or attempt > 0:
+                if exc.code != ErrorCode.FORBIDDEN or not first:
                     raise
                 continue
             if change is None:
@@ -197,7 +210,6 @@ class Handlers:
             except LogMovedError:
                 continue
             return room, True
-        raise ProtocolError(ErrorCode.UNAVAILABLE, "The room's log kept changing; try again.")
 
     async def leave_room(self, session: Session, frame: LeaveRoom) -> None:
         await self._leave(session.key, frame.room)

@@ -2,7 +2,9 @@
 
 from collections.abc import Awaitable, Callable
 
-from e2echat_server import Relay
+from e2echat_server import Relay, RelayConfig
+from e2echat_server.handlers import JOIN_ATTEMPTS
+from e2echat_server.store import LogMovedError, MemberRecord, MemoryStore
 
 from e2echat.protocol import (
     CreateRoom,
@@ -20,8 +22,16 @@ from e2echat.protocol import (
     Send,
     Sent,
 )
-from e2echat.protocol.roomlog import EMPTY_HEAD, Kind, LogHead, Role, encode_entry, entry_hash
-from tests.server.wire import WireClient, verifier_for
+from e2echat.protocol.roomlog import (
+    EMPTY_HEAD,
+    Kind,
+    LogHead,
+    Role,
+    encode_entry,
+    entry_hash,
+    parse_entry,
+)
+from tests.server.wire import Identity, WireClient, login, verifier_for
 
 Connect = Callable[[str], Awaitable[WireClient]]
 TOKEN, NEW_TOKEN = b"k" * 32, b"n" * 32
@@ -146,3 +156,72 @@ async def test_a_banned_key_cannot_join_even_with_the_secret(
     error = await bob.error(JoinRoom(name="vault", token=NEW_TOKEN))
     assert error.code == ErrorCode.FORBIDDEN
     assert "banned" in error.message
+
+
+class GrowingStore(MemoryStore):
+    """A store another relay appends to: before each of the next adds of a member it
+    stores one of ``landing`` (members joining at once, through it or this relay)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.landing: list[tuple[bytes, bytes]] = []  # (room, entry), in order
+        self.tries = 0
+
+    async def add_member(self, member: MemberRecord, log_length: int) -> None:
+        self.tries += 1
+        if self.landing:
+            room, entry = self.landing.pop(0)
+            assert await self.log_append(room, parse_entry(entry).seq, entry)
+        await super().add_member(member, log_length)
+
+
+class MovedStore(MemoryStore):
+    """A store that says the room's log moved on every add of a member, with nothing new
+    in it: the relay believes it only a few times."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.tries = 0
+
+    async def add_member(self, member: MemberRecord, log_length: int) -> None:
+        if len(await self.log_entries(member.room, 0, 10)) < 2:  # the owner and the first
+            return await super().add_member(member, log_length)
+        self.tries += 1
+        raise LogMovedError("the room's membership log has another length")
+
+
+async def test_a_join_while_the_log_keeps_growing_is_decided_again_until_it_fits() -> None:
+    """Many joining at once: each entry that lands while a join is stored makes the join
+    decided again, as long as the log grows (it once gave up after three tries)."""
+    store = GrowingStore()
+    async with Relay(RelayConfig(port=0, memory=True), store=store) as relay:
+        alice, bob = (
+            await login(relay.url, Identity("alice")),
+            await login(relay.url, Identity("bob")),
+        )
+        room, head = await secret_room(alice, bob)
+        for n in range(JOIN_ATTEMPTS + 2):
+            entry = statement(alice, room, head, Kind.DESCRIBE, description=f"take {n}")
+            store.landing.append((room, entry))
+            head = after(head, entry)
+        store.tries = 0
+        carol = await login(relay.url, Identity("carol"))
+        await carol.request(JoinRoom(name="vault", token=TOKEN), RoomReply)
+        assert (store.tries, store.landing) == (JOIN_ATTEMPTS + 3, [])
+        join = statement(carol, room, head, Kind.JOIN)  # decided on the log with them all
+        await carol.request(LogAppend(room=room, entry=join), Ok)
+
+
+async def test_a_store_that_says_the_log_moved_for_nothing_is_believed_three_times() -> None:
+    store = MovedStore()
+    async with Relay(RelayConfig(port=0, memory=True), store=store) as relay:
+        alice, bob = (
+            await login(relay.url, Identity("alice")),
+            await login(relay.url, Identity("bob")),
+        )
+        room, _ = await secret_room(alice, bob)
+        carol = await login(relay.url, Identity("carol"))
+        refusal = await carol.error(JoinRoom(name="vault", token=TOKEN, id="j"))
+        assert (refusal.code, store.tries) == (ErrorCode.UNAVAILABLE, JOIN_ATTEMPTS)
+        assert carol.identity is not None
+        assert carol.identity.key not in relay.directory.rooms[room].members
