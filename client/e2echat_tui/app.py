@@ -168,6 +168,8 @@ class ChatApp(App[None]):
     roster: reactive[tuple[Member, ...]] = reactive(())
     """The members of the room on screen, as last known."""
     connection: reactive[str] = reactive("connecting")
+    relay_url: reactive[str] = reactive("")
+    """The relay URL in use: the node connected to, or the one dialled next."""
     user: reactive[str] = reactive("")
     """My display name."""
     progress_text: reactive[str] = reactive("")
@@ -255,9 +257,13 @@ class ChatApp(App[None]):
     # ---------------------------------------------------------------- layout
 
     def compose(self) -> ComposeResult:
+        self.set_reactive(ChatApp.relay_url, self.chat.url)
         header = Header(self.chat.url, self.chat.fingerprint, id="header")
         yield header.data_bind(
-            state=ChatApp.connection, user=ChatApp.user, progress=ChatApp.progress_text
+            url=ChatApp.relay_url,
+            state=ChatApp.connection,
+            user=ChatApp.user,
+            progress=ChatApp.progress_text,
         )
         with Horizontal(id="main"):
             yield RoomList(id="rooms").data_bind(ChatApp.current)
@@ -1317,8 +1323,10 @@ class ChatApp(App[None]):
             self._end_catch_up(name)
 
     def _connection_changed(self, state: str, detail: str | None) -> None:
-        """The header always follows; the timeline hears of losses and recoveries only."""
+        """The header always follows (with the node of a cluster now in use); the
+        timeline hears of losses and recoveries only."""
         self._connection_progress(state)
+        self.relay_url = self.chat.url
         previous, self.connection = self.connection, state
         if state in ("reconnecting", "closed"):
             self.say(f"Connection {state}" + (f": {detail}" if detail else ""), Level.WARNING)

@@ -395,6 +395,22 @@ def entry_lines(app: ChatApp, room: str, body: str) -> list[str]:
     return [entry.body, "".join(segment.text for segment in entry.footer)]
 
 
+async def test_the_header_names_the_node_in_use_after_a_failover(
+    app: ChatApp, chat: FakeChat
+) -> None:
+    """With several nodes of one relay, the header follows the one the library moved to,
+    not the one that died."""
+    async with app.run_test(size=SIZE) as pilot:
+        await started(app, chat)
+        assert "ws://relay.example:8765" in screen_text(app)
+        chat.change_connection(ConnectionState.RECONNECTING, "connection lost")
+        chat.url = "ws://node-two.example:8765"
+        chat.change_connection(ConnectionState.CONNECTED)
+        await settle(pilot)
+        assert "ws://node-two.example:8765" in screen_text(app)
+        assert "ws://relay.example:8765" not in screen_text(app)
+
+
 async def test_a_message_sent_offline_shows_pending_until_the_relay_confirms_it(
     app: ChatApp, chat: FakeChat
 ) -> None:
