@@ -1,6 +1,7 @@
 """The relay's membership log: ordered appends, the authority rules, acting on removals."""
 
-from collections.abc import Awaitable, Callable
+import contextlib
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 from e2echat_server import Relay, RelayConfig
 from e2echat_server.handlers import JOIN_ATTEMPTS
@@ -190,16 +191,24 @@ class MovedStore(MemoryStore):
         raise LogMovedError("the room's membership log has another length")
 
 
-async def test_a_join_while_the_log_keeps_growing_is_decided_again_until_it_fits() -> None:
-    """Many joining at once: each entry that lands while a join is stored makes the join
-    decided again, as long as the log grows (it once gave up after three tries)."""
-    store = GrowingStore()
+@contextlib.asynccontextmanager
+async def vault_on(store: MemoryStore) -> AsyncIterator[tuple[Relay, WireClient, bytes, LogHead]]:
+    """A relay on ``store`` with alice's vault, bob its member: the relay, alice, the
+    room and its log's head."""
     async with Relay(RelayConfig(port=0, memory=True), store=store) as relay:
         alice, bob = (
             await login(relay.url, Identity("alice")),
             await login(relay.url, Identity("bob")),
         )
         room, head = await secret_room(alice, bob)
+        yield relay, alice, room, head
+
+
+async def test_a_join_while_the_log_keeps_growing_is_decided_again_until_it_fits() -> None:
+    """Many joining at once: each entry that lands while a join is stored makes the join
+    decided again, as long as the log grows (it once gave up after three tries)."""
+    store = GrowingStore()
+    async with vault_on(store) as (relay, alice, room, head):
         for n in range(JOIN_ATTEMPTS + 2):
             entry = statement(alice, room, head, Kind.DESCRIBE, description=f"take {n}")
             store.landing.append((room, entry))
@@ -214,12 +223,7 @@ async def test_a_join_while_the_log_keeps_growing_is_decided_again_until_it_fits
 
 async def test_a_store_that_says_the_log_moved_for_nothing_is_believed_three_times() -> None:
     store = MovedStore()
-    async with Relay(RelayConfig(port=0, memory=True), store=store) as relay:
-        alice, bob = (
-            await login(relay.url, Identity("alice")),
-            await login(relay.url, Identity("bob")),
-        )
-        room, _ = await secret_room(alice, bob)
+    async with vault_on(store) as (relay, _, room, _):
         carol = await login(relay.url, Identity("carol"))
         refusal = await carol.error(JoinRoom(name="vault", token=TOKEN, id="j"))
         assert (refusal.code, store.tries) == (ErrorCode.UNAVAILABLE, JOIN_ATTEMPTS)
