@@ -20,6 +20,7 @@ import asyncio
 import json
 import sys
 import time
+from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any, TypeVar, cast
 
@@ -209,11 +210,9 @@ class Worker:
 
     joiners: list[Joiner] = field(default_factory=list)
     rooms: list[tuple[str, Invite]] = field(default_factory=list)
-    validated: dict[bytes, asyncio.Event] = field(default_factory=dict)
-    conflicts: int = 0
-
-    def _validated(self, key: bytes) -> asyncio.Event:
-        return self.validated.setdefault(key, asyncio.Event())
+    validated: defaultdict[bytes, asyncio.Event] = field(
+        default_factory=lambda: defaultdict(asyncio.Event)
+    )
 
     async def connect(
         self, url: str, numbers: list[int], rooms: list[str], invites: list[str]
@@ -228,16 +227,16 @@ class Worker:
 
     async def join(self, lanes: int) -> Any:
         work = list(zip(self.joiners, self.rooms, strict=True))
-        self.conflicts = 0
 
-        async def lane(index: int) -> None:
+        async def lane(index: int) -> int:
+            conflicts = 0
             for joiner, (room, invite) in work[index::lanes]:
-                self.conflicts += await joiner.join(room, invite)
+                conflicts += await joiner.join(room, invite)
                 async with asyncio.timeout(60):
-                    await self._validated(joiner.key).wait()
+                    await self.validated[joiner.key].wait()
+            return conflicts
 
-        await asyncio.gather(*(lane(i) for i in range(lanes)))
-        return self.conflicts
+        return sum(await asyncio.gather(*(lane(i) for i in range(lanes))))
 
     async def close(self) -> Any:
         await asyncio.gather(*(joiner.close() for joiner in self.joiners))
@@ -303,7 +302,7 @@ async def serve() -> None:
         command = json.loads(line)
         op = command.pop("op")
         if op == "validated":
-            worker._validated(bytes.fromhex(command["key"])).set()
+            worker.validated[bytes.fromhex(command["key"])].set()
             continue
         handler = {"connect": worker.connect, "join": worker.join, "close": worker.close}[op]
         task = asyncio.create_task(answer(handler(**command)))  # "validated" keeps coming

@@ -203,6 +203,7 @@ class ChatApp(App[None]):
         store is skipped by seq)."""
         super().__init__()
         self.chat = chat
+        self.set_reactive(ChatApp.relay_url, chat.url)
         # Unbounded: the pumps move each item at once into Textual's queue, but only from
         # mount on, and a catch-up may publish more than the library's bound (10,000) by
         # then; bounded, the oldest would be dropped, and what came after the history
@@ -257,8 +258,7 @@ class ChatApp(App[None]):
     # ---------------------------------------------------------------- layout
 
     def compose(self) -> ComposeResult:
-        self.set_reactive(ChatApp.relay_url, self.chat.url)
-        header = Header(self.chat.url, self.chat.fingerprint, id="header")
+        header = Header(self.relay_url, self.chat.fingerprint, id="header")
         yield header.data_bind(
             url=ChatApp.relay_url,
             state=ChatApp.connection,
