@@ -12,7 +12,8 @@ relay renews a heartbeat; one that misses it for the keepalive window (ping inte
 ping timeout) is buried by whichever relay notices first, and every relay then takes that
 relay's keys offline for its own connections.
 
-When the subscription to the bus breaks (Redis restarted, the network cut), this relay
+When the subscription to the bus breaks (Redis restarted, the network cut, or a bus that
+answers no PING after a quiet quarter window: a cut no socket reports), this relay
 may have missed notices and messages: it closes its connections, and once subscribed
 again closes any made meanwhile, so that every client resumes from its sequence numbers
 (``sync``) and misses nothing. Until then, and while Redis refuses its heartbeat, it says
@@ -35,6 +36,7 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from e2echat.protocol import ErrorCode, Message, Presence, ProtocolError, encode_frame
 from e2echat_server import bus
@@ -249,10 +251,7 @@ class RedisBroker(LocalBroker[C], Generic[C]):
                 await conn.read_response(timeout=math.inf)  # subscribed from here on
                 self._restored()
                 pause = iter(_RESUBSCRIBE_S)
-                while True:
-                    kind, _, data = await conn.read_response(timeout=math.inf)
-                    if kind == b"message":
-                        self._receive(data)
+                await self._follow(conn)
             except (RedisError, OSError) as exc:
                 if not self.outages and not self._subscribed.is_set() and refused(exc):
                     raise
@@ -261,6 +260,26 @@ class RedisBroker(LocalBroker[C], Generic[C]):
                 with contextlib.suppress(RedisError, OSError):
                     await conn.disconnect()
             await asyncio.sleep(next(pause, _RESUBSCRIBE_S[-1]))
+
+    async def _follow(self, conn: Any) -> None:
+        """Apply every notice on the subscribed ``conn`` until it fails; a quarter window
+        with nothing on it brings a PING, and a second one with no answer counts as the
+        bus lost: a cut that neither closes nor resets the connection (a dead route, a
+        firewall dropping the flow) would otherwise leave this relay deaf to the others
+        with its clients still connected."""
+        quiet_s = self._keepalive_s / 4
+        pinged = False
+        while True:
+            answer = await conn.read_response(timeout=quiet_s)  # None: nothing came
+            if answer is None:
+                if pinged:
+                    raise RedisTimeoutError(f"the bus answered no PING in {quiet_s:g} s")
+                await conn.send_command("PING")
+                pinged = True
+                continue
+            pinged = False
+            if answer[0] == b"message":  # else the PING's b"pong"
+                self._receive(answer[2])
 
     def _lost(self, error: BaseException) -> None:
         """The bus broke: close every connection (they may miss notices from here on),

@@ -1,6 +1,6 @@
 """Clients given several relay URLs: the first connection skips a dead node, and a
-client whose node is killed (SIGKILL) resumes on another node of the cluster with every
-message, none twice."""
+client whose node is killed (SIGKILL), or cut off from Redis without a word, resumes on
+another node of the cluster with every message, none twice."""
 
 import os
 import random
@@ -8,15 +8,19 @@ from collections.abc import Iterator
 from contextlib import AsyncExitStack
 from pathlib import Path
 
+import msgspec
 import pytest
 from e2echat_server import Relay
 
 import e2echat
 from e2echat.client.relays import RelayRotation, relay_urls
 from tests.client.conftest import MakeClient, collect
+from tests.client.test_bot_ops import watching
 from tests.redis_server import RedisServer, free_port
 from tests.server.conftest import require_redis_server
+from tests.server.test_cluster import node_config
 from tests.server.test_cluster_process import node
+from tests.tcp_forwarder import Forwarder
 
 
 @pytest.fixture
@@ -101,3 +105,50 @@ async def test_a_client_whose_node_is_killed_resumes_on_another(
         await bob_room.send("last")
         assert [m.text for m in await collect(inbox, 1)] == ["last"]  # nothing twice before it
         assert [m.text for m in await room.history() if not m.own] == [*sent, "last"]
+
+
+def connected(event: e2echat.Event) -> bool:
+    return (
+        isinstance(event, e2echat.ConnectionChanged)
+        and event.state is e2echat.ConnectionState.CONNECTED
+    )
+
+
+async def test_a_node_cut_off_from_redis_without_an_error_sends_its_clients_on(
+    make_client: MakeClient, redis: RedisServer, tmp_path: Path
+) -> None:
+    """The route between node one and Redis dies and no socket says so: node one must
+    notice (its PING on the quiet bus goes unanswered), or alice would sit on a node deaf
+    to node two, missing bob's messages for as long as the route stays dead."""
+    forwarder = Forwarder(redis.port)
+    cut_url = f"redis://127.0.0.1:{await forwarder.start()}/0"
+    window = msgspec.structs.replace(  # a keepalive window of 2 s: noticed in 1 s
+        node_config(cut_url, tmp_path / "one"), ping_interval_s=1.0, ping_timeout_s=1.0
+    )
+    async with (
+        watching("e2echat_server") as log,
+        Relay(window) as one,
+        Relay(node_config(redis.url, tmp_path / "two")) as two,
+    ):
+        alice = await make_client("alice", [one.url, two.url])
+        bob = await make_client("bob", two.url)
+        room = await alice.create("ops")
+        alice_events, inbox = alice.events(), alice.messages()
+        await bob.join("ops")
+        await collect(alice_events, 1, lambda e: isinstance(e, e2echat.MemberValidated))
+        bob_room = bob.get_room("ops")
+        assert bob_room is not None
+        await bob_room.send("before")
+        assert [m.text for m in await collect(inbox, 1)] == ["before"]
+
+        assert forwarder.blackhole() > 0
+        await bob_room.send("while cut")  # node two takes it; node one never hears of it
+        await collect(alice_events, 1, connected, seconds=20)
+        assert alice.url == two.url
+        assert [m.text for m in await collect(inbox, 1)] == ["while cut"]
+        lost = await log.wait(lambda r: r.getMessage() == "bus_lost")
+        assert lost.__dict__["fields"]["error"] == "TimeoutError"
+        await log.wait(lambda r: r.getMessage() == "bus_restored")  # on a new connection
+        await room.send("after")
+        assert [m.text for m in await room.history()] == ["before", "while cut", "after"]
+        await forwarder.close()  # the dead flows end: node one stops without waiting on them

@@ -18,6 +18,7 @@ from e2echat_server.config import ConfigError
 from e2echat.protocol import CloseCode, ListRooms, RoomList
 from tests.client.test_bot_ops import watching
 from tests.server.wire import TIMEOUT, Identity, closed_with, login, open_raw
+from tests.tcp_forwarder import Forwarder
 
 # A new Python process imports the relay before it listens: seconds on a loaded machine.
 START_TIMEOUT = 30.0
@@ -127,24 +128,9 @@ async def test_a_sighup_while_the_relay_starts_is_applied_once_it_listens(
 ) -> None:
     """The relay is held in its start (its Redis connections wait at a gate) when SIGHUP
     comes: the relay must neither die of it (rc 129) nor drop it."""
-    accepted, gate = asyncio.Event(), asyncio.Event()
-    redis_port = int(redis_url.rsplit(":", 1)[1].split("/")[0])
-
-    async def forward(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        accepted.set()
-        await gate.wait()
-        to_redis, from_redis = await asyncio.open_connection("127.0.0.1", redis_port)
-
-        async def pipe(source: asyncio.StreamReader, sink: asyncio.StreamWriter) -> None:
-            while data := await source.read(65536):
-                sink.write(data)
-                await sink.drain()
-            sink.close()
-
-        await asyncio.gather(pipe(reader, from_redis), pipe(to_redis, writer))
-
-    held = await asyncio.start_server(forward, "127.0.0.1", 0)
-    port = held.sockets[0].getsockname()[1]
+    gate = asyncio.Event()
+    held = Forwarder(int(redis_url.rsplit(":", 1)[1].split("/")[0]), gate)
+    port = await held.start()
     path = tmp_path / "relay.toml"
     settings = f'port = 0\nredis = "redis://127.0.0.1:{port}/0"\n'
     path.write_text(settings + "max-conn-per-ip = 5\n")
@@ -157,7 +143,7 @@ async def test_a_sighup_while_the_relay_starts_is_applied_once_it_listens(
     assert process.stderr is not None
     try:
         async with asyncio.timeout(START_TIMEOUT):
-            await accepted.wait()  # the relay is starting: it waits for Redis
+            await held.accepted.wait()  # the relay is starting: it waits for Redis
         path.write_text(settings + "max-conn-per-ip = 1\n")
         process.send_signal(signal.SIGHUP)
         gate.set()
@@ -174,7 +160,7 @@ async def test_a_sighup_while_the_relay_starts_is_applied_once_it_listens(
         if process.returncode is None:
             process.kill()
             await process.wait()
-        held.close()
+        await held.close()
 
 
 # The command as its console script runs it (the installed entry point), with the import
