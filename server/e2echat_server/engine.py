@@ -31,7 +31,7 @@ Contract of a Broker, for any implementation:
 import logging
 import time
 from collections.abc import Awaitable, Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Generic, Protocol, TypeVar
 
@@ -39,7 +39,7 @@ from e2echat.protocol import ErrorCode, ProtocolError
 from e2echat_server.change import Change
 from e2echat_server.connections import Connections
 from e2echat_server.directory import PresenceStatus
-from e2echat_server.logs import LOGGER, event
+from e2echat_server.logs import ThrottledEvent
 from e2echat_server.metrics import Metrics
 from e2echat_server.store import (
     LogMovedError,
@@ -179,6 +179,14 @@ class Engine(Generic[C]):
     store: Store
     broker: Broker[C]
     metrics: Metrics
+    # A store that is down fails every request: one line per operation per window.
+    store_failures: ThrottledEvent = field(
+        default_factory=lambda: ThrottledEvent("store_failed", logging.ERROR)
+    )
+
+    def store_failed(self, operation: str, error: str) -> None:
+        """Log a failed store call (throttled per operation)."""
+        self.store_failures.log(operation, op=operation, error=error)
 
     async def call(self, operation: str, work: Awaitable[_T]) -> _T:
         """Await a store call, timing it; a failure becomes `unavailable` (and is logged)."""
@@ -190,7 +198,7 @@ class Engine(Generic[C]):
         except LogMovedError:  # the caller decides again on the log as it is now
             raise
         except Exception as exc:
-            event(LOGGER, "store_failed", logging.ERROR, op=operation, error=type(exc).__name__)
+            self.store_failed(operation, type(exc).__name__)
             raise ProtocolError(ErrorCode.UNAVAILABLE, UNSAVED) from None
         finally:
             self.metrics.observe_store(operation, time.perf_counter() - start)

@@ -8,7 +8,11 @@ fingerprint, enough to correlate lines without flooding them.
 import json
 import logging
 import sys
+import time
 import traceback
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -36,6 +40,36 @@ def event(logger: logging.Logger, name: str, level: int = logging.INFO, **fields
     """Log ``name`` with ``fields`` (metadata only) as structured extra data."""
     if logger.isEnabledFor(level):
         logger.log(level, name, extra={"fields": fields})
+
+
+THROTTLE_WINDOW_S = 10.0
+
+
+@dataclass(slots=True)
+class ThrottledEvent:
+    """An event logged at most once per ``window_s`` for each kind; the next line of a
+    kind says with ``also=N`` how many it stands for. A flood of one kind (refusals of an
+    abusive peer, every request while the store is down) must not flood the log."""
+
+    name: str
+    level: int = logging.WARNING
+    window_s: float = THROTTLE_WINDOW_S
+    clock: Callable[[], float] = time.monotonic
+    _last: dict[str, float] = field(default_factory=dict)
+    _unlogged: Counter[str] = field(default_factory=Counter)
+
+    def log(self, kind: str, /, **fields: Any) -> None:
+        """One occurrence of ``kind``, logged with ``fields`` unless its window is open
+        (positional: a field may be called ``key``, a key's fingerprint)."""
+        now = self.clock()
+        last = self._last.get(kind)
+        if last is not None and now - last < self.window_s:
+            self._unlogged[kind] += 1
+            return
+        self._last[kind] = now
+        also = self._unlogged.pop(kind, 0)
+        extra = {"also": also} if also else {}
+        event(LOGGER, self.name, self.level, **fields, **extra)
 
 
 class LineFormatter(logging.Formatter):

@@ -8,7 +8,6 @@ of the connection first waits for its pending sends (`drain`), so replies never 
 """
 
 import asyncio
-import logging
 import time
 from collections import deque
 
@@ -18,7 +17,6 @@ from e2echat.protocol import ErrorCode, Message, ProtocolError, Send, Sent
 from e2echat_server.clock import now_ms
 from e2echat_server.directory import Directory
 from e2echat_server.engine import UNSAVED, Engine
-from e2echat_server.logs import LOGGER, event
 from e2echat_server.output import Output
 from e2echat_server.session import Session
 from e2echat_server.store import Envelope
@@ -84,12 +82,8 @@ class SendPipeline:
             metrics.observe_store("append", finished - started)
             error = None if write.cancelled() else write.exception()
             if write.cancelled() or error is not None:
-                event(
-                    LOGGER,
-                    "store_failed",
-                    logging.ERROR,
-                    op="append",
-                    error="CancelledError" if error is None else type(error).__name__,
+                self._engine.store_failed(
+                    "append", "CancelledError" if error is None else type(error).__name__
                 )
                 output.error(session, frame.id, ErrorCode.UNAVAILABLE, UNSAVED)
             else:

@@ -14,30 +14,22 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from e2echat_server.logs import LOGGER, event
-
-WINDOW_S = 10.0
+from e2echat_server.logs import THROTTLE_WINDOW_S, ThrottledEvent
 
 
 @dataclass(slots=True)
 class RefusalLog:
     """Counts refusals by reason and logs them, rate-limited per reason."""
 
-    window_s: float = WINDOW_S
+    window_s: float = THROTTLE_WINDOW_S
     clock: Callable[[], float] = time.monotonic
     counts: Counter[str] = field(default_factory=Counter)
-    _last: dict[str, float] = field(default_factory=dict)
-    _unlogged: Counter[str] = field(default_factory=Counter)
+    _lines: ThrottledEvent = field(init=False)
+
+    def __post_init__(self) -> None:
+        self._lines = ThrottledEvent("refused", logging.WARNING, self.window_s, self.clock)
 
     def refused(self, reason: str, **fields: Any) -> None:
         """One refusal of ``reason``; ``fields`` say whose (metadata only)."""
         self.counts[reason] += 1
-        now = self.clock()
-        last = self._last.get(reason)
-        if last is not None and now - last < self.window_s:
-            self._unlogged[reason] += 1
-            return
-        self._last[reason] = now
-        also = self._unlogged.pop(reason, 0)
-        extra = {"also": also} if also else {}
-        event(LOGGER, "refused", logging.WARNING, reason=reason, **fields, **extra)
+        self._lines.log(reason, reason=reason, **fields)

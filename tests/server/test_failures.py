@@ -55,6 +55,28 @@ async def test_store_failures_are_unavailable_and_undone(caplog: pytest.LogCaptu
     assert any(r.getMessage() == "store_failed" for r in caplog.records)
 
 
+async def test_a_failing_store_is_logged_once_per_operation_per_window(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A store that is down fails every request: the log gets a line per operation and
+    window, not one per request (which would bury it, and fill a disk already full)."""
+    caplog.set_level(logging.ERROR, logger="e2echat_server")
+    async with Relay(RelayConfig(port=0, memory=True), store=BrokenStore()) as relay:
+        alice, bob = (
+            await login(relay.url, Identity("alice")),
+            await login(relay.url, Identity("bob")),
+        )
+        room = (
+            await alice.request(CreateRoom(name="lobby", access=OpenAccess()), RoomReply)
+        ).room.id
+        for _ in range(5):
+            assert (await alice.error(Send(room=room, body=b"x"))).code is ErrorCode.UNAVAILABLE
+            assert (await bob.error(JoinRoom(name="lobby"))).code is ErrorCode.UNAVAILABLE
+    failed = [r.fields for r in caplog.records if r.getMessage() == "store_failed"]  # type: ignore[attr-defined]
+    assert sorted(f["op"] for f in failed) == ["add_member", "append"]
+    assert {f["error"] for f in failed} == {"OSError"}
+
+
 async def test_a_relay_bug_is_internal_and_the_session_survives(
     relay: Relay, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:

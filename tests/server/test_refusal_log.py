@@ -15,13 +15,13 @@ def test_one_warning_per_reason_per_window_says_how_many_it_stands_for(
     caplog.set_level(logging.WARNING, logger="e2echat_server")
     for _ in range(5):
         log.refused("per_ip", peer="192.0.2.1")
-    log.refused("rate", peer="192.0.2.2")
+    log.refused("rate", peer="192.0.2.2", key="0011223344556677")
     now[0] += 10.0
     log.refused("per_ip", peer="192.0.2.1")
     lines = [(r.levelno, r.fields) for r in caplog.records]  # type: ignore[attr-defined]
     assert lines == [
         (logging.WARNING, {"reason": "per_ip", "peer": "192.0.2.1"}),
-        (logging.WARNING, {"reason": "rate", "peer": "192.0.2.2"}),
+        (logging.WARNING, {"reason": "rate", "peer": "192.0.2.2", "key": "0011223344556677"}),
         (logging.WARNING, {"reason": "per_ip", "peer": "192.0.2.1", "also": 4}),
     ]
     assert log.counts == {"per_ip": 6, "rate": 1}

@@ -67,7 +67,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from e2echat_server import bus
-from e2echat_server.logs import LOGGER, event
+from e2echat_server.logs import LOGGER, ThrottledEvent, event
 from e2echat_server.store.base import (
     Envelope,
     LogMovedError,
@@ -477,6 +477,7 @@ class RedisStore:
         self._writer: asyncio.Task[None] | None = None
         self._lane: AbstractConnection | None = None  # the write lane's own connection
         self._timeout_s = timeout_s
+        self._write_failures = ThrottledEvent("redis_write_failed")  # per error type
 
     @classmethod
     async def open(
@@ -625,7 +626,12 @@ class RedisStore:
     def send_later(self, commands: list[Command]) -> None:
         """Queue writes behind the others without waiting for them (presence, fan-out):
         a failure is logged, not raised."""
-        self._submit(commands).add_done_callback(_log_failure)
+        self._submit(commands).add_done_callback(self._log_failure)
+
+    def _log_failure(self, future: asyncio.Future[Any]) -> None:
+        if not future.cancelled() and future.exception() is not None:
+            error = type(future.exception()).__name__
+            self._write_failures.log(error, error=error)
 
     def _notice(self, notice: bus.Notice) -> Command:
         """The command publishing ``notice`` to the other relays, after the write before it."""
@@ -960,12 +966,6 @@ class RedisStore:
 async def _load_functions(client: "Redis") -> None:
     """Load the relay's function library (idempotent: relays of one version share it)."""
     await client.execute_command("FUNCTION", "LOAD", "REPLACE", _LIBRARY)  # type: ignore[no-untyped-call]
-
-
-def _log_failure(future: asyncio.Future[Any]) -> None:
-    if not future.cancelled() and future.exception() is not None:
-        error = type(future.exception()).__name__
-        event(LOGGER, "redis_write_failed", logging.WARNING, error=error)
 
 
 def _eval(script: str, keys: list[str], args: Iterable[Any]) -> Command:
