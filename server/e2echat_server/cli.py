@@ -36,6 +36,7 @@ from e2echat_server.config import (
     Setting,
     admin_socket_path,
     load,
+    service_links,
     shown_default,
 )
 from e2echat_server.datadir import StartRefusedError
@@ -82,6 +83,9 @@ def _serve(ctx: click.Context, config: Path | None, **flags: object) -> None:
         click.echo(f"e2echat-server: {exc}", err=True)
         ctx.exit(2)
     logs.configure(settings.log_level, settings.log_json)
+    links = service_links(os.environ)
+    if links:
+        event(LOGGER, "service_links_ignored", variables=",".join(links))
     # A SIGHUP before the event loop takes it over (run) is noted, never the default
     # action, which kills (the command's entry noted those before its modules loaded).
     entry.note_hangups()

@@ -505,14 +505,44 @@ def _unknown(given: str, where: str, known: Mapping[str, str]) -> ConfigError:
     return ConfigError(f"{text}: did you mean {known[close[0]]!r}?" if close else f"{text}.")
 
 
+# Kubernetes gives a pod variables for every Service it can see ("service links"): one
+# named e2echat-server brings E2ECHAT_SERVER_SERVICE_HOST, ..._SERVICE_PORT[_NAME],
+# ..._PORT=tcp://10.0.0.11:8765 and ..._PORT_8765_TCP[_PROTO|_PORT|_ADDR].
+_SERVICE_HOST: Final = ENV_PREFIX + "SERVICE_HOST"
+_SERVICE_LINK: Final = re.compile(
+    re.escape(ENV_PREFIX) + r"(SERVICE_HOST|SERVICE_PORT(_[A-Z0-9_]+)?"
+    r"|PORT_[0-9]+_(TCP|UDP|SCTP)(_PROTO|_PORT|_ADDR)?)"
+)
+_SERVICE_URL: Final = re.compile(r"(tcp|udp|sctp)://")
+
+
+def service_links(environ: Mapping[str, str]) -> list[str]:
+    """The ``E2ECHAT_SERVER_`` variables that are Kubernetes service links, not settings.
+    Only with ``E2ECHAT_SERVER_SERVICE_HOST`` set (Kubernetes sets it with every link),
+    and ``E2ECHAT_SERVER_PORT`` only when it holds the link's ``tcp://`` URL: an operator's
+    own port in the pod spec overrides the link and stays a setting."""
+    if _SERVICE_HOST not in environ:
+        return []
+    port = ENV_PREFIX + "PORT"
+    return sorted(
+        name
+        for name, value in environ.items()
+        if _SERVICE_LINK.fullmatch(name) or (name == port and _SERVICE_URL.match(value))
+    )
+
+
 def from_env(environ: Mapping[str, str]) -> dict[str, object]:
     """The settings found in ``environ`` (``E2ECHAT_SERVER_*``), still as raw strings.
-    Any other ``E2ECHAT_SERVER_`` variable but `CONFIG_ENV` is an error, as an unknown
-    TOML key is: a mistyped name would otherwise change nothing, and say nothing."""
+    Any other ``E2ECHAT_SERVER_`` variable but `CONFIG_ENV` and Kubernetes service links
+    is an error, as an unknown TOML key is: a mistyped name would otherwise change
+    nothing, and say nothing."""
+    links = service_links(environ)
     for variable in environ:
+        if variable in links:
+            continue
         if variable.startswith(ENV_PREFIX) and variable not in _ENV_NAMES.values():
             raise _unknown(variable, "in the environment", _ENV_NAMES)
-    return {s.name: environ[s.env] for s in SETTINGS if s.env in environ}
+    return {s.name: environ[s.env] for s in SETTINGS if s.env in environ and s.env not in links}
 
 
 def from_toml(text: str) -> dict[str, object]:

@@ -15,6 +15,7 @@ from e2echat_server.config import (
     from_toml,
     load,
     merge,
+    service_links,
     settings_table,
 )
 
@@ -174,3 +175,37 @@ def test_redis_takes_a_url_and_excludes_memory() -> None:
             merge({"redis": wrong}, {}, {})
     with pytest.raises(ConfigError, match="'redis' cannot be combined with memory"):
         merge({"redis": "redis://cache", "memory": True}, {}, {})
+
+
+# What Kubernetes gives a pod for a Service named e2echat-server with a port named ws.
+KUBERNETES_LINKS = {
+    "E2ECHAT_SERVER_SERVICE_HOST": "10.0.0.11",
+    "E2ECHAT_SERVER_SERVICE_PORT": "8765",
+    "E2ECHAT_SERVER_SERVICE_PORT_WS": "8765",
+    "E2ECHAT_SERVER_PORT": "tcp://10.0.0.11:8765",
+    "E2ECHAT_SERVER_PORT_8765_TCP": "tcp://10.0.0.11:8765",
+    "E2ECHAT_SERVER_PORT_8765_TCP_PROTO": "tcp",
+    "E2ECHAT_SERVER_PORT_8765_TCP_PORT": "8765",
+    "E2ECHAT_SERVER_PORT_8765_TCP_ADDR": "10.0.0.11",
+}
+
+
+def test_kubernetes_service_links_are_not_settings() -> None:
+    """A Service named e2echat-server must not stop the relay (unknown variables) nor set
+    its port to a URL; the settings given beside the links still count."""
+    assert service_links(KUBERNETES_LINKS) == sorted(KUBERNETES_LINKS)
+    assert from_env({**KUBERNETES_LINKS, "E2ECHAT_SERVER_MAX_BODY": "1024"}) == {"max_body": "1024"}
+    own_port = {**KUBERNETES_LINKS, "E2ECHAT_SERVER_PORT": "9000"}  # the pod spec's, not a link
+    assert from_env(own_port) == {"port": "9000"}
+    assert load({}, own_port, None).port == 9000
+    with pytest.raises(ConfigError, match="Unknown setting 'E2ECHAT_SERVER_MAX_MEMBER'"):
+        from_env({**KUBERNETES_LINKS, "E2ECHAT_SERVER_MAX_MEMBER": "5"})  # a typo still is one
+
+
+def test_link_like_variables_without_a_service_host_are_settings_as_ever() -> None:
+    lone = {"E2ECHAT_SERVER_PORT_8765_TCP_ADDR": "10.0.0.11"}
+    assert service_links(lone) == []
+    with pytest.raises(ConfigError, match="Unknown setting 'E2ECHAT_SERVER_PORT_8765_TCP_ADDR'"):
+        from_env(lone)
+    with pytest.raises(ConfigError, match="port"):
+        load({}, {"E2ECHAT_SERVER_PORT": "tcp://10.0.0.11:8765"}, None)

@@ -36,6 +36,8 @@ from e2echat.protocol import (
     Sync,
     Synced,
 )
+from tests.server.test_config import KUBERNETES_LINKS
+from tests.server.test_reload import START_TIMEOUT, line_saying
 from tests.server.wire import Identity, closed_with, login, verifier_for
 
 
@@ -239,3 +241,25 @@ def test_cli_names_the_tls_file_it_cannot_read(tmp_path: Path) -> None:
     )
     assert result.exit_code == 1
     assert f"cannot start: TLS certificate {cert} with key {key}" in result.output
+
+
+async def test_a_relay_in_a_pod_of_a_service_named_e2echat_server_starts_and_says_so() -> None:
+    """Kubernetes gives the pod E2ECHAT_SERVER_* service links: the relay listens as
+    asked, and logs which variables it took for links."""
+    env = {**os.environ, **KUBERNETES_LINKS}
+    process = await asyncio.create_subprocess_exec(
+        *(sys.executable, "-m", "e2echat_server", "--memory", "--port", "0"),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        env=env,
+    )
+    assert process.stdout is not None
+    assert process.stderr is not None
+    try:
+        line = await line_saying(process.stderr, b"service_links_ignored")
+        assert b"E2ECHAT_SERVER_PORT,E2ECHAT_SERVER_PORT_8765_TCP," in line
+        url = (await asyncio.wait_for(process.stdout.readline(), START_TIMEOUT)).decode()
+        await (await login(url.strip(), Identity("alice"))).close()
+    finally:
+        process.kill()
+        await process.wait()
