@@ -1114,11 +1114,15 @@ class Engine:
                 )
             )
         elif isinstance(event, cev.LogBehind) and (state := self.rooms.get(event.room_id)):
-            if not state.log_behind:
+            # A fetch on its way (the one of every connect, say) may bring the entries: it
+            # says so itself if it does not (`_report_withheld`). Only a message naming a
+            # longer log while none is on its way is news.
+            fetching = state.log_fetch[0]
+            if not state.log_behind and not fetching:
                 member = self.member(event.sender, state.id)
                 out.events.append(ev.LogBehind(state.id, member, event.held, event.named, False))
             state.log_behind = max(state.log_behind, event.named)
-            if not state.log_fetch[0] and self.connected:
+            if not fetching and self.connected:
                 out.frames.append(self._log_request(state))
         elif isinstance(event, cev.RoomKeyInstalled) and (state := self.rooms.get(event.room_id)):
             self._keep_secret(state)  # it came after the log's rotation, in a direct

@@ -32,6 +32,7 @@ class MakeClient(Protocol):
         proof_wait: float = 5.0,
         typing: bool = True,
         read_receipts: bool = False,
+        before_connect: Callable[[e2echat.Client], object] = lambda _: None,
     ) -> e2echat.Client: ...
 
 
@@ -60,6 +61,7 @@ async def make_client(tmp_path: Path, relay: Relay) -> AsyncIterator[MakeClient]
             proof_wait: float = 5.0,
             typing: bool = True,
             read_receipts: bool = False,
+            before_connect: Callable[[e2echat.Client], object] = lambda _: None,
         ) -> e2echat.Client:
             identity = identity or identities.setdefault(name, e2echat.Identity.generate())
             client = e2echat.Client(
@@ -77,6 +79,7 @@ async def make_client(tmp_path: Path, relay: Relay) -> AsyncIterator[MakeClient]
                 typing=typing,
                 read_receipts=read_receipts,
             )
+            before_connect(client)  # subscribe to what the connection itself brings
             await stack.enter_async_context(client)
             return client
 

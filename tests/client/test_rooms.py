@@ -372,3 +372,28 @@ async def test_leaving_signs_a_leave_entry_every_member_applies(
     inbox = clients["bob"].messages()
     await rooms["alice"].send("after carol left")
     assert [m.text for m in await collect(inbox, 1)] == ["after carol left"]
+
+
+async def test_a_member_back_after_others_joined_is_not_told_the_log_is_behind(
+    make_client: MakeClient,
+) -> None:
+    """Members joined while bob was away, and alice's message names the longer log. The
+    log fetch of bob's connect brings the entries: nothing may say the relay dropped or
+    withholds changes (LogBehind), which it did not."""
+    alice, bob = await make_client("alice"), await make_client("bob")
+    room = await alice.create("ops")
+    alice_events = alice.events()
+    await bob.join("ops")
+    await collect(alice_events, 1, lambda e: validated(e, "bob"))
+    await bob.close()
+    for name in ("carol", "dave"):
+        await (await make_client(name)).join("ops")
+        await collect(alice_events, 1, lambda e, name=name: validated(e, name))
+    await room.send("while you were away")
+    subscribed: list[e2echat.client.pubsub.Subscription[e2echat.Event]] = []
+    bob = await make_client("bob", before_connect=lambda c: subscribed.append(c.events()))
+    await (await make_client("erin")).join("ops")  # bob's barrier: erin's join comes last
+    seen = await collect(
+        subscribed[0], 1, lambda e: isinstance(e, e2echat.LogBehind) or validated(e, "erin")
+    )
+    assert validated(seen[0], "erin"), seen
