@@ -234,8 +234,11 @@ class Engine:
     # Rooms and members -------------------------------------------------------------
 
     def _add_room(self, record: RoomRecord) -> RoomState:
+        """A room's state, with what is stored of it: the validated log among it, so that
+        roles and members are known from the start, and a fetch goes on from its end."""
         state = RoomState(record, RoomSync(record.id, record.last_seq))
         state.read = self.store.read_state(record.id)
+        state.log = self.session.log_state(record.id)
         self.rooms[record.id] = state
         return state
 

@@ -397,3 +397,20 @@ async def test_a_member_back_after_others_joined_is_not_told_the_log_is_behind(
         subscribed[0], 1, lambda e: isinstance(e, e2echat.LogBehind) or validated(e, "erin")
     )
     assert validated(seen[0], "erin"), seen
+
+
+async def test_roles_are_known_from_the_stored_log_before_the_relay_answers(
+    make_client: MakeClient,
+) -> None:
+    """A bot that checks roles as soon as it starts must not see an empty list (and take
+    the owner for nobody) while its first log fetch is on its way."""
+    alice, bob = await make_client("alice"), await make_client("bob")
+    await alice.create("ops")
+    alice_events = alice.events()
+    await bob.join("ops")
+    await collect(alice_events, 1, lambda e: validated(e, "bob"))
+    await bob.close()
+    bob = await make_client("bob")  # connected: its log fetch is still on its way
+    room = bob.get_room("ops")
+    assert room is not None
+    assert room.roles == {alice.key: "owner", bob.key: "member"}
