@@ -293,9 +293,8 @@ class CryptoSession:
         return (
             secret is not None
             and state is not None
-            and room.room_secret is not None
             and state.epoch > 0
-            and RoomSecret(room.room_secret).verifier == state.verifier
+            and _holds_current_secret(room, state)
         )
 
     def member_joined(self, room_id: bytes, member: AnnouncedMember, now: int) -> Outcome:
@@ -955,10 +954,9 @@ class CryptoSession:
         op = _Op(self._records.begin())
         room = self._room(op, room_id)
         state = op.txn.get(LOG, room_id, LogState)
-        ours = RoomSecret(room.room_secret).verifier if room.room_secret is not None else None
 
         def join_key_for(current: LogState) -> bytes | None:
-            return room.join_key if ours is not None and current.verifier == ours else None
+            return room.join_key if _holds_current_secret(room, current) else None
 
         for offset, wire in enumerate(entries):
             position = state.length if state is not None else 0
@@ -1071,7 +1069,7 @@ class CryptoSession:
         """Move the room to the log's epoch if we hold the secret its verifier commits to."""
         if not state.secret:
             return msgspec.structs.replace(room, epoch=state.epoch)
-        if room.room_secret is not None and RoomSecret(room.room_secret).verifier == state.verifier:
+        if _holds_current_secret(room, state):
             return msgspec.structs.replace(room, epoch=state.epoch)
         candidate = op.txn.get(ROOM_KEYS, room.room_id + state.verifier, RoomKeyRecord)
         if candidate is None:
@@ -1302,7 +1300,7 @@ class CryptoSession:
             verifier = secret.verifier
         join_key = None
         if kind in TAGGED and state is not None and state.secret:
-            if room.room_secret is None or RoomSecret(room.room_secret).verifier != state.verifier:
+            if not _holds_current_secret(room, state):
                 raise ProofError(
                     "our room secret does not match the room's log: the room secret was"
                     " changed and the old password or invite no longer works, or the relay"
@@ -1516,3 +1514,9 @@ def _bury_room_chains(txn: Txn, room_id: bytes, now: int | None) -> None:
 
 def _with_member(room: RoomRecord, key: bytes, record: MemberRecord) -> RoomRecord:
     return msgspec.structs.replace(room, members=revised(room.members, {key: record}))
+
+
+def _holds_current_secret(room: RoomRecord, log: LogState) -> bool:
+    """Whether the room secret we hold is the one the log's verifier commits to now (not
+    one the log rotated away from, nor none)."""
+    return room.room_secret is not None and RoomSecret(room.room_secret).verifier == log.verifier
