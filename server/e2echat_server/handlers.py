@@ -155,7 +155,6 @@ class Handlers:
             )
         room, change = self._directory.create_room(session.key, frame, random_bytes(16), now_ms())
         await self._engine.apply(change)
-        self._engine.metrics.rooms = len(self._directory.rooms)
         self._engine.broker.joined(room.record.id, session.key)
         self._output.reply(session, RoomReply(id=frame.id, room=self._directory.room_info(room)))
 
@@ -219,7 +218,6 @@ class Handlers:
         room, change = self._directory.leave(key, room_id)
         await self._engine.apply(change)
         self._engine.broker.left(room_id, key)
-        self._engine.metrics.rooms = len(self._directory.rooms)
         if room.members:
             self._output.to_room(room_id, MemberLeft(room=room_id, key=key))
 

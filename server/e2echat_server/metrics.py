@@ -9,7 +9,7 @@ body, only counts and sizes.
 import bisect
 import platform
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 from prometheus_client import (
@@ -55,8 +55,10 @@ class Metrics:
     connections: int = 0
     connections_total: int = 0
     authenticated: int = 0
-    rooms: int = 0
-    users: int = 0
+    # The directory's sizes, read at each scrape: on a node over Redis, rooms and users
+    # also come and go by the other nodes' notices, which no handler here sees.
+    count_rooms: Callable[[], int] = lambda: 0
+    count_users: Callable[[], int] = lambda: 0
     users_forgotten: int = 0
     presence_deferred: int = 0
     messages_in: int = 0
@@ -101,8 +103,8 @@ class Metrics:
         yield counter(
             "connections_accepted", "WebSocket connections accepted.", self.connections_total
         )
-        yield gauge("rooms", "Rooms that exist.", self.rooms)
-        yield gauge("users", "Keys the relay knows (in memory).", self.users)
+        yield gauge("rooms", "Rooms that exist.", self.count_rooms())
+        yield gauge("users", "Keys the relay knows (in memory).", self.count_users())
         yield counter(
             "users_forgotten",
             "Idle users forgotten (no room, no mail, offline past forget_after_s).",

@@ -172,8 +172,8 @@ class Relay:
         self._sessions.operator = operator
         if isinstance(broker, RedisBroker):
             broker.on_banned = self._banned_elsewhere
-        self.metrics.rooms = len(directory.rooms)
-        self.metrics.users = len(directory.users)
+        self.metrics.count_rooms = lambda: len(directory.rooms)
+        self.metrics.count_users = lambda: len(directory.users)
         try:
             if isinstance(broker, RedisBroker):
                 await broker.follow(directory)
@@ -395,7 +395,6 @@ class Relay:
         members = list(room.members)
         for key in members:
             self.engine.broker.left(room_id, key)
-        self.metrics.rooms = len(self.directory.rooms)
         assert self._output is not None
         self._output.to_keys(members, RoomDeleted(room=room_id, reason=reason))
         await asyncio.to_thread(self.blobs.sweep, self.config.history_age_s)
@@ -495,7 +494,6 @@ class Relay:
             keys, change = directory.forgetting(cutoff, _FORGET_BATCH)
             if keys:
                 total += len(keys)
-                self.metrics.users = len(directory.users)
                 self.metrics.users_forgotten += len(keys)
                 with contextlib.suppress(ProtocolError):
                     await self.engine.apply(change)

@@ -248,7 +248,6 @@ class Sessions:
             hello.key, hello.name, hello.prekey, hello.name_statement
         )
         session.key = hello.key  # from here on, `_release` releases the session
-        self._metrics.users = len(directory.users)
         if change is not None:
             await self._engine.apply(change)
         if renamed:

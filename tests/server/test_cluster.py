@@ -27,6 +27,7 @@ from e2echat.protocol import (
     Sync,
     Synced,
 )
+from tests.server.test_http import http_get
 from tests.server.wire import Identity, WireClient, closed_with, login
 
 # No relay dies here (test_cluster_process.py kills them), so a long keepalive window: a
@@ -212,3 +213,24 @@ async def test_one_identity_moving_between_relays_keeps_one_live_connection(
         await closed_with(second.conn, CloseCode.REPLACED)
         await bob.request(Send(room=room, body=b"back home", id="t"), Sent)
         assert (await third.next_of(Message)).body == b"back home"
+
+
+def gauge(text: str, name: str) -> float:
+    """The value of gauge ``name`` in a /metrics page."""
+    (line,) = [line for line in text.splitlines() if line.startswith(f"{name} ")]
+    return float(line.split()[1])
+
+
+async def test_every_relay_counts_the_rooms_and_users_of_the_cluster(
+    redis_url: str, tmp_path: Path
+) -> None:
+    """Rooms and users made on one relay come to the other by its notices; its gauges
+    must count them too, or an operator's dashboard of node two shows an empty relay."""
+    async with relays(redis_url, tmp_path) as (one, two):
+        alice, bob = await login(one.url, Identity("alice")), await login(one.url, Identity("bob"))
+        await room_of_two(alice, bob)
+        await two.engine.broker.catch_up()  # two has applied the room and its users
+        for relay in (one, two):
+            _, _, body = await http_get(relay, "/metrics")
+            page = body.decode()
+            assert (gauge(page, "e2echat_rooms"), gauge(page, "e2echat_users")) == (1, 2)

@@ -75,7 +75,7 @@ async def test_idle_users_are_forgotten_in_memory_and_store_and_become_unknown(
         kept = {alice_id.key, bob_id.key, dave_id.key}
         assert set(relay.directory.users) == kept
         assert {u.key for u in (await store.load()).users} == kept
-        assert (relay.metrics.users, relay.metrics.users_forgotten) == (3, 1)
+        assert (relay.metrics.count_users(), relay.metrics.users_forgotten) == (3, 1)
 
         refusal = await alice.error(DirectSend(to=carol_id.key, body=b"x"))
         assert refusal.code is ErrorCode.FORBIDDEN
