@@ -19,7 +19,7 @@ from e2echat.protocol import (
     RoomReply,
     Send,
 )
-from tests.server.wire import Identity, closed_with, login, open_raw
+from tests.server.wire import Identity, WireClient, closed_with, login, open_raw
 
 
 class BrokenStore(MemoryStore):
@@ -35,15 +35,16 @@ class BrokenStore(MemoryStore):
         raise OSError("disk full")
 
 
+async def lobby_of_alice(relay: Relay) -> tuple[WireClient, WireClient, bytes]:
+    """alice and bob logged in, and the open room alice created (BrokenStore takes it)."""
+    alice, bob = await login(relay.url, Identity("alice")), await login(relay.url, Identity("bob"))
+    reply = await alice.request(CreateRoom(name="lobby", access=OpenAccess()), RoomReply)
+    return alice, bob, reply.room.id
+
+
 async def test_store_failures_are_unavailable_and_undone(caplog: pytest.LogCaptureFixture) -> None:
     async with Relay(RelayConfig(port=0, memory=True), store=BrokenStore()) as relay:
-        alice, bob = (
-            await login(relay.url, Identity("alice")),
-            await login(relay.url, Identity("bob")),
-        )
-        room = (
-            await alice.request(CreateRoom(name="lobby", access=OpenAccess()), RoomReply)
-        ).room.id
+        alice, bob, room = await lobby_of_alice(relay)
         refusal = await bob.error(JoinRoom(name="lobby", id="j"))
         assert (refusal.code, refusal.id) == (ErrorCode.UNAVAILABLE, "j")
         assert list(relay.directory.rooms[room].members) == [alice.identity.key]  # type: ignore[union-attr]
@@ -62,13 +63,7 @@ async def test_a_failing_store_is_logged_once_per_operation_per_window(
     window, not one per request (which would bury it, and fill a disk already full)."""
     caplog.set_level(logging.ERROR, logger="e2echat_server")
     async with Relay(RelayConfig(port=0, memory=True), store=BrokenStore()) as relay:
-        alice, bob = (
-            await login(relay.url, Identity("alice")),
-            await login(relay.url, Identity("bob")),
-        )
-        room = (
-            await alice.request(CreateRoom(name="lobby", access=OpenAccess()), RoomReply)
-        ).room.id
+        alice, bob, room = await lobby_of_alice(relay)
         for _ in range(5):
             assert (await alice.error(Send(room=room, body=b"x"))).code is ErrorCode.UNAVAILABLE
             assert (await bob.error(JoinRoom(name="lobby"))).code is ErrorCode.UNAVAILABLE
