@@ -781,9 +781,11 @@ class Engine:
         elif isinstance(frame, Renamed):
             self._renamed(frame, out)
         elif isinstance(frame, Presence):
+            repeated = self.view.holds_presence(frame)
             member = self.view.presence(frame)
             if member is not None:
-                out.events.append(ev.PresenceChanged(member))
+                if not repeated:
+                    out.events.append(ev.PresenceChanged(member))
                 if frame.status == "online":  # it can answer the key requests it missed
                     self._apply(self.session.member_online(frame.key, self.clock()), out)
         return out

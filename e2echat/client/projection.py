@@ -272,6 +272,11 @@ class Projection:
         self._presence = {} if own is None else {self.me: own}
         return own
 
+    def holds_presence(self, frame: Presence) -> bool:
+        """Whether ``frame`` says what we hold of the key already (the relay sends each
+        listed member's text again after every member list)."""
+        return self._presence.get(frame.key) == (frame.status, frame.text)
+
     def presence(self, frame: Presence) -> Member | None:
         """Someone's presence changed; their member view, or None if we share no room."""
         room_id = next((r for r, s in self._rooms.items() if frame.key in s.members), None)
