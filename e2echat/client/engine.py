@@ -897,6 +897,10 @@ class Engine:
             state = self.rooms.get(_hex_or_empty(rid[len(MEMBERS_ID) :]))
             if state is not None:
                 self._resume(state, out, refused=True)  # no roster: don't hold the room up
+        if rid.startswith(LOG_FETCH_ID):
+            state = self.rooms.get(_hex_or_empty(rid[len(LOG_FETCH_ID) :]))
+            if state is not None:  # refused: no fetch is on its way any more
+                state.log_fetch = (False, state.log_fetch[1])
         out.events.append(ev.Notice(f"The relay reports: {frame.message}"))
 
     def _unlisted_answered(self, room_id: bytes) -> Output:

@@ -179,3 +179,41 @@ async def test_a_leave_whose_refetch_does_not_validate_still_leaves(
         assert len(fetches(proxy)) == 2  # the join's, and the forged one after the leave
         assert bob.rooms == []
         await owner_only(owner)
+
+
+async def test_a_refused_log_fetch_is_no_longer_on_its_way(
+    relay: Relay, make_client: MakeClient
+) -> None:
+    """The relay refuses the log fetch of bob's connect and hides the entry carol's join
+    adds: alice's next message, which names the longer log, must raise LogBehind (a
+    refused fetch brings nothing), not be taken for news that fetch will bring."""
+    alice = await make_client("alice")
+    room = await alice.create("ops")
+    alice_events = alice.events()
+    async with evil_proxy(relay.url) as proxy:
+        bob = await make_client("bob", proxy.url)
+        await bob.join("ops")
+        await collect(alice_events, 1, lambda e: validated(e, "bob"))
+        await bob.close()
+
+        def refuse_and_hide(frame: RelayFrame) -> list[RelayFrame]:
+            if isinstance(frame, LogEntries) and frame.id is None:
+                return []  # the push of carol's join
+            if isinstance(frame, LogEntries) and (frame.id or "").startswith("g"):
+                return [Error(code=ErrorCode.UNAVAILABLE, message="try later", id=frame.id)]
+            return [frame]
+
+        proxy.rewrite = refuse_and_hide
+        events: list[e2echat.client.pubsub.Subscription[e2echat.Event]] = []
+        bob = await make_client(
+            "bob", proxy.url, before_connect=lambda c: events.append(c.events())
+        )
+        await collect(
+            events[0], 1, lambda e: isinstance(e, e2echat.Notice) and "try later" in e.text
+        )
+        await (await make_client("carol")).join("ops")
+        await collect(alice_events, 1, lambda e: validated(e, "carol"))
+        await room.send("hello")
+        (behind,) = await collect(events[0], 1, lambda e: isinstance(e, e2echat.LogBehind))
+        assert isinstance(behind, e2echat.LogBehind)
+        assert (behind.withheld, behind.member.name) == (False, "alice")
