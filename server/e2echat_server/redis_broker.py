@@ -271,6 +271,10 @@ class RedisBroker(LocalBroker[C], Generic[C]):
         pinged = False
         while True:
             answer = await conn.read_response(timeout=quiet_s)  # None: nothing came
+            if answer is None and pinged:
+                # After a stall of the loop the timer may fire in the very turn the answer
+                # came in, before it is read: look once more at what has arrived.
+                answer = await conn.read_response(timeout=0)
             if answer is None:
                 if pinged:
                     raise RedisTimeoutError(f"the bus answered no PING in {quiet_s:g} s")
