@@ -507,28 +507,32 @@ def _unknown(given: str, where: str, known: Mapping[str, str]) -> ConfigError:
 
 # Kubernetes gives a pod variables for every Service it can see ("service links"): one
 # named e2echat-server brings E2ECHAT_SERVER_SERVICE_HOST, ..._SERVICE_PORT[_NAME],
-# ..._PORT=tcp://10.0.0.11:8765 and ..._PORT_8765_TCP[_PROTO|_PORT|_ADDR].
-_SERVICE_HOST: Final = ENV_PREFIX + "SERVICE_HOST"
-_SERVICE_LINK: Final = re.compile(
-    re.escape(ENV_PREFIX) + r"(SERVICE_HOST|SERVICE_PORT(_[A-Z0-9_]+)?"
-    r"|PORT_[0-9]+_(TCP|UDP|SCTP)(_PROTO|_PORT|_ADDR)?)"
+# ..._PORT=tcp://10.0.0.11:8765 and ..._PORT_8765_TCP[_PROTO|_PORT|_ADDR]; one named
+# e2echat-server-redis the same with E2ECHAT_SERVER_REDIS_ before each.
+_SERVICE_HOST: Final = re.compile(re.escape(ENV_PREFIX) + r"([A-Z0-9_]*?)SERVICE_HOST")
+_LINK_SUFFIX: Final = re.compile(
+    r"SERVICE_HOST|SERVICE_PORT(_[A-Z0-9_]+)?|PORT|PORT_[0-9]+_(TCP|UDP|SCTP)(_PROTO|_PORT|_ADDR)?"
 )
 _SERVICE_URL: Final = re.compile(r"(tcp|udp|sctp)://")
 
 
 def service_links(environ: Mapping[str, str]) -> list[str]:
-    """The ``E2ECHAT_SERVER_`` variables that are Kubernetes service links, not settings.
-    Only with ``E2ECHAT_SERVER_SERVICE_HOST`` set (Kubernetes sets it with every link),
-    and ``E2ECHAT_SERVER_PORT`` only when it holds the link's ``tcp://`` URL: an operator's
-    own port in the pod spec overrides the link and stays a setting."""
-    if _SERVICE_HOST not in environ:
-        return []
-    port = ENV_PREFIX + "PORT"
-    return sorted(
-        name
-        for name, value in environ.items()
-        if _SERVICE_LINK.fullmatch(name) or (name == port and _SERVICE_URL.match(value))
-    )
+    """The ``E2ECHAT_SERVER_`` variables that are Kubernetes service links, not settings:
+    those of each Service whose ``..._SERVICE_HOST`` is set (Kubernetes sets it with every
+    link). A name that is also a setting's (``E2ECHAT_SERVER_PORT``) is a link only while
+    it holds a ``tcp://`` URL: an operator's own value in the pod spec overrides the link
+    and stays a setting."""
+    services = [m[1] for name in environ if (m := _SERVICE_HOST.fullmatch(name))]
+    settings = set(_ENV_NAMES.values())
+    links = []
+    for name, value in environ.items():
+        prefixes = [ENV_PREFIX + service for service in services]
+        if any(
+            name.startswith(prefix) and _LINK_SUFFIX.fullmatch(name.removeprefix(prefix))
+            for prefix in prefixes
+        ) and (name not in settings or _SERVICE_URL.match(value)):
+            links.append(name)
+    return sorted(links)
 
 
 def from_env(environ: Mapping[str, str]) -> dict[str, object]:

@@ -202,6 +202,18 @@ def test_kubernetes_service_links_are_not_settings() -> None:
         from_env({**KUBERNETES_LINKS, "E2ECHAT_SERVER_MAX_MEMBER": "5"})  # a typo still is one
 
 
+def test_the_links_of_a_service_named_e2echat_server_redis_are_not_settings_either() -> None:
+    redis_links = {
+        "E2ECHAT_SERVER_REDIS_SERVICE_HOST": "10.0.0.12",
+        "E2ECHAT_SERVER_REDIS_SERVICE_PORT": "6379",
+        "E2ECHAT_SERVER_REDIS_PORT": "tcp://10.0.0.12:6379",
+        "E2ECHAT_SERVER_REDIS_PORT_6379_TCP_ADDR": "10.0.0.12",
+    }
+    own = {**redis_links, "E2ECHAT_SERVER_REDIS": "redis://10.0.0.12:6379/0"}
+    assert service_links(own) == sorted(redis_links)
+    assert from_env(own) == {"redis": "redis://10.0.0.12:6379/0"}
+
+
 def test_link_like_variables_without_a_service_host_are_settings_as_ever() -> None:
     lone = {"E2ECHAT_SERVER_PORT_8765_TCP_ADDR": "10.0.0.11"}
     assert service_links(lone) == []
