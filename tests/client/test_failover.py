@@ -90,15 +90,7 @@ async def test_a_client_whose_node_is_killed_resumes_on_another(
         await one.wait()
         for text in sent[3:]:  # acknowledged by node two while alice is away
             await bob_room.send(text)
-        await collect(
-            alice_events,
-            1,
-            lambda e: (
-                isinstance(e, e2echat.ConnectionChanged)
-                and e.state is e2echat.ConnectionState.CONNECTED
-            ),
-            seconds=20,
-        )
+        await collect(alice_events, 1, connected, seconds=20)
         assert alice.url == url_two
         assert [m.text for m in await collect(inbox, 3)] == sent[3:]
         await room.send("after")
