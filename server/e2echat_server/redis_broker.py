@@ -87,6 +87,7 @@ class RedisBroker(LocalBroker[C], Generic[C]):
         self._beat_failing = False  # the last heartbeat failed
         self._beat_soon = asyncio.Event()  # renew the heartbeat now, not at its next turn
         self.outages = 0  # subscriptions lost (monitoring, tests)
+        self._bus_heard = 0  # answers read on the bus (the watchdog compares them)
         # The relay's hook for a ban made on another relay (operator_state.py).
         self.on_banned: Callable[[bytes, bool], None] = _ignore_ban
         self._barriers: dict[bytes, asyncio.Future[None]] = {}
@@ -262,28 +263,44 @@ class RedisBroker(LocalBroker[C], Generic[C]):
             await asyncio.sleep(next(pause, _RESUBSCRIBE_S[-1]))
 
     async def _follow(self, conn: Any) -> None:
-        """Apply every notice on the subscribed ``conn`` until it fails; a quarter window
-        with nothing on it brings a PING, and a second one with no answer counts as the
-        bus lost: a cut that neither closes nor resets the connection (a dead route, a
-        firewall dropping the flow) would otherwise leave this relay deaf to the others
-        with its clients still connected."""
-        quiet_s = self._keepalive_s / 4
-        pinged = False
+        """Apply every notice on the subscribed ``conn`` until it fails, or until the
+        watchdog finds it silent: a cut that neither closes nor resets the connection (a
+        dead route, a firewall dropping the flow) would otherwise leave this relay deaf
+        to the others with its clients still connected. Reading needs no timer per
+        notice this way, only a count."""
+        tasks = [
+            asyncio.create_task(self._read_bus(conn)),
+            asyncio.create_task(self._watch_bus(conn)),
+        ]
+        try:
+            done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in tasks:
+                task.cancel()
+        errors = [task.exception() for task in done]  # each ends only by failing
+        raise next(error for error in errors if error is not None)
+
+    async def _read_bus(self, conn: Any) -> None:
         while True:
-            answer = await conn.read_response(timeout=quiet_s)  # None: nothing came
-            if answer is None and pinged:
-                # After a stall of the loop the timer may fire in the very turn the answer
-                # came in, before it is read: look once more at what has arrived.
-                answer = await conn.read_response(timeout=0)
-            if answer is None:
-                if pinged:
-                    raise RedisTimeoutError(f"the bus answered no PING in {quiet_s:g} s")
+            answer = await conn.read_response(timeout=math.inf)
+            self._bus_heard += 1
+            if answer[0] == b"message":  # else the watchdog's PING answered: b"pong"
+                self._receive(answer[2])
+
+    async def _watch_bus(self, conn: Any) -> None:
+        """PING a bus quiet for a quarter window; raise if nothing came in the next."""
+        quiet_s = self._keepalive_s / 4
+        heard, pinged = self._bus_heard, False
+        while True:
+            await asyncio.sleep(quiet_s)
+            await asyncio.sleep(0)  # after a stall of the loop, what came in is read first
+            if self._bus_heard != heard:
+                heard, pinged = self._bus_heard, False
+            elif pinged:
+                raise RedisTimeoutError(f"the bus answered no PING in {quiet_s:g} s")
+            else:
                 await conn.send_command("PING")
                 pinged = True
-                continue
-            pinged = False
-            if answer[0] == b"message":  # else the PING's b"pong"
-                self._receive(answer[2])
 
     def _lost(self, error: BaseException) -> None:
         """The bus broke: close every connection (they may miss notices from here on),
