@@ -781,10 +781,9 @@ class Engine:
         elif isinstance(frame, Renamed):
             self._renamed(frame, out)
         elif isinstance(frame, Presence):
-            repeated = self.view.holds_presence(frame)
-            member = self.view.presence(frame)
+            member, changed = self.view.presence(frame)
             if member is not None:
-                if not repeated:
+                if changed:
                     out.events.append(ev.PresenceChanged(member))
                 if frame.status == "online":  # it can answer the key requests it missed
                     self._apply(self.session.member_online(frame.key, self.clock()), out)

@@ -272,21 +272,21 @@ class Projection:
         self._presence = {} if own is None else {self.me: own}
         return own
 
-    def holds_presence(self, frame: Presence) -> bool:
-        """Whether ``frame`` says what we hold of the key already (the relay sends each
-        listed member's text again after every member list)."""
-        return self._presence.get(frame.key) == (frame.status, frame.text)
-
-    def presence(self, frame: Presence) -> Member | None:
-        """Someone's presence changed; their member view, or None if we share no room."""
+    def presence(self, frame: Presence) -> tuple[Member | None, bool]:
+        """Someone's presence: their member view (None if we share no room) and whether
+        it changed (the relay sends each listed member's text again after every member
+        list: the same again changes nothing, and nothing is shown anew)."""
         room_id = next((r for r, s in self._rooms.items() if frame.key in s.members), None)
         if room_id is None:
-            return None  # not someone we share a room with: nothing to show, nothing to keep
-        self._presence[frame.key] = (frame.status, frame.text)
+            return None, False  # not someone we share a room with: nothing to show or keep
+        said = (frame.status, frame.text)
+        if self._presence.get(frame.key) == said:
+            return self.member(frame.key, room_id), False
+        self._presence[frame.key] = said
         for state in self._rooms.values():
             if frame.key in state.members:
                 self.refresh_member(state, frame.key)
-        return self.member(frame.key, room_id)
+        return self.member(frame.key, room_id), True
 
     def set_own_status(self, status: str, text: str | None) -> None:
         """The relay accepted our new status: show it on our own member entries."""
