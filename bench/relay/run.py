@@ -5,6 +5,7 @@
     uv run python bench/relay/run.py --only-1to1              # rooms of 2 only, 2 minutes
     uv run --group bench python bench/relay/run.py --only-1to1 --redis   # and a Redis node
     uv run --group bench python bench/relay/run.py --only-1to1 --uvloop  # and one on uvloop
+    uv run python bench/relay/run.py --only-1to1 --no-window   # and one without commit window
 
 The relay (SQLite store in a temporary directory, the default durable configuration) and
 the baseline are pinned to CPU 0, the load generator to CPU 1, so "one core" means one
@@ -13,9 +14,10 @@ file with ``appendfsync everysec``, also on CPU 0) runs every row too, its CPU c
 with the redis-server's; ``--svg`` then draws CPU per message of the three (``bench``
 dependency group). With ``--uvloop``, a second SQLite relay on uvloop (the server's
 ``uvloop`` extra, in the ``bench`` group) runs every row too; the first relay is always
-on asyncio's own loop, as is the baseline. Each figure is the median of ``--repeat``
-runs; CPU is the target's own CPU time over the measured window divided by its length
-(1.0 = one core saturated).
+on asyncio's own loop, as is the baseline. With ``--no-window``, a SQLite relay with
+``--commit-window-ms 0`` runs every row too (what the commit window saves). Each figure
+is the median of ``--repeat`` runs; CPU is the target's own CPU time over the measured
+window divided by its length (1.0 = one core saturated).
 """
 
 import argparse
@@ -41,6 +43,7 @@ SERVER_CPU, LOADGEN_CPU = 0, 1
 # not wait for replies) at the goal's 15k msgs/s and at 5k msgs/s for latency; 50 and
 # 500 = fan-out, closed loop. "gen. lag" is how late the open-loop generator's sends left
 # against their schedule (its own scheduling noise; 0 for closed loop).
+NO_WINDOW = ("--commit-window-ms", "0")
 FANOUT = [(2, 25, 8, 0), (2, 25, 0, 15_000), (2, 25, 0, 5_000), (50, 1, 8, 0), (500, 1, 8, 0)]
 
 
@@ -140,6 +143,11 @@ def main() -> None:
     parser.add_argument(
         "--uvloop", action="store_true", help="also a SQLite relay on uvloop (bench group)"
     )
+    parser.add_argument(
+        "--no-window",
+        action="store_true",
+        help="also a SQLite relay with --commit-window-ms 0",
+    )
     parser.add_argument("--svg", type=Path, default=None, help="draw CPU per message here")
     parser.add_argument(
         "--rates",
@@ -167,6 +175,10 @@ def main() -> None:
                 fast, fast_port = start(relay_argv(Path(data) / "uvloop", "uvloop"))
                 started.append(fast)
                 targets.append(("uvloop", fast_port, (fast.pid,)))
+            if opts.no_window:
+                eager, eager_port = start([*relay_argv(Path(data) / "eager"), *NO_WINDOW])
+                started.append(eager)
+                targets.append(("nowindow", eager_port, (eager.pid,)))
             targets.append(("baseline", baseline_port, (baseline.pid,)))
             for size, rooms, window, rate in loads:
                 if opts.only_1to1 and size != 2:
@@ -296,6 +308,7 @@ TARGET_NAMES = {
     "relay": "relay (SQLite)",
     "redis": "relay on Redis",
     "uvloop": "relay (SQLite) on uvloop",
+    "nowindow": "relay (SQLite), no commit window",
     "baseline": "baseline",
 }
 

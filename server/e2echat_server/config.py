@@ -97,6 +97,14 @@ class RelayConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_on
     ] = msgspec.field(default_factory=default_data_dir)
     memory: Annotated[bool, _about("keep state in memory only (lost on exit)")] = False
     fsync: Annotated[bool, _about("`synchronous=FULL`: also survive power loss")] = False
+    commit_window_ms: Annotated[
+        float,
+        _about(
+            "SQLite: while a commit is under way, writes gather for up to this long before the"
+            " next (fewer commits and socket writes per message under load, answers up to"
+            " this much later; 0: each loop turn's at once)"
+        ),
+    ] = 2.0
     redis: Annotated[
         str | None,
         _about(
@@ -272,6 +280,7 @@ class RelayConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_on
         _check(not (self.redis and self.memory), "redis", "cannot be combined with memory")
         _check(self.redis_replicas >= 0, "redis_replicas", "must be 0 or more")
         _check(not self.redis_replicas or self.redis is not None, "redis_replicas", "needs redis")
+        _check(0 <= self.commit_window_ms <= 100, "commit_window_ms", "must be 0..100")
         _check(self.redis_replica_timeout_s > 0, "redis_replica_timeout_s", "must be above 0")
         _check((self.tls_cert is None) == (self.tls_key is None), "tls_cert", "needs tls_key")
         _check(

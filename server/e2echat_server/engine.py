@@ -223,11 +223,19 @@ class Engine(Generic[C]):
 
 
 async def open_store(
-    memory: bool, data_dir: Path, fsync: bool, *, create: bool = False, repair: bool = False
+    memory: bool,
+    data_dir: Path,
+    fsync: bool,
+    *,
+    create: bool = False,
+    repair: bool = False,
+    commit_window_s: float,
 ) -> Store:
     """The single-node store the settings ask for: in memory, or SQLite under ``data_dir``
-    (locked; ``create`` and ``repair`` as in `SqliteStore.open`)."""
+    (locked; ``create``, ``repair`` and ``commit_window_s`` as in `SqliteStore.open`)."""
     if memory:
         return MemoryStore()
     synchronous = "FULL" if fsync else "NORMAL"
-    return await SqliteStore.open(data_dir, synchronous, create=create, repair=repair)
+    return await SqliteStore.open(
+        data_dir, synchronous, create=create, repair=repair, commit_window_s=commit_window_s
+    )

@@ -259,6 +259,7 @@ class Relay:
             config.fsync,
             create=config.create_db,
             repair=config.repair_db,
+            commit_window_s=config.commit_window_ms / 1000,
         )
         return Engine(store, LocalBroker(delivery.send), self.metrics)
 

@@ -115,6 +115,8 @@ def test_toml_file_accepts_dashes_and_rejects_unknown_keys(tmp_path: Path) -> No
         ({"redis_replicas": 1}, "'redis_replicas' needs redis"),
         ({"redis": "redis://r", "redis_replicas": -1}, "'redis_replicas' must be 0 or more"),
         ({"redis_replica_timeout_s": 0}, "'redis_replica_timeout_s' must be above 0"),
+        ({"commit_window_ms": -1}, "'commit_window_ms' must be 0..100"),
+        ({"commit_window_ms": 250}, "'commit_window_ms' must be 0..100"),
     ],
 )
 def test_bad_values_are_refused_with_the_setting_named(

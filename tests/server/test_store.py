@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 from e2echat_server.clock import now_ms
+from e2echat_server.config import RelayConfig
 from e2echat_server.store import (
     Envelope,
     LogMovedError,
@@ -22,6 +23,8 @@ from e2echat_server.store import (
 )
 
 ALICE, BOB = b"a" * 32, b"b" * 32
+COMMIT_WINDOW_S = RelayConfig().commit_window_ms / 1000
+WINDOW_UNDER_TEST = 0.2
 ROOM = b"r" * 16
 
 
@@ -42,8 +45,8 @@ async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator
     opened: Store
     if request.param == "memory":
         opened = MemoryStore()
-    elif request.param == "sqlite":
-        opened = await SqliteStore.open(tmp_path)
+    elif request.param == "sqlite":  # with the relay's commit window, as the relay runs it
+        opened = await SqliteStore.open(tmp_path, commit_window_s=COMMIT_WINDOW_S)
     else:
         opened = await RedisStore.open(request.getfixturevalue("redis_url"))
     yield opened
@@ -294,6 +297,49 @@ async def test_writes_queued_together_apply_in_order_and_trim_each_room(store: S
     assert [(e.seq, e.body) for e in history] == [(s, b"body-%d" % s) for s in range(61, 111)]
     assert await store.history(other, 0, 0, 1000) == []
     assert (await store.load()).room_seqs == {ROOM: 110}
+
+
+async def test_writes_made_during_a_commit_share_the_next_one(tmp_path: Path) -> None:
+    store = await SqliteStore.open(tmp_path, commit_window_s=WINDOW_UNDER_TEST)
+    try:
+        await store.create_room(room(), MemberRecord(ROOM, ALICE, 0))
+        commits, started = store.commits, asyncio.get_running_loop().time()
+        first = store.append(ROOM, envelope(1), keep=50)  # the writer is idle: at once
+        await asyncio.sleep(0)  # one loop turn: handed over, not yet committed
+        second = store.append(ROOM, envelope(2), keep=50)  # during the first's commit
+        await first
+        third = store.append(ROOM, envelope(3), keep=50)  # after it, inside the window
+        await asyncio.gather(second, third)
+        assert store.commits - commits == 2  # the first alone, then the other two together
+        assert asyncio.get_running_loop().time() - started >= WINDOW_UNDER_TEST
+        assert [e.seq for e in await store.history(ROOM, 0, 0, 10)] == [1, 2, 3]
+    finally:
+        await store.close()
+
+
+async def test_a_write_to_an_idle_writer_does_not_wait_for_the_window(tmp_path: Path) -> None:
+    store = await SqliteStore.open(tmp_path, commit_window_s=3600)
+    try:
+        await store.create_room(room(), MemberRecord(ROOM, ALICE, 0))
+        for seq in range(1, 6):  # each awaited before the next: a client awaiting each answer
+            await asyncio.wait_for(store.append(ROOM, envelope(seq), keep=50), 10)
+    finally:
+        await store.close()
+
+
+async def test_closing_commits_writes_still_gathering(tmp_path: Path) -> None:
+    store = await SqliteStore.open(tmp_path, commit_window_s=3600)
+    await store.create_room(room(), MemberRecord(ROOM, ALICE, 0))
+    first = store.append(ROOM, envelope(1), keep=50)
+    await asyncio.sleep(0)
+    gathering = store.append(ROOM, envelope(2), keep=50)  # waits for the window
+    await store.close()
+    await asyncio.wait_for(asyncio.gather(first, gathering), 10)
+    reopened = await SqliteStore.open(tmp_path)
+    try:
+        assert [e.seq for e in await reopened.history(ROOM, 0, 0, 10)] == [1, 2]
+    finally:
+        await reopened.close()
 
 
 async def test_the_wal_is_checkpointed_by_its_own_thread(tmp_path: Path) -> None:

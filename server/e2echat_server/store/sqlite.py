@@ -14,6 +14,15 @@ the time under load, so statements per batch (not per message) is what keeps the
 from making the loop wait; ``append`` also returns the job's future itself, so a message
 costs the loop no coroutine or task.
 
+Under load the hand-over itself waits: while a batch is still being committed, the jobs
+submitted meanwhile reach the writer one commit window (the relay's ``commit_window_ms``)
+after the previous hand-over instead of at the next loop turn. That delays their answers
+by up to the window and lets a window's messages share one transaction, one wake-up of
+the writer and of the loop, and one socket write per connection for their replies
+(docs/benchmarks.md measures what that saves). A job that finds the writer idle goes at
+once, so a lone request, or a client that waits for each answer before its next, is
+never held back.
+
 Checkpoints (copying the WAL into the main file, with fsyncs) run mostly on a second
 thread with its own connection, PASSIVE, every 50 ms: done wholly on the writer they
 stalled every commit queued behind them, which showed as the relay's p99 latency. A
@@ -76,12 +85,19 @@ class StoreClosedError(RuntimeError):
 class SqliteStore:
     """The Store interface over ``<data_dir>/relay.sqlite3``."""
 
-    def __init__(self, path: Path, lock: DataDirLock | None = None) -> None:
+    def __init__(
+        self, path: Path, lock: DataDirLock | None = None, commit_window_s: float = 0.0
+    ) -> None:
         """Use `SqliteStore.open`; this only prepares the fields."""
         self.path = path
         self._lock = lock
         self._jobs: queue.SimpleQueue[list[_Job] | None] = queue.SimpleQueue()
         self._pending: list[_Job] = []
+        self._commit_window_s = commit_window_s
+        self._unresolved = 0  # jobs handed to the writer whose batch has not resolved yet
+        self._handed_over_at = 0.0
+        self._hand_over_at: asyncio.TimerHandle | None = None
+        self.commits = 0  # transactions the writer has ended (monitoring, tests)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._closed = False
         self._thread: threading.Thread | None = None
@@ -98,10 +114,12 @@ class SqliteStore:
         *,
         create: bool = False,
         repair: bool = False,
+        commit_window_s: float = 0.0,
     ) -> "SqliteStore":
         """Lock the data directory, check the file (see `schema.prepare`: ``create`` and
         ``repair`` allow what it otherwise refuses), create or migrate its schema, and
-        start the writer and checkpointer.
+        start the writer and checkpointer. ``commit_window_s``: how long jobs submitted
+        during a commit gather before the next (0: each loop turn's go at once).
 
         Raises StartRefusedError if the directory is locked or the file is refused, and
         OSError or sqlite3.Error if it cannot be used.
@@ -114,7 +132,7 @@ class SqliteStore:
         except BaseException:
             lock.release()
             raise
-        store = cls(path, lock)
+        store = cls(path, lock, commit_window_s)
         store._loop = asyncio.get_running_loop()
         store._thread = threading.Thread(
             target=store._run, args=(db,), name="e2echat-store", daemon=True
@@ -155,18 +173,26 @@ class SqliteStore:
             future.set_exception(StoreClosedError("the store is closed"))
             return future
         if not self._pending:
-            loop.call_soon(self._hand_over)
+            if self._unresolved and self._commit_window_s:
+                at = self._handed_over_at + self._commit_window_s
+                self._hand_over_at = loop.call_at(at, self._hand_over)
+            else:
+                loop.call_soon(self._hand_over)
         self._pending.append((job, future, isolated))
         return future
 
     def _hand_over(self) -> None:
-        """Pass every job submitted during this loop iteration to the writer at once.
+        """Pass every job submitted since the last hand-over to the writer at once.
 
-        One wake-up of the writer thread per loop iteration, not per job: the jobs of all
-        connections served in the iteration share a transaction (group commit).
+        One wake-up of the writer thread per loop iteration (or per commit window while
+        the writer is busy), not per job: the jobs of all connections served meanwhile
+        share a transaction (group commit).
         """
         jobs, self._pending = self._pending, []
         if jobs:
+            assert self._loop is not None
+            self._unresolved += len(jobs)
+            self._handed_over_at = self._loop.time()
             self._jobs.put(jobs)
 
     def _run(self, db: sqlite3.Connection) -> None:
@@ -225,8 +251,19 @@ class SqliteStore:
             if db.in_transaction:
                 db.execute("ROLLBACK")
             results = [(False, exc)] * len(batch)
+        self.commits += 1
         assert self._loop is not None
-        self._loop.call_soon_threadsafe(_resolve, [job[1] for job in batch], results)
+        self._loop.call_soon_threadsafe(self._resolve, [job[1] for job in batch], results)
+
+    def _resolve(self, futures: list[asyncio.Future[Any]], results: list[tuple[bool, Any]]) -> None:
+        self._unresolved -= len(futures)
+        for future, (ok, value) in zip(futures, results, strict=True):
+            if future.done():
+                continue
+            if ok:
+                future.set_result(value)
+            else:
+                future.set_exception(value)
 
     async def load(self) -> Snapshot:
         def read(db: sqlite3.Connection) -> Snapshot:
@@ -492,6 +529,8 @@ class SqliteStore:
         self._stop_checkpoints.set()
         if self._checkpointer is not None:
             await asyncio.to_thread(self._checkpointer.join)
+        if self._hand_over_at is not None:
+            self._hand_over_at.cancel()
         if self._pending:
             self._hand_over()
         self._jobs.put(None)
@@ -556,16 +595,6 @@ def _append_rows(db: sqlite3.Connection, rows: list[_Row]) -> None:
     for room, (seq, keep) in newest.items():
         if seq > keep:
             db.execute("DELETE FROM messages WHERE room = ? AND seq <= ?", (room, seq - keep))
-
-
-def _resolve(futures: list[asyncio.Future[Any]], results: list[tuple[bool, Any]]) -> None:
-    for future, (ok, value) in zip(futures, results, strict=True):
-        if future.done():
-            continue
-        if ok:
-            future.set_result(value)
-        else:
-            future.set_exception(value)
 
 
 def _log_has(db: sqlite3.Connection, room: bytes, length: int) -> bool:
