@@ -2,7 +2,9 @@
 
 `blackhole` is the cut that no socket error reports: the flows open at that moment stay
 open and carry nothing either way from then on (what is sent into them is dropped), as
-when a route dies or a firewall forgets the flows, while new connections pass. A `gate`
+when a route dies or a firewall forgets the flows, while new connections pass. With
+`cut_on` set, a flow dies that way as it carries those bytes towards the target: the
+route failing in the middle of an exchange (`unanswered` gets what it ate). A `gate`
 holds every new connection until it is set, to catch a relay in its start.
 """
 
@@ -24,6 +26,8 @@ class Forwarder:
     target_port: int
     gate: asyncio.Event | None = None
     accepted: asyncio.Event = field(default_factory=asyncio.Event)  # a first connection came
+    cut_on: bytes | None = None
+    unanswered: asyncio.Queue[bytes] = field(default_factory=asyncio.Queue)
     _flows: list[_Flow] = field(default_factory=list)
     _server: asyncio.Server | None = None
 
@@ -60,6 +64,9 @@ class Forwarder:
         async def pipe(source: asyncio.StreamReader, sink: asyncio.StreamWriter) -> None:
             with contextlib.suppress(OSError):
                 while data := await source.read(65536):
+                    if self.cut_on is not None and source is reader and self.cut_on in data:
+                        flow.dead = True
+                        self.unanswered.put_nowait(data)
                     if not flow.dead:  # a dead flow drops what it carries, silently
                         sink.write(data)
                         await sink.drain()

@@ -2,6 +2,7 @@
 client whose node is killed (SIGKILL), or cut off from Redis without a word, resumes on
 another node of the cluster with every message, none twice."""
 
+import asyncio
 import os
 import random
 from collections.abc import Iterator
@@ -144,3 +145,25 @@ async def test_a_node_cut_off_from_redis_without_an_error_sends_its_clients_on(
         await room.send("after")
         assert [m.text for m in await room.history()] == ["before", "while cut", "after"]
         await forwarder.close()  # the dead flows end: node one stops without waiting on them
+
+
+async def test_a_node_whose_subscription_is_never_confirmed_subscribes_again(
+    redis: RedisServer, tmp_path: Path
+) -> None:
+    """The route dies again while node one subscribes anew, after the connection opened
+    and before Redis confirmed the SUBSCRIBE. Node one must give that connection up
+    within the keepalive window and subscribe on a fresh one; waiting on it forever
+    would keep the node refusing clients (503) long after Redis is reachable."""
+    forwarder = Forwarder(redis.port)
+    cut_url = f"redis://127.0.0.1:{await forwarder.start()}/0"
+    window = msgspec.structs.replace(  # a keepalive window of 2 s
+        node_config(cut_url, tmp_path / "one"), ping_interval_s=1.0, ping_timeout_s=1.0
+    )
+    async with watching("e2echat_server") as log, Relay(window):
+        forwarder.cut_on = b"SUBSCRIBE"
+        assert forwarder.blackhole() > 0
+        await log.wait(lambda r: r.getMessage() == "bus_lost")
+        await asyncio.wait_for(forwarder.unanswered.get(), 10)  # its next SUBSCRIBE, eaten
+        forwarder.cut_on = None  # the route is back: only that connection stays dead
+        await log.wait(lambda r: r.getMessage() == "bus_restored")
+        await forwarder.close()
