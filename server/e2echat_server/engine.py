@@ -185,8 +185,9 @@ class Engine(Generic[C]):
     )
 
     def store_failed(self, operation: str, error: str) -> None:
-        """Log a failed store call (throttled per operation)."""
-        self.store_failures.log(operation, op=operation, error=error)
+        """Log a failed store call, throttled per operation and error type: a second kind
+        of failure while the first floods is news, and must not wait for its window."""
+        self.store_failures.log(f"{operation} {error}", op=operation, error=error)
 
     async def call(self, operation: str, work: Awaitable[_T]) -> _T:
         """Await a store call, timing it; a failure becomes `unavailable` (and is logged)."""

@@ -5,6 +5,8 @@ import logging
 
 import pytest
 from e2echat_server import Relay, RelayConfig
+from e2echat_server.engine import Engine, LocalBroker
+from e2echat_server.metrics import Metrics
 from e2echat_server.store import Envelope, MemberRecord, MemoryStore
 
 from e2echat.protocol import (
@@ -70,6 +72,17 @@ async def test_a_failing_store_is_logged_once_per_operation_per_window(
     failed = [r.fields for r in caplog.records if r.getMessage() == "store_failed"]  # type: ignore[attr-defined]
     assert sorted(f["op"] for f in failed) == ["add_member", "append"]
     assert {f["error"] for f in failed} == {"OSError"}
+
+
+def test_a_new_kind_of_store_failure_is_logged_while_the_first_is_throttled(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.ERROR, logger="e2echat_server")
+    engine = Engine(MemoryStore(), LocalBroker(lambda conns, data, skip: 0), Metrics())
+    for error in ("OSError", "OSError", "TimeoutError", "OSError"):
+        engine.store_failed("append", error)
+    failed = [r.fields for r in caplog.records if r.getMessage() == "store_failed"]  # type: ignore[attr-defined]
+    assert [f["error"] for f in failed] == ["OSError", "TimeoutError"]
 
 
 async def test_a_relay_bug_is_internal_and_the_session_survives(
