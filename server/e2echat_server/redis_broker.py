@@ -243,14 +243,15 @@ class RedisBroker(LocalBroker[C], Generic[C]):
 
         Before the first subscription a refusal (credentials, ACL) ends it, for `start`
         to raise; any other failure, and every later one, is an outage, retried. So is
-        a subscription not confirmed within the keepalive window: a connection that
+        a subscription not confirmed within half the keepalive window: a connection that
         Redis never answers (a route that died after it opened) must not hold the node
         down for good once Redis is reachable again."""
         pause = iter(_RESUBSCRIBE_S)
         while True:
             conn = self._subscriber.connection_pool.make_connection()  # type: ignore[no-untyped-call]
             try:
-                async with asyncio.timeout(self._keepalive_s):  # a flow that carries nothing
+                # Half the window: a start that waits the whole window has logged why.
+                async with asyncio.timeout(self._keepalive_s / 2):
                     await conn.connect()
                     await conn.send_command("SUBSCRIBE", self._keys.bus)
                     await conn.read_response(timeout=math.inf)  # subscribed from here on

@@ -19,9 +19,9 @@ submitted meanwhile reach the writer one commit window (the relay's ``commit_win
 after the previous hand-over instead of at the next loop turn. That delays their answers
 by up to the window and lets a window's messages share one transaction, one wake-up of
 the writer and of the loop, and one socket write per connection for their replies
-(docs/benchmarks.md measures what that saves). A job that finds the writer idle goes at
-once, so a lone request, or a client that waits for each answer before its next, is
-never held back.
+(docs/benchmarks.md measures what that saves). A job submitted while nothing is in
+flight or gathering goes at once, so at low load a request, or a client that waits for
+each answer before its next, is not held back; under load any job may wait the window.
 
 Checkpoints (copying the WAL into the main file, with fsyncs) run mostly on a second
 thread with its own connection, PASSIVE, every 50 ms: done wholly on the writer they
