@@ -68,13 +68,14 @@ class SendPipeline:
         )
         self._inflight.append((write, session, frame, envelope, time.perf_counter()))
         session.inflight += 1
-        write.add_done_callback(self._finish)
+        if len(self._inflight) == 1:  # the front: only it needs to call back
+            write.add_done_callback(self._finish)
 
     def _finish(self, _: object) -> None:
-        """Fan out and acknowledge every completed send at the front of the pipeline."""
+        """Fan out and acknowledge every completed send at the front of the pipeline, then
+        wait on the new front: one callback per batch a commit completes, not one per
+        message (each costs a loop callback of its own)."""
         inflight = self._inflight
-        if not inflight or not inflight[0][0].done():
-            return
         metrics, output, finished = self._engine.metrics, self._output, time.perf_counter()
         while inflight and inflight[0][0].done():
             write, session, frame, envelope, started = inflight.popleft()
@@ -103,6 +104,8 @@ class SendPipeline:
                 if not session.drained.done():  # a bounded wait may have given up on it
                     session.drained.set_result(None)
                 session.drained = None
+        if inflight:
+            inflight[0][0].add_done_callback(self._finish)
 
     async def drain(self, session: Session) -> None:
         """Wait until this connection's pipelined sends are acknowledged (to keep order)."""
