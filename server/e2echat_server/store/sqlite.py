@@ -96,7 +96,7 @@ class SqliteStore:
         self._commit_window_s = commit_window_s
         self._unresolved = 0  # jobs handed to the writer whose batch has not resolved yet
         self._handed_over_at = 0.0
-        self._hand_over_at: asyncio.TimerHandle | None = None
+        self._hand_over_timer: asyncio.TimerHandle | None = None
         self.commits = 0  # transactions the writer has ended (monitoring, tests)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._closed = False
@@ -175,7 +175,7 @@ class SqliteStore:
         if not self._pending:
             if self._unresolved and self._commit_window_s:
                 at = self._handed_over_at + self._commit_window_s
-                self._hand_over_at = loop.call_at(at, self._hand_over)
+                self._hand_over_timer = loop.call_at(at, self._hand_over)
             else:
                 loop.call_soon(self._hand_over)
         self._pending.append((job, future, isolated))
@@ -529,8 +529,8 @@ class SqliteStore:
         self._stop_checkpoints.set()
         if self._checkpointer is not None:
             await asyncio.to_thread(self._checkpointer.join)
-        if self._hand_over_at is not None:
-            self._hand_over_at.cancel()
+        if self._hand_over_timer is not None:
+            self._hand_over_timer.cancel()
         if self._pending:
             self._hand_over()
         self._jobs.put(None)
