@@ -283,6 +283,27 @@ async def test_sqlite_failed_job_is_isolated_and_closed_store_refuses(tmp_path: 
         await store.load()
 
 
+async def test_a_connection_that_cannot_roll_back_fails_its_batch_and_is_replaced(
+    tmp_path: Path,
+) -> None:
+    """A job that leaves the writer's connection unusable (here: closed, so even ROLLBACK
+    fails) fails its own batch with its error; the writer opens a new connection and the
+    next write commits, where the writer thread used to die and leave it waiting."""
+    store = await SqliteStore.open(tmp_path)
+    try:
+
+        def breaks(db: sqlite3.Connection) -> None:
+            db.close()
+            raise sqlite3.OperationalError("disk I/O error")
+
+        with pytest.raises(sqlite3.OperationalError, match="disk I/O error"):
+            await asyncio.wait_for(store._submit(breaks), 10)
+        await asyncio.wait_for(store.put_user(user(ALICE)), 10)
+        assert [u.key for u in (await store.load()).users] == [ALICE]
+    finally:
+        await asyncio.wait_for(store.close(), 10)
+
+
 async def test_writes_queued_together_apply_in_order_and_trim_each_room(store: Store) -> None:
     other = b"o" * 16
     await store.create_room(room(), MemberRecord(ROOM, ALICE, 0))

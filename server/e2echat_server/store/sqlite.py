@@ -135,7 +135,7 @@ class SqliteStore:
         store = cls(path, lock, commit_window_s)
         store._loop = asyncio.get_running_loop()
         store._thread = threading.Thread(
-            target=store._run, args=(db,), name="e2echat-store", daemon=True
+            target=store._run, args=(db, synchronous), name="e2echat-store", daemon=True
         )
         store._thread.start()
         store._checkpointer = threading.Thread(
@@ -195,7 +195,7 @@ class SqliteStore:
             self._handed_over_at = self._loop.time()
             self._jobs.put(jobs)
 
-    def _run(self, db: sqlite3.Connection) -> None:
+    def _run(self, db: sqlite3.Connection, synchronous: str) -> None:
         try:
             while True:
                 first = self._jobs.get()
@@ -212,15 +212,22 @@ class SqliteStore:
                         stop = True
                         break
                     batch += more
-                self._run_batch(db, batch)
+                if not self._run_batch(db, batch):
+                    db = self._reopened(db, synchronous)
                 if stop:
                     break
         finally:
-            db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            with contextlib.suppress(sqlite3.Error):  # a broken connection: nothing to copy
+                db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
             db.close()
 
-    def _run_batch(self, db: sqlite3.Connection, batch: list[_Job]) -> None:
-        """Run every job in one transaction, in order; isolated ones in their own savepoint."""
+    def _run_batch(self, db: sqlite3.Connection, batch: list[_Job]) -> bool:
+        """Run every job in one transaction, in order; isolated ones in their own savepoint.
+
+        Return False if the connection could not even undo a failed batch: its state is
+        then unknown, and it must not take another job.
+        """
+        usable = True
         results: list[tuple[bool, Any]] = []
         rows: list[_Row] = []
         try:
@@ -248,12 +255,29 @@ class SqliteStore:
                 _append_rows(db, rows)
             db.execute("COMMIT")
         except Exception as exc:  # the batch failed as a whole: nothing of it is durable
-            if db.in_transaction:
-                db.execute("ROLLBACK")
             results = [(False, exc)] * len(batch)
+            try:
+                if db.in_transaction:
+                    db.execute("ROLLBACK")
+            except sqlite3.Error:
+                usable = False
         self.commits += 1
         assert self._loop is not None
         self._loop.call_soon_threadsafe(self._resolve, [job[1] for job in batch], results)
+        return usable
+
+    def _reopened(self, db: sqlite3.Connection, synchronous: str) -> sqlite3.Connection:
+        """A new connection in place of one that failed to roll back (closing it discards
+        its transaction), so one fault fails its own batch instead of stopping the writer
+        with every later job waiting forever. If the file cannot be opened now, the closed
+        connection stays: the next batch fails at once with a clear error and tries again.
+        """
+        with contextlib.suppress(sqlite3.Error):
+            db.close()
+        try:
+            return _connect(self.path, synchronous)
+        except (OSError, sqlite3.Error):
+            return db
 
     def _resolve(self, futures: list[asyncio.Future[Any]], results: list[tuple[bool, Any]]) -> None:
         self._unresolved -= len(futures)
