@@ -33,10 +33,9 @@ the owner has validated the last (``MemberValidated``), then disconnects (all at
 Relay CPU (user + system, from /proc/PID/stat) is read around the joins of a batch
 only, so connecting and authenticating are not counted as joins (they are given per
 connection apart); the load generator's CPU (this process, the owner, and the workers)
-likewise. The same-run baseline is a batch of the same joins into rooms that hold only
-their owner (one room per joiner, at most 20: the owner creates them within its
-connection's burst). The build time counts everything: every batch's connects, joins
-and disconnects.
+likewise. The same-run baseline is the same joins into rooms that hold only their owner
+(one room per joiner, 150 of them, joined in batches of ``--batch`` like the curve).
+The build time counts everything: every batch's connects, joins and disconnects.
 
 At the end one library ``Client`` joins the full room (it validates the whole log):
 its wall time and the relay's CPU for it.
@@ -49,7 +48,7 @@ import sys
 import tempfile
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 
 from bench_rooms import new_client
@@ -58,9 +57,12 @@ from relay_process import cpu_seconds, start_relay
 
 import e2echat
 
-BASELINE_ROOMS = 20
-"""Rooms of the baseline: the owner creates them, two frames each (`create_room`, then
-its `create` entry), within its connection's burst of 60 frames."""
+BASELINE_JOINS = 150
+"""Joins of the baseline, one room each: at about 1 ms of relay CPU per join, some 15
+clock ticks of /proc/PID/stat in all, where 20 joins read 0.5 or 1.0 ms."""
+OWNER_BURST = 1000
+"""Frames the owner may send at once: two per baseline room (`create_room`, then its
+`create` entry), beyond the default burst of 60."""
 
 
 def own_cpu() -> float:
@@ -84,6 +86,8 @@ async def start_joins_relay(data: Path, members: int) -> tuple[asyncio.subproces
         str(data),
         "--new-keys-burst",  # every joiner is a new identity from 127.0.0.1
         "100000",
+        "--burst",
+        str(OWNER_BURST),
         "--max-members",  # the default is 1,000
         str(max(members + 1, 1000)),  # and the library client that joins last
         python_options=["-m", "cProfile", "-o", profile] if profile else [],
@@ -173,9 +177,13 @@ async def measure(members: int, batch: int, workers: int, lanes: int, home: Path
     try:
         owner = Owner(client)
         # The baseline: the same joins into rooms that hold only their owner.
-        small = [f"small-{i}" for i in range(min(batch, BASELINE_ROOMS))]
+        small = [f"small-{i}" for i in range(BASELINE_JOINS)]
         small_joins = [(name, (await client.create(name, secret=True)).invite()) for name in small]
-        baseline = await run_batch(url, pid, owner, players, small_joins, 1_000_000, lanes)
+        parts = []
+        for i in range(0, BASELINE_JOINS, batch):
+            joins = small_joins[i : i + batch]
+            parts.append(await run_batch(url, pid, owner, players, joins, 1_000_000 + i, lanes))
+        baseline = combined(parts)
         big = await client.create("big", secret=True)
         invite = big.invite()
         curve: list[Batch] = []
@@ -211,6 +219,11 @@ async def measure(members: int, batch: int, workers: int, lanes: int, home: Path
         await asyncio.gather(*(player.stop() for player in players))
         process.terminate()
         await process.wait()
+
+
+def combined(batches: list[Batch]) -> Batch:
+    """The batches as one: every count and time summed."""
+    return Batch(0, *(sum(getattr(b, f.name) for b in batches) for f in fields(Batch)[1:]))
 
 
 def per_join_ms(batch: Batch, field: str) -> float:
