@@ -100,8 +100,8 @@ class RelayConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_on
     commit_window_ms: Annotated[
         float,
         _about(
-            "SQLite: while a commit is under way, writes gather for up to this long before the"
-            " next (fewer commits and socket writes per message under load, answers up to"
+            "SQLite: while a commit is under way, room messages gather for up to this long"
+            " before the next (fewer commits and socket writes per message under load, answers up to"
             " this much later; 0: each loop turn's at once)"
         ),
     ] = 2.0

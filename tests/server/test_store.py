@@ -363,6 +363,22 @@ async def test_closing_commits_writes_still_gathering(tmp_path: Path) -> None:
         await reopened.close()
 
 
+async def test_a_request_does_not_wait_for_the_window_and_takes_gathered_rows_along(
+    tmp_path: Path,
+) -> None:
+    store = await SqliteStore.open(tmp_path, commit_window_s=3600)
+    try:
+        await store.create_room(room(), MemberRecord(ROOM, ALICE, 0))
+        first = store.append(ROOM, envelope(1), keep=50)  # the writer is idle: at once
+        await asyncio.sleep(0)  # handed over, not yet committed
+        gathering = store.append(ROOM, envelope(2), keep=50)  # would wait the hour
+        history = await asyncio.wait_for(store.history(ROOM, 0, 0, 10), 10)
+        assert [e.seq for e in history] == [1, 2]  # the row went in the request's batch
+        await asyncio.wait_for(asyncio.gather(first, gathering), 10)
+    finally:
+        await store.close()
+
+
 async def test_the_wal_is_checkpointed_by_its_own_thread(tmp_path: Path) -> None:
     store = await SqliteStore.open(tmp_path, checkpoint_every_s=0.01)
     try:

@@ -14,14 +14,17 @@ the time under load, so statements per batch (not per message) is what keeps the
 from making the loop wait; ``append`` also returns the job's future itself, so a message
 costs the loop no coroutine or task.
 
-Under load the hand-over itself waits: while a batch is still being committed, the jobs
-submitted meanwhile reach the writer one commit window (the relay's ``commit_window_ms``)
-after the previous hand-over instead of at the next loop turn. That delays their answers
-by up to the window and lets a window's messages share one transaction, one wake-up of
-the writer and of the loop, and one socket write per connection for their replies
-(docs/benchmarks.md measures what that saves). A job submitted while nothing is in
-flight or gathering goes at once, so at low load a request, or a client that waits for
-each answer before its next, is not held back; under load any job may wait the window.
+Under load the hand-over of room messages waits: while a batch is still being committed,
+the messages appended meanwhile reach the writer one commit window (the relay's
+``commit_window_ms``) after the previous hand-over instead of at the next loop turn.
+That delays their answers by up to the window and lets a window's messages share one
+transaction, one wake-up of the writer and of the loop, and one socket write per
+connection for their replies (docs/benchmarks.md measures what that saves). A message
+appended while nothing is in flight goes at once, so a client that waits for each answer
+before its next is not held back. Any other job (a join, a history page, a mailbox
+entry) never waits: it hands over at the next loop turn and takes the messages gathered
+so far along. A join makes several store calls in turn, and each waiting out the window
+made joins into a busy relay slower and their log appends conflict more often.
 
 Checkpoints (copying the WAL into the main file, with fsyncs) run mostly on a second
 thread with its own connection, PASSIVE, every 50 ms: done wholly on the writer they
@@ -96,7 +99,8 @@ class SqliteStore:
         self._commit_window_s = commit_window_s
         self._unresolved = 0  # jobs handed to the writer whose batch has not resolved yet
         self._handed_over_at = 0.0
-        self._hand_over_timer: asyncio.TimerHandle | None = None
+        self._hand_over_call: asyncio.Handle | None = None  # set while jobs are pending
+        self._gathering = False  # that call waits out the commit window
         self.commits = 0  # transactions the writer has ended (monitoring, tests)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._closed = False
@@ -172,13 +176,22 @@ class SqliteStore:
         if self._closed or self._loop is None:
             future.set_exception(StoreClosedError("the store is closed"))
             return future
-        if not self._pending:
-            if self._unresolved and self._commit_window_s:
-                at = self._handed_over_at + self._commit_window_s
-                self._hand_over_timer = loop.call_at(at, self._hand_over)
-            else:
-                loop.call_soon(self._hand_over)
         self._pending.append((job, future, isolated))
+        # Only room messages wait out the window: a request (a join, a history page) is
+        # one write among many, gains nothing from company, and takes the messages
+        # gathered so far along at the next loop turn.
+        is_row = isinstance(job, tuple)
+        if self._hand_over_call is None:
+            self._gathering = is_row and self._unresolved > 0 and self._commit_window_s > 0
+            if self._gathering:
+                at = self._handed_over_at + self._commit_window_s
+                self._hand_over_call = loop.call_at(at, self._hand_over)
+            else:
+                self._hand_over_call = loop.call_soon(self._hand_over)
+        elif self._gathering and not is_row:
+            self._hand_over_call.cancel()
+            self._gathering = False
+            self._hand_over_call = loop.call_soon(self._hand_over)
         return future
 
     def _hand_over(self) -> None:
@@ -188,6 +201,7 @@ class SqliteStore:
         the writer is busy), not per job: the jobs of all connections served meanwhile
         share a transaction (group commit).
         """
+        self._hand_over_call = None
         jobs, self._pending = self._pending, []
         if jobs:
             assert self._loop is not None
@@ -553,8 +567,8 @@ class SqliteStore:
         self._stop_checkpoints.set()
         if self._checkpointer is not None:
             await asyncio.to_thread(self._checkpointer.join)
-        if self._hand_over_timer is not None:
-            self._hand_over_timer.cancel()
+        if self._hand_over_call is not None:
+            self._hand_over_call.cancel()
         if self._pending:
             self._hand_over()
         self._jobs.put(None)
