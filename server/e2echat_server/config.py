@@ -101,8 +101,8 @@ class RelayConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_on
         float,
         _about(
             "SQLite: while a commit is under way, room messages gather for up to this long"
-            " before the next (fewer commits and socket writes per message under load, answers up to"
-            " this much later; 0: each loop turn's at once)"
+            " before the next (fewer commits and socket writes per message under load,"
+            " answers up to this much later; 0: each loop turn's at once)"
         ),
     ] = 2.0
     redis: Annotated[
