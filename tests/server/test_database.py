@@ -11,13 +11,14 @@ from click.testing import CliRunner
 from e2echat_server.cli import EXIT_REFUSED, app
 from e2echat_server.datadir import DataDirLock, StartRefusedError
 from e2echat_server.store import (
+    Envelope,
     MemberRecord,
     RoomDeletionRecord,
     RoomRecord,
     SqliteStore,
     UserRecord,
 )
-from e2echat_server.store.schema import APPLICATION_ID, CURRENT
+from e2echat_server.store.schema import APPLICATION_ID, CURRENT, MIGRATIONS
 
 from tests.server.test_process import relay_process
 
@@ -298,23 +299,39 @@ async def test_a_version_1_file_gains_the_room_log(tmp_path: Path) -> None:
 
 
 async def test_a_version_3_file_gains_the_room_deletion_notices(tmp_path: Path) -> None:
-    store = await SqliteStore.open(tmp_path)
-    await store.put_user(UserRecord(ALICE, "alice", 1, b"p" * 32, b"s" * 64))
-    await store.close()
+    v0_database(tmp_path / "relay.sqlite3")  # user0 (ALICE) in the room "lobby"
     db = sqlite3.connect(tmp_path / "relay.sqlite3")  # as a relay of schema 3 left it
-    db.execute("DROP TABLE room_deletions")
+    for step in (1, 2, 3):
+        MIGRATIONS[step](db)
     db.execute("PRAGMA user_version=3")
     db.commit()
     db.close()
     store = await SqliteStore.open(tmp_path)
-    await store.create_room(
-        RoomRecord(ROOM, "lobby", "", 5, True, "open", None, None, 0), MemberRecord(ROOM, ALICE, 0)
-    )
     deletion = RoomDeletionRecord(ROOM, "Spam.", 1, 2)
     await store.delete_room(ROOM, deletion, [ALICE])
     assert await store.deletions(ALICE, 1) == [deletion]
-    assert [u.name for u in (await store.load()).users] == ["alice"]
+    assert [u.name for u in (await store.load()).users] == ["user0"]
     await store.close()
     db = sqlite3.connect(tmp_path / "relay.sqlite3")
-    assert db.execute("PRAGMA user_version").fetchone()[0] == CURRENT == 4
+    assert db.execute("PRAGMA user_version").fetchone()[0] == CURRENT == 5
     db.close()
+
+
+async def test_history_from_before_the_ring_is_read_then_laid_out_by_the_next_message(
+    tmp_path: Path,
+) -> None:
+    v0_database(tmp_path / "relay.sqlite3", messages=12)  # kept under schema 4: seq = slot
+    store = await SqliteStore.open(tmp_path)
+    try:
+        assert (await store.load()).room_seqs == {ROOM: 12}
+        assert [e.seq for e in await store.history(ROOM, 0, 0, 100)] == list(range(1, 13))
+        assert [e.seq for e in await store.history(ROOM, 10, 0, 100)] == [11, 12]
+        await store.append(ROOM, Envelope(13, 0, ALICE, b"MARK000013"), keep=5)
+        assert [e.seq for e in await store.history(ROOM, 0, 0, 100)] == [9, 10, 11, 12, 13]
+        assert (await store.history(ROOM, 8, 0, 1))[0].body.startswith(b"MARK000009")
+    finally:
+        await store.close()
+    db = sqlite3.connect(tmp_path / "relay.sqlite3")
+    rows = db.execute("SELECT slot, seq FROM messages ORDER BY seq").fetchall()
+    db.close()
+    assert rows == [(seq % 5, seq) for seq in range(9, 14)]  # nothing older stays on disk

@@ -103,6 +103,57 @@ async def test_history_is_ordered_bounded_by_count_and_filtered_by_age(store: St
     assert (await store.load()).room_seqs == {ROOM: 7}
 
 
+async def test_history_reads_in_order_across_where_the_kept_messages_wrap(store: Store) -> None:
+    await store.create_room(room(), MemberRecord(ROOM, ALICE, 0))
+    for seq in range(1, 14):  # 13 messages, 5 kept: 9..13, overwriting older ones in turn
+        await store.append(ROOM, envelope(seq, ts=seq * 100), keep=5)
+    assert [e.seq for e in await store.history(ROOM, 0, 0, 100)] == [9, 10, 11, 12, 13]
+    assert [e.seq for e in await store.history(ROOM, 0, 0, 2)] == [9, 10]
+    assert [e.seq for e in await store.history(ROOM, 9, 0, 3)] == [10, 11, 12]
+    assert [e.seq for e in await store.history(ROOM, 12, 0, 100)] == [13]
+    assert await store.history(ROOM, 13, 0, 100) == []
+    assert [e.body for e in await store.history(ROOM, 10, 1200, 100)] == [b"body-12", b"body-13"]
+    assert await store.retract(ROOM, 11, ALICE) == "removed"
+    assert await store.retract(ROOM, 6, ALICE) == "absent"  # overwritten by 11 before
+    assert await store.prune(1000) == 1  # 9; 10 is young enough and stops the walk
+    assert [e.seq for e in await store.history(ROOM, 0, 0, 100)] == [10, 12, 13]
+    assert await store.prune(1250) == 2  # across the wrap: 10, then 12
+    assert [e.seq for e in await store.history(ROOM, 0, 0, 100)] == [13]
+    assert (await store.load()).room_seqs == {ROOM: 13}
+
+
+async def test_a_new_history_count_keeps_the_newest_messages(store: Store) -> None:
+    await store.create_room(room(), MemberRecord(ROOM, ALICE, 0))
+    for seq in range(1, 11):
+        await store.append(ROOM, envelope(seq), keep=5)
+    await store.append(ROOM, envelope(11), keep=3)  # a relay restarted with fewer kept
+    assert [e.seq for e in await store.history(ROOM, 0, 0, 100)] == [9, 10, 11]
+    for seq in range(12, 20):  # and then with more: the gap fills from new messages
+        await store.append(ROOM, envelope(seq), keep=8)
+    assert [e.seq for e in await store.history(ROOM, 0, 0, 100)] == list(range(12, 20))
+    assert [e.seq for e in await store.history(ROOM, 14, 0, 2)] == [15, 16]
+
+
+async def test_sqlite_keeps_no_message_older_than_the_newest_numbers(tmp_path: Path) -> None:
+    """A number no message took (a write that failed keeps its seq) would leave its slot
+    to the message ``keep`` before it: SQLite keeps the newest ``keep`` numbers' messages,
+    nothing older, in history or on disk."""
+    store = await SqliteStore.open(tmp_path)
+    try:
+        await store.create_room(room(), MemberRecord(ROOM, ALICE, 0))
+        for seq in (1, 2, 3, 5, 6):  # 4 was taken by a write that failed
+            await store.append(ROOM, envelope(seq), keep=3)
+        assert [e.seq for e in await store.history(ROOM, 0, 0, 100)] == [5, 6]
+        for seq in (7, 20):  # a long gap: every older message is past the newest 3
+            await store.append(ROOM, envelope(seq), keep=3)
+        assert [e.seq for e in await store.history(ROOM, 0, 0, 100)] == [20]
+    finally:
+        await store.close()
+    db = sqlite3.connect(store.path)
+    assert db.execute("SELECT seq FROM messages").fetchall() == [(20,)]
+    db.close()
+
+
 async def test_only_the_sender_retracts_a_stored_message(store: Store) -> None:
     await store.create_room(room(), MemberRecord(ROOM, ALICE, 0))
     for seq in range(1, 4):

@@ -17,7 +17,9 @@ Schema versions: 0 is the first released layout (no version recorded); 1 stamps
 ``application_id`` and ``user_version``, so a foreign SQLite file is told from ours; 2
 adds ``room_log`` (each room's signed membership-log entries, opaque to the relay); 3
 adds ``users.name_statement`` (the user's signed name, opaque to the relay); 4 adds
-``room_deletions`` (the notice, per member, of a room the operator deleted).
+``room_deletions`` (the notice, per member, of a room the operator deleted); 5 lays each
+room's history out as a ring (``messages`` keyed by ``(room, slot)``, ``rooms.ring`` its
+size, ``rooms.seq`` always the newest number; see `SAVE_ROOM_SEQS` and store/sqlite.py).
 """
 
 import sqlite3
@@ -29,7 +31,7 @@ from typing import Final
 from e2echat_server.datadir import StartRefusedError
 
 APPLICATION_ID: Final = 0x65326563  # "e2ec"
-CURRENT: Final = 4
+CURRENT: Final = 5
 TABLES: Final = ("users", "rooms", "members", "messages", "mailbox")
 """The tables of schema 0 (a file holding them all is ours)."""
 COPIED: Final = (*TABLES, "room_log", "room_deletions")
@@ -74,6 +76,20 @@ CREATE TABLE IF NOT EXISTS room_deletions (
 """
 
 
+MESSAGES_RING: Final = """
+CREATE TABLE messages_ring (
+    room BLOB NOT NULL, slot INTEGER NOT NULL, seq INTEGER NOT NULL, ts INTEGER NOT NULL,
+    sender BLOB NOT NULL, body BLOB NOT NULL, PRIMARY KEY (room, slot)
+)
+"""
+SAVE_ROOM_SEQS: Final = (
+    "UPDATE rooms SET seq = max(seq, coalesce((SELECT max(m.seq) FROM messages m"
+    " WHERE m.room = rooms.id), 0))"
+)
+"""Bring every ``rooms.seq`` up to its newest message (before schema 5 appends left it
+behind); a scan of each room's rows, for migration and rebuild only."""
+
+
 def _stamp_v1(db: sqlite3.Connection) -> None:
     db.execute(f"PRAGMA application_id={APPLICATION_ID}")
 
@@ -91,11 +107,22 @@ def _room_deletions_v4(db: sqlite3.Connection) -> None:
     db.execute(ROOM_DELETIONS)
 
 
+def _message_ring_v5(db: sqlite3.Connection) -> None:
+    # ring 0: a room's slots are its sequence numbers, until its next append lays them out
+    db.execute("ALTER TABLE rooms ADD COLUMN ring INTEGER NOT NULL DEFAULT 0")
+    db.execute(SAVE_ROOM_SEQS)
+    db.execute(MESSAGES_RING)
+    db.execute("INSERT INTO messages_ring SELECT room, seq, seq, ts, sender, body FROM messages")
+    db.execute("DROP TABLE messages")
+    db.execute("ALTER TABLE messages_ring RENAME TO messages")
+
+
 MIGRATIONS: Final[dict[int, Callable[[sqlite3.Connection], None]]] = {
     1: _stamp_v1,
     2: _room_log_v2,
     3: _name_statement_v3,
     4: _room_deletions_v4,
+    5: _message_ring_v5,
 }
 
 
@@ -236,6 +263,7 @@ def rebuild(path: Path) -> int:
             ) from None
         for table in COPIED:
             copied += _copy_rows(new, table)
+        new.execute(SAVE_ROOM_SEQS)
         new.execute("DETACH DATABASE old")
     except BaseException:
         new.close()
@@ -250,16 +278,22 @@ def rebuild(path: Path) -> int:
     return copied
 
 
+_STAND_INS: Final = {("messages", "slot"): "seq"}  # before schema 5: ring 0, slot = seq
+
+
 def _copy_rows(db: sqlite3.Connection, table: str) -> int:
     """Copy ``old.table``'s readable rows, one by one, until the first unreadable page."""
     copied = 0
     try:
         columns = [row[1] for row in db.execute(f"PRAGMA old.table_info({table})")]
         wanted = [row[1] for row in db.execute(f"PRAGMA main.table_info({table})")]
-        shared = [c for c in wanted if c in columns]
+        # a column the old file lacks takes its default, or what stood in for it there
+        stand_in = {c: _STAND_INS[table, c] for c in wanted if (table, c) in _STAND_INS}
+        shared = [c for c in wanted if c in columns or (c in stand_in and stand_in[c] in columns)]
         names, marks = ", ".join(shared), ", ".join("?" * len(shared))
+        read = ", ".join(c if c in columns else stand_in[c] for c in shared)
         insert = f"INSERT OR IGNORE INTO main.{table} ({names}) VALUES ({marks})"  # noqa: S608
-        for row in db.execute(f"SELECT {names} FROM old.{table}"):  # noqa: S608
+        for row in db.execute(f"SELECT {read} FROM old.{table}"):  # noqa: S608
             db.execute(insert, row)
             copied += 1
     except sqlite3.DatabaseError:

@@ -7,8 +7,10 @@ future resolves only after its batch has committed, so "returned" means "durable
 with ``synchronous=NORMAL`` survives the relay being killed (SIGKILL); pass
 ``synchronous="FULL"`` to also survive the machine losing power, at some throughput.
 
-Room messages, the hot path, are not closures but rows: the writer inserts each run of
-consecutive appends with one multi-row INSERT and trims each room's history once per run.
+Room messages, the hot path, are not closures but rows: the writer writes each run of
+consecutive appends with one multi-row INSERT into the rooms' rings (a room's newest
+``keep`` messages in ``keep`` slots, each overwriting the one ``keep`` before it, so
+retention deletes nothing) and one UPDATE of the rooms' newest numbers.
 Every statement releases and retakes the GIL, which the event loop thread holds most of
 the time under load, so statements per batch (not per message) is what keeps the writer
 from making the loop wait; ``append`` also returns the job's future itself, so a message
@@ -63,14 +65,7 @@ _MAX_BATCH: Final = 512
 _ROWS_PER_INSERT: Final = 64  # 320 parameters per statement, far below SQLite's limit
 CHECKPOINT_EVERY_S: Final = 0.05
 _WAL_BACKSTOP_PAGES: Final = 4000
-
-
-# A room's number is the max of rooms.seq and its newest message's seq: appends do not
-# update rooms.seq (one statement less per message); prune saves it before deleting.
-_SAVE_ROOM_SEQS: Final = (
-    "UPDATE rooms SET seq = max(seq, coalesce((SELECT max(m.seq) FROM messages m"
-    " WHERE m.room = rooms.id), 0))"
-)
+_ROOMS_PER_UPDATE: Final = 500  # 1,000 parameters per statement
 
 # (work, future, isolated): work is a function of the connection, or a message row
 # (room, seq, ts, sender, body, keep) to append. An isolated job runs in its own savepoint,
@@ -108,6 +103,9 @@ class SqliteStore:
         self._checkpointer: threading.Thread | None = None
         self._stop_checkpoints = threading.Event()
         self.checkpointed = threading.Event()  # set after each checkpoint (monitoring, tests)
+        # The writer thread's own: room -> [ring size, newest seq] as its transaction left
+        # them, so an append reads nothing; emptied when a batch fails (rolled back).
+        self._layouts: dict[bytes, list[int]] = {}
 
     @classmethod
     async def open(
@@ -252,7 +250,7 @@ class SqliteStore:
                     results.append((True, None))
                     continue
                 if rows:  # earlier appends first: jobs apply in the order they were queued
-                    _append_rows(db, rows)
+                    self._append_rows(db, rows)
                     rows = []
                 if not isolated:
                     results.append((True, work(db)))
@@ -266,10 +264,11 @@ class SqliteStore:
                     db.execute("RELEASE job")
                     results.append((False, exc))
             if rows:
-                _append_rows(db, rows)
+                self._append_rows(db, rows)
             db.execute("COMMIT")
         except Exception as exc:  # the batch failed as a whole: nothing of it is durable
             results = [(False, exc)] * len(batch)
+            self._layouts.clear()
             try:
                 if db.in_transaction:
                     db.execute("ROLLBACK")
@@ -292,6 +291,69 @@ class SqliteStore:
             return _connect(self.path, synchronous)
         except (OSError, sqlite3.Error):
             return db
+
+    def _append_rows(self, db: sqlite3.Connection, rows: list[_Row]) -> None:
+        """Write consecutive appends into their rooms' rings, with few statements.
+
+        A room keeps its newest ``keep`` messages in ``keep`` slots (``seq % keep``): each
+        message overwrites the one ``keep`` before it in place. Retention so costs no
+        DELETE, and neither the table nor its index grows, where a DELETE per room per
+        commit of its oldest rows doubled the writer's work per message once a room was
+        full. A skipped number (a failed write keeps its seq) empties its slot, so every
+        row stored is one of the room's newest ``keep``.
+        """
+        keeps = {row[0]: row[5] for row in rows}  # a room's newest message decides
+        layouts: dict[bytes, list[int]] = {}
+        for room, keep in keeps.items():
+            layout = self._layouts.get(room)
+            if layout is None or layout[0] != keep:
+                layout = self._lay_out(db, room, keep)
+            layouts[room] = layout
+        skipped: list[tuple[bytes, int]] = []
+        for room, seq, *_ in rows:
+            layout = layouts[room]
+            ring, expected = layout[0], layout[1] + 1
+            if seq > expected:
+                skipped += ((room, _slot(s, ring)) for s in range(max(expected, seq - ring), seq))
+            layout[1] = max(layout[1], seq)
+        for start in range(0, len(skipped), _ROOMS_PER_UPDATE):
+            db.executemany(
+                "DELETE FROM messages WHERE room = ? AND slot = ?",
+                skipped[start : start + _ROOMS_PER_UPDATE],
+            )
+        for start in range(0, len(rows), _ROWS_PER_INSERT):
+            chunk = rows[start : start + _ROWS_PER_INSERT]
+            params: list[object] = []
+            for room, seq, ts, sender, body, _ in chunk:
+                params += (room, _slot(seq, layouts[room][0]), seq, ts, sender, body)
+            sql = _INSERT_FULL if len(chunk) == _ROWS_PER_INSERT else _insert_sql(len(chunk))
+            db.execute(sql, params)
+        seqs = [(room, layout[1]) for room, layout in layouts.items()]
+        for start in range(0, len(seqs), _ROOMS_PER_UPDATE):
+            part = seqs[start : start + _ROOMS_PER_UPDATE]
+            db.execute(_seqs_sql(len(part)), [value for pair in part for value in pair])
+
+    def _lay_out(self, db: sqlite3.Connection, room: bytes, keep: int) -> list[int]:
+        """Bring the room's ring to ``keep`` slots (rare: a new room, a new history_count,
+        or rows from before schema 5), keeping its newest ``keep`` messages."""
+        ring, latest = _stored_ring(db, room)
+        if ring != keep and latest:
+            db.execute("DELETE FROM messages WHERE room = ? AND seq <= ?", (room, latest - keep))
+            # two passes: no row takes a slot another still holds
+            db.execute("UPDATE messages SET slot = -1 - seq WHERE room = ?", (room,))
+            db.execute("UPDATE messages SET slot = seq % ? WHERE room = ?", (keep, room))
+        if ring != keep:
+            db.execute("UPDATE rooms SET ring = ? WHERE id = ?", (keep, room))
+        layout = self._layouts[room] = [keep, latest]
+        return layout
+
+    def _drop_room(self, db: sqlite3.Connection, room: bytes) -> None:
+        """Delete a room with every member, its history and its membership log."""
+        db.execute("DELETE FROM members WHERE room = ?", (room,))
+        db.execute("DELETE FROM messages WHERE room = ?", (room,))
+        db.execute("DELETE FROM room_log WHERE room = ?", (room,))
+        db.execute("DELETE FROM rooms WHERE id = ?", (room,))
+        self._layouts.pop(room, None)
 
     def _resolve(self, futures: list[asyncio.Future[Any]], results: list[tuple[bool, Any]]) -> None:
         self._unresolved -= len(futures)
@@ -326,12 +388,7 @@ class SqliteStore:
                 users=users,
                 rooms=rooms,
                 members=members,
-                room_seqs=dict(
-                    db.execute(
-                        "SELECT id, max(seq, coalesce((SELECT max(m.seq) FROM messages m"
-                        " WHERE m.room = rooms.id), 0)) FROM rooms"
-                    )
-                ),
+                room_seqs=dict(db.execute("SELECT id, seq FROM rooms")),
                 mailbox_seqs=dict(db.execute("SELECT key, mailbox_seq FROM users")),
                 mailbox_counts=dict(
                     db.execute("SELECT recipient, count(*) FROM mailbox GROUP BY recipient")
@@ -406,7 +463,7 @@ class SqliteStore:
         def write(db: sqlite3.Connection) -> None:
             db.execute("DELETE FROM members WHERE room = ? AND key = ?", (room, key))
             if drop_room:
-                _drop_room(db, room)
+                self._drop_room(db, room)
 
         await self._submit(write)
 
@@ -414,7 +471,7 @@ class SqliteStore:
         self, room: bytes, deletion: RoomDeletionRecord, members: list[bytes]
     ) -> None:
         def write(db: sqlite3.Connection) -> None:
-            _drop_room(db, room)
+            self._drop_room(db, room)
             db.executemany(
                 "INSERT OR REPLACE INTO room_deletions (recipient, room, reason, ts, expires)"
                 " VALUES (?, ?, ?, ?, ?)",
@@ -440,54 +497,62 @@ class SqliteStore:
         return self._enqueue((room, message.seq, message.ts, message.sender, message.body, keep))
 
     async def history(self, room: bytes, after: int, not_before: int, limit: int) -> list[Envelope]:
-        return await self._submit(
-            lambda db: [
-                Envelope(*row)
-                for row in db.execute(
-                    "SELECT seq, ts, sender, body FROM messages WHERE room = ? AND seq > ?"
-                    " AND ts >= ? ORDER BY seq LIMIT ?",
-                    (room, after, not_before, limit),
+        def read(db: sqlite3.Connection) -> list[Envelope]:
+            found: list[Envelope] = []
+            for condition, bound in _age_order(*_stored_ring(db, room)):  # oldest slots first
+                found += (
+                    Envelope(*row)
+                    for row in db.execute(
+                        "SELECT seq, ts, sender, body FROM messages WHERE room = ?"  # noqa: S608
+                        f" AND {condition} AND seq > ? AND ts >= ? ORDER BY slot LIMIT ?",
+                        (room, bound, after, not_before, limit - len(found)),
+                    )
                 )
-            ]
-        )
+                if len(found) == limit:
+                    break
+            return found
+
+        return await self._submit(read)
 
     async def retract(self, room: bytes, seq: int, sender: bytes) -> Retraction:
         def write(db: sqlite3.Connection) -> Retraction:
+            at = (room, _slot(seq, _stored_ring(db, room)[0]), seq)
             row = db.execute(
-                "SELECT sender FROM messages WHERE room = ? AND seq = ?", (room, seq)
+                "SELECT sender FROM messages WHERE room = ? AND slot = ? AND seq = ?", at
             ).fetchone()
             if row is None:
                 return "absent"
             if row[0] != sender:
                 return "foreign"
-            db.execute(  # it may be the newest message: keep its number
-                "UPDATE rooms SET seq = max(seq, (SELECT max(seq) FROM messages WHERE room = ?))"
-                " WHERE id = ?",
-                (room, room),
-            )
-            db.execute("DELETE FROM messages WHERE room = ? AND seq = ?", (room, seq))
+            # rooms.seq keeps the number even if this was the newest message
+            db.execute("DELETE FROM messages WHERE room = ? AND slot = ? AND seq = ?", at)
             return "removed"
 
         return await self._submit(write)
 
     async def prune(self, not_before: int) -> int:
         def write(db: sqlite3.Connection) -> int:
-            db.execute(_SAVE_ROOM_SEQS)  # the newest message may go: keep its number
             removed = 0
-            for (room,) in db.execute("SELECT id FROM rooms").fetchall():
+            for room, ring, latest in db.execute("SELECT id, ring, seq FROM rooms").fetchall():
                 # ts never decreases along seq, so the first message young enough marks
-                # the cut; found by walking the primary key, which stops at it.
-                first = db.execute(
-                    "SELECT seq FROM messages WHERE room = ? AND ts >= ? ORDER BY seq LIMIT 1",
-                    (room, not_before),
-                ).fetchone()
-                if first is None:
-                    cursor = db.execute("DELETE FROM messages WHERE room = ?", (room,))
-                else:
-                    cursor = db.execute(
-                        "DELETE FROM messages WHERE room = ? AND seq < ?", (room, first[0])
-                    )
-                removed += cursor.rowcount
+                # the cut; found by walking the ring oldest first, which stops at it.
+                for condition, bound in _age_order(ring, latest):
+                    where = f"room = ? AND {condition}"
+                    first = db.execute(
+                        f"SELECT slot FROM messages WHERE {where} AND ts >= ?"  # noqa: S608
+                        " ORDER BY slot LIMIT 1",
+                        (room, bound, not_before),
+                    ).fetchone()
+                    if first is not None:
+                        removed += db.execute(
+                            f"DELETE FROM messages WHERE {where} AND slot < ?",  # noqa: S608
+                            (room, bound, first[0]),
+                        ).rowcount
+                        break
+                    removed += db.execute(
+                        f"DELETE FROM messages WHERE {where}",  # noqa: S608
+                        (room, bound),
+                    ).rowcount
             return removed
 
         return await self._submit(write)
@@ -602,37 +667,45 @@ def _connect(path: Path, synchronous: str) -> sqlite3.Connection:
     return db
 
 
-def _drop_room(db: sqlite3.Connection, room: bytes) -> None:
-    """Delete a room with every member, its history and its membership log."""
-    db.execute("DELETE FROM members WHERE room = ?", (room,))
-    db.execute("DELETE FROM messages WHERE room = ?", (room,))
-    db.execute("DELETE FROM room_log WHERE room = ?", (room,))
-    db.execute("DELETE FROM rooms WHERE id = ?", (room,))
-
-
 def _insert_sql(rows: int) -> str:
     """INSERT of ``rows`` rows: only placeholders are repeated, values are bound."""
-    values = ",".join(["(?, ?, ?, ?, ?)"] * rows)
-    return f"INSERT INTO messages (room, seq, ts, sender, body) VALUES {values}"  # noqa: S608
+    values = ",".join(["(?, ?, ?, ?, ?, ?)"] * rows)
+    return (
+        f"INSERT INTO messages (room, slot, seq, ts, sender, body) VALUES {values}"  # noqa: S608
+        " ON CONFLICT (room, slot) DO UPDATE SET seq = excluded.seq, ts = excluded.ts,"
+        " sender = excluded.sender, body = excluded.body WHERE excluded.seq > messages.seq"
+    )
+
+
+def _seqs_sql(rooms: int) -> str:
+    """UPDATE of ``rooms`` rooms' newest numbers, one statement for a run of appends."""
+    values = ",".join(["(?, ?)"] * rooms)
+    return (
+        f"UPDATE rooms SET seq = max(rooms.seq, v.column2) FROM (VALUES {values}) AS v"  # noqa: S608
+        " WHERE rooms.id = v.column1"
+    )
+
+
+def _slot(seq: int, ring: int) -> int:
+    """Where message ``seq`` lives in a room of ``ring`` slots (0: not laid out yet)."""
+    return seq % ring if ring else seq
+
+
+def _age_order(ring: int, latest: int) -> tuple[tuple[str, int], ...]:
+    """The slot ranges of a room's ring, oldest message first, as (condition, bound)."""
+    if not ring:
+        return (("slot >= ?", 0),)
+    start = _slot(max(latest - ring, 0) + 1, ring)
+    return (("slot >= ?", start), ("slot < ?", start))
+
+
+def _stored_ring(db: sqlite3.Connection, room: bytes) -> tuple[int, int]:
+    """The room's ring size and newest number, as stored (a room not stored: nothing)."""
+    row = db.execute("SELECT ring, seq FROM rooms WHERE id = ?", (room,)).fetchone()
+    return (row[0], row[1]) if row else (0, 0)
 
 
 _INSERT_FULL: Final = _insert_sql(_ROWS_PER_INSERT)
-
-
-def _append_rows(db: sqlite3.Connection, rows: list[_Row]) -> None:
-    """Insert consecutive appends with few statements, then trim each room's history once."""
-    newest: dict[bytes, tuple[int, int]] = {}
-    for start in range(0, len(rows), _ROWS_PER_INSERT):
-        chunk = rows[start : start + _ROWS_PER_INSERT]
-        params: list[object] = []
-        for room, seq, ts, sender, body, keep in chunk:
-            params += (room, seq, ts, sender, body)
-            newest[room] = (seq, keep)
-        sql = _INSERT_FULL if len(chunk) == _ROWS_PER_INSERT else _insert_sql(len(chunk))
-        db.execute(sql, params)
-    for room, (seq, keep) in newest.items():
-        if seq > keep:
-            db.execute("DELETE FROM messages WHERE room = ? AND seq <= ?", (room, seq - keep))
 
 
 def _log_has(db: sqlite3.Connection, room: bytes, length: int) -> bool:
