@@ -288,10 +288,10 @@ def _copy_rows(db: sqlite3.Connection, table: str) -> int:
         columns = [row[1] for row in db.execute(f"PRAGMA old.table_info({table})")]
         wanted = [row[1] for row in db.execute(f"PRAGMA main.table_info({table})")]
         # a column the old file lacks takes its default, or what stood in for it there
-        stand_in = {c: _STAND_INS[table, c] for c in wanted if (table, c) in _STAND_INS}
-        shared = [c for c in wanted if c in columns or (c in stand_in and stand_in[c] in columns)]
+        sources = {c: c if c in columns else _STAND_INS.get((table, c)) for c in wanted}
+        shared = [c for c, source in sources.items() if source in columns]
         names, marks = ", ".join(shared), ", ".join("?" * len(shared))
-        read = ", ".join(c if c in columns else stand_in[c] for c in shared)
+        read = ", ".join(str(sources[c]) for c in shared)
         insert = f"INSERT OR IGNORE INTO main.{table} ({names}) VALUES ({marks})"  # noqa: S608
         for row in db.execute(f"SELECT {read} FROM old.{table}"):  # noqa: S608
             db.execute(insert, row)

@@ -302,50 +302,43 @@ class SqliteStore:
         full. A skipped number (a failed write keeps its seq) empties its slot, so every
         row stored is one of the room's newest ``keep``.
         """
-        keeps = {row[0]: row[5] for row in rows}  # a room's newest message decides
-        layouts: dict[bytes, list[int]] = {}
-        for room, keep in keeps.items():
+        rings = {row[0]: row[5] for row in rows}  # a room's newest message decides its size
+        for room, ring in rings.items():
             layout = self._layouts.get(room)
-            if layout is None or layout[0] != keep:
-                layout = self._lay_out(db, room, keep)
-            layouts[room] = layout
+            if layout is None or layout[0] != ring:
+                self._lay_out(db, room, ring)
         skipped: list[tuple[bytes, int]] = []
         for room, seq, *_ in rows:
-            layout = layouts[room]
+            layout = self._layouts[room]
             ring, expected = layout[0], layout[1] + 1
             if seq > expected:
-                skipped += ((room, _slot(s, ring)) for s in range(max(expected, seq - ring), seq))
+                skipped += ((room, s % ring) for s in range(max(expected, seq - ring), seq))
             layout[1] = max(layout[1], seq)
-        for start in range(0, len(skipped), _ROOMS_PER_UPDATE):
-            db.executemany(
-                "DELETE FROM messages WHERE room = ? AND slot = ?",
-                skipped[start : start + _ROOMS_PER_UPDATE],
-            )
+        if skipped:  # before the rows: a later row may take a slot emptied here
+            db.executemany("DELETE FROM messages WHERE room = ? AND slot = ?", skipped)
         for start in range(0, len(rows), _ROWS_PER_INSERT):
             chunk = rows[start : start + _ROWS_PER_INSERT]
             params: list[object] = []
             for room, seq, ts, sender, body, _ in chunk:
-                params += (room, _slot(seq, layouts[room][0]), seq, ts, sender, body)
+                params += (room, seq % rings[room], seq, ts, sender, body)
             sql = _INSERT_FULL if len(chunk) == _ROWS_PER_INSERT else _insert_sql(len(chunk))
             db.execute(sql, params)
-        seqs = [(room, layout[1]) for room, layout in layouts.items()]
+        seqs = [(room, self._layouts[room][1]) for room in rings]
         for start in range(0, len(seqs), _ROOMS_PER_UPDATE):
             part = seqs[start : start + _ROOMS_PER_UPDATE]
             db.execute(_seqs_sql(len(part)), [value for pair in part for value in pair])
 
-    def _lay_out(self, db: sqlite3.Connection, room: bytes, keep: int) -> list[int]:
+    def _lay_out(self, db: sqlite3.Connection, room: bytes, keep: int) -> None:
         """Bring the room's ring to ``keep`` slots (rare: a new room, a new history_count,
         or rows from before schema 5), keeping its newest ``keep`` messages."""
         ring, latest = _stored_ring(db, room)
-        if ring != keep and latest:
+        if ring != keep:
             db.execute("DELETE FROM messages WHERE room = ? AND seq <= ?", (room, latest - keep))
             # two passes: no row takes a slot another still holds
             db.execute("UPDATE messages SET slot = -1 - seq WHERE room = ?", (room,))
             db.execute("UPDATE messages SET slot = seq % ? WHERE room = ?", (keep, room))
-        if ring != keep:
             db.execute("UPDATE rooms SET ring = ? WHERE id = ?", (keep, room))
-        layout = self._layouts[room] = [keep, latest]
-        return layout
+        self._layouts[room] = [keep, latest]
 
     def _drop_room(self, db: sqlite3.Connection, room: bytes) -> None:
         """Delete a room with every member, its history and its membership log."""
@@ -695,7 +688,7 @@ def _age_order(ring: int, latest: int) -> tuple[tuple[str, int], ...]:
     """The slot ranges of a room's ring, oldest message first, as (condition, bound)."""
     if not ring:
         return (("slot >= ?", 0),)
-    start = _slot(max(latest - ring, 0) + 1, ring)
+    start = (max(latest - ring, 0) + 1) % ring
     return (("slot >= ?", start), ("slot < ?", start))
 
 
